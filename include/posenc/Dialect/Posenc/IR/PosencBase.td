@@ -1,0 +1,43 @@
+//===- PosencBase.td - posenc dialect definition -----------*- tablegen -*-===//
+//
+// The posenc dialect: position encodings of transformer attention as ops.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef POSENC_DIALECT_POSENC_IR_POSENCBASE_TD
+#define POSENC_DIALECT_POSENC_IR_POSENCBASE_TD
+
+include "mlir/IR/OpBase.td"
+
+def Posenc_Dialect : Dialect {
+  let name = "posenc";
+  let cppNamespace = "::mlir::posenc";
+  let summary = "Position encodings of transformer attention";
+  let description = [{
+    The posenc dialect models the position encodings of transformer
+    attention as first-class, value-semantic ops on tensors: rotary
+    embeddings with every published frequency scaling (`posenc.rope`),
+    absolute sinusoidal tables (`posenc.sinusoidal`), additive biases
+    (`posenc.alibi_bias`, `posenc.rel_bias`, `posenc.rel_key_bias`),
+    scaled dot-product attention with a score-modification region
+    (`posenc.attention`) and DeepSeek's multi-head latent attention
+    (`posenc.mla_absorb`).
+
+    Query/key/value tensors use the layout `[B, S, H, D]` (batch, sequence,
+    heads, head dim). Element types are f32, f16 and bf16; arithmetic is
+    f32. Positions are explicit i32/i64 tensors (`[S]` or `[B, S]`), never
+    implied by an index, so KV caches, packing and offsets are expressed as
+    positions.
+  }];
+  let useDefaultAttributePrinterParser = 1;
+  let extraClassDeclaration = [{
+  private:
+    void registerAttributes();
+  public:
+  }];
+}
+
+class Posenc_Op<string mnemonic, list<Trait> traits = []>
+    : Op<Posenc_Dialect, mnemonic, traits>;
+
+#endif // POSENC_DIALECT_POSENC_IR_POSENCBASE_TD

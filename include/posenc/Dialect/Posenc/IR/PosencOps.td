@@ -1,0 +1,388 @@
+//===- PosencOps.td - posenc operations --------------------*- tablegen -*-===//
+
+#ifndef POSENC_DIALECT_POSENC_IR_POSENCOPS_TD
+#define POSENC_DIALECT_POSENC_IR_POSENCOPS_TD
+
+include "posenc/Dialect/Posenc/IR/PosencAttrs.td"
+include "mlir/IR/CommonAttrConstraints.td"
+include "mlir/IR/CommonTypeConstraints.td"
+include "mlir/Interfaces/ControlFlowInterfaces.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+
+//===----------------------------------------------------------------------===//
+// Type constraints
+//===----------------------------------------------------------------------===//
+
+def Posenc_FloatTensor : RankedTensorOf<[F32, F16, BF16]>;
+def Posenc_PosTensor : RankedTensorOf<[I32, I64]>;
+
+//===----------------------------------------------------------------------===//
+// RopeOp
+//===----------------------------------------------------------------------===//
+
+def Posenc_RopeOp : Posenc_Op<"rope", [Pure, AllTypesMatch<["x", "result"]>]> {
+  let summary = "Rotary position embedding";
+  let description = [{
+    Rotates pairs of dimensions of `x: [B, S, H, D]` by angles proportional
+    to the positions `pos: [B, S]` or `[S]`.
+
+    With R = `rotary_dim` (even, <= D, default D) and i < R/2, the angle of
+    pair i at position p is θ_i = p·ω_i. The frequencies ω come from `base`
+    (default 10000) and `scaling` (default `none`):
+
+    - `none`: ω_i = base^(-2i/R)
+    - `linear{factor f}`: ω_i / f
+    - `ntk{alpha a}`: base' = base·a^(R/(R-2)), ω from base'
+    - `dynamic{factor f, original L0}`: s = max(max(pos)+1, L0);
+      base' = base·((f·s/L0) - (f-1))^(R/(R-2)); ω from base'
+    - `yarn{factor f, original L0, beta_fast, beta_slow, mscale,
+      mscale_all_dim, truncate}`: cd(r) = R·ln(L0/(2πr)) / (2·ln base);
+      low = cd(beta_fast), high = cd(beta_slow) (floor/ceil when truncate),
+      clamped to [0, R-1]; if low = high then high += 0.001;
+      ramp_i = clamp((i-low)/(high-low), 0, 1);
+      ω_i' = ω_i·(ramp_i/f + 1 - ramp_i). Default attention factor:
+      g(f, mscale)/g(f, mscale_all_dim) when both are non-zero, else
+      g(f, 1), with g(s, m) = 1 if s <= 1 else 0.1·m·ln s + 1.
+    - `llama3{factor f, low_freq_factor, high_freq_factor, original L0}`:
+      λ = 2π/ω; λ < L0/high → ω; λ > L0/low → ω/f; otherwise, with
+      t = (L0/λ - low)/(high - low): (1-t)·ω/f + t·ω
+    - `longrope{short_factor, long_factor, original L0, max_positions}`:
+      ω_i = 1/(ext_i·base^(2i/R)), ext = long_factor if max(pos)+1 > L0
+      else short_factor; attention factor sqrt(1 + ln(max_positions/L0) /
+      ln L0).
+
+    `layout` selects the pairs (u, v): `half` pairs (i, i + R/2),
+    `interleaved` pairs (2i, 2i + 1). With a = `attention_factor` (when
+    given; else the scaling's default, else 1):
+
+    ```
+    y_u = a·(x_u·cos θ - x_v·sin θ)
+    y_v = a·(x_v·cos θ + x_u·sin θ)
+    ```
+
+    Dimensions >= R are copied unchanged. Frequencies are computed in
+    float64 at compile time; angles are range-reduced so that cos/sin stay
+    within 1e-6 of a float64 evaluation for every position below 2^24.
+
+    Example:
+
+    ```mlir
+    %y = posenc.rope %x, %pos layout half {base = 500000.0 : f64,
+           scaling = #posenc.rope_scaling<llama3, factor = 8.0,
+             low_freq_factor = 1.0, high_freq_factor = 4.0, original = 8192>}
+         : tensor<1x16x32x128xf32>, tensor<16xi32>
+    ```
+  }];
+  let arguments = (ins
+    Posenc_FloatTensor:$x,
+    Posenc_PosTensor:$pos,
+    Posenc_RopeLayoutAttr:$layout,
+    DefaultValuedAttr<F64Attr, "10000.0">:$base,
+    OptionalAttr<I64Attr>:$rotary_dim,
+    OptionalAttr<Posenc_RopeScalingAttr>:$scaling,
+    OptionalAttr<F64Attr>:$attention_factor
+  );
+  let results = (outs Posenc_FloatTensor:$result);
+  let assemblyFormat = [{
+    $x `,` $pos `layout` `` $layout attr-dict `:` type($x) `,` type($pos)
+  }];
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    /// The number of rotated dimensions R; std::nullopt only when the head
+    /// dim is dynamic and `rotary_dim` is absent (rejected by the verifier).
+    std::optional<int64_t> getRotaryDimOrHeadDim();
+    /// The scaling attribute, `none` when absent.
+    RopeScalingAttr getScalingOrNone();
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// SinusoidalOp
+//===----------------------------------------------------------------------===//
+
+def Posenc_SinusoidalOp : Posenc_Op<"sinusoidal", [Pure]> {
+  let summary = "Absolute sinusoidal position encoding (Vaswani et al.)";
+  let description = [{
+    Builds the encoding table of the positions `pos: [..., S]` as a tensor
+    `[..., S, D]`, D = `dim` (even). With ω_i = base^(-2i/D) for i < D/2:
+
+    - `interleaved`: PE[2i] = sin(p·ω_i), PE[2i+1] = cos(p·ω_i)
+    - `half`: PE[i] = sin(p·ω_i), PE[D/2 + i] = cos(p·ω_i)
+
+    The accuracy contract of `posenc.rope` applies.
+
+    Example:
+
+    ```mlir
+    %pe = posenc.sinusoidal %pos layout interleaved {dim = 512 : i64}
+          : tensor<128xi64> -> tensor<128x512xf32>
+    ```
+  }];
+  let arguments = (ins
+    Posenc_PosTensor:$pos,
+    Posenc_RopeLayoutAttr:$layout,
+    I64Attr:$dim,
+    DefaultValuedAttr<F64Attr, "10000.0">:$base
+  );
+  let results = (outs Posenc_FloatTensor:$result);
+  let assemblyFormat = [{
+    $pos `layout` `` $layout attr-dict `:` type($pos) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// AlibiBiasOp
+//===----------------------------------------------------------------------===//
+
+def Posenc_AlibiBiasOp : Posenc_Op<"alibi_bias", [Pure]> {
+  let summary = "ALiBi attention bias (Press et al.)";
+  let description = [{
+    Builds the additive attention bias of ALiBi for query positions
+    `q_pos: [Sq]` or `[B, Sq]` and key positions `k_pos: [Sk]` or
+    `[B, Sk]`. The result is `[H, Sq, Sk]` when both position tensors are
+    1-D and `[B, H, Sq, Sk]` otherwise, H = `num_heads`.
+
+    - `causal`: bias[h, i, j] = m_h·(k_pos_j - q_pos_i)
+    - `symmetric`: bias[h, i, j] = -m_h·|k_pos_j - q_pos_i|
+
+    The slopes m are `slopes` when given, else the rule of the ALiBi paper
+    (as in BLOOM) with B = `max_bias` (default 8): P = 2^floor(log2 n);
+    m_h = 2^(-B·h/P) for h = 1..P; if n > P, append 2^(-B·(2k-1)/(2P)) for
+    k = 1..n-P.
+
+    Example:
+
+    ```mlir
+    %bias = posenc.alibi_bias %qp, %kp mode causal {num_heads = 16 : i64}
+            : tensor<128xi32>, tensor<128xi32> -> tensor<16x128x128xf32>
+    ```
+  }];
+  let arguments = (ins
+    Posenc_PosTensor:$q_pos,
+    Posenc_PosTensor:$k_pos,
+    Posenc_AlibiModeAttr:$mode,
+    I64Attr:$num_heads,
+    DefaultValuedAttr<F64Attr, "8.0">:$max_bias,
+    OptionalAttr<DenseF64ArrayAttr>:$slopes
+  );
+  let results = (outs Posenc_FloatTensor:$result);
+  let assemblyFormat = [{
+    $q_pos `,` $k_pos `mode` `` $mode attr-dict `:` type($q_pos) `,`
+    type($k_pos) `->` type($result)
+  }];
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    /// The per-head slopes: `slopes` if given, else the default rule.
+    SmallVector<double> getSlopesOrDefault();
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// RelBiasOp
+//===----------------------------------------------------------------------===//
+
+def Posenc_RelBiasOp : Posenc_Op<"rel_bias", [Pure]> {
+  let summary = "Learned scalar relative-position bias (T5, clipped)";
+  let description = [{
+    Looks up a learned per-head bias by relative distance:
+    bias[h, i, j] = table[bucket(k_pos_j - q_pos_i), h] with
+    `table: [NB, H]`. Positions and result shapes follow
+    `posenc.alibi_bias`.
+
+    `kind = t5` (N = `num_buckets`, M = `max_distance`): with rel = k - q;
+    if `bidirectional`: N <- N/2, b0 = N·[rel > 0], n = |rel|; else b0 = 0,
+    n = -min(rel, 0); e = N/2; bucket = b0 + (n if n < e else
+    min(e + floor(ln(n/e)/ln(M/e)·(N-e)), N-1)). The table has N rows.
+
+    `kind = clip`: bucket = clamp(rel, -M, M) + M with 2M+1 rows; when not
+    `bidirectional`, bucket = clamp(-rel, 0, M) with M+1 rows.
+
+    Example:
+
+    ```mlir
+    %bias = posenc.rel_bias %table, %qp, %kp kind t5
+              {num_buckets = 32 : i64, max_distance = 128 : i64}
+            : tensor<32x12xf32>, tensor<64xi32>, tensor<64xi32>
+              -> tensor<12x64x64xf32>
+    ```
+  }];
+  let arguments = (ins
+    Posenc_FloatTensor:$table,
+    Posenc_PosTensor:$q_pos,
+    Posenc_PosTensor:$k_pos,
+    Posenc_RelBiasKindAttr:$kind,
+    OptionalAttr<I64Attr>:$num_buckets,
+    I64Attr:$max_distance,
+    DefaultValuedAttr<BoolAttr, "true">:$bidirectional
+  );
+  let results = (outs Posenc_FloatTensor:$result);
+  let assemblyFormat = [{
+    $table `,` $q_pos `,` $k_pos `kind` `` $kind attr-dict `:` type($table) `,`
+    type($q_pos) `,` type($k_pos) `->` type($result)
+  }];
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    /// The number of table rows the attributes call for.
+    int64_t getExpectedTableRows();
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// RelKeyBiasOp
+//===----------------------------------------------------------------------===//
+
+def Posenc_RelKeyBiasOp : Posenc_Op<"rel_key_bias", [Pure]> {
+  let summary = "Shaw / BERT relative-key attention term";
+  let description = [{
+    bias[b, h, i, j] = q[b, i, h, :] · emb[clamp(k_pos_j - q_pos_i, -M, M) + M, :]
+    with `q: [B, Sq, H, D]`, `emb: [2M+1, D]`, M = `max_distance`, and
+    positions as in `posenc.alibi_bias`. The result is `[B, H, Sq, Sk]`.
+    BERT's `relative_key` indexes its table by q - k: pass it reversed.
+
+    Example:
+
+    ```mlir
+    %bias = posenc.rel_key_bias %q, %emb, %qp, %kp {max_distance = 16 : i64}
+            : tensor<2x64x12x64xf32>, tensor<33x64xf32>, tensor<64xi32>,
+              tensor<64xi32> -> tensor<2x12x64x64xf32>
+    ```
+  }];
+  let arguments = (ins
+    Posenc_FloatTensor:$q,
+    Posenc_FloatTensor:$emb,
+    Posenc_PosTensor:$q_pos,
+    Posenc_PosTensor:$k_pos,
+    I64Attr:$max_distance
+  );
+  let results = (outs Posenc_FloatTensor:$result);
+  let assemblyFormat = [{
+    $q `,` $emb `,` $q_pos `,` $k_pos attr-dict `:` type($q) `,` type($emb)
+    `,` type($q_pos) `,` type($k_pos) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// AttentionOp
+//===----------------------------------------------------------------------===//
+
+def Posenc_AttentionOp : Posenc_Op<"attention", [
+    RecursiveMemoryEffects, RecursivelySpeculatable]> {
+  let summary = "Scaled dot-product attention with a score modifier";
+  let description = [{
+    `q: [B, Sq, Hq, Dk]`, `k: [B, Sk, Hkv, Dk]`, `v: [B, Sk, Hkv, Dv]`,
+    result `[B, Sq, Hq, Dv]`. Hq must be a multiple of Hkv; query head h
+    reads kv head h / (Hq / Hkv) (GQA, MQA).
+
+    s_ij = scale·(q_i · k_j) + bias_ij, with `scale` defaulting to
+    1/sqrt(Dk) and the optional `bias` broadcast (numpy rules) to
+    `[B, Hq, Sq, Sk]`. The optional `score_mod` region then maps each score:
+    its block takes (score: f32, b, h, i, j: index) and yields the new f32
+    score; it may use values defined above. With `causal`, key j is masked
+    for query i when j > i + Sk - Sq (bottom-right aligned, as in
+    FlashAttention). out_i = sum_j softmax(s_i)_j·v_j; a fully masked row
+    yields 0.
+
+    Example:
+
+    ```mlir
+    %o = posenc.attention %q, %k, %v causal
+           : tensor<1x128x32x64xf32>, tensor<1x128x8x64xf32>,
+             tensor<1x128x8x64xf32> -> tensor<1x128x32x64xf32>
+    %o2 = posenc.attention %q, %k, %v : tensor<1x8x4x16xf32>,
+            tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32> -> tensor<1x8x4x16xf32>
+          score_mod {
+          ^bb0(%s: f32, %b: index, %h: index, %i: index, %j: index):
+            posenc.yield %s : f32
+          }
+    ```
+  }];
+  let arguments = (ins
+    Posenc_FloatTensor:$q,
+    Posenc_FloatTensor:$k,
+    Posenc_FloatTensor:$v,
+    Optional<Posenc_FloatTensor>:$bias,
+    OptionalAttr<F64Attr>:$scale,
+    UnitAttr:$causal
+  );
+  let results = (outs Posenc_FloatTensor:$result);
+  let regions = (region MaxSizedRegion<1>:$score_mod);
+  let assemblyFormat = [{
+    $q `,` $k `,` $v (`bias` `(` $bias^ `:` type($bias) `)`)?
+    (`causal` $causal^)? attr-dict `:` type($q) `,` type($k) `,` type($v)
+    `->` type($result) (`score_mod` $score_mod^)?
+  }];
+  let hasVerifier = 1;
+  let hasRegionVerifier = 1;
+  let extraClassDeclaration = [{
+    /// `scale` when given, else 1/sqrt(Dk); std::nullopt when Dk is
+    /// dynamic and no scale is given.
+    std::optional<double> getScaleOrDefault();
+    /// The score_mod block, or null when the region is empty.
+    Block *getScoreModBlock();
+  }];
+}
+
+def Posenc_YieldOp : Posenc_Op<"yield", [
+    Pure, ReturnLike, Terminator, HasParent<"AttentionOp">]> {
+  let summary = "Yields the modified score of a score_mod region";
+  let arguments = (ins AnyType:$value);
+  let assemblyFormat = "$value attr-dict `:` type($value)";
+}
+
+//===----------------------------------------------------------------------===//
+// MlaAbsorbOp
+//===----------------------------------------------------------------------===//
+
+def Posenc_MlaAbsorbOp : Posenc_Op<"mla_absorb", [Pure]> {
+  let summary = "DeepSeek multi-head latent attention";
+  let description = [{
+    Attention over a compressed latent KV cache with decoupled RoPE.
+    Operands: `q_nope: [B, Sq, H, Dn]`, `q_pe: [B, Sq, H, Dr]` (already
+    rotated), `c_kv: [B, Sk, C]` (latent cache), `k_pe: [B, Sk, Dr]`
+    (rotated, shared by all heads), `w_uk: [H, Dn, C]`, `w_uv: [H, Dv, C]`;
+    result `[B, Sq, H, Dv]`.
+
+    Meaning: k_nope[b, j, h, :] = w_uk[h]·c_kv[b, j],
+    v[b, j, h, :] = w_uv[h]·c_kv[b, j];
+    s = scale·(q_nope·k_nope + q_pe·k_pe) (scale defaults to
+    1/sqrt(Dn + Dr)); out = softmax(s)·v, with `causal` masking as in
+    `posenc.attention`.
+
+    The absorbed form computes the same as multi-query attention over the
+    latent: q_lat = q_nope·w_uk per head (C wide), keys [c_kv | k_pe],
+    values c_kv, then out = o_lat·w_uvᵀ; the cache holds C + Dr elements
+    per token instead of H·(Dn + Dr + Dv).
+
+    Example:
+
+    ```mlir
+    %o = posenc.mla_absorb %qn, %qr, %ckv, %kr, %wuk, %wuv causal
+           : tensor<1x16x16x128xf32>, tensor<1x16x16x64xf32>,
+             tensor<1x16x512xf32>, tensor<1x16x64xf32>,
+             tensor<16x128x512xf32>, tensor<16x128x512xf32>
+             -> tensor<1x16x16x128xf32>
+    ```
+  }];
+  let arguments = (ins
+    Posenc_FloatTensor:$q_nope,
+    Posenc_FloatTensor:$q_pe,
+    Posenc_FloatTensor:$c_kv,
+    Posenc_FloatTensor:$k_pe,
+    Posenc_FloatTensor:$w_uk,
+    Posenc_FloatTensor:$w_uv,
+    OptionalAttr<F64Attr>:$scale,
+    UnitAttr:$causal
+  );
+  let results = (outs Posenc_FloatTensor:$result);
+  let assemblyFormat = [{
+    $q_nope `,` $q_pe `,` $c_kv `,` $k_pe `,` $w_uk `,` $w_uv
+    (`causal` $causal^)? attr-dict `:` type($q_nope) `,` type($q_pe) `,`
+    type($c_kv) `,` type($k_pe) `,` type($w_uk) `,` type($w_uv) `->`
+    type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+#endif // POSENC_DIALECT_POSENC_IR_POSENCOPS_TD

@@ -1,0 +1,570 @@
+//===- PosencOps.cpp - posenc operations ----------------------------------===//
+
+#include "posenc/Dialect/Posenc/IR/PosencOps.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/OpImplementation.h"
+#include "llvm/ADT/STLExtras.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace mlir::posenc;
+
+//===----------------------------------------------------------------------===//
+// Shape checking helpers
+//===----------------------------------------------------------------------===//
+
+namespace {
+/// One dimension of one operand or result, named for diagnostics.
+struct DimRef {
+  StringRef operand;
+  RankedTensorType type;
+  unsigned index;
+
+  int64_t size() const { return type.getDimSize(index); }
+};
+} // namespace
+
+/// Checks that `type` has rank `rank`; `layout` names the dims for users.
+static LogicalResult checkRank(Operation *op, StringRef name,
+                               RankedTensorType type, int64_t rank,
+                               StringRef layout) {
+  if (type.getRank() == rank)
+    return success();
+  return op->emitOpError() << name << " must have rank " << rank << " ("
+                           << layout << "), got rank " << type.getRank()
+                           << " (" << type << ")";
+}
+
+/// Checks that positions are `[S]` or `[B, S]`.
+static LogicalResult checkPositions(Operation *op, StringRef name,
+                                    RankedTensorType type) {
+  if (type.getRank() == 1 || type.getRank() == 2)
+    return success();
+  return op->emitOpError() << name << " must be [S] or [B, S], got rank "
+                           << type.getRank() << " (" << type << ")";
+}
+
+/// Checks that every static size among `refs` (which all denote the dim
+/// `dimName`) agrees with the first static one. Dynamic sizes are accepted.
+static LogicalResult checkSameDim(Operation *op, StringRef dimName,
+                                  ArrayRef<DimRef> refs) {
+  const DimRef *first = nullptr;
+  for (const DimRef &ref : refs) {
+    if (ShapedType::isDynamic(ref.size()))
+      continue;
+    if (!first) {
+      first = &ref;
+      continue;
+    }
+    if (ref.size() != first->size())
+      return op->emitOpError()
+             << dimName << " of " << ref.operand << " (" << ref.size()
+             << ") must equal " << dimName << " of " << first->operand << " ("
+             << first->size() << ")";
+  }
+  return success();
+}
+
+static LogicalResult checkSameElementType(Operation *op,
+                                          ArrayRef<std::pair<StringRef, Value>>
+                                              values) {
+  Type first = cast<ShapedType>(values.front().second.getType())
+                   .getElementType();
+  for (auto [name, value] : values.drop_front()) {
+    Type t = cast<ShapedType>(value.getType()).getElementType();
+    if (t != first)
+      return op->emitOpError()
+             << "element type of " << name << " (" << t
+             << ") must equal element type of " << values.front().first << " ("
+             << first << ")";
+  }
+  return success();
+}
+
+static LogicalResult checkPositiveFinite(Operation *op, StringRef name,
+                                         double value) {
+  if (std::isfinite(value) && value > 0.0)
+    return success();
+  return op->emitOpError() << name << " (" << value
+                           << ") must be positive and finite";
+}
+
+static RankedTensorType rankedType(Value v) {
+  return cast<RankedTensorType>(v.getType());
+}
+
+/// Shared by the bias ops: positions `[Sq]|[B, Sq]` and `[Sk]|[B, Sk]`
+/// give a result `[H, Sq, Sk]` (both 1-D) or `[B, H, Sq, Sk]`. `heads`
+/// lists the operands that also carry H.
+static LogicalResult verifyBiasResult(Operation *op, Value qPos, Value kPos,
+                                      Value result, ArrayRef<DimRef> heads) {
+  RankedTensorType qTy = rankedType(qPos), kTy = rankedType(kPos),
+                   rTy = rankedType(result);
+  if (failed(checkPositions(op, "q_pos", qTy)) ||
+      failed(checkPositions(op, "k_pos", kTy)))
+    return failure();
+  bool batched = qTy.getRank() == 2 || kTy.getRank() == 2;
+  if (batched) {
+    if (failed(checkRank(op, "result", rTy, 4,
+                         "[B, H, Sq, Sk] since a position tensor is batched")))
+      return failure();
+  } else if (failed(checkRank(op, "result", rTy, 3, "[H, Sq, Sk]"))) {
+    return failure();
+  }
+  unsigned off = batched ? 1 : 0;
+  SmallVector<DimRef> batch;
+  if (batched)
+    batch.push_back({"result", rTy, 0});
+  if (qTy.getRank() == 2)
+    batch.push_back({"q_pos", qTy, 0});
+  if (kTy.getRank() == 2)
+    batch.push_back({"k_pos", kTy, 0});
+  SmallVector<DimRef> headRefs(heads);
+  headRefs.push_back({"result", rTy, off});
+  return success(
+      succeeded(checkSameDim(op, "batch size", batch)) &&
+      succeeded(checkSameDim(op, "number of heads", headRefs)) &&
+      succeeded(checkSameDim(
+          op, "query length",
+          {{"q_pos", qTy, unsigned(qTy.getRank() - 1)},
+           {"result", rTy, off + 1}})) &&
+      succeeded(checkSameDim(op, "key length",
+                             {{"k_pos", kTy, unsigned(kTy.getRank() - 1)},
+                              {"result", rTy, off + 2}})));
+}
+
+//===----------------------------------------------------------------------===//
+// RopeOp
+//===----------------------------------------------------------------------===//
+
+std::optional<int64_t> RopeOp::getRotaryDimOrHeadDim() {
+  if (std::optional<int64_t> r = getRotaryDim())
+    return *r;
+  int64_t d = getX().getType().getDimSize(3);
+  if (ShapedType::isDynamic(d))
+    return std::nullopt;
+  return d;
+}
+
+RopeScalingAttr RopeOp::getScalingOrNone() {
+  if (RopeScalingAttr s = getScalingAttr())
+    return s;
+  return RopeScalingAttr::getNone(getContext());
+}
+
+LogicalResult RopeOp::verify() {
+  Operation *op = getOperation();
+  RankedTensorType xTy = getX().getType(), posTy = getPos().getType();
+  if (failed(checkRank(op, "x", xTy, 4, "[B, S, H, D]")) ||
+      failed(checkPositions(op, "pos", posTy)))
+    return failure();
+  unsigned sIdx = posTy.getRank() - 1;
+  if (failed(checkSameDim(op, "sequence length",
+                          {{"x", xTy, 1}, {"pos", posTy, sIdx}})))
+    return failure();
+  if (posTy.getRank() == 2 &&
+      failed(checkSameDim(op, "batch size", {{"x", xTy, 0}, {"pos", posTy, 0}})))
+    return failure();
+
+  int64_t headDim = xTy.getDimSize(3);
+  int64_t rotary;
+  if (std::optional<int64_t> r = getRotaryDim()) {
+    rotary = *r;
+    if (rotary < 0 || rotary % 2 != 0)
+      return emitOpError() << "rotary_dim (" << rotary
+                           << ") must be even and non-negative";
+    if (!ShapedType::isDynamic(headDim) && rotary > headDim)
+      return emitOpError() << "rotary_dim (" << rotary
+                           << ") must be <= head dim (" << headDim << ")";
+  } else {
+    // Frequencies are compile-time constants, so R must be static.
+    if (ShapedType::isDynamic(headDim))
+      return emitOpError()
+             << "rotary_dim is required when the head dim of x is dynamic";
+    if (headDim % 2 != 0)
+      return emitOpError() << "head dim (" << headDim
+                           << ") must be even when rotary_dim is absent";
+    rotary = headDim;
+  }
+
+  double base = getBase().convertToDouble();
+  if (failed(checkPositiveFinite(op, "base", base)))
+    return failure();
+  if (std::optional<APFloat> a = getAttentionFactor())
+    if (failed(checkPositiveFinite(op, "attention_factor",
+                                   a->convertToDouble())))
+      return failure();
+
+  RopeScalingAttr scaling = getScalingOrNone();
+  StringRef kindName = stringifyRopeScalingKind(scaling.getKind());
+  switch (scaling.getKind()) {
+  case RopeScalingKind::ntk:
+  case RopeScalingKind::dynamic:
+    // The base is rescaled by a power R/(R-2).
+    if (rotary <= 2)
+      return emitOpError() << kindName << " scaling requires rotary_dim > 2 "
+                           << "(got " << rotary << ")";
+    break;
+  case RopeScalingKind::yarn:
+    // The correction range divides by ln(base).
+    if (base <= 1.0)
+      return emitOpError() << "yarn scaling requires base > 1 (got " << base
+                           << ")";
+    break;
+  case RopeScalingKind::longrope: {
+    size_t n = scaling.getShortFactor().size();
+    if (static_cast<int64_t>(n) != rotary / 2)
+      return emitOpError() << "longrope short_factor and long_factor have "
+                           << n << " entries but rotary_dim/2 is "
+                           << rotary / 2;
+    break;
+  }
+  default:
+    break;
+  }
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// SinusoidalOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult SinusoidalOp::verify() {
+  Operation *op = getOperation();
+  RankedTensorType posTy = getPos().getType(), rTy = getResult().getType();
+  if (posTy.getRank() < 1)
+    return emitOpError() << "pos must have rank >= 1 ([..., S]), got a scalar";
+  if (failed(checkRank(op, "result", rTy, posTy.getRank() + 1,
+                       "[..., S, D]: the rank of pos plus one")))
+    return failure();
+  for (unsigned i = 0, e = posTy.getRank(); i < e; ++i)
+    if (failed(checkSameDim(op, "dim " + std::to_string(i),
+                            {{"pos", posTy, i}, {"result", rTy, i}})))
+      return failure();
+  int64_t dim = getDim();
+  if (dim <= 0 || dim % 2 != 0)
+    return emitOpError() << "dim (" << dim << ") must be positive and even";
+  int64_t last = rTy.getDimSize(rTy.getRank() - 1);
+  if (!ShapedType::isDynamic(last) && last != dim)
+    return emitOpError() << "last dim of result (" << last
+                         << ") must equal dim (" << dim << ")";
+  return checkPositiveFinite(op, "base", getBase().convertToDouble());
+}
+
+//===----------------------------------------------------------------------===//
+// AlibiBiasOp
+//===----------------------------------------------------------------------===//
+
+SmallVector<double> AlibiBiasOp::getSlopesOrDefault() {
+  if (std::optional<ArrayRef<double>> s = getSlopes())
+    return SmallVector<double>(*s);
+  int64_t n = getNumHeads();
+  double maxBias = getMaxBias().convertToDouble();
+  int64_t p = int64_t(1) << llvm::Log2_64(n);
+  SmallVector<double> slopes;
+  for (int64_t h = 1; h <= p; ++h)
+    slopes.push_back(std::exp2(-maxBias * double(h) / double(p)));
+  for (int64_t k = 1; k <= n - p; ++k)
+    slopes.push_back(std::exp2(-maxBias * double(2 * k - 1) / double(2 * p)));
+  return slopes;
+}
+
+LogicalResult AlibiBiasOp::verify() {
+  Operation *op = getOperation();
+  int64_t n = getNumHeads();
+  if (n <= 0)
+    return emitOpError() << "num_heads (" << n << ") must be positive";
+  if (failed(checkPositiveFinite(op, "max_bias",
+                                 getMaxBias().convertToDouble())))
+    return failure();
+  if (std::optional<ArrayRef<double>> slopes = getSlopes()) {
+    if (static_cast<int64_t>(slopes->size()) != n)
+      return emitOpError() << "slopes has " << slopes->size()
+                           << " entries but num_heads is " << n;
+    for (auto [i, m] : llvm::enumerate(*slopes))
+      if (!std::isfinite(m))
+        return emitOpError() << "slopes[" << i << "] (" << m
+                             << ") must be finite";
+  }
+  if (failed(verifyBiasResult(op, getQPos(), getKPos(), getResult(), {})))
+    return failure();
+  RankedTensorType rTy = getResult().getType();
+  int64_t h = rTy.getDimSize(rTy.getRank() - 3);
+  if (!ShapedType::isDynamic(h) && h != n)
+    return emitOpError() << "number of heads of result (" << h
+                         << ") must equal num_heads (" << n << ")";
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// RelBiasOp
+//===----------------------------------------------------------------------===//
+
+int64_t RelBiasOp::getExpectedTableRows() {
+  int64_t m = getMaxDistance();
+  if (getKind() == RelBiasKind::t5)
+    return getNumBuckets().value_or(0);
+  return getBidirectional() ? 2 * m + 1 : m + 1;
+}
+
+LogicalResult RelBiasOp::verify() {
+  Operation *op = getOperation();
+  RankedTensorType tableTy = getTable().getType();
+  if (failed(checkRank(op, "table", tableTy, 2, "[num_buckets, H]")))
+    return failure();
+  int64_t m = getMaxDistance();
+  if (getKind() == RelBiasKind::t5) {
+    std::optional<int64_t> nb = getNumBuckets();
+    if (!nb)
+      return emitOpError() << "kind t5 requires num_buckets";
+    int64_t n = *nb;
+    if (getBidirectional() && (n < 4 || n % 2 != 0))
+      return emitOpError() << "num_buckets (" << n
+                           << ") must be even and >= 4 when bidirectional";
+    if (n < 2)
+      return emitOpError() << "num_buckets (" << n << ") must be >= 2";
+    // Distances below max_exact get their own bucket; the log-spaced
+    // buckets divide by ln(max_distance / max_exact).
+    int64_t maxExact = (getBidirectional() ? n / 2 : n) / 2;
+    if (m <= maxExact)
+      return emitOpError() << "max_distance (" << m
+                           << ") must exceed the exact-bucket range ("
+                           << maxExact << ") of num_buckets (" << n << ")";
+  } else {
+    if (getNumBuckets())
+      return emitOpError()
+             << "num_buckets is only used by kind t5; kind clip has "
+                "2*max_distance+1 buckets (max_distance+1 if unidirectional)";
+    if (m < 0)
+      return emitOpError() << "max_distance (" << m
+                           << ") must be non-negative";
+  }
+  int64_t rows = tableTy.getDimSize(0);
+  int64_t expected = getExpectedTableRows();
+  if (!ShapedType::isDynamic(rows) && rows != expected)
+    return emitOpError() << "table has " << rows << " rows but kind "
+                         << stringifyRelBiasKind(getKind())
+                         << (getBidirectional() ? " (bidirectional)"
+                                                : " (unidirectional)")
+                         << " with max_distance " << m
+                         << (getNumBuckets() ? " and num_buckets " +
+                                                   std::to_string(expected)
+                                             : std::string())
+                         << " needs " << expected;
+  return verifyBiasResult(op, getQPos(), getKPos(), getResult(),
+                          {{"table", tableTy, 1}});
+}
+
+//===----------------------------------------------------------------------===//
+// RelKeyBiasOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult RelKeyBiasOp::verify() {
+  Operation *op = getOperation();
+  RankedTensorType qTy = getQ().getType(), embTy = getEmb().getType(),
+                   qpTy = getQPos().getType(), kpTy = getKPos().getType(),
+                   rTy = getResult().getType();
+  if (failed(checkRank(op, "q", qTy, 4, "[B, Sq, H, D]")) ||
+      failed(checkRank(op, "emb", embTy, 2, "[2*max_distance+1, D]")) ||
+      failed(checkPositions(op, "q_pos", qpTy)) ||
+      failed(checkPositions(op, "k_pos", kpTy)) ||
+      failed(checkRank(op, "result", rTy, 4, "[B, H, Sq, Sk]")) ||
+      failed(checkSameElementType(op, {{"q", getQ()}, {"emb", getEmb()}})))
+    return failure();
+  int64_t m = getMaxDistance();
+  if (m < 0)
+    return emitOpError() << "max_distance (" << m << ") must be non-negative";
+  int64_t rows = embTy.getDimSize(0);
+  if (!ShapedType::isDynamic(rows) && rows != 2 * m + 1)
+    return emitOpError() << "emb has " << rows
+                         << " rows but max_distance " << m << " needs "
+                         << 2 * m + 1;
+  SmallVector<DimRef> batch = {{"q", qTy, 0}, {"result", rTy, 0}};
+  if (qpTy.getRank() == 2)
+    batch.push_back({"q_pos", qpTy, 0});
+  if (kpTy.getRank() == 2)
+    batch.push_back({"k_pos", kpTy, 0});
+  return success(
+      succeeded(checkSameDim(op, "head dim", {{"q", qTy, 3}, {"emb", embTy, 1}})) &&
+      succeeded(checkSameDim(op, "batch size", batch)) &&
+      succeeded(checkSameDim(op, "number of heads",
+                             {{"q", qTy, 2}, {"result", rTy, 1}})) &&
+      succeeded(checkSameDim(op, "query length",
+                             {{"q", qTy, 1},
+                              {"q_pos", qpTy, unsigned(qpTy.getRank() - 1)},
+                              {"result", rTy, 2}})) &&
+      succeeded(checkSameDim(op, "key length",
+                             {{"k_pos", kpTy, unsigned(kpTy.getRank() - 1)},
+                              {"result", rTy, 3}})));
+}
+
+//===----------------------------------------------------------------------===//
+// AttentionOp
+//===----------------------------------------------------------------------===//
+
+std::optional<double> AttentionOp::getScaleOrDefault() {
+  if (std::optional<APFloat> s = getScale())
+    return s->convertToDouble();
+  int64_t dk = getQ().getType().getDimSize(3);
+  if (ShapedType::isDynamic(dk))
+    return std::nullopt;
+  return 1.0 / std::sqrt(double(dk));
+}
+
+Block *AttentionOp::getScoreModBlock() {
+  return getScoreMod().empty() ? nullptr : &getScoreMod().front();
+}
+
+/// Checks that `scale`, when given, is usable.
+static LogicalResult verifyScale(Operation *op, std::optional<APFloat> scale) {
+  if (!scale)
+    return success();
+  return checkPositiveFinite(op, "scale", scale->convertToDouble());
+}
+
+LogicalResult AttentionOp::verify() {
+  Operation *op = getOperation();
+  RankedTensorType qTy = getQ().getType(), kTy = getK().getType(),
+                   vTy = getV().getType(), rTy = getResult().getType();
+  if (failed(checkRank(op, "q", qTy, 4, "[B, Sq, Hq, Dk]")) ||
+      failed(checkRank(op, "k", kTy, 4, "[B, Sk, Hkv, Dk]")) ||
+      failed(checkRank(op, "v", vTy, 4, "[B, Sk, Hkv, Dv]")) ||
+      failed(checkRank(op, "result", rTy, 4, "[B, Sq, Hq, Dv]")) ||
+      failed(checkSameElementType(op, {{"q", getQ()},
+                                       {"k", getK()},
+                                       {"v", getV()},
+                                       {"result", getResult()}})) ||
+      failed(verifyScale(op, getScale())))
+    return failure();
+  if (failed(checkSameDim(op, "batch size",
+                          {{"q", qTy, 0},
+                           {"k", kTy, 0},
+                           {"v", vTy, 0},
+                           {"result", rTy, 0}})) ||
+      failed(checkSameDim(op, "query length",
+                          {{"q", qTy, 1}, {"result", rTy, 1}})) ||
+      failed(checkSameDim(op, "key length", {{"k", kTy, 1}, {"v", vTy, 1}})) ||
+      failed(checkSameDim(op, "number of query heads",
+                          {{"q", qTy, 2}, {"result", rTy, 2}})) ||
+      failed(checkSameDim(op, "number of kv heads",
+                          {{"k", kTy, 2}, {"v", vTy, 2}})) ||
+      failed(checkSameDim(op, "key head dim", {{"q", qTy, 3}, {"k", kTy, 3}})) ||
+      failed(checkSameDim(op, "value head dim",
+                          {{"v", vTy, 3}, {"result", rTy, 3}})))
+    return failure();
+  int64_t hq = qTy.getDimSize(2), hkv = kTy.getDimSize(2);
+  if (!ShapedType::isDynamic(hq) && !ShapedType::isDynamic(hkv) &&
+      (hkv == 0 || hq % hkv != 0))
+    return emitOpError() << "number of query heads (" << hq
+                         << ") must be a multiple of the number of kv heads ("
+                         << hkv << ")";
+
+  if (Value bias = getBias()) {
+    RankedTensorType bTy = rankedType(bias);
+    if (bTy.getRank() > 4)
+      return emitOpError() << "bias must have rank <= 4 (broadcast to [B, Hq, "
+                              "Sq, Sk]), got rank "
+                           << bTy.getRank();
+    // Numpy broadcasting, aligned on the right.
+    int64_t full[4] = {qTy.getDimSize(0), qTy.getDimSize(2),
+                       qTy.getDimSize(1), kTy.getDimSize(1)};
+    static const char *names[4] = {"B", "Hq", "Sq", "Sk"};
+    for (int64_t i = 0, r = bTy.getRank(); i < r; ++i) {
+      int64_t b = bTy.getDimSize(i), f = full[4 - r + i];
+      if (ShapedType::isDynamic(b) || ShapedType::isDynamic(f) || b == 1 ||
+          b == f)
+        continue;
+      return emitOpError() << "bias " << bTy << " does not broadcast to [B, "
+                           << "Hq, Sq, Sk]: dim " << i << " (" << b
+                           << ") must be 1 or " << names[4 - r + i] << " ("
+                           << f << ")";
+    }
+  }
+  return success();
+}
+
+LogicalResult AttentionOp::verifyRegions() {
+  Block *block = getScoreModBlock();
+  if (!block)
+    return success();
+  Builder b(getContext());
+  SmallVector<Type> expected = {b.getF32Type(), b.getIndexType(),
+                                b.getIndexType(), b.getIndexType(),
+                                b.getIndexType()};
+  if (block->getArgumentTypes() != ArrayRef<Type>(expected)) {
+    InFlightDiagnostic diag = emitOpError()
+                              << "score_mod block must take (score: f32, b, "
+                                 "h, i, j: index), got (";
+    llvm::interleaveComma(block->getArgumentTypes(), diag);
+    return diag << ")";
+  }
+  auto yield = dyn_cast<YieldOp>(block->getTerminator());
+  if (!yield)
+    return emitOpError() << "score_mod must end with posenc.yield";
+  if (yield.getValue().getType() != b.getF32Type())
+    return emitOpError() << "score_mod must yield an f32 score, got "
+                         << yield.getValue().getType();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// MlaAbsorbOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult MlaAbsorbOp::verify() {
+  Operation *op = getOperation();
+  RankedTensorType qn = getQNope().getType(), qr = getQPe().getType(),
+                   ckv = getCKv().getType(), kr = getKPe().getType(),
+                   wuk = getWUk().getType(), wuv = getWUv().getType(),
+                   r = getResult().getType();
+  if (failed(checkRank(op, "q_nope", qn, 4, "[B, Sq, H, Dn]")) ||
+      failed(checkRank(op, "q_pe", qr, 4, "[B, Sq, H, Dr]")) ||
+      failed(checkRank(op, "c_kv", ckv, 3, "[B, Sk, C]")) ||
+      failed(checkRank(op, "k_pe", kr, 3, "[B, Sk, Dr]")) ||
+      failed(checkRank(op, "w_uk", wuk, 3, "[H, Dn, C]")) ||
+      failed(checkRank(op, "w_uv", wuv, 3, "[H, Dv, C]")) ||
+      failed(checkRank(op, "result", r, 4, "[B, Sq, H, Dv]")) ||
+      failed(checkSameElementType(op, {{"q_nope", getQNope()},
+                                       {"q_pe", getQPe()},
+                                       {"c_kv", getCKv()},
+                                       {"k_pe", getKPe()},
+                                       {"w_uk", getWUk()},
+                                       {"w_uv", getWUv()},
+                                       {"result", getResult()}})) ||
+      failed(verifyScale(op, getScale())))
+    return failure();
+  return success(
+      succeeded(checkSameDim(op, "batch size",
+                             {{"q_nope", qn, 0},
+                              {"q_pe", qr, 0},
+                              {"c_kv", ckv, 0},
+                              {"k_pe", kr, 0},
+                              {"result", r, 0}})) &&
+      succeeded(checkSameDim(op, "query length",
+                             {{"q_nope", qn, 1}, {"q_pe", qr, 1},
+                              {"result", r, 1}})) &&
+      succeeded(checkSameDim(op, "number of heads",
+                             {{"q_nope", qn, 2},
+                              {"q_pe", qr, 2},
+                              {"w_uk", wuk, 0},
+                              {"w_uv", wuv, 0},
+                              {"result", r, 2}})) &&
+      succeeded(checkSameDim(op, "nope head dim",
+                             {{"q_nope", qn, 3}, {"w_uk", wuk, 1}})) &&
+      succeeded(checkSameDim(op, "rope head dim",
+                             {{"q_pe", qr, 3}, {"k_pe", kr, 2}})) &&
+      succeeded(checkSameDim(op, "key length",
+                             {{"c_kv", ckv, 1}, {"k_pe", kr, 1}})) &&
+      succeeded(checkSameDim(op, "latent dim",
+                             {{"c_kv", ckv, 2},
+                              {"w_uk", wuk, 2},
+                              {"w_uv", wuv, 2}})) &&
+      succeeded(checkSameDim(op, "value head dim",
+                             {{"w_uv", wuv, 1}, {"result", r, 3}})));
+}
+
+#define GET_OP_CLASSES
+#include "posenc/Dialect/Posenc/IR/PosencOps.cpp.inc"

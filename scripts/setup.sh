@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the toolchain posenc builds with (Debian packages only).
+# Idempotent and non-interactive: installs only what is missing.
+set -euo pipefail
+
+pkgs=(
+  llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools clang-22
+  cmake ninja-build ccache
+  python3-dev pybind11-dev python3-numpy python3-pytest
+)
+# The benchmark peer is large; only bench/ needs it.
+if [[ "${POSENC_SETUP_BENCH:-0}" == 1 ]]; then
+  pkgs+=(python3-torch)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""
+  if [[ $(id -u) != 0 ]]; then SUDO=sudo; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
