@@ -9,9 +9,18 @@
 #include "llvm/ADT/TypeSwitch.h"
 
 #include <cmath>
+#include <cstdio>
+#include <string>
 
 using namespace mlir;
 using namespace mlir::posenc;
+
+/// Formats a double for diagnostics: shortest readable form (0.5, 32, 1e+06).
+static std::string fmt(double d) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%g", d);
+  return buf;
+}
 
 #include "posenc/Dialect/Posenc/IR/PosencEnums.cpp.inc"
 
@@ -426,7 +435,7 @@ LogicalResult RopeScalingAttr::verify(
       return success();
     double d = v.getValueAsDouble();
     if (!std::isfinite(d) || d <= 0.0)
-      return fail() << spelling(p) << " (" << d
+      return fail() << spelling(p) << " (" << fmt(d)
                     << ") must be positive and finite";
     return success();
   };
@@ -451,28 +460,28 @@ LogicalResult RopeScalingAttr::verify(
   // since it is a plain frequency multiplier).
   if (factor && kind != RopeScalingKind::linear &&
       factor.getValueAsDouble() < 1.0)
-    return fail() << "factor (" << factor.getValueAsDouble()
+    return fail() << "factor (" << fmt(factor.getValueAsDouble())
                   << ") must be >= 1";
   if (alpha && alpha.getValueAsDouble() < 1.0)
-    return fail() << "alpha (" << alpha.getValueAsDouble() << ") must be >= 1";
+    return fail() << "alpha (" << fmt(alpha.getValueAsDouble()) << ") must be >= 1";
 
   if (betaFast && betaSlow &&
       betaFast.getValueAsDouble() <= betaSlow.getValueAsDouble())
-    return fail() << "beta_fast (" << betaFast.getValueAsDouble()
+    return fail() << "beta_fast (" << fmt(betaFast.getValueAsDouble())
                   << ") must be greater than beta_slow ("
-                  << betaSlow.getValueAsDouble() << ")";
+                  << fmt(betaSlow.getValueAsDouble()) << ")";
   for (auto [p, v] : {std::pair{ScalingParam::mscale, mscale},
                       std::pair{ScalingParam::mscaleAllDim, mscaleAllDim}}) {
     if (v && (!std::isfinite(v.getValueAsDouble()) ||
               v.getValueAsDouble() < 0.0))
-      return fail() << spelling(p) << " (" << v.getValueAsDouble()
+      return fail() << spelling(p) << " (" << fmt(v.getValueAsDouble())
                     << ") must be finite and >= 0";
   }
   if (lowFreqFactor && highFreqFactor &&
       lowFreqFactor.getValueAsDouble() >= highFreqFactor.getValueAsDouble())
-    return fail() << "low_freq_factor (" << lowFreqFactor.getValueAsDouble()
+    return fail() << "low_freq_factor (" << fmt(lowFreqFactor.getValueAsDouble())
                   << ") must be less than high_freq_factor ("
-                  << highFreqFactor.getValueAsDouble() << ")";
+                  << fmt(highFreqFactor.getValueAsDouble()) << ")";
   if (shortFactor && longFactor &&
       shortFactor.size() != longFactor.size())
     return fail() << "short_factor and long_factor must have the same length "
@@ -485,7 +494,7 @@ LogicalResult RopeScalingAttr::verify(
       continue;
     for (auto [i, d] : llvm::enumerate(list.asArrayRef()))
       if (!std::isfinite(d) || d <= 0.0)
-        return fail() << spelling(p) << "[" << i << "] (" << d
+        return fail() << spelling(p) << "[" << i << "] (" << fmt(d)
                       << ") must be positive and finite";
   }
   if (maxPositions && original && maxPositions < original)

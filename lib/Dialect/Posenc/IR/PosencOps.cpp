@@ -8,9 +8,18 @@
 #include "llvm/ADT/STLExtras.h"
 
 #include <cmath>
+#include <cstdio>
+#include <string>
 
 using namespace mlir;
 using namespace mlir::posenc;
+
+/// Formats a double for diagnostics: shortest readable form (0.5, 32, 1e+06).
+static std::string fmt(double d) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%g", d);
+  return buf;
+}
 
 //===----------------------------------------------------------------------===//
 // Shape checking helpers
@@ -34,8 +43,7 @@ static LogicalResult checkRank(Operation *op, StringRef name,
   if (type.getRank() == rank)
     return success();
   return op->emitOpError() << name << " must have rank " << rank << " ("
-                           << layout << "), got rank " << type.getRank()
-                           << " (" << type << ")";
+                           << layout << "), got " << type;
 }
 
 /// Checks that positions are `[S]` or `[B, S]`.
@@ -43,8 +51,8 @@ static LogicalResult checkPositions(Operation *op, StringRef name,
                                     RankedTensorType type) {
   if (type.getRank() == 1 || type.getRank() == 2)
     return success();
-  return op->emitOpError() << name << " must be [S] or [B, S], got rank "
-                           << type.getRank() << " (" << type << ")";
+  return op->emitOpError() << name << " must be [S] or [B, S], got "
+                           << type;
 }
 
 /// Checks that every static size among `refs` (which all denote the dim
@@ -88,7 +96,7 @@ static LogicalResult checkPositiveFinite(Operation *op, StringRef name,
                                          double value) {
   if (std::isfinite(value) && value > 0.0)
     return success();
-  return op->emitOpError() << name << " (" << value
+  return op->emitOpError() << name << " (" << fmt(value)
                            << ") must be positive and finite";
 }
 
@@ -211,7 +219,7 @@ LogicalResult RopeOp::verify() {
   case RopeScalingKind::yarn:
     // The correction range divides by ln(base).
     if (base <= 1.0)
-      return emitOpError() << "yarn scaling requires base > 1 (got " << base
+      return emitOpError() << "yarn scaling requires base > 1 (got " << fmt(base)
                            << ")";
     break;
   case RopeScalingKind::longrope: {
@@ -286,7 +294,7 @@ LogicalResult AlibiBiasOp::verify() {
                            << " entries but num_heads is " << n;
     for (auto [i, m] : llvm::enumerate(*slopes))
       if (!std::isfinite(m))
-        return emitOpError() << "slopes[" << i << "] (" << m
+        return emitOpError() << "slopes[" << i << "] (" << fmt(m)
                              << ") must be finite";
   }
   if (failed(verifyBiasResult(op, getQPos(), getKPos(), getResult(), {})))
