@@ -2,10 +2,15 @@
 
 #include "posenc/InitAll.h"
 
+#include "posenc/Conversion/Passes.h"
 #include "posenc/Dialect/Posenc/IR/PosencDialect.h"
+#include "posenc/Pipelines/Pipelines.h"
 
 void mlir::posenc::registerPosencDialects(DialectRegistry &registry) {
   registry.insert<PosencDialect>();
 }
 
-void mlir::posenc::registerPosencPasses() {}
+void mlir::posenc::registerPosencPasses() {
+  registerPosencConversionPasses();
+  registerPosencPipelines();
+}

@@ -1,0 +1,34 @@
+//===- RopeFrequencies.h - rotary frequencies in float64 --------*- C++ -*-===//
+//
+// The frequency tables of posenc.rope, computed in float64 from the op's
+// attributes. Shared by the lowerings and the folders so that every path
+// agrees on ω to the last bit.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef POSENC_DIALECT_POSENC_IR_ROPEFREQUENCIES_H
+#define POSENC_DIALECT_POSENC_IR_ROPEFREQUENCIES_H
+
+#include "posenc/Dialect/Posenc/IR/PosencAttrs.h"
+#include "llvm/ADT/SmallVector.h"
+
+namespace mlir::posenc {
+
+/// ω_i = base^(-2i/R) for i < R/2.
+llvm::SmallVector<double> unscaledRopeFrequencies(double base, int64_t rotary);
+
+/// The frequencies of `scaling` for the kinds that do not depend on the
+/// positions of the run (none, linear, ntk, yarn, llama3). For `longrope`,
+/// `useLong` selects the table; `dynamic` is rejected (use
+/// dynamicNtkBase at run time).
+llvm::SmallVector<double> staticRopeFrequencies(RopeScalingAttr scaling,
+                                                double base, int64_t rotary,
+                                                bool useLong = false);
+
+/// The attention factor that `scaling` implies when the op gives none
+/// (yarn's mscale ratio, longrope's sqrt term, else 1).
+double defaultRopeAttentionFactor(RopeScalingAttr scaling);
+
+} // namespace mlir::posenc
+
+#endif // POSENC_DIALECT_POSENC_IR_ROPEFREQUENCIES_H

@@ -1,0 +1,916 @@
+//===- PosencToLinalg.cpp - posenc to linalg conversion -------------------===//
+//
+// Every posenc op becomes linalg.generic ops on tensors. Position math is
+// float64 (positions are exact in f64, and the accuracy contract of
+// posenc.rope needs angles formed in f64); tensor data is computed in f32.
+//
+//===----------------------------------------------------------------------===//
+
+#include "posenc/Conversion/PosencToLinalg/PosencToLinalg.h"
+
+#include "posenc/Dialect/Posenc/IR/PosencOps.h"
+#include "posenc/Dialect/Posenc/IR/RopeFrequencies.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Arith/Utils/Utils.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/IRMapping.h"
+#include "mlir/Transforms/DialectConversion.h"
+
+#include <cmath>
+#include <limits>
+
+namespace mlir::posenc {
+#define GEN_PASS_DEF_CONVERTPOSENCTOLINALGPASS
+#include "posenc/Conversion/Passes.h.inc"
+} // namespace mlir::posenc
+
+using namespace mlir;
+using namespace mlir::posenc;
+
+//===----------------------------------------------------------------------===//
+// Helpers
+//===----------------------------------------------------------------------===//
+
+namespace {
+void yieldValues(OpBuilder &b, Location loc, ValueRange values) {
+  linalg::YieldOp::create(b, loc, values);
+}
+void yieldValues(OpBuilder &b, Location loc, Value value) {
+  linalg::YieldOp::create(b, loc, ValueRange{value});
+}
+
+using BodyFn = function_ref<void(OpBuilder &, Location, ValueRange)>;
+
+/// A small builder bundling the repetitive parts of emitting generics.
+struct Emitter {
+  OpBuilder &b;
+  Location loc;
+
+  Value cIndex(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
+  Value cI64(int64_t v) {
+    return arith::ConstantIntOp::create(b, loc, b.getI64Type(), v);
+  }
+  Value cF64(double v) {
+    return arith::ConstantFloatOp::create(b, loc, b.getF64Type(),
+                                          APFloat(v));
+  }
+  Value cF32(float v) {
+    return arith::ConstantFloatOp::create(b, loc, b.getF32Type(),
+                                          APFloat(v));
+  }
+
+  /// `arith.constant dense<values> : tensor<N x elemTy>`.
+  Value constTensor(ArrayRef<double> values) {
+    auto type = RankedTensorType::get({int64_t(values.size())}, b.getF64Type());
+    return arith::ConstantOp::create(b, loc,
+                                     DenseElementsAttr::get(type, values));
+  }
+  Value constTensor(ArrayRef<int64_t> values) {
+    auto type = RankedTensorType::get({int64_t(values.size())}, b.getI64Type());
+    return arith::ConstantOp::create(b, loc,
+                                     DenseElementsAttr::get(type, values));
+  }
+
+  OpFoldResult dim(Value t, int64_t i) {
+    return tensor::getMixedSize(b, loc, t, i);
+  }
+
+  Value empty(ArrayRef<OpFoldResult> sizes, Type elemTy) {
+    return tensor::EmptyOp::create(b, loc, sizes, elemTy);
+  }
+
+  /// A tensor of `sizes` filled with `value`.
+  Value filled(ArrayRef<OpFoldResult> sizes, Value value) {
+    Value e = empty(sizes, value.getType());
+    return linalg::FillOp::create(b, loc, value, e).getResult(0);
+  }
+
+  Value generic(Type resultType, ValueRange inputs, Value init,
+                ArrayRef<AffineMap> maps,
+                ArrayRef<utils::IteratorType> iterators, BodyFn body) {
+    return linalg::GenericOp::create(b, loc, TypeRange{resultType}, inputs,
+                                     ValueRange{init}, maps, iterators, body)
+        .getResult(0);
+  }
+
+  /// Integer (i32/i64) to i64.
+  Value toI64(Value v) {
+    if (v.getType().isInteger(64))
+      return v;
+    return arith::ExtSIOp::create(b, loc, b.getI64Type(), v);
+  }
+  Value i64ToF64(Value v) {
+    return arith::SIToFPOp::create(b, loc, b.getF64Type(), v);
+  }
+  /// f16/bf16/f32 to f32 (arithmetic is f32).
+  Value toF32(Value v) {
+    if (v.getType().isF32())
+      return v;
+    return arith::ExtFOp::create(b, loc, b.getF32Type(), v);
+  }
+  /// f32 or f64 to `elemTy`.
+  Value fromFloat(Value v, Type elemTy) {
+    if (v.getType() == elemTy)
+      return v;
+    if (v.getType().getIntOrFloatBitWidth() > elemTy.getIntOrFloatBitWidth())
+      return arith::TruncFOp::create(b, loc, elemTy, v);
+    return arith::ExtFOp::create(b, loc, elemTy, v);
+  }
+
+  Value index(int64_t d) { return linalg::IndexOp::create(b, loc, d); }
+  Value select(Value c, Value t, Value f) {
+    return arith::SelectOp::create(b, loc, c, t, f);
+  }
+  Value cmpI(arith::CmpIPredicate p, Value x, Value y) {
+    return arith::CmpIOp::create(b, loc, p, x, y);
+  }
+  Value extract(Value t, ValueRange idx) {
+    return tensor::ExtractOp::create(b, loc, t, idx);
+  }
+
+  /// Elementwise conversion of a whole tensor to `elemTy`.
+  Value castTensor(Value t, Type elemTy) {
+    auto ty = cast<RankedTensorType>(t.getType());
+    if (ty.getElementType() == elemTy)
+      return t;
+    int64_t rank = ty.getRank();
+    SmallVector<OpFoldResult> sizes;
+    for (int64_t i = 0; i < rank; ++i)
+      sizes.push_back(dim(t, i));
+    AffineMap id = b.getMultiDimIdentityMap(rank);
+    SmallVector<utils::IteratorType> its(rank, utils::IteratorType::parallel);
+    return generic(ty.clone(elemTy), t, empty(sizes, elemTy), {id, id}, its,
+                   [&](OpBuilder &nb, Location nl, ValueRange args) {
+                     Emitter e{nb, nl};
+                     Value v = e.fromFloat(e.toF32(args[0]), elemTy);
+                     yieldValues(nb, nl, v);
+                   });
+  }
+};
+
+/// Indexing map from the iteration space of a bias result ([H, Sq, Sk] or
+/// [B, H, Sq, Sk]) to a position tensor ([S] or [B, S]); `seqDim` is the
+/// iteration dim of this position's sequence (i or j).
+AffineMap positionMap(MLIRContext *ctx, int64_t resultRank, int64_t posRank,
+                      int64_t seqDim) {
+  SmallVector<AffineExpr> exprs;
+  if (posRank == 2)
+    exprs.push_back(getAffineDimExpr(0, ctx));
+  exprs.push_back(getAffineDimExpr(seqDim, ctx));
+  return AffineMap::get(resultRank, 0, exprs, ctx);
+}
+
+/// The sizes of a bias result [B?, H, Sq, Sk] from the positions (B, Sq,
+/// Sk) and `heads`.
+SmallVector<OpFoldResult> biasSizes(Emitter &e, RankedTensorType resultTy,
+                                    Value qPos, Value kPos,
+                                    OpFoldResult heads) {
+  SmallVector<OpFoldResult> sizes;
+  auto qTy = cast<RankedTensorType>(qPos.getType());
+  auto kTy = cast<RankedTensorType>(kPos.getType());
+  if (resultTy.getRank() == 4)
+    sizes.push_back(qTy.getRank() == 2 ? e.dim(qPos, 0) : e.dim(kPos, 0));
+  sizes.push_back(heads);
+  sizes.push_back(e.dim(qPos, qTy.getRank() - 1));
+  sizes.push_back(e.dim(kPos, kTy.getRank() - 1));
+  return sizes;
+}
+
+/// max(pos) over all positions as an i64 scalar (INT64_MIN when empty).
+Value maxPosition(Emitter &e, Value pos) {
+  auto ty = cast<RankedTensorType>(pos.getType());
+  int64_t rank = ty.getRank();
+  Value init = e.filled({}, e.cI64(std::numeric_limits<int64_t>::min()));
+  SmallVector<utils::IteratorType> its(rank, utils::IteratorType::reduction);
+  MLIRContext *ctx = e.b.getContext();
+  Value red = e.generic(
+      init.getType(), pos, init,
+      {e.b.getMultiDimIdentityMap(rank), AffineMap::get(rank, 0, {}, ctx)},
+      its, [&](OpBuilder &nb, Location nl, ValueRange args) {
+        Emitter n{nb, nl};
+        Value m = arith::MaxSIOp::create(nb, nl, n.toI64(args[0]), args[1]);
+        yieldValues(nb, nl, m);
+      });
+  return e.extract(red, {});
+}
+
+//===----------------------------------------------------------------------===//
+// posenc.rope
+//===----------------------------------------------------------------------===//
+
+/// The frequency table tensor<R/2 x f64> of `op`, built at compile time
+/// unless the scaling depends on the run's positions.
+Value ropeFrequencies(Emitter &e, RopeOp op, Value pos, int64_t rotary) {
+  RopeScalingAttr scaling = op.getScalingOrNone();
+  double base = op.getBase().convertToDouble();
+  switch (scaling.getKind()) {
+  case RopeScalingKind::longrope: {
+    Value shortT =
+        e.constTensor(staticRopeFrequencies(scaling, base, rotary, false));
+    Value longT =
+        e.constTensor(staticRopeFrequencies(scaling, base, rotary, true));
+    // ext = long_factor if max(pos) + 1 > original.
+    Value useLong = e.cmpI(arith::CmpIPredicate::sge, maxPosition(e, pos),
+                           e.cI64(scaling.getOriginal()));
+    return e.select(useLong, longT, shortT);
+  }
+  case RopeScalingKind::dynamic: {
+    // s = max(max(pos)+1, L0); base' = base·((f·s/L0) − (f−1))^(R/(R−2));
+    // ω_i = exp(−(2i/R)·ln base').
+    double f = scaling.getFactor().getValueAsDouble();
+    double l0 = double(scaling.getOriginal());
+    double r = double(rotary);
+    OpBuilder &b = e.b;
+    Location loc = e.loc;
+    Value next = arith::AddIOp::create(b, loc, maxPosition(e, pos), e.cI64(1));
+    Value s = arith::MaximumFOp::create(b, loc, e.i64ToF64(next), e.cF64(l0));
+    Value ratio = arith::SubFOp::create(
+        b, loc,
+        arith::MulFOp::create(b, loc, s, e.cF64(f / l0)), e.cF64(f - 1.0));
+    Value logBase = arith::AddFOp::create(
+        b, loc, e.cF64(std::log(base)),
+        arith::MulFOp::create(b, loc, e.cF64(r / (r - 2.0)),
+                              math::LogOp::create(b, loc, ratio)));
+    Value init = e.empty({b.getIndexAttr(rotary / 2)}, b.getF64Type());
+    AffineMap id = b.getMultiDimIdentityMap(1);
+    return e.generic(init.getType(), {}, init, {id},
+                     {utils::IteratorType::parallel},
+                     [&](OpBuilder &nb, Location nl, ValueRange) {
+                       Emitter n{nb, nl};
+                       Value i = arith::IndexCastOp::create(
+                           nb, nl, nb.getI64Type(), n.index(0));
+                       Value expo = arith::MulFOp::create(
+                           nb, nl, n.i64ToF64(i), n.cF64(-2.0 / r));
+                       Value w = math::ExpOp::create(
+                           nb, nl, arith::MulFOp::create(nb, nl, expo, logBase));
+                       yieldValues(nb, nl, w);
+                     });
+  }
+  default:
+    return e.constTensor(staticRopeFrequencies(scaling, base, rotary));
+  }
+}
+
+/// cos and sin tables [pos dims..., R/2] in f32, scaled by `factor`: the
+/// angle p·ω is formed and evaluated in f64 once per (position, pair).
+std::pair<Value, Value> angleTables(Emitter &e, Value pos, Value omega,
+                                    int64_t half, double factor) {
+  auto posTy = cast<RankedTensorType>(pos.getType());
+  int64_t rank = posTy.getRank() + 1;
+  SmallVector<OpFoldResult> sizes;
+  for (int64_t i = 0; i + 1 < rank; ++i)
+    sizes.push_back(e.dim(pos, i));
+  sizes.push_back(e.b.getIndexAttr(half));
+  MLIRContext *ctx = e.b.getContext();
+  Type f32 = e.b.getF32Type();
+  Value cosInit = e.empty(sizes, f32), sinInit = e.empty(sizes, f32);
+  AffineMap id = e.b.getMultiDimIdentityMap(rank);
+  AffineMap posMap = id.getMajorSubMap(rank - 1);
+  AffineMap omegaMap = AffineMap::get(rank, 0, getAffineDimExpr(rank - 1, ctx));
+  SmallVector<utils::IteratorType> its(rank, utils::IteratorType::parallel);
+  auto gen = linalg::GenericOp::create(
+      e.b, e.loc, TypeRange{cosInit.getType(), sinInit.getType()},
+      ValueRange{pos, omega}, ValueRange{cosInit, sinInit},
+      ArrayRef<AffineMap>{posMap, omegaMap, id, id}, its,
+      [&](OpBuilder &nb, Location nl, ValueRange args) {
+        Emitter n{nb, nl};
+        Value p = n.i64ToF64(n.toI64(args[0]));
+        Value theta = arith::MulFOp::create(nb, nl, p, args[1]);
+        Value c = math::CosOp::create(nb, nl, theta);
+        Value s = math::SinOp::create(nb, nl, theta);
+        if (factor != 1.0) {
+          c = arith::MulFOp::create(nb, nl, c, n.cF64(factor));
+          s = arith::MulFOp::create(nb, nl, s, n.cF64(factor));
+        }
+        yieldValues(
+            nb, nl, ValueRange{n.fromFloat(c, nb.getF32Type()),
+                               n.fromFloat(s, nb.getF32Type())});
+      });
+  return {gen.getResult(0), gen.getResult(1)};
+}
+
+struct RopeOpLowering : OpConversionPattern<RopeOp> {
+  using OpConversionPattern::OpConversionPattern;
+
+  LogicalResult
+  matchAndRewrite(RopeOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Emitter e{rewriter, op.getLoc()};
+    Value x = adaptor.getX(), pos = adaptor.getPos();
+    int64_t rotary = *op.getRotaryDimOrHeadDim();
+    if (rotary == 0) {
+      rewriter.replaceOp(op, x);
+      return success();
+    }
+    int64_t half = rotary / 2;
+    bool interleaved = op.getLayout() == RopeLayout::interleaved;
+    double factor = op.getAttentionFactor()
+                        ? op.getAttentionFactor()->convertToDouble()
+                        : defaultRopeAttentionFactor(op.getScalingOrNone());
+    Value omega = ropeFrequencies(e, op, pos, rotary);
+    Value cosT, sinT;
+    std::tie(cosT, sinT) = angleTables(e, pos, omega, half, factor);
+    bool batchedPos = cast<RankedTensorType>(pos.getType()).getRank() == 2;
+
+    auto xTy = cast<RankedTensorType>(x.getType());
+    Type elemTy = xTy.getElementType();
+    SmallVector<OpFoldResult> sizes;
+    for (int64_t i = 0; i < 4; ++i)
+      sizes.push_back(e.dim(x, i));
+    AffineMap id = rewriter.getMultiDimIdentityMap(4);
+    SmallVector<utils::IteratorType> its(4, utils::IteratorType::parallel);
+    Value result = e.generic(
+        xTy, x, e.empty(sizes, elemTy), {id, id}, its,
+        [&](OpBuilder &nb, Location nl, ValueRange args) {
+          Emitter n{nb, nl};
+          using P = arith::CmpIPredicate;
+          Value bI = n.index(0), sI = n.index(1), hI = n.index(2),
+                dI = n.index(3);
+          Value inRot = n.cmpI(P::ult, dI, n.cIndex(rotary));
+          Value first, pair, partner;
+          if (interleaved) {
+            Value odd = arith::AndIOp::create(nb, nl, dI, n.cIndex(1));
+            first = n.cmpI(P::eq, odd, n.cIndex(0));
+            pair = arith::ShRUIOp::create(nb, nl, dI, n.cIndex(1));
+            partner = n.select(first,
+                               arith::AddIOp::create(nb, nl, dI, n.cIndex(1)),
+                               arith::SubIOp::create(nb, nl, dI, n.cIndex(1)));
+          } else {
+            first = n.cmpI(P::ult, dI, n.cIndex(half));
+            Value lower = arith::SubIOp::create(nb, nl, dI, n.cIndex(half));
+            pair = n.select(first, dI, lower);
+            partner = n.select(
+                first, arith::AddIOp::create(nb, nl, dI, n.cIndex(half)),
+                lower);
+          }
+          // Dims past R read pair 0 and themselves; the result is x there.
+          pair = n.select(inRot, pair, n.cIndex(0));
+          partner = n.select(inRot, partner, dI);
+          SmallVector<Value> tIdx;
+          if (batchedPos)
+            tIdx.push_back(bI);
+          tIdx.append({sI, pair});
+          Value c = n.extract(cosT, tIdx), s = n.extract(sinT, tIdx);
+          Value xv = n.toF32(args[0]);
+          Value xp = n.toF32(n.extract(x, {bI, sI, hI, partner}));
+          // First of a pair: x_u·c − x_v·s; second: x_v·c + x_u·s.
+          Value signedS = n.select(first, arith::NegFOp::create(nb, nl, s), s);
+          Value rot = arith::AddFOp::create(
+              nb, nl, arith::MulFOp::create(nb, nl, xv, c),
+              arith::MulFOp::create(nb, nl, xp, signedS));
+          Value y = n.select(inRot, rot, xv);
+          yieldValues(nb, nl, n.fromFloat(y, elemTy));
+        });
+    rewriter.replaceOp(op, result);
+    return success();
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// posenc.sinusoidal
+//===----------------------------------------------------------------------===//
+
+struct SinusoidalOpLowering : OpConversionPattern<SinusoidalOp> {
+  using OpConversionPattern::OpConversionPattern;
+
+  LogicalResult
+  matchAndRewrite(SinusoidalOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Emitter e{rewriter, op.getLoc()};
+    Value pos = adaptor.getPos();
+    RankedTensorType rTy = op.getResult().getType();
+    int64_t rank = rTy.getRank();
+    int64_t dim = op.getDim(), half = dim / 2;
+    bool interleaved = op.getLayout() == RopeLayout::interleaved;
+    Value omega = e.constTensor(
+        unscaledRopeFrequencies(op.getBase().convertToDouble(), dim));
+    SmallVector<OpFoldResult> sizes;
+    for (int64_t i = 0; i + 1 < rank; ++i)
+      sizes.push_back(e.dim(pos, i));
+    sizes.push_back(rewriter.getIndexAttr(dim));
+    AffineMap id = rewriter.getMultiDimIdentityMap(rank);
+    SmallVector<utils::IteratorType> its(rank, utils::IteratorType::parallel);
+    Type elemTy = rTy.getElementType();
+    Value result = e.generic(
+        rTy, pos, e.empty(sizes, elemTy), {id.getMajorSubMap(rank - 1), id},
+        its, [&](OpBuilder &nb, Location nl, ValueRange args) {
+          Emitter n{nb, nl};
+          using P = arith::CmpIPredicate;
+          Value d = n.index(rank - 1);
+          Value isSin, pair;
+          if (interleaved) {
+            Value odd = arith::AndIOp::create(nb, nl, d, n.cIndex(1));
+            isSin = n.cmpI(P::eq, odd, n.cIndex(0));
+            pair = arith::ShRUIOp::create(nb, nl, d, n.cIndex(1));
+          } else {
+            isSin = n.cmpI(P::ult, d, n.cIndex(half));
+            pair = n.select(isSin, d,
+                            arith::SubIOp::create(nb, nl, d, n.cIndex(half)));
+          }
+          Value p = n.i64ToF64(n.toI64(args[0]));
+          Value theta =
+              arith::MulFOp::create(nb, nl, p, n.extract(omega, {pair}));
+          Value v = n.select(isSin, math::SinOp::create(nb, nl, theta),
+                             math::CosOp::create(nb, nl, theta));
+          yieldValues(nb, nl, n.fromFloat(v, elemTy));
+        });
+    rewriter.replaceOp(op, result);
+    return success();
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// posenc.alibi_bias and posenc.rel_bias
+//===----------------------------------------------------------------------===//
+
+/// Emits a generic over a bias result whose body gets (rel = k − q as i64,
+/// the head index) and returns the f32/f64 value.
+template <typename BiasFn>
+Value emitBias(Emitter &e, RankedTensorType rTy, Value qPos, Value kPos,
+               OpFoldResult heads, BiasFn fn) {
+  int64_t rank = rTy.getRank();
+  int64_t off = rank == 4 ? 1 : 0;
+  MLIRContext *ctx = e.b.getContext();
+  auto qRank = cast<RankedTensorType>(qPos.getType()).getRank();
+  auto kRank = cast<RankedTensorType>(kPos.getType()).getRank();
+  SmallVector<AffineMap> maps = {positionMap(ctx, rank, qRank, off + 1),
+                                 positionMap(ctx, rank, kRank, off + 2),
+                                 e.b.getMultiDimIdentityMap(rank)};
+  SmallVector<utils::IteratorType> its(rank, utils::IteratorType::parallel);
+  Type elemTy = rTy.getElementType();
+  SmallVector<OpFoldResult> sizes = biasSizes(e, rTy, qPos, kPos, heads);
+  return e.generic(rTy, {qPos, kPos}, e.empty(sizes, elemTy), maps, its,
+                   [&](OpBuilder &nb, Location nl, ValueRange args) {
+                     Emitter n{nb, nl};
+                     Value rel = arith::SubIOp::create(
+                         nb, nl, n.toI64(args[1]), n.toI64(args[0]));
+                     Value v = fn(n, rel, n.index(off));
+                     yieldValues(nb, nl, n.fromFloat(v, elemTy));
+                   });
+}
+
+struct AlibiBiasOpLowering : OpConversionPattern<AlibiBiasOp> {
+  using OpConversionPattern::OpConversionPattern;
+
+  LogicalResult
+  matchAndRewrite(AlibiBiasOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Emitter e{rewriter, op.getLoc()};
+    Value slopes = e.constTensor(op.getSlopesOrDefault());
+    bool symmetric = op.getMode() == AlibiMode::symmetric;
+    Value result = emitBias(
+        e, op.getResult().getType(), adaptor.getQPos(), adaptor.getKPos(),
+        rewriter.getIndexAttr(op.getNumHeads()),
+        [&](Emitter &n, Value rel, Value h) -> Value {
+          // |rel| < 2^53 in practice, so the f64 product is exact enough.
+          Value d = n.i64ToF64(rel);
+          Value m = n.extract(slopes, {h});
+          if (symmetric)
+            return arith::NegFOp::create(
+                n.b, n.loc,
+                arith::MulFOp::create(n.b, n.loc, m,
+                                      math::AbsFOp::create(n.b, n.loc, d)));
+          return arith::MulFOp::create(n.b, n.loc, m, d);
+        });
+    rewriter.replaceOp(op, result);
+    return success();
+  }
+};
+
+/// T5's log-spaced buckets for distances n in [0, max_distance]: n itself
+/// below max_exact, then e + floor(ln(n/e)/ln(M/e)·(N−e)) capped at N−1.
+/// Every n >= M maps to N−1, so this table covers all distances.
+SmallVector<int64_t> t5BucketTable(int64_t numBuckets, int64_t maxExact,
+                                   int64_t maxDistance) {
+  SmallVector<int64_t> table;
+  for (int64_t n = 0; n <= maxDistance; ++n) {
+    if (n < maxExact) {
+      table.push_back(n);
+      continue;
+    }
+    double large = double(maxExact) +
+                   std::log(double(n) / double(maxExact)) /
+                       std::log(double(maxDistance) / double(maxExact)) *
+                       double(numBuckets - maxExact);
+    table.push_back(std::min<int64_t>(int64_t(std::floor(large)),
+                                      numBuckets - 1));
+  }
+  return table;
+}
+
+struct RelBiasOpLowering : OpConversionPattern<RelBiasOp> {
+  using OpConversionPattern::OpConversionPattern;
+
+  LogicalResult
+  matchAndRewrite(RelBiasOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Emitter e{rewriter, op.getLoc()};
+    Value table = adaptor.getTable();
+    int64_t m = op.getMaxDistance();
+    bool bidir = op.getBidirectional();
+    bool t5 = op.getKind() == RelBiasKind::t5;
+    int64_t n = t5 ? *op.getNumBuckets() : 0;
+    int64_t perSide = bidir ? n / 2 : n;
+    Value buckets;
+    if (t5)
+      buckets = e.constTensor(t5BucketTable(perSide, perSide / 2, m));
+    using P = arith::CmpIPredicate;
+    Value result = emitBias(
+        e, op.getResult().getType(), adaptor.getQPos(), adaptor.getKPos(),
+        e.dim(table, 1), [&](Emitter &x, Value rel, Value h) -> Value {
+          OpBuilder &b = x.b;
+          Location l = x.loc;
+          Value zero = x.cI64(0), maxD = x.cI64(m);
+          Value bucket;
+          if (t5) {
+            Value b0 = zero, dist;
+            if (bidir) {
+              b0 = x.select(x.cmpI(P::sgt, rel, zero), x.cI64(perSide), zero);
+              dist = math::AbsIOp::create(b, l, rel);
+            } else {
+              dist = arith::MaxSIOp::create(
+                  b, l, arith::SubIOp::create(b, l, zero, rel), zero);
+            }
+            Value capped = arith::MinSIOp::create(b, l, dist, maxD);
+            Value idx = arith::IndexCastOp::create(b, l, b.getIndexType(),
+                                                   capped);
+            bucket = arith::AddIOp::create(b, l, b0,
+                                           x.extract(buckets, {idx}));
+          } else if (bidir) {
+            Value c = arith::MaxSIOp::create(
+                b, l, arith::MinSIOp::create(b, l, rel, maxD), x.cI64(-m));
+            bucket = arith::AddIOp::create(b, l, c, maxD);
+          } else {
+            Value neg = arith::SubIOp::create(b, l, zero, rel);
+            bucket = arith::MaxSIOp::create(
+                b, l, arith::MinSIOp::create(b, l, neg, maxD), zero);
+          }
+          Value row =
+              arith::IndexCastOp::create(b, l, b.getIndexType(), bucket);
+          return x.toF32(x.extract(table, {row, h}));
+        });
+    rewriter.replaceOp(op, result);
+    return success();
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// posenc.rel_key_bias
+//===----------------------------------------------------------------------===//
+
+struct RelKeyBiasOpLowering : OpConversionPattern<RelKeyBiasOp> {
+  using OpConversionPattern::OpConversionPattern;
+
+  LogicalResult
+  matchAndRewrite(RelKeyBiasOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Emitter e{rewriter, op.getLoc()};
+    MLIRContext *ctx = rewriter.getContext();
+    Value q = adaptor.getQ(), emb = adaptor.getEmb();
+    Value qPos = adaptor.getQPos(), kPos = adaptor.getKPos();
+    int64_t m = op.getMaxDistance();
+    // qe[b, i, h, r] = q[b, i, h, :] · emb[r, :], once per query row, then
+    // gathered by clamped distance: (2M+1)·D work per row instead of Sk·D.
+    SmallVector<OpFoldResult> qeSizes = {e.dim(q, 0), e.dim(q, 1), e.dim(q, 2),
+                                         e.dim(emb, 0)};
+    Value qeInit = e.filled(qeSizes, e.cF32(0.0f));
+    auto d = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
+    using IT = utils::IteratorType;
+    Value qe = e.generic(
+        qeInit.getType(), {q, emb}, qeInit,
+        {AffineMap::get(5, 0, {d(0), d(1), d(2), d(4)}, ctx),
+         AffineMap::get(5, 0, {d(3), d(4)}, ctx),
+         AffineMap::get(5, 0, {d(0), d(1), d(2), d(3)}, ctx)},
+        {IT::parallel, IT::parallel, IT::parallel, IT::parallel, IT::reduction},
+        [&](OpBuilder &nb, Location nl, ValueRange args) {
+          Emitter n{nb, nl};
+          Value p = arith::MulFOp::create(nb, nl, n.toF32(args[0]),
+                                          n.toF32(args[1]));
+          yieldValues(nb, nl,
+                                  arith::AddFOp::create(nb, nl, args[2], p));
+        });
+
+    RankedTensorType rTy = op.getResult().getType();
+    Type elemTy = rTy.getElementType();
+    auto qpRank = cast<RankedTensorType>(qPos.getType()).getRank();
+    auto kpRank = cast<RankedTensorType>(kPos.getType()).getRank();
+    SmallVector<OpFoldResult> sizes = {e.dim(q, 0), e.dim(q, 2), e.dim(q, 1),
+                                       e.dim(kPos, kpRank - 1)};
+    Value result = e.generic(
+        rTy, {qPos, kPos}, e.empty(sizes, elemTy),
+        {positionMap(ctx, 4, qpRank, 2), positionMap(ctx, 4, kpRank, 3),
+         rewriter.getMultiDimIdentityMap(4)},
+        SmallVector<IT>(4, IT::parallel),
+        [&](OpBuilder &nb, Location nl, ValueRange args) {
+          Emitter n{nb, nl};
+          Value rel = arith::SubIOp::create(nb, nl, n.toI64(args[1]),
+                                            n.toI64(args[0]));
+          Value c = arith::MaxSIOp::create(
+              nb, nl, arith::MinSIOp::create(nb, nl, rel, n.cI64(m)),
+              n.cI64(-m));
+          Value r = arith::IndexCastOp::create(
+              nb, nl, nb.getIndexType(),
+              arith::AddIOp::create(nb, nl, c, n.cI64(m)));
+          Value v =
+              n.extract(qe, {n.index(0), n.index(2), n.index(1), r});
+          yieldValues(nb, nl, n.fromFloat(v, elemTy));
+        });
+    rewriter.replaceOp(op, result);
+    return success();
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// posenc.attention
+//===----------------------------------------------------------------------===//
+
+/// Indexing map of a bias broadcast (numpy rules, right-aligned) into the
+/// score space (b, h, i, j).
+AffineMap biasMap(MLIRContext *ctx, RankedTensorType biasTy, int64_t numDims,
+                  ArrayRef<unsigned> scoreDims) {
+  SmallVector<AffineExpr> exprs;
+  int64_t r = biasTy.getRank();
+  for (int64_t k = 0; k < r; ++k) {
+    unsigned full = scoreDims[4 - r + k];
+    if (biasTy.getDimSize(k) == 1)
+      exprs.push_back(getAffineConstantExpr(0, ctx));
+    else
+      exprs.push_back(getAffineDimExpr(full, ctx));
+  }
+  return AffineMap::get(numDims, 0, exprs, ctx);
+}
+
+struct AttentionOpLowering : OpConversionPattern<AttentionOp> {
+  using OpConversionPattern::OpConversionPattern;
+
+  LogicalResult
+  matchAndRewrite(AttentionOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    Emitter e{rewriter, loc};
+    MLIRContext *ctx = rewriter.getContext();
+    Value q = adaptor.getQ(), k = adaptor.getK(), v = adaptor.getV();
+    RankedTensorType qTy = op.getQ().getType(), kTy = op.getK().getType();
+    int64_t hq = qTy.getDimSize(2), hkv = kTy.getDimSize(2);
+    if (ShapedType::isDynamic(hq) || ShapedType::isDynamic(hkv))
+      return rewriter.notifyMatchFailure(
+          op, "lowering needs static head counts (GQA group size)");
+    std::optional<double> scale = op.getScaleOrDefault();
+    if (!scale)
+      return rewriter.notifyMatchFailure(
+          op, "lowering needs a static key head dim or an explicit scale");
+    int64_t group = hq / hkv;
+
+    auto d = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
+    using IT = utils::IteratorType;
+    Type f32 = rewriter.getF32Type();
+    OpFoldResult B = e.dim(q, 0), Sq = e.dim(q, 1), H = e.dim(q, 2),
+                 Sk = e.dim(k, 1), Dv = e.dim(v, 3);
+
+    // S[b, h, i, j] = Σ_d q[b, i, h, d]·k[b, j, h/G, d].
+    Value sInit = e.filled({B, H, Sq, Sk}, e.cF32(0.0f));
+    Value scores = e.generic(
+        sInit.getType(), {q, k}, sInit,
+        {AffineMap::get(5, 0, {d(0), d(2), d(1), d(4)}, ctx),
+         AffineMap::get(5, 0, {d(0), d(3), d(1).floorDiv(group), d(4)}, ctx),
+         AffineMap::get(5, 0, {d(0), d(1), d(2), d(3)}, ctx)},
+        {IT::parallel, IT::parallel, IT::parallel, IT::parallel, IT::reduction},
+        [&](OpBuilder &nb, Location nl, ValueRange args) {
+          Emitter n{nb, nl};
+          Value p = arith::MulFOp::create(nb, nl, n.toF32(args[0]),
+                                          n.toF32(args[1]));
+          yieldValues(nb, nl,
+                                  arith::AddFOp::create(nb, nl, args[2], p));
+        });
+
+    // T = scale·S + bias, then score_mod, then the causal mask.
+    Value offset = arith::SubIOp::create(
+        rewriter, loc, getValueOrCreateConstantIndexOp(rewriter, loc, Sk),
+        getValueOrCreateConstantIndexOp(rewriter, loc, Sq));
+    SmallVector<Value> inputs = {scores};
+    AffineMap id4 = rewriter.getMultiDimIdentityMap(4);
+    SmallVector<AffineMap> maps = {id4};
+    if (Value bias = adaptor.getBias()) {
+      inputs.push_back(bias);
+      maps.push_back(biasMap(ctx, cast<RankedTensorType>(bias.getType()), 4,
+                             {0, 1, 2, 3}));
+    }
+    maps.push_back(id4);
+    Block *mod = op.getScoreModBlock();
+    bool causal = op.getCausal();
+    float negInf = -std::numeric_limits<float>::infinity();
+    Value modified = e.generic(
+        sInit.getType(), inputs, e.empty({B, H, Sq, Sk}, f32), maps,
+        SmallVector<IT>(4, IT::parallel),
+        [&](OpBuilder &nb, Location nl, ValueRange args) {
+          Emitter n{nb, nl};
+          Value s = arith::MulFOp::create(nb, nl, args[0],
+                                          n.cF32(float(*scale)));
+          if (inputs.size() == 2)
+            s = arith::AddFOp::create(nb, nl, s, n.toF32(args[1]));
+          SmallVector<Value> idx = {n.index(0), n.index(1), n.index(2),
+                                    n.index(3)};
+          if (mod) {
+            IRMapping map;
+            map.map(mod->getArgument(0), s);
+            for (int i = 0; i < 4; ++i)
+              map.map(mod->getArgument(i + 1), idx[i]);
+            for (Operation &inner : mod->without_terminator())
+              nb.clone(inner, map);
+            s = map.lookup(cast<YieldOp>(mod->getTerminator()).getValue());
+          }
+          if (causal) {
+            Value limit = arith::AddIOp::create(nb, nl, idx[2], offset);
+            Value masked =
+                n.cmpI(arith::CmpIPredicate::sgt, idx[3], limit);
+            s = n.select(masked, n.cF32(negInf), s);
+          }
+          yieldValues(nb, nl, s);
+        });
+
+    // Row max, with −inf rows (fully masked) shifted by 0 so that exp gives
+    // 0 instead of NaN.
+    AffineMap rowMap = AffineMap::get(4, 0, {d(0), d(1), d(2)}, ctx);
+    SmallVector<IT> rowIts = {IT::parallel, IT::parallel, IT::parallel,
+                              IT::reduction};
+    Value mInit = e.filled({B, H, Sq}, e.cF32(negInf));
+    Value rowMax = e.generic(
+        mInit.getType(), modified, mInit, {id4, rowMap}, rowIts,
+        [&](OpBuilder &nb, Location nl, ValueRange args) {
+          yieldValues(
+              nb, nl, arith::MaximumFOp::create(nb, nl, args[0], args[1]));
+        });
+    Value probs = e.generic(
+        sInit.getType(), {modified, rowMax}, e.empty({B, H, Sq, Sk}, f32),
+        {id4, rowMap, id4}, SmallVector<IT>(4, IT::parallel),
+        [&](OpBuilder &nb, Location nl, ValueRange args) {
+          Emitter n{nb, nl};
+          Value isInf = arith::CmpFOp::create(nb, nl, arith::CmpFPredicate::OEQ,
+                                              args[1], n.cF32(negInf));
+          Value shift = n.select(isInf, n.cF32(0.0f), args[1]);
+          Value p = math::ExpOp::create(
+              nb, nl, arith::SubFOp::create(nb, nl, args[0], shift));
+          yieldValues(nb, nl, p);
+        });
+    Value lInit = e.filled({B, H, Sq}, e.cF32(0.0f));
+    Value rowSum = e.generic(
+        lInit.getType(), probs, lInit, {id4, rowMap}, rowIts,
+        [&](OpBuilder &nb, Location nl, ValueRange args) {
+          yieldValues(
+              nb, nl, arith::AddFOp::create(nb, nl, args[0], args[1]));
+        });
+
+    // O[b, i, h, e] = Σ_j P[b, h, i, j]·v[b, j, h/G, e].
+    Value oInit = e.filled({B, Sq, H, Dv}, e.cF32(0.0f));
+    Value acc = e.generic(
+        oInit.getType(), {probs, v}, oInit,
+        {AffineMap::get(5, 0, {d(0), d(2), d(1), d(4)}, ctx),
+         AffineMap::get(5, 0, {d(0), d(4), d(2).floorDiv(group), d(3)}, ctx),
+         AffineMap::get(5, 0, {d(0), d(1), d(2), d(3)}, ctx)},
+        {IT::parallel, IT::parallel, IT::parallel, IT::parallel, IT::reduction},
+        [&](OpBuilder &nb, Location nl, ValueRange args) {
+          Emitter n{nb, nl};
+          Value p = arith::MulFOp::create(nb, nl, args[0], n.toF32(args[1]));
+          yieldValues(nb, nl,
+                                  arith::AddFOp::create(nb, nl, args[2], p));
+        });
+    RankedTensorType rTy = op.getResult().getType();
+    Type elemTy = rTy.getElementType();
+    Value result = e.generic(
+        rTy, {acc, rowSum}, e.empty({B, Sq, H, Dv}, elemTy),
+        {id4, AffineMap::get(4, 0, {d(0), d(2), d(1)}, ctx), id4},
+        SmallVector<IT>(4, IT::parallel),
+        [&](OpBuilder &nb, Location nl, ValueRange args) {
+          Emitter n{nb, nl};
+          Value empty = arith::CmpFOp::create(
+              nb, nl, arith::CmpFPredicate::OEQ, args[1], n.cF32(0.0f));
+          Value o = n.select(empty, n.cF32(0.0f),
+                             arith::DivFOp::create(nb, nl, args[0], args[1]));
+          yieldValues(nb, nl, n.fromFloat(o, elemTy));
+        });
+    rewriter.replaceOp(op, result);
+    return success();
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// posenc.mla_absorb (naive form)
+//===----------------------------------------------------------------------===//
+
+struct MlaAbsorbOpLowering : OpConversionPattern<MlaAbsorbOp> {
+  using OpConversionPattern::OpConversionPattern;
+
+  LogicalResult
+  matchAndRewrite(MlaAbsorbOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    Emitter e{rewriter, loc};
+    MLIRContext *ctx = rewriter.getContext();
+    Type f32 = rewriter.getF32Type();
+    RankedTensorType qnTy = op.getQNope().getType(), qrTy = op.getQPe().getType();
+    int64_t dn = qnTy.getDimSize(3), dr = qrTy.getDimSize(3);
+    if (ShapedType::isDynamic(dn) || ShapedType::isDynamic(dr))
+      return rewriter.notifyMatchFailure(op, "lowering needs static head dims");
+    double scale = op.getScale() ? op.getScale()->convertToDouble()
+                                 : 1.0 / std::sqrt(double(dn + dr));
+    Value qn = e.castTensor(adaptor.getQNope(), f32);
+    Value qr = e.castTensor(adaptor.getQPe(), f32);
+    Value ckv = adaptor.getCKv(), kpe = adaptor.getKPe();
+    Value wuk = adaptor.getWUk(), wuv = adaptor.getWUv();
+    OpFoldResult B = e.dim(qn, 0), Sq = e.dim(qn, 1), H = e.dim(qn, 2),
+                 Sk = e.dim(ckv, 1), Dv = e.dim(wuv, 1);
+    auto d = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
+    using IT = utils::IteratorType;
+
+    // Decompress per head: out[b, j, h, n] = Σ_c w[h, n, c]·c_kv[b, j, c].
+    auto decompress = [&](Value w, OpFoldResult width) {
+      Value init = e.filled({B, Sk, H, width}, e.cF32(0.0f));
+      return e.generic(
+          init.getType(), {w, ckv}, init,
+          {AffineMap::get(5, 0, {d(2), d(3), d(4)}, ctx),
+           AffineMap::get(5, 0, {d(0), d(1), d(4)}, ctx),
+           AffineMap::get(5, 0, {d(0), d(1), d(2), d(3)}, ctx)},
+          {IT::parallel, IT::parallel, IT::parallel, IT::parallel,
+           IT::reduction},
+          [&](OpBuilder &nb, Location nl, ValueRange args) {
+            Emitter n{nb, nl};
+            Value p = arith::MulFOp::create(nb, nl, n.toF32(args[0]),
+                                            n.toF32(args[1]));
+            yieldValues(nb, nl,
+                                    arith::AddFOp::create(nb, nl, args[2], p));
+          });
+    };
+    Value kNope = decompress(wuk, rewriter.getIndexAttr(dn));
+    Value vals = decompress(wuv, Dv);
+
+    // k_pe is shared by all heads: broadcast it to [B, Sk, H, Dr].
+    Value kpeInit = e.empty({B, Sk, H, rewriter.getIndexAttr(dr)}, f32);
+    Value kpeH = e.generic(
+        kpeInit.getType(), kpe, kpeInit,
+        {AffineMap::get(4, 0, {d(0), d(1), d(3)}, ctx),
+         rewriter.getMultiDimIdentityMap(4)},
+        SmallVector<IT>(4, IT::parallel),
+        [&](OpBuilder &nb, Location nl, ValueRange args) {
+          Emitter n{nb, nl};
+          yieldValues(nb, nl, n.toF32(args[0]));
+        });
+
+    // Concatenate [nope | rope] along the head dim for queries and keys.
+    auto concat = [&](Value a, Value b2, OpFoldResult d0, OpFoldResult d1,
+                      OpFoldResult d2) {
+      Value init =
+          e.empty({d0, d1, d2, rewriter.getIndexAttr(dn + dr)}, f32);
+      SmallVector<OpFoldResult> zeros(4, rewriter.getIndexAttr(0));
+      SmallVector<OpFoldResult> ones(4, rewriter.getIndexAttr(1));
+      SmallVector<OpFoldResult> sa = {d0, d1, d2, rewriter.getIndexAttr(dn)};
+      SmallVector<OpFoldResult> sb = {d0, d1, d2, rewriter.getIndexAttr(dr)};
+      SmallVector<OpFoldResult> ob = {zeros[0], zeros[1], zeros[2],
+                                      rewriter.getIndexAttr(dn)};
+      Value t = tensor::InsertSliceOp::create(rewriter, loc, a, init, zeros,
+                                              sa, ones);
+      return tensor::InsertSliceOp::create(rewriter, loc, b2, t, ob, sb, ones)
+          .getResult();
+    };
+    Value qCat = concat(qn, qr, B, Sq, H);
+    Value kCat = concat(kNope, kpeH, B, Sk, H);
+
+    RankedTensorType rTy = op.getResult().getType();
+    auto attnTy = rTy.clone(f32);
+    auto attn = AttentionOp::create(rewriter, loc, attnTy, qCat, kCat, vals,
+                                    /*bias=*/Value(),
+                                    rewriter.getF64FloatAttr(scale),
+                                    op.getCausal());
+    rewriter.replaceOp(op, e.castTensor(attn.getResult(), rTy.getElementType()));
+    return success();
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// Pass
+//===----------------------------------------------------------------------===//
+
+struct ConvertPosencToLinalgPass
+    : posenc::impl::ConvertPosencToLinalgPassBase<ConvertPosencToLinalgPass> {
+  void runOnOperation() override {
+    MLIRContext *ctx = &getContext();
+    ConversionTarget target(*ctx);
+    target.addIllegalDialect<PosencDialect>();
+    target.markUnknownOpDynamicallyLegal([](Operation *) { return true; });
+    RewritePatternSet patterns(ctx);
+    populatePosencToLinalgConversionPatterns(patterns);
+    if (failed(applyPartialConversion(getOperation(), target,
+                                      std::move(patterns))))
+      signalPassFailure();
+  }
+};
+} // namespace
+
+void mlir::posenc::populatePosencToLinalgConversionPatterns(
+    RewritePatternSet &patterns) {
+  patterns.add<RopeOpLowering, SinusoidalOpLowering, AlibiBiasOpLowering,
+               RelBiasOpLowering, RelKeyBiasOpLowering, AttentionOpLowering,
+               MlaAbsorbOpLowering>(patterns.getContext());
+}

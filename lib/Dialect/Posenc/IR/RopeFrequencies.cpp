@@ -1,0 +1,122 @@
+//===- RopeFrequencies.cpp - rotary frequencies in float64 ----------------===//
+
+#include "posenc/Dialect/Posenc/IR/RopeFrequencies.h"
+
+#include "llvm/Support/ErrorHandling.h"
+
+#include <algorithm>
+#include <cmath>
+
+using namespace mlir;
+using namespace mlir::posenc;
+
+SmallVector<double> mlir::posenc::unscaledRopeFrequencies(double base,
+                                                          int64_t rotary) {
+  SmallVector<double> omega;
+  for (int64_t i = 0; i < rotary / 2; ++i)
+    omega.push_back(std::pow(base, -2.0 * double(i) / double(rotary)));
+  return omega;
+}
+
+/// YaRN's ln-mscale: g(s, m) = 1 if s <= 1 else 0.1·m·ln s + 1.
+static double yarnMscale(double s, double m) {
+  return s <= 1.0 ? 1.0 : 0.1 * m * std::log(s) + 1.0;
+}
+
+SmallVector<double> mlir::posenc::staticRopeFrequencies(RopeScalingAttr scaling,
+                                                        double base,
+                                                        int64_t rotary,
+                                                        bool useLong) {
+  double r = double(rotary);
+  switch (scaling.getKind()) {
+  case RopeScalingKind::none:
+    return unscaledRopeFrequencies(base, rotary);
+  case RopeScalingKind::linear: {
+    SmallVector<double> omega = unscaledRopeFrequencies(base, rotary);
+    double f = scaling.getFactor().getValueAsDouble();
+    for (double &w : omega)
+      w /= f;
+    return omega;
+  }
+  case RopeScalingKind::ntk: {
+    double a = scaling.getAlpha().getValueAsDouble();
+    return unscaledRopeFrequencies(base * std::pow(a, r / (r - 2.0)), rotary);
+  }
+  case RopeScalingKind::yarn: {
+    SmallVector<double> omega = unscaledRopeFrequencies(base, rotary);
+    double f = scaling.getFactor().getValueAsDouble();
+    double l0 = double(scaling.getOriginal());
+    auto correctionDim = [&](double rotations) {
+      return r * std::log(l0 / (2.0 * M_PI * rotations)) /
+             (2.0 * std::log(base));
+    };
+    double low = correctionDim(scaling.getBetaFast().getValueAsDouble());
+    double high = correctionDim(scaling.getBetaSlow().getValueAsDouble());
+    if (scaling.getTruncate()) {
+      low = std::floor(low);
+      high = std::ceil(high);
+    }
+    low = std::clamp(low, 0.0, r - 1.0);
+    high = std::clamp(high, 0.0, r - 1.0);
+    if (low == high)
+      high += 0.001;
+    for (auto [i, w] : llvm::enumerate(omega)) {
+      double ramp = std::clamp((double(i) - low) / (high - low), 0.0, 1.0);
+      w = w * (ramp / f + 1.0 - ramp);
+    }
+    return omega;
+  }
+  case RopeScalingKind::llama3: {
+    SmallVector<double> omega = unscaledRopeFrequencies(base, rotary);
+    double f = scaling.getFactor().getValueAsDouble();
+    double low = scaling.getLowFreqFactor().getValueAsDouble();
+    double high = scaling.getHighFreqFactor().getValueAsDouble();
+    double l0 = double(scaling.getOriginal());
+    for (double &w : omega) {
+      double wavelen = 2.0 * M_PI / w;
+      if (wavelen < l0 / high)
+        continue;
+      if (wavelen > l0 / low) {
+        w /= f;
+        continue;
+      }
+      double t = (l0 / wavelen - low) / (high - low);
+      w = (1.0 - t) * w / f + t * w;
+    }
+    return omega;
+  }
+  case RopeScalingKind::longrope: {
+    ArrayRef<double> ext = useLong ? scaling.getLongFactor().asArrayRef()
+                                   : scaling.getShortFactor().asArrayRef();
+    SmallVector<double> omega;
+    for (int64_t i = 0; i < rotary / 2; ++i)
+      omega.push_back(1.0 / (ext[i] * std::pow(base, 2.0 * double(i) / r)));
+    return omega;
+  }
+  case RopeScalingKind::dynamic:
+    break;
+  }
+  llvm_unreachable("dynamic NTK frequencies depend on the positions");
+}
+
+double mlir::posenc::defaultRopeAttentionFactor(RopeScalingAttr scaling) {
+  switch (scaling.getKind()) {
+  case RopeScalingKind::yarn: {
+    double f = scaling.getFactor().getValueAsDouble();
+    double m = scaling.getMscale().getValueAsDouble();
+    double mAll = scaling.getMscaleAllDim().getValueAsDouble();
+    if (m != 0.0 && mAll != 0.0)
+      return yarnMscale(f, m) / yarnMscale(f, mAll);
+    return yarnMscale(f, 1.0);
+  }
+  case RopeScalingKind::longrope: {
+    double l0 = double(scaling.getOriginal());
+    double s = double(scaling.getMaxPositions()) / l0;
+    if (s <= 1.0)
+      return 1.0;
+    return std::sqrt(1.0 + std::log(s) / std::log(l0));
+  }
+  default:
+    return 1.0;
+  }
+}

@@ -1,0 +1,69 @@
+//===- PosencToCPU.cpp - posenc-lower-to-cpu pipeline ---------------------===//
+
+#include "posenc/Pipelines/Pipelines.h"
+
+#include "posenc/Conversion/Passes.h"
+
+#include "mlir/Conversion/AffineToStandard/AffineToStandard.h"
+#include "mlir/Conversion/ConvertToLLVM/ToLLVMPass.h"
+#include "mlir/Conversion/ReconcileUnrealizedCasts/ReconcileUnrealizedCasts.h"
+#include "mlir/Conversion/SCFToControlFlow/SCFToControlFlow.h"
+#include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
+#include "mlir/Dialect/Bufferization/Transforms/Passes.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/Passes.h"
+#include "mlir/Dialect/MemRef/Transforms/Passes.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Transforms/Passes.h"
+
+using namespace mlir;
+using namespace mlir::posenc;
+
+/// posenc -> linalg on tensors, cleaned up and optionally fused.
+static void addTensorStage(OpPassManager &pm,
+                           const PosencToCPUPipelineOptions &options) {
+  pm.addPass(createConvertPosencToLinalgPass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  if (options.fuseElementwise)
+    pm.addPass(createLinalgElementwiseOpFusionPass());
+}
+
+/// Tensors -> buffers. Function boundaries use identity layouts so that
+/// callers (posenc-run, mlir-runner, Python) pass plain dense buffers.
+static void addBufferStage(OpPassManager &pm) {
+  bufferization::OneShotBufferizePassOptions bufferize;
+  bufferize.bufferizeFunctionBoundaries = true;
+  bufferize.functionBoundaryTypeConversion =
+      bufferization::LayoutMapOption::IdentityLayoutMap;
+  pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
+  bufferization::buildBufferDeallocationPipeline(pm);
+  pm.addPass(createCanonicalizerPass());
+}
+
+/// Buffers -> loops -> LLVM.
+static void addLLVMStage(OpPassManager &pm) {
+  pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
+  pm.addPass(createLowerAffinePass());
+  pm.addPass(createSCFToControlFlowPass());
+  pm.addPass(memref::createExpandStridedMetadataPass());
+  pm.addPass(createLowerAffinePass());
+  pm.addPass(createConvertToLLVMPass());
+  pm.addPass(createReconcileUnrealizedCastsPass());
+  pm.addPass(createCanonicalizerPass());
+}
+
+void mlir::posenc::buildPosencToCPUPipeline(
+    OpPassManager &pm, const PosencToCPUPipelineOptions &options) {
+  addTensorStage(pm, options);
+  addBufferStage(pm);
+  addLLVMStage(pm);
+}
+
+void mlir::posenc::registerPosencPipelines() {
+  PassPipelineRegistration<PosencToCPUPipelineOptions>(
+      "posenc-lower-to-cpu",
+      "Lower posenc ops on tensors to the LLVM dialect for the host CPU",
+      buildPosencToCPUPipeline);
+}
