@@ -1,0 +1,55 @@
+//===- HostArray.h - dense host arrays and .npy files -----------*- C++ -*-===//
+//
+// The arrays that posenc-run and the Python package hand to compiled
+// functions, and their .npy encoding.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef POSENC_RUNTIME_HOSTARRAY_H
+#define POSENC_RUNTIME_HOSTARRAY_H
+
+#include "llvm/ADT/SmallVector.h"
+#include "llvm/ADT/StringRef.h"
+#include "llvm/Support/Error.h"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace mlir::posenc::runtime {
+
+/// Element types a compiled entry point can take or return.
+enum class ElementKind { f32, f16, bf16, f64, i32, i64 };
+
+/// Size in bytes of one element.
+size_t elementSize(ElementKind kind);
+/// MLIR spelling: "f32", "bf16", "i64", ...
+llvm::StringRef elementName(ElementKind kind);
+std::optional<ElementKind> parseElementName(llvm::StringRef name);
+
+/// A dense, row-major array owned by the host.
+struct HostArray {
+  ElementKind kind = ElementKind::f32;
+  llvm::SmallVector<int64_t> shape;
+  std::vector<uint8_t> bytes;
+
+  int64_t numElements() const;
+  /// "2x16xf32"-style description.
+  std::string describe() const;
+};
+
+/// Reads a little-endian, C-order .npy file (format 1.0-3.0). bf16 arrays
+/// are stored as uint16 ('<u2'); `expected` decides how '<u2' is read.
+llvm::Expected<HostArray> readNpy(llvm::StringRef path,
+                                  std::optional<ElementKind> expected = {});
+/// Writes `array` as .npy (bf16 as '<u2').
+llvm::Error writeNpy(llvm::StringRef path, const HostArray &array);
+
+/// Parses "random:2x16x4x64xf32" into a shape and element kind and fills it
+/// from `seed`: floats uniform in [-1, 1), integers uniform in [0, 4096).
+llvm::Expected<HostArray> makeRandom(llvm::StringRef spec, uint64_t seed);
+
+} // namespace mlir::posenc::runtime
+
+#endif // POSENC_RUNTIME_HOSTARRAY_H

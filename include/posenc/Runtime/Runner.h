@@ -1,0 +1,57 @@
+//===- Runner.h - compile posenc IR and run it in-process -------*- C++ -*-===//
+//
+// Parses posenc IR, lowers it with a registered pipeline and runs an entry
+// point through MLIR's ExecutionEngine on host arrays. Used by posenc-run
+// and the Python package; the heavy MLIR includes stay in Runner.cpp.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef POSENC_RUNTIME_RUNNER_H
+#define POSENC_RUNTIME_RUNNER_H
+
+#include "posenc/Runtime/HostArray.h"
+
+#include <memory>
+
+namespace mlir::posenc::runtime {
+
+/// One tensor argument or result of an entry point, before lowering.
+struct TensorSpec {
+  ElementKind kind;
+  /// -1 for dynamic dims.
+  llvm::SmallVector<int64_t> shape;
+  std::string describe() const;
+};
+
+/// A module compiled for the host and ready to run.
+class CompiledModule {
+public:
+  ~CompiledModule();
+
+  /// Parses `source`, picks `entry` (or the module's only public function
+  /// when empty), lowers with `pipeline` (a textual pass pipeline, e.g.
+  /// "posenc-lower-to-cpu") and JIT-compiles. Errors carry the MLIR
+  /// diagnostics.
+  static llvm::Expected<std::unique_ptr<CompiledModule>>
+  compile(llvm::StringRef source, llvm::StringRef entry,
+          llvm::StringRef pipeline = "posenc-lower-to-cpu");
+
+  llvm::StringRef entryName() const;
+  llvm::ArrayRef<TensorSpec> inputs() const;
+  llvm::ArrayRef<TensorSpec> results() const;
+
+  /// Checks count, element types and static dims of `args`.
+  llvm::Error checkInputs(llvm::ArrayRef<HostArray> args) const;
+
+  /// Runs the entry point once and returns copies of its results.
+  llvm::Expected<std::vector<HostArray>> run(llvm::ArrayRef<HostArray> args);
+
+private:
+  CompiledModule();
+  struct Impl;
+  std::unique_ptr<Impl> impl;
+};
+
+} // namespace mlir::posenc::runtime
+
+#endif // POSENC_RUNTIME_RUNNER_H

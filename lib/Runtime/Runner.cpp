@@ -1,0 +1,292 @@
+//===- Runner.cpp - compile posenc IR and run it in-process ---------------===//
+//
+// The one file of the runtime that includes ExecutionEngine and InitAll*.
+//
+//===----------------------------------------------------------------------===//
+
+#include "posenc/Runtime/Runner.h"
+
+#include "posenc/InitAll.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/ExecutionEngine/ExecutionEngine.h"
+#include "mlir/ExecutionEngine/OptUtils.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/InitAllDialects.h"
+#include "mlir/InitAllExtensions.h"
+#include "mlir/InitAllPasses.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Target/LLVMIR/Dialect/All.h"
+#include "llvm/ADT/DenseSet.h"
+#include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/TargetSelect.h"
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+
+using namespace mlir;
+using namespace mlir::posenc;
+using namespace mlir::posenc::runtime;
+
+static llvm::Error makeError(const llvm::Twine &msg) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), msg);
+}
+
+std::string TensorSpec::describe() const {
+  std::string s;
+  for (int64_t d : shape)
+    s += (d < 0 ? std::string("?") : std::to_string(d)) + "x";
+  return s + elementName(kind).str();
+}
+
+static std::optional<ElementKind> kindOf(Type t) {
+  if (t.isF32())
+    return ElementKind::f32;
+  if (t.isF16())
+    return ElementKind::f16;
+  if (t.isBF16())
+    return ElementKind::bf16;
+  if (t.isF64())
+    return ElementKind::f64;
+  if (t.isInteger(32))
+    return ElementKind::i32;
+  if (t.isInteger(64))
+    return ElementKind::i64;
+  return std::nullopt;
+}
+
+static llvm::Expected<TensorSpec> specOf(Type t, const llvm::Twine &what) {
+  auto tensor = dyn_cast<RankedTensorType>(t);
+  std::optional<ElementKind> kind =
+      tensor ? kindOf(tensor.getElementType()) : std::nullopt;
+  if (!kind) {
+    std::string s;
+    llvm::raw_string_ostream os(s);
+    os << t;
+    return makeError(what + " has type " + s +
+                     "; entry points take and return ranked tensors of f32, "
+                     "f16, bf16, f64, i32 or i64");
+  }
+  TensorSpec spec{*kind, {}};
+  for (int64_t d : tensor.getShape())
+    spec.shape.push_back(ShapedType::isDynamic(d) ? -1 : d);
+  return spec;
+}
+
+/// Process-wide registration of passes and the native target, once.
+static void initializeOnce() {
+  static std::once_flag flag;
+  std::call_once(flag, [] {
+    registerAllPasses();
+    registerPosencPasses();
+    llvm::InitializeNativeTarget();
+    llvm::InitializeNativeTargetAsmPrinter();
+  });
+}
+
+struct CompiledModule::Impl {
+  MLIRContext context;
+  OwningOpRef<ModuleOp> module;
+  std::unique_ptr<ExecutionEngine> engine;
+  std::string entry;
+  SmallVector<TensorSpec> inputs, results;
+
+  explicit Impl(const DialectRegistry &registry) : context(registry) {}
+};
+
+CompiledModule::CompiledModule() = default;
+CompiledModule::~CompiledModule() = default;
+
+llvm::StringRef CompiledModule::entryName() const { return impl->entry; }
+llvm::ArrayRef<TensorSpec> CompiledModule::inputs() const {
+  return impl->inputs;
+}
+llvm::ArrayRef<TensorSpec> CompiledModule::results() const {
+  return impl->results;
+}
+
+llvm::Expected<std::unique_ptr<CompiledModule>>
+CompiledModule::compile(llvm::StringRef source, llvm::StringRef entry,
+                        llvm::StringRef pipeline) {
+  initializeOnce();
+  DialectRegistry registry;
+  registerAllDialects(registry);
+  registerAllExtensions(registry);
+  registerPosencDialects(registry);
+  registerAllToLLVMIRTranslations(registry);
+
+  std::unique_ptr<CompiledModule> result(new CompiledModule());
+  result->impl = std::make_unique<Impl>(registry);
+  Impl &impl = *result->impl;
+  MLIRContext &ctx = impl.context;
+
+  // Collect every diagnostic, with its source line, into the error.
+  std::string diagText;
+  llvm::raw_string_ostream diagStream(diagText);
+  llvm::SourceMgr sourceMgr;
+  sourceMgr.AddNewSourceBuffer(
+      llvm::MemoryBuffer::getMemBufferCopy(source, "<input>"), llvm::SMLoc());
+  SourceMgrDiagnosticHandler handler(sourceMgr, &ctx, diagStream);
+  auto fail = [&](const llvm::Twine &msg) {
+    return makeError(msg + (diagText.empty() ? "" : ":\n" + diagText));
+  };
+
+  impl.module = parseSourceFile<ModuleOp>(sourceMgr, &ctx);
+  if (!impl.module)
+    return fail("cannot parse the input");
+
+  func::FuncOp fn;
+  if (!entry.empty()) {
+    fn = impl.module->lookupSymbol<func::FuncOp>(entry);
+    if (!fn || fn.isDeclaration())
+      return fail("no function '" + entry + "' in the input");
+  } else {
+    SmallVector<func::FuncOp> publics;
+    for (auto f : impl.module->getOps<func::FuncOp>())
+      if (f.isPublic() && !f.isDeclaration())
+        publics.push_back(f);
+    if (publics.size() != 1)
+      return fail("the input has " + llvm::Twine(publics.size()) +
+                  " public functions; name the entry point");
+    fn = publics.front();
+  }
+  impl.entry = fn.getSymName().str();
+  for (auto [i, t] : llvm::enumerate(fn.getArgumentTypes())) {
+    auto spec = specOf(t, "argument #" + llvm::Twine(i) + " of @" + impl.entry);
+    if (!spec)
+      return spec.takeError();
+    impl.inputs.push_back(*spec);
+  }
+  for (auto [i, t] : llvm::enumerate(fn.getResultTypes())) {
+    auto spec = specOf(t, "result #" + llvm::Twine(i) + " of @" + impl.entry);
+    if (!spec)
+      return spec.takeError();
+    impl.results.push_back(*spec);
+  }
+
+  PassManager pm(&ctx);
+  std::string pipelineErrors;
+  llvm::raw_string_ostream pipelineStream(pipelineErrors);
+  if (failed(parsePassPipeline(pipeline, pm, pipelineStream)))
+    return makeError("invalid pipeline '" + pipeline + "': " + pipelineErrors);
+  if (failed(pm.run(*impl.module)))
+    return fail("lowering with '" + pipeline + "' failed");
+
+  auto transformer = makeOptimizingTransformer(3, 0, nullptr);
+  ExecutionEngineOptions options;
+  options.transformer = transformer;
+  options.jitCodeGenOptLevel = llvm::CodeGenOptLevel::Aggressive;
+  auto engine = ExecutionEngine::create(*impl.module, options);
+  if (!engine)
+    return fail("JIT compilation failed: " + toString(engine.takeError()));
+  impl.engine = std::move(*engine);
+  return result;
+}
+
+llvm::Error CompiledModule::checkInputs(llvm::ArrayRef<HostArray> args) const {
+  if (args.size() != impl->inputs.size())
+    return makeError("@" + impl->entry + " takes " +
+                     llvm::Twine(impl->inputs.size()) + " inputs, got " +
+                     llvm::Twine(args.size()));
+  for (auto [i, pair] : llvm::enumerate(llvm::zip(args, impl->inputs))) {
+    const HostArray &a = std::get<0>(pair);
+    const TensorSpec &s = std::get<1>(pair);
+    bool ok = a.kind == s.kind && a.shape.size() == s.shape.size();
+    for (size_t d = 0; ok && d < s.shape.size(); ++d)
+      ok = s.shape[d] < 0 || s.shape[d] == a.shape[d];
+    if (!ok)
+      return makeError("input #" + llvm::Twine(i) + " of @" + impl->entry +
+                       ": expected " + s.describe() + ", got " + a.describe());
+  }
+  return llvm::Error::success();
+}
+
+/// The LLVM lowering of a memref: allocated and aligned pointers, offset,
+/// sizes and strides, all 8-byte fields.
+static size_t descriptorFields(size_t rank) { return 3 + 2 * rank; }
+
+llvm::Expected<std::vector<HostArray>>
+CompiledModule::run(llvm::ArrayRef<HostArray> args) {
+  if (llvm::Error err = checkInputs(args))
+    return std::move(err);
+
+  // Compiled code may write into its arguments: hand it copies.
+  std::vector<std::vector<uint8_t>> scratch;
+  std::vector<std::vector<int64_t>> descriptors;
+  for (const HostArray &a : args) {
+    scratch.push_back(a.bytes);
+    if (scratch.back().empty())
+      scratch.back().resize(elementSize(a.kind));
+    std::vector<int64_t> desc(descriptorFields(a.shape.size()));
+    auto ptr = reinterpret_cast<int64_t>(scratch.back().data());
+    desc[0] = desc[1] = ptr;
+    desc[2] = 0;
+    int64_t stride = 1;
+    for (size_t d = a.shape.size(); d-- > 0;) {
+      desc[3 + d] = a.shape[d];
+      desc[3 + a.shape.size() + d] = stride;
+      stride *= a.shape[d];
+    }
+    descriptors.push_back(std::move(desc));
+  }
+  SmallVector<void *> packed;
+  for (auto &desc : descriptors)
+    for (int64_t &field : desc)
+      packed.push_back(&field);
+  size_t resultFields = 0;
+  for (const TensorSpec &s : impl->results)
+    resultFields += descriptorFields(s.shape.size());
+  std::vector<int64_t> resultStorage(std::max<size_t>(resultFields, 1));
+  if (!impl->results.empty())
+    packed.push_back(resultStorage.data());
+
+  if (llvm::Error err = impl->engine->invokePacked(impl->entry, packed))
+    return std::move(err);
+
+  std::vector<HostArray> outputs;
+  llvm::DenseSet<int64_t> owned;
+  for (auto &s : scratch)
+    owned.insert(reinterpret_cast<int64_t>(s.data()));
+  // memref.get_global marks constant buffers with this allocated pointer.
+  owned.insert(int64_t(0xdeadbeef));
+  size_t at = 0;
+  SmallVector<void *> toFree;
+  for (const TensorSpec &s : impl->results) {
+    size_t rank = s.shape.size();
+    const int64_t *desc = resultStorage.data() + at;
+    at += descriptorFields(rank);
+    HostArray out;
+    out.kind = s.kind;
+    for (size_t d = 0; d < rank; ++d)
+      out.shape.push_back(desc[3 + d]);
+    size_t esz = elementSize(s.kind);
+    out.bytes.resize(out.numElements() * esz);
+    auto *base = reinterpret_cast<const uint8_t *>(desc[1]) + desc[2] * esz;
+    // Strided copy into row-major order.
+    int64_t n = out.numElements();
+    SmallVector<int64_t> idx(rank, 0);
+    for (int64_t e = 0; e < n; ++e) {
+      int64_t off = 0;
+      for (size_t d = 0; d < rank; ++d)
+        off += idx[d] * desc[3 + rank + d];
+      std::memcpy(out.bytes.data() + e * esz, base + off * esz, esz);
+      for (size_t d = rank; d-- > 0;) {
+        if (++idx[d] < out.shape[d])
+          break;
+        idx[d] = 0;
+      }
+    }
+    if (owned.insert(desc[0]).second)
+      toFree.push_back(reinterpret_cast<void *>(desc[0]));
+    outputs.push_back(std::move(out));
+  }
+  for (void *p : toFree)
+    std::free(p);
+  return outputs;
+}

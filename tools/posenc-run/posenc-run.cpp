@@ -1,0 +1,168 @@
+//===- posenc-run.cpp - JIT runner for posenc IR --------------------------===//
+//
+// Compiles a posenc module for the host and runs one entry point on arrays
+// from .npy files or random data, in the style of iree-run-module:
+//
+//   posenc-run layer.mlir --entry=attn --input=@q.npy --input=random:16xi32 \
+//       --output=@out.npy --benchmark=20
+//
+//===----------------------------------------------------------------------===//
+
+#include "posenc/Runtime/Runner.h"
+
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+
+using namespace llvm;
+using namespace mlir::posenc::runtime;
+
+static cl::opt<std::string> inputFile(cl::Positional, cl::desc("<input.mlir>"),
+                                      cl::Required);
+static cl::opt<std::string>
+    entry("entry", cl::desc("Function to run (default: the only public one)"),
+          cl::init(""));
+static cl::list<std::string>
+    inputs("input", cl::desc("An input: @file.npy or random:2x16x4x64xf32"));
+static cl::list<std::string>
+    outputs("output", cl::desc("Where result #i goes: @file.npy, or - to "
+                               "print a summary (default)"));
+static cl::opt<std::string> pipeline("pipeline",
+                                     cl::desc("Textual pass pipeline"),
+                                     cl::init("posenc-lower-to-cpu"));
+static cl::opt<unsigned>
+    benchmark("benchmark",
+              cl::desc("Run N more times and print median and min time"),
+              cl::init(0));
+static cl::opt<unsigned long long> seed("seed",
+                                        cl::desc("Seed of random inputs"),
+                                        cl::init(0));
+
+static int fail(const Twine &msg) {
+  errs() << "posenc-run: " << msg << "\n";
+  return 1;
+}
+
+static void summarize(raw_ostream &os, unsigned i, const HostArray &a) {
+  os << "result #" << i << ": " << a.describe();
+  double sum = 0, absMax = 0;
+  size_t n = a.numElements(), esz = elementSize(a.kind);
+  auto at = [&](size_t e) -> double {
+    const uint8_t *p = a.bytes.data() + e * esz;
+    switch (a.kind) {
+    case ElementKind::f32: {
+      float v;
+      std::memcpy(&v, p, 4);
+      return v;
+    }
+    case ElementKind::f64: {
+      double v;
+      std::memcpy(&v, p, 8);
+      return v;
+    }
+    case ElementKind::bf16: {
+      uint32_t bits = uint32_t(p[0] | (p[1] << 8)) << 16;
+      float v;
+      std::memcpy(&v, &bits, 4);
+      return v;
+    }
+    case ElementKind::i32: {
+      int32_t v;
+      std::memcpy(&v, p, 4);
+      return v;
+    }
+    case ElementKind::i64: {
+      int64_t v;
+      std::memcpy(&v, p, 8);
+      return double(v);
+    }
+    case ElementKind::f16: {
+      uint16_t h = uint16_t(p[0] | (p[1] << 8));
+      int exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
+      double mag = exp == 0    ? std::ldexp(mant, -24)
+                   : exp == 31 ? (mant ? NAN : INFINITY)
+                               : std::ldexp(mant + 1024, exp - 25);
+      return (h & 0x8000) ? -mag : mag;
+    }
+    }
+    return 0;
+  };
+  for (size_t e = 0; e < n; ++e) {
+    double v = at(e);
+    sum += v;
+    absMax = std::max(absMax, std::abs(v));
+  }
+  os << " sum=" << sum << " max|x|=" << absMax << "\n";
+}
+
+int main(int argc, char **argv) {
+  InitLLVM init(argc, argv);
+  cl::ParseCommandLineOptions(argc, argv, "posenc JIT runner\n");
+
+  auto file = MemoryBuffer::getFileOrSTDIN(inputFile);
+  if (!file)
+    return fail("cannot read '" + inputFile + "': " +
+                file.getError().message());
+  auto compiled =
+      CompiledModule::compile((*file)->getBuffer(), entry, pipeline);
+  if (!compiled)
+    return fail(toString(compiled.takeError()));
+  CompiledModule &module = **compiled;
+
+  std::vector<HostArray> args;
+  for (auto [i, spec] : llvm::enumerate(inputs)) {
+    StringRef s = spec;
+    std::optional<ElementKind> expected;
+    if (i < module.inputs().size())
+      expected = module.inputs()[i].kind;
+    Expected<HostArray> a =
+        s.consume_front("@") ? readNpy(s, expected)
+                             : makeRandom(spec, seed.getValue() + i);
+    if (!a)
+      return fail("input #" + Twine(i) + ": " + toString(a.takeError()));
+    args.push_back(std::move(*a));
+  }
+  if (Error err = module.checkInputs(args))
+    return fail(toString(std::move(err)));
+  if (outputs.size() > module.results().size())
+    return fail("got " + Twine(outputs.size()) + " --output for " +
+                Twine(module.results().size()) + " results of @" +
+                module.entryName());
+
+  auto results = module.run(args);
+  if (!results)
+    return fail(toString(results.takeError()));
+  for (auto [i, r] : llvm::enumerate(*results)) {
+    StringRef target = i < outputs.size() ? StringRef(outputs[i]) : "-";
+    if (target.consume_front("@")) {
+      if (Error err = writeNpy(target, r))
+        return fail(toString(std::move(err)));
+    } else {
+      summarize(outs(), i, r);
+    }
+  }
+
+  if (benchmark > 0) {
+    std::vector<double> ms;
+    for (unsigned i = 0; i < benchmark; ++i) {
+      auto start = std::chrono::steady_clock::now();
+      auto again = module.run(args);
+      auto stop = std::chrono::steady_clock::now();
+      if (!again)
+        return fail(toString(again.takeError()));
+      ms.push_back(std::chrono::duration<double, std::milli>(stop - start)
+                       .count());
+    }
+    std::sort(ms.begin(), ms.end());
+    outs() << "benchmark @" << module.entryName() << ": " << benchmark
+           << " runs, median " << format("%.3f", ms[ms.size() / 2])
+           << " ms, min " << format("%.3f", ms.front()) << " ms\n";
+  }
+  return 0;
+}
