@@ -1,0 +1,293 @@
+"""Float64 numpy reference of every posenc op.
+
+Written from the semantics contract (DESIGN §4 / the op descriptions), not
+from the compiler: tests compare compiled code against these functions.
+Layouts: q/k/v are [B, S, H, D]; positions are [S] or [B, S].
+
+Rope scaling is a dict: {"kind": "none" | "linear" | "ntk" | "dynamic" |
+"yarn" | "llama3" | "longrope", ...parameters as in #posenc.rope_scaling}.
+"""
+
+import math
+
+import numpy as np
+
+YARN_DEFAULTS = {
+    "beta_fast": 32.0,
+    "beta_slow": 1.0,
+    "mscale": 1.0,
+    "mscale_all_dim": 0.0,
+    "truncate": True,
+}
+
+
+def _base_frequencies(base, rotary):
+    i = np.arange(rotary // 2, dtype=np.float64)
+    return base ** (-2.0 * i / rotary)
+
+
+def _yarn_mscale(s, m):
+    return 1.0 if s <= 1.0 else 0.1 * m * math.log(s) + 1.0
+
+
+def rope_frequencies(base, rotary, scaling=None, positions=None):
+    """ω_i for i < R/2 under `scaling`; `positions` feed dynamic/longrope."""
+    sc = dict(scaling or {"kind": "none"})
+    kind = sc["kind"]
+    r = float(rotary)
+    if kind == "none":
+        return _base_frequencies(base, rotary)
+    if kind == "linear":
+        return _base_frequencies(base, rotary) / sc["factor"]
+    if kind == "ntk":
+        return _base_frequencies(base * sc["alpha"] ** (r / (r - 2.0)), rotary)
+    if kind == "dynamic":
+        f, l0 = sc["factor"], sc["original"]
+        s = max(int(np.max(positions)) + 1, l0)
+        new_base = base * ((f * s / l0) - (f - 1.0)) ** (r / (r - 2.0))
+        return _base_frequencies(new_base, rotary)
+    if kind == "yarn":
+        p = dict(YARN_DEFAULTS, **sc)
+        f, l0 = p["factor"], p["original"]
+        omega = _base_frequencies(base, rotary)
+
+        def cd(rot):
+            return r * math.log(l0 / (2.0 * math.pi * rot)) / (2.0 * math.log(base))
+
+        low, high = cd(p["beta_fast"]), cd(p["beta_slow"])
+        if p["truncate"]:
+            low, high = math.floor(low), math.ceil(high)
+        low = min(max(low, 0.0), r - 1.0)
+        high = min(max(high, 0.0), r - 1.0)
+        if low == high:
+            high += 0.001
+        i = np.arange(rotary // 2, dtype=np.float64)
+        ramp = np.clip((i - low) / (high - low), 0.0, 1.0)
+        return omega * (ramp / f + 1.0 - ramp)
+    if kind == "llama3":
+        f, l0 = sc["factor"], sc["original"]
+        low, high = sc["low_freq_factor"], sc["high_freq_factor"]
+        omega = _base_frequencies(base, rotary)
+        out = np.empty_like(omega)
+        for i, w in enumerate(omega):
+            lam = 2.0 * math.pi / w
+            if lam < l0 / high:
+                out[i] = w
+            elif lam > l0 / low:
+                out[i] = w / f
+            else:
+                t = (l0 / lam - low) / (high - low)
+                out[i] = (1.0 - t) * w / f + t * w
+        return out
+    if kind == "longrope":
+        l0 = sc["original"]
+        use_long = int(np.max(positions)) + 1 > l0
+        ext = np.asarray(sc["long_factor"] if use_long else sc["short_factor"], np.float64)
+        i = np.arange(rotary // 2, dtype=np.float64)
+        return 1.0 / (ext * base ** (2.0 * i / r))
+    raise ValueError(f"unknown rope scaling kind {kind!r}")
+
+
+def rope_attention_factor(scaling=None):
+    """Default attention factor implied by the scaling."""
+    sc = dict(scaling or {"kind": "none"})
+    if sc["kind"] == "yarn":
+        p = dict(YARN_DEFAULTS, **sc)
+        f, m, m_all = p["factor"], p["mscale"], p["mscale_all_dim"]
+        if m != 0 and m_all != 0:
+            return _yarn_mscale(f, m) / _yarn_mscale(f, m_all)
+        return _yarn_mscale(f, 1.0)
+    if sc["kind"] == "longrope":
+        l0 = sc["original"]
+        s = sc["max_positions"] / l0
+        return 1.0 if s <= 1.0 else math.sqrt(1.0 + math.log(s) / math.log(l0))
+    return 1.0
+
+
+def rope(x, pos, base=10000.0, rotary_dim=None, layout="half", scaling=None,
+         attention_factor=None):
+    """posenc.rope in float64. x: [B, S, H, D]; pos: [S] or [B, S]."""
+    x = np.asarray(x, np.float64)
+    pos = np.asarray(pos)
+    d = x.shape[3]
+    r = d if rotary_dim is None else rotary_dim
+    if r == 0:
+        return x.copy()
+    a = rope_attention_factor(scaling) if attention_factor is None else attention_factor
+    omega = rope_frequencies(base, r, scaling, pos)
+    p = pos.astype(np.float64)
+    if p.ndim == 1:
+        p = np.broadcast_to(p, (x.shape[0], p.shape[0]))
+    theta = p[:, :, None, None] * omega[None, None, None, :]  # [B, S, 1, R/2]
+    cos, sin = np.cos(theta), np.sin(theta)
+    y = x.copy()
+    if layout == "half":
+        u, v = x[..., : r // 2], x[..., r // 2 : r]
+        y[..., : r // 2] = a * (u * cos - v * sin)
+        y[..., r // 2 : r] = a * (v * cos + u * sin)
+    elif layout == "interleaved":
+        u, v = x[..., 0:r:2], x[..., 1:r:2]
+        y[..., 0:r:2] = a * (u * cos - v * sin)
+        y[..., 1:r:2] = a * (v * cos + u * sin)
+    else:
+        raise ValueError(f"unknown layout {layout!r}")
+    return y
+
+
+def sinusoidal(pos, dim, base=10000.0, layout="interleaved"):
+    """posenc.sinusoidal: [..., S] -> [..., S, D]."""
+    p = np.asarray(pos).astype(np.float64)[..., None]
+    omega = _base_frequencies(base, dim)
+    theta = p * omega
+    out = np.empty(p.shape[:-1] + (dim,), np.float64)
+    if layout == "interleaved":
+        out[..., 0::2] = np.sin(theta)
+        out[..., 1::2] = np.cos(theta)
+    else:
+        out[..., : dim // 2] = np.sin(theta)
+        out[..., dim // 2 :] = np.cos(theta)
+    return out
+
+
+def alibi_slopes(num_heads, max_bias=8.0):
+    """The ALiBi paper / BLOOM rule."""
+    p = 2 ** int(math.floor(math.log2(num_heads)))
+    slopes = [2.0 ** (-max_bias * h / p) for h in range(1, p + 1)]
+    slopes += [2.0 ** (-max_bias * (2 * k - 1) / (2 * p)) for k in range(1, num_heads - p + 1)]
+    return np.array(slopes, np.float64)
+
+
+def alibi_slopes_mpt(num_heads, max_bias=8.0):
+    """MPT's formulation (interleaves the slopes of 2^ceil(log2 n) heads)."""
+    n2 = 2 ** int(math.ceil(math.log2(num_heads)))
+    m = np.arange(1, n2 + 1, dtype=np.float64) * (max_bias / n2)
+    slopes = 1.0 / np.power(2.0, m)
+    if n2 != num_heads:
+        slopes = np.concatenate([slopes[1::2], slopes[::2]])[:num_heads]
+    return slopes
+
+
+def _relative(q_pos, k_pos):
+    """rel[..., i, j] = k_j − q_i with a batch dim when either is [B, S]."""
+    q = np.asarray(q_pos).astype(np.int64)
+    k = np.asarray(k_pos).astype(np.int64)
+    return k[..., None, :] - q[..., :, None]
+
+
+def _with_heads(per_head):
+    """[..., Sq, Sk, H] -> [..., H, Sq, Sk]."""
+    return np.moveaxis(per_head, -1, -3)
+
+
+def alibi_bias(q_pos, k_pos, num_heads, max_bias=8.0, mode="causal", slopes=None):
+    m = alibi_slopes(num_heads, max_bias) if slopes is None else np.asarray(slopes, np.float64)
+    rel = _relative(q_pos, k_pos).astype(np.float64)[..., None]  # [..., Sq, Sk, 1]
+    if mode == "causal":
+        out = m * rel
+    else:
+        out = -m * np.abs(rel)
+    return _with_heads(out)
+
+
+def t5_bucket(rel, num_buckets, max_distance, bidirectional=True):
+    """T5's relative_position_bucket, evaluated elementwise in float64."""
+    rel = np.asarray(rel, np.int64)
+    n_b = num_buckets
+    if bidirectional:
+        n_b //= 2
+        b0 = np.where(rel > 0, n_b, 0)
+        n = np.abs(rel)
+    else:
+        b0 = np.zeros_like(rel)
+        n = np.maximum(-rel, 0)
+    e = n_b // 2
+    out = np.empty_like(rel)
+    flat_n, flat_out = n.reshape(-1), out.reshape(-1)
+    for idx, v in enumerate(flat_n):
+        if v < e:
+            flat_out[idx] = v
+        else:
+            large = e + math.log(v / e) / math.log(max_distance / e) * (n_b - e)
+            flat_out[idx] = min(int(math.floor(large)), n_b - 1)
+    return b0 + out
+
+
+def rel_bias(table, q_pos, k_pos, kind="t5", num_buckets=None, max_distance=128,
+             bidirectional=True):
+    table = np.asarray(table, np.float64)
+    rel = _relative(q_pos, k_pos)
+    if kind == "t5":
+        bucket = t5_bucket(rel, num_buckets, max_distance, bidirectional)
+    elif bidirectional:
+        bucket = np.clip(rel, -max_distance, max_distance) + max_distance
+    else:
+        bucket = np.clip(-rel, 0, max_distance)
+    return _with_heads(table[bucket])
+
+
+def rel_key_bias(q, emb, q_pos, k_pos, max_distance):
+    """bias[b, h, i, j] = q[b, i, h, :] · emb[clamp(k_j − q_i, −M, M) + M]."""
+    q = np.asarray(q, np.float64)
+    emb = np.asarray(emb, np.float64)
+    idx = np.clip(_relative(q_pos, k_pos), -max_distance, max_distance) + max_distance
+    qe = np.einsum("bihd,rd->bhir", q, emb)  # [B, H, Sq, 2M+1]
+    b, h, sq, _ = qe.shape
+    idx = np.broadcast_to(idx, (b, sq, idx.shape[-1]))
+    return np.take_along_axis(qe, np.broadcast_to(idx[:, None], (b, h) + idx.shape[1:]), axis=-1)
+
+
+def attention(q, k, v, bias=None, scale=None, causal=False, score_mod=None):
+    """posenc.attention; score_mod(s, b, h, i, j) works on broadcast arrays."""
+    q, k, v = (np.asarray(t, np.float64) for t in (q, k, v))
+    b, sq, hq, dk = q.shape
+    sk, hkv = k.shape[1], k.shape[2]
+    g = hq // hkv
+    k = np.repeat(k, g, axis=2)
+    v = np.repeat(v, g, axis=2)
+    s = np.einsum("bihd,bjhd->bhij", q, k) * (1.0 / math.sqrt(dk) if scale is None else scale)
+    if bias is not None:
+        s = s + np.asarray(bias, np.float64)
+    if score_mod is not None:
+        bi, hi, ii, ji = np.meshgrid(np.arange(b), np.arange(hq), np.arange(sq),
+                                     np.arange(sk), indexing="ij")
+        s = score_mod(s, bi, hi, ii, ji)
+    if causal:
+        i = np.arange(sq)[:, None]
+        j = np.arange(sk)[None, :]
+        s = np.where(j > i + sk - sq, -np.inf, s)
+    m = np.max(s, axis=-1, keepdims=True)
+    m = np.where(np.isneginf(m), 0.0, m)
+    p = np.exp(s - m)
+    l = np.sum(p, axis=-1, keepdims=True)
+    o = np.einsum("bhij,bjhd->bihd", p, v)
+    l = np.moveaxis(l, 1, 2)  # [B, Sq, H, 1]
+    return np.where(l == 0, 0.0, o / np.where(l == 0, 1.0, l))
+
+
+def mla_absorb(q_nope, q_pe, c_kv, k_pe, w_uk, w_uv, scale=None, causal=False):
+    """Naive form: decompress per-head keys and values from the latent."""
+    q_nope, q_pe, c_kv, k_pe, w_uk, w_uv = (
+        np.asarray(t, np.float64) for t in (q_nope, q_pe, c_kv, k_pe, w_uk, w_uv))
+    dn, dr = q_nope.shape[3], q_pe.shape[3]
+    k_nope = np.einsum("hnc,bjc->bjhn", w_uk, c_kv)
+    v = np.einsum("hec,bjc->bjhe", w_uv, c_kv)
+    h = q_nope.shape[2]
+    k_rope = np.broadcast_to(k_pe[:, :, None, :], k_pe.shape[:2] + (h, dr))
+    q = np.concatenate([q_nope, q_pe], axis=-1)
+    k = np.concatenate([k_nope, k_rope], axis=-1)
+    return attention(q, k, v, scale=1.0 / math.sqrt(dn + dr) if scale is None else scale,
+                     causal=causal)
+
+
+def mla_absorb_latent(q_nope, q_pe, c_kv, k_pe, w_uk, w_uv, scale=None, causal=False):
+    """Absorbed form: MQA over [c_kv | k_pe] with values c_kv."""
+    q_nope, q_pe, c_kv, k_pe, w_uk, w_uv = (
+        np.asarray(t, np.float64) for t in (q_nope, q_pe, c_kv, k_pe, w_uk, w_uv))
+    dn, dr = q_nope.shape[3], q_pe.shape[3]
+    q_lat = np.einsum("bihn,hnc->bihc", q_nope, w_uk)
+    q = np.concatenate([q_lat, q_pe], axis=-1)
+    k = np.concatenate([c_kv, k_pe], axis=-1)[:, :, None, :]
+    o_lat = attention(q, k, c_kv[:, :, None, :],
+                      scale=1.0 / math.sqrt(dn + dr) if scale is None else scale,
+                      causal=causal)
+    return np.einsum("bihc,hec->bihe", o_lat, w_uv)
