@@ -22,6 +22,7 @@
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Target/LLVMIR/Dialect/All.h"
 #include "llvm/ADT/DenseSet.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/TargetSelect.h"
 
@@ -181,6 +182,12 @@ CompiledModule::compile(llvm::StringRef source, llvm::StringRef entry,
   auto transformer = makeOptimizingTransformer(3, 0, nullptr);
   ExecutionEngineOptions options;
   options.transformer = transformer;
+  // Strided memref.copy in user IR calls memrefCopy from MLIR's C runner
+  // utils; posenc's own lowerings need no runtime library.
+  SmallVector<StringRef, 1> libs;
+  if (llvm::sys::fs::exists(POSENC_MLIR_C_RUNNER_UTILS))
+    libs.push_back(POSENC_MLIR_C_RUNNER_UTILS);
+  options.sharedLibPaths = libs;
   options.jitCodeGenOptLevel = llvm::CodeGenOptLevel::Aggressive;
   auto engine = ExecutionEngine::create(*impl.module, options);
   if (!engine)

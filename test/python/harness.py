@@ -78,7 +78,7 @@ def run(ir, inputs, num_results=1, entry=None, pipeline=None, extra=()):
             cmd.append(f"--pipeline={pipeline}")
         for i, a in enumerate(inputs):
             path = os.path.join(tmp, f"in{i}.npy")
-            np.save(path, np.ascontiguousarray(a))
+            np.save(path, np.require(a, requirements='C'))
             cmd.append(f"--input=@{path}")
         outs = [os.path.join(tmp, f"out{i}.npy") for i in range(num_results)]
         cmd += [f"--output=@{p}" for p in outs]

@@ -115,8 +115,13 @@ struct Emitter {
   Value fromFloat(Value v, Type elemTy) {
     if (v.getType() == elemTy)
       return v;
-    if (v.getType().getIntOrFloatBitWidth() > elemTy.getIntOrFloatBitWidth())
+    if (v.getType().getIntOrFloatBitWidth() > elemTy.getIntOrFloatBitWidth()) {
+      // f64 -> 16-bit goes through f32: the CPU pipeline expands only
+      // f32 -> bf16 truncation (no runtime library call).
+      if (v.getType().isF64() && !elemTy.isF32())
+        v = arith::TruncFOp::create(b, loc, b.getF32Type(), v);
       return arith::TruncFOp::create(b, loc, elemTy, v);
+    }
     return arith::ExtFOp::create(b, loc, elemTy, v);
   }
 
@@ -858,21 +863,28 @@ struct MlaAbsorbOpLowering : OpConversionPattern<MlaAbsorbOp> {
           yieldValues(nb, nl, n.toF32(args[0]));
         });
 
-    // Concatenate [nope | rope] along the head dim for queries and keys.
+    // Concatenate [nope | rope] along the head dim for queries and keys, as
+    // one generic that reads either side (no strided copies).
     auto concat = [&](Value a, Value b2, OpFoldResult d0, OpFoldResult d1,
                       OpFoldResult d2) {
       Value init =
           e.empty({d0, d1, d2, rewriter.getIndexAttr(dn + dr)}, f32);
-      SmallVector<OpFoldResult> zeros(4, rewriter.getIndexAttr(0));
-      SmallVector<OpFoldResult> ones(4, rewriter.getIndexAttr(1));
-      SmallVector<OpFoldResult> sa = {d0, d1, d2, rewriter.getIndexAttr(dn)};
-      SmallVector<OpFoldResult> sb = {d0, d1, d2, rewriter.getIndexAttr(dr)};
-      SmallVector<OpFoldResult> ob = {zeros[0], zeros[1], zeros[2],
-                                      rewriter.getIndexAttr(dn)};
-      Value t = tensor::InsertSliceOp::create(rewriter, loc, a, init, zeros,
-                                              sa, ones);
-      return tensor::InsertSliceOp::create(rewriter, loc, b2, t, ob, sb, ones)
-          .getResult();
+      return e.generic(
+          init.getType(), {}, init, {rewriter.getMultiDimIdentityMap(4)},
+          SmallVector<IT>(4, IT::parallel),
+          [&](OpBuilder &nb, Location nl, ValueRange) {
+            Emitter n{nb, nl};
+            Value i0 = n.index(0), i1 = n.index(1), i2 = n.index(2),
+                  i3 = n.index(3);
+            Value inA = n.cmpI(arith::CmpIPredicate::ult, i3, n.cIndex(dn));
+            Value ia = n.select(inA, i3, n.cIndex(0));
+            Value ib = n.select(
+                inA, n.cIndex(0),
+                arith::SubIOp::create(nb, nl, i3, n.cIndex(dn)));
+            Value va = n.extract(a, {i0, i1, i2, ia});
+            Value vb = n.extract(b2, {i0, i1, i2, ib});
+            yieldValues(nb, nl, n.select(inA, va, vb));
+          });
     };
     Value qCat = concat(qn, qr, B, Sq, H);
     Value kCat = concat(kNope, kpeH, B, Sk, H);

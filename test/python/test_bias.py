@@ -1,0 +1,158 @@
+"""sinusoidal, alibi_bias, rel_bias and rel_key_bias against the reference."""
+
+import numpy as np
+import pytest
+
+from harness import from_bf16, func_ir, rel_err, run, tensor_type, to_bf16, type_of
+from posenc import reference as ref
+
+
+def bias_ir(op, operands, attrs, result_type, kw=""):
+    """`%r = posenc.<op> operands <kw> {attrs}` with its types."""
+    args = [(f"a{i}", type_of(a)) for i, a in enumerate(operands)]
+    names = ", ".join(f"%{n}" for n, _ in args)
+    types = ", ".join(t for _, t in args)
+    attr_text = (" {" + ", ".join(attrs) + "}") if attrs else ""
+    body = [f"%r = posenc.{op} {names}{kw}{attr_text} : {types} -> {result_type}"]
+    return func_ir(args, body, [("%r", result_type)])
+
+
+# --- sinusoidal ---------------------------------------------------------------
+
+@pytest.mark.parametrize("layout", ["interleaved", "half"])
+@pytest.mark.parametrize("pos_shape", [(33,), (2, 17)])
+@pytest.mark.parametrize("dtype", ["f32", "bf16"])
+def test_sinusoidal(rng, layout, pos_shape, dtype):
+    dim = 64
+    pos = rng.integers(0, 100000, size=pos_shape).astype(np.int32)
+    rt = tensor_type(pos_shape + (dim,), dtype)
+    ir = bias_ir("sinusoidal", [pos], [f"dim = {dim} : i64"], rt, kw=f" layout {layout}")
+    (y,) = run(ir, [pos])
+    y = from_bf16(y) if dtype == "bf16" else y
+    err = rel_err(y, ref.sinusoidal(pos, dim, layout=layout))
+    assert err <= (1e-2 if dtype == "bf16" else 1e-6), err
+
+
+@pytest.mark.parametrize("p0", [2**20 - 3, 2**24 - 8])
+def test_sinusoidal_accuracy_contract(p0):
+    pos = np.arange(p0, p0 + 8, dtype=np.int64)
+    ir = bias_ir("sinusoidal", [pos], ["dim = 256 : i64", "base = 10000.0 : f64"],
+                 tensor_type((8, 256), "f32"), kw=" layout interleaved")
+    (y,) = run(ir, [pos])
+    assert np.max(np.abs(y - ref.sinusoidal(pos, 256))) <= 1e-6
+
+
+# --- alibi ---------------------------------------------------------------------
+
+def test_alibi_slopes_match_mpt():
+    """BLOOM's rule and MPT's ordering give the same set of slopes for B = 8."""
+    for n in range(1, 97):
+        bloom = np.sort(ref.alibi_slopes(n, 8.0))
+        mpt = np.sort(ref.alibi_slopes_mpt(n, 8.0))
+        assert np.allclose(bloom, mpt, rtol=0, atol=1e-15), n
+
+
+@pytest.mark.parametrize("heads", [1, 2, 3, 5, 8, 12, 16, 20, 32, 40, 71, 96])
+def test_alibi_default_slopes(rng, heads):
+    sq, sk = 5, 9
+    qp = rng.integers(0, 1000, size=sq).astype(np.int32)
+    kp = rng.integers(0, 1000, size=sk).astype(np.int32)
+    ir = bias_ir("alibi_bias", [qp, kp], [f"num_heads = {heads} : i64"],
+                 tensor_type((heads, sq, sk), "f32"), kw=" mode causal")
+    (y,) = run(ir, [qp, kp])
+    assert rel_err(y, ref.alibi_bias(qp, kp, heads)) <= 1e-6
+
+
+@pytest.mark.parametrize("mode", ["causal", "symmetric"])
+@pytest.mark.parametrize("batched", [(False, False), (True, False), (False, True), (True, True)])
+def test_alibi_modes_batched(rng, mode, batched):
+    b, h, sq, sk = 2, 6, 4, 7
+    qp = rng.integers(0, 500, size=(b, sq) if batched[0] else (sq,)).astype(np.int64)
+    kp = rng.integers(0, 500, size=(b, sk) if batched[1] else (sk,)).astype(np.int32)
+    shape = (b, h, sq, sk) if any(batched) else (h, sq, sk)
+    ir = bias_ir("alibi_bias", [qp, kp], [f"num_heads = {h} : i64", "max_bias = 4.0 : f64"],
+                 tensor_type(shape, "f32"), kw=f" mode {mode}")
+    (y,) = run(ir, [qp, kp])
+    expected = ref.alibi_bias(qp, kp, h, max_bias=4.0, mode=mode)
+    assert rel_err(y, np.broadcast_to(expected, shape)) <= 1e-6
+
+
+def test_alibi_explicit_slopes_bf16(rng):
+    qp = np.arange(8, dtype=np.int32)
+    slopes = [0.5, -0.25, 1.5]
+    ir = bias_ir("alibi_bias", [qp, qp],
+                 ["num_heads = 3 : i64", "slopes = array<f64: 0.5, -0.25, 1.5>"],
+                 tensor_type((3, 8, 8), "bf16"), kw=" mode symmetric")
+    (y,) = run(ir, [qp, qp])
+    expected = ref.alibi_bias(qp, qp, 3, mode="symmetric", slopes=slopes)
+    assert rel_err(from_bf16(y), expected) <= 1e-2
+
+
+# --- rel_bias --------------------------------------------------------------------
+
+@pytest.mark.parametrize("bidirectional", [True, False])
+@pytest.mark.parametrize("buckets,max_distance", [(32, 128), (64, 256), (16, 20)])
+def test_t5_buckets_all_distances(rng, bidirectional, buckets, max_distance):
+    """Every relative distance in −300..300 lands in the reference bucket."""
+    heads = 3
+    table = rng.standard_normal((buckets, heads)).astype(np.float32)
+    qp = np.array([300], np.int32)
+    kp = np.arange(0, 601, dtype=np.int32)  # rel = −300..300
+    attrs = [f"num_buckets = {buckets} : i64", f"max_distance = {max_distance} : i64"]
+    if not bidirectional:
+        attrs.append("bidirectional = false")
+    ir = bias_ir("rel_bias", [table, qp, kp], attrs,
+                 tensor_type((heads, 1, 601), "f32"), kw=" kind t5")
+    (y,) = run(ir, [table, qp, kp])
+    expected = ref.rel_bias(table, qp, kp, "t5", buckets, max_distance, bidirectional)
+    assert np.array_equal(y, expected.astype(np.float32))
+
+
+@pytest.mark.parametrize("bidirectional", [True, False])
+@pytest.mark.parametrize("batched", [False, True])
+def test_clip_bias(rng, bidirectional, batched):
+    m, heads, sq, sk = 5, 4, 6, 9
+    rows = 2 * m + 1 if bidirectional else m + 1
+    table = rng.standard_normal((rows, heads)).astype(np.float32)
+    qp = rng.integers(0, 20, size=(2, sq) if batched else (sq,)).astype(np.int32)
+    kp = rng.integers(0, 20, size=sk).astype(np.int32)
+    attrs = [f"max_distance = {m} : i64"]
+    if not bidirectional:
+        attrs.append("bidirectional = false")
+    shape = (2, heads, sq, sk) if batched else (heads, sq, sk)
+    ir = bias_ir("rel_bias", [table, qp, kp], attrs, tensor_type(shape, "f32"), kw=" kind clip")
+    (y,) = run(ir, [table, qp, kp])
+    expected = ref.rel_bias(table, qp, kp, "clip", max_distance=m, bidirectional=bidirectional)
+    assert np.array_equal(y, expected.astype(np.float32))
+
+
+def test_rel_bias_bf16_table(rng):
+    table = to_bf16(rng.standard_normal((32, 2)))
+    qp = np.arange(10, dtype=np.int64)
+    ir = bias_ir("rel_bias", [table, qp, qp], ["num_buckets = 32 : i64", "max_distance = 128 : i64"],
+                 tensor_type((2, 10, 10), "f32"), kw=" kind t5")
+    (y,) = run(ir, [table, qp, qp])
+    assert rel_err(y, ref.rel_bias(from_bf16(table), qp, qp, "t5", 32, 128)) == 0.0
+
+
+# --- rel_key_bias -------------------------------------------------------------------
+
+@pytest.mark.parametrize("batched_k", [False, True])
+@pytest.mark.parametrize("dtype", ["f32", "bf16"])
+def test_rel_key_bias(rng, batched_k, dtype):
+    b, sq, h, d, m, sk = 2, 5, 3, 16, 4, 7
+    q = rng.uniform(-1, 1, size=(b, sq, h, d))
+    emb = rng.uniform(-1, 1, size=(2 * m + 1, d))
+    if dtype == "bf16":
+        q_in, emb_in = to_bf16(q), to_bf16(emb)
+        q, emb = from_bf16(q_in), from_bf16(emb_in)
+    else:
+        q_in, emb_in = q.astype(np.float32), emb.astype(np.float32)
+    qp = rng.integers(0, 20, size=sq).astype(np.int32)
+    kp = rng.integers(0, 20, size=(b, sk) if batched_k else (sk,)).astype(np.int32)
+    ir = bias_ir("rel_key_bias", [q_in, emb_in, qp, kp], [f"max_distance = {m} : i64"],
+                 tensor_type((b, h, sq, sk), dtype))
+    (y,) = run(ir, [q_in, emb_in, qp, kp])
+    y = from_bf16(y) if dtype == "bf16" else y
+    err = rel_err(y, ref.rel_key_bias(q, emb, qp, kp, m))
+    assert err <= (1e-2 if dtype == "bf16" else 1e-5), err

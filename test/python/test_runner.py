@@ -1,0 +1,127 @@
+"""posenc-run: bad inputs get a clear message and exit code 1, never a
+crash; good ones round-trip through .npy."""
+
+import os
+import subprocess
+
+import numpy as np
+import pytest
+
+from harness import POSENC_RUN, RunError, func_ir, run
+
+ROPE = func_ir([("x", "tensor<1x4x2x8xf32>"), ("p", "tensor<4xi32>")],
+               ["%y = posenc.rope %x, %p layout half : tensor<1x4x2x8xf32>, tensor<4xi32>"],
+               [("%y", "tensor<1x4x2x8xf32>")])
+X = np.zeros((1, 4, 2, 8), np.float32)
+P = np.arange(4, dtype=np.int32)
+
+
+def expect_error(ir, inputs, fragment, **kw):
+    with pytest.raises(RunError) as info:
+        run(ir, inputs, **kw)
+    assert info.value.returncode == 1, info.value.stderr
+    assert fragment in info.value.stderr, info.value.stderr
+
+
+def test_wrong_input_count():
+    expect_error(ROPE, [X], "@f takes 2 inputs, got 1")
+
+
+def test_wrong_shape():
+    expect_error(ROPE, [np.zeros((1, 4, 2, 6), np.float32), P],
+                 "input #0 of @f: expected 1x4x2x8xf32, got 1x4x2x6xf32")
+
+
+def test_wrong_dtype():
+    expect_error(ROPE, [X, P.astype(np.int64)], "input #1 of @f: expected 4xi32, got 4xi64")
+
+
+def test_unsupported_dtype():
+    expect_error(ROPE, [X, P.astype(np.uint8)], "unsupported dtype '|u1'")
+
+
+def test_uint16_only_as_bf16():
+    expect_error(ROPE, [X.astype(np.uint16), P], "uint16 data is only accepted as bf16")
+
+
+def test_unknown_entry():
+    expect_error(ROPE, [X, P], "no function 'g' in the input", entry="g")
+
+
+def test_bad_pipeline():
+    expect_error(ROPE, [X, P], "invalid pipeline 'no-such-pass'", pipeline="no-such-pass")
+
+
+def test_parse_error():
+    expect_error("func.func @f( {", [], "cannot parse the input")
+
+
+def test_verifier_error_is_reported():
+    bad = ROPE.replace("layout half", "layout half {rotary_dim = 10 : i64}")
+    expect_error(bad, [X, P], "rotary_dim (10) must be <= head dim (8)")
+
+
+def test_scalar_argument_rejected():
+    ir = func_ir([("s", "f32")], [], [("%s", "f32")])
+    expect_error(ir, [], "argument #0 of @f has type f32")
+
+
+def raw(tmp_path, *args):
+    src = tmp_path / "in.mlir"
+    src.write_text(ROPE)
+    return subprocess.run([POSENC_RUN, str(src), *args], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("content,fragment", [
+    (b"not numpy at all", "missing the \\x93NUMPY magic"),
+    (b"\x93NUMPY\x01\x00\xff\x00{'descr'", "truncated header"),
+    (b"\x93NUMPY\x09\x00\x10\x00" + b" " * 16, "unsupported format version 9"),
+])
+def test_malformed_npy(tmp_path, content, fragment):
+    bad = tmp_path / "bad.npy"
+    bad.write_bytes(content)
+    proc = raw(tmp_path, f"--input=@{bad}", "--input=random:4xi32")
+    assert proc.returncode == 1 and fragment in proc.stderr, proc.stderr
+
+
+def test_truncated_npy_data(tmp_path):
+    good = tmp_path / "x.npy"
+    np.save(good, X)
+    data = good.read_bytes()
+    (tmp_path / "cut.npy").write_bytes(data[:-5])
+    proc = raw(tmp_path, f"--input=@{tmp_path / 'cut.npy'}", "--input=random:4xi32")
+    assert proc.returncode == 1 and "expected 256 data bytes" in proc.stderr, proc.stderr
+
+
+def test_fortran_order_rejected(tmp_path):
+    path = tmp_path / "f.npy"
+    np.save(path, np.asfortranarray(np.zeros((1, 4, 2, 8), np.float32)))
+    proc = raw(tmp_path, f"--input=@{path}", "--input=random:4xi32")
+    assert proc.returncode == 1 and "Fortran-order" in proc.stderr, proc.stderr
+
+
+def test_missing_file(tmp_path):
+    proc = raw(tmp_path, f"--input=@{tmp_path / 'nope.npy'}", "--input=random:4xi32")
+    assert proc.returncode == 1 and "cannot read" in proc.stderr
+
+
+def test_bad_random_spec(tmp_path):
+    proc = raw(tmp_path, "--input=random:1x4x2x8xq7", "--input=random:4xi32")
+    assert proc.returncode == 1 and "unknown element type 'q7'" in proc.stderr
+
+
+def test_random_inputs_and_benchmark(tmp_path):
+    proc = raw(tmp_path, "--input=random:1x4x2x8xf32", "--input=random:4xi32", "--benchmark=3")
+    assert proc.returncode == 0, proc.stderr
+    assert "result #0: 1x4x2x8xf32" in proc.stdout
+    assert "benchmark @f: 3 runs, median" in proc.stdout
+
+
+def test_returned_argument_and_constant():
+    """Results that alias inputs or constants are copied out, not freed."""
+    ir = func_ir([("x", "tensor<3xf32>")],
+                 ["%c = arith.constant dense<[1.0, 2.0, 3.0]> : tensor<3xf32>"],
+                 [("%x", "tensor<3xf32>"), ("%c", "tensor<3xf32>")])
+    x = np.array([4, 5, 6], np.float32)
+    a, c = run(ir, [x], num_results=2)
+    assert np.array_equal(a, x) and np.array_equal(c, [1, 2, 3])
