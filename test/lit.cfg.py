@@ -28,3 +28,13 @@ tools = [
     ToolSubst("mlir-opt", os.path.join(config.llvm_tools_dir, "mlir-opt")),
 ]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
+
+# CPU integration tests run lowered IR with upstream mlir-runner.
+runner_libs = ",".join(
+    os.path.join(config.llvm_lib_dir, f"lib{name}{config.llvm_shlib_ext}")
+    for name in ("mlir_runner_utils", "mlir_c_runner_utils")
+)
+config.substitutions.append(
+    ("%mlir_runner",
+     f"{os.path.join(config.llvm_tools_dir, 'mlir-runner')} -shared-libs={runner_libs}")
+)

@@ -26,6 +26,8 @@ using namespace mlir::posenc;
 static void addTensorStage(OpPassManager &pm,
                            const PosencToCPUPipelineOptions &options) {
   pm.addPass(createConvertPosencToLinalgPass());
+  // Elementwise arith/math on whole tensors (common in model IR) as linalg.
+  pm.addNestedPass<func::FuncOp>(createConvertElementwiseToLinalgPass());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
   if (options.fuseElementwise)

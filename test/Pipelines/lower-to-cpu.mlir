@@ -1,0 +1,21 @@
+// posenc-lower-to-cpu leaves only the LLVM dialect: every posenc op, every
+// tensor and every intermediate dialect is gone.
+// RUN: posenc-opt %s --posenc-lower-to-cpu | FileCheck %s
+// RUN: posenc-opt %s --posenc-lower-to-cpu=fuse-elementwise=false | FileCheck %s
+
+// CHECK: llvm.func @layer(
+// CHECK-NOT: posenc.
+// CHECK-NOT: linalg.
+// CHECK-NOT: tensor<
+// CHECK-NOT: memref.
+// CHECK-NOT: scf.
+// CHECK-NOT: bufferization.
+// CHECK: llvm.intr.cos({{.*}}) : (f64) -> f64
+func.func @layer(%q: tensor<1x8x4x16xbf16>, %k: tensor<1x8x2x16xbf16>, %v: tensor<1x8x2x16xbf16>,
+                 %p: tensor<8xi64>, %t: tensor<32x4xf32>) -> tensor<1x8x4x16xbf16> {
+  %qr = posenc.rope %q, %p layout interleaved {scaling = #posenc.rope_scaling<yarn, factor = 4.0, original = 32>} : tensor<1x8x4x16xbf16>, tensor<8xi64>
+  %kr = posenc.rope %k, %p layout interleaved {scaling = #posenc.rope_scaling<yarn, factor = 4.0, original = 32>} : tensor<1x8x2x16xbf16>, tensor<8xi64>
+  %b = posenc.rel_bias %t, %p, %p kind t5 {num_buckets = 32 : i64, max_distance = 128 : i64} : tensor<32x4xf32>, tensor<8xi64>, tensor<8xi64> -> tensor<4x8x8xf32>
+  %o = posenc.attention %qr, %kr, %v bias(%b : tensor<4x8x8xf32>) causal : tensor<1x8x4x16xbf16>, tensor<1x8x2x16xbf16>, tensor<1x8x2x16xbf16> -> tensor<1x8x4x16xbf16>
+  return %o : tensor<1x8x4x16xbf16>
+}
