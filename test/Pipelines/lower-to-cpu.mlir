@@ -10,7 +10,7 @@
 // A file of only -NOT checks scans the whole output.
 // NONE-NOT: posenc.
 // NONE-NOT: linalg.
-// NONE-NOT: tensor<
+// NONE-NOT: tensor.
 // NONE-NOT: memref.
 // NONE-NOT: scf.
 // NONE-NOT: bufferization.
