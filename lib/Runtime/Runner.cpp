@@ -22,6 +22,7 @@
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Target/LLVMIR/Dialect/All.h"
 #include "llvm/ADT/DenseSet.h"
+#include "llvm/ADT/StringMap.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/TargetSelect.h"
@@ -95,8 +96,10 @@ struct CompiledModule::Impl {
   MLIRContext context;
   OwningOpRef<ModuleOp> module;
   std::unique_ptr<ExecutionEngine> engine;
-  std::string entry;
-  SmallVector<TensorSpec> inputs, results;
+  std::vector<std::string> names;
+  llvm::StringMap<Signature> signatures;
+  /// Why a public function cannot be called (non-tensor types).
+  llvm::StringMap<std::string> unsupported;
 
   explicit Impl(const DialectRegistry &registry) : context(registry) {}
 };
@@ -104,17 +107,39 @@ struct CompiledModule::Impl {
 CompiledModule::CompiledModule() = default;
 CompiledModule::~CompiledModule() = default;
 
-llvm::StringRef CompiledModule::entryName() const { return impl->entry; }
-llvm::ArrayRef<TensorSpec> CompiledModule::inputs() const {
-  return impl->inputs;
+llvm::ArrayRef<std::string> CompiledModule::functions() const {
+  return impl->names;
 }
-llvm::ArrayRef<TensorSpec> CompiledModule::results() const {
-  return impl->results;
+
+llvm::Expected<std::string>
+CompiledModule::resolve(llvm::StringRef name) const {
+  if (!name.empty()) {
+    if (impl->signatures.count(name))
+      return name.str();
+    auto it = impl->unsupported.find(name);
+    if (it != impl->unsupported.end())
+      return makeError(it->second);
+    return makeError("no public function '" + name + "' in the input");
+  }
+  size_t count = impl->names.size() + impl->unsupported.size();
+  if (count == 1 && impl->names.size() == 1)
+    return impl->names.front();
+  if (count == 1)
+    return makeError(impl->unsupported.begin()->second);
+  return makeError("the input has " + llvm::Twine(count) +
+                   " public functions; name the entry point");
+}
+
+llvm::Expected<const Signature &>
+CompiledModule::signature(llvm::StringRef name) const {
+  llvm::Expected<std::string> resolved = resolve(name);
+  if (!resolved)
+    return resolved.takeError();
+  return impl->signatures.find(*resolved)->second;
 }
 
 llvm::Expected<std::unique_ptr<CompiledModule>>
-CompiledModule::compile(llvm::StringRef source, llvm::StringRef entry,
-                        llvm::StringRef pipeline) {
+CompiledModule::compile(llvm::StringRef source, llvm::StringRef pipeline) {
   initializeOnce();
   DialectRegistry registry;
   registerAllDialects(registry);
@@ -142,33 +167,36 @@ CompiledModule::compile(llvm::StringRef source, llvm::StringRef entry,
   if (!impl.module)
     return fail("cannot parse the input");
 
-  func::FuncOp fn;
-  if (!entry.empty()) {
-    fn = impl.module->lookupSymbol<func::FuncOp>(entry);
-    if (!fn || fn.isDeclaration())
-      return fail("no function '" + entry + "' in the input");
-  } else {
-    SmallVector<func::FuncOp> publics;
-    for (auto f : impl.module->getOps<func::FuncOp>())
-      if (f.isPublic() && !f.isDeclaration())
-        publics.push_back(f);
-    if (publics.size() != 1)
-      return fail("the input has " + llvm::Twine(publics.size()) +
-                  " public functions; name the entry point");
-    fn = publics.front();
-  }
-  impl.entry = fn.getSymName().str();
-  for (auto [i, t] : llvm::enumerate(fn.getArgumentTypes())) {
-    auto spec = specOf(t, "argument #" + llvm::Twine(i) + " of @" + impl.entry);
-    if (!spec)
-      return spec.takeError();
-    impl.inputs.push_back(*spec);
-  }
-  for (auto [i, t] : llvm::enumerate(fn.getResultTypes())) {
-    auto spec = specOf(t, "result #" + llvm::Twine(i) + " of @" + impl.entry);
-    if (!spec)
-      return spec.takeError();
-    impl.results.push_back(*spec);
+  for (auto fn : impl.module->getOps<func::FuncOp>()) {
+    if (!fn.isPublic() || fn.isDeclaration())
+      continue;
+    std::string name = fn.getSymName().str();
+    Signature sig;
+    llvm::Error err = llvm::Error::success();
+    for (auto [i, t] : llvm::enumerate(fn.getArgumentTypes())) {
+      auto spec = specOf(t, "argument #" + llvm::Twine(i) + " of @" + name);
+      if (!spec) {
+        err = spec.takeError();
+        break;
+      }
+      sig.inputs.push_back(*spec);
+    }
+    for (auto [i, t] : llvm::enumerate(fn.getResultTypes())) {
+      if (err)
+        break;
+      auto spec = specOf(t, "result #" + llvm::Twine(i) + " of @" + name);
+      if (!spec) {
+        err = spec.takeError();
+        break;
+      }
+      sig.results.push_back(*spec);
+    }
+    if (err) {
+      impl.unsupported[name] = toString(std::move(err));
+      continue;
+    }
+    impl.names.push_back(name);
+    impl.signatures[name] = std::move(sig);
   }
 
   PassManager pm(&ctx);
@@ -196,19 +224,24 @@ CompiledModule::compile(llvm::StringRef source, llvm::StringRef entry,
   return result;
 }
 
-llvm::Error CompiledModule::checkInputs(llvm::ArrayRef<HostArray> args) const {
-  if (args.size() != impl->inputs.size())
-    return makeError("@" + impl->entry + " takes " +
-                     llvm::Twine(impl->inputs.size()) + " inputs, got " +
+llvm::Error CompiledModule::checkInputs(llvm::StringRef name,
+                                        llvm::ArrayRef<HostArray> args) const {
+  llvm::Expected<std::string> entry = resolve(name);
+  if (!entry)
+    return entry.takeError();
+  const Signature &sig = impl->signatures.find(*entry)->second;
+  if (args.size() != sig.inputs.size())
+    return makeError("@" + *entry + " takes " +
+                     llvm::Twine(sig.inputs.size()) + " inputs, got " +
                      llvm::Twine(args.size()));
-  for (auto [i, pair] : llvm::enumerate(llvm::zip(args, impl->inputs))) {
+  for (auto [i, pair] : llvm::enumerate(llvm::zip(args, sig.inputs))) {
     const HostArray &a = std::get<0>(pair);
     const TensorSpec &s = std::get<1>(pair);
     bool ok = a.kind == s.kind && a.shape.size() == s.shape.size();
     for (size_t d = 0; ok && d < s.shape.size(); ++d)
       ok = s.shape[d] < 0 || s.shape[d] == a.shape[d];
     if (!ok)
-      return makeError("input #" + llvm::Twine(i) + " of @" + impl->entry +
+      return makeError("input #" + llvm::Twine(i) + " of @" + *entry +
                        ": expected " + s.describe() + ", got " + a.describe());
   }
   return llvm::Error::success();
@@ -219,9 +252,11 @@ llvm::Error CompiledModule::checkInputs(llvm::ArrayRef<HostArray> args) const {
 static size_t descriptorFields(size_t rank) { return 3 + 2 * rank; }
 
 llvm::Expected<std::vector<HostArray>>
-CompiledModule::run(llvm::ArrayRef<HostArray> args) {
-  if (llvm::Error err = checkInputs(args))
+CompiledModule::run(llvm::StringRef name, llvm::ArrayRef<HostArray> args) {
+  if (llvm::Error err = checkInputs(name, args))
     return std::move(err);
+  std::string entry = cantFail(resolve(name));
+  const Signature &sig = impl->signatures.find(entry)->second;
 
   // Compiled code may write into its arguments: hand it copies.
   std::vector<std::vector<uint8_t>> scratch;
@@ -247,13 +282,13 @@ CompiledModule::run(llvm::ArrayRef<HostArray> args) {
     for (int64_t &field : desc)
       packed.push_back(&field);
   size_t resultFields = 0;
-  for (const TensorSpec &s : impl->results)
+  for (const TensorSpec &s : sig.results)
     resultFields += descriptorFields(s.shape.size());
   std::vector<int64_t> resultStorage(std::max<size_t>(resultFields, 1));
-  if (!impl->results.empty())
+  if (!sig.results.empty())
     packed.push_back(resultStorage.data());
 
-  if (llvm::Error err = impl->engine->invokePacked(impl->entry, packed))
+  if (llvm::Error err = impl->engine->invokePacked(entry, packed))
     return std::move(err);
 
   std::vector<HostArray> outputs;
@@ -264,7 +299,7 @@ CompiledModule::run(llvm::ArrayRef<HostArray> args) {
   owned.insert(int64_t(0xdeadbeef));
   size_t at = 0;
   SmallVector<void *> toFree;
-  for (const TensorSpec &s : impl->results) {
+  for (const TensorSpec &s : sig.results) {
     size_t rank = s.shape.size();
     const int64_t *desc = resultStorage.data() + at;
     at += descriptorFields(rank);

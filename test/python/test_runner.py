@@ -45,7 +45,7 @@ def test_uint16_only_as_bf16():
 
 
 def test_unknown_entry():
-    expect_error(ROPE, [X, P], "no function 'g' in the input", entry="g")
+    expect_error(ROPE, [X, P], "no public function 'g' in the input", entry="g")
 
 
 def test_bad_pipeline():

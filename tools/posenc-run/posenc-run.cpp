@@ -40,6 +40,9 @@ static cl::opt<unsigned>
     benchmark("benchmark",
               cl::desc("Run N more times and print median and min time"),
               cl::init(0));
+static cl::opt<bool> printTiming("print-timing",
+                                 cl::desc("Print the compile time"),
+                                 cl::init(false));
 static cl::opt<unsigned long long> seed("seed",
                                         cl::desc("Seed of random inputs"),
                                         cl::init(0));
@@ -109,18 +112,27 @@ int main(int argc, char **argv) {
   if (!file)
     return fail("cannot read '" + inputFile + "': " +
                 file.getError().message());
-  auto compiled =
-      CompiledModule::compile((*file)->getBuffer(), entry, pipeline);
+  auto start = std::chrono::steady_clock::now();
+  auto compiled = CompiledModule::compile((*file)->getBuffer(), pipeline);
   if (!compiled)
     return fail(toString(compiled.takeError()));
   CompiledModule &module = **compiled;
+  double compileMs = std::chrono::duration<double, std::milli>(
+                         std::chrono::steady_clock::now() - start)
+                         .count();
+  Expected<std::string> name = module.resolve(entry);
+  if (!name)
+    return fail(toString(name.takeError()));
+  const Signature &sig = cantFail(module.signature(*name));
+  if (printTiming)
+    outs() << "compile: " << format("%.1f", compileMs) << " ms\n";
 
   std::vector<HostArray> args;
   for (auto [i, spec] : llvm::enumerate(inputs)) {
     StringRef s = spec;
     std::optional<ElementKind> expected;
-    if (i < module.inputs().size())
-      expected = module.inputs()[i].kind;
+    if (i < sig.inputs.size())
+      expected = sig.inputs[i].kind;
     Expected<HostArray> a =
         s.consume_front("@") ? readNpy(s, expected)
                              : makeRandom(spec, seed.getValue() + i);
@@ -128,14 +140,13 @@ int main(int argc, char **argv) {
       return fail("input #" + Twine(i) + ": " + toString(a.takeError()));
     args.push_back(std::move(*a));
   }
-  if (Error err = module.checkInputs(args))
+  if (Error err = module.checkInputs(*name, args))
     return fail(toString(std::move(err)));
-  if (outputs.size() > module.results().size())
+  if (outputs.size() > sig.results.size())
     return fail("got " + Twine(outputs.size()) + " --output for " +
-                Twine(module.results().size()) + " results of @" +
-                module.entryName());
+                Twine(sig.results.size()) + " results of @" + *name);
 
-  auto results = module.run(args);
+  auto results = module.run(*name, args);
   if (!results)
     return fail(toString(results.takeError()));
   for (auto [i, r] : llvm::enumerate(*results)) {
@@ -152,7 +163,7 @@ int main(int argc, char **argv) {
     std::vector<double> ms;
     for (unsigned i = 0; i < benchmark; ++i) {
       auto start = std::chrono::steady_clock::now();
-      auto again = module.run(args);
+      auto again = module.run(*name, args);
       auto stop = std::chrono::steady_clock::now();
       if (!again)
         return fail(toString(again.takeError()));
@@ -160,7 +171,7 @@ int main(int argc, char **argv) {
                        .count());
     }
     std::sort(ms.begin(), ms.end());
-    outs() << "benchmark @" << module.entryName() << ": " << benchmark
+    outs() << "benchmark @" << *name << ": " << benchmark
            << " runs, median " << format("%.3f", ms[ms.size() / 2])
            << " ms, min " << format("%.3f", ms.front()) << " ms\n";
   }

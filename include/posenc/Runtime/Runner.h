@@ -23,28 +23,41 @@ struct TensorSpec {
   std::string describe() const;
 };
 
-/// A module compiled for the host and ready to run.
+/// The tensor signature of one function.
+struct Signature {
+  llvm::SmallVector<TensorSpec> inputs, results;
+};
+
+/// A module compiled for the host and ready to run any of its public
+/// functions.
 class CompiledModule {
 public:
   ~CompiledModule();
 
-  /// Parses `source`, picks `entry` (or the module's only public function
-  /// when empty), lowers with `pipeline` (a textual pass pipeline, e.g.
-  /// "posenc-lower-to-cpu") and JIT-compiles. Errors carry the MLIR
+  /// Parses `source`, lowers it with `pipeline` (a textual pass pipeline,
+  /// e.g. "posenc-lower-to-cpu") and JIT-compiles it. Errors carry the MLIR
   /// diagnostics.
   static llvm::Expected<std::unique_ptr<CompiledModule>>
-  compile(llvm::StringRef source, llvm::StringRef entry,
+  compile(llvm::StringRef source,
           llvm::StringRef pipeline = "posenc-lower-to-cpu");
 
-  llvm::StringRef entryName() const;
-  llvm::ArrayRef<TensorSpec> inputs() const;
-  llvm::ArrayRef<TensorSpec> results() const;
+  /// Public functions whose arguments and results are all supported
+  /// tensors, in module order.
+  llvm::ArrayRef<std::string> functions() const;
+
+  /// `name`, or the only public function when `name` is empty.
+  llvm::Expected<std::string> resolve(llvm::StringRef name) const;
+
+  /// The signature of `name` (before lowering).
+  llvm::Expected<const Signature &> signature(llvm::StringRef name) const;
 
   /// Checks count, element types and static dims of `args`.
-  llvm::Error checkInputs(llvm::ArrayRef<HostArray> args) const;
+  llvm::Error checkInputs(llvm::StringRef name,
+                          llvm::ArrayRef<HostArray> args) const;
 
-  /// Runs the entry point once and returns copies of its results.
-  llvm::Expected<std::vector<HostArray>> run(llvm::ArrayRef<HostArray> args);
+  /// Runs `name` once and returns copies of its results.
+  llvm::Expected<std::vector<HostArray>> run(llvm::StringRef name,
+                                             llvm::ArrayRef<HostArray> args);
 
 private:
   CompiledModule();
