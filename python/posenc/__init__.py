@@ -1,5 +1,67 @@
 """posenc: position encodings of transformer attention as MLIR ops.
 
-`posenc.reference` holds float64 numpy implementations of every op,
-written from the op semantics and independent of the compiler.
+    import posenc
+    m = posenc.compile(source)            # lower with posenc-lower-to-cpu, JIT
+    y = m.rotate(x, pos)                  # call a function on numpy arrays
+
+bfloat16 tensors travel as uint16 bit patterns (numpy has no bfloat16):
+use `to_bf16` / `from_bf16`. `posenc.reference` holds float64 numpy
+implementations of every op, written from the op semantics and independent
+of the compiler.
 """
+
+import numpy as np
+
+try:
+    from . import _posenc
+except ImportError:  # the source tree without a build: reference only
+    _posenc = None
+
+Error = _posenc.Error if _posenc else RuntimeError
+
+
+def to_bf16(x):
+    """float array -> bfloat16 bit patterns (round to nearest even)."""
+    bits = np.asarray(x, np.float32).view(np.uint32).astype(np.uint64)
+    return ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
+
+
+def from_bf16(bits):
+    """bfloat16 bit patterns -> float32."""
+    return (np.asarray(bits, np.uint16).astype(np.uint32) << 16).view(np.float32)
+
+
+class Module:
+    """A compiled module; its public functions are attributes."""
+
+    def __init__(self, compiled):
+        self._compiled = compiled
+
+    @property
+    def functions(self):
+        return list(self._compiled.functions)
+
+    def signature(self, name):
+        """{'inputs': [(shape, type)], 'results': [...]}; -1 is dynamic."""
+        return self._compiled.signature(name)
+
+    def call(self, name, *args):
+        results = self._compiled.call(name, *args)
+        return results[0] if len(results) == 1 else tuple(results)
+
+    def __getattr__(self, name):
+        if name.startswith("_") or name not in self._compiled.functions:
+            raise AttributeError(f"module has no public function '{name}'")
+        return lambda *args: self.call(name, *args)
+
+
+def compile(source, target="cpu", pipeline=None):
+    """Compiles posenc IR text for `target` ("cpu") and returns a Module.
+
+    `pipeline` overrides the registered pipeline (textual pass pipeline).
+    Raises posenc.Error with the MLIR diagnostics for bad IR."""
+    if _posenc is None:
+        raise ImportError("posenc._posenc is not built; run scripts/build.sh")
+    if target != "cpu":
+        raise ValueError(f"unknown target {target!r}; supported: 'cpu'")
+    return Module(_posenc.compile(source, pipeline or "posenc-lower-to-cpu"))

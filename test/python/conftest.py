@@ -9,7 +9,10 @@ import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+BUILD = os.environ.get("POSENC_BUILD_DIR", os.path.join(ROOT, "build"))
+# The built package (with the _posenc extension) wins over the sources.
 sys.path.insert(0, os.path.join(ROOT, "python"))
+sys.path.insert(0, os.path.join(BUILD, "python_packages"))
 sys.path.insert(0, HERE)
 
 

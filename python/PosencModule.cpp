@@ -1,0 +1,160 @@
+//===- PosencModule.cpp - the _posenc Python extension --------------------===//
+//
+// Exposes CompiledModule to Python: compile IR text, call its functions on
+// numpy arrays. The only file of the package that includes pybind11.
+//
+//===----------------------------------------------------------------------===//
+
+#include "posenc/Runtime/Runner.h"
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstring>
+
+namespace py = pybind11;
+using namespace mlir::posenc::runtime;
+
+namespace {
+/// Raised for bad IR, failed lowering and bad inputs; carries the MLIR
+/// diagnostics.
+struct PosencError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+[[noreturn]] void raise(llvm::Error err) {
+  throw PosencError(llvm::toString(std::move(err)));
+}
+
+template <typename T>
+T unwrap(llvm::Expected<T> value) {
+  if (!value)
+    raise(value.takeError());
+  return std::move(*value);
+}
+
+ElementKind kindOfDtype(const py::dtype &dt) {
+  char k = dt.kind();
+  size_t size = dt.itemsize();
+  if (k == 'f' && size == 4)
+    return ElementKind::f32;
+  if (k == 'f' && size == 2)
+    return ElementKind::f16;
+  if (k == 'f' && size == 8)
+    return ElementKind::f64;
+  if (k == 'i' && size == 4)
+    return ElementKind::i32;
+  if (k == 'i' && size == 8)
+    return ElementKind::i64;
+  if (k == 'u' && size == 2)
+    return ElementKind::bf16;
+  throw PosencError("unsupported dtype " + std::string(py::str(dt)) +
+                    " (float32, float16, float64, int32, int64, or uint16 "
+                    "bit patterns for bfloat16)");
+}
+
+py::dtype dtypeOfKind(ElementKind kind) {
+  switch (kind) {
+  case ElementKind::f32:
+    return py::dtype::of<float>();
+  case ElementKind::f16:
+    return py::dtype("float16");
+  case ElementKind::bf16:
+    return py::dtype::of<uint16_t>();
+  case ElementKind::f64:
+    return py::dtype::of<double>();
+  case ElementKind::i32:
+    return py::dtype::of<int32_t>();
+  case ElementKind::i64:
+    return py::dtype::of<int64_t>();
+  }
+  throw PosencError("unknown element kind");
+}
+
+HostArray toHost(const py::handle &obj) {
+  py::array any = py::array::ensure(obj);
+  if (!any)
+    throw PosencError("arguments must be numpy arrays");
+  HostArray host;
+  host.kind = kindOfDtype(any.dtype());
+  py::array arr = py::array::ensure(any, py::array::c_style);
+  for (py::ssize_t i = 0; i < arr.ndim(); ++i)
+    host.shape.push_back(arr.shape(i));
+  const auto *data = static_cast<const uint8_t *>(arr.data());
+  host.bytes.assign(data, data + arr.nbytes());
+  return host;
+}
+
+py::array toNumpy(const HostArray &host) {
+  std::vector<py::ssize_t> shape(host.shape.begin(), host.shape.end());
+  py::array out(dtypeOfKind(host.kind), shape);
+  std::memcpy(out.mutable_data(), host.bytes.data(), host.bytes.size());
+  return out;
+}
+
+py::dict describe(const Signature &sig) {
+  auto specs = [](llvm::ArrayRef<TensorSpec> list) {
+    py::list out;
+    for (const TensorSpec &s : list)
+      out.append(py::make_tuple(py::tuple(py::cast(std::vector<int64_t>(
+                                    s.shape.begin(), s.shape.end()))),
+                                elementName(s.kind).str()));
+    return out;
+  };
+  py::dict d;
+  d["inputs"] = specs(sig.inputs);
+  d["results"] = specs(sig.results);
+  return d;
+}
+
+struct PyModule {
+  std::unique_ptr<CompiledModule> module;
+
+  py::list call(const std::string &name, const py::args &args) {
+    std::vector<HostArray> inputs;
+    for (const py::handle &a : args)
+      inputs.push_back(toHost(a));
+    llvm::Expected<std::vector<HostArray>> results = [&] {
+      py::gil_scoped_release release;
+      return module->run(name, inputs);
+    }();
+    py::list out;
+    for (const HostArray &r : unwrap(std::move(results)))
+      out.append(toNumpy(r));
+    return out;
+  }
+};
+} // namespace
+
+PYBIND11_MODULE(_posenc, m) {
+  m.doc() = "posenc compiler runtime: compile posenc IR and run it on numpy "
+            "arrays";
+  py::register_exception<PosencError>(m, "Error", PyExc_RuntimeError);
+
+  py::class_<PyModule>(m, "Module")
+      .def_property_readonly("functions",
+                             [](const PyModule &self) {
+                               return std::vector<std::string>(
+                                   self.module->functions().begin(),
+                                   self.module->functions().end());
+                             })
+      .def(
+          "signature",
+          [](const PyModule &self, const std::string &name) {
+            return describe(unwrap(self.module->signature(name)));
+          },
+          py::arg("name"))
+      .def("call", &PyModule::call, py::arg("name"));
+
+  m.def(
+      "compile",
+      [](const std::string &source, const std::string &pipeline) {
+        llvm::Expected<std::unique_ptr<CompiledModule>> compiled = [&] {
+          py::gil_scoped_release release;
+          return CompiledModule::compile(source, pipeline);
+        }();
+        return PyModule{unwrap(std::move(compiled))};
+      },
+      py::arg("source"), py::arg("pipeline") = "posenc-lower-to-cpu");
+}
