@@ -100,12 +100,15 @@ struct CompiledModule::Impl {
   llvm::StringMap<Signature> signatures;
   /// Why a public function cannot be called (non-tensor types).
   llvm::StringMap<std::string> unsupported;
+  double lastCallMs = 0;
 
   explicit Impl(const DialectRegistry &registry) : context(registry) {}
 };
 
 CompiledModule::CompiledModule() = default;
 CompiledModule::~CompiledModule() = default;
+
+double CompiledModule::lastCallMs() const { return impl->lastCallMs; }
 
 llvm::ArrayRef<std::string> CompiledModule::functions() const {
   return impl->names;
@@ -288,8 +291,13 @@ CompiledModule::run(llvm::StringRef name, llvm::ArrayRef<HostArray> args) {
   if (!sig.results.empty())
     packed.push_back(resultStorage.data());
 
-  if (llvm::Error err = impl->engine->invokePacked(entry, packed))
-    return std::move(err);
+  auto start = std::chrono::steady_clock::now();
+  llvm::Error invokeErr = impl->engine->invokePacked(entry, packed);
+  impl->lastCallMs = std::chrono::duration<double, std::milli>(
+                         std::chrono::steady_clock::now() - start)
+                         .count();
+  if (invokeErr)
+    return std::move(invokeErr);
 
   std::vector<HostArray> outputs;
   llvm::DenseSet<int64_t> owned;
@@ -310,8 +318,16 @@ CompiledModule::run(llvm::StringRef name, llvm::ArrayRef<HostArray> args) {
     size_t esz = elementSize(s.kind);
     out.bytes.resize(out.numElements() * esz);
     auto *base = reinterpret_cast<const uint8_t *>(desc[1]) + desc[2] * esz;
-    // Strided copy into row-major order.
     int64_t n = out.numElements();
+    bool contiguous = true;
+    for (int64_t d = rank - 1, stride = 1; d >= 0; stride *= out.shape[d], --d)
+      contiguous &= out.shape[d] == 1 || desc[3 + rank + d] == stride;
+    if (contiguous) {
+      if (n > 0)
+        std::memcpy(out.bytes.data(), base, n * esz);
+      n = 0;
+    }
+    // Strided copy into row-major order.
     SmallVector<int64_t> idx(rank, 0);
     for (int64_t e = 0; e < n; ++e) {
       int64_t off = 0;

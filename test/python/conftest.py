@@ -21,3 +21,14 @@ def rng():
     seed = int(os.environ.get("POSENC_SEED", "0")) or int.from_bytes(os.urandom(4), "little")
     print(f"seed={seed} (replay with POSENC_SEED={seed})")
     return np.random.default_rng(seed)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Largest relative error (vs float64) seen by each test function."""
+    import harness
+
+    if not harness.MAX_ERRORS:
+        return
+    terminalreporter.section("largest relative error vs float64 reference")
+    for key in sorted(harness.MAX_ERRORS):
+        terminalreporter.write_line(f"{harness.MAX_ERRORS[key]:10.2e}  {key}")

@@ -89,6 +89,18 @@ def run(ir, inputs, num_results=1, entry=None, pipeline=None, extra=()):
         return [np.load(p) for p in outs]
 
 
+# Largest error seen per test function, reported at the end of the session.
+MAX_ERRORS = {}
+
+
+def _record(err):
+    current = os.environ.get("PYTEST_CURRENT_TEST", "")
+    key = current.split(" ")[0].split("[")[0]
+    if key:
+        MAX_ERRORS[key] = max(MAX_ERRORS.get(key, 0.0), err)
+    return err
+
+
 def rel_err(actual, expected):
     """max |actual − expected| / max |expected|: an error relative to the
     scale of the result, robust to entries near zero. NaNs must agree."""
@@ -102,6 +114,6 @@ def rel_err(actual, expected):
     assert np.array_equal(a[inf_e], e[inf_e]), "infinities differ"
     ok &= ~inf_e
     if not ok.any():
-        return 0.0
+        return _record(0.0)
     scale = max(np.max(np.abs(e[ok])), 1e-30)
-    return float(np.max(np.abs(a[ok] - e[ok])) / scale)
+    return _record(float(np.max(np.abs(a[ok] - e[ok])) / scale))

@@ -59,6 +59,10 @@ public:
   llvm::Expected<std::vector<HostArray>> run(llvm::StringRef name,
                                              llvm::ArrayRef<HostArray> args);
 
+  /// Wall time of the compiled code alone in the last run(), in ms (no
+  /// argument copies, no result copies).
+  double lastCallMs() const;
+
 private:
   CompiledModule();
   struct Impl;
