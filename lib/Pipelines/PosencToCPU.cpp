@@ -22,6 +22,16 @@
 using namespace mlir;
 using namespace mlir::posenc;
 
+/// posenc-level rewrites: folds, then the MLA form.
+static void addPosencStage(OpPassManager &pm,
+                           const PosencToCPUPipelineOptions &options) {
+  pm.addPass(createCanonicalizerPass());
+  PosencDecomposeMlaPassOptions mla;
+  mla.mode = options.mla;
+  mla.absorbThreshold = options.mlaAbsorbThreshold;
+  pm.addPass(createPosencDecomposeMlaPass(mla));
+}
+
 /// posenc -> linalg on tensors, cleaned up and optionally fused.
 static void addTensorStage(OpPassManager &pm,
                            const PosencToCPUPipelineOptions &options) {
@@ -67,6 +77,7 @@ static void addLLVMStage(OpPassManager &pm) {
 
 void mlir::posenc::buildPosencToCPUPipeline(
     OpPassManager &pm, const PosencToCPUPipelineOptions &options) {
+  addPosencStage(pm, options);
   addTensorStage(pm, options);
   addBufferStage(pm);
   addLLVMStage(pm);

@@ -4,6 +4,7 @@
 
 #include "posenc/Conversion/Passes.h"
 #include "posenc/Dialect/Posenc/IR/PosencDialect.h"
+#include "posenc/Dialect/Posenc/Transforms/Passes.h"
 #include "posenc/Pipelines/Pipelines.h"
 
 void mlir::posenc::registerPosencDialects(DialectRegistry &registry) {
@@ -12,5 +13,6 @@ void mlir::posenc::registerPosencDialects(DialectRegistry &registry) {
 
 void mlir::posenc::registerPosencPasses() {
   registerPosencConversionPasses();
+  registerPosencTransformsPasses();
   registerPosencPipelines();
 }

@@ -4,6 +4,7 @@
 #define POSENC_PIPELINES_PIPELINES_H
 
 #include "mlir/Pass/PassOptions.h"
+#include "posenc/Dialect/Posenc/Transforms/Passes.h"
 
 namespace mlir {
 class OpPassManager;
@@ -17,6 +18,20 @@ struct PosencToCPUPipelineOptions
       llvm::cl::desc("Fuse producer/consumer elementwise linalg ops before "
                      "bufferization"),
       llvm::cl::init(true)};
+  PassOptions::Option<MlaDecomposition> mla{
+      *this, "mla", llvm::cl::desc("Form of posenc.mla_absorb"),
+      llvm::cl::init(MlaDecomposition::automatic),
+      llvm::cl::values(
+          clEnumValN(MlaDecomposition::automatic, "auto",
+                     "absorbed for short queries, naive otherwise"),
+          clEnumValN(MlaDecomposition::naive, "naive",
+                     "decompress keys and values per head"),
+          clEnumValN(MlaDecomposition::absorbed, "absorbed",
+                     "multi-query attention over the latent cache"))};
+  PassOptions::Option<int64_t> mlaAbsorbThreshold{
+      *this, "mla-absorb-threshold",
+      llvm::cl::desc("With mla=auto, absorb when the query length is <= this"),
+      llvm::cl::init(16)};
 };
 
 /// posenc ops on tensors to the LLVM dialect for the host CPU: posenc to

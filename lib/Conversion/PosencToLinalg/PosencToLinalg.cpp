@@ -10,6 +10,8 @@
 
 #include "posenc/Dialect/Posenc/IR/PosencOps.h"
 #include "posenc/Dialect/Posenc/IR/RopeFrequencies.h"
+#include "posenc/Dialect/Posenc/Transforms/Passes.h"
+#include "posenc/Dialect/Posenc/Utils/LinalgBuilder.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Arith/Utils/Utils.h"
@@ -35,127 +37,6 @@ using namespace mlir::posenc;
 //===----------------------------------------------------------------------===//
 
 namespace {
-void yieldValues(OpBuilder &b, Location loc, ValueRange values) {
-  linalg::YieldOp::create(b, loc, values);
-}
-void yieldValues(OpBuilder &b, Location loc, Value value) {
-  linalg::YieldOp::create(b, loc, ValueRange{value});
-}
-
-using BodyFn = function_ref<void(OpBuilder &, Location, ValueRange)>;
-
-/// A small builder bundling the repetitive parts of emitting generics.
-struct Emitter {
-  OpBuilder &b;
-  Location loc;
-
-  Value cIndex(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
-  Value cI64(int64_t v) {
-    return arith::ConstantIntOp::create(b, loc, b.getI64Type(), v);
-  }
-  Value cF64(double v) {
-    return arith::ConstantFloatOp::create(b, loc, b.getF64Type(),
-                                          APFloat(v));
-  }
-  Value cF32(float v) {
-    return arith::ConstantFloatOp::create(b, loc, b.getF32Type(),
-                                          APFloat(v));
-  }
-
-  /// `arith.constant dense<values> : tensor<N x elemTy>`.
-  Value constTensor(ArrayRef<double> values) {
-    auto type = RankedTensorType::get({int64_t(values.size())}, b.getF64Type());
-    return arith::ConstantOp::create(b, loc,
-                                     DenseElementsAttr::get(type, values));
-  }
-  Value constTensor(ArrayRef<int64_t> values) {
-    auto type = RankedTensorType::get({int64_t(values.size())}, b.getI64Type());
-    return arith::ConstantOp::create(b, loc,
-                                     DenseElementsAttr::get(type, values));
-  }
-
-  OpFoldResult dim(Value t, int64_t i) {
-    return tensor::getMixedSize(b, loc, t, i);
-  }
-
-  Value empty(ArrayRef<OpFoldResult> sizes, Type elemTy) {
-    return tensor::EmptyOp::create(b, loc, sizes, elemTy);
-  }
-
-  /// A tensor of `sizes` filled with `value`.
-  Value filled(ArrayRef<OpFoldResult> sizes, Value value) {
-    Value e = empty(sizes, value.getType());
-    return linalg::FillOp::create(b, loc, value, e).getResult(0);
-  }
-
-  Value generic(Type resultType, ValueRange inputs, Value init,
-                ArrayRef<AffineMap> maps,
-                ArrayRef<utils::IteratorType> iterators, BodyFn body) {
-    return linalg::GenericOp::create(b, loc, TypeRange{resultType}, inputs,
-                                     ValueRange{init}, maps, iterators, body)
-        .getResult(0);
-  }
-
-  /// Integer (i32/i64) to i64.
-  Value toI64(Value v) {
-    if (v.getType().isInteger(64))
-      return v;
-    return arith::ExtSIOp::create(b, loc, b.getI64Type(), v);
-  }
-  Value i64ToF64(Value v) {
-    return arith::SIToFPOp::create(b, loc, b.getF64Type(), v);
-  }
-  /// f16/bf16/f32 to f32 (arithmetic is f32).
-  Value toF32(Value v) {
-    if (v.getType().isF32())
-      return v;
-    return arith::ExtFOp::create(b, loc, b.getF32Type(), v);
-  }
-  /// f32 or f64 to `elemTy`.
-  Value fromFloat(Value v, Type elemTy) {
-    if (v.getType() == elemTy)
-      return v;
-    if (v.getType().getIntOrFloatBitWidth() > elemTy.getIntOrFloatBitWidth()) {
-      // f64 -> 16-bit goes through f32: the CPU pipeline expands only
-      // f32 -> bf16 truncation (no runtime library call).
-      if (v.getType().isF64() && !elemTy.isF32())
-        v = arith::TruncFOp::create(b, loc, b.getF32Type(), v);
-      return arith::TruncFOp::create(b, loc, elemTy, v);
-    }
-    return arith::ExtFOp::create(b, loc, elemTy, v);
-  }
-
-  Value index(int64_t d) { return linalg::IndexOp::create(b, loc, d); }
-  Value select(Value c, Value t, Value f) {
-    return arith::SelectOp::create(b, loc, c, t, f);
-  }
-  Value cmpI(arith::CmpIPredicate p, Value x, Value y) {
-    return arith::CmpIOp::create(b, loc, p, x, y);
-  }
-  Value extract(Value t, ValueRange idx) {
-    return tensor::ExtractOp::create(b, loc, t, idx);
-  }
-
-  /// Elementwise conversion of a whole tensor to `elemTy`.
-  Value castTensor(Value t, Type elemTy) {
-    auto ty = cast<RankedTensorType>(t.getType());
-    if (ty.getElementType() == elemTy)
-      return t;
-    int64_t rank = ty.getRank();
-    SmallVector<OpFoldResult> sizes;
-    for (int64_t i = 0; i < rank; ++i)
-      sizes.push_back(dim(t, i));
-    AffineMap id = b.getMultiDimIdentityMap(rank);
-    SmallVector<utils::IteratorType> its(rank, utils::IteratorType::parallel);
-    return generic(ty.clone(elemTy), t, empty(sizes, elemTy), {id, id}, its,
-                   [&](OpBuilder &nb, Location nl, ValueRange args) {
-                     Emitter e{nb, nl};
-                     Value v = e.fromFloat(e.toF32(args[0]), elemTy);
-                     yieldValues(nb, nl, v);
-                   });
-  }
-};
-
 /// Indexing map from the iteration space of a bias result ([H, Sq, Sk] or
 /// [B, H, Sq, Sk]) to a position tensor ([S] or [B, S]); `seqDim` is the
 /// iteration dim of this position's sequence (i or j).
@@ -170,7 +51,7 @@ AffineMap positionMap(MLIRContext *ctx, int64_t resultRank, int64_t posRank,
 
 /// The sizes of a bias result [B?, H, Sq, Sk] from the positions (B, Sq,
 /// Sk) and `heads`.
-SmallVector<OpFoldResult> biasSizes(Emitter &e, RankedTensorType resultTy,
+SmallVector<OpFoldResult> biasSizes(LinalgBuilder &e, RankedTensorType resultTy,
                                     Value qPos, Value kPos,
                                     OpFoldResult heads) {
   SmallVector<OpFoldResult> sizes;
@@ -185,7 +66,7 @@ SmallVector<OpFoldResult> biasSizes(Emitter &e, RankedTensorType resultTy,
 }
 
 /// max(pos) over all positions as an i64 scalar (INT64_MIN when empty).
-Value maxPosition(Emitter &e, Value pos) {
+Value maxPosition(LinalgBuilder &e, Value pos) {
   auto ty = cast<RankedTensorType>(pos.getType());
   int64_t rank = ty.getRank();
   Value init = e.filled({}, e.cI64(std::numeric_limits<int64_t>::min()));
@@ -195,7 +76,7 @@ Value maxPosition(Emitter &e, Value pos) {
       init.getType(), pos, init,
       {e.b.getMultiDimIdentityMap(rank), AffineMap::get(rank, 0, {}, ctx)},
       its, [&](OpBuilder &nb, Location nl, ValueRange args) {
-        Emitter n{nb, nl};
+        LinalgBuilder n{nb, nl};
         Value m = arith::MaxSIOp::create(nb, nl, n.toI64(args[0]), args[1]);
         yieldValues(nb, nl, m);
       });
@@ -208,7 +89,7 @@ Value maxPosition(Emitter &e, Value pos) {
 
 /// The frequency table tensor<R/2 x f64> of `op`, built at compile time
 /// unless the scaling depends on the run's positions.
-Value ropeFrequencies(Emitter &e, RopeOp op, Value pos, int64_t rotary) {
+Value ropeFrequencies(LinalgBuilder &e, RopeOp op, Value pos, int64_t rotary) {
   RopeScalingAttr scaling = op.getScalingOrNone();
   double base = op.getBase().convertToDouble();
   switch (scaling.getKind()) {
@@ -244,7 +125,7 @@ Value ropeFrequencies(Emitter &e, RopeOp op, Value pos, int64_t rotary) {
     return e.generic(init.getType(), {}, init, {id},
                      {utils::IteratorType::parallel},
                      [&](OpBuilder &nb, Location nl, ValueRange) {
-                       Emitter n{nb, nl};
+                       LinalgBuilder n{nb, nl};
                        Value i = arith::IndexCastOp::create(
                            nb, nl, nb.getI64Type(), n.index(0));
                        Value expo = arith::MulFOp::create(
@@ -261,7 +142,7 @@ Value ropeFrequencies(Emitter &e, RopeOp op, Value pos, int64_t rotary) {
 
 /// cos and sin tables [pos dims..., R/2] in f32, scaled by `factor`: the
 /// angle p·ω is formed and evaluated in f64 once per (position, pair).
-std::pair<Value, Value> angleTables(Emitter &e, Value pos, Value omega,
+std::pair<Value, Value> angleTables(LinalgBuilder &e, Value pos, Value omega,
                                     int64_t half, double factor) {
   auto posTy = cast<RankedTensorType>(pos.getType());
   int64_t rank = posTy.getRank() + 1;
@@ -281,7 +162,7 @@ std::pair<Value, Value> angleTables(Emitter &e, Value pos, Value omega,
       ValueRange{pos, omega}, ValueRange{cosInit, sinInit},
       ArrayRef<AffineMap>{posMap, omegaMap, id, id}, its,
       [&](OpBuilder &nb, Location nl, ValueRange args) {
-        Emitter n{nb, nl};
+        LinalgBuilder n{nb, nl};
         Value p = n.i64ToF64(n.toI64(args[0]));
         Value theta = arith::MulFOp::create(nb, nl, p, args[1]);
         Value c = math::CosOp::create(nb, nl, theta);
@@ -303,7 +184,7 @@ struct RopeOpLowering : OpConversionPattern<RopeOp> {
   LogicalResult
   matchAndRewrite(RopeOp op, OpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override {
-    Emitter e{rewriter, op.getLoc()};
+    LinalgBuilder e{rewriter, op.getLoc()};
     Value x = adaptor.getX(), pos = adaptor.getPos();
     int64_t rotary = *op.getRotaryDimOrHeadDim();
     if (rotary == 0) {
@@ -330,7 +211,7 @@ struct RopeOpLowering : OpConversionPattern<RopeOp> {
     Value result = e.generic(
         xTy, x, e.empty(sizes, elemTy), {id, id}, its,
         [&](OpBuilder &nb, Location nl, ValueRange args) {
-          Emitter n{nb, nl};
+          LinalgBuilder n{nb, nl};
           using P = arith::CmpIPredicate;
           Value bI = n.index(0), sI = n.index(1), hI = n.index(2),
                 dI = n.index(3);
@@ -384,7 +265,7 @@ struct SinusoidalOpLowering : OpConversionPattern<SinusoidalOp> {
   LogicalResult
   matchAndRewrite(SinusoidalOp op, OpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override {
-    Emitter e{rewriter, op.getLoc()};
+    LinalgBuilder e{rewriter, op.getLoc()};
     Value pos = adaptor.getPos();
     RankedTensorType rTy = op.getResult().getType();
     int64_t rank = rTy.getRank();
@@ -402,7 +283,7 @@ struct SinusoidalOpLowering : OpConversionPattern<SinusoidalOp> {
     Value result = e.generic(
         rTy, pos, e.empty(sizes, elemTy), {id.getMajorSubMap(rank - 1), id},
         its, [&](OpBuilder &nb, Location nl, ValueRange args) {
-          Emitter n{nb, nl};
+          LinalgBuilder n{nb, nl};
           using P = arith::CmpIPredicate;
           Value d = n.index(rank - 1);
           Value isSin, pair;
@@ -434,7 +315,7 @@ struct SinusoidalOpLowering : OpConversionPattern<SinusoidalOp> {
 /// Emits a generic over a bias result whose body gets (rel = k − q as i64,
 /// the head index) and returns the f32/f64 value.
 template <typename BiasFn>
-Value emitBias(Emitter &e, RankedTensorType rTy, Value qPos, Value kPos,
+Value emitBias(LinalgBuilder &e, RankedTensorType rTy, Value qPos, Value kPos,
                OpFoldResult heads, BiasFn fn) {
   int64_t rank = rTy.getRank();
   int64_t off = rank == 4 ? 1 : 0;
@@ -449,7 +330,7 @@ Value emitBias(Emitter &e, RankedTensorType rTy, Value qPos, Value kPos,
   SmallVector<OpFoldResult> sizes = biasSizes(e, rTy, qPos, kPos, heads);
   return e.generic(rTy, {qPos, kPos}, e.empty(sizes, elemTy), maps, its,
                    [&](OpBuilder &nb, Location nl, ValueRange args) {
-                     Emitter n{nb, nl};
+                     LinalgBuilder n{nb, nl};
                      Value rel = arith::SubIOp::create(
                          nb, nl, n.toI64(args[1]), n.toI64(args[0]));
                      Value v = fn(n, rel, n.index(off));
@@ -463,13 +344,13 @@ struct AlibiBiasOpLowering : OpConversionPattern<AlibiBiasOp> {
   LogicalResult
   matchAndRewrite(AlibiBiasOp op, OpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override {
-    Emitter e{rewriter, op.getLoc()};
+    LinalgBuilder e{rewriter, op.getLoc()};
     Value slopes = e.constTensor(op.getSlopesOrDefault());
     bool symmetric = op.getMode() == AlibiMode::symmetric;
     Value result = emitBias(
         e, op.getResult().getType(), adaptor.getQPos(), adaptor.getKPos(),
         rewriter.getIndexAttr(op.getNumHeads()),
-        [&](Emitter &n, Value rel, Value h) -> Value {
+        [&](LinalgBuilder &n, Value rel, Value h) -> Value {
           // |rel| < 2^53 in practice, so the f64 product is exact enough.
           Value d = n.i64ToF64(rel);
           Value m = n.extract(slopes, {h});
@@ -512,7 +393,7 @@ struct RelBiasOpLowering : OpConversionPattern<RelBiasOp> {
   LogicalResult
   matchAndRewrite(RelBiasOp op, OpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override {
-    Emitter e{rewriter, op.getLoc()};
+    LinalgBuilder e{rewriter, op.getLoc()};
     Value table = adaptor.getTable();
     int64_t m = op.getMaxDistance();
     bool bidir = op.getBidirectional();
@@ -525,7 +406,7 @@ struct RelBiasOpLowering : OpConversionPattern<RelBiasOp> {
     using P = arith::CmpIPredicate;
     Value result = emitBias(
         e, op.getResult().getType(), adaptor.getQPos(), adaptor.getKPos(),
-        e.dim(table, 1), [&](Emitter &x, Value rel, Value h) -> Value {
+        e.dim(table, 1), [&](LinalgBuilder &x, Value rel, Value h) -> Value {
           OpBuilder &b = x.b;
           Location l = x.loc;
           Value zero = x.cI64(0), maxD = x.cI64(m);
@@ -572,7 +453,7 @@ struct RelKeyBiasOpLowering : OpConversionPattern<RelKeyBiasOp> {
   LogicalResult
   matchAndRewrite(RelKeyBiasOp op, OpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override {
-    Emitter e{rewriter, op.getLoc()};
+    LinalgBuilder e{rewriter, op.getLoc()};
     MLIRContext *ctx = rewriter.getContext();
     Value q = adaptor.getQ(), emb = adaptor.getEmb();
     Value qPos = adaptor.getQPos(), kPos = adaptor.getKPos();
@@ -591,7 +472,7 @@ struct RelKeyBiasOpLowering : OpConversionPattern<RelKeyBiasOp> {
          AffineMap::get(5, 0, {d(0), d(1), d(2), d(3)}, ctx)},
         {IT::parallel, IT::parallel, IT::parallel, IT::parallel, IT::reduction},
         [&](OpBuilder &nb, Location nl, ValueRange args) {
-          Emitter n{nb, nl};
+          LinalgBuilder n{nb, nl};
           Value p = arith::MulFOp::create(nb, nl, n.toF32(args[0]),
                                           n.toF32(args[1]));
           yieldValues(nb, nl,
@@ -610,7 +491,7 @@ struct RelKeyBiasOpLowering : OpConversionPattern<RelKeyBiasOp> {
          rewriter.getMultiDimIdentityMap(4)},
         SmallVector<IT>(4, IT::parallel),
         [&](OpBuilder &nb, Location nl, ValueRange args) {
-          Emitter n{nb, nl};
+          LinalgBuilder n{nb, nl};
           Value rel = arith::SubIOp::create(nb, nl, n.toI64(args[1]),
                                             n.toI64(args[0]));
           Value c = arith::MaxSIOp::create(
@@ -655,7 +536,7 @@ struct AttentionOpLowering : OpConversionPattern<AttentionOp> {
   matchAndRewrite(AttentionOp op, OpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override {
     Location loc = op.getLoc();
-    Emitter e{rewriter, loc};
+    LinalgBuilder e{rewriter, loc};
     MLIRContext *ctx = rewriter.getContext();
     Value q = adaptor.getQ(), k = adaptor.getK(), v = adaptor.getV();
     RankedTensorType qTy = op.getQ().getType(), kTy = op.getK().getType();
@@ -684,7 +565,7 @@ struct AttentionOpLowering : OpConversionPattern<AttentionOp> {
          AffineMap::get(5, 0, {d(0), d(1), d(2), d(3)}, ctx)},
         {IT::parallel, IT::parallel, IT::parallel, IT::parallel, IT::reduction},
         [&](OpBuilder &nb, Location nl, ValueRange args) {
-          Emitter n{nb, nl};
+          LinalgBuilder n{nb, nl};
           Value p = arith::MulFOp::create(nb, nl, n.toF32(args[0]),
                                           n.toF32(args[1]));
           yieldValues(nb, nl,
@@ -711,7 +592,7 @@ struct AttentionOpLowering : OpConversionPattern<AttentionOp> {
         sInit.getType(), inputs, e.empty({B, H, Sq, Sk}, f32), maps,
         SmallVector<IT>(4, IT::parallel),
         [&](OpBuilder &nb, Location nl, ValueRange args) {
-          Emitter n{nb, nl};
+          LinalgBuilder n{nb, nl};
           Value s = arith::MulFOp::create(nb, nl, args[0],
                                           n.cF32(float(*scale)));
           if (inputs.size() == 2)
@@ -752,7 +633,7 @@ struct AttentionOpLowering : OpConversionPattern<AttentionOp> {
         sInit.getType(), {modified, rowMax}, e.empty({B, H, Sq, Sk}, f32),
         {id4, rowMap, id4}, SmallVector<IT>(4, IT::parallel),
         [&](OpBuilder &nb, Location nl, ValueRange args) {
-          Emitter n{nb, nl};
+          LinalgBuilder n{nb, nl};
           Value isInf = arith::CmpFOp::create(nb, nl, arith::CmpFPredicate::OEQ,
                                               args[1], n.cF32(negInf));
           Value shift = n.select(isInf, n.cF32(0.0f), args[1]);
@@ -777,7 +658,7 @@ struct AttentionOpLowering : OpConversionPattern<AttentionOp> {
          AffineMap::get(5, 0, {d(0), d(1), d(2), d(3)}, ctx)},
         {IT::parallel, IT::parallel, IT::parallel, IT::parallel, IT::reduction},
         [&](OpBuilder &nb, Location nl, ValueRange args) {
-          Emitter n{nb, nl};
+          LinalgBuilder n{nb, nl};
           Value p = arith::MulFOp::create(nb, nl, args[0], n.toF32(args[1]));
           yieldValues(nb, nl,
                                   arith::AddFOp::create(nb, nl, args[2], p));
@@ -789,7 +670,7 @@ struct AttentionOpLowering : OpConversionPattern<AttentionOp> {
         {id4, AffineMap::get(4, 0, {d(0), d(2), d(1)}, ctx), id4},
         SmallVector<IT>(4, IT::parallel),
         [&](OpBuilder &nb, Location nl, ValueRange args) {
-          Emitter n{nb, nl};
+          LinalgBuilder n{nb, nl};
           Value empty = arith::CmpFOp::create(
               nb, nl, arith::CmpFPredicate::OEQ, args[1], n.cF32(0.0f));
           Value o = n.select(empty, n.cF32(0.0f),
@@ -811,92 +692,9 @@ struct MlaAbsorbOpLowering : OpConversionPattern<MlaAbsorbOp> {
   LogicalResult
   matchAndRewrite(MlaAbsorbOp op, OpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override {
-    Location loc = op.getLoc();
-    Emitter e{rewriter, loc};
-    MLIRContext *ctx = rewriter.getContext();
-    Type f32 = rewriter.getF32Type();
-    RankedTensorType qnTy = op.getQNope().getType(), qrTy = op.getQPe().getType();
-    int64_t dn = qnTy.getDimSize(3), dr = qrTy.getDimSize(3);
-    if (ShapedType::isDynamic(dn) || ShapedType::isDynamic(dr))
-      return rewriter.notifyMatchFailure(op, "lowering needs static head dims");
-    double scale = op.getScale() ? op.getScale()->convertToDouble()
-                                 : 1.0 / std::sqrt(double(dn + dr));
-    Value qn = e.castTensor(adaptor.getQNope(), f32);
-    Value qr = e.castTensor(adaptor.getQPe(), f32);
-    Value ckv = adaptor.getCKv(), kpe = adaptor.getKPe();
-    Value wuk = adaptor.getWUk(), wuv = adaptor.getWUv();
-    OpFoldResult B = e.dim(qn, 0), Sq = e.dim(qn, 1), H = e.dim(qn, 2),
-                 Sk = e.dim(ckv, 1), Dv = e.dim(wuv, 1);
-    auto d = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
-    using IT = utils::IteratorType;
-
-    // Decompress per head: out[b, j, h, n] = Σ_c w[h, n, c]·c_kv[b, j, c].
-    auto decompress = [&](Value w, OpFoldResult width) {
-      Value init = e.filled({B, Sk, H, width}, e.cF32(0.0f));
-      return e.generic(
-          init.getType(), {w, ckv}, init,
-          {AffineMap::get(5, 0, {d(2), d(3), d(4)}, ctx),
-           AffineMap::get(5, 0, {d(0), d(1), d(4)}, ctx),
-           AffineMap::get(5, 0, {d(0), d(1), d(2), d(3)}, ctx)},
-          {IT::parallel, IT::parallel, IT::parallel, IT::parallel,
-           IT::reduction},
-          [&](OpBuilder &nb, Location nl, ValueRange args) {
-            Emitter n{nb, nl};
-            Value p = arith::MulFOp::create(nb, nl, n.toF32(args[0]),
-                                            n.toF32(args[1]));
-            yieldValues(nb, nl,
-                                    arith::AddFOp::create(nb, nl, args[2], p));
-          });
-    };
-    Value kNope = decompress(wuk, rewriter.getIndexAttr(dn));
-    Value vals = decompress(wuv, Dv);
-
-    // k_pe is shared by all heads: broadcast it to [B, Sk, H, Dr].
-    Value kpeInit = e.empty({B, Sk, H, rewriter.getIndexAttr(dr)}, f32);
-    Value kpeH = e.generic(
-        kpeInit.getType(), kpe, kpeInit,
-        {AffineMap::get(4, 0, {d(0), d(1), d(3)}, ctx),
-         rewriter.getMultiDimIdentityMap(4)},
-        SmallVector<IT>(4, IT::parallel),
-        [&](OpBuilder &nb, Location nl, ValueRange args) {
-          Emitter n{nb, nl};
-          yieldValues(nb, nl, n.toF32(args[0]));
-        });
-
-    // Concatenate [nope | rope] along the head dim for queries and keys, as
-    // one generic that reads either side (no strided copies).
-    auto concat = [&](Value a, Value b2, OpFoldResult d0, OpFoldResult d1,
-                      OpFoldResult d2) {
-      Value init =
-          e.empty({d0, d1, d2, rewriter.getIndexAttr(dn + dr)}, f32);
-      return e.generic(
-          init.getType(), {}, init, {rewriter.getMultiDimIdentityMap(4)},
-          SmallVector<IT>(4, IT::parallel),
-          [&](OpBuilder &nb, Location nl, ValueRange) {
-            Emitter n{nb, nl};
-            Value i0 = n.index(0), i1 = n.index(1), i2 = n.index(2),
-                  i3 = n.index(3);
-            Value inA = n.cmpI(arith::CmpIPredicate::ult, i3, n.cIndex(dn));
-            Value ia = n.select(inA, i3, n.cIndex(0));
-            Value ib = n.select(
-                inA, n.cIndex(0),
-                arith::SubIOp::create(nb, nl, i3, n.cIndex(dn)));
-            Value va = n.extract(a, {i0, i1, i2, ia});
-            Value vb = n.extract(b2, {i0, i1, i2, ib});
-            yieldValues(nb, nl, n.select(inA, va, vb));
-          });
-    };
-    Value qCat = concat(qn, qr, B, Sq, H);
-    Value kCat = concat(kNope, kpeH, B, Sk, H);
-
-    RankedTensorType rTy = op.getResult().getType();
-    auto attnTy = rTy.clone(f32);
-    auto attn = AttentionOp::create(rewriter, loc, attnTy, qCat, kCat, vals,
-                                    /*bias=*/Value(),
-                                    rewriter.getF64FloatAttr(scale),
-                                    op.getCausal());
-    rewriter.replaceOp(op, e.castTensor(attn.getResult(), rTy.getElementType()));
-    return success();
+    // The naive form; posenc-decompose-mla picks the form earlier in the
+    // pipeline when it matters.
+    return decomposeMla(rewriter, op, MlaDecomposition::naive);
   }
 };
 

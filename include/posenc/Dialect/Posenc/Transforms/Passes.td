@@ -1,0 +1,44 @@
+//===- Passes.td - posenc dialect passes -------------------*- tablegen -*-===//
+
+#ifndef POSENC_DIALECT_POSENC_TRANSFORMS_PASSES_TD
+#define POSENC_DIALECT_POSENC_TRANSFORMS_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def PosencDecomposeMlaPass : Pass<"posenc-decompose-mla"> {
+  let summary = "Rewrite posenc.mla_absorb into attention over decompressed "
+                "or latent keys";
+  let description = [{
+    `naive`: decompress per-head keys k = [w_uk·c_kv | k_pe] and values
+    v = w_uv·c_kv, then multi-head `posenc.attention` (compute-friendly:
+    prefill). `absorbed`: q_lat = q_nope·w_uk per head, then multi-query
+    `posenc.attention` over keys [c_kv | k_pe] (C + Dr wide) with values
+    c_kv, then out = o_lat·w_uvᵀ (memory-friendly: decode reads C + Dr
+    elements per cached token instead of H·(Dn + Dr + Dv)). `auto` absorbs
+    when the query length is static and at most `absorb-threshold`.
+
+    Both forms are `posenc.attention` plus linalg on tensors, so bias fusion
+    and every lowering apply to them.
+  }];
+  let options = [
+    Option<"mode", "mode", "::mlir::posenc::MlaDecomposition",
+           "::mlir::posenc::MlaDecomposition::automatic",
+           "Which form to produce",
+           [{::llvm::cl::values(
+             clEnumValN(::mlir::posenc::MlaDecomposition::automatic, "auto",
+                        "absorbed for short queries, naive otherwise"),
+             clEnumValN(::mlir::posenc::MlaDecomposition::naive, "naive",
+                        "decompress keys and values per head"),
+             clEnumValN(::mlir::posenc::MlaDecomposition::absorbed, "absorbed",
+                        "multi-query attention over the latent cache"))}]>,
+    Option<"absorbThreshold", "absorb-threshold", "int64_t", "16",
+           "With mode=auto, absorb when the query length is <= this">,
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::tensor::TensorDialect",
+  ];
+}
+
+#endif // POSENC_DIALECT_POSENC_TRANSFORMS_PASSES_TD
