@@ -65,6 +65,15 @@ class RunError(Exception):
         self.stderr = stderr
 
 
+def opt(ir, *flags):
+    """posenc-opt on IR text; returns the printed result."""
+    proc = subprocess.run([POSENC_OPT, "-", *flags], input=ir, capture_output=True,
+                          text=True, timeout=300)
+    if proc.returncode != 0:
+        raise RunError(proc.returncode, proc.stderr)
+    return proc.stdout
+
+
 def run(ir, inputs, num_results=1, entry=None, pipeline=None, extra=()):
     """Compiles and runs `ir` on `inputs` (numpy arrays); returns results."""
     with tempfile.TemporaryDirectory() as tmp:

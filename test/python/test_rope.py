@@ -174,3 +174,28 @@ def test_rope_dynamic_shapes(rng):
                  [f"%y = posenc.rope %x, %p layout interleaved : {xt}, {pt}"], [("%y", xt)])
     (y,) = run(ir, [x, pos])
     assert rel_err(y, ref.rope(x, pos, layout="interleaved")) <= 1e-5
+
+
+@pytest.mark.parametrize("layout,scaling,base", [
+    ("half", LLAMA31, 500000.0), ("interleaved", None, 10000.0),
+    ("half", CODELLAMA_LINEAR, 1000000.0)])
+def test_composed_ropes_match_the_chain(rng, layout, scaling, base):
+    """Canonicalization turns rope(rope(x, p), q) into rope(x, p + q); the
+    result still equals the reference of the two rotations in sequence."""
+    from harness import opt
+
+    x = rng.uniform(-1, 1, size=(2, 6, 3, 32)).astype(np.float32)
+    p = rng.integers(-50000, 50000, size=6).astype(np.int32)
+    q = rng.integers(-50000, 50000, size=6).astype(np.int32)
+    xt, pt = type_of(x), type_of(p)
+    one = rope_ir(x, p, layout, base=base, scaling=scaling).split("\n")[1].strip()
+    attrs = one[one.index("layout"):one.rindex(" : ")]
+    ir = func_ir([("x", xt), ("p", pt), ("q", pt)], [
+        f"%y = posenc.rope %x, %p {attrs} : {xt}, {pt}",
+        f"%z = posenc.rope %y, %q {attrs} : {xt}, {pt}",
+    ], [("%z", xt)])
+    assert opt(ir, "-canonicalize").count("posenc.rope") == 1
+    (z,) = run(ir, [x, p, q])
+    kw = dict(layout=layout, base=base, scaling=scaling)
+    expected = ref.rope(ref.rope(x, p, **kw), q, **kw)
+    assert rel_err(z, expected) <= 1e-5

@@ -193,9 +193,7 @@ struct RopeOpLowering : OpConversionPattern<RopeOp> {
     }
     int64_t half = rotary / 2;
     bool interleaved = op.getLayout() == RopeLayout::interleaved;
-    double factor = op.getAttentionFactor()
-                        ? op.getAttentionFactor()->convertToDouble()
-                        : defaultRopeAttentionFactor(op.getScalingOrNone());
+    double factor = op.getEffectiveAttentionFactor();
     Value omega = ropeFrequencies(e, op, pos, rotary);
     Value cosT, sinT;
     std::tie(cosT, sinT) = angleTables(e, pos, omega, half, factor);
@@ -366,27 +364,6 @@ struct AlibiBiasOpLowering : OpConversionPattern<AlibiBiasOp> {
   }
 };
 
-/// T5's log-spaced buckets for distances n in [0, max_distance]: n itself
-/// below max_exact, then e + floor(ln(n/e)/ln(M/e)·(N−e)) capped at N−1.
-/// Every n >= M maps to N−1, so this table covers all distances.
-SmallVector<int64_t> t5BucketTable(int64_t numBuckets, int64_t maxExact,
-                                   int64_t maxDistance) {
-  SmallVector<int64_t> table;
-  for (int64_t n = 0; n <= maxDistance; ++n) {
-    if (n < maxExact) {
-      table.push_back(n);
-      continue;
-    }
-    double large = double(maxExact) +
-                   std::log(double(n) / double(maxExact)) /
-                       std::log(double(maxDistance) / double(maxExact)) *
-                       double(numBuckets - maxExact);
-    table.push_back(std::min<int64_t>(int64_t(std::floor(large)),
-                                      numBuckets - 1));
-  }
-  return table;
-}
-
 struct RelBiasOpLowering : OpConversionPattern<RelBiasOp> {
   using OpConversionPattern::OpConversionPattern;
 
@@ -402,7 +379,7 @@ struct RelBiasOpLowering : OpConversionPattern<RelBiasOp> {
     int64_t perSide = bidir ? n / 2 : n;
     Value buckets;
     if (t5)
-      buckets = e.constTensor(t5BucketTable(perSide, perSide / 2, m));
+      buckets = e.constTensor(op.getT5DistanceBuckets());
     using P = arith::CmpIPredicate;
     Value result = emitBias(
         e, op.getResult().getType(), adaptor.getQPos(), adaptor.getKPos(),

@@ -1,12 +1,17 @@
 //===- PosencOps.cpp - posenc operations ----------------------------------===//
 
 #include "posenc/Dialect/Posenc/IR/PosencOps.h"
+#include "posenc/Dialect/Posenc/IR/RopeFrequencies.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/IR/PatternMatch.h"
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/OpImplementation.h"
 #include "llvm/ADT/STLExtras.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -155,6 +160,57 @@ std::optional<int64_t> RopeOp::getRotaryDimOrHeadDim() {
   if (ShapedType::isDynamic(d))
     return std::nullopt;
   return d;
+}
+
+double RopeOp::getEffectiveAttentionFactor() {
+  if (std::optional<APFloat> a = getAttentionFactor())
+    return a->convertToDouble();
+  return defaultRopeAttentionFactor(getScalingOrNone());
+}
+
+OpFoldResult RopeOp::fold(FoldAdaptor) {
+  // Rotating no dimensions is the identity.
+  if (getRotaryDim() == 0)
+    return getX();
+  return {};
+}
+
+namespace {
+/// rope(rope(x, p), p') -> rope(x, p + p'): rotations by p·ω and p'·ω
+/// compose to (p + p')·ω when both use the same pairs and frequencies and
+/// neither scales (a = 1). Frequencies that depend on the positions
+/// (dynamic, longrope) do not compose.
+struct ComposeRopes : OpRewritePattern<RopeOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(RopeOp outer,
+                                PatternRewriter &rewriter) const override {
+    auto inner = outer.getX().getDefiningOp<RopeOp>();
+    if (!inner)
+      return failure();
+    if (inner.getLayout() != outer.getLayout() ||
+        inner.getRotaryDimOrHeadDim() != outer.getRotaryDimOrHeadDim() ||
+        inner.getBase() != outer.getBase() ||
+        inner.getScalingOrNone() != outer.getScalingOrNone() ||
+        outer.getScalingOrNone().dependsOnPositions() ||
+        inner.getEffectiveAttentionFactor() != 1.0 ||
+        outer.getEffectiveAttentionFactor() != 1.0 ||
+        inner.getPos().getType() != outer.getPos().getType())
+      return rewriter.notifyMatchFailure(outer, "ropes do not compose");
+    Value sum = arith::AddIOp::create(rewriter, outer.getLoc(), inner.getPos(),
+                                      outer.getPos());
+    rewriter.modifyOpInPlace(outer, [&] {
+      outer.getXMutable().assign(inner.getX());
+      outer.getPosMutable().assign(sum);
+    });
+    return success();
+  }
+};
+} // namespace
+
+void RopeOp::getCanonicalizationPatterns(RewritePatternSet &results,
+                                         MLIRContext *ctx) {
+  results.add<ComposeRopes>(ctx);
 }
 
 RopeScalingAttr RopeOp::getScalingOrNone() {
@@ -310,6 +366,37 @@ LogicalResult AlibiBiasOp::verify() {
 //===----------------------------------------------------------------------===//
 // RelBiasOp
 //===----------------------------------------------------------------------===//
+
+SmallVector<int64_t> RelBiasOp::getT5DistanceBuckets() {
+  int64_t n = getNumBuckets().value_or(2);
+  int64_t perSide = getBidirectional() ? n / 2 : n;
+  int64_t maxExact = perSide / 2;
+  int64_t m = getMaxDistance();
+  SmallVector<int64_t> table;
+  for (int64_t d = 0; d <= m; ++d) {
+    if (d < maxExact) {
+      table.push_back(d);
+      continue;
+    }
+    double large = double(maxExact) + std::log(double(d) / double(maxExact)) /
+                                          std::log(double(m) / double(maxExact)) *
+                                          double(perSide - maxExact);
+    table.push_back(std::min<int64_t>(int64_t(std::floor(large)), perSide - 1));
+  }
+  return table;
+}
+
+int64_t RelBiasOp::getBucket(int64_t rel) {
+  int64_t m = getMaxDistance();
+  if (getKind() == RelBiasKind::clip)
+    return getBidirectional() ? std::clamp<int64_t>(rel, -m, m) + m
+                              : std::clamp<int64_t>(-rel, 0, m);
+  SmallVector<int64_t> table = getT5DistanceBuckets();
+  int64_t perSide = getBidirectional() ? *getNumBuckets() / 2 : *getNumBuckets();
+  int64_t b0 = getBidirectional() && rel > 0 ? perSide : 0;
+  int64_t dist = getBidirectional() ? std::abs(rel) : std::max<int64_t>(-rel, 0);
+  return b0 + table[std::min(dist, m)];
+}
 
 int64_t RelBiasOp::getExpectedTableRows() {
   int64_t m = getMaxDistance();

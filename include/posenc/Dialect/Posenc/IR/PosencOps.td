@@ -87,7 +87,12 @@ def Posenc_RopeOp : Posenc_Op<"rope", [Pure, AllTypesMatch<["x", "result"]>]> {
     $x `,` $pos `layout` `` $layout attr-dict `:` type($x) `,` type($pos)
   }];
   let hasVerifier = 1;
+  let hasFolder = 1;
+  let hasCanonicalizer = 1;
   let extraClassDeclaration = [{
+    /// The attention factor in effect: `attention_factor` when given, else
+    /// the scaling's default (YaRN, LongRoPE), else 1.
+    double getEffectiveAttentionFactor();
     /// The number of rotated dimensions R; std::nullopt only when the head
     /// dim is dynamic and `rotary_dim` is absent (rejected by the verifier).
     std::optional<int64_t> getRotaryDimOrHeadDim();
@@ -225,6 +230,11 @@ def Posenc_RelBiasOp : Posenc_Op<"rel_bias", [Pure]> {
   let extraClassDeclaration = [{
     /// The number of table rows the attributes call for.
     int64_t getExpectedTableRows();
+    /// kind t5: the bucket of every distance n in [0, max_distance] on one
+    /// side (every n >= max_distance shares the last entry's bucket).
+    SmallVector<int64_t> getT5DistanceBuckets();
+    /// The table row of relative position rel = k - q.
+    int64_t getBucket(int64_t rel);
   }];
 }
 
