@@ -26,6 +26,9 @@ using namespace mlir::posenc;
 static void addPosencStage(OpPassManager &pm,
                            const PosencToCPUPipelineOptions &options) {
   pm.addPass(createCanonicalizerPass());
+  PosencFoldConstantsPassOptions fold;
+  fold.maxElements = options.foldMaxElements;
+  pm.addPass(createPosencFoldConstantsPass(fold));
   PosencDecomposeMlaPassOptions mla;
   mla.mode = options.mla;
   mla.absorbThreshold = options.mlaAbsorbThreshold;

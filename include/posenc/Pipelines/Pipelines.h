@@ -18,6 +18,11 @@ struct PosencToCPUPipelineOptions
       llvm::cl::desc("Fuse producer/consumer elementwise linalg ops before "
                      "bufferization"),
       llvm::cl::init(true)};
+  PassOptions::Option<int64_t> foldMaxElements{
+      *this, "fold-max-elements",
+      llvm::cl::desc("Largest posenc result folded when its operands are "
+                     "constants (0: never)"),
+      llvm::cl::init(4096)};
   PassOptions::Option<MlaDecomposition> mla{
       *this, "mla", llvm::cl::desc("Form of posenc.mla_absorb"),
       llvm::cl::init(MlaDecomposition::automatic),

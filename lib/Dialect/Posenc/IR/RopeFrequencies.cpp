@@ -99,6 +99,28 @@ SmallVector<double> mlir::posenc::staticRopeFrequencies(RopeScalingAttr scaling,
   llvm_unreachable("dynamic NTK frequencies depend on the positions");
 }
 
+SmallVector<double> mlir::posenc::ropeFrequenciesForRun(RopeScalingAttr scaling,
+                                                        double base,
+                                                        int64_t rotary,
+                                                        int64_t maxPosition) {
+  switch (scaling.getKind()) {
+  case RopeScalingKind::dynamic: {
+    double f = scaling.getFactor().getValueAsDouble();
+    double l0 = double(scaling.getOriginal());
+    double r = double(rotary);
+    double s = std::max(double(maxPosition) + 1.0, l0);
+    double ratio = f * s / l0 - (f - 1.0);
+    return unscaledRopeFrequencies(base * std::pow(ratio, r / (r - 2.0)),
+                                   rotary);
+  }
+  case RopeScalingKind::longrope:
+    return staticRopeFrequencies(scaling, base, rotary,
+                                 maxPosition + 1 > scaling.getOriginal());
+  default:
+    return staticRopeFrequencies(scaling, base, rotary);
+  }
+}
+
 double mlir::posenc::defaultRopeAttentionFactor(RopeScalingAttr scaling) {
   switch (scaling.getKind()) {
   case RopeScalingKind::yarn: {

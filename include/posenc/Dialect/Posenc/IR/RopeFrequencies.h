@@ -25,6 +25,12 @@ llvm::SmallVector<double> staticRopeFrequencies(RopeScalingAttr scaling,
                                                 double base, int64_t rotary,
                                                 bool useLong = false);
 
+/// The frequencies of any scaling kind for a run whose largest position is
+/// `maxPosition` (which `dynamic` and `longrope` depend on).
+llvm::SmallVector<double> ropeFrequenciesForRun(RopeScalingAttr scaling,
+                                                double base, int64_t rotary,
+                                                int64_t maxPosition);
+
 /// The attention factor that `scaling` implies when the op gives none
 /// (yarn's mscale ratio, longrope's sqrt term, else 1).
 double defaultRopeAttentionFactor(RopeScalingAttr scaling);

@@ -41,4 +41,21 @@ def PosencDecomposeMlaPass : Pass<"posenc-decompose-mla"> {
   ];
 }
 
+def PosencFoldConstantsPass : Pass<"posenc-fold-constants"> {
+  let summary = "Evaluate posenc ops whose operands are all constants";
+  let description = [{
+    Replaces `posenc.rope`, `posenc.sinusoidal`, `posenc.alibi_bias` and
+    `posenc.rel_bias` whose operands are all `arith.constant` by a constant,
+    evaluated in float64 and rounded once to the result type, when the
+    result has at most `max-elements` elements. The limit exists because
+    folding an O(S²) bias into the binary is the opposite of what users
+    want; 0 disables folding.
+  }];
+  let options = [
+    Option<"maxElements", "max-elements", "int64_t", "4096",
+           "Largest result (in elements) to fold">,
+  ];
+  let dependentDialects = ["::mlir::arith::ArithDialect"];
+}
+
 #endif // POSENC_DIALECT_POSENC_TRANSFORMS_PASSES_TD

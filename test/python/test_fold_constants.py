@@ -1,0 +1,77 @@
+"""posenc-fold-constants: results evaluated at compile time equal the
+lowered code and the reference."""
+
+import numpy as np
+import pytest
+
+from harness import func_ir, opt, rel_err, run, tensor_type, type_of
+from posenc import reference as ref
+from test_rope import DYNAMIC, LLAMA31, PHI3, scaling_attr
+
+
+def const(name, a):
+    """`%name = arith.constant dense<"0x..."> : type` with the exact bytes."""
+    return f'%{name} = arith.constant dense<"0x{a.tobytes().hex().upper()}"> : {type_of(a)}'
+
+
+def both_ways(body, rt):
+    """Runs the zero-argument function folded and unfolded."""
+    ir = func_ir([], body, [("%r", rt)])
+    assert "posenc." not in opt(ir, "-posenc-fold-constants").split("{", 1)[1]
+    (folded,) = run(ir, [])
+    (lowered,) = run(ir, [], pipeline="posenc-lower-to-cpu{fold-max-elements=0}")
+    return folded, lowered
+
+
+@pytest.mark.parametrize("layout,scaling,base,hi", [
+    ("half", LLAMA31, 500000.0, 100000), ("interleaved", DYNAMIC, 10000.0, 5000),
+    ("half", PHI3, 10000.0, 9000)])
+def test_rope(rng, layout, scaling, base, hi):
+    d = 96 if scaling is PHI3 else 32
+    x = rng.uniform(-1, 1, size=(1, 5, 2, d)).astype(np.float32)
+    p = rng.integers(0, hi, size=5).astype(np.int32)
+    xt, pt = type_of(x), type_of(p)
+    body = [const("x", x), const("p", p),
+            f"%r = posenc.rope %x, %p layout {layout} {{base = {base!r} : f64, "
+            f"scaling = {scaling_attr(scaling)}}} : {xt}, {pt}"]
+    folded, lowered = both_ways(body, xt)
+    expected = ref.rope(x, p, layout=layout, base=base, scaling=scaling)
+    assert rel_err(folded, expected) <= 1e-6
+    assert rel_err(lowered, expected) <= 1e-5
+
+
+def test_sinusoidal(rng):
+    p = rng.integers(0, 1 << 20, size=(2, 7)).astype(np.int64)
+    rt = tensor_type((2, 7, 16), "f32")
+    body = [const("p", p), f"%r = posenc.sinusoidal %p layout half {{dim = 16 : i64}} : {type_of(p)} -> {rt}"]
+    folded, lowered = both_ways(body, rt)
+    expected = ref.sinusoidal(p, 16, layout="half")
+    assert np.max(np.abs(folded - expected)) <= 1e-6
+    assert np.max(np.abs(lowered - expected)) <= 1e-6
+
+
+def test_alibi_symmetric_batched(rng):
+    q = rng.integers(0, 100, size=(2, 4)).astype(np.int32)
+    k = rng.integers(0, 100, size=6).astype(np.int32)
+    rt = tensor_type((2, 5, 4, 6), "f32")
+    body = [const("q", q), const("k", k),
+            f"%r = posenc.alibi_bias %q, %k mode symmetric {{num_heads = 5 : i64}} : "
+            f"{type_of(q)}, {type_of(k)} -> {rt}"]
+    folded, lowered = both_ways(body, rt)
+    expected = np.broadcast_to(ref.alibi_bias(q, k, 5, mode="symmetric"), (2, 5, 4, 6))
+    assert rel_err(folded, expected) <= 1e-7 and rel_err(lowered, expected) <= 1e-6
+
+
+@pytest.mark.parametrize("bidirectional", [True, False])
+def test_t5(rng, bidirectional):
+    table = rng.standard_normal((32, 3)).astype(np.float32)
+    q = np.arange(0, 300, 20, dtype=np.int32)
+    k = np.arange(0, 300, 13, dtype=np.int32)
+    rt = tensor_type((3, q.size, k.size), "f32")
+    flag = "" if bidirectional else ", bidirectional = false"
+    body = [const("t", table), const("q", q), const("k", k),
+            f"%r = posenc.rel_bias %t, %q, %k kind t5 {{num_buckets = 32 : i64, "
+            f"max_distance = 128 : i64{flag}}} : {type_of(table)}, {type_of(q)}, {type_of(k)} -> {rt}"]
+    folded, lowered = both_ways(body, rt)
+    expected = ref.rel_bias(table, q, k, "t5", 32, 128, bidirectional)
+    assert np.array_equal(folded, expected) and np.array_equal(lowered, expected)
