@@ -4,6 +4,7 @@
 #define POSENC_DIALECT_POSENC_TRANSFORMS_PASSES_H
 
 #include "mlir/Pass/Pass.h"
+#include "posenc/Dialect/Posenc/IR/PosencAttrs.h"
 
 namespace mlir {
 class RewriterBase;

@@ -58,4 +58,40 @@ def PosencFoldConstantsPass : Pass<"posenc-fold-constants"> {
   let dependentDialects = ["::mlir::arith::ArithDialect"];
 }
 
+def PosencFoldRopeLayoutPass : Pass<"posenc-fold-rope-layout"> {
+  let summary = "Switch the RoPE layout of q and k by permuting W_q and W_k";
+  let description = [{
+    RoPE depends on the position, so it cannot be folded into W_q/W_k; its
+    layout can. When `q = rope(x·W_q)` and `k = rope(x·W_k)` meet only as
+    the q and k operands of one `posenc.attention`, permuting the output
+    columns of W_q and W_k inside every head by the same permutation (pair
+    i moves from (i, i + R/2) to (2i, 2i + 1), or back) and switching both
+    ropes to layout `to` leaves every score q·k, and so the attention,
+    unchanged. This is how Meta-layout LLaMA checkpoints become Hugging
+    Face ones; a compiler uses it to pick the layout its target rotates
+    fastest.
+
+    Matched form: `linalg.matmul(x, W) : [N, H·D]`, then
+    `tensor.expand_shape` to `[B, S, H, D]`, then `posenc.rope`. Constant
+    weights are permuted at compile time; others get an explicit gather.
+    Nothing changes when q or k (or their projections) have other users,
+    when the two ropes differ in rotary dim, base, scaling or attention
+    factor, or when the projection is not of the matched form.
+  }];
+  let options = [
+    Option<"to", "to", "::mlir::posenc::RopeLayout",
+           "::mlir::posenc::RopeLayout::half", "Layout to switch to",
+           [{::llvm::cl::values(
+             clEnumValN(::mlir::posenc::RopeLayout::half, "half",
+                        "NeoX / Hugging Face rotate_half pairs (i, i + R/2)"),
+             clEnumValN(::mlir::posenc::RopeLayout::interleaved, "interleaved",
+                        "GPT-J / Meta pairs (2i, 2i + 1)"))}]>,
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::tensor::TensorDialect",
+  ];
+}
+
 #endif // POSENC_DIALECT_POSENC_TRANSFORMS_PASSES_TD
