@@ -16,6 +16,9 @@
 // T5: posenc.rel_bias {{.*}} kind t5
 // T5: posenc.attention {{.*}} bias(
 
-// MLA-LABEL: func @deepseek_v3_mla
+// MLA-LABEL: func @prefill
 // MLA-COUNT-2: posenc.rope {{.*}} layout interleaved
+// MLA: posenc.mla_absorb
+// MLA-LABEL: func @decode
+// MLA: posenc.rope {{.*}} layout interleaved
 // MLA: posenc.mla_absorb
