@@ -22,6 +22,8 @@
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Target/LLVMIR/Dialect/All.h"
 #include "llvm/ADT/DenseSet.h"
+#include "llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h"
+#include "llvm/Target/TargetMachine.h"
 #include "llvm/ADT/StringMap.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/SourceMgr.h"
@@ -95,6 +97,7 @@ static void initializeOnce() {
 struct CompiledModule::Impl {
   MLIRContext context;
   OwningOpRef<ModuleOp> module;
+  std::unique_ptr<llvm::TargetMachine> targetMachine;
   std::unique_ptr<ExecutionEngine> engine;
   std::vector<std::string> names;
   llvm::StringMap<Signature> signatures;
@@ -210,7 +213,18 @@ CompiledModule::compile(llvm::StringRef source, llvm::StringRef pipeline) {
   if (failed(pm.run(*impl.module)))
     return fail("lowering with '" + pipeline + "' failed");
 
-  auto transformer = makeOptimizingTransformer(3, 0, nullptr);
+  // Optimize for this host's CPU: without a target machine the vectorizer
+  // has no cost model for the host's vector units.
+  auto tmBuilder = llvm::orc::JITTargetMachineBuilder::detectHost();
+  if (!tmBuilder)
+    return fail("cannot detect the host target: " +
+                toString(tmBuilder.takeError()));
+  auto tm = tmBuilder->createTargetMachine();
+  if (!tm)
+    return fail("cannot create a target machine: " + toString(tm.takeError()));
+  impl.targetMachine = std::move(*tm);
+  auto transformer =
+      makeOptimizingTransformer(3, 0, impl.targetMachine.get());
   ExecutionEngineOptions options;
   options.transformer = transformer;
   // Strided memref.copy in user IR calls memrefCopy from MLIR's C runner

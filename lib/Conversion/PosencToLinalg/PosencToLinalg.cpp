@@ -439,22 +439,12 @@ struct RelKeyBiasOpLowering : OpConversionPattern<RelKeyBiasOp> {
     // gathered by clamped distance: (2M+1)·D work per row instead of Sk·D.
     SmallVector<OpFoldResult> qeSizes = {e.dim(q, 0), e.dim(q, 1), e.dim(q, 2),
                                          e.dim(emb, 0)};
-    Value qeInit = e.filled(qeSizes, e.cF32(0.0f));
     auto d = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
     using IT = utils::IteratorType;
-    Value qe = e.generic(
-        qeInit.getType(), {q, emb}, qeInit,
-        {AffineMap::get(5, 0, {d(0), d(1), d(2), d(4)}, ctx),
-         AffineMap::get(5, 0, {d(3), d(4)}, ctx),
-         AffineMap::get(5, 0, {d(0), d(1), d(2), d(3)}, ctx)},
-        {IT::parallel, IT::parallel, IT::parallel, IT::parallel, IT::reduction},
-        [&](OpBuilder &nb, Location nl, ValueRange args) {
-          LinalgBuilder n{nb, nl};
-          Value p = arith::MulFOp::create(nb, nl, n.toF32(args[0]),
-                                          n.toF32(args[1]));
-          yieldValues(nb, nl,
-                                  arith::AddFOp::create(nb, nl, args[2], p));
-        });
+    Value qe = e.contract(q, emb, AffineMap::get(5, 0, {d(0), d(1), d(2), d(4)}, ctx),
+                          AffineMap::get(5, 0, {d(3), d(4)}, ctx),
+                          AffineMap::get(5, 0, {d(0), d(1), d(2), d(3)}, ctx),
+                          qeSizes);
 
     RankedTensorType rTy = op.getResult().getType();
     Type elemTy = rTy.getElementType();
@@ -534,20 +524,11 @@ struct AttentionOpLowering : OpConversionPattern<AttentionOp> {
                  Sk = e.dim(k, 1), Dv = e.dim(v, 3);
 
     // S[b, h, i, j] = Σ_d q[b, i, h, d]·k[b, j, h/G, d].
-    Value sInit = e.filled({B, H, Sq, Sk}, e.cF32(0.0f));
-    Value scores = e.generic(
-        sInit.getType(), {q, k}, sInit,
-        {AffineMap::get(5, 0, {d(0), d(2), d(1), d(4)}, ctx),
-         AffineMap::get(5, 0, {d(0), d(3), d(1).floorDiv(group), d(4)}, ctx),
-         AffineMap::get(5, 0, {d(0), d(1), d(2), d(3)}, ctx)},
-        {IT::parallel, IT::parallel, IT::parallel, IT::parallel, IT::reduction},
-        [&](OpBuilder &nb, Location nl, ValueRange args) {
-          LinalgBuilder n{nb, nl};
-          Value p = arith::MulFOp::create(nb, nl, n.toF32(args[0]),
-                                          n.toF32(args[1]));
-          yieldValues(nb, nl,
-                                  arith::AddFOp::create(nb, nl, args[2], p));
-        });
+    Value scores = e.contract(
+        q, k, AffineMap::get(5, 0, {d(0), d(2), d(1), d(4)}, ctx),
+        AffineMap::get(5, 0, {d(0), d(3), d(1).floorDiv(group), d(4)}, ctx),
+        AffineMap::get(5, 0, {d(0), d(1), d(2), d(3)}, ctx), {B, H, Sq, Sk});
+    Type scoresTy = scores.getType();
 
     // T = scale·S + bias, then score_mod, then the causal mask.
     Value offset = arith::SubIOp::create(
@@ -566,7 +547,7 @@ struct AttentionOpLowering : OpConversionPattern<AttentionOp> {
     bool causal = op.getCausal();
     float negInf = -std::numeric_limits<float>::infinity();
     Value modified = e.generic(
-        sInit.getType(), inputs, e.empty({B, H, Sq, Sk}, f32), maps,
+        scoresTy, inputs, e.empty({B, H, Sq, Sk}, f32), maps,
         SmallVector<IT>(4, IT::parallel),
         [&](OpBuilder &nb, Location nl, ValueRange args) {
           LinalgBuilder n{nb, nl};
@@ -607,7 +588,7 @@ struct AttentionOpLowering : OpConversionPattern<AttentionOp> {
               nb, nl, arith::MaximumFOp::create(nb, nl, args[0], args[1]));
         });
     Value probs = e.generic(
-        sInit.getType(), {modified, rowMax}, e.empty({B, H, Sq, Sk}, f32),
+        scoresTy, {modified, rowMax}, e.empty({B, H, Sq, Sk}, f32),
         {id4, rowMap, id4}, SmallVector<IT>(4, IT::parallel),
         [&](OpBuilder &nb, Location nl, ValueRange args) {
           LinalgBuilder n{nb, nl};
@@ -627,19 +608,12 @@ struct AttentionOpLowering : OpConversionPattern<AttentionOp> {
         });
 
     // O[b, i, h, e] = Σ_j P[b, h, i, j]·v[b, j, h/G, e].
-    Value oInit = e.filled({B, Sq, H, Dv}, e.cF32(0.0f));
-    Value acc = e.generic(
-        oInit.getType(), {probs, v}, oInit,
-        {AffineMap::get(5, 0, {d(0), d(2), d(1), d(4)}, ctx),
-         AffineMap::get(5, 0, {d(0), d(4), d(2).floorDiv(group), d(3)}, ctx),
-         AffineMap::get(5, 0, {d(0), d(1), d(2), d(3)}, ctx)},
-        {IT::parallel, IT::parallel, IT::parallel, IT::parallel, IT::reduction},
-        [&](OpBuilder &nb, Location nl, ValueRange args) {
-          LinalgBuilder n{nb, nl};
-          Value p = arith::MulFOp::create(nb, nl, args[0], n.toF32(args[1]));
-          yieldValues(nb, nl,
-                                  arith::AddFOp::create(nb, nl, args[2], p));
-        });
+    // Dims (b, i, h, j, e): the value dim e innermost, so the loop is an
+    // axpy over contiguous rows of v and of the output.
+    Value acc = e.contract(
+        probs, v, AffineMap::get(5, 0, {d(0), d(2), d(1), d(3)}, ctx),
+        AffineMap::get(5, 0, {d(0), d(3), d(2).floorDiv(group), d(4)}, ctx),
+        AffineMap::get(5, 0, {d(0), d(1), d(2), d(4)}, ctx), {B, Sq, H, Dv});
     RankedTensorType rTy = op.getResult().getType();
     Type elemTy = rTy.getElementType();
     Value result = e.generic(

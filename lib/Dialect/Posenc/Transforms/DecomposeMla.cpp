@@ -98,8 +98,9 @@ LogicalResult mlir::posenc::decomposeMla(RewriterBase &rewriter,
     result = attention(q, k, vals, rTy.clone(f32));
   } else {
     // q_lat[b, i, h, c] = Σ_n q_nope[b, i, h, n]·w_uk[h, n, c].
-    Value qLat = e.contract(qn, wuk, dims(ctx, 5, {0, 1, 2, 4}),
-                            dims(ctx, 5, {2, 4, 3}), dims(ctx, 5, {0, 1, 2, 3}),
+    // Dims (b, i, h, n, c): c innermost, contiguous in w_uk and q_lat.
+    Value qLat = e.contract(qn, wuk, dims(ctx, 5, {0, 1, 2, 3}),
+                            dims(ctx, 5, {2, 3, 4}), dims(ctx, 5, {0, 1, 2, 4}),
                             {B, Sq, H, rewriter.getIndexAttr(c)});
     Value q = e.concatLastDim(qLat, qr);
     // One kv head: keys [c_kv | k_pe], values c_kv.

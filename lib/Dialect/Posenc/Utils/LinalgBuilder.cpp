@@ -74,10 +74,13 @@ Value LinalgBuilder::contract(Value lhs, Value rhs, AffineMap lhsMap,
   return generic(init.getType(), {lhs, rhs}, init, {lhsMap, rhsMap, outMap},
                  its, [&](OpBuilder &nb, Location nl, ValueRange args) {
                    LinalgBuilder n{nb, nl};
+                   // Reassociation lets the backend vectorize the sum.
+                   auto fm = arith::FastMathFlags::reassoc |
+                             arith::FastMathFlags::contract;
                    Value p = arith::MulFOp::create(nb, nl, n.toF32(args[0]),
-                                                   n.toF32(args[1]));
+                                                   n.toF32(args[1]), fm);
                    yieldValues(nb, nl,
-                               arith::AddFOp::create(nb, nl, args[2], p));
+                               arith::AddFOp::create(nb, nl, args[2], p, fm));
                  });
 }
 
