@@ -145,7 +145,11 @@ PYBIND11_MODULE(_posenc, m) {
             return describe(unwrap(self.module->signature(name)));
           },
           py::arg("name"))
-      .def("call", &PyModule::call, py::arg("name"));
+      .def("call", &PyModule::call, py::arg("name"))
+      .def_property_readonly(
+          "last_call_ms",
+          [](const PyModule &self) { return self.module->lastCallMs(); },
+          "Wall time of the compiled code alone in the last call (ms)");
 
   m.def(
       "compile",
