@@ -18,15 +18,28 @@ def ConvertPosencToLinalgPass : Pass<"convert-posenc-to-linalg"> {
     - `posenc.sinusoidal`, `posenc.alibi_bias`, `posenc.rel_bias`,
       `posenc.rel_key_bias`: one linalg.generic per result (T5 buckets come
       from a compile-time table of the log-spaced buckets).
-    - `posenc.attention`: scores are materialized (QKᵀ, bias, score_mod,
-      causal mask, a softmax that gives 0 for fully masked rows, PV).
+    - `posenc.attention`: a tiled online-softmax loop nest (flash-style)
+      with score_mod inlined, causal key tiles above the diagonal skipped,
+      the query heads of a GQA group sharing each K/V tile, and 0 for rows
+      that see no key. With `materialize-attention`, scores are built whole
+      instead (QKᵀ, bias, score_mod, mask, softmax, PV) as a reference
+      form.
     - `posenc.mla_absorb`: its naive form (decompressed keys and values)
       as a `posenc.attention`, lowered in turn.
   }];
+  let options = [
+    Option<"attentionTileQ", "attention-tile-q", "int64_t", "32",
+           "Query rows per attention tile">,
+    Option<"attentionTileK", "attention-tile-k", "int64_t", "64",
+           "Keys per attention tile">,
+    Option<"materializeAttention", "materialize-attention", "bool", "false",
+           "Build whole score matrices instead of tiling">,
+  ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
     "::mlir::linalg::LinalgDialect",
     "::mlir::math::MathDialect",
+    "::mlir::scf::SCFDialect",
     "::mlir::tensor::TensorDialect",
   ];
 }

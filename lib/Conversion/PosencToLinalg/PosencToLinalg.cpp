@@ -11,12 +11,16 @@
 #include "posenc/Dialect/Posenc/IR/PosencOps.h"
 #include "posenc/Dialect/Posenc/IR/RopeFrequencies.h"
 #include "posenc/Dialect/Posenc/Transforms/Passes.h"
+#include "posenc/Dialect/Posenc/Utils/BiasArithmetic.h"
 #include "posenc/Dialect/Posenc/Utils/LinalgBuilder.h"
+
+#include "TiledAttention.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Arith/Utils/Utils.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/IRMapping.h"
 #include "mlir/Transforms/DialectConversion.h"
@@ -343,22 +347,11 @@ struct AlibiBiasOpLowering : OpConversionPattern<AlibiBiasOp> {
   matchAndRewrite(AlibiBiasOp op, OpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override {
     LinalgBuilder e{rewriter, op.getLoc()};
-    Value slopes = e.constTensor(op.getSlopesOrDefault());
-    bool symmetric = op.getMode() == AlibiMode::symmetric;
+    AlibiArithmetic alibi = AlibiArithmetic::prepare(e, op);
     Value result = emitBias(
         e, op.getResult().getType(), adaptor.getQPos(), adaptor.getKPos(),
         rewriter.getIndexAttr(op.getNumHeads()),
-        [&](LinalgBuilder &n, Value rel, Value h) -> Value {
-          // |rel| < 2^53 in practice, so the f64 product is exact enough.
-          Value d = n.i64ToF64(rel);
-          Value m = n.extract(slopes, {h});
-          if (symmetric)
-            return arith::NegFOp::create(
-                n.b, n.loc,
-                arith::MulFOp::create(n.b, n.loc, m,
-                                      math::AbsFOp::create(n.b, n.loc, d)));
-          return arith::MulFOp::create(n.b, n.loc, m, d);
-        });
+        [&](LinalgBuilder &n, Value rel, Value h) { return alibi.at(n, rel, h); });
     rewriter.replaceOp(op, result);
     return success();
   }
@@ -372,49 +365,11 @@ struct RelBiasOpLowering : OpConversionPattern<RelBiasOp> {
                   ConversionPatternRewriter &rewriter) const override {
     LinalgBuilder e{rewriter, op.getLoc()};
     Value table = adaptor.getTable();
-    int64_t m = op.getMaxDistance();
-    bool bidir = op.getBidirectional();
-    bool t5 = op.getKind() == RelBiasKind::t5;
-    int64_t n = t5 ? *op.getNumBuckets() : 0;
-    int64_t perSide = bidir ? n / 2 : n;
-    Value buckets;
-    if (t5)
-      buckets = e.constTensor(op.getT5DistanceBuckets());
-    using P = arith::CmpIPredicate;
+    RelBiasArithmetic bias = RelBiasArithmetic::prepare(e, op, table);
     Value result = emitBias(
         e, op.getResult().getType(), adaptor.getQPos(), adaptor.getKPos(),
-        e.dim(table, 1), [&](LinalgBuilder &x, Value rel, Value h) -> Value {
-          OpBuilder &b = x.b;
-          Location l = x.loc;
-          Value zero = x.cI64(0), maxD = x.cI64(m);
-          Value bucket;
-          if (t5) {
-            Value b0 = zero, dist;
-            if (bidir) {
-              b0 = x.select(x.cmpI(P::sgt, rel, zero), x.cI64(perSide), zero);
-              dist = math::AbsIOp::create(b, l, rel);
-            } else {
-              dist = arith::MaxSIOp::create(
-                  b, l, arith::SubIOp::create(b, l, zero, rel), zero);
-            }
-            Value capped = arith::MinSIOp::create(b, l, dist, maxD);
-            Value idx = arith::IndexCastOp::create(b, l, b.getIndexType(),
-                                                   capped);
-            bucket = arith::AddIOp::create(b, l, b0,
-                                           x.extract(buckets, {idx}));
-          } else if (bidir) {
-            Value c = arith::MaxSIOp::create(
-                b, l, arith::MinSIOp::create(b, l, rel, maxD), x.cI64(-m));
-            bucket = arith::AddIOp::create(b, l, c, maxD);
-          } else {
-            Value neg = arith::SubIOp::create(b, l, zero, rel);
-            bucket = arith::MaxSIOp::create(
-                b, l, arith::MinSIOp::create(b, l, neg, maxD), zero);
-          }
-          Value row =
-              arith::IndexCastOp::create(b, l, b.getIndexType(), bucket);
-          return x.toF32(x.extract(table, {row, h}));
-        });
+        e.dim(table, 1),
+        [&](LinalgBuilder &n, Value rel, Value h) { return bias.at(n, rel, h); });
     rewriter.replaceOp(op, result);
     return success();
   }
@@ -461,12 +416,7 @@ struct RelKeyBiasOpLowering : OpConversionPattern<RelKeyBiasOp> {
           LinalgBuilder n{nb, nl};
           Value rel = arith::SubIOp::create(nb, nl, n.toI64(args[1]),
                                             n.toI64(args[0]));
-          Value c = arith::MaxSIOp::create(
-              nb, nl, arith::MinSIOp::create(nb, nl, rel, n.cI64(m)),
-              n.cI64(-m));
-          Value r = arith::IndexCastOp::create(
-              nb, nl, nb.getIndexType(),
-              arith::AddIOp::create(nb, nl, c, n.cI64(m)));
+          Value r = clampedDistanceIndex(n, rel, m);
           Value v =
               n.extract(qe, {n.index(0), n.index(2), n.index(1), r});
           yieldValues(nb, nl, n.fromFloat(v, elemTy));
@@ -655,13 +605,23 @@ struct MlaAbsorbOpLowering : OpConversionPattern<MlaAbsorbOp> {
 
 struct ConvertPosencToLinalgPass
     : posenc::impl::ConvertPosencToLinalgPassBase<ConvertPosencToLinalgPass> {
+  using Base::Base;
+
   void runOnOperation() override {
     MLIRContext *ctx = &getContext();
     ConversionTarget target(*ctx);
     target.addIllegalDialect<PosencDialect>();
     target.markUnknownOpDynamicallyLegal([](Operation *) { return true; });
+    if (attentionTileQ <= 0 || attentionTileK <= 0) {
+      getOperation()->emitError()
+          << "attention tile sizes must be positive, got attention-tile-q="
+          << attentionTileQ << " attention-tile-k=" << attentionTileK;
+      return signalPassFailure();
+    }
     RewritePatternSet patterns(ctx);
-    populatePosencToLinalgConversionPatterns(patterns);
+    populatePosencToLinalgConversionPatterns(patterns, attentionTileQ,
+                                             attentionTileK,
+                                             materializeAttention);
     if (failed(applyPartialConversion(getOperation(), target,
                                       std::move(patterns))))
       signalPassFailure();
@@ -670,8 +630,14 @@ struct ConvertPosencToLinalgPass
 } // namespace
 
 void mlir::posenc::populatePosencToLinalgConversionPatterns(
-    RewritePatternSet &patterns) {
+    RewritePatternSet &patterns, int64_t attentionTileQ, int64_t attentionTileK,
+    bool materializeAttention) {
   patterns.add<RopeOpLowering, SinusoidalOpLowering, AlibiBiasOpLowering,
-               RelBiasOpLowering, RelKeyBiasOpLowering, AttentionOpLowering,
-               MlaAbsorbOpLowering>(patterns.getContext());
+               RelBiasOpLowering, RelKeyBiasOpLowering, MlaAbsorbOpLowering>(
+      patterns.getContext());
+  if (materializeAttention)
+    patterns.add<AttentionOpLowering>(patterns.getContext());
+  else
+    populateTiledAttentionLoweringPattern(patterns, attentionTileQ,
+                                          attentionTileK);
 }

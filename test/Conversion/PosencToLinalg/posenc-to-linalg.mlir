@@ -64,43 +64,6 @@ func.func @t5(%t: tensor<16x2xf32>, %q: tensor<6xi32>) -> tensor<2x6x6xf32> {
 
 // -----
 
-// GQA reads kv head h floordiv (Hq/Hkv) through the indexing map; causal
-// masking is bottom-right aligned; fully masked rows are shifted by 0.
-// CHECK: #[[KMAP:.+]] = affine_map<(d0, d1, d2, d3, d4) -> (d0, d3, d1 floordiv 4, d4)>
-// CHECK-LABEL: func @attention_gqa
-// CHECK: linalg.generic {indexing_maps = [#{{.+}}, #[[KMAP]], #{{.+}}], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]}
-// CHECK: arith.cmpi sgt
-// CHECK: arith.select %{{.+}}, %cst{{.*}}, %{{.+}} : f32
-// CHECK: arith.maximumf
-// CHECK: math.exp
-// CHECK: arith.divf
-// CHECK-NOT: posenc.
-func.func @attention_gqa(%q: tensor<1x4x8x16xf32>, %k: tensor<1x6x2x16xf32>, %v: tensor<1x6x2x16xf32>) -> tensor<1x4x8x16xf32> {
-  %o = posenc.attention %q, %k, %v causal : tensor<1x4x8x16xf32>, tensor<1x6x2x16xf32>, tensor<1x6x2x16xf32> -> tensor<1x4x8x16xf32>
-  return %o : tensor<1x4x8x16xf32>
-}
-
-// -----
-
-// score_mod is inlined into the score generic with its block arguments
-// bound to the score and linalg.index values.
-// CHECK-LABEL: func @score_mod
-// CHECK: ^bb0(%[[S:[a-z0-9_]+]]: f32, %{{[a-z0-9_]+}}: f32):
-// CHECK: %[[SC:.+]] = arith.mulf %[[S]]
-// CHECK: %[[J:.+]] = linalg.index 3
-// CHECK: %[[R:.+]] = arith.addf %[[SC]], %[[SC]] : f32
-// CHECK: linalg.yield %[[R]]
-func.func @score_mod(%q: tensor<1x4x2x8xf32>) -> tensor<1x4x2x8xf32> {
-  %o = posenc.attention %q, %q, %q : tensor<1x4x2x8xf32>, tensor<1x4x2x8xf32>, tensor<1x4x2x8xf32> -> tensor<1x4x2x8xf32> score_mod {
-  ^bb0(%s: f32, %b: index, %h: index, %i: index, %j: index):
-    %r = arith.addf %s, %s : f32
-    posenc.yield %r : f32
-  }
-  return %o : tensor<1x4x2x8xf32>
-}
-
-// -----
-
 // mla_absorb lowers through its naive form: decompressed keys/values, then
 // attention, with nothing of posenc left.
 // CHECK-LABEL: func @mla

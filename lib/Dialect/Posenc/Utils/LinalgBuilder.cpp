@@ -66,11 +66,17 @@ Value LinalgBuilder::generic(Type resultType, ValueRange inputs, Value init,
 Value LinalgBuilder::contract(Value lhs, Value rhs, AffineMap lhsMap,
                               AffineMap rhsMap, AffineMap outMap,
                               ArrayRef<OpFoldResult> outSizes) {
+  return contractInto(lhs, rhs, lhsMap, rhsMap, outMap,
+                      filled(outSizes, cF32(0.0f)));
+}
+
+Value LinalgBuilder::contractInto(Value lhs, Value rhs, AffineMap lhsMap,
+                                  AffineMap rhsMap, AffineMap outMap,
+                                  Value init) {
   unsigned numDims = outMap.getNumDims();
   SmallVector<utils::IteratorType> its(numDims, utils::IteratorType::reduction);
   for (AffineExpr e : outMap.getResults())
     its[cast<AffineDimExpr>(e).getPosition()] = utils::IteratorType::parallel;
-  Value init = filled(outSizes, cF32(0.0f));
   return generic(init.getType(), {lhs, rhs}, init, {lhsMap, rhsMap, outMap},
                  its, [&](OpBuilder &nb, Location nl, ValueRange args) {
                    LinalgBuilder n{nb, nl};

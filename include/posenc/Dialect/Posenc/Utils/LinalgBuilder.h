@@ -55,6 +55,10 @@ struct LinalgBuilder {
   Value contract(Value lhs, Value rhs, AffineMap lhsMap, AffineMap rhsMap,
                  AffineMap outMap, ArrayRef<OpFoldResult> outSizes);
 
+  /// init + Σ lhs·rhs: like `contract` but accumulating into `init` (f32).
+  Value contractInto(Value lhs, Value rhs, AffineMap lhsMap, AffineMap rhsMap,
+                     AffineMap outMap, Value init);
+
   /// Concatenation of two 4-D tensors along their last dim, as one generic
   /// that reads either side (no strided copies); result element type f32.
   Value concatLastDim(Value a, Value b);

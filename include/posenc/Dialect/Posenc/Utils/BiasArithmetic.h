@@ -1,0 +1,46 @@
+//===- BiasArithmetic.h - per-element math of the bias ops ------*- C++ -*-===//
+//
+// The scalar arithmetic of alibi_bias, rel_bias and rel_key_bias, shared by
+// the lowering that materializes a bias tensor and the fusion that computes
+// the bias inside attention's score_mod. `prepare` emits the small captured
+// constants at the builder's insertion point; `at` emits the math for one
+// element wherever the builder stands (a generic body, a score_mod block).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef POSENC_DIALECT_POSENC_UTILS_BIASARITHMETIC_H
+#define POSENC_DIALECT_POSENC_UTILS_BIASARITHMETIC_H
+
+#include "posenc/Dialect/Posenc/IR/PosencOps.h"
+#include "posenc/Dialect/Posenc/Utils/LinalgBuilder.h"
+
+namespace mlir::posenc {
+
+/// ALiBi: m_h·rel (causal) or −m_h·|rel| (symmetric), in f64.
+struct AlibiArithmetic {
+  Value slopes; // tensor<H x f64>
+  bool symmetric;
+
+  static AlibiArithmetic prepare(LinalgBuilder &e, AlibiBiasOp op);
+  /// `rel` = k − q as i64, `h` an index.
+  Value at(LinalgBuilder &e, Value rel, Value h) const;
+};
+
+/// T5 / clipped learned bias: table[bucket(rel), h], in f32.
+struct RelBiasArithmetic {
+  Value table;   // [rows, H]
+  Value buckets; // tensor<(M+1) x i64> for t5, null for clip
+  int64_t maxDistance, perSide;
+  bool t5, bidirectional;
+
+  static RelBiasArithmetic prepare(LinalgBuilder &e, RelBiasOp op,
+                                   Value table);
+  Value at(LinalgBuilder &e, Value rel, Value h) const;
+};
+
+/// clamp(rel, −M, M) + M as an index: the row of a Shaw embedding table.
+Value clampedDistanceIndex(LinalgBuilder &e, Value rel, int64_t maxDistance);
+
+} // namespace mlir::posenc
+
+#endif // POSENC_DIALECT_POSENC_UTILS_BIASARITHMETIC_H

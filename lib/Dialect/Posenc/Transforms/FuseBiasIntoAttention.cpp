@@ -1,0 +1,219 @@
+//===- FuseBiasIntoAttention.cpp - posenc-fuse-bias-into-attention --------===//
+//
+// Moves a position bias from a materialized [B?, H, Sq, Sk] operand into
+// attention's score_mod, where it is computed from (b, h, i, j) on the fly.
+//
+//===----------------------------------------------------------------------===//
+
+#include "posenc/Dialect/Posenc/Transforms/Passes.h"
+
+#include "posenc/Dialect/Posenc/IR/PosencOps.h"
+#include "posenc/Dialect/Posenc/Utils/BiasArithmetic.h"
+#include "posenc/Dialect/Posenc/Utils/LinalgBuilder.h"
+
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/IRMapping.h"
+#include "mlir/IR/PatternMatch.h"
+
+namespace mlir::posenc {
+#define GEN_PASS_DEF_POSENCFUSEBIASINTOATTENTIONPASS
+#include "posenc/Dialect/Posenc/Transforms/Passes.h.inc"
+} // namespace mlir::posenc
+
+using namespace mlir;
+using namespace mlir::posenc;
+
+namespace {
+/// The producer of a bias operand and the meaning-preserving ops between.
+struct BiasSource {
+  Operation *producer = nullptr;
+  SmallVector<Operation *> chain;
+};
+
+/// Follows tensor.cast and expand_shapes that only add unit dims; every link
+/// must have the attention as its only eventual user.
+std::optional<BiasSource> traceBias(Value bias) {
+  BiasSource src;
+  Value v = bias;
+  while (true) {
+    Operation *def = v.getDefiningOp();
+    if (!def || !def->hasOneUse())
+      return std::nullopt;
+    if (isa<AlibiBiasOp, RelBiasOp, RelKeyBiasOp>(def)) {
+      src.producer = def;
+      return src;
+    }
+    if (auto cast = dyn_cast<tensor::CastOp>(def)) {
+      src.chain.push_back(def);
+      v = cast.getSource();
+      continue;
+    }
+    if (auto expand = dyn_cast<tensor::ExpandShapeOp>(def)) {
+      // Only [X] -> [1, ..., 1, X] groups: the values keep their places.
+      RankedTensorType outTy = expand.getResultType();
+      bool unitOnly = true;
+      for (ReassociationIndices group : expand.getReassociationIndices()) {
+        int nonUnit = 0;
+        for (int64_t d : group)
+          nonUnit += outTy.getDimSize(d) != 1;
+        unitOnly &= nonUnit <= 1 &&
+                    (nonUnit == 0 || outTy.getDimSize(group.back()) != 1);
+      }
+      if (!unitOnly)
+        return std::nullopt;
+      src.chain.push_back(def);
+      v = expand.getSrc();
+      continue;
+    }
+    return std::nullopt;
+  }
+}
+
+/// Index into dim `d` of `t` for attention index `idx`: 0 where `t` has a
+/// static unit dim (a broadcast), else `idx`.
+Value broadcastIndex(LinalgBuilder &e, Value t, int64_t d, Value idx) {
+  if (cast<RankedTensorType>(t.getType()).getDimSize(d) == 1)
+    return e.cIndex(0);
+  return idx;
+}
+
+/// pos[i] or pos[b, i] (unit dims broadcast).
+Value positionAt(LinalgBuilder &e, Value pos, Value b, Value i) {
+  if (cast<RankedTensorType>(pos.getType()).getRank() == 2)
+    return e.toI64(e.extract(
+        pos, {broadcastIndex(e, pos, 0, b), broadcastIndex(e, pos, 1, i)}));
+  return e.toI64(e.extract(pos, {broadcastIndex(e, pos, 0, i)}));
+}
+
+/// Emits the code that computes the bias scalar inside the score_mod block,
+/// after preparing captured values before the attention.
+class BiasEmitter {
+public:
+  BiasEmitter(RewriterBase &rewriter, AttentionOp attn, Operation *producer)
+      : producer(producer) {
+    rewriter.setInsertionPoint(attn);
+    LinalgBuilder e{rewriter, producer->getLoc()};
+    if (auto alibi = dyn_cast<AlibiBiasOp>(producer)) {
+      alibiMath = AlibiArithmetic::prepare(e, alibi);
+      headsFrom = alibi.getResult();
+    } else if (auto rel = dyn_cast<RelBiasOp>(producer)) {
+      relMath = RelBiasArithmetic::prepare(e, rel, rel.getTable());
+      headsFrom = rel.getResult();
+    } else {
+      auto key = cast<RelKeyBiasOp>(producer);
+      // qe[b, i, h, r] = q[b, i, h, :]·emb[r, :]: 2M+1 dot products per
+      // query row, gathered by clamped distance below.
+      MLIRContext *ctx = rewriter.getContext();
+      auto d = [&](unsigned x) { return getAffineDimExpr(x, ctx); };
+      Value q = key.getQ(), emb = key.getEmb();
+      qe = e.contract(q, emb, AffineMap::get(5, 0, {d(0), d(1), d(2), d(4)}, ctx),
+                      AffineMap::get(5, 0, {d(3), d(4)}, ctx),
+                      AffineMap::get(5, 0, {d(0), d(1), d(2), d(3)}, ctx),
+                      {e.dim(q, 0), e.dim(q, 1), e.dim(q, 2), e.dim(emb, 0)});
+      headsFrom = key.getResult();
+    }
+  }
+
+  /// The bias of score (b, h, i, j) as f32.
+  Value emit(LinalgBuilder &e, Value b, Value h, Value i, Value j) {
+    auto positions = [&](Value qPos, Value kPos) {
+      return arith::SubIOp::create(e.b, e.loc, positionAt(e, kPos, b, j),
+                                   positionAt(e, qPos, b, i))
+          .getResult();
+    };
+    // The bias result is [H, Sq, Sk] or [B, H, Sq, Sk]; its head dim may
+    // broadcast.
+    auto rTy = cast<RankedTensorType>(headsFrom.getType());
+    Value hh = broadcastIndex(e, headsFrom, rTy.getRank() - 3, h);
+    Value bias;
+    if (auto alibi = dyn_cast<AlibiBiasOp>(producer)) {
+      bias = alibiMath->at(e, positions(alibi.getQPos(), alibi.getKPos()), hh);
+    } else if (auto rel = dyn_cast<RelBiasOp>(producer)) {
+      bias = relMath->at(e, positions(rel.getQPos(), rel.getKPos()), hh);
+    } else {
+      auto key = cast<RelKeyBiasOp>(producer);
+      Value r = clampedDistanceIndex(
+          e, positions(key.getQPos(), key.getKPos()), key.getMaxDistance());
+      Value bb = broadcastIndex(e, qe, 0, b);
+      bias = e.extract(qe, {bb, i, hh, r});
+    }
+    return e.fromFloat(bias, e.b.getF32Type());
+  }
+
+private:
+  Operation *producer;
+  Value headsFrom;
+  std::optional<AlibiArithmetic> alibiMath;
+  std::optional<RelBiasArithmetic> relMath;
+  Value qe;
+};
+
+LogicalResult fuse(RewriterBase &rewriter, AttentionOp attn) {
+  Value bias = attn.getBias();
+  if (!bias)
+    return failure();
+  std::optional<BiasSource> src = traceBias(bias);
+  if (!src)
+    return failure();
+  // The bias is broadcast to [B, Hq, Sq, Sk] right-aligned; a rank-3 bias
+  // has no batch dim, a rank-4 one may have a unit batch dim.
+  auto biasTy = cast<RankedTensorType>(bias.getType());
+  if (biasTy.getRank() < 3)
+    return failure();
+
+  BiasEmitter emitter(rewriter, attn, src->producer);
+  Location loc = attn.getLoc();
+  Region &region = attn.getScoreMod();
+  Block *old = region.empty() ? nullptr : &region.front();
+
+  auto *block = new Block();
+  Type index = rewriter.getIndexType();
+  block->addArgument(rewriter.getF32Type(), loc);
+  for (int k = 0; k < 4; ++k)
+    block->addArgument(index, loc);
+  OpBuilder::InsertionGuard guard(rewriter);
+  rewriter.setInsertionPointToStart(block);
+  LinalgBuilder e{rewriter, loc};
+  Value s = block->getArgument(0), b = block->getArgument(1),
+        h = block->getArgument(2), i = block->getArgument(3),
+        j = block->getArgument(4);
+  Value withBias =
+      arith::AddFOp::create(rewriter, loc, s, emitter.emit(e, b, h, i, j));
+  Value result = withBias;
+  if (old) {
+    // The op's own score_mod runs on the biased score.
+    IRMapping map;
+    map.map(old->getArgument(0), withBias);
+    for (int k = 1; k < 5; ++k)
+      map.map(old->getArgument(k), block->getArgument(k));
+    for (Operation &op : old->without_terminator())
+      rewriter.clone(op, map);
+    result = map.lookup(cast<YieldOp>(old->getTerminator()).getValue());
+  }
+  YieldOp::create(rewriter, loc, result);
+
+  rewriter.modifyOpInPlace(attn, [&] {
+    if (old)
+      rewriter.eraseBlock(old);
+    region.push_back(block);
+    attn.getBiasMutable().clear();
+  });
+  for (Operation *op : src->chain)
+    rewriter.eraseOp(op);
+  rewriter.eraseOp(src->producer);
+  return success();
+}
+
+struct PosencFuseBiasIntoAttentionPass
+    : posenc::impl::PosencFuseBiasIntoAttentionPassBase<
+          PosencFuseBiasIntoAttentionPass> {
+  void runOnOperation() override {
+    SmallVector<AttentionOp> attns;
+    getOperation()->walk([&](AttentionOp op) { attns.push_back(op); });
+    IRRewriter rewriter(&getContext());
+    for (AttentionOp attn : attns)
+      (void)fuse(rewriter, attn);
+  }
+};
+} // namespace

@@ -1,0 +1,81 @@
+//===- BiasArithmetic.cpp - per-element math of the bias ops --------------===//
+
+#include "posenc/Dialect/Posenc/Utils/BiasArithmetic.h"
+
+#include "mlir/Dialect/Math/IR/Math.h"
+
+using namespace mlir;
+using namespace mlir::posenc;
+using P = arith::CmpIPredicate;
+
+AlibiArithmetic AlibiArithmetic::prepare(LinalgBuilder &e, AlibiBiasOp op) {
+  return {e.constTensor(op.getSlopesOrDefault()),
+          op.getMode() == AlibiMode::symmetric};
+}
+
+Value AlibiArithmetic::at(LinalgBuilder &e, Value rel, Value h) const {
+  // |rel| < 2^53, so the f64 distance is exact.
+  Value d = e.i64ToF64(rel);
+  Value m = e.extract(slopes, {h});
+  if (symmetric)
+    return arith::NegFOp::create(
+        e.b, e.loc,
+        arith::MulFOp::create(e.b, e.loc, m,
+                              math::AbsFOp::create(e.b, e.loc, d)));
+  return arith::MulFOp::create(e.b, e.loc, m, d);
+}
+
+RelBiasArithmetic RelBiasArithmetic::prepare(LinalgBuilder &e, RelBiasOp op,
+                                             Value table) {
+  RelBiasArithmetic r;
+  r.table = table;
+  r.maxDistance = op.getMaxDistance();
+  r.bidirectional = op.getBidirectional();
+  r.t5 = op.getKind() == RelBiasKind::t5;
+  int64_t n = r.t5 ? *op.getNumBuckets() : 0;
+  r.perSide = r.bidirectional ? n / 2 : n;
+  if (r.t5)
+    r.buckets = e.constTensor(op.getT5DistanceBuckets());
+  return r;
+}
+
+Value RelBiasArithmetic::at(LinalgBuilder &e, Value rel, Value h) const {
+  OpBuilder &b = e.b;
+  Location l = e.loc;
+  Value zero = e.cI64(0), maxD = e.cI64(maxDistance);
+  Value bucket;
+  if (t5) {
+    Value b0 = zero, dist;
+    if (bidirectional) {
+      b0 = e.select(e.cmpI(P::sgt, rel, zero), e.cI64(perSide), zero);
+      dist = math::AbsIOp::create(b, l, rel);
+    } else {
+      dist = arith::MaxSIOp::create(b, l, arith::SubIOp::create(b, l, zero, rel),
+                                    zero);
+    }
+    // Every distance >= max_distance shares the last entry's bucket.
+    Value capped = arith::MinSIOp::create(b, l, dist, maxD);
+    Value idx = arith::IndexCastOp::create(b, l, b.getIndexType(), capped);
+    bucket = arith::AddIOp::create(b, l, b0, e.extract(buckets, {idx}));
+  } else if (bidirectional) {
+    Value c = arith::MaxSIOp::create(
+        b, l, arith::MinSIOp::create(b, l, rel, maxD), e.cI64(-maxDistance));
+    bucket = arith::AddIOp::create(b, l, c, maxD);
+  } else {
+    Value neg = arith::SubIOp::create(b, l, zero, rel);
+    bucket = arith::MaxSIOp::create(b, l, arith::MinSIOp::create(b, l, neg, maxD),
+                                    zero);
+  }
+  Value row = arith::IndexCastOp::create(b, l, b.getIndexType(), bucket);
+  return e.toF32(e.extract(table, {row, h}));
+}
+
+Value mlir::posenc::clampedDistanceIndex(LinalgBuilder &e, Value rel,
+                                         int64_t maxDistance) {
+  Value c = arith::MaxSIOp::create(
+      e.b, e.loc, arith::MinSIOp::create(e.b, e.loc, rel, e.cI64(maxDistance)),
+      e.cI64(-maxDistance));
+  return arith::IndexCastOp::create(
+      e.b, e.loc, e.b.getIndexType(),
+      arith::AddIOp::create(e.b, e.loc, c, e.cI64(maxDistance)));
+}
