@@ -615,7 +615,8 @@ struct ConvertPosencToLinalgPass
     if (attentionTileQ <= 0 || attentionTileK <= 0) {
       getOperation()->emitError()
           << "attention tile sizes must be positive, got attention-tile-q="
-          << attentionTileQ << " attention-tile-k=" << attentionTileK;
+          << int64_t(attentionTileQ)
+          << " attention-tile-k=" << int64_t(attentionTileK);
       return signalPassFailure();
     }
     RewritePatternSet patterns(ctx);
