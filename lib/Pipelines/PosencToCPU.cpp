@@ -34,12 +34,17 @@ static void addPosencStage(OpPassManager &pm,
   mla.mode = options.mla;
   mla.absorbThreshold = options.mlaAbsorbThreshold;
   pm.addPass(createPosencDecomposeMlaPass(mla));
+  if (options.fuseBias)
+    pm.addPass(createPosencFuseBiasIntoAttentionPass());
 }
 
 /// posenc -> linalg on tensors, cleaned up and optionally fused.
 static void addTensorStage(OpPassManager &pm,
                            const PosencToCPUPipelineOptions &options) {
-  pm.addPass(createConvertPosencToLinalgPass());
+  ConvertPosencToLinalgPassOptions lowering;
+  lowering.attentionTileQ = options.attentionTileQ;
+  lowering.attentionTileK = options.attentionTileK;
+  pm.addPass(createConvertPosencToLinalgPass(lowering));
   // Elementwise arith/math on whole tensors (common in model IR) as linalg.
   pm.addNestedPass<func::FuncOp>(createConvertElementwiseToLinalgPass());
   pm.addPass(createCanonicalizerPass());

@@ -18,6 +18,17 @@ struct PosencToCPUPipelineOptions
       llvm::cl::desc("Fuse producer/consumer elementwise linalg ops before "
                      "bufferization"),
       llvm::cl::init(true)};
+  PassOptions::Option<bool> fuseBias{
+      *this, "fuse-bias",
+      llvm::cl::desc("Compute position biases inside attention (never build "
+                     "the [H, Sq, Sk] bias)"),
+      llvm::cl::init(true)};
+  PassOptions::Option<int64_t> attentionTileQ{
+      *this, "attention-tile-q",
+      llvm::cl::desc("Query rows per attention tile"), llvm::cl::init(32)};
+  PassOptions::Option<int64_t> attentionTileK{
+      *this, "attention-tile-k", llvm::cl::desc("Keys per attention tile"),
+      llvm::cl::init(64)};
   PassOptions::Option<int64_t> foldMaxElements{
       *this, "fold-max-elements",
       llvm::cl::desc("Largest posenc result folded when its operands are "
