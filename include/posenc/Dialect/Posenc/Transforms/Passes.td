@@ -119,4 +119,20 @@ def PosencFuseBiasIntoAttentionPass
   ];
 }
 
+def PosencApproximateMathPass : Pass<"posenc-approximate-math"> {
+  let summary = "Replace f32 math.exp by a vectorizable polynomial";
+  let description = [{
+    The softmax of attention evaluates exp once per score; as a libm call
+    it is scalar and dominates the tiled attention loop. This rewrites f32
+    `math.exp` (scalars and vectors) into MLIR's polynomial approximation
+    (a few ulp), which the backend vectorizes. float64 math (rope angles)
+    is left alone: the accuracy contract of RoPE needs libm there.
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::math::MathDialect",
+    "::mlir::vector::VectorDialect",
+  ];
+}
+
 #endif // POSENC_DIALECT_POSENC_TRANSFORMS_PASSES_TD
