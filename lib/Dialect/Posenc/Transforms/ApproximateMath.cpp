@@ -22,7 +22,7 @@ struct PosencApproximateMathPass
     RewritePatternSet patterns(&getContext());
     // The approximation patterns match f32 only; f64 exp stays libm.
     populateMathPolynomialApproximationPatterns(
-        patterns, [](StringRef name) { return name == "exp"; });
+        patterns, [](StringRef name) { return name == "math.exp"; });
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
       signalPassFailure();
   }
