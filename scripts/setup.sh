@@ -10,7 +10,8 @@ pkgs=(
 )
 # The benchmark peer is large; only bench/ needs it.
 if [[ "${POSENC_SETUP_BENCH:-0}" == 1 ]]; then
-  pkgs+=(python3-torch)
+  # OpenBLAS: without it Debian's torch falls back to the reference BLAS.
+  pkgs+=(python3-torch libopenblas0-pthread)
 fi
 
 missing=()
