@@ -32,12 +32,13 @@ int main(int argc, char **argv) {
     for (int c = 0; c < kChains; ++c)
       acc[c] = acc[c] * a + b;
     // Keeps the chains live without touching memory.
-    __asm__ volatile("" : "+x"(acc[0]), "+x"(acc[1]), "+x"(acc[2]),
-                     "+x"(acc[3]), "+x"(acc[4]), "+x"(acc[5]));
+    __asm__ volatile(""
+                     : "+x"(acc[0]), "+x"(acc[1]), "+x"(acc[2]), "+x"(acc[3]),
+                       "+x"(acc[4]), "+x"(acc[5]));
   }
-  double secs = std::chrono::duration<double>(
-                    std::chrono::steady_clock::now() - start)
-                    .count();
+  double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
   float sink = 0;
   for (int c = 0; c < kChains; ++c)
     for (int l = 0; l < 8; ++l)

@@ -27,8 +27,7 @@ struct PosencError : std::runtime_error {
   throw PosencError(llvm::toString(std::move(err)));
 }
 
-template <typename T>
-T unwrap(llvm::Expected<T> value) {
+template <typename T> T unwrap(llvm::Expected<T> value) {
   if (!value)
     raise(value.takeError());
   return std::move(*value);

@@ -123,9 +123,8 @@ mlir::posenc::runtime::readNpy(StringRef path,
   auto file = MemoryBuffer::getFile(path, /*IsText=*/false,
                                     /*RequiresNullTerminator=*/false);
   if (!file)
-    return createStringError(file.getError(),
-                             "cannot read '" + path + "': " +
-                                 file.getError().message());
+    return createStringError(file.getError(), "cannot read '" + path + "': " +
+                                                  file.getError().message());
   StringRef data = (*file)->getBuffer();
   if (data.size() < 10 || !data.starts_with("\x93NUMPY"))
     return npyError(path, "missing the \\x93NUMPY magic");
@@ -232,7 +231,8 @@ Error mlir::posenc::runtime::writeNpy(StringRef path, const HostArray &array) {
   std::error_code ec;
   raw_fd_ostream os(path, ec);
   if (ec)
-    return createStringError(ec, "cannot write '" + path + "': " + ec.message());
+    return createStringError(ec,
+                             "cannot write '" + path + "': " + ec.message());
   os << "\x93NUMPY" << char(1) << char(0) << char(header.size() & 0xff)
      << char((header.size() >> 8) & 0xff) << header;
   os.write(reinterpret_cast<const char *>(array.bytes.data()),
@@ -253,8 +253,9 @@ Expected<HostArray> mlir::posenc::runtime::makeRandom(StringRef spec,
   std::optional<ElementKind> kind = parseElementName(parts.back());
   if (!kind)
     return createStringError(inconvertibleErrorCode(),
-                             "unknown element type '" + parts.back() + "' in '" +
-                                 spec + "' (f32, f16, bf16, f64, i32, i64)");
+                             "unknown element type '" + parts.back() +
+                                 "' in '" + spec +
+                                 "' (f32, f16, bf16, f64, i32, i64)");
   array.kind = *kind;
   uint64_t count = 1;
   for (StringRef p : ArrayRef<StringRef>(parts).drop_back()) {

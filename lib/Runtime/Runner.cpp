@@ -22,12 +22,12 @@
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Target/LLVMIR/Dialect/All.h"
 #include "llvm/ADT/DenseSet.h"
-#include "llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h"
-#include "llvm/Target/TargetMachine.h"
 #include "llvm/ADT/StringMap.h"
+#include "llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/TargetSelect.h"
+#include "llvm/Target/TargetMachine.h"
 
 #include <chrono>
 #include <cstdlib>
@@ -223,8 +223,7 @@ CompiledModule::compile(llvm::StringRef source, llvm::StringRef pipeline) {
   if (!tm)
     return fail("cannot create a target machine: " + toString(tm.takeError()));
   impl.targetMachine = std::move(*tm);
-  auto transformer =
-      makeOptimizingTransformer(3, 0, impl.targetMachine.get());
+  auto transformer = makeOptimizingTransformer(3, 0, impl.targetMachine.get());
   ExecutionEngineOptions options;
   options.transformer = transformer;
   // Strided memref.copy in user IR calls memrefCopy from MLIR's C runner
@@ -248,9 +247,8 @@ llvm::Error CompiledModule::checkInputs(llvm::StringRef name,
     return entry.takeError();
   const Signature &sig = impl->signatures.find(*entry)->second;
   if (args.size() != sig.inputs.size())
-    return makeError("@" + *entry + " takes " +
-                     llvm::Twine(sig.inputs.size()) + " inputs, got " +
-                     llvm::Twine(args.size()));
+    return makeError("@" + *entry + " takes " + llvm::Twine(sig.inputs.size()) +
+                     " inputs, got " + llvm::Twine(args.size()));
   for (auto [i, pair] : llvm::enumerate(llvm::zip(args, sig.inputs))) {
     const HostArray &a = std::get<0>(pair);
     const TensorSpec &s = std::get<1>(pair);

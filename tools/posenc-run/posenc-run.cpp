@@ -43,9 +43,8 @@ static cl::opt<unsigned>
 static cl::opt<bool> printTiming("print-timing",
                                  cl::desc("Print the compile time"),
                                  cl::init(false));
-static cl::opt<unsigned long long> seed("seed",
-                                        cl::desc("Seed of random inputs"),
-                                        cl::init(0));
+static cl::opt<unsigned long long>
+    seed("seed", cl::desc("Seed of random inputs"), cl::init(0));
 
 static int fail(const Twine &msg) {
   errs() << "posenc-run: " << msg << "\n";
@@ -110,8 +109,8 @@ int main(int argc, char **argv) {
 
   auto file = MemoryBuffer::getFileOrSTDIN(inputFile);
   if (!file)
-    return fail("cannot read '" + inputFile + "': " +
-                file.getError().message());
+    return fail("cannot read '" + inputFile +
+                "': " + file.getError().message());
   auto start = std::chrono::steady_clock::now();
   auto compiled = CompiledModule::compile((*file)->getBuffer(), pipeline);
   if (!compiled)
@@ -133,9 +132,9 @@ int main(int argc, char **argv) {
     std::optional<ElementKind> expected;
     if (i < sig.inputs.size())
       expected = sig.inputs[i].kind;
-    Expected<HostArray> a =
-        s.consume_front("@") ? readNpy(s, expected)
-                             : makeRandom(spec, seed.getValue() + i);
+    Expected<HostArray> a = s.consume_front("@")
+                                ? readNpy(s, expected)
+                                : makeRandom(spec, seed.getValue() + i);
     if (!a)
       return fail("input #" + Twine(i) + ": " + toString(a.takeError()));
     args.push_back(std::move(*a));
@@ -177,7 +176,8 @@ int main(int argc, char **argv) {
       copyMs.push_back(std::chrono::duration<double, std::milli>(
                            std::chrono::steady_clock::now() - start)
                            .count());
-      src[i % std::max<size_t>(bytes, 1)] ^= dst[(i * 7) % std::max<size_t>(bytes, 1)];
+      src[i % std::max<size_t>(bytes, 1)] ^=
+          dst[(i * 7) % std::max<size_t>(bytes, 1)];
     }
     std::sort(ms.begin(), ms.end());
     std::sort(copyMs.begin(), copyMs.end());

@@ -78,8 +78,8 @@ Value maxPosition(LinalgBuilder &e, Value pos) {
   MLIRContext *ctx = e.b.getContext();
   Value red = e.generic(
       init.getType(), pos, init,
-      {e.b.getMultiDimIdentityMap(rank), AffineMap::get(rank, 0, {}, ctx)},
-      its, [&](OpBuilder &nb, Location nl, ValueRange args) {
+      {e.b.getMultiDimIdentityMap(rank), AffineMap::get(rank, 0, {}, ctx)}, its,
+      [&](OpBuilder &nb, Location nl, ValueRange args) {
         LinalgBuilder n{nb, nl};
         Value m = arith::MaxSIOp::create(nb, nl, n.toI64(args[0]), args[1]);
         yieldValues(nb, nl, m);
@@ -118,26 +118,26 @@ Value ropeFrequencies(LinalgBuilder &e, RopeOp op, Value pos, int64_t rotary) {
     Value next = arith::AddIOp::create(b, loc, maxPosition(e, pos), e.cI64(1));
     Value s = arith::MaximumFOp::create(b, loc, e.i64ToF64(next), e.cF64(l0));
     Value ratio = arith::SubFOp::create(
-        b, loc,
-        arith::MulFOp::create(b, loc, s, e.cF64(f / l0)), e.cF64(f - 1.0));
+        b, loc, arith::MulFOp::create(b, loc, s, e.cF64(f / l0)),
+        e.cF64(f - 1.0));
     Value logBase = arith::AddFOp::create(
         b, loc, e.cF64(std::log(base)),
         arith::MulFOp::create(b, loc, e.cF64(r / (r - 2.0)),
                               math::LogOp::create(b, loc, ratio)));
     Value init = e.empty({b.getIndexAttr(rotary / 2)}, b.getF64Type());
     AffineMap id = b.getMultiDimIdentityMap(1);
-    return e.generic(init.getType(), {}, init, {id},
-                     {utils::IteratorType::parallel},
-                     [&](OpBuilder &nb, Location nl, ValueRange) {
-                       LinalgBuilder n{nb, nl};
-                       Value i = arith::IndexCastOp::create(
-                           nb, nl, nb.getI64Type(), n.index(0));
-                       Value expo = arith::MulFOp::create(
-                           nb, nl, n.i64ToF64(i), n.cF64(-2.0 / r));
-                       Value w = math::ExpOp::create(
-                           nb, nl, arith::MulFOp::create(nb, nl, expo, logBase));
-                       yieldValues(nb, nl, w);
-                     });
+    return e.generic(
+        init.getType(), {}, init, {id}, {utils::IteratorType::parallel},
+        [&](OpBuilder &nb, Location nl, ValueRange) {
+          LinalgBuilder n{nb, nl};
+          Value i =
+              arith::IndexCastOp::create(nb, nl, nb.getI64Type(), n.index(0));
+          Value expo =
+              arith::MulFOp::create(nb, nl, n.i64ToF64(i), n.cF64(-2.0 / r));
+          Value w = math::ExpOp::create(
+              nb, nl, arith::MulFOp::create(nb, nl, expo, logBase));
+          yieldValues(nb, nl, w);
+        });
   }
   default:
     return e.constTensor(staticRopeFrequencies(scaling, base, rotary));
@@ -175,8 +175,8 @@ std::pair<Value, Value> angleTables(LinalgBuilder &e, Value pos, Value omega,
           c = arith::MulFOp::create(nb, nl, c, n.cF64(factor));
           s = arith::MulFOp::create(nb, nl, s, n.cF64(factor));
         }
-        yieldValues(
-            nb, nl, ValueRange{n.fromFloat(c, nb.getF32Type()),
+        yieldValues(nb, nl,
+                    ValueRange{n.fromFloat(c, nb.getF32Type()),
                                n.fromFloat(s, nb.getF32Type())});
       });
   return {gen.getResult(0), gen.getResult(1)};
@@ -223,9 +223,9 @@ struct RopeOpLowering : OpConversionPattern<RopeOp> {
             Value odd = arith::AndIOp::create(nb, nl, dI, n.cIndex(1));
             first = n.cmpI(P::eq, odd, n.cIndex(0));
             pair = arith::ShRUIOp::create(nb, nl, dI, n.cIndex(1));
-            partner = n.select(first,
-                               arith::AddIOp::create(nb, nl, dI, n.cIndex(1)),
-                               arith::SubIOp::create(nb, nl, dI, n.cIndex(1)));
+            partner =
+                n.select(first, arith::AddIOp::create(nb, nl, dI, n.cIndex(1)),
+                         arith::SubIOp::create(nb, nl, dI, n.cIndex(1)));
           } else {
             first = n.cmpI(P::ult, dI, n.cIndex(half));
             Value lower = arith::SubIOp::create(nb, nl, dI, n.cIndex(half));
@@ -333,8 +333,8 @@ Value emitBias(LinalgBuilder &e, RankedTensorType rTy, Value qPos, Value kPos,
   return e.generic(rTy, {qPos, kPos}, e.empty(sizes, elemTy), maps, its,
                    [&](OpBuilder &nb, Location nl, ValueRange args) {
                      LinalgBuilder n{nb, nl};
-                     Value rel = arith::SubIOp::create(
-                         nb, nl, n.toI64(args[1]), n.toI64(args[0]));
+                     Value rel = arith::SubIOp::create(nb, nl, n.toI64(args[1]),
+                                                       n.toI64(args[0]));
                      Value v = fn(n, rel, n.index(off));
                      yieldValues(nb, nl, n.fromFloat(v, elemTy));
                    });
@@ -348,10 +348,12 @@ struct AlibiBiasOpLowering : OpConversionPattern<AlibiBiasOp> {
                   ConversionPatternRewriter &rewriter) const override {
     LinalgBuilder e{rewriter, op.getLoc()};
     AlibiArithmetic alibi = AlibiArithmetic::prepare(e, op);
-    Value result = emitBias(
-        e, op.getResult().getType(), adaptor.getQPos(), adaptor.getKPos(),
-        rewriter.getIndexAttr(op.getNumHeads()),
-        [&](LinalgBuilder &n, Value rel, Value h) { return alibi.at(n, rel, h); });
+    Value result =
+        emitBias(e, op.getResult().getType(), adaptor.getQPos(),
+                 adaptor.getKPos(), rewriter.getIndexAttr(op.getNumHeads()),
+                 [&](LinalgBuilder &n, Value rel, Value h) {
+                   return alibi.at(n, rel, h);
+                 });
     rewriter.replaceOp(op, result);
     return success();
   }
@@ -366,10 +368,11 @@ struct RelBiasOpLowering : OpConversionPattern<RelBiasOp> {
     LinalgBuilder e{rewriter, op.getLoc()};
     Value table = adaptor.getTable();
     RelBiasArithmetic bias = RelBiasArithmetic::prepare(e, op, table);
-    Value result = emitBias(
-        e, op.getResult().getType(), adaptor.getQPos(), adaptor.getKPos(),
-        e.dim(table, 1),
-        [&](LinalgBuilder &n, Value rel, Value h) { return bias.at(n, rel, h); });
+    Value result = emitBias(e, op.getResult().getType(), adaptor.getQPos(),
+                            adaptor.getKPos(), e.dim(table, 1),
+                            [&](LinalgBuilder &n, Value rel, Value h) {
+                              return bias.at(n, rel, h);
+                            });
     rewriter.replaceOp(op, result);
     return success();
   }
@@ -396,10 +399,10 @@ struct RelKeyBiasOpLowering : OpConversionPattern<RelKeyBiasOp> {
                                          e.dim(emb, 0)};
     auto d = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
     using IT = utils::IteratorType;
-    Value qe = e.contract(q, emb, AffineMap::get(5, 0, {d(0), d(1), d(2), d(4)}, ctx),
-                          AffineMap::get(5, 0, {d(3), d(4)}, ctx),
-                          AffineMap::get(5, 0, {d(0), d(1), d(2), d(3)}, ctx),
-                          qeSizes);
+    Value qe = e.contract(
+        q, emb, AffineMap::get(5, 0, {d(0), d(1), d(2), d(4)}, ctx),
+        AffineMap::get(5, 0, {d(3), d(4)}, ctx),
+        AffineMap::get(5, 0, {d(0), d(1), d(2), d(3)}, ctx), qeSizes);
 
     RankedTensorType rTy = op.getResult().getType();
     Type elemTy = rTy.getElementType();
@@ -414,11 +417,10 @@ struct RelKeyBiasOpLowering : OpConversionPattern<RelKeyBiasOp> {
         SmallVector<IT>(4, IT::parallel),
         [&](OpBuilder &nb, Location nl, ValueRange args) {
           LinalgBuilder n{nb, nl};
-          Value rel = arith::SubIOp::create(nb, nl, n.toI64(args[1]),
-                                            n.toI64(args[0]));
+          Value rel =
+              arith::SubIOp::create(nb, nl, n.toI64(args[1]), n.toI64(args[0]));
           Value r = clampedDistanceIndex(n, rel, m);
-          Value v =
-              n.extract(qe, {n.index(0), n.index(2), n.index(1), r});
+          Value v = n.extract(qe, {n.index(0), n.index(2), n.index(1), r});
           yieldValues(nb, nl, n.fromFloat(v, elemTy));
         });
     rewriter.replaceOp(op, result);
@@ -501,8 +503,8 @@ struct AttentionOpLowering : OpConversionPattern<AttentionOp> {
         SmallVector<IT>(4, IT::parallel),
         [&](OpBuilder &nb, Location nl, ValueRange args) {
           LinalgBuilder n{nb, nl};
-          Value s = arith::MulFOp::create(nb, nl, args[0],
-                                          n.cF32(float(*scale)));
+          Value s =
+              arith::MulFOp::create(nb, nl, args[0], n.cF32(float(*scale)));
           if (inputs.size() == 2)
             s = arith::AddFOp::create(nb, nl, s, n.toF32(args[1]));
           SmallVector<Value> idx = {n.index(0), n.index(1), n.index(2),
@@ -518,8 +520,7 @@ struct AttentionOpLowering : OpConversionPattern<AttentionOp> {
           }
           if (causal) {
             Value limit = arith::AddIOp::create(nb, nl, idx[2], offset);
-            Value masked =
-                n.cmpI(arith::CmpIPredicate::sgt, idx[3], limit);
+            Value masked = n.cmpI(arith::CmpIPredicate::sgt, idx[3], limit);
             s = n.select(masked, n.cF32(negInf), s);
           }
           yieldValues(nb, nl, s);
@@ -534,27 +535,27 @@ struct AttentionOpLowering : OpConversionPattern<AttentionOp> {
     Value rowMax = e.generic(
         mInit.getType(), modified, mInit, {id4, rowMap}, rowIts,
         [&](OpBuilder &nb, Location nl, ValueRange args) {
-          yieldValues(
-              nb, nl, arith::MaximumFOp::create(nb, nl, args[0], args[1]));
+          yieldValues(nb, nl,
+                      arith::MaximumFOp::create(nb, nl, args[0], args[1]));
         });
-    Value probs = e.generic(
-        scoresTy, {modified, rowMax}, e.empty({B, H, Sq, Sk}, f32),
-        {id4, rowMap, id4}, SmallVector<IT>(4, IT::parallel),
-        [&](OpBuilder &nb, Location nl, ValueRange args) {
-          LinalgBuilder n{nb, nl};
-          Value isInf = arith::CmpFOp::create(nb, nl, arith::CmpFPredicate::OEQ,
+    Value probs =
+        e.generic(scoresTy, {modified, rowMax}, e.empty({B, H, Sq, Sk}, f32),
+                  {id4, rowMap, id4}, SmallVector<IT>(4, IT::parallel),
+                  [&](OpBuilder &nb, Location nl, ValueRange args) {
+                    LinalgBuilder n{nb, nl};
+                    Value isInf =
+                        arith::CmpFOp::create(nb, nl, arith::CmpFPredicate::OEQ,
                                               args[1], n.cF32(negInf));
-          Value shift = n.select(isInf, n.cF32(0.0f), args[1]);
-          Value p = math::ExpOp::create(
-              nb, nl, arith::SubFOp::create(nb, nl, args[0], shift));
-          yieldValues(nb, nl, p);
-        });
+                    Value shift = n.select(isInf, n.cF32(0.0f), args[1]);
+                    Value p = math::ExpOp::create(
+                        nb, nl, arith::SubFOp::create(nb, nl, args[0], shift));
+                    yieldValues(nb, nl, p);
+                  });
     Value lInit = e.filled({B, H, Sq}, e.cF32(0.0f));
     Value rowSum = e.generic(
         lInit.getType(), probs, lInit, {id4, rowMap}, rowIts,
         [&](OpBuilder &nb, Location nl, ValueRange args) {
-          yieldValues(
-              nb, nl, arith::AddFOp::create(nb, nl, args[0], args[1]));
+          yieldValues(nb, nl, arith::AddFOp::create(nb, nl, args[0], args[1]));
         });
 
     // O[b, i, h, e] = Σ_j P[b, h, i, j]·v[b, j, h/G, e].
@@ -572,8 +573,8 @@ struct AttentionOpLowering : OpConversionPattern<AttentionOp> {
         SmallVector<IT>(4, IT::parallel),
         [&](OpBuilder &nb, Location nl, ValueRange args) {
           LinalgBuilder n{nb, nl};
-          Value empty = arith::CmpFOp::create(
-              nb, nl, arith::CmpFPredicate::OEQ, args[1], n.cF32(0.0f));
+          Value empty = arith::CmpFOp::create(nb, nl, arith::CmpFPredicate::OEQ,
+                                              args[1], n.cF32(0.0f));
           Value o = n.select(empty, n.cF32(0.0f),
                              arith::DivFOp::create(nb, nl, args[0], args[1]));
           yieldValues(nb, nl, n.fromFloat(o, elemTy));
@@ -620,9 +621,8 @@ struct ConvertPosencToLinalgPass
       return signalPassFailure();
     }
     RewritePatternSet patterns(ctx);
-    populatePosencToLinalgConversionPatterns(patterns, attentionTileQ,
-                                             attentionTileK,
-                                             materializeAttention);
+    populatePosencToLinalgConversionPatterns(
+        patterns, attentionTileQ, attentionTileK, materializeAttention);
     if (failed(applyPartialConversion(getOperation(), target,
                                       std::move(patterns))))
       signalPassFailure();

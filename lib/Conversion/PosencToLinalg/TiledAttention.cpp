@@ -83,8 +83,8 @@ struct TiledAttention {
 
   /// The scores of one tile after scale, bias, score_mod and the causal
   /// mask: [tq, G, tk] f32. (b, g, i0, j0) locate the tile.
-  Value scores(LinalgBuilder &e, Value qt, Value kt, Value b, Value g,
-               Value i0, Value j0, Value tq, Value tk) const {
+  Value scores(LinalgBuilder &e, Value qt, Value kt, Value b, Value g, Value i0,
+               Value j0, Value tq, Value tk) const {
     MLIRContext *ctx = e.b.getContext();
     OpFoldResult G = e.b.getIndexAttr(group);
     // s[t, hh, j] = Σ_d q[t, hh, d]·k[j, d]; d innermost (a dot product).
@@ -96,8 +96,8 @@ struct TiledAttention {
         {IT::parallel, IT::parallel, IT::parallel},
         [&](OpBuilder &nb, Location nl, ValueRange args) {
           LinalgBuilder n{nb, nl};
-          Value s = arith::MulFOp::create(nb, nl, args[0],
-                                          n.cF32(float(scale)));
+          Value s =
+              arith::MulFOp::create(nb, nl, args[0], n.cF32(float(scale)));
           // Global indices of this score.
           Value h = arith::AddIOp::create(
               nb, nl, arith::MulIOp::create(nb, nl, g, n.cIndex(group)),
@@ -211,9 +211,9 @@ struct TiledAttention {
         [&](OpBuilder &nb, Location nl, ValueRange args) {
           yieldValues(nb, nl, arith::MulFOp::create(nb, nl, args[1], args[0]));
         });
-    Value accNew = e.contractInto(p, vt, map(ctx, 4, {0, 1, 2}),
-                                  map(ctx, 4, {2, 3}), map(ctx, 4, {0, 1, 3}),
-                                  accScaled);
+    Value accNew =
+        e.contractInto(p, vt, map(ctx, 4, {0, 1, 2}), map(ctx, 4, {2, 3}),
+                       map(ctx, 4, {0, 1, 3}), accScaled);
     return {mNew, lNew, accNew};
   }
 
@@ -244,8 +244,8 @@ struct TiledAttention {
         rb, loc, e.cIndex(0), jEnd, e.cIndex(tileK), ValueRange{m0, l0, acc0},
         [&](OpBuilder &nb, Location nl, Value j0, ValueRange state) {
           LinalgBuilder n{nb, nl};
-          scf::YieldOp::create(
-              nb, nl, keyTile(n, qt, b, g, i0, tq, j0, jEnd, state));
+          scf::YieldOp::create(nb, nl,
+                               keyTile(n, qt, b, g, i0, tq, j0, jEnd, state));
         });
     Value l = keyLoop.getResult(1), acc = keyLoop.getResult(2);
 
@@ -259,8 +259,8 @@ struct TiledAttention {
         {IT::parallel, IT::parallel, IT::parallel},
         [&](OpBuilder &nb, Location nl, ValueRange args) {
           LinalgBuilder n{nb, nl};
-          Value empty = arith::CmpFOp::create(
-              nb, nl, arith::CmpFPredicate::OEQ, args[1], n.cF32(0.0f));
+          Value empty = arith::CmpFOp::create(nb, nl, arith::CmpFPredicate::OEQ,
+                                              args[1], n.cF32(0.0f));
           Value r = n.select(empty, n.cF32(0.0f),
                              arith::DivFOp::create(nb, nl, args[0], args[1]));
           yieldValues(nb, nl, n.fromFloat(r, elemTy));

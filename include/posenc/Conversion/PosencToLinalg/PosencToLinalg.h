@@ -15,10 +15,9 @@ namespace posenc {
 /// Adds the patterns that rewrite every posenc op into linalg, tensor,
 /// arith, math and scf ops on tensors. Attention is tiled with the given
 /// tile sizes unless `materializeAttention`.
-void populatePosencToLinalgConversionPatterns(RewritePatternSet &patterns,
-                                              int64_t attentionTileQ = 32,
-                                              int64_t attentionTileK = 64,
-                                              bool materializeAttention = false);
+void populatePosencToLinalgConversionPatterns(
+    RewritePatternSet &patterns, int64_t attentionTileQ = 32,
+    int64_t attentionTileK = 64, bool materializeAttention = false);
 
 } // namespace posenc
 } // namespace mlir

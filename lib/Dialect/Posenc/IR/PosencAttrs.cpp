@@ -147,8 +147,8 @@ constexpr double kYarnMscaleAllDim = 0.0;
 
 /// Parameter values while parsing, before they become an attribute.
 struct ScalingParams {
-  std::optional<double> factor, alpha, betaFast, betaSlow, mscale,
-      mscaleAllDim, lowFreqFactor, highFreqFactor;
+  std::optional<double> factor, alpha, betaFast, betaSlow, mscale, mscaleAllDim,
+      lowFreqFactor, highFreqFactor;
   std::optional<int64_t> original, maxPositions;
   std::optional<bool> truncate;
   std::optional<SmallVector<double>> shortFactor, longFactor;
@@ -399,8 +399,8 @@ void RopeScalingAttr::print(AsmPrinter &printer) const {
 LogicalResult RopeScalingAttr::verify(
     function_ref<InFlightDiagnostic()> emitError, RopeScalingKind kind,
     FloatAttr factor, FloatAttr alpha, int64_t original, FloatAttr betaFast,
-    FloatAttr betaSlow, FloatAttr mscale, FloatAttr mscaleAllDim,
-    bool truncate, FloatAttr lowFreqFactor, FloatAttr highFreqFactor,
+    FloatAttr betaSlow, FloatAttr mscale, FloatAttr mscaleAllDim, bool truncate,
+    FloatAttr lowFreqFactor, FloatAttr highFreqFactor,
     DenseF64ArrayAttr shortFactor, DenseF64ArrayAttr longFactor,
     int64_t maxPositions) {
   StringRef kindName = stringifyRopeScalingKind(kind);
@@ -463,7 +463,8 @@ LogicalResult RopeScalingAttr::verify(
     return fail() << "factor (" << fmt(factor.getValueAsDouble())
                   << ") must be >= 1";
   if (alpha && alpha.getValueAsDouble() < 1.0)
-    return fail() << "alpha (" << fmt(alpha.getValueAsDouble()) << ") must be >= 1";
+    return fail() << "alpha (" << fmt(alpha.getValueAsDouble())
+                  << ") must be >= 1";
 
   if (betaFast && betaSlow &&
       betaFast.getValueAsDouble() <= betaSlow.getValueAsDouble())
@@ -472,24 +473,23 @@ LogicalResult RopeScalingAttr::verify(
                   << fmt(betaSlow.getValueAsDouble()) << ")";
   for (auto [p, v] : {std::pair{ScalingParam::mscale, mscale},
                       std::pair{ScalingParam::mscaleAllDim, mscaleAllDim}}) {
-    if (v && (!std::isfinite(v.getValueAsDouble()) ||
-              v.getValueAsDouble() < 0.0))
+    if (v &&
+        (!std::isfinite(v.getValueAsDouble()) || v.getValueAsDouble() < 0.0))
       return fail() << spelling(p) << " (" << fmt(v.getValueAsDouble())
                     << ") must be finite and >= 0";
   }
   if (lowFreqFactor && highFreqFactor &&
       lowFreqFactor.getValueAsDouble() >= highFreqFactor.getValueAsDouble())
-    return fail() << "low_freq_factor (" << fmt(lowFreqFactor.getValueAsDouble())
+    return fail() << "low_freq_factor ("
+                  << fmt(lowFreqFactor.getValueAsDouble())
                   << ") must be less than high_freq_factor ("
                   << fmt(highFreqFactor.getValueAsDouble()) << ")";
-  if (shortFactor && longFactor &&
-      shortFactor.size() != longFactor.size())
+  if (shortFactor && longFactor && shortFactor.size() != longFactor.size())
     return fail() << "short_factor and long_factor must have the same length "
                      "(got "
                   << shortFactor.size() << " and " << longFactor.size() << ")";
-  for (auto [p, list] :
-       {std::pair{ScalingParam::shortFactor, shortFactor},
-        std::pair{ScalingParam::longFactor, longFactor}}) {
+  for (auto [p, list] : {std::pair{ScalingParam::shortFactor, shortFactor},
+                         std::pair{ScalingParam::longFactor, longFactor}}) {
     if (!list)
       continue;
     for (auto [i, d] : llvm::enumerate(list.asArrayRef()))

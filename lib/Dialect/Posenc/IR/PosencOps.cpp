@@ -56,8 +56,7 @@ static LogicalResult checkPositions(Operation *op, StringRef name,
                                     RankedTensorType type) {
   if (type.getRank() == 1 || type.getRank() == 2)
     return success();
-  return op->emitOpError() << name << " must be [S] or [B, S], got "
-                           << type;
+  return op->emitOpError() << name << " must be [S] or [B, S], got " << type;
 }
 
 /// Checks that every static size among `refs` (which all denote the dim
@@ -81,18 +80,17 @@ static LogicalResult checkSameDim(Operation *op, StringRef dimName,
   return success();
 }
 
-static LogicalResult checkSameElementType(Operation *op,
-                                          ArrayRef<std::pair<StringRef, Value>>
-                                              values) {
-  Type first = cast<ShapedType>(values.front().second.getType())
-                   .getElementType();
+static LogicalResult
+checkSameElementType(Operation *op,
+                     ArrayRef<std::pair<StringRef, Value>> values) {
+  Type first =
+      cast<ShapedType>(values.front().second.getType()).getElementType();
   for (auto [name, value] : values.drop_front()) {
     Type t = cast<ShapedType>(value.getType()).getElementType();
     if (t != first)
-      return op->emitOpError()
-             << "element type of " << name << " (" << t
-             << ") must equal element type of " << values.front().first << " ("
-             << first << ")";
+      return op->emitOpError() << "element type of " << name << " (" << t
+                               << ") must equal element type of "
+                               << values.front().first << " (" << first << ")";
   }
   return success();
 }
@@ -140,10 +138,9 @@ static LogicalResult verifyBiasResult(Operation *op, Value qPos, Value kPos,
   return success(
       succeeded(checkSameDim(op, "batch size", batch)) &&
       succeeded(checkSameDim(op, "number of heads", headRefs)) &&
-      succeeded(checkSameDim(
-          op, "query length",
-          {{"q_pos", qTy, unsigned(qTy.getRank() - 1)},
-           {"result", rTy, off + 1}})) &&
+      succeeded(checkSameDim(op, "query length",
+                             {{"q_pos", qTy, unsigned(qTy.getRank() - 1)},
+                              {"result", rTy, off + 1}})) &&
       succeeded(checkSameDim(op, "key length",
                              {{"k_pos", kTy, unsigned(kTy.getRank() - 1)},
                               {"result", rTy, off + 2}})));
@@ -230,7 +227,8 @@ LogicalResult RopeOp::verify() {
                           {{"x", xTy, 1}, {"pos", posTy, sIdx}})))
     return failure();
   if (posTy.getRank() == 2 &&
-      failed(checkSameDim(op, "batch size", {{"x", xTy, 0}, {"pos", posTy, 0}})))
+      failed(
+          checkSameDim(op, "batch size", {{"x", xTy, 0}, {"pos", posTy, 0}})))
     return failure();
 
   int64_t headDim = xTy.getDimSize(3);
@@ -258,8 +256,8 @@ LogicalResult RopeOp::verify() {
   if (failed(checkPositiveFinite(op, "base", base)))
     return failure();
   if (std::optional<APFloat> a = getAttentionFactor())
-    if (failed(checkPositiveFinite(op, "attention_factor",
-                                   a->convertToDouble())))
+    if (failed(
+            checkPositiveFinite(op, "attention_factor", a->convertToDouble())))
       return failure();
 
   RopeScalingAttr scaling = getScalingOrNone();
@@ -275,15 +273,14 @@ LogicalResult RopeOp::verify() {
   case RopeScalingKind::yarn:
     // The correction range divides by ln(base).
     if (base <= 1.0)
-      return emitOpError() << "yarn scaling requires base > 1 (got " << fmt(base)
-                           << ")";
+      return emitOpError() << "yarn scaling requires base > 1 (got "
+                           << fmt(base) << ")";
     break;
   case RopeScalingKind::longrope: {
     size_t n = scaling.getShortFactor().size();
     if (static_cast<int64_t>(n) != rotary / 2)
-      return emitOpError() << "longrope short_factor and long_factor have "
-                           << n << " entries but rotary_dim/2 is "
-                           << rotary / 2;
+      return emitOpError() << "longrope short_factor and long_factor have " << n
+                           << " entries but rotary_dim/2 is " << rotary / 2;
     break;
   }
   default:
@@ -341,8 +338,8 @@ LogicalResult AlibiBiasOp::verify() {
   int64_t n = getNumHeads();
   if (n <= 0)
     return emitOpError() << "num_heads (" << n << ") must be positive";
-  if (failed(checkPositiveFinite(op, "max_bias",
-                                 getMaxBias().convertToDouble())))
+  if (failed(
+          checkPositiveFinite(op, "max_bias", getMaxBias().convertToDouble())))
     return failure();
   if (std::optional<ArrayRef<double>> slopes = getSlopes()) {
     if (static_cast<int64_t>(slopes->size()) != n)
@@ -350,8 +347,8 @@ LogicalResult AlibiBiasOp::verify() {
                            << " entries but num_heads is " << n;
     for (auto [i, m] : llvm::enumerate(*slopes))
       if (!std::isfinite(m))
-        return emitOpError() << "slopes[" << i << "] (" << fmt(m)
-                             << ") must be finite";
+        return emitOpError()
+               << "slopes[" << i << "] (" << fmt(m) << ") must be finite";
   }
   if (failed(verifyBiasResult(op, getQPos(), getKPos(), getResult(), {})))
     return failure();
@@ -378,9 +375,10 @@ SmallVector<int64_t> RelBiasOp::getT5DistanceBuckets() {
       table.push_back(d);
       continue;
     }
-    double large = double(maxExact) + std::log(double(d) / double(maxExact)) /
-                                          std::log(double(m) / double(maxExact)) *
-                                          double(perSide - maxExact);
+    double large =
+        double(maxExact) + std::log(double(d) / double(maxExact)) /
+                               std::log(double(m) / double(maxExact)) *
+                               double(perSide - maxExact);
     table.push_back(std::min<int64_t>(int64_t(std::floor(large)), perSide - 1));
   }
   return table;
@@ -392,9 +390,11 @@ int64_t RelBiasOp::getBucket(int64_t rel) {
     return getBidirectional() ? std::clamp<int64_t>(rel, -m, m) + m
                               : std::clamp<int64_t>(-rel, 0, m);
   SmallVector<int64_t> table = getT5DistanceBuckets();
-  int64_t perSide = getBidirectional() ? *getNumBuckets() / 2 : *getNumBuckets();
+  int64_t perSide =
+      getBidirectional() ? *getNumBuckets() / 2 : *getNumBuckets();
   int64_t b0 = getBidirectional() && rel > 0 ? perSide : 0;
-  int64_t dist = getBidirectional() ? std::abs(rel) : std::max<int64_t>(-rel, 0);
+  int64_t dist =
+      getBidirectional() ? std::abs(rel) : std::max<int64_t>(-rel, 0);
   return b0 + table[std::min(dist, m)];
 }
 
@@ -434,8 +434,7 @@ LogicalResult RelBiasOp::verify() {
              << "num_buckets is only used by kind t5; kind clip has "
                 "2*max_distance+1 buckets (max_distance+1 if unidirectional)";
     if (m < 0)
-      return emitOpError() << "max_distance (" << m
-                           << ") must be non-negative";
+      return emitOpError() << "max_distance (" << m << ") must be non-negative";
   }
   int64_t rows = tableTy.getDimSize(0);
   int64_t expected = getExpectedTableRows();
@@ -474,16 +473,16 @@ LogicalResult RelKeyBiasOp::verify() {
     return emitOpError() << "max_distance (" << m << ") must be non-negative";
   int64_t rows = embTy.getDimSize(0);
   if (!ShapedType::isDynamic(rows) && rows != 2 * m + 1)
-    return emitOpError() << "emb has " << rows
-                         << " rows but max_distance " << m << " needs "
-                         << 2 * m + 1;
+    return emitOpError() << "emb has " << rows << " rows but max_distance " << m
+                         << " needs " << 2 * m + 1;
   SmallVector<DimRef> batch = {{"q", qTy, 0}, {"result", rTy, 0}};
   if (qpTy.getRank() == 2)
     batch.push_back({"q_pos", qpTy, 0});
   if (kpTy.getRank() == 2)
     batch.push_back({"k_pos", kpTy, 0});
   return success(
-      succeeded(checkSameDim(op, "head dim", {{"q", qTy, 3}, {"emb", embTy, 1}})) &&
+      succeeded(
+          checkSameDim(op, "head dim", {{"q", qTy, 3}, {"emb", embTy, 1}})) &&
       succeeded(checkSameDim(op, "batch size", batch)) &&
       succeeded(checkSameDim(op, "number of heads",
                              {{"q", qTy, 2}, {"result", rTy, 1}})) &&
@@ -534,11 +533,9 @@ LogicalResult AttentionOp::verify() {
                                        {"result", getResult()}})) ||
       failed(verifyScale(op, getScale())))
     return failure();
-  if (failed(checkSameDim(op, "batch size",
-                          {{"q", qTy, 0},
-                           {"k", kTy, 0},
-                           {"v", vTy, 0},
-                           {"result", rTy, 0}})) ||
+  if (failed(checkSameDim(
+          op, "batch size",
+          {{"q", qTy, 0}, {"k", kTy, 0}, {"v", vTy, 0}, {"result", rTy, 0}})) ||
       failed(checkSameDim(op, "query length",
                           {{"q", qTy, 1}, {"result", rTy, 1}})) ||
       failed(checkSameDim(op, "key length", {{"k", kTy, 1}, {"v", vTy, 1}})) ||
@@ -546,7 +543,8 @@ LogicalResult AttentionOp::verify() {
                           {{"q", qTy, 2}, {"result", rTy, 2}})) ||
       failed(checkSameDim(op, "number of kv heads",
                           {{"k", kTy, 2}, {"v", vTy, 2}})) ||
-      failed(checkSameDim(op, "key head dim", {{"q", qTy, 3}, {"k", kTy, 3}})) ||
+      failed(
+          checkSameDim(op, "key head dim", {{"q", qTy, 3}, {"k", kTy, 3}})) ||
       failed(checkSameDim(op, "value head dim",
                           {{"v", vTy, 3}, {"result", rTy, 3}})))
     return failure();
@@ -564,8 +562,8 @@ LogicalResult AttentionOp::verify() {
                               "Sq, Sk]), got rank "
                            << bTy.getRank();
     // Numpy broadcasting, aligned on the right.
-    int64_t full[4] = {qTy.getDimSize(0), qTy.getDimSize(2),
-                       qTy.getDimSize(1), kTy.getDimSize(1)};
+    int64_t full[4] = {qTy.getDimSize(0), qTy.getDimSize(2), qTy.getDimSize(1),
+                       kTy.getDimSize(1)};
     static const char *names[4] = {"B", "Hq", "Sq", "Sk"};
     for (int64_t i = 0, r = bTy.getRank(); i < r; ++i) {
       int64_t b = bTy.getDimSize(i), f = full[4 - r + i];
@@ -574,8 +572,8 @@ LogicalResult AttentionOp::verify() {
         continue;
       return emitOpError() << "bias " << bTy << " does not broadcast to [B, "
                            << "Hq, Sq, Sk]: dim " << i << " (" << b
-                           << ") must be 1 or " << names[4 - r + i] << " ("
-                           << f << ")";
+                           << ") must be 1 or " << names[4 - r + i] << " (" << f
+                           << ")";
     }
   }
   return success();
@@ -638,9 +636,9 @@ LogicalResult MlaAbsorbOp::verify() {
                               {"c_kv", ckv, 0},
                               {"k_pe", kr, 0},
                               {"result", r, 0}})) &&
-      succeeded(checkSameDim(op, "query length",
-                             {{"q_nope", qn, 1}, {"q_pe", qr, 1},
-                              {"result", r, 1}})) &&
+      succeeded(checkSameDim(
+          op, "query length",
+          {{"q_nope", qn, 1}, {"q_pe", qr, 1}, {"result", r, 1}})) &&
       succeeded(checkSameDim(op, "number of heads",
                              {{"q_nope", qn, 2},
                               {"q_pe", qr, 2},
@@ -653,10 +651,9 @@ LogicalResult MlaAbsorbOp::verify() {
                              {{"q_pe", qr, 3}, {"k_pe", kr, 2}})) &&
       succeeded(checkSameDim(op, "key length",
                              {{"c_kv", ckv, 1}, {"k_pe", kr, 1}})) &&
-      succeeded(checkSameDim(op, "latent dim",
-                             {{"c_kv", ckv, 2},
-                              {"w_uk", wuk, 2},
-                              {"w_uv", wuv, 2}})) &&
+      succeeded(checkSameDim(
+          op, "latent dim",
+          {{"c_kv", ckv, 2}, {"w_uk", wuk, 2}, {"w_uv", wuv, 2}})) &&
       succeeded(checkSameDim(op, "value head dim",
                              {{"w_uv", wuv, 1}, {"result", r, 3}})));
 }

@@ -39,13 +39,12 @@ Value addHeadDim(LinalgBuilder &e, Value t) {
       ty.getElementType());
   SmallVector<OpFoldResult> shape = {e.dim(t, 0), e.dim(t, 1),
                                      e.b.getIndexAttr(1), e.dim(t, 2)};
-  return tensor::ExpandShapeOp::create(e.b, e.loc, outTy, t,
-                                       {{0}, {1}, {2, 3}}, shape);
+  return tensor::ExpandShapeOp::create(e.b, e.loc, outTy, t, {{0}, {1}, {2, 3}},
+                                       shape);
 }
 } // namespace
 
-LogicalResult mlir::posenc::decomposeMla(RewriterBase &rewriter,
-                                         MlaAbsorbOp op,
+LogicalResult mlir::posenc::decomposeMla(RewriterBase &rewriter, MlaAbsorbOp op,
                                          MlaDecomposition form) {
   assert(form != MlaDecomposition::automatic && "resolve auto first");
   RankedTensorType qnTy = op.getQNope().getType(), qrTy = op.getQPe().getType();
@@ -69,20 +68,19 @@ LogicalResult mlir::posenc::decomposeMla(RewriterBase &rewriter,
   auto attention = [&](Value q, Value k, Value v, Type resultTy) {
     return AttentionOp::create(rewriter, op.getLoc(), resultTy, q, k, v,
                                /*bias=*/Value(),
-                               rewriter.getF64FloatAttr(scale),
-                               op.getCausal())
+                               rewriter.getF64FloatAttr(scale), op.getCausal())
         .getResult();
   };
 
   Value result;
   if (form == MlaDecomposition::naive) {
     // k_nope[b, j, h, n] = Σ_c w_uk[h, n, c]·c_kv[b, j, c]; same for v.
-    Value kNope = e.contract(wuk, ckv, dims(ctx, 5, {2, 3, 4}),
-                             dims(ctx, 5, {0, 1, 4}), dims(ctx, 5, {0, 1, 2, 3}),
-                             {B, Sk, H, rewriter.getIndexAttr(dn)});
-    Value vals = e.contract(wuv, ckv, dims(ctx, 5, {2, 3, 4}),
-                            dims(ctx, 5, {0, 1, 4}), dims(ctx, 5, {0, 1, 2, 3}),
-                            {B, Sk, H, Dv});
+    Value kNope = e.contract(
+        wuk, ckv, dims(ctx, 5, {2, 3, 4}), dims(ctx, 5, {0, 1, 4}),
+        dims(ctx, 5, {0, 1, 2, 3}), {B, Sk, H, rewriter.getIndexAttr(dn)});
+    Value vals =
+        e.contract(wuv, ckv, dims(ctx, 5, {2, 3, 4}), dims(ctx, 5, {0, 1, 4}),
+                   dims(ctx, 5, {0, 1, 2, 3}), {B, Sk, H, Dv});
     // k_pe is shared by the heads.
     Value kpeInit = e.empty({B, Sk, H, rewriter.getIndexAttr(dr)}, f32);
     Value kpeH = e.generic(

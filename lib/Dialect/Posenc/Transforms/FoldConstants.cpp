@@ -145,8 +145,7 @@ std::optional<SmallVector<double>> evaluate(Operation *op) {
     SmallVector<double> slopes = alibi.getSlopesOrDefault();
     bool symmetric = alibi.getMode() == AlibiMode::symmetric;
     return evalBias(alibi.getQPos(), alibi.getKPos(),
-                    alibi.getResult().getType(),
-                    [&](int64_t h, int64_t rel) {
+                    alibi.getResult().getType(), [&](int64_t h, int64_t rel) {
                       double d = double(rel);
                       return symmetric ? -slopes[h] * std::abs(d)
                                        : slopes[h] * d;
@@ -184,8 +183,7 @@ struct PosencFoldConstantsPass
       if (!values)
         continue;
       rewriter.setInsertionPoint(op);
-      rewriter.replaceOpWithNewOp<arith::ConstantOp>(op,
-                                                     toAttr(rTy, *values));
+      rewriter.replaceOpWithNewOp<arith::ConstantOp>(op, toAttr(rTy, *values));
     }
   }
 };

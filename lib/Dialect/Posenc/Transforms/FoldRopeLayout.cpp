@@ -110,8 +110,7 @@ Value permuteColumns(RewriterBase &rewriter, Location loc, Value w,
           Value upper = arith::AddIOp::create(
               nb, nl,
               arith::ShLIOp::create(
-                  nb, nl, arith::SubIOp::create(nb, nl, dd, half),
-                  n.cIndex(1)),
+                  nb, nl, arith::SubIOp::create(nb, nl, dd, half), n.cIndex(1)),
               n.cIndex(1));
           src = n.select(n.cmpI(P::ult, dd, half), twice, upper);
         }

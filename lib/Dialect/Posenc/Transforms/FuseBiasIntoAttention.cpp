@@ -107,7 +107,8 @@ public:
       MLIRContext *ctx = rewriter.getContext();
       auto d = [&](unsigned x) { return getAffineDimExpr(x, ctx); };
       Value q = key.getQ(), emb = key.getEmb();
-      qe = e.contract(q, emb, AffineMap::get(5, 0, {d(0), d(1), d(2), d(4)}, ctx),
+      qe = e.contract(q, emb,
+                      AffineMap::get(5, 0, {d(0), d(1), d(2), d(4)}, ctx),
                       AffineMap::get(5, 0, {d(3), d(4)}, ctx),
                       AffineMap::get(5, 0, {d(0), d(1), d(2), d(3)}, ctx),
                       {e.dim(q, 0), e.dim(q, 1), e.dim(q, 2), e.dim(emb, 0)});
@@ -133,8 +134,8 @@ public:
       bias = relMath->at(e, positions(rel.getQPos(), rel.getKPos()), hh);
     } else {
       auto key = cast<RelKeyBiasOp>(producer);
-      Value r = clampedDistanceIndex(
-          e, positions(key.getQPos(), key.getKPos()), key.getMaxDistance());
+      Value r = clampedDistanceIndex(e, positions(key.getQPos(), key.getKPos()),
+                                     key.getMaxDistance());
       Value bb = broadcastIndex(e, qe, 0, b);
       bias = e.extract(qe, {bb, i, hh, r});
     }

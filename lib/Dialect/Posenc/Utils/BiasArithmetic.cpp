@@ -50,8 +50,8 @@ Value RelBiasArithmetic::at(LinalgBuilder &e, Value rel, Value h) const {
       b0 = e.select(e.cmpI(P::sgt, rel, zero), e.cI64(perSide), zero);
       dist = math::AbsIOp::create(b, l, rel);
     } else {
-      dist = arith::MaxSIOp::create(b, l, arith::SubIOp::create(b, l, zero, rel),
-                                    zero);
+      dist = arith::MaxSIOp::create(
+          b, l, arith::SubIOp::create(b, l, zero, rel), zero);
     }
     // Every distance >= max_distance shares the last entry's bucket.
     Value capped = arith::MinSIOp::create(b, l, dist, maxD);
@@ -63,8 +63,8 @@ Value RelBiasArithmetic::at(LinalgBuilder &e, Value rel, Value h) const {
     bucket = arith::AddIOp::create(b, l, c, maxD);
   } else {
     Value neg = arith::SubIOp::create(b, l, zero, rel);
-    bucket = arith::MaxSIOp::create(b, l, arith::MinSIOp::create(b, l, neg, maxD),
-                                    zero);
+    bucket = arith::MaxSIOp::create(
+        b, l, arith::MinSIOp::create(b, l, neg, maxD), zero);
   }
   Value row = arith::IndexCastOp::create(b, l, b.getIndexType(), bucket);
   return e.toF32(e.extract(table, {row, h}));

@@ -30,11 +30,13 @@ Value LinalgBuilder::cF32(float v) {
 
 Value LinalgBuilder::constTensor(ArrayRef<double> values) {
   auto type = RankedTensorType::get({int64_t(values.size())}, b.getF64Type());
-  return arith::ConstantOp::create(b, loc, DenseElementsAttr::get(type, values));
+  return arith::ConstantOp::create(b, loc,
+                                   DenseElementsAttr::get(type, values));
 }
 Value LinalgBuilder::constTensor(ArrayRef<int64_t> values) {
   auto type = RankedTensorType::get({int64_t(values.size())}, b.getI64Type());
-  return arith::ConstantOp::create(b, loc, DenseElementsAttr::get(type, values));
+  return arith::ConstantOp::create(b, loc,
+                                   DenseElementsAttr::get(type, values));
 }
 
 OpFoldResult LinalgBuilder::dim(Value t, int64_t i) {

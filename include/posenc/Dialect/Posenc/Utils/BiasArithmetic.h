@@ -33,8 +33,7 @@ struct RelBiasArithmetic {
   int64_t maxDistance, perSide;
   bool t5, bidirectional;
 
-  static RelBiasArithmetic prepare(LinalgBuilder &e, RelBiasOp op,
-                                   Value table);
+  static RelBiasArithmetic prepare(LinalgBuilder &e, RelBiasOp op, Value table);
   Value at(LinalgBuilder &e, Value rel, Value h) const;
 };
 

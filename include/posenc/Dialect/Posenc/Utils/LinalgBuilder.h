@@ -1,4 +1,5 @@
-//===- LinalgBuilder.h - terse construction of linalg on tensors -*- C++ -*-===//
+//===- LinalgBuilder.h - terse construction of linalg on tensors -*- C++
+//-*-===//
 //
 // The lowerings and rewrites of posenc build many small linalg.generic ops
 // on tensors; this bundles a builder and a location with the pieces they
