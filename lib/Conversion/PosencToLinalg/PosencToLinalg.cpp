@@ -22,7 +22,6 @@
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
-#include "mlir/IR/IRMapping.h"
 #include "mlir/Transforms/DialectConversion.h"
 
 #include <cmath>
@@ -495,7 +494,6 @@ struct AttentionOpLowering : OpConversionPattern<AttentionOp> {
                              {0, 1, 2, 3}));
     }
     maps.push_back(id4);
-    Block *mod = op.getScoreModBlock();
     bool causal = op.getCausal();
     float negInf = -std::numeric_limits<float>::infinity();
     Value modified = e.generic(
@@ -509,15 +507,7 @@ struct AttentionOpLowering : OpConversionPattern<AttentionOp> {
             s = arith::AddFOp::create(nb, nl, s, n.toF32(args[1]));
           SmallVector<Value> idx = {n.index(0), n.index(1), n.index(2),
                                     n.index(3)};
-          if (mod) {
-            IRMapping map;
-            map.map(mod->getArgument(0), s);
-            for (int i = 0; i < 4; ++i)
-              map.map(mod->getArgument(i + 1), idx[i]);
-            for (Operation &inner : mod->without_terminator())
-              nb.clone(inner, map);
-            s = map.lookup(cast<YieldOp>(mod->getTerminator()).getValue());
-          }
+          s = op.inlineScoreMod(nb, s, idx);
           if (causal) {
             Value limit = arith::AddIOp::create(nb, nl, idx[2], offset);
             Value masked = n.cmpI(arith::CmpIPredicate::sgt, idx[3], limit);

@@ -25,7 +25,6 @@
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
-#include "mlir/IR/IRMapping.h"
 #include "mlir/Transforms/DialectConversion.h"
 
 #include <limits>
@@ -62,7 +61,6 @@ struct TiledAttention {
   Value q, k, v, bias;
   int64_t group, tileQ, tileK;
   double scale;
-  Block *mod;
   bool causal;
   Type elemTy;
   OpFoldResult dk, dv;
@@ -115,15 +113,7 @@ struct TiledAttention {
                                                      : global[4 - r + x]);
             s = arith::AddFOp::create(nb, nl, s, n.toF32(n.extract(bias, at)));
           }
-          if (mod) {
-            IRMapping m;
-            m.map(mod->getArgument(0), s);
-            for (int x = 0; x < 4; ++x)
-              m.map(mod->getArgument(x + 1), global[x]);
-            for (Operation &inner : mod->without_terminator())
-              nb.clone(inner, m);
-            s = m.lookup(cast<YieldOp>(mod->getTerminator()).getValue());
-          }
+          s = AttentionOp(op).inlineScoreMod(nb, s, global);
           if (causal) {
             Value limit = arith::AddIOp::create(nb, nl, i, offset);
             Value masked = n.cmpI(arith::CmpIPredicate::sgt, j, limit);
@@ -300,7 +290,6 @@ struct TiledAttentionLowering : OpConversionPattern<AttentionOp> {
     t.tileQ = tileQ;
     t.tileK = tileK;
     t.scale = *scale;
-    t.mod = op.getScoreModBlock();
     t.causal = op.getCausal();
     t.elemTy = op.getResult().getType().getElementType();
     t.dk = e.dim(t.q, 3);

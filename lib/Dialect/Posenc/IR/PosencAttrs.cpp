@@ -3,6 +3,8 @@
 #include "posenc/Dialect/Posenc/IR/PosencAttrs.h"
 #include "posenc/Dialect/Posenc/IR/PosencDialect.h"
 
+#include "DiagnosticFormat.h"
+
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/DialectImplementation.h"
 #include "llvm/ADT/StringSwitch.h"
@@ -14,13 +16,6 @@
 
 using namespace mlir;
 using namespace mlir::posenc;
-
-/// Formats a double for diagnostics: shortest readable form (0.5, 32, 1e+06).
-static std::string fmt(double d) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%g", d);
-  return buf;
-}
 
 #include "posenc/Dialect/Posenc/IR/PosencEnums.cpp.inc"
 

@@ -1,6 +1,8 @@
 //===- PosencOps.cpp - posenc operations ----------------------------------===//
 
 #include "posenc/Dialect/Posenc/IR/PosencOps.h"
+
+#include "DiagnosticFormat.h"
 #include "posenc/Dialect/Posenc/IR/RopeFrequencies.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -8,6 +10,7 @@
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/IRMapping.h"
 #include "mlir/IR/OpImplementation.h"
 #include "llvm/ADT/STLExtras.h"
 
@@ -18,13 +21,6 @@
 
 using namespace mlir;
 using namespace mlir::posenc;
-
-/// Formats a double for diagnostics: shortest readable form (0.5, 32, 1e+06).
-static std::string fmt(double d) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%g", d);
-  return buf;
-}
 
 //===----------------------------------------------------------------------===//
 // Shape checking helpers
@@ -510,6 +506,21 @@ std::optional<double> AttentionOp::getScaleOrDefault() {
 
 Block *AttentionOp::getScoreModBlock() {
   return getScoreMod().empty() ? nullptr : &getScoreMod().front();
+}
+
+Value AttentionOp::inlineScoreMod(OpBuilder &builder, Value score,
+                                  ValueRange indices) {
+  Block *block = getScoreModBlock();
+  if (!block)
+    return score;
+  IRMapping map;
+  map.map(block->getArgument(0), score);
+  for (auto [arg, index] :
+       llvm::zip(block->getArguments().drop_front(), indices))
+    map.map(arg, index);
+  for (Operation &op : block->without_terminator())
+    builder.clone(op, map);
+  return map.lookup(cast<YieldOp>(block->getTerminator()).getValue());
 }
 
 /// Checks that `scale`, when given, is usable.

@@ -13,7 +13,6 @@
 
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
-#include "mlir/IR/IRMapping.h"
 #include "mlir/IR/PatternMatch.h"
 
 namespace mlir::posenc {
@@ -181,17 +180,9 @@ LogicalResult fuse(RewriterBase &rewriter, AttentionOp attn) {
         j = block->getArgument(4);
   Value withBias =
       arith::AddFOp::create(rewriter, loc, s, emitter.emit(e, b, h, i, j));
-  Value result = withBias;
-  if (old) {
-    // The op's own score_mod runs on the biased score.
-    IRMapping map;
-    map.map(old->getArgument(0), withBias);
-    for (int k = 1; k < 5; ++k)
-      map.map(old->getArgument(k), block->getArgument(k));
-    for (Operation &op : old->without_terminator())
-      rewriter.clone(op, map);
-    result = map.lookup(cast<YieldOp>(old->getTerminator()).getValue());
-  }
+  // The op's own score_mod runs on the biased score.
+  Value result = attn.inlineScoreMod(rewriter, withBias,
+                                     block->getArguments().drop_front());
   YieldOp::create(rewriter, loc, result);
 
   rewriter.modifyOpInPlace(attn, [&] {

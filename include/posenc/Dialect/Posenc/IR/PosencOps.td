@@ -331,6 +331,10 @@ def Posenc_AttentionOp : Posenc_Op<"attention", [
     std::optional<double> getScaleOrDefault();
     /// The score_mod block, or null when the region is empty.
     Block *getScoreModBlock();
+    /// Clones the score_mod body at `builder`'s insertion point with the
+    /// block arguments bound to `score` and `indices` (b, h, i, j); returns
+    /// the modified score (`score` itself when there is no score_mod).
+    Value inlineScoreMod(OpBuilder &builder, Value score, ValueRange indices);
   }];
 }
 
