@@ -4,7 +4,7 @@
 // from the positions at (h, i, j). No [H, Sq, Sk] tensor remains.
 // CHECK-LABEL: func @alibi
 // CHECK-SAME: (%{{[^:]+}}: tensor<{{.+}}>, %{{[^:]+}}: tensor<{{.+}}>, %{{[^:]+}}: tensor<{{.+}}>, %[[P:[^:]+]]: tensor<8xi32>)
-// CHECK: %[[SL:.+]] = arith.constant dense<[2.500000e-01, 6.250000e-02, 1.562500e-02, 3.906250e-03]> : tensor<4xf64>
+// CHECK: %[[SL:.+]] = arith.constant dense<[2.500000e-01, 6.250000e-02, 1.562500e-02, 3.906250e-03]> : tensor<4xf32>
 // CHECK-NOT: posenc.alibi_bias
 // CHECK: posenc.attention {{.*}} causal : {{.*}} score_mod {
 // CHECK-NEXT: ^bb0(%[[S:.+]]: f32, %{{.+}}: index, %[[H:.+]]: index, %[[I:.+]]: index, %[[J:.+]]: index):

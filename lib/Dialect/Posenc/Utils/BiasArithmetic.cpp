@@ -9,20 +9,33 @@ using namespace mlir::posenc;
 using P = arith::CmpIPredicate;
 
 AlibiArithmetic AlibiArithmetic::prepare(LinalgBuilder &e, AlibiBiasOp op) {
-  return {e.constTensor(op.getSlopesOrDefault()),
-          op.getMode() == AlibiMode::symmetric};
+  SmallVector<double> slopes = op.getSlopesOrDefault();
+  SmallVector<float> f32Slopes(slopes.begin(), slopes.end());
+  auto type =
+      RankedTensorType::get({int64_t(f32Slopes.size())}, e.b.getF32Type());
+  Value table = arith::ConstantOp::create(
+      e.b, e.loc, DenseElementsAttr::get(type, ArrayRef<float>(f32Slopes)));
+  return {table, op.getMode() == AlibiMode::symmetric};
 }
 
 Value AlibiArithmetic::at(LinalgBuilder &e, Value rel, Value h) const {
-  // |rel| < 2^53, so the f64 distance is exact.
-  Value d = e.i64ToF64(rel);
+  // In f32 through i32: both convert with vector instructions (i64 -> float
+  // has none on AVX2), and an f32 result keeps 24 bits of the distance
+  // anyway. Clamping first keeps distances beyond ±2^31 saturated instead
+  // of wrapped.
+  OpBuilder &b = e.b;
+  Location l = e.loc;
+  Value lo = e.cI64(-(int64_t(1) << 31) + 1),
+        hi = e.cI64((int64_t(1) << 31) - 1);
+  Value clamped =
+      arith::MinSIOp::create(b, l, arith::MaxSIOp::create(b, l, rel, lo), hi);
+  Value r32 = arith::TruncIOp::create(b, l, b.getI32Type(), clamped);
+  Value d = arith::SIToFPOp::create(b, l, b.getF32Type(), r32);
   Value m = e.extract(slopes, {h});
   if (symmetric)
     return arith::NegFOp::create(
-        e.b, e.loc,
-        arith::MulFOp::create(e.b, e.loc, m,
-                              math::AbsFOp::create(e.b, e.loc, d)));
-  return arith::MulFOp::create(e.b, e.loc, m, d);
+        b, l, arith::MulFOp::create(b, l, m, math::AbsFOp::create(b, l, d)));
+  return arith::MulFOp::create(b, l, m, d);
 }
 
 RelBiasArithmetic RelBiasArithmetic::prepare(LinalgBuilder &e, RelBiasOp op,

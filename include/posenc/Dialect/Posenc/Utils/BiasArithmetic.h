@@ -16,9 +16,9 @@
 
 namespace mlir::posenc {
 
-/// ALiBi: m_h·rel (causal) or −m_h·|rel| (symmetric), in f64.
+/// ALiBi: m_h·rel (causal) or −m_h·|rel| (symmetric), in f32.
 struct AlibiArithmetic {
-  Value slopes; // tensor<H x f64>
+  Value slopes; // tensor<H x f32>
   bool symmetric;
 
   static AlibiArithmetic prepare(LinalgBuilder &e, AlibiBiasOp op);
