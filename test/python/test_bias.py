@@ -156,3 +156,22 @@ def test_rel_key_bias(rng, batched_k, dtype):
     y = from_bf16(y) if dtype == "bf16" else y
     err = rel_err(y, ref.rel_key_bias(q, emb, qp, kp, m))
     assert err <= (1e-2 if dtype == "bf16" else 1e-5), err
+
+
+def test_alibi_default_slopes_every_head_count():
+    """Default slopes for every head count 1..96 in one compiled module."""
+    import posenc
+
+    funcs = []
+    for n in range(1, 97):
+        rt = tensor_type((n, 3, 5), "f32")
+        funcs.append(
+            f"func.func @h{n}(%q: tensor<3xi32>, %k: tensor<5xi32>) -> {rt} {{\n"
+            f"  %b = posenc.alibi_bias %q, %k mode causal {{num_heads = {n} : i64}} : "
+            f"tensor<3xi32>, tensor<5xi32> -> {rt}\n  return %b : {rt}\n}}\n")
+    module = posenc.compile("".join(funcs))
+    q = np.array([0, 7, 100], np.int32)
+    k = np.array([0, 3, 50, 99, 1000], np.int32)
+    for n in range(1, 97):
+        got = module.call(f"h{n}", q, k)
+        assert rel_err(got, ref.alibi_bias(q, k, n)) <= 1e-6, n
