@@ -457,16 +457,11 @@ struct AttentionOpLowering : OpConversionPattern<AttentionOp> {
     LinalgBuilder e{rewriter, loc};
     MLIRContext *ctx = rewriter.getContext();
     Value q = adaptor.getQ(), k = adaptor.getK(), v = adaptor.getV();
-    RankedTensorType qTy = op.getQ().getType(), kTy = op.getK().getType();
-    int64_t hq = qTy.getDimSize(2), hkv = kTy.getDimSize(2);
-    if (ShapedType::isDynamic(hq) || ShapedType::isDynamic(hkv))
-      return rewriter.notifyMatchFailure(
-          op, "lowering needs static head counts (GQA group size)");
-    std::optional<double> scale = op.getScaleOrDefault();
-    if (!scale)
-      return rewriter.notifyMatchFailure(
-          op, "lowering needs a static key head dim or an explicit scale");
-    int64_t group = hq / hkv;
+    int64_t group;
+    double scaleValue;
+    if (failed(getAttentionShape(rewriter, op, group, scaleValue)))
+      return failure();
+    std::optional<double> scale = scaleValue;
 
     auto d = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
     using IT = utils::IteratorType;

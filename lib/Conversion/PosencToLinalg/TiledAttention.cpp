@@ -270,15 +270,12 @@ struct TiledAttentionLowering : OpConversionPattern<AttentionOp> {
                   ConversionPatternRewriter &rewriter) const override {
     Location loc = op.getLoc();
     LinalgBuilder e{rewriter, loc};
+    int64_t group;
+    double scale;
+    if (failed(getAttentionShape(rewriter, op, group, scale)))
+      return failure();
     int64_t hq = op.getQ().getType().getDimSize(2);
-    int64_t hkv = op.getK().getType().getDimSize(2);
-    if (ShapedType::isDynamic(hq) || ShapedType::isDynamic(hkv))
-      return rewriter.notifyMatchFailure(
-          op, "lowering needs static head counts (GQA group size)");
-    std::optional<double> scale = op.getScaleOrDefault();
-    if (!scale)
-      return rewriter.notifyMatchFailure(
-          op, "lowering needs a static key head dim or an explicit scale");
+    int64_t hkv = hq / group;
 
     TiledAttention t;
     t.op = op;
@@ -286,10 +283,10 @@ struct TiledAttentionLowering : OpConversionPattern<AttentionOp> {
     t.k = adaptor.getK();
     t.v = adaptor.getV();
     t.bias = adaptor.getBias();
-    t.group = hq / hkv;
+    t.group = group;
     t.tileQ = tileQ;
     t.tileK = tileK;
-    t.scale = *scale;
+    t.scale = scale;
     t.causal = op.getCausal();
     t.elemTy = op.getResult().getType().getElementType();
     t.dk = e.dim(t.q, 3);
@@ -331,6 +328,23 @@ struct TiledAttentionLowering : OpConversionPattern<AttentionOp> {
   int64_t tileQ, tileK;
 };
 } // namespace
+
+LogicalResult mlir::posenc::getAttentionShape(RewriterBase &rewriter,
+                                              AttentionOp op, int64_t &group,
+                                              double &scale) {
+  int64_t hq = op.getQ().getType().getDimSize(2);
+  int64_t hkv = op.getK().getType().getDimSize(2);
+  if (ShapedType::isDynamic(hq) || ShapedType::isDynamic(hkv))
+    return rewriter.notifyMatchFailure(
+        op, "lowering needs static head counts (GQA group size)");
+  std::optional<double> s = op.getScaleOrDefault();
+  if (!s)
+    return rewriter.notifyMatchFailure(
+        op, "lowering needs a static key head dim or an explicit scale");
+  group = hq / hkv;
+  scale = *s;
+  return success();
+}
 
 void mlir::posenc::populateTiledAttentionLoweringPattern(
     RewritePatternSet &patterns, int64_t tileQ, int64_t tileK) {
