@@ -200,57 +200,113 @@ struct RopeOpLowering : OpConversionPattern<RopeOp> {
     Value omega = ropeFrequencies(e, op, pos, rotary);
     Value cosT, sinT;
     std::tie(cosT, sinT) = angleTables(e, pos, omega, half, factor);
-    bool batchedPos = cast<RankedTensorType>(pos.getType()).getRank() == 2;
-
+    int64_t posRank = cast<RankedTensorType>(pos.getType()).getRank();
+    MLIRContext *ctx = rewriter.getContext();
+    Location loc = op.getLoc();
     auto xTy = cast<RankedTensorType>(x.getType());
     Type elemTy = xTy.getElementType();
-    SmallVector<OpFoldResult> sizes;
-    for (int64_t i = 0; i < 4; ++i)
-      sizes.push_back(e.dim(x, i));
-    AffineMap id = rewriter.getMultiDimIdentityMap(4);
-    SmallVector<utils::IteratorType> its(4, utils::IteratorType::parallel);
-    Value result = e.generic(
-        xTy, x, e.empty(sizes, elemTy), {id, id}, its,
+    using IT = utils::IteratorType;
+
+    // The rotated part of x viewed as pairs: [B, S, H, 2, R/2] for `half`
+    // (pair i is (x[0, i], x[1, i])) or [B, S, H, R/2, 2] for `interleaved`.
+    // Every operand of the rotation is then an affine map of the same
+    // iteration space, and its innermost dim is contiguous: one vectorized
+    // pass over x.
+    int64_t headDim = xTy.getDimSize(3);
+    bool partial = ShapedType::isDynamic(headDim) || rotary != headDim;
+    SmallVector<OpFoldResult> xSizes = e.sizes(x);
+    Value xr = x;
+    if (partial) {
+      SmallVector<OpFoldResult> sliceSizes(xSizes);
+      sliceSizes[3] = rewriter.getIndexAttr(rotary);
+      SmallVector<OpFoldResult> zeros(4, rewriter.getIndexAttr(0)),
+          ones(4, rewriter.getIndexAttr(1));
+      xr = tensor::ExtractSliceOp::create(rewriter, loc, x, zeros, sliceSizes,
+                                          ones);
+    }
+    int64_t sideDim = interleaved ? 4 : 3, pairDim = interleaved ? 3 : 4;
+    SmallVector<OpFoldResult> pairSizes(xSizes.begin(), xSizes.begin() + 3);
+    pairSizes.resize(5);
+    pairSizes[sideDim] = rewriter.getIndexAttr(2);
+    pairSizes[pairDim] = rewriter.getIndexAttr(half);
+    SmallVector<int64_t> pairShape;
+    for (OpFoldResult ofr : pairSizes) {
+      std::optional<int64_t> c = getConstantIntValue(ofr);
+      pairShape.push_back(c ? *c : ShapedType::kDynamic);
+    }
+    auto pairTy = RankedTensorType::get(pairShape, elemTy);
+    SmallVector<ReassociationIndices> reassoc = {{0}, {1}, {2}, {3, 4}};
+    Value xe = tensor::ExpandShapeOp::create(rewriter, loc, pairTy, xr, reassoc,
+                                             pairSizes);
+
+    // Per-position tables [P..., side, pair] (or [P..., pair, side]):
+    // cos, and sin with the sign of each side folded in (-sin for the first
+    // element of a pair, +sin for the second).
+    auto d = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
+    SmallVector<OpFoldResult> tableSizes;
+    for (int64_t i = 0; i < posRank; ++i)
+      tableSizes.push_back(e.dim(pos, i));
+    int64_t tSide = posRank + (interleaved ? 1 : 0);
+    int64_t tPair = posRank + (interleaved ? 0 : 1);
+    tableSizes.resize(posRank + 2);
+    tableSizes[tSide] = rewriter.getIndexAttr(2);
+    tableSizes[tPair] = rewriter.getIndexAttr(half);
+    SmallVector<AffineExpr> fromTable;
+    for (int64_t i = 0; i < posRank; ++i)
+      fromTable.push_back(d(i));
+    fromTable.push_back(d(tPair));
+    AffineMap tableToAngles = AffineMap::get(posRank + 2, 0, fromTable, ctx);
+    AffineMap tableId = rewriter.getMultiDimIdentityMap(posRank + 2);
+    Type f32 = rewriter.getF32Type();
+    Value cosInit = e.empty(tableSizes, f32),
+          sinInit = e.empty(tableSizes, f32);
+    auto sidedTables = linalg::GenericOp::create(
+        rewriter, loc, TypeRange{cosInit.getType(), sinInit.getType()},
+        ValueRange{cosT, sinT}, ValueRange{cosInit, sinInit},
+        ArrayRef<AffineMap>{tableToAngles, tableToAngles, tableId, tableId},
+        SmallVector<IT>(posRank + 2, IT::parallel),
         [&](OpBuilder &nb, Location nl, ValueRange args) {
           LinalgBuilder n{nb, nl};
-          using P = arith::CmpIPredicate;
-          Value bI = n.index(0), sI = n.index(1), hI = n.index(2),
-                dI = n.index(3);
-          Value inRot = n.cmpI(P::ult, dI, n.cIndex(rotary));
-          Value first, pair, partner;
-          if (interleaved) {
-            Value odd = arith::AndIOp::create(nb, nl, dI, n.cIndex(1));
-            first = n.cmpI(P::eq, odd, n.cIndex(0));
-            pair = arith::ShRUIOp::create(nb, nl, dI, n.cIndex(1));
-            partner =
-                n.select(first, arith::AddIOp::create(nb, nl, dI, n.cIndex(1)),
-                         arith::SubIOp::create(nb, nl, dI, n.cIndex(1)));
-          } else {
-            first = n.cmpI(P::ult, dI, n.cIndex(half));
-            Value lower = arith::SubIOp::create(nb, nl, dI, n.cIndex(half));
-            pair = n.select(first, dI, lower);
-            partner = n.select(
-                first, arith::AddIOp::create(nb, nl, dI, n.cIndex(half)),
-                lower);
-          }
-          // Dims past R read pair 0 and themselves; the result is x there.
-          pair = n.select(inRot, pair, n.cIndex(0));
-          partner = n.select(inRot, partner, dI);
-          SmallVector<Value> tIdx;
-          if (batchedPos)
-            tIdx.push_back(bI);
-          tIdx.append({sI, pair});
-          Value c = n.extract(cosT, tIdx), s = n.extract(sinT, tIdx);
-          Value xv = n.toF32(args[0]);
-          Value xp = n.toF32(n.extract(x, {bI, sI, hI, partner}));
-          // First of a pair: x_u·c − x_v·s; second: x_v·c + x_u·s.
-          Value signedS = n.select(first, arith::NegFOp::create(nb, nl, s), s);
-          Value rot = arith::AddFOp::create(
-              nb, nl, arith::MulFOp::create(nb, nl, xv, c),
-              arith::MulFOp::create(nb, nl, xp, signedS));
-          Value y = n.select(inRot, rot, xv);
+          Value first =
+              n.cmpI(arith::CmpIPredicate::eq, n.index(tSide), n.cIndex(0));
+          Value sn =
+              n.select(first, arith::NegFOp::create(nb, nl, args[1]), args[1]);
+          yieldValues(nb, nl, ValueRange{args[0], sn});
+        });
+    Value cos2 = sidedTables.getResult(0), sin2 = sidedTables.getResult(1);
+
+    // y[.., k, i] = x[.., k, i]·cos + x[.., 1-k, i]·(±sin).
+    SmallVector<AffineExpr> partnerExprs = {d(0), d(1), d(2), d(3), d(4)};
+    partnerExprs[sideDim] = 1 - d(sideDim);
+    AffineMap partner = AffineMap::get(5, 0, partnerExprs, ctx);
+    SmallVector<AffineExpr> tableExprs;
+    if (posRank == 2)
+      tableExprs.push_back(d(0));
+    tableExprs.append({d(1), d(3), d(4)});
+    AffineMap tableMap = AffineMap::get(5, 0, tableExprs, ctx);
+    AffineMap id5 = rewriter.getMultiDimIdentityMap(5);
+    Value rotated = e.generic(
+        pairTy, {xe, xe, cos2, sin2}, e.empty(pairSizes, elemTy),
+        {id5, partner, tableMap, tableMap, id5},
+        SmallVector<IT>(5, IT::parallel),
+        [&](OpBuilder &nb, Location nl, ValueRange args) {
+          LinalgBuilder n{nb, nl};
+          Value y = arith::AddFOp::create(
+              nb, nl, arith::MulFOp::create(nb, nl, n.toF32(args[0]), args[2]),
+              arith::MulFOp::create(nb, nl, n.toF32(args[1]), args[3]));
           yieldValues(nb, nl, n.fromFloat(y, elemTy));
         });
+    Value result = tensor::CollapseShapeOp::create(
+        rewriter, loc, cast<RankedTensorType>(xr.getType()), rotated, reassoc);
+    if (partial) {
+      // Dims >= R are copied unchanged: the rotated block goes into x.
+      SmallVector<OpFoldResult> zeros(4, rewriter.getIndexAttr(0)),
+          ones(4, rewriter.getIndexAttr(1));
+      SmallVector<OpFoldResult> sliceSizes(xSizes);
+      sliceSizes[3] = rewriter.getIndexAttr(rotary);
+      result = tensor::InsertSliceOp::create(rewriter, loc, result, x, zeros,
+                                             sliceSizes, ones);
+    }
     rewriter.replaceOp(op, result);
     return success();
   }

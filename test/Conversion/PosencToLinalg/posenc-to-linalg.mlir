@@ -1,7 +1,12 @@
 // RUN: posenc-opt %s -convert-posenc-to-linalg -split-input-file | FileCheck %s
 
 // Frequencies are f64 constants; angles are formed and evaluated in f64
-// once per (position, pair); the rotation reads the f32 tables.
+// once per (position, pair); x is viewed as pairs [B, S, H, 2, R/2] and
+// rotated in one generic whose operands are all affine (partner side
+// 1 - k), reading per-position cos and signed-sin tables.
+// CHECK-DAG: #[[ID5:.+]] = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d3, d4)>
+// CHECK-DAG: #[[PARTNER:.+]] = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, -d3 + 1, d4)>
+// CHECK-DAG: #[[TABLE:.+]] = affine_map<(d0, d1, d2, d3, d4) -> (d1, d3, d4)>
 // CHECK-LABEL: func @rope_half
 // CHECK: %[[W:.+]] = arith.constant dense<[1.000000e+00, 1.000000e-01, {{.+}}, 1.000000e-03]> : tensor<4xf64>
 // CHECK: %[[T:.+]]:2 = linalg.generic
@@ -10,9 +15,12 @@
 // CHECK: math.cos %{{.+}} : f64
 // CHECK: math.sin %{{.+}} : f64
 // CHECK: -> (tensor<5x4xf32>, tensor<5x4xf32>)
-// CHECK: linalg.generic
-// CHECK: tensor.extract %[[T]]#0
-// CHECK: tensor.extract %[[T]]#1
+// CHECK: %[[X:.+]] = tensor.expand_shape %arg0 {{\[}}[0], [1], [2], [3, 4]] output_shape [2, 5, 3, 2, 4]
+// CHECK: %[[S:.+]]:2 = linalg.generic {{.*}} ins(%[[T]]#0, %[[T]]#1 : tensor<5x4xf32>, tensor<5x4xf32>) outs({{.*}} : tensor<5x2x4xf32>, tensor<5x2x4xf32>)
+// CHECK: arith.negf
+// CHECK: %[[R:.+]] = linalg.generic {indexing_maps = [#[[ID5]], #[[PARTNER]], #[[TABLE]], #[[TABLE]], #[[ID5]]]
+// CHECK-SAME: ins(%[[X]], %[[X]], %[[S]]#0, %[[S]]#1
+// CHECK: tensor.collapse_shape %[[R]] {{\[}}[0], [1], [2], [3, 4]]
 // CHECK-NOT: posenc.
 func.func @rope_half(%x: tensor<2x5x3x8xf32>, %p: tensor<5xi32>) -> tensor<2x5x3x8xf32> {
   %y = posenc.rope %x, %p layout half : tensor<2x5x3x8xf32>, tensor<5xi32>
