@@ -15,7 +15,8 @@ def attention_ir(q, k, v, bias=None, scale=None, causal=False, score_mod=None, c
     if bias is not None:
         args.append(("bias", type_of(bias)))
     args += [(n, t) for n, t in captures]
-    rt = tensor_type(q.shape[:3] + (v.shape[3],), {np.float32: "f32", np.uint16: "bf16"}[q.dtype.type])
+    rt = tensor_type(q.shape[:3] + (v.shape[3],),
+                     {np.float32: "f32", np.uint16: "bf16", np.float16: "f16"}[q.dtype.type])
     text = "%o = posenc.attention %q, %k, %v"
     if bias is not None:
         text += f" bias(%bias : {type_of(bias)})"
@@ -147,3 +148,13 @@ def test_mla_absorb_bf16_scale(rng):
     (o,) = run(mla_ir(ops, True, 0.125, "bf16"), ops)
     expected = ref.mla_absorb(*[from_bf16(a) for a in ops], scale=0.125, causal=True)
     assert rel_err(from_bf16(o), expected) <= 1e-2
+
+
+def test_attention_f16_with_bias(rng):
+    """f16 q/k/v and an f16 bias; arithmetic in f32, result rounded once."""
+    q, k, v = (rng.uniform(-1, 1, size=(1, 12, 4, 16)).astype(np.float16) for _ in range(3))
+    bias = rng.uniform(-2, 2, size=(4, 12, 12)).astype(np.float16)
+    (o,) = run(attention_ir(q, k, v, bias=bias, causal=True), [q, k, v, bias])
+    assert o.dtype == np.float16
+    expected = ref.attention(q, k, v, bias=bias, causal=True)
+    assert rel_err(o, expected) <= 2e-3

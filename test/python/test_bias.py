@@ -175,3 +175,16 @@ def test_alibi_default_slopes_every_head_count():
     for n in range(1, 97):
         got = module.call(f"h{n}", q, k)
         assert rel_err(got, ref.alibi_bias(q, k, n)) <= 1e-6, n
+
+
+def test_alibi_and_sinusoidal_f16(rng):
+    qp = rng.integers(0, 300, size=6).astype(np.int32)
+    ir = bias_ir("alibi_bias", [qp, qp], ["num_heads = 5 : i64"],
+                 tensor_type((5, 6, 6), "f16"), kw=" mode symmetric")
+    (y,) = run(ir, [qp, qp])
+    assert y.dtype == np.float16
+    assert rel_err(y, ref.alibi_bias(qp, qp, 5, mode="symmetric")) <= 1e-3
+    ir = bias_ir("sinusoidal", [qp], ["dim = 32 : i64"], tensor_type((6, 32), "f16"),
+                 kw=" layout interleaved")
+    (s,) = run(ir, [qp])
+    assert np.max(np.abs(s.astype(np.float64) - ref.sinusoidal(qp, 32))) <= 1e-3
