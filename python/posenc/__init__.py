@@ -12,6 +12,8 @@ of the compiler.
 
 import numpy as np
 
+from . import reference
+
 try:
     from . import _posenc
 except ImportError:  # the source tree without a build: reference only
