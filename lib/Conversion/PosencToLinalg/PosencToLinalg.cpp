@@ -614,11 +614,8 @@ struct AttentionOpLowering : OpConversionPattern<AttentionOp> {
         SmallVector<IT>(4, IT::parallel),
         [&](OpBuilder &nb, Location nl, ValueRange args) {
           LinalgBuilder n{nb, nl};
-          Value empty = arith::CmpFOp::create(nb, nl, arith::CmpFPredicate::OEQ,
-                                              args[1], n.cF32(0.0f));
-          Value o = n.select(empty, n.cF32(0.0f),
-                             arith::DivFOp::create(nb, nl, args[0], args[1]));
-          yieldValues(nb, nl, n.fromFloat(o, elemTy));
+          yieldValues(nb, nl,
+                      n.fromFloat(n.divideOrZero(args[0], args[1]), elemTy));
         });
     rewriter.replaceOp(op, result);
     return success();

@@ -249,11 +249,8 @@ struct TiledAttention {
         {IT::parallel, IT::parallel, IT::parallel},
         [&](OpBuilder &nb, Location nl, ValueRange args) {
           LinalgBuilder n{nb, nl};
-          Value empty = arith::CmpFOp::create(nb, nl, arith::CmpFPredicate::OEQ,
-                                              args[1], n.cF32(0.0f));
-          Value r = n.select(empty, n.cF32(0.0f),
-                             arith::DivFOp::create(nb, nl, args[0], args[1]));
-          yieldValues(nb, nl, n.fromFloat(r, elemTy));
+          yieldValues(nb, nl,
+                      n.fromFloat(n.divideOrZero(args[0], args[1]), elemTy));
         });
     SmallVector<OpFoldResult> strides(4, one);
     return tensor::InsertSliceOp::create(rb, loc, o, out, {b, i0, h0, zero},
