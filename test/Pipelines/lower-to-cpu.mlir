@@ -4,8 +4,11 @@
 // RUN: posenc-opt %s --posenc-lower-to-cpu=fuse-elementwise=false | FileCheck %s
 // RUN: posenc-opt %s --posenc-lower-to-cpu | FileCheck %s --check-prefix=NONE
 
+// Rope angles are reduced in f64 and evaluated by f32 polynomials.
 // CHECK: llvm.func @layer(
-// CHECK: llvm.intr.cos({{.*}}) : (f64) -> f64
+// CHECK-NOT: llvm.intr.cos
+// CHECK: llvm.intr.roundeven({{.*}}) : (f64) -> f64
+// CHECK: llvm.intr.fma({{.*}}) : (f32, f32, f32) -> f32
 
 // A file of only -NOT checks scans the whole output.
 // NONE-NOT: posenc.

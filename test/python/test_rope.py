@@ -125,13 +125,17 @@ def test_yarn_untruncated_and_partial(rng):
     check_rope(rng, (2, 8, 2, 64), "interleaved", rotary_dim=48, base=10000.0, scaling=sc)
 
 
-@pytest.mark.parametrize("p0", [2**20 - 7, 2**24 - 16])
+@pytest.mark.parametrize("p0", [2**20 - 7, 2**24 - 16, "random"])
 @pytest.mark.parametrize("layout", ["half", "interleaved"])
-def test_accuracy_contract(p0, layout):
-    """|cos θ − cos_f64 θ| <= 1e-6 for positions up to 2^24 − 1."""
+def test_accuracy_contract(rng, p0, layout):
+    """|cos θ − cos_f64 θ| <= 1e-6 for positions up to 2^24 − 1 (either
+    sign): every quadrant of the f64 range reduction is hit."""
     d = 128
-    pos = np.arange(p0, p0 + 16, dtype=np.int32)
-    x = np.zeros((1, 16, 1, d), np.float32)
+    if p0 == "random":
+        pos = rng.integers(-(2**24) + 1, 2**24, size=512).astype(np.int32)
+    else:
+        pos = np.arange(p0, p0 + 16, dtype=np.int32)
+    x = np.zeros((1, len(pos), 1, d), np.float32)
     if layout == "half":
         x[..., : d // 2] = 1.0  # y_u = cos θ, y_v = sin θ
     else:

@@ -168,15 +168,16 @@ std::pair<Value, Value> angleTables(LinalgBuilder &e, Value pos, Value omega,
         LinalgBuilder n{nb, nl};
         Value p = n.i64ToF64(n.toI64(args[0]));
         Value theta = arith::MulFOp::create(nb, nl, p, args[1]);
-        Value c = math::CosOp::create(nb, nl, theta);
-        Value s = math::SinOp::create(nb, nl, theta);
+        // Rounded to f32 right away: posenc-approximate-math turns
+        // truncf(cos(f64)) into an f64 range reduction and f32 polynomial.
+        Type f32 = nb.getF32Type();
+        Value c = n.fromFloat(math::CosOp::create(nb, nl, theta), f32);
+        Value s = n.fromFloat(math::SinOp::create(nb, nl, theta), f32);
         if (factor != 1.0) {
-          c = arith::MulFOp::create(nb, nl, c, n.cF64(factor));
-          s = arith::MulFOp::create(nb, nl, s, n.cF64(factor));
+          c = arith::MulFOp::create(nb, nl, c, n.cF32(factor));
+          s = arith::MulFOp::create(nb, nl, s, n.cF32(factor));
         }
-        yieldValues(nb, nl,
-                    ValueRange{n.fromFloat(c, nb.getF32Type()),
-                               n.fromFloat(s, nb.getF32Type())});
+        yieldValues(nb, nl, ValueRange{c, s});
       });
   return {gen.getResult(0), gen.getResult(1)};
 }
@@ -356,8 +357,10 @@ struct SinusoidalOpLowering : OpConversionPattern<SinusoidalOp> {
           Value p = n.i64ToF64(n.toI64(args[0]));
           Value theta =
               arith::MulFOp::create(nb, nl, p, n.extract(omega, {pair}));
-          Value v = n.select(isSin, math::SinOp::create(nb, nl, theta),
-                             math::CosOp::create(nb, nl, theta));
+          Type f32 = nb.getF32Type();
+          Value v = n.select(
+              isSin, n.fromFloat(math::SinOp::create(nb, nl, theta), f32),
+              n.fromFloat(math::CosOp::create(nb, nl, theta), f32));
           yieldValues(nb, nl, n.fromFloat(v, elemTy));
         });
     rewriter.replaceOp(op, result);

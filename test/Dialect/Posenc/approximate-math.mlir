@@ -14,3 +14,46 @@ func.func @exps(%a: f32, %v: vector<8xf32>, %d: f64) -> (f32, vector<8xf32>, f64
   %3 = math.cos %a : f32
   return %0, %1, %2, %3 : f32, vector<8xf32>, f64, f32
 }
+
+// An f64 angle whose sin/cos is rounded to f32: reduced in f64 by
+// k = roundeven(θ·2/π) and a two-part π/2, then f32 polynomials.
+// CHECK-LABEL: func @narrowed_trig
+// CHECK-NOT: math.sin
+// CHECK-NOT: math.cos
+// CHECK: %[[K:.+]] = math.roundeven %{{.+}} : f64
+// CHECK: %[[R1:.+]] = math.fma %[[K]], %{{.+}}, %{{.+}} : f64
+// CHECK: %[[R2:.+]] = math.fma %[[K]], %{{.+}}, %[[R1]] : f64
+// CHECK: arith.truncf %[[R2]] : f64 to f32
+// CHECK: math.floor
+// CHECK: arith.select
+// CHECK: arith.negf %{{.+}} : f32
+// CHECK: arith.truncf %{{.+}} : f32 to bf16
+// CHECK: return
+func.func @narrowed_trig(%t: f64) -> (f32, bf16) {
+  %s = math.sin %t : f64
+  %c = math.cos %t : f64
+  %s32 = arith.truncf %s : f64 to f32
+  %c16 = arith.truncf %c : f64 to bf16
+  return %s32, %c16 : f32, bf16
+}
+
+// Vectors take the same path with splat constants.
+// CHECK-LABEL: func @narrowed_trig_vector
+// CHECK-NOT: math.cos
+// CHECK: math.roundeven %{{.+}} : vector<4xf64>
+// CHECK: arith.truncf %{{.+}} : vector<4xf64> to vector<4xf32>
+func.func @narrowed_trig_vector(%t: vector<4xf64>) -> vector<4xf32> {
+  %c = math.cos %t : vector<4xf64>
+  %c32 = arith.truncf %c : vector<4xf64> to vector<4xf32>
+  return %c32 : vector<4xf32>
+}
+
+// A sin/cos kept in f64, or of an f32 angle, stays a libm call.
+// CHECK-LABEL: func @negative_wide_trig
+// CHECK: math.sin %{{.+}} : f64
+// CHECK: math.cos %{{.+}} : f32
+func.func @negative_wide_trig(%t: f64, %u: f32) -> (f64, f32) {
+  %s = math.sin %t : f64
+  %c = math.cos %u : f32
+  return %s, %c : f64, f32
+}

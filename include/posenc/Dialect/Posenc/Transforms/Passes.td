@@ -120,13 +120,20 @@ def PosencFuseBiasIntoAttentionPass
 }
 
 def PosencApproximateMathPass : Pass<"posenc-approximate-math"> {
-  let summary = "Replace f32 math.exp by a vectorizable polynomial";
+  let summary = "Vectorizable f32 exp, and sin/cos of f64 angles rounded to f32";
   let description = [{
-    The softmax of attention evaluates exp once per score; as a libm call
-    it is scalar and dominates the tiled attention loop. This rewrites f32
-    `math.exp` (scalars and vectors) into MLIR's polynomial approximation
-    (a few ulp), which the backend vectorizes. float64 math (rope angles)
-    is left alone: the accuracy contract of RoPE needs libm there.
+    The softmax of attention evaluates exp once per score, and RoPE and
+    sinusoidal evaluate sin and cos once per (position, pair); as libm calls
+    they are scalar and dominate their loops. This pass rewrites
+
+    - f32 `math.exp` (scalars and vectors) into MLIR's polynomial
+      approximation (a few ulp);
+    - `arith.truncf (math.sin|math.cos %theta : f64)` to f32/f16/bf16 into a
+      range reduction in f64 (θ = k·π/2 + r with a two-part π/2 and FMA, so
+      angles of positions up to 2^24 keep DESIGN §4's 1e-6 contract) and
+      f32 polynomials for sin r and cos r, selected and signed by k mod 4.
+
+    f64 math whose result stays f64 is left to libm.
   }];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
