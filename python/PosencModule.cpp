@@ -160,4 +160,8 @@ PYBIND11_MODULE(_posenc, m) {
         return PyModule{unwrap(std::move(compiled))};
       },
       py::arg("source"), py::arg("pipeline") = "posenc-lower-to-cpu");
+  m.def("retain_freed_large_buffers", &retainFreedLargeBuffers,
+        "Keep freed large blocks in malloc's heap (process-wide) so each "
+        "call's result reuses pages instead of faulting in new ones; False "
+        "where unsupported");
 }

@@ -34,6 +34,10 @@
 #include <cstring>
 #include <mutex>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 using namespace mlir;
 using namespace mlir::posenc;
 using namespace mlir::posenc::runtime;
@@ -359,4 +363,14 @@ CompiledModule::run(llvm::StringRef name, llvm::ArrayRef<HostArray> args) {
   for (void *p : toFree)
     std::free(p);
   return outputs;
+}
+
+bool mlir::posenc::runtime::retainFreedLargeBuffers() {
+#if defined(__GLIBC__)
+  // No mmap'ed blocks at all (glibc caps M_MMAP_THRESHOLD at 32 MiB), and
+  // no trimming of the heap top below 1 GiB.
+  return mallopt(M_MMAP_MAX, 0) == 1 && mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1;
+#else
+  return false;
+#endif
 }

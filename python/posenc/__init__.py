@@ -73,3 +73,13 @@ def compile(source, target="cpu", pipeline=None):
     if target != "cpu":
         raise ValueError(f"unknown target {target!r}; supported: 'cpu'")
     return Module(_posenc.compile(source, pipeline or "posenc-lower-to-cpu"))
+
+
+def retain_freed_large_buffers():
+    """Makes malloc keep freed large blocks in its heap (process-wide), so
+    each call's result reuses the previous one's pages instead of faulting
+    in fresh ones. For benchmarks and serving loops; returns False where the
+    C library has no such control."""
+    if _posenc is None:
+        raise ImportError("posenc._posenc is not built; run scripts/build.sh")
+    return _posenc.retain_freed_large_buffers()

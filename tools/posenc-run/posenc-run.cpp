@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <sys/mman.h>
 
 using namespace llvm;
 using namespace mlir::posenc::runtime;
@@ -45,6 +46,11 @@ static cl::opt<bool> printTiming("print-timing",
                                  cl::init(false));
 static cl::opt<unsigned long long>
     seed("seed", cl::desc("Seed of random inputs"), cl::init(0));
+static cl::opt<bool> retainBuffers(
+    "retain-freed-buffers",
+    cl::desc("With --benchmark: keep freed large blocks in malloc's heap so "
+             "each run's result reuses the last one's pages (default on)"),
+    cl::init(true));
 
 static int fail(const Twine &msg) {
   errs() << "posenc-run: " << msg << "\n";
@@ -161,8 +167,13 @@ int main(int argc, char **argv) {
   if (benchmark > 0) {
     // Times the compiled code alone, and two copies of the result bytes in
     // the same process: into a reused buffer (the bandwidth bound) and into
-    // a fresh allocation (what any function returning a new tensor pays
-    // for page faults on its output).
+    // freshly mapped pages (what a result pays for page faults when malloc
+    // maps every large block anew, the glibc default).
+    bool retained = retainBuffers && retainFreedLargeBuffers();
+    outs() << "large result buffers: "
+           << (retained ? "reused across runs (--retain-freed-buffers)"
+                        : "mapped anew per run (malloc default)")
+           << "\n";
     std::vector<double> ms, copyMs, freshMs;
     size_t bytes = 0;
     for (const HostArray &r : *results)
@@ -182,12 +193,15 @@ int main(int argc, char **argv) {
       std::memcpy(dst.data(), src.data(), bytes);
       copyMs.push_back(msSince(start));
       start = std::chrono::steady_clock::now();
-      void *fresh = std::malloc(std::max<size_t>(bytes, 1));
+      size_t mapped = std::max<size_t>(bytes, 1);
+      void *fresh = mmap(nullptr, mapped, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (fresh == MAP_FAILED)
+        return fail("cannot map " + Twine(mapped) + " bytes");
       std::memcpy(fresh, src.data(), bytes);
       // Keeps the copy from being optimized away.
-      src[i % std::max<size_t>(bytes, 1)] ^=
-          static_cast<uint8_t *>(fresh)[(i * 7) % std::max<size_t>(bytes, 1)];
-      std::free(fresh);
+      src[i % mapped] ^= static_cast<uint8_t *>(fresh)[(i * 7) % mapped];
+      munmap(fresh, mapped);
       freshMs.push_back(msSince(start));
     }
     auto median = [](std::vector<double> &v) {
@@ -202,10 +216,10 @@ int main(int argc, char **argv) {
     if (bytes > 0) {
       outs() << "memcpy of the result bytes (" << bytes << " B): median "
              << format("%.3f", copyMed) << " ms (reused buffer), "
-             << format("%.3f", freshMed) << " ms (fresh allocation)\n";
+             << format("%.3f", freshMed) << " ms (fresh pages)\n";
       outs() << "ratio to memcpy: " << format("%.2f", med / copyMed)
              << "x (reused), " << format("%.2f", med / freshMed)
-             << "x (fresh)\n";
+             << "x (fresh pages)\n";
     }
   }
   return 0;

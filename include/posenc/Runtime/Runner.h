@@ -69,6 +69,14 @@ private:
   std::unique_ptr<Impl> impl;
 };
 
+/// Makes glibc's malloc serve large blocks from its heap and keep them when
+/// freed, instead of an mmap/munmap per block: the result buffer a call
+/// frees then backs the next call's result without first-touch page faults
+/// (for a 64 MiB result, as long as the copy itself). Process-wide, for
+/// benchmarks and serving loops; returns false where the C library offers
+/// no such control.
+bool retainFreedLargeBuffers();
+
 } // namespace mlir::posenc::runtime
 
 #endif // POSENC_RUNTIME_RUNNER_H
