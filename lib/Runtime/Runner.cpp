@@ -30,6 +30,7 @@
 #include "llvm/Target/TargetMachine.h"
 
 #include <chrono>
+#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -368,8 +369,8 @@ CompiledModule::run(llvm::StringRef name, llvm::ArrayRef<HostArray> args) {
 bool mlir::posenc::runtime::retainFreedLargeBuffers() {
 #if defined(__GLIBC__)
   // No mmap'ed blocks at all (glibc caps M_MMAP_THRESHOLD at 32 MiB), and
-  // no trimming of the heap top below 1 GiB.
-  return mallopt(M_MMAP_MAX, 0) == 1 && mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1;
+  // no trimming of the heap top below 2 GiB.
+  return mallopt(M_MMAP_MAX, 0) == 1 && mallopt(M_TRIM_THRESHOLD, INT_MAX) == 1;
 #else
   return false;
 #endif

@@ -426,13 +426,75 @@ struct RelBiasOpLowering : OpConversionPattern<RelBiasOp> {
     LinalgBuilder e{rewriter, op.getLoc()};
     Value table = adaptor.getTable();
     RelBiasArithmetic bias = RelBiasArithmetic::prepare(e, op, table);
-    Value result = emitBias(e, op.getResult().getType(), adaptor.getQPos(),
-                            adaptor.getKPos(), e.dim(table, 1),
-                            [&](LinalgBuilder &n, Value rel, Value h) {
-                              return bias.at(n, rel, h);
-                            });
-    rewriter.replaceOp(op, result);
+    OpFoldResult heads = e.dim(table, 1);
+    RankedTensorType rTy = op.getResult().getType();
+    Value qPos = adaptor.getQPos(), kPos = adaptor.getKPos();
+    if (!bias.hasDistanceTable()) {
+      rewriter.replaceOp(op,
+                         emitBias(e, rTy, qPos, kPos, heads,
+                                  [&](LinalgBuilder &n, Value rel, Value h) {
+                                    return bias.at(n, rel, h);
+                                  }));
+      return success();
+    }
+    rewriter.replaceOp(op, distanceGather(e, rTy, qPos, kPos, heads,
+                                          bias.distanceTable(e, heads),
+                                          bias.maxDistance));
     return success();
+  }
+
+  /// result[b, h, i, j] = byDistance[h, clamp(k_j − q_i, ±M) + M], in two
+  /// generics: the clamped index of each (b, i, j) as i32 (shared by all
+  /// heads), then a pure gather whose loops run (b, i, h, j) so the index
+  /// row of query i stays in L1 while every head reads it.
+  static Value distanceGather(LinalgBuilder &e, RankedTensorType rTy,
+                              Value qPos, Value kPos, OpFoldResult heads,
+                              Value byDistance, int64_t maxDistance) {
+    MLIRContext *ctx = e.b.getContext();
+    int64_t rank = rTy.getRank(), off = rank == 4 ? 1 : 0;
+    SmallVector<OpFoldResult> sizes = biasSizes(e, rTy, qPos, kPos, heads);
+    SmallVector<OpFoldResult> idxSizes(sizes);
+    idxSizes.erase(idxSizes.begin() + off);
+    auto qRank = cast<RankedTensorType>(qPos.getType()).getRank();
+    auto kRank = cast<RankedTensorType>(kPos.getType()).getRank();
+    int64_t idxRank = rank - 1;
+    using IT = utils::IteratorType;
+    Type i32 = e.b.getI32Type();
+    Value idxInit = e.empty(idxSizes, i32);
+    Value idx = e.generic(
+        idxInit.getType(), {qPos, kPos}, idxInit,
+        {positionMap(ctx, idxRank, qRank, off),
+         positionMap(ctx, idxRank, kRank, off + 1),
+         e.b.getMultiDimIdentityMap(idxRank)},
+        SmallVector<IT>(idxRank, IT::parallel),
+        [&](OpBuilder &nb, Location nl, ValueRange args) {
+          LinalgBuilder n{nb, nl};
+          Value rel =
+              arith::SubIOp::create(nb, nl, n.toI64(args[1]), n.toI64(args[0]));
+          Value c = clampedDistanceIndex(n, rel, maxDistance);
+          yieldValues(nb, nl, arith::IndexCastOp::create(nb, nl, i32, c));
+        });
+    // Iteration dims (b?, i, h, j); the result is laid out (b?, h, i, j).
+    auto d = [&](int64_t i) { return getAffineDimExpr(i, ctx); };
+    SmallVector<AffineExpr> outExprs, idxExprs;
+    if (off)
+      outExprs.push_back(d(0)), idxExprs.push_back(d(0));
+    outExprs.append({d(off + 1), d(off), d(off + 2)});
+    idxExprs.append({d(off), d(off + 2)});
+    Type elemTy = rTy.getElementType();
+    return e.generic(
+        rTy, idx, e.empty(sizes, elemTy),
+        {AffineMap::get(rank, 0, idxExprs, ctx),
+         AffineMap::get(rank, 0, outExprs, ctx)},
+        SmallVector<IT>(rank, IT::parallel),
+        [&](OpBuilder &nb, Location nl, ValueRange args) {
+          LinalgBuilder n{nb, nl};
+          Value c =
+              arith::IndexCastOp::create(nb, nl, nb.getIndexType(), args[0]);
+          yieldValues(nb, nl,
+                      n.fromFloat(n.extract(byDistance, {n.index(off + 1), c}),
+                                  elemTy));
+        });
   }
 };
 

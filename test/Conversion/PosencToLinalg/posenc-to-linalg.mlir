@@ -58,13 +58,25 @@ func.func @rope_position_dependent(%x: tensor<1x5x1x4xf32>, %p: tensor<5xi64>) -
 
 // -----
 
-// T5 buckets come from a compile-time table over distances 0..max_distance.
+// T5 buckets come from a compile-time table over distances 0..max_distance;
+// the bias is first tabulated per head over the clamped distances
+// [-16, 16] (2x33), then gathered through an i32 index per (i, j) that every
+// head shares, with the loops ordered (i, h, j).
 // CHECK-LABEL: func @t5
 // CHECK: %[[B:.+]] = arith.constant dense<[0, 1, 2, 3, 4, 4, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7, 7]> : tensor<17xi64>
-// CHECK: linalg.generic
+// CHECK: %[[D:.+]] = linalg.generic
 // CHECK: math.absi
 // CHECK: arith.minsi
 // CHECK: tensor.extract %[[B]]
+// CHECK: -> tensor<2x33xf32>
+// CHECK: %[[I:.+]] = linalg.generic
+// CHECK: arith.minsi
+// CHECK: arith.maxsi
+// CHECK: arith.index_cast %{{.+}} : index to i32
+// CHECK: -> tensor<6x6xi32>
+// CHECK: linalg.generic {indexing_maps = [#{{.+}}, #[[OUT:.+]]], {{.*}}ins(%[[I]] :
+// CHECK: tensor.extract %[[D]]
+// CHECK: -> tensor<2x6x6xf32>
 func.func @t5(%t: tensor<16x2xf32>, %q: tensor<6xi32>) -> tensor<2x6x6xf32> {
   %b = posenc.rel_bias %t, %q, %q kind t5 {num_buckets = 16 : i64, max_distance = 16 : i64} : tensor<16x2xf32>, tensor<6xi32>, tensor<6xi32> -> tensor<2x6x6xf32>
   return %b : tensor<2x6x6xf32>

@@ -83,6 +83,23 @@ Value RelBiasArithmetic::at(LinalgBuilder &e, Value rel, Value h) const {
   return e.toF32(e.extract(table, {row, h}));
 }
 
+Value RelBiasArithmetic::distanceTable(LinalgBuilder &e,
+                                       OpFoldResult heads) const {
+  int64_t width = 2 * maxDistance + 1;
+  Value init = e.empty({heads, e.b.getIndexAttr(width)}, e.b.getF32Type());
+  AffineMap id = e.b.getMultiDimIdentityMap(2);
+  return e.generic(
+      init.getType(), {}, init, {id},
+      {utils::IteratorType::parallel, utils::IteratorType::parallel},
+      [&](OpBuilder &nb, Location nl, ValueRange) {
+        LinalgBuilder n{nb, nl};
+        Value c =
+            arith::IndexCastOp::create(nb, nl, nb.getI64Type(), n.index(1));
+        Value rel = arith::SubIOp::create(nb, nl, c, n.cI64(maxDistance));
+        yieldValues(nb, nl, at(n, rel, n.index(0)));
+      });
+}
+
 Value mlir::posenc::clampedDistanceIndex(LinalgBuilder &e, Value rel,
                                          int64_t maxDistance) {
   Value c = arith::MaxSIOp::create(

@@ -35,6 +35,15 @@ struct RelBiasArithmetic {
 
   static RelBiasArithmetic prepare(LinalgBuilder &e, RelBiasOp op, Value table);
   Value at(LinalgBuilder &e, Value rel, Value h) const;
+
+  /// Every distance beyond ±max_distance has the value of ±max_distance, so
+  /// the bias is a [H, 2M+1] f32 table indexed by the clamped distance
+  /// (`clampedDistanceIndex`). Built once per op (H·(2M+1) evaluations of
+  /// `at`); then each element is a clamp and one load from an L1-resident
+  /// row instead of the bucket lookup and a strided table load.
+  Value distanceTable(LinalgBuilder &e, OpFoldResult heads) const;
+  /// Whether that table is small enough to be worth building.
+  bool hasDistanceTable() const { return maxDistance <= 4096; }
 };
 
 /// clamp(rel, −M, M) + M as an index: the row of a Shaw embedding table.
