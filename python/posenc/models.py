@@ -182,22 +182,24 @@ def rope_scaling(cfg):
                       "(default, linear, dynamic, yarn, llama3, longrope)")
 
 
-def _scaling_attr(sc):
+def scaling_attribute(sc):
+    """The `#posenc.rope_scaling<...>` text of a posenc scaling dict
+    ({"kind": ..., parameters}), or None for plain RoPE."""
     if sc is None:
-        return ""
+        return None
     parts = [sc["kind"]]
     for key, val in sc.items():
         if key == "kind":
             continue
         if isinstance(val, bool):
             parts.append(f"{key} = {'true' if val else 'false'}")
-        elif isinstance(val, list):
+        elif isinstance(val, (list, tuple)):
             parts.append(f"{key} = [" + ", ".join(repr(float(v)) for v in val) + "]")
         elif key in ("original", "max_positions"):
             parts.append(f"{key} = {int(val)}")
         else:
             parts.append(f"{key} = {float(val)!r}")
-    return "scaling = #posenc.rope_scaling<" + ", ".join(parts) + ">"
+    return "#posenc.rope_scaling<" + ", ".join(parts) + ">"
 
 
 def _rope_attr_sc(sc):
@@ -207,6 +209,18 @@ def _rope_attr_sc(sc):
         return None, None
     sc = dict(sc)
     return sc, sc.pop("attention_factor", None)
+
+
+def _rope_attr_text(base, rotary_dim, sc, attention_factor):
+    """The attribute dictionary of a posenc.rope, with a leading space."""
+    attrs = [f"base = {base!r} : f64"]
+    if rotary_dim is not None:
+        attrs.append(f"rotary_dim = {rotary_dim} : i64")
+    if sc is not None:
+        attrs.append("scaling = " + scaling_attribute(sc))
+    if attention_factor is not None:
+        attrs.append(f"attention_factor = {attention_factor!r} : f64")
+    return " {" + ", ".join(attrs) + "}"
 
 
 # --------------------------------------------------------------------------
@@ -428,14 +442,8 @@ def _rope_layer(cfg, em, b, s, _decoder):
     q = em.project(x2, x2s, "q", h * d, h, d, bias, b, s)
     k = em.project(x2, x2s, "k", hkv * d, hkv, d, bias, b, s)
     v = em.project(x2, x2s, "v", hkv * d, hkv, d, bias, b, s)
-    attrs = [f"base = {base!r} : f64"]
-    if rotary != d:
-        attrs.append(f"rotary_dim = {rotary} : i64")
-    if sc is not None:
-        attrs.append(_scaling_attr(ref_sc))
-    if attention_factor is not None:
-        attrs.append(f"attention_factor = {attention_factor!r} : f64")
-    attr_text = " {" + ", ".join(attrs) + "}"
+    attr_text = _rope_attr_text(base, rotary if rotary != d else None, ref_sc,
+                                attention_factor)
     for name, t, n in (("qr", q, h), ("kr", k, hkv)):
         em.emit(f"%{name} = posenc.rope {t}, {pos} layout half{attr_text} : "
                 f"{_t((b, s, n, d))}, {_t((s,), 'i64')}")
@@ -575,12 +583,7 @@ def _mla_layer(cfg, em, b, s, _decoder):
             f": {kvt} to {_t((b, s, c))}")
     em.emit(f"%k_pe = tensor.extract_slice {kv}[0, 0, 0, {c}] [{b}, {s}, 1, {dr}] [1, 1, 1, 1] "
             f": {kvt} to {_t((b, s, 1, dr))}")
-    attrs = [f"base = {base!r} : f64"]
-    if sc is not None:
-        attrs.append(_scaling_attr(ref_sc))
-    if attention_factor is not None:
-        attrs.append(f"attention_factor = {attention_factor!r} : f64")
-    attr_text = " {" + ", ".join(attrs) + "}"
+    attr_text = _rope_attr_text(base, None, ref_sc, attention_factor)
     em.emit(f"%qr = posenc.rope %q_pe, {pos} layout interleaved{attr_text} : "
             f"{_t((b, s, h, dr))}, {_t((s,), 'i64')}")
     em.emit(f"%kr4 = posenc.rope %k_pe, {pos} layout interleaved{attr_text} : "

@@ -7,26 +7,9 @@ import pytest
 
 from harness import from_bf16, func_ir, rel_err, run, tensor_type, to_bf16, type_of
 from posenc import reference as ref
+from posenc.models import scaling_attribute as scaling_attr
 
 TOL = {"f32": 1e-5, "f16": 2e-3, "bf16": 1e-2}
-
-
-def scaling_attr(sc):
-    if sc is None:
-        return None
-    parts = [sc["kind"]]
-    for key, val in sc.items():
-        if key == "kind":
-            continue
-        if isinstance(val, bool):
-            parts.append(f"{key} = {'true' if val else 'false'}")
-        elif isinstance(val, (list, tuple)):
-            parts.append(f"{key} = [" + ", ".join(repr(float(v)) for v in val) + "]")
-        elif key in ("original", "max_positions"):
-            parts.append(f"{key} = {int(val)}")
-        else:
-            parts.append(f"{key} = {float(val)!r}")
-    return "#posenc.rope_scaling<" + ", ".join(parts) + ">"
 
 
 def rope_ir(x, pos, layout, base=None, rotary_dim=None, scaling=None, attention_factor=None):
