@@ -398,6 +398,13 @@ def _common_input(em, cfg, b, s, hidden):
     return "%x2", (b * s, hidden)
 
 
+def _qkv(em, x2, x2s, h, hkv, d, bias, b, s):
+    """The q ([B, S, h, d]), k and v ([B, S, hkv, d]) projections of x2."""
+    return (em.project(x2, x2s, "q", h * d, h, d, bias, b, s),
+            em.project(x2, x2s, "k", hkv * d, hkv, d, bias, b, s),
+            em.project(x2, x2s, "v", hkv * d, hkv, d, bias, b, s))
+
+
 def _output_projection(em, o, b, s, h, dv, hidden):
     em.emit(f"%o2 = tensor.collapse_shape {o} [[0, 1], [2, 3]] : {_t((b, s, h, dv))} into "
             f"{_t((b * s, h * dv))}")
@@ -439,9 +446,7 @@ def _rope_layer(cfg, em, b, s, _decoder):
 
     x2, x2s = _common_input(em, cfg, b, s, hidden)
     pos = em.arg("pos", (s,), "i64")
-    q = em.project(x2, x2s, "q", h * d, h, d, bias, b, s)
-    k = em.project(x2, x2s, "k", hkv * d, hkv, d, bias, b, s)
-    v = em.project(x2, x2s, "v", hkv * d, hkv, d, bias, b, s)
+    q, k, v = _qkv(em, x2, x2s, h, hkv, d, bias, b, s)
     attr_text = _rope_attr_text(base, rotary if rotary != d else None, ref_sc,
                                 attention_factor)
     for name, t, n in (("qr", q, h), ("kr", k, hkv)):
@@ -482,9 +487,7 @@ def _alibi_layer(cfg, em, b, s, _decoder):
     bias = cfg.get("model_type") == "bloom"  # BLOOM's projections have biases
     x2, x2s = _common_input(em, cfg, b, s, hidden)
     pos = em.arg("pos", (s,), "i64")
-    q = em.project(x2, x2s, "q", h * d, h, d, bias, b, s)
-    k = em.project(x2, x2s, "k", h * d, h, d, bias, b, s)
-    v = em.project(x2, x2s, "v", h * d, h, d, bias, b, s)
+    q, k, v = _qkv(em, x2, x2s, h, h, d, bias, b, s)
     bt = _t((h, s, s))
     em.emit(f"%bias = posenc.alibi_bias {pos}, {pos} mode causal {{num_heads = {h} : i64, "
             f"max_bias = {max_bias!r} : f64}} : {_t((s,), 'i64')}, {_t((s,), 'i64')} -> {bt}")
@@ -518,9 +521,7 @@ def _t5_layer(cfg, em, b, s, decoder):
                           f"({md}) must be at least the exact buckets per side")
     x2, x2s = _common_input(em, cfg, b, s, hidden)
     pos = em.arg("pos", (s,), "i64")
-    q = em.project(x2, x2s, "q", h * d, h, d, False, b, s)
-    k = em.project(x2, x2s, "k", h * d, h, d, False, b, s)
-    v = em.project(x2, x2s, "v", h * d, h, d, False, b, s)
+    q, k, v = _qkv(em, x2, x2s, h, h, d, False, b, s)
     table = em.weight("rel_table", (nb, h), 1.0)
     bt = _t((h, s, s))
     em.emit(f"%bias = posenc.rel_bias {table}, {pos}, {pos} kind t5 {{num_buckets = {nb} : i64, "
