@@ -3,10 +3,19 @@
 # the lit suite (check-posenc) and pytest (test/python). Ends with one line
 # "N passed, N failed, N skipped" over all suites; exits non-zero on any
 # failure.
+#
+#   scripts/test.sh              Release build in build/
+#   scripts/test.sh --sanitize   the same suites on an ASan+UBSan build (with
+#                                libFuzzer coverage, so it also builds
+#                                posenc-fuzz) in build-sanitize/
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-build=${POSENC_BUILD_DIR:-$root/build}
 cd "$root"
+
+if [[ "${1:-}" == "--sanitize" ]]; then
+  source "$root/scripts/sanitize-env.sh"
+fi
+build=${POSENC_BUILD_DIR:-$root/build}
 
 "$root/scripts/setup.sh" || { echo "setup failed"; exit 1; }
 "$root/scripts/build.sh" || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
@@ -23,6 +32,7 @@ if compgen -G "$root/test/python/test_*.py" >/dev/null; then
   echo "== pytest (test/python)"
   PYTHONPATH="$build/python_packages:$root/python${PYTHONPATH:+:$PYTHONPATH}" \
     POSENC_BUILD_DIR="$build" \
+    ${POSENC_PYTHON_PRELOAD:+LD_PRELOAD=$POSENC_PYTHON_PRELOAD} \
     /usr/bin/python3 -m pytest -q -p no:cacheprovider \
     --junitxml="$reports/pytest.xml" "$root/test/python" || status=1
 fi

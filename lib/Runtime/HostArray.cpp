@@ -125,7 +125,12 @@ mlir::posenc::runtime::readNpy(StringRef path,
   if (!file)
     return createStringError(file.getError(), "cannot read '" + path + "': " +
                                                   file.getError().message());
-  StringRef data = (*file)->getBuffer();
+  return parseNpy((*file)->getBuffer(), path, expected);
+}
+
+Expected<HostArray>
+mlir::posenc::runtime::parseNpy(StringRef data, StringRef path,
+                                std::optional<ElementKind> expected) {
   if (data.size() < 10 || !data.starts_with("\x93NUMPY"))
     return npyError(path, "missing the \\x93NUMPY magic");
   uint8_t major = data[6];

@@ -43,6 +43,9 @@ struct HostArray {
 /// are stored as uint16 ('<u2'); `expected` decides how '<u2' is read.
 llvm::Expected<HostArray> readNpy(llvm::StringRef path,
                                   std::optional<ElementKind> expected = {});
+/// Parses the bytes of a .npy file; `name` goes into error messages.
+llvm::Expected<HostArray> parseNpy(llvm::StringRef data, llvm::StringRef name,
+                                   std::optional<ElementKind> expected = {});
 /// Writes `array` as .npy (bf16 as '<u2').
 llvm::Error writeNpy(llvm::StringRef path, const HostArray &array);
 
