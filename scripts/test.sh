@@ -32,7 +32,8 @@ if compgen -G "$root/test/python/test_*.py" >/dev/null; then
   echo "== pytest (test/python)"
   PYTHONPATH="$build/python_packages:$root/python${PYTHONPATH:+:$PYTHONPATH}" \
     POSENC_BUILD_DIR="$build" \
-    ${POSENC_PYTHON_PRELOAD:+LD_PRELOAD=$POSENC_PYTHON_PRELOAD} \
+    env ${POSENC_PYTHON_PRELOAD:+LD_PRELOAD=$POSENC_PYTHON_PRELOAD \
+      ASAN_OPTIONS=$ASAN_OPTIONS:detect_leaks=0} \
     /usr/bin/python3 -m pytest -q -p no:cacheprovider \
     --junitxml="$reports/pytest.xml" "$root/test/python" || status=1
 fi

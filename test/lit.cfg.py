@@ -24,10 +24,21 @@ llvm_config.use_default_substitutions()
 
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 tool_dirs = [config.posenc_tools_dir, config.llvm_tools_dir]
+# Under scripts/test.sh --sanitize the plugin carries the ASan runtime, which
+# upstream mlir-opt must load first; its own allocations are not ours to
+# leak-check.
+mlir_opt_prefix = []
+if os.environ.get("POSENC_PYTHON_PRELOAD"):
+    mlir_opt_prefix = [
+        "env",
+        "LD_PRELOAD=" + os.environ["POSENC_PYTHON_PRELOAD"],
+        "ASAN_OPTIONS=" + os.environ.get("ASAN_OPTIONS", "") + ":detect_leaks=0",
+    ]
 tools = [
     "posenc-opt",
     "posenc-capi-test",
-    ToolSubst("mlir-opt", os.path.join(config.llvm_tools_dir, "mlir-opt")),
+    ToolSubst("mlir-opt", command=" ".join(
+        mlir_opt_prefix + [os.path.join(config.llvm_tools_dir, "mlir-opt")])),
 ]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
 

@@ -181,7 +181,9 @@ def _with_heads(per_head):
 
 def alibi_bias(q_pos, k_pos, num_heads, max_bias=8.0, mode="causal", slopes=None):
     m = alibi_slopes(num_heads, max_bias) if slopes is None else np.asarray(slopes, np.float64)
-    rel = _relative(q_pos, k_pos).astype(np.float64)[..., None]  # [..., Sq, Sk, 1]
+    # Distances saturate at ±(2^31 − 1): an f32 bias has 24 bits anyway.
+    lim = 2**31 - 1
+    rel = np.clip(_relative(q_pos, k_pos), -lim, lim).astype(np.float64)[..., None]
     if mode == "causal":
         out = m * rel
     else:
@@ -191,7 +193,9 @@ def alibi_bias(q_pos, k_pos, num_heads, max_bias=8.0, mode="causal", slopes=None
 
 def t5_bucket(rel, num_buckets, max_distance, bidirectional=True):
     """T5's relative_position_bucket, evaluated elementwise in float64."""
-    rel = np.asarray(rel, np.int64)
+    # Distances >= max_distance share the last bucket; clamping first keeps
+    # |rel| defined for rel = -2^63.
+    rel = np.clip(np.asarray(rel, np.int64), -max_distance, max_distance)
     n_b = num_buckets
     if bidirectional:
         n_b //= 2

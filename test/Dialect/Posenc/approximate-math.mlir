@@ -16,14 +16,17 @@ func.func @exps(%a: f32, %v: vector<8xf32>, %d: f64) -> (f32, vector<8xf32>, f64
 }
 
 // An f64 angle whose sin/cos is rounded to f32: reduced in f64 by
-// k = roundeven(θ·2/π) and a two-part π/2, then f32 polynomials.
+// k = roundeven(θ·2/π) and a two-part π/2, clamped to [-1, 1] (angles past
+// 2^51 stay a bounded sin/cos pair), then f32 polynomials.
 // CHECK-LABEL: func @narrowed_trig
 // CHECK-NOT: math.sin
 // CHECK-NOT: math.cos
 // CHECK: %[[K:.+]] = math.roundeven %{{.+}} : f64
 // CHECK: %[[R1:.+]] = math.fma %[[K]], %{{.+}}, %{{.+}} : f64
 // CHECK: %[[R2:.+]] = math.fma %[[K]], %{{.+}}, %[[R1]] : f64
-// CHECK: arith.truncf %[[R2]] : f64 to f32
+// CHECK: %[[LO:.+]] = arith.minimumf %[[R2]], %{{.+}} : f64
+// CHECK: %[[R:.+]] = arith.maximumf %[[LO]], %{{.+}} : f64
+// CHECK: arith.truncf %[[R]] : f64 to f32
 // CHECK: math.floor
 // CHECK: arith.select
 // CHECK: arith.negf %{{.+}} : f32

@@ -766,3 +766,82 @@ func.func @mla_types(%qn: tensor<1x4x2x16xf32>, %qr: tensor<1x4x2x8xbf16>, %c: t
   %o = posenc.mla_absorb %qn, %qr, %c, %kr, %wk, %wv : tensor<1x4x2x16xf32>, tensor<1x4x2x8xbf16>, tensor<1x4x32xf32>, tensor<1x4x8xf32>, tensor<2x16x32xf32>, tensor<2x16x32xf32> -> tensor<1x4x2x16xf32>
   return %o : tensor<1x4x2x16xf32>
 }
+
+//===----------------------------------------------------------------------===//
+// Sizes past what can exist: byte counts that overflow i64, and compile-time
+// tables (frequencies, slopes, buckets, distance rows) past 2^20 entries.
+//===----------------------------------------------------------------------===//
+
+// -----
+
+func.func @size_overflow(%x: tensor<4611686018427387904x4611686018427387904x2x64xf32>, %p: tensor<4611686018427387904xi32>) -> tensor<4611686018427387904x4611686018427387904x2x64xf32> {
+  // expected-error@+1 {{'posenc.rope' op operand #0 has type 'tensor<4611686018427387904x4611686018427387904x2x64xf32>', whose size in bytes overflows 64-bit arithmetic}}
+  %y = posenc.rope %x, %p layout half : tensor<4611686018427387904x4611686018427387904x2x64xf32>, tensor<4611686018427387904xi32>
+  return %y : tensor<4611686018427387904x4611686018427387904x2x64xf32>
+}
+
+// -----
+
+// 2^61 f32 elements: the element count fits, the byte count does not.
+func.func @bytes_overflow(%q: tensor<2305843009213693952xi64>) -> tensor<1x1x2305843009213693952xf32> {
+  %k = arith.constant dense<0> : tensor<1xi64>
+  // expected-error@+1 {{'posenc.alibi_bias' op result #0 has type 'tensor<1x1x2305843009213693952xf32>', whose size in bytes overflows 64-bit arithmetic}}
+  %b = posenc.alibi_bias %k, %q mode causal {num_heads = 1 : i64} : tensor<1xi64>, tensor<2305843009213693952xi64> -> tensor<1x1x2305843009213693952xf32>
+  return %b : tensor<1x1x2305843009213693952xf32>
+}
+
+// -----
+
+// A zero dim makes the tensor empty, whatever the other dims.
+func.func @zero_dim_is_fine(%x: tensor<0x4611686018427387904x4611686018427387904x64xf32>, %p: tensor<4611686018427387904xi32>) -> tensor<0x4611686018427387904x4611686018427387904x64xf32> {
+  %y = posenc.rope %x, %p layout half : tensor<0x4611686018427387904x4611686018427387904x64xf32>, tensor<4611686018427387904xi32>
+  return %y : tensor<0x4611686018427387904x4611686018427387904x64xf32>
+}
+
+// -----
+
+func.func @rotary_dim_table(%x: tensor<1x4x2x?xf32>, %p: tensor<4xi32>) -> tensor<1x4x2x?xf32> {
+  // expected-error@+1 {{'posenc.rope' op rotary_dim (4194304) must be at most 1048576}}
+  %y = posenc.rope %x, %p layout half {rotary_dim = 4194304 : i64} : tensor<1x4x2x?xf32>, tensor<4xi32>
+  return %y : tensor<1x4x2x?xf32>
+}
+
+// -----
+
+func.func @sinusoidal_dim_table(%p: tensor<8xi32>) -> tensor<8x?xf32> {
+  // expected-error@+1 {{'posenc.sinusoidal' op dim (4611686018427387904) must be at most 1048576}}
+  %b = posenc.sinusoidal %p layout half {dim = 4611686018427387904 : i64} : tensor<8xi32> -> tensor<8x?xf32>
+  return %b : tensor<8x?xf32>
+}
+
+// -----
+
+func.func @alibi_heads_table(%q: tensor<8xi32>) -> tensor<?x8x8xf32> {
+  // expected-error@+1 {{'posenc.alibi_bias' op num_heads (1000000000000) must be at most 1048576}}
+  %b = posenc.alibi_bias %q, %q mode causal {num_heads = 1000000000000 : i64} : tensor<8xi32>, tensor<8xi32> -> tensor<?x8x8xf32>
+  return %b : tensor<?x8x8xf32>
+}
+
+// -----
+
+func.func @rel_bias_distance_table(%t: tensor<?x4xf32>, %q: tensor<8xi32>) -> tensor<4x8x8xf32> {
+  // expected-error@+1 {{'posenc.rel_bias' op max_distance (9223372036854775807) must be at most 1048576}}
+  %b = posenc.rel_bias %t, %q, %q kind clip {max_distance = 9223372036854775807 : i64} : tensor<?x4xf32>, tensor<8xi32>, tensor<8xi32> -> tensor<4x8x8xf32>
+  return %b : tensor<4x8x8xf32>
+}
+
+// -----
+
+func.func @rel_bias_buckets_table(%t: tensor<?x4xf32>, %q: tensor<8xi32>) -> tensor<4x8x8xf32> {
+  // expected-error@+1 {{'posenc.rel_bias' op num_buckets (4611686018427387904) must be at most 1048576}}
+  %b = posenc.rel_bias %t, %q, %q kind t5 {num_buckets = 4611686018427387904 : i64, max_distance = 128 : i64} : tensor<?x4xf32>, tensor<8xi32>, tensor<8xi32> -> tensor<4x8x8xf32>
+  return %b : tensor<4x8x8xf32>
+}
+
+// -----
+
+func.func @rel_key_distance_table(%x: tensor<1x8x2x16xf32>, %e: tensor<?x16xf32>, %q: tensor<8xi32>) -> tensor<1x2x8x8xf32> {
+  // expected-error@+1 {{'posenc.rel_key_bias' op max_distance (9223372036854775807) must be at most 1048576}}
+  %b = posenc.rel_key_bias %x, %e, %q, %q {max_distance = 9223372036854775807 : i64} : tensor<1x8x2x16xf32>, tensor<?x16xf32>, tensor<8xi32>, tensor<8xi32> -> tensor<1x2x8x8xf32>
+  return %b : tensor<1x2x8x8xf32>
+}

@@ -13,6 +13,7 @@
 #include "mlir/IR/IRMapping.h"
 #include "mlir/IR/OpImplementation.h"
 #include "llvm/ADT/STLExtras.h"
+#include "llvm/Support/MathExtras.h"
 
 #include <algorithm>
 #include <cmath>
@@ -36,6 +37,46 @@ struct DimRef {
   int64_t size() const { return type.getDimSize(index); }
 };
 } // namespace
+
+LogicalResult mlir::posenc::detail::verifyBoundedTensorSizes(Operation *op) {
+  auto check = [&](Type t, StringRef kind, unsigned i) -> LogicalResult {
+    auto tensor = dyn_cast<RankedTensorType>(t);
+    if (!tensor || !tensor.getElementType().isIntOrFloat() ||
+        llvm::is_contained(tensor.getShape(), 0))
+      return success();
+    // Static dims only: dynamic ones are bounded by the arrays passed in.
+    int64_t bytes = (tensor.getElementTypeBitWidth() + 7) / 8;
+    for (int64_t d : tensor.getShape()) {
+      if (ShapedType::isDynamic(d))
+        continue;
+      if (llvm::MulOverflow(bytes, d, bytes))
+        return op->emitOpError()
+               << kind << " #" << i << " has type " << t
+               << ", whose size in bytes overflows 64-bit arithmetic";
+    }
+    return success();
+  };
+  for (auto [i, t] : llvm::enumerate(op->getOperandTypes()))
+    if (failed(check(t, "operand", i)))
+      return failure();
+  for (auto [i, t] : llvm::enumerate(op->getResultTypes()))
+    if (failed(check(t, "result", i)))
+      return failure();
+  return success();
+}
+
+/// Frequencies, slopes and T5 buckets are tables built at compile time, and
+/// distance tables have 2*max_distance+1 rows: their sizes are bounded so
+/// that no attribute value can exhaust the compiler's memory or overflow.
+static constexpr int64_t kMaxTableEntries = int64_t(1) << 20;
+
+static LogicalResult checkTableSize(Operation *op, StringRef name,
+                                    int64_t value) {
+  if (value <= kMaxTableEntries)
+    return success();
+  return op->emitOpError() << name << " (" << value << ") must be at most "
+                           << kMaxTableEntries;
+}
 
 /// Checks that `type` has rank `rank`; `layout` names the dims for users.
 static LogicalResult checkRank(Operation *op, StringRef name,
@@ -247,6 +288,8 @@ LogicalResult RopeOp::verify() {
                            << ") must be even when rotary_dim is absent";
     rotary = headDim;
   }
+  if (failed(checkTableSize(op, "rotary_dim", rotary)))
+    return failure();
 
   double base = getBase().convertToDouble();
   if (failed(checkPositiveFinite(op, "base", base)))
@@ -304,6 +347,8 @@ LogicalResult SinusoidalOp::verify() {
   int64_t dim = getDim();
   if (dim <= 0 || dim % 2 != 0)
     return emitOpError() << "dim (" << dim << ") must be positive and even";
+  if (failed(checkTableSize(op, "dim", dim)))
+    return failure();
   int64_t last = rTy.getDimSize(rTy.getRank() - 1);
   if (!ShapedType::isDynamic(last) && last != dim)
     return emitOpError() << "last dim of result (" << last
@@ -334,7 +379,8 @@ LogicalResult AlibiBiasOp::verify() {
   int64_t n = getNumHeads();
   if (n <= 0)
     return emitOpError() << "num_heads (" << n << ") must be positive";
-  if (failed(
+  if (failed(checkTableSize(op, "num_heads", n)) ||
+      failed(
           checkPositiveFinite(op, "max_bias", getMaxBias().convertToDouble())))
     return failure();
   if (std::optional<ArrayRef<double>> slopes = getSlopes()) {
@@ -407,11 +453,15 @@ LogicalResult RelBiasOp::verify() {
   if (failed(checkRank(op, "table", tableTy, 2, "[num_buckets, H]")))
     return failure();
   int64_t m = getMaxDistance();
+  if (failed(checkTableSize(op, "max_distance", m)))
+    return failure();
   if (getKind() == RelBiasKind::t5) {
     std::optional<int64_t> nb = getNumBuckets();
     if (!nb)
       return emitOpError() << "kind t5 requires num_buckets";
     int64_t n = *nb;
+    if (failed(checkTableSize(op, "num_buckets", n)))
+      return failure();
     if (getBidirectional() && (n < 4 || n % 2 != 0))
       return emitOpError() << "num_buckets (" << n
                            << ") must be even and >= 4 when bidirectional";
@@ -467,6 +517,8 @@ LogicalResult RelKeyBiasOp::verify() {
   int64_t m = getMaxDistance();
   if (m < 0)
     return emitOpError() << "max_distance (" << m << ") must be non-negative";
+  if (failed(checkTableSize(op, "max_distance", m)))
+    return failure();
   int64_t rows = embTy.getDimSize(0);
   if (!ShapedType::isDynamic(rows) && rows != 2 * m + 1)
     return emitOpError() << "emb has " << rows << " rows but max_distance " << m

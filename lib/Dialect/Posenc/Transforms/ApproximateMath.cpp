@@ -37,7 +37,8 @@ Value floatConst(PatternRewriter &b, Location loc, Type type, double v) {
 /// quadrant picks and signs one of them. The f64 reduction keeps RoPE's
 /// accuracy contract for positions up to 2^24 (|error| ~1e-7, libm gives
 /// the same after rounding to f32); the rest vectorizes, where a libm call
-/// per angle does not. NaN and ±Inf angles give NaN, like libm.
+/// per angle does not. NaN and ±Inf angles give NaN, like libm; any finite
+/// angle gives a finite sin/cos pair with sin² + cos² ≈ 1.
 template <typename TrigOp>
 struct NarrowedTrigOfF64 : OpRewritePattern<arith::TruncFOp> {
   using OpRewritePattern::OpRewritePattern;
@@ -80,6 +81,12 @@ struct NarrowedTrigOfF64 : OpRewritePattern<arith::TruncFOp> {
                                         mul(theta, c64(2 / llvm::numbers::pi)));
     Value r64 = fma(k, c64(-piOver2Hi), theta);
     r64 = fma(k, c64(-piOver2Lo), r64);
+    // Past |θ| ~ 2^51 the f64 k is no longer the nearest quadrant and r
+    // leaves [−π/4, π/4]; θ itself is then noise (its ulp exceeds π/2), but
+    // the result must stay a sine/cosine pair: clamp r to where the
+    // polynomials hold (NaN stays NaN).
+    r64 = arith::MaximumFOp::create(
+        b, loc, arith::MinimumFOp::create(b, loc, r64, c64(1.0)), c64(-1.0));
     Value r = arith::TruncFOp::create(b, loc, f32Ty, r64);
 
     // Quadrant m = k mod 4 in {0, 1, 2, 3}, exact in f64.

@@ -58,6 +58,11 @@ Value RelBiasArithmetic::at(LinalgBuilder &e, Value rel, Value h) const {
   Value zero = e.cI64(0), maxD = e.cI64(maxDistance);
   Value bucket;
   if (t5) {
+    // Every distance >= max_distance shares the last entry's bucket; clamp
+    // before negating so that rel = -2^63 (wrapped i64 positions) stays
+    // far, not zero or negative.
+    rel = arith::MaxSIOp::create(
+        b, l, arith::MinSIOp::create(b, l, rel, maxD), e.cI64(-maxDistance));
     Value b0 = zero, dist;
     if (bidirectional) {
       b0 = e.select(e.cmpI(P::sgt, rel, zero), e.cI64(perSide), zero);
@@ -66,18 +71,16 @@ Value RelBiasArithmetic::at(LinalgBuilder &e, Value rel, Value h) const {
       dist = arith::MaxSIOp::create(
           b, l, arith::SubIOp::create(b, l, zero, rel), zero);
     }
-    // Every distance >= max_distance shares the last entry's bucket.
-    Value capped = arith::MinSIOp::create(b, l, dist, maxD);
-    Value idx = arith::IndexCastOp::create(b, l, b.getIndexType(), capped);
+    Value idx = arith::IndexCastOp::create(b, l, b.getIndexType(), dist);
     bucket = arith::AddIOp::create(b, l, b0, e.extract(buckets, {idx}));
   } else if (bidirectional) {
     Value c = arith::MaxSIOp::create(
         b, l, arith::MinSIOp::create(b, l, rel, maxD), e.cI64(-maxDistance));
     bucket = arith::AddIOp::create(b, l, c, maxD);
   } else {
-    Value neg = arith::SubIOp::create(b, l, zero, rel);
-    bucket = arith::MaxSIOp::create(
-        b, l, arith::MinSIOp::create(b, l, neg, maxD), zero);
+    Value c = arith::MaxSIOp::create(
+        b, l, arith::MinSIOp::create(b, l, rel, zero), e.cI64(-maxDistance));
+    bucket = arith::SubIOp::create(b, l, zero, c);
   }
   Value row = arith::IndexCastOp::create(b, l, b.getIndexType(), bucket);
   return e.toF32(e.extract(table, {row, h}));

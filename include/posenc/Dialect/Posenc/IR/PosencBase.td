@@ -37,7 +37,14 @@ def Posenc_Dialect : Dialect {
   }];
 }
 
+// Every static operand and result shape has a byte size that fits in 63
+// bits: lowerings and runtimes compute sizes in i64, and a wrapped size
+// would allocate a small buffer for a huge tensor.
+def Posenc_BoundedTensorSizes : NativeOpTrait<"BoundedTensorSizes"> {
+  let cppNamespace = "::mlir::posenc";
+}
+
 class Posenc_Op<string mnemonic, list<Trait> traits = []>
-    : Op<Posenc_Dialect, mnemonic, traits>;
+    : Op<Posenc_Dialect, mnemonic, !listconcat(traits, [Posenc_BoundedTensorSizes])>;
 
 #endif // POSENC_DIALECT_POSENC_IR_POSENCBASE_TD
