@@ -26,6 +26,7 @@ using namespace mlir::posenc;
 /// posenc-level rewrites: folds, then the MLA form.
 static void addPosencStage(OpPassManager &pm,
                            const PosencToCPUPipelineOptions &options) {
+  pm.addPass(createPosencCheckCPUInputPass());
   pm.addPass(createCanonicalizerPass());
   PosencFoldConstantsPassOptions fold;
   fold.maxElements = options.foldMaxElements;

@@ -119,6 +119,20 @@ def PosencFuseBiasIntoAttentionPass
   ];
 }
 
+def PosencCheckCPUInputPass
+    : Pass<"posenc-check-cpu-input", "::mlir::ModuleOp"> {
+  let summary = "Reject ops that posenc-lower-to-cpu cannot lower";
+  let description = [{
+    The first step of `posenc-lower-to-cpu`. The pipeline lowers the posenc
+    dialect and the upstream dialects that posenc's lowerings and model IR
+    use (builtin, func, arith, math, tensor, linalg, bufferization, memref,
+    scf, cf, affine, index, vector, complex, ub, llvm). An op of any other
+    dialect (tosa, stablehlo, an unregistered one, ...) would otherwise
+    fail deep inside bufferization or be left unconverted; this pass names
+    it, its dialect and what to do instead, before any work is done.
+  }];
+}
+
 def PosencApproximateMathPass : Pass<"posenc-approximate-math"> {
   let summary = "Vectorizable f32 exp, and sin/cos of f64 angles rounded to f32";
   let description = [{

@@ -1,0 +1,46 @@
+// RUN: posenc-opt %s -split-input-file -allow-unregistered-dialect -posenc-check-cpu-input -verify-diagnostics | FileCheck %s
+// RUN: posenc-opt %s -split-input-file -allow-unregistered-dialect -posenc-lower-to-cpu -verify-diagnostics -o /dev/null
+
+// Everything posenc-lower-to-cpu lowers passes through unchanged.
+// CHECK-LABEL: func @lowerable
+// CHECK: posenc.rope
+// CHECK: linalg.generic
+// CHECK: math.exp
+func.func @lowerable(%x: tensor<1x4x2x8xf32>, %p: tensor<4xi32>) -> tensor<1x4x2x8xf32> {
+  %y = posenc.rope %x, %p layout half : tensor<1x4x2x8xf32>, tensor<4xi32>
+  %e = tensor.empty() : tensor<1x4x2x8xf32>
+  %z = linalg.generic {indexing_maps = [affine_map<(a, b, c, d) -> (a, b, c, d)>, affine_map<(a, b, c, d) -> (a, b, c, d)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%y : tensor<1x4x2x8xf32>) outs(%e : tensor<1x4x2x8xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    %v = math.exp %in : f32
+    linalg.yield %v : f32
+  } -> tensor<1x4x2x8xf32>
+  return %z : tensor<1x4x2x8xf32>
+}
+
+// -----
+
+func.func @tosa(%x: tensor<4xf32>) -> tensor<4xf32> {
+  // expected-error@+2 {{'tosa.abs' op cannot be lowered by posenc-lower-to-cpu: lower the 'tosa' dialect to linalg, tensor, arith and math first}}
+  // expected-note@+1 {{posenc-lower-to-cpu lowers the builtin, func, arith, math}}
+  %y = tosa.abs %x : (tensor<4xf32>) -> tensor<4xf32>
+  return %y : tensor<4xf32>
+}
+
+// -----
+
+// The outermost foreign op is named, even when it is dead.
+func.func @async(%x: tensor<4xf32>) -> tensor<4xf32> {
+  // expected-error@+2 {{'async.execute' op cannot be lowered by posenc-lower-to-cpu}}
+  // expected-note@+1 {{posenc-lower-to-cpu lowers}}
+  %t = async.execute { async.yield }
+  return %x : tensor<4xf32>
+}
+
+// -----
+
+func.func @unregistered(%x: tensor<4xf32>) -> tensor<4xf32> {
+  // expected-error@+2 {{'mydialect.op' op cannot be lowered by posenc-lower-to-cpu (unregistered dialect 'mydialect')}}
+  // expected-note@+1 {{posenc-lower-to-cpu lowers}}
+  %y = "mydialect.op"(%x) : (tensor<4xf32>) -> tensor<4xf32>
+  return %y : tensor<4xf32>
+}
