@@ -27,6 +27,9 @@ using namespace mlir::posenc;
 static void addPosencStage(OpPassManager &pm,
                            const PosencToCPUPipelineOptions &options) {
   pm.addPass(createPosencCheckCPUInputPass());
+  // Before any posenc rewrite: fusion and decomposition drop the ops whose
+  // relations the checks come from.
+  pm.addPass(createPosencInsertShapeChecksPass());
   pm.addPass(createCanonicalizerPass());
   PosencFoldConstantsPassOptions fold;
   fold.maxElements = options.foldMaxElements;

@@ -35,6 +35,9 @@
 #include <cstring>
 #include <mutex>
 
+#include <csetjmp>
+#include <cstdio>
+
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -45,6 +48,54 @@ using namespace mlir::posenc::runtime;
 
 static llvm::Error makeError(const llvm::Twine &msg) {
   return llvm::createStringError(llvm::inconvertibleErrorCode(), msg);
+}
+
+//===----------------------------------------------------------------------===//
+// Failed run-time checks
+//===----------------------------------------------------------------------===//
+//
+// A failed cf.assert (posenc-insert-shape-checks) lowers to puts(message)
+// and abort(). Compiled code resolves both to these hooks: during run() the
+// message is kept and abort returns to run() with longjmp, which reports it
+// as the call's error; the process survives. Compiled code holds no C++
+// objects, so skipping its frames is safe; buffers it allocated before the
+// check leak.
+
+namespace {
+struct CheckTrap {
+  std::jmp_buf env;
+  std::string message;
+};
+} // namespace
+
+static thread_local CheckTrap *activeTrap = nullptr;
+
+extern "C" {
+static int posencCheckPuts(const char *s) {
+  if (!activeTrap)
+    return std::puts(s);
+  activeTrap->message += s;
+  return 0;
+}
+
+[[noreturn]] static void posencCheckAbort() {
+  if (activeTrap)
+    std::longjmp(activeTrap->env, 1);
+  std::abort();
+}
+}
+
+/// Calls `fn(args)` with failed checks trapped; false (and `message`) when
+/// one failed. No object with a destructor lives across the setjmp.
+static bool callTrapped(void (*fn)(void **), void **args, CheckTrap &trap) {
+  activeTrap = &trap;
+  if (setjmp(trap.env) != 0) {
+    activeTrap = nullptr;
+    return false;
+  }
+  fn(args);
+  activeTrap = nullptr;
+  return true;
 }
 
 std::string TensorSpec::describe() const {
@@ -242,6 +293,15 @@ CompiledModule::compile(llvm::StringRef source, llvm::StringRef pipeline) {
   if (!engine)
     return fail("JIT compilation failed: " + toString(engine.takeError()));
   impl.engine = std::move(*engine);
+  impl.engine->registerSymbols([](llvm::orc::MangleAndInterner interner) {
+    llvm::orc::SymbolMap map;
+    map[interner("puts")] = {llvm::orc::ExecutorAddr::fromPtr(&posencCheckPuts),
+                             llvm::JITSymbolFlags::Exported};
+    map[interner("abort")] = {
+        llvm::orc::ExecutorAddr::fromPtr(&posencCheckAbort),
+        llvm::JITSymbolFlags::Exported};
+    return map;
+  });
   return result;
 }
 
@@ -308,13 +368,17 @@ CompiledModule::run(llvm::StringRef name, llvm::ArrayRef<HostArray> args) {
   if (!sig.results.empty())
     packed.push_back(resultStorage.data());
 
+  auto fn = impl->engine->lookupPacked(entry);
+  if (!fn)
+    return fn.takeError();
+  CheckTrap trap;
   auto start = std::chrono::steady_clock::now();
-  llvm::Error invokeErr = impl->engine->invokePacked(entry, packed);
+  bool completed = callTrapped(*fn, packed.data(), trap);
   impl->lastCallMs = std::chrono::duration<double, std::milli>(
                          std::chrono::steady_clock::now() - start)
                          .count();
-  if (invokeErr)
-    return std::move(invokeErr);
+  if (!completed)
+    return makeError("@" + entry + " stopped: " + trap.message);
 
   std::vector<HostArray> outputs;
   llvm::DenseSet<int64_t> owned;

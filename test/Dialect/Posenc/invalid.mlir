@@ -783,19 +783,19 @@ func.func @size_overflow(%x: tensor<4611686018427387904x4611686018427387904x2x64
 // -----
 
 // 2^61 f32 elements: the element count fits, the byte count does not.
-func.func @bytes_overflow(%q: tensor<2305843009213693952xi64>) -> tensor<1x1x2305843009213693952xf32> {
-  %k = arith.constant dense<0> : tensor<1xi64>
-  // expected-error@+1 {{'posenc.alibi_bias' op result #0 has type 'tensor<1x1x2305843009213693952xf32>', whose size in bytes overflows 64-bit arithmetic}}
-  %b = posenc.alibi_bias %k, %q mode causal {num_heads = 1 : i64} : tensor<1xi64>, tensor<2305843009213693952xi64> -> tensor<1x1x2305843009213693952xf32>
-  return %b : tensor<1x1x2305843009213693952xf32>
+func.func @bytes_overflow(%k: tensor<1152921504606846976xi32>) -> tensor<1x2x1152921504606846976xf32> {
+  %q = arith.constant dense<0> : tensor<2xi32>
+  // expected-error@+1 {{'posenc.alibi_bias' op result #0 has type 'tensor<1x2x1152921504606846976xf32>', whose size in bytes overflows 64-bit arithmetic}}
+  %b = posenc.alibi_bias %q, %k mode causal {num_heads = 1 : i64} : tensor<2xi32>, tensor<1152921504606846976xi32> -> tensor<1x2x1152921504606846976xf32>
+  return %b : tensor<1x2x1152921504606846976xf32>
 }
 
 // -----
 
 // A zero dim makes the tensor empty, whatever the other dims.
-func.func @zero_dim_is_fine(%x: tensor<0x4611686018427387904x4611686018427387904x64xf32>, %p: tensor<4611686018427387904xi32>) -> tensor<0x4611686018427387904x4611686018427387904x64xf32> {
-  %y = posenc.rope %x, %p layout half : tensor<0x4611686018427387904x4611686018427387904x64xf32>, tensor<4611686018427387904xi32>
-  return %y : tensor<0x4611686018427387904x4611686018427387904x64xf32>
+func.func @zero_dim_is_fine(%x: tensor<0x1024x4611686018427387904x64xf32>, %p: tensor<1024xi32>) -> tensor<0x1024x4611686018427387904x64xf32> {
+  %y = posenc.rope %x, %p layout half : tensor<0x1024x4611686018427387904x64xf32>, tensor<1024xi32>
+  return %y : tensor<0x1024x4611686018427387904x64xf32>
 }
 
 // -----

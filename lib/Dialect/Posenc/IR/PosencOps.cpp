@@ -31,10 +31,13 @@ namespace {
 /// One dimension of one operand or result, named for diagnostics.
 struct DimRef {
   StringRef operand;
-  RankedTensorType type;
+  Value value;
   unsigned index;
 
-  int64_t size() const { return type.getDimSize(index); }
+  RankedTensorType type() const {
+    return cast<RankedTensorType>(value.getType());
+  }
+  int64_t size() const { return type().getDimSize(index); }
 };
 } // namespace
 
@@ -96,10 +99,44 @@ static LogicalResult checkPositions(Operation *op, StringRef name,
   return op->emitOpError() << name << " must be [S] or [B, S], got " << type;
 }
 
+/// While getDimConstraints runs a verifier, the shape checks also record
+/// their relations here: one list of relations serves the verifier (static
+/// sizes) and the lowerings (dynamic sizes, at run time).
+static thread_local SmallVectorImpl<DimConstraint> *constraintSink = nullptr;
+
+static void record(DimConstraint::Kind kind, StringRef what,
+                   ArrayRef<DimRef> refs,
+                   std::optional<int64_t> constant = std::nullopt) {
+  if (!constraintSink)
+    return;
+  DimConstraint c;
+  c.kind = kind;
+  c.what = what.str();
+  for (const DimRef &r : refs)
+    c.refs.push_back({r.operand, r.value, r.index});
+  c.constant = constant;
+  constraintSink->push_back(std::move(c));
+}
+
+SmallVector<DimConstraint> mlir::posenc::getDimConstraints(Operation *op) {
+  SmallVector<DimConstraint> result;
+  if (!isa<PosencDialect>(op->getDialect()))
+    return result;
+  constraintSink = &result;
+  LogicalResult verified = op->getName().verifyInvariants(op);
+  constraintSink = nullptr;
+  // An invalid op has no meaningful relations (and never reaches a
+  // lowering: the pass manager verifies first).
+  if (failed(verified))
+    result.clear();
+  return result;
+}
+
 /// Checks that every static size among `refs` (which all denote the dim
 /// `dimName`) agrees with the first static one. Dynamic sizes are accepted.
 static LogicalResult checkSameDim(Operation *op, StringRef dimName,
                                   ArrayRef<DimRef> refs) {
+  record(DimConstraint::Kind::equal, dimName, refs);
   const DimRef *first = nullptr;
   for (const DimRef &ref : refs) {
     if (ShapedType::isDynamic(ref.size()))
@@ -165,22 +202,22 @@ static LogicalResult verifyBiasResult(Operation *op, Value qPos, Value kPos,
   unsigned off = batched ? 1 : 0;
   SmallVector<DimRef> batch;
   if (batched)
-    batch.push_back({"result", rTy, 0});
+    batch.push_back({"result", result, 0});
   if (qTy.getRank() == 2)
-    batch.push_back({"q_pos", qTy, 0});
+    batch.push_back({"q_pos", qPos, 0});
   if (kTy.getRank() == 2)
-    batch.push_back({"k_pos", kTy, 0});
+    batch.push_back({"k_pos", kPos, 0});
   SmallVector<DimRef> headRefs(heads);
-  headRefs.push_back({"result", rTy, off});
+  headRefs.push_back({"result", result, off});
   return success(
       succeeded(checkSameDim(op, "batch size", batch)) &&
       succeeded(checkSameDim(op, "number of heads", headRefs)) &&
       succeeded(checkSameDim(op, "query length",
-                             {{"q_pos", qTy, unsigned(qTy.getRank() - 1)},
-                              {"result", rTy, off + 1}})) &&
+                             {{"q_pos", qPos, unsigned(qTy.getRank() - 1)},
+                              {"result", result, off + 1}})) &&
       succeeded(checkSameDim(op, "key length",
-                             {{"k_pos", kTy, unsigned(kTy.getRank() - 1)},
-                              {"result", rTy, off + 2}})));
+                             {{"k_pos", kPos, unsigned(kTy.getRank() - 1)},
+                              {"result", result, off + 2}})));
 }
 
 //===----------------------------------------------------------------------===//
@@ -261,11 +298,11 @@ LogicalResult RopeOp::verify() {
     return failure();
   unsigned sIdx = posTy.getRank() - 1;
   if (failed(checkSameDim(op, "sequence length",
-                          {{"x", xTy, 1}, {"pos", posTy, sIdx}})))
+                          {{"x", getX(), 1}, {"pos", getPos(), sIdx}})))
     return failure();
   if (posTy.getRank() == 2 &&
       failed(
-          checkSameDim(op, "batch size", {{"x", xTy, 0}, {"pos", posTy, 0}})))
+          checkSameDim(op, "batch size", {{"x", getX(), 0}, {"pos", getPos(), 0}})))
     return failure();
 
   int64_t headDim = xTy.getDimSize(3);
@@ -275,6 +312,8 @@ LogicalResult RopeOp::verify() {
     if (rotary < 0 || rotary % 2 != 0)
       return emitOpError() << "rotary_dim (" << rotary
                            << ") must be even and non-negative";
+    record(DimConstraint::Kind::atLeast, "head dim", {{"x", getX(), 3}},
+           rotary);
     if (!ShapedType::isDynamic(headDim) && rotary > headDim)
       return emitOpError() << "rotary_dim (" << rotary
                            << ") must be <= head dim (" << headDim << ")";
@@ -342,7 +381,7 @@ LogicalResult SinusoidalOp::verify() {
     return failure();
   for (unsigned i = 0, e = posTy.getRank(); i < e; ++i)
     if (failed(checkSameDim(op, "dim " + std::to_string(i),
-                            {{"pos", posTy, i}, {"result", rTy, i}})))
+                            {{"pos", getPos(), i}, {"result", getResult(), i}})))
       return failure();
   int64_t dim = getDim();
   if (dim <= 0 || dim % 2 != 0)
@@ -484,6 +523,8 @@ LogicalResult RelBiasOp::verify() {
   }
   int64_t rows = tableTy.getDimSize(0);
   int64_t expected = getExpectedTableRows();
+  record(DimConstraint::Kind::equal, "number of rows", {{"table", getTable(), 0}},
+         expected);
   if (!ShapedType::isDynamic(rows) && rows != expected)
     return emitOpError() << "table has " << rows << " rows but kind "
                          << stringifyRelBiasKind(getKind())
@@ -495,7 +536,7 @@ LogicalResult RelBiasOp::verify() {
                                              : std::string())
                          << " needs " << expected;
   return verifyBiasResult(op, getQPos(), getKPos(), getResult(),
-                          {{"table", tableTy, 1}});
+                          {{"table", getTable(), 1}});
 }
 
 //===----------------------------------------------------------------------===//
@@ -520,27 +561,29 @@ LogicalResult RelKeyBiasOp::verify() {
   if (failed(checkTableSize(op, "max_distance", m)))
     return failure();
   int64_t rows = embTy.getDimSize(0);
+  record(DimConstraint::Kind::equal, "number of rows", {{"emb", getEmb(), 0}},
+         2 * m + 1);
   if (!ShapedType::isDynamic(rows) && rows != 2 * m + 1)
     return emitOpError() << "emb has " << rows << " rows but max_distance " << m
                          << " needs " << 2 * m + 1;
-  SmallVector<DimRef> batch = {{"q", qTy, 0}, {"result", rTy, 0}};
+  SmallVector<DimRef> batch = {{"q", getQ(), 0}, {"result", getResult(), 0}};
   if (qpTy.getRank() == 2)
-    batch.push_back({"q_pos", qpTy, 0});
+    batch.push_back({"q_pos", getQPos(), 0});
   if (kpTy.getRank() == 2)
-    batch.push_back({"k_pos", kpTy, 0});
+    batch.push_back({"k_pos", getKPos(), 0});
   return success(
       succeeded(
-          checkSameDim(op, "head dim", {{"q", qTy, 3}, {"emb", embTy, 1}})) &&
+          checkSameDim(op, "head dim", {{"q", getQ(), 3}, {"emb", getEmb(), 1}})) &&
       succeeded(checkSameDim(op, "batch size", batch)) &&
       succeeded(checkSameDim(op, "number of heads",
-                             {{"q", qTy, 2}, {"result", rTy, 1}})) &&
+                             {{"q", getQ(), 2}, {"result", getResult(), 1}})) &&
       succeeded(checkSameDim(op, "query length",
-                             {{"q", qTy, 1},
-                              {"q_pos", qpTy, unsigned(qpTy.getRank() - 1)},
-                              {"result", rTy, 2}})) &&
+                             {{"q", getQ(), 1},
+                              {"q_pos", getQPos(), unsigned(qpTy.getRank() - 1)},
+                              {"result", getResult(), 2}})) &&
       succeeded(checkSameDim(op, "key length",
-                             {{"k_pos", kpTy, unsigned(kpTy.getRank() - 1)},
-                              {"result", rTy, 3}})));
+                             {{"k_pos", getKPos(), unsigned(kpTy.getRank() - 1)},
+                              {"result", getResult(), 3}})));
 }
 
 //===----------------------------------------------------------------------===//
@@ -598,19 +641,21 @@ LogicalResult AttentionOp::verify() {
     return failure();
   if (failed(checkSameDim(
           op, "batch size",
-          {{"q", qTy, 0}, {"k", kTy, 0}, {"v", vTy, 0}, {"result", rTy, 0}})) ||
+          {{"q", getQ(), 0}, {"k", getK(), 0}, {"v", getV(), 0}, {"result", getResult(), 0}})) ||
       failed(checkSameDim(op, "query length",
-                          {{"q", qTy, 1}, {"result", rTy, 1}})) ||
-      failed(checkSameDim(op, "key length", {{"k", kTy, 1}, {"v", vTy, 1}})) ||
+                          {{"q", getQ(), 1}, {"result", getResult(), 1}})) ||
+      failed(checkSameDim(op, "key length", {{"k", getK(), 1}, {"v", getV(), 1}})) ||
       failed(checkSameDim(op, "number of query heads",
-                          {{"q", qTy, 2}, {"result", rTy, 2}})) ||
+                          {{"q", getQ(), 2}, {"result", getResult(), 2}})) ||
       failed(checkSameDim(op, "number of kv heads",
-                          {{"k", kTy, 2}, {"v", vTy, 2}})) ||
+                          {{"k", getK(), 2}, {"v", getV(), 2}})) ||
       failed(
-          checkSameDim(op, "key head dim", {{"q", qTy, 3}, {"k", kTy, 3}})) ||
+          checkSameDim(op, "key head dim", {{"q", getQ(), 3}, {"k", getK(), 3}})) ||
       failed(checkSameDim(op, "value head dim",
-                          {{"v", vTy, 3}, {"result", rTy, 3}})))
+                          {{"v", getV(), 3}, {"result", getResult(), 3}})))
     return failure();
+  record(DimConstraint::Kind::multiple, "number of heads",
+         {{"q", getQ(), 2}, {"k", getK(), 2}});
   int64_t hq = qTy.getDimSize(2), hkv = kTy.getDimSize(2);
   if (!ShapedType::isDynamic(hq) && !ShapedType::isDynamic(hkv) &&
       (hkv == 0 || hq % hkv != 0))
@@ -628,8 +673,15 @@ LogicalResult AttentionOp::verify() {
     int64_t full[4] = {qTy.getDimSize(0), qTy.getDimSize(2), qTy.getDimSize(1),
                        kTy.getDimSize(1)};
     static const char *names[4] = {"B", "Hq", "Sq", "Sk"};
+    DimRef fullRefs[4] = {
+        {"q", getQ(), 0}, {"q", getQ(), 2}, {"q", getQ(), 1}, {"k", getK(), 1}};
     for (int64_t i = 0, r = bTy.getRank(); i < r; ++i) {
       int64_t b = bTy.getDimSize(i), f = full[4 - r + i];
+      // A dynamic bias dim is read as the full dim (only a static 1
+      // broadcasts).
+      if (ShapedType::isDynamic(b))
+        record(DimConstraint::Kind::equal, names[4 - r + i],
+               {{"bias", bias, unsigned(i)}, fullRefs[4 - r + i]});
       if (ShapedType::isDynamic(b) || ShapedType::isDynamic(f) || b == 1 ||
           b == f)
         continue;
@@ -694,31 +746,31 @@ LogicalResult MlaAbsorbOp::verify() {
     return failure();
   return success(
       succeeded(checkSameDim(op, "batch size",
-                             {{"q_nope", qn, 0},
-                              {"q_pe", qr, 0},
-                              {"c_kv", ckv, 0},
-                              {"k_pe", kr, 0},
-                              {"result", r, 0}})) &&
+                             {{"q_nope", getQNope(), 0},
+                              {"q_pe", getQPe(), 0},
+                              {"c_kv", getCKv(), 0},
+                              {"k_pe", getKPe(), 0},
+                              {"result", getResult(), 0}})) &&
       succeeded(checkSameDim(
           op, "query length",
-          {{"q_nope", qn, 1}, {"q_pe", qr, 1}, {"result", r, 1}})) &&
+          {{"q_nope", getQNope(), 1}, {"q_pe", getQPe(), 1}, {"result", getResult(), 1}})) &&
       succeeded(checkSameDim(op, "number of heads",
-                             {{"q_nope", qn, 2},
-                              {"q_pe", qr, 2},
-                              {"w_uk", wuk, 0},
-                              {"w_uv", wuv, 0},
-                              {"result", r, 2}})) &&
+                             {{"q_nope", getQNope(), 2},
+                              {"q_pe", getQPe(), 2},
+                              {"w_uk", getWUk(), 0},
+                              {"w_uv", getWUv(), 0},
+                              {"result", getResult(), 2}})) &&
       succeeded(checkSameDim(op, "nope head dim",
-                             {{"q_nope", qn, 3}, {"w_uk", wuk, 1}})) &&
+                             {{"q_nope", getQNope(), 3}, {"w_uk", getWUk(), 1}})) &&
       succeeded(checkSameDim(op, "rope head dim",
-                             {{"q_pe", qr, 3}, {"k_pe", kr, 2}})) &&
+                             {{"q_pe", getQPe(), 3}, {"k_pe", getKPe(), 2}})) &&
       succeeded(checkSameDim(op, "key length",
-                             {{"c_kv", ckv, 1}, {"k_pe", kr, 1}})) &&
+                             {{"c_kv", getCKv(), 1}, {"k_pe", getKPe(), 1}})) &&
       succeeded(checkSameDim(
           op, "latent dim",
-          {{"c_kv", ckv, 2}, {"w_uk", wuk, 2}, {"w_uv", wuv, 2}})) &&
+          {{"c_kv", getCKv(), 2}, {"w_uk", getWUk(), 2}, {"w_uv", getWUv(), 2}})) &&
       succeeded(checkSameDim(op, "value head dim",
-                             {{"w_uv", wuv, 1}, {"result", r, 3}})));
+                             {{"w_uv", getWUv(), 1}, {"result", getResult(), 3}})));
 }
 
 #define GET_OP_CLASSES

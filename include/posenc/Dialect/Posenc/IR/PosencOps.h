@@ -13,6 +13,33 @@
 #include "posenc/Dialect/Posenc/IR/PosencDialect.h"
 
 namespace mlir::posenc {
+/// A relation between dimensions that an op's verifier checks where the
+/// sizes are static. Lowerings check the dynamic ones at run time, so that a
+/// call with disagreeing shapes fails instead of reading out of bounds.
+struct DimConstraint {
+  struct Ref {
+    StringRef name;
+    Value value;
+    unsigned index;
+  };
+  enum class Kind {
+    /// Every ref has the same size, and `constant` when set.
+    equal,
+    /// refs[0] is a positive multiple of refs[1].
+    multiple,
+    /// refs[0] is at least `constant`.
+    atLeast,
+  };
+  Kind kind = Kind::equal;
+  /// What the dims are, for messages: "sequence length".
+  std::string what;
+  SmallVector<Ref> refs;
+  std::optional<int64_t> constant;
+};
+
+/// The dimension relations of a posenc op (any other op has none).
+SmallVector<DimConstraint> getDimConstraints(Operation *op);
+
 namespace detail {
 LogicalResult verifyBoundedTensorSizes(Operation *op);
 } // namespace detail

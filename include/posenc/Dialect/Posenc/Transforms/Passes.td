@@ -133,6 +133,26 @@ def PosencCheckCPUInputPass
   }];
 }
 
+def PosencInsertShapeChecksPass : Pass<"posenc-insert-shape-checks"> {
+  let summary = "Check at run time the shape relations of dynamic dims";
+  let description = [{
+    Every posenc op's verifier checks how its dims relate (the sequence
+    length of `x` and `pos` agree, a T5 table has `num_buckets` rows, query
+    heads are a multiple of kv heads, ...) where the sizes are static. Where
+    one of them is dynamic, this pass inserts a `cf.assert` before the op
+    with the op's location and the relation in its message, so that a call
+    with disagreeing arrays stops with that message instead of reading out
+    of bounds. posenc-run and the Python package turn the failed check into
+    an error of the call; other hosts see cf.assert's default (print and
+    abort). Ops with only static dims get no checks.
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::cf::ControlFlowDialect",
+    "::mlir::tensor::TensorDialect",
+  ];
+}
+
 def PosencApproximateMathPass : Pass<"posenc-approximate-math"> {
   let summary = "Vectorizable f32 exp, and sin/cos of f64 angles rounded to f32";
   let description = [{
