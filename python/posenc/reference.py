@@ -225,7 +225,7 @@ def rel_bias(table, q_pos, k_pos, kind="t5", num_buckets=None, max_distance=128,
     elif bidirectional:
         bucket = np.clip(rel, -max_distance, max_distance) + max_distance
     else:
-        bucket = np.clip(-rel, 0, max_distance)
+        bucket = -np.clip(rel, -max_distance, 0)  # clamp first: −(−2^63) wraps
     return _with_heads(table[bucket])
 
 

@@ -723,6 +723,40 @@ struct ConvertPosencToLinalgPass
           << " attention-tile-k=" << int64_t(attentionTileK);
       return signalPassFailure();
     }
+    // Shapes the lowerings need static, named up front: a pattern that
+    // declines would only say "failed to legalize".
+    WalkResult unsupported = getOperation()->walk([&](Operation *op) {
+      if (auto attn = dyn_cast<AttentionOp>(op)) {
+        RankedTensorType q = attn.getQ().getType(), k = attn.getK().getType();
+        if (q.isDynamicDim(2) || k.isDynamicDim(2)) {
+          attn.emitOpError()
+              << "cannot be lowered with a dynamic number of "
+                 "heads (q: "
+              << q << ", k: " << k << "): the GQA group size must be static";
+          return WalkResult::interrupt();
+        }
+        if (!attn.getScaleOrDefault()) {
+          attn.emitOpError() << "cannot be lowered with a dynamic key head dim "
+                                "and no scale attribute";
+          return WalkResult::interrupt();
+        }
+      }
+      if (auto mla = dyn_cast<MlaAbsorbOp>(op)) {
+        if (mla.getQNope().getType().isDynamicDim(3) ||
+            mla.getQPe().getType().isDynamicDim(3) ||
+            mla.getCKv().getType().isDynamicDim(2)) {
+          mla.emitOpError() << "cannot be lowered with dynamic head or latent "
+                               "dims (q_nope: "
+                            << mla.getQNope().getType()
+                            << ", q_pe: " << mla.getQPe().getType()
+                            << ", c_kv: " << mla.getCKv().getType() << ")";
+          return WalkResult::interrupt();
+        }
+      }
+      return WalkResult::advance();
+    });
+    if (unsupported.wasInterrupted())
+      return signalPassFailure();
     RewritePatternSet patterns(ctx);
     populatePosencToLinalgConversionPatterns(
         patterns, attentionTileQ, attentionTileK, materializeAttention);
