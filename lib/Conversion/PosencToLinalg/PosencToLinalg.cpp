@@ -39,6 +39,15 @@ using namespace mlir::posenc;
 // Helpers
 //===----------------------------------------------------------------------===//
 
+/// Replaces `op` by `value` cast to the op's declared result type: an op
+/// may declare static dims that the lowering computes from dynamic operands
+/// (posenc-insert-shape-checks makes them agree at run time).
+static void replaceWithResult(ConversionPatternRewriter &rewriter,
+                              Operation *op, Value value) {
+  rewriter.replaceOp(op, LinalgBuilder{rewriter, op->getLoc()}.castTo(
+                             value, op->getResult(0).getType()));
+}
+
 namespace {
 /// Indexing map from the iteration space of a bias result ([H, Sq, Sk] or
 /// [B, H, Sq, Sk]) to a position tensor ([S] or [B, S]); `seqDim` is the
@@ -192,7 +201,7 @@ struct RopeOpLowering : OpConversionPattern<RopeOp> {
     Value x = adaptor.getX(), pos = adaptor.getPos();
     int64_t rotary = *op.getRotaryDimOrHeadDim();
     if (rotary == 0) {
-      rewriter.replaceOp(op, x);
+      replaceWithResult(rewriter, op, x);
       return success();
     }
     int64_t half = rotary / 2;
@@ -308,7 +317,7 @@ struct RopeOpLowering : OpConversionPattern<RopeOp> {
       result = tensor::InsertSliceOp::create(rewriter, loc, result, x, zeros,
                                              sliceSizes, ones);
     }
-    rewriter.replaceOp(op, result);
+    replaceWithResult(rewriter, op, result);
     return success();
   }
 };
@@ -363,7 +372,7 @@ struct SinusoidalOpLowering : OpConversionPattern<SinusoidalOp> {
               n.fromFloat(math::CosOp::create(nb, nl, theta), f32));
           yieldValues(nb, nl, n.fromFloat(v, elemTy));
         });
-    rewriter.replaceOp(op, result);
+    replaceWithResult(rewriter, op, result);
     return success();
   }
 };
@@ -412,7 +421,7 @@ struct AlibiBiasOpLowering : OpConversionPattern<AlibiBiasOp> {
                  [&](LinalgBuilder &n, Value rel, Value h) {
                    return alibi.at(n, rel, h);
                  });
-    rewriter.replaceOp(op, result);
+    replaceWithResult(rewriter, op, result);
     return success();
   }
 };
@@ -430,16 +439,17 @@ struct RelBiasOpLowering : OpConversionPattern<RelBiasOp> {
     RankedTensorType rTy = op.getResult().getType();
     Value qPos = adaptor.getQPos(), kPos = adaptor.getKPos();
     if (!bias.hasDistanceTable()) {
-      rewriter.replaceOp(op,
-                         emitBias(e, rTy, qPos, kPos, heads,
-                                  [&](LinalgBuilder &n, Value rel, Value h) {
-                                    return bias.at(n, rel, h);
-                                  }));
+      replaceWithResult(rewriter, op,
+                        emitBias(e, rTy, qPos, kPos, heads,
+                                 [&](LinalgBuilder &n, Value rel, Value h) {
+                                   return bias.at(n, rel, h);
+                                 }));
       return success();
     }
-    rewriter.replaceOp(op, distanceGather(e, rTy, qPos, kPos, heads,
-                                          bias.distanceTable(e, heads),
-                                          bias.maxDistance));
+    replaceWithResult(rewriter, op,
+                      distanceGather(e, rTy, qPos, kPos, heads,
+                                     bias.distanceTable(e, heads),
+                                     bias.maxDistance));
     return success();
   }
 
@@ -543,7 +553,7 @@ struct RelKeyBiasOpLowering : OpConversionPattern<RelKeyBiasOp> {
           Value v = n.extract(qe, {n.index(0), n.index(2), n.index(1), r});
           yieldValues(nb, nl, n.fromFloat(v, elemTy));
         });
-    rewriter.replaceOp(op, result);
+    replaceWithResult(rewriter, op, result);
     return success();
   }
 };
@@ -682,7 +692,7 @@ struct AttentionOpLowering : OpConversionPattern<AttentionOp> {
           yieldValues(nb, nl,
                       n.fromFloat(n.divideOrZero(args[0], args[1]), elemTy));
         });
-    rewriter.replaceOp(op, result);
+    replaceWithResult(rewriter, op, result);
     return success();
   }
 };

@@ -318,7 +318,7 @@ struct TiledAttentionLowering : OpConversionPattern<AttentionOp> {
               });
           scf::YieldOp::create(b1, l1, heads.getResult(0));
         });
-    rewriter.replaceOp(op, loops.getResult(0));
+    rewriter.replaceOp(op, e.castTo(loops.getResult(0), op.getType()));
     return success();
   }
 

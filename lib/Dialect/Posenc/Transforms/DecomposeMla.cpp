@@ -112,7 +112,8 @@ LogicalResult mlir::posenc::decomposeMla(RewriterBase &rewriter, MlaAbsorbOp op,
                         dims(ctx, 5, {2, 3, 4}), dims(ctx, 5, {0, 1, 2, 3}),
                         {B, Sq, H, Dv});
   }
-  rewriter.replaceOp(op, e.castTensor(result, rTy.getElementType()));
+  rewriter.replaceOp(op,
+                     e.castTo(e.castTensor(result, rTy.getElementType()), rTy));
   return success();
 }
 

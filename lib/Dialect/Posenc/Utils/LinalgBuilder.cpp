@@ -51,6 +51,12 @@ Value LinalgBuilder::empty(ArrayRef<OpFoldResult> sizes, Type elemTy) {
   return tensor::EmptyOp::create(b, loc, sizes, elemTy);
 }
 
+Value LinalgBuilder::castTo(Value t, Type type) {
+  if (t.getType() == type)
+    return t;
+  return tensor::CastOp::create(b, loc, type, t);
+}
+
 Value LinalgBuilder::filled(ArrayRef<OpFoldResult> sizes, Value value) {
   Value e = empty(sizes, value.getType());
   return linalg::FillOp::create(b, loc, value, e).getResult(0);
@@ -61,7 +67,8 @@ Value LinalgBuilder::generic(Type resultType, ValueRange inputs, Value init,
                              ArrayRef<utils::IteratorType> iterators,
                              GenericBodyFn body) {
   return linalg::GenericOp::create(b, loc, TypeRange{resultType}, inputs,
-                                   ValueRange{init}, maps, iterators, body)
+                                   ValueRange{castTo(init, resultType)}, maps,
+                                   iterators, body)
       .getResult(0);
 }
 

@@ -43,6 +43,9 @@ struct LinalgBuilder {
   SmallVector<OpFoldResult> sizes(Value t);
 
   Value empty(ArrayRef<OpFoldResult> sizes, Type elemTy);
+  /// `t` as `type` (same rank and elements, dims more or less static): ops
+  /// may declare static dims that lowerings compute from dynamic operands.
+  Value castTo(Value t, Type type);
   /// A tensor of `sizes` filled with `value`.
   Value filled(ArrayRef<OpFoldResult> sizes, Value value);
 
