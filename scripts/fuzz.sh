@@ -13,8 +13,8 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 seconds=${1:-600}
 jobs=${2:-1}
+POSENC_SETUP_SANITIZE=1 "$root/scripts/setup.sh" >/dev/null || exit 1
 source "$root/scripts/sanitize-env.sh"
-"$root/scripts/setup.sh" >/dev/null || exit 1
 "$root/scripts/build.sh" posenc-fuzz || exit 1
 
 work=$POSENC_BUILD_DIR/fuzz

@@ -8,6 +8,10 @@ pkgs=(
   cmake ninja-build ccache
   python3-dev pybind11-dev python3-numpy python3-pytest
 )
+# The sanitizer runtimes and libFuzzer: scripts/test.sh --sanitize, fuzz.sh.
+if [[ "${POSENC_SETUP_SANITIZE:-0}" == 1 ]]; then
+  pkgs+=(libclang-rt-22-dev)
+fi
 # The benchmark peer is large; only bench/ needs it.
 if [[ "${POSENC_SETUP_BENCH:-0}" == 1 ]]; then
   # OpenBLAS: without it Debian's torch falls back to the reference BLAS.

@@ -12,12 +12,17 @@ set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
+sanitize=0
 if [[ "${1:-}" == "--sanitize" ]]; then
+  sanitize=1
+  export POSENC_SETUP_SANITIZE=1
+fi
+"$root/scripts/setup.sh" || { echo "setup failed"; exit 1; }
+if ((sanitize)); then
   source "$root/scripts/sanitize-env.sh"
 fi
 build=${POSENC_BUILD_DIR:-$root/build}
 
-"$root/scripts/setup.sh" || { echo "setup failed"; exit 1; }
 "$root/scripts/build.sh" || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
 
 reports="$build/test-reports"

@@ -40,6 +40,10 @@ tools = [
     ToolSubst("mlir-opt", command=" ".join(
         mlir_opt_prefix + [os.path.join(config.llvm_tools_dir, "mlir-opt")])),
 ]
+# Sanitizer builds (scripts/test.sh --sanitize) also build the fuzz target.
+if os.path.exists(os.path.join(config.posenc_tools_dir, "posenc-fuzz")):
+    config.available_features.add("fuzzer")
+    tools.append("posenc-fuzz")
 llvm_config.add_tool_substitutions(tools, tool_dirs)
 
 # CPU integration tests run lowered IR with upstream mlir-runner.
