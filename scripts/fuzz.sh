@@ -1,28 +1,43 @@
 #!/usr/bin/env bash
-# Runs the libFuzzer target posenc-fuzz (ASan+UBSan, coverage-guided) for a
-# given time and reports executions and findings.
+# Runs a libFuzzer target (ASan+UBSan, coverage-guided) for a given time
+# and reports executions and findings.
 #
-#   scripts/fuzz.sh [SECONDS] [JOBS]     default 600 s, 1 job
+#   scripts/fuzz.sh [SECONDS] [JOBS] [TARGET]
+#       SECONDS  default 600; JOBS default 1
+#       TARGET   posenc-fuzz (default): IR through every pass and pipeline
+#                posenc-fuzz-npy: the .npy reader
 #
-# Seeds: every lit test file, split at "// -----" like --split-input-file.
-# The corpus grows in build-sanitize/fuzz/corpus across runs; findings
-# (crash-*, leak-*, timeout-*, oom-*) land in build-sanitize/fuzz/findings.
-# Reproduce one with: build-sanitize/bin/posenc-fuzz FILE
+# Seeds: for posenc-fuzz every lit test file split at "// -----" (like
+# --split-input-file), with a dictionary of their tokens; for
+# posenc-fuzz-npy, .npy files of every dtype written by numpy. The corpus
+# grows in build-sanitize/fuzz/<target>/corpus across runs; findings
+# (crash-*, leak-*, timeout-*, oom-*) land in .../findings.
+# Reproduce one with: build-sanitize/bin/<target> FILE
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 seconds=${1:-600}
 jobs=${2:-1}
+target=${3:-posenc-fuzz}
 POSENC_SETUP_SANITIZE=1 "$root/scripts/setup.sh" >/dev/null || exit 1
 source "$root/scripts/sanitize-env.sh"
-"$root/scripts/build.sh" posenc-fuzz || exit 1
+"$root/scripts/build.sh" "$target" || exit 1
 
-work=$POSENC_BUILD_DIR/fuzz
+work=$POSENC_BUILD_DIR/fuzz/$target
 mkdir -p "$work/corpus" "$work/findings"
 rm -rf "$work/seeds" && mkdir -p "$work/seeds"
-/usr/bin/python3 - "$root/test" "$work" <<'PY'
+/usr/bin/python3 - "$root/test" "$work" "$target" <<'PY' || exit 1
 import pathlib, re, sys
-test, work = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+test, work, target = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]), sys.argv[3]
+if target == "posenc-fuzz-npy":
+    import numpy as np
+    n = 0
+    for dt in ["<f4", "<f2", "<f8", "<i4", "<i8", "<u2"]:
+        for shape in [(), (3,), (2, 3), (0, 4)]:
+            n += 1
+            np.save(work / "seeds" / f"{n}.npy", np.zeros(shape, dt))
+    print(f"fuzz: {n} seeds")
+    sys.exit(0)
 tokens = set()
 n = 0
 for f in sorted(test.rglob("*.mlir")):
@@ -40,27 +55,29 @@ with open(work / "posenc.dict", "w") as d:
         d.write(f'"{t}"\n')
 print(f"fuzz: {n} seeds, {len(tokens)} dictionary tokens")
 PY
+dict=()
+[[ -f "$work/posenc.dict" ]] && dict=(-dict="$work/posenc.dict")
 
-# Coverage-guided: leaks are off (MLIR's uniquers keep storage on purpose
-# until the context dies, and the context dies each input anyway).
+# Leaks are off while fuzzing: MLIR's uniquers keep storage on purpose until
+# their context dies (each input's context dies anyway); the lit suite
+# checks the tools for leaks.
 log=$work/last-run.log
 rm -f "$work"/fuzz-*.log
 cd "$work"
 ASAN_OPTIONS="$ASAN_OPTIONS:detect_leaks=0" \
-  "$POSENC_BUILD_DIR/bin/posenc-fuzz" "$work/corpus" "$work/seeds" \
-  -dict="$work/posenc.dict" -max_total_time="$seconds" -timeout=30 \
-  -rss_limit_mb=4096 -max_len=16384 -jobs="$jobs" -workers="$jobs" \
-  -print_final_stats=1 -artifact_prefix="$work/findings/" >"$log" 2>&1
+  "$POSENC_BUILD_DIR/bin/$target" "$work/corpus" "$work/seeds" "${dict[@]}" \
+  -max_total_time="$seconds" -timeout=30 -rss_limit_mb=4096 -max_len=16384 \
+  -jobs="$jobs" -workers="$jobs" -print_final_stats=1 \
+  -artifact_prefix="$work/findings/" >"$log" 2>&1
 rc=$?
 # With -jobs, each job logs to fuzz-N.log (the main log repeats them).
 logs=("$work"/fuzz-*.log)
 [[ -e "${logs[0]}" ]] || logs=("$log")
 runs=$(grep -ho 'stat::number_of_executed_units: *[0-9]*' "${logs[@]}" |
   awk '{s += $2} END {print s + 0}')
-reached=$(grep -h '^posenc-fuzz: ' "${logs[@]}" | tail -n "$jobs")
 findings=$(find "$work/findings" -type f | wc -l)
-echo "fuzz: ${seconds}s x ${jobs} job(s), ${runs} executions," \
+echo "fuzz: $target ${seconds}s x ${jobs} job(s), ${runs} executions," \
   "corpus $(ls "$work/corpus" | wc -l) inputs, ${findings} finding(s)" \
   "in $work/findings (exit ${rc})"
-echo "$reached"
+grep -h '^posenc-fuzz: ' "${logs[@]}" | tail -n "$jobs"
 ((findings == 0 && rc == 0))
