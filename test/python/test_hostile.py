@@ -236,3 +236,22 @@ def test_python_rejects_non_arrays():
         ROPE.f("not an array", np.zeros(5, np.int64))
     with pytest.raises(posenc.Error, match="unsupported dtype"):
         ROPE.f(np.zeros((1, 5, 2, 8), object), np.zeros(5, np.int64))
+
+
+def test_bf16_rounding_all_classes(rng):
+    """f32 -> bf16 rounds to nearest even (posenc.to_bf16), keeps ±Inf and
+    ±0, rounds the largest finite values to Inf, and keeps every NaN a NaN
+    (payloads whose rounding carries out of the mantissa included)."""
+    m = compile_one("%r = arith.truncf %x : tensor<?xf32> to tensor<?xbf16>",
+                    [("x", "tensor<?xf32>")], "tensor<?xbf16>")
+    bits = np.concatenate([
+        rng.integers(0, 2**32, size=100000, dtype=np.uint64),
+        [0x00000000, 0x80000000, 0x7F800000, 0xFF800000, 0x7F7FFFFF, 0xFF7FFFFF,
+         0x7FC00000, 0x7F800001, 0x7FFFFFFF, 0xFFFFFFFF, 0x7F80FFFF, 0x00008000,
+         0x00018000, 0x3F808000, 0x3F818000],
+    ]).astype(np.uint32)
+    x = bits.view(np.float32)
+    got = posenc.from_bf16(m.f(x))
+    nan = np.isnan(x)
+    assert np.array_equal(np.isnan(got), nan)
+    assert np.array_equal(got[~nan], posenc.from_bf16(posenc.to_bf16(x[~nan])))

@@ -30,7 +30,8 @@ func.func @exps(%a: f32, %v: vector<8xf32>, %d: f64) -> (f32, vector<8xf32>, f64
 // CHECK: math.floor
 // CHECK: arith.select
 // CHECK: arith.negf %{{.+}} : f32
-// CHECK: arith.truncf %{{.+}} : f32 to bf16
+// CHECK: arith.bitcast %{{.+}} : f32 to i32
+// CHECK: arith.bitcast %{{.+}} : i16 to bf16
 // CHECK: return
 func.func @narrowed_trig(%t: f64) -> (f32, bf16) {
   %s = math.sin %t : f64
@@ -38,6 +39,25 @@ func.func @narrowed_trig(%t: f64) -> (f32, bf16) {
   %s32 = arith.truncf %s : f64 to f32
   %c16 = arith.truncf %c : f64 to bf16
   return %s32, %c16 : f32, bf16
+}
+
+// f32 -> bf16 rounds to nearest even in i32 arithmetic: bits + 0x7fff +
+// lsb, with exponent and quiet bit OR-ed in for NaNs (vectorizes; a select
+// of the 16-bit result does not).
+// CHECK-LABEL: func @truncf_bf16
+// CHECK-NOT: arith.truncf
+// CHECK: %[[B:.+]] = arith.bitcast %{{.+}} : vector<8xf32> to vector<8xi32>
+// CHECK: %[[LSB:.+]] = arith.andi %{{.+}}, %{{.+}} : vector<8xi32>
+// CHECK: %[[R:.+]] = arith.addi %[[B]], %{{.+}} : vector<8xi32>
+// CHECK: %[[NAN:.+]] = arith.cmpi ugt, %{{.+}}, %{{.+}} : vector<8xi32>
+// CHECK: %[[Q:.+]] = arith.select %[[NAN]], %{{.+}}, %{{.+}} : vector<8xi1>, vector<8xi32>
+// CHECK: %[[OR:.+]] = arith.ori %[[R]], %[[Q]] : vector<8xi32>
+// CHECK: %[[HI:.+]] = arith.shrui %[[OR]], %{{.+}} : vector<8xi32>
+// CHECK: %[[T:.+]] = arith.trunci %[[HI]] : vector<8xi32> to vector<8xi16>
+// CHECK: arith.bitcast %[[T]] : vector<8xi16> to vector<8xbf16>
+func.func @truncf_bf16(%x: vector<8xf32>) -> vector<8xbf16> {
+  %y = arith.truncf %x : vector<8xf32> to vector<8xbf16>
+  return %y : vector<8xbf16>
 }
 
 // Vectors take the same path with splat constants.
