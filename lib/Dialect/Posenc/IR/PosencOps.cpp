@@ -301,8 +301,8 @@ LogicalResult RopeOp::verify() {
                           {{"x", getX(), 1}, {"pos", getPos(), sIdx}})))
     return failure();
   if (posTy.getRank() == 2 &&
-      failed(
-          checkSameDim(op, "batch size", {{"x", getX(), 0}, {"pos", getPos(), 0}})))
+      failed(checkSameDim(op, "batch size",
+                          {{"x", getX(), 0}, {"pos", getPos(), 0}})))
     return failure();
 
   int64_t headDim = xTy.getDimSize(3);
@@ -380,8 +380,9 @@ LogicalResult SinusoidalOp::verify() {
                        "[..., S, D]: the rank of pos plus one")))
     return failure();
   for (unsigned i = 0, e = posTy.getRank(); i < e; ++i)
-    if (failed(checkSameDim(op, "dim " + std::to_string(i),
-                            {{"pos", getPos(), i}, {"result", getResult(), i}})))
+    if (failed(
+            checkSameDim(op, "dim " + std::to_string(i),
+                         {{"pos", getPos(), i}, {"result", getResult(), i}})))
       return failure();
   int64_t dim = getDim();
   if (dim <= 0 || dim % 2 != 0)
@@ -523,8 +524,8 @@ LogicalResult RelBiasOp::verify() {
   }
   int64_t rows = tableTy.getDimSize(0);
   int64_t expected = getExpectedTableRows();
-  record(DimConstraint::Kind::equal, "number of rows", {{"table", getTable(), 0}},
-         expected);
+  record(DimConstraint::Kind::equal, "number of rows",
+         {{"table", getTable(), 0}}, expected);
   if (!ShapedType::isDynamic(rows) && rows != expected)
     return emitOpError() << "table has " << rows << " rows but kind "
                          << stringifyRelBiasKind(getKind())
@@ -572,18 +573,20 @@ LogicalResult RelKeyBiasOp::verify() {
   if (kpTy.getRank() == 2)
     batch.push_back({"k_pos", getKPos(), 0});
   return success(
-      succeeded(
-          checkSameDim(op, "head dim", {{"q", getQ(), 3}, {"emb", getEmb(), 1}})) &&
+      succeeded(checkSameDim(op, "head dim",
+                             {{"q", getQ(), 3}, {"emb", getEmb(), 1}})) &&
       succeeded(checkSameDim(op, "batch size", batch)) &&
       succeeded(checkSameDim(op, "number of heads",
                              {{"q", getQ(), 2}, {"result", getResult(), 1}})) &&
-      succeeded(checkSameDim(op, "query length",
-                             {{"q", getQ(), 1},
-                              {"q_pos", getQPos(), unsigned(qpTy.getRank() - 1)},
-                              {"result", getResult(), 2}})) &&
-      succeeded(checkSameDim(op, "key length",
-                             {{"k_pos", getKPos(), unsigned(kpTy.getRank() - 1)},
-                              {"result", getResult(), 3}})));
+      succeeded(
+          checkSameDim(op, "query length",
+                       {{"q", getQ(), 1},
+                        {"q_pos", getQPos(), unsigned(qpTy.getRank() - 1)},
+                        {"result", getResult(), 2}})) &&
+      succeeded(
+          checkSameDim(op, "key length",
+                       {{"k_pos", getKPos(), unsigned(kpTy.getRank() - 1)},
+                        {"result", getResult(), 3}})));
 }
 
 //===----------------------------------------------------------------------===//
@@ -639,18 +642,21 @@ LogicalResult AttentionOp::verify() {
                                        {"result", getResult()}})) ||
       failed(verifyScale(op, getScale())))
     return failure();
-  if (failed(checkSameDim(
-          op, "batch size",
-          {{"q", getQ(), 0}, {"k", getK(), 0}, {"v", getV(), 0}, {"result", getResult(), 0}})) ||
+  if (failed(checkSameDim(op, "batch size",
+                          {{"q", getQ(), 0},
+                           {"k", getK(), 0},
+                           {"v", getV(), 0},
+                           {"result", getResult(), 0}})) ||
       failed(checkSameDim(op, "query length",
                           {{"q", getQ(), 1}, {"result", getResult(), 1}})) ||
-      failed(checkSameDim(op, "key length", {{"k", getK(), 1}, {"v", getV(), 1}})) ||
+      failed(checkSameDim(op, "key length",
+                          {{"k", getK(), 1}, {"v", getV(), 1}})) ||
       failed(checkSameDim(op, "number of query heads",
                           {{"q", getQ(), 2}, {"result", getResult(), 2}})) ||
       failed(checkSameDim(op, "number of kv heads",
                           {{"k", getK(), 2}, {"v", getV(), 2}})) ||
-      failed(
-          checkSameDim(op, "key head dim", {{"q", getQ(), 3}, {"k", getK(), 3}})) ||
+      failed(checkSameDim(op, "key head dim",
+                          {{"q", getQ(), 3}, {"k", getK(), 3}})) ||
       failed(checkSameDim(op, "value head dim",
                           {{"v", getV(), 3}, {"result", getResult(), 3}})))
     return failure();
@@ -751,26 +757,30 @@ LogicalResult MlaAbsorbOp::verify() {
                               {"c_kv", getCKv(), 0},
                               {"k_pe", getKPe(), 0},
                               {"result", getResult(), 0}})) &&
-      succeeded(checkSameDim(
-          op, "query length",
-          {{"q_nope", getQNope(), 1}, {"q_pe", getQPe(), 1}, {"result", getResult(), 1}})) &&
+      succeeded(checkSameDim(op, "query length",
+                             {{"q_nope", getQNope(), 1},
+                              {"q_pe", getQPe(), 1},
+                              {"result", getResult(), 1}})) &&
       succeeded(checkSameDim(op, "number of heads",
                              {{"q_nope", getQNope(), 2},
                               {"q_pe", getQPe(), 2},
                               {"w_uk", getWUk(), 0},
                               {"w_uv", getWUv(), 0},
                               {"result", getResult(), 2}})) &&
-      succeeded(checkSameDim(op, "nope head dim",
-                             {{"q_nope", getQNope(), 3}, {"w_uk", getWUk(), 1}})) &&
+      succeeded(
+          checkSameDim(op, "nope head dim",
+                       {{"q_nope", getQNope(), 3}, {"w_uk", getWUk(), 1}})) &&
       succeeded(checkSameDim(op, "rope head dim",
                              {{"q_pe", getQPe(), 3}, {"k_pe", getKPe(), 2}})) &&
       succeeded(checkSameDim(op, "key length",
                              {{"c_kv", getCKv(), 1}, {"k_pe", getKPe(), 1}})) &&
-      succeeded(checkSameDim(
-          op, "latent dim",
-          {{"c_kv", getCKv(), 2}, {"w_uk", getWUk(), 2}, {"w_uv", getWUv(), 2}})) &&
-      succeeded(checkSameDim(op, "value head dim",
-                             {{"w_uv", getWUv(), 1}, {"result", getResult(), 3}})));
+      succeeded(checkSameDim(op, "latent dim",
+                             {{"c_kv", getCKv(), 2},
+                              {"w_uk", getWUk(), 2},
+                              {"w_uv", getWUv(), 2}})) &&
+      succeeded(
+          checkSameDim(op, "value head dim",
+                       {{"w_uv", getWUv(), 1}, {"result", getResult(), 3}})));
 }
 
 #define GET_OP_CLASSES

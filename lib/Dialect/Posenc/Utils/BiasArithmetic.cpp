@@ -61,8 +61,8 @@ Value RelBiasArithmetic::at(LinalgBuilder &e, Value rel, Value h) const {
     // Every distance >= max_distance shares the last entry's bucket; clamp
     // before negating so that rel = -2^63 (wrapped i64 positions) stays
     // far, not zero or negative.
-    rel = arith::MaxSIOp::create(
-        b, l, arith::MinSIOp::create(b, l, rel, maxD), e.cI64(-maxDistance));
+    rel = arith::MaxSIOp::create(b, l, arith::MinSIOp::create(b, l, rel, maxD),
+                                 e.cI64(-maxDistance));
     Value b0 = zero, dist;
     if (bidirectional) {
       b0 = e.select(e.cmpI(P::sgt, rel, zero), e.cI64(perSide), zero);
