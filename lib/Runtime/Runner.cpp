@@ -31,12 +31,11 @@
 
 #include <chrono>
 #include <climits>
+#include <csetjmp>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
-
-#include <csetjmp>
-#include <cstdio>
 
 #if defined(__GLIBC__)
 #include <malloc.h>
