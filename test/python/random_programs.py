@@ -19,6 +19,7 @@ import math
 import numpy as np
 
 import posenc
+from harness import func_ir, rel_err, tensor_type
 from posenc import models
 from posenc import reference as ref
 
@@ -42,8 +43,7 @@ TOLERANCE = {"f32": 2e-4, "f16": 4e-3, "bf16": 3e-2}
 
 
 def ttype(shape, elem, dynamic=()):
-    dims = "x".join("?" if i in dynamic else str(d) for i, d in enumerate(shape))
-    return f"tensor<{dims}x{elem}>" if dims else f"tensor<{elem}>"
+    return tensor_type([None if i in dynamic else d for i, d in enumerate(shape)], elem)
 
 
 class Program:
@@ -70,10 +70,7 @@ class Program:
 
     @property
     def ir(self):
-        sig = ", ".join(f"%{n}: {t}" for n, t in self.args)
-        body = "\n".join("  " + line for line in self.body)
-        v, t = self.result
-        return f"func.func @f({sig}) -> {t} {{\n{body}\n  return {v} : {t}\n}}\n"
+        return func_ir(self.args, self.body, [self.result])
 
 
 class Generator:
@@ -337,11 +334,8 @@ def result_elem(p):
 
 
 def error(actual, expected):
-    a = np.asarray(posenc.from_bf16(actual) if actual.dtype == np.uint16 else actual, np.float64)
-    e = np.asarray(expected, np.float64)
-    assert a.shape == e.shape, f"shape {a.shape} != {e.shape}"
-    scale = max(np.max(np.abs(e)) if e.size else 0.0, 1e-30)
-    return float(np.max(np.abs(a - e)) / scale) if e.size else 0.0
+    """harness.rel_err, with bf16 results (uint16 bits) decoded first."""
+    return rel_err(posenc.from_bf16(actual) if actual.dtype == np.uint16 else actual, expected)
 
 
 def check(p, passes=PASSES):

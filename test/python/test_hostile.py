@@ -11,15 +11,13 @@ import pytest
 import posenc
 from posenc import reference as ref
 
-from harness import RunError, run
+from harness import RunError, func_ir, run
 
 I32, I64 = np.iinfo(np.int32), np.iinfo(np.int64)
 
 
 def compile_one(body, args, result):
-    sig = ", ".join(f"%{n}: {t}" for n, t in args)
-    return posenc.compile(f"func.func @f({sig}) -> {result} {{\n  {body}\n"
-                          f"  return %r : {result}\n}}\n")
+    return posenc.compile(func_ir(args, [body], [("%r", result)]))
 
 
 ROPE = compile_one(
