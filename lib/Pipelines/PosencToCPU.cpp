@@ -10,7 +10,6 @@
 #include "mlir/Conversion/MemRefToLLVM/MemRefToLLVM.h"
 #include "mlir/Conversion/ReconcileUnrealizedCasts/ReconcileUnrealizedCasts.h"
 #include "mlir/Conversion/SCFToControlFlow/SCFToControlFlow.h"
-#include "mlir/Dialect/Arith/Transforms/Passes.h"
 #include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
 #include "mlir/Dialect/Bufferization/Transforms/Passes.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -72,18 +71,19 @@ static void addBufferStage(OpPassManager &pm) {
 }
 
 /// Buffers -> loops -> LLVM.
-static void addLLVMStage(OpPassManager &pm) {
+static void addLLVMStage(OpPassManager &pm,
+                         const PosencToCPUPipelineOptions &options) {
+  if (options.vectorizeMatmul)
+    pm.addNestedPass<func::FuncOp>(createPosencVectorizeMatmulPass());
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
   pm.addPass(createPosencApproximateMathPass());
   pm.addPass(createLowerAffinePass());
   pm.addPass(createSCFToControlFlowPass());
   pm.addPass(memref::createExpandStridedMetadataPass());
   pm.addPass(createLowerAffinePass());
-  // bf16 conversions as integer ops: the host's libgcc may lack
-  // __truncsfbf2.
-  arith::ArithExpandOpsPassOptions expand;
-  expand.includeBf16 = true;
-  pm.addPass(arith::createArithExpandOpsPass(expand));
+  // Like arith-expand (bf16 conversions as integer ops: the host's libgcc
+  // may lack __truncsfbf2), but min/max stay intrinsics that vectorize.
+  pm.addPass(createPosencExpandArithPass());
   // aligned_alloc keeps pointer provenance (no ptrtoint/inttoptr alignment
   // arithmetic), so LLVM knows fresh buffers alias nothing and can keep
   // reduction accumulators in registers and vectorize.
@@ -100,7 +100,7 @@ void mlir::posenc::buildPosencToCPUPipeline(
   addPosencStage(pm, options);
   addTensorStage(pm, options);
   addBufferStage(pm);
-  addLLVMStage(pm);
+  addLLVMStage(pm, options);
 }
 
 void mlir::posenc::registerPosencPipelines() {

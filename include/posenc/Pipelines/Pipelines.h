@@ -31,6 +31,12 @@ struct PosencToCPUPipelineOptions
   PassOptions::Option<int64_t> attentionTileK{
       *this, "attention-tile-k", llvm::cl::desc("Keys per attention tile"),
       llvm::cl::init(64)};
+  PassOptions::Option<bool> vectorizeMatmul{
+      *this, "vectorize-matmul",
+      llvm::cl::desc("Register-blocked vector code for f32 matmuls on "
+                     "buffers (the attention tiles); off: scalar loops that "
+                     "the backend vectorizes as it can"),
+      llvm::cl::init(true)};
   PassOptions::Option<int64_t> foldMaxElements{
       *this, "fold-max-elements",
       llvm::cl::desc("Largest posenc result folded when its operands are "

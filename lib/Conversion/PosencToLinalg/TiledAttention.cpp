@@ -2,17 +2,22 @@
 //
 // Lowers posenc.attention to a tiled online-softmax loop nest on tensors:
 //
-//   for b, kv head g, query tile [i0, i0 + tq):
-//     m = -inf, l = 0, acc = 0                          [tq, G] / [tq, G, Dv]
-//     for key tile [j0, j0 + tk) up to the causal limit of the query tile:
-//       s = scale·Q·Kᵀ (+ bias) -> score_mod -> causal mask     [tq, G, tk]
-//       m' = max(m, rowmax s); p = exp(s - m'); α = exp(m - m')
-//       l = α·l + rowsum p;  acc = α·acc + p·V;  m = m'
-//     out = acc / l (0 where l = 0: a row that sees no key)
+//   for b, kv head g:
+//     Kᵀ = f32 transpose of K[b, :, g, :] in key tiles     [Sk/tk, Dk, tk]
+//     V' = f32 copy of V[b, :, g, :] in key tiles          [Sk/tk, tk, Dv]
+//     for query tile [i0, i0 + tq), rows R = tq·G:
+//       Q' = scale·Q tile                                           [R, Dk]
+//       m = -inf, l = 0, acc = 0                              [R] / [R, Dv]
+//       for key tile [j0, j0 + tk) up to the causal limit of the query tile:
+//         s = Q'·Kᵀ tile (+ bias) -> score_mod -> causal mask      [R, tk]
+//         m' = max(m, rowmax s); p = exp(s - m'); α = exp(m - m')
+//         l = α·l + rowsum p;  acc = α·acc + p·V;  m = m'
+//       out = acc / l (0 where l = 0: a row that sees no key)
 //
 // The G = Hq/Hkv query heads that share a kv head are processed together,
 // so each K/V tile is read once per group (GQA/MQA). Key tiles entirely
-// above the causal diagonal are never visited. Extra memory is O(tile).
+// above the causal diagonal are never visited. Extra memory is O(tile)
+// plus f32 copies of one kv head's K and V, never O(Sq·Sk).
 //
 //===----------------------------------------------------------------------===//
 
@@ -36,14 +41,25 @@ namespace {
 using IT = utils::IteratorType;
 const float kNegInf = -std::numeric_limits<float>::infinity();
 
+/// `r` with a constant Value as an attribute.
+SmallVector<OpFoldResult> foldConstants(ArrayRef<OpFoldResult> r) {
+  return llvm::map_to_vector(r, [](OpFoldResult x) -> OpFoldResult {
+    if (auto v = dyn_cast<Value>(x))
+      return getAsOpFoldResult(v);
+    return x;
+  });
+}
+
 /// A slice of `src` at `offsets` with `sizes` (unit strides), dropping the
 /// dims in `drop` (which must have size 1).
 Value slice(OpBuilder &b, Location loc, Value src,
             ArrayRef<OpFoldResult> offsets, ArrayRef<OpFoldResult> sizes,
             ArrayRef<int64_t> drop) {
   auto srcTy = cast<RankedTensorType>(src.getType());
+  // Constant sizes as attributes, so the op's static sizes match `shape`.
+  SmallVector<OpFoldResult> folded = foldConstants(sizes);
   SmallVector<int64_t> shape;
-  for (auto [d, size] : llvm::enumerate(sizes)) {
+  for (auto [d, size] : llvm::enumerate(folded)) {
     if (llvm::is_contained(drop, int64_t(d)))
       continue;
     std::optional<int64_t> c = getConstantIntValue(size);
@@ -51,11 +67,16 @@ Value slice(OpBuilder &b, Location loc, Value src,
   }
   auto type = RankedTensorType::get(shape, srcTy.getElementType());
   SmallVector<OpFoldResult> strides(sizes.size(), b.getIndexAttr(1));
-  return tensor::ExtractSliceOp::create(b, loc, type, src, offsets, sizes,
-                                        strides);
+  return tensor::ExtractSliceOp::create(
+      b, loc, type, src, foldConstants(offsets), folded, strides);
 }
 
 /// Everything one attention op's loop nest needs, built once.
+///
+/// Inside a query tile, the tq·G (query, head) pairs of the tile are the
+/// rows r = t·G + hh of 2-D tiles, so both products are plain matmuls:
+/// S[R, tk] = (scale·Q)[R, D] · Kᵀ[D, tk] and acc[R, Dv] += P[R, tk] · V[tk,
+/// Dv], which posenc-vectorize-matmul turns into register-blocked FMAs.
 struct TiledAttention {
   AttentionOp op;
   Value q, k, v, bias;
@@ -66,51 +87,86 @@ struct TiledAttention {
   OpFoldResult dk, dv;
   Value sq, sk, offset;
 
-  AffineMap map(MLIRContext *ctx, unsigned n, ArrayRef<unsigned> dims) const {
-    SmallVector<AffineExpr> exprs;
-    for (unsigned x : dims)
-      exprs.push_back(getAffineDimExpr(x, ctx));
-    return AffineMap::get(n, 0, exprs, ctx);
-  }
-
   /// min(tile, end - start) as an index value.
   Value tileSize(LinalgBuilder &e, int64_t tile, Value start, Value end) const {
     Value rest = arith::SubIOp::create(e.b, e.loc, end, start);
     return arith::MinSIOp::create(e.b, e.loc, rest, e.cIndex(tile));
   }
 
-  /// The scores of one tile after scale, bias, score_mod and the causal
-  /// mask: [tq, G, tk] f32. (b, g, i0, j0) locate the tile.
-  Value scores(LinalgBuilder &e, Value qt, Value kt, Value b, Value g, Value i0,
-               Value j0, Value tq, Value tk) const {
-    MLIRContext *ctx = e.b.getContext();
-    OpFoldResult G = e.b.getIndexAttr(group);
-    // s[t, hh, j] = Σ_d q[t, hh, d]·k[j, d]; d innermost (a dot product).
-    Value raw = e.contract(qt, kt, map(ctx, 4, {0, 1, 3}), map(ctx, 4, {2, 3}),
-                           map(ctx, 4, {0, 1, 2}), {tq, G, tk});
+  Value matmul(LinalgBuilder &e, Value lhs, Value rhs, Value init) const {
+    return linalg::MatmulOp::create(e.b, e.loc, TypeRange{init.getType()},
+                                    ValueRange{lhs, rhs}, ValueRange{init})
+        .getResult(0);
+  }
+
+  /// One kv head of K or V in f32, one contiguous block per key tile,
+  /// zero past Sk: Kᵀ as [ceil(Sk / tileK), Dk, tileK] (`transposed`) or V
+  /// as [ceil(Sk / tileK), tileK, Dv]. Built once per head and shared by
+  /// all query tiles. Contiguous blocks matter: in the inputs, rows of one
+  /// head are Hkv·D floats apart (4 KiB for 16 heads of 64) and in a plain
+  /// Kᵀ, Sk floats; either maps every row of a tile to the same L1 set.
+  Value packHead(LinalgBuilder &e, Value src, Value b, Value g,
+                 bool transposed) const {
+    Type f32 = e.b.getF32Type();
+    OpFoldResult d = e.dim(src, 3);
+    Value tiles = arith::CeilDivUIOp::create(e.b, e.loc, sk, e.cIndex(tileK));
+    OpFoldResult tile = e.b.getIndexAttr(tileK);
+    SmallVector<OpFoldResult> sizes = {tiles, transposed ? d : tile,
+                                       transposed ? tile : d};
+    SmallVector<int64_t> shape = {ShapedType::kDynamic};
+    for (OpFoldResult size : ArrayRef(sizes).drop_front()) {
+      std::optional<int64_t> c = getConstantIntValue(size);
+      shape.push_back(c ? *c : ShapedType::kDynamic);
+    }
     AffineMap id = e.b.getMultiDimIdentityMap(3);
+    // No input operand: the body gathers, so this is never folded away as
+    // a copy of a strided view.
     return e.generic(
-        raw.getType(), raw, e.empty({tq, G, tk}, e.b.getF32Type()), {id, id},
-        {IT::parallel, IT::parallel, IT::parallel},
+        RankedTensorType::get(shape, f32), ValueRange{}, e.empty(sizes, f32),
+        {id}, {IT::parallel, IT::parallel, IT::parallel},
+        [&](OpBuilder &nb, Location nl, ValueRange) {
+          LinalgBuilder n{nb, nl};
+          Value jj = n.index(transposed ? 2 : 1);
+          Value j = arith::AddIOp::create(
+              nb, nl,
+              arith::MulIOp::create(nb, nl, n.index(0), n.cIndex(tileK)), jj);
+          Value inside = n.cmpI(arith::CmpIPredicate::slt, j, sk);
+          Value at = n.select(inside, j, n.cIndex(0));
+          Value x =
+              n.toF32(n.extract(src, {b, at, g, n.index(transposed ? 1 : 2)}));
+          yieldValues(nb, nl, n.select(inside, x, n.cF32(0.0f)));
+        });
+  }
+
+  /// The scores of one tile after bias, score_mod and the causal mask:
+  /// [R, tk] f32. `raw` is scale·Q·Kᵀ; (b, g, i0, j0) locate the tile.
+  Value scores(LinalgBuilder &e, Value raw, Value b, Value g, Value i0,
+               Value j0) const {
+    AffineMap id = e.b.getMultiDimIdentityMap(2);
+    return e.generic(
+        raw.getType(), ValueRange{}, raw, {id}, {IT::parallel, IT::parallel},
         [&](OpBuilder &nb, Location nl, ValueRange args) {
           LinalgBuilder n{nb, nl};
-          Value s =
-              arith::MulFOp::create(nb, nl, args[0], n.cF32(float(scale)));
-          // Global indices of this score.
+          Value s = args[0];
+          // Global indices of this score: row r = t·G + hh.
+          Value r = n.index(0), t = r, hh = n.cIndex(0);
+          if (group > 1) {
+            t = arith::DivUIOp::create(nb, nl, r, n.cIndex(group));
+            hh = arith::RemUIOp::create(nb, nl, r, n.cIndex(group));
+          }
           Value h = arith::AddIOp::create(
-              nb, nl, arith::MulIOp::create(nb, nl, g, n.cIndex(group)),
-              n.index(1));
-          Value i = arith::AddIOp::create(nb, nl, i0, n.index(0));
-          Value j = arith::AddIOp::create(nb, nl, j0, n.index(2));
+              nb, nl, arith::MulIOp::create(nb, nl, g, n.cIndex(group)), hh);
+          Value i = arith::AddIOp::create(nb, nl, i0, t);
+          Value j = arith::AddIOp::create(nb, nl, j0, n.index(1));
           SmallVector<Value> global = {b, h, i, j};
           if (bias) {
             // Right-aligned numpy broadcast of the bias to [B, Hq, Sq, Sk].
             auto biasTy = cast<RankedTensorType>(bias.getType());
-            int64_t r = biasTy.getRank();
+            int64_t rank = biasTy.getRank();
             SmallVector<Value> at;
-            for (int64_t x = 0; x < r; ++x)
+            for (int64_t x = 0; x < rank; ++x)
               at.push_back(biasTy.getDimSize(x) == 1 ? n.cIndex(0)
-                                                     : global[4 - r + x]);
+                                                     : global[4 - rank + x]);
             s = arith::AddFOp::create(nb, nl, s, n.toF32(n.extract(bias, at)));
           }
           s = AttentionOp(op).inlineScoreMod(nb, s, global);
@@ -124,29 +180,29 @@ struct TiledAttention {
   }
 
   /// One key tile of the online softmax: (m, l, acc) -> (m', l', acc').
-  SmallVector<Value> keyTile(LinalgBuilder &e, Value qt, Value b, Value g,
-                             Value i0, Value tq, Value j0, Value jEnd,
-                             ValueRange state) const {
-    MLIRContext *ctx = e.b.getContext();
+  SmallVector<Value> keyTile(LinalgBuilder &e, Value qp, Value kT, Value vh,
+                             Value b, Value g, Value i0, Value rows, Value j0,
+                             Value jEnd, ValueRange state) const {
     OpBuilder &rb = e.b;
-    Location loc = e.loc;
+    MLIRContext *ctx = rb.getContext();
     Value m = state[0], l = state[1], acc = state[2];
     Value tk = tileSize(e, tileK, j0, jEnd);
-    OpFoldResult one = rb.getIndexAttr(1), zero = rb.getIndexAttr(0);
-    OpFoldResult G = rb.getIndexAttr(group);
-    Value kt = slice(rb, loc, k, {b, j0, g, zero}, {one, tk, one, dk}, {0, 2});
-    Value vt = slice(rb, loc, v, {b, j0, g, zero}, {one, tk, one, dv}, {0, 2});
-    Value s = scores(e, qt, kt, b, g, i0, j0, tq, tk);
+    OpFoldResult zero = rb.getIndexAttr(0);
+    Type f32 = rb.getF32Type();
+    Value tile = arith::DivUIOp::create(rb, e.loc, j0, e.cIndex(tileK));
+    OpFoldResult one = rb.getIndexAttr(1);
+    Value kt = slice(rb, e.loc, kT, {tile, zero, zero}, {one, dk, tk}, {0});
+    Value vt = slice(rb, e.loc, vh, {tile, zero, zero}, {one, tk, dv}, {0});
+    Value raw = matmul(e, qp, kt, e.filled({rows, tk}, e.cF32(0.0f)));
+    Value s = scores(e, raw, b, g, i0, j0);
 
     // Every update below writes into the buffer of the loop-carried value
     // it replaces (outs = that value), so bufferization keeps the loop
     // state in place instead of allocating per key tile.
-    SmallVector<IT> rowIts = {IT::parallel, IT::parallel, IT::reduction};
-    SmallVector<IT> par2 = {IT::parallel, IT::parallel};
-    AffineMap id3 = rb.getMultiDimIdentityMap(3);
-    AffineMap row = map(ctx, 3, {0, 1});
+    SmallVector<IT> rowIts = {IT::parallel, IT::reduction};
     AffineMap id2 = rb.getMultiDimIdentityMap(2);
-    Type f32 = rb.getF32Type();
+    AffineMap row = AffineMap::get(2, 0, {getAffineDimExpr(0, ctx)}, ctx);
+    AffineMap id1 = rb.getMultiDimIdentityMap(1);
     // Rows still at -inf (nothing visible yet) shift by 0, so exp gives 0
     // instead of NaN.
     auto shiftOf = [&](LinalgBuilder &n, Value mx) {
@@ -154,19 +210,21 @@ struct TiledAttention {
                                           mx, n.cF32(kNegInf));
       return n.select(isInf, n.cF32(0.0f), mx);
     };
+    // maxnumf, not maximumf: the backend vectorizes a maxnum reduction.
+    // A NaN score is skipped here but still makes its p, and so its row of
+    // the output, NaN.
     Value tileMax = e.generic(
-        m.getType(), s, e.filled({tq, G}, e.cF32(kNegInf)), {id3, row}, rowIts,
+        m.getType(), s, e.filled({rows}, e.cF32(kNegInf)), {id2, row}, rowIts,
         [&](OpBuilder &nb, Location nl, ValueRange args) {
           yieldValues(nb, nl,
-                      arith::MaximumFOp::create(nb, nl, args[0], args[1]));
+                      arith::MaxNumFOp::create(nb, nl, args[0], args[1]));
         });
     // m' = max(m, tile max) written over m, and α = exp(m - m') from the
     // old m read in the same op.
     auto update = linalg::GenericOp::create(
-        rb, loc, TypeRange{m.getType(), m.getType()}, ValueRange{tileMax},
-        ValueRange{m, e.empty({tq, G}, f32)},
-        ArrayRef<AffineMap>{id2, id2, id2}, par2,
-        [&](OpBuilder &nb, Location nl, ValueRange args) {
+        rb, e.loc, TypeRange{m.getType(), m.getType()}, ValueRange{tileMax},
+        ValueRange{m, e.empty({rows}, f32)}, ArrayRef<AffineMap>{id1, id1, id1},
+        IT::parallel, [&](OpBuilder &nb, Location nl, ValueRange args) {
           LinalgBuilder n{nb, nl};
           Value mOld = args[1];
           Value mNew = arith::MaximumFOp::create(nb, nl, mOld, args[0]);
@@ -175,49 +233,65 @@ struct TiledAttention {
           yieldValues(nb, nl, ValueRange{mNew, a});
         });
     Value mNew = update.getResult(0), alpha = update.getResult(1);
+    // p = exp(s - m') over the scores' own buffer.
     Value p = e.generic(
-        s.getType(), {s, mNew}, e.empty({tq, G, tk}, f32), {id3, row, id3},
-        {IT::parallel, IT::parallel, IT::parallel},
+        s.getType(), mNew, s, {row, id2}, {IT::parallel, IT::parallel},
         [&](OpBuilder &nb, Location nl, ValueRange args) {
           LinalgBuilder n{nb, nl};
-          Value x = arith::SubFOp::create(nb, nl, args[0], shiftOf(n, args[1]));
+          Value x = arith::SubFOp::create(nb, nl, args[1], shiftOf(n, args[0]));
           yieldValues(nb, nl, math::ExpOp::create(nb, nl, x));
         });
-    // l' = α·l + rowsum p.
+    // l' = α·l + rowsum p, the sum in any order (a vector reduction).
     Value lScaled = e.generic(
-        l.getType(), alpha, l, {id2, id2}, par2,
+        l.getType(), alpha, l, {id1, id1}, {IT::parallel},
         [&](OpBuilder &nb, Location nl, ValueRange args) {
           yieldValues(nb, nl, arith::MulFOp::create(nb, nl, args[1], args[0]));
         });
     Value lNew = e.generic(
-        l.getType(), p, lScaled, {id3, row}, rowIts,
+        l.getType(), p, lScaled, {id2, row}, rowIts,
         [&](OpBuilder &nb, Location nl, ValueRange args) {
-          yieldValues(nb, nl, arith::AddFOp::create(nb, nl, args[0], args[1]));
+          yieldValues(nb, nl,
+                      arith::AddFOp::create(nb, nl, args[0], args[1],
+                                            arith::FastMathFlags::reassoc));
         });
-    // acc' = α·acc + p·V, with the value dim innermost (an axpy).
+    // acc' = α·acc + P·V.
     Value accScaled = e.generic(
-        acc.getType(), alpha, acc, {row, id3},
-        {IT::parallel, IT::parallel, IT::parallel},
+        acc.getType(), alpha, acc, {row, id2}, {IT::parallel, IT::parallel},
         [&](OpBuilder &nb, Location nl, ValueRange args) {
           yieldValues(nb, nl, arith::MulFOp::create(nb, nl, args[1], args[0]));
         });
-    Value accNew =
-        e.contractInto(p, vt, map(ctx, 4, {0, 1, 2}), map(ctx, 4, {2, 3}),
-                       map(ctx, 4, {0, 1, 3}), accScaled);
+    Value accNew = matmul(e, p, vt, accScaled);
     return {mNew, lNew, accNew};
   }
 
   /// One query tile: the key loop and the normalized [tq, G, Dv] result,
   /// inserted into `out`.
-  Value queryTile(LinalgBuilder &e, Value b, Value g, Value i0,
-                  Value out) const {
+  Value queryTile(LinalgBuilder &e, Value kT, Value vh, Value b, Value g,
+                  Value i0, Value out) const {
     OpBuilder &rb = e.b;
     Location loc = e.loc;
+    Type f32 = rb.getF32Type();
     Value tq = tileSize(e, tileQ, i0, sq);
     OpFoldResult one = rb.getIndexAttr(1), zero = rb.getIndexAttr(0);
     OpFoldResult G = rb.getIndexAttr(group);
     Value h0 = arith::MulIOp::create(rb, loc, g, e.cIndex(group));
     Value qt = slice(rb, loc, q, {b, i0, h0, zero}, {one, tq, G, dk}, {0});
+    // scale·Q in f32 with rows r = t·G + hh, contiguous.
+    AffineMap id3 = rb.getMultiDimIdentityMap(3);
+    Value qScaled =
+        e.generic(RankedTensorType::get(
+                      cast<RankedTensorType>(qt.getType()).getShape(), f32),
+                  qt, e.empty({tq, G, dk}, f32), {id3, id3},
+                  {IT::parallel, IT::parallel, IT::parallel},
+                  [&](OpBuilder &nb, Location nl, ValueRange args) {
+                    LinalgBuilder n{nb, nl};
+                    yieldValues(nb, nl,
+                                arith::MulFOp::create(nb, nl, n.toF32(args[0]),
+                                                      n.cF32(float(scale))));
+                  });
+    SmallVector<ReassociationIndices> rowsOf3 = {{0, 1}, {2}};
+    Value qp = tensor::CollapseShapeOp::create(rb, loc, qScaled, rowsOf3);
+    Value rows = arith::MulIOp::create(rb, loc, tq, e.cIndex(group));
 
     // Causal: the last row of the tile sees keys j <= i0 + tq - 1 + offset.
     Value jEnd = sk;
@@ -227,25 +301,40 @@ struct TiledAttention {
       jEnd = arith::MaxSIOp::create(
           rb, loc, arith::MinSIOp::create(rb, loc, last, sk), e.cIndex(0));
     }
-    Value m0 = e.filled({tq, G}, e.cF32(kNegInf));
-    Value l0 = e.filled({tq, G}, e.cF32(0.0f));
-    Value acc0 = e.filled({tq, G, dv}, e.cF32(0.0f));
+    Value m0 = e.filled({rows}, e.cF32(kNegInf));
+    Value l0 = e.filled({rows}, e.cF32(0.0f));
+    Value acc0 = e.filled({rows, dv}, e.cF32(0.0f));
     auto keyLoop = scf::ForOp::create(
         rb, loc, e.cIndex(0), jEnd, e.cIndex(tileK), ValueRange{m0, l0, acc0},
         [&](OpBuilder &nb, Location nl, Value j0, ValueRange state) {
           LinalgBuilder n{nb, nl};
-          scf::YieldOp::create(nb, nl,
-                               keyTile(n, qt, b, g, i0, tq, j0, jEnd, state));
+          scf::YieldOp::create(
+              nb, nl, keyTile(n, qp, kT, vh, b, g, i0, rows, j0, jEnd, state));
         });
     Value l = keyLoop.getResult(1), acc = keyLoop.getResult(2);
 
-    // out = acc / l; a row that saw no key (l = 0) gives 0.
-    AffineMap id3 = rb.getMultiDimIdentityMap(3);
-    AffineMap row = map(rb.getContext(), 3, {0, 1});
-    Value o = e.generic(
-        RankedTensorType::get(cast<RankedTensorType>(acc.getType()).getShape(),
-                              elemTy),
-        {acc, l}, e.empty({tq, G, dv}, elemTy), {id3, row, id3},
+    // out = acc / l; a row that saw no key (l = 0) gives 0. Written into
+    // the tile's slice of `out` itself (in place after bufferization; a
+    // separate tile would be copied with a strided memref.copy).
+    SmallVector<int64_t> tileShape = {ShapedType::kDynamic, group};
+    if (auto c = getConstantIntValue(tq))
+      tileShape[0] = *c;
+    auto accTy = cast<RankedTensorType>(acc.getType());
+    Value acc3 = tensor::ExpandShapeOp::create(
+        rb, loc,
+        RankedTensorType::get({tileShape[0], group, accTy.getDimSize(1)}, f32),
+        acc, rowsOf3, ArrayRef<OpFoldResult>{tq, G, dv});
+    Value l2 = tensor::ExpandShapeOp::create(
+        rb, loc, RankedTensorType::get(tileShape, f32), l,
+        ArrayRef<ReassociationIndices>{{0, 1}}, ArrayRef<OpFoldResult>{tq, G});
+    Value outTile =
+        slice(rb, loc, out, {b, i0, h0, zero}, {one, tq, G, dv}, {0});
+    AffineMap row3 = AffineMap::get(3, 0,
+                                    {getAffineDimExpr(0, rb.getContext()),
+                                     getAffineDimExpr(1, rb.getContext())},
+                                    rb.getContext());
+    Value o3 = e.generic(
+        outTile.getType(), {acc3, l2}, outTile, {id3, row3, id3},
         {IT::parallel, IT::parallel, IT::parallel},
         [&](OpBuilder &nb, Location nl, ValueRange args) {
           LinalgBuilder n{nb, nl};
@@ -253,7 +342,7 @@ struct TiledAttention {
                       n.fromFloat(n.divideOrZero(args[0], args[1]), elemTy));
         });
     SmallVector<OpFoldResult> strides(4, one);
-    return tensor::InsertSliceOp::create(rb, loc, o, out, {b, i0, h0, zero},
+    return tensor::InsertSliceOp::create(rb, loc, o3, out, {b, i0, h0, zero},
                                          {one, tq, G, dv}, strides);
   }
 };
@@ -307,12 +396,14 @@ struct TiledAttentionLowering : OpConversionPattern<AttentionOp> {
               b1, l1, c0, e1.cIndex(hkv), c1, o1,
               [&](OpBuilder &b2, Location l2, Value g, ValueRange o2) {
                 LinalgBuilder e2{b2, l2};
+                Value kT = t.packHead(e2, t.k, b, g, /*transposed=*/true);
+                Value vh = t.packHead(e2, t.v, b, g, /*transposed=*/false);
                 auto rows = scf::ForOp::create(
                     b2, l2, c0, t.sq, e2.cIndex(tileQ), o2,
                     [&](OpBuilder &b3, Location l3, Value i0, ValueRange o3) {
                       LinalgBuilder e3{b3, l3};
-                      scf::YieldOp::create(b3, l3,
-                                           t.queryTile(e3, b, g, i0, o3[0]));
+                      scf::YieldOp::create(
+                          b3, l3, t.queryTile(e3, kT, vh, b, g, i0, o3[0]));
                     });
                 scf::YieldOp::create(b2, l2, rows.getResult(0));
               });

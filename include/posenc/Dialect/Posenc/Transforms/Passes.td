@@ -176,4 +176,59 @@ def PosencApproximateMathPass : Pass<"posenc-approximate-math"> {
   ];
 }
 
+def PosencExpandArithPass : Pass<"posenc-expand-arith"> {
+  let summary = "arith-expand without the min/max expansion";
+  let description = [{
+    Upstream `arith-expand` also rewrites `arith.maximumf`, `minimumf`,
+    `maxnumf` and `minnumf` into compare-and-select chains; the LLVM loop
+    vectorizer does not recognize those as reductions, so the row maxima of
+    attention's online softmax would stay scalar (with a branch per score).
+    The LLVM lowering maps these ops to `llvm.maximum`/`llvm.maxnum`
+    intrinsics, whose reductions vectorize. This pass applies the rest of
+    `arith-expand`: signed/unsigned ceil and floor division, bf16
+    conversions as integer ops (the host's libgcc may lack
+    `__truncsfbf2`), and scaling extf/truncf.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect"];
+}
+
+def PosencVectorizeMatmulPass : Pass<"posenc-vectorize-matmul"> {
+  let summary = "Register-blocked vector code for f32 linalg.matmul on buffers";
+  let description = [{
+    The tiled attention lowering multiplies small tiles (scale·Q by Kᵀ, then
+    P by V) with `linalg.matmul` on buffers; as plain loops they run at a
+    fraction of the FMA peak, because the backend neither keeps a block of
+    C in registers across the reduction nor reuses one row of B for several
+    rows of A. This pass rewrites each f32 `linalg.matmul` whose B and C
+    rows are contiguous (unit inner stride; A may be any strided view) into
+
+    - blocks of `rows` x (`vectors`·`vector-width`) of C held in vector
+      registers over the whole reduction: per k, `vectors` loads of B's row,
+      one broadcast of A per row and rows·vectors `vector.fma`;
+    - the same with one vector per row for the columns that remain, then
+      the same with one row for the rows that remain;
+    - a `linalg.matmul` on subviews for the last columns narrower than a
+      vector (lowered to scalar loops later).
+
+    Each C element is still the sum over k in increasing order, with one
+    rounding per FMA. Other matmuls (other element types, transposed or
+    broadcast maps, tensors, strided B or C rows) are left alone.
+  }];
+  let options = [
+    Option<"rows", "rows", "int64_t", "4",
+           "Rows of C per register block">,
+    Option<"vectors", "vectors", "int64_t", "2",
+           "Vectors of C per row of a register block">,
+    Option<"vectorWidth", "vector-width", "int64_t", "8",
+           "f32 lanes per vector (8: AVX2)">,
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::memref::MemRefDialect",
+    "::mlir::scf::SCFDialect",
+    "::mlir::vector::VectorDialect",
+  ];
+}
+
 #endif // POSENC_DIALECT_POSENC_TRANSFORMS_PASSES_TD
