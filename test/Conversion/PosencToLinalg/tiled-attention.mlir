@@ -4,31 +4,43 @@
 
 // BADTILE: attention tile sizes must be positive, got attention-tile-q=0 attention-tile-k=64
 
-// Loops over batch, kv head and query tile; the 4 query heads of a kv head
-// share one K/V tile; the key loop of a causal tile ends at
-// min(i0 + tq + Sk - Sq, Sk), so tiles above the diagonal are never
-// visited. Nothing of size Sq x Sk exists: scores are [tq, G, tk] tiles.
+// Loops over batch, kv head and query tile. Per kv head, K is packed once
+// as Kᵀ blocks [ceil(6/4) = 2, 16, 4] and V as [2, 4, 16], zero past key 6;
+// the 4 query heads of a kv head share them: the tq·4 (query, head) pairs
+// are the rows of 2-D tiles, so Q·Kᵀ and P·V are linalg.matmul. The key
+// loop of a causal tile ends at min(i0 + tq + Sk - Sq, Sk), so tiles above
+// the diagonal are never visited. Nothing of size Sq x Sk exists.
 // CHECK-LABEL: func @attention_gqa
 // CHECK-NOT: tensor<{{.*}}4x6{{.*}}>
 // CHECK: scf.for %[[B:.+]] = %c0 to %c2 step %c1
 // CHECK: scf.for %[[G:.+]] = %c0 to %c2 step %c1
+// CHECK: %[[KT:.+]] = linalg.generic {{.*}} outs(%{{.+}} : tensor<2x16x4xf32>)
+// CHECK: tensor.extract %arg1[%[[B]], %{{.+}}, %[[G]], %{{.+}}]
+// CHECK: %[[VP:.+]] = linalg.generic {{.*}} outs(%{{.+}} : tensor<2x4x16xf32>)
+// CHECK: tensor.extract %arg2[%[[B]], %{{.+}}, %[[G]], %{{.+}}]
 // CHECK: scf.for %[[I0:.+]] = %c0 to %c4 step %c2
 // CHECK: %[[TQ:.+]] = arith.minsi
 // CHECK: %[[H0:.+]] = arith.muli %[[G]], %c4
 // CHECK: tensor.extract_slice %arg0[%[[B]], %[[I0]], %[[H0]], 0] [1, %[[TQ]], 4, 16]
+// CHECK: arith.mulf %{{.+}}, %cst_0
+// CHECK: %[[QP:.+]] = tensor.collapse_shape %{{.+}} {{\[}}[0, 1], [2]] : tensor<?x4x16xf32> into tensor<?x16xf32>
 // CHECK: %[[LAST:.+]] = arith.addi %[[I0]], %[[TQ]]
 // CHECK: %[[LIM:.+]] = arith.addi %[[LAST]], %c2
 // CHECK: %[[MIN:.+]] = arith.minsi %[[LIM]], %c6
 // CHECK: %[[END:.+]] = arith.maxsi %[[MIN]], %c0
 // CHECK: scf.for %[[J0:.+]] = %c0 to %[[END]] step %c4 iter_args
-// CHECK: tensor.extract_slice %arg1[%[[B]], %[[J0]], %[[G]], 0]
-// CHECK: tensor.extract_slice %arg2[%[[B]], %[[J0]], %[[G]], 0]
-// CHECK: linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "parallel", "reduction"]
-// CHECK: } -> tensor<?x4x?xf32>
+// CHECK: %[[T:.+]] = arith.divui %[[J0]], %c4
+// CHECK: %[[KTT:.+]] = tensor.extract_slice %[[KT]][%[[T]], 0, 0] [1, 16, %{{.+}}]
+// CHECK: %[[VT:.+]] = tensor.extract_slice %[[VP]][%[[T]], 0, 0] [1, %{{.+}}, 16]
+// CHECK: linalg.matmul ins(%[[QP]], %[[KTT]] : tensor<?x16xf32>, tensor<16x?xf32>)
+// CHECK: arith.maxnumf
 // CHECK: math.exp
+// CHECK: arith.addf %{{.+}}, %{{.+}} fastmath<reassoc>
+// CHECK: linalg.matmul ins(%{{.+}}, %[[VT]] : tensor<?x?xf32>, tensor<?x16xf32>)
 // CHECK: scf.yield
+// CHECK: %[[OUT:.+]] = tensor.extract_slice %{{.+}}[%[[B]], %[[I0]], %[[H0]], 0] [1, %[[TQ]], 4, 16]
 // CHECK: arith.divf
-// CHECK: tensor.insert_slice {{.*}} into %{{.+}}[%[[B]], %[[I0]], %[[H0]], 0] [1, %[[TQ]], 4, 16]
+// CHECK: tensor.insert_slice %{{.+}} into %{{.+}}[%[[B]], %[[I0]], %[[H0]], 0] [1, %[[TQ]], 4, 16]
 // CHECK-NOT: tensor<{{.*}}4x6{{.*}}>
 // WHOLE-LABEL: func @attention_gqa
 // WHOLE: tensor<2x8x4x6xf32>
@@ -40,26 +52,27 @@ func.func @attention_gqa(%q: tensor<2x4x8x16xf32>, %k: tensor<2x6x2x16xf32>, %v:
 // -----
 
 // score_mod is inlined into the score generic with the global indices
-// (b, g·G + hh, i0 + t, j0 + jj); with G = 1 the head is g itself.
+// (b, g·G + r mod G, i0 + r div G, j0 + jj) of row r; with G = 1 the head
+// is g itself and the query i0 + r. The scale is folded into Q's tile.
 // CHECK-LABEL: func @score_mod
 // CHECK: scf.for %{{.+}} = %c0 to %c3
 // CHECK: scf.for %[[G:.+]] = %c0 to %c2
 // CHECK: scf.for %[[I0:.+]] = %c0 to %c8 step %c2
+// CHECK: arith.mulf %{{.+}}, %cst
 // CHECK: scf.for %[[J0:.+]] = %c0 to %c8 step %c4
+// CHECK: linalg.matmul
 // CHECK: linalg.generic
-// CHECK: linalg.generic
-// CHECK: ^bb0(%[[S:[a-z0-9_]+]]: f32, %{{[a-z0-9_]+}}: f32):
-// CHECK: %[[SC:.+]] = arith.mulf %[[S]]
-// CHECK: %[[T:.+]] = linalg.index 0
-// CHECK: %[[I:.+]] = arith.addi %[[I0]], %[[T]]
-// CHECK: %[[JJ:.+]] = linalg.index 2
+// CHECK: ^bb0(%[[S:[a-z0-9_]+]]: f32):
+// CHECK: %[[R:.+]] = linalg.index 0
+// CHECK: %[[I:.+]] = arith.addi %[[I0]], %[[R]]
+// CHECK: %[[JJ:.+]] = linalg.index 1
 // CHECK: %[[J:.+]] = arith.addi %[[J0]], %[[JJ]]
 // CHECK: %[[D:.+]] = arith.subi %[[J]], %[[I]]
 // CHECK: %[[HD:.+]] = arith.addi %[[D]], %[[G]]
 // CHECK: %[[HF:.+]] = arith.index_cast %[[HD]]
 // CHECK: %[[F:.+]] = arith.sitofp %[[HF]]
-// CHECK: %[[R:.+]] = arith.addf %[[SC]], %[[F]]
-// CHECK: linalg.yield %[[R]]
+// CHECK: %[[RES:.+]] = arith.addf %[[S]], %[[F]]
+// CHECK: linalg.yield %[[RES]]
 func.func @score_mod(%q: tensor<3x8x2x8xf32>) -> tensor<3x8x2x8xf32> {
   %o = posenc.attention %q, %q, %q : tensor<3x8x2x8xf32>, tensor<3x8x2x8xf32>, tensor<3x8x2x8xf32> -> tensor<3x8x2x8xf32> score_mod {
   ^bb0(%s: f32, %b: index, %h: index, %i: index, %j: index):

@@ -56,17 +56,32 @@ struct MatmulVectorizer {
   Value m, n, k;
   int64_t width;
 
+  // Folding builders: with static shapes, the edge loops and the scalar
+  // rest of an exact fit are then known to be empty and not emitted.
   Value cIndex(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
-  Value add(Value x, Value y) { return arith::AddIOp::create(b, loc, x, y); }
-  Value sub(Value x, Value y) { return arith::SubIOp::create(b, loc, x, y); }
+  Value add(Value x, Value y) {
+    return b.createOrFold<arith::AddIOp>(loc, x, y);
+  }
+  Value sub(Value x, Value y) {
+    return b.createOrFold<arith::SubIOp>(loc, x, y);
+  }
   Value addConst(Value x, int64_t y) { return y ? add(x, cIndex(y)) : x; }
+
+  /// Whether [begin, end) is statically empty.
+  static bool isEmpty(Value begin, Value end) {
+    if (begin == end)
+      return true;
+    std::optional<int64_t> x = getConstantIntValue(begin),
+                           y = getConstantIntValue(end);
+    return x && y && *x >= *y;
+  }
 
   /// The end of the whole blocks of `block` in [begin, end).
   Value wholeBlocksEnd(Value begin, Value end, int64_t block) {
     if (block == 1)
       return end;
     Value len = sub(end, begin);
-    return sub(end, arith::RemUIOp::create(b, loc, len, cIndex(block)));
+    return sub(end, b.createOrFold<arith::RemUIOp>(loc, len, cIndex(block)));
   }
 
   /// Covers rows [r0, r1) x columns [c0, whole-block end) with blocks of
@@ -75,6 +90,8 @@ struct MatmulVectorizer {
                    int64_t vectors) {
     int64_t cols = vectors * width;
     Value cEnd = wholeBlocksEnd(c0, n, cols);
+    if (isEmpty(r0, r1) || isEmpty(c0, cEnd))
+      return cEnd;
     auto vecTy = VectorType::get({width}, b.getF32Type());
     scf::ForOp::create(
         b, loc, r0, r1, cIndex(rows), ValueRange{},
@@ -124,12 +141,22 @@ struct MatmulVectorizer {
   /// A[r0:r1, :] · B[:, c0:N] added to C[r0:r1, c0:N] as a linalg.matmul
   /// on subviews (scalar loops later).
   void emitRest(Value r0, Value r1, Value c0) {
-    Value one = cIndex(1), zero = cIndex(0);
+    if (isEmpty(r0, r1) || isEmpty(c0, n))
+      return;
+    OpFoldResult one = b.getIndexAttr(1), zero = b.getIndexAttr(0);
     Value rowsLen = sub(r1, r0), colsLen = sub(n, c0);
-    auto view = [&](Value src, Value o0, Value o1, Value s0, Value s1) {
+    // Constant offsets and sizes as attributes: static subview types.
+    auto fold = [](OpFoldResult x) -> OpFoldResult {
+      if (auto v = dyn_cast<Value>(x))
+        return getAsOpFoldResult(v);
+      return x;
+    };
+    auto view = [&](Value src, OpFoldResult o0, OpFoldResult o1,
+                    OpFoldResult s0, OpFoldResult s1) {
       return memref::SubViewOp::create(
-          b, loc, src, ArrayRef<OpFoldResult>{o0, o1},
-          ArrayRef<OpFoldResult>{s0, s1}, ArrayRef<OpFoldResult>{one, one});
+          b, loc, src, ArrayRef<OpFoldResult>{fold(o0), fold(o1)},
+          ArrayRef<OpFoldResult>{fold(s0), fold(s1)},
+          ArrayRef<OpFoldResult>{one, one});
     };
     Value aView = view(a, r0, zero, rowsLen, k);
     Value bView = view(bm, zero, c0, k, colsLen);
@@ -143,6 +170,7 @@ struct MatmulVectorizer {
   Value emitRows(Value r0, Value r1, int64_t rows, int64_t vectors) {
     Value rEnd = wholeBlocksEnd(r0, r1, rows);
     Value col = emitBlocks(r0, rEnd, cIndex(0), rows, vectors);
+    // Columns of the rest: one vector per row, then scalars.
     if (vectors > 1)
       col = emitBlocks(r0, rEnd, col, rows, 1);
     emitRest(r0, rEnd, col);
@@ -157,8 +185,9 @@ struct PosencVectorizeMatmulPass
   void runOnOperation() override {
     if (rows < 1 || vectors < 1 || vectorWidth < 1) {
       getOperation()->emitError()
-          << "posenc-vectorize-matmul needs positive sizes, got rows=" << rows
-          << " vectors=" << vectors << " vector-width=" << vectorWidth;
+          << "posenc-vectorize-matmul needs positive sizes, got rows="
+          << int64_t(rows) << " vectors=" << int64_t(vectors)
+          << " vector-width=" << int64_t(vectorWidth);
       return signalPassFailure();
     }
     SmallVector<linalg::MatmulOp> matmuls;
@@ -176,9 +205,9 @@ struct PosencVectorizeMatmulPass
                          a,
                          bm,
                          c,
-                         memref::DimOp::create(b, loc, c, 0),
-                         memref::DimOp::create(b, loc, c, 1),
-                         memref::DimOp::create(b, loc, a, 1),
+                         b.createOrFold<memref::DimOp>(loc, c, 0),
+                         b.createOrFold<memref::DimOp>(loc, c, 1),
+                         b.createOrFold<memref::DimOp>(loc, a, 1),
                          vectorWidth};
       Value rowEnd = v.emitRows(v.cIndex(0), v.m, rows, vectors);
       if (rows > 1)

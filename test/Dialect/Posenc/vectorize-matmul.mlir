@@ -1,0 +1,90 @@
+// RUN: posenc-opt %s -posenc-vectorize-matmul -canonicalize -split-input-file | FileCheck %s
+// RUN: posenc-opt %s -posenc-vectorize-matmul="rows=2 vectors=1 vector-width=4" -canonicalize -split-input-file | FileCheck %s --check-prefix=SMALL
+// RUN: not posenc-opt %s -posenc-vectorize-matmul="rows=0" 2>&1 | FileCheck %s --check-prefix=BAD
+
+// BAD: posenc-vectorize-matmul needs positive sizes, got rows=0 vectors=2 vector-width=8
+
+// An exact fit: 4 x 16 blocks of C stay in 8 vector registers over the
+// whole reduction (one load of each B vector and one broadcast of A per
+// row and k); no edge code is left.
+// CHECK-LABEL: func @exact
+// CHECK: scf.for %[[I:.+]] = %c0 to %c8 step %c4
+// CHECK: scf.for %[[J:.+]] = %c0 to %c32 step %c16
+// CHECK-COUNT-8: vector.load %arg2
+// CHECK: scf.for %[[K:.+]] = %c0 to %c5 step %c1 iter_args({{.*}}) -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
+// CHECK: vector.load %arg1[%[[K]], %[[J]]]
+// CHECK: vector.load %arg1[%[[K]], %{{.+}}]
+// CHECK: memref.load %arg0[%[[I]], %[[K]]]
+// CHECK: vector.broadcast
+// CHECK-COUNT-2: vector.fma
+// CHECK: memref.load %arg0
+// CHECK: vector.broadcast
+// CHECK-COUNT-2: vector.fma
+// CHECK: scf.yield
+// CHECK-COUNT-8: vector.store {{.*}}, %arg2
+// CHECK-NOT: linalg.matmul
+// CHECK: return
+// SMALL-LABEL: func @exact
+// SMALL: scf.for %{{.+}} = %c0 to %c8 step %c2
+// SMALL: scf.for %{{.+}} = %c0 to %c32 step %c4
+// SMALL: scf.for {{.*}} -> (vector<4xf32>, vector<4xf32>)
+func.func @exact(%a: memref<8x5xf32>, %b: memref<5x32xf32>, %c: memref<8x32xf32>) {
+  linalg.matmul ins(%a, %b : memref<8x5xf32>, memref<5x32xf32>) outs(%c : memref<8x32xf32>)
+  return
+}
+
+// -----
+
+// 7 x 27: rows 0-3 in 4 x 16 blocks (columns 0-15), then 4 x 8 (16-23),
+// then a scalar matmul for columns 24-26; rows 4-6 the same with one row
+// per block.
+// CHECK-LABEL: func @edges
+// CHECK: scf.for {{.*}} -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
+// CHECK: scf.for {{.*}} -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
+// CHECK: linalg.matmul ins(%{{.+}}, %{{.+}} : memref<4x5xf32, strided<[5, 1]>>, memref<5x3xf32, strided<[27, 1], offset: 24>>) outs(%{{.+}} : memref<4x3xf32, strided<[27, 1], offset: 24>>)
+// CHECK: scf.for %{{.+}} = %c4 to %c7 step %c1
+// CHECK: scf.for {{.*}} -> (vector<8xf32>, vector<8xf32>)
+// CHECK: scf.for %{{.+}} = %c4 to %c7 step %c1
+// CHECK: scf.for {{.*}} -> (vector<8xf32>)
+// CHECK: linalg.matmul ins(%{{.+}}, %{{.+}} : memref<3x5xf32, strided<[5, 1], offset: 20>>, memref<5x3xf32, strided<[27, 1], offset: 24>>) outs(%{{.+}} : memref<3x3xf32, strided<[27, 1], offset: 132>>)
+func.func @edges(%a: memref<7x5xf32>, %b: memref<5x27xf32>, %c: memref<7x27xf32>) {
+  linalg.matmul ins(%a, %b : memref<7x5xf32>, memref<5x27xf32>) outs(%c : memref<7x27xf32>)
+  return
+}
+
+// -----
+
+// Dynamic sizes: block ends computed at run time (M - M mod 4, ...); A may
+// be any strided view (its elements are loaded one by one).
+// CHECK-LABEL: func @dynamic
+// CHECK: %[[M:.+]] = memref.dim %arg2, %c0
+// CHECK: %[[N:.+]] = memref.dim %arg2, %c1
+// CHECK: %[[R:.+]] = arith.remui %[[M]], %c4
+// CHECK: %[[MEND:.+]] = arith.subi %[[M]], %[[R]]
+// CHECK: scf.for %{{.+}} = %c0 to %[[MEND]] step %c4
+// CHECK: vector.fma
+// CHECK: linalg.matmul
+// CHECK: scf.for %{{.+}} = %[[MEND]] to %[[M]] step %c1
+func.func @dynamic(%a: memref<?x?xf32, strided<[?, ?], offset: ?>>, %b: memref<?x?xf32>, %c: memref<?x?xf32>) {
+  linalg.matmul ins(%a, %b : memref<?x?xf32, strided<[?, ?], offset: ?>>, memref<?x?xf32>) outs(%c : memref<?x?xf32>)
+  return
+}
+
+// -----
+
+// Left alone: tensors, other element types, B or C rows not contiguous,
+// and matmuls with user-defined (transposing) maps.
+// CHECK-LABEL: func @negative_
+// CHECK-NOT: vector.
+// CHECK-COUNT-5: linalg.matmul
+// CHECK-NOT: vector.
+func.func @negative_(%t: tensor<4x4xf32>, %h: memref<4x4xf16>, %hc: memref<4x4xf32>,
+                     %s: memref<4x4xf32, strided<[1, 4]>>, %a: memref<4x4xf32>, %c: memref<4x4xf32>) -> tensor<4x4xf32> {
+  %r = linalg.matmul ins(%t, %t : tensor<4x4xf32>, tensor<4x4xf32>) outs(%t : tensor<4x4xf32>) -> tensor<4x4xf32>
+  linalg.matmul ins(%h, %h : memref<4x4xf16>, memref<4x4xf16>) outs(%hc : memref<4x4xf32>)
+  linalg.matmul ins(%a, %s : memref<4x4xf32>, memref<4x4xf32, strided<[1, 4]>>) outs(%c : memref<4x4xf32>)
+  linalg.matmul ins(%a, %a : memref<4x4xf32>, memref<4x4xf32>) outs(%s : memref<4x4xf32, strided<[1, 4]>>)
+  linalg.matmul indexing_maps = [affine_map<(m, n, k) -> (k, m)>, affine_map<(m, n, k) -> (k, n)>, affine_map<(m, n, k) -> (m, n)>]
+      ins(%a, %a : memref<4x4xf32>, memref<4x4xf32>) outs(%c : memref<4x4xf32>)
+  return %r : tensor<4x4xf32>
+}
