@@ -73,8 +73,13 @@ static void addBufferStage(OpPassManager &pm) {
 /// Buffers -> loops -> LLVM.
 static void addLLVMStage(OpPassManager &pm,
                          const PosencToCPUPipelineOptions &options) {
-  if (options.vectorizeMatmul)
-    pm.addNestedPass<func::FuncOp>(createPosencVectorizeMatmulPass());
+  if (options.vectorizeMatmul) {
+    PosencVectorizeMatmulPassOptions matmul;
+    matmul.rows = options.matmulRows;
+    matmul.vectors = options.matmulVectors;
+    matmul.vectorWidth = options.vectorWidth;
+    pm.addNestedPass<func::FuncOp>(createPosencVectorizeMatmulPass(matmul));
+  }
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
   pm.addPass(createPosencApproximateMathPass());
   pm.addPass(createLowerAffinePass());

@@ -90,3 +90,26 @@ def test_tile_sizes(rng, tiles):
     tq, tk = tiles
     (o,) = run(ir, inputs, pipeline=f"posenc-lower-to-cpu{{attention-tile-q={tq} attention-tile-k={tk}}}")
     assert rel_err(o, expected) <= 1e-4
+
+
+@pytest.mark.parametrize("max_distance", [128, 5000])
+def test_fused_t5_distance_table_and_direct(rng, max_distance):
+    """Fused T5 reads a [H, 2M+1] distance table for M <= 4096 and computes
+    the buckets per score beyond; positions far apart reach every bucket."""
+    hq, sq, d = 4, 24, 16
+    q, k, v = (rng.uniform(-1, 1, (1, sq, hq, d)).astype(np.float32) for _ in range(3))
+    pos = (np.arange(sq) * 377).astype(np.int64)
+    table = rng.standard_normal((32, hq)).astype(np.float32)
+    t, pt, tt = type_of(q), type_of(pos), type_of(table)
+    bt = tensor_type((hq, sq, sq), "f32")
+    body = [f"%b = posenc.rel_bias %t, %p, %p kind t5 {{num_buckets = 32 : i64, "
+            f"max_distance = {max_distance} : i64}} : {tt}, {pt}, {pt} -> {bt}",
+            f"%o = posenc.attention %q, %k, %v bias(%b : {bt}) : {t}, {t}, {t} -> {t}"]
+    ir = func_ir([("q", t), ("k", t), ("v", t), ("p", pt), ("t", tt)], body, [("%o", t)])
+    fused_ir = opt(ir, "-posenc-fuse-bias-into-attention")
+    assert ("x" + str(2 * max_distance + 1) + "xf32>" in fused_ir) == (max_distance <= 4096)
+    (o,) = run(ir, [q, k, v, pos, table])
+    bias = ref.rel_bias(table, pos, pos, "t5", 32, max_distance, True)
+    expected = ref.attention(q.astype(np.float64), k.astype(np.float64), v.astype(np.float64),
+                             bias=bias)
+    assert rel_err(o, expected) <= 1e-4

@@ -37,6 +37,19 @@ struct PosencToCPUPipelineOptions
                      "buffers (the attention tiles); off: scalar loops that "
                      "the backend vectorizes as it can"),
       llvm::cl::init(true)};
+  PassOptions::Option<int64_t> matmulRows{
+      *this, "matmul-rows",
+      llvm::cl::desc("Rows of C per register block of vectorize-matmul"),
+      llvm::cl::init(4)};
+  PassOptions::Option<int64_t> matmulVectors{
+      *this, "matmul-vectors",
+      llvm::cl::desc("Vectors per row of a register block of "
+                     "vectorize-matmul"),
+      llvm::cl::init(2)};
+  PassOptions::Option<int64_t> vectorWidth{
+      *this, "vector-width",
+      llvm::cl::desc("f32 lanes per vector of vectorize-matmul (8: AVX2)"),
+      llvm::cl::init(8)};
   PassOptions::Option<int64_t> foldMaxElements{
       *this, "fold-max-elements",
       llvm::cl::desc("Largest posenc result folded when its operands are "

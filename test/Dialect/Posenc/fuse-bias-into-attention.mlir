@@ -23,16 +23,23 @@ func.func @alibi(%q: tensor<1x8x4x16xf32>, %k: tensor<1x8x4x16xf32>, %v: tensor<
 // -----
 
 // T5 through a unit-dim expand_shape and a cast; batched query positions
-// read pos[b, i].
+// read pos[b, i]. The bucket arithmetic runs once per (head, distance in
+// [-128, 128]) into a [4, 257] table before the attention; each score then
+// clamps its distance and loads one entry.
 // CHECK-LABEL: func @t5_through_reshapes
 // CHECK-NOT: posenc.rel_bias
 // CHECK-NOT: tensor.expand_shape
+// CHECK: %[[TABLE:.+]] = linalg.generic {{.*}} outs(%{{.+}} : tensor<4x257xf32>)
+// CHECK: math.absi
+// CHECK: tensor.extract %arg5[%{{.+}}, %{{.+}}] : tensor<32x4xf32>
 // CHECK: posenc.attention {{.*}} score_mod {
 // CHECK-NEXT: ^bb0(%{{.+}}: f32, %[[B:.+]]: index, %[[H:.+]]: index, %[[I:.+]]: index, %[[J:.+]]: index):
 // CHECK: tensor.extract %arg4[%[[J]]]
 // CHECK: tensor.extract %arg3[%[[B]], %[[I]]]
-// CHECK: math.absi
-// CHECK: tensor.extract %arg5[%{{.+}}, %[[H]]] : tensor<32x4xf32>
+// CHECK: arith.minsi %{{.+}}, %c128_i64
+// CHECK: arith.maxsi %{{.+}}, %c-128_i64
+// CHECK-NOT: math.absi
+// CHECK: tensor.extract %[[TABLE]][%[[H]], %{{.+}}] : tensor<4x257xf32>
 func.func @t5_through_reshapes(%q: tensor<2x8x4x16xf32>, %k: tensor<2x8x4x16xf32>, %v: tensor<2x8x4x16xf32>,
                                %qp: tensor<2x8xi64>, %kp: tensor<8xi64>, %t: tensor<32x4xf32>) -> tensor<2x8x4x16xf32> {
   %b = posenc.rel_bias %t, %qp, %kp kind t5 {num_buckets = 32 : i64, max_distance = 128 : i64} : tensor<32x4xf32>, tensor<2x8xi64>, tensor<8xi64> -> tensor<2x4x8x8xf32>

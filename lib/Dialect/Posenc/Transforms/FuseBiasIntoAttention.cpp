@@ -99,6 +99,12 @@ public:
     } else if (auto rel = dyn_cast<RelBiasOp>(producer)) {
       relMath = RelBiasArithmetic::prepare(e, rel, rel.getTable());
       headsFrom = rel.getResult();
+      // One load per score from an L1-resident [H, 2M+1] row instead of
+      // the bucket arithmetic and two dependent lookups.
+      if (relMath->hasDistanceTable()) {
+        distTable = relMath->distanceTable(e, e.dim(rel.getTable(), 1));
+        maxDistance = rel.getMaxDistance();
+      }
     } else {
       auto key = cast<RelKeyBiasOp>(producer);
       // qe[b, i, h, r] = q[b, i, h, :]·emb[r, :]: 2M+1 dot products per
@@ -130,7 +136,11 @@ public:
     if (auto alibi = dyn_cast<AlibiBiasOp>(producer)) {
       bias = alibiMath->at(e, positions(alibi.getQPos(), alibi.getKPos()), hh);
     } else if (auto rel = dyn_cast<RelBiasOp>(producer)) {
-      bias = relMath->at(e, positions(rel.getQPos(), rel.getKPos()), hh);
+      Value d = positions(rel.getQPos(), rel.getKPos());
+      bias = distTable
+                 ? e.extract(distTable,
+                             {hh, clampedDistanceIndex(e, d, maxDistance)})
+                 : relMath->at(e, d, hh);
     } else {
       auto key = cast<RelKeyBiasOp>(producer);
       Value r = clampedDistanceIndex(e, positions(key.getQPos(), key.getKPos()),
@@ -146,6 +156,8 @@ private:
   Value headsFrom;
   std::optional<AlibiArithmetic> alibiMath;
   std::optional<RelBiasArithmetic> relMath;
+  Value distTable; // [H, 2M+1] f32, or null
+  int64_t maxDistance = 0;
   Value qe;
 };
 
