@@ -21,7 +21,12 @@ def ConvertPosencToLinalgPass : Pass<"convert-posenc-to-linalg"> {
     - `posenc.attention`: a tiled online-softmax loop nest (flash-style)
       with score_mod inlined, causal key tiles above the diagonal skipped,
       the query heads of a GQA group sharing each K/V tile, and 0 for rows
-      that see no key. With `materialize-attention`, scores are built whole
+      that see no key. K and V of each kv head are packed once into f32
+      key-tile blocks (Kᵀ as [tiles, Dk, tile-k], V as [tiles, tile-k, Dv]),
+      and the (query, head) pairs of a query tile are the rows of 2-D
+      tiles, so scale·Q·Kᵀ and P·V are `linalg.matmul` ops (which
+      `posenc-vectorize-matmul` blocks for registers after bufferization).
+      With `materialize-attention`, scores are built whole
       instead (QKᵀ, bias, score_mod, mask, softmax, PV) as a reference
       form.
     - `posenc.mla_absorb`: its naive form (decompressed keys and values)
