@@ -83,6 +83,10 @@ struct TiledAttention {
   int64_t group, tileQ, tileK;
   double scale;
   bool causal;
+  // One query tile (decode): packing a whole head would copy all of K and
+  // V once for a single pass over them; pack each key tile where it is
+  // used instead, so the copy stays in cache.
+  bool packPerKeyTile;
   Type elemTy;
   OpFoldResult dk, dv;
   Value sq, sk, offset;
@@ -99,22 +103,22 @@ struct TiledAttention {
         .getResult(0);
   }
 
-  /// One kv head of K or V in f32, one contiguous block per key tile,
-  /// zero past Sk: Kᵀ as [ceil(Sk / tileK), Dk, tileK] (`transposed`) or V
-  /// as [ceil(Sk / tileK), tileK, Dv]. Built once per head and shared by
-  /// all query tiles. Contiguous blocks matter: in the inputs, rows of one
-  /// head are Hkv·D floats apart (4 KiB for 16 heads of 64) and in a plain
-  /// Kᵀ, Sk floats; either maps every row of a tile to the same L1 set.
-  Value packHead(LinalgBuilder &e, Value src, Value b, Value g,
-                 bool transposed) const {
+  /// Key tiles [first, first + count) of kv head g of K or V in f32, one
+  /// contiguous block per key tile, zero past Sk: Kᵀ as [count, Dk, tileK]
+  /// (`transposed`) or V as [count, tileK, Dv]. Contiguous blocks matter:
+  /// in the inputs, rows of one head are Hkv·D floats apart (4 KiB for 16
+  /// heads of 64) and in a plain Kᵀ, Sk floats; either maps every row of a
+  /// tile to the same L1 set.
+  Value packTiles(LinalgBuilder &e, Value src, Value b, Value g,
+                  bool transposed, Value first, OpFoldResult count) const {
     Type f32 = e.b.getF32Type();
     OpFoldResult d = e.dim(src, 3);
-    Value tiles = arith::CeilDivUIOp::create(e.b, e.loc, sk, e.cIndex(tileK));
+    OpFoldResult tiles = count;
     OpFoldResult tile = e.b.getIndexAttr(tileK);
     SmallVector<OpFoldResult> sizes = {tiles, transposed ? d : tile,
                                        transposed ? tile : d};
-    SmallVector<int64_t> shape = {ShapedType::kDynamic};
-    for (OpFoldResult size : ArrayRef(sizes).drop_front()) {
+    SmallVector<int64_t> shape;
+    for (OpFoldResult size : sizes) {
       std::optional<int64_t> c = getConstantIntValue(size);
       shape.push_back(c ? *c : ShapedType::kDynamic);
     }
@@ -127,15 +131,25 @@ struct TiledAttention {
         [&](OpBuilder &nb, Location nl, ValueRange) {
           LinalgBuilder n{nb, nl};
           Value jj = n.index(transposed ? 2 : 1);
+          Value t = arith::AddIOp::create(nb, nl, first, n.index(0));
           Value j = arith::AddIOp::create(
-              nb, nl,
-              arith::MulIOp::create(nb, nl, n.index(0), n.cIndex(tileK)), jj);
+              nb, nl, arith::MulIOp::create(nb, nl, t, n.cIndex(tileK)), jj);
           Value inside = n.cmpI(arith::CmpIPredicate::slt, j, sk);
           Value at = n.select(inside, j, n.cIndex(0));
           Value x =
               n.toF32(n.extract(src, {b, at, g, n.index(transposed ? 1 : 2)}));
           yieldValues(nb, nl, n.select(inside, x, n.cF32(0.0f)));
         });
+  }
+
+  /// All key tiles of kv head g, packed once and shared by the query tiles
+  /// (null when each key tile is packed where it is used).
+  Value packHead(LinalgBuilder &e, Value src, Value b, Value g,
+                 bool transposed) const {
+    if (packPerKeyTile)
+      return nullptr;
+    Value tiles = arith::CeilDivUIOp::create(e.b, e.loc, sk, e.cIndex(tileK));
+    return packTiles(e, src, b, g, transposed, e.cIndex(0), tiles);
   }
 
   /// The scores of one tile after bias, score_mod and the causal mask:
@@ -191,8 +205,14 @@ struct TiledAttention {
     Type f32 = rb.getF32Type();
     Value tile = arith::DivUIOp::create(rb, e.loc, j0, e.cIndex(tileK));
     OpFoldResult one = rb.getIndexAttr(1);
-    Value kt = slice(rb, e.loc, kT, {tile, zero, zero}, {one, dk, tk}, {0});
-    Value vt = slice(rb, e.loc, vh, {tile, zero, zero}, {one, tk, dv}, {0});
+    Value at = tile;
+    if (packPerKeyTile) {
+      kT = packTiles(e, k, b, g, /*transposed=*/true, tile, one);
+      vh = packTiles(e, v, b, g, /*transposed=*/false, tile, one);
+      at = e.cIndex(0);
+    }
+    Value kt = slice(rb, e.loc, kT, {at, zero, zero}, {one, dk, tk}, {0});
+    Value vt = slice(rb, e.loc, vh, {at, zero, zero}, {one, tk, dv}, {0});
     Value raw = matmul(e, qp, kt, e.filled({rows, tk}, e.cF32(0.0f)));
     Value s = scores(e, raw, b, g, i0, j0);
 
@@ -374,6 +394,8 @@ struct TiledAttentionLowering : OpConversionPattern<AttentionOp> {
     t.tileK = tileK;
     t.scale = scale;
     t.causal = op.getCausal();
+    int64_t sqStatic = op.getQ().getType().getDimSize(1);
+    t.packPerKeyTile = !ShapedType::isDynamic(sqStatic) && sqStatic <= tileQ;
     t.elemTy = op.getResult().getType().getElementType();
     t.dk = e.dim(t.q, 3);
     t.dv = e.dim(t.v, 3);

@@ -85,3 +85,23 @@ func.func @score_mod(%q: tensor<3x8x2x8xf32>) -> tensor<3x8x2x8xf32> {
   }
   return %o : tensor<3x8x2x8xf32>
 }
+
+// -----
+
+// Decode (Sq = 1 <= tile-q: a single query tile): each key tile of K and V
+// is packed inside the key loop, where it is used, instead of whole heads
+// before the query loop.
+// CHECK-LABEL: func @decode
+// CHECK: scf.for %[[G:.+]] = %c0 to %c2
+// CHECK-NOT: tensor<{{[0-9]+}}x16x4xf32>
+// CHECK: scf.for %[[J0:.+]] = %c0 to %c9 step %c4
+// CHECK: %[[T:.+]] = arith.divui %[[J0]], %c4
+// CHECK: linalg.generic {{.*}} outs(%{{.+}} : tensor<1x16x4xf32>)
+// CHECK: arith.muli %[[T]], %c4
+// CHECK: linalg.generic {{.*}} outs(%{{.+}} : tensor<1x4x16xf32>)
+// CHECK: linalg.matmul
+// CHECK: linalg.matmul
+func.func @decode(%q: tensor<1x1x4x16xf32>, %k: tensor<1x9x2x16xf32>) -> tensor<1x1x4x16xf32> {
+  %o = posenc.attention %q, %k, %k : tensor<1x1x4x16xf32>, tensor<1x9x2x16xf32>, tensor<1x9x2x16xf32> -> tensor<1x1x4x16xf32>
+  return %o : tensor<1x1x4x16xf32>
+}
