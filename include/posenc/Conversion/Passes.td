@@ -34,7 +34,8 @@ def ConvertPosencToLinalgPass : Pass<"convert-posenc-to-linalg"> {
   }];
   let options = [
     Option<"attentionTileQ", "attention-tile-q", "int64_t", "32",
-           "Query rows per attention tile">,
+           "Rows per attention tile: (query, head) pairs, so a tile holds "
+           "tile-q / G queries of the G query heads of a kv head (>= 1)">,
     Option<"attentionTileK", "attention-tile-k", "int64_t", "64",
            "Keys per attention tile">,
     Option<"materializeAttention", "materialize-attention", "bool", "false",

@@ -390,12 +390,16 @@ struct TiledAttentionLowering : OpConversionPattern<AttentionOp> {
     t.v = adaptor.getV();
     t.bias = adaptor.getBias();
     t.group = group;
-    t.tileQ = tileQ;
+    // tile-q counts rows of the 2-D tiles, (query, head) pairs: G heads
+    // share a query, so a tile holds tile-q / G queries (at least one).
+    // That keeps the tiles' cache footprint and the matmuls' shape the
+    // same for MHA, GQA and MQA with many heads per kv head (MLA absorbed).
+    t.tileQ = std::max<int64_t>(1, tileQ / group);
     t.tileK = tileK;
     t.scale = scale;
     t.causal = op.getCausal();
     int64_t sqStatic = op.getQ().getType().getDimSize(1);
-    t.packPerKeyTile = !ShapedType::isDynamic(sqStatic) && sqStatic <= tileQ;
+    t.packPerKeyTile = !ShapedType::isDynamic(sqStatic) && sqStatic <= t.tileQ;
     t.elemTy = op.getResult().getType().getElementType();
     t.dk = e.dim(t.q, 3);
     t.dv = e.dim(t.v, 3);
@@ -421,7 +425,7 @@ struct TiledAttentionLowering : OpConversionPattern<AttentionOp> {
                 Value kT = t.packHead(e2, t.k, b, g, /*transposed=*/true);
                 Value vh = t.packHead(e2, t.v, b, g, /*transposed=*/false);
                 auto rows = scf::ForOp::create(
-                    b2, l2, c0, t.sq, e2.cIndex(tileQ), o2,
+                    b2, l2, c0, t.sq, e2.cIndex(t.tileQ), o2,
                     [&](OpBuilder &b3, Location l3, Value i0, ValueRange o3) {
                       LinalgBuilder e3{b3, l3};
                       scf::YieldOp::create(

@@ -1,10 +1,11 @@
-// RUN: posenc-opt %s -convert-posenc-to-linalg="attention-tile-q=2 attention-tile-k=4" -canonicalize -split-input-file | FileCheck %s
+// RUN: posenc-opt %s -convert-posenc-to-linalg="attention-tile-q=8 attention-tile-k=4" -canonicalize -split-input-file | FileCheck %s
 // RUN: posenc-opt %s -convert-posenc-to-linalg="materialize-attention" -split-input-file | FileCheck %s --check-prefix=WHOLE
 // RUN: not posenc-opt %s -convert-posenc-to-linalg="attention-tile-q=0" -split-input-file 2>&1 | FileCheck %s --check-prefix=BADTILE
 
 // BADTILE: attention tile sizes must be positive, got attention-tile-q=0 attention-tile-k=64
 
-// Loops over batch, kv head and query tile. Per kv head, K is packed once
+// tile-q = 8 rows of (query, head) pairs: 2 queries of the 4 heads of a
+// kv head per query tile. Loops over batch, kv head and query tile. Per kv head, K is packed once
 // as Kᵀ blocks [ceil(6/4) = 2, 16, 4] and V as [2, 4, 16], zero past key 6;
 // the 4 query heads of a kv head share them: the tq·4 (query, head) pairs
 // are the rows of 2-D tiles, so Q·Kᵀ and P·V are linalg.matmul. The key
@@ -57,9 +58,9 @@ func.func @attention_gqa(%q: tensor<2x4x8x16xf32>, %k: tensor<2x6x2x16xf32>, %v:
 // CHECK-LABEL: func @score_mod
 // CHECK: scf.for %{{.+}} = %c0 to %c3
 // CHECK: scf.for %[[G:.+]] = %c0 to %c2
-// CHECK: scf.for %[[I0:.+]] = %c0 to %c8 step %c2
+// CHECK: scf.for %[[I0:.+]] = %c0 to %c16 step %c8
 // CHECK: arith.mulf %{{.+}}, %cst
-// CHECK: scf.for %[[J0:.+]] = %c0 to %c8 step %c4
+// CHECK: scf.for %[[J0:.+]] = %c0 to %c16 step %c4
 // CHECK: linalg.matmul
 // CHECK: linalg.generic
 // CHECK: ^bb0(%[[S:[a-z0-9_]+]]: f32):
@@ -73,8 +74,8 @@ func.func @attention_gqa(%q: tensor<2x4x8x16xf32>, %k: tensor<2x6x2x16xf32>, %v:
 // CHECK: %[[F:.+]] = arith.sitofp %[[HF]]
 // CHECK: %[[RES:.+]] = arith.addf %[[S]], %[[F]]
 // CHECK: linalg.yield %[[RES]]
-func.func @score_mod(%q: tensor<3x8x2x8xf32>) -> tensor<3x8x2x8xf32> {
-  %o = posenc.attention %q, %q, %q : tensor<3x8x2x8xf32>, tensor<3x8x2x8xf32>, tensor<3x8x2x8xf32> -> tensor<3x8x2x8xf32> score_mod {
+func.func @score_mod(%q: tensor<3x16x2x8xf32>) -> tensor<3x16x2x8xf32> {
+  %o = posenc.attention %q, %q, %q : tensor<3x16x2x8xf32>, tensor<3x16x2x8xf32>, tensor<3x16x2x8xf32> -> tensor<3x16x2x8xf32> score_mod {
   ^bb0(%s: f32, %b: index, %h: index, %i: index, %j: index):
     %d = arith.subi %j, %i : index
     %hd = arith.addi %d, %h : index
@@ -83,7 +84,7 @@ func.func @score_mod(%q: tensor<3x8x2x8xf32>) -> tensor<3x8x2x8xf32> {
     %r = arith.addf %s, %df : f32
     posenc.yield %r : f32
   }
-  return %o : tensor<3x8x2x8xf32>
+  return %o : tensor<3x16x2x8xf32>
 }
 
 // -----
