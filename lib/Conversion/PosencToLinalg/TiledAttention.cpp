@@ -113,9 +113,8 @@ struct TiledAttention {
                   bool transposed, Value first, OpFoldResult count) const {
     Type f32 = e.b.getF32Type();
     OpFoldResult d = e.dim(src, 3);
-    OpFoldResult tiles = count;
     OpFoldResult tile = e.b.getIndexAttr(tileK);
-    SmallVector<OpFoldResult> sizes = {tiles, transposed ? d : tile,
+    SmallVector<OpFoldResult> sizes = {count, transposed ? d : tile,
                                        transposed ? tile : d};
     SmallVector<int64_t> shape;
     for (OpFoldResult size : sizes) {
@@ -214,7 +213,8 @@ struct TiledAttention {
     Value kt = slice(rb, e.loc, kT, {at, zero, zero}, {one, dk, tk}, {0});
     Value vt = slice(rb, e.loc, vh, {at, zero, zero}, {one, tk, dv}, {0});
     Value raw = matmul(e, qp, kt, e.filled({rows, tk}, e.cF32(0.0f)));
-    Value s = scores(e, raw, b, g, i0, j0);
+    bool plain = !bias && !causal && AttentionOp(op).getScoreMod().empty();
+    Value s = plain ? raw : scores(e, raw, b, g, i0, j0);
 
     // Every update below writes into the buffer of the loop-carried value
     // it replaces (outs = that value), so bufferization keeps the loop
