@@ -1,5 +1,6 @@
 # -*- Python -*-
 import os
+import shutil
 
 import lit.formats
 from lit.llvm import llvm_config
@@ -45,6 +46,16 @@ if os.path.exists(os.path.join(config.posenc_tools_dir, "posenc-fuzz")):
     config.available_features.add("fuzzer")
     tools.append("posenc-fuzz")
 llvm_config.add_tool_substitutions(tools, tool_dirs)
+
+# GPU kernels compile to PTX and assemble with the CUDA toolkit's ptxas
+# (no GPU needed); scripts/nvvm_report.py reports ptxas -v per kernel.
+ptxas = shutil.which("ptxas") or "/usr/local/cuda/bin/ptxas"
+if os.path.exists(ptxas):
+    config.available_features.add("cuda-toolkit")
+config.environment["POSENC_BUILD_DIR"] = os.path.dirname(config.posenc_tools_dir)
+config.substitutions.append(
+    ("%nvvm_report", "/usr/bin/python3 " + os.path.join(
+        os.path.dirname(config.test_source_root), "scripts", "nvvm_report.py")))
 
 # CPU integration tests run lowered IR with upstream mlir-runner.
 runner_libs = ",".join(

@@ -2,6 +2,8 @@
 
 #include "posenc/Pipelines/Pipelines.h"
 
+#include "Stages.h"
+
 #include "posenc/Conversion/Passes.h"
 
 #include "mlir/Conversion/AffineToStandard/AffineToStandard.h"
@@ -58,7 +60,7 @@ static void addTensorStage(OpPassManager &pm,
 
 /// Tensors -> buffers. Function boundaries use identity layouts so that
 /// callers (posenc-run, mlir-runner, Python) pass plain dense buffers.
-static void addBufferStage(OpPassManager &pm) {
+void mlir::posenc::detail::addBufferStage(OpPassManager &pm) {
   bufferization::OneShotBufferizePassOptions bufferize;
   bufferize.bufferizeFunctionBoundaries = true;
   bufferize.functionBoundaryTypeConversion =
@@ -104,7 +106,7 @@ void mlir::posenc::buildPosencToCPUPipeline(
     OpPassManager &pm, const PosencToCPUPipelineOptions &options) {
   addPosencStage(pm, options);
   addTensorStage(pm, options);
-  addBufferStage(pm);
+  detail::addBufferStage(pm);
   addLLVMStage(pm, options);
 }
 
@@ -113,4 +115,9 @@ void mlir::posenc::registerPosencPipelines() {
       "posenc-lower-to-cpu",
       "Lower posenc ops on tensors to the LLVM dialect for the host CPU",
       buildPosencToCPUPipeline);
+  PassPipelineRegistration<PosencToNVVMPipelineOptions>(
+      "posenc-lower-to-nvvm",
+      "Lower posenc's elementwise and table ops on tensors to NVIDIA GPU "
+      "kernels (NVVM) and host code that launches them",
+      buildPosencToNVVMPipeline);
 }

@@ -109,6 +109,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       "posenc-decompose-mla{mode=naive}",
       "posenc-decompose-mla{mode=absorbed}",
       "posenc-approximate-math",
+      "posenc-expand-arith",
+      "posenc-check-nvvm-input",
+      "func.func(posenc-vectorize-matmul)",
+      "func.func(posenc-map-parallel-loops-to-gpu)",
+      "func.func(posenc-allocate-on-gpu)",
       "convert-posenc-to-linalg",
   };
   for (const char *pass : posencPasses)

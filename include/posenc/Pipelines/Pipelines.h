@@ -74,12 +74,51 @@ struct PosencToCPUPipelineOptions
       llvm::cl::init(16)};
 };
 
+/// Options of `posenc-lower-to-nvvm`.
+struct PosencToNVVMPipelineOptions
+    : public PassPipelineOptions<PosencToNVVMPipelineOptions> {
+  PassOptions::Option<std::string> chip{
+      *this, "chip", llvm::cl::desc("GPU architecture (sm_80, sm_90, ...)"),
+      llvm::cl::init("sm_90")};
+  PassOptions::Option<std::string> features{
+      *this, "features", llvm::cl::desc("PTX features (+ptx80, ...)"),
+      llvm::cl::init("+ptx80")};
+  PassOptions::Option<std::string> format{
+      *this, "format",
+      llvm::cl::desc("Kernel binary: isa (PTX text), bin (cubin), fatbin"),
+      llvm::cl::init("fatbin")};
+  PassOptions::Option<int> optLevel{
+      *this, "opt-level", llvm::cl::desc("Device code optimization level"),
+      llvm::cl::init(3)};
+  PassOptions::Option<std::string> toolkit{
+      *this, "toolkit",
+      llvm::cl::desc("CUDA toolkit (libdevice, ptxas, fatbinary); default: "
+                     "$CUDA_ROOT, $CUDA_HOME, $CUDA_PATH or /usr/local/cuda"),
+      llvm::cl::init("")};
+  PassOptions::Option<int64_t> threads{
+      *this, "threads",
+      llvm::cl::desc("Threads per block along the contiguous dim"),
+      llvm::cl::init(256)};
+  PassOptions::Option<int64_t> foldMaxElements{
+      *this, "fold-max-elements",
+      llvm::cl::desc("Largest posenc result folded when its operands are "
+                     "constants (0: never)"),
+      llvm::cl::init(4096)};
+};
+
 /// posenc ops on tensors to the LLVM dialect for the host CPU: posenc to
 /// linalg, bufferization with deallocation, loops, LLVM.
 void buildPosencToCPUPipeline(OpPassManager &pm,
                               const PosencToCPUPipelineOptions &options);
 
-/// Registers `posenc-lower-to-cpu`.
+/// posenc's elementwise and table ops to GPU kernels for NVIDIA GPUs: posenc
+/// to linalg, bufferization, parallel loops mapped to blocks and threads,
+/// device buffers, then upstream's NVVM pipeline (kernels serialized with
+/// the CUDA toolkit's ptxas; host code calls the mgpu* runtime).
+void buildPosencToNVVMPipeline(OpPassManager &pm,
+                               const PosencToNVVMPipelineOptions &options);
+
+/// Registers `posenc-lower-to-cpu` and `posenc-lower-to-nvvm`.
 void registerPosencPipelines();
 
 } // namespace posenc

@@ -133,6 +133,19 @@ def PosencCheckCPUInputPass
   }];
 }
 
+def PosencCheckNVVMInputPass
+    : Pass<"posenc-check-nvvm-input", "::mlir::ModuleOp"> {
+  let summary = "Reject posenc ops that posenc-lower-to-nvvm does not lower yet";
+  let description = [{
+    The first step of `posenc-lower-to-nvvm`. The GPU pipeline lowers the
+    elementwise and table ops (rope, sinusoidal, alibi_bias, rel_bias,
+    rel_key_bias) to kernels; `posenc.attention` and `posenc.mla_absorb`
+    (and so any bias fused into an attention) have no GPU kernel yet, and
+    their CPU loop nest would become one small kernel launch per tile. This
+    pass names such an op instead of compiling it slowly.
+  }];
+}
+
 def PosencInsertShapeChecksPass : Pass<"posenc-insert-shape-checks"> {
   let summary = "Check at run time the shape relations of dynamic dims";
   let description = [{
@@ -190,6 +203,49 @@ def PosencExpandArithPass : Pass<"posenc-expand-arith"> {
     `__truncsfbf2`), and scaling extf/truncf.
   }];
   let dependentDialects = ["::mlir::arith::ArithDialect"];
+}
+
+def PosencAllocateOnGpuPass
+    : Pass<"posenc-allocate-on-gpu", "::mlir::func::FuncOp"> {
+  let summary = "Buffers of functions that launch GPU kernels live on the device";
+  let description = [{
+    After bufferization, a function's temporaries (RoPE's cos/sin tables,
+    results) are `memref.alloc` on the host, and copies are `memref.copy`.
+    In a function that launches kernels (`gpu.launch` or `gpu.launch_func`)
+    this pass makes them `gpu.alloc`, `gpu.dealloc` and `gpu.memcpy`, and
+    gives each constant table (`memref.get_global`) a device copy: every
+    buffer of such a function is device memory, and its arguments and
+    results are device buffers (the caller copies to and from the host).
+    Functions without kernels are left alone.
+  }];
+  let dependentDialects = ["::mlir::gpu::GPUDialect"];
+}
+
+def PosencMapParallelLoopsToGpuPass
+    : Pass<"posenc-map-parallel-loops-to-gpu", "::mlir::func::FuncOp"> {
+  let summary = "Map the outermost scf.parallel loops to GPU blocks and threads";
+  let description = [{
+    The loops that `convert-linalg-to-parallel-loops` makes of posenc's
+    elementwise and table ops run over [..., d] with the contiguous dim
+    last. Each outermost `scf.parallel` is tiled by `threads` along its
+    last dim; the tile's iterations become thread x (consecutive threads
+    touch consecutive elements: coalesced loads and stores), the tile index
+    block y, and all other dims, collapsed into one, block x. Nested
+    parallel loops run sequentially inside a thread. The mapping attributes
+    are those of `gpu-map-parallel-loops`, so `convert-parallel-loops-to-gpu`
+    turns the loops into `gpu.launch` next.
+  }];
+  let options = [
+    Option<"threads", "threads", "int64_t", "256",
+           "Threads per block along the last dim (fewer when that dim is "
+           "statically shorter)">,
+  ];
+  let dependentDialects = [
+    "::mlir::affine::AffineDialect",
+    "::mlir::arith::ArithDialect",
+    "::mlir::gpu::GPUDialect",
+    "::mlir::scf::SCFDialect",
+  ];
 }
 
 def PosencVectorizeMatmulPass : Pass<"posenc-vectorize-matmul"> {

@@ -1,0 +1,103 @@
+//===- PosencToNVVM.cpp - posenc-lower-to-nvvm pipeline -------------------===//
+
+#include "posenc/Pipelines/Pipelines.h"
+
+#include "Stages.h"
+
+#include "posenc/Conversion/Passes.h"
+
+#include "mlir/Conversion/Passes.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/GPU/Transforms/Passes.h"
+#include "mlir/Dialect/LLVMIR/Transforms/OptimizeForNVVM.h"
+#include "mlir/Dialect/Linalg/Passes.h"
+#include "mlir/Dialect/MemRef/Transforms/Passes.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Target/LLVM/NVVM/Utils.h"
+#include "mlir/Transforms/Passes.h"
+
+#include "llvm/Support/FileSystem.h"
+
+using namespace mlir;
+using namespace mlir::posenc;
+
+/// The CUDA toolkit: the option, else $CUDA_ROOT/$CUDA_HOME/$CUDA_PATH,
+/// else /usr/local/cuda when it exists. Serialization links its libdevice
+/// (the __nv_* math of the kernels) and runs its ptxas and fatbinary.
+static std::string toolkitPath(const PosencToNVVMPipelineOptions &options) {
+  if (!options.toolkit.empty())
+    return options.toolkit;
+  std::string path = NVVM::getCUDAToolkitPath().str();
+  if (path.empty() && llvm::sys::fs::is_directory("/usr/local/cuda"))
+    path = "/usr/local/cuda";
+  return path;
+}
+
+/// Kernels outlined, lowered to NVVM and serialized; host code to LLVM with
+/// mgpu* runtime calls (the composition of upstream's
+/// gpu-lower-to-nvvm-pipeline, with the toolkit passed to serialization).
+static void addNVVMStage(OpPassManager &pm,
+                         const PosencToNVVMPipelineOptions &options) {
+  pm.addPass(createGpuKernelOutliningPass());
+  // Launches, copies and allocations on one stream per call (gpu-to-llvm
+  // lowers device allocations in their async form only).
+  pm.addNestedPass<func::FuncOp>(createGpuAsyncRegionPass());
+  pm.addPass(createSCFToControlFlowPass());
+  pm.addPass(createConvertFuncToLLVMPass());
+  pm.addPass(memref::createExpandStridedMetadataPass());
+  GpuNVVMAttachTargetOptions target;
+  target.chip = options.chip;
+  target.features = options.features;
+  target.optLevel = options.optLevel;
+  pm.addPass(createGpuNVVMAttachTarget(target));
+  pm.addPass(createLowerAffinePass());
+  pm.addPass(createArithToLLVMConversionPass());
+  pm.addPass(createConvertIndexToLLVMPass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+
+  pm.addNestedPass<gpu::GPUModuleOp>(createConvertGpuOpsToNVVMOps());
+  pm.addNestedPass<gpu::GPUModuleOp>(LLVM::createNVVMOptimizeForTargetPass());
+  pm.addNestedPass<gpu::GPUModuleOp>(createCanonicalizerPass());
+  pm.addNestedPass<gpu::GPUModuleOp>(createCSEPass());
+  pm.addNestedPass<gpu::GPUModuleOp>(createReconcileUnrealizedCastsPass());
+
+  pm.addPass(createGpuToLLVMConversionPass());
+  GpuModuleToBinaryPassOptions binary;
+  binary.compilationTarget = options.format;
+  binary.toolkitPath = toolkitPath(options);
+  pm.addPass(createGpuModuleToBinaryPass(binary));
+  pm.addPass(createConvertMathToLLVMPass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  pm.addPass(createReconcileUnrealizedCastsPass());
+}
+
+void mlir::posenc::buildPosencToNVVMPipeline(
+    OpPassManager &pm, const PosencToNVVMPipelineOptions &options) {
+  pm.addPass(createPosencCheckNVVMInputPass());
+  pm.addPass(createPosencInsertShapeChecksPass());
+  pm.addPass(createCanonicalizerPass());
+  PosencFoldConstantsPassOptions fold;
+  fold.maxElements = options.foldMaxElements;
+  pm.addPass(createPosencFoldConstantsPass(fold));
+
+  pm.addPass(createConvertPosencToLinalgPass());
+  pm.addNestedPass<func::FuncOp>(createConvertElementwiseToLinalgPass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  detail::addBufferStage(pm);
+
+  // Loops -> kernels: coalesced threads along the contiguous dim.
+  pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
+  PosencMapParallelLoopsToGpuPassOptions map;
+  map.threads = options.threads;
+  pm.addNestedPass<func::FuncOp>(createPosencMapParallelLoopsToGpuPass(map));
+  pm.addNestedPass<func::FuncOp>(createConvertParallelLoopToGpuPass());
+  pm.addNestedPass<func::FuncOp>(createPosencAllocateOnGpuPass());
+  pm.addPass(createPosencExpandArithPass());
+  pm.addPass(createCanonicalizerPass());
+
+  addNVVMStage(pm, options);
+}
