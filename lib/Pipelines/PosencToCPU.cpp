@@ -24,17 +24,32 @@
 using namespace mlir;
 using namespace mlir::posenc;
 
-/// posenc-level rewrites: folds, then the MLA form.
-static void addPosencStage(OpPassManager &pm,
-                           const PosencToCPUPipelineOptions &options) {
-  pm.addPass(createPosencCheckCPUInputPass());
-  // Before any posenc rewrite: fusion and decomposition drop the ops whose
-  // relations the checks come from.
+/// Shape checks and constant folds, before any posenc rewrite: fusion and
+/// decomposition drop the ops whose relations the checks come from.
+void mlir::posenc::stages::addChecksAndFolds(OpPassManager &pm,
+                                             int64_t foldMaxElements) {
   pm.addPass(createPosencInsertShapeChecksPass());
   pm.addPass(createCanonicalizerPass());
   PosencFoldConstantsPassOptions fold;
-  fold.maxElements = options.foldMaxElements;
+  fold.maxElements = foldMaxElements;
   pm.addPass(createPosencFoldConstantsPass(fold));
+}
+
+/// posenc -> linalg on tensors, with elementwise arith/math on whole
+/// tensors (common in model IR) as linalg too, cleaned up.
+void mlir::posenc::stages::addLinalgStage(
+    OpPassManager &pm, const ConvertPosencToLinalgPassOptions &lowering) {
+  pm.addPass(createConvertPosencToLinalgPass(lowering));
+  pm.addNestedPass<func::FuncOp>(createConvertElementwiseToLinalgPass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+}
+
+/// posenc-level rewrites: checks, folds, then the MLA form.
+static void addPosencStage(OpPassManager &pm,
+                           const PosencToCPUPipelineOptions &options) {
+  pm.addPass(createPosencCheckCPUInputPass());
+  stages::addChecksAndFolds(pm, options.foldMaxElements);
   PosencDecomposeMlaPassOptions mla;
   mla.mode = options.mla;
   mla.absorbThreshold = options.mlaAbsorbThreshold;
@@ -43,24 +58,20 @@ static void addPosencStage(OpPassManager &pm,
     pm.addPass(createPosencFuseBiasIntoAttentionPass());
 }
 
-/// posenc -> linalg on tensors, cleaned up and optionally fused.
+/// posenc -> linalg on tensors, optionally fused.
 static void addTensorStage(OpPassManager &pm,
                            const PosencToCPUPipelineOptions &options) {
   ConvertPosencToLinalgPassOptions lowering;
   lowering.attentionTileQ = options.attentionTileQ;
   lowering.attentionTileK = options.attentionTileK;
-  pm.addPass(createConvertPosencToLinalgPass(lowering));
-  // Elementwise arith/math on whole tensors (common in model IR) as linalg.
-  pm.addNestedPass<func::FuncOp>(createConvertElementwiseToLinalgPass());
-  pm.addPass(createCanonicalizerPass());
-  pm.addPass(createCSEPass());
+  stages::addLinalgStage(pm, lowering);
   if (options.fuseElementwise)
     pm.addPass(createLinalgElementwiseOpFusionPass());
 }
 
 /// Tensors -> buffers. Function boundaries use identity layouts so that
 /// callers (posenc-run, mlir-runner, Python) pass plain dense buffers.
-void mlir::posenc::detail::addBufferStage(OpPassManager &pm) {
+void mlir::posenc::stages::addBufferStage(OpPassManager &pm) {
   bufferization::OneShotBufferizePassOptions bufferize;
   bufferize.bufferizeFunctionBoundaries = true;
   bufferize.functionBoundaryTypeConversion =
@@ -106,7 +117,7 @@ void mlir::posenc::buildPosencToCPUPipeline(
     OpPassManager &pm, const PosencToCPUPipelineOptions &options) {
   addPosencStage(pm, options);
   addTensorStage(pm, options);
-  detail::addBufferStage(pm);
+  stages::addBufferStage(pm);
   addLLVMStage(pm, options);
 }
 

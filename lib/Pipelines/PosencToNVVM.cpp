@@ -77,17 +77,9 @@ static void addNVVMStage(OpPassManager &pm,
 void mlir::posenc::buildPosencToNVVMPipeline(
     OpPassManager &pm, const PosencToNVVMPipelineOptions &options) {
   pm.addPass(createPosencCheckNVVMInputPass());
-  pm.addPass(createPosencInsertShapeChecksPass());
-  pm.addPass(createCanonicalizerPass());
-  PosencFoldConstantsPassOptions fold;
-  fold.maxElements = options.foldMaxElements;
-  pm.addPass(createPosencFoldConstantsPass(fold));
-
-  pm.addPass(createConvertPosencToLinalgPass());
-  pm.addNestedPass<func::FuncOp>(createConvertElementwiseToLinalgPass());
-  pm.addPass(createCanonicalizerPass());
-  pm.addPass(createCSEPass());
-  detail::addBufferStage(pm);
+  stages::addChecksAndFolds(pm, options.foldMaxElements);
+  stages::addLinalgStage(pm, ConvertPosencToLinalgPassOptions());
+  stages::addBufferStage(pm);
 
   // Loops -> kernels: coalesced threads along the contiguous dim.
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());

@@ -3,15 +3,26 @@
 #ifndef POSENC_LIB_PIPELINES_STAGES_H
 #define POSENC_LIB_PIPELINES_STAGES_H
 
+#include "posenc/Conversion/Passes.h"
+
+#include <cstdint>
+
 namespace mlir {
 class OpPassManager;
-namespace posenc::detail {
+namespace posenc::stages {
+
+/// insert-shape-checks, canonicalize, fold-constants.
+void addChecksAndFolds(OpPassManager &pm, int64_t foldMaxElements);
+
+/// convert-posenc-to-linalg, elementwise-to-linalg, canonicalize, cse.
+void addLinalgStage(OpPassManager &pm,
+                    const ConvertPosencToLinalgPassOptions &lowering);
 
 /// One-shot bufferization with identity-layout function boundaries,
 /// ownership-based deallocation, clones as memref ops.
 void addBufferStage(OpPassManager &pm);
 
-} // namespace posenc::detail
+} // namespace posenc::stages
 } // namespace mlir
 
 #endif // POSENC_LIB_PIPELINES_STAGES_H
