@@ -128,7 +128,7 @@ void mlir::posenc::registerPosencPipelines() {
       buildPosencToCPUPipeline);
   PassPipelineRegistration<PosencToNVVMPipelineOptions>(
       "posenc-lower-to-nvvm",
-      "Lower posenc's elementwise and table ops on tensors to NVIDIA GPU "
-      "kernels (NVVM) and host code that launches them",
+      "Lower posenc ops on tensors to NVIDIA GPU kernels (NVVM) and host "
+      "code that launches them",
       buildPosencToNVVMPipeline);
 }

@@ -5,6 +5,7 @@
 #include "Stages.h"
 
 #include "posenc/Conversion/Passes.h"
+#include "posenc/Dialect/Posenc/Transforms/Passes.h"
 
 #include "mlir/Conversion/Passes.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -39,6 +40,9 @@ static std::string toolkitPath(const PosencToNVVMPipelineOptions &options) {
 /// gpu-lower-to-nvvm-pipeline, with the toolkit passed to serialization).
 static void addNVVMStage(OpPassManager &pm,
                          const PosencToNVVMPipelineOptions &options) {
+  // Constants and index math used by a kernel are recomputed inside it,
+  // not passed as arguments (which the backend cannot fold).
+  pm.addPass(createGpuLaunchSinkIndexComputationsPass());
   pm.addPass(createGpuKernelOutliningPass());
   // Launches, copies and allocations on one stream per call (gpu-to-llvm
   // lowers device allocations in their async form only).
@@ -76,8 +80,17 @@ static void addNVVMStage(OpPassManager &pm,
 
 void mlir::posenc::buildPosencToNVVMPipeline(
     OpPassManager &pm, const PosencToNVVMPipelineOptions &options) {
-  pm.addPass(createPosencCheckNVVMInputPass());
   stages::addChecksAndFolds(pm, options.foldMaxElements);
+  // MLA as attention (plus projections), biases into score_mod, then every
+  // attention as one fused kernel.
+  pm.addPass(createPosencDecomposeMlaPass());
+  pm.addPass(createPosencFuseBiasIntoAttentionPass());
+  ConvertPosencAttentionToGPUPassOptions attention;
+  attention.tileQ = options.attentionTileQ;
+  attention.tileK = options.attentionTileK;
+  attention.threads = options.attentionThreads;
+  pm.addNestedPass<func::FuncOp>(
+      createConvertPosencAttentionToGPUPass(attention));
   stages::addLinalgStage(pm, ConvertPosencToLinalgPassOptions());
   stages::addBufferStage(pm);
 

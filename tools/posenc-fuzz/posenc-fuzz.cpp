@@ -110,7 +110,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       "posenc-decompose-mla{mode=absorbed}",
       "posenc-approximate-math",
       "posenc-expand-arith",
-      "posenc-check-nvvm-input",
       "func.func(posenc-vectorize-matmul)",
       "func.func(posenc-map-parallel-loops-to-gpu)",
       "func.func(posenc-allocate-on-gpu)",

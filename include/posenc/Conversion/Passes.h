@@ -3,6 +3,7 @@
 #ifndef POSENC_CONVERSION_PASSES_H
 #define POSENC_CONVERSION_PASSES_H
 
+#include "posenc/Conversion/PosencToGPU/PosencToGPU.h"
 #include "posenc/Conversion/PosencToLinalg/PosencToLinalg.h"
 
 namespace mlir::posenc {

@@ -50,4 +50,52 @@ def ConvertPosencToLinalgPass : Pass<"convert-posenc-to-linalg"> {
   ];
 }
 
+def ConvertPosencAttentionToGPUPass
+    : Pass<"convert-posenc-attention-to-gpu", "::mlir::func::FuncOp"> {
+  let summary = "Lower posenc.attention to a fused flash-style GPU kernel";
+  let description = [{
+    Rewrites each `posenc.attention` on tensors into a `gpu.launch` of one
+    block per (query tile, query head, batch row), reading its operands
+    through `bufferization.to_buffer` and yielding a fresh buffer through
+    `bufferization.to_tensor`. The block stages scale·Q of its tile, then
+    for each key tile K and V, in shared memory (f32, rows padded by one
+    float against bank conflicts); scores go through the bias, the inlined
+    `score_mod` and the causal mask into a shared [tile-q, tile-k] tile;
+    one thread per row keeps the running max and sum (online softmax); the
+    `threads / tile-q` threads of a row each accumulate a strided part of
+    its output row. Key tiles above the causal diagonal are never loaded;
+    a row that sees no key yields 0, as on the CPU.
+
+    Phases are separated by `gpu.barrier` and keep all state in shared
+    memory, so with `emulate` the same kernel is emitted as sequential host
+    loops (blocks, then threads per phase, a barrier being the end of a
+    phase loop): the kernel's arithmetic can be checked against the float64
+    reference on a machine without a GPU.
+
+    Head dims and head counts must be static (the accumulators of a thread
+    are unrolled); q, k, v may be f32, f16 or bf16 (f32 accumulation).
+    With `tile-q = 0` the largest tile of at most 64 rows whose shared
+    memory fits in 48 KiB is chosen.
+  }];
+  let options = [
+    Option<"tileQ", "tile-q", "int64_t", "0",
+           "Query rows per block (0: the largest that fits in 48 KiB of "
+           "shared memory; otherwise it must divide `threads`)">,
+    Option<"tileK", "tile-k", "int64_t", "32",
+           "Keys per shared-memory tile (must divide `threads`)">,
+    Option<"threads", "threads", "int64_t", "128",
+           "Threads per block (a multiple of 32, at most 1024)">,
+    Option<"emulate", "emulate", "bool", "false",
+           "Emit the kernel as sequential host loops instead of gpu.launch">,
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::bufferization::BufferizationDialect",
+    "::mlir::gpu::GPUDialect",
+    "::mlir::math::MathDialect",
+    "::mlir::memref::MemRefDialect",
+    "::mlir::scf::SCFDialect",
+  ];
+}
+
 #endif // POSENC_CONVERSION_PASSES_TD

@@ -99,6 +99,18 @@ struct PosencToNVVMPipelineOptions
       *this, "threads",
       llvm::cl::desc("Threads per block along the contiguous dim"),
       llvm::cl::init(256)};
+  PassOptions::Option<int64_t> attentionTileQ{
+      *this, "attention-tile-q",
+      llvm::cl::desc("Query rows per attention block (0: the largest that "
+                     "fits in 48 KiB of shared memory)"),
+      llvm::cl::init(0)};
+  PassOptions::Option<int64_t> attentionTileK{
+      *this, "attention-tile-k",
+      llvm::cl::desc("Keys per shared-memory tile of attention"),
+      llvm::cl::init(32)};
+  PassOptions::Option<int64_t> attentionThreads{
+      *this, "attention-threads", llvm::cl::desc("Threads per attention block"),
+      llvm::cl::init(128)};
   PassOptions::Option<int64_t> foldMaxElements{
       *this, "fold-max-elements",
       llvm::cl::desc("Largest posenc result folded when its operands are "
@@ -111,8 +123,9 @@ struct PosencToNVVMPipelineOptions
 void buildPosencToCPUPipeline(OpPassManager &pm,
                               const PosencToCPUPipelineOptions &options);
 
-/// posenc's elementwise and table ops to GPU kernels for NVIDIA GPUs: posenc
-/// to linalg, bufferization, parallel loops mapped to blocks and threads,
+/// posenc ops to GPU kernels for NVIDIA GPUs: attention (and MLA through
+/// it) as one fused kernel each, the other ops through posenc to linalg,
+/// bufferization, parallel loops mapped to blocks and threads,
 /// device buffers, then upstream's NVVM pipeline (kernels serialized with
 /// the CUDA toolkit's ptxas; host code calls the mgpu* runtime).
 void buildPosencToNVVMPipeline(OpPassManager &pm,

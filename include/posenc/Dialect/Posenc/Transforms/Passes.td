@@ -133,19 +133,6 @@ def PosencCheckCPUInputPass
   }];
 }
 
-def PosencCheckNVVMInputPass
-    : Pass<"posenc-check-nvvm-input", "::mlir::ModuleOp"> {
-  let summary = "Reject posenc ops that posenc-lower-to-nvvm does not lower yet";
-  let description = [{
-    The first step of `posenc-lower-to-nvvm`. The GPU pipeline lowers the
-    elementwise and table ops (rope, sinusoidal, alibi_bias, rel_bias,
-    rel_key_bias) to kernels; `posenc.attention` and `posenc.mla_absorb`
-    (and so any bias fused into an attention) have no GPU kernel yet, and
-    their CPU loop nest would become one small kernel launch per tile. This
-    pass names such an op instead of compiling it slowly.
-  }];
-}
-
 def PosencInsertShapeChecksPass : Pass<"posenc-insert-shape-checks"> {
   let summary = "Check at run time the shape relations of dynamic dims";
   let description = [{

@@ -1,0 +1,632 @@
+//===- AttentionToGPU.cpp - posenc.attention as a fused GPU kernel --------===//
+//
+// One block per (query tile, query head, batch row), T threads:
+//
+//   Qs = scale·Q tile (f32)                       shared [tq, Dk + 1]
+//   M = -inf, L = 0 per row; ACC = 0               shared [tq] / [tq·Dv]
+//   for key tile [j0, j0 + tk) up to the causal limit of the tile:
+//     KV = K tile                                  shared [tk, Dk + 1]
+//     S = Qs·KVᵀ (+ bias) -> score_mod -> mask     shared [tq, tk + 1]
+//     KV = V tile; per row: m' = max(M, rowmax S), S = exp(S - m'),
+//       A = exp(M - m'), L = A·L + rowsum S, M = m'
+//     ACC = A·ACC + S·KV
+//   out = ACC / L (0 where L = 0)
+//
+// Each step is a phase that every thread runs on its part of the shared
+// tiles, ended by a barrier; no state lives in registers across phases.
+// That is what lets `emulate` emit the same kernel as host loops.
+//
+//===----------------------------------------------------------------------===//
+
+#include "posenc/Conversion/PosencToGPU/PosencToGPU.h"
+
+#include "posenc/Dialect/Posenc/IR/PosencOps.h"
+#include "posenc/Dialect/Posenc/Utils/LinalgBuilder.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+
+#include <limits>
+
+namespace mlir::posenc {
+#define GEN_PASS_DEF_CONVERTPOSENCATTENTIONTOGPUPASS
+#include "posenc/Conversion/Passes.h.inc"
+} // namespace mlir::posenc
+
+using namespace mlir;
+using namespace mlir::posenc;
+
+namespace {
+const float kNegInf = -std::numeric_limits<float>::infinity();
+// Static shared memory of one block on every NVIDIA GPU since sm_50.
+constexpr int64_t kSharedBytes = 48 * 1024;
+
+/// Tile sizes and the shared-memory layout they imply.
+struct KernelShape {
+  int64_t tileQ, tileK, threads, dk, dv;
+
+  /// Threads per output row, each accumulating `accPerThread` dims
+  /// d = c + chunks·k (strided: the threads of a warp read one V element).
+  int64_t chunks() const { return threads / tileQ; }
+  int64_t accPerThread() const { return llvm::divideCeil(dv, chunks()); }
+  // Rows padded by one float: lane j reading row j of a tile then hits
+  // bank (j + d) mod 32, not one bank for all lanes.
+  int64_t qStride() const { return dk + 1; }
+  int64_t kvStride() const { return std::max(dk + 1, dv); }
+  int64_t sStride() const { return tileK + 1; }
+  int64_t qElems() const { return tileQ * qStride(); }
+  int64_t kvElems() const { return tileK * kvStride(); }
+  int64_t sElems() const { return tileQ * sStride(); }
+  int64_t accElems() const { return accPerThread() * threads; }
+  int64_t bytes() const {
+    return 4 * (qElems() + kvElems() + sElems() + accElems() + 3 * tileQ);
+  }
+  /// Scores of the QK phase per thread: thread t owns key t mod tile-k of
+  /// rows t / tile-k + (threads / tile-k)·n.
+  int64_t rowsPerPass() const { return threads / tileK; }
+  int64_t scoresPerThread() const { return tileQ / rowsPerPass(); }
+
+  bool valid() const {
+    return tileQ > 0 && tileK > 0 && threads % tileQ == 0 &&
+           threads % tileK == 0 && tileQ % rowsPerPass() == 0 &&
+           bytes() <= kSharedBytes;
+  }
+};
+
+/// Small arithmetic helpers on index and f32 values.
+struct Emitter {
+  OpBuilder &b;
+  Location loc;
+
+  Value c(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
+  Value f(float v) {
+    return arith::ConstantOp::create(b, loc, b.getF32FloatAttr(v));
+  }
+  Value add(Value x, Value y) { return arith::AddIOp::create(b, loc, x, y); }
+  Value sub(Value x, Value y) { return arith::SubIOp::create(b, loc, x, y); }
+  Value mul(Value x, Value y) { return arith::MulIOp::create(b, loc, x, y); }
+  Value div(Value x, Value y) { return arith::DivUIOp::create(b, loc, x, y); }
+  Value rem(Value x, Value y) { return arith::RemUIOp::create(b, loc, x, y); }
+  Value min(Value x, Value y) { return arith::MinSIOp::create(b, loc, x, y); }
+  Value max(Value x, Value y) { return arith::MaxSIOp::create(b, loc, x, y); }
+  Value lt(Value x, Value y) {
+    return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, x, y);
+  }
+  Value andI(Value x, Value y) { return arith::AndIOp::create(b, loc, x, y); }
+  Value select(Value c, Value t, Value f) {
+    return arith::SelectOp::create(b, loc, c, t, f);
+  }
+  Value load(Value mem, ValueRange idx) {
+    return memref::LoadOp::create(b, loc, mem, idx);
+  }
+  void store(Value v, Value mem, ValueRange idx) {
+    memref::StoreOp::create(b, loc, v, mem, idx);
+  }
+  /// A scalar at `idx` of a 1-D shared tile: row·stride + col.
+  Value at(Value row, int64_t stride, Value col) {
+    return add(mul(row, c(stride)), col);
+  }
+  /// `then()` when `cond`, else `otherwise` (one f32 result): guards loads
+  /// that would be out of bounds.
+  Value ifElse(Value cond, function_ref<Value(Emitter &)> then,
+               Value otherwise) {
+    auto op = scf::IfOp::create(b, loc, TypeRange{b.getF32Type()}, cond,
+                                /*withElseRegion=*/true);
+    {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(op.thenBlock());
+      Emitter inner{b, loc};
+      scf::YieldOp::create(b, loc, then(inner));
+      b.setInsertionPointToStart(op.elseBlock());
+      scf::YieldOp::create(b, loc, otherwise);
+    }
+    return op.getResult(0);
+  }
+  /// Runs `body` only when `cond`.
+  void when(Value cond, function_ref<void(Emitter &)> body) {
+    auto op = scf::IfOp::create(b, loc, TypeRange{}, cond,
+                                /*withElseRegion=*/false);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPoint(op.thenBlock()->getTerminator());
+    Emitter inner{b, loc};
+    body(inner);
+  }
+  /// for iv in [lo, hi) carrying `init`; `body` returns the next values.
+  ValueRange
+  loop(Value lo, Value hi, ValueRange init,
+       function_ref<SmallVector<Value>(Emitter &, Value iv, ValueRange carried)>
+           body) {
+    auto op = scf::ForOp::create(
+        b, loc, lo, hi, c(1), init,
+        [&](OpBuilder &nb, Location nl, Value iv, ValueRange carried) {
+          Emitter inner{nb, nl};
+          scf::YieldOp::create(nb, nl, body(inner, iv, carried));
+        });
+    return op.getResults();
+  }
+};
+
+/// The kernel of one posenc.attention op.
+struct AttentionKernel {
+  AttentionOp op;
+  KernelShape shape;
+  bool emulate;
+  int64_t group;
+  double scale;
+  // Operands as buffers, the result buffer, and run-time sizes.
+  Value q, k, v, bias, out;
+  Value sq, sk, offset;
+  // Shared tiles (workgroup attributions, or host buffers when emulating).
+  Value qs, kv, s, acc, rowMax, rowSum, rowScale;
+
+  /// Runs `body` for every thread of the block, then synchronizes.
+  void phase(Emitter &e, Value tid, function_ref<void(Emitter &, Value)> body) {
+    if (!emulate) {
+      body(e, tid);
+      gpu::BarrierOp::create(e.b, e.loc);
+      return;
+    }
+    e.loop(e.c(0), e.c(shape.threads), {},
+           [&](Emitter &n, Value t, ValueRange) -> SmallVector<Value> {
+             body(n, t);
+             return {};
+           });
+  }
+
+  /// Thread `tid`'s share of rows [0, limit) of a [rows, cols] tile in
+  /// row-major element order (coalesced global accesses): calls
+  /// body(row, col) for elements tid, tid + T, ... Rows past `limit` are
+  /// left as they are: no phase reads them (scores of such rows and keys
+  /// are masked by select, P·V stops at the keys of the tile). A loop with
+  /// a run-time bound, not an unrolled sequence: the backend hoisted one
+  /// address register per unrolled element out of the key loop and ran out
+  /// of registers.
+  void forEachElement(Emitter &e, Value tid, Value limit, int64_t cols,
+                      function_ref<void(Emitter &, Value, Value)> body) {
+    int64_t threads = shape.threads;
+    if (threads % cols == 0) {
+      // Whole rows per pass: one column per thread.
+      Value col = e.rem(tid, e.c(cols));
+      auto loop = scf::ForOp::create(e.b, e.loc, e.div(tid, e.c(cols)), limit,
+                                     e.c(threads / cols));
+      OpBuilder::InsertionGuard guard(e.b);
+      e.b.setInsertionPoint(loop.getBody()->getTerminator());
+      body(e, loop.getInductionVar(), col);
+      return;
+    }
+    auto loop = scf::ForOp::create(e.b, e.loc, tid, e.mul(limit, e.c(cols)),
+                                   e.c(threads));
+    OpBuilder::InsertionGuard guard(e.b);
+    e.b.setInsertionPoint(loop.getBody()->getTerminator());
+    Value elem = loop.getInductionVar();
+    body(e, e.div(elem, e.c(cols)), e.rem(elem, e.c(cols)));
+  }
+
+  /// The score of (row r, key jj) of the tile at (bIdx, h, i0, j0) from
+  /// its raw scale·q·k: bias, score_mod, causal mask; -inf outside the
+  /// operands (rows past Sq, keys past the tile).
+  Value score(Emitter &e, Value raw, Value bIdx, Value h, Value i, Value j,
+              Value inside) {
+    return e.ifElse(
+        inside,
+        [&](Emitter &n) {
+          Value s = raw;
+          SmallVector<Value> global = {bIdx, h, i, j};
+          if (bias) {
+            // Right-aligned numpy broadcast of the bias to [B, Hq, Sq, Sk].
+            auto biasTy = cast<MemRefType>(bias.getType());
+            int64_t rank = biasTy.getRank();
+            SmallVector<Value> idx;
+            for (int64_t x = 0; x < rank; ++x)
+              idx.push_back(biasTy.getDimSize(x) == 1 ? n.c(0)
+                                                      : global[4 - rank + x]);
+            LinalgBuilder lb{n.b, n.loc};
+            s = arith::AddFOp::create(n.b, n.loc, s,
+                                      lb.toF32(n.load(bias, idx)));
+          }
+          s = op.inlineScoreMod(n.b, s, global);
+          if (op.getCausal()) {
+            Value masked = arith::CmpIOp::create(
+                n.b, n.loc, arith::CmpIPredicate::sgt, j, n.add(i, offset));
+            s = n.select(masked, n.f(kNegInf), s);
+          }
+          return s;
+        },
+        e.f(kNegInf));
+  }
+
+  /// The block's work: the kernel body, or one iteration of the emulated
+  /// grid. (qTile, h, bIdx) are the block indices.
+  void body(Emitter &e, Value tid, Value qTile, Value h, Value bIdx) {
+    const KernelShape &ks = shape;
+    Value g = e.div(h, e.c(group));
+    Value i0 = e.mul(qTile, e.c(ks.tileQ));
+
+    // Qs, and the row and accumulator state.
+    phase(e, tid, [&](Emitter &n, Value t) {
+      Value rows = n.min(n.c(ks.tileQ), n.sub(sq, i0));
+      forEachElement(n, t, rows, ks.dk, [&](Emitter &x, Value r, Value d) {
+        LinalgBuilder xb{x.b, x.loc};
+        Value qv = xb.toF32(x.load(q, {bIdx, x.add(i0, r), h, d}));
+        x.store(arith::MulFOp::create(x.b, x.loc, qv, x.f(scale)), qs,
+                x.at(r, ks.qStride(), d));
+      });
+      for (int64_t a = 0; a < ks.accPerThread(); ++a)
+        n.store(n.f(0.0f), acc, n.add(n.mul(n.c(a), n.c(ks.threads)), t));
+      n.when(n.lt(t, n.c(ks.tileQ)), [&](Emitter &x) {
+        x.store(x.f(kNegInf), rowMax, t);
+        x.store(x.f(0.0f), rowSum, t);
+      });
+    });
+
+    // Keys [0, jEnd): with `causal`, the last row of the tile sees keys
+    // j <= i0 + tq - 1 + offset.
+    Value jEnd = sk;
+    if (op.getCausal())
+      jEnd = e.max(e.c(0), e.min(sk, e.add(e.add(i0, e.c(ks.tileQ)), offset)));
+    Value tiles = arith::CeilDivUIOp::create(e.b, e.loc, jEnd, e.c(ks.tileK));
+    e.loop(e.c(0), tiles, {}, [&](Emitter &le, Value tile, ValueRange) {
+      Value j0 = le.mul(tile, le.c(ks.tileK));
+      Value tk = le.min(le.c(ks.tileK), le.sub(jEnd, j0));
+      keyTile(le, tid, bIdx, h, g, i0, j0, tk);
+      return SmallVector<Value>{};
+    });
+
+    // out = ACC / L, coalesced along Dv; ACC of dim d lives with thread
+    // (d mod chunks)·tq + r at slot d / chunks.
+    phase(e, tid, [&](Emitter &n, Value t) {
+      Value rows = n.min(n.c(ks.tileQ), n.sub(sq, i0));
+      forEachElement(n, t, rows, ks.dv, [&](Emitter &y, Value r, Value d) {
+        Value owner =
+            y.add(y.mul(y.rem(d, y.c(ks.chunks())), y.c(ks.tileQ)), r);
+        Value slot = y.div(d, y.c(ks.chunks()));
+        Value a = y.load(acc, y.at(slot, ks.threads, owner));
+        LinalgBuilder yb{y.b, y.loc};
+        Value o = yb.divideOrZero(a, y.load(rowSum, r));
+        Type elemTy = cast<MemRefType>(out.getType()).getElementType();
+        y.store(yb.fromFloat(o, elemTy), out, {bIdx, y.add(i0, r), h, d});
+      });
+    });
+  }
+
+  /// One key tile [j0, j0 + tk): the four phases of the online softmax.
+  void keyTile(Emitter &e, Value tid, Value bIdx, Value h, Value g, Value i0,
+               Value j0, Value tk) {
+    const KernelShape &ks = shape;
+    // K tile, zero past the keys.
+    phase(e, tid, [&](Emitter &n, Value t) {
+      loadTile(n, t, k, bIdx, g, j0, tk, ks.dk);
+    });
+
+    // S = Qs·Kᵀ: thread t owns key jj = t mod tk of rows rb + rpp·n; the
+    // k element it loads serves all of its rows.
+    phase(e, tid, [&](Emitter &n, Value t) {
+      Value jj = n.rem(t, n.c(ks.tileK));
+      Value rb = n.div(t, n.c(ks.tileK));
+      int64_t count = ks.scoresPerThread();
+      SmallVector<Value> rows;
+      for (int64_t x = 0; x < count; ++x)
+        rows.push_back(n.add(rb, n.c(x * ks.rowsPerPass())));
+      SmallVector<Value> zeros(count, n.f(0.0f));
+      ValueRange dots = n.loop(
+          n.c(0), n.c(ks.dk), zeros, [&](Emitter &x, Value d, ValueRange sums) {
+            Value kx = x.load(kv, x.at(jj, ks.kvStride(), d));
+            SmallVector<Value> next;
+            for (auto [row, sum] : llvm::zip(rows, sums)) {
+              Value qx = x.load(qs, x.at(row, ks.qStride(), d));
+              next.push_back(math::FmaOp::create(x.b, x.loc, qx, kx, sum));
+            }
+            return next;
+          });
+      Value j = n.add(j0, jj);
+      Value keyInside = n.lt(jj, tk);
+      for (auto [row, dot] : llvm::zip(rows, dots)) {
+        Value i = n.add(i0, row);
+        Value sc = score(n, dot, bIdx, h, i, j, n.andI(keyInside, n.lt(i, sq)));
+        n.store(sc, s, n.at(row, ks.sStride(), jj));
+      }
+    });
+
+    // V tile over K; one thread per row updates the running max and sum.
+    phase(e, tid, [&](Emitter &n, Value t) {
+      loadTile(n, t, v, bIdx, g, j0, tk, ks.dv);
+      n.when(n.lt(t, n.c(ks.tileQ)), [&](Emitter &x) { softmaxRow(x, t, tk); });
+    });
+
+    // ACC = A·ACC + P·V for this thread's dims of its row.
+    phase(e, tid, [&](Emitter &n, Value t) {
+      Value r = n.rem(t, n.c(ks.tileQ));
+      Value chunk = n.div(t, n.c(ks.tileQ));
+      Value alpha = n.load(rowScale, r);
+      SmallVector<Value> slots, cols, init;
+      for (int64_t a = 0; a < ks.accPerThread(); ++a) {
+        slots.push_back(n.at(n.c(a), ks.threads, t));
+        // Dims past Dv (when chunks does not divide it) read a valid
+        // column; their slots are never written out.
+        Value d = n.add(chunk, n.c(a * ks.chunks()));
+        if ((a + 1) * ks.chunks() > ks.dv)
+          d = n.min(d, n.c(ks.dv - 1));
+        cols.push_back(d);
+        init.push_back(
+            arith::MulFOp::create(n.b, n.loc, n.load(acc, slots.back()), alpha)
+                .getResult());
+      }
+      ValueRange sums = n.loop(
+          n.c(0), tk, init, [&](Emitter &x, Value jj, ValueRange carried) {
+            Value p = x.load(s, x.at(r, ks.sStride(), jj));
+            SmallVector<Value> next;
+            for (auto [col, sum] : llvm::zip(cols, carried)) {
+              Value vx = x.load(kv, x.at(jj, ks.kvStride(), col));
+              next.push_back(math::FmaOp::create(x.b, x.loc, p, vx, sum));
+            }
+            return next;
+          });
+      for (auto [slot, sum] : llvm::zip(slots, sums))
+        n.store(sum, acc, slot);
+    });
+  }
+
+  /// Keys [j0, j0 + tk) of kv head g of `src` ([B, Sk, Hkv, D]) into the
+  /// KV tile in f32.
+  void loadTile(Emitter &e, Value tid, Value src, Value bIdx, Value g, Value j0,
+                Value tk, int64_t d) {
+    forEachElement(e, tid, tk, d, [&](Emitter &x, Value jj, Value c) {
+      LinalgBuilder xb{x.b, x.loc};
+      Value val = xb.toF32(x.load(src, {bIdx, x.add(j0, jj), g, c}));
+      x.store(val, kv, x.at(jj, shape.kvStride(), c));
+    });
+  }
+
+  /// Online softmax of row r over the tk scores of this tile: S becomes
+  /// p = exp(s - m'), with M, L and the rescale A of the row updated.
+  void softmaxRow(Emitter &e, Value r, Value tk) {
+    const KernelShape &ks = shape;
+    // maxnumf skips a NaN score here; its p, and so its output row, are
+    // still NaN (as on the CPU).
+    Value tileMax =
+        e.loop(e.c(0), tk, {e.f(kNegInf)},
+               [&](Emitter &x, Value jj, ValueRange m) -> SmallVector<Value> {
+                 Value sc = x.load(s, x.at(r, ks.sStride(), jj));
+                 return {arith::MaxNumFOp::create(x.b, x.loc, m[0], sc)};
+               })[0];
+    Value mOld = e.load(rowMax, r);
+    Value mNew = arith::MaximumFOp::create(e.b, e.loc, mOld, tileMax);
+    // A row still at -inf shifts by 0, so exp gives 0 instead of NaN.
+    Value isInf = arith::CmpFOp::create(e.b, e.loc, arith::CmpFPredicate::OEQ,
+                                        mNew, e.f(kNegInf));
+    Value shift = e.select(isInf, e.f(0.0f), mNew);
+    auto expOf = [&](Emitter &x, Value val) {
+      return math::ExpOp::create(x.b, x.loc,
+                                 arith::SubFOp::create(x.b, x.loc, val, shift));
+    };
+    Value alpha = expOf(e, mOld);
+    Value sum =
+        e.loop(e.c(0), tk, {e.f(0.0f)},
+               [&](Emitter &x, Value jj, ValueRange l) -> SmallVector<Value> {
+                 Value idx = x.at(r, ks.sStride(), jj);
+                 Value p = expOf(x, x.load(s, idx));
+                 x.store(p, s, idx);
+                 return {arith::AddFOp::create(x.b, x.loc, l[0], p)};
+               })[0];
+    Value lOld = e.load(rowSum, r);
+    Value lNew = math::FmaOp::create(e.b, e.loc, alpha, lOld, sum);
+    e.store(lNew, rowSum, r);
+    e.store(mNew, rowMax, r);
+    e.store(alpha, rowScale, r);
+  }
+};
+
+/// gpu.barrier declares no memory effects upstream, and ownership-based
+/// buffer deallocation (which runs after this pass) rejects ops with
+/// unknown effects. A barrier orders the block's memory accesses: model it
+/// as reading and writing memory, which keeps it in place.
+struct BarrierMemoryEffects
+    : MemoryEffectOpInterface::ExternalModel<BarrierMemoryEffects,
+                                             gpu::BarrierOp> {
+  void
+  getEffects(Operation *,
+             SmallVectorImpl<SideEffects::EffectInstance<MemoryEffects::Effect>>
+                 &effects) const {
+    effects.emplace_back(MemoryEffects::Read::get());
+    effects.emplace_back(MemoryEffects::Write::get());
+  }
+};
+
+/// Tensor `t` as a buffer for reading. Identity layout: with static shapes
+/// every address in the kernel is a base plus constant offsets (dynamic
+/// strides made the backend hoist one 64-bit offset per tile element out
+/// of the key loop, and spill). Bufferization copies an operand whose
+/// buffer is not contiguous.
+Value readBuffer(OpBuilder &b, Location loc, Value t) {
+  auto ty = cast<RankedTensorType>(t.getType());
+  auto memTy = MemRefType::get(ty.getShape(), ty.getElementType());
+  return bufferization::ToBufferOp::create(b, loc, memTy, t,
+                                           /*read_only=*/true);
+}
+
+struct ConvertPosencAttentionToGPUPass
+    : posenc::impl::ConvertPosencAttentionToGPUPassBase<
+          ConvertPosencAttentionToGPUPass> {
+  using Base::Base;
+
+  void getDependentDialects(DialectRegistry &registry) const override {
+    Base::getDependentDialects(registry);
+    registry.addExtension(+[](MLIRContext *ctx, gpu::GPUDialect *) {
+      gpu::BarrierOp::attachInterface<BarrierMemoryEffects>(*ctx);
+    });
+  }
+
+  /// The tile sizes for `op`, or a diagnostic.
+  FailureOr<KernelShape> chooseShape(AttentionOp op, int64_t dk, int64_t dv) {
+    int64_t threads = this->threads, tileQ = this->tileQ, tileK = this->tileK;
+    if (threads < 32 || threads > 1024 || threads % 32 != 0) {
+      op.emitOpError() << "convert-posenc-attention-to-gpu: threads = "
+                       << threads << " must be a multiple of 32 in [32, 1024]";
+      return failure();
+    }
+    SmallVector<int64_t> candidates = {tileQ};
+    if (tileQ == 0)
+      candidates = {64, 32, 16, 8, 4, 2, 1};
+    for (int64_t tq : candidates) {
+      KernelShape shape{tq, tileK, threads, dk, dv};
+      if (shape.valid())
+        return shape;
+    }
+    KernelShape last{candidates.back(), tileK, threads, dk, dv};
+    InFlightDiagnostic diag =
+        op.emitOpError() << "convert-posenc-attention-to-gpu: no "
+                            "kernel for Dk = "
+                         << dk << ", Dv = " << dv << " with tile-k = " << tileK
+                         << ", threads = " << threads;
+    if (tileQ != 0)
+      diag << ", tile-q = " << tileQ;
+    diag << ": tile-q and tile-k must divide threads, threads / tile-k must "
+            "divide tile-q, and the tiles must fit in "
+         << kSharedBytes << " bytes of shared memory (" << last.bytes()
+         << " needed at tile-q = " << last.tileQ << ")";
+    return failure();
+  }
+
+  LogicalResult lower(AttentionOp op) {
+    auto qTy = op.getQ().getType(), kTy = op.getK().getType(),
+         vTy = op.getV().getType();
+    int64_t dk = qTy.getDimSize(3), dv = vTy.getDimSize(3);
+    int64_t hq = qTy.getDimSize(2), hkv = kTy.getDimSize(2);
+    if (ShapedType::isDynamic(dk) || ShapedType::isDynamic(dv) ||
+        ShapedType::isDynamic(hq) || ShapedType::isDynamic(hkv))
+      return op.emitOpError()
+             << "convert-posenc-attention-to-gpu: head counts and head dims "
+                "must be static (got Hq = "
+             << hq << ", Hkv = " << hkv << ", Dk = " << dk << ", Dv = " << dv
+             << "; ? is dynamic)";
+    FailureOr<KernelShape> shape = chooseShape(op, dk, dv);
+    if (failed(shape))
+      return failure();
+
+    OpBuilder b(op);
+    Location loc = op.getLoc();
+    Emitter e{b, loc};
+    AttentionKernel kernel;
+    kernel.op = op;
+    kernel.shape = *shape;
+    kernel.emulate = emulate;
+    kernel.group = hq / hkv;
+    kernel.scale = *op.getScaleOrDefault();
+    kernel.q = readBuffer(b, loc, op.getQ());
+    kernel.k = readBuffer(b, loc, op.getK());
+    kernel.v = readBuffer(b, loc, op.getV());
+    if (Value bias = op.getBias())
+      kernel.bias = readBuffer(b, loc, bias);
+    Value batch = memref::DimOp::create(b, loc, kernel.q, 0);
+    kernel.sq = memref::DimOp::create(b, loc, kernel.q, 1);
+    kernel.sk = memref::DimOp::create(b, loc, kernel.k, 1);
+    kernel.offset = e.sub(kernel.sk, kernel.sq);
+    auto outTy = op.getResult().getType();
+    SmallVector<Value> dynSizes;
+    for (int64_t d = 0; d < outTy.getRank(); ++d)
+      if (outTy.isDynamicDim(d))
+        dynSizes.push_back(memref::DimOp::create(b, loc, kernel.q, d));
+    auto outMemTy = MemRefType::get(outTy.getShape(), outTy.getElementType());
+    kernel.out = memref::AllocOp::create(b, loc, outMemTy, dynSizes);
+    Value qTiles =
+        arith::CeilDivUIOp::create(b, loc, kernel.sq, e.c(shape->tileQ));
+
+    Type f32 = b.getF32Type();
+    SmallVector<int64_t> sizes = {
+        shape->qElems(), shape->kvElems(), shape->sElems(), shape->accElems(),
+        shape->tileQ,    shape->tileQ,     shape->tileQ};
+    if (emulate) {
+      // One set of host buffers serves every emulated block, freed with
+      // the stack frame of the scope.
+      auto scope = memref::AllocaScopeOp::create(b, loc, TypeRange{});
+      Block *block = b.createBlock(&scope.getBodyRegion());
+      b.setInsertionPointToStart(block);
+      SmallVector<Value> tilesMem;
+      for (int64_t n : sizes)
+        tilesMem.push_back(
+            memref::AllocaOp::create(b, loc, MemRefType::get({n}, f32)));
+      assign(kernel, tilesMem);
+      e.loop(e.c(0), batch, {}, [&](Emitter &eb, Value bIdx, ValueRange) {
+        eb.loop(eb.c(0), eb.c(hq), {}, [&](Emitter &eh, Value h, ValueRange) {
+          eh.loop(eh.c(0), qTiles, {},
+                  [&](Emitter &et, Value qTile, ValueRange) {
+                    kernel.body(et, Value(), qTile, h, bIdx);
+                    return SmallVector<Value>{};
+                  });
+          return SmallVector<Value>{};
+        });
+        return SmallVector<Value>{};
+      });
+      memref::AllocaScopeReturnOp::create(b, loc, ValueRange{});
+      b.setInsertionPointAfter(scope);
+    } else {
+      // The tiles are views of the block's dynamic shared memory: workgroup
+      // attributions are block arguments, which buffer deallocation (run
+      // after this pass) would give ownership arguments.
+      auto space = gpu::AddressSpaceAttr::get(b.getContext(),
+                                              gpu::AddressSpace::Workgroup);
+      Value bytes = arith::ConstantOp::create(
+          b, loc, b.getI32IntegerAttr(int32_t(shape->bytes())));
+      // No blocks to launch (Sq or B is 0): a zero grid is an error for
+      // the driver.
+      Value any = e.andI(arith::CmpIOp::create(
+                             b, loc, arith::CmpIPredicate::sgt, qTiles, e.c(0)),
+                         arith::CmpIOp::create(
+                             b, loc, arith::CmpIPredicate::sgt, batch, e.c(0)));
+      e.when(any, [&](Emitter &x) {
+        auto launch =
+            gpu::LaunchOp::create(x.b, loc, qTiles, x.c(hq), batch,
+                                  x.c(shape->threads), x.c(1), x.c(1), bytes);
+        OpBuilder::InsertionGuard guard(x.b);
+        x.b.setInsertionPointToStart(&launch.getBody().front());
+        Emitter in{x.b, loc};
+        auto raw = gpu::DynamicSharedMemoryOp::create(
+            x.b, loc,
+            MemRefType::get({ShapedType::kDynamic}, x.b.getI8Type(),
+                            MemRefLayoutAttrInterface(), space));
+        SmallVector<Value> tilesMem;
+        int64_t offset = 0;
+        for (int64_t n : sizes) {
+          auto ty =
+              MemRefType::get({n}, f32, MemRefLayoutAttrInterface(), space);
+          tilesMem.push_back(memref::ViewOp::create(
+              x.b, loc, ty, raw, in.c(offset), ValueRange{}));
+          offset += 4 * n;
+        }
+        assign(kernel, tilesMem);
+        kernel.body(in, launch.getThreadIds().x, launch.getBlockIds().x,
+                    launch.getBlockIds().y, launch.getBlockIds().z);
+        gpu::TerminatorOp::create(x.b, loc);
+      });
+    }
+    Value result = bufferization::ToTensorOp::create(
+        b, loc, outTy, kernel.out, /*restrict=*/true, /*writable=*/true);
+    op.getResult().replaceAllUsesWith(result);
+    op.erase();
+    return success();
+  }
+
+  static void assign(AttentionKernel &kernel, ArrayRef<Value> tiles) {
+    kernel.qs = tiles[0];
+    kernel.kv = tiles[1];
+    kernel.s = tiles[2];
+    kernel.acc = tiles[3];
+    kernel.rowMax = tiles[4];
+    kernel.rowSum = tiles[5];
+    kernel.rowScale = tiles[6];
+  }
+
+  void runOnOperation() override {
+    SmallVector<AttentionOp> ops;
+    getOperation().walk([&](AttentionOp op) { ops.push_back(op); });
+    for (AttentionOp op : ops)
+      if (failed(lower(op)))
+        return signalPassFailure();
+  }
+};
+} // namespace
