@@ -2,7 +2,7 @@
 //
 //   model.gpu [--inputs a.npy b.npy ...] [--random SEED] [--poison]
 //             [--outputs o.npy ...] [--warmup W] [--repeat N]
-//             [--copy-bytes BYTES]
+//             [--copy-bytes BYTES] [--expect ref.npy ... --tolerance T]
 //
 // Inputs come from .npy files (bf16 as uint16 bits) or, with --random,
 // are generated here from the entry's static shapes (floats uniform in
@@ -11,7 +11,9 @@
 // stream (the runtime's streams are blocking, so the events order with
 // the call's work); after W warm-up calls, N timed calls give the median.
 // --copy-bytes times a device-to-device copy of that size the same way,
-// the bandwidth peer of the memory-bound ops. Depends on nothing but the
+// the bandwidth peer of the memory-bound ops. --expect compares each
+// result with a float64 reference (max |out - ref| / max |ref|, NaNs must
+// agree) and exits 3 above the tolerance. Depends on nothing but the
 // NVIDIA driver (libcuda.so.1).
 //
 //===----------------------------------------------------------------------===//
@@ -22,6 +24,7 @@
 #include <cuda.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -216,6 +219,64 @@ std::vector<int64_t> descriptor(void *ptr, const std::vector<int64_t> &shape) {
   return desc;
 }
 
+/// Element i of `a` as a double.
+double valueAt(const Array &a, int64_t i) {
+  const char *at = a.data.data() + i * elementBytes(a.dtype);
+  if (a.dtype == "f64") {
+    double v;
+    std::memcpy(&v, at, 8);
+    return v;
+  }
+  if (a.dtype == "i32") {
+    int32_t v;
+    std::memcpy(&v, at, 4);
+    return v;
+  }
+  if (a.dtype == "i64") {
+    int64_t v;
+    std::memcpy(&v, at, 8);
+    return double(v);
+  }
+  uint32_t bits = 0;
+  if (a.dtype == "f32") {
+    std::memcpy(&bits, at, 4);
+  } else {
+    uint16_t h;
+    std::memcpy(&h, at, 2);
+    if (a.dtype == "bf16") {
+      bits = uint32_t(h) << 16;
+    } else { // f16
+      uint32_t sign = uint32_t(h & 0x8000) << 16, exp = (h >> 10) & 0x1f,
+               man = h & 0x3ff;
+      if (exp == 0x1f)
+        bits = sign | 0x7f800000 | (man << 13);
+      else if (exp == 0)
+        return (sign ? -1.0 : 1.0) * man * (1.0 / (1 << 24));
+      else
+        bits = sign | ((exp + 112) << 23) | (man << 13);
+    }
+  }
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+/// max |out - ref| / max |ref| (inf when NaNs disagree).
+double relativeError(const Array &out, const Array &ref) {
+  double num = 0, den = 0;
+  for (int64_t i = 0, n = out.count(); i < n; ++i) {
+    double a = valueAt(out, i), e = valueAt(ref, i);
+    if (std::isnan(a) || std::isnan(e)) {
+      if (std::isnan(a) != std::isnan(e))
+        return INFINITY;
+      continue;
+    }
+    num = std::max(num, std::fabs(a - e));
+    den = std::max(den, std::fabs(e));
+  }
+  return den > 0 ? num / den : num;
+}
+
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v.empty() ? 0.0 : v[v.size() / 2];
@@ -248,7 +309,8 @@ std::vector<double> timeRuns(int warmup, int repeat, F body) {
 
 int main(int argc, char **argv) {
   const PosencEntry &entry = posencEntry;
-  std::vector<std::string> inputs, outputs;
+  std::vector<std::string> inputs, outputs, expects;
+  double tolerance = 1e-5;
   long seed = -1;
   int warmup = 0, repeat = 1;
   bool poison = false;
@@ -265,6 +327,11 @@ int main(int argc, char **argv) {
       list = &inputs;
     } else if (a == "--outputs") {
       list = &outputs;
+    } else if (a == "--expect") {
+      list = &expects;
+    } else if (a == "--tolerance") {
+      tolerance = std::stod(value());
+      list = nullptr;
     } else if (a == "--random") {
       seed = std::stol(value());
       list = nullptr;
@@ -369,6 +436,7 @@ int main(int argc, char **argv) {
               repeat);
 
   size_t at = 0;
+  bool failed = false;
   for (int r = 0; r < entry.numResults; ++r) {
     const PosencEntryArg &spec = entry.results[r];
     Array out;
@@ -386,11 +454,20 @@ int main(int argc, char **argv) {
     mgpuStreamSynchronize(nullptr);
     if (r < int(outputs.size()))
       writeNpy(outputs[r], out);
+    if (r < int(expects.size())) {
+      PosencEntryArg refSpec = {spec.rank, "f64", out.shape.data()};
+      double err = relativeError(out, readNpy(expects[r], refSpec));
+      bool ok = err <= tolerance;
+      std::printf("posenc-gpu: %s result %d max_rel_err=%.3e tolerance=%.1e "
+                  "%s\n",
+                  entry.name, r, err, tolerance, ok ? "ok" : "FAIL");
+      failed |= !ok;
+    }
     mgpuMemFree(reinterpret_cast<void *>(kept[at]), nullptr);
     at += 3 + 2 * spec.rank;
   }
   for (void *ptr : device)
     mgpuMemFree(ptr, nullptr);
   mgpuStreamSynchronize(nullptr);
-  return 0;
+  return failed ? 3 : 0;
 }
