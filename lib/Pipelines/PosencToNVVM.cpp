@@ -35,6 +35,23 @@ static std::string toolkitPath(const PosencToNVVMPipelineOptions &options) {
   return path;
 }
 
+/// The opt-in shared memory per block of an sm_XY chip (CUDA programming
+/// guide, compute capabilities): what large-head attention tiles may use.
+static int64_t maxSharedMemoryPerBlock(StringRef chip) {
+  unsigned cc = 0;
+  if (!chip.consume_front("sm_") || chip.take_while(llvm::isDigit).getAsInteger(10, cc))
+    return 48 * 1024;
+  if (cc == 80 || cc == 87)
+    return 163 * 1024;
+  if (cc == 86 || cc == 89 || cc == 120 || cc == 121)
+    return 99 * 1024;
+  if (cc >= 90)
+    return 227 * 1024;
+  if (cc >= 70)
+    return 96 * 1024;
+  return 48 * 1024;
+}
+
 /// Kernels outlined, lowered to NVVM and serialized; host code to LLVM with
 /// mgpu* runtime calls (the composition of upstream's
 /// gpu-lower-to-nvvm-pipeline, with the toolkit passed to serialization).
@@ -89,6 +106,7 @@ void mlir::posenc::buildPosencToNVVMPipeline(
   attention.tileQ = options.attentionTileQ;
   attention.tileK = options.attentionTileK;
   attention.threads = options.attentionThreads;
+  attention.maxSharedMemory = maxSharedMemoryPerBlock(options.chip);
   pm.addNestedPass<func::FuncOp>(
       createConvertPosencAttentionToGPUPass(attention));
   stages::addLinalgStage(pm, ConvertPosencToLinalgPassOptions());

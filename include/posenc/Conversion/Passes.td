@@ -74,8 +74,11 @@ def ConvertPosencAttentionToGPUPass
 
     Head dims and head counts must be static (the accumulators of a thread
     are unrolled); q, k, v may be f32, f16 or bf16 (f32 accumulation).
-    With `tile-q = 0` the largest tile of at most 64 rows whose shared
-    memory fits in 48 KiB is chosen.
+    With `tile-q = 0` the largest tile of at most 64 rows (for a static
+    Sq, at most Sq rounded up to a power of two) whose shared memory fits
+    in 48 KiB is chosen; when none does (MLA's absorbed form has Dk = 576),
+    the largest within `max-shared-memory`, which the runtime opts into at
+    launch.
   }];
   let options = [
     Option<"tileQ", "tile-q", "int64_t", "0",
@@ -85,6 +88,9 @@ def ConvertPosencAttentionToGPUPass
            "Keys per shared-memory tile (must divide `threads`)">,
     Option<"threads", "threads", "int64_t", "128",
            "Threads per block (a multiple of 32, at most 1024)">,
+    Option<"maxSharedMemory", "max-shared-memory", "int64_t", "49152",
+           "Most shared memory per block, in bytes, that tiles may use when "
+           "none fits in 48 KiB (sm_80: 166912, sm_90: 232448)">,
     Option<"emulate", "emulate", "bool", "false",
            "Emit the kernel as sequential host loops instead of gpu.launch">,
   ];

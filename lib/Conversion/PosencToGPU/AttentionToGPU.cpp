@@ -43,7 +43,9 @@ using namespace mlir::posenc;
 
 namespace {
 const float kNegInf = -std::numeric_limits<float>::infinity();
-// Static shared memory of one block on every NVIDIA GPU since sm_50.
+// Shared memory of one block on every NVIDIA GPU since sm_50 without an
+// opt-in; tiles go beyond it (up to max-shared-memory) only when nothing
+// smaller fits.
 constexpr int64_t kSharedBytes = 48 * 1024;
 
 /// Tile sizes and the shared-memory layout they imply.
@@ -71,10 +73,10 @@ struct KernelShape {
   int64_t rowsPerPass() const { return threads / tileK; }
   int64_t scoresPerThread() const { return tileQ / rowsPerPass(); }
 
-  bool valid() const {
+  bool valid(int64_t maxBytes) const {
     return tileQ > 0 && tileK > 0 && threads % tileQ == 0 &&
            threads % tileK == 0 && tileQ % rowsPerPass() == 0 &&
-           bytes() <= kSharedBytes;
+           bytes() <= maxBytes;
   }
 };
 
@@ -461,23 +463,45 @@ struct ConvertPosencAttentionToGPUPass
     });
   }
 
-  /// The tile sizes for `op`, or a diagnostic.
+  /// The tile sizes for `op`, or a diagnostic. With tile-q = 0: the
+  /// largest tile of at most 64 rows (and, for a static Sq, not beyond
+  /// Sq's power of two) within 48 KiB, else within max-shared-memory.
   FailureOr<KernelShape> chooseShape(AttentionOp op, int64_t dk, int64_t dv) {
-    int64_t threads = this->threads, tileQ = this->tileQ, tileK = this->tileK;
+    int64_t threads = this->threads, tileQ = this->tileQ, tileK = this->tileK,
+            budget = std::max<int64_t>(maxSharedMemory, 0);
     if (threads < 32 || threads > 1024 || threads % 32 != 0) {
       op.emitOpError() << "convert-posenc-attention-to-gpu: threads = "
                        << threads << " must be a multiple of 32 in [32, 1024]";
       return failure();
     }
     SmallVector<int64_t> candidates = {tileQ};
-    if (tileQ == 0)
-      candidates = {64, 32, 16, 8, 4, 2, 1};
-    for (int64_t tq : candidates) {
-      KernelShape shape{tq, tileK, threads, dk, dv};
-      if (shape.valid())
-        return shape;
+    if (tileQ == 0) {
+      candidates.clear();
+      int64_t sq = op.getQ().getType().getDimSize(1);
+      int64_t cap = 64;
+      if (!ShapedType::isDynamic(sq) && tileK > 0)
+        cap = std::min<int64_t>(
+            cap, std::max<int64_t>(llvm::PowerOf2Ceil(std::max<int64_t>(sq, 1)),
+                                   threads / tileK));
+      for (int64_t tq = 64; tq >= 1; tq /= 2)
+        if (tq <= cap)
+          candidates.push_back(tq);
     }
+    for (int64_t limit : {std::min(kSharedBytes, budget), budget})
+      for (int64_t tq : candidates) {
+        KernelShape shape{tq, tileK, threads, dk, dv};
+        if (shape.valid(limit))
+          return shape;
+      }
+    // Report the smallest tile that only lacks memory, if any.
     KernelShape last{candidates.back(), tileK, threads, dk, dv};
+    for (int64_t tq : llvm::reverse(candidates)) {
+      KernelShape shape{tq, tileK, threads, dk, dv};
+      if (shape.valid(std::numeric_limits<int64_t>::max())) {
+        last = shape;
+        break;
+      }
+    }
     InFlightDiagnostic diag =
         op.emitOpError() << "convert-posenc-attention-to-gpu: no "
                             "kernel for Dk = "
@@ -487,7 +511,7 @@ struct ConvertPosencAttentionToGPUPass
       diag << ", tile-q = " << tileQ;
     diag << ": tile-q and tile-k must divide threads, threads / tile-k must "
             "divide tile-q, and the tiles must fit in "
-         << kSharedBytes << " bytes of shared memory (" << last.bytes()
+         << budget << " bytes of shared memory (" << last.bytes()
          << " needed at tile-q = " << last.tileQ << ")";
     return failure();
   }
@@ -499,11 +523,16 @@ struct ConvertPosencAttentionToGPUPass
     int64_t hq = qTy.getDimSize(2), hkv = kTy.getDimSize(2);
     if (ShapedType::isDynamic(dk) || ShapedType::isDynamic(dv) ||
         ShapedType::isDynamic(hq) || ShapedType::isDynamic(hkv))
+    {
+      auto dim = [](int64_t d) {
+        return ShapedType::isDynamic(d) ? std::string("?") : std::to_string(d);
+      };
       return op.emitOpError()
              << "convert-posenc-attention-to-gpu: head counts and head dims "
                 "must be static (got Hq = "
-             << hq << ", Hkv = " << hkv << ", Dk = " << dk << ", Dv = " << dv
-             << "; ? is dynamic)";
+             << dim(hq) << ", Hkv = " << dim(hkv) << ", Dk = " << dim(dk)
+             << ", Dv = " << dim(dv) << "; ? is dynamic)";
+    }
     FailureOr<KernelShape> shape = chooseShape(op, dk, dv);
     if (failed(shape))
       return failure();

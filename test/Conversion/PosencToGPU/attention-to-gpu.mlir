@@ -1,0 +1,75 @@
+// RUN: posenc-opt %s -split-input-file -convert-posenc-attention-to-gpu="max-shared-memory=232448" | FileCheck %s
+// RUN: posenc-opt %s -split-input-file -convert-posenc-attention-to-gpu="emulate=true" | FileCheck %s --check-prefix=EMU
+// RUN: posenc-opt %s -split-input-file -convert-posenc-attention-to-gpu="tile-q=8 tile-k=16 threads=64" | FileCheck %s --check-prefix=TILES
+
+// One block per (query tile, head, batch row), 128 threads, the tiles in
+// dynamic shared memory (D = 64: tile-q 32; Q and KV rows padded to 65
+// floats): 4·(32·65 + 32·65 + 32·33 + 32·64 + 3·32) = 29440 bytes. A
+// barrier after the first phase, four per key tile, none after the last.
+// GQA: head h reads kv head h / 4. A zero grid is never launched.
+// CHECK-LABEL: func @gqa_bf16
+// CHECK-DAG: %[[Q:.+]] = bufferization.to_buffer %arg0 read_only : tensor<2x?x8x64xbf16> to memref<2x?x8x64xbf16>
+// CHECK-DAG: %[[OUT:.+]] = memref.alloc(%{{.+}}) : memref<2x?x8x64xbf16>
+// CHECK: %[[TILES:.+]] = arith.ceildivui %{{.+}}, %c32
+// CHECK: scf.if
+// CHECK: gpu.launch blocks(%[[BX:.+]], %[[BY:.+]], %[[BZ:.+]]) in (%{{.+}} = %[[TILES]], %{{.+}} = %c8{{.*}}, %{{.+}} = %{{.+}}) threads(%[[TX:.+]], %{{.+}}, %{{.+}}) in (%{{.+}} = %c128{{.*}}, %{{.+}} = %c1{{.*}}, %{{.+}} = %c1{{.*}}) dynamic_shared_memory_size %c29440_i32
+// CHECK: %[[SMEM:.+]] = gpu.dynamic_shared_memory : memref<?xi8, #gpu.address_space<workgroup>>
+// CHECK: memref.view %[[SMEM]][%{{.+}}][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<2080xf32, #gpu.address_space<workgroup>>
+// CHECK-COUNT-6: memref.view %[[SMEM]]
+// CHECK: arith.divui %[[BY]], %c4
+// CHECK: arith.extf %{{.+}} : bf16 to f32
+// CHECK: gpu.barrier
+// CHECK: scf.for
+// CHECK-COUNT-2: gpu.barrier
+// CHECK: math.exp
+// CHECK-COUNT-2: gpu.barrier
+// CHECK-NEXT: }
+// CHECK-NOT: gpu.barrier
+// CHECK: arith.truncf %{{.+}} : f32 to bf16
+// CHECK: memref.store %{{.+}}, %[[OUT]]
+// CHECK: gpu.terminator
+// CHECK: bufferization.to_tensor %[[OUT]] restrict writable : memref<2x?x8x64xbf16> to tensor<2x?x8x64xbf16>
+// EMU-LABEL: func @gqa_bf16
+// EMU-NOT: gpu.
+// EMU: memref.alloca_scope
+// EMU-COUNT-7: memref.alloca() : memref<{{[0-9]+}}xf32>
+// EMU: scf.for
+// EMU-NOT: gpu.
+// TILES-LABEL: func @gqa_bf16
+// TILES: threads(%{{.+}}, %{{.+}}, %{{.+}}) in (%{{.+}} = %c64{{.*}}, %{{.+}} = %c1{{.*}}, %{{.+}} = %c1{{.*}}) dynamic_shared_memory_size %c8288_i32
+func.func @gqa_bf16(%q: tensor<2x?x8x64xbf16>, %k: tensor<2x?x2x64xbf16>, %v: tensor<2x?x2x64xbf16>) -> tensor<2x?x8x64xbf16> {
+  %o = posenc.attention %q, %k, %v causal : tensor<2x?x8x64xbf16>, tensor<2x?x2x64xbf16>, tensor<2x?x2x64xbf16> -> tensor<2x?x8x64xbf16>
+  return %o : tensor<2x?x8x64xbf16>
+}
+
+// -----
+
+// The bias (broadcast [Sq, Sk] here) and the score_mod are evaluated per
+// score inside the kernel, only for scores inside Sq and the key tile.
+// CHECK-LABEL: func @bias_and_score_mod
+// CHECK: gpu.launch
+// CHECK: scf.if %{{.+}} -> (f32)
+// CHECK: memref.load %{{.+}}[%{{.+}}, %{{.+}}] : memref<16x24xf32>
+// CHECK: math.tanh
+// CHECK: } else {
+// CHECK: scf.yield %cst{{.*}} : f32
+func.func @bias_and_score_mod(%q: tensor<1x16x2x32xf32>, %k: tensor<1x24x2x32xf32>, %v: tensor<1x24x2x32xf32>, %b: tensor<16x24xf32>) -> tensor<1x16x2x32xf32> {
+  %o = posenc.attention %q, %k, %v bias(%b : tensor<16x24xf32>) : tensor<1x16x2x32xf32>, tensor<1x24x2x32xf32>, tensor<1x24x2x32xf32> -> tensor<1x16x2x32xf32> score_mod {
+  ^bb0(%s: f32, %bi: index, %h: index, %i: index, %j: index):
+    %t = math.tanh %s : f32
+    posenc.yield %t : f32
+  }
+  return %o : tensor<1x16x2x32xf32>
+}
+
+// -----
+
+// Heads too large for 48 KiB (MLA's absorbed Dk = 576, Dv = 512) use up to
+// max-shared-memory; a static Sq = 1 keeps the tile at its smallest (4
+// rows here: threads / tile-k).
+// CHECK-LABEL: func @mla_sized
+// CHECK: gpu.launch {{.*}} dynamic_shared_memory_size %c91856_i32
+func.func @mla_sized(%q: tensor<1x1x16x576xf32>, %k: tensor<1x64x1x576xf32>, %v: tensor<1x64x1x512xf32>) -> tensor<1x1x16x512xf32> {
+  %o = posenc.attention %q, %k, %v causal : tensor<1x1x16x576xf32>, tensor<1x64x1x576xf32>, tensor<1x64x1x512xf32> -> tensor<1x1x16x512xf32>
+  return %o : tensor<1x1x16x512xf32>
+}

@@ -1,0 +1,42 @@
+// REQUIRES: cuda-toolkit
+// RUN: posenc-opt %s -posenc-lower-to-nvvm="format=isa" | FileCheck %s --implicit-check-not=".extern .func"
+// RUN: %nvvm_report %s --chip sm_80 | FileCheck %s --check-prefix=PTXAS
+// RUN: %nvvm_report %s --chip sm_90 | FileCheck %s --check-prefix=PTXAS
+
+// Attention is one fused kernel per call at the default tiles: a fused
+// ALiBi bias (its slopes copied to the device), GQA, bf16 inputs with f32
+// accumulation, and MLA through its decomposition (projections as their
+// own kernels, then the attention kernel). ptxas assembles each for sm_80
+// and sm_90 without spills; libdevice's expf is linked in.
+// CHECK: llvm.func @alibi_prefill
+// CHECK: llvm.call @mgpuStreamCreate
+// CHECK: llvm.call @mgpuMemcpy
+// CHECK: gpu.launch_func <%{{.+}} : !llvm.ptr> @alibi_prefill_kernel::@alibi_prefill_kernel blocks in (%{{.+}}, %{{.+}}, %{{.+}}) threads in (%{{.+}}, %{{.+}}, %{{.+}}) : i64 dynamic_shared_memory_size %{{.+}}
+// CHECK-NOT: gpu.launch_func
+// CHECK: llvm.call @mgpuStreamDestroy
+// CHECK: gpu.binary @alibi_prefill_kernel
+// CHECK-SAME: bar.sync
+// CHECK-SAME: ex2.approx
+// CHECK: llvm.func @gqa_bf16
+// CHECK: gpu.launch_func
+// CHECK-NOT: gpu.launch_func
+// CHECK: llvm.func @mla_decode
+// PTXAS: alibi_prefill_kernel{{.*}}registers {{[0-9]+}}, spill stores 0 B, spill loads 0 B{{.*}}unresolved __nv_ externs: none
+// PTXAS: gqa_bf16_kernel{{.*}}spill stores 0 B, spill loads 0 B
+// PTXAS: mla_decode_kernel{{.*}}spill stores 0 B, spill loads 0 B
+
+func.func @alibi_prefill(%q: tensor<1x4096x32x128xf32>, %k: tensor<1x4096x32x128xf32>, %v: tensor<1x4096x32x128xf32>, %p: tensor<4096xi32>) -> tensor<1x4096x32x128xf32> {
+  %b = posenc.alibi_bias %p, %p mode causal {num_heads = 32 : i64} : tensor<4096xi32>, tensor<4096xi32> -> tensor<32x4096x4096xf32>
+  %o = posenc.attention %q, %k, %v bias(%b : tensor<32x4096x4096xf32>) causal : tensor<1x4096x32x128xf32>, tensor<1x4096x32x128xf32>, tensor<1x4096x32x128xf32> -> tensor<1x4096x32x128xf32>
+  return %o : tensor<1x4096x32x128xf32>
+}
+
+func.func @gqa_bf16(%q: tensor<2x?x32x64xbf16>, %k: tensor<2x?x8x64xbf16>, %v: tensor<2x?x8x64xbf16>) -> tensor<2x?x32x64xbf16> {
+  %o = posenc.attention %q, %k, %v causal : tensor<2x?x32x64xbf16>, tensor<2x?x8x64xbf16>, tensor<2x?x8x64xbf16> -> tensor<2x?x32x64xbf16>
+  return %o : tensor<2x?x32x64xbf16>
+}
+
+func.func @mla_decode(%qn: tensor<1x1x16x128xf32>, %qr: tensor<1x1x16x64xf32>, %ckv: tensor<1x1024x512xf32>, %kr: tensor<1x1024x64xf32>, %wuk: tensor<16x128x512xf32>, %wuv: tensor<16x128x512xf32>) -> tensor<1x1x16x128xf32> {
+  %o = posenc.mla_absorb %qn, %qr, %ckv, %kr, %wuk, %wuv causal : tensor<1x1x16x128xf32>, tensor<1x1x16x64xf32>, tensor<1x1024x512xf32>, tensor<1x1024x64xf32>, tensor<16x128x512xf32>, tensor<16x128x512xf32> -> tensor<1x1x16x128xf32>
+  return %o : tensor<1x1x16x128xf32>
+}
