@@ -1,6 +1,6 @@
 // RUN: posenc-opt %s -split-input-file -convert-posenc-attention-to-gpu="max-shared-memory=232448" | FileCheck %s
-// RUN: posenc-opt %s -split-input-file -convert-posenc-attention-to-gpu="emulate=true" | FileCheck %s --check-prefix=EMU
-// RUN: posenc-opt %s -split-input-file -convert-posenc-attention-to-gpu="tile-q=8 tile-k=16 threads=64" | FileCheck %s --check-prefix=TILES
+// RUN: posenc-opt %s -split-input-file -convert-posenc-attention-to-gpu="emulate=true max-shared-memory=232448" | FileCheck %s --check-prefix=EMU
+// RUN: posenc-opt %s -split-input-file -convert-posenc-attention-to-gpu="tile-q=8 tile-k=16 threads=64 max-shared-memory=232448" | FileCheck %s --check-prefix=TILES
 
 // One block per (query tile, head, batch row), 128 threads, the tiles in
 // dynamic shared memory (D = 64: tile-q 32; Q and KV rows padded to 65
