@@ -1,6 +1,6 @@
 // RUN: posenc-opt %s -split-input-file -convert-posenc-attention-to-gpu="max-shared-memory=232448" | FileCheck %s
 // RUN: posenc-opt %s -split-input-file -convert-posenc-attention-to-gpu="emulate=true max-shared-memory=232448" | FileCheck %s --check-prefix=EMU
-// RUN: posenc-opt %s -split-input-file -convert-posenc-attention-to-gpu="tile-q=8 tile-k=16 threads=64 max-shared-memory=232448" | FileCheck %s --check-prefix=TILES
+// RUN: posenc-opt %s -split-input-file -convert-posenc-attention-to-gpu="tile-q=8 tile-k=16 threads=64 max-shared-memory=232448" | FileCheck %s --check-prefix=SMALL
 
 // One block per (query tile, head, batch row), 128 threads, the tiles in
 // dynamic shared memory (D = 64: tile-q 32; Q and KV rows padded to 65
@@ -35,8 +35,8 @@
 // EMU-COUNT-7: memref.alloca() : memref<{{[0-9]+}}xf32>
 // EMU: scf.for
 // EMU-NOT: gpu.
-// TILES-LABEL: func @gqa_bf16
-// TILES: threads(%{{.+}}, %{{.+}}, %{{.+}}) in (%{{.+}} = %c64{{.*}}, %{{.+}} = %c1{{.*}}, %{{.+}} = %c1{{.*}}) dynamic_shared_memory_size %c8288_i32
+// SMALL-LABEL: func @gqa_bf16
+// SMALL: threads(%{{.+}}, %{{.+}}, %{{.+}}) in (%{{.+}} = %c64{{.*}}, %{{.+}} = %c1{{.*}}, %{{.+}} = %c1{{.*}}) dynamic_shared_memory_size %c8928_i32
 func.func @gqa_bf16(%q: tensor<2x?x8x64xbf16>, %k: tensor<2x?x2x64xbf16>, %v: tensor<2x?x2x64xbf16>) -> tensor<2x?x8x64xbf16> {
   %o = posenc.attention %q, %k, %v causal : tensor<2x?x8x64xbf16>, tensor<2x?x2x64xbf16>, tensor<2x?x2x64xbf16> -> tensor<2x?x8x64xbf16>
   return %o : tensor<2x?x8x64xbf16>
