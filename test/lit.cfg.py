@@ -1,6 +1,7 @@
 # -*- Python -*-
 import os
 import shutil
+import subprocess
 
 import lit.formats
 from lit.llvm import llvm_config
@@ -56,6 +57,29 @@ config.environment["POSENC_BUILD_DIR"] = os.path.dirname(config.posenc_tools_dir
 config.substitutions.append(
     ("%nvvm_report", "/usr/bin/python3 " + os.path.join(
         os.path.dirname(config.test_source_root), "scripts", "nvvm_report.py")))
+# AOT GPU executables: the CUDA runtime is built when CMake found the
+# toolkit; running them needs a GPU (an NVIDIA driver that lists one).
+build_dir = os.path.dirname(config.posenc_tools_dir)
+if os.path.exists(os.path.join(build_dir, "lib", "libposenc_cuda_runtime.a")):
+    config.available_features.add("cuda-runtime")
+    stubs = [d for d in ("/usr/local/cuda/lib64/stubs",
+                         "/usr/local/cuda/targets/x86_64-linux/lib/stubs")
+             if os.path.exists(os.path.join(d, "libcuda.so"))]
+    if stubs:
+        config.available_features.add("cuda-stub")
+        config.substitutions.append(("%cuda_stub", os.path.join(stubs[0], "libcuda.so")))
+config.substitutions.append(
+    ("%posenc_aot", "/usr/bin/python3 " + os.path.join(
+        os.path.dirname(config.test_source_root), "scripts", "posenc_aot.py")))
+nvidia_smi = shutil.which("nvidia-smi")
+if nvidia_smi:
+    try:
+        listed = subprocess.run([nvidia_smi, "-L"], capture_output=True, text=True,
+                                timeout=20).stdout
+        if "GPU " in listed:
+            config.available_features.add("cuda-device")
+    except (OSError, subprocess.SubprocessError):
+        pass
 
 # CPU integration tests run lowered IR with upstream mlir-runner.
 runner_libs = ",".join(

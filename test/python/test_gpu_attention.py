@@ -122,3 +122,16 @@ def test_bad_options_are_diagnosed(options, message):
     with pytest.raises(RunError) as err:
         opt(ir, f"--pass-pipeline=builtin.module(func.func(convert-posenc-attention-to-gpu{{{options}}}))")
     assert message in err.value.stderr
+
+
+def test_mla_sized_heads_beyond_48k():
+    # MLA's absorbed form: Dk = 576, Dv = 512, 16 query heads on one kv
+    # head, decode. The tiles need ~90 KB of shared memory (4 rows).
+    rng = np.random.default_rng(5)
+    b, sq, sk, hq, dk, dv = 1, 1, 70, 16, 576, 512
+    q, k, v = rand(rng, b, sq, hq, dk), rand(rng, b, sk, 1, dk), rand(rng, b, sk, 1, dv)
+    ir = attention_ir(b, sq, sk, hq, 1, dk, dv, causal=True)
+    (out,) = run(ir, [q, k, v], pipeline=emulated("max-shared-memory=232448"))
+    expected = ref.attention(q.astype(np.float64), k.astype(np.float64), v.astype(np.float64),
+                             causal=True)
+    assert rel_err(out, expected) < 1e-5

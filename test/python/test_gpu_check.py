@@ -1,0 +1,36 @@
+"""bench/gpu/prepare.py: every device-check case (each op, fused biases,
+bf16, GQA/MQA, MLA) compiles to an AOT GPU executable, and the same IR
+run on the CPU matches the float64 reference the device check will use."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from harness import BUILD, ROOT
+
+RUNTIME = os.path.join(BUILD, "lib", "libposenc_cuda_runtime.a")
+
+
+@pytest.mark.skipif(not os.path.exists(RUNTIME), reason="CUDA runtime not built (no CUDA toolkit)")
+def test_prepare_builds_every_case_and_checks_it_on_cpu(tmp_path):
+    out = tmp_path / "gpu-check"
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "gpu", "prepare.py"), str(out),
+                           "--check-on-cpu", "--seed", "123"],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("cpu check")]
+    assert len(lines) == 12 and all(line.endswith(" ok") for line in lines), proc.stdout
+    manifest = (out / "manifest.tsv").read_text().split("\n")
+    cases = [line.split("\t") for line in manifest if line]
+    assert len(cases) == 12
+    for name, exe, inputs, refname, tol in cases:
+        assert (out / exe).stat().st_size > 0
+        assert all((out / p).exists() for p in inputs.split(","))
+        assert (out / refname).exists() and float(tol) in (1e-5, 1e-2)
+    for exe in ("bench_rope_f32.gpu", "bench_alibi_attention_f32.gpu", "bench_alibi_attention_bf16.gpu"):
+        assert (out / exe).exists()
+    # Small enough to carry to the GPU machine.
+    total = sum(p.stat().st_size for p in out.iterdir())
+    assert total < 32 * 2**20
