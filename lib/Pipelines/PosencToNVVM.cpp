@@ -39,7 +39,8 @@ static std::string toolkitPath(const PosencToNVVMPipelineOptions &options) {
 /// guide, compute capabilities): what large-head attention tiles may use.
 static int64_t maxSharedMemoryPerBlock(StringRef chip) {
   unsigned cc = 0;
-  if (!chip.consume_front("sm_") || chip.take_while(llvm::isDigit).getAsInteger(10, cc))
+  if (!chip.consume_front("sm_") ||
+      chip.take_while(llvm::isDigit).getAsInteger(10, cc))
     return 48 * 1024;
   if (cc == 80 || cc == 87)
     return 163 * 1024;

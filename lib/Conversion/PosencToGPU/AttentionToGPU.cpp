@@ -21,6 +21,7 @@
 #include "posenc/Conversion/PosencToGPU/PosencToGPU.h"
 
 #include "posenc/Dialect/Posenc/IR/PosencOps.h"
+#include "posenc/Dialect/Posenc/Utils/BiasArithmetic.h"
 #include "posenc/Dialect/Posenc/Utils/LinalgBuilder.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -220,14 +221,9 @@ struct AttentionKernel {
           Value s = raw;
           SmallVector<Value> global = {bIdx, h, i, j};
           if (bias) {
-            // Right-aligned numpy broadcast of the bias to [B, Hq, Sq, Sk].
-            auto biasTy = cast<MemRefType>(bias.getType());
-            int64_t rank = biasTy.getRank();
-            SmallVector<Value> idx;
-            for (int64_t x = 0; x < rank; ++x)
-              idx.push_back(biasTy.getDimSize(x) == 1 ? n.c(0)
-                                                      : global[4 - rank + x]);
             LinalgBuilder lb{n.b, n.loc};
+            SmallVector<Value> idx = biasIndices(
+                lb, cast<MemRefType>(bias.getType()).getShape(), global);
             s = arith::AddFOp::create(n.b, n.loc, s,
                                       lb.toF32(n.load(bias, idx)));
           }
@@ -522,8 +518,7 @@ struct ConvertPosencAttentionToGPUPass
     int64_t dk = qTy.getDimSize(3), dv = vTy.getDimSize(3);
     int64_t hq = qTy.getDimSize(2), hkv = kTy.getDimSize(2);
     if (ShapedType::isDynamic(dk) || ShapedType::isDynamic(dv) ||
-        ShapedType::isDynamic(hq) || ShapedType::isDynamic(hkv))
-    {
+        ShapedType::isDynamic(hq) || ShapedType::isDynamic(hkv)) {
       auto dim = [](int64_t d) {
         return ShapedType::isDynamic(d) ? std::string("?") : std::to_string(d);
       };

@@ -24,6 +24,7 @@
 #include "TiledAttention.h"
 
 #include "posenc/Dialect/Posenc/IR/PosencOps.h"
+#include "posenc/Dialect/Posenc/Utils/BiasArithmetic.h"
 #include "posenc/Dialect/Posenc/Utils/LinalgBuilder.h"
 
 #include "mlir/Dialect/Arith/Utils/Utils.h"
@@ -173,13 +174,8 @@ struct TiledAttention {
           Value j = arith::AddIOp::create(nb, nl, j0, n.index(1));
           SmallVector<Value> global = {b, h, i, j};
           if (bias) {
-            // Right-aligned numpy broadcast of the bias to [B, Hq, Sq, Sk].
-            auto biasTy = cast<RankedTensorType>(bias.getType());
-            int64_t rank = biasTy.getRank();
-            SmallVector<Value> at;
-            for (int64_t x = 0; x < rank; ++x)
-              at.push_back(biasTy.getDimSize(x) == 1 ? n.cIndex(0)
-                                                     : global[4 - rank + x]);
+            SmallVector<Value> at = biasIndices(
+                n, cast<RankedTensorType>(bias.getType()).getShape(), global);
             s = arith::AddFOp::create(nb, nl, s, n.toF32(n.extract(bias, at)));
           }
           s = AttentionOp(op).inlineScoreMod(nb, s, global);

@@ -23,8 +23,7 @@ void check(CUresult result, const char *call) {
     message = result == CUDA_ERROR_STUB_LIBRARY
                   ? "libcuda.so.1 is the CUDA toolkit's stub, not a driver"
                   : "";
-  } else if (cuGetErrorString(result, &message) != CUDA_SUCCESS ||
-             !message) {
+  } else if (cuGetErrorString(result, &message) != CUDA_SUCCESS || !message) {
     message = "";
   }
   std::fprintf(stderr, "posenc CUDA runtime: %s failed: %s (%d): %s\n", call,
@@ -170,8 +169,8 @@ void *mgpuMemAlloc(uint64_t sizeBytes, void *stream, bool isHostShared) {
     POSENC_CU(cuMemAllocAsync(&ptr, sizeBytes, asStream(stream)));
   }
   if (poisonPattern)
-    POSENC_CU(cuMemsetD32Async(ptr, poisonPattern, sizeBytes / 4,
-                               asStream(stream)));
+    POSENC_CU(
+        cuMemsetD32Async(ptr, poisonPattern, sizeBytes / 4, asStream(stream)));
   return reinterpret_cast<void *>(ptr);
 }
 
@@ -179,8 +178,8 @@ void mgpuMemFree(void *ptr, void *stream) {
   ensureContext();
   if (!ptr)
     return;
-  POSENC_CU(cuMemFreeAsync(reinterpret_cast<CUdeviceptr>(ptr),
-                           asStream(stream)));
+  POSENC_CU(
+      cuMemFreeAsync(reinterpret_cast<CUdeviceptr>(ptr), asStream(stream)));
 }
 
 void mgpuMemcpy(void *dst, void *src, size_t sizeBytes, void *stream) {
@@ -199,8 +198,7 @@ void mgpuMemset32(void *dst, uint32_t value, size_t count, void *stream) {
                              asStream(stream)));
 }
 
-void mgpuMemset16(void *dst, unsigned short value, size_t count,
-                  void *stream) {
+void mgpuMemset16(void *dst, unsigned short value, size_t count, void *stream) {
   ensureContext();
   POSENC_CU(cuMemsetD16Async(reinterpret_cast<CUdeviceptr>(dst), value, count,
                              asStream(stream)));

@@ -18,8 +18,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "posenc/Runtime/CUDA/CudaRuntime.h"
 #include "posenc/Runtime/CUDA/Harness.h"
+#include "posenc/Runtime/CUDA/CudaRuntime.h"
 
 #include <cuda.h>
 
@@ -401,8 +401,8 @@ int main(int argc, char **argv) {
   std::vector<void *> device;
   std::vector<std::vector<int64_t>> descs;
   for (Array &a : host) {
-    void *ptr = mgpuMemAlloc(std::max<size_t>(a.data.size(), 4), nullptr,
-                             false);
+    void *ptr =
+        mgpuMemAlloc(std::max<size_t>(a.data.size(), 4), nullptr, false);
     mgpuMemcpy(ptr, a.data.data(), a.data.size(), nullptr);
     device.push_back(ptr);
     descs.push_back(descriptor(ptr, a.shape));
@@ -431,9 +431,8 @@ int main(int argc, char **argv) {
     else
       freeResults();
   });
-  std::printf("posenc-gpu: %s median_ms=%.4f min_ms=%.4f runs=%d\n",
-              entry.name, median(ms), *std::min_element(ms.begin(), ms.end()),
-              repeat);
+  std::printf("posenc-gpu: %s median_ms=%.4f min_ms=%.4f runs=%d\n", entry.name,
+              median(ms), *std::min_element(ms.begin(), ms.end()), repeat);
 
   size_t at = 0;
   bool failed = false;

@@ -112,3 +112,13 @@ Value mlir::posenc::clampedDistanceIndex(LinalgBuilder &e, Value rel,
       e.b, e.loc, e.b.getIndexType(),
       arith::AddIOp::create(e.b, e.loc, c, e.cI64(maxDistance)));
 }
+
+SmallVector<Value> mlir::posenc::biasIndices(LinalgBuilder &e,
+                                             ArrayRef<int64_t> biasShape,
+                                             ValueRange bhij) {
+  int64_t rank = biasShape.size();
+  SmallVector<Value> idx;
+  for (int64_t x = 0; x < rank; ++x)
+    idx.push_back(biasShape[x] == 1 ? e.cIndex(0) : bhij[4 - rank + x]);
+  return idx;
+}

@@ -49,6 +49,12 @@ struct RelBiasArithmetic {
 /// clamp(rel, −M, M) + M as an index: the row of a Shaw embedding table.
 Value clampedDistanceIndex(LinalgBuilder &e, Value rel, int64_t maxDistance);
 
+/// The indices into an attention bias of shape `biasShape` (rank <= 4) of
+/// the score at `bhij` = (b, h, i, j): numpy's right-aligned broadcast to
+/// [B, Hq, Sq, Sk], a static unit dim read at 0.
+SmallVector<Value> biasIndices(LinalgBuilder &e, ArrayRef<int64_t> biasShape,
+                               ValueRange bhij);
+
 } // namespace mlir::posenc
 
 #endif // POSENC_DIALECT_POSENC_UTILS_BIASARITHMETIC_H
