@@ -33,6 +33,9 @@ PASSES = [
     "posenc-decompose-mla{mode=absorbed}",
     "posenc-insert-shape-checks",
     "posenc-approximate-math",
+    # The GPU attention kernel, emulated on the host (MLA through it too).
+    "posenc-decompose-mla,posenc-fuse-bias-into-attention,"
+    "func.func(convert-posenc-attention-to-gpu{emulate=true max-shared-memory=232448})",
 ]
 ALTERNATIVE = ("posenc-lower-to-cpu{fuse-bias=false mla=naive "
                "attention-tile-q=3 attention-tile-k=5}")

@@ -565,15 +565,13 @@ struct ConvertPosencAttentionToGPUPass
         shape->qElems(), shape->kvElems(), shape->sElems(), shape->accElems(),
         shape->tileQ,    shape->tileQ,     shape->tileQ};
     if (emulate) {
-      // One set of host buffers serves every emulated block, freed with
-      // the stack frame of the scope.
-      auto scope = memref::AllocaScopeOp::create(b, loc, TypeRange{});
-      Block *block = b.createBlock(&scope.getBodyRegion());
-      b.setInsertionPointToStart(block);
+      // One set of host buffers serves every emulated block; buffer
+      // deallocation frees them after their last use. (Not an alloca
+      // scope: lowering the loops inside one to blocks is invalid.)
       SmallVector<Value> tilesMem;
       for (int64_t n : sizes)
         tilesMem.push_back(
-            memref::AllocaOp::create(b, loc, MemRefType::get({n}, f32)));
+            memref::AllocOp::create(b, loc, MemRefType::get({n}, f32)));
       assign(kernel, tilesMem);
       e.loop(e.c(0), batch, {}, [&](Emitter &eb, Value bIdx, ValueRange) {
         eb.loop(eb.c(0), eb.c(hq), {}, [&](Emitter &eh, Value h, ValueRange) {
@@ -586,8 +584,6 @@ struct ConvertPosencAttentionToGPUPass
         });
         return SmallVector<Value>{};
       });
-      memref::AllocaScopeReturnOp::create(b, loc, ValueRange{});
-      b.setInsertionPointAfter(scope);
     } else {
       // The tiles are views of the block's dynamic shared memory: workgroup
       // attributions are block arguments, which buffer deallocation (run

@@ -31,8 +31,7 @@
 // CHECK: bufferization.to_tensor %[[OUT]] restrict writable : memref<2x?x8x64xbf16> to tensor<2x?x8x64xbf16>
 // EMU-LABEL: func @gqa_bf16
 // EMU-NOT: gpu.
-// EMU: memref.alloca_scope
-// EMU-COUNT-7: memref.alloca() : memref<{{[0-9]+}}xf32>
+// EMU-COUNT-7: memref.alloc() : memref<{{[0-9]+}}xf32>
 // EMU: scf.for
 // EMU-NOT: gpu.
 // SMALL-LABEL: func @gqa_bf16
