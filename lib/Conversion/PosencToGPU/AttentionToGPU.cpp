@@ -164,14 +164,18 @@ struct AttentionKernel {
   // Operands as buffers, the result buffer, and run-time sizes.
   Value q, k, v, bias, out;
   Value sq, sk, offset;
-  // Shared tiles (workgroup attributions, or host buffers when emulating).
+  // Shared tiles (views of dynamic shared memory, or host buffers when
+  // emulating).
   Value qs, kv, s, acc, rowMax, rowSum, rowScale;
 
-  /// Runs `body` for every thread of the block, then synchronizes.
-  void phase(Emitter &e, Value tid, function_ref<void(Emitter &, Value)> body) {
+  /// Runs `body` for every thread of the block, then synchronizes (unless
+  /// it is the last phase).
+  void phase(Emitter &e, Value tid, function_ref<void(Emitter &, Value)> body,
+             bool sync = true) {
     if (!emulate) {
       body(e, tid);
-      gpu::BarrierOp::create(e.b, e.loc);
+      if (sync)
+        gpu::BarrierOp::create(e.b, e.loc);
       return;
     }
     e.loop(e.c(0), e.c(shape.threads), {},
@@ -277,19 +281,22 @@ struct AttentionKernel {
 
     // out = ACC / L, coalesced along Dv; ACC of dim d lives with thread
     // (d mod chunks)·tq + r at slot d / chunks.
-    phase(e, tid, [&](Emitter &n, Value t) {
-      Value rows = n.min(n.c(ks.tileQ), n.sub(sq, i0));
-      forEachElement(n, t, rows, ks.dv, [&](Emitter &y, Value r, Value d) {
-        Value owner =
-            y.add(y.mul(y.rem(d, y.c(ks.chunks())), y.c(ks.tileQ)), r);
-        Value slot = y.div(d, y.c(ks.chunks()));
-        Value a = y.load(acc, y.at(slot, ks.threads, owner));
-        LinalgBuilder yb{y.b, y.loc};
-        Value o = yb.divideOrZero(a, y.load(rowSum, r));
-        Type elemTy = cast<MemRefType>(out.getType()).getElementType();
-        y.store(yb.fromFloat(o, elemTy), out, {bIdx, y.add(i0, r), h, d});
-      });
-    });
+    phase(
+        e, tid,
+        [&](Emitter &n, Value t) {
+          Value rows = n.min(n.c(ks.tileQ), n.sub(sq, i0));
+          forEachElement(n, t, rows, ks.dv, [&](Emitter &y, Value r, Value d) {
+            Value owner =
+                y.add(y.mul(y.rem(d, y.c(ks.chunks())), y.c(ks.tileQ)), r);
+            Value slot = y.div(d, y.c(ks.chunks()));
+            Value a = y.load(acc, y.at(slot, ks.threads, owner));
+            LinalgBuilder yb{y.b, y.loc};
+            Value o = yb.divideOrZero(a, y.load(rowSum, r));
+            Type elemTy = cast<MemRefType>(out.getType()).getElementType();
+            y.store(yb.fromFloat(o, elemTy), out, {bIdx, y.add(i0, r), h, d});
+          });
+        },
+        /*sync=*/false);
   }
 
   /// One key tile [j0, j0 + tk): the four phases of the online softmax.

@@ -27,6 +27,7 @@
 // CHECK-NOT: gpu.barrier
 // CHECK: arith.truncf %{{.+}} : f32 to bf16
 // CHECK: memref.store %{{.+}}, %[[OUT]]
+// CHECK-NOT: gpu.barrier
 // CHECK: gpu.terminator
 // CHECK: bufferization.to_tensor %[[OUT]] restrict writable : memref<2x?x8x64xbf16> to tensor<2x?x8x64xbf16>
 // EMU-LABEL: func @gqa_bf16
