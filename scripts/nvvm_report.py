@@ -30,6 +30,19 @@ def unescape(text):
     return re.sub(r"\\([0-9A-Fa-f]{2})", lambda m: chr(int(m.group(1), 16)), text)
 
 
+def dynamic_shared_memory(text):
+    """Kernel module name -> the dynamic shared memory its launch asks for
+    (a constant in the host function that launches it)."""
+    out = {}
+    for func in re.split(r"(?=llvm\.func @)", text):
+        consts = dict(re.findall(r"(%\w+) = llvm\.mlir\.constant\((\d+) : i32\) : i32", func))
+        for kernel, value in re.findall(
+                r"gpu\.launch_func\s+<[^>]*>\s+@(\w+)::@\w+.*?dynamic_shared_memory_size (%\w+)", func):
+            if value in consts:
+                out[kernel] = consts[value]
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("file")
@@ -52,6 +65,7 @@ def main():
     if not binaries:
         print("no gpu.binary in the output", file=sys.stderr)
         return 1
+    dynamic = dynamic_shared_memory(opt.stdout)
     with tempfile.TemporaryDirectory() as tmp:
         for name, escaped in binaries:
             ptx = unescape(escaped)
@@ -73,7 +87,8 @@ def main():
                 print(f"{args.chip} {name} ({entry}): registers {regs.group(1) if regs else '?'}, "
                       f"spill stores {spills.group(1) if spills else 0} B, "
                       f"spill loads {spills.group(2) if spills else 0} B, "
-                      f"stack {stack.group(1) if stack else 0} B, smem {smem.group(1) if smem else 0} B, "
+                      f"stack {stack.group(1) if stack else 0} B, smem {smem.group(1) if smem else 0} B"
+                      f"{' + ' + dynamic[name] + ' B dynamic' if name in dynamic else ''}, "
                       f"unresolved __nv_ externs: {', '.join(externs) or 'none'}")
     return 0
 
