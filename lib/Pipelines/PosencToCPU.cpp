@@ -84,8 +84,8 @@ void mlir::posenc::stages::addBufferStage(OpPassManager &pm) {
 }
 
 /// Buffers -> loops -> LLVM.
-static void addLLVMStage(OpPassManager &pm,
-                         const PosencToCPUPipelineOptions &options) {
+void mlir::posenc::stages::addHostLLVMStage(
+    OpPassManager &pm, const PosencToCPUPipelineOptions &options) {
   if (options.vectorizeMatmul) {
     PosencVectorizeMatmulPassOptions matmul;
     matmul.rows = options.matmulRows;
@@ -118,7 +118,7 @@ void mlir::posenc::buildPosencToCPUPipeline(
   addPosencStage(pm, options);
   addTensorStage(pm, options);
   stages::addBufferStage(pm);
-  addLLVMStage(pm, options);
+  stages::addHostLLVMStage(pm, options);
 }
 
 void mlir::posenc::registerPosencPipelines() {

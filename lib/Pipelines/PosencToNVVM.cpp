@@ -108,6 +108,7 @@ void mlir::posenc::buildPosencToNVVMPipeline(
   attention.tileK = options.attentionTileK;
   attention.threads = options.attentionThreads;
   attention.maxSharedMemory = maxSharedMemoryPerBlock(options.chip);
+  attention.emulate = options.emulate;
   pm.addNestedPass<func::FuncOp>(
       createConvertPosencAttentionToGPUPass(attention));
   stages::addLinalgStage(pm, ConvertPosencToLinalgPassOptions());
@@ -119,6 +120,14 @@ void mlir::posenc::buildPosencToNVVMPipeline(
   map.threads = options.threads;
   pm.addNestedPass<func::FuncOp>(createPosencMapParallelLoopsToGpuPass(map));
   pm.addNestedPass<func::FuncOp>(createConvertParallelLoopToGpuPass());
+  if (options.emulate) {
+    // Same kernels, run thread by thread on the host.
+    pm.addNestedPass<func::FuncOp>(createPosencEmulateGpuLaunchPass());
+    PosencToCPUPipelineOptions host;
+    host.vectorizeMatmul = false;
+    stages::addHostLLVMStage(pm, host);
+    return;
+  }
   pm.addNestedPass<func::FuncOp>(createPosencAllocateOnGpuPass());
   pm.addPass(createPosencExpandArithPass());
   pm.addPass(createCanonicalizerPass());

@@ -4,6 +4,7 @@
 #define POSENC_LIB_PIPELINES_STAGES_H
 
 #include "posenc/Conversion/Passes.h"
+#include "posenc/Pipelines/Pipelines.h"
 
 #include <cstdint>
 
@@ -21,6 +22,12 @@ void addLinalgStage(OpPassManager &pm,
 /// One-shot bufferization with identity-layout function boundaries,
 /// ownership-based deallocation, clones as memref ops.
 void addBufferStage(OpPassManager &pm);
+
+/// Buffers -> loops -> LLVM for the host (the last stage of
+/// posenc-lower-to-cpu; also what posenc-lower-to-nvvm{emulate=true} ends
+/// with).
+void addHostLLVMStage(OpPassManager &pm,
+                      const PosencToCPUPipelineOptions &options);
 
 } // namespace posenc::stages
 } // namespace mlir

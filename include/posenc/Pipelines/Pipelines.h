@@ -99,6 +99,12 @@ struct PosencToNVVMPipelineOptions
       *this, "threads",
       llvm::cl::desc("Threads per block along the contiguous dim"),
       llvm::cl::init(256)};
+  PassOptions::Option<bool> emulate{
+      *this, "emulate",
+      llvm::cl::desc("Run the kernels' threads one after another on the "
+                     "host instead of lowering to NVVM (checks the GPU "
+                     "pipeline's kernels without a GPU)"),
+      llvm::cl::init(false)};
   PassOptions::Option<int64_t> attentionTileQ{
       *this, "attention-tile-q",
       llvm::cl::desc("Query rows per attention block (0: the largest that "

@@ -208,6 +208,26 @@ def PosencAllocateOnGpuPass
   let dependentDialects = ["::mlir::gpu::GPUDialect"];
 }
 
+def PosencEmulateGpuLaunchPass
+    : Pass<"posenc-emulate-gpu-launch", "::mlir::func::FuncOp"> {
+  let summary = "Run the threads of simple GPU kernels one after another on the host";
+  let description = [{
+    Rewrites each `gpu.launch` into nested `scf.for` loops over its grid and
+    block (z, y, x), the body inlined with the block and thread ids bound to
+    the loop values. Exact for kernels whose threads neither synchronize nor
+    share memory, which is what `posenc-map-parallel-loops-to-gpu` makes of
+    posenc's elementwise and table ops; any other launch (barriers,
+    shuffles, shared or private memory, async tokens) is an error. With it,
+    `posenc-lower-to-nvvm{emulate=true}` runs the GPU pipeline's kernels
+    (their tiling, guards and index arithmetic) on the host, so they are
+    checked numerically on a machine without a GPU.
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::scf::SCFDialect",
+  ];
+}
+
 def PosencMapParallelLoopsToGpuPass
     : Pass<"posenc-map-parallel-loops-to-gpu", "::mlir::func::FuncOp"> {
   let summary = "Map the outermost scf.parallel loops to GPU blocks and threads";
