@@ -115,8 +115,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       "func.func(posenc-allocate-on-gpu)",
       "convert-posenc-to-linalg",
       "func.func(convert-posenc-attention-to-gpu)",
-      "func.func(convert-posenc-attention-to-gpu{emulate=true tile-q=4 "
-      "tile-k=8 threads=32})",
+      ("func.func(convert-posenc-attention-to-gpu{emulate=true tile-q=4 "
+       "tile-k=8 threads=32})"),
   };
   for (const char *pass : posencPasses)
     (void)runOnClone(*module, pass, errors);
