@@ -318,15 +318,13 @@ struct AttentionKernel {
       for (int64_t x = 0; x < count; ++x)
         rows.push_back(n.add(rb, n.c(x * ks.rowsPerPass())));
       SmallVector<Value> zeros(count, n.f(0.0f));
-      ValueRange dots = n.loop(
-          n.c(0), n.c(ks.dk), zeros, [&](Emitter &x, Value d, ValueRange sums) {
-            Value kx = x.load(kv, x.at(jj, ks.kvStride(), d));
-            SmallVector<Value> next;
-            for (auto [row, sum] : llvm::zip(rows, sums)) {
-              Value qx = x.load(qs, x.at(row, ks.qStride(), d));
-              next.push_back(math::FmaOp::create(x.b, x.loc, qx, kx, sum));
-            }
-            return next;
+      ValueRange dots = dotLoop(
+          n, n.c(ks.dk), zeros,
+          [&](Emitter &x, Value d) {
+            return x.load(kv, x.at(jj, ks.kvStride(), d));
+          },
+          [&](Emitter &x, Value d, size_t row) {
+            return x.load(qs, x.at(rows[row], ks.qStride(), d));
           });
       Value j = n.add(j0, jj);
       Value keyInside = n.lt(jj, tk);
@@ -361,19 +359,34 @@ struct AttentionKernel {
             arith::MulFOp::create(n.b, n.loc, n.load(acc, slots.back()), alpha)
                 .getResult());
       }
-      ValueRange sums = n.loop(
-          n.c(0), tk, init, [&](Emitter &x, Value jj, ValueRange carried) {
-            Value p = x.load(s, x.at(r, ks.sStride(), jj));
-            SmallVector<Value> next;
-            for (auto [col, sum] : llvm::zip(cols, carried)) {
-              Value vx = x.load(kv, x.at(jj, ks.kvStride(), col));
-              next.push_back(math::FmaOp::create(x.b, x.loc, p, vx, sum));
-            }
-            return next;
+      ValueRange sums = dotLoop(
+          n, tk, init,
+          [&](Emitter &x, Value jj) {
+            return x.load(s, x.at(r, ks.sStride(), jj));
+          },
+          [&](Emitter &x, Value jj, size_t col) {
+            return x.load(kv, x.at(jj, ks.kvStride(), cols[col]));
           });
       for (auto [slot, sum] : llvm::zip(slots, sums))
         n.store(sum, acc, slot);
     });
+  }
+
+  /// sums[n] += shared(iv)·each(iv, n) for iv in [0, end): the shared
+  /// factor is loaded once per iteration for all of the thread's sums (one
+  /// k element for several rows of Q·Kᵀ, one p for several dims of P·V).
+  ValueRange dotLoop(Emitter &e, Value end, ValueRange init,
+                     function_ref<Value(Emitter &, Value)> shared,
+                     function_ref<Value(Emitter &, Value, size_t)> each) {
+    return e.loop(
+        e.c(0), end, init, [&](Emitter &x, Value iv, ValueRange carried) {
+          Value a = shared(x, iv);
+          SmallVector<Value> next;
+          for (auto [n, sum] : llvm::enumerate(carried))
+            next.push_back(
+                math::FmaOp::create(x.b, x.loc, each(x, iv, n), a, sum));
+          return next;
+        });
   }
 
   /// Keys [j0, j0 + tk) of kv head g of `src` ([B, Sk, Hkv, D]) into the
