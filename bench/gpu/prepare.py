@@ -19,6 +19,7 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "python"))
+from posenc import from_bf16, to_bf16  # noqa: E402
 from posenc import reference as ref  # noqa: E402
 
 BUILD = os.environ.get("POSENC_BUILD_DIR", os.path.join(ROOT, "build"))
@@ -29,15 +30,6 @@ F32_TOL, BF16_TOL = 1e-5, 1e-2
 # prefill S = 4096, H = 32, D = 128.
 ROPE_BENCH = (8, 4096, 32, 128)
 ATTN_BENCH = dict(s=4096, h=32, d=128)
-
-
-def to_bf16(x):
-    bits = np.asarray(x, np.float32).view(np.uint32).astype(np.uint64)
-    return ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
-
-
-def from_bf16(bits):
-    return (np.asarray(bits, np.uint16).astype(np.uint32) << 16).view(np.float32)
 
 
 def ttype(shape, elem):
