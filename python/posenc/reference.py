@@ -241,31 +241,46 @@ def rel_key_bias(q, emb, q_pos, k_pos, max_distance):
 
 
 def attention(q, k, v, bias=None, scale=None, causal=False, score_mod=None):
-    """posenc.attention; score_mod(s, b, h, i, j) works on broadcast arrays."""
+    """posenc.attention; score_mod(s, b, h, i, j) works on broadcast arrays.
+
+    The mask rule: a key whose final score is -inf is masked (a -inf bias
+    masks whatever q.k is) and contributes nothing to its row, so a NaN or
+    Inf in its k or v stays out; a row that sees no key is 0.
+    """
     q, k, v = (np.asarray(t, np.float64) for t in (q, k, v))
     b, sq, hq, dk = q.shape
     sk, hkv = k.shape[1], k.shape[2]
     g = hq // hkv
     k = np.repeat(k, g, axis=2)
     v = np.repeat(v, g, axis=2)
-    s = np.einsum("bihd,bjhd->bhij", q, k) * (1.0 / math.sqrt(dk) if scale is None else scale)
-    if bias is not None:
-        s = s + np.asarray(bias, np.float64)
-    if score_mod is not None:
-        bi, hi, ii, ji = np.meshgrid(np.arange(b), np.arange(hq), np.arange(sq),
-                                     np.arange(sk), indexing="ij")
-        s = score_mod(s, bi, hi, ii, ji)
-    if causal:
-        i = np.arange(sq)[:, None]
-        j = np.arange(sk)[None, :]
-        s = np.where(j > i + sk - sq, -np.inf, s)
-    m = np.max(s, axis=-1, keepdims=True)
-    m = np.where(np.isneginf(m), 0.0, m)
-    p = np.exp(s - m)
-    l = np.sum(p, axis=-1, keepdims=True)
-    o = np.einsum("bhij,bjhd->bihd", p, v)
-    l = np.moveaxis(l, 1, 2)  # [B, Sq, H, 1]
-    return np.where(l == 0, 0.0, o / np.where(l == 0, 1.0, l))
+    with np.errstate(invalid="ignore", over="ignore"):
+        s = np.einsum("bihd,bjhd->bhij", q, k) * (1.0 / math.sqrt(dk) if scale is None else scale)
+        if bias is not None:
+            bias = np.asarray(bias, np.float64)
+            s = np.where(np.isneginf(bias), -np.inf, s + bias)
+        if score_mod is not None:
+            bi, hi, ii, ji = np.meshgrid(np.arange(b), np.arange(hq), np.arange(sq),
+                                         np.arange(sk), indexing="ij")
+            s = score_mod(s, bi, hi, ii, ji)
+        if causal:
+            i = np.arange(sq)[:, None]
+            j = np.arange(sk)[None, :]
+            s = np.where(j > i + sk - sq, -np.inf, s)
+        s = np.broadcast_to(s, (b, hq, sq, sk))
+        masked = np.isneginf(s)
+        m = np.max(s, axis=-1, keepdims=True)
+        m = np.where(np.isneginf(m), 0.0, m)
+        p = np.where(masked, 0.0, np.exp(s - m))
+        l = np.sum(p, axis=-1, keepdims=True)
+        finite = np.isfinite(v)
+        o = np.einsum("bhij,bjhd->bihd", p, np.where(finite, v, 0.0))
+        # Non-finite values reach only the rows whose weight for them is
+        # unmasked (0 * Inf would be NaN in a plain product).
+        for bb, j, h, d in zip(*np.nonzero(~finite)):
+            seen = ~masked[bb, h, :, j]
+            o[bb, seen, h, d] += p[bb, h, seen, j] * v[bb, j, h, d]
+        l = np.moveaxis(l, 1, 2)  # [B, Sq, H, 1]
+        return np.where(l == 0, 0.0, o / np.where(l == 0, 1.0, l))
 
 
 def mla_absorb(q_nope, q_pe, c_kv, k_pe, w_uk, w_uv, scale=None, causal=False):

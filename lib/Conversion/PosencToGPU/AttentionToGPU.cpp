@@ -20,6 +20,7 @@
 
 #include "posenc/Conversion/PosencToGPU/PosencToGPU.h"
 
+#include "posenc/Dialect/Posenc/IR/AttentionSemantics.h"
 #include "posenc/Dialect/Posenc/IR/PosencOps.h"
 #include "posenc/Dialect/Posenc/Utils/BiasArithmetic.h"
 #include "posenc/Dialect/Posenc/Utils/LinalgBuilder.h"
@@ -222,22 +223,16 @@ struct AttentionKernel {
     return e.ifElse(
         inside,
         [&](Emitter &n) {
-          Value s = raw;
           SmallVector<Value> global = {bIdx, h, i, j};
+          Value biasAt;
           if (bias) {
             LinalgBuilder lb{n.b, n.loc};
-            SmallVector<Value> idx = biasIndices(
-                lb, cast<MemRefType>(bias.getType()).getShape(), global);
-            s = arith::AddFOp::create(n.b, n.loc, s,
-                                      lb.toF32(n.load(bias, idx)));
+            biasAt = lb.toF32(n.load(
+                bias,
+                biasIndices(lb, cast<MemRefType>(bias.getType()).getShape(),
+                            global)));
           }
-          s = op.inlineScoreMod(n.b, s, global);
-          if (op.getCausal()) {
-            Value masked = arith::CmpIOp::create(
-                n.b, n.loc, arith::CmpIPredicate::sgt, j, n.add(i, offset));
-            s = n.select(masked, n.f(kNegInf), s);
-          }
-          return s;
+          return op.buildScore(n.b, n.loc, raw, biasAt, global, offset);
         },
         e.f(kNegInf));
   }
@@ -291,7 +286,7 @@ struct AttentionKernel {
             Value slot = y.div(d, y.c(ks.chunks()));
             Value a = y.load(acc, y.at(slot, ks.threads, owner));
             LinalgBuilder yb{y.b, y.loc};
-            Value o = yb.divideOrZero(a, y.load(rowSum, r));
+            Value o = attention::normalize(y.b, y.loc, a, y.load(rowSum, r));
             Type elemTy = cast<MemRefType>(out.getType()).getElementType();
             y.store(yb.fromFloat(o, elemTy), out, {bIdx, y.add(i0, r), h, d});
           });
@@ -366,27 +361,36 @@ struct AttentionKernel {
           },
           [&](Emitter &x, Value jj, size_t col) {
             return x.load(kv, x.at(jj, ks.kvStride(), cols[col]));
-          });
+          },
+          attention::accumulateWeighted);
       for (auto [slot, sum] : llvm::zip(slots, sums))
         n.store(sum, acc, slot);
     });
   }
 
-  /// sums[n] += shared(iv)·each(iv, n) for iv in [0, end): the shared
-  /// factor is loaded once per iteration for all of the thread's sums (one
-  /// k element for several rows of Q·Kᵀ, one p for several dims of P·V).
-  ValueRange dotLoop(Emitter &e, Value end, ValueRange init,
-                     function_ref<Value(Emitter &, Value)> shared,
-                     function_ref<Value(Emitter &, Value, size_t)> each) {
-    return e.loop(
-        e.c(0), end, init, [&](Emitter &x, Value iv, ValueRange carried) {
-          Value a = shared(x, iv);
-          SmallVector<Value> next;
-          for (auto [n, sum] : llvm::enumerate(carried))
-            next.push_back(
-                math::FmaOp::create(x.b, x.loc, each(x, iv, n), a, sum));
-          return next;
-        });
+  /// sums[n] = step(shared(iv), each(iv, n), sums[n]) for iv in [0, end)
+  /// (step: sum + shared·each by default): the shared factor is loaded
+  /// once per iteration for all of the thread's sums (one k element for
+  /// several rows of Q·Kᵀ, one weight for several dims of P·V).
+  ValueRange
+  dotLoop(Emitter &e, Value end, ValueRange init,
+          function_ref<Value(Emitter &, Value)> shared,
+          function_ref<Value(Emitter &, Value, size_t)> each,
+          function_ref<Value(OpBuilder &, Location, Value, Value, Value)> step =
+              fmaStep) {
+    return e.loop(e.c(0), end, init,
+                  [&](Emitter &x, Value iv, ValueRange carried) {
+                    Value a = shared(x, iv);
+                    SmallVector<Value> next;
+                    for (auto [n, sum] : llvm::enumerate(carried))
+                      next.push_back(step(x.b, x.loc, a, each(x, iv, n), sum));
+                    return next;
+                  });
+  }
+
+  static Value fmaStep(OpBuilder &b, Location loc, Value x, Value y,
+                       Value sum) {
+    return math::FmaOp::create(b, loc, x, y, sum);
   }
 
   /// Keys [j0, j0 + tk) of kv head g of `src` ([B, Sk, Hkv, D]) into the
@@ -404,33 +408,25 @@ struct AttentionKernel {
   /// p = exp(s - m'), with M, L and the rescale A of the row updated.
   void softmaxRow(Emitter &e, Value r, Value tk) {
     const KernelShape &ks = shape;
-    // maxnumf skips a NaN score here; its p, and so its output row, are
-    // still NaN (as on the CPU).
     Value tileMax =
         e.loop(e.c(0), tk, {e.f(kNegInf)},
                [&](Emitter &x, Value jj, ValueRange m) -> SmallVector<Value> {
                  Value sc = x.load(s, x.at(r, ks.sStride(), jj));
-                 return {arith::MaxNumFOp::create(x.b, x.loc, m[0], sc)};
+                 return {attention::combineMax(x.b, x.loc, m[0], sc)};
                })[0];
     Value mOld = e.load(rowMax, r);
-    Value mNew = arith::MaximumFOp::create(e.b, e.loc, mOld, tileMax);
-    // A row still at -inf shifts by 0, so exp gives 0 instead of NaN.
-    Value isInf = arith::CmpFOp::create(e.b, e.loc, arith::CmpFPredicate::OEQ,
-                                        mNew, e.f(kNegInf));
-    Value shift = e.select(isInf, e.f(0.0f), mNew);
-    auto expOf = [&](Emitter &x, Value val) {
-      return math::ExpOp::create(x.b, x.loc,
-                                 arith::SubFOp::create(x.b, x.loc, val, shift));
-    };
-    Value alpha = expOf(e, mOld);
-    Value sum =
-        e.loop(e.c(0), tk, {e.f(0.0f)},
-               [&](Emitter &x, Value jj, ValueRange l) -> SmallVector<Value> {
-                 Value idx = x.at(r, ks.sStride(), jj);
-                 Value p = expOf(x, x.load(s, idx));
-                 x.store(p, s, idx);
-                 return {arith::AddFOp::create(x.b, x.loc, l[0], p)};
-               })[0];
+    Value mNew = attention::combineMax(e.b, e.loc, mOld, tileMax);
+    Value shift = attention::softmaxShift(e.b, e.loc, mNew);
+    Value alpha = math::ExpOp::create(
+        e.b, e.loc, arith::SubFOp::create(e.b, e.loc, mOld, shift));
+    Value sum = e.loop(
+        e.c(0), tk, {e.f(0.0f)},
+        [&](Emitter &x, Value jj, ValueRange l) -> SmallVector<Value> {
+          Value idx = x.at(r, ks.sStride(), jj);
+          Value p = attention::softmaxWeight(x.b, x.loc, x.load(s, idx), shift);
+          x.store(p, s, idx);
+          return {arith::AddFOp::create(x.b, x.loc, l[0], p)};
+        })[0];
     Value lOld = e.load(rowSum, r);
     Value lNew = math::FmaOp::create(e.b, e.loc, alpha, lOld, sum);
     e.store(lNew, rowSum, r);

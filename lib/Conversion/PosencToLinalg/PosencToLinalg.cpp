@@ -8,6 +8,7 @@
 
 #include "posenc/Conversion/PosencToLinalg/PosencToLinalg.h"
 
+#include "posenc/Dialect/Posenc/IR/AttentionSemantics.h"
 #include "posenc/Dialect/Posenc/IR/PosencOps.h"
 #include "posenc/Dialect/Posenc/IR/RopeFrequencies.h"
 #include "posenc/Dialect/Posenc/Transforms/Passes.h"
@@ -620,7 +621,6 @@ struct AttentionOpLowering : OpConversionPattern<AttentionOp> {
                              {0, 1, 2, 3}));
     }
     maps.push_back(id4);
-    bool causal = op.getCausal();
     float negInf = -std::numeric_limits<float>::infinity();
     Value modified = e.generic(
         scoresTy, inputs, e.empty({B, H, Sq, Sk}, f32), maps,
@@ -629,21 +629,13 @@ struct AttentionOpLowering : OpConversionPattern<AttentionOp> {
           LinalgBuilder n{nb, nl};
           Value s =
               arith::MulFOp::create(nb, nl, args[0], n.cF32(float(*scale)));
-          if (inputs.size() == 2)
-            s = arith::AddFOp::create(nb, nl, s, n.toF32(args[1]));
+          Value biasAt = inputs.size() == 2 ? n.toF32(args[1]) : Value();
           SmallVector<Value> idx = {n.index(0), n.index(1), n.index(2),
                                     n.index(3)};
-          s = op.inlineScoreMod(nb, s, idx);
-          if (causal) {
-            Value limit = arith::AddIOp::create(nb, nl, idx[2], offset);
-            Value masked = n.cmpI(arith::CmpIPredicate::sgt, idx[3], limit);
-            s = n.select(masked, n.cF32(negInf), s);
-          }
-          yieldValues(nb, nl, s);
+          yieldValues(nb, nl, op.buildScore(nb, nl, s, biasAt, idx, offset));
         });
 
-    // Row max, with −inf rows (fully masked) shifted by 0 so that exp gives
-    // 0 instead of NaN.
+    // Row max, then weights exp(s - shift) (AttentionSemantics.h).
     AffineMap rowMap = AffineMap::get(4, 0, {d(0), d(1), d(2)}, ctx);
     SmallVector<IT> rowIts = {IT::parallel, IT::parallel, IT::parallel,
                               IT::reduction};
@@ -651,22 +643,15 @@ struct AttentionOpLowering : OpConversionPattern<AttentionOp> {
     Value rowMax = e.generic(
         mInit.getType(), modified, mInit, {id4, rowMap}, rowIts,
         [&](OpBuilder &nb, Location nl, ValueRange args) {
-          yieldValues(nb, nl,
-                      arith::MaximumFOp::create(nb, nl, args[0], args[1]));
+          yieldValues(nb, nl, attention::combineMax(nb, nl, args[0], args[1]));
         });
-    Value probs =
-        e.generic(scoresTy, {modified, rowMax}, e.empty({B, H, Sq, Sk}, f32),
-                  {id4, rowMap, id4}, SmallVector<IT>(4, IT::parallel),
-                  [&](OpBuilder &nb, Location nl, ValueRange args) {
-                    LinalgBuilder n{nb, nl};
-                    Value isInf =
-                        arith::CmpFOp::create(nb, nl, arith::CmpFPredicate::OEQ,
-                                              args[1], n.cF32(negInf));
-                    Value shift = n.select(isInf, n.cF32(0.0f), args[1]);
-                    Value p = math::ExpOp::create(
-                        nb, nl, arith::SubFOp::create(nb, nl, args[0], shift));
-                    yieldValues(nb, nl, p);
-                  });
+    Value probs = e.generic(
+        scoresTy, {modified, rowMax}, e.empty({B, H, Sq, Sk}, f32),
+        {id4, rowMap, id4}, SmallVector<IT>(4, IT::parallel),
+        [&](OpBuilder &nb, Location nl, ValueRange args) {
+          Value shift = attention::softmaxShift(nb, nl, args[1]);
+          yieldValues(nb, nl, attention::softmaxWeight(nb, nl, args[0], shift));
+        });
     Value lInit = e.filled({B, H, Sq}, e.cF32(0.0f));
     Value rowSum = e.generic(
         lInit.getType(), probs, lInit, {id4, rowMap}, rowIts,
@@ -674,13 +659,22 @@ struct AttentionOpLowering : OpConversionPattern<AttentionOp> {
           yieldValues(nb, nl, arith::AddFOp::create(nb, nl, args[0], args[1]));
         });
 
-    // O[b, i, h, e] = Σ_j P[b, h, i, j]·v[b, j, h/G, e].
-    // Dims (b, i, h, j, e): the value dim e innermost, so the loop is an
-    // axpy over contiguous rows of v and of the output.
-    Value acc = e.contract(
-        probs, v, AffineMap::get(5, 0, {d(0), d(2), d(1), d(3)}, ctx),
-        AffineMap::get(5, 0, {d(0), d(3), d(2).floorDiv(group), d(4)}, ctx),
-        AffineMap::get(5, 0, {d(0), d(1), d(2), d(4)}, ctx), {B, Sq, H, Dv});
+    // O[b, i, h, e] = Σ_j P[b, h, i, j]·v[b, j, h/G, e], masked weights
+    // skipped. Dims (b, i, h, j, e): the value dim e innermost, so the loop
+    // is an axpy over contiguous rows of v and of the output.
+    Value accInit = e.filled({B, Sq, H, Dv}, e.cF32(0.0f));
+    Value acc = e.generic(
+        accInit.getType(), {probs, v}, accInit,
+        {AffineMap::get(5, 0, {d(0), d(2), d(1), d(3)}, ctx),
+         AffineMap::get(5, 0, {d(0), d(3), d(2).floorDiv(group), d(4)}, ctx),
+         AffineMap::get(5, 0, {d(0), d(1), d(2), d(4)}, ctx)},
+        {IT::parallel, IT::parallel, IT::parallel, IT::reduction, IT::parallel},
+        [&](OpBuilder &nb, Location nl, ValueRange args) {
+          LinalgBuilder n{nb, nl};
+          yieldValues(nb, nl,
+                      attention::accumulateWeighted(nb, nl, args[0],
+                                                    n.toF32(args[1]), args[2]));
+        });
     RankedTensorType rTy = op.getResult().getType();
     Type elemTy = rTy.getElementType();
     Value result = e.generic(
@@ -689,8 +683,10 @@ struct AttentionOpLowering : OpConversionPattern<AttentionOp> {
         SmallVector<IT>(4, IT::parallel),
         [&](OpBuilder &nb, Location nl, ValueRange args) {
           LinalgBuilder n{nb, nl};
-          yieldValues(nb, nl,
-                      n.fromFloat(n.divideOrZero(args[0], args[1]), elemTy));
+          yieldValues(
+              nb, nl,
+              n.fromFloat(attention::normalize(nb, nl, args[0], args[1]),
+                          elemTy));
         });
     replaceWithResult(rewriter, op, result);
     return success();

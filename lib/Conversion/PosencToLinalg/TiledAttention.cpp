@@ -14,6 +14,10 @@
 //         l = α·l + rowsum p;  acc = α·acc + p·V;  m = m'
 //       out = acc / l (0 where l = 0: a row that sees no key)
 //
+// The scalar steps (score, mask rule, weights, normalization) come from
+// AttentionSemantics.h. P·V is a plain matmul when the value tile is all
+// finite, and a contraction that skips masked weights when it is not.
+//
 // The G = Hq/Hkv query heads that share a kv head are processed together,
 // so each K/V tile is read once per group (GQA/MQA). Key tiles entirely
 // above the causal diagonal are never visited. Extra memory is O(tile)
@@ -23,6 +27,7 @@
 
 #include "TiledAttention.h"
 
+#include "posenc/Dialect/Posenc/IR/AttentionSemantics.h"
 #include "posenc/Dialect/Posenc/IR/PosencOps.h"
 #include "posenc/Dialect/Posenc/Utils/BiasArithmetic.h"
 #include "posenc/Dialect/Posenc/Utils/LinalgBuilder.h"
@@ -70,6 +75,28 @@ Value slice(OpBuilder &b, Location loc, Value src,
   SmallVector<OpFoldResult> strides(sizes.size(), b.getIndexAttr(1));
   return tensor::ExtractSliceOp::create(
       b, loc, type, src, foldConstants(offsets), folded, strides);
+}
+
+/// True (i1) when every element of the f32 tensor `t` is finite.
+Value allFinite(LinalgBuilder &e, Value t) {
+  auto ty = cast<RankedTensorType>(t.getType());
+  MLIRContext *ctx = e.b.getContext();
+  Value init = e.filled({}, arith::ConstantIntOp::create(e.b, e.loc, 1, 1));
+  Value all = e.generic(
+      init.getType(), t, init,
+      {e.b.getMultiDimIdentityMap(ty.getRank()),
+       AffineMap::get(ty.getRank(), 0, {}, ctx)},
+      SmallVector<IT>(ty.getRank(), IT::reduction),
+      [&](OpBuilder &nb, Location nl, ValueRange args) {
+        Value mag = math::AbsFOp::create(nb, nl, args[0]);
+        Value finite = arith::CmpFOp::create(
+            nb, nl, arith::CmpFPredicate::OLT, mag,
+            arith::ConstantOp::create(
+                nb, nl,
+                nb.getF32FloatAttr(std::numeric_limits<float>::infinity())));
+        yieldValues(nb, nl, arith::AndIOp::create(nb, nl, finite, args[1]));
+      });
+  return tensor::ExtractOp::create(e.b, e.loc, all, ValueRange{});
 }
 
 /// Everything one attention op's loop nest needs, built once.
@@ -152,6 +179,42 @@ struct TiledAttention {
     return packTiles(e, src, b, g, transposed, e.cIndex(0), tiles);
   }
 
+  /// acc + P·V for a [R, tk] weight tile and a [tk, Dv] value tile. A
+  /// masked weight contributes nothing, not even 0·v (AttentionSemantics.h):
+  /// when every value of the tile is finite (`finite`, i1) that is what a
+  /// plain matmul computes, so only tiles holding a NaN or Inf take the
+  /// masked contraction.
+  Value weightedValues(LinalgBuilder &e, Value p, Value vt, Value acc,
+                       Value finite) const {
+    if (!finite)
+      finite = allFinite(e, vt);
+    auto branch = scf::IfOp::create(
+        e.b, e.loc, finite,
+        [&](OpBuilder &nb, Location nl) {
+          LinalgBuilder n{nb, nl};
+          scf::YieldOp::create(nb, nl, matmul(n, p, vt, acc));
+        },
+        [&](OpBuilder &nb, Location nl) {
+          LinalgBuilder n{nb, nl};
+          MLIRContext *ctx = nb.getContext();
+          AffineExpr r = getAffineDimExpr(0, ctx), d = getAffineDimExpr(1, ctx),
+                     j = getAffineDimExpr(2, ctx);
+          Value sum =
+              n.generic(acc.getType(), {p, vt}, acc,
+                        {AffineMap::get(3, 0, {r, j}, ctx),
+                         AffineMap::get(3, 0, {j, d}, ctx),
+                         AffineMap::get(3, 0, {r, d}, ctx)},
+                        {IT::parallel, IT::parallel, IT::reduction},
+                        [&](OpBuilder &bb, Location bl, ValueRange args) {
+                          yieldValues(bb, bl,
+                                      attention::accumulateWeighted(
+                                          bb, bl, args[0], args[1], args[2]));
+                        });
+          scf::YieldOp::create(nb, nl, sum);
+        });
+    return branch.getResult(0);
+  }
+
   /// The scores of one tile after bias, score_mod and the causal mask:
   /// [R, tk] f32. `raw` is scale·Q·Kᵀ; (b, g, i0, j0) locate the tile.
   Value scores(LinalgBuilder &e, Value raw, Value b, Value g, Value i0,
@@ -173,25 +236,23 @@ struct TiledAttention {
           Value i = arith::AddIOp::create(nb, nl, i0, t);
           Value j = arith::AddIOp::create(nb, nl, j0, n.index(1));
           SmallVector<Value> global = {b, h, i, j};
-          if (bias) {
-            SmallVector<Value> at = biasIndices(
-                n, cast<RankedTensorType>(bias.getType()).getShape(), global);
-            s = arith::AddFOp::create(nb, nl, s, n.toF32(n.extract(bias, at)));
-          }
-          s = AttentionOp(op).inlineScoreMod(nb, s, global);
-          if (causal) {
-            Value limit = arith::AddIOp::create(nb, nl, i, offset);
-            Value masked = n.cmpI(arith::CmpIPredicate::sgt, j, limit);
-            s = n.select(masked, n.cF32(kNegInf), s);
-          }
-          yieldValues(nb, nl, s);
+          Value biasAt;
+          if (bias)
+            biasAt = n.toF32(n.extract(
+                bias, biasIndices(
+                          n, cast<RankedTensorType>(bias.getType()).getShape(),
+                          global)));
+          yieldValues(
+              nb, nl,
+              AttentionOp(op).buildScore(nb, nl, s, biasAt, global, offset));
         });
   }
 
   /// One key tile of the online softmax: (m, l, acc) -> (m', l', acc').
   SmallVector<Value> keyTile(LinalgBuilder &e, Value qp, Value kT, Value vh,
-                             Value b, Value g, Value i0, Value rows, Value j0,
-                             Value jEnd, ValueRange state) const {
+                             Value vFinite, Value b, Value g, Value i0,
+                             Value rows, Value j0, Value jEnd,
+                             ValueRange state) const {
     OpBuilder &rb = e.b;
     MLIRContext *ctx = rb.getContext();
     Value m = state[0], l = state[1], acc = state[2];
@@ -219,21 +280,10 @@ struct TiledAttention {
     AffineMap id2 = rb.getMultiDimIdentityMap(2);
     AffineMap row = AffineMap::get(2, 0, {getAffineDimExpr(0, ctx)}, ctx);
     AffineMap id1 = rb.getMultiDimIdentityMap(1);
-    // Rows still at -inf (nothing visible yet) shift by 0, so exp gives 0
-    // instead of NaN.
-    auto shiftOf = [&](LinalgBuilder &n, Value mx) {
-      Value isInf = arith::CmpFOp::create(n.b, n.loc, arith::CmpFPredicate::OEQ,
-                                          mx, n.cF32(kNegInf));
-      return n.select(isInf, n.cF32(0.0f), mx);
-    };
-    // maxnumf, not maximumf: the backend vectorizes a maxnum reduction.
-    // A NaN score is skipped here but still makes its p, and so its row of
-    // the output, NaN.
     Value tileMax = e.generic(
         m.getType(), s, e.filled({rows}, e.cF32(kNegInf)), {id2, row}, rowIts,
         [&](OpBuilder &nb, Location nl, ValueRange args) {
-          yieldValues(nb, nl,
-                      arith::MaxNumFOp::create(nb, nl, args[0], args[1]));
+          yieldValues(nb, nl, attention::combineMax(nb, nl, args[0], args[1]));
         });
     // m' = max(m, tile max) written over m, and α = exp(m - m') from the
     // old m read in the same op.
@@ -241,21 +291,21 @@ struct TiledAttention {
         rb, e.loc, TypeRange{m.getType(), m.getType()}, ValueRange{tileMax},
         ValueRange{m, e.empty({rows}, f32)}, ArrayRef<AffineMap>{id1, id1, id1},
         IT::parallel, [&](OpBuilder &nb, Location nl, ValueRange args) {
-          LinalgBuilder n{nb, nl};
           Value mOld = args[1];
-          Value mNew = arith::MaximumFOp::create(nb, nl, mOld, args[0]);
+          Value mNew = attention::combineMax(nb, nl, mOld, args[0]);
           Value a = math::ExpOp::create(
-              nb, nl, arith::SubFOp::create(nb, nl, mOld, shiftOf(n, mNew)));
+              nb, nl,
+              arith::SubFOp::create(nb, nl, mOld,
+                                    attention::softmaxShift(nb, nl, mNew)));
           yieldValues(nb, nl, ValueRange{mNew, a});
         });
     Value mNew = update.getResult(0), alpha = update.getResult(1);
-    // p = exp(s - m') over the scores' own buffer.
+    // p = exp(s - m') over the scores' own buffer (-0.0 where masked).
     Value p = e.generic(
         s.getType(), mNew, s, {row, id2}, {IT::parallel, IT::parallel},
         [&](OpBuilder &nb, Location nl, ValueRange args) {
-          LinalgBuilder n{nb, nl};
-          Value x = arith::SubFOp::create(nb, nl, args[1], shiftOf(n, args[0]));
-          yieldValues(nb, nl, math::ExpOp::create(nb, nl, x));
+          Value shift = attention::softmaxShift(nb, nl, args[0]);
+          yieldValues(nb, nl, attention::softmaxWeight(nb, nl, args[1], shift));
         });
     // l' = α·l + rowsum p, the sum in any order (a vector reduction).
     Value lScaled = e.generic(
@@ -276,14 +326,13 @@ struct TiledAttention {
         [&](OpBuilder &nb, Location nl, ValueRange args) {
           yieldValues(nb, nl, arith::MulFOp::create(nb, nl, args[1], args[0]));
         });
-    Value accNew = matmul(e, p, vt, accScaled);
-    return {mNew, lNew, accNew};
+    return {mNew, lNew, weightedValues(e, p, vt, accScaled, vFinite)};
   }
 
   /// One query tile: the key loop and the normalized [tq, G, Dv] result,
   /// inserted into `out`.
-  Value queryTile(LinalgBuilder &e, Value kT, Value vh, Value b, Value g,
-                  Value i0, Value out) const {
+  Value queryTile(LinalgBuilder &e, Value kT, Value vh, Value vFinite, Value b,
+                  Value g, Value i0, Value out) const {
     OpBuilder &rb = e.b;
     Location loc = e.loc;
     Type f32 = rb.getF32Type();
@@ -325,7 +374,8 @@ struct TiledAttention {
         [&](OpBuilder &nb, Location nl, Value j0, ValueRange state) {
           LinalgBuilder n{nb, nl};
           scf::YieldOp::create(
-              nb, nl, keyTile(n, qp, kT, vh, b, g, i0, rows, j0, jEnd, state));
+              nb, nl,
+              keyTile(n, qp, kT, vh, vFinite, b, g, i0, rows, j0, jEnd, state));
         });
     Value l = keyLoop.getResult(1), acc = keyLoop.getResult(2);
 
@@ -354,8 +404,10 @@ struct TiledAttention {
         {IT::parallel, IT::parallel, IT::parallel},
         [&](OpBuilder &nb, Location nl, ValueRange args) {
           LinalgBuilder n{nb, nl};
-          yieldValues(nb, nl,
-                      n.fromFloat(n.divideOrZero(args[0], args[1]), elemTy));
+          yieldValues(
+              nb, nl,
+              n.fromFloat(attention::normalize(nb, nl, args[0], args[1]),
+                          elemTy));
         });
     SmallVector<OpFoldResult> strides(4, one);
     return tensor::InsertSliceOp::create(rb, loc, o3, out, {b, i0, h0, zero},
@@ -420,12 +472,16 @@ struct TiledAttentionLowering : OpConversionPattern<AttentionOp> {
                 LinalgBuilder e2{b2, l2};
                 Value kT = t.packHead(e2, t.k, b, g, /*transposed=*/true);
                 Value vh = t.packHead(e2, t.v, b, g, /*transposed=*/false);
+                // Whether the head's values are all finite, once per head
+                // (per key tile when tiles are packed where they are used).
+                Value vFinite = vh ? allFinite(e2, vh) : Value();
                 auto rows = scf::ForOp::create(
                     b2, l2, c0, t.sq, e2.cIndex(t.tileQ), o2,
                     [&](OpBuilder &b3, Location l3, Value i0, ValueRange o3) {
                       LinalgBuilder e3{b3, l3};
                       scf::YieldOp::create(
-                          b3, l3, t.queryTile(e3, kT, vh, b, g, i0, o3[0]));
+                          b3, l3,
+                          t.queryTile(e3, kT, vh, vFinite, b, g, i0, o3[0]));
                     });
                 scf::YieldOp::create(b2, l2, rows.getResult(0));
               });

@@ -19,11 +19,13 @@
 // CHECK: tensor.extract %arg1[%[[B]], %{{.+}}, %[[G]], %{{.+}}]
 // CHECK: %[[VP:.+]] = linalg.generic {{.*}} outs(%{{.+}} : tensor<2x4x16xf32>)
 // CHECK: tensor.extract %arg2[%[[B]], %{{.+}}, %[[G]], %{{.+}}]
+// CHECK: math.absf
+// CHECK: %[[FINITE:.+]] = tensor.extract %{{.+}}[] : tensor<i1>
 // CHECK: scf.for %[[I0:.+]] = %c0 to %c4 step %c2
 // CHECK: %[[TQ:.+]] = arith.minsi
 // CHECK: %[[H0:.+]] = arith.muli %[[G]], %c4
 // CHECK: tensor.extract_slice %arg0[%[[B]], %[[I0]], %[[H0]], 0] [1, %[[TQ]], 4, 16]
-// CHECK: arith.mulf %{{.+}}, %cst_0
+// CHECK: arith.mulf %in, %{{.+}} : f32
 // CHECK: %[[QP:.+]] = tensor.collapse_shape %{{.+}} {{\[}}[0, 1], [2]] : tensor<?x4x16xf32> into tensor<?x16xf32>
 // CHECK: %[[LAST:.+]] = arith.addi %[[I0]], %[[TQ]]
 // CHECK: %[[LIM:.+]] = arith.addi %[[LAST]], %c2
@@ -37,7 +39,12 @@
 // CHECK: arith.maxnumf
 // CHECK: math.exp
 // CHECK: arith.addf %{{.+}}, %{{.+}} fastmath<reassoc>
+// CHECK: scf.if %[[FINITE]] -> (tensor<?x16xf32>)
 // CHECK: linalg.matmul ins(%{{.+}}, %[[VT]] : tensor<?x?xf32>, tensor<?x16xf32>)
+// CHECK: } else {
+// CHECK: linalg.generic {{.*}} ins(%{{.+}}, %[[VT]] : tensor<?x?xf32>, tensor<?x16xf32>)
+// CHECK: math.fma
+// CHECK: arith.bitcast
 // CHECK: scf.yield
 // CHECK: %[[OUT:.+]] = tensor.extract_slice %{{.+}}[%[[B]], %[[I0]], %[[H0]], 0] [1, %[[TQ]], 4, 16]
 // CHECK: arith.divf

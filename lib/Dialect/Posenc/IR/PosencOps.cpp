@@ -618,7 +618,9 @@ Value AttentionOp::inlineScoreMod(OpBuilder &builder, Value score,
     map.map(arg, index);
   for (Operation &op : block->without_terminator())
     builder.clone(op, map);
-  return map.lookup(cast<YieldOp>(block->getTerminator()).getValue());
+  // The yielded value may be defined above the region (a captured value
+  // or a hoisted constant): not in the map, it stands for itself.
+  return map.lookupOrDefault(cast<YieldOp>(block->getTerminator()).getValue());
 }
 
 /// Checks that `scale`, when given, is usable.

@@ -158,12 +158,6 @@ Value LinalgBuilder::fromFloat(Value v, Type elemTy) {
   return arith::ExtFOp::create(b, loc, elemTy, v);
 }
 
-Value LinalgBuilder::divideOrZero(Value num, Value den) {
-  Value empty =
-      arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, den, cF32(0.0f));
-  return select(empty, cF32(0.0f), arith::DivFOp::create(b, loc, num, den));
-}
-
 Value LinalgBuilder::index(int64_t d) {
   return linalg::IndexOp::create(b, loc, d);
 }

@@ -291,8 +291,13 @@ def Posenc_AttentionOp : Posenc_Op<"attention", [
     its block takes (score: f32, b, h, i, j: index) and yields the new f32
     score; it may use values defined above. With `causal`, key j is masked
     for query i when j > i + Sk - Sq (bottom-right aligned, as in
-    FlashAttention). out_i = sum_j softmax(s_i)_j·v_j; a fully masked row
-    yields 0.
+    FlashAttention). out_i = sum_j softmax(s_i)_j·v_j.
+
+    The mask rule: a key whose final score is -inf (causal, a -inf bias
+    whatever q·k is, a score_mod that yields -inf) is masked and never
+    influences its row, even when its k or v holds NaN or Inf; an unmasked
+    NaN or Inf reaches exactly the rows that see it; a row that sees no
+    key is 0. The result does not depend on tile sizes or the target.
 
     Example:
 
@@ -335,6 +340,13 @@ def Posenc_AttentionOp : Posenc_Op<"attention", [
     /// block arguments bound to `score` and `indices` (b, h, i, j); returns
     /// the modified score (`score` itself when there is no score_mod).
     Value inlineScoreMod(OpBuilder &builder, Value score, ValueRange indices);
+    /// The score step at global `indices` (b, h, i, j): `scaledDot` =
+    /// scale·(q_i·k_j) in f32, plus `bias` (f32 at those indices, or
+    /// null), then score_mod, then the causal mask with `causalOffset` =
+    /// Sk - Sq (null when not causal). -inf marks a masked key
+    /// (AttentionSemantics.h).
+    Value buildScore(OpBuilder &builder, Location loc, Value scaledDot,
+                     Value bias, ValueRange indices, Value causalOffset);
   }];
 }
 

@@ -74,10 +74,6 @@ struct LinalgBuilder {
   /// f32 or f64 to `elemTy`.
   Value fromFloat(Value v, Type elemTy);
 
-  /// num / den, or 0 where den == 0 (f32): the softmax normalization of a
-  /// row that saw no key.
-  Value divideOrZero(Value num, Value den);
-
   Value index(int64_t d);
   Value select(Value c, Value t, Value f);
   Value cmpI(arith::CmpIPredicate p, Value x, Value y);
