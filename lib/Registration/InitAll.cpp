@@ -5,10 +5,14 @@
 #include "posenc/Conversion/Passes.h"
 #include "posenc/Dialect/Posenc/IR/PosencDialect.h"
 #include "posenc/Dialect/Posenc/Transforms/Passes.h"
+#include "posenc/Dialect/Posenc/Transforms/TilingInterfaceImpl.h"
 #include "posenc/Pipelines/Pipelines.h"
 
 void mlir::posenc::registerPosencDialects(DialectRegistry &registry) {
   registry.insert<PosencDialect>();
+  // Attention as a structured op: tiling, shape reification, decomposition.
+  registerTilingInterfaceExternalModels(registry);
+  registerAggregatedOpInterfaceExternalModels(registry);
 }
 
 void mlir::posenc::registerPosencPasses() {

@@ -565,7 +565,7 @@ struct ConvertPosencAttentionToGPUPass
     Value batch = memref::DimOp::create(b, loc, kernel.q, 0);
     kernel.sq = memref::DimOp::create(b, loc, kernel.q, 1);
     kernel.sk = memref::DimOp::create(b, loc, kernel.k, 1);
-    kernel.offset = e.sub(kernel.sk, kernel.sq);
+    kernel.offset = op.buildDiagonal(b, loc);
     auto outTy = op.getResult().getType();
     SmallVector<Value> dynSizes;
     for (int64_t d = 0; d < outTy.getRank(); ++d)

@@ -456,7 +456,7 @@ struct TiledAttentionLowering : OpConversionPattern<AttentionOp> {
     };
     t.sq = idx(e.dim(t.q, 1));
     t.sk = idx(e.dim(t.k, 1));
-    t.offset = arith::SubIOp::create(rewriter, loc, t.sk, t.sq);
+    t.offset = op.buildDiagonal(rewriter, loc);
 
     SmallVector<OpFoldResult> outSizes = {e.dim(t.q, 0), e.dim(t.q, 1),
                                           rewriter.getIndexAttr(hq), t.dv};

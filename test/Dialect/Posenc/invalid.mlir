@@ -845,3 +845,19 @@ func.func @rel_key_distance_table(%x: tensor<1x8x2x16xf32>, %e: tensor<?x16xf32>
   %b = posenc.rel_key_bias %x, %e, %q, %q {max_distance = 9223372036854775807 : i64} : tensor<1x8x2x16xf32>, tensor<?x16xf32>, tensor<8xi32>, tensor<8xi32> -> tensor<1x2x8x8xf32>
   return %b : tensor<1x2x8x8xf32>
 }
+
+// -----
+
+func.func @attention_offsets_count(%q: tensor<1x8x4x16xf32>, %i: index) -> tensor<1x8x4x16xf32> {
+  // expected-error@+1 {{'posenc.attention' op offsets must be (b0, h0, i0): 3 index values, got 2}}
+  %o = posenc.attention %q, %q, %q offsets(%i, %i) : tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32> -> tensor<1x8x4x16xf32>
+  return %o : tensor<1x8x4x16xf32>
+}
+
+// -----
+
+func.func @attention_diagonal_without_causal(%q: tensor<1x8x4x16xf32>, %d: index) -> tensor<1x8x4x16xf32> {
+  // expected-error@+1 {{'posenc.attention' op diagonal is only meaningful with causal}}
+  %o = posenc.attention %q, %q, %q diagonal(%d) : tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32> -> tensor<1x8x4x16xf32>
+  return %o : tensor<1x8x4x16xf32>
+}

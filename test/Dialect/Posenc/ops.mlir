@@ -137,3 +137,15 @@ func.func @mla_absorb(%qn: tensor<1x16x16x128xf32>, %qr: tensor<1x16x16x64xf32>,
   %1 = posenc.mla_absorb %qn, %qr, %ckv, %kr, %wuk, %wuv {scale = 0.125 : f64} : tensor<1x16x16x128xf32>, tensor<1x16x16x64xf32>, tensor<1x16x512xf32>, tensor<1x16x64xf32>, tensor<16x128x512xf32>, tensor<16x128x512xf32> -> tensor<1x16x16x128xf32>
   return %0, %1 : tensor<1x16x16x128xf32>, tensor<1x16x16x128xf32>
 }
+
+// A tile of a larger attention: its causal diagonal and the offsets that
+// score_mod's indices are shifted by.
+// CHECK-LABEL: func @attention_tile
+func.func @attention_tile(%q: tensor<1x?x4x16xf32>, %k: tensor<1x12x1x16xf32>, %v: tensor<1x12x1x8xf32>, %d: index, %b0: index, %h0: index, %i0: index) -> tensor<1x?x4x8xf32> {
+  // CHECK: posenc.attention %{{.*}}, %{{.*}}, %{{.*}} causal diagonal(%{{.*}}) offsets(%{{.*}}, %{{.*}}, %{{.*}}) : tensor<1x?x4x16xf32>
+  %o = posenc.attention %q, %k, %v causal diagonal(%d) offsets(%b0, %h0, %i0) : tensor<1x?x4x16xf32>, tensor<1x12x1x16xf32>, tensor<1x12x1x8xf32> -> tensor<1x?x4x8xf32> score_mod {
+  ^bb0(%s: f32, %b: index, %h: index, %i: index, %j: index):
+    posenc.yield %s : f32
+  }
+  return %o : tensor<1x?x4x8xf32>
+}

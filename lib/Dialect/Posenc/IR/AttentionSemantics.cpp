@@ -5,6 +5,7 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 
 #include <limits>
 
@@ -88,7 +89,7 @@ Value AttentionOp::buildScore(OpBuilder &builder, Location loc, Value scaledDot,
   Value s = scaledDot;
   if (bias)
     s = attention::addBias(builder, loc, s, bias);
-  s = inlineScoreMod(builder, s, indices);
+  s = inlineScoreMod(builder, s, buildGlobalIndices(builder, loc, indices));
   if (getCausal())
     s = attention::applyMask(builder, loc,
                              attention::isCausallyMasked(builder, loc,
@@ -96,4 +97,28 @@ Value AttentionOp::buildScore(OpBuilder &builder, Location loc, Value scaledDot,
                                                          causalOffset),
                              s);
   return s;
+}
+
+Value AttentionOp::buildDiagonal(OpBuilder &builder, Location loc) {
+  if (Value diagonal = getDiagonal())
+    return diagonal;
+  auto dim = [&](Value t, int64_t d) -> Value {
+    int64_t size = cast<RankedTensorType>(t.getType()).getDimSize(d);
+    if (!ShapedType::isDynamic(size))
+      return arith::ConstantIndexOp::create(builder, loc, size);
+    return tensor::DimOp::create(builder, loc, t, d);
+  };
+  return arith::SubIOp::create(builder, loc, dim(getK(), 1), dim(getQ(), 1));
+}
+
+SmallVector<Value> AttentionOp::buildGlobalIndices(OpBuilder &builder,
+                                                   Location loc,
+                                                   ValueRange indices) {
+  SmallVector<Value> global(indices);
+  // No score_mod: nothing reads them.
+  if (getOffsets().empty() || !getScoreModBlock())
+    return global;
+  for (auto [index, offset] : llvm::zip(global, getOffsets()))
+    index = arith::AddIOp::create(builder, loc, index, offset);
+  return global;
 }

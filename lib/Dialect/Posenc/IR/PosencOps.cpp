@@ -699,6 +699,11 @@ LogicalResult AttentionOp::verify() {
                            << ")";
     }
   }
+  if (!getOffsets().empty() && getOffsets().size() != 3)
+    return emitOpError() << "offsets must be (b0, h0, i0): 3 index values, got "
+                         << getOffsets().size();
+  if (getDiagonal() && !getCausal())
+    return emitOpError() << "diagonal is only meaningful with causal";
   return success();
 }
 

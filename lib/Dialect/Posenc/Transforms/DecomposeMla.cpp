@@ -67,7 +67,8 @@ LogicalResult mlir::posenc::decomposeMla(RewriterBase &rewriter, MlaAbsorbOp op,
   RankedTensorType rTy = op.getResult().getType();
   auto attention = [&](Value q, Value k, Value v, Type resultTy) {
     return AttentionOp::create(rewriter, op.getLoc(), resultTy, q, k, v,
-                               /*bias=*/Value(),
+                               /*bias=*/Value(), /*diagonal=*/Value(),
+                               /*offsets=*/ValueRange(),
                                rewriter.getF64FloatAttr(scale), op.getCausal())
         .getResult();
   };

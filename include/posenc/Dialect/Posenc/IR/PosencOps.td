@@ -278,7 +278,8 @@ def Posenc_RelKeyBiasOp : Posenc_Op<"rel_key_bias", [Pure]> {
 //===----------------------------------------------------------------------===//
 
 def Posenc_AttentionOp : Posenc_Op<"attention", [
-    RecursiveMemoryEffects, RecursivelySpeculatable]> {
+    RecursiveMemoryEffects, RecursivelySpeculatable,
+    AttrSizedOperandSegments]> {
   let summary = "Scaled dot-product attention with a score modifier";
   let description = [{
     `q: [B, Sq, Hq, Dk]`, `k: [B, Sk, Hkv, Dk]`, `v: [B, Sk, Hkv, Dv]`,
@@ -291,13 +292,25 @@ def Posenc_AttentionOp : Posenc_Op<"attention", [
     its block takes (score: f32, b, h, i, j: index) and yields the new f32
     score; it may use values defined above. With `causal`, key j is masked
     for query i when j > i + Sk - Sq (bottom-right aligned, as in
-    FlashAttention). out_i = sum_j softmax(s_i)_j·v_j.
+    FlashAttention); `diagonal(%c)` replaces Sk - Sq by the index value c.
+    out_i = sum_j softmax(s_i)_j·v_j.
 
     The mask rule: a key whose final score is -inf (causal, a -inf bias
     whatever q·k is, a score_mod that yields -inf) is masked and never
     influences its row, even when its k or v holds NaN or Inf; an unmasked
     NaN or Inf reaches exactly the rows that see it; a row that sees no
     key is 0. The result does not depend on tile sizes or the target.
+
+    `offsets(%b0, %h0, %i0)` (index values) say that this op computes the
+    tile of a larger attention whose first (batch, query head, query) is
+    (b0, h0, i0): score_mod sees the larger op's indices (b0 + b, h0 + h,
+    i0 + i, j), while q, k, v, bias and the result are this tile's.
+    Tiling through `TilingInterface` (iteration domain: batch, query
+    heads, queries, keys, key head dim, value head dim; the first three
+    and the value head dim parallel) produces such tiles; the head tile
+    must divide or be a multiple of the GQA group Hq / Hkv.
+    `AggregatedOpInterface::decomposeOperation` gives the whole-tensor
+    form on linalg.
 
     Example:
 
@@ -318,6 +331,8 @@ def Posenc_AttentionOp : Posenc_Op<"attention", [
     Posenc_FloatTensor:$k,
     Posenc_FloatTensor:$v,
     Optional<Posenc_FloatTensor>:$bias,
+    Optional<Index>:$diagonal,
+    Variadic<Index>:$offsets,
     OptionalAttr<F64Attr>:$scale,
     UnitAttr:$causal
   );
@@ -325,8 +340,9 @@ def Posenc_AttentionOp : Posenc_Op<"attention", [
   let regions = (region MaxSizedRegion<1>:$score_mod);
   let assemblyFormat = [{
     $q `,` $k `,` $v (`bias` `(` $bias^ `:` type($bias) `)`)?
-    (`causal` $causal^)? attr-dict `:` type($q) `,` type($k) `,` type($v)
-    `->` type($result) (`score_mod` $score_mod^)?
+    (`causal` $causal^)? (`diagonal` `(` $diagonal^ `)`)?
+    (`offsets` `(` $offsets^ `)`)? attr-dict `:` type($q) `,` type($k) `,`
+    type($v) `->` type($result) (`score_mod` $score_mod^)?
   }];
   let hasVerifier = 1;
   let hasRegionVerifier = 1;
@@ -347,6 +363,13 @@ def Posenc_AttentionOp : Posenc_Op<"attention", [
     /// (AttentionSemantics.h).
     Value buildScore(OpBuilder &builder, Location loc, Value scaledDot,
                      Value bias, ValueRange indices, Value causalOffset);
+    /// The causal diagonal as an index value: `diagonal` when given, else
+    /// Sk - Sq, built at `builder`'s insertion point.
+    Value buildDiagonal(OpBuilder &builder, Location loc);
+    /// `indices` (b, h, i, j) of this op shifted by `offsets` to the
+    /// indices score_mod sees.
+    SmallVector<Value> buildGlobalIndices(OpBuilder &builder, Location loc,
+                                          ValueRange indices);
   }];
 }
 
