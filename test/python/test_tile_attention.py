@@ -34,7 +34,7 @@ def score_mod_ref(s, b, h, i, j):
     return s + 0.03 * (h * i - j + b)
 
 
-def transform(tile_sizes, forall=False, decompose=False):
+def transform(tile_sizes, forall=False, decompose=False, key_tile=0):
     sizes = ", ".join(map(str, tile_sizes))
     loops = sum(1 for t in tile_sizes if t)
     if forall:
@@ -47,6 +47,13 @@ def transform(tile_sizes, forall=False, decompose=False):
                 f"(!transform.any_op) -> ({outs})")
     dec = ("\n    %d = transform.structured.decompose_interface %t : "
            "(!transform.any_op) -> !transform.any_op") if decompose else ""
+    if key_tile:
+        # The FlashAttention loop: online_attention tiled along keys.
+        dec += ("\n    %o = transform.structured.match ops{[\"posenc.online_attention\"]} "
+                "in %root : (!transform.any_op) -> !transform.any_op"
+                "\n    %t2, %l2 = transform.structured.tile_using_for %o tile_sizes "
+                f"[0, 0, 0, {key_tile}, 0, 0] : "
+                "(!transform.any_op) -> (!transform.any_op, !transform.any_op)")
     return ("module attributes {transform.with_named_sequence} {\n"
             "  transform.named_sequence @__transform_main(%root: !transform.any_op "
             "{transform.readonly}) {\n"
@@ -55,7 +62,7 @@ def transform(tile_sizes, forall=False, decompose=False):
             f"    {tile}{dec}\n    transform.yield\n  }}\n}}\n")
 
 
-def run_tiled(ir, inputs, schedule, decompose):
+def run_tiled(ir, inputs, schedule, decompose, key_tile=0):
     with tempfile.TemporaryDirectory() as tmp:
         lib = os.path.join(tmp, "schedule.mlir")
         with open(lib, "w") as f:
@@ -66,6 +73,8 @@ def run_tiled(ir, inputs, schedule, decompose):
         tiled = opt(ir, f"--pass-pipeline=builtin.module({tiling})")
         assert "scf.for" in tiled
         assert ("posenc.attention" in tiled) != decompose
+        if key_tile:
+            assert tiled.count("scf.for") >= 2 and "posenc.online_attention" in tiled
         return run(ir, inputs, pipeline=tiling + ",posenc-lower-to-cpu")
 
 
@@ -100,4 +109,46 @@ def test_tiled_attention_vs_reference(tiles, forall, decompose, causal, bias_sha
     ir = func_ir(args, body, [("%o", rt)])
     (out,) = run_tiled(ir, inputs, transform(tiles, forall, decompose), decompose)
     expected = ref.attention(*(x.astype(np.float64) for x in (q, k, v)), **kw)
+    assert rel_err(out, expected) < 1e-5
+
+
+@pytest.mark.parametrize("tiles,key_tile", [
+    ((1, 1, 1, 0, 0, 0), 1),      # 1x1 tiles
+    ((1, 4, 3, 0, 0, 0), 5),      # a GQA group, primes
+    ((0, 2, 4, 0, 0, 0), 64),     # key tile larger than Sk
+    ((2, 8, 11, 0, 0, 0), 4),     # whole op per query tile, 4-key blocks
+])
+@pytest.mark.parametrize("causal,bias_shape", [
+    (True, None), (False, (2, 8, 11, 13)), (True, (1, 13))])
+def test_flash_loop_derived_from_online_attention(tiles, key_tile, causal, bias_shape):
+    """attention tiled, decomposed into online_attention, whose keys are
+    tiled: the flash loop, derived through upstream tiling only."""
+    rng = np.random.default_rng(hash((tiles, key_tile, causal, bias_shape)) % 2**32)
+    b, sq, sk, hq, hkv, dk, dv = 2, 11, 13, 8, 2, 16, 9
+    q = rng.uniform(-1, 1, (b, sq, hq, dk)).astype(np.float32)
+    k = rng.uniform(-1, 1, (b, sk, hkv, dk)).astype(np.float32)
+    v = rng.uniform(-1, 1, (b, sk, hkv, dv)).astype(np.float32)
+    # Masked keys hold NaN: the mask rule through the derived loop.
+    if causal:
+        v[:, sk - 1] = np.nan
+    types = [tensor_type(x.shape, "f32") for x in (q, k, v)]
+    args = [("q", types[0]), ("k", types[1]), ("v", types[2])]
+    inputs, kw, attrs = [q, k, v], {"causal": causal, "score_mod": score_mod_ref}, ""
+    if bias_shape:
+        bias = rng.uniform(-1, 1, bias_shape).astype(np.float32)
+        bias[..., 2] = -np.inf
+        k[:, 2] = np.inf  # masked by the -inf bias
+        bt = tensor_type(bias_shape, "f32")
+        args.append(("m", bt))
+        inputs.append(bias)
+        kw["bias"] = bias
+        attrs = f" bias(%m : {bt})"
+    rt = tensor_type((b, sq, hq, dv), "f32")
+    body = [f"%o = posenc.attention %q, %k, %v{attrs}{' causal' if causal else ''} : "
+            f"{types[0]}, {types[1]}, {types[2]} -> {rt}{SCORE_MOD}"]
+    ir = func_ir(args, body, [("%o", rt)])
+    (out,) = run_tiled(ir, inputs, transform(tiles, decompose=True, key_tile=key_tile),
+                       True, key_tile)
+    expected = ref.attention(*(x.astype(np.float64) for x in (q, k, v)), **kw)
+    assert np.isfinite(expected).any() and not np.isfinite(expected).all() or not causal
     assert rel_err(out, expected) < 1e-5

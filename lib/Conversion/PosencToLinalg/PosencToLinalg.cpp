@@ -563,19 +563,20 @@ struct RelKeyBiasOpLowering : OpConversionPattern<RelKeyBiasOp> {
 // posenc.attention
 //===----------------------------------------------------------------------===//
 
-/// The whole-tensor form: attention's decomposition
-/// (AggregatedOpInterfaceImpl.cpp).
-struct AttentionOpLowering : OpConversionPattern<AttentionOp> {
-  using OpConversionPattern::OpConversionPattern;
+/// The whole-tensor form: the op's decomposition
+/// (AggregatedOpInterfaceImpl.cpp); attention decomposes into
+/// online_attention, which decomposes into linalg.
+template <typename OpT> struct DecomposeLowering : OpConversionPattern<OpT> {
+  using OpConversionPattern<OpT>::OpConversionPattern;
 
   LogicalResult
-  matchAndRewrite(AttentionOp op, OpAdaptor adaptor,
+  matchAndRewrite(OpT op, typename OpT::Adaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override {
     FailureOr<SmallVector<Value>> values =
         cast<linalg::AggregatedOpInterface>(op.getOperation())
             .decomposeOperation(rewriter);
     if (failed(values))
-      return rewriter.notifyMatchFailure(op, "attention not decomposable");
+      return rewriter.notifyMatchFailure(op, "not decomposable");
     rewriter.replaceOp(op, *values);
     return success();
   }
@@ -667,8 +668,11 @@ void mlir::posenc::populatePosencToLinalgConversionPatterns(
   patterns.add<RopeOpLowering, SinusoidalOpLowering, AlibiBiasOpLowering,
                RelBiasOpLowering, RelKeyBiasOpLowering, MlaAbsorbOpLowering>(
       patterns.getContext());
+  // online_attention has only its decomposition (tile it first to bound
+  // its memory).
+  patterns.add<DecomposeLowering<OnlineAttentionOp>>(patterns.getContext());
   if (materializeAttention)
-    patterns.add<AttentionOpLowering>(patterns.getContext());
+    patterns.add<DecomposeLowering<AttentionOp>>(patterns.getContext());
   else
     populateTiledAttentionLoweringPattern(patterns, attentionTileQ,
                                           attentionTileK);

@@ -703,7 +703,7 @@ func.func @attention_score_mod_terminator(%q: tensor<1x8x4x16xf32>) -> tensor<1x
 // -----
 
 func.func @yield_outside_attention(%s: f32) {
-  // expected-error@+1 {{'posenc.yield' op expects parent op 'posenc.attention'}}
+  // expected-error@+1 {{'posenc.yield' op expects parent op to be one of 'posenc.attention, posenc.online_attention'}}
   posenc.yield %s : f32
 }
 
@@ -860,4 +860,28 @@ func.func @attention_diagonal_without_causal(%q: tensor<1x8x4x16xf32>, %d: index
   // expected-error@+1 {{'posenc.attention' op diagonal is only meaningful with causal}}
   %o = posenc.attention %q, %q, %q diagonal(%d) : tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32> -> tensor<1x8x4x16xf32>
   return %o : tensor<1x8x4x16xf32>
+}
+
+// -----
+
+func.func @online_attention_state_shape(%q: tensor<1x8x4x16xf32>, %acc: tensor<1x8x4x16xf32>, %m: tensor<1x8x2xf32>) -> tensor<1x8x4x16xf32> {
+  // expected-error@+1 {{'posenc.online_attention' op number of query heads of max (2) must equal number of query heads of q (4)}}
+  %a, %mx, %s = posenc.online_attention %q, %q, %q outs(%acc, %m, %m) : tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x2xf32>, tensor<1x8x2xf32>
+  return %a : tensor<1x8x4x16xf32>
+}
+
+// -----
+
+func.func @online_attention_offsets(%q: tensor<1x8x4x16xf32>, %acc: tensor<1x8x4x16xf32>, %m: tensor<1x8x4xf32>, %i: index) -> tensor<1x8x4x16xf32> {
+  // expected-error@+1 {{'posenc.online_attention' op offsets must be (b0, h0, i0, j0): 4 index values, got 3}}
+  %a, %mx, %s = posenc.online_attention %q, %q, %q offsets(%i, %i, %i) outs(%acc, %m, %m) : tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4xf32>, tensor<1x8x4xf32>
+  return %a : tensor<1x8x4x16xf32>
+}
+
+// -----
+
+func.func @online_attention_state_rank(%q: tensor<1x8x4x16xf32>, %acc: tensor<1x8x4x16xf32>, %m: tensor<1x8x4xf32>) -> tensor<1x8x4x16xf32> {
+  // expected-error@+1 {{'posenc.online_attention' op max must have rank 3 ([B, Sq, Hq])}}
+  %a, %mx, %s = posenc.online_attention %q, %q, %q outs(%acc, %acc, %m) : tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4xf32>
+  return %a : tensor<1x8x4x16xf32>
 }

@@ -149,3 +149,16 @@ func.func @attention_tile(%q: tensor<1x?x4x16xf32>, %k: tensor<1x12x1x16xf32>, %
   }
   return %o : tensor<1x?x4x8xf32>
 }
+
+// CHECK-LABEL: func @online_attention
+func.func @online_attention(%q: tensor<1x64x8x64xf32>, %k: tensor<1x32x2x64xbf16>, %v: tensor<1x32x2x64xbf16>,
+                            %acc: tensor<1x64x8x64xf32>, %m: tensor<1x64x8xf32>, %l: tensor<1x64x8xf32>,
+                            %d: index, %j0: index) -> tensor<1x64x8x64xf32> {
+  // CHECK: posenc.online_attention %{{.*}}, %{{.*}}, %{{.*}} causal diagonal(%{{.*}}) offsets(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}) outs(%{{.*}}, %{{.*}}, %{{.*}}) {scale = 1.250000e-01 : f64} : tensor<1x64x8x64xbf16>
+  %qb = arith.truncf %q : tensor<1x64x8x64xf32> to tensor<1x64x8x64xbf16>
+  %a, %mx, %s = posenc.online_attention %qb, %k, %v causal diagonal(%d) offsets(%j0, %j0, %j0, %j0) outs(%acc, %m, %l) {scale = 0.125 : f64} : tensor<1x64x8x64xbf16>, tensor<1x32x2x64xbf16>, tensor<1x32x2x64xbf16>, tensor<1x64x8x64xf32>, tensor<1x64x8xf32>, tensor<1x64x8xf32> score_mod {
+  ^bb0(%sc: f32, %b: index, %h: index, %i: index, %j: index):
+    posenc.yield %sc : f32
+  }
+  return %a : tensor<1x64x8x64xf32>
+}

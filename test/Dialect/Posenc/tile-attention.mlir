@@ -5,6 +5,7 @@
 // group 4, so each tile reads one kv head (h0 floordiv 4); the causal
 // diagonal moves with the tile's first query (Sk - Sq + i0 = 2 + i0), and
 // score_mod sees the untiled indices through offsets.
+// CHECK: #[[$DIAG:.+]] = affine_map<()[s0] -> (s0 + 2)>
 // CHECK-LABEL: func @tile_gqa_causal
 // CHECK: scf.for %[[B:.+]] = %c0 to %c2 step %c1
 // CHECK: scf.for %[[H:.+]] = %c0 to %c8 step %c4
@@ -14,7 +15,7 @@
 // CHECK: %[[Q:.+]] = tensor.extract_slice %arg0[%[[B]], %[[I]], %[[H]], 0] [1, %[[TQ]], 4, 16]
 // CHECK: %[[K:.+]] = tensor.extract_slice %arg1[%[[B]], 0, %[[KV]], 0] [1, 12, 1, 16]
 // CHECK: %[[V:.+]] = tensor.extract_slice %arg2[%[[B]], 0, %[[KV]], 0] [1, 12, 1, 8]
-// CHECK: %[[D:.+]] = arith.addi %[[I]], %c2
+// CHECK: %[[D:.+]] = affine.apply #[[$DIAG]]()[%[[I]]]
 // CHECK: %[[O:.+]] = posenc.attention %[[Q]], %[[K]], %[[V]] causal diagonal(%[[D]]) offsets(%[[B]], %[[H]], %[[I]]) : tensor<1x?x4x16xf32>, tensor<1x12x1x16xf32>, tensor<1x12x1x8xf32> -> tensor<1x?x4x8xf32> score_mod
 // CHECK: tensor.insert_slice %[[O]] into %{{.+}}[%[[B]], %[[I]], %[[H]], 0] [1, %[[TQ]], 4, 8]
 func.func @tile_gqa_causal(%q: tensor<2x10x8x16xf32>, %k: tensor<2x12x2x16xf32>, %v: tensor<2x12x2x8xf32>) -> tensor<2x10x8x8xf32> {
@@ -55,12 +56,16 @@ module attributes {transform.with_named_sequence} {
 
 // -----
 
-// Decomposed after tiling: each tile is the whole-tensor form on linalg.
+// Decomposed after tiling: each tile becomes online_attention from
+// (0, -inf, 0) and the normalization (decompose_interface); the
+// online_attention ops have three results, which decompose_interface does
+// not take: tile-attention-decompose.mlir decomposes them.
 // CHECK-LABEL: func @tile_then_decompose
 // CHECK: scf.for
 // CHECK-NOT: posenc.attention
-// CHECK: linalg.generic
-// CHECK: math.exp
+// CHECK: %[[ACC:.+]], %{{.+}}, %[[SUM:.+]] = posenc.online_attention {{.*}} causal diagonal
+// CHECK: linalg.generic {{.*}} ins(%[[ACC]], %[[SUM]] :
+// CHECK: arith.divf
 func.func @tile_then_decompose(%q: tensor<1x8x2x16xf32>, %k: tensor<1x8x2x16xf32>, %v: tensor<1x8x2x16xf32>) -> tensor<1x8x2x16xf32> {
   %o = posenc.attention %q, %k, %v causal : tensor<1x8x2x16xf32>, tensor<1x8x2x16xf32>, tensor<1x8x2x16xf32> -> tensor<1x8x2x16xf32>
   return %o : tensor<1x8x2x16xf32>
@@ -106,6 +111,59 @@ module attributes {transform.with_named_sequence} {
   transform.named_sequence @__transform_main(%root: !transform.any_op {transform.readonly}) {
     %a = transform.structured.match ops{["posenc.attention"]} in %root : (!transform.any_op) -> !transform.any_op
     %t, %l = transform.structured.tile_using_for %a tile_sizes [0, 3, 0, 0, 0, 0] : (!transform.any_op) -> (!transform.any_op, !transform.any_op)
+    transform.yield
+  }
+}
+
+// -----
+
+// The FlashAttention loop from upstream tiling alone: attention tiled by
+// heads and decomposed into online_attention from (0, -inf, 0), whose keys
+// are tiled by 5: an scf.for carrying (acc, max, sum), each block an
+// online_attention on its keys with the diagonal moved by -j0.
+// CHECK: #[[$KEYDIAG:.+]] = affine_map<()[s0] -> (-s0 + 2)>
+// CHECK-LABEL: func @flash_loop
+// CHECK: scf.for %[[H:.+]] = %c0 to %c4 step %c2
+// CHECK: %[[ACC0:.+]] = linalg.fill
+// CHECK: %[[MAX0:.+]] = linalg.fill ins(%cst
+// CHECK: %[[SUM0:.+]] = linalg.fill
+// CHECK: %[[STATE:.+]]:3 = scf.for %[[J:.+]] = %c0 to %c12 step %c5 iter_args(%[[A:.+]] = %[[ACC0]], %[[M:.+]] = %[[MAX0]], %[[L:.+]] = %[[SUM0]])
+// CHECK: %[[TK:.+]] = affine.min
+// CHECK: %[[K:.+]] = tensor.extract_slice %{{.+}}[0, %[[J]], 0, 0] [1, %[[TK]], 1, 16]
+// CHECK: %[[D:.+]] = affine.apply #[[$KEYDIAG]]()[%[[J]]]
+// CHECK: posenc.online_attention %{{.+}}, %[[K]], %{{.+}} causal diagonal(%[[D]]) outs(%[[A]], %[[M]], %[[L]])
+// CHECK: scf.yield
+// CHECK: linalg.generic {{.*}} ins(%[[STATE]]#0, %[[STATE]]#2 :
+// CHECK: arith.divf
+func.func @flash_loop(%q: tensor<1x10x4x16xf32>, %k: tensor<1x12x2x16xf32>, %v: tensor<1x12x2x8xf32>) -> tensor<1x10x4x8xf32> {
+  %o = posenc.attention %q, %k, %v causal : tensor<1x10x4x16xf32>, tensor<1x12x2x16xf32>, tensor<1x12x2x8xf32> -> tensor<1x10x4x8xf32>
+  return %o : tensor<1x10x4x8xf32>
+}
+module attributes {transform.with_named_sequence} {
+  transform.named_sequence @__transform_main(%root: !transform.any_op {transform.readonly}) {
+    %a = transform.structured.match ops{["posenc.attention"]} in %root : (!transform.any_op) -> !transform.any_op
+    %t, %l = transform.structured.tile_using_for %a tile_sizes [0, 2, 0, 0, 0, 0] : (!transform.any_op) -> (!transform.any_op, !transform.any_op)
+    %d = transform.structured.decompose_interface %t : (!transform.any_op) -> !transform.any_op
+    %o = transform.structured.match ops{["posenc.online_attention"]} in %root : (!transform.any_op) -> !transform.any_op
+    %t2, %l2 = transform.structured.tile_using_for %o tile_sizes [0, 0, 0, 5, 0, 0] : (!transform.any_op) -> (!transform.any_op, !transform.any_op)
+    transform.yield
+  }
+}
+
+// -----
+
+// online_attention's max and sum are shared by every value dim of a row.
+func.func @negative_online_value_tiles(%q: tensor<1x8x2x16xf32>, %acc: tensor<1x8x2x16xf32>, %m: tensor<1x8x2xf32>) -> tensor<1x8x2x16xf32> {
+  // expected-error@+3 {{to tile operation}}
+  // expected-error@+2 {{failed to generate tiling loops}}
+  // expected-error@+1 {{'posenc.online_attention' op cannot be tiled along the key or value head dims: a row's max and sum are shared by all of them}}
+  %a, %mx, %s = posenc.online_attention %q, %q, %q outs(%acc, %m, %m) : tensor<1x8x2x16xf32>, tensor<1x8x2x16xf32>, tensor<1x8x2x16xf32>, tensor<1x8x2x16xf32>, tensor<1x8x2xf32>, tensor<1x8x2xf32>
+  return %a : tensor<1x8x2x16xf32>
+}
+module attributes {transform.with_named_sequence} {
+  transform.named_sequence @__transform_main(%root: !transform.any_op {transform.readonly}) {
+    %a = transform.structured.match ops{["posenc.online_attention"]} in %root : (!transform.any_op) -> !transform.any_op
+    %t, %l = transform.structured.tile_using_for %a tile_sizes [0, 0, 0, 0, 0, 4] : (!transform.any_op) -> (!transform.any_op, !transform.any_op)
     transform.yield
   }
 }

@@ -7,6 +7,9 @@
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 
+#include "mlir/IR/IRMapping.h"
+
+#include <cmath>
 #include <limits>
 
 using namespace mlir;
@@ -83,14 +86,63 @@ Value attention::normalize(OpBuilder &b, Location loc, Value acc, Value sum) {
                                  arith::DivFOp::create(b, loc, acc, sum));
 }
 
-Value AttentionOp::buildScore(OpBuilder &builder, Location loc, Value scaledDot,
-                              Value bias, ValueRange indices,
-                              Value causalOffset) {
+//===----------------------------------------------------------------------===//
+// The score step of attention and online_attention
+//===----------------------------------------------------------------------===//
+
+namespace {
+template <typename OpT> std::optional<double> scaleOrDefault(OpT op) {
+  if (std::optional<APFloat> s = op.getScale())
+    return s->convertToDouble();
+  int64_t dk = op.getQ().getType().getDimSize(3);
+  if (ShapedType::isDynamic(dk))
+    return std::nullopt;
+  return 1.0 / std::sqrt(double(dk));
+}
+
+template <typename OpT> Block *scoreModBlock(OpT op) {
+  return op.getScoreMod().empty() ? nullptr : &op.getScoreMod().front();
+}
+
+template <typename OpT>
+Value inlineScoreModImpl(OpT op, OpBuilder &builder, Value score,
+                         ValueRange indices) {
+  Block *block = scoreModBlock(op);
+  if (!block)
+    return score;
+  IRMapping map;
+  map.map(block->getArgument(0), score);
+  for (auto [arg, index] :
+       llvm::zip(block->getArguments().drop_front(), indices))
+    map.map(arg, index);
+  for (Operation &inner : block->without_terminator())
+    builder.clone(inner, map);
+  // The yielded value may be defined above the region (a captured value
+  // or a hoisted constant): not in the map, it stands for itself.
+  return map.lookupOrDefault(cast<YieldOp>(block->getTerminator()).getValue());
+}
+
+template <typename OpT>
+SmallVector<Value> globalIndices(OpT op, OpBuilder &builder, Location loc,
+                                 ValueRange indices) {
+  SmallVector<Value> global(indices);
+  // No score_mod: nothing reads them.
+  if (op.getOffsets().empty() || !scoreModBlock(op))
+    return global;
+  for (auto [index, offset] : llvm::zip(global, op.getOffsets()))
+    index = arith::AddIOp::create(builder, loc, index, offset);
+  return global;
+}
+
+template <typename OpT>
+Value buildScoreImpl(OpT op, OpBuilder &builder, Location loc, Value scaledDot,
+                     Value bias, ValueRange indices, Value causalOffset) {
   Value s = scaledDot;
   if (bias)
     s = attention::addBias(builder, loc, s, bias);
-  s = inlineScoreMod(builder, s, buildGlobalIndices(builder, loc, indices));
-  if (getCausal())
+  s = inlineScoreModImpl(op, builder, s,
+                         globalIndices(op, builder, loc, indices));
+  if (op.getCausal())
     s = attention::applyMask(builder, loc,
                              attention::isCausallyMasked(builder, loc,
                                                          indices[2], indices[3],
@@ -99,8 +151,9 @@ Value AttentionOp::buildScore(OpBuilder &builder, Location loc, Value scaledDot,
   return s;
 }
 
-Value AttentionOp::buildDiagonal(OpBuilder &builder, Location loc) {
-  if (Value diagonal = getDiagonal())
+template <typename OpT>
+Value diagonalImpl(OpT op, OpBuilder &builder, Location loc) {
+  if (Value diagonal = op.getDiagonal())
     return diagonal;
   auto dim = [&](Value t, int64_t d) -> Value {
     int64_t size = cast<RankedTensorType>(t.getType()).getDimSize(d);
@@ -108,17 +161,32 @@ Value AttentionOp::buildDiagonal(OpBuilder &builder, Location loc) {
       return arith::ConstantIndexOp::create(builder, loc, size);
     return tensor::DimOp::create(builder, loc, t, d);
   };
-  return arith::SubIOp::create(builder, loc, dim(getK(), 1), dim(getQ(), 1));
+  return arith::SubIOp::create(builder, loc, dim(op.getK(), 1),
+                               dim(op.getQ(), 1));
 }
+} // namespace
 
-SmallVector<Value> AttentionOp::buildGlobalIndices(OpBuilder &builder,
-                                                   Location loc,
-                                                   ValueRange indices) {
-  SmallVector<Value> global(indices);
-  // No score_mod: nothing reads them.
-  if (getOffsets().empty() || !getScoreModBlock())
-    return global;
-  for (auto [index, offset] : llvm::zip(global, getOffsets()))
-    index = arith::AddIOp::create(builder, loc, index, offset);
-  return global;
-}
+#define POSENC_ATTENTION_SCORE_METHODS(OpT)                                    \
+  std::optional<double> OpT::getScaleOrDefault() {                             \
+    return scaleOrDefault(*this);                                              \
+  }                                                                            \
+  Block *OpT::getScoreModBlock() { return scoreModBlock(*this); }              \
+  Value OpT::inlineScoreMod(OpBuilder &builder, Value score,                   \
+                            ValueRange indices) {                              \
+    return inlineScoreModImpl(*this, builder, score, indices);                 \
+  }                                                                            \
+  Value OpT::buildScore(OpBuilder &builder, Location loc, Value scaledDot,     \
+                        Value bias, ValueRange indices, Value causalOffset) {  \
+    return buildScoreImpl(*this, builder, loc, scaledDot, bias, indices,       \
+                          causalOffset);                                       \
+  }                                                                            \
+  Value OpT::buildDiagonal(OpBuilder &builder, Location loc) {                 \
+    return diagonalImpl(*this, builder, loc);                                  \
+  }                                                                            \
+  SmallVector<Value> OpT::buildGlobalIndices(OpBuilder &builder, Location loc, \
+                                             ValueRange indices) {             \
+    return globalIndices(*this, builder, loc, indices);                        \
+  }
+
+POSENC_ATTENTION_SCORE_METHODS(AttentionOp)
+POSENC_ATTENTION_SCORE_METHODS(OnlineAttentionOp)

@@ -593,36 +593,6 @@ LogicalResult RelKeyBiasOp::verify() {
 // AttentionOp
 //===----------------------------------------------------------------------===//
 
-std::optional<double> AttentionOp::getScaleOrDefault() {
-  if (std::optional<APFloat> s = getScale())
-    return s->convertToDouble();
-  int64_t dk = getQ().getType().getDimSize(3);
-  if (ShapedType::isDynamic(dk))
-    return std::nullopt;
-  return 1.0 / std::sqrt(double(dk));
-}
-
-Block *AttentionOp::getScoreModBlock() {
-  return getScoreMod().empty() ? nullptr : &getScoreMod().front();
-}
-
-Value AttentionOp::inlineScoreMod(OpBuilder &builder, Value score,
-                                  ValueRange indices) {
-  Block *block = getScoreModBlock();
-  if (!block)
-    return score;
-  IRMapping map;
-  map.map(block->getArgument(0), score);
-  for (auto [arg, index] :
-       llvm::zip(block->getArguments().drop_front(), indices))
-    map.map(arg, index);
-  for (Operation &op : block->without_terminator())
-    builder.clone(op, map);
-  // The yielded value may be defined above the region (a captured value
-  // or a hoisted constant): not in the map, it stands for itself.
-  return map.lookupOrDefault(cast<YieldOp>(block->getTerminator()).getValue());
-}
-
 /// Checks that `scale`, when given, is usable.
 static LogicalResult verifyScale(Operation *op, std::optional<APFloat> scale) {
   if (!scale)
@@ -707,16 +677,16 @@ LogicalResult AttentionOp::verify() {
   return success();
 }
 
-LogicalResult AttentionOp::verifyRegions() {
-  Block *block = getScoreModBlock();
+/// score_mod takes (score: f32, b, h, i, j: index) and yields an f32.
+static LogicalResult verifyScoreModRegion(Operation *op, Block *block) {
   if (!block)
     return success();
-  Builder b(getContext());
+  Builder b(op->getContext());
   SmallVector<Type> expected = {b.getF32Type(), b.getIndexType(),
                                 b.getIndexType(), b.getIndexType(),
                                 b.getIndexType()};
   if (block->getArgumentTypes() != ArrayRef<Type>(expected)) {
-    InFlightDiagnostic diag = emitOpError()
+    InFlightDiagnostic diag = op->emitOpError()
                               << "score_mod block must take (score: f32, b, "
                                  "h, i, j: index), got (";
     llvm::interleaveComma(block->getArgumentTypes(), diag);
@@ -724,11 +694,85 @@ LogicalResult AttentionOp::verifyRegions() {
   }
   auto yield = dyn_cast<YieldOp>(block->getTerminator());
   if (!yield)
-    return emitOpError() << "score_mod must end with posenc.yield";
+    return op->emitOpError() << "score_mod must end with posenc.yield";
   if (yield.getValue().getType() != b.getF32Type())
-    return emitOpError() << "score_mod must yield an f32 score, got "
-                         << yield.getValue().getType();
+    return op->emitOpError() << "score_mod must yield an f32 score, got "
+                             << yield.getValue().getType();
   return success();
+}
+
+LogicalResult AttentionOp::verifyRegions() {
+  return verifyScoreModRegion(getOperation(), getScoreModBlock());
+}
+
+//===----------------------------------------------------------------------===//
+// OnlineAttentionOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult OnlineAttentionOp::verify() {
+  Operation *op = getOperation();
+  RankedTensorType qTy = getQ().getType(), kTy = getK().getType(),
+                   vTy = getV().getType();
+  if (failed(checkRank(op, "q", qTy, 4, "[B, Sq, Hq, Dk]")) ||
+      failed(checkRank(op, "k", kTy, 4, "[B, Sk, Hkv, Dk]")) ||
+      failed(checkRank(op, "v", vTy, 4, "[B, Sk, Hkv, Dv]")) ||
+      failed(checkRank(op, "acc", getAcc().getType(), 4, "[B, Sq, Hq, Dv]")) ||
+      failed(checkRank(op, "max", getMax().getType(), 3, "[B, Sq, Hq]")) ||
+      failed(checkRank(op, "sum", getSum().getType(), 3, "[B, Sq, Hq]")) ||
+      failed(checkSameElementType(
+          op, {{"q", getQ()}, {"k", getK()}, {"v", getV()}})) ||
+      failed(verifyScale(op, getScale())))
+    return failure();
+  if (failed(checkSameDim(op, "batch size",
+                          {{"q", getQ(), 0},
+                           {"k", getK(), 0},
+                           {"v", getV(), 0},
+                           {"acc", getAcc(), 0},
+                           {"max", getMax(), 0},
+                           {"sum", getSum(), 0}})) ||
+      failed(checkSameDim(op, "query length",
+                          {{"q", getQ(), 1},
+                           {"acc", getAcc(), 1},
+                           {"max", getMax(), 1},
+                           {"sum", getSum(), 1}})) ||
+      failed(checkSameDim(op, "key length",
+                          {{"k", getK(), 1}, {"v", getV(), 1}})) ||
+      failed(checkSameDim(op, "number of query heads",
+                          {{"q", getQ(), 2},
+                           {"acc", getAcc(), 2},
+                           {"max", getMax(), 2},
+                           {"sum", getSum(), 2}})) ||
+      failed(checkSameDim(op, "number of kv heads",
+                          {{"k", getK(), 2}, {"v", getV(), 2}})) ||
+      failed(checkSameDim(op, "key head dim",
+                          {{"q", getQ(), 3}, {"k", getK(), 3}})) ||
+      failed(checkSameDim(op, "value head dim",
+                          {{"v", getV(), 3}, {"acc", getAcc(), 3}})))
+    return failure();
+  int64_t hq = qTy.getDimSize(2), hkv = kTy.getDimSize(2);
+  if (!ShapedType::isDynamic(hq) && !ShapedType::isDynamic(hkv) &&
+      (hkv == 0 || hq % hkv != 0))
+    return emitOpError() << "number of query heads (" << hq
+                         << ") must be a multiple of the number of kv heads ("
+                         << hkv << ")";
+  if (Value bias = getBias()) {
+    RankedTensorType bTy = rankedType(bias);
+    if (bTy.getRank() > 4)
+      return emitOpError() << "bias must have rank <= 4 (broadcast to [B, Hq, "
+                              "Sq, Sk]), got rank "
+                           << bTy.getRank();
+  }
+  if (!getOffsets().empty() && getOffsets().size() != 4)
+    return emitOpError()
+           << "offsets must be (b0, h0, i0, j0): 4 index values, got "
+           << getOffsets().size();
+  if (getDiagonal() && !getCausal())
+    return emitOpError() << "diagonal is only meaningful with causal";
+  return success();
+}
+
+LogicalResult OnlineAttentionOp::verifyRegions() {
+  return verifyScoreModRegion(getOperation(), getScoreModBlock());
 }
 
 //===----------------------------------------------------------------------===//

@@ -1,11 +1,13 @@
 //===- AggregatedOpInterfaceImpl.cpp - attention decomposed ---------------===//
 //
-// posenc.attention's whole-tensor form on linalg, as the op's
-// decomposeOperation: scores S = Q·Kᵀ [B, H, Sq, Sk], the score step
-// (scale, bias, score_mod, causal), row max, weights, row sums, the masked
-// P·V contraction and the normalization, each step the scalar math of
-// AttentionSemantics.h. Simple and O(Sq·Sk) in memory: the reference form
-// for other lowerings and for tiles small enough to hold their scores.
+// decomposeOperation of the attention ops. posenc.attention becomes
+// posenc.online_attention from the initial state (0, -inf, 0) followed by
+// the normalization acc / sum; posenc.online_attention becomes one
+// online-softmax step on linalg: scores S = Q·Kᵀ [B, H, Sq, Sk], the score
+// step (scale, bias, score_mod, causal), the block's row max, the new max
+// and rescale, weights, sums and the masked P·V contraction, each the
+// scalar math of AttentionSemantics.h. O(Sq·Sk) memory per op: tile first
+// (TilingInterfaceImpl.cpp) to bound it.
 //
 //===----------------------------------------------------------------------===//
 
@@ -41,7 +43,9 @@ AffineMap biasMap(MLIRContext *ctx, RankedTensorType biasTy, int64_t numDims,
   return AffineMap::get(numDims, 0, exprs, ctx);
 }
 
-FailureOr<SmallVector<Value>> decomposeAttention(OpBuilder &b, AttentionOp op) {
+/// One online-softmax step on linalg (the op's description, step by step).
+FailureOr<SmallVector<Value>> decomposeOnlineAttention(OpBuilder &b,
+                                                       OnlineAttentionOp op) {
   Location loc = op.getLoc();
   LinalgBuilder e{b, loc};
   MLIRContext *ctx = b.getContext();
@@ -59,7 +63,8 @@ FailureOr<SmallVector<Value>> decomposeAttention(OpBuilder &b, AttentionOp op) {
   using IT = utils::IteratorType;
   Type f32 = b.getF32Type();
   OpFoldResult B = e.dim(q, 0), Sq = e.dim(q, 1), H = e.dim(q, 2),
-               Sk = e.dim(k, 1), Dv = e.dim(v, 3);
+               Sk = e.dim(k, 1);
+  float negInf = -std::numeric_limits<float>::infinity();
 
   // S[b, h, i, j] = Σ_d q[b, i, h, d]·k[b, j, h/G, d].
   Value scores = e.contract(
@@ -68,8 +73,8 @@ FailureOr<SmallVector<Value>> decomposeAttention(OpBuilder &b, AttentionOp op) {
       AffineMap::get(5, 0, {d(0), d(1), d(2), d(3)}, ctx), {B, H, Sq, Sk});
   Type scoresTy = scores.getType();
 
-  // T = scale·S + bias, then score_mod, then the causal mask.
-  Value offset = op.getCausal() ? op.buildDiagonal(b, loc) : Value();
+  // The score step: scale·S + bias, score_mod, causal mask.
+  Value diagonal = op.getCausal() ? op.buildDiagonal(b, loc) : Value();
   SmallVector<Value> inputs = {scores};
   AffineMap id4 = b.getMultiDimIdentityMap(4);
   SmallVector<AffineMap> maps = {id4};
@@ -79,7 +84,6 @@ FailureOr<SmallVector<Value>> decomposeAttention(OpBuilder &b, AttentionOp op) {
         biasMap(ctx, cast<RankedTensorType>(bias.getType()), 4, {0, 1, 2, 3}));
   }
   maps.push_back(id4);
-  float negInf = -std::numeric_limits<float>::infinity();
   Value modified = e.generic(
       scoresTy, inputs, e.empty({B, H, Sq, Sk}, f32), maps,
       SmallVector<IT>(4, IT::parallel),
@@ -89,39 +93,70 @@ FailureOr<SmallVector<Value>> decomposeAttention(OpBuilder &b, AttentionOp op) {
         Value biasAt = inputs.size() == 2 ? n.toF32(args[1]) : Value();
         SmallVector<Value> idx = {n.index(0), n.index(1), n.index(2),
                                   n.index(3)};
-        yieldValues(nb, nl, op.buildScore(nb, nl, s, biasAt, idx, offset));
+        yieldValues(nb, nl, op.buildScore(nb, nl, s, biasAt, idx, diagonal));
       });
 
-  // Row max, then weights exp(s - shift) (AttentionSemantics.h).
-  AffineMap rowMap = AffineMap::get(4, 0, {d(0), d(1), d(2)}, ctx);
+  // Row state [B, Sq, H] from score space (b, h, i, j).
+  AffineMap rowMap = AffineMap::get(4, 0, {d(0), d(2), d(1)}, ctx);
   SmallVector<IT> rowIts = {IT::parallel, IT::parallel, IT::parallel,
                             IT::reduction};
-  Value mInit = e.filled({B, H, Sq}, e.cF32(negInf));
-  Value rowMax = e.generic(
+  Value mInit = e.filled({B, Sq, H}, e.cF32(negInf));
+  Value blockMax = e.generic(
       mInit.getType(), modified, mInit, {id4, rowMap}, rowIts,
       [&](OpBuilder &nb, Location nl, ValueRange args) {
         yieldValues(nb, nl, attention::combineMax(nb, nl, args[0], args[1]));
       });
+  // m' = max(m, block max) and α = exp(m - shift(m')). Every update of
+  // the state writes into the outs it replaces, so that bufferization keeps
+  // a loop over key blocks in place.
+  AffineMap id3 = b.getMultiDimIdentityMap(3);
+  auto stateTy = cast<RankedTensorType>(op.getMax().getType());
+  auto update = linalg::GenericOp::create(
+      b, loc, TypeRange{stateTy, blockMax.getType()}, ValueRange{blockMax},
+      ValueRange{op.getMax(), e.empty(e.sizes(op.getMax()), f32)},
+      ArrayRef<AffineMap>{id3, id3, id3}, SmallVector<IT>(3, IT::parallel),
+      [&](OpBuilder &nb, Location nl, ValueRange args) {
+        Value mNew = attention::combineMax(nb, nl, args[1], args[0]);
+        Value alpha = math::ExpOp::create(
+            nb, nl,
+            arith::SubFOp::create(nb, nl, args[1],
+                                  attention::softmaxShift(nb, nl, mNew)));
+        yieldValues(nb, nl, ValueRange{mNew, alpha});
+      });
+  Value mNew = update.getResult(0), alpha = update.getResult(1);
   Value probs = e.generic(
-      scoresTy, {modified, rowMax}, e.empty({B, H, Sq, Sk}, f32),
+      scoresTy, {modified, mNew}, e.empty({B, H, Sq, Sk}, f32),
       {id4, rowMap, id4}, SmallVector<IT>(4, IT::parallel),
       [&](OpBuilder &nb, Location nl, ValueRange args) {
         Value shift = attention::softmaxShift(nb, nl, args[1]);
         yieldValues(nb, nl, attention::softmaxWeight(nb, nl, args[0], shift));
       });
-  Value lInit = e.filled({B, H, Sq}, e.cF32(0.0f));
-  Value rowSum = e.generic(
-      lInit.getType(), probs, lInit, {id4, rowMap}, rowIts,
+  // sum' = α·sum + Σ_j p.
+  Value sumScaled = e.generic(
+      stateTy, alpha, op.getSum(), {id3, id3}, SmallVector<IT>(3, IT::parallel),
+      [&](OpBuilder &nb, Location nl, ValueRange args) {
+        yieldValues(nb, nl, arith::MulFOp::create(nb, nl, args[0], args[1]));
+      });
+  Value sumNew = e.generic(
+      stateTy, probs, sumScaled, {id4, rowMap}, rowIts,
       [&](OpBuilder &nb, Location nl, ValueRange args) {
         yieldValues(nb, nl, arith::AddFOp::create(nb, nl, args[0], args[1]));
       });
 
-  // O[b, i, h, e] = Σ_j P[b, h, i, j]·v[b, j, h/G, e], masked weights
+  // acc' = α·acc + Σ_j P[b, h, i, j]·v[b, j, h/G, e], masked weights
   // skipped. Dims (b, i, h, j, e): the value dim e innermost, so the loop
-  // is an axpy over contiguous rows of v and of the output.
-  Value accInit = e.filled({B, Sq, H, Dv}, e.cF32(0.0f));
-  Value acc = e.generic(
-      accInit.getType(), {probs, v}, accInit,
+  // is an axpy over contiguous rows of v and of the accumulator.
+  auto accTy = cast<RankedTensorType>(op.getAcc().getType());
+  AffineMap id4acc = b.getMultiDimIdentityMap(4);
+  Value accScaled = e.generic(
+      accTy, alpha, op.getAcc(),
+      {AffineMap::get(4, 0, {d(0), d(1), d(2)}, ctx), id4acc},
+      SmallVector<IT>(4, IT::parallel),
+      [&](OpBuilder &nb, Location nl, ValueRange args) {
+        yieldValues(nb, nl, arith::MulFOp::create(nb, nl, args[0], args[1]));
+      });
+  Value accNew = e.generic(
+      accTy, {probs, v}, accScaled,
       {AffineMap::get(5, 0, {d(0), d(2), d(1), d(3)}, ctx),
        AffineMap::get(5, 0, {d(0), d(3), d(2).floorDiv(group), d(4)}, ctx),
        AffineMap::get(5, 0, {d(0), d(1), d(2), d(4)}, ctx)},
@@ -132,19 +167,56 @@ FailureOr<SmallVector<Value>> decomposeAttention(OpBuilder &b, AttentionOp op) {
                     attention::accumulateWeighted(nb, nl, args[0],
                                                   n.toF32(args[1]), args[2]));
       });
+  return SmallVector<Value>{accNew, mNew, sumNew};
+}
+
+/// attention = online_attention from (0, -inf, 0) over all keys, then
+/// acc / sum (0 for a row that sees no key).
+FailureOr<SmallVector<Value>> decomposeAttention(OpBuilder &b, AttentionOp op) {
+  // Checked here too, so that the op the user wrote is the one named.
+  if (op.getQ().getType().isDynamicDim(2) ||
+      op.getK().getType().isDynamicDim(2) || !op.getScaleOrDefault())
+    return failure();
+  Location loc = op.getLoc();
+  LinalgBuilder e{b, loc};
+  SmallVector<OpFoldResult> rows = {e.dim(op.getQ(), 0), e.dim(op.getQ(), 1),
+                                    e.dim(op.getQ(), 2)};
+  SmallVector<OpFoldResult> accSizes = rows;
+  accSizes.push_back(e.dim(op.getV(), 3));
+  Value acc = e.filled(accSizes, e.cF32(0.0f));
+  Value max = e.filled(rows, e.cF32(-std::numeric_limits<float>::infinity()));
+  Value sum = e.filled(rows, e.cF32(0.0f));
+  SmallVector<Value> offsets(op.getOffsets());
+  if (!offsets.empty())
+    offsets.push_back(e.cIndex(0));
+  auto online = OnlineAttentionOp::create(
+      b, loc, TypeRange{acc.getType(), max.getType(), sum.getType()}, op.getQ(),
+      op.getK(), op.getV(), op.getBias(), op.getDiagonal(), offsets, acc, max,
+      sum, op.getScaleAttr(), op.getCausalAttr());
+  if (!op.getScoreMod().empty())
+    b.cloneRegionBefore(op.getScoreMod(), online.getScoreMod(),
+                        online.getScoreMod().end());
   RankedTensorType rTy = op.getResult().getType();
   Type elemTy = rTy.getElementType();
+  Value init = e.empty(accSizes, elemTy);
+  MLIRContext *ctx = b.getContext();
+  AffineMap id4 = b.getMultiDimIdentityMap(4);
+  AffineMap row =
+      AffineMap::get(4, 0,
+                     {getAffineDimExpr(0, ctx), getAffineDimExpr(1, ctx),
+                      getAffineDimExpr(2, ctx)},
+                     ctx);
   Value result = e.generic(
-      rTy, {acc, rowSum}, e.empty({B, Sq, H, Dv}, elemTy),
-      {id4, AffineMap::get(4, 0, {d(0), d(2), d(1)}, ctx), id4},
-      SmallVector<IT>(4, IT::parallel),
+      init.getType(), {online.getResultAcc(), online.getResultSum()}, init,
+      {id4, row, id4},
+      SmallVector<utils::IteratorType>(4, utils::IteratorType::parallel),
       [&](OpBuilder &nb, Location nl, ValueRange args) {
         LinalgBuilder n{nb, nl};
         yieldValues(nb, nl,
                     n.fromFloat(attention::normalize(nb, nl, args[0], args[1]),
                                 elemTy));
       });
-  return SmallVector<Value>{e.castTo(result, op.getType())};
+  return SmallVector<Value>{e.castTo(result, rTy)};
 }
 
 struct AttentionAggregatedOpInterface
@@ -155,6 +227,15 @@ struct AttentionAggregatedOpInterface
     return decomposeAttention(b, cast<AttentionOp>(op));
   }
 };
+
+struct OnlineAttentionAggregatedOpInterface
+    : linalg::AggregatedOpInterface::ExternalModel<
+          OnlineAttentionAggregatedOpInterface, OnlineAttentionOp> {
+  FailureOr<SmallVector<Value>> decomposeOperation(Operation *op,
+                                                   OpBuilder &b) const {
+    return decomposeOnlineAttention(b, cast<OnlineAttentionOp>(op));
+  }
+};
 } // namespace
 
 void mlir::posenc::registerAggregatedOpInterfaceExternalModels(
@@ -163,5 +244,7 @@ void mlir::posenc::registerAggregatedOpInterfaceExternalModels(
     ctx->loadDialect<arith::ArithDialect, linalg::LinalgDialect,
                      math::MathDialect, tensor::TensorDialect>();
     AttentionOp::attachInterface<AttentionAggregatedOpInterface>(*ctx);
+    OnlineAttentionOp::attachInterface<OnlineAttentionAggregatedOpInterface>(
+        *ctx);
   });
 }

@@ -41,14 +41,11 @@ bool coversAll(OpFoldResult offset, OpFoldResult size, OpFoldResult full) {
 /// keeps the GQA mapping h -> h / (Hq / Hkv) inside it: the head tile
 /// divides or is a multiple of the group.
 FailureOr<std::pair<OpFoldResult, OpFoldResult>>
-kvHeadSlice(OpBuilder &b, Location loc, AttentionOp op, OpFoldResult h0,
+kvHeadSlice(OpBuilder &b, Location loc, int64_t hq, int64_t hkv,
+            OpFoldResult fullHq, OpFoldResult fullHkv, OpFoldResult h0,
             OpFoldResult size) {
-  int64_t hq = op.getQ().getType().getDimSize(2);
-  int64_t hkv = op.getK().getType().getDimSize(2);
-  OpFoldResult fullHq = tensor::getMixedSize(b, loc, op.getQ(), 2);
   if (coversAll(h0, size, fullHq))
-    return std::make_pair(OpFoldResult(b.getIndexAttr(0)),
-                          tensor::getMixedSize(b, loc, op.getK(), 2));
+    return std::make_pair(OpFoldResult(b.getIndexAttr(0)), fullHkv);
   if (ShapedType::isDynamic(hq) || ShapedType::isDynamic(hkv))
     return failure();
   int64_t group = hq / hkv;
@@ -64,6 +61,117 @@ kvHeadSlice(OpBuilder &b, Location loc, AttentionOp op, OpFoldResult h0,
   return std::make_pair(first, OpFoldResult(b.getIndexAttr(count)));
 }
 
+/// The slices of one tile's operands, shared by both ops.
+struct TileOperands {
+  Value q, k, v, bias, diagonal;
+  SmallVector<Value> offsets;
+  SmallVector<Operation *> slices;
+};
+
+template <typename OpT>
+SmallVector<Range> attentionDomain(OpT op, OpBuilder &b) {
+  Location loc = op.getLoc();
+  auto size = [&](Value t, int64_t d) {
+    return tensor::getMixedSize(b, loc, t, d);
+  };
+  OpFoldResult zero = b.getIndexAttr(0), one = b.getIndexAttr(1);
+  SmallVector<OpFoldResult> sizes = {size(op.getQ(), 0), size(op.getQ(), 2),
+                                     size(op.getQ(), 1), size(op.getK(), 1),
+                                     size(op.getQ(), 3), size(op.getV(), 3)};
+  return llvm::map_to_vector(sizes, [&](OpFoldResult s) {
+    return Range{zero, s, one};
+  });
+}
+
+/// Slices q, k, v and the bias for the tile (offsets, sizes) of the
+/// iteration domain, with the tile's causal diagonal (moved by its first
+/// query and key) and score_mod offsets (the untiled op's plus the tile's
+/// first b, h, i and, for online_attention, j).
+template <typename OpT>
+FailureOr<TileOperands>
+sliceOperands(OpT op, OpBuilder &b, ArrayRef<OpFoldResult> offsets,
+              ArrayRef<OpFoldResult> sizes, bool keysTiled) {
+  Location loc = op.getLoc();
+  SmallVector<Range> domain = attentionDomain(op, b);
+  FailureOr<std::pair<OpFoldResult, OpFoldResult>> kv = kvHeadSlice(
+      b, loc, op.getQ().getType().getDimSize(2),
+      op.getK().getType().getDimSize(2),
+      tensor::getMixedSize(b, loc, op.getQ(), 2),
+      tensor::getMixedSize(b, loc, op.getK(), 2), offsets[kH], sizes[kH]);
+  if (failed(kv))
+    return op->emitOpError()
+           << "head tile must be static and divide or be a multiple of the "
+              "GQA group (Hq / Hkv), with static head counts";
+  TileOperands t;
+  auto slice = [&](Value src, ArrayRef<OpFoldResult> offs,
+                   ArrayRef<OpFoldResult> szs) -> Value {
+    SmallVector<OpFoldResult> strides(offs.size(), b.getIndexAttr(1));
+    auto s = tensor::ExtractSliceOp::create(b, loc, src, offs, szs, strides);
+    t.slices.push_back(s);
+    return s.getResult();
+  };
+  OpFoldResult zero = b.getIndexAttr(0);
+  OpFoldResult j0 = keysTiled ? offsets[kJ] : zero;
+  OpFoldResult js = keysTiled ? sizes[kJ] : domain[kJ].size;
+  t.q = slice(op.getQ(), {offsets[kB], offsets[kI], offsets[kH], zero},
+              {sizes[kB], sizes[kI], sizes[kH], domain[kD].size});
+  t.k = slice(op.getK(), {offsets[kB], j0, kv->first, zero},
+              {sizes[kB], js, kv->second, domain[kD].size});
+  t.v = slice(op.getV(), {offsets[kB], j0, kv->first, offsets[kE]},
+              {sizes[kB], js, kv->second, sizes[kE]});
+  if (Value full = op.getBias()) {
+    // Right-aligned broadcast to (b, h, i, j); a static 1 stays 1.
+    auto ty = cast<RankedTensorType>(full.getType());
+    OpFoldResult tileOffsets[4] = {offsets[kB], offsets[kH], offsets[kI], j0};
+    OpFoldResult tileSizes[4] = {sizes[kB], sizes[kH], sizes[kI], js};
+    SmallVector<OpFoldResult> offs, szs;
+    for (int64_t d = 0, r = ty.getRank(); d < r; ++d) {
+      bool broadcast = ty.getDimSize(d) == 1;
+      offs.push_back(broadcast ? zero : tileOffsets[4 - r + d]);
+      szs.push_back(broadcast ? OpFoldResult(b.getIndexAttr(1))
+                              : tileSizes[4 - r + d]);
+    }
+    t.bias = slice(full, offs, szs);
+  }
+  // Key j of the tile is j0 + j: the diagonal moves by i0 - j0.
+  if (op.getCausal()) {
+    AffineExpr d0, s0, s1;
+    bindDims(b.getContext(), d0);
+    bindSymbols(b.getContext(), s0, s1);
+    t.diagonal = getValueOrCreateConstantIndexOp(
+        b, loc,
+        affine::makeComposedFoldedAffineApply(
+            b, loc, AffineMap::get(1, 2, d0 + s0 - s1),
+            {op.buildDiagonal(b, loc), offsets[kI], j0}));
+  }
+  if (op.getScoreModBlock()) {
+    SmallVector<OpFoldResult> first = {offsets[kB], offsets[kH], offsets[kI]};
+    if (keysTiled)
+      first.push_back(j0);
+    for (auto [n, o] : llvm::enumerate(first)) {
+      Value v = getValueOrCreateConstantIndexOp(b, loc, o);
+      if (!op.getOffsets().empty())
+        v = arith::AddIOp::create(b, loc, op.getOffsets()[n], v);
+      t.offsets.push_back(v);
+    }
+  }
+  return t;
+}
+
+/// The tile's score_mod: a copy of the untiled op's.
+void cloneScoreMod(OpBuilder &b, Region &from, Region &to) {
+  // (cloneRegionBefore reads the first block when a listener is set.)
+  if (!from.empty())
+    b.cloneRegionBefore(from, to, to.end());
+}
+
+RankedTensorType tileType(ArrayRef<OpFoldResult> sizes, Type elemTy) {
+  SmallVector<int64_t> shape;
+  SmallVector<Value> dynamic;
+  dispatchIndexOpFoldResults(sizes, dynamic, shape);
+  return RankedTensorType::get(shape, elemTy);
+}
+
 struct AttentionTilingInterface
     : TilingInterface::ExternalModel<AttentionTilingInterface, AttentionOp> {
   SmallVector<IT> getLoopIteratorTypes(Operation *) const {
@@ -72,18 +180,7 @@ struct AttentionTilingInterface
   }
 
   SmallVector<Range> getIterationDomain(Operation *op, OpBuilder &b) const {
-    auto attn = cast<AttentionOp>(op);
-    Location loc = op->getLoc();
-    auto size = [&](Value t, int64_t d) {
-      return tensor::getMixedSize(b, loc, t, d);
-    };
-    OpFoldResult zero = b.getIndexAttr(0), one = b.getIndexAttr(1);
-    SmallVector<OpFoldResult> sizes = {
-        size(attn.getQ(), 0), size(attn.getQ(), 2), size(attn.getQ(), 1),
-        size(attn.getK(), 1), size(attn.getQ(), 3), size(attn.getV(), 3)};
-    return llvm::map_to_vector(sizes, [&](OpFoldResult s) {
-      return Range{zero, s, one};
-    });
+    return attentionDomain(cast<AttentionOp>(op), b);
   }
 
   FailureOr<TilingResult>
@@ -91,84 +188,25 @@ struct AttentionTilingInterface
                          ArrayRef<OpFoldResult> offsets,
                          ArrayRef<OpFoldResult> sizes) const {
     auto attn = cast<AttentionOp>(op);
-    Location loc = op->getLoc();
     SmallVector<Range> domain = getIterationDomain(op, b);
     if (!coversAll(offsets[kJ], sizes[kJ], domain[kJ].size) ||
         !coversAll(offsets[kD], sizes[kD], domain[kD].size))
       return op->emitOpError()
              << "cannot be tiled along keys or the key head dim: its softmax "
-                "spans every key of a row";
-    FailureOr<std::pair<OpFoldResult, OpFoldResult>> kv =
-        kvHeadSlice(b, loc, attn, offsets[kH], sizes[kH]);
-    if (failed(kv))
-      return op->emitOpError()
-             << "head tile must be static and divide or be a multiple of the "
-                "GQA group (Hq / Hkv), with static head counts";
-
-    SmallVector<Operation *> slices;
-    auto slice = [&](Value src, ArrayRef<OpFoldResult> offs,
-                     ArrayRef<OpFoldResult> szs) -> Value {
-      SmallVector<OpFoldResult> strides(offs.size(), b.getIndexAttr(1));
-      auto s = tensor::ExtractSliceOp::create(b, loc, src, offs, szs, strides);
-      slices.push_back(s);
-      return s.getResult();
-    };
-    OpFoldResult zero = b.getIndexAttr(0);
-    Value q = slice(attn.getQ(), {offsets[kB], offsets[kI], offsets[kH], zero},
-                    {sizes[kB], sizes[kI], sizes[kH], domain[kD].size});
-    Value k = slice(attn.getK(), {offsets[kB], zero, kv->first, zero},
-                    {sizes[kB], domain[kJ].size, kv->second, domain[kD].size});
-    Value v = slice(attn.getV(), {offsets[kB], zero, kv->first, offsets[kE]},
-                    {sizes[kB], domain[kJ].size, kv->second, sizes[kE]});
-    Value bias;
-    if (Value full = attn.getBias()) {
-      // Right-aligned broadcast to (b, h, i, j); a static 1 stays 1.
-      auto ty = cast<RankedTensorType>(full.getType());
-      unsigned scoreDims[4] = {kB, kH, kI, kJ};
-      SmallVector<OpFoldResult> offs, szs;
-      for (int64_t d = 0, r = ty.getRank(); d < r; ++d) {
-        unsigned it = scoreDims[4 - r + d];
-        bool broadcast = ty.getDimSize(d) == 1;
-        offs.push_back(broadcast ? zero : offsets[it]);
-        szs.push_back(broadcast ? OpFoldResult(b.getIndexAttr(1))
-                                : (it == kJ ? domain[kJ].size : sizes[it]));
-      }
-      bias = slice(full, offs, szs);
-    }
-
-    // The tile's causal diagonal: the untiled one plus its first query.
-    Value diagonal;
-    if (attn.getCausal())
-      diagonal = arith::AddIOp::create(
-          b, loc, attn.buildDiagonal(b, loc),
-          getValueOrCreateConstantIndexOp(b, loc, offsets[kI]));
-    // score_mod's indices: the untiled op's offsets plus the tile's.
-    SmallVector<Value> tileOffsets;
-    if (attn.getScoreModBlock()) {
-      const unsigned dims[3] = {kB, kH, kI};
-      for (auto [n, dim] : llvm::enumerate(dims)) {
-        Value o = getValueOrCreateConstantIndexOp(b, loc, offsets[dim]);
-        if (!attn.getOffsets().empty())
-          o = arith::AddIOp::create(b, loc, attn.getOffsets()[n], o);
-        tileOffsets.push_back(o);
-      }
-    }
-
-    SmallVector<int64_t> shape;
-    SmallVector<Value> dynamic;
-    dispatchIndexOpFoldResults({sizes[kB], sizes[kI], sizes[kH], sizes[kE]},
-                               dynamic, shape);
-    auto resultTy = RankedTensorType::get(
-        shape, attn.getResult().getType().getElementType());
-    auto tiled = AttentionOp::create(b, loc, resultTy, q, k, v, bias, diagonal,
-                                     tileOffsets, attn.getScaleAttr(),
-                                     attn.getCausalAttr());
+                "spans every key of a row (tile posenc.online_attention)";
+    FailureOr<TileOperands> t =
+        sliceOperands(attn, b, offsets, sizes, /*keysTiled=*/false);
+    if (failed(t))
+      return failure();
+    auto tiled = AttentionOp::create(
+        b, op->getLoc(),
+        tileType({sizes[kB], sizes[kI], sizes[kH], sizes[kE]},
+                 attn.getResult().getType().getElementType()),
+        t->q, t->k, t->v, t->bias, t->diagonal, t->offsets, attn.getScaleAttr(),
+        attn.getCausalAttr());
     // An omitted scale defaults from Dk, which tiling never changes.
-    // (cloneRegionBefore reads the first block when a listener is set.)
-    if (!attn.getScoreMod().empty())
-      b.cloneRegionBefore(attn.getScoreMod(), tiled.getScoreMod(),
-                          tiled.getScoreMod().end());
-    return TilingResult{{tiled}, {tiled.getResult()}, slices};
+    cloneScoreMod(b, attn.getScoreMod(), tiled.getScoreMod());
+    return TilingResult{{tiled}, {tiled.getResult()}, t->slices};
   }
 
   LogicalResult getResultTilePosition(
@@ -194,17 +232,114 @@ struct AttentionTilingInterface
   }
 };
 
-struct AttentionReifyShapes
-    : ReifyRankedShapedTypeOpInterface::ExternalModel<AttentionReifyShapes,
-                                                      AttentionOp> {
+/// online_attention: keys are a reduction that accumulates into outs, so
+/// tiling them is the FlashAttention loop over key blocks.
+struct OnlineAttentionTilingInterface
+    : TilingInterface::ExternalModel<OnlineAttentionTilingInterface,
+                                     OnlineAttentionOp> {
+  SmallVector<IT> getLoopIteratorTypes(Operation *) const {
+    return {IT::parallel,  IT::parallel,  IT::parallel,
+            IT::reduction, IT::reduction, IT::parallel};
+  }
+
+  SmallVector<Range> getIterationDomain(Operation *op, OpBuilder &b) const {
+    return attentionDomain(cast<OnlineAttentionOp>(op), b);
+  }
+
+  FailureOr<TilingResult>
+  getTiledImplementation(Operation *op, OpBuilder &b,
+                         ArrayRef<OpFoldResult> offsets,
+                         ArrayRef<OpFoldResult> sizes) const {
+    auto attn = cast<OnlineAttentionOp>(op);
+    Location loc = op->getLoc();
+    SmallVector<Range> domain = getIterationDomain(op, b);
+    // Every value dim of a row shares its max and sum: a tile of them would
+    // rescale the state once per tile.
+    if (!coversAll(offsets[kD], sizes[kD], domain[kD].size) ||
+        !coversAll(offsets[kE], sizes[kE], domain[kE].size))
+      return op->emitOpError()
+             << "cannot be tiled along the key or value head dims: a row's "
+                "max and sum are shared by all of them";
+    FailureOr<TileOperands> t =
+        sliceOperands(attn, b, offsets, sizes, /*keysTiled=*/true);
+    if (failed(t))
+      return failure();
+    SmallVector<OpFoldResult> rowOffsets = {offsets[kB], offsets[kI],
+                                            offsets[kH]};
+    SmallVector<OpFoldResult> rowSizes = {sizes[kB], sizes[kI], sizes[kH]};
+    auto state = [&](Value src, bool withDv) -> Value {
+      SmallVector<OpFoldResult> offs = rowOffsets, szs = rowSizes;
+      if (withDv) {
+        offs.push_back(b.getIndexAttr(0));
+        szs.push_back(domain[kE].size);
+      }
+      SmallVector<OpFoldResult> strides(offs.size(), b.getIndexAttr(1));
+      auto s = tensor::ExtractSliceOp::create(b, loc, src, offs, szs, strides);
+      t->slices.push_back(s);
+      return s.getResult();
+    };
+    Value acc = state(attn.getAcc(), true);
+    Value max = state(attn.getMax(), false);
+    Value sum = state(attn.getSum(), false);
+    auto tiled = OnlineAttentionOp::create(
+        b, loc, TypeRange{acc.getType(), max.getType(), sum.getType()}, t->q,
+        t->k, t->v, t->bias, t->diagonal, t->offsets, acc, max, sum,
+        attn.getScaleAttr(), attn.getCausalAttr());
+    cloneScoreMod(b, attn.getScoreMod(), tiled.getScoreMod());
+    return TilingResult{
+        {tiled}, SmallVector<Value>(tiled->getResults()), t->slices};
+  }
+
+  LogicalResult
+  getResultTilePosition(Operation *, OpBuilder &, unsigned resultNumber,
+                        ArrayRef<OpFoldResult> offsets,
+                        ArrayRef<OpFoldResult> sizes,
+                        SmallVector<OpFoldResult> &resultOffsets,
+                        SmallVector<OpFoldResult> &resultSizes) const {
+    // acc is [B, Sq, Hq, Dv] (dims b, i, h, e); max and sum [B, Sq, Hq].
+    resultOffsets = {offsets[kB], offsets[kI], offsets[kH]};
+    resultSizes = {sizes[kB], sizes[kI], sizes[kH]};
+    if (resultNumber == 0) {
+      resultOffsets.push_back(offsets[kE]);
+      resultSizes.push_back(sizes[kE]);
+    }
+    return success();
+  }
+
+  FailureOr<TilingResult>
+  generateResultTileValue(Operation *op, OpBuilder &b, unsigned,
+                          ArrayRef<OpFoldResult> offsets,
+                          ArrayRef<OpFoldResult> sizes) const {
+    SmallVector<Range> domain = getIterationDomain(op, b);
+    OpFoldResult zero = b.getIndexAttr(0);
+    return getTiledImplementation(
+        op, b, {offsets[0], offsets[2], offsets[1], zero, zero, zero},
+        {sizes[0], sizes[2], sizes[1], domain[kJ].size, domain[kD].size,
+         domain[kE].size});
+  }
+};
+
+template <typename OpT>
+struct ReifyAttentionShapes
+    : ReifyRankedShapedTypeOpInterface::ExternalModel<ReifyAttentionShapes<OpT>,
+                                                      OpT> {
   LogicalResult reifyResultShapes(Operation *op, OpBuilder &b,
                                   ReifiedRankedShapedTypeDims &shapes) const {
-    auto attn = cast<AttentionOp>(op);
-    Location loc = op->getLoc();
-    shapes.push_back({tensor::getMixedSize(b, loc, attn.getQ(), 0),
-                      tensor::getMixedSize(b, loc, attn.getQ(), 1),
-                      tensor::getMixedSize(b, loc, attn.getQ(), 2),
-                      tensor::getMixedSize(b, loc, attn.getV(), 3)});
+    for (Value result : op->getResults())
+      shapes.push_back(tensor::getMixedSizes(b, op->getLoc(), result));
+    if (auto attn = dyn_cast<AttentionOp>(op)) {
+      Location loc = op->getLoc();
+      shapes[0] = {tensor::getMixedSize(b, loc, attn.getQ(), 0),
+                   tensor::getMixedSize(b, loc, attn.getQ(), 1),
+                   tensor::getMixedSize(b, loc, attn.getQ(), 2),
+                   tensor::getMixedSize(b, loc, attn.getV(), 3)};
+    } else {
+      // Destination-style: the results have the shapes of the outs.
+      shapes.clear();
+      auto online = cast<OnlineAttentionOp>(op);
+      for (Value init : {online.getAcc(), online.getMax(), online.getSum()})
+        shapes.push_back(tensor::getMixedSizes(b, op->getLoc(), init));
+    }
     return success();
   }
 };
@@ -216,6 +351,9 @@ void mlir::posenc::registerTilingInterfaceExternalModels(
     ctx->loadDialect<arith::ArithDialect, affine::AffineDialect,
                      tensor::TensorDialect>();
     AttentionOp::attachInterface<AttentionTilingInterface>(*ctx);
-    AttentionOp::attachInterface<AttentionReifyShapes>(*ctx);
+    AttentionOp::attachInterface<ReifyAttentionShapes<AttentionOp>>(*ctx);
+    OnlineAttentionOp::attachInterface<OnlineAttentionTilingInterface>(*ctx);
+    OnlineAttentionOp::attachInterface<ReifyAttentionShapes<OnlineAttentionOp>>(
+        *ctx);
   });
 }

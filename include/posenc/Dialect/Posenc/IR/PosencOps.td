@@ -7,6 +7,7 @@ include "posenc/Dialect/Posenc/IR/PosencAttrs.td"
 include "mlir/IR/CommonAttrConstraints.td"
 include "mlir/IR/CommonTypeConstraints.td"
 include "mlir/Interfaces/ControlFlowInterfaces.td"
+include "mlir/Interfaces/DestinationStyleOpInterface.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 
 //===----------------------------------------------------------------------===//
@@ -277,6 +278,34 @@ def Posenc_RelKeyBiasOp : Posenc_Op<"rel_key_bias", [Pure]> {
 // AttentionOp
 //===----------------------------------------------------------------------===//
 
+// The score step shared by attention and online_attention (defined in
+// AttentionSemantics.cpp for both).
+defvar AttentionScoreMethods = [{
+    /// `scale` when given, else 1/sqrt(Dk); std::nullopt when Dk is
+    /// dynamic and no scale is given.
+    std::optional<double> getScaleOrDefault();
+    /// The score_mod block, or null when the region is empty.
+    Block *getScoreModBlock();
+    /// Clones the score_mod body at `builder`'s insertion point with the
+    /// block arguments bound to `score` and `indices` (b, h, i, j); returns
+    /// the modified score (`score` itself when there is no score_mod).
+    Value inlineScoreMod(OpBuilder &builder, Value score, ValueRange indices);
+    /// The score step at global `indices` (b, h, i, j): `scaledDot` =
+    /// scale·(q_i·k_j) in f32, plus `bias` (f32 at those indices, or
+    /// null), then score_mod, then the causal mask with `causalOffset` =
+    /// Sk - Sq (null when not causal). -inf marks a masked key
+    /// (AttentionSemantics.h).
+    Value buildScore(OpBuilder &builder, Location loc, Value scaledDot,
+                     Value bias, ValueRange indices, Value causalOffset);
+    /// The causal diagonal as an index value: `diagonal` when given, else
+    /// Sk - Sq, built at `builder`'s insertion point.
+    Value buildDiagonal(OpBuilder &builder, Location loc);
+    /// `indices` (b, h, i, j) of this op shifted by `offsets` to the
+    /// indices score_mod sees.
+    SmallVector<Value> buildGlobalIndices(OpBuilder &builder, Location loc,
+                                          ValueRange indices);
+  }];
+
 def Posenc_AttentionOp : Posenc_Op<"attention", [
     RecursiveMemoryEffects, RecursivelySpeculatable,
     AttrSizedOperandSegments]> {
@@ -346,35 +375,90 @@ def Posenc_AttentionOp : Posenc_Op<"attention", [
   }];
   let hasVerifier = 1;
   let hasRegionVerifier = 1;
-  let extraClassDeclaration = [{
-    /// `scale` when given, else 1/sqrt(Dk); std::nullopt when Dk is
-    /// dynamic and no scale is given.
-    std::optional<double> getScaleOrDefault();
-    /// The score_mod block, or null when the region is empty.
-    Block *getScoreModBlock();
-    /// Clones the score_mod body at `builder`'s insertion point with the
-    /// block arguments bound to `score` and `indices` (b, h, i, j); returns
-    /// the modified score (`score` itself when there is no score_mod).
-    Value inlineScoreMod(OpBuilder &builder, Value score, ValueRange indices);
-    /// The score step at global `indices` (b, h, i, j): `scaledDot` =
-    /// scale·(q_i·k_j) in f32, plus `bias` (f32 at those indices, or
-    /// null), then score_mod, then the causal mask with `causalOffset` =
-    /// Sk - Sq (null when not causal). -inf marks a masked key
-    /// (AttentionSemantics.h).
-    Value buildScore(OpBuilder &builder, Location loc, Value scaledDot,
-                     Value bias, ValueRange indices, Value causalOffset);
-    /// The causal diagonal as an index value: `diagonal` when given, else
-    /// Sk - Sq, built at `builder`'s insertion point.
-    Value buildDiagonal(OpBuilder &builder, Location loc);
-    /// `indices` (b, h, i, j) of this op shifted by `offsets` to the
-    /// indices score_mod sees.
-    SmallVector<Value> buildGlobalIndices(OpBuilder &builder, Location loc,
-                                          ValueRange indices);
+  let extraClassDeclaration = AttentionScoreMethods;
+}
+
+//===----------------------------------------------------------------------===//
+// OnlineAttentionOp
+//===----------------------------------------------------------------------===//
+
+def Posenc_F32Tensor : RankedTensorOf<[F32]>;
+
+def Posenc_OnlineAttentionOp : Posenc_Op<"online_attention", [
+    RecursiveMemoryEffects, RecursivelySpeculatable, AttrSizedOperandSegments,
+    DestinationStyleOpInterface,
+    AllTypesMatch<["acc", "result_acc"]>, AllTypesMatch<["max", "result_max"]>,
+    AllTypesMatch<["sum", "result_sum"]>]> {
+  let summary = "One online-softmax step of attention over a block of keys";
+  let description = [{
+    The flash-attention recurrence as an op: `q`, `k`, `v`, `bias`,
+    `scale`, `causal`, `diagonal` and `score_mod` as in `posenc.attention`
+    (scores s_ij from the same score step and mask rule), and the running
+    state of every (b, i, h) row in `outs`: `acc: [B, Sq, Hq, Dv]`,
+    `max: [B, Sq, Hq]`, `sum: [B, Sq, Hq]`, all f32. With
+    shift(m) = m, or 0 while m = -inf:
+
+        m'   = max(m, max_j s_ij)            (NaN scores skipped)
+        α    = exp(m - shift(m'))
+        p_ij = exp(s_ij - shift(m')), -0.0 for a masked key
+        sum' = α·sum + Σ_j p_ij
+        acc' = α·acc + Σ_j p_ij·v_j          (masked keys skipped)
+
+    Starting from (0, -inf, 0), one op over all keys followed by
+    acc / sum (0 where sum = 0) is `posenc.attention`; so is any split of
+    the keys into consecutive ops, each taking the previous state (the
+    FlashAttention loop, Dao et al. 2022, Algorithm 1). `offsets(%b0, %h0,
+    %i0, %j0)` shift the indices score_mod sees, as for attention, with
+    the first key j0 of the block. Tiling through `TilingInterface`
+    (batch, query heads, queries parallel; keys a reduction that
+    accumulates into `outs`) produces exactly such blocks; the key head dim
+    and the value head dim are not tiled.
+
+    Example:
+
+    ```mlir
+    %acc2, %max2, %sum2 = posenc.online_attention %q, %k, %v causal
+        outs(%acc, %max, %sum) : tensor<1x64x8x64xf32>, tensor<1x32x8x64xf32>,
+        tensor<1x32x8x64xf32>, tensor<1x64x8x64xf32>, tensor<1x64x8xf32>,
+        tensor<1x64x8xf32>
+    ```
+  }];
+  let arguments = (ins
+    Posenc_FloatTensor:$q,
+    Posenc_FloatTensor:$k,
+    Posenc_FloatTensor:$v,
+    Optional<Posenc_FloatTensor>:$bias,
+    Optional<Index>:$diagonal,
+    Variadic<Index>:$offsets,
+    Posenc_F32Tensor:$acc,
+    Posenc_F32Tensor:$max,
+    Posenc_F32Tensor:$sum,
+    OptionalAttr<F64Attr>:$scale,
+    UnitAttr:$causal
+  );
+  let results = (outs Posenc_F32Tensor:$result_acc,
+                      Posenc_F32Tensor:$result_max,
+                      Posenc_F32Tensor:$result_sum);
+  let regions = (region MaxSizedRegion<1>:$score_mod);
+  let assemblyFormat = [{
+    $q `,` $k `,` $v (`bias` `(` $bias^ `:` type($bias) `)`)?
+    (`causal` $causal^)? (`diagonal` `(` $diagonal^ `)`)?
+    (`offsets` `(` $offsets^ `)`)? `outs` `(` $acc `,` $max `,` $sum `)`
+    attr-dict `:` type($q) `,` type($k) `,` type($v) `,` type($acc) `,`
+    type($max) `,` type($sum) (`score_mod` $score_mod^)?
+  }];
+  let hasVerifier = 1;
+  let hasRegionVerifier = 1;
+  let extraClassDeclaration = AttentionScoreMethods # [{
+    MutableOperandRange getDpsInitsMutable() {
+      return MutableOperandRange(getOperation(),
+                                 getODSOperandIndexAndLength(6).first, 3);
+    }
   }];
 }
 
 def Posenc_YieldOp : Posenc_Op<"yield", [
-    Pure, ReturnLike, Terminator, HasParent<"AttentionOp">]> {
+    Pure, ReturnLike, Terminator, ParentOneOf<["AttentionOp", "OnlineAttentionOp"]>]> {
   let summary = "Yields the modified score of a score_mod region";
   let arguments = (ins AnyType:$value);
   let assemblyFormat = "$value attr-dict `:` type($value)";

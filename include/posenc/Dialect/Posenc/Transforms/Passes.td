@@ -41,6 +41,27 @@ def PosencDecomposeMlaPass : Pass<"posenc-decompose-mla"> {
   ];
 }
 
+def PosencDecomposeAttentionPass : Pass<"posenc-decompose-attention"> {
+  let summary = "Rewrite posenc.attention and posenc.online_attention through "
+                "their decompositions";
+  let description = [{
+    Calls `decomposeOperation` (linalg::AggregatedOpInterface) on every
+    `posenc.attention` (into `posenc.online_attention` from the initial
+    state (0, -inf, 0) followed by the normalization acc / sum) and every
+    `posenc.online_attention` (into one online-softmax step on linalg),
+    until none is left. Tile first: the decomposition of a block of Sq
+    queries and Sk keys holds [B, H, Sq, Sk] scores. An op that cannot be
+    decomposed (a dynamic number of heads, or a dynamic key head dim and no
+    scale) is an error naming it.
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::math::MathDialect",
+    "::mlir::tensor::TensorDialect",
+  ];
+}
+
 def PosencFoldConstantsPass : Pass<"posenc-fold-constants"> {
   let summary = "Evaluate posenc ops whose operands are all constants";
   let description = [{

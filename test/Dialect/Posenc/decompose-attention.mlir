@@ -1,0 +1,50 @@
+// RUN: posenc-opt %s --posenc-decompose-attention -split-input-file -verify-diagnostics | FileCheck %s
+
+// attention becomes online_attention from (0, -inf, 0) and acc / sum;
+// online_attention becomes one online-softmax step on linalg, writing the
+// new state into its outs.
+// CHECK-LABEL: func @attention
+// CHECK-NOT: posenc.
+// CHECK: %[[S:.+]] = linalg.generic {{.*}} ins(%arg0, %arg1 :
+// CHECK: arith.mulf
+// CHECK: %[[M:.+]]:2 = linalg.generic {{.*}} outs(%{{.+}}, %{{.+}} : tensor<1x8x4xf32>, tensor<1x8x4xf32>)
+// CHECK: arith.maxnumf
+// CHECK: math.exp
+// CHECK: math.fma
+// CHECK: arith.bitcast
+// CHECK: arith.divf
+// CHECK-NOT: posenc.
+func.func @attention(%q: tensor<1x8x4x16xf32>, %k: tensor<1x8x2x16xf32>) -> tensor<1x8x4x16xf32> {
+  %o = posenc.attention %q, %k, %k causal : tensor<1x8x4x16xf32>, tensor<1x8x2x16xf32>, tensor<1x8x2x16xf32> -> tensor<1x8x4x16xf32>
+  return %o : tensor<1x8x4x16xf32>
+}
+
+// -----
+
+// A score_mod is inlined with the indices shifted by the offsets.
+// CHECK-LABEL: func @online_offsets
+// CHECK: linalg.generic
+// CHECK: %[[I:.+]] = linalg.index 2 : index
+// CHECK: %[[J:.+]] = linalg.index 3 : index
+// CHECK: arith.addi %[[I]], %arg5
+// CHECK: %[[JG:.+]] = arith.addi %[[J]], %arg5
+// CHECK: arith.index_cast %[[JG]]
+func.func @online_offsets(%q: tensor<1x8x4x16xf32>, %acc: tensor<1x8x4x16xf32>, %m: tensor<1x8x4xf32>, %l: tensor<1x8x4xf32>, %o0: index, %o1: index) -> tensor<1x8x4x16xf32> {
+  %a, %mx, %s = posenc.online_attention %q, %q, %q offsets(%o0, %o0, %o1, %o1) outs(%acc, %m, %l) : tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4xf32>, tensor<1x8x4xf32> score_mod {
+  ^bb0(%sc: f32, %b: index, %h: index, %i: index, %j: index):
+    %ji = arith.index_cast %j : index to i32
+    %jf = arith.sitofp %ji : i32 to f32
+    %r = arith.addf %sc, %jf : f32
+    posenc.yield %r : f32
+  }
+  return %a : tensor<1x8x4x16xf32>
+}
+
+// -----
+
+// Dynamic heads: the GQA group is not known.
+func.func @negative_dynamic_heads(%q: tensor<1x8x?x16xf32>, %k: tensor<1x8x?x16xf32>) -> tensor<1x8x?x16xf32> {
+  // expected-error@+1 {{'posenc.attention' op cannot be decomposed: it needs a static number of heads, and a static key head dim or a scale}}
+  %o = posenc.attention %q, %k, %k : tensor<1x8x?x16xf32>, tensor<1x8x?x16xf32>, tensor<1x8x?x16xf32> -> tensor<1x8x?x16xf32>
+  return %o : tensor<1x8x?x16xf32>
+}
