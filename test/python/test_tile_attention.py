@@ -152,3 +152,64 @@ def test_flash_loop_derived_from_online_attention(tiles, key_tile, causal, bias_
     expected = ref.attention(*(x.astype(np.float64) for x in (q, k, v)), **kw)
     assert np.isfinite(expected).any() and not np.isfinite(expected).all() or not causal
     assert rel_err(out, expected) < 1e-5
+
+
+def split_k_schedule(chunks):
+    handles = ", ".join(["!transform.any_op"] * 10)
+    return ("module attributes {transform.with_named_sequence} {\n"
+            "  transform.named_sequence @__transform_main(%root: !transform.any_op "
+            "{transform.readonly}) {\n"
+            "    %a = transform.structured.match ops{[\"posenc.attention\"]} in %root : "
+            "(!transform.any_op) -> !transform.any_op\n"
+            "    %d = transform.structured.decompose_interface %a : "
+            "(!transform.any_op) -> !transform.any_op\n"
+            "    %o = transform.structured.match ops{[\"posenc.online_attention\"]} in %root : "
+            "(!transform.any_op) -> !transform.any_op\n"
+            "    %r:10 = transform.structured.tile_reduction_using_forall %o reduction_dims = [3] "
+            f"by num_threads = [0, 0, 0, {chunks}, 0, 0] : (!transform.any_op) -> ({handles})\n"
+            "    transform.yield\n  }\n}\n")
+
+
+@pytest.mark.parametrize("chunks", [1, 2, 3, 7])
+@pytest.mark.parametrize("sq,causal,masking", [
+    (1, True, None),            # decode
+    (1, False, "bias"),         # decode, -inf bias over a whole chunk of keys
+    (9, True, "score_mod"),     # short prefill: chunks above the diagonal
+])
+def test_split_k(chunks, sq, causal, masking):
+    """Flash-decoding through upstream's tile_reduction_using_forall and
+    online_attention's PartialReductionOpInterface: partial states per key
+    chunk, merged with the rescale to the common max."""
+    rng = np.random.default_rng(chunks * 100 + sq)
+    b, sk, hq, hkv, d = 1, 29, 8, 2, 16
+    q = rng.uniform(-1, 1, (b, sq, hq, d)).astype(np.float32)
+    k = rng.uniform(-1, 1, (b, sk, hkv, d)).astype(np.float32)
+    v = rng.uniform(-1, 1, (b, sk, hkv, d)).astype(np.float32)
+    types = [tensor_type(x.shape, "f32") for x in (q, k, v)]
+    args = [("q", types[0]), ("k", types[1]), ("v", types[2])]
+    inputs, kw, attrs, tail = [q, k, v], {"causal": causal}, "", ""
+    if masking == "bias":
+        bias = rng.uniform(-1, 1, (sk,)).astype(np.float32)
+        bias[5:17] = -np.inf          # whole chunks see nothing
+        v[0, 9, :, :] = np.nan        # ... and their NaN stays out
+        bt = tensor_type(bias.shape, "f32")
+        args.append(("m", bt))
+        inputs.append(bias)
+        kw["bias"] = bias
+        attrs = f" bias(%m : {bt})"
+    elif masking == "score_mod":
+        tail, kw["score_mod"] = SCORE_MOD, score_mod_ref
+    rt = tensor_type((b, sq, hq, d), "f32")
+    body = [f"%o = posenc.attention %q, %k, %v{attrs}{' causal' if causal else ''} : "
+            f"{types[0]}, {types[1]}, {types[2]} -> {rt}{tail}"]
+    ir = func_ir(args, body, [("%o", rt)])
+    with tempfile.TemporaryDirectory() as tmp:
+        lib = os.path.join(tmp, "schedule.mlir")
+        with open(lib, "w") as f:
+            f.write(split_k_schedule(chunks))
+        tiling = (f"transform-preload-library{{transform-library-paths={lib}}},"
+                  "transform-interpreter")
+        assert "scf.forall" in opt(ir, f"--pass-pipeline=builtin.module({tiling})")
+        (out,) = run(ir, inputs, pipeline=tiling + ",posenc-lower-to-cpu")
+    expected = ref.attention(*(x.astype(np.float64) for x in (q, k, v)), **kw)
+    assert rel_err(out, expected) < 1e-5

@@ -417,8 +417,7 @@ struct AttentionKernel {
     Value mOld = e.load(rowMax, r);
     Value mNew = attention::combineMax(e.b, e.loc, mOld, tileMax);
     Value shift = attention::softmaxShift(e.b, e.loc, mNew);
-    Value alpha = math::ExpOp::create(
-        e.b, e.loc, arith::SubFOp::create(e.b, e.loc, mOld, shift));
+    Value alpha = attention::rescaleFactor(e.b, e.loc, mOld, mNew);
     Value sum = e.loop(
         e.c(0), tk, {e.f(0.0f)},
         [&](Emitter &x, Value jj, ValueRange l) -> SmallVector<Value> {

@@ -293,10 +293,7 @@ struct TiledAttention {
         IT::parallel, [&](OpBuilder &nb, Location nl, ValueRange args) {
           Value mOld = args[1];
           Value mNew = attention::combineMax(nb, nl, mOld, args[0]);
-          Value a = math::ExpOp::create(
-              nb, nl,
-              arith::SubFOp::create(nb, nl, mOld,
-                                    attention::softmaxShift(nb, nl, mNew)));
+          Value a = attention::rescaleFactor(nb, nl, mOld, mNew);
           yieldValues(nb, nl, ValueRange{mNew, a});
         });
     Value mNew = update.getResult(0), alpha = update.getResult(1);

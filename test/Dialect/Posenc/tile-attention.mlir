@@ -167,3 +167,38 @@ module attributes {transform.with_named_sequence} {
     transform.yield
   }
 }
+
+// -----
+
+// Split-K (flash-decoding) through PartialReductionOpInterface: 4 chunks of
+// keys in an scf.forall, each an online_attention from (0, -inf, 0) into
+// its slot of the partial states [.., 4]; then the merge: the common max,
+// and sums and accumulators rescaled to it and added to the op's own state.
+// CHECK-LABEL: func @split_k_decode
+// CHECK: %[[PACC:.+]] = linalg.fill ins(%{{.+}} : f32) outs(%{{.+}} : tensor<1x1x8x8x4xf32>)
+// CHECK: %[[PMAX:.+]] = linalg.fill ins(%{{.+}} : f32) outs(%{{.+}} : tensor<1x1x8x4xf32>)
+// CHECK: %[[P:.+]]:3 = scf.forall (%[[C:.+]]) in (4) shared_outs(%[[A:.+]] = %[[PACC]], %[[M:.+]] = %[[PMAX]], %{{.+}} = %{{.+}})
+// CHECK: %[[K:.+]] = tensor.extract_slice %arg1[0, %{{.+}}, 0, 0] [1, %{{.+}}, 2, 16]
+// CHECK: %[[SLOT:.+]] = tensor.extract_slice %[[A]][0, 0, 0, 0, %[[C]]] [1, 1, 8, 8, 1]
+// CHECK: %[[ACC:.+]] = tensor.collapse_shape %[[SLOT]] {{\[}}[0], [1], [2], [3, 4]]
+// CHECK: posenc.online_attention %arg0, %[[K]], %{{.+}} causal diagonal(%{{.+}}) outs(%[[ACC]], %{{.+}}, %{{.+}})
+// CHECK: tensor.parallel_insert_slice %{{.+}} into %[[A]][0, 0, 0, 0, %[[C]]] [1, 1, 8, 8, 1]
+// CHECK: %[[MAX:.+]] = linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "parallel", "reduction"]} ins(%[[P]]#1
+// CHECK: arith.maxnumf
+// CHECK: linalg.generic {{.*}} ins(%[[P]]#2, %[[P]]#1, %[[MAX]]
+// CHECK: math.exp
+// CHECK: math.fma
+// CHECK: linalg.generic {{.*}} ins(%[[P]]#0, %[[P]]#1, %[[MAX]]
+func.func @split_k_decode(%q: tensor<1x1x8x16xf32>, %k: tensor<1x37x2x16xf32>, %v: tensor<1x37x2x8xf32>) -> tensor<1x1x8x8xf32> {
+  %o = posenc.attention %q, %k, %v causal : tensor<1x1x8x16xf32>, tensor<1x37x2x16xf32>, tensor<1x37x2x8xf32> -> tensor<1x1x8x8xf32>
+  return %o : tensor<1x1x8x8xf32>
+}
+module attributes {transform.with_named_sequence} {
+  transform.named_sequence @__transform_main(%root: !transform.any_op {transform.readonly}) {
+    %a = transform.structured.match ops{["posenc.attention"]} in %root : (!transform.any_op) -> !transform.any_op
+    %d = transform.structured.decompose_interface %a : (!transform.any_op) -> !transform.any_op
+    %o = transform.structured.match ops{["posenc.online_attention"]} in %root : (!transform.any_op) -> !transform.any_op
+    %r:10 = transform.structured.tile_reduction_using_forall %o reduction_dims = [3] by num_threads = [0, 0, 0, 4, 0, 0] : (!transform.any_op) -> (!transform.any_op, !transform.any_op, !transform.any_op, !transform.any_op, !transform.any_op, !transform.any_op, !transform.any_op, !transform.any_op, !transform.any_op, !transform.any_op)
+    transform.yield
+  }
+}

@@ -53,6 +53,13 @@ Value attention::softmaxShift(OpBuilder &b, Location loc, Value rowMax) {
                                  f32(b, loc, 0.0f), rowMax);
 }
 
+Value attention::rescaleFactor(OpBuilder &b, Location loc, Value oldMax,
+                               Value newMax) {
+  return math::ExpOp::create(
+      b, loc,
+      arith::SubFOp::create(b, loc, oldMax, softmaxShift(b, loc, newMax)));
+}
+
 Value attention::softmaxWeight(OpBuilder &b, Location loc, Value score,
                                Value shift) {
   Value p =

@@ -117,10 +117,7 @@ FailureOr<SmallVector<Value>> decomposeOnlineAttention(OpBuilder &b,
       ArrayRef<AffineMap>{id3, id3, id3}, SmallVector<IT>(3, IT::parallel),
       [&](OpBuilder &nb, Location nl, ValueRange args) {
         Value mNew = attention::combineMax(nb, nl, args[1], args[0]);
-        Value alpha = math::ExpOp::create(
-            nb, nl,
-            arith::SubFOp::create(nb, nl, args[1],
-                                  attention::softmaxShift(nb, nl, mNew)));
+        Value alpha = attention::rescaleFactor(nb, nl, args[1], mNew);
         yieldValues(nb, nl, ValueRange{mNew, alpha});
       });
   Value mNew = update.getResult(0), alpha = update.getResult(1);

@@ -13,12 +13,15 @@
 
 #include "posenc/Dialect/Posenc/Transforms/TilingInterfaceImpl.h"
 
+#include "posenc/Dialect/Posenc/IR/AttentionSemantics.h"
 #include "posenc/Dialect/Posenc/IR/PosencDialect.h"
 #include "posenc/Dialect/Posenc/IR/PosencOps.h"
+#include "posenc/Dialect/Posenc/Utils/LinalgBuilder.h"
 
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Arith/Utils/Utils.h"
+#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/Interfaces/InferTypeOpInterface.h"
@@ -319,6 +322,185 @@ struct OnlineAttentionTilingInterface
   }
 };
 
+/// Split-K (flash-decoding): the keys of online_attention split into K
+/// chunks that run in parallel, each producing its own partial state
+/// (acc, max, sum) from (0, -inf, 0); the partial states are then merged
+/// with the op's outs, each rescaled to the common max. Only the
+/// outer-parallel strategy (upstream tile_reduction_using_forall): a
+/// partial state per key position, as the outer-reduction strategy would
+/// need, is not a state online_attention keeps.
+struct OnlineAttentionPartialReduction
+    : PartialReductionOpInterface::ExternalModel<
+          OnlineAttentionPartialReduction, OnlineAttentionOp> {
+  /// (acc, max, sum) of every chunk: [B, Sq, Hq, Dv, K] and [B, Sq, Hq, K].
+  FailureOr<SmallVector<Value>> generateInitialTensorForPartialReduction(
+      Operation *op, OpBuilder &b, Location loc, ArrayRef<OpFoldResult> sizes,
+      const SetVector<unsigned> &reductionDims) const {
+    if (!isKeysOnly(reductionDims))
+      return op->emitOpError() << "splits only its keys into partial states";
+    LinalgBuilder e{b, loc};
+    SmallVector<OpFoldResult> rows = {sizes[kB], sizes[kI], sizes[kH]};
+    SmallVector<OpFoldResult> accSizes = rows;
+    accSizes.push_back(sizes[kE]);
+    accSizes.push_back(sizes[kJ]);
+    rows.push_back(sizes[kJ]);
+    return SmallVector<Value>{
+        e.filled(accSizes, e.cF32(0.0f)),
+        e.filled(rows, e.cF32(-std::numeric_limits<float>::infinity())),
+        e.filled(rows, e.cF32(0.0f))};
+  }
+
+  FailureOr<TilingResult>
+  tileToPartialReduction(Operation *op, OpBuilder &b, Location loc,
+                         ReductionTilingStrategy strategy, ValueRange init,
+                         ArrayRef<OpFoldResult> offsets,
+                         ArrayRef<OpFoldResult> sizes,
+                         const SetVector<unsigned> &reductionDims,
+                         ArrayRef<OpFoldResult> splitReductionIvs) const {
+    auto attn = cast<OnlineAttentionOp>(op);
+    if (strategy != ReductionTilingStrategy::PartialReductionOuterParallel ||
+        !isKeysOnly(reductionDims))
+      return op->emitOpError() << "splits its keys only into parallel chunks "
+                                  "(tile_reduction_using_forall)";
+    SmallVector<Range> domain = attentionDomain(attn, b);
+    if (!coversAll(offsets[kD], sizes[kD], domain[kD].size) ||
+        !coversAll(offsets[kE], sizes[kE], domain[kE].size))
+      return op->emitOpError()
+             << "cannot be tiled along the key or value head dims: a row's "
+                "max and sum are shared by all of them";
+    FailureOr<TileOperands> t =
+        sliceOperands(attn, b, offsets, sizes, /*keysTiled=*/true);
+    if (failed(t))
+      return failure();
+    // This chunk's state: its slot of the partial states, the chunk dim
+    // collapsed into the last one. (Not a rank-reducing slice: with unit
+    // batch or query dims, canonicalization may drop another unit dim than
+    // the chunk's.)
+    SmallVector<Value> outs;
+    for (auto [n, partial] : llvm::enumerate(init)) {
+      SmallVector<OpFoldResult> offs, szs;
+      positionInPartial(b, n, offsets, sizes, splitReductionIvs[0], offs, szs);
+      SmallVector<OpFoldResult> strides(offs.size(), b.getIndexAttr(1));
+      auto slice =
+          tensor::ExtractSliceOp::create(b, loc, partial, offs, szs, strides);
+      t->slices.push_back(slice);
+      int64_t rank = szs.size();
+      SmallVector<ReassociationIndices> groups;
+      for (int64_t d = 0; d + 2 < rank; ++d)
+        groups.push_back({d});
+      groups.push_back({rank - 2, rank - 1});
+      outs.push_back(tensor::CollapseShapeOp::create(b, loc, slice, groups));
+    }
+    auto tiled = OnlineAttentionOp::create(
+        b, loc, ValueRange(outs).getTypes(), t->q, t->k, t->v, t->bias,
+        t->diagonal, t->offsets, outs[0], outs[1], outs[2], attn.getScaleAttr(),
+        attn.getCausalAttr());
+    cloneScoreMod(b, attn.getScoreMod(), tiled.getScoreMod());
+    return TilingResult{
+        {tiled}, SmallVector<Value>(tiled->getResults()), t->slices};
+  }
+
+  /// M = max(m, max_c m_c); every state rescaled to M and summed:
+  /// sum = α·sum + Σ_c α_c·sum_c, acc = α·acc + Σ_c α_c·acc_c.
+  FailureOr<MergeResult>
+  mergeReductions(Operation *op, OpBuilder &b, Location loc, ValueRange partial,
+                  const SetVector<unsigned> &reductionDims) const {
+    auto attn = cast<OnlineAttentionOp>(op);
+    LinalgBuilder e{b, loc};
+    MLIRContext *ctx = b.getContext();
+    auto d = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
+    AffineMap id3 = b.getMultiDimIdentityMap(3),
+              id4 = b.getMultiDimIdentityMap(4);
+    AffineMap rows4 = AffineMap::get(4, 0, {d(0), d(1), d(2)}, ctx);
+    AffineMap chunk5 = AffineMap::get(5, 0, {d(0), d(1), d(2), d(4)}, ctx);
+    AffineMap rows5 = AffineMap::get(5, 0, {d(0), d(1), d(2)}, ctx);
+    AffineMap acc5 = AffineMap::get(5, 0, {d(0), d(1), d(2), d(3)}, ctx);
+    SmallVector<IT> par3(3, IT::parallel), par4(4, IT::parallel);
+    SmallVector<IT> red4 = {IT::parallel, IT::parallel, IT::parallel,
+                            IT::reduction};
+    SmallVector<IT> red5 = {IT::parallel, IT::parallel, IT::parallel,
+                            IT::parallel, IT::reduction};
+    SmallVector<Operation *> ops;
+    auto track = [&](Value v) {
+      ops.push_back(v.getDefiningOp());
+      return v;
+    };
+    Type stateTy = attn.getMax().getType(), accTy = attn.getAcc().getType();
+    Value max = track(e.generic(
+        stateTy, partial[1], e.castTo(attn.getMax(), stateTy), {id4, rows4},
+        red4, [&](OpBuilder &nb, Location nl, ValueRange args) {
+          yieldValues(nb, nl, attention::combineMax(nb, nl, args[0], args[1]));
+        }));
+    // The op's own state, rescaled to the merged max.
+    Value sum = track(e.generic(
+        stateTy, {attn.getMax(), max}, attn.getSum(), {id3, id3, id3}, par3,
+        [&](OpBuilder &nb, Location nl, ValueRange args) {
+          Value alpha = attention::rescaleFactor(nb, nl, args[0], args[1]);
+          yieldValues(nb, nl, arith::MulFOp::create(nb, nl, alpha, args[2]));
+        }));
+    sum = track(e.generic(
+        stateTy, {partial[2], partial[1], max}, sum, {id4, id4, rows4, rows4},
+        red4, [&](OpBuilder &nb, Location nl, ValueRange args) {
+          Value alpha = attention::rescaleFactor(nb, nl, args[1], args[2]);
+          yieldValues(nb, nl,
+                      math::FmaOp::create(nb, nl, alpha, args[0], args[3]));
+        }));
+    Value acc = track(e.generic(
+        accTy, {attn.getMax(), max}, attn.getAcc(), {rows4, rows4, id4}, par4,
+        [&](OpBuilder &nb, Location nl, ValueRange args) {
+          Value alpha = attention::rescaleFactor(nb, nl, args[0], args[1]);
+          yieldValues(nb, nl, arith::MulFOp::create(nb, nl, alpha, args[2]));
+        }));
+    acc = track(e.generic(
+        accTy, {partial[0], partial[1], max}, acc,
+        {b.getMultiDimIdentityMap(5), chunk5, rows5, acc5}, red5,
+        [&](OpBuilder &nb, Location nl, ValueRange args) {
+          Value alpha = attention::rescaleFactor(nb, nl, args[1], args[2]);
+          yieldValues(nb, nl,
+                      math::FmaOp::create(nb, nl, alpha, args[0], args[3]));
+        }));
+    return MergeResult{ops, {acc, max, sum}};
+  }
+
+  LogicalResult getPartialResultTilePosition(
+      Operation *, OpBuilder &b, unsigned resultNumber,
+      ReductionTilingStrategy strategy, ArrayRef<OpFoldResult> offsets,
+      ArrayRef<OpFoldResult> sizes, const SetVector<unsigned> &reductionDims,
+      ArrayRef<OpFoldResult> splitReductionIvs,
+      SmallVector<OpFoldResult> &resultOffsets,
+      SmallVector<OpFoldResult> &resultSizes) const {
+    if (strategy != ReductionTilingStrategy::PartialReductionOuterParallel ||
+        !isKeysOnly(reductionDims))
+      return failure();
+    positionInPartial(b, resultNumber, offsets, sizes, splitReductionIvs[0],
+                      resultOffsets, resultSizes);
+    return success();
+  }
+
+private:
+  static bool isKeysOnly(const SetVector<unsigned> &reductionDims) {
+    return reductionDims.size() == 1 && reductionDims.front() == kJ;
+  }
+
+  /// Where chunk `chunk`'s state `n` (acc, max, sum) sits in the partial
+  /// states: the rows of the tile, all of Dv for acc, one chunk slot.
+  static void positionInPartial(OpBuilder &b, unsigned n,
+                                ArrayRef<OpFoldResult> offsets,
+                                ArrayRef<OpFoldResult> sizes,
+                                OpFoldResult chunk,
+                                SmallVector<OpFoldResult> &offs,
+                                SmallVector<OpFoldResult> &szs) {
+    offs = {offsets[kB], offsets[kI], offsets[kH]};
+    szs = {sizes[kB], sizes[kI], sizes[kH]};
+    if (n == 0) {
+      offs.push_back(offsets[kE]);
+      szs.push_back(sizes[kE]);
+    }
+    offs.push_back(chunk);
+    szs.push_back(b.getIndexAttr(1));
+  }
+};
+
 template <typename OpT>
 struct ReifyAttentionShapes
     : ReifyRankedShapedTypeOpInterface::ExternalModel<ReifyAttentionShapes<OpT>,
@@ -349,10 +531,12 @@ void mlir::posenc::registerTilingInterfaceExternalModels(
     DialectRegistry &registry) {
   registry.addExtension(+[](MLIRContext *ctx, PosencDialect *) {
     ctx->loadDialect<arith::ArithDialect, affine::AffineDialect,
+                     linalg::LinalgDialect, math::MathDialect,
                      tensor::TensorDialect>();
     AttentionOp::attachInterface<AttentionTilingInterface>(*ctx);
     AttentionOp::attachInterface<ReifyAttentionShapes<AttentionOp>>(*ctx);
     OnlineAttentionOp::attachInterface<OnlineAttentionTilingInterface>(*ctx);
+    OnlineAttentionOp::attachInterface<OnlineAttentionPartialReduction>(*ctx);
     OnlineAttentionOp::attachInterface<ReifyAttentionShapes<OnlineAttentionOp>>(
         *ctx);
   });

@@ -40,6 +40,11 @@ Value combineMax(OpBuilder &b, Location loc, Value x, Value y);
 /// the max is -inf (no key seen yet), so that exp gives 0 and not NaN.
 Value softmaxShift(OpBuilder &b, Location loc, Value rowMax);
 
+/// exp(oldMax - softmaxShift(newMax)): the factor that rescales a state
+/// (acc, sum) kept relative to `oldMax` to one relative to `newMax`; 0 for
+/// a state that has seen no key (oldMax = -inf).
+Value rescaleFactor(OpBuilder &b, Location loc, Value oldMax, Value newMax);
+
 /// exp(score - shift), or -0.0 when the key is masked (score = -inf).
 Value softmaxWeight(OpBuilder &b, Location loc, Value score, Value shift);
 
