@@ -61,6 +61,12 @@ static void addPosencStage(OpPassManager &pm,
 /// posenc -> linalg on tensors, optionally fused.
 static void addTensorStage(OpPassManager &pm,
                            const PosencToCPUPipelineOptions &options) {
+  if (options.attentionDecodeQueries != 0) {
+    PosencTileAttentionPassOptions decode;
+    decode.maxQueries = options.attentionDecodeQueries;
+    decode.keyTile = options.attentionDecodeKeyTile;
+    pm.addPass(createPosencTileAttentionPass(decode));
+  }
   ConvertPosencToLinalgPassOptions lowering;
   lowering.attentionTileQ = options.attentionTileQ;
   lowering.attentionTileK = options.attentionTileK;

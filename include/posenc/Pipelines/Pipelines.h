@@ -34,6 +34,16 @@ struct PosencToCPUPipelineOptions
   PassOptions::Option<int64_t> attentionTileK{
       *this, "attention-tile-k", llvm::cl::desc("Keys per attention tile"),
       llvm::cl::init(64)};
+  PassOptions::Option<int64_t> attentionDecodeQueries{
+      *this, "attention-decode-queries",
+      llvm::cl::desc("Attention with a static query length of at most this "
+                     "(decode) runs the loop over key blocks derived by "
+                     "posenc-tile-attention, reading K and V in place; 0: "
+                     "every attention takes the prefill loop nest"),
+      llvm::cl::init(4)};
+  PassOptions::Option<int64_t> attentionDecodeKeyTile{
+      *this, "attention-decode-key-tile",
+      llvm::cl::desc("Keys per block of the decode loop"), llvm::cl::init(256)};
   PassOptions::Option<bool> vectorizeMatmul{
       *this, "vectorize-matmul",
       llvm::cl::desc("Register-blocked vector code for f32 matmuls on "

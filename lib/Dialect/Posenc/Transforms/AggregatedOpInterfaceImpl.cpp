@@ -14,6 +14,7 @@
 #include "posenc/Dialect/Posenc/IR/AttentionSemantics.h"
 #include "posenc/Dialect/Posenc/IR/PosencDialect.h"
 #include "posenc/Dialect/Posenc/IR/PosencOps.h"
+#include "posenc/Dialect/Posenc/Transforms/Passes.h"
 #include "posenc/Dialect/Posenc/Transforms/TilingInterfaceImpl.h"
 #include "posenc/Dialect/Posenc/Utils/LinalgBuilder.h"
 
@@ -168,8 +169,11 @@ FailureOr<SmallVector<Value>> decomposeOnlineAttention(OpBuilder &b,
 }
 
 /// attention = online_attention from (0, -inf, 0) over all keys, then
-/// acc / sum (0 for a row that sees no key).
-FailureOr<SmallVector<Value>> decomposeAttention(OpBuilder &b, AttentionOp op) {
+/// acc / sum (0 for a row that sees no key). `online` is set to the new
+/// online_attention op.
+FailureOr<SmallVector<Value>>
+decomposeAttention(OpBuilder &b, AttentionOp op,
+                   OnlineAttentionOp *online = nullptr) {
   // Checked here too, so that the op the user wrote is the one named.
   if (op.getQ().getType().isDynamicDim(2) ||
       op.getK().getType().isDynamicDim(2) || !op.getScaleOrDefault())
@@ -186,13 +190,15 @@ FailureOr<SmallVector<Value>> decomposeAttention(OpBuilder &b, AttentionOp op) {
   SmallVector<Value> offsets(op.getOffsets());
   if (!offsets.empty())
     offsets.push_back(e.cIndex(0));
-  auto online = OnlineAttentionOp::create(
+  auto step = OnlineAttentionOp::create(
       b, loc, TypeRange{acc.getType(), max.getType(), sum.getType()}, op.getQ(),
       op.getK(), op.getV(), op.getBias(), op.getDiagonal(), offsets, acc, max,
       sum, op.getScaleAttr(), op.getCausalAttr());
   if (!op.getScoreMod().empty())
-    b.cloneRegionBefore(op.getScoreMod(), online.getScoreMod(),
-                        online.getScoreMod().end());
+    b.cloneRegionBefore(op.getScoreMod(), step.getScoreMod(),
+                        step.getScoreMod().end());
+  if (online)
+    *online = step;
   RankedTensorType rTy = op.getResult().getType();
   Type elemTy = rTy.getElementType();
   Value init = e.empty(accSizes, elemTy);
@@ -204,7 +210,7 @@ FailureOr<SmallVector<Value>> decomposeAttention(OpBuilder &b, AttentionOp op) {
                       getAffineDimExpr(2, ctx)},
                      ctx);
   Value result = e.generic(
-      init.getType(), {online.getResultAcc(), online.getResultSum()}, init,
+      init.getType(), {step.getResultAcc(), step.getResultSum()}, init,
       {id4, row, id4},
       SmallVector<utils::IteratorType>(4, utils::IteratorType::parallel),
       [&](OpBuilder &nb, Location nl, ValueRange args) {
@@ -234,6 +240,19 @@ struct OnlineAttentionAggregatedOpInterface
   }
 };
 } // namespace
+
+FailureOr<OnlineAttentionOp>
+mlir::posenc::convertToOnlineAttention(RewriterBase &rewriter, AttentionOp op) {
+  OpBuilder::InsertionGuard guard(rewriter);
+  rewriter.setInsertionPoint(op);
+  OnlineAttentionOp online;
+  FailureOr<SmallVector<Value>> values =
+      decomposeAttention(rewriter, op, &online);
+  if (failed(values))
+    return failure();
+  rewriter.replaceOp(op, *values);
+  return online;
+}
 
 void mlir::posenc::registerAggregatedOpInterfaceExternalModels(
     DialectRegistry &registry) {

@@ -9,7 +9,9 @@
 namespace mlir {
 class RewriterBase;
 namespace posenc {
+class AttentionOp;
 class MlaAbsorbOp;
+class OnlineAttentionOp;
 
 /// The forms of posenc-decompose-mla.
 enum class MlaDecomposition { automatic, naive, absorbed };
@@ -21,6 +23,13 @@ enum class MlaDecomposition { automatic, naive, absorbed };
 /// the caller). Fails when a needed dim is dynamic.
 LogicalResult decomposeMla(RewriterBase &rewriter, MlaAbsorbOp op,
                            MlaDecomposition form);
+
+/// Replaces `op` by posenc.online_attention from the state (0, -inf, 0)
+/// followed by acc / sum (its decomposition), and returns the
+/// online_attention op. Fails when the op cannot be decomposed (dynamic
+/// head counts, or a dynamic Dk and no scale).
+FailureOr<OnlineAttentionOp> convertToOnlineAttention(RewriterBase &rewriter,
+                                                      AttentionOp op);
 
 #define GEN_PASS_REGISTRATION
 #include "posenc/Dialect/Posenc/Transforms/Passes.h.inc"

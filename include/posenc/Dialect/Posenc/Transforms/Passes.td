@@ -62,6 +62,45 @@ def PosencDecomposeAttentionPass : Pass<"posenc-decompose-attention"> {
   ];
 }
 
+def PosencTileAttentionPass : Pass<"posenc-tile-attention"> {
+  let summary = "The FlashAttention loop derived from attention's interfaces";
+  let description = [{
+    For each `posenc.attention` with a static query length of at most
+    `max-queries` (0: any): tiles it over (batch, query heads, queries) by
+    `tile-sizes` through `scf::tileUsingSCF` (its TilingInterface; empty or
+    0: untiled), turns each tile into `posenc.online_attention` from the
+    state (0, -inf, 0) followed by acc / sum, and tiles that along keys by
+    `key-tile` (a loop over key blocks carrying the state). Each key block
+    is one online-softmax step; `convert-posenc-to-linalg` (or
+    `posenc-decompose-attention`) decomposes it into linalg.
+
+    `posenc-lower-to-cpu` runs it for decode-shaped attention (a few
+    queries against a long cache), where it reads K and V in place, once,
+    in their stored layout and dtype: one decode step of GQA 32/8, D = 128
+    over 4096 cached keys runs at the speed of a plain read of the same
+    bytes (bench/decode.py). Prefill keeps the CPU flash loop nest of
+    `convert-posenc-to-linalg`, which skips key blocks above the causal
+    diagonal and packs tiles for register-blocked matmuls.
+  }];
+  let options = [
+    ListOption<"tileSizes", "tile-sizes", "int64_t",
+               "Tile sizes of batch, query heads and queries (0: untiled)">,
+    Option<"keyTile", "key-tile", "int64_t", "256",
+           "Keys per block of the online-softmax loop">,
+    Option<"maxQueries", "max-queries", "int64_t", "0",
+           "Tile only attention whose static query length is at most this "
+           "(0: every attention)">,
+  ];
+  let dependentDialects = [
+    "::mlir::affine::AffineDialect",
+    "::mlir::arith::ArithDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::math::MathDialect",
+    "::mlir::scf::SCFDialect",
+    "::mlir::tensor::TensorDialect",
+  ];
+}
+
 def PosencFoldConstantsPass : Pass<"posenc-fold-constants"> {
   let summary = "Evaluate posenc ops whose operands are all constants";
   let description = [{

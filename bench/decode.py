@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""One decode step of GQA attention on the CPU, one thread: a single query
+of 32 heads against Sk cached keys of 8 kv heads, D = 128, K/V in f32 or
+bf16. Decode is bound by reading K and V once, so the table prints the
+bytes of K + V per second beside a read of the same bytes measured in the
+same run (numpy summing K and V as f32; for bf16 the same bytes viewed as
+f32 words).
+
+Contenders, each compiled by posenc from the same IR:
+  tiled     posenc-lower-to-cpu (the flash loop nest of the CPU pipeline)
+  split-K   attention decomposed into online_attention, keys split into 4
+            chunks with upstream's tile_reduction_using_forall (partial
+            states merged at the end), then posenc-lower-to-cpu; one thread
+            runs the chunks one after another
+
+Min and median over --repeat calls after a warm-up. Usage:
+bench/decode.py [--contexts 4096,32768] [--repeat 5]. Writes
+bench/results/decode.json."""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.environ.get("POSENC_BUILD_DIR", os.path.join(ROOT, "build"))
+sys.path.insert(0, os.path.join(BUILD, "python_packages"))
+import posenc  # noqa: E402
+
+HQ, HKV, D = 32, 8, 128
+
+SPLIT_K = """module attributes {transform.with_named_sequence} {
+  transform.named_sequence @__transform_main(%root: !transform.any_op {transform.readonly}) {
+    %a = transform.structured.match ops{["posenc.attention"]} in %root : (!transform.any_op) -> !transform.any_op
+    %d = transform.structured.decompose_interface %a : (!transform.any_op) -> !transform.any_op
+    %o = transform.structured.match ops{["posenc.online_attention"]} in %root : (!transform.any_op) -> !transform.any_op
+    %r:10 = transform.structured.tile_reduction_using_forall %o reduction_dims = [3] by num_threads = [0, 0, 0, 4, 0, 0] : (!transform.any_op) -> (!transform.any_op, !transform.any_op, !transform.any_op, !transform.any_op, !transform.any_op, !transform.any_op, !transform.any_op, !transform.any_op, !transform.any_op, !transform.any_op)
+    transform.yield
+  }
+}
+"""
+
+
+def decode_ir(sk, kv_elem):
+    q = f"tensor<1x1x{HQ}x{D}xf32>"
+    kv = f"tensor<1x{sk}x{HKV}x{D}x{kv_elem}>"
+    conv = ""
+    qn = "%q"
+    if kv_elem != "f32":
+        conv = f"  %qc = arith.truncf %q : {q} to tensor<1x1x{HQ}x{D}x{kv_elem}>\n"
+        qn, q = "%qc", f"tensor<1x1x{HQ}x{D}x{kv_elem}>"
+    r = f"tensor<1x1x{HQ}x{D}x{kv_elem}>"
+    return (f"func.func @decode(%q: tensor<1x1x{HQ}x{D}xf32>, %k: {kv}, %v: {kv}) -> {r} {{\n"
+            f"{conv}"
+            f"  %o = posenc.attention {qn}, %k, %v causal : {q}, {kv}, {kv} -> {r}\n"
+            f"  return %o : {r}\n}}\n")
+
+
+def time_calls(fn, repeat, last_ms=None):
+    """min and median ms of `fn`: wall time, or `last_ms()` after each call
+    (posenc's compiled code alone, without argument conversion)."""
+    fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(last_ms() if last_ms else (time.perf_counter() - t0) * 1e3)
+    return min(times), float(np.median(times))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--contexts", default="4096,32768")
+    ap.add_argument("--repeat", type=int, default=5)
+    opts = ap.parse_args()
+    rng = np.random.default_rng(0)
+    header = (f"{'K/V':<5} {'Sk':>6} {'MB K+V':>7} {'read ms':>8} {'read GB/s':>9} "
+              f"{'impl':<8} {'min ms':>8} {'med ms':>8} {'GB/s':>7} {'% read':>7} {'max err':>8}")
+    print(header)
+    print("-" * len(header))
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        lib = os.path.join(tmp, "split_k.mlir")
+        with open(lib, "w") as f:
+            f.write(SPLIT_K)
+        pipelines = {
+            "tiled": "posenc-lower-to-cpu",
+            "split-K": (f"transform-preload-library{{transform-library-paths={lib}}},"
+                        "transform-interpreter,posenc-lower-to-cpu"),
+        }
+        for kv_elem in ("f32", "bf16"):
+            for sk in (int(x) for x in opts.contexts.split(",")):
+                q = rng.uniform(-1, 1, (1, 1, HQ, D)).astype(np.float32)
+                k32 = rng.uniform(-1, 1, (1, sk, HKV, D)).astype(np.float32)
+                v32 = rng.uniform(-1, 1, (1, sk, HKV, D)).astype(np.float32)
+                if kv_elem == "bf16":
+                    k, v = posenc.to_bf16(k32), posenc.to_bf16(v32)
+                    k64, v64 = posenc.from_bf16(k), posenc.from_bf16(v)
+                    q64 = posenc.from_bf16(posenc.to_bf16(q))
+                    # The same bytes, summed as f32 words (speed only).
+                    words = (k.view(np.float32), v.view(np.float32))
+                    read = lambda: (np.add.reduce(words[0].ravel()),  # noqa: E731
+                                    np.add.reduce(words[1].ravel()))
+                else:
+                    k, v, k64, v64, q64 = k32, v32, k32, v32, q
+                    read = lambda: (np.add.reduce(k.ravel()), np.add.reduce(v.ravel()))  # noqa: E731
+                nbytes = k.nbytes + v.nbytes
+                read_min, _ = time_calls(read, opts.repeat)
+                expected = posenc.reference.attention(q64, k64, v64, causal=True)
+                for name, pipeline in pipelines.items():
+                    try:
+                        m = posenc.compile(decode_ir(sk, kv_elem), pipeline=pipeline)
+                    except posenc.Error as e:  # a build without that schedule
+                        print(f"{kv_elem:<5} {sk:>6} {name:<8} failed: {str(e).splitlines()[0]}")
+                        continue
+                    out = m.decode(q, k, v)
+                    if kv_elem == "bf16":
+                        out = posenc.from_bf16(out)
+                    err = float(np.max(np.abs(out - expected)))
+                    tmin, tmed = time_calls(lambda: m.decode(q, k, v), opts.repeat,
+                                            lambda: m.last_call_ms)
+                    gbs = nbytes / tmin / 1e6
+                    row = dict(kv=kv_elem, Sk=sk, impl=name, bytes=nbytes, read_ms=read_min,
+                               min_ms=tmin, median_ms=tmed, gb_s=gbs,
+                               fraction_of_read=read_min / tmin, max_abs_err=err)
+                    rows.append(row)
+                    print(f"{kv_elem:<5} {sk:>6} {nbytes / 2**20:>7.1f} {read_min:>8.2f} "
+                          f"{nbytes / read_min / 1e6:>9.1f} {name:<8} {tmin:>8.2f} {tmed:>8.2f} "
+                          f"{gbs:>7.1f} {100 * read_min / tmin:>6.1f}% {err:>8.1e}", flush=True)
+    os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
+    path = os.path.join(ROOT, "bench", "results", "decode.json")
+    with open(path, "w") as f:
+        json.dump(rows, f, indent=2)
+    print(f"wrote {os.path.relpath(path, ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

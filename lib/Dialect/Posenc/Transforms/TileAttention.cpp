@@ -1,0 +1,97 @@
+//===- TileAttention.cpp - the flash loop from attention's interfaces -----===//
+//
+// A driver over upstream tiling: attention tiled by scf::tileUsingSCF
+// (TilingInterfaceImpl.cpp), each tile turned into online_attention
+// (AggregatedOpInterfaceImpl.cpp), whose keys are tiled the same way. No
+// attention math lives here.
+//
+//===----------------------------------------------------------------------===//
+
+#include "posenc/Dialect/Posenc/IR/PosencOps.h"
+#include "posenc/Dialect/Posenc/Transforms/Passes.h"
+
+#include "mlir/Dialect/Affine/IR/AffineOps.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/SCF/Transforms/TileUsingInterface.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/PatternMatch.h"
+
+namespace mlir::posenc {
+#define GEN_PASS_DEF_POSENCTILEATTENTIONPASS
+#include "posenc/Dialect/Posenc/Transforms/Passes.h.inc"
+} // namespace mlir::posenc
+
+using namespace mlir;
+using namespace mlir::posenc;
+
+namespace {
+/// Tiles `op` with `sizes` (one per iteration dim) and replaces it; returns
+/// the tiled ops (just `op` when every size is 0).
+FailureOr<SmallVector<Operation *>>
+tile(RewriterBase &rewriter, TilingInterface op, ArrayRef<int64_t> sizes) {
+  if (llvm::all_of(sizes, [](int64_t s) { return s == 0; }))
+    return SmallVector<Operation *>{op};
+  scf::SCFTilingOptions options;
+  options.setTileSizes(getAsIndexOpFoldResult(rewriter.getContext(), sizes));
+  rewriter.setInsertionPoint(op);
+  FailureOr<scf::SCFTilingResult> tiled =
+      scf::tileUsingSCF(rewriter, op, options);
+  if (failed(tiled))
+    return failure();
+  rewriter.replaceOp(op, tiled->replacements);
+  return tiled->tiledOps;
+}
+
+struct PosencTileAttentionPass
+    : posenc::impl::PosencTileAttentionPassBase<PosencTileAttentionPass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    if (tileSizes.size() > 3 ||
+        llvm::any_of(tileSizes, [](int64_t s) { return s < 0; }) ||
+        keyTile <= 0 || maxQueries < 0) {
+      InFlightDiagnostic diag =
+          getOperation()->emitError()
+          << "posenc-tile-attention: tile-sizes must be at most 3 sizes >= 0 "
+             "(batch, query heads, queries), key-tile > 0 and max-queries >= "
+             "0; got tile-sizes=[";
+      llvm::interleaveComma(tileSizes, diag);
+      diag << "] key-tile=" << int64_t(keyTile)
+           << " max-queries=" << int64_t(maxQueries);
+      return signalPassFailure();
+    }
+    SmallVector<AttentionOp> ops;
+    getOperation()->walk([&](AttentionOp op) {
+      int64_t sq = op.getQ().getType().getDimSize(1);
+      if (maxQueries == 0 || (!ShapedType::isDynamic(sq) && sq <= maxQueries))
+        ops.push_back(op);
+    });
+    SmallVector<int64_t> outer(tileSizes.begin(), tileSizes.end());
+    outer.resize(6, 0);
+    SmallVector<int64_t> keys = {0, 0, 0, keyTile, 0, 0};
+    IRRewriter rewriter(&getContext());
+    for (AttentionOp op : ops) {
+      FailureOr<SmallVector<Operation *>> tiles =
+          tile(rewriter, cast<TilingInterface>(op.getOperation()), outer);
+      if (failed(tiles))
+        return signalPassFailure();
+      for (Operation *t : *tiles) {
+        FailureOr<OnlineAttentionOp> online =
+            convertToOnlineAttention(rewriter, cast<AttentionOp>(t));
+        if (failed(online)) {
+          t->emitOpError() << "cannot be tiled along keys: it needs a static "
+                              "number of heads, and a static key head dim or "
+                              "a scale";
+          return signalPassFailure();
+        }
+        if (failed(tile(rewriter, cast<TilingInterface>(online->getOperation()),
+                        keys)))
+          return signalPassFailure();
+      }
+    }
+  }
+};
+} // namespace

@@ -1,0 +1,34 @@
+// RUN: posenc-opt %s --posenc-tile-attention="tile-sizes=0,4 key-tile=16" --canonicalize -split-input-file | FileCheck %s
+// RUN: posenc-opt %s --posenc-tile-attention="key-tile=16 max-queries=1" -split-input-file | FileCheck %s --check-prefix=DECODE
+// RUN: not posenc-opt %s --posenc-tile-attention="key-tile=0" -split-input-file 2>&1 | FileCheck %s --check-prefix=BAD
+
+// BAD: posenc-tile-attention: tile-sizes must be at most 3 sizes >= 0 (batch, query heads, queries), key-tile > 0 and max-queries >= 0; got tile-sizes=[] key-tile=0 max-queries=0
+
+// Heads tiled by a GQA group of 4 (one kv head per tile), then the loop
+// over key blocks of 16 carrying (acc, max, sum), normalized after it.
+// CHECK-LABEL: func @decode
+// CHECK: scf.for %[[H:.+]] = %c0 to %c8 step %c4
+// CHECK: %[[S:.+]]:3 = scf.for %[[J:.+]] = %c0 to %c37 step %c16 iter_args
+// CHECK: posenc.online_attention {{.*}} causal diagonal(%{{.+}}) outs(
+// CHECK: scf.yield
+// CHECK: linalg.generic {{.*}} ins(%[[S]]#0, %[[S]]#2 :
+// CHECK: arith.divf
+// CHECK: tensor.insert_slice
+// DECODE-LABEL: func @decode
+// DECODE: scf.for
+// DECODE: posenc.online_attention
+func.func @decode(%q: tensor<1x1x8x16xf32>, %k: tensor<1x37x2x16xf32>, %v: tensor<1x37x2x8xf32>) -> tensor<1x1x8x8xf32> {
+  %o = posenc.attention %q, %k, %v causal : tensor<1x1x8x16xf32>, tensor<1x37x2x16xf32>, tensor<1x37x2x8xf32> -> tensor<1x1x8x8xf32>
+  return %o : tensor<1x1x8x8xf32>
+}
+
+// -----
+
+// With max-queries=1 a prefill (Sq = 8) is left to convert-posenc-to-linalg.
+// DECODE-LABEL: func @negative_prefill
+// DECODE-NOT: online_attention
+// DECODE: posenc.attention
+func.func @negative_prefill(%q: tensor<1x8x8x16xf32>, %k: tensor<1x37x2x16xf32>) -> tensor<1x8x8x16xf32> {
+  %o = posenc.attention %q, %k, %k causal : tensor<1x8x8x16xf32>, tensor<1x37x2x16xf32>, tensor<1x37x2x16xf32> -> tensor<1x8x8x16xf32>
+  return %o : tensor<1x8x8x16xf32>
+}
