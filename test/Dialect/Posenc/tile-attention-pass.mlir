@@ -32,3 +32,15 @@ func.func @negative_prefill(%q: tensor<1x8x8x16xf32>, %k: tensor<1x37x2x16xf32>)
   %o = posenc.attention %q, %k, %k causal : tensor<1x8x8x16xf32>, tensor<1x37x2x16xf32>, tensor<1x37x2x16xf32> -> tensor<1x8x8x16xf32>
   return %o : tensor<1x8x8x16xf32>
 }
+
+// -----
+
+// Dynamic head counts: the GQA group is unknown, the op stays for the
+// lowering to report.
+// CHECK-LABEL: func @negative_dynamic_heads
+// CHECK-NOT: online_attention
+// CHECK: posenc.attention
+func.func @negative_dynamic_heads(%q: tensor<1x1x?x16xf32>, %k: tensor<1x37x?x16xf32>) -> tensor<1x1x?x16xf32> {
+  %o = posenc.attention %q, %k, %k causal : tensor<1x1x?x16xf32>, tensor<1x37x?x16xf32>, tensor<1x37x?x16xf32> -> tensor<1x1x?x16xf32>
+  return %o : tensor<1x1x?x16xf32>
+}

@@ -600,59 +600,75 @@ static LogicalResult verifyScale(Operation *op, std::optional<APFloat> scale) {
   return checkPositiveFinite(op, "scale", scale->convertToDouble());
 }
 
-LogicalResult AttentionOp::verify() {
-  Operation *op = getOperation();
-  RankedTensorType qTy = getQ().getType(), kTy = getK().getType(),
-                   vTy = getV().getType(), rTy = getResult().getType();
-  if (failed(checkRank(op, "q", qTy, 4, "[B, Sq, Hq, Dk]")) ||
-      failed(checkRank(op, "k", kTy, 4, "[B, Sk, Hkv, Dk]")) ||
-      failed(checkRank(op, "v", vTy, 4, "[B, Sk, Hkv, Dv]")) ||
-      failed(checkRank(op, "result", rTy, 4, "[B, Sq, Hq, Dv]")) ||
-      failed(checkSameElementType(op, {{"q", getQ()},
-                                       {"k", getK()},
-                                       {"v", getV()},
-                                       {"result", getResult()}})) ||
-      failed(verifyScale(op, getScale())))
+/// The checks attention and online_attention share: q, k, v (and bias)
+/// against each other and against `outs`, the per-row outputs: the result
+/// of attention, or (acc, max, sum) of online_attention, each given with
+/// the q dims its leading dims must equal (batch, query length, heads) and
+/// whether its last dim is Dv.
+struct RowOutput {
+  StringRef name;
+  Value value;
+  int64_t rank;
+  StringRef layout;
+  bool hasValueDim;
+};
+
+template <typename OpT>
+static LogicalResult
+verifyAttentionOperands(OpT op, ArrayRef<RowOutput> outputs, size_t numOffsets,
+                        StringRef offsetNames) {
+  Operation *o = op.getOperation();
+  Value q = op.getQ(), k = op.getK(), v = op.getV();
+  RankedTensorType qTy = op.getQ().getType(), kTy = op.getK().getType();
+  if (failed(checkRank(o, "q", qTy, 4, "[B, Sq, Hq, Dk]")) ||
+      failed(checkRank(o, "k", kTy, 4, "[B, Sk, Hkv, Dk]")) ||
+      failed(checkRank(o, "v", op.getV().getType(), 4, "[B, Sk, Hkv, Dv]")) ||
+      failed(checkSameElementType(o, {{"q", q}, {"k", k}, {"v", v}})) ||
+      failed(verifyScale(o, op.getScale())))
     return failure();
-  if (failed(checkSameDim(op, "batch size",
-                          {{"q", getQ(), 0},
-                           {"k", getK(), 0},
-                           {"v", getV(), 0},
-                           {"result", getResult(), 0}})) ||
-      failed(checkSameDim(op, "query length",
-                          {{"q", getQ(), 1}, {"result", getResult(), 1}})) ||
-      failed(checkSameDim(op, "key length",
-                          {{"k", getK(), 1}, {"v", getV(), 1}})) ||
-      failed(checkSameDim(op, "number of query heads",
-                          {{"q", getQ(), 2}, {"result", getResult(), 2}})) ||
-      failed(checkSameDim(op, "number of kv heads",
-                          {{"k", getK(), 2}, {"v", getV(), 2}})) ||
-      failed(checkSameDim(op, "key head dim",
-                          {{"q", getQ(), 3}, {"k", getK(), 3}})) ||
-      failed(checkSameDim(op, "value head dim",
-                          {{"v", getV(), 3}, {"result", getResult(), 3}})))
+  SmallVector<DimRef> batch = {{"q", q, 0}, {"k", k, 0}, {"v", v, 0}};
+  SmallVector<DimRef> queries = {{"q", q, 1}}, heads = {{"q", q, 2}};
+  SmallVector<DimRef> valueDim = {{"v", v, 3}};
+  for (const RowOutput &out : outputs) {
+    if (failed(checkRank(o, out.name, rankedType(out.value), out.rank,
+                         out.layout)))
+      return failure();
+    batch.push_back({out.name, out.value, 0});
+    queries.push_back({out.name, out.value, 1});
+    heads.push_back({out.name, out.value, 2});
+    if (out.hasValueDim)
+      valueDim.push_back({out.name, out.value, 3});
+  }
+  if (failed(checkSameDim(o, "batch size", batch)) ||
+      failed(checkSameDim(o, "query length", queries)) ||
+      failed(checkSameDim(o, "key length", {{"k", k, 1}, {"v", v, 1}})) ||
+      failed(checkSameDim(o, "number of query heads", heads)) ||
+      failed(
+          checkSameDim(o, "number of kv heads", {{"k", k, 2}, {"v", v, 2}})) ||
+      failed(checkSameDim(o, "key head dim", {{"q", q, 3}, {"k", k, 3}})) ||
+      failed(checkSameDim(o, "value head dim", valueDim)))
     return failure();
   record(DimConstraint::Kind::multiple, "number of heads",
-         {{"q", getQ(), 2}, {"k", getK(), 2}});
+         {{"q", q, 2}, {"k", k, 2}});
   int64_t hq = qTy.getDimSize(2), hkv = kTy.getDimSize(2);
   if (!ShapedType::isDynamic(hq) && !ShapedType::isDynamic(hkv) &&
       (hkv == 0 || hq % hkv != 0))
-    return emitOpError() << "number of query heads (" << hq
-                         << ") must be a multiple of the number of kv heads ("
-                         << hkv << ")";
+    return op.emitOpError()
+           << "number of query heads (" << hq
+           << ") must be a multiple of the number of kv heads (" << hkv << ")";
 
-  if (Value bias = getBias()) {
+  if (Value bias = op.getBias()) {
     RankedTensorType bTy = rankedType(bias);
     if (bTy.getRank() > 4)
-      return emitOpError() << "bias must have rank <= 4 (broadcast to [B, Hq, "
-                              "Sq, Sk]), got rank "
-                           << bTy.getRank();
+      return op.emitOpError()
+             << "bias must have rank <= 4 (broadcast to [B, Hq, Sq, Sk]), got "
+                "rank "
+             << bTy.getRank();
     // Numpy broadcasting, aligned on the right.
     int64_t full[4] = {qTy.getDimSize(0), qTy.getDimSize(2), qTy.getDimSize(1),
                        kTy.getDimSize(1)};
     static const char *names[4] = {"B", "Hq", "Sq", "Sk"};
-    DimRef fullRefs[4] = {
-        {"q", getQ(), 0}, {"q", getQ(), 2}, {"q", getQ(), 1}, {"k", getK(), 1}};
+    DimRef fullRefs[4] = {{"q", q, 0}, {"q", q, 2}, {"q", q, 1}, {"k", k, 1}};
     for (int64_t i = 0, r = bTy.getRank(); i < r; ++i) {
       int64_t b = bTy.getDimSize(i), f = full[4 - r + i];
       // A dynamic bias dim is read as the full dim (only a static 1
@@ -663,18 +679,28 @@ LogicalResult AttentionOp::verify() {
       if (ShapedType::isDynamic(b) || ShapedType::isDynamic(f) || b == 1 ||
           b == f)
         continue;
-      return emitOpError() << "bias " << bTy << " does not broadcast to [B, "
-                           << "Hq, Sq, Sk]: dim " << i << " (" << b
-                           << ") must be 1 or " << names[4 - r + i] << " (" << f
-                           << ")";
+      return op.emitOpError()
+             << "bias " << bTy << " does not broadcast to [B, Hq, Sq, Sk]: dim "
+             << i << " (" << b << ") must be 1 or " << names[4 - r + i] << " ("
+             << f << ")";
     }
   }
-  if (!getOffsets().empty() && getOffsets().size() != 3)
-    return emitOpError() << "offsets must be (b0, h0, i0): 3 index values, got "
-                         << getOffsets().size();
-  if (getDiagonal() && !getCausal())
-    return emitOpError() << "diagonal is only meaningful with causal";
+  if (!op.getOffsets().empty() && op.getOffsets().size() != numOffsets)
+    return op.emitOpError()
+           << "offsets must be " << offsetNames << ": " << numOffsets
+           << " index values, got " << op.getOffsets().size();
+  if (op.getDiagonal() && !op.getCausal())
+    return op.emitOpError() << "diagonal is only meaningful with causal";
   return success();
+}
+
+LogicalResult AttentionOp::verify() {
+  if (failed(checkSameElementType(getOperation(),
+                                  {{"q", getQ()}, {"result", getResult()}})))
+    return failure();
+  return verifyAttentionOperands(
+      *this, {{"result", getResult(), 4, "[B, Sq, Hq, Dv]", true}}, 3,
+      "(b0, h0, i0)");
 }
 
 /// score_mod takes (score: f32, b, h, i, j: index) and yields an f32.
@@ -710,65 +736,11 @@ LogicalResult AttentionOp::verifyRegions() {
 //===----------------------------------------------------------------------===//
 
 LogicalResult OnlineAttentionOp::verify() {
-  Operation *op = getOperation();
-  RankedTensorType qTy = getQ().getType(), kTy = getK().getType(),
-                   vTy = getV().getType();
-  if (failed(checkRank(op, "q", qTy, 4, "[B, Sq, Hq, Dk]")) ||
-      failed(checkRank(op, "k", kTy, 4, "[B, Sk, Hkv, Dk]")) ||
-      failed(checkRank(op, "v", vTy, 4, "[B, Sk, Hkv, Dv]")) ||
-      failed(checkRank(op, "acc", getAcc().getType(), 4, "[B, Sq, Hq, Dv]")) ||
-      failed(checkRank(op, "max", getMax().getType(), 3, "[B, Sq, Hq]")) ||
-      failed(checkRank(op, "sum", getSum().getType(), 3, "[B, Sq, Hq]")) ||
-      failed(checkSameElementType(
-          op, {{"q", getQ()}, {"k", getK()}, {"v", getV()}})) ||
-      failed(verifyScale(op, getScale())))
-    return failure();
-  if (failed(checkSameDim(op, "batch size",
-                          {{"q", getQ(), 0},
-                           {"k", getK(), 0},
-                           {"v", getV(), 0},
-                           {"acc", getAcc(), 0},
-                           {"max", getMax(), 0},
-                           {"sum", getSum(), 0}})) ||
-      failed(checkSameDim(op, "query length",
-                          {{"q", getQ(), 1},
-                           {"acc", getAcc(), 1},
-                           {"max", getMax(), 1},
-                           {"sum", getSum(), 1}})) ||
-      failed(checkSameDim(op, "key length",
-                          {{"k", getK(), 1}, {"v", getV(), 1}})) ||
-      failed(checkSameDim(op, "number of query heads",
-                          {{"q", getQ(), 2},
-                           {"acc", getAcc(), 2},
-                           {"max", getMax(), 2},
-                           {"sum", getSum(), 2}})) ||
-      failed(checkSameDim(op, "number of kv heads",
-                          {{"k", getK(), 2}, {"v", getV(), 2}})) ||
-      failed(checkSameDim(op, "key head dim",
-                          {{"q", getQ(), 3}, {"k", getK(), 3}})) ||
-      failed(checkSameDim(op, "value head dim",
-                          {{"v", getV(), 3}, {"acc", getAcc(), 3}})))
-    return failure();
-  int64_t hq = qTy.getDimSize(2), hkv = kTy.getDimSize(2);
-  if (!ShapedType::isDynamic(hq) && !ShapedType::isDynamic(hkv) &&
-      (hkv == 0 || hq % hkv != 0))
-    return emitOpError() << "number of query heads (" << hq
-                         << ") must be a multiple of the number of kv heads ("
-                         << hkv << ")";
-  if (Value bias = getBias()) {
-    RankedTensorType bTy = rankedType(bias);
-    if (bTy.getRank() > 4)
-      return emitOpError() << "bias must have rank <= 4 (broadcast to [B, Hq, "
-                              "Sq, Sk]), got rank "
-                           << bTy.getRank();
-  }
-  if (!getOffsets().empty() && getOffsets().size() != 4)
-    return emitOpError()
-           << "offsets must be (b0, h0, i0, j0): 4 index values, got "
-           << getOffsets().size();
-  if (getDiagonal() && !getCausal())
-    return emitOpError() << "diagonal is only meaningful with causal";
-  return success();
+  return verifyAttentionOperands(*this,
+                                 {{"acc", getAcc(), 4, "[B, Sq, Hq, Dv]", true},
+                                  {"max", getMax(), 3, "[B, Sq, Hq]", false},
+                                  {"sum", getSum(), 3, "[B, Sq, Hq]", false}},
+                                 4, "(b0, h0, i0, j0)");
 }
 
 LogicalResult OnlineAttentionOp::verifyRegions() {

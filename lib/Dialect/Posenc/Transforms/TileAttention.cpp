@@ -66,6 +66,11 @@ struct PosencTileAttentionPass
     SmallVector<AttentionOp> ops;
     getOperation()->walk([&](AttentionOp op) {
       int64_t sq = op.getQ().getType().getDimSize(1);
+      // Ops the decomposition cannot take (dynamic head counts, or a
+      // dynamic Dk and no scale) stay: the lowering names them.
+      if (op.getQ().getType().isDynamicDim(2) ||
+          op.getK().getType().isDynamicDim(2) || !op.getScaleOrDefault())
+        return;
       if (maxQueries == 0 || (!ShapedType::isDynamic(sq) && sq <= maxQueries))
         ops.push_back(op);
     });

@@ -175,17 +175,21 @@ RankedTensorType tileType(ArrayRef<OpFoldResult> sizes, Type elemTy) {
   return RankedTensorType::get(shape, elemTy);
 }
 
-struct AttentionTilingInterface
-    : TilingInterface::ExternalModel<AttentionTilingInterface, AttentionOp> {
+/// The iteration domain both ops share.
+template <typename Model, typename OpT>
+struct AttentionDomain : TilingInterface::ExternalModel<Model, OpT> {
   SmallVector<IT> getLoopIteratorTypes(Operation *) const {
     return {IT::parallel,  IT::parallel,  IT::parallel,
             IT::reduction, IT::reduction, IT::parallel};
   }
 
   SmallVector<Range> getIterationDomain(Operation *op, OpBuilder &b) const {
-    return attentionDomain(cast<AttentionOp>(op), b);
+    return attentionDomain(cast<OpT>(op), b);
   }
+};
 
+struct AttentionTilingInterface
+    : AttentionDomain<AttentionTilingInterface, AttentionOp> {
   FailureOr<TilingResult>
   getTiledImplementation(Operation *op, OpBuilder &b,
                          ArrayRef<OpFoldResult> offsets,
@@ -238,17 +242,7 @@ struct AttentionTilingInterface
 /// online_attention: keys are a reduction that accumulates into outs, so
 /// tiling them is the FlashAttention loop over key blocks.
 struct OnlineAttentionTilingInterface
-    : TilingInterface::ExternalModel<OnlineAttentionTilingInterface,
-                                     OnlineAttentionOp> {
-  SmallVector<IT> getLoopIteratorTypes(Operation *) const {
-    return {IT::parallel,  IT::parallel,  IT::parallel,
-            IT::reduction, IT::reduction, IT::parallel};
-  }
-
-  SmallVector<Range> getIterationDomain(Operation *op, OpBuilder &b) const {
-    return attentionDomain(cast<OnlineAttentionOp>(op), b);
-  }
-
+    : AttentionDomain<OnlineAttentionTilingInterface, OnlineAttentionOp> {
   FailureOr<TilingResult>
   getTiledImplementation(Operation *op, OpBuilder &b,
                          ArrayRef<OpFoldResult> offsets,

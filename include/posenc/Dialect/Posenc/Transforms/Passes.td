@@ -72,7 +72,10 @@ def PosencTileAttentionPass : Pass<"posenc-tile-attention"> {
     state (0, -inf, 0) followed by acc / sum, and tiles that along keys by
     `key-tile` (a loop over key blocks carrying the state). Each key block
     is one online-softmax step; `convert-posenc-to-linalg` (or
-    `posenc-decompose-attention`) decomposes it into linalg.
+    `posenc-decompose-attention`) decomposes it into linalg. Attention
+    with dynamic head counts, or a dynamic key head dim and no scale, is
+    left as it is (the lowering reports it); a head tile that splits a GQA
+    group is an error naming the op.
 
     `posenc-lower-to-cpu` runs it for decode-shaped attention (a few
     queries against a long cache), where it reads K and V in place, once,
