@@ -83,3 +83,16 @@ def test_decode_dynamic_cache_and_nan_outside_window():
                              score_mod=lambda s, b, hh, i, j: np.where(j < 100, -np.inf, s))
     assert np.isfinite(out).all()
     assert rel_err(out, expected) < 1e-5
+
+
+@pytest.mark.parametrize("b,sk", [(0, 0), (0, 5), (1, 0)])
+def test_decode_empty_dims(b, sk):
+    # An empty batch or cache: an empty result, or 0 for rows that see no key.
+    q = np.ones((b, 1, 2, 8), np.float32)
+    k = np.ones((b, sk, 2, 8), np.float32)
+    qt, kt = tensor_type(q.shape, "f32"), tensor_type(k.shape, "f32")
+    ir = func_ir([("q", qt), ("k", kt)],
+                 [f"%o = posenc.attention %q, %k, %k causal : {qt}, {kt}, {kt} -> {qt}"],
+                 [("%o", qt)])
+    (out,) = run(ir, [q, k], pipeline=decode())
+    assert out.shape == q.shape and not out.any()

@@ -71,6 +71,12 @@ struct PosencTileAttentionPass
       if (op.getQ().getType().isDynamicDim(2) ||
           op.getK().getType().isDynamicDim(2) || !op.getScaleOrDefault())
         return;
+      // A static empty dim: slices of it do not verify (offset 0 of size
+      // 0); the lowering returns the empty or zero result directly.
+      for (Value t : {op.getQ(), op.getK(), op.getV()})
+        if (llvm::is_contained(cast<RankedTensorType>(t.getType()).getShape(),
+                               0))
+          return;
       if (maxQueries == 0 || (!ShapedType::isDynamic(sq) && sq <= maxQueries))
         ops.push_back(op);
     });
