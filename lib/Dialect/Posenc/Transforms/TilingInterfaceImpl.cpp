@@ -239,6 +239,36 @@ struct AttentionTilingInterface
   }
 };
 
+/// A block of online_attention: its operands sliced for the tile and its
+/// state n (acc, max, sum) from `state(n, slices)`, which may add the slices
+/// it makes. Key and value head dims are never tiled: every value dim of a
+/// row shares its max and sum, and a tile of them would rescale the state
+/// once per tile.
+FailureOr<TilingResult> tileOnlineAttention(
+    OnlineAttentionOp attn, OpBuilder &b, ArrayRef<OpFoldResult> offsets,
+    ArrayRef<OpFoldResult> sizes,
+    function_ref<Value(unsigned, SmallVectorImpl<Operation *> &)> state) {
+  SmallVector<Range> domain = attentionDomain(attn, b);
+  if (!coversAll(offsets[kD], sizes[kD], domain[kD].size) ||
+      !coversAll(offsets[kE], sizes[kE], domain[kE].size))
+    return attn.emitOpError()
+           << "cannot be tiled along the key or value head dims: a row's "
+              "max and sum are shared by all of them";
+  FailureOr<TileOperands> t =
+      sliceOperands(attn, b, offsets, sizes, /*keysTiled=*/true);
+  if (failed(t))
+    return failure();
+  Value acc = state(0, t->slices), max = state(1, t->slices),
+        sum = state(2, t->slices);
+  auto tiled = OnlineAttentionOp::create(
+      b, attn.getLoc(), TypeRange{acc.getType(), max.getType(), sum.getType()},
+      t->q, t->k, t->v, t->bias, t->diagonal, t->offsets, acc, max, sum,
+      attn.getScaleAttr(), attn.getCausalAttr());
+  cloneScoreMod(b, attn.getScoreMod(), tiled.getScoreMod());
+  return TilingResult{
+      {tiled}, SmallVector<Value>(tiled->getResults()), t->slices};
+}
+
 /// online_attention: keys are a reduction that accumulates into outs, so
 /// tiling them is the FlashAttention loop over key blocks.
 struct OnlineAttentionTilingInterface
@@ -249,42 +279,24 @@ struct OnlineAttentionTilingInterface
                          ArrayRef<OpFoldResult> sizes) const {
     auto attn = cast<OnlineAttentionOp>(op);
     Location loc = op->getLoc();
-    SmallVector<Range> domain = getIterationDomain(op, b);
-    // Every value dim of a row shares its max and sum: a tile of them would
-    // rescale the state once per tile.
-    if (!coversAll(offsets[kD], sizes[kD], domain[kD].size) ||
-        !coversAll(offsets[kE], sizes[kE], domain[kE].size))
-      return op->emitOpError()
-             << "cannot be tiled along the key or value head dims: a row's "
-                "max and sum are shared by all of them";
-    FailureOr<TileOperands> t =
-        sliceOperands(attn, b, offsets, sizes, /*keysTiled=*/true);
-    if (failed(t))
-      return failure();
-    SmallVector<OpFoldResult> rowOffsets = {offsets[kB], offsets[kI],
+    OpFoldResult dv = tensor::getMixedSize(b, loc, attn.getAcc(), 3);
+    Value inits[3] = {attn.getAcc(), attn.getMax(), attn.getSum()};
+    return tileOnlineAttention(
+        attn, b, offsets, sizes,
+        [&](unsigned n, SmallVectorImpl<Operation *> &slices) -> Value {
+          SmallVector<OpFoldResult> offs = {offsets[kB], offsets[kI],
                                             offsets[kH]};
-    SmallVector<OpFoldResult> rowSizes = {sizes[kB], sizes[kI], sizes[kH]};
-    auto state = [&](Value src, bool withDv) -> Value {
-      SmallVector<OpFoldResult> offs = rowOffsets, szs = rowSizes;
-      if (withDv) {
-        offs.push_back(b.getIndexAttr(0));
-        szs.push_back(domain[kE].size);
-      }
-      SmallVector<OpFoldResult> strides(offs.size(), b.getIndexAttr(1));
-      auto s = tensor::ExtractSliceOp::create(b, loc, src, offs, szs, strides);
-      t->slices.push_back(s);
-      return s.getResult();
-    };
-    Value acc = state(attn.getAcc(), true);
-    Value max = state(attn.getMax(), false);
-    Value sum = state(attn.getSum(), false);
-    auto tiled = OnlineAttentionOp::create(
-        b, loc, TypeRange{acc.getType(), max.getType(), sum.getType()}, t->q,
-        t->k, t->v, t->bias, t->diagonal, t->offsets, acc, max, sum,
-        attn.getScaleAttr(), attn.getCausalAttr());
-    cloneScoreMod(b, attn.getScoreMod(), tiled.getScoreMod());
-    return TilingResult{
-        {tiled}, SmallVector<Value>(tiled->getResults()), t->slices};
+          SmallVector<OpFoldResult> szs = {sizes[kB], sizes[kI], sizes[kH]};
+          if (n == 0) {
+            offs.push_back(b.getIndexAttr(0));
+            szs.push_back(dv);
+          }
+          SmallVector<OpFoldResult> strides(offs.size(), b.getIndexAttr(1));
+          auto s = tensor::ExtractSliceOp::create(b, loc, inits[n], offs, szs,
+                                                  strides);
+          slices.push_back(s);
+          return s.getResult();
+        });
   }
 
   LogicalResult
@@ -356,42 +368,27 @@ struct OnlineAttentionPartialReduction
         !isKeysOnly(reductionDims))
       return op->emitOpError() << "splits its keys only into parallel chunks "
                                   "(tile_reduction_using_forall)";
-    SmallVector<Range> domain = attentionDomain(attn, b);
-    if (!coversAll(offsets[kD], sizes[kD], domain[kD].size) ||
-        !coversAll(offsets[kE], sizes[kE], domain[kE].size))
-      return op->emitOpError()
-             << "cannot be tiled along the key or value head dims: a row's "
-                "max and sum are shared by all of them";
-    FailureOr<TileOperands> t =
-        sliceOperands(attn, b, offsets, sizes, /*keysTiled=*/true);
-    if (failed(t))
-      return failure();
     // This chunk's state: its slot of the partial states, the chunk dim
     // collapsed into the last one. (Not a rank-reducing slice: with unit
     // batch or query dims, canonicalization may drop another unit dim than
     // the chunk's.)
-    SmallVector<Value> outs;
-    for (auto [n, partial] : llvm::enumerate(init)) {
-      SmallVector<OpFoldResult> offs, szs;
-      positionInPartial(b, n, offsets, sizes, splitReductionIvs[0], offs, szs);
-      SmallVector<OpFoldResult> strides(offs.size(), b.getIndexAttr(1));
-      auto slice =
-          tensor::ExtractSliceOp::create(b, loc, partial, offs, szs, strides);
-      t->slices.push_back(slice);
-      int64_t rank = szs.size();
-      SmallVector<ReassociationIndices> groups;
-      for (int64_t d = 0; d + 2 < rank; ++d)
-        groups.push_back({d});
-      groups.push_back({rank - 2, rank - 1});
-      outs.push_back(tensor::CollapseShapeOp::create(b, loc, slice, groups));
-    }
-    auto tiled = OnlineAttentionOp::create(
-        b, loc, ValueRange(outs).getTypes(), t->q, t->k, t->v, t->bias,
-        t->diagonal, t->offsets, outs[0], outs[1], outs[2], attn.getScaleAttr(),
-        attn.getCausalAttr());
-    cloneScoreMod(b, attn.getScoreMod(), tiled.getScoreMod());
-    return TilingResult{
-        {tiled}, SmallVector<Value>(tiled->getResults()), t->slices};
+    return tileOnlineAttention(
+        attn, b, offsets, sizes,
+        [&](unsigned n, SmallVectorImpl<Operation *> &slices) -> Value {
+          SmallVector<OpFoldResult> offs, szs;
+          positionInPartial(b, n, offsets, sizes, splitReductionIvs[0], offs,
+                            szs);
+          SmallVector<OpFoldResult> strides(offs.size(), b.getIndexAttr(1));
+          auto slice = tensor::ExtractSliceOp::create(b, loc, init[n], offs,
+                                                      szs, strides);
+          slices.push_back(slice);
+          int64_t rank = szs.size();
+          SmallVector<ReassociationIndices> groups;
+          for (int64_t d = 0; d + 2 < rank; ++d)
+            groups.push_back({d});
+          groups.push_back({rank - 2, rank - 1});
+          return tensor::CollapseShapeOp::create(b, loc, slice, groups);
+        });
   }
 
   /// M = max(m, max_c m_c); every state rescaled to M and summed:
