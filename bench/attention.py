@@ -53,7 +53,9 @@ def posenc_ir(kind, s):
     scale = "" if kind == "alibi" else " {scale = 1.0 : f64}"
     return (f"func.func @attn(%q: {t}, %k: {t}, %v: {t}, %p: {p}{extra}) -> {t} {{\n"
             f"  {bias}\n"
-            f"  %o = posenc.attention %q, %k, %v bias(%b : {bt}) causal{scale} : {t}, {t}, {t} -> {t}\n"
+            f"  %init = tensor.empty() : {t}\n"
+            f"  %o = posenc.attention %q, %k, %v bias(%b : {bt}) causal outs(%init){scale} : "
+            f"{t}, {t}, {t}, {t}\n"
             f"  return %o : {t}\n}}\n")
 
 

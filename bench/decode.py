@@ -61,7 +61,8 @@ def decode_ir(sk, kv_elem):
     r = f"tensor<1x1x{HQ}x{D}x{kv_elem}>"
     return (f"func.func @decode(%q: tensor<1x1x{HQ}x{D}xf32>, %k: {kv}, %v: {kv}) -> {r} {{\n"
             f"{conv}"
-            f"  %o = posenc.attention {qn}, %k, %v causal : {q}, {kv}, {kv} -> {r}\n"
+            f"  %init = tensor.empty() : {r}\n"
+            f"  %o = posenc.attention {qn}, %k, %v causal outs(%init) : {q}, {kv}, {kv}, {r}\n"
             f"  return %o : {r}\n}}\n")
 
 

@@ -28,7 +28,8 @@ func.func @attention_layer(%x: tensor<1x64x1024xf32>, %pos: tensor<64xi64>, %w_q
   %biased20 = arith.addf %mm17, %bb19 : tensor<64x1024xf32>
   %v21 = tensor.expand_shape %biased20 [[0, 1], [2, 3]] output_shape [1, 64, 16, 64] : tensor<64x1024xf32> into tensor<1x64x16x64xf32>
   %bias = posenc.alibi_bias %pos, %pos mode causal {num_heads = 16 : i64, max_bias = 8.0 : f64} : tensor<64xi64>, tensor<64xi64> -> tensor<16x64x64xf32>
-  %attn = posenc.attention %q7, %k14, %v21 bias(%bias : tensor<16x64x64xf32>) causal : tensor<1x64x16x64xf32>, tensor<1x64x16x64xf32>, tensor<1x64x16x64xf32> -> tensor<1x64x16x64xf32>
+  %attn_init = tensor.empty() : tensor<1x64x16x64xf32>
+  %attn = posenc.attention %q7, %k14, %v21 bias(%bias : tensor<16x64x64xf32>) causal outs(%attn_init) : tensor<1x64x16x64xf32>, tensor<1x64x16x64xf32>, tensor<1x64x16x64xf32>, tensor<1x64x16x64xf32>
   %o2 = tensor.collapse_shape %attn [[0, 1], [2, 3]] : tensor<1x64x16x64xf32> into tensor<64x1024xf32>
   %e22 = tensor.empty() : tensor<64x1024xf32>
   %z23 = linalg.fill ins(%zero : f32) outs(%e22 : tensor<64x1024xf32>) -> tensor<64x1024xf32>

@@ -5,8 +5,9 @@ func.func @bloom_alibi_attention(%q: tensor<1x128x16x64xf32>, %k: tensor<1x128x1
     -> tensor<1x128x16x64xf32> {
   %bias = posenc.alibi_bias %pos, %pos mode causal {num_heads = 16 : i64}
           : tensor<128xi32>, tensor<128xi32> -> tensor<16x128x128xf32>
-  %o = posenc.attention %q, %k, %v bias(%bias : tensor<16x128x128xf32>) causal
-       : tensor<1x128x16x64xf32>, tensor<1x128x16x64xf32>, tensor<1x128x16x64xf32>
-         -> tensor<1x128x16x64xf32>
+  %init = tensor.empty() : tensor<1x128x16x64xf32>
+  %o = posenc.attention %q, %k, %v bias(%bias : tensor<16x128x128xf32>) causal outs(%init)
+       : tensor<1x128x16x64xf32>, tensor<1x128x16x64xf32>, tensor<1x128x16x64xf32>,
+         tensor<1x128x16x64xf32>
   return %o : tensor<1x128x16x64xf32>
 }

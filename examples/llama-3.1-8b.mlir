@@ -20,7 +20,8 @@ func.func @attention_layer(%x: tensor<1x64x4096xf32>, %pos: tensor<64xi64>, %w_q
   %v12 = tensor.expand_shape %mm11 [[0, 1], [2, 3]] output_shape [1, 64, 2, 128] : tensor<64x256xf32> into tensor<1x64x2x128xf32>
   %qr = posenc.rope %q4, %pos layout half {base = 500000.0 : f64, scaling = #posenc.rope_scaling<llama3, factor = 8.0, original = 8192, low_freq_factor = 1.0, high_freq_factor = 4.0>} : tensor<1x64x8x128xf32>, tensor<64xi64>
   %kr = posenc.rope %k8, %pos layout half {base = 500000.0 : f64, scaling = #posenc.rope_scaling<llama3, factor = 8.0, original = 8192, low_freq_factor = 1.0, high_freq_factor = 4.0>} : tensor<1x64x2x128xf32>, tensor<64xi64>
-  %attn = posenc.attention %qr, %kr, %v12 causal : tensor<1x64x8x128xf32>, tensor<1x64x2x128xf32>, tensor<1x64x2x128xf32> -> tensor<1x64x8x128xf32>
+  %attn_init = tensor.empty() : tensor<1x64x8x128xf32>
+  %attn = posenc.attention %qr, %kr, %v12 causal outs(%attn_init) : tensor<1x64x8x128xf32>, tensor<1x64x2x128xf32>, tensor<1x64x2x128xf32>, tensor<1x64x8x128xf32>
   %o2 = tensor.collapse_shape %attn [[0, 1], [2, 3]] : tensor<1x64x8x128xf32> into tensor<64x1024xf32>
   %e13 = tensor.empty() : tensor<64x4096xf32>
   %z14 = linalg.fill ins(%zero : f32) outs(%e13 : tensor<64x4096xf32>) -> tensor<64x4096xf32>

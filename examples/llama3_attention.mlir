@@ -13,8 +13,9 @@ func.func @llama3_attention(%q: tensor<1x128x32x128xf32>, %k: tensor<1x128x8x128
           scaling = #posenc.rope_scaling<llama3, factor = 8.0, low_freq_factor = 1.0,
                                          high_freq_factor = 4.0, original = 8192>}
         : tensor<1x128x8x128xf32>, tensor<128xi32>
-  %o = posenc.attention %qr, %kr, %v causal
-       : tensor<1x128x32x128xf32>, tensor<1x128x8x128xf32>, tensor<1x128x8x128xf32>
-         -> tensor<1x128x32x128xf32>
+  %init = tensor.empty() : tensor<1x128x32x128xf32>
+  %o = posenc.attention %qr, %kr, %v causal outs(%init)
+       : tensor<1x128x32x128xf32>, tensor<1x128x8x128xf32>, tensor<1x128x8x128xf32>,
+         tensor<1x128x32x128xf32>
   return %o : tensor<1x128x32x128xf32>
 }

@@ -19,7 +19,8 @@ func.func @attention_layer(%x: tensor<1x64x4096xf32>, %pos: tensor<64xi64>, %w_q
   %mm11 = linalg.matmul ins(%x2, %w_v : tensor<64x4096xf32>, tensor<4096x1024xf32>) outs(%z10 : tensor<64x1024xf32>) -> tensor<64x1024xf32>
   %v12 = tensor.expand_shape %mm11 [[0, 1], [2, 3]] output_shape [1, 64, 8, 128] : tensor<64x1024xf32> into tensor<1x64x8x128xf32>
   %bias = posenc.alibi_bias %pos, %pos mode causal {num_heads = 8 : i64, max_bias = 8.0 : f64} : tensor<64xi64>, tensor<64xi64> -> tensor<8x64x64xf32>
-  %attn = posenc.attention %q4, %k8, %v12 bias(%bias : tensor<8x64x64xf32>) causal : tensor<1x64x8x128xf32>, tensor<1x64x8x128xf32>, tensor<1x64x8x128xf32> -> tensor<1x64x8x128xf32>
+  %attn_init = tensor.empty() : tensor<1x64x8x128xf32>
+  %attn = posenc.attention %q4, %k8, %v12 bias(%bias : tensor<8x64x64xf32>) causal outs(%attn_init) : tensor<1x64x8x128xf32>, tensor<1x64x8x128xf32>, tensor<1x64x8x128xf32>, tensor<1x64x8x128xf32>
   %o2 = tensor.collapse_shape %attn [[0, 1], [2, 3]] : tensor<1x64x8x128xf32> into tensor<64x1024xf32>
   %e13 = tensor.empty() : tensor<64x4096xf32>
   %z14 = linalg.fill ins(%zero : f32) outs(%e13 : tensor<64x4096xf32>) -> tensor<64x4096xf32>

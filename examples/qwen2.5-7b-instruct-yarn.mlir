@@ -29,7 +29,8 @@ func.func @attention_layer(%x: tensor<1x64x3584xf32>, %pos: tensor<64xi64>, %w_q
   %v21 = tensor.expand_shape %biased20 [[0, 1], [2, 3]] output_shape [1, 64, 1, 128] : tensor<64x128xf32> into tensor<1x64x1x128xf32>
   %qr = posenc.rope %q7, %pos layout half {base = 1000000.0 : f64, scaling = #posenc.rope_scaling<yarn, factor = 4.0, original = 32768>} : tensor<1x64x7x128xf32>, tensor<64xi64>
   %kr = posenc.rope %k14, %pos layout half {base = 1000000.0 : f64, scaling = #posenc.rope_scaling<yarn, factor = 4.0, original = 32768>} : tensor<1x64x1x128xf32>, tensor<64xi64>
-  %attn = posenc.attention %qr, %kr, %v21 causal : tensor<1x64x7x128xf32>, tensor<1x64x1x128xf32>, tensor<1x64x1x128xf32> -> tensor<1x64x7x128xf32>
+  %attn_init = tensor.empty() : tensor<1x64x7x128xf32>
+  %attn = posenc.attention %qr, %kr, %v21 causal outs(%attn_init) : tensor<1x64x7x128xf32>, tensor<1x64x1x128xf32>, tensor<1x64x1x128xf32>, tensor<1x64x7x128xf32>
   %o2 = tensor.collapse_shape %attn [[0, 1], [2, 3]] : tensor<1x64x7x128xf32> into tensor<64x896xf32>
   %e22 = tensor.empty() : tensor<64x3584xf32>
   %z23 = linalg.fill ins(%zero : f32) outs(%e22 : tensor<64x3584xf32>) -> tensor<64x3584xf32>

@@ -19,7 +19,8 @@ func.func @attention_layer(%x: tensor<1x64x768xf32>, %pos: tensor<64xi64>, %w_q:
   %mm11 = linalg.matmul ins(%x2, %w_v : tensor<64x768xf32>, tensor<768x768xf32>) outs(%z10 : tensor<64x768xf32>) -> tensor<64x768xf32>
   %v12 = tensor.expand_shape %mm11 [[0, 1], [2, 3]] output_shape [1, 64, 12, 64] : tensor<64x768xf32> into tensor<1x64x12x64xf32>
   %bias = posenc.rel_bias %rel_table, %pos, %pos kind t5 {num_buckets = 32 : i64, max_distance = 128 : i64, bidirectional = true} : tensor<32x12xf32>, tensor<64xi64>, tensor<64xi64> -> tensor<12x64x64xf32>
-  %attn = posenc.attention %q4, %k8, %v12 bias(%bias : tensor<12x64x64xf32>) {scale = 1.0 : f64} : tensor<1x64x12x64xf32>, tensor<1x64x12x64xf32>, tensor<1x64x12x64xf32> -> tensor<1x64x12x64xf32>
+  %attn_init = tensor.empty() : tensor<1x64x12x64xf32>
+  %attn = posenc.attention %q4, %k8, %v12 bias(%bias : tensor<12x64x64xf32>) outs(%attn_init) {scale = 1.0 : f64} : tensor<1x64x12x64xf32>, tensor<1x64x12x64xf32>, tensor<1x64x12x64xf32>, tensor<1x64x12x64xf32>
   %o2 = tensor.collapse_shape %attn [[0, 1], [2, 3]] : tensor<1x64x12x64xf32> into tensor<64x768xf32>
   %e13 = tensor.empty() : tensor<64x768xf32>
   %z14 = linalg.fill ins(%zero : f32) outs(%e13 : tensor<64x768xf32>) -> tensor<64x768xf32>

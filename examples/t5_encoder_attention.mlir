@@ -7,8 +7,9 @@ func.func @t5_encoder_attention(%q: tensor<1x128x12x64xf32>, %k: tensor<1x128x12
                                 %pos: tensor<128xi32>) -> tensor<1x128x12x64xf32> {
   %bias = posenc.rel_bias %table, %pos, %pos kind t5 {num_buckets = 32 : i64, max_distance = 128 : i64}
           : tensor<32x12xf32>, tensor<128xi32>, tensor<128xi32> -> tensor<12x128x128xf32>
-  %o = posenc.attention %q, %k, %v bias(%bias : tensor<12x128x128xf32>) {scale = 1.0 : f64}
-       : tensor<1x128x12x64xf32>, tensor<1x128x12x64xf32>, tensor<1x128x12x64xf32>
-         -> tensor<1x128x12x64xf32>
+  %init = tensor.empty() : tensor<1x128x12x64xf32>
+  %o = posenc.attention %q, %k, %v bias(%bias : tensor<12x128x128xf32>) outs(%init) {scale = 1.0 : f64}
+       : tensor<1x128x12x64xf32>, tensor<1x128x12x64xf32>, tensor<1x128x12x64xf32>,
+         tensor<1x128x12x64xf32>
   return %o : tensor<1x128x12x64xf32>
 }

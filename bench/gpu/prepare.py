@@ -93,8 +93,9 @@ class Cases:
             bias64 = ref.rel_bias(table, qp, kp, "t5", 32, 128, False)
         rt = ttype((b, sq, hq, dv), "bf16" if bf16 else "f32")
         bias_text = f" bias(%b : {bt})" if bias else ""
-        body.append(f"%o = posenc.attention %q, %k, %v{bias_text}{' causal' if causal else ''} : "
-                    f"{tof(q)}, {tof(k)}, {tof(v)} -> {rt}")
+        body.append(f"%init = tensor.empty() : {rt}")
+        body.append(f"%o = posenc.attention %q, %k, %v{bias_text}{' causal' if causal else ''} "
+                    f"outs(%init) : {tof(q)}, {tof(k)}, {tof(v)}, {rt}")
         self.add(name, func(args, body, rt), inputs,
                  ref.attention(q64, k64, v64, bias=bias64, causal=causal),
                  BF16_TOL if bf16 else F32_TOL)
@@ -163,7 +164,9 @@ def bench_sources():
         out[f"bench_alibi_attention_{elem}"] = func(
             [("q", qt), ("k", qt), ("v", qt), ("p", pt)],
             [f"%b = posenc.alibi_bias %p, %p mode causal {{num_heads = {h} : i64}} : {pt}, {pt} -> {bt}",
-             f"%o = posenc.attention %q, %k, %v bias(%b : {bt}) causal : {qt}, {qt}, {qt} -> {qt}"], qt)
+             f"%init = tensor.empty() : {qt}",
+             f"%o = posenc.attention %q, %k, %v bias(%b : {bt}) causal outs(%init) : "
+             f"{qt}, {qt}, {qt}, {qt}"], qt)
     return out
 
 

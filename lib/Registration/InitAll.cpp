@@ -4,15 +4,18 @@
 
 #include "posenc/Conversion/Passes.h"
 #include "posenc/Dialect/Posenc/IR/PosencDialect.h"
+#include "posenc/Dialect/Posenc/Transforms/BufferizableOpInterfaceImpl.h"
 #include "posenc/Dialect/Posenc/Transforms/Passes.h"
 #include "posenc/Dialect/Posenc/Transforms/TilingInterfaceImpl.h"
 #include "posenc/Pipelines/Pipelines.h"
 
 void mlir::posenc::registerPosencDialects(DialectRegistry &registry) {
   registry.insert<PosencDialect>();
-  // Attention as a structured op: tiling, shape reification, decomposition.
+  // Attention as a structured op: tiling, shape reification, decomposition,
+  // bufferization.
   registerTilingInterfaceExternalModels(registry);
   registerAggregatedOpInterfaceExternalModels(registry);
+  registerBufferizableOpInterfaceExternalModels(registry);
 }
 
 void mlir::posenc::registerPosencPasses() {

@@ -452,8 +452,10 @@ def _rope_layer(cfg, em, b, s, _decoder):
     for name, t, n in (("qr", q, h), ("kr", k, hkv)):
         em.emit(f"%{name} = posenc.rope {t}, {pos} layout half{attr_text} : "
                 f"{_t((b, s, n, d))}, {_t((s,), 'i64')}")
-    em.emit(f"%attn = posenc.attention %qr, %kr, {v} causal : {_t((b, s, h, d))}, "
-            f"{_t((b, s, hkv, d))}, {_t((b, s, hkv, d))} -> {_t((b, s, h, d))}")
+    em.emit(f"%attn_init = tensor.empty() : {_t((b, s, h, d))}")
+    em.emit(f"%attn = posenc.attention %qr, %kr, {v} causal outs(%attn_init) : "
+            f"{_t((b, s, h, d))}, {_t((b, s, hkv, d))}, {_t((b, s, hkv, d))}, "
+            f"{_t((b, s, h, d))}")
     out, shape = _output_projection(em, "%attn", b, s, h, d, hidden)
 
     def reference(a):
@@ -491,8 +493,10 @@ def _alibi_layer(cfg, em, b, s, _decoder):
     bt = _t((h, s, s))
     em.emit(f"%bias = posenc.alibi_bias {pos}, {pos} mode causal {{num_heads = {h} : i64, "
             f"max_bias = {max_bias!r} : f64}} : {_t((s,), 'i64')}, {_t((s,), 'i64')} -> {bt}")
-    em.emit(f"%attn = posenc.attention {q}, {k}, {v} bias(%bias : {bt}) causal : "
-            f"{_t((b, s, h, d))}, {_t((b, s, h, d))}, {_t((b, s, h, d))} -> {_t((b, s, h, d))}")
+    em.emit(f"%attn_init = tensor.empty() : {_t((b, s, h, d))}")
+    em.emit(f"%attn = posenc.attention {q}, {k}, {v} bias(%bias : {bt}) causal "
+            f"outs(%attn_init) : {_t((b, s, h, d))}, {_t((b, s, h, d))}, "
+            f"{_t((b, s, h, d))}, {_t((b, s, h, d))}")
     out, shape = _output_projection(em, "%attn", b, s, h, d, hidden)
 
     def reference(a):
@@ -529,9 +533,10 @@ def _t5_layer(cfg, em, b, s, decoder):
             f"{_t((nb, h))}, {_t((s,), 'i64')}, {_t((s,), 'i64')} -> {bt}")
     causal = " causal" if decoder else ""
     # T5 folds 1/sqrt(d) into its weights: the softmax scale is 1.
+    em.emit(f"%attn_init = tensor.empty() : {_t((b, s, h, d))}")
     em.emit(f"%attn = posenc.attention {q}, {k}, {v} bias(%bias : {bt}){causal} "
-            f"{{scale = 1.0 : f64}} : {_t((b, s, h, d))}, {_t((b, s, h, d))}, "
-            f"{_t((b, s, h, d))} -> {_t((b, s, h, d))}")
+            f"outs(%attn_init) {{scale = 1.0 : f64}} : {_t((b, s, h, d))}, "
+            f"{_t((b, s, h, d))}, {_t((b, s, h, d))}, {_t((b, s, h, d))}")
     out, shape = _output_projection(em, "%attn", b, s, h, d, hidden)
 
     def reference(a):

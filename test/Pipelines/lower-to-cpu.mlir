@@ -22,6 +22,7 @@ func.func @layer(%q: tensor<1x8x4x16xbf16>, %k: tensor<1x8x2x16xbf16>, %v: tenso
   %qr = posenc.rope %q, %p layout interleaved {scaling = #posenc.rope_scaling<yarn, factor = 4.0, original = 32>} : tensor<1x8x4x16xbf16>, tensor<8xi64>
   %kr = posenc.rope %k, %p layout interleaved {scaling = #posenc.rope_scaling<yarn, factor = 4.0, original = 32>} : tensor<1x8x2x16xbf16>, tensor<8xi64>
   %b = posenc.rel_bias %t, %p, %p kind t5 {num_buckets = 32 : i64, max_distance = 128 : i64} : tensor<32x4xf32>, tensor<8xi64>, tensor<8xi64> -> tensor<4x8x8xf32>
-  %o = posenc.attention %qr, %kr, %v bias(%b : tensor<4x8x8xf32>) causal : tensor<1x8x4x16xbf16>, tensor<1x8x2x16xbf16>, tensor<1x8x2x16xbf16> -> tensor<1x8x4x16xbf16>
+  %init_o = tensor.empty() : tensor<1x8x4x16xbf16>
+  %o = posenc.attention %qr, %kr, %v bias(%b : tensor<4x8x8xf32>) causal outs(%init_o) : tensor<1x8x4x16xbf16>, tensor<1x8x2x16xbf16>, tensor<1x8x2x16xbf16>, tensor<1x8x4x16xbf16>
   return %o : tensor<1x8x4x16xbf16>
 }

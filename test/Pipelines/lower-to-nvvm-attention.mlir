@@ -30,12 +30,16 @@
 
 func.func @alibi_prefill(%q: tensor<1x4096x32x128xf32>, %k: tensor<1x4096x32x128xf32>, %v: tensor<1x4096x32x128xf32>, %p: tensor<4096xi32>) -> tensor<1x4096x32x128xf32> {
   %b = posenc.alibi_bias %p, %p mode causal {num_heads = 32 : i64} : tensor<4096xi32>, tensor<4096xi32> -> tensor<32x4096x4096xf32>
-  %o = posenc.attention %q, %k, %v bias(%b : tensor<32x4096x4096xf32>) causal : tensor<1x4096x32x128xf32>, tensor<1x4096x32x128xf32>, tensor<1x4096x32x128xf32> -> tensor<1x4096x32x128xf32>
+  %init_o = tensor.empty() : tensor<1x4096x32x128xf32>
+  %o = posenc.attention %q, %k, %v bias(%b : tensor<32x4096x4096xf32>) causal outs(%init_o) : tensor<1x4096x32x128xf32>, tensor<1x4096x32x128xf32>, tensor<1x4096x32x128xf32>, tensor<1x4096x32x128xf32>
   return %o : tensor<1x4096x32x128xf32>
 }
 
 func.func @gqa_bf16(%q: tensor<2x?x32x64xbf16>, %k: tensor<2x?x8x64xbf16>, %v: tensor<2x?x8x64xbf16>) -> tensor<2x?x32x64xbf16> {
-  %o = posenc.attention %q, %k, %v causal : tensor<2x?x32x64xbf16>, tensor<2x?x8x64xbf16>, tensor<2x?x8x64xbf16> -> tensor<2x?x32x64xbf16>
+  %init_o_c1 = arith.constant 1 : index
+  %init_o_d1 = tensor.dim %q, %init_o_c1 : tensor<2x?x32x64xbf16>
+  %init_o = tensor.empty(%init_o_d1) : tensor<2x?x32x64xbf16>
+  %o = posenc.attention %q, %k, %v causal outs(%init_o) : tensor<2x?x32x64xbf16>, tensor<2x?x8x64xbf16>, tensor<2x?x8x64xbf16>, tensor<2x?x32x64xbf16>
   return %o : tensor<2x?x32x64xbf16>
 }
 

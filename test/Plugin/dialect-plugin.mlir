@@ -8,6 +8,7 @@ func.func @layer(%x: tensor<1x16x8x64xf32>, %p: tensor<16xi32>) -> tensor<1x16x8
   // CHECK: posenc.rope %{{.*}}, %{{.*}} layout interleaved {scaling = #posenc.rope_scaling<yarn, factor = 4.000000e+01, original = 4096, mscale_all_dim = 1.000000e+00>}
   %q = posenc.rope %x, %p layout interleaved {scaling = #posenc.rope_scaling<yarn, factor = 40.0, original = 4096, mscale_all_dim = 1.0>} : tensor<1x16x8x64xf32>, tensor<16xi32>
   // CHECK: posenc.attention %{{.*}} causal
-  %o = posenc.attention %q, %q, %q causal : tensor<1x16x8x64xf32>, tensor<1x16x8x64xf32>, tensor<1x16x8x64xf32> -> tensor<1x16x8x64xf32>
+  %init_o = tensor.empty() : tensor<1x16x8x64xf32>
+  %o = posenc.attention %q, %q, %q causal outs(%init_o) : tensor<1x16x8x64xf32>, tensor<1x16x8x64xf32>, tensor<1x16x8x64xf32>, tensor<1x16x8x64xf32>
   return %o : tensor<1x16x8x64xf32>
 }

@@ -10,6 +10,7 @@
 // COPY: posenc-gpu: copy bytes=1048576 median_ms={{[0-9.]+}}
 
 func.func @attention(%q: tensor<2x70x8x64xbf16>, %k: tensor<2x90x2x64xbf16>, %v: tensor<2x90x2x64xbf16>) -> tensor<2x70x8x64xbf16> {
-  %o = posenc.attention %q, %k, %v causal : tensor<2x70x8x64xbf16>, tensor<2x90x2x64xbf16>, tensor<2x90x2x64xbf16> -> tensor<2x70x8x64xbf16>
+  %init_o = tensor.empty() : tensor<2x70x8x64xbf16>
+  %o = posenc.attention %q, %k, %v causal outs(%init_o) : tensor<2x70x8x64xbf16>, tensor<2x90x2x64xbf16>, tensor<2x90x2x64xbf16>, tensor<2x70x8x64xbf16>
   return %o : tensor<2x70x8x64xbf16>
 }

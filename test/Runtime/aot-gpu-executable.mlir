@@ -20,6 +20,7 @@
 
 func.func @alibi_attention(%q: tensor<1x100x8x64xf32>, %k: tensor<1x100x8x64xf32>, %v: tensor<1x100x8x64xf32>, %p: tensor<100xi32>) -> tensor<1x100x8x64xf32> {
   %b = posenc.alibi_bias %p, %p mode causal {num_heads = 8 : i64} : tensor<100xi32>, tensor<100xi32> -> tensor<8x100x100xf32>
-  %o = posenc.attention %q, %k, %v bias(%b : tensor<8x100x100xf32>) causal : tensor<1x100x8x64xf32>, tensor<1x100x8x64xf32>, tensor<1x100x8x64xf32> -> tensor<1x100x8x64xf32>
+  %init_o = tensor.empty() : tensor<1x100x8x64xf32>
+  %o = posenc.attention %q, %k, %v bias(%b : tensor<8x100x100xf32>) causal outs(%init_o) : tensor<1x100x8x64xf32>, tensor<1x100x8x64xf32>, tensor<1x100x8x64xf32>, tensor<1x100x8x64xf32>
   return %o : tensor<1x100x8x64xf32>
 }

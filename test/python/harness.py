@@ -56,6 +56,26 @@ def func_ir(args, body, results, name="f"):
             f"  return {ret_vals} : {res}\n}}\n")
 
 
+def attention(result, q, k, v, qt, kt, vt, rt, attrs="", attr_dict="", tail=""):
+    """Body lines of `result = posenc.attention q, k, v<attrs> outs(init)
+    <attr_dict> : qt, kt, vt, rt<tail>`, its init (a tensor.empty whose
+    dynamic dims are read from q for [B, Sq, Hq] and from v for Dv) first."""
+    init = result + "_init"
+    dims = rt[len("tensor<"):-1].split("x")[:-1]
+    lines, dynamic = [], []
+    for d, size in enumerate(dims):
+        if size != "?":
+            continue
+        src, st = (q, qt) if d < 3 else (v, vt)
+        lines += [f"{init}_c{d} = arith.constant {d} : index",
+                  f"{init}_d{d} = tensor.dim {src}, {init}_c{d} : {st}"]
+        dynamic.append(f"{init}_d{d}")
+    lines.append(f"{init} = tensor.empty({', '.join(dynamic)}) : {rt}")
+    lines.append(f"{result} = posenc.attention {q}, {k}, {v}{attrs} outs({init})"
+                 f"{attr_dict} : {qt}, {kt}, {vt}, {rt}{tail}")
+    return lines
+
+
 class RunError(Exception):
     """posenc-run exited non-zero; `stderr` holds its message."""
 

@@ -19,7 +19,7 @@ import math
 import numpy as np
 
 import posenc
-from harness import func_ir, rel_err, tensor_type
+from harness import attention, func_ir, rel_err, tensor_type
 from posenc import models
 from posenc import reference as ref
 
@@ -300,8 +300,9 @@ class Generator:
             attr.append("causal")
         opts = f" {{scale = {scale!r} : f64}}" if scale is not None else ""
         bias_part = f" bias({bias_v} : {bias_t})" if bias_v else ""
-        p.body.append(f"%o = posenc.attention %q, %k, %v{bias_part} {' '.join(attr)}{opts} : "
-                      f"{proj['q'][0]}, {proj['k'][0]}, {p.args[4][1]} -> {rt}")
+        p.body += attention("%o", "%q", "%k", "%v", proj["q"][0], proj["k"][0], p.args[4][1],
+                            rt, attrs=bias_part + "".join(" " + a for a in attr),
+                            attr_dict=opts)
         p.result = ("%o", rt)
         p.expected = ref.attention(proj["q"][1], proj["k"][1], p.value(4), bias=bias_ref,
                                    scale=scale, causal=causal)

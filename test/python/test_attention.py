@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from harness import from_bf16, func_ir, rel_err, run, tensor_type, to_bf16, type_of
+from harness import attention, from_bf16, func_ir, rel_err, run, tensor_type, to_bf16, type_of
 from posenc import reference as ref
 
 
@@ -17,17 +17,16 @@ def attention_ir(q, k, v, bias=None, scale=None, causal=False, score_mod=None, c
     args += [(n, t) for n, t in captures]
     rt = tensor_type(q.shape[:3] + (v.shape[3],),
                      {np.float32: "f32", np.uint16: "bf16", np.float16: "f16"}[q.dtype.type])
-    text = "%o = posenc.attention %q, %k, %v"
+    attrs = ""
     if bias is not None:
-        text += f" bias(%bias : {type_of(bias)})"
+        attrs += f" bias(%bias : {type_of(bias)})"
     if causal:
-        text += " causal"
-    if scale is not None:
-        text += f" {{scale = {float(scale)!r} : f64}}"
-    text += f" : {type_of(q)}, {type_of(k)}, {type_of(v)} -> {rt}"
-    body = [text]
+        attrs += " causal"
+    attr_dict = f" {{scale = {float(scale)!r} : f64}}" if scale is not None else ""
+    body = attention("%o", "%q", "%k", "%v", type_of(q), type_of(k), type_of(v), rt,
+                     attrs=attrs, attr_dict=attr_dict)
     if score_mod:
-        body[0] += " score_mod {"
+        body[-1] += " score_mod {"
         body += ["^bb0(%s: f32, %b: index, %h: index, %i: index, %j: index):"] + score_mod + ["}"]
     return func_ir(args, body, [("%o", rt)])
 

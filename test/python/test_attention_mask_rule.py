@@ -11,7 +11,7 @@ form and the emulated GPU kernel.
 import numpy as np
 import pytest
 
-from harness import func_ir, rel_err, run, tensor_type
+from harness import attention, func_ir, rel_err, run, tensor_type
 from posenc import reference as ref
 
 B, SQ, SK, H, D = 1, 23, 17, 6, 8
@@ -81,7 +81,7 @@ def case(kind, rng):
         tail = (" score_mod {\n  ^bb0(%s: f32, %b: index, %h: index, %i: index, %j: index):\n"
                 + WINDOW + "\n  }")
         expected_kw = {"score_mod": lambda s, b, h, i, j: np.where(j + 5 <= i, -np.inf, s)}
-    body = [f"%o = posenc.attention %q, %k, %v{attrs} : {qt}, {kt}, {vt} -> {rt}{tail}"]
+    body = attention("%o", "%q", "%k", "%v", qt, kt, vt, rt, attrs=attrs, tail=tail)
     expected = ref.attention(*(x.astype(np.float64) for x in (q, k, v)), **expected_kw)
     return func_ir(args, body, [("%o", rt)]), inputs, expected
 
@@ -116,7 +116,7 @@ def test_issue_case_first_nan_row(target):
     v[0, 40, 0, 0] = np.nan
     t = tensor_type((1, s, 1, 4), "f32")
     ir = func_ir([("q", t), ("k", t), ("v", t)],
-                 [f"%o = posenc.attention %q, %k, %v causal : {t}, {t}, {t} -> {t}"], [("%o", t)])
+                 attention("%o", "%q", "%k", "%v", t, t, t, t, attrs=" causal"), [("%o", t)])
     (out,) = run(ir, [q, k, v], pipeline=TARGETS[target])
     nan_rows = np.nonzero(np.isnan(out[0, :, 0, 0]))[0]
     assert list(nan_rows) == list(range(40, s))
@@ -134,9 +134,10 @@ def test_score_mod_uses_values_from_above(target, yield_outer):
         "%r = arith.addf %s, %w : f32\n    posenc.yield %r : f32"
     ir = func_ir([("q", t), ("k", t), ("v", t)], [
         "%w = arith.constant 0.75 : f32",
-        f"%o = posenc.attention %q, %k, %v causal : {t}, {t}, {t} -> {t} score_mod {{\n"
-        "  ^bb0(%s: f32, %b: index, %h: index, %i: index, %j: index):\n    "
-        + inner + "\n  }"], [("%o", t)])
+        *attention("%o", "%q", "%k", "%v", t, t, t, t, attrs=" causal",
+                   tail=" score_mod {\n"
+                   "  ^bb0(%s: f32, %b: index, %h: index, %i: index, %j: index):\n    "
+                   + inner + "\n  }")], [("%o", t)])
     mod = (lambda s, b, h, i, j: np.full(np.broadcast(s, j).shape, 0.75)) if yield_outer \
         else (lambda s, b, h, i, j: s + 0.75)
     expected = ref.attention(*(x.astype(np.float64) for x in (q, k, v)), causal=True,

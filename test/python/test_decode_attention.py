@@ -9,7 +9,7 @@ divide the cache, and against the prefill loop nest
 import numpy as np
 import pytest
 
-from harness import from_bf16, func_ir, rel_err, run, tensor_type, to_bf16
+from harness import attention, from_bf16, func_ir, rel_err, run, tensor_type, to_bf16
 from posenc import reference as ref
 from test_fused_attention import build
 
@@ -39,8 +39,8 @@ def test_decode_vs_reference(sq, sk, hq, hkv, d, tile, elem):
     types = [tensor_type(x.shape, elem) for x in (q, k, v)]
     rt = tensor_type((1, sq, hq, d), elem)
     ir = func_ir([("q", types[0]), ("k", types[1]), ("v", types[2])],
-                 [f"%o = posenc.attention %q, %k, %v causal : {types[0]}, {types[1]}, "
-                  f"{types[2]} -> {rt}"], [("%o", rt)])
+                 attention("%o", "%q", "%k", "%v", *types, rt, attrs=" causal"),
+                 [("%o", rt)])
     (out,) = run(ir, [q, k, v], pipeline=decode(tile))
     expected = ref.attention(q64, k64, v64, causal=True)
     out = from_bf16(out) if elem == "bf16" else out
@@ -69,13 +69,14 @@ def test_decode_dynamic_cache_and_nan_outside_window():
     v = rng.uniform(-1, 1, (1, sk, h, d)).astype(np.float32)
     v[0, 3] = np.nan
     qt, kt = tensor_type(q.shape, "f32"), tensor_type((1, None, h, d), "f32")
-    body = [f"%o = posenc.attention %q, %k, %v causal : {qt}, {kt}, {kt} -> {qt} score_mod {{\n"
+    body = attention("%o", "%q", "%k", "%v", qt, kt, kt, qt, attrs=" causal",
+                     tail=" score_mod {\n"
             "  ^bb0(%s: f32, %b: index, %hh: index, %i: index, %j: index):\n"
             "    %c100 = arith.constant 100 : index\n"
             "    %ninf = arith.constant 0xFF800000 : f32\n"
             "    %far = arith.cmpi ult, %j, %c100 : index\n"
             "    %r = arith.select %far, %ninf, %s : f32\n"
-            "    posenc.yield %r : f32\n  }"]
+            "    posenc.yield %r : f32\n  }")
     ir = func_ir([("q", qt), ("k", kt), ("v", kt)], body, [("%o", qt)])
     (out,) = run(ir, [q, k, v], pipeline=decode(32))
     expected = ref.attention(q.astype(np.float64), k.astype(np.float64), v.astype(np.float64),
@@ -92,7 +93,7 @@ def test_decode_empty_dims(b, sk):
     k = np.ones((b, sk, 2, 8), np.float32)
     qt, kt = tensor_type(q.shape, "f32"), tensor_type(k.shape, "f32")
     ir = func_ir([("q", qt), ("k", kt)],
-                 [f"%o = posenc.attention %q, %k, %k causal : {qt}, {kt}, {kt} -> {qt}"],
+                 attention("%o", "%q", "%k", "%k", qt, kt, kt, qt, attrs=" causal"),
                  [("%o", qt)])
     (out,) = run(ir, [q, k], pipeline=decode())
     assert out.shape == q.shape and not out.any()

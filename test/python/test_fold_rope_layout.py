@@ -4,7 +4,7 @@ leaves attention unchanged (up to float reassociation)."""
 import numpy as np
 import pytest
 
-from harness import func_ir, opt, rel_err, run, tensor_type, type_of
+from harness import attention, func_ir, opt, rel_err, run, tensor_type, type_of
 from posenc import reference as ref
 from test_fold_constants import const
 from test_rope import LLAMA31, scaling_attr
@@ -31,8 +31,8 @@ def layer_ir(x, wq, wk, v, pos, layout, rotary, constant_weights):
             f"%{name} = posenc.rope %{name}4, %p layout {layout} {attrs} : {t4}, {type_of(pos)}",
         ]
     rt = tensor_type((b, s, hq, d), "f32")
-    body.append(f"%o = posenc.attention %q, %k, %v causal : {tensor_type((b, s, hq, d), 'f32')}, "
-                f"{tensor_type((b, s, hkv, d), 'f32')}, {type_of(v)} -> {rt}")
+    body += attention("%o", "%q", "%k", "%v", tensor_type((b, s, hq, d), "f32"),
+                      tensor_type((b, s, hkv, d), "f32"), type_of(v), rt, attrs=" causal")
     inputs = [x, v, pos] + ([] if constant_weights else [wq, wk])
     return func_ir(args, body, [("%o", rt)]), inputs
 

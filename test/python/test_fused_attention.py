@@ -4,7 +4,7 @@ in score_mod) vs unfused (bias materialized) vs the float64 reference."""
 import numpy as np
 import pytest
 
-from harness import from_bf16, func_ir, opt, rel_err, run, tensor_type, to_bf16, type_of
+from harness import attention, from_bf16, func_ir, opt, rel_err, run, tensor_type, to_bf16, type_of
 from posenc import reference as ref
 
 UNFUSED = "posenc-lower-to-cpu{fuse-bias=false}"
@@ -49,8 +49,8 @@ def build(kind, b, sq, sk, hq, hkv, d, causal, elem, rng):
                     f"{type_of(kp)} -> {bt}")
         bias = ref.rel_key_bias(q64, emb64, qp, kp, m)
     rt = tensor_type((b, sq, hq, d), elem)
-    body.append(f"%o = posenc.attention %q, %k, %v bias(%b : {bt}){' causal' if causal else ''} : "
-                f"{type_of(q)}, {type_of(k)}, {type_of(v)} -> {rt}")
+    body += attention("%o", "%q", "%k", "%v", type_of(q), type_of(k), type_of(v), rt,
+                      attrs=f" bias(%b : {bt})" + (" causal" if causal else ""))
     expected = ref.attention(q64, k64, v64, bias=bias, causal=causal)
     return func_ir(args, body, [("%o", rt)]), inputs, expected
 
@@ -104,7 +104,7 @@ def test_fused_t5_distance_table_and_direct(rng, max_distance):
     bt = tensor_type((hq, sq, sq), "f32")
     body = [f"%b = posenc.rel_bias %t, %p, %p kind t5 {{num_buckets = 32 : i64, "
             f"max_distance = {max_distance} : i64}} : {tt}, {pt}, {pt} -> {bt}",
-            f"%o = posenc.attention %q, %k, %v bias(%b : {bt}) : {t}, {t}, {t} -> {t}"]
+            *attention("%o", "%q", "%k", "%v", t, t, t, t, attrs=f" bias(%b : {bt})")]
     ir = func_ir([("q", t), ("k", t), ("v", t), ("p", pt), ("t", tt)], body, [("%o", t)])
     fused_ir = opt(ir, "-posenc-fuse-bias-into-attention")
     assert ("x" + str(2 * max_distance + 1) + "xf32>" in fused_ir) == (max_distance <= 4096)

@@ -7,7 +7,7 @@ fused into score_mod, bf16, and tile shapes."""
 import numpy as np
 import pytest
 
-from harness import RunError, func_ir, opt, rel_err, run, tensor_type, type_of
+from harness import RunError, attention, func_ir, opt, rel_err, run, tensor_type, type_of
 from posenc import reference as ref
 from test_fused_attention import build
 
@@ -37,9 +37,10 @@ def attention_ir(b, sq, sk, hq, hkv, dk, dv, elem="f32", causal=False, score_mod
     kt = tensor_type((b, sk, hkv, dk), elem)
     vt = tensor_type((b, sk, hkv, dv), elem)
     rt = tensor_type((b, sq, hq, dv), elem)
-    body = [f"%o = posenc.attention %q, %k, %v{' causal' if causal else ''} : {qt}, {kt}, {vt} -> {rt}"]
+    body = attention("%o", "%q", "%k", "%v", qt, kt, vt, rt,
+                     attrs=" causal" if causal else "")
     if score_mod:
-        body[0] += " score_mod {\n  ^bb0(%s: f32, %b: index, %h: index, %i: index, %j: index):\n" \
+        body[-1] += " score_mod {\n  ^bb0(%s: f32, %b: index, %h: index, %i: index, %j: index):\n" \
                    + score_mod + "\n  }"
     return func_ir([("q", qt), ("k", kt), ("v", vt)], body, [("%o", rt)])
 

@@ -11,13 +11,14 @@ import pytest
 import posenc
 from posenc import reference as ref
 
-from harness import RunError, func_ir, run
+from harness import RunError, attention, func_ir, run
 
 I32, I64 = np.iinfo(np.int32), np.iinfo(np.int64)
 
 
 def compile_one(body, args, result):
-    return posenc.compile(func_ir(args, [body], [("%r", result)]))
+    body = body if isinstance(body, list) else [body]
+    return posenc.compile(func_ir(args, body, [("%r", result)]))
 
 
 ROPE = compile_one(
@@ -55,7 +56,8 @@ def test_bias_empty(sq, sk):
 def test_attention_no_keys_yields_zeros():
     """An empty key set is a fully-masked row: 0, never NaN."""
     m = compile_one(
-        "%r = posenc.attention %q, %k, %v : tensor<1x?x4x8xf32>, tensor<1x?x2x8xf32>, tensor<1x?x2x8xf32> -> tensor<1x?x4x8xf32>",
+        attention("%r", "%q", "%k", "%v", "tensor<1x?x4x8xf32>", "tensor<1x?x2x8xf32>",
+                  "tensor<1x?x2x8xf32>", "tensor<1x?x4x8xf32>"),
         [("q", "tensor<1x?x4x8xf32>"), ("k", "tensor<1x?x2x8xf32>"), ("v", "tensor<1x?x2x8xf32>")],
         "tensor<1x?x4x8xf32>")
     q = np.ones((1, 3, 4, 8), np.float32)
@@ -157,7 +159,8 @@ def test_rope_nonfinite(bad, rng):
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_attention_nonfinite(where, bad, rng):
     m = compile_one(
-        "%r = posenc.attention %q, %k, %v causal : tensor<1x6x4x8xf32>, tensor<1x6x2x8xf32>, tensor<1x6x2x8xf32> -> tensor<1x6x4x8xf32>",
+        attention("%r", "%q", "%k", "%v", "tensor<1x6x4x8xf32>", "tensor<1x6x2x8xf32>",
+                  "tensor<1x6x2x8xf32>", "tensor<1x6x4x8xf32>", attrs=" causal"),
         [("q", "tensor<1x6x4x8xf32>"), ("k", "tensor<1x6x2x8xf32>"), ("v", "tensor<1x6x2x8xf32>")],
         "tensor<1x6x4x8xf32>")
     t = {"q": rng.standard_normal((1, 6, 4, 8)).astype(np.float32),
@@ -205,7 +208,9 @@ def test_rel_bias_table_rows_checked():
 
 def test_attention_dynamic_lengths_checked():
     m = compile_one(
-        "%r = posenc.attention %q, %k, %v bias(%b : tensor<4x?x?xf32>) : tensor<1x?x4x8xf32>, tensor<1x?x2x8xf32>, tensor<1x?x2x8xf32> -> tensor<1x?x4x8xf32>",
+        attention("%r", "%q", "%k", "%v", "tensor<1x?x4x8xf32>", "tensor<1x?x2x8xf32>",
+                  "tensor<1x?x2x8xf32>", "tensor<1x?x4x8xf32>",
+                  attrs=" bias(%b : tensor<4x?x?xf32>)"),
         [("q", "tensor<1x?x4x8xf32>"), ("k", "tensor<1x?x2x8xf32>"), ("v", "tensor<1x?x2x8xf32>"),
          ("b", "tensor<4x?x?xf32>")],
         "tensor<1x?x4x8xf32>")

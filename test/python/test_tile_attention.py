@@ -10,7 +10,7 @@ import tempfile
 import numpy as np
 import pytest
 
-from harness import func_ir, opt, rel_err, run, tensor_type
+from harness import attention, func_ir, opt, rel_err, run, tensor_type
 from posenc import reference as ref
 
 SCORE_MOD = """ score_mod {
@@ -103,8 +103,8 @@ def problem(rng, causal, bias_shape, poison_masked=False):
         kw["bias"] = bias
         attrs = f" bias(%m : {bt})"
     rt = tensor_type((b, sq, hq, dv), "f32")
-    body = [f"%o = posenc.attention %q, %k, %v{attrs}{' causal' if causal else ''} : "
-            f"{types[0]}, {types[1]}, {types[2]} -> {rt}{SCORE_MOD}"]
+    body = attention("%o", "%q", "%k", "%v", *types, rt,
+                     attrs=attrs + (" causal" if causal else ""), tail=SCORE_MOD)
     expected = ref.attention(*(x.astype(np.float64) for x in (q, k, v)), **kw)
     return func_ir(args, body, [("%o", rt)]), inputs, expected
 
@@ -190,8 +190,8 @@ def test_split_k(chunks, sq, causal, masking):
     elif masking == "score_mod":
         tail, kw["score_mod"] = SCORE_MOD, score_mod_ref
     rt = tensor_type((b, sq, hq, d), "f32")
-    body = [f"%o = posenc.attention %q, %k, %v{attrs}{' causal' if causal else ''} : "
-            f"{types[0]}, {types[1]}, {types[2]} -> {rt}{tail}"]
+    body = attention("%o", "%q", "%k", "%v", *types, rt,
+                     attrs=attrs + (" causal" if causal else ""), tail=tail)
     ir = func_ir(args, body, [("%o", rt)])
     with tempfile.TemporaryDirectory() as tmp:
         lib = os.path.join(tmp, "schedule.mlir")

@@ -6,7 +6,7 @@ the tiled attention built on them agrees with the scalar-loop lowering."""
 import numpy as np
 import pytest
 
-from harness import func_ir, rel_err, run, tensor_type
+from harness import attention, func_ir, rel_err, run, tensor_type
 from posenc import reference as ref
 
 # Bufferize first, so the pass (which works on buffers) can be run with
@@ -60,7 +60,8 @@ def test_attention_same_as_scalar_loops(rng, sq, sk, hq, hkv, d, causal):
     k = rng.uniform(-1, 1, (2, sk, hkv, d)).astype(np.float32)
     v = rng.uniform(-1, 1, (2, sk, hkv, d)).astype(np.float32)
     tq, tk, to = (tensor_type(x.shape, "f32") for x in (q, k, q))
-    body = [f"%o = posenc.attention %q, %k, %v{' causal' if causal else ''} : {tq}, {tk}, {tk} -> {to}"]
+    body = attention("%o", "%q", "%k", "%v", tq, tk, tk, to,
+                     attrs=" causal" if causal else "")
     ir = func_ir([("q", tq), ("k", tk), ("v", tk)], body, [("%o", to)])
     (vectorized,) = run(ir, [q, k, v])
     (scalar,) = run(ir, [q, k, v], pipeline="posenc-lower-to-cpu{vectorize-matmul=false}")

@@ -22,6 +22,7 @@
 
 #include "posenc/Dialect/Posenc/IR/AttentionSemantics.h"
 #include "posenc/Dialect/Posenc/IR/PosencOps.h"
+#include "posenc/Dialect/Posenc/Transforms/BufferizableOpInterfaceImpl.h"
 #include "posenc/Dialect/Posenc/Utils/BiasArithmetic.h"
 #include "posenc/Dialect/Posenc/Utils/LinalgBuilder.h"
 
@@ -32,6 +33,7 @@
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 
 #include <limits>
 
@@ -565,7 +567,7 @@ struct ConvertPosencAttentionToGPUPass
     kernel.sq = memref::DimOp::create(b, loc, kernel.q, 1);
     kernel.sk = memref::DimOp::create(b, loc, kernel.k, 1);
     kernel.offset = op.buildDiagonal(b, loc);
-    auto outTy = op.getResult().getType();
+    auto outTy = cast<RankedTensorType>(op.getInit().getType());
     SmallVector<Value> dynSizes;
     for (int64_t d = 0; d < outTy.getRank(); ++d)
       if (outTy.isDynamicDim(d))
@@ -659,8 +661,9 @@ struct ConvertPosencAttentionToGPUPass
   void runOnOperation() override {
     SmallVector<AttentionOp> ops;
     getOperation().walk([&](AttentionOp op) { ops.push_back(op); });
+    IRRewriter rewriter(&getContext());
     for (AttentionOp op : ops)
-      if (failed(lower(op)))
+      if (failed(lower(convertToTensorForm(rewriter, op))))
         return signalPassFailure();
   }
 };

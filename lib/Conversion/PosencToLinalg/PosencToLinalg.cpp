@@ -11,6 +11,7 @@
 #include "posenc/Dialect/Posenc/IR/AttentionSemantics.h"
 #include "posenc/Dialect/Posenc/IR/PosencOps.h"
 #include "posenc/Dialect/Posenc/IR/RopeFrequencies.h"
+#include "posenc/Dialect/Posenc/Transforms/BufferizableOpInterfaceImpl.h"
 #include "posenc/Dialect/Posenc/Transforms/Passes.h"
 #include "posenc/Dialect/Posenc/Utils/BiasArithmetic.h"
 #include "posenc/Dialect/Posenc/Utils/LinalgBuilder.h"
@@ -19,8 +20,10 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Arith/Utils/Utils.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Transforms/DialectConversion.h"
@@ -582,6 +585,22 @@ template <typename OpT> struct DecomposeLowering : OpConversionPattern<OpT> {
   }
 };
 
+/// The buffer form of attention is lowered as its tensor form, read from
+/// and materialized into the buffers (bufferization then reuses them).
+struct AttentionBufferFormLowering : OpConversionPattern<AttentionOp> {
+  AttentionBufferFormLowering(MLIRContext *ctx)
+      : OpConversionPattern(ctx, /*benefit=*/2) {}
+
+  LogicalResult
+  matchAndRewrite(AttentionOp op, OpAdaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    if (!op.hasBufferSemantics())
+      return rewriter.notifyMatchFailure(op, "tensor form");
+    convertToTensorForm(rewriter, op);
+    return success();
+  }
+};
+
 //===----------------------------------------------------------------------===//
 // posenc.mla_absorb (naive form)
 //===----------------------------------------------------------------------===//
@@ -622,7 +641,7 @@ struct ConvertPosencToLinalgPass
     // declines would only say "failed to legalize".
     WalkResult unsupported = getOperation()->walk([&](Operation *op) {
       if (auto attn = dyn_cast<AttentionOp>(op)) {
-        RankedTensorType q = attn.getQ().getType(), k = attn.getK().getType();
+        ShapedType q = attn.getQ().getType(), k = attn.getK().getType();
         if (q.isDynamicDim(2) || k.isDynamicDim(2)) {
           attn.emitOpError()
               << "cannot be lowered with a dynamic number of "
@@ -670,7 +689,9 @@ void mlir::posenc::populatePosencToLinalgConversionPatterns(
       patterns.getContext());
   // online_attention has only its decomposition (tile it first to bound
   // its memory).
-  patterns.add<DecomposeLowering<OnlineAttentionOp>>(patterns.getContext());
+  patterns
+      .add<DecomposeLowering<OnlineAttentionOp>, AttentionBufferFormLowering>(
+          patterns.getContext());
   if (materializeAttention)
     patterns.add<DecomposeLowering<AttentionOp>>(patterns.getContext());
   else

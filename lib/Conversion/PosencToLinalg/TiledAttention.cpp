@@ -419,6 +419,8 @@ struct TiledAttentionLowering : OpConversionPattern<AttentionOp> {
   LogicalResult
   matchAndRewrite(AttentionOp op, OpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override {
+    if (op.hasBufferSemantics())
+      return rewriter.notifyMatchFailure(op, "lowered as the tensor form");
     Location loc = op.getLoc();
     LinalgBuilder e{rewriter, loc};
     int64_t group;
@@ -445,7 +447,7 @@ struct TiledAttentionLowering : OpConversionPattern<AttentionOp> {
     t.causal = op.getCausal();
     int64_t sqStatic = op.getQ().getType().getDimSize(1);
     t.packPerKeyTile = !ShapedType::isDynamic(sqStatic) && sqStatic <= t.tileQ;
-    t.elemTy = op.getResult().getType().getElementType();
+    t.elemTy = op.getInit().getType().getElementType();
     t.dk = e.dim(t.q, 3);
     t.dv = e.dim(t.v, 3);
     auto idx = [&](OpFoldResult r) {
@@ -457,7 +459,8 @@ struct TiledAttentionLowering : OpConversionPattern<AttentionOp> {
 
     SmallVector<OpFoldResult> outSizes = {e.dim(t.q, 0), e.dim(t.q, 1),
                                           rewriter.getIndexAttr(hq), t.dv};
-    Value out0 = e.empty(outSizes, t.elemTy);
+    // The nest writes its tiles into init (destination-style).
+    Value out0 = adaptor.getInit();
     Value c0 = e.cIndex(0), c1 = e.cIndex(1);
     auto loops = scf::ForOp::create(
         rewriter, loc, c0, idx(outSizes[0]), c1, ValueRange{out0},
@@ -484,7 +487,7 @@ struct TiledAttentionLowering : OpConversionPattern<AttentionOp> {
               });
           scf::YieldOp::create(b1, l1, heads.getResult(0));
         });
-    rewriter.replaceOp(op, e.castTo(loops.getResult(0), op.getType()));
+    rewriter.replaceOp(op, loops.getResult(0));
     return success();
   }
 

@@ -38,7 +38,10 @@
 // SMALL-LABEL: func @gqa_bf16
 // SMALL: threads(%{{.+}}, %{{.+}}, %{{.+}}) in (%{{.+}} = %c64{{.*}}, %{{.+}} = %c1{{.*}}, %{{.+}} = %c1{{.*}}) dynamic_shared_memory_size %c8928_i32
 func.func @gqa_bf16(%q: tensor<2x?x8x64xbf16>, %k: tensor<2x?x2x64xbf16>, %v: tensor<2x?x2x64xbf16>) -> tensor<2x?x8x64xbf16> {
-  %o = posenc.attention %q, %k, %v causal : tensor<2x?x8x64xbf16>, tensor<2x?x2x64xbf16>, tensor<2x?x2x64xbf16> -> tensor<2x?x8x64xbf16>
+  %init_o_c1 = arith.constant 1 : index
+  %init_o_d1 = tensor.dim %q, %init_o_c1 : tensor<2x?x8x64xbf16>
+  %init_o = tensor.empty(%init_o_d1) : tensor<2x?x8x64xbf16>
+  %o = posenc.attention %q, %k, %v causal outs(%init_o) : tensor<2x?x8x64xbf16>, tensor<2x?x2x64xbf16>, tensor<2x?x2x64xbf16>, tensor<2x?x8x64xbf16>
   return %o : tensor<2x?x8x64xbf16>
 }
 
@@ -54,7 +57,8 @@ func.func @gqa_bf16(%q: tensor<2x?x8x64xbf16>, %k: tensor<2x?x2x64xbf16>, %v: te
 // CHECK: } else {
 // CHECK: scf.yield %cst{{.*}} : f32
 func.func @bias_and_score_mod(%q: tensor<1x16x2x32xf32>, %k: tensor<1x24x2x32xf32>, %v: tensor<1x24x2x32xf32>, %b: tensor<16x24xf32>) -> tensor<1x16x2x32xf32> {
-  %o = posenc.attention %q, %k, %v bias(%b : tensor<16x24xf32>) : tensor<1x16x2x32xf32>, tensor<1x24x2x32xf32>, tensor<1x24x2x32xf32> -> tensor<1x16x2x32xf32> score_mod {
+  %init_o = tensor.empty() : tensor<1x16x2x32xf32>
+  %o = posenc.attention %q, %k, %v bias(%b : tensor<16x24xf32>) outs(%init_o) : tensor<1x16x2x32xf32>, tensor<1x24x2x32xf32>, tensor<1x24x2x32xf32>, tensor<1x16x2x32xf32> score_mod {
   ^bb0(%s: f32, %bi: index, %h: index, %i: index, %j: index):
     %t = math.tanh %s : f32
     posenc.yield %t : f32
@@ -70,6 +74,7 @@ func.func @bias_and_score_mod(%q: tensor<1x16x2x32xf32>, %k: tensor<1x24x2x32xf3
 // CHECK-LABEL: func @mla_sized
 // CHECK: gpu.launch {{.*}} dynamic_shared_memory_size %c91856_i32
 func.func @mla_sized(%q: tensor<1x1x16x576xf32>, %k: tensor<1x64x1x576xf32>, %v: tensor<1x64x1x512xf32>) -> tensor<1x1x16x512xf32> {
-  %o = posenc.attention %q, %k, %v causal : tensor<1x1x16x576xf32>, tensor<1x64x1x576xf32>, tensor<1x64x1x512xf32> -> tensor<1x1x16x512xf32>
+  %init_o = tensor.empty() : tensor<1x1x16x512xf32>
+  %o = posenc.attention %q, %k, %v causal outs(%init_o) : tensor<1x1x16x576xf32>, tensor<1x64x1x576xf32>, tensor<1x64x1x512xf32>, tensor<1x1x16x512xf32>
   return %o : tensor<1x1x16x512xf32>
 }

@@ -53,7 +53,8 @@
 // WHOLE-LABEL: func @attention_gqa
 // WHOLE: tensor<2x8x4x6xf32>
 func.func @attention_gqa(%q: tensor<2x4x8x16xf32>, %k: tensor<2x6x2x16xf32>, %v: tensor<2x6x2x16xf32>) -> tensor<2x4x8x16xf32> {
-  %o = posenc.attention %q, %k, %v causal : tensor<2x4x8x16xf32>, tensor<2x6x2x16xf32>, tensor<2x6x2x16xf32> -> tensor<2x4x8x16xf32>
+  %init_o = tensor.empty() : tensor<2x4x8x16xf32>
+  %o = posenc.attention %q, %k, %v causal outs(%init_o) : tensor<2x4x8x16xf32>, tensor<2x6x2x16xf32>, tensor<2x6x2x16xf32>, tensor<2x4x8x16xf32>
   return %o : tensor<2x4x8x16xf32>
 }
 
@@ -82,7 +83,8 @@ func.func @attention_gqa(%q: tensor<2x4x8x16xf32>, %k: tensor<2x6x2x16xf32>, %v:
 // CHECK: %[[RES:.+]] = arith.addf %[[S]], %[[F]]
 // CHECK: linalg.yield %[[RES]]
 func.func @score_mod(%q: tensor<3x16x2x8xf32>) -> tensor<3x16x2x8xf32> {
-  %o = posenc.attention %q, %q, %q : tensor<3x16x2x8xf32>, tensor<3x16x2x8xf32>, tensor<3x16x2x8xf32> -> tensor<3x16x2x8xf32> score_mod {
+  %init_o = tensor.empty() : tensor<3x16x2x8xf32>
+  %o = posenc.attention %q, %q, %q outs(%init_o) : tensor<3x16x2x8xf32>, tensor<3x16x2x8xf32>, tensor<3x16x2x8xf32>, tensor<3x16x2x8xf32> score_mod {
   ^bb0(%s: f32, %b: index, %h: index, %i: index, %j: index):
     %d = arith.subi %j, %i : index
     %hd = arith.addi %d, %h : index
@@ -110,6 +112,7 @@ func.func @score_mod(%q: tensor<3x16x2x8xf32>) -> tensor<3x16x2x8xf32> {
 // CHECK: linalg.matmul
 // CHECK: linalg.matmul
 func.func @decode(%q: tensor<1x1x4x16xf32>, %k: tensor<1x9x2x16xf32>) -> tensor<1x1x4x16xf32> {
-  %o = posenc.attention %q, %k, %k : tensor<1x1x4x16xf32>, tensor<1x9x2x16xf32>, tensor<1x9x2x16xf32> -> tensor<1x1x4x16xf32>
+  %init_o = tensor.empty() : tensor<1x1x4x16xf32>
+  %o = posenc.attention %q, %k, %k outs(%init_o) : tensor<1x1x4x16xf32>, tensor<1x9x2x16xf32>, tensor<1x9x2x16xf32>, tensor<1x1x4x16xf32>
   return %o : tensor<1x1x4x16xf32>
 }

@@ -4,16 +4,22 @@
 // "failed to legalize".
 
 func.func @dynamic_heads(%q: tensor<1x4x?x8xf32>, %k: tensor<1x4x?x8xf32>) -> tensor<1x4x?x8xf32> {
+  %init_o_c2 = arith.constant 2 : index
+  %init_o_d2 = tensor.dim %q, %init_o_c2 : tensor<1x4x?x8xf32>
+  %init_o = tensor.empty(%init_o_d2) : tensor<1x4x?x8xf32>
   // expected-error@+1 {{'posenc.attention' op cannot be lowered with a dynamic number of heads (q: 'tensor<1x4x?x8xf32>', k: 'tensor<1x4x?x8xf32>'): the GQA group size must be static}}
-  %o = posenc.attention %q, %k, %k : tensor<1x4x?x8xf32>, tensor<1x4x?x8xf32>, tensor<1x4x?x8xf32> -> tensor<1x4x?x8xf32>
+  %o = posenc.attention %q, %k, %k outs(%init_o) : tensor<1x4x?x8xf32>, tensor<1x4x?x8xf32>, tensor<1x4x?x8xf32>, tensor<1x4x?x8xf32>
   return %o : tensor<1x4x?x8xf32>
 }
 
 // -----
 
 func.func @dynamic_head_dim_no_scale(%q: tensor<1x4x2x?xf32>) -> tensor<1x4x2x?xf32> {
+  %init_o_c3 = arith.constant 3 : index
+  %init_o_d3 = tensor.dim %q, %init_o_c3 : tensor<1x4x2x?xf32>
+  %init_o = tensor.empty(%init_o_d3) : tensor<1x4x2x?xf32>
   // expected-error@+1 {{'posenc.attention' op cannot be lowered with a dynamic key head dim and no scale attribute}}
-  %o = posenc.attention %q, %q, %q : tensor<1x4x2x?xf32>, tensor<1x4x2x?xf32>, tensor<1x4x2x?xf32> -> tensor<1x4x2x?xf32>
+  %o = posenc.attention %q, %q, %q outs(%init_o) : tensor<1x4x2x?xf32>, tensor<1x4x2x?xf32>, tensor<1x4x2x?xf32>, tensor<1x4x2x?xf32>
   return %o : tensor<1x4x2x?xf32>
 }
 

@@ -15,7 +15,8 @@
 // CHECK: arith.divf
 // CHECK-NOT: posenc.
 func.func @attention(%q: tensor<1x8x4x16xf32>, %k: tensor<1x8x2x16xf32>) -> tensor<1x8x4x16xf32> {
-  %o = posenc.attention %q, %k, %k causal : tensor<1x8x4x16xf32>, tensor<1x8x2x16xf32>, tensor<1x8x2x16xf32> -> tensor<1x8x4x16xf32>
+  %init_o = tensor.empty() : tensor<1x8x4x16xf32>
+  %o = posenc.attention %q, %k, %k causal outs(%init_o) : tensor<1x8x4x16xf32>, tensor<1x8x2x16xf32>, tensor<1x8x2x16xf32>, tensor<1x8x4x16xf32>
   return %o : tensor<1x8x4x16xf32>
 }
 
@@ -44,7 +45,10 @@ func.func @online_offsets(%q: tensor<1x8x4x16xf32>, %acc: tensor<1x8x4x16xf32>, 
 
 // Dynamic heads: the GQA group is not known.
 func.func @negative_dynamic_heads(%q: tensor<1x8x?x16xf32>, %k: tensor<1x8x?x16xf32>) -> tensor<1x8x?x16xf32> {
+  %init_o_c2 = arith.constant 2 : index
+  %init_o_d2 = tensor.dim %q, %init_o_c2 : tensor<1x8x?x16xf32>
+  %init_o = tensor.empty(%init_o_d2) : tensor<1x8x?x16xf32>
   // expected-error@+1 {{'posenc.attention' op cannot be decomposed: it needs a static number of heads, and a static key head dim or a scale}}
-  %o = posenc.attention %q, %k, %k : tensor<1x8x?x16xf32>, tensor<1x8x?x16xf32>, tensor<1x8x?x16xf32> -> tensor<1x8x?x16xf32>
+  %o = posenc.attention %q, %k, %k outs(%init_o) : tensor<1x8x?x16xf32>, tensor<1x8x?x16xf32>, tensor<1x8x?x16xf32>, tensor<1x8x?x16xf32>
   return %o : tensor<1x8x?x16xf32>
 }

@@ -7,11 +7,11 @@
 // and values. Absorbed: multi-query attention over the latent (C + Dr = 40
 // wide keys, C = 32 wide values), then the w_uv projection.
 // NAIVE-LABEL: func @decode
-// NAIVE: posenc.attention {{.*}} causal {scale = 2.500000e-01 : f64} : tensor<1x1x4x24xf32>, tensor<1x9x4x24xf32>, tensor<1x9x4x16xf32> -> tensor<1x1x4x16xf32>
+// NAIVE: posenc.attention {{.*}} causal outs(%{{.+}}) {scale = 2.500000e-01 : f64} : tensor<1x1x4x24xf32>, tensor<1x9x4x24xf32>, tensor<1x9x4x16xf32>, tensor<1x1x4x16xf32>
 // NAIVE-NOT: posenc.mla_absorb
 // ABS-LABEL: func @decode
 // ABS: tensor.expand_shape %{{.+}} {{\[}}[0], [1], [2, 3]] output_shape [1, 9, 1, 32]
-// ABS: posenc.attention {{.*}} causal {scale = 2.500000e-01 : f64} : tensor<1x1x4x40xf32>, tensor<1x9x1x40xf32>, tensor<1x9x1x32xf32> -> tensor<1x1x4x32xf32>
+// ABS: posenc.attention {{.*}} causal outs(%{{.+}}) {scale = 2.500000e-01 : f64} : tensor<1x1x4x40xf32>, tensor<1x9x1x40xf32>, tensor<1x9x1x32xf32>, tensor<1x1x4x32xf32>
 // ABS: linalg.generic
 // ABS-SAME: iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]
 // ABS-NOT: posenc.mla_absorb
@@ -32,7 +32,7 @@ func.func @decode(%qn: tensor<1x1x4x16xf32>, %qr: tensor<1x1x4x8xf32>, %c: tenso
 // NAIVE-LABEL: func @prefill_dynamic
 // ABS-LABEL: func @prefill_dynamic
 // AUTO-LABEL: func @prefill_dynamic
-// AUTO: posenc.attention {{.*}} {scale = 0.20412414523193154 : f64} : tensor<2x?x4x24xf32>, tensor<2x9x4x24xf32>, tensor<2x9x4x16xf32> -> tensor<2x?x4x16xf32>
+// AUTO: posenc.attention {{.*}} outs(%{{.+}}) {scale = 0.20412414523193154 : f64} : tensor<2x?x4x24xf32>, tensor<2x9x4x24xf32>, tensor<2x9x4x16xf32>, tensor<2x?x4x16xf32>
 // AUTO: arith.truncf %{{.+}} : f32 to bf16
 func.func @prefill_dynamic(%qn: tensor<2x?x4x16xbf16>, %qr: tensor<2x?x4x8xbf16>, %c: tensor<2x9x32xbf16>, %kr: tensor<2x9x8xbf16>, %wk: tensor<4x16x32xbf16>, %wv: tensor<4x16x32xbf16>) -> tensor<2x?x4x16xbf16> {
   %o = posenc.mla_absorb %qn, %qr, %c, %kr, %wk, %wv : tensor<2x?x4x16xbf16>, tensor<2x?x4x8xbf16>, tensor<2x9x32xbf16>, tensor<2x9x8xbf16>, tensor<4x16x32xbf16>, tensor<4x16x32xbf16> -> tensor<2x?x4x16xbf16>

@@ -24,7 +24,8 @@ func.func @constant_weights(%x: tensor<3x2xf32>, %v: tensor<1x3x1x4xf32>, %p: te
   %k2 = linalg.matmul ins(%x, %wk : tensor<3x2xf32>, tensor<2x4xf32>) outs(%z : tensor<3x4xf32>) -> tensor<3x4xf32>
   %k4 = tensor.expand_shape %k2 [[0, 1], [2, 3]] output_shape [1, 3, 1, 4] : tensor<3x4xf32> into tensor<1x3x1x4xf32>
   %k = posenc.rope %k4, %p layout half : tensor<1x3x1x4xf32>, tensor<3xi32>
-  %o = posenc.attention %q, %k, %v causal : tensor<1x3x1x4xf32>, tensor<1x3x1x4xf32>, tensor<1x3x1x4xf32> -> tensor<1x3x1x4xf32>
+  %init_o = tensor.empty() : tensor<1x3x1x4xf32>
+  %o = posenc.attention %q, %k, %v causal outs(%init_o) : tensor<1x3x1x4xf32>, tensor<1x3x1x4xf32>, tensor<1x3x1x4xf32>, tensor<1x3x1x4xf32>
   return %o : tensor<1x3x1x4xf32>
 }
 
@@ -50,7 +51,8 @@ func.func @runtime_weights(%x: tensor<8x16xf32>, %wq: tensor<16x64xf32>, %wk: te
   %k2 = linalg.matmul ins(%x, %wk : tensor<8x16xf32>, tensor<16x32xf32>) outs(%fk : tensor<8x32xf32>) -> tensor<8x32xf32>
   %k4 = tensor.expand_shape %k2 [[0, 1], [2, 3]] output_shape [1, 8, 2, 16] : tensor<8x32xf32> into tensor<1x8x2x16xf32>
   %k = posenc.rope %k4, %p layout half {rotary_dim = 8 : i64} : tensor<1x8x2x16xf32>, tensor<8xi32>
-  %o = posenc.attention %q, %k, %v : tensor<1x8x4x16xf32>, tensor<1x8x2x16xf32>, tensor<1x8x2x16xf32> -> tensor<1x8x4x16xf32>
+  %init_o = tensor.empty() : tensor<1x8x4x16xf32>
+  %o = posenc.attention %q, %k, %v outs(%init_o) : tensor<1x8x4x16xf32>, tensor<1x8x2x16xf32>, tensor<1x8x2x16xf32>, tensor<1x8x4x16xf32>
   return %o : tensor<1x8x4x16xf32>
 }
 
@@ -68,7 +70,8 @@ func.func @negative_q_returned(%x: tensor<3x2xf32>, %wq: tensor<2x4xf32>, %wk: t
   %k2 = linalg.matmul ins(%x, %wk : tensor<3x2xf32>, tensor<2x4xf32>) outs(%z : tensor<3x4xf32>) -> tensor<3x4xf32>
   %k4 = tensor.expand_shape %k2 [[0, 1], [2, 3]] output_shape [1, 3, 1, 4] : tensor<3x4xf32> into tensor<1x3x1x4xf32>
   %k = posenc.rope %k4, %p layout half : tensor<1x3x1x4xf32>, tensor<3xi32>
-  %o = posenc.attention %q, %k, %v : tensor<1x3x1x4xf32>, tensor<1x3x1x4xf32>, tensor<1x3x1x4xf32> -> tensor<1x3x1x4xf32>
+  %init_o = tensor.empty() : tensor<1x3x1x4xf32>
+  %o = posenc.attention %q, %k, %v outs(%init_o) : tensor<1x3x1x4xf32>, tensor<1x3x1x4xf32>, tensor<1x3x1x4xf32>, tensor<1x3x1x4xf32>
   return %o, %q : tensor<1x3x1x4xf32>, tensor<1x3x1x4xf32>
 }
 
@@ -86,7 +89,8 @@ func.func @negative_rotary_dims(%x: tensor<3x2xf32>, %wq: tensor<2x8xf32>, %wk: 
   %k2 = linalg.matmul ins(%x, %wk : tensor<3x2xf32>, tensor<2x8xf32>) outs(%z : tensor<3x8xf32>) -> tensor<3x8xf32>
   %k4 = tensor.expand_shape %k2 [[0, 1], [2, 3]] output_shape [1, 3, 1, 8] : tensor<3x8xf32> into tensor<1x3x1x8xf32>
   %k = posenc.rope %k4, %p layout half : tensor<1x3x1x8xf32>, tensor<3xi32>
-  %o = posenc.attention %q, %k, %v : tensor<1x3x1x8xf32>, tensor<1x3x1x8xf32>, tensor<1x3x1x8xf32> -> tensor<1x3x1x8xf32>
+  %init_o = tensor.empty() : tensor<1x3x1x8xf32>
+  %o = posenc.attention %q, %k, %v outs(%init_o) : tensor<1x3x1x8xf32>, tensor<1x3x1x8xf32>, tensor<1x3x1x8xf32>, tensor<1x3x1x8xf32>
   return %o : tensor<1x3x1x8xf32>
 }
 
@@ -103,7 +107,8 @@ func.func @negative_frequencies(%x: tensor<3x2xf32>, %wq: tensor<2x4xf32>, %wk: 
   %k2 = linalg.matmul ins(%x, %wk : tensor<3x2xf32>, tensor<2x4xf32>) outs(%z : tensor<3x4xf32>) -> tensor<3x4xf32>
   %k4 = tensor.expand_shape %k2 [[0, 1], [2, 3]] output_shape [1, 3, 1, 4] : tensor<3x4xf32> into tensor<1x3x1x4xf32>
   %k = posenc.rope %k4, %p layout half : tensor<1x3x1x4xf32>, tensor<3xi32>
-  %o = posenc.attention %q, %k, %v : tensor<1x3x1x4xf32>, tensor<1x3x1x4xf32>, tensor<1x3x1x4xf32> -> tensor<1x3x1x4xf32>
+  %init_o = tensor.empty() : tensor<1x3x1x4xf32>
+  %o = posenc.attention %q, %k, %v outs(%init_o) : tensor<1x3x1x4xf32>, tensor<1x3x1x4xf32>, tensor<1x3x1x4xf32>, tensor<1x3x1x4xf32>
   return %o : tensor<1x3x1x4xf32>
 }
 
@@ -116,6 +121,7 @@ func.func @negative_frequencies(%x: tensor<3x2xf32>, %wq: tensor<2x4xf32>, %wk: 
 func.func @negative_no_projection(%q4: tensor<1x3x1x4xf32>, %k4: tensor<1x3x1x4xf32>, %p: tensor<3xi32>) -> tensor<1x3x1x4xf32> {
   %q = posenc.rope %q4, %p layout half : tensor<1x3x1x4xf32>, tensor<3xi32>
   %k = posenc.rope %k4, %p layout half : tensor<1x3x1x4xf32>, tensor<3xi32>
-  %o = posenc.attention %q, %k, %k4 : tensor<1x3x1x4xf32>, tensor<1x3x1x4xf32>, tensor<1x3x1x4xf32> -> tensor<1x3x1x4xf32>
+  %init_o = tensor.empty() : tensor<1x3x1x4xf32>
+  %o = posenc.attention %q, %k, %k4 outs(%init_o) : tensor<1x3x1x4xf32>, tensor<1x3x1x4xf32>, tensor<1x3x1x4xf32>, tensor<1x3x1x4xf32>
   return %o : tensor<1x3x1x4xf32>
 }

@@ -6,7 +6,7 @@
 // CHECK-SAME: (%{{[^:]+}}: tensor<{{.+}}>, %{{[^:]+}}: tensor<{{.+}}>, %{{[^:]+}}: tensor<{{.+}}>, %[[P:[^:]+]]: tensor<8xi32>)
 // CHECK: %[[SL:.+]] = arith.constant dense<[2.500000e-01, 6.250000e-02, 1.562500e-02, 3.906250e-03]> : tensor<4xf32>
 // CHECK-NOT: posenc.alibi_bias
-// CHECK: posenc.attention {{.*}} causal : {{.*}} score_mod {
+// CHECK: posenc.attention {{.*}} causal outs({{.*}}) : {{.*}} score_mod {
 // CHECK-NEXT: ^bb0(%[[S:.+]]: f32, %{{.+}}: index, %[[H:.+]]: index, %[[I:.+]]: index, %[[J:.+]]: index):
 // CHECK: tensor.extract %[[P]][%[[J]]]
 // CHECK: tensor.extract %[[P]][%[[I]]]
@@ -16,7 +16,8 @@
 // CHECK-NOT: tensor<4x8x8xf32>
 func.func @alibi(%q: tensor<1x8x4x16xf32>, %k: tensor<1x8x4x16xf32>, %v: tensor<1x8x4x16xf32>, %p: tensor<8xi32>) -> tensor<1x8x4x16xf32> {
   %b = posenc.alibi_bias %p, %p mode causal {num_heads = 4 : i64} : tensor<8xi32>, tensor<8xi32> -> tensor<4x8x8xf32>
-  %o = posenc.attention %q, %k, %v bias(%b : tensor<4x8x8xf32>) causal : tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32> -> tensor<1x8x4x16xf32>
+  %init_o = tensor.empty() : tensor<1x8x4x16xf32>
+  %o = posenc.attention %q, %k, %v bias(%b : tensor<4x8x8xf32>) causal outs(%init_o) : tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>
   return %o : tensor<1x8x4x16xf32>
 }
 
@@ -44,7 +45,8 @@ func.func @t5_through_reshapes(%q: tensor<2x8x4x16xf32>, %k: tensor<2x8x4x16xf32
                                %qp: tensor<2x8xi64>, %kp: tensor<8xi64>, %t: tensor<32x4xf32>) -> tensor<2x8x4x16xf32> {
   %b = posenc.rel_bias %t, %qp, %kp kind t5 {num_buckets = 32 : i64, max_distance = 128 : i64} : tensor<32x4xf32>, tensor<2x8xi64>, tensor<8xi64> -> tensor<2x4x8x8xf32>
   %c = tensor.cast %b : tensor<2x4x8x8xf32> to tensor<2x4x?x8xf32>
-  %o = posenc.attention %q, %k, %v bias(%c : tensor<2x4x?x8xf32>) {scale = 1.0 : f64} : tensor<2x8x4x16xf32>, tensor<2x8x4x16xf32>, tensor<2x8x4x16xf32> -> tensor<2x8x4x16xf32>
+  %init_o = tensor.empty() : tensor<2x8x4x16xf32>
+  %o = posenc.attention %q, %k, %v bias(%c : tensor<2x4x?x8xf32>) outs(%init_o) {scale = 1.0 : f64} : tensor<2x8x4x16xf32>, tensor<2x8x4x16xf32>, tensor<2x8x4x16xf32>, tensor<2x8x4x16xf32>
   return %o : tensor<2x8x4x16xf32>
 }
 
@@ -64,7 +66,8 @@ func.func @t5_through_reshapes(%q: tensor<2x8x4x16xf32>, %k: tensor<2x8x4x16xf32
 // CHECK: posenc.yield %[[MOD]]
 func.func @rel_key_then_score_mod(%q: tensor<1x8x4x16xf32>, %e: tensor<9x16xf32>, %p: tensor<8xi32>) -> tensor<1x8x4x16xf32> {
   %b = posenc.rel_key_bias %q, %e, %p, %p {max_distance = 4 : i64} : tensor<1x8x4x16xf32>, tensor<9x16xf32>, tensor<8xi32>, tensor<8xi32> -> tensor<1x4x8x8xf32>
-  %o = posenc.attention %q, %q, %q bias(%b : tensor<1x4x8x8xf32>) : tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32> -> tensor<1x8x4x16xf32> score_mod {
+  %init_o = tensor.empty() : tensor<1x8x4x16xf32>
+  %o = posenc.attention %q, %q, %q bias(%b : tensor<1x4x8x8xf32>) outs(%init_o) : tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32> score_mod {
   ^bb0(%s: f32, %bb: index, %h: index, %i: index, %j: index):
     %r = arith.mulf %s, %s : f32
     posenc.yield %r : f32
@@ -81,7 +84,8 @@ func.func @rel_key_then_score_mod(%q: tensor<1x8x4x16xf32>, %e: tensor<9x16xf32>
 // CHECK: posenc.attention {{.*}} bias(%[[B]] :
 func.func @negative_bias_reused(%q: tensor<1x8x4x16xf32>, %p: tensor<8xi32>) -> (tensor<1x8x4x16xf32>, tensor<4x8x8xf32>) {
   %b = posenc.alibi_bias %p, %p mode causal {num_heads = 4 : i64} : tensor<8xi32>, tensor<8xi32> -> tensor<4x8x8xf32>
-  %o = posenc.attention %q, %q, %q bias(%b : tensor<4x8x8xf32>) : tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32> -> tensor<1x8x4x16xf32>
+  %init_o = tensor.empty() : tensor<1x8x4x16xf32>
+  %o = posenc.attention %q, %q, %q bias(%b : tensor<4x8x8xf32>) outs(%init_o) : tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>
   return %o, %b : tensor<1x8x4x16xf32>, tensor<4x8x8xf32>
 }
 
@@ -94,6 +98,7 @@ func.func @negative_bias_reused(%q: tensor<1x8x4x16xf32>, %p: tensor<8xi32>) -> 
 func.func @negative_unknown_producer(%q: tensor<1x8x4x16xf32>, %p: tensor<8xi32>) -> tensor<1x8x4x16xf32> {
   %b = posenc.alibi_bias %p, %p mode causal {num_heads = 4 : i64} : tensor<8xi32>, tensor<8xi32> -> tensor<4x8x8xf32>
   %c = arith.addf %b, %b : tensor<4x8x8xf32>
-  %o = posenc.attention %q, %q, %q bias(%c : tensor<4x8x8xf32>) : tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32> -> tensor<1x8x4x16xf32>
+  %init_o = tensor.empty() : tensor<1x8x4x16xf32>
+  %o = posenc.attention %q, %q, %q bias(%c : tensor<4x8x8xf32>) outs(%init_o) : tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>
   return %o : tensor<1x8x4x16xf32>
 }

@@ -54,6 +54,7 @@ func.func @t5(%t: tensor<?x4xf32>, %q: tensor<?xi32>, %k: tensor<?xi32>) -> tens
 // heads; a dynamic bias dim must equal the dim it stands for.
 // CHECK-LABEL: func @attention
 // CHECK: cf.assert %{{.+}}, "{{.*}}'posenc.attention' op key length of v must equal key length of k
+// CHECK: cf.assert %{{.+}}, "{{.*}}number of query heads of init must equal number of query heads of q
 // CHECK: %[[HQ:.+]] = tensor.dim %{{.+}}, %c2{{(_[0-9]+)?}} : tensor<1x8x?x16xf32>
 // CHECK: %[[HK:.+]] = tensor.dim %{{.+}}, %c2{{(_[0-9]+)?}} : tensor<1x?x?x16xf32>
 // CHECK: arith.cmpi sgt, %[[HK]], %c0{{(_[0-9]+)?}}
@@ -62,6 +63,9 @@ func.func @t5(%t: tensor<?x4xf32>, %q: tensor<?xi32>, %k: tensor<?xi32>) -> tens
 // CHECK: cf.assert %{{.+}}, "{{.*}}Sk of k must equal Sk of bias
 // CHECK: posenc.attention
 func.func @attention(%q: tensor<1x8x?x16xf32>, %k: tensor<1x?x?x16xf32>, %v: tensor<1x?x?x16xf32>, %b: tensor<1x8x?xf32>) -> tensor<1x8x?x16xf32> {
-  %o = posenc.attention %q, %k, %v bias(%b : tensor<1x8x?xf32>) : tensor<1x8x?x16xf32>, tensor<1x?x?x16xf32>, tensor<1x?x?x16xf32> -> tensor<1x8x?x16xf32>
+  %init_o_c2 = arith.constant 2 : index
+  %init_o_d2 = tensor.dim %q, %init_o_c2 : tensor<1x8x?x16xf32>
+  %init_o = tensor.empty(%init_o_d2) : tensor<1x8x?x16xf32>
+  %o = posenc.attention %q, %k, %v bias(%b : tensor<1x8x?xf32>) outs(%init_o) : tensor<1x8x?x16xf32>, tensor<1x?x?x16xf32>, tensor<1x?x?x16xf32>, tensor<1x8x?x16xf32>
   return %o : tensor<1x8x?x16xf32>
 }

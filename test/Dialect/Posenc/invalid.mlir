@@ -581,96 +581,108 @@ func.func @rel_key_query_length(%q: tensor<1x8x4x16xf32>, %e: tensor<9x16xf32>, 
 // -----
 
 func.func @attention_rank(%q: tensor<8x4x16xf32>, %k: tensor<1x8x4x16xf32>) -> tensor<1x8x4x16xf32> {
+  %init_o = tensor.empty() : tensor<1x8x4x16xf32>
   // expected-error@+1 {{'posenc.attention' op q must have rank 4 ([B, Sq, Hq, Dk]), got 'tensor<8x4x16xf32>'}}
-  %o = posenc.attention %q, %k, %k : tensor<8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32> -> tensor<1x8x4x16xf32>
+  %o = posenc.attention %q, %k, %k outs(%init_o) : tensor<8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>
   return %o : tensor<1x8x4x16xf32>
 }
 
 // -----
 
 func.func @attention_types(%q: tensor<1x8x4x16xf32>, %k: tensor<1x8x4x16xf16>) -> tensor<1x8x4x16xf32> {
+  %init_o = tensor.empty() : tensor<1x8x4x16xf32>
   // expected-error@+1 {{'posenc.attention' op element type of k ('f16') must equal element type of q ('f32')}}
-  %o = posenc.attention %q, %k, %k : tensor<1x8x4x16xf32>, tensor<1x8x4x16xf16>, tensor<1x8x4x16xf16> -> tensor<1x8x4x16xf32>
+  %o = posenc.attention %q, %k, %k outs(%init_o) : tensor<1x8x4x16xf32>, tensor<1x8x4x16xf16>, tensor<1x8x4x16xf16>, tensor<1x8x4x16xf32>
   return %o : tensor<1x8x4x16xf32>
 }
 
 // -----
 
 func.func @attention_scale(%q: tensor<1x8x4x16xf32>) -> tensor<1x8x4x16xf32> {
+  %init_o = tensor.empty() : tensor<1x8x4x16xf32>
   // expected-error@+1 {{'posenc.attention' op scale (0) must be positive and finite}}
-  %o = posenc.attention %q, %q, %q {scale = 0.0 : f64} : tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32> -> tensor<1x8x4x16xf32>
+  %o = posenc.attention %q, %q, %q outs(%init_o) {scale = 0.0 : f64} : tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>
   return %o : tensor<1x8x4x16xf32>
 }
 
 // -----
 
 func.func @attention_batch(%q: tensor<1x8x4x16xf32>, %k: tensor<2x8x4x16xf32>) -> tensor<1x8x4x16xf32> {
+  %init_o = tensor.empty() : tensor<1x8x4x16xf32>
   // expected-error@+1 {{'posenc.attention' op batch size of k (2) must equal batch size of q (1)}}
-  %o = posenc.attention %q, %k, %k : tensor<1x8x4x16xf32>, tensor<2x8x4x16xf32>, tensor<2x8x4x16xf32> -> tensor<1x8x4x16xf32>
+  %o = posenc.attention %q, %k, %k outs(%init_o) : tensor<1x8x4x16xf32>, tensor<2x8x4x16xf32>, tensor<2x8x4x16xf32>, tensor<1x8x4x16xf32>
   return %o : tensor<1x8x4x16xf32>
 }
 
 // -----
 
 func.func @attention_key_dim(%q: tensor<1x8x4x16xf32>, %k: tensor<1x8x4x32xf32>, %v: tensor<1x8x4x16xf32>) -> tensor<1x8x4x16xf32> {
+  %init_o = tensor.empty() : tensor<1x8x4x16xf32>
   // expected-error@+1 {{'posenc.attention' op key head dim of k (32) must equal key head dim of q (16)}}
-  %o = posenc.attention %q, %k, %v : tensor<1x8x4x16xf32>, tensor<1x8x4x32xf32>, tensor<1x8x4x16xf32> -> tensor<1x8x4x16xf32>
+  %o = posenc.attention %q, %k, %v outs(%init_o) : tensor<1x8x4x16xf32>, tensor<1x8x4x32xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>
   return %o : tensor<1x8x4x16xf32>
 }
 
 // -----
 
 func.func @attention_key_length(%q: tensor<1x8x4x16xf32>, %k: tensor<1x8x4x16xf32>, %v: tensor<1x9x4x16xf32>) -> tensor<1x8x4x16xf32> {
+  %init_o = tensor.empty() : tensor<1x8x4x16xf32>
   // expected-error@+1 {{'posenc.attention' op key length of v (9) must equal key length of k (8)}}
-  %o = posenc.attention %q, %k, %v : tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x9x4x16xf32> -> tensor<1x8x4x16xf32>
+  %o = posenc.attention %q, %k, %v outs(%init_o) : tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x9x4x16xf32>, tensor<1x8x4x16xf32>
   return %o : tensor<1x8x4x16xf32>
 }
 
 // -----
 
 func.func @attention_kv_heads(%q: tensor<1x8x4x16xf32>, %k: tensor<1x8x4x16xf32>, %v: tensor<1x8x2x16xf32>) -> tensor<1x8x4x16xf32> {
+  %init_o = tensor.empty() : tensor<1x8x4x16xf32>
   // expected-error@+1 {{'posenc.attention' op number of kv heads of v (2) must equal number of kv heads of k (4)}}
-  %o = posenc.attention %q, %k, %v : tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x2x16xf32> -> tensor<1x8x4x16xf32>
+  %o = posenc.attention %q, %k, %v outs(%init_o) : tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x2x16xf32>, tensor<1x8x4x16xf32>
   return %o : tensor<1x8x4x16xf32>
 }
 
 // -----
 
 func.func @attention_gqa(%q: tensor<1x8x6x16xf32>, %k: tensor<1x8x4x16xf32>) -> tensor<1x8x6x16xf32> {
+  %init_o = tensor.empty() : tensor<1x8x6x16xf32>
   // expected-error@+1 {{'posenc.attention' op number of query heads (6) must be a multiple of the number of kv heads (4)}}
-  %o = posenc.attention %q, %k, %k : tensor<1x8x6x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32> -> tensor<1x8x6x16xf32>
+  %o = posenc.attention %q, %k, %k outs(%init_o) : tensor<1x8x6x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x6x16xf32>
   return %o : tensor<1x8x6x16xf32>
 }
 
 // -----
 
 func.func @attention_bias_rank(%q: tensor<1x8x4x16xf32>, %b: tensor<1x1x4x8x8xf32>) -> tensor<1x8x4x16xf32> {
+  %init_o = tensor.empty() : tensor<1x8x4x16xf32>
   // expected-error@+1 {{'posenc.attention' op bias must have rank <= 4 (broadcast to [B, Hq, Sq, Sk]), got rank 5}}
-  %o = posenc.attention %q, %q, %q bias(%b : tensor<1x1x4x8x8xf32>) : tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32> -> tensor<1x8x4x16xf32>
+  %o = posenc.attention %q, %q, %q bias(%b : tensor<1x1x4x8x8xf32>) outs(%init_o) : tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>
   return %o : tensor<1x8x4x16xf32>
 }
 
 // -----
 
 func.func @attention_bias_broadcast(%q: tensor<1x8x4x16xf32>, %b: tensor<3x8x8xf32>) -> tensor<1x8x4x16xf32> {
+  %init_o = tensor.empty() : tensor<1x8x4x16xf32>
   // expected-error@+1 {{'posenc.attention' op bias 'tensor<3x8x8xf32>' does not broadcast to [B, Hq, Sq, Sk]: dim 0 (3) must be 1 or Hq (4)}}
-  %o = posenc.attention %q, %q, %q bias(%b : tensor<3x8x8xf32>) : tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32> -> tensor<1x8x4x16xf32>
+  %o = posenc.attention %q, %q, %q bias(%b : tensor<3x8x8xf32>) outs(%init_o) : tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>
   return %o : tensor<1x8x4x16xf32>
 }
 
 // -----
 
 func.func @attention_value_dim(%q: tensor<1x8x4x16xf32>, %v: tensor<1x8x4x32xf32>) -> tensor<1x8x4x16xf32> {
-  // expected-error@+1 {{'posenc.attention' op value head dim of result (16) must equal value head dim of v (32)}}
-  %o = posenc.attention %q, %q, %v : tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x32xf32> -> tensor<1x8x4x16xf32>
+  %init_o = tensor.empty() : tensor<1x8x4x16xf32>
+  // expected-error@+1 {{'posenc.attention' op value head dim of init (16) must equal value head dim of v (32)}}
+  %o = posenc.attention %q, %q, %v outs(%init_o) : tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x32xf32>, tensor<1x8x4x16xf32>
   return %o : tensor<1x8x4x16xf32>
 }
 
 // -----
 
 func.func @attention_score_mod_args(%q: tensor<1x8x4x16xf32>) -> tensor<1x8x4x16xf32> {
+  %init_o = tensor.empty() : tensor<1x8x4x16xf32>
   // expected-error@+1 {{'posenc.attention' op score_mod block must take (score: f32, b, h, i, j: index), got ('f32', 'index', 'index')}}
-  %o = posenc.attention %q, %q, %q : tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32> -> tensor<1x8x4x16xf32> score_mod {
+  %o = posenc.attention %q, %q, %q outs(%init_o) : tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32> score_mod {
   ^bb0(%s: f32, %i: index, %j: index):
     posenc.yield %s : f32
   }
@@ -680,8 +692,9 @@ func.func @attention_score_mod_args(%q: tensor<1x8x4x16xf32>) -> tensor<1x8x4x16
 // -----
 
 func.func @attention_score_mod_yield(%q: tensor<1x8x4x16xf32>) -> tensor<1x8x4x16xf32> {
+  %init_o = tensor.empty() : tensor<1x8x4x16xf32>
   // expected-error@+1 {{'posenc.attention' op score_mod must yield an f32 score, got 'f64'}}
-  %o = posenc.attention %q, %q, %q : tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32> -> tensor<1x8x4x16xf32> score_mod {
+  %o = posenc.attention %q, %q, %q outs(%init_o) : tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32> score_mod {
   ^bb0(%s: f32, %b: index, %h: index, %i: index, %j: index):
     %d = arith.extf %s : f32 to f64
     posenc.yield %d : f64
@@ -692,7 +705,8 @@ func.func @attention_score_mod_yield(%q: tensor<1x8x4x16xf32>) -> tensor<1x8x4x1
 // -----
 
 func.func @attention_score_mod_terminator(%q: tensor<1x8x4x16xf32>) -> tensor<1x8x4x16xf32> {
-  %o = posenc.attention %q, %q, %q : tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32> -> tensor<1x8x4x16xf32> score_mod {
+  %init_o = tensor.empty() : tensor<1x8x4x16xf32>
+  %o = posenc.attention %q, %q, %q outs(%init_o) : tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32> score_mod {
   ^bb0(%s: f32, %b: index, %h: index, %i: index, %j: index):
     // expected-error@+1 {{block with no terminator}}
     %d = arith.addf %s, %s : f32
@@ -849,16 +863,18 @@ func.func @rel_key_distance_table(%x: tensor<1x8x2x16xf32>, %e: tensor<?x16xf32>
 // -----
 
 func.func @attention_offsets_count(%q: tensor<1x8x4x16xf32>, %i: index) -> tensor<1x8x4x16xf32> {
+  %init_o = tensor.empty() : tensor<1x8x4x16xf32>
   // expected-error@+1 {{'posenc.attention' op offsets must be (b0, h0, i0): 3 index values, got 2}}
-  %o = posenc.attention %q, %q, %q offsets(%i, %i) : tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32> -> tensor<1x8x4x16xf32>
+  %o = posenc.attention %q, %q, %q offsets(%i, %i) outs(%init_o) : tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>
   return %o : tensor<1x8x4x16xf32>
 }
 
 // -----
 
 func.func @attention_diagonal_without_causal(%q: tensor<1x8x4x16xf32>, %d: index) -> tensor<1x8x4x16xf32> {
+  %init_o = tensor.empty() : tensor<1x8x4x16xf32>
   // expected-error@+1 {{'posenc.attention' op diagonal is only meaningful with causal}}
-  %o = posenc.attention %q, %q, %q diagonal(%d) : tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32> -> tensor<1x8x4x16xf32>
+  %o = posenc.attention %q, %q, %q diagonal(%d) outs(%init_o) : tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>
   return %o : tensor<1x8x4x16xf32>
 }
 

@@ -99,16 +99,20 @@ func.func @rel_key_bias(%q: tensor<2x64x12x64xf32>, %emb: tensor<33x64xf32>, %qp
 func.func @attention(%q: tensor<1x128x32x64xf32>, %k: tensor<1x256x8x64xf32>, %v: tensor<1x256x8x32xf32>,
                      %bias: tensor<32x128x256xf32>, %row: tensor<1x1x1x256xf32>, %slope: f32)
     -> (tensor<1x128x32x32xf32>, tensor<1x128x32x32xf32>, tensor<1x128x32x32xf32>, tensor<1x128x32x32xf32>) {
-  // CHECK: posenc.attention %{{.*}}, %{{.*}}, %{{.*}} causal : tensor<1x128x32x64xf32>, tensor<1x256x8x64xf32>, tensor<1x256x8x32xf32> -> tensor<1x128x32x32xf32>
-  %0 = posenc.attention %q, %k, %v causal : tensor<1x128x32x64xf32>, tensor<1x256x8x64xf32>, tensor<1x256x8x32xf32> -> tensor<1x128x32x32xf32>
-  // CHECK: posenc.attention {{.*}} bias(%{{.*}} : tensor<32x128x256xf32>) {scale = 1.000000e-01 : f64}
-  %1 = posenc.attention %q, %k, %v bias(%bias : tensor<32x128x256xf32>) {scale = 0.1 : f64} : tensor<1x128x32x64xf32>, tensor<1x256x8x64xf32>, tensor<1x256x8x32xf32> -> tensor<1x128x32x32xf32>
+  // CHECK: posenc.attention %{{.*}}, %{{.*}}, %{{.*}} causal outs(%{{.*}}) : tensor<1x128x32x64xf32>, tensor<1x256x8x64xf32>, tensor<1x256x8x32xf32>, tensor<1x128x32x32xf32>
+  %init_0 = tensor.empty() : tensor<1x128x32x32xf32>
+  %0 = posenc.attention %q, %k, %v causal outs(%init_0) : tensor<1x128x32x64xf32>, tensor<1x256x8x64xf32>, tensor<1x256x8x32xf32>, tensor<1x128x32x32xf32>
+  // CHECK: posenc.attention {{.*}} bias(%{{.*}} : tensor<32x128x256xf32>) outs(%{{.*}}) {scale = 1.000000e-01 : f64}
+  %init_1 = tensor.empty() : tensor<1x128x32x32xf32>
+  %1 = posenc.attention %q, %k, %v bias(%bias : tensor<32x128x256xf32>) outs(%init_1) {scale = 0.1 : f64} : tensor<1x128x32x64xf32>, tensor<1x256x8x64xf32>, tensor<1x256x8x32xf32>, tensor<1x128x32x32xf32>
   // CHECK: posenc.attention {{.*}} bias(%{{.*}} : tensor<1x1x1x256xf32>) causal
-  %2 = posenc.attention %q, %k, %v bias(%row : tensor<1x1x1x256xf32>) causal : tensor<1x128x32x64xf32>, tensor<1x256x8x64xf32>, tensor<1x256x8x32xf32> -> tensor<1x128x32x32xf32>
-  // CHECK: posenc.attention {{.*}} -> tensor<1x128x32x32xf32> score_mod {
+  %init_2 = tensor.empty() : tensor<1x128x32x32xf32>
+  %2 = posenc.attention %q, %k, %v bias(%row : tensor<1x1x1x256xf32>) causal outs(%init_2) : tensor<1x128x32x64xf32>, tensor<1x256x8x64xf32>, tensor<1x256x8x32xf32>, tensor<1x128x32x32xf32>
+  // CHECK: posenc.attention {{.*}}, tensor<1x128x32x32xf32> score_mod {
   // CHECK-NEXT: ^bb0(%[[S:.+]]: f32, %{{.+}}: index, %{{.+}}: index, %[[I:.+]]: index, %[[J:.+]]: index):
   // CHECK: posenc.yield %{{.*}} : f32
-  %3 = posenc.attention %q, %k, %v causal : tensor<1x128x32x64xf32>, tensor<1x256x8x64xf32>, tensor<1x256x8x32xf32> -> tensor<1x128x32x32xf32> score_mod {
+  %init_3 = tensor.empty() : tensor<1x128x32x32xf32>
+  %3 = posenc.attention %q, %k, %v causal outs(%init_3) : tensor<1x128x32x64xf32>, tensor<1x256x8x64xf32>, tensor<1x256x8x32xf32>, tensor<1x128x32x32xf32> score_mod {
   ^bb0(%s: f32, %b: index, %h: index, %i: index, %j: index):
     %d = arith.subi %j, %i : index
     %di = arith.index_cast %d : index to i64
@@ -122,8 +126,13 @@ func.func @attention(%q: tensor<1x128x32x64xf32>, %k: tensor<1x256x8x64xf32>, %v
 
 // CHECK-LABEL: func @attention_dynamic_bf16
 func.func @attention_dynamic_bf16(%q: tensor<?x?x4x16xbf16>, %k: tensor<?x?x1x16xbf16>, %v: tensor<?x?x1x16xbf16>) -> tensor<?x?x4x16xbf16> {
-  // CHECK: posenc.attention {{.*}} : tensor<?x?x4x16xbf16>, tensor<?x?x1x16xbf16>, tensor<?x?x1x16xbf16> -> tensor<?x?x4x16xbf16>
-  %0 = posenc.attention %q, %k, %v : tensor<?x?x4x16xbf16>, tensor<?x?x1x16xbf16>, tensor<?x?x1x16xbf16> -> tensor<?x?x4x16xbf16>
+  // CHECK: posenc.attention {{.*}} : tensor<?x?x4x16xbf16>, tensor<?x?x1x16xbf16>, tensor<?x?x1x16xbf16>, tensor<?x?x4x16xbf16>
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_d0 = tensor.dim %q, %init_0_c0 : tensor<?x?x4x16xbf16>
+  %init_0_c1 = arith.constant 1 : index
+  %init_0_d1 = tensor.dim %q, %init_0_c1 : tensor<?x?x4x16xbf16>
+  %init_0 = tensor.empty(%init_0_d0, %init_0_d1) : tensor<?x?x4x16xbf16>
+  %0 = posenc.attention %q, %k, %v outs(%init_0) : tensor<?x?x4x16xbf16>, tensor<?x?x1x16xbf16>, tensor<?x?x1x16xbf16>, tensor<?x?x4x16xbf16>
   return %0 : tensor<?x?x4x16xbf16>
 }
 
@@ -142,8 +151,11 @@ func.func @mla_absorb(%qn: tensor<1x16x16x128xf32>, %qr: tensor<1x16x16x64xf32>,
 // score_mod's indices are shifted by.
 // CHECK-LABEL: func @attention_tile
 func.func @attention_tile(%q: tensor<1x?x4x16xf32>, %k: tensor<1x12x1x16xf32>, %v: tensor<1x12x1x8xf32>, %d: index, %b0: index, %h0: index, %i0: index) -> tensor<1x?x4x8xf32> {
-  // CHECK: posenc.attention %{{.*}}, %{{.*}}, %{{.*}} causal diagonal(%{{.*}}) offsets(%{{.*}}, %{{.*}}, %{{.*}}) : tensor<1x?x4x16xf32>
-  %o = posenc.attention %q, %k, %v causal diagonal(%d) offsets(%b0, %h0, %i0) : tensor<1x?x4x16xf32>, tensor<1x12x1x16xf32>, tensor<1x12x1x8xf32> -> tensor<1x?x4x8xf32> score_mod {
+  // CHECK: posenc.attention %{{.*}}, %{{.*}}, %{{.*}} causal diagonal(%{{.*}}) offsets(%{{.*}}, %{{.*}}, %{{.*}}) outs(%{{.*}}) : tensor<1x?x4x16xf32>
+  %init_o_c1 = arith.constant 1 : index
+  %init_o_d1 = tensor.dim %q, %init_o_c1 : tensor<1x?x4x16xf32>
+  %init_o = tensor.empty(%init_o_d1) : tensor<1x?x4x8xf32>
+  %o = posenc.attention %q, %k, %v causal diagonal(%d) offsets(%b0, %h0, %i0) outs(%init_o) : tensor<1x?x4x16xf32>, tensor<1x12x1x16xf32>, tensor<1x12x1x8xf32>, tensor<1x?x4x8xf32> score_mod {
   ^bb0(%s: f32, %b: index, %h: index, %i: index, %j: index):
     posenc.yield %s : f32
   }

@@ -95,8 +95,9 @@ func.func @unranked(%x: tensor<*xf32>, %p: tensor<4xi32>) -> tensor<*xf32> {
 // -----
 
 func.func @attention_two_blocks(%q: tensor<1x8x4x16xf32>) -> tensor<1x8x4x16xf32> {
+  %init_o = tensor.empty() : tensor<1x8x4x16xf32>
   // expected-error@+1 {{'posenc.attention' op region #0 ('score_mod') failed to verify constraint: region with at most 1 blocks}}
-  %o = posenc.attention %q, %q, %q : tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32> -> tensor<1x8x4x16xf32> score_mod {
+  %o = posenc.attention %q, %q, %q outs(%init_o) : tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32> score_mod {
   ^bb0(%s: f32, %b: index, %h: index, %i: index, %j: index):
     cf.br ^bb1
   ^bb1:
@@ -107,9 +108,10 @@ func.func @attention_two_blocks(%q: tensor<1x8x4x16xf32>) -> tensor<1x8x4x16xf32
 
 // -----
 
-// CHECK: parse-errors.mlir:[[# @LINE + 3]]:{{[0-9]+}}: error: expected ','
+// CHECK: parse-errors.mlir:[[# @LINE + 4]]:{{[0-9]+}}: error: expected ','
 func.func @attention_missing_type(%q: tensor<1x8x4x16xf32>) -> tensor<1x8x4x16xf32> {
+  %init_o = tensor.empty() : tensor<1x8x4x16xf32>
   // expected-error@+1 {{expected ','}}
-  %o = posenc.attention %q, %q, %q : tensor<1x8x4x16xf32> -> tensor<1x8x4x16xf32>
+  %o = posenc.attention %q, %q, %q outs(%init_o) : tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>
   return %o : tensor<1x8x4x16xf32>
 }

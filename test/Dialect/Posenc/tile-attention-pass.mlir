@@ -18,7 +18,8 @@
 // DECODE: scf.for
 // DECODE: posenc.online_attention
 func.func @decode(%q: tensor<1x1x8x16xf32>, %k: tensor<1x37x2x16xf32>, %v: tensor<1x37x2x8xf32>) -> tensor<1x1x8x8xf32> {
-  %o = posenc.attention %q, %k, %v causal : tensor<1x1x8x16xf32>, tensor<1x37x2x16xf32>, tensor<1x37x2x8xf32> -> tensor<1x1x8x8xf32>
+  %init_o = tensor.empty() : tensor<1x1x8x8xf32>
+  %o = posenc.attention %q, %k, %v causal outs(%init_o) : tensor<1x1x8x16xf32>, tensor<1x37x2x16xf32>, tensor<1x37x2x8xf32>, tensor<1x1x8x8xf32>
   return %o : tensor<1x1x8x8xf32>
 }
 
@@ -29,7 +30,8 @@ func.func @decode(%q: tensor<1x1x8x16xf32>, %k: tensor<1x37x2x16xf32>, %v: tenso
 // DECODE-NOT: online_attention
 // DECODE: posenc.attention
 func.func @negative_prefill(%q: tensor<1x8x8x16xf32>, %k: tensor<1x37x2x16xf32>) -> tensor<1x8x8x16xf32> {
-  %o = posenc.attention %q, %k, %k causal : tensor<1x8x8x16xf32>, tensor<1x37x2x16xf32>, tensor<1x37x2x16xf32> -> tensor<1x8x8x16xf32>
+  %init_o = tensor.empty() : tensor<1x8x8x16xf32>
+  %o = posenc.attention %q, %k, %k causal outs(%init_o) : tensor<1x8x8x16xf32>, tensor<1x37x2x16xf32>, tensor<1x37x2x16xf32>, tensor<1x8x8x16xf32>
   return %o : tensor<1x8x8x16xf32>
 }
 
@@ -41,6 +43,9 @@ func.func @negative_prefill(%q: tensor<1x8x8x16xf32>, %k: tensor<1x37x2x16xf32>)
 // CHECK-NOT: online_attention
 // CHECK: posenc.attention
 func.func @negative_dynamic_heads(%q: tensor<1x1x?x16xf32>, %k: tensor<1x37x?x16xf32>) -> tensor<1x1x?x16xf32> {
-  %o = posenc.attention %q, %k, %k causal : tensor<1x1x?x16xf32>, tensor<1x37x?x16xf32>, tensor<1x37x?x16xf32> -> tensor<1x1x?x16xf32>
+  %init_o_c2 = arith.constant 2 : index
+  %init_o_d2 = tensor.dim %q, %init_o_c2 : tensor<1x1x?x16xf32>
+  %init_o = tensor.empty(%init_o_d2) : tensor<1x1x?x16xf32>
+  %o = posenc.attention %q, %k, %k causal outs(%init_o) : tensor<1x1x?x16xf32>, tensor<1x37x?x16xf32>, tensor<1x37x?x16xf32>, tensor<1x1x?x16xf32>
   return %o : tensor<1x1x?x16xf32>
 }

@@ -16,10 +16,11 @@
 // CHECK: %[[K:.+]] = tensor.extract_slice %arg1[%[[B]], 0, %[[KV]], 0] [1, 12, 1, 16]
 // CHECK: %[[V:.+]] = tensor.extract_slice %arg2[%[[B]], 0, %[[KV]], 0] [1, 12, 1, 8]
 // CHECK: %[[D:.+]] = affine.apply #[[$DIAG]]()[%[[I]]]
-// CHECK: %[[O:.+]] = posenc.attention %[[Q]], %[[K]], %[[V]] causal diagonal(%[[D]]) offsets(%[[B]], %[[H]], %[[I]]) : tensor<1x?x4x16xf32>, tensor<1x12x1x16xf32>, tensor<1x12x1x8xf32> -> tensor<1x?x4x8xf32> score_mod
+// CHECK: %[[O:.+]] = posenc.attention %[[Q]], %[[K]], %[[V]] causal diagonal(%[[D]]) offsets(%[[B]], %[[H]], %[[I]]) outs(%{{.+}}) : tensor<1x?x4x16xf32>, tensor<1x12x1x16xf32>, tensor<1x12x1x8xf32>, tensor<1x?x4x8xf32> score_mod
 // CHECK: tensor.insert_slice %[[O]] into %{{.+}}[%[[B]], %[[I]], %[[H]], 0] [1, %[[TQ]], 4, 8]
 func.func @tile_gqa_causal(%q: tensor<2x10x8x16xf32>, %k: tensor<2x12x2x16xf32>, %v: tensor<2x12x2x8xf32>) -> tensor<2x10x8x8xf32> {
-  %o = posenc.attention %q, %k, %v causal : tensor<2x10x8x16xf32>, tensor<2x12x2x16xf32>, tensor<2x12x2x8xf32> -> tensor<2x10x8x8xf32> score_mod {
+  %init_o = tensor.empty() : tensor<2x10x8x8xf32>
+  %o = posenc.attention %q, %k, %v causal outs(%init_o) : tensor<2x10x8x16xf32>, tensor<2x12x2x16xf32>, tensor<2x12x2x8xf32>, tensor<2x10x8x8xf32> score_mod {
   ^bb0(%s: f32, %b: index, %h: index, %i: index, %j: index):
     posenc.yield %s : f32
   }
@@ -40,10 +41,11 @@ module attributes {transform.with_named_sequence} {
 // CHECK-LABEL: func @tile_forall_bias
 // CHECK: scf.forall (%[[H:.+]], %[[E:.+]]) in (4, 2)
 // CHECK: tensor.extract_slice %arg3[%[[H]], 0, 0] [1, 6, 6]
-// CHECK: posenc.attention {{.*}} bias(%{{.+}} : tensor<1x6x6xf32>) : tensor<1x6x1x16xf32>, tensor<1x6x1x16xf32>, tensor<1x6x1x4xf32> -> tensor<1x6x1x4xf32>
+// CHECK: posenc.attention {{.*}} bias(%{{.+}} : tensor<1x6x6xf32>) outs(%{{.+}}) : tensor<1x6x1x16xf32>, tensor<1x6x1x16xf32>, tensor<1x6x1x4xf32>, tensor<1x6x1x4xf32>
 // CHECK: tensor.parallel_insert_slice
 func.func @tile_forall_bias(%q: tensor<1x6x4x16xf32>, %k: tensor<1x6x4x16xf32>, %v: tensor<1x6x4x8xf32>, %bias: tensor<4x6x6xf32>) -> tensor<1x6x4x8xf32> {
-  %o = posenc.attention %q, %k, %v bias(%bias : tensor<4x6x6xf32>) : tensor<1x6x4x16xf32>, tensor<1x6x4x16xf32>, tensor<1x6x4x8xf32> -> tensor<1x6x4x8xf32>
+  %init_o = tensor.empty() : tensor<1x6x4x8xf32>
+  %o = posenc.attention %q, %k, %v bias(%bias : tensor<4x6x6xf32>) outs(%init_o) : tensor<1x6x4x16xf32>, tensor<1x6x4x16xf32>, tensor<1x6x4x8xf32>, tensor<1x6x4x8xf32>
   return %o : tensor<1x6x4x8xf32>
 }
 module attributes {transform.with_named_sequence} {
@@ -67,7 +69,8 @@ module attributes {transform.with_named_sequence} {
 // CHECK: linalg.generic {{.*}} ins(%[[ACC]], %[[SUM]] :
 // CHECK: arith.divf
 func.func @tile_then_decompose(%q: tensor<1x8x2x16xf32>, %k: tensor<1x8x2x16xf32>, %v: tensor<1x8x2x16xf32>) -> tensor<1x8x2x16xf32> {
-  %o = posenc.attention %q, %k, %v causal : tensor<1x8x2x16xf32>, tensor<1x8x2x16xf32>, tensor<1x8x2x16xf32> -> tensor<1x8x2x16xf32>
+  %init_o = tensor.empty() : tensor<1x8x2x16xf32>
+  %o = posenc.attention %q, %k, %v causal outs(%init_o) : tensor<1x8x2x16xf32>, tensor<1x8x2x16xf32>, tensor<1x8x2x16xf32>, tensor<1x8x2x16xf32>
   return %o : tensor<1x8x2x16xf32>
 }
 module attributes {transform.with_named_sequence} {
@@ -83,10 +86,11 @@ module attributes {transform.with_named_sequence} {
 
 // The softmax spans every key: tiling keys is refused with a reason.
 func.func @negative_tile_keys(%q: tensor<1x8x2x16xf32>) -> tensor<1x8x2x16xf32> {
+  %init_o = tensor.empty() : tensor<1x8x2x16xf32>
   // expected-error@+3 {{to tile operation}}
   // expected-error@+2 {{failed to generate tiling loops}}
   // expected-error@+1 {{'posenc.attention' op cannot be tiled along keys or the key head dim: its softmax spans every key of a row}}
-  %o = posenc.attention %q, %q, %q : tensor<1x8x2x16xf32>, tensor<1x8x2x16xf32>, tensor<1x8x2x16xf32> -> tensor<1x8x2x16xf32>
+  %o = posenc.attention %q, %q, %q outs(%init_o) : tensor<1x8x2x16xf32>, tensor<1x8x2x16xf32>, tensor<1x8x2x16xf32>, tensor<1x8x2x16xf32>
   return %o : tensor<1x8x2x16xf32>
 }
 module attributes {transform.with_named_sequence} {
@@ -101,10 +105,11 @@ module attributes {transform.with_named_sequence} {
 
 // A head tile of 3 splits a GQA group of 4 across tiles: refused.
 func.func @negative_tile_splits_group(%q: tensor<1x8x12x16xf32>, %k: tensor<1x8x3x16xf32>) -> tensor<1x8x12x16xf32> {
+  %init_o = tensor.empty() : tensor<1x8x12x16xf32>
   // expected-error@+3 {{to tile operation}}
   // expected-error@+2 {{failed to generate tiling loops}}
   // expected-error@+1 {{'posenc.attention' op head tile must be static and divide or be a multiple of the GQA group (Hq / Hkv), with static head counts}}
-  %o = posenc.attention %q, %k, %k : tensor<1x8x12x16xf32>, tensor<1x8x3x16xf32>, tensor<1x8x3x16xf32> -> tensor<1x8x12x16xf32>
+  %o = posenc.attention %q, %k, %k outs(%init_o) : tensor<1x8x12x16xf32>, tensor<1x8x3x16xf32>, tensor<1x8x3x16xf32>, tensor<1x8x12x16xf32>
   return %o : tensor<1x8x12x16xf32>
 }
 module attributes {transform.with_named_sequence} {
@@ -136,7 +141,8 @@ module attributes {transform.with_named_sequence} {
 // CHECK: linalg.generic {{.*}} ins(%[[STATE]]#0, %[[STATE]]#2 :
 // CHECK: arith.divf
 func.func @flash_loop(%q: tensor<1x10x4x16xf32>, %k: tensor<1x12x2x16xf32>, %v: tensor<1x12x2x8xf32>) -> tensor<1x10x4x8xf32> {
-  %o = posenc.attention %q, %k, %v causal : tensor<1x10x4x16xf32>, tensor<1x12x2x16xf32>, tensor<1x12x2x8xf32> -> tensor<1x10x4x8xf32>
+  %init_o = tensor.empty() : tensor<1x10x4x8xf32>
+  %o = posenc.attention %q, %k, %v causal outs(%init_o) : tensor<1x10x4x16xf32>, tensor<1x12x2x16xf32>, tensor<1x12x2x8xf32>, tensor<1x10x4x8xf32>
   return %o : tensor<1x10x4x8xf32>
 }
 module attributes {transform.with_named_sequence} {
@@ -190,7 +196,8 @@ module attributes {transform.with_named_sequence} {
 // CHECK: math.fma
 // CHECK: linalg.generic {{.*}} ins(%[[P]]#0, %[[P]]#1, %[[MAX]]
 func.func @split_k_decode(%q: tensor<1x1x8x16xf32>, %k: tensor<1x37x2x16xf32>, %v: tensor<1x37x2x8xf32>) -> tensor<1x1x8x8xf32> {
-  %o = posenc.attention %q, %k, %v causal : tensor<1x1x8x16xf32>, tensor<1x37x2x16xf32>, tensor<1x37x2x8xf32> -> tensor<1x1x8x8xf32>
+  %init_o = tensor.empty() : tensor<1x1x8x8xf32>
+  %o = posenc.attention %q, %k, %v causal outs(%init_o) : tensor<1x1x8x16xf32>, tensor<1x37x2x16xf32>, tensor<1x37x2x8xf32>, tensor<1x1x8x8xf32>
   return %o : tensor<1x1x8x8xf32>
 }
 module attributes {transform.with_named_sequence} {

@@ -52,7 +52,8 @@ func.func @main() {
   %ones = arith.constant dense<1.0> : tensor<1x4x2x8xf32>
 
   // Rows 0 and 1 see no key (j > i + Sk - Sq = i - 2 for all j >= 0 when i < 2).
-  %o = posenc.attention %qs, %k, %ones causal : tensor<1x6x4x8xf32>, tensor<1x4x2x8xf32>, tensor<1x4x2x8xf32> -> tensor<1x6x4x8xf32>
+  %init_o = tensor.empty() : tensor<1x6x4x8xf32>
+  %o = posenc.attention %qs, %k, %ones causal outs(%init_o) : tensor<1x6x4x8xf32>, tensor<1x4x2x8xf32>, tensor<1x4x2x8xf32>, tensor<1x6x4x8xf32>
   %eb = tensor.empty() : tensor<1x6x4x8xf32>
   %expected = linalg.generic {
       indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>],
@@ -79,8 +80,10 @@ func.func @main() {
   %kp = arith.constant dense<[0, 1, 2, 3]> : tensor<4xi32>
   %bias = posenc.alibi_bias %qp, %kp mode causal {num_heads = 4 : i64} : tensor<6xi32>, tensor<4xi32> -> tensor<4x6x4xf32>
   %kv = arith.mulf %k, %k : tensor<1x4x2x8xf32>
-  %a1 = posenc.attention %qs, %k, %kv bias(%bias : tensor<4x6x4xf32>) : tensor<1x6x4x8xf32>, tensor<1x4x2x8xf32>, tensor<1x4x2x8xf32> -> tensor<1x6x4x8xf32>
-  %a2 = posenc.attention %qs, %k, %kv : tensor<1x6x4x8xf32>, tensor<1x4x2x8xf32>, tensor<1x4x2x8xf32> -> tensor<1x6x4x8xf32> score_mod {
+  %init_a1 = tensor.empty() : tensor<1x6x4x8xf32>
+  %a1 = posenc.attention %qs, %k, %kv bias(%bias : tensor<4x6x4xf32>) outs(%init_a1) : tensor<1x6x4x8xf32>, tensor<1x4x2x8xf32>, tensor<1x4x2x8xf32>, tensor<1x6x4x8xf32>
+  %init_a2 = tensor.empty() : tensor<1x6x4x8xf32>
+  %a2 = posenc.attention %qs, %k, %kv outs(%init_a2) : tensor<1x6x4x8xf32>, tensor<1x4x2x8xf32>, tensor<1x4x2x8xf32>, tensor<1x6x4x8xf32> score_mod {
   ^bb0(%s: f32, %b: index, %h: index, %i: index, %j: index):
     %c2 = arith.constant 2 : index
     %qi = arith.addi %i, %c2 : index

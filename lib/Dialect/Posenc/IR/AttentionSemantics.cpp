@@ -5,6 +5,7 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 
 #include "mlir/IR/IRMapping.h"
@@ -163,9 +164,11 @@ Value diagonalImpl(OpT op, OpBuilder &builder, Location loc) {
   if (Value diagonal = op.getDiagonal())
     return diagonal;
   auto dim = [&](Value t, int64_t d) -> Value {
-    int64_t size = cast<RankedTensorType>(t.getType()).getDimSize(d);
+    int64_t size = cast<ShapedType>(t.getType()).getDimSize(d);
     if (!ShapedType::isDynamic(size))
       return arith::ConstantIndexOp::create(builder, loc, size);
+    if (isa<MemRefType>(t.getType()))
+      return memref::DimOp::create(builder, loc, t, d);
     return tensor::DimOp::create(builder, loc, t, d);
   };
   return arith::SubIOp::create(builder, loc, dim(op.getK(), 1),

@@ -34,9 +34,7 @@ struct DimRef {
   Value value;
   unsigned index;
 
-  RankedTensorType type() const {
-    return cast<RankedTensorType>(value.getType());
-  }
+  ShapedType type() const { return cast<ShapedType>(value.getType()); }
   int64_t size() const { return type().getDimSize(index); }
 };
 } // namespace
@@ -82,9 +80,8 @@ static LogicalResult checkTableSize(Operation *op, StringRef name,
 }
 
 /// Checks that `type` has rank `rank`; `layout` names the dims for users.
-static LogicalResult checkRank(Operation *op, StringRef name,
-                               RankedTensorType type, int64_t rank,
-                               StringRef layout) {
+static LogicalResult checkRank(Operation *op, StringRef name, ShapedType type,
+                               int64_t rank, StringRef layout) {
   if (type.getRank() == rank)
     return success();
   return op->emitOpError() << name << " must have rank " << rank << " ("
@@ -619,7 +616,7 @@ verifyAttentionOperands(OpT op, ArrayRef<RowOutput> outputs, size_t numOffsets,
                         StringRef offsetNames) {
   Operation *o = op.getOperation();
   Value q = op.getQ(), k = op.getK(), v = op.getV();
-  RankedTensorType qTy = op.getQ().getType(), kTy = op.getK().getType();
+  ShapedType qTy = op.getQ().getType(), kTy = op.getK().getType();
   if (failed(checkRank(o, "q", qTy, 4, "[B, Sq, Hq, Dk]")) ||
       failed(checkRank(o, "k", kTy, 4, "[B, Sk, Hkv, Dk]")) ||
       failed(checkRank(o, "v", op.getV().getType(), 4, "[B, Sk, Hkv, Dv]")) ||
@@ -630,8 +627,8 @@ verifyAttentionOperands(OpT op, ArrayRef<RowOutput> outputs, size_t numOffsets,
   SmallVector<DimRef> queries = {{"q", q, 1}}, heads = {{"q", q, 2}};
   SmallVector<DimRef> valueDim = {{"v", v, 3}};
   for (const RowOutput &out : outputs) {
-    if (failed(checkRank(o, out.name, rankedType(out.value), out.rank,
-                         out.layout)))
+    if (failed(checkRank(o, out.name, cast<ShapedType>(out.value.getType()),
+                         out.rank, out.layout)))
       return failure();
     batch.push_back({out.name, out.value, 0});
     queries.push_back({out.name, out.value, 1});
@@ -658,7 +655,7 @@ verifyAttentionOperands(OpT op, ArrayRef<RowOutput> outputs, size_t numOffsets,
            << ") must be a multiple of the number of kv heads (" << hkv << ")";
 
   if (Value bias = op.getBias()) {
-    RankedTensorType bTy = rankedType(bias);
+    auto bTy = cast<ShapedType>(bias.getType());
     if (bTy.getRank() > 4)
       return op.emitOpError()
              << "bias must have rank <= 4 (broadcast to [B, Hq, Sq, Sk]), got "
@@ -694,13 +691,57 @@ verifyAttentionOperands(OpT op, ArrayRef<RowOutput> outputs, size_t numOffsets,
   return success();
 }
 
+LogicalResult AttentionOp::inferReturnTypes(MLIRContext *,
+                                            std::optional<Location>,
+                                            AttentionOp::Adaptor adaptor,
+                                            SmallVectorImpl<Type> &inferred) {
+  // Tensor form: the result has init's type; buffer form: no result.
+  if (isa<RankedTensorType>(adaptor.getInit().getType()))
+    inferred.push_back(adaptor.getInit().getType());
+  return success();
+}
+
 LogicalResult AttentionOp::verify() {
+  // Both forms, never a mix: a memref among tensors would be a buffer the
+  // tensor form silently reads or (for init) never writes.
+  bool buffer = hasBufferSemantics();
+  std::pair<StringRef, Value> inputs[] = {
+      {"q", getQ()}, {"k", getK()}, {"v", getV()}, {"bias", getBias()}};
+  for (auto [name, value] : inputs) {
+    if (value && isa<MemRefType>(value.getType()) != buffer)
+      return emitOpError()
+             << name << " (" << value.getType() << ") must be a "
+             << (buffer ? "memref" : "tensor") << " like init ("
+             << getInit().getType()
+             << "): all operands are tensors (tensor form) or all memrefs "
+                "(buffer form)";
+    if (buffer && value == getInit())
+      return emitOpError() << "init must not be the same buffer as " << name
+                           << ": the output would overwrite its input";
+  }
   if (failed(checkSameElementType(getOperation(),
-                                  {{"q", getQ()}, {"result", getResult()}})))
+                                  {{"q", getQ()}, {"init", getInit()}})))
     return failure();
   return verifyAttentionOperands(
-      *this, {{"result", getResult(), 4, "[B, Sq, Hq, Dv]", true}}, 3,
+      *this, {{"init", getInit(), 4, "[B, Sq, Hq, Dv]", true}}, 3,
       "(b0, h0, i0)");
+}
+
+void AttentionOp::getEffects(
+    SmallVectorImpl<SideEffects::EffectInstance<MemoryEffects::Effect>>
+        &effects) {
+  // The buffer form reads its inputs and writes init; score_mod's own
+  // effects come from RecursiveMemoryEffects.
+  for (OpOperand &operand : getOperation()->getOpOperands()) {
+    if (!isa<MemRefType>(operand.get().getType()))
+      continue;
+    if (isDpsInit(&operand))
+      effects.emplace_back(MemoryEffects::Write::get(), &operand,
+                           SideEffects::DefaultResource::get());
+    else
+      effects.emplace_back(MemoryEffects::Read::get(), &operand,
+                           SideEffects::DefaultResource::get());
+  }
 }
 
 /// score_mod takes (score: f32, b, h, i, j: index) and yields an f32.
@@ -734,6 +775,15 @@ LogicalResult AttentionOp::verifyRegions() {
 //===----------------------------------------------------------------------===//
 // OnlineAttentionOp
 //===----------------------------------------------------------------------===//
+
+LogicalResult OnlineAttentionOp::inferReturnTypes(
+    MLIRContext *, std::optional<Location>, OnlineAttentionOp::Adaptor adaptor,
+    SmallVectorImpl<Type> &inferred) {
+  // Destination-style: the results have the types of (acc, max, sum).
+  inferred.append({adaptor.getAcc().getType(), adaptor.getMax().getType(),
+                   adaptor.getSum().getType()});
+  return success();
+}
 
 LogicalResult OnlineAttentionOp::verify() {
   return verifyAttentionOperands(*this,

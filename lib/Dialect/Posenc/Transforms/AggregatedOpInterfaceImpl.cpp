@@ -14,6 +14,7 @@
 #include "posenc/Dialect/Posenc/IR/AttentionSemantics.h"
 #include "posenc/Dialect/Posenc/IR/PosencDialect.h"
 #include "posenc/Dialect/Posenc/IR/PosencOps.h"
+#include "posenc/Dialect/Posenc/Transforms/BufferizableOpInterfaceImpl.h"
 #include "posenc/Dialect/Posenc/Transforms/Passes.h"
 #include "posenc/Dialect/Posenc/Transforms/TilingInterfaceImpl.h"
 #include "posenc/Dialect/Posenc/Utils/LinalgBuilder.h"
@@ -168,15 +169,20 @@ FailureOr<SmallVector<Value>> decomposeOnlineAttention(OpBuilder &b,
   return SmallVector<Value>{accNew, mNew, sumNew};
 }
 
+/// Whether the decomposition applies: static head counts (the GQA group is
+/// an affine map constant) and a known scale.
+bool decomposable(AttentionOp op) {
+  return !op.getQ().getType().isDynamicDim(2) &&
+         !op.getK().getType().isDynamicDim(2) && op.getScaleOrDefault();
+}
+
 /// attention = online_attention from (0, -inf, 0) over all keys, then
 /// acc / sum (0 for a row that sees no key). `online` is set to the new
 /// online_attention op.
 FailureOr<SmallVector<Value>>
 decomposeAttention(OpBuilder &b, AttentionOp op,
                    OnlineAttentionOp *online = nullptr) {
-  // Checked here too, so that the op the user wrote is the one named.
-  if (op.getQ().getType().isDynamicDim(2) ||
-      op.getK().getType().isDynamicDim(2) || !op.getScaleOrDefault())
+  if (!decomposable(op))
     return failure();
   Location loc = op.getLoc();
   LinalgBuilder e{b, loc};
@@ -199,9 +205,8 @@ decomposeAttention(OpBuilder &b, AttentionOp op,
                         step.getScoreMod().end());
   if (online)
     *online = step;
-  RankedTensorType rTy = op.getResult().getType();
+  auto rTy = cast<RankedTensorType>(op.getInit().getType());
   Type elemTy = rTy.getElementType();
-  Value init = e.empty(accSizes, elemTy);
   MLIRContext *ctx = b.getContext();
   AffineMap id4 = b.getMultiDimIdentityMap(4);
   AffineMap row =
@@ -210,7 +215,7 @@ decomposeAttention(OpBuilder &b, AttentionOp op,
                       getAffineDimExpr(2, ctx)},
                      ctx);
   Value result = e.generic(
-      init.getType(), {step.getResultAcc(), step.getResultSum()}, init,
+      rTy, {step.getResultAcc(), step.getResultSum()}, op.getInit(),
       {id4, row, id4},
       SmallVector<utils::IteratorType>(4, utils::IteratorType::parallel),
       [&](OpBuilder &nb, Location nl, ValueRange args) {
@@ -219,7 +224,7 @@ decomposeAttention(OpBuilder &b, AttentionOp op,
                     n.fromFloat(attention::normalize(nb, nl, args[0], args[1]),
                                 elemTy));
       });
-  return SmallVector<Value>{e.castTo(result, rTy)};
+  return SmallVector<Value>{result};
 }
 
 struct AttentionAggregatedOpInterface
@@ -227,7 +232,23 @@ struct AttentionAggregatedOpInterface
           AttentionAggregatedOpInterface, AttentionOp> {
   FailureOr<SmallVector<Value>> decomposeOperation(Operation *op,
                                                    OpBuilder &b) const {
-    return decomposeAttention(b, cast<AttentionOp>(op));
+    auto attn = cast<AttentionOp>(op);
+    if (attn.hasBufferSemantics()) {
+      // Through the tensor form (a temporary op), whose result is
+      // materialized into init; the caller erases `op`.
+      if (!decomposable(attn))
+        return failure();
+      AttentionOp tensorOp =
+          cloneWithOperands(b, attn, tensorFormOperands(b, attn));
+      FailureOr<SmallVector<Value>> values = decomposeAttention(b, tensorOp);
+      if (auto *listener =
+              dyn_cast_if_present<RewriterBase::Listener>(b.getListener()))
+        listener->notifyOperationErased(tensorOp);
+      tensorOp->erase();
+      materializeIntoInit(b, attn, values->front());
+      return SmallVector<Value>{};
+    }
+    return decomposeAttention(b, attn);
   }
 };
 

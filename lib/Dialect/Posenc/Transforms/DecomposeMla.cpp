@@ -65,10 +65,12 @@ LogicalResult mlir::posenc::decomposeMla(RewriterBase &rewriter, MlaAbsorbOp op,
   OpFoldResult B = e.dim(qn, 0), Sq = e.dim(qn, 1), H = e.dim(qn, 2),
                Sk = e.dim(ckv, 1), Dv = e.dim(wuv, 1);
   RankedTensorType rTy = op.getResult().getType();
-  auto attention = [&](Value q, Value k, Value v, Type resultTy) {
-    return AttentionOp::create(rewriter, op.getLoc(), resultTy, q, k, v,
+  // f32 attention over [B, Sq, H, dv] rows.
+  auto attention = [&](Value q, Value k, Value v, OpFoldResult dv) {
+    return AttentionOp::create(rewriter, op.getLoc(), q, k, v,
                                /*bias=*/Value(), /*diagonal=*/Value(),
                                /*offsets=*/ValueRange(),
+                               e.empty({B, Sq, H, dv}, f32),
                                rewriter.getF64FloatAttr(scale), op.getCausal())
         .getResult();
   };
@@ -94,7 +96,7 @@ LogicalResult mlir::posenc::decomposeMla(RewriterBase &rewriter, MlaAbsorbOp op,
         });
     Value q = e.concatLastDim(qn, qr);
     Value k = e.concatLastDim(kNope, kpeH);
-    result = attention(q, k, vals, rTy.clone(f32));
+    result = attention(q, k, vals, Dv);
   } else {
     // q_lat[b, i, h, c] = Σ_n q_nope[b, i, h, n]·w_uk[h, n, c].
     // Dims (b, i, h, n, c): c innermost, contiguous in w_uk and q_lat.
@@ -105,9 +107,7 @@ LogicalResult mlir::posenc::decomposeMla(RewriterBase &rewriter, MlaAbsorbOp op,
     // One kv head: keys [c_kv | k_pe], values c_kv.
     Value k = e.concatLastDim(addHeadDim(e, ckv), addHeadDim(e, kpe));
     Value v = e.castTensor(addHeadDim(e, ckv), f32);
-    auto latTy = RankedTensorType::get(
-        {rTy.getDimSize(0), rTy.getDimSize(1), rTy.getDimSize(2), c}, f32);
-    Value oLat = attention(q, k, v, latTy);
+    Value oLat = attention(q, k, v, rewriter.getIndexAttr(c));
     // out[b, i, h, e] = Σ_c o_lat[b, i, h, c]·w_uv[h, e, c].
     result = e.contract(oLat, wuv, dims(ctx, 5, {0, 1, 2, 4}),
                         dims(ctx, 5, {2, 3, 4}), dims(ctx, 5, {0, 1, 2, 3}),

@@ -170,7 +170,7 @@ LogicalResult fuse(RewriterBase &rewriter, AttentionOp attn) {
     return failure();
   // The bias is broadcast to [B, Hq, Sq, Sk] right-aligned; a rank-3 bias
   // has no batch dim, a rank-4 one may have a unit batch dim.
-  auto biasTy = cast<RankedTensorType>(bias.getType());
+  auto biasTy = cast<ShapedType>(bias.getType());
   if (biasTy.getRank() < 3)
     return failure();
 

@@ -6,6 +6,7 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/ControlFlow/IR/ControlFlowOps.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
 
@@ -21,7 +22,7 @@ namespace {
 using Ref = DimConstraint::Ref;
 
 int64_t staticSize(const Ref &r) {
-  return cast<RankedTensorType>(r.value.getType()).getDimSize(r.index);
+  return cast<ShapedType>(r.value.getType()).getDimSize(r.index);
 }
 
 /// "file:line:col: " of the op, so the run-time message points at the IR.
@@ -44,6 +45,8 @@ struct Checker {
       return arith::ConstantIndexOp::create(b, op->getLoc(), s);
     if (llvm::is_contained(op->getResults(), r.value))
       return nullptr;
+    if (isa<MemRefType>(r.value.getType()))
+      return memref::DimOp::create(b, op->getLoc(), r.value, r.index);
     return tensor::DimOp::create(b, op->getLoc(), r.value, r.index);
   }
 

@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "posenc/Dialect/Posenc/IR/PosencOps.h"
+#include "posenc/Dialect/Posenc/Transforms/BufferizableOpInterfaceImpl.h"
 #include "posenc/Dialect/Posenc/Transforms/Passes.h"
 
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
@@ -74,8 +75,7 @@ struct PosencTileAttentionPass
       // A static empty dim: slices of it do not verify (offset 0 of size
       // 0); the lowering returns the empty or zero result directly.
       for (Value t : {op.getQ(), op.getK(), op.getV()})
-        if (llvm::is_contained(cast<RankedTensorType>(t.getType()).getShape(),
-                               0))
+        if (llvm::is_contained(cast<ShapedType>(t.getType()).getShape(), 0))
           return;
       if (maxQueries == 0 || (!ShapedType::isDynamic(sq) && sq <= maxQueries))
         ops.push_back(op);
@@ -85,6 +85,8 @@ struct PosencTileAttentionPass
     SmallVector<int64_t> keys = {0, 0, 0, keyTile, 0, 0};
     IRRewriter rewriter(&getContext());
     for (AttentionOp op : ops) {
+      // The buffer form is tiled as its tensor form.
+      op = convertToTensorForm(rewriter, op);
       FailureOr<SmallVector<Operation *>> tiles =
           tile(rewriter, cast<TilingInterface>(op.getOperation()), outer);
       if (failed(tiles))

@@ -22,6 +22,7 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Arith/Utils/Utils.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/Interfaces/InferTypeOpInterface.h"
@@ -74,7 +75,9 @@ struct TileOperands {
 template <typename OpT>
 SmallVector<Range> attentionDomain(OpT op, OpBuilder &b) {
   Location loc = op.getLoc();
-  auto size = [&](Value t, int64_t d) {
+  auto size = [&](Value t, int64_t d) -> OpFoldResult {
+    if (isa<MemRefType>(t.getType()))
+      return memref::getMixedSize(b, loc, t, d);
     return tensor::getMixedSize(b, loc, t, d);
   };
   OpFoldResult zero = b.getIndexAttr(0), one = b.getIndexAttr(1);
@@ -168,13 +171,6 @@ void cloneScoreMod(OpBuilder &b, Region &from, Region &to) {
     b.cloneRegionBefore(from, to, to.end());
 }
 
-RankedTensorType tileType(ArrayRef<OpFoldResult> sizes, Type elemTy) {
-  SmallVector<int64_t> shape;
-  SmallVector<Value> dynamic;
-  dispatchIndexOpFoldResults(sizes, dynamic, shape);
-  return RankedTensorType::get(shape, elemTy);
-}
-
 /// The iteration domain both ops share.
 template <typename Model, typename OpT>
 struct AttentionDomain : TilingInterface::ExternalModel<Model, OpT> {
@@ -195,6 +191,10 @@ struct AttentionTilingInterface
                          ArrayRef<OpFoldResult> offsets,
                          ArrayRef<OpFoldResult> sizes) const {
     auto attn = cast<AttentionOp>(op);
+    if (attn.hasBufferSemantics())
+      return op->emitOpError()
+             << "tiling takes the tensor form (the buffer form has no result "
+                "to tile)";
     SmallVector<Range> domain = getIterationDomain(op, b);
     if (!coversAll(offsets[kJ], sizes[kJ], domain[kJ].size) ||
         !coversAll(offsets[kD], sizes[kD], domain[kD].size))
@@ -205,12 +205,17 @@ struct AttentionTilingInterface
         sliceOperands(attn, b, offsets, sizes, /*keysTiled=*/false);
     if (failed(t))
       return failure();
-    auto tiled = AttentionOp::create(
-        b, op->getLoc(),
-        tileType({sizes[kB], sizes[kI], sizes[kH], sizes[kE]},
-                 attn.getResult().getType().getElementType()),
-        t->q, t->k, t->v, t->bias, t->diagonal, t->offsets, attn.getScaleAttr(),
-        attn.getCausalAttr());
+    SmallVector<OpFoldResult> outOffsets = {offsets[kB], offsets[kI],
+                                            offsets[kH], offsets[kE]};
+    SmallVector<OpFoldResult> outSizes = {sizes[kB], sizes[kI], sizes[kH],
+                                          sizes[kE]};
+    auto init = tensor::ExtractSliceOp::create(
+        b, op->getLoc(), attn.getInit(), outOffsets, outSizes,
+        SmallVector<OpFoldResult>(4, b.getIndexAttr(1)));
+    t->slices.push_back(init);
+    auto tiled = AttentionOp::create(b, op->getLoc(), t->q, t->k, t->v, t->bias,
+                                     t->diagonal, t->offsets, init,
+                                     attn.getScaleAttr(), attn.getCausalAttr());
     // An omitted scale defaults from Dk, which tiling never changes.
     cloneScoreMod(b, attn.getScoreMod(), tiled.getScoreMod());
     return TilingResult{{tiled}, {tiled.getResult()}, t->slices};
@@ -498,21 +503,10 @@ struct ReifyAttentionShapes
                                                       OpT> {
   LogicalResult reifyResultShapes(Operation *op, OpBuilder &b,
                                   ReifiedRankedShapedTypeDims &shapes) const {
-    for (Value result : op->getResults())
-      shapes.push_back(tensor::getMixedSizes(b, op->getLoc(), result));
-    if (auto attn = dyn_cast<AttentionOp>(op)) {
-      Location loc = op->getLoc();
-      shapes[0] = {tensor::getMixedSize(b, loc, attn.getQ(), 0),
-                   tensor::getMixedSize(b, loc, attn.getQ(), 1),
-                   tensor::getMixedSize(b, loc, attn.getQ(), 2),
-                   tensor::getMixedSize(b, loc, attn.getV(), 3)};
-    } else {
-      // Destination-style: the results have the shapes of the outs.
-      shapes.clear();
-      auto online = cast<OnlineAttentionOp>(op);
-      for (Value init : {online.getAcc(), online.getMax(), online.getSum()})
+    // Destination-style: each result has the shape of its init.
+    for (Value init : cast<DestinationStyleOpInterface>(op).getDpsInits())
+      if (isa<RankedTensorType>(init.getType()))
         shapes.push_back(tensor::getMixedSizes(b, op->getLoc(), init));
-    }
     return success();
   }
 };

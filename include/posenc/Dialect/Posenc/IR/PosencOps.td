@@ -8,6 +8,7 @@ include "mlir/IR/CommonAttrConstraints.td"
 include "mlir/IR/CommonTypeConstraints.td"
 include "mlir/Interfaces/ControlFlowInterfaces.td"
 include "mlir/Interfaces/DestinationStyleOpInterface.td"
+include "mlir/Interfaces/InferTypeOpInterface.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 
 //===----------------------------------------------------------------------===//
@@ -15,6 +16,10 @@ include "mlir/Interfaces/SideEffectInterfaces.td"
 //===----------------------------------------------------------------------===//
 
 def Posenc_FloatTensor : RankedTensorOf<[F32, F16, BF16]>;
+// An operand of an op with tensor and buffer forms (attention).
+def Posenc_FloatShaped : Type<
+    Or<[Posenc_FloatTensor.predicate, MemRefOf<[F32, F16, BF16]>.predicate]>,
+    "ranked tensor or memref of f32, f16 or bf16 values", "::mlir::ShapedType">;
 def Posenc_PosTensor : RankedTensorOf<[I32, I64]>;
 
 //===----------------------------------------------------------------------===//
@@ -307,13 +312,23 @@ defvar AttentionScoreMethods = [{
   }];
 
 def Posenc_AttentionOp : Posenc_Op<"attention", [
-    RecursiveMemoryEffects, RecursivelySpeculatable,
-    AttrSizedOperandSegments]> {
+    RecursiveMemoryEffects, RecursivelySpeculatable, AttrSizedOperandSegments,
+    DeclareOpInterfaceMethods<MemoryEffectsOpInterface>,
+    DestinationStyleOpInterface, InferTypeOpAdaptor]> {
   let summary = "Scaled dot-product attention with a score modifier";
   let description = [{
     `q: [B, Sq, Hq, Dk]`, `k: [B, Sk, Hkv, Dk]`, `v: [B, Sk, Hkv, Dv]`,
-    result `[B, Sq, Hq, Dv]`. Hq must be a multiple of Hkv; query head h
-    reads kv head h / (Hq / Hkv) (GQA, MQA).
+    `outs(%init)`: `[B, Sq, Hq, Dv]`, of q's element type (f32, f16 or
+    bf16). Hq must be a multiple of Hkv; query head h reads kv head
+    h / (Hq / Hkv) (GQA, MQA).
+
+    The op is destination-style, like `linalg.softmax`. Tensor form: all
+    operands are tensors and the result, of init's type, holds the output;
+    init's values are not read (a `tensor.empty` is the usual init).
+    Buffer form: all operands are memrefs, there is no result and the
+    output is written into init, which must not alias q, k, v or bias.
+    One-shot bufferization turns the tensor form into the buffer form; the
+    lowerings take either.
 
     s_ij = scale·(q_i · k_j) + bias_ij, with `scale` defaulting to
     1/sqrt(Dk) and the optional `bias` broadcast (numpy rules) to
@@ -344,38 +359,48 @@ def Posenc_AttentionOp : Posenc_Op<"attention", [
     Example:
 
     ```mlir
-    %o = posenc.attention %q, %k, %v causal
+    %init = tensor.empty() : tensor<1x128x32x64xf32>
+    %o = posenc.attention %q, %k, %v causal outs(%init)
            : tensor<1x128x32x64xf32>, tensor<1x128x8x64xf32>,
-             tensor<1x128x8x64xf32> -> tensor<1x128x32x64xf32>
-    %o2 = posenc.attention %q, %k, %v : tensor<1x8x4x16xf32>,
-            tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32> -> tensor<1x8x4x16xf32>
+             tensor<1x128x8x64xf32>, tensor<1x128x32x64xf32>
+    %o2 = posenc.attention %q2, %k2, %v2 outs(%init2) : tensor<1x8x4x16xf32>,
+            tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>
           score_mod {
           ^bb0(%s: f32, %b: index, %h: index, %i: index, %j: index):
             posenc.yield %s : f32
           }
+    // Buffer form: writes %out.
+    posenc.attention %qb, %kb, %vb causal outs(%out) : memref<1x64x8x64xf32>,
+        memref<1x64x8x64xf32>, memref<1x64x8x64xf32>, memref<1x64x8x64xf32>
     ```
   }];
   let arguments = (ins
-    Posenc_FloatTensor:$q,
-    Posenc_FloatTensor:$k,
-    Posenc_FloatTensor:$v,
-    Optional<Posenc_FloatTensor>:$bias,
+    Posenc_FloatShaped:$q,
+    Posenc_FloatShaped:$k,
+    Posenc_FloatShaped:$v,
+    Optional<Posenc_FloatShaped>:$bias,
     Optional<Index>:$diagonal,
     Variadic<Index>:$offsets,
+    Posenc_FloatShaped:$init,
     OptionalAttr<F64Attr>:$scale,
     UnitAttr:$causal
   );
-  let results = (outs Posenc_FloatTensor:$result);
+  let results = (outs Optional<Posenc_FloatTensor>:$result);
   let regions = (region MaxSizedRegion<1>:$score_mod);
   let assemblyFormat = [{
     $q `,` $k `,` $v (`bias` `(` $bias^ `:` type($bias) `)`)?
     (`causal` $causal^)? (`diagonal` `(` $diagonal^ `)`)?
-    (`offsets` `(` $offsets^ `)`)? attr-dict `:` type($q) `,` type($k) `,`
-    type($v) `->` type($result) (`score_mod` $score_mod^)?
+    (`offsets` `(` $offsets^ `)`)? `outs` `(` $init `)` attr-dict `:`
+    type($q) `,` type($k) `,` type($v) `,` type($init)
+    (`score_mod` $score_mod^)?
   }];
   let hasVerifier = 1;
   let hasRegionVerifier = 1;
-  let extraClassDeclaration = AttentionScoreMethods;
+  let extraClassDeclaration = AttentionScoreMethods # [{
+    MutableOperandRange getDpsInitsMutable() { return getInitMutable(); }
+    /// True for the buffer form (memref operands, no result).
+    bool hasBufferSemantics() { return isa<MemRefType>(getInit().getType()); }
+  }];
 }
 
 //===----------------------------------------------------------------------===//
@@ -386,9 +411,7 @@ def Posenc_F32Tensor : RankedTensorOf<[F32]>;
 
 def Posenc_OnlineAttentionOp : Posenc_Op<"online_attention", [
     RecursiveMemoryEffects, RecursivelySpeculatable, AttrSizedOperandSegments,
-    DestinationStyleOpInterface,
-    AllTypesMatch<["acc", "result_acc"]>, AllTypesMatch<["max", "result_max"]>,
-    AllTypesMatch<["sum", "result_sum"]>]> {
+    DestinationStyleOpInterface, InferTypeOpAdaptor]> {
   let summary = "One online-softmax step of attention over a block of keys";
   let description = [{
     The flash-attention recurrence as an op: `q`, `k`, `v`, `bias`,

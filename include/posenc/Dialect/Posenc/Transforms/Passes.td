@@ -212,6 +212,7 @@ def PosencInsertShapeChecksPass : Pass<"posenc-insert-shape-checks"> {
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
     "::mlir::cf::ControlFlowDialect",
+    "::mlir::memref::MemRefDialect",
     "::mlir::tensor::TensorDialect",
   ];
 }
