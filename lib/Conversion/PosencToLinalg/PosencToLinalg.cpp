@@ -602,22 +602,6 @@ struct AttentionBufferFormLowering : OpConversionPattern<AttentionOp> {
 };
 
 //===----------------------------------------------------------------------===//
-// posenc.mla_absorb (naive form)
-//===----------------------------------------------------------------------===//
-
-struct MlaAbsorbOpLowering : OpConversionPattern<MlaAbsorbOp> {
-  using OpConversionPattern::OpConversionPattern;
-
-  LogicalResult
-  matchAndRewrite(MlaAbsorbOp op, OpAdaptor adaptor,
-                  ConversionPatternRewriter &rewriter) const override {
-    // The naive form; posenc-decompose-mla picks the form earlier in the
-    // pipeline when it matters.
-    return decomposeMla(rewriter, op, MlaDecomposition::naive);
-  }
-};
-
-//===----------------------------------------------------------------------===//
 // Pass
 //===----------------------------------------------------------------------===//
 
@@ -685,13 +669,15 @@ void mlir::posenc::populatePosencToLinalgConversionPatterns(
     RewritePatternSet &patterns, int64_t attentionTileQ, int64_t attentionTileK,
     bool materializeAttention) {
   patterns.add<RopeOpLowering, SinusoidalOpLowering, AlibiBiasOpLowering,
-               RelBiasOpLowering, RelKeyBiasOpLowering, MlaAbsorbOpLowering>(
-      patterns.getContext());
+               RelBiasOpLowering, RelKeyBiasOpLowering>(patterns.getContext());
   // online_attention has only its decomposition (tile it first to bound
   // its memory).
-  patterns
-      .add<DecomposeLowering<OnlineAttentionOp>, AttentionBufferFormLowering>(
-          patterns.getContext());
+  // mla_absorb lowers as its decomposition, attention over the decompressed
+  // keys and values (posenc-decompose-mla picks the form earlier in the
+  // pipeline when it matters).
+  patterns.add<DecomposeLowering<OnlineAttentionOp>,
+               DecomposeLowering<MlaAbsorbOp>, AttentionBufferFormLowering>(
+      patterns.getContext());
   if (materializeAttention)
     patterns.add<DecomposeLowering<AttentionOp>>(patterns.getContext());
   else

@@ -260,6 +260,21 @@ struct OnlineAttentionAggregatedOpInterface
     return decomposeOnlineAttention(b, cast<OnlineAttentionOp>(op));
   }
 };
+/// mla_absorb decomposes into its naive form (posenc.attention over the
+/// decompressed keys and values); posenc-decompose-mla picks the absorbed
+/// form where it pays.
+struct MlaAbsorbAggregatedOpInterface
+    : linalg::AggregatedOpInterface::ExternalModel<
+          MlaAbsorbAggregatedOpInterface, MlaAbsorbOp> {
+  FailureOr<SmallVector<Value>> decomposeOperation(Operation *op,
+                                                   OpBuilder &b) const {
+    FailureOr<Value> result = buildMlaDecomposition(b, cast<MlaAbsorbOp>(op),
+                                                    MlaDecomposition::naive);
+    if (failed(result))
+      return failure();
+    return SmallVector<Value>{*result};
+  }
+};
 } // namespace
 
 FailureOr<OnlineAttentionOp>
@@ -283,5 +298,6 @@ void mlir::posenc::registerAggregatedOpInterfaceExternalModels(
     AttentionOp::attachInterface<AttentionAggregatedOpInterface>(*ctx);
     OnlineAttentionOp::attachInterface<OnlineAttentionAggregatedOpInterface>(
         *ctx);
+    MlaAbsorbOp::attachInterface<MlaAbsorbAggregatedOpInterface>(*ctx);
   });
 }

@@ -44,17 +44,16 @@ Value addHeadDim(LinalgBuilder &e, Value t) {
 }
 } // namespace
 
-LogicalResult mlir::posenc::decomposeMla(RewriterBase &rewriter, MlaAbsorbOp op,
-                                         MlaDecomposition form) {
+FailureOr<Value> mlir::posenc::buildMlaDecomposition(OpBuilder &rewriter,
+                                                     MlaAbsorbOp op,
+                                                     MlaDecomposition form) {
   assert(form != MlaDecomposition::automatic && "resolve auto first");
   RankedTensorType qnTy = op.getQNope().getType(), qrTy = op.getQPe().getType();
   int64_t dn = qnTy.getDimSize(3), dr = qrTy.getDimSize(3);
   int64_t c = op.getCKv().getType().getDimSize(2);
   if (ShapedType::isDynamic(dn) || ShapedType::isDynamic(dr) ||
       ShapedType::isDynamic(c))
-    return rewriter.notifyMatchFailure(
-        op, "decomposition needs static head and latent dims");
-  rewriter.setInsertionPoint(op);
+    return failure();
   LinalgBuilder e{rewriter, op.getLoc()};
   MLIRContext *ctx = rewriter.getContext();
   Type f32 = rewriter.getF32Type();
@@ -113,8 +112,18 @@ LogicalResult mlir::posenc::decomposeMla(RewriterBase &rewriter, MlaAbsorbOp op,
                         dims(ctx, 5, {2, 3, 4}), dims(ctx, 5, {0, 1, 2, 3}),
                         {B, Sq, H, Dv});
   }
-  rewriter.replaceOp(op,
-                     e.castTo(e.castTensor(result, rTy.getElementType()), rTy));
+  return e.castTo(e.castTensor(result, rTy.getElementType()), rTy);
+}
+
+LogicalResult mlir::posenc::decomposeMla(RewriterBase &rewriter, MlaAbsorbOp op,
+                                         MlaDecomposition form) {
+  OpBuilder::InsertionGuard guard(rewriter);
+  rewriter.setInsertionPoint(op);
+  FailureOr<Value> result = buildMlaDecomposition(rewriter, op, form);
+  if (failed(result))
+    return rewriter.notifyMatchFailure(
+        op, "decomposition needs static head and latent dims");
+  rewriter.replaceOp(op, *result);
   return success();
 }
 

@@ -19,8 +19,14 @@ enum class MlaDecomposition { automatic, naive, absorbed };
 #define GEN_PASS_DECL
 #include "posenc/Dialect/Posenc/Transforms/Passes.h.inc"
 
-/// Replaces `op` by its naive or absorbed form (`automatic` is resolved by
-/// the caller). Fails when a needed dim is dynamic.
+/// The naive or absorbed form of `op` (`automatic` is resolved by the
+/// caller), built at `builder`'s insertion point; `op` stays. Fails when a
+/// needed dim is dynamic. The naive form is MlaAbsorbOp's
+/// `decomposeOperation`.
+FailureOr<Value> buildMlaDecomposition(OpBuilder &builder, MlaAbsorbOp op,
+                                       MlaDecomposition form);
+
+/// Replaces `op` by buildMlaDecomposition's form.
 LogicalResult decomposeMla(RewriterBase &rewriter, MlaAbsorbOp op,
                            MlaDecomposition form);
 
