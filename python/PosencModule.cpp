@@ -85,6 +85,32 @@ HostArray toHost(const py::handle &obj) {
   return host;
 }
 
+/// The numpy array itself, for a memref argument: no copy and no
+/// conversion, so writes of the compiled code land in it. `keep` holds the
+/// array for the call.
+HostArray byReference(const py::handle &obj, const TensorSpec &spec,
+                      size_t index, std::vector<py::array> &keep) {
+  auto arr = py::reinterpret_borrow<py::array>(obj);
+  if (!py::isinstance<py::array>(obj) || !(arr.flags() & py::array::c_style) ||
+      kindOfDtype(arr.dtype()) != spec.kind)
+    throw PosencError("input #" + std::to_string(index) +
+                      " is passed by "
+                      "reference (" +
+                      spec.describe() +
+                      "): it must be a "
+                      "C-contiguous numpy array of that element type, "
+                      "without a copy");
+  HostArray host;
+  host.kind = spec.kind;
+  for (py::ssize_t i = 0; i < arr.ndim(); ++i)
+    host.shape.push_back(arr.shape(i));
+  // Read-only arrays (a memory-mapped checkpoint) are fine as long as the
+  // function only reads them; writability is the IR's contract.
+  host.external = static_cast<uint8_t *>(const_cast<void *>(arr.data()));
+  keep.push_back(arr);
+  return host;
+}
+
 py::array toNumpy(const HostArray &host) {
   std::vector<py::ssize_t> shape(host.shape.begin(), host.shape.end());
   py::array out(dtypeOfKind(host.kind), shape);
@@ -104,6 +130,11 @@ py::dict describe(const Signature &sig) {
   py::dict d;
   d["inputs"] = specs(sig.inputs);
   d["results"] = specs(sig.results);
+  py::list byRef;
+  for (auto [i, s] : llvm::enumerate(sig.inputs))
+    if (s.byReference)
+      byRef.append(i);
+  d["by_reference"] = byRef;
   return d;
 }
 
@@ -111,9 +142,15 @@ struct PyModule {
   std::unique_ptr<CompiledModule> module;
 
   py::list call(const std::string &name, const py::args &args) {
+    const Signature &sig = unwrap(module->signature(name));
     std::vector<HostArray> inputs;
-    for (const py::handle &a : args)
-      inputs.push_back(toHost(a));
+    std::vector<py::array> keep;
+    for (auto [i, a] : llvm::enumerate(args)) {
+      if (i < sig.inputs.size() && sig.inputs[i].byReference)
+        inputs.push_back(byReference(a, sig.inputs[i], i, keep));
+      else
+        inputs.push_back(toHost(a));
+    }
     llvm::Expected<std::vector<HostArray>> results = [&] {
       py::gil_scoped_release release;
       return module->run(name, inputs);

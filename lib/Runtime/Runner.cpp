@@ -101,7 +101,8 @@ std::string TensorSpec::describe() const {
   std::string s;
   for (int64_t d : shape)
     s += (d < 0 ? std::string("?") : std::to_string(d)) + "x";
-  return s + elementName(kind).str();
+  s += elementName(kind).str();
+  return byReference ? "memref<" + s + ">" : s;
 }
 
 static std::optional<ElementKind> kindOf(Type t) {
@@ -120,20 +121,28 @@ static std::optional<ElementKind> kindOf(Type t) {
   return std::nullopt;
 }
 
-static llvm::Expected<TensorSpec> specOf(Type t, const llvm::Twine &what) {
-  auto tensor = dyn_cast<RankedTensorType>(t);
+/// `argument`: memrefs with the identity layout are accepted (passed by
+/// reference); results are tensors.
+static llvm::Expected<TensorSpec> specOf(Type t, const llvm::Twine &what,
+                                         bool argument) {
+  auto shaped = dyn_cast<ShapedType>(t);
+  auto memref = dyn_cast<MemRefType>(t);
+  bool ok = isa<RankedTensorType>(t) ||
+            (argument && memref && memref.getLayout().isIdentity() &&
+             !memref.getMemorySpace());
   std::optional<ElementKind> kind =
-      tensor ? kindOf(tensor.getElementType()) : std::nullopt;
+      ok ? kindOf(shaped.getElementType()) : std::nullopt;
   if (!kind) {
     std::string s;
     llvm::raw_string_ostream os(s);
     os << t;
     return makeError(what + " has type " + s +
-                     "; entry points take and return ranked tensors of f32, "
-                     "f16, bf16, f64, i32 or i64");
+                     "; entry points take ranked tensors (or, by reference, "
+                     "memrefs with the identity layout) and return ranked "
+                     "tensors, of f32, f16, bf16, f64, i32 or i64");
   }
-  TensorSpec spec{*kind, {}};
-  for (int64_t d : tensor.getShape())
+  TensorSpec spec{*kind, {}, /*byReference=*/bool(memref)};
+  for (int64_t d : shaped.getShape())
     spec.shape.push_back(ShapedType::isDynamic(d) ? -1 : d);
   return spec;
 }
@@ -235,7 +244,8 @@ CompiledModule::compile(llvm::StringRef source, llvm::StringRef pipeline) {
     Signature sig;
     llvm::Error err = llvm::Error::success();
     for (auto [i, t] : llvm::enumerate(fn.getArgumentTypes())) {
-      auto spec = specOf(t, "argument #" + llvm::Twine(i) + " of @" + name);
+      auto spec = specOf(t, "argument #" + llvm::Twine(i) + " of @" + name,
+                         /*argument=*/true);
       if (!spec) {
         err = spec.takeError();
         break;
@@ -245,7 +255,8 @@ CompiledModule::compile(llvm::StringRef source, llvm::StringRef pipeline) {
     for (auto [i, t] : llvm::enumerate(fn.getResultTypes())) {
       if (err)
         break;
-      auto spec = specOf(t, "result #" + llvm::Twine(i) + " of @" + name);
+      auto spec = specOf(t, "result #" + llvm::Twine(i) + " of @" + name,
+                         /*argument=*/false);
       if (!spec) {
         err = spec.takeError();
         break;
@@ -331,21 +342,36 @@ llvm::Error CompiledModule::checkInputs(llvm::StringRef name,
 static size_t descriptorFields(size_t rank) { return 3 + 2 * rank; }
 
 llvm::Expected<std::vector<HostArray>>
-CompiledModule::run(llvm::StringRef name, llvm::ArrayRef<HostArray> args) {
+CompiledModule::run(llvm::StringRef name,
+                    llvm::MutableArrayRef<HostArray> args) {
   if (llvm::Error err = checkInputs(name, args))
     return std::move(err);
   std::string entry = cantFail(resolve(name));
   const Signature &sig = impl->signatures.find(entry)->second;
 
-  // Compiled code may write into its arguments: hand it copies.
+  // Compiled code may write into its arguments: tensors get copies, memrefs
+  // (by reference) the caller's array itself.
   std::vector<std::vector<uint8_t>> scratch;
   std::vector<std::vector<int64_t>> descriptors;
-  for (const HostArray &a : args) {
-    scratch.push_back(a.bytes);
-    if (scratch.back().empty())
-      scratch.back().resize(elementSize(a.kind));
+  llvm::DenseSet<int64_t> owned;
+  static uint8_t emptyArray[16];
+  for (auto [a, spec] : llvm::zip(args, sig.inputs)) {
+    uint8_t *data;
+    if (spec.byReference) {
+      data = a.numElements() ? a.data() : emptyArray;
+    } else {
+      scratch.push_back(
+          a.external ? std::vector<uint8_t>(
+                           a.external,
+                           a.external + a.numElements() * elementSize(a.kind))
+                     : a.bytes);
+      if (scratch.back().empty())
+        scratch.back().resize(elementSize(a.kind));
+      data = scratch.back().data();
+    }
+    owned.insert(reinterpret_cast<int64_t>(data));
     std::vector<int64_t> desc(descriptorFields(a.shape.size()));
-    auto ptr = reinterpret_cast<int64_t>(scratch.back().data());
+    auto ptr = reinterpret_cast<int64_t>(data);
     desc[0] = desc[1] = ptr;
     desc[2] = 0;
     int64_t stride = 1;
@@ -380,9 +406,6 @@ CompiledModule::run(llvm::StringRef name, llvm::ArrayRef<HostArray> args) {
     return makeError("@" + entry + " stopped: " + trap.message);
 
   std::vector<HostArray> outputs;
-  llvm::DenseSet<int64_t> owned;
-  for (auto &s : scratch)
-    owned.insert(reinterpret_cast<int64_t>(s.data()));
   // memref.get_global marks constant buffers with this allocated pointer.
   owned.insert(int64_t(0xdeadbeef));
   size_t at = 0;

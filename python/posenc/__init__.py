@@ -44,7 +44,10 @@ class Module:
         return list(self._compiled.functions)
 
     def signature(self, name):
-        """{'inputs': [(shape, type)], 'results': [...]}; -1 is dynamic."""
+        """{'inputs': [(shape, type)], 'results': [...], 'by_reference':
+        [indices of memref inputs]}; -1 is dynamic. A memref input is the
+        caller's numpy array itself (C-contiguous, exact dtype, no copy):
+        the function reads and writes it in place (KV caches, weights)."""
         return self._compiled.signature(name)
 
     @property

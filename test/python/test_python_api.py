@@ -101,3 +101,50 @@ def test_nan_propagates(module):
     y = module.rotate(x, np.array([3, 4]))
     assert np.isnan(y[0, 1, 2, 5]) and np.isnan(y[0, 1, 2, 4])
     assert np.isnan(y).sum() == 2
+
+
+STEP = """
+func.func @step(%x: tensor<1x4xf32>, %pos: tensor<1xi64>, %cache: memref<8x4xf32>) -> tensor<4xf32> {
+  %c0 = arith.constant 0 : index
+  %p64 = tensor.extract %pos[%c0] : tensor<1xi64>
+  %p = arith.index_cast %p64 : i64 to index
+  %t = bufferization.to_tensor %cache restrict writable : memref<8x4xf32> to tensor<8x4xf32>
+  %t2 = tensor.insert_slice %x into %t[%p, 0] [1, 4] [1, 1] : tensor<1x4xf32> into tensor<8x4xf32>
+  %init = tensor.empty() : tensor<4xf32>
+  %z = arith.constant 0.0 : f32
+  %f = linalg.fill ins(%z : f32) outs(%init : tensor<4xf32>) -> tensor<4xf32>
+  %s = linalg.generic {indexing_maps = [affine_map<(i, j) -> (i, j)>, affine_map<(i, j) -> (j)>],
+                       iterator_types = ["reduction", "parallel"]}
+      ins(%t2 : tensor<8x4xf32>) outs(%f : tensor<4xf32>) {
+  ^bb0(%a: f32, %b: f32):
+    %r = arith.addf %a, %b : f32
+    linalg.yield %r : f32
+  } -> tensor<4xf32>
+  bufferization.materialize_in_destination %t2 in restrict writable %cache
+      : (tensor<8x4xf32>, memref<8x4xf32>) -> ()
+  return %s : tensor<4xf32>
+}
+"""
+
+
+def test_memref_argument_is_updated_in_place():
+    # A KV-cache-style state: the caller's array is written row by row,
+    # with no copy in or out; tensor arguments stay copies.
+    m = posenc.compile(STEP)
+    assert m.signature("step")["by_reference"] == [2]
+    cache = np.zeros((8, 4), np.float32)
+    x = np.arange(1, 5, dtype=np.float32).reshape(1, 4)
+    for p in range(3):
+        s = m.step(x * (p + 1), np.array([p], np.int64), cache)
+    np.testing.assert_array_equal(cache[:3], x * np.array([[1], [2], [3]], np.float32))
+    assert not cache[3:].any()
+    np.testing.assert_array_equal(s, x[0] * 6)
+    np.testing.assert_array_equal(x, np.arange(1, 5, dtype=np.float32).reshape(1, 4))
+
+
+@pytest.mark.parametrize("bad", [np.zeros((8, 4)), np.zeros((4, 8), np.float32).T,
+                                 [[0.0] * 4] * 8])
+def test_memref_argument_needs_the_exact_array(bad):
+    m = posenc.compile(STEP)
+    with pytest.raises(posenc.Error, match="passed by reference"):
+        m.step(np.zeros((1, 4), np.float32), np.array([0], np.int64), bad)

@@ -28,11 +28,17 @@ size_t elementSize(ElementKind kind);
 llvm::StringRef elementName(ElementKind kind);
 std::optional<ElementKind> parseElementName(llvm::StringRef name);
 
-/// A dense, row-major array owned by the host.
+/// A dense, row-major array: owned by the host (`bytes`), or the caller's
+/// buffer (`external`, for arguments passed by reference).
 struct HostArray {
   ElementKind kind = ElementKind::f32;
   llvm::SmallVector<int64_t> shape;
   std::vector<uint8_t> bytes;
+  /// When set, the elements live here (row-major, numElements() of them)
+  /// and `bytes` is unused; the caller keeps the buffer alive.
+  uint8_t *external = nullptr;
+
+  uint8_t *data() { return external ? external : bytes.data(); }
 
   int64_t numElements() const;
   /// "2x16xf32"-style description.

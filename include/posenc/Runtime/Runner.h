@@ -20,6 +20,10 @@ struct TensorSpec {
   ElementKind kind;
   /// -1 for dynamic dims.
   llvm::SmallVector<int64_t> shape;
+  /// An argument of memref type: the caller's array itself is passed
+  /// (no copy) and the function may read and write it in place, e.g. a
+  /// KV cache or weights. Tensors are passed as copies.
+  bool byReference = false;
   std::string describe() const;
 };
 
@@ -55,9 +59,11 @@ public:
   llvm::Error checkInputs(llvm::StringRef name,
                           llvm::ArrayRef<HostArray> args) const;
 
-  /// Runs `name` once and returns copies of its results.
-  llvm::Expected<std::vector<HostArray>> run(llvm::StringRef name,
-                                             llvm::ArrayRef<HostArray> args);
+  /// Runs `name` once and returns copies of its results. Arguments the
+  /// signature takes by reference (memrefs) are passed in place: writes of
+  /// the function land in them.
+  llvm::Expected<std::vector<HostArray>>
+  run(llvm::StringRef name, llvm::MutableArrayRef<HostArray> args);
 
   /// Wall time of the compiled code alone in the last run(), in ms (no
   /// argument copies, no result copies).
