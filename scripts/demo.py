@@ -6,7 +6,15 @@ The model layers come from published Hugging Face configs through
 posenc.models (examples/models.json lists them and their cuts); four
 hand-written examples follow. Prints one table: model, position encoding,
 the posenc passes that changed the IR, compile time, median run time, max
-relative error (vs float64)."""
+relative error (vs float64).
+
+Then whole trained checkpoints: the llama2.c models in ../shared/models
+(or $POSENC_MODELS_DIR) with their reference outputs, and any checkpoint
+given as --checkpoint PATH [--tokenizer F] [--prompt TEXT]: compile time,
+generated text, tok/s, and for the shared ones whether the greedy ids are
+identical to the reference implementation's."""
+
+import argparse
 
 import json
 import os
@@ -125,7 +133,76 @@ def measure(path, fn, args, reference):
     return compile_ms, sorted(times)[1], err
 
 
+MODELS = os.environ.get("POSENC_MODELS_DIR", os.path.join(ROOT, "..", "shared", "models"))
+
+
+def checkpoint_row(path, tokenizer, prompt, prompt_ids, steps, expected=None, text=None):
+    """Compiles the checkpoint, generates greedily, prints one block; returns
+    False when the ids (or text) differ from `expected`."""
+    from posenc import decoder
+
+    start = time.perf_counter()
+    model = decoder.load(path, tokenizer)
+    compile_s = time.perf_counter() - start
+    tok = model.tokenizer
+    ids = list(prompt_ids) if prompt_ids else (tok.encode(prompt) if tok else [1])
+    start = time.perf_counter()
+    gen = model.generate(ids, steps)
+    first = next(gen, None)
+    mid = time.perf_counter()
+    out = ids + ([] if first is None else [first]) + list(gen)
+    end = time.perf_counter()
+    decoded = len(out) - len(ids) - 1
+    shown = tok.decode(out) if tok else " ".join(map(str, out))
+    if len(shown) > 160:
+        shown = shown[:157] + "..."
+    verdict = ""
+    ok = True
+    if expected is not None:
+        ok = out == expected and (text is None or tok.decode(out) == text)
+        verdict = ("ids identical to the reference" if ok else
+                   "DIFFERENT from the reference")
+    c = model.config
+    print(f"{os.path.basename(path)}: dim {c.dim}, {c.n_layers} layers, {c.n_heads}/"
+          f"{c.n_kv_heads} heads, vocab {c.vocab_size}; compiled in {compile_s:.1f} s")
+    print(f"  {shown!r}")
+    print(f"  {len(ids)} prompt tokens ({len(ids) / (mid - start):.0f} tok/s), "
+          f"{len(out) - len(ids)} generated ({decoded / (end - mid) if decoded > 0 else 0:.0f} "
+          f"tok/s decode){'; ' + verdict if verdict else ''}", flush=True)
+    return ok
+
+
+def checkpoints(args):
+    ok = True
+    print()
+    print("Whole trained checkpoints (greedy generation)")
+    ref_file = os.path.join(MODELS, "reference.json")
+    if os.path.exists(ref_file):
+        with open(ref_file) as f:
+            cases = json.load(f)
+        for name, case in cases.items():
+            tok = case.get("tokenizer")
+            ok &= checkpoint_row(os.path.join(MODELS, case["model"]),
+                                 tok and os.path.join(MODELS, tok), case.get("prompt", ""),
+                                 case.get("prompt_ids"), case["steps"], case["ids"],
+                                 case.get("text"))
+    elif not args.checkpoint:
+        print(f"  (no shared checkpoints in {MODELS}; set POSENC_MODELS_DIR or pass "
+              f"--checkpoint PATH)")
+    if args.checkpoint:
+        checkpoint_row(args.checkpoint, args.tokenizer, args.prompt, None, args.steps)
+    if not ok:
+        print("FAILED: a checkpoint's greedy ids differ from the reference")
+    return ok
+
+
 def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--checkpoint", help="a llama2.c checkpoint to compile and run")
+    ap.add_argument("--tokenizer", help="its tokenizer.bin")
+    ap.add_argument("--prompt", default="", help="prompt text (needs --tokenizer)")
+    ap.add_argument("-n", "--steps", type=int, default=128, help="positions to run")
+    opts = ap.parse_args()
     rng = np.random.default_rng(int.from_bytes(os.urandom(4), "little"))
     header = (f"{'model':<30} {'position encoding':<38} {'passes fired':<34} "
               f"{'compile ms':>10} {'run ms':>8} {'max rel err':>11}")
@@ -156,7 +233,7 @@ def main():
         print(f"FAILED: max relative error {worst:.3g} > 1e-4")
         return 1
     print(f"all examples within 1e-4 of float64 (worst {worst:.2e})")
-    return 0
+    return 0 if checkpoints(opts) else 1
 
 
 if __name__ == "__main__":

@@ -312,6 +312,12 @@ CompiledModule::compile(llvm::StringRef source, llvm::StringRef pipeline) {
         llvm::JITSymbolFlags::Exported};
     return map;
   });
+  // Materialize every entry point now: the JIT compiles lazily on first
+  // lookup, which would otherwise land in the first call's time.
+  for (const std::string &name : impl.names)
+    if (auto fn = impl.engine->lookupPacked(name); !fn)
+      return fail("JIT compilation of @" + name +
+                  " failed: " + toString(fn.takeError()));
   return result;
 }
 

@@ -1,4 +1,5 @@
-"""One attention layer of a model, built from its Hugging Face-style config.
+"""One attention layer of a model, built from its Hugging Face-style config;
+and whole models from checkpoints (`load`, see posenc.decoder).
 
     from posenc import models
     layer = models.attention_layer(json.load(open("config.json")), seq_len=64)
@@ -619,3 +620,11 @@ def _mla_layer(cfg, em, b, s, _decoder):
 
     pe = f"MLA (latent {c}) + RoPE " + (f"{sc['kind']} x{sc['factor']:g}" if sc else "plain")
     return pe, out, shape, reference
+
+
+def load(path, tokenizer=None, max_seq=None):
+    """A whole compiled decoder from the llama2.c checkpoint at `path`, with
+    `.prefill`, `.decode` and `.generate` (posenc.decoder.Model)."""
+    from . import decoder
+
+    return decoder.load(path, tokenizer, max_seq)

@@ -1,0 +1,364 @@
+"""A whole Llama-architecture decoder compiled by posenc, with a KV cache.
+
+    model = posenc.models.load("stories260K.bin")          # llama2.c checkpoint
+    logits = model.prefill([1, 403, 407])                  # [S, vocab]
+    logits = model.decode(261)                             # [vocab], next position
+    ids = list(model.generate([1], steps=64))              # greedy by default
+
+The IR (`model.ir`) has two entry points compiled once, `prefill` (any
+number of tokens from a start position) and `decode` (one token):
+
+    prefill(tokens: tensor<?xi32>, start: tensor<1xi64>, <weights>,
+            k_cache, v_cache) -> tensor<?x<vocab>xf32>
+
+Weights and the caches are memref arguments, passed by reference: the
+weights are read where the checkpoint's memory map holds them, and the
+caches `[layers, max_seq, kv_heads, head_dim]` (f32) are written in place —
+one row per token and layer, so a step's cost grows with the used length,
+not with max_seq. Per layer (llama2.c run.c's forward): RMSNorm (eps 1e-5),
+q/k/v projections, `posenc.rope` (interleaved pairs, base 10000) on q and
+k, the new k and v rows inserted into the cache, `posenc.attention` (causal,
+GQA) over the cache's first start + S rows, output projection and residual,
+RMSNorm, SwiGLU MLP and residual; then the final RMSNorm and the
+classifier. Matrices are used as stored ([out, in], y = x·Wᵀ).
+"""
+
+import numpy as np
+
+from .llama2c import CheckpointError, Tokenizer, read_checkpoint
+
+# Argument order of the weights in both entry points.
+WEIGHTS = ("token_embedding", "rms_att", "wq", "wk", "wv", "wo", "rms_ffn", "w1", "w2",
+           "w3", "rms_final", "wcls")
+
+
+def _dims(shape):
+    return "x".join("?" if d is None else str(d) for d in shape)
+
+
+def _tensor(shape, elem="f32"):
+    return f"tensor<{_dims(shape)}x{elem}>"
+
+
+def _memref(shape, elem="f32"):
+    return f"memref<{_dims(shape)}x{elem}>"
+
+
+class _Function:
+    """Text of one entry point; `s` is the token count (None: dynamic)."""
+
+    def __init__(self, cfg, max_seq, s):
+        self.c, self.max_seq, self.s = cfg, max_seq, s
+        self.lines, self.n = [], 0
+        self.S = "%S" if s is None else str(s)
+
+    def fresh(self, stem):
+        self.n += 1
+        return f"%{stem}{self.n}"
+
+    def emit(self, line):
+        self.lines.append("  " + line)
+
+    def empty(self, shape, elem="f32"):
+        v = self.fresh("e")
+        dyn = "%S" if None in shape else ""
+        self.emit(f"{v} = tensor.empty({dyn}) : {_tensor(shape, elem)}")
+        return v
+
+    def zeros(self, shape):
+        v = self.fresh("z")
+        self.emit(f"{v} = linalg.fill ins(%zero : f32) outs({self.empty(shape)} : "
+                  f"{_tensor(shape)}) -> {_tensor(shape)}")
+        return v
+
+    def generic(self, ins, out_shape, maps, iters, body, out=None):
+        """linalg.generic over `ins` [(value, type)] into a new [out_shape]
+        tensor (or `out`); `body` lines use %a0.. for the inputs, %acc for
+        the output element and end with the value to yield."""
+        v = self.fresh("g")
+        out = out or self.empty(out_shape)
+        t = _tensor(out_shape)
+        args = ", ".join(f"%a{i}: {'i32' if 'i32' in ty else 'f32'}"
+                         for i, (_, ty) in enumerate(ins))
+        args = (args + ", " if args else "") + "%acc: f32"
+        ins_txt = (f"ins({', '.join(x for x, _ in ins)} : {', '.join(ty for _, ty in ins)}) "
+                   if ins else "")
+        maps_txt = ", ".join(f"affine_map<{m}>" for m in maps)
+        iters_txt = ", ".join(f'"{i}"' for i in iters)
+        self.emit(f"{v} = linalg.generic {{indexing_maps = [{maps_txt}], "
+                  f"iterator_types = [{iters_txt}]}} {ins_txt}outs({out} : {t}) {{")
+        self.emit(f"^bb0({args}):")
+        *stmts, result = body
+        for st in stmts:
+            self.emit("  " + st)
+        self.emit(f"  linalg.yield {result} : f32")
+        self.emit(f"}} -> {t}")
+        return v
+
+    def rmsnorm(self, x, w, width):
+        # run.c: x·(1/sqrt(mean(x²) + eps))·w, in f32.
+        s = self.s
+        ss = self.generic([(x, _tensor((s, width)))], (s,),
+                          ["(s, d) -> (s, d)", "(s, d) -> (s)"], ["parallel", "reduction"],
+                          ["%sq = arith.mulf %a0, %a0 : f32",
+                           "%r = arith.addf %acc, %sq : f32", "%r"],
+                          out=self.zeros((s,)))
+        return self.generic([(x, _tensor((s, width))), (ss, _tensor((s,))),
+                             (w, _tensor((width,)))], (s, width),
+                            ["(s, d) -> (s, d)", "(s, d) -> (s)", "(s, d) -> (d)",
+                             "(s, d) -> (s, d)"], ["parallel", "parallel"],
+                            [f"%mean = arith.divf %a1, %width{width} : f32",
+                             "%me = arith.addf %mean, %eps : f32",
+                             "%rt = math.sqrt %me : f32",
+                             "%inv = arith.divf %one, %rt : f32",
+                             "%xs = arith.mulf %inv, %a0 : f32",
+                             "%r = arith.mulf %a2, %xs : f32", "%r"])
+
+    def linear(self, x, w, n, k):
+        """x [S, k] · wᵀ, w [n, k] as stored."""
+        v = self.fresh("mm")
+        out = self.zeros((self.s, n))
+        self.emit(f"{v} = linalg.matmul indexing_maps = [affine_map<(m, n, k) -> (m, k)>, "
+                  f"affine_map<(m, n, k) -> (n, k)>, affine_map<(m, n, k) -> (m, n)>] "
+                  f"ins({x}, {w} : {_tensor((self.s, k))}, {_tensor((n, k))}) "
+                  f"outs({out} : {_tensor((self.s, n))}) -> {_tensor((self.s, n))}")
+        return v
+
+    def add(self, a, b, width):
+        t = _tensor((self.s, width))
+        return self.generic([(a, t), (b, t)], (self.s, width),
+                            ["(s, d) -> (s, d)"] * 3, ["parallel", "parallel"],
+                            ["%r = arith.addf %a0, %a1 : f32", "%r"])
+
+    def layer_weight(self, name, layer, shape):
+        v = self.fresh(name)
+        full = (self.c.n_layers,) + shape
+        zeros = ", ".join(["0"] * len(shape))
+        ones = ", ".join(["1"] * len(full))
+        self.emit(f"{v} = tensor.extract_slice %{name}[{layer}, {zeros}] "
+                  f"[1, {', '.join(map(str, shape))}] [{ones}] : {_tensor(full)} to "
+                  f"{_tensor(shape)}")
+        return v
+
+
+def decoder_ir(cfg, max_seq):
+    """posenc IR of the decoder `cfg` (a llama2c.Config) with caches of
+    `max_seq` positions: the functions `prefill` and `decode`."""
+    return "\n".join(_entry(cfg, max_seq, name, s)
+                     for name, s in (("prefill", None), ("decode", 1))) + "\n"
+
+
+def _weight_shapes(c):
+    L, d, h, kv, v = c.n_layers, c.dim, c.hidden_dim, c.kv_dim, c.vocab_size
+    return {"token_embedding": (v, d), "rms_att": (L, d), "wq": (L, d, d), "wk": (L, kv, d),
+            "wv": (L, kv, d), "wo": (L, d, d), "rms_ffn": (L, d), "w1": (L, h, d),
+            "w2": (L, d, h), "w3": (L, h, d), "rms_final": (d,), "wcls": (v, d)}
+
+
+def _entry(c, max_seq, name, s):
+    f = _Function(c, max_seq, s)
+    shapes = _weight_shapes(c)
+    cache = (c.n_layers, max_seq, c.n_kv_heads, c.head_dim)
+    H, Hkv, hd, d, hid, V = (c.n_heads, c.n_kv_heads, c.head_dim, c.dim, c.hidden_dim,
+                             c.vocab_size)
+    args = [f"%tokens: {_tensor((s,), 'i32')}", f"%start: {_tensor((1,), 'i64')}"]
+    args += [f"%{w}_m: {_memref(shapes[w])}" for w in WEIGHTS]
+    args += [f"%k_cache: {_memref(cache)}", f"%v_cache: {_memref(cache)}"]
+    f.emit("%c0 = arith.constant 0 : index")
+    f.emit("%zero = arith.constant 0.0 : f32")
+    f.emit("%one = arith.constant 1.0 : f32")
+    f.emit(f"%eps = arith.constant {c.norm_eps:.9e} : f32")
+    for width in sorted({d}):
+        f.emit(f"%width{width} = arith.constant {float(width)!r} : f32")
+    if s is None:
+        f.emit(f"%S = tensor.dim %tokens, %c0 : {_tensor((s,), 'i32')}")
+    else:
+        f.emit(f"%S = arith.constant {s} : index")
+    f.emit(f"%start_i = tensor.extract %start[%c0] : {_tensor((1,), 'i64')}")
+    f.emit("%p0 = arith.index_cast %start_i : i64 to index")
+    f.emit("%n = arith.addi %p0, %S : index")
+    for w in WEIGHTS:
+        f.emit(f"%{w} = bufferization.to_tensor %{w}_m restrict : {_memref(shapes[w])} to "
+               f"{_tensor(shapes[w])}")
+    for kv in ("k", "v"):
+        f.emit(f"%{kv}c0 = bufferization.to_tensor %{kv}_cache restrict writable : "
+               f"{_memref(cache)} to {_tensor(cache)}")
+
+    # Positions start..start+S-1 and the token embeddings.
+    pos, pos_init = f.fresh("pos"), f.empty((s,), "i64")
+    f.emit(f"{pos} = linalg.generic {{indexing_maps = [affine_map<(s) -> (s)>], "
+           f"iterator_types = [\"parallel\"]}} outs({pos_init} : {_tensor((s,), 'i64')}) {{")
+    f.emit("^bb0(%o: i64):")
+    f.emit("  %i = linalg.index 0 : index")
+    f.emit("  %a = arith.addi %i, %p0 : index")
+    f.emit("  %r = arith.index_cast %a : index to i64")
+    f.emit("  linalg.yield %r : i64")
+    f.emit(f"}} -> {_tensor((s,), 'i64')}")
+    x = f.generic([("%tokens", _tensor((s,), "i32"))], (s, d),
+                  ["(s, d) -> (s)", "(s, d) -> (s, d)"], ["parallel", "parallel"],
+                  ["%ti = arith.index_cast %a0 : i32 to index",
+                   "%di = linalg.index 1 : index",
+                   f"%r = tensor.extract %token_embedding[%ti, %di] : "
+                   f"{_tensor(shapes['token_embedding'])}", "%r"])
+
+    kc, vc = "%kc0", "%vc0"
+    q_t, kv_t = _tensor((1, s, H, hd)), _tensor((1, s, Hkv, hd))
+    full_kv_t = _tensor((1, None, Hkv, hd))
+    for layer in range(c.n_layers):
+        xb = f.rmsnorm(x, f.layer_weight("rms_att", layer, (d,)), d)
+        q = f.linear(xb, f.layer_weight("wq", layer, (d, d)), d, d)
+        k = f.linear(xb, f.layer_weight("wk", layer, (c.kv_dim, d)), c.kv_dim, d)
+        v = f.linear(xb, f.layer_weight("wv", layer, (c.kv_dim, d)), c.kv_dim, d)
+        heads = {}
+        for nm, val, nh, width in (("q", q, H, d), ("k", k, Hkv, c.kv_dim),
+                                   ("v", v, Hkv, c.kv_dim)):
+            r = f.fresh(nm + "h")
+            f.emit(f"{r} = tensor.expand_shape {val} [[0, 1], [2, 3]] output_shape "
+                   f"[1, {f.S}, {nh}, {hd}] : {_tensor((s, width))} into "
+                   f"{_tensor((1, s, nh, hd))}")
+            heads[nm] = r
+        for nm, nh in (("q", H), ("k", Hkv)):
+            r = f.fresh(nm + "r")
+            f.emit(f"{r} = posenc.rope {heads[nm]}, {pos} layout interleaved "
+                   f"{{base = {c.rope_theta:.17e} : f64}} : {_tensor((1, s, nh, hd))}, "
+                   f"{_tensor((s,), 'i64')}")
+            heads[nm] = r
+        views = {}
+        for nm, cache_v in (("k", kc), ("v", vc)):
+            upd = f.fresh(nm + "c")
+            f.emit(f"{upd} = tensor.insert_slice {heads[nm]} into {cache_v}[{layer}, %p0, 0, 0] "
+                   f"[1, {f.S}, {Hkv}, {hd}] [1, 1, 1, 1] : {kv_t} into {_tensor(cache)}")
+            view = f.fresh(nm + "all")
+            f.emit(f"{view} = tensor.extract_slice {upd}[{layer}, 0, 0, 0] [1, %n, {Hkv}, {hd}] "
+                   f"[1, 1, 1, 1] : {_tensor(cache)} to {full_kv_t}")
+            views[nm] = view
+            if nm == "k":
+                kc = upd
+            else:
+                vc = upd
+        att = f.fresh("att")
+        init = f.empty((1, s, H, hd))
+        f.emit(f"{att} = posenc.attention {heads['q']}, {views['k']}, {views['v']} causal "
+               f"outs({init}) : {q_t}, {full_kv_t}, {full_kv_t}, {q_t}")
+        att2 = f.fresh("att")
+        f.emit(f"{att2} = tensor.collapse_shape {att} [[0, 1], [2, 3]] : {q_t} into "
+               f"{_tensor((s, d))}")
+        x = f.add(x, f.linear(att2, f.layer_weight("wo", layer, (d, d)), d, d), d)
+        xb = f.rmsnorm(x, f.layer_weight("rms_ffn", layer, (d,)), d)
+        h1 = f.linear(xb, f.layer_weight("w1", layer, (hid, d)), hid, d)
+        h3 = f.linear(xb, f.layer_weight("w3", layer, (hid, d)), hid, d)
+        t = _tensor((s, hid))
+        g = f.generic([(h1, t), (h3, t)], (s, hid), ["(s, d) -> (s, d)"] * 3,
+                      ["parallel", "parallel"],
+                      ["%ng = arith.negf %a0 : f32", "%ex = math.exp %ng : f32",
+                       "%den = arith.addf %one, %ex : f32", "%sg = arith.divf %one, %den : f32",
+                       "%sl = arith.mulf %a0, %sg : f32", "%r = arith.mulf %sl, %a1 : f32", "%r"])
+        x = f.add(x, f.linear(g, f.layer_weight("w2", layer, (d, hid)), d, hid), d)
+    xf = f.rmsnorm(x, "%rms_final", d)
+    logits = f.linear(xf, "%wcls", V, d)
+    f.emit(f"bufferization.materialize_in_destination {kc} in restrict writable %k_cache : "
+           f"({_tensor(cache)}, {_memref(cache)}) -> ()")
+    f.emit(f"bufferization.materialize_in_destination {vc} in restrict writable %v_cache : "
+           f"({_tensor(cache)}, {_memref(cache)}) -> ()")
+    rt = _tensor((s, V))
+    f.emit(f"return {logits} : {rt}")
+    return (f"func.func @{name}({', '.join(args)}) -> {rt} {{\n" + "\n".join(f.lines) + "\n}\n")
+
+
+class Model:
+    """A compiled decoder with its weights and KV cache; see the module
+    docstring. `max_seq` defaults to the checkpoint's seq_len."""
+
+    def __init__(self, config, weights, tokenizer=None, max_seq=None, source=""):
+        import posenc
+
+        self.config, self.tokenizer, self.source = config, tokenizer, source
+        self.max_seq = int(max_seq or config.seq_len)
+        if self.max_seq <= 0:
+            raise ValueError(f"max_seq must be positive, got {self.max_seq}")
+        shapes = _weight_shapes(config)
+        for name in WEIGHTS:
+            w = weights.get(name)
+            if w is None:
+                raise CheckpointError(f"{source}: tensor '{name}' is missing")
+            if tuple(w.shape) != shapes[name]:
+                raise CheckpointError(f"{source}: tensor '{name}' has shape {tuple(w.shape)}, "
+                                      f"the config needs {shapes[name]}")
+        # Passed by reference: C-contiguous float32, no copy of a memory map.
+        self._weights = [np.require(weights[n], np.float32, "C") for n in WEIGHTS]
+        self.ir = decoder_ir(config, self.max_seq)
+        self.module = posenc.compile(self.ir)
+        cache = (config.n_layers, self.max_seq, config.n_kv_heads, config.head_dim)
+        self.k_cache = np.zeros(cache, np.float32)
+        self.v_cache = np.zeros(cache, np.float32)
+        self.pos = 0
+
+    def _run(self, fn, ids, start):
+        ids = np.asarray(ids, np.int64).reshape(-1)
+        if ids.size == 0:
+            raise ValueError("no tokens")
+        bad = ids[(ids < 0) | (ids >= self.config.vocab_size)]
+        if bad.size:
+            raise ValueError(f"token id {int(bad[0])} outside the vocabulary "
+                             f"[0, {self.config.vocab_size})")
+        if start < 0 or start + ids.size > self.max_seq:
+            raise ValueError(f"positions {start}..{start + ids.size - 1} do not fit the "
+                             f"cache of {self.max_seq} positions")
+        logits = self.module.call(fn, ids.astype(np.int32), np.array([start], np.int64),
+                                  *self._weights, self.k_cache, self.v_cache)
+        self.pos = start + ids.size
+        return logits
+
+    def prefill(self, ids, start=0):
+        """Logits [len(ids), vocab] of `ids` at positions start..; the cache
+        keeps them (and forgets any position after)."""
+        return self._run("prefill", ids, start)
+
+    def decode(self, token):
+        """Logits [vocab] of `token` at the next position."""
+        return self._run("decode", [token], self.pos)[0]
+
+    def generate(self, prompt_ids, steps, temperature=0.0, top_p=0.9, seed=None,
+                 stop_at_bos=False):
+        """Yields the tokens after `prompt_ids` (BOS first) until `steps`
+        positions have run (run.c's steps), or until the model emits BOS
+        with `stop_at_bos` (the shared reference sequences run through it).
+        Greedy (argmax, the first on ties) at temperature 0; else top-p
+        sampling with `seed`."""
+        prompt_ids = list(prompt_ids)
+        steps = min(int(steps), self.max_seq)
+        if not prompt_ids or len(prompt_ids) > steps:
+            raise ValueError(f"the prompt has {len(prompt_ids)} tokens; it needs 1..{steps}")
+        rng = np.random.default_rng(seed)
+        logits = self.prefill(prompt_ids)[-1]
+        while True:
+            token = _sample(logits, temperature, top_p, rng)
+            if stop_at_bos and token == Tokenizer.BOS:
+                return
+            yield token
+            if self.pos >= steps:
+                return
+            logits = self.decode(token)
+
+
+def _sample(logits, temperature, top_p, rng):
+    if temperature <= 0:
+        return int(np.argmax(logits))
+    z = logits.astype(np.float64) / temperature
+    p = np.exp(z - z.max())
+    p /= p.sum()
+    if 0 < top_p < 1:
+        order = np.argsort(-p, kind="stable")
+        keep = order[:int(np.searchsorted(np.cumsum(p[order]), top_p)) + 1]
+        q = np.zeros_like(p)
+        q[keep] = p[keep]
+        p = q / q.sum()
+    return int(rng.choice(p.size, p=p))
+
+
+def load(path, tokenizer=None, max_seq=None):
+    """A Model from the llama2.c checkpoint at `path` (and its tokenizer.bin
+    when given)."""
+    config, weights = read_checkpoint(path)
+    tok = Tokenizer(tokenizer, config.vocab_size) if tokenizer else None
+    return Model(config, weights, tok, max_seq, source=str(path))
