@@ -17,8 +17,8 @@ Contenders, each compiled by posenc from the same IR:
             runs the chunks one after another
 
 Min and median over --repeat calls after a warm-up, of the compiled code
-alone (the runtime copies every argument before the call, outside the
-timing: with a real cache that copy is the cost to remove next). Usage:
+alone. K and V are memref arguments, passed by reference: the cache is read
+where it lies, as in posenc.decoder's models. Usage:
 bench/decode.py [--contexts 4096,32768] [--repeat 5]. Writes
 bench/results/decode.json."""
 
@@ -59,7 +59,11 @@ def decode_ir(sk, kv_elem):
         conv = f"  %qc = arith.truncf %q : {q} to tensor<1x1x{HQ}x{D}x{kv_elem}>\n"
         qn, q = "%qc", f"tensor<1x1x{HQ}x{D}x{kv_elem}>"
     r = f"tensor<1x1x{HQ}x{D}x{kv_elem}>"
-    return (f"func.func @decode(%q: tensor<1x1x{HQ}x{D}xf32>, %k: {kv}, %v: {kv}) -> {r} {{\n"
+    # The cache is passed by reference (memref arguments): read in place.
+    kvm = kv.replace("tensor<", "memref<")
+    return (f"func.func @decode(%q: tensor<1x1x{HQ}x{D}xf32>, %km: {kvm}, %vm: {kvm}) -> {r} {{\n"
+            f"  %k = bufferization.to_tensor %km restrict : {kvm} to {kv}\n"
+            f"  %v = bufferization.to_tensor %vm restrict : {kvm} to {kv}\n"
             f"{conv}"
             f"  %init = tensor.empty() : {r}\n"
             f"  %o = posenc.attention {qn}, %k, %v causal outs(%init) : {q}, {kv}, {kv}, {r}\n"
@@ -83,9 +87,8 @@ def main():
     ap.add_argument("--contexts", default="4096,32768")
     ap.add_argument("--repeat", type=int, default=5)
     opts = ap.parse_args()
-    # As bench/rope_bias.py: malloc keeps freed large blocks, so the
-    # runtime's per-call argument copies reuse warm pages (with fresh pages
-    # for every 128 MB copy the compiled code's reads ran up to 9x slower).
+    # As bench/rope_bias.py: malloc keeps freed large blocks, so buffers
+    # freed by one call back the next without first-touch page faults.
     posenc.retain_freed_large_buffers()
     rng = np.random.default_rng(0)
     header = (f"{'K/V':<5} {'Sk':>6} {'MB K+V':>7} {'read ms':>8} {'read GB/s':>9} "

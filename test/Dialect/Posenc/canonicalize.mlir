@@ -91,3 +91,39 @@ func.func @negative_position_shapes(%x: tensor<1x4x2x8xf32>, %p: tensor<4xi32>, 
   %z = posenc.rope %y, %q layout half : tensor<1x4x2x8xf32>, tensor<1x4xi32>
   return %z : tensor<1x4x2x8xf32>
 }
+
+// -----
+
+// A tensor.cast to a less static type folds into attention's operands (the
+// result keeps its type through a cast back); with or without a score_mod.
+// CHECK-LABEL: func @fold_cast_into_attention
+// CHECK-SAME: (%[[Q:.+]]: tensor<1x4x2x8xf32>, %[[K:.+]]: tensor<1x6x2x8xf32>)
+// CHECK: %[[I:.+]] = tensor.empty() : tensor<1x4x2x8xf32>
+// CHECK: %[[O:.+]] = posenc.attention %[[Q]], %[[K]], %[[K]] causal outs(%[[I]]) : tensor<1x4x2x8xf32>, tensor<1x6x2x8xf32>, tensor<1x6x2x8xf32>, tensor<1x4x2x8xf32>
+// CHECK: %[[C:.+]] = tensor.cast %[[O]] : tensor<1x4x2x8xf32> to tensor<1x?x2x8xf32>
+// CHECK: posenc.attention %[[Q]], %[[K]], %[[K]] outs(%{{.+}}) : tensor<1x4x2x8xf32>, tensor<1x6x2x8xf32>, tensor<1x6x2x8xf32>, tensor<1x4x2x8xf32> score_mod
+// CHECK: return %[[C]]
+func.func @fold_cast_into_attention(%q: tensor<1x4x2x8xf32>, %k: tensor<1x6x2x8xf32>) -> (tensor<1x?x2x8xf32>, tensor<1x4x2x8xf32>) {
+  %qc = tensor.cast %q : tensor<1x4x2x8xf32> to tensor<1x?x2x8xf32>
+  %kc = tensor.cast %k : tensor<1x6x2x8xf32> to tensor<1x?x2x8xf32>
+  %c1 = arith.constant 1 : index
+  %n = tensor.dim %qc, %c1 : tensor<1x?x2x8xf32>
+  %init = tensor.empty(%n) : tensor<1x?x2x8xf32>
+  %o = posenc.attention %qc, %kc, %kc causal outs(%init) : tensor<1x?x2x8xf32>, tensor<1x?x2x8xf32>, tensor<1x?x2x8xf32>, tensor<1x?x2x8xf32>
+  %init2 = tensor.empty() : tensor<1x4x2x8xf32>
+  %o2 = posenc.attention %q, %kc, %kc outs(%init2) : tensor<1x4x2x8xf32>, tensor<1x?x2x8xf32>, tensor<1x?x2x8xf32>, tensor<1x4x2x8xf32> score_mod {
+  ^bb0(%s: f32, %b: index, %h: index, %i: index, %j: index):
+    posenc.yield %s : f32
+  }
+  return %o, %o2 : tensor<1x?x2x8xf32>, tensor<1x4x2x8xf32>
+}
+
+// -----
+
+// CHECK-LABEL: func @fold_cast_into_online_attention
+// CHECK: posenc.online_attention %{{.+}}, %{{.+}}, %{{.+}} outs(%{{.+}}, %{{.+}}, %{{.+}}) : tensor<1x4x2x8xf32>, tensor<1x6x2x8xf32>, tensor<1x6x2x8xf32>, tensor<1x4x2x8xf32>, tensor<1x4x2xf32>, tensor<1x4x2xf32>
+func.func @fold_cast_into_online_attention(%q: tensor<1x4x2x8xf32>, %k: tensor<1x6x2x8xf32>, %acc: tensor<1x4x2x8xf32>, %m: tensor<1x4x2xf32>, %l: tensor<1x4x2xf32>) -> tensor<1x4x2x8xf32> {
+  %kc = tensor.cast %k : tensor<1x6x2x8xf32> to tensor<1x?x2x8xf32>
+  %a, %mx, %s = posenc.online_attention %q, %kc, %kc outs(%acc, %m, %l) : tensor<1x4x2x8xf32>, tensor<1x?x2x8xf32>, tensor<1x?x2x8xf32>, tensor<1x4x2x8xf32>, tensor<1x4x2xf32>, tensor<1x4x2xf32>
+  return %a : tensor<1x4x2x8xf32>
+}

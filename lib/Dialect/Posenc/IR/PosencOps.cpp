@@ -6,6 +6,7 @@
 #include "posenc/Dialect/Posenc/IR/RopeFrequencies.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/PatternMatch.h"
 
 #include "mlir/IR/Builders.h"
@@ -772,13 +773,69 @@ LogicalResult AttentionOp::verifyRegions() {
   return verifyScoreModRegion(getOperation(), getScoreModBlock());
 }
 
+namespace {
+/// Folds a tensor.cast to a less static type into attention's operands
+/// (the result keeps its type through a cast back). The tensor dialect's
+/// generic FoldTensorCastProducerOp would do the same for these
+/// destination-style ops, but it clones regions with a listener attached,
+/// which dereferences the first block of an empty score_mod region: this
+/// pattern runs first (higher benefit) and leaves it nothing to fold.
+template <typename OpT>
+struct FoldTensorCastIntoAttention : OpRewritePattern<OpT> {
+  FoldTensorCastIntoAttention(MLIRContext *ctx)
+      : OpRewritePattern<OpT>(ctx, /*benefit=*/2) {}
+
+  LogicalResult matchAndRewrite(OpT op,
+                                PatternRewriter &rewriter) const override {
+    SmallVector<Value> operands;
+    bool changed = false;
+    for (Value v : op->getOperands()) {
+      auto cast = v.getDefiningOp<tensor::CastOp>();
+      bool fold = cast && tensor::canFoldIntoConsumerOp(cast);
+      operands.push_back(fold ? cast.getSource() : v);
+      changed |= fold;
+    }
+    if (!changed)
+      return failure();
+    OperationState state(op.getLoc(), op->getName());
+    state.addOperands(operands);
+    state.propertiesAttr = op->getPropertiesAsAttribute();
+    state.addAttributes(llvm::to_vector(op->getDiscardableAttrs()));
+    // Destination-style: each result has its init's (new) type.
+    auto dps = cast<DestinationStyleOpInterface>(op.getOperation());
+    for (OpOperand &init : dps.getDpsInitsMutable())
+      if (isa<RankedTensorType>(init.get().getType()))
+        state.addTypes(operands[init.getOperandNumber()].getType());
+    state.addRegion();
+    Operation *folded = rewriter.create(state);
+    if (!op.getScoreMod().empty())
+      rewriter.cloneRegionBefore(op.getScoreMod(), folded->getRegion(0),
+                                 folded->getRegion(0).end());
+    SmallVector<Value> results;
+    for (auto [old, now] : llvm::zip(op->getResults(), folded->getResults()))
+      results.push_back(old.getType() == now.getType()
+                            ? Value(now)
+                            : Value(tensor::CastOp::create(
+                                  rewriter, op.getLoc(), old.getType(), now)));
+    rewriter.replaceOp(op, results);
+    return success();
+  }
+};
+} // namespace
+
+void AttentionOp::getCanonicalizationPatterns(RewritePatternSet &results,
+                                              MLIRContext *ctx) {
+  results.add<FoldTensorCastIntoAttention<AttentionOp>>(ctx);
+}
+
 //===----------------------------------------------------------------------===//
 // OnlineAttentionOp
 //===----------------------------------------------------------------------===//
 
-LogicalResult OnlineAttentionOp::inferReturnTypes(
-    MLIRContext *, std::optional<Location>, OnlineAttentionOp::Adaptor adaptor,
-    SmallVectorImpl<Type> &inferred) {
+LogicalResult
+OnlineAttentionOp::inferReturnTypes(MLIRContext *, std::optional<Location>,
+                                    OnlineAttentionOp::Adaptor adaptor,
+                                    SmallVectorImpl<Type> &inferred) {
   // Destination-style: the results have the types of (acc, max, sum).
   inferred.append({adaptor.getAcc().getType(), adaptor.getMax().getType(),
                    adaptor.getSum().getType()});
@@ -795,6 +852,11 @@ LogicalResult OnlineAttentionOp::verify() {
 
 LogicalResult OnlineAttentionOp::verifyRegions() {
   return verifyScoreModRegion(getOperation(), getScoreModBlock());
+}
+
+void OnlineAttentionOp::getCanonicalizationPatterns(RewritePatternSet &results,
+                                                    MLIRContext *ctx) {
+  results.add<FoldTensorCastIntoAttention<OnlineAttentionOp>>(ctx);
 }
 
 //===----------------------------------------------------------------------===//

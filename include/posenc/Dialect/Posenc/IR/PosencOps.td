@@ -396,6 +396,7 @@ def Posenc_AttentionOp : Posenc_Op<"attention", [
   }];
   let hasVerifier = 1;
   let hasRegionVerifier = 1;
+  let hasCanonicalizer = 1;
   let extraClassDeclaration = AttentionScoreMethods # [{
     MutableOperandRange getDpsInitsMutable() { return getInitMutable(); }
     /// True for the buffer form (memref operands, no result).
@@ -472,6 +473,7 @@ def Posenc_OnlineAttentionOp : Posenc_Op<"online_attention", [
   }];
   let hasVerifier = 1;
   let hasRegionVerifier = 1;
+  let hasCanonicalizer = 1;
   let extraClassDeclaration = AttentionScoreMethods # [{
     MutableOperandRange getDpsInitsMutable() {
       return MutableOperandRange(getOperation(),
