@@ -126,7 +126,7 @@ def decode_table(paths, steps, repeat, rows):
     for path in paths:
         cfg, weights = decoder.read_checkpoint(path)
         n = min(steps, cfg.seq_len)
-        model = decoder.Model(cfg, weights, source=path)
+        model = decoder.Model(cfg, decoder.layer_weights(weights, cfg.n_layers), source=path)
         compiled = []
 
         def posenc_step(token, pos):

@@ -1,6 +1,7 @@
 """A whole Llama-architecture decoder compiled by posenc, with a KV cache.
 
     model = posenc.models.load("stories260K.bin")          # llama2.c checkpoint
+    model = posenc.models.load("Qwen2.5-0.5B/")            # or a Hugging Face dir
     logits = model.prefill([1, 403, 407])                  # [S, vocab]
     logits = model.decode(261)                             # [vocab], next position
     ids = list(model.generate([1], steps=64))              # greedy by default
@@ -11,6 +12,10 @@ number of tokens from a start position) and `decode` (one token):
     prefill(tokens: tensor<?xi32>, start: tensor<1xi64>, <weights>,
             k_cache, v_cache) -> tensor<?x<vocab>xf32>
 
+<weights> are token_embedding, rms_final, wcls, then per layer rms_att,
+wq, wk, wv, wo, rms_ffn, w1 (gate), w2 (down), w3 (up) and, for families
+with them (Qwen2), the q/k/v biases.
+
 Weights and the caches are memref arguments, passed by reference: the
 weights are read where the checkpoint's memory map holds them, and the
 caches `[layers, max_seq, kv_heads, head_dim]` (f32) are written in place —
@@ -20,16 +25,20 @@ q/k/v projections, `posenc.rope` (interleaved pairs, base 10000) on q and
 k, the new k and v rows inserted into the cache, `posenc.attention` (causal,
 GQA) over the cache's first start + S rows, output projection and residual,
 RMSNorm, SwiGLU MLP and residual; then the final RMSNorm and the
-classifier. Matrices are used as stored ([out, in], y = x·Wᵀ).
+classifier. Matrices are used as stored ([out, in], y = x·Wᵀ). Hugging
+Face Llama/Mistral/Qwen2 checkpoints (posenc.hf) use the half layout,
+their rope_theta, rope_scaling and RMSNorm eps, and Qwen2's q/k/v biases.
 """
 
 import numpy as np
 
-from .llama2c import CheckpointError, Tokenizer, read_checkpoint
+from .llama2c import CheckpointError, Tokenizer, layer_weights, read_checkpoint
 
-# Argument order of the weights in both entry points.
-WEIGHTS = ("token_embedding", "rms_att", "wq", "wk", "wv", "wo", "rms_ffn", "w1", "w2",
-           "w3", "rms_final", "wcls")
+# Argument order of the weights in both entry points: the globals, then
+# each layer's.
+GLOBALS = ("token_embedding", "rms_final", "wcls")
+LAYER = ("rms_att", "wq", "wk", "wv", "wo", "rms_ffn", "w1", "w2", "w3")
+BIASES = ("bq", "bk", "bv")
 
 
 def _dims(shape):
@@ -124,21 +133,27 @@ class _Function:
                   f"outs({out} : {_tensor((self.s, n))}) -> {_tensor((self.s, n))}")
         return v
 
+    def add_bias(self, x, b, width):
+        return self.generic([(x, _tensor((self.s, width))), (b, _tensor((width,)))],
+                            (self.s, width), ["(s, d) -> (s, d)", "(s, d) -> (d)",
+                                              "(s, d) -> (s, d)"], ["parallel", "parallel"],
+                            ["%r = arith.addf %a0, %a1 : f32", "%r"])
+
     def add(self, a, b, width):
         t = _tensor((self.s, width))
         return self.generic([(a, t), (b, t)], (self.s, width),
                             ["(s, d) -> (s, d)"] * 3, ["parallel", "parallel"],
                             ["%r = arith.addf %a0, %a1 : f32", "%r"])
 
-    def layer_weight(self, name, layer, shape):
-        v = self.fresh(name)
-        full = (self.c.n_layers,) + shape
-        zeros = ", ".join(["0"] * len(shape))
-        ones = ", ".join(["1"] * len(full))
-        self.emit(f"{v} = tensor.extract_slice %{name}[{layer}, {zeros}] "
-                  f"[1, {', '.join(map(str, shape))}] [{ones}] : {_tensor(full)} to "
-                  f"{_tensor(shape)}")
-        return v
+    def layer_weight(self, name, layer, shape=None):
+        return f"%L{layer}_{name}"
+
+
+def _rope_attributes(c):
+    from .models import _rope_attr_text
+
+    return _rope_attr_text(float(c.rope_theta), c.rotary_dim, c.rope_scaling,
+                           c.attention_factor)
 
 
 def decoder_ir(cfg, max_seq):
@@ -148,21 +163,40 @@ def decoder_ir(cfg, max_seq):
                      for name, s in (("prefill", None), ("decode", 1))) + "\n"
 
 
-def _weight_shapes(c):
-    L, d, h, kv, v = c.n_layers, c.dim, c.hidden_dim, c.kv_dim, c.vocab_size
-    return {"token_embedding": (v, d), "rms_att": (L, d), "wq": (L, d, d), "wk": (L, kv, d),
-            "wv": (L, kv, d), "wo": (L, d, d), "rms_ffn": (L, d), "w1": (L, h, d),
-            "w2": (L, d, h), "w3": (L, h, d), "rms_final": (d,), "wcls": (v, d)}
+def weight_shapes(c):
+    """{name: shape} of the globals and of one layer's weights."""
+    d, h, qd, kv, v = c.dim, c.hidden_dim, c.q_dim, c.kv_dim, c.vocab_size
+    shapes = {"token_embedding": (v, d), "rms_final": (d,), "wcls": (v, d), "rms_att": (d,),
+              "wq": (qd, d), "wk": (kv, d), "wv": (kv, d), "wo": (d, qd), "rms_ffn": (d,),
+              "w1": (h, d), "w2": (d, h), "w3": (h, d)}
+    if c.qkv_bias:
+        shapes.update(bq=(qd,), bk=(kv,), bv=(kv,))
+    return shapes
+
+
+def layer_names(c):
+    return LAYER + (BIASES if c.qkv_bias else ())
+
+
+def weight_arguments(c):
+    """(argument name, weight key, shape) in argument order; keys are a
+    global name or (layer, name)."""
+    shapes = weight_shapes(c)
+    args = [(g, g, shapes[g]) for g in GLOBALS]
+    for i in range(c.n_layers):
+        args += [(f"L{i}_{n}", (i, n), shapes[n]) for n in layer_names(c)]
+    return args
 
 
 def _entry(c, max_seq, name, s):
     f = _Function(c, max_seq, s)
-    shapes = _weight_shapes(c)
+    weights = weight_arguments(c)
     cache = (c.n_layers, max_seq, c.n_kv_heads, c.head_dim)
     H, Hkv, hd, d, hid, V = (c.n_heads, c.n_kv_heads, c.head_dim, c.dim, c.hidden_dim,
                              c.vocab_size)
+    qd = c.q_dim
     args = [f"%tokens: {_tensor((s,), 'i32')}", f"%start: {_tensor((1,), 'i64')}"]
-    args += [f"%{w}_m: {_memref(shapes[w])}" for w in WEIGHTS]
+    args += [f"%{arg}_m: {_memref(shape)}" for arg, _, shape in weights]
     args += [f"%k_cache: {_memref(cache)}", f"%v_cache: {_memref(cache)}"]
     f.emit("%c0 = arith.constant 0 : index")
     f.emit("%zero = arith.constant 0.0 : f32")
@@ -177,9 +211,9 @@ def _entry(c, max_seq, name, s):
     f.emit(f"%start_i = tensor.extract %start[%c0] : {_tensor((1,), 'i64')}")
     f.emit("%p0 = arith.index_cast %start_i : i64 to index")
     f.emit("%n = arith.addi %p0, %S : index")
-    for w in WEIGHTS:
-        f.emit(f"%{w} = bufferization.to_tensor %{w}_m restrict : {_memref(shapes[w])} to "
-               f"{_tensor(shapes[w])}")
+    for arg, _, shape in weights:
+        f.emit(f"%{arg} = bufferization.to_tensor %{arg}_m restrict : {_memref(shape)} to "
+               f"{_tensor(shape)}")
     for kv in ("k", "v"):
         f.emit(f"%{kv}c0 = bufferization.to_tensor %{kv}_cache restrict writable : "
                f"{_memref(cache)} to {_tensor(cache)}")
@@ -199,18 +233,21 @@ def _entry(c, max_seq, name, s):
                   ["%ti = arith.index_cast %a0 : i32 to index",
                    "%di = linalg.index 1 : index",
                    f"%r = tensor.extract %token_embedding[%ti, %di] : "
-                   f"{_tensor(shapes['token_embedding'])}", "%r"])
+                   f"{_tensor((V, d))}", "%r"])
 
     kc, vc = "%kc0", "%vc0"
     q_t, kv_t = _tensor((1, s, H, hd)), _tensor((1, s, Hkv, hd))
     full_kv_t = _tensor((1, None, Hkv, hd))
     for layer in range(c.n_layers):
-        xb = f.rmsnorm(x, f.layer_weight("rms_att", layer, (d,)), d)
-        q = f.linear(xb, f.layer_weight("wq", layer, (d, d)), d, d)
-        k = f.linear(xb, f.layer_weight("wk", layer, (c.kv_dim, d)), c.kv_dim, d)
-        v = f.linear(xb, f.layer_weight("wv", layer, (c.kv_dim, d)), c.kv_dim, d)
+        xb = f.rmsnorm(x, f.layer_weight("rms_att", layer), d)
+        q = f.linear(xb, f.layer_weight("wq", layer), qd, d)
+        k = f.linear(xb, f.layer_weight("wk", layer), c.kv_dim, d)
+        v = f.linear(xb, f.layer_weight("wv", layer), c.kv_dim, d)
+        if c.qkv_bias:
+            q, k, v = (f.add_bias(t, f.layer_weight(b, layer), width) for t, b, width in
+                       ((q, "bq", qd), (k, "bk", c.kv_dim), (v, "bv", c.kv_dim)))
         heads = {}
-        for nm, val, nh, width in (("q", q, H, d), ("k", k, Hkv, c.kv_dim),
+        for nm, val, nh, width in (("q", q, H, qd), ("k", k, Hkv, c.kv_dim),
                                    ("v", v, Hkv, c.kv_dim)):
             r = f.fresh(nm + "h")
             f.emit(f"{r} = tensor.expand_shape {val} [[0, 1], [2, 3]] output_shape "
@@ -219,8 +256,8 @@ def _entry(c, max_seq, name, s):
             heads[nm] = r
         for nm, nh in (("q", H), ("k", Hkv)):
             r = f.fresh(nm + "r")
-            f.emit(f"{r} = posenc.rope {heads[nm]}, {pos} layout interleaved "
-                   f"{{base = {c.rope_theta:.17e} : f64}} : {_tensor((1, s, nh, hd))}, "
+            f.emit(f"{r} = posenc.rope {heads[nm]}, {pos} layout {c.rope_layout}"
+                   f"{_rope_attributes(c)} : {_tensor((1, s, nh, hd))}, "
                    f"{_tensor((s,), 'i64')}")
             heads[nm] = r
         views = {}
@@ -242,18 +279,18 @@ def _entry(c, max_seq, name, s):
                f"outs({init}) : {q_t}, {full_kv_t}, {full_kv_t}, {q_t}")
         att2 = f.fresh("att")
         f.emit(f"{att2} = tensor.collapse_shape {att} [[0, 1], [2, 3]] : {q_t} into "
-               f"{_tensor((s, d))}")
-        x = f.add(x, f.linear(att2, f.layer_weight("wo", layer, (d, d)), d, d), d)
-        xb = f.rmsnorm(x, f.layer_weight("rms_ffn", layer, (d,)), d)
-        h1 = f.linear(xb, f.layer_weight("w1", layer, (hid, d)), hid, d)
-        h3 = f.linear(xb, f.layer_weight("w3", layer, (hid, d)), hid, d)
+               f"{_tensor((s, qd))}")
+        x = f.add(x, f.linear(att2, f.layer_weight("wo", layer), d, qd), d)
+        xb = f.rmsnorm(x, f.layer_weight("rms_ffn", layer), d)
+        h1 = f.linear(xb, f.layer_weight("w1", layer), hid, d)
+        h3 = f.linear(xb, f.layer_weight("w3", layer), hid, d)
         t = _tensor((s, hid))
         g = f.generic([(h1, t), (h3, t)], (s, hid), ["(s, d) -> (s, d)"] * 3,
                       ["parallel", "parallel"],
                       ["%ng = arith.negf %a0 : f32", "%ex = math.exp %ng : f32",
                        "%den = arith.addf %one, %ex : f32", "%sg = arith.divf %one, %den : f32",
                        "%sl = arith.mulf %a0, %sg : f32", "%r = arith.mulf %sl, %a1 : f32", "%r"])
-        x = f.add(x, f.linear(g, f.layer_weight("w2", layer, (d, hid)), d, hid), d)
+        x = f.add(x, f.linear(g, f.layer_weight("w2", layer), d, hid), d)
     xf = f.rmsnorm(x, "%rms_final", d)
     logits = f.linear(xf, "%wcls", V, d)
     f.emit(f"bufferization.materialize_in_destination {kc} in restrict writable %k_cache : "
@@ -276,16 +313,21 @@ class Model:
         self.max_seq = int(max_seq or config.seq_len)
         if self.max_seq <= 0:
             raise ValueError(f"max_seq must be positive, got {self.max_seq}")
-        shapes = _weight_shapes(config)
-        for name in WEIGHTS:
-            w = weights.get(name)
-            if w is None:
-                raise CheckpointError(f"{source}: tensor '{name}' is missing")
-            if tuple(w.shape) != shapes[name]:
-                raise CheckpointError(f"{source}: tensor '{name}' has shape {tuple(w.shape)}, "
-                                      f"the config needs {shapes[name]}")
         # Passed by reference: C-contiguous float32, no copy of a memory map.
-        self._weights = [np.require(weights[n], np.float32, "C") for n in WEIGHTS]
+        self._weights = []
+        layers = weights.get("layers", [])
+        if len(layers) != config.n_layers:
+            raise CheckpointError(f"{source}: {len(layers)} layers of weights, the config "
+                                  f"has {config.n_layers}")
+        for _, key, shape in weight_arguments(config):
+            w = weights.get(key) if isinstance(key, str) else layers[key[0]].get(key[1])
+            label = key if isinstance(key, str) else f"layer {key[0]} {key[1]}"
+            if w is None:
+                raise CheckpointError(f"{source}: tensor '{label}' is missing")
+            if tuple(w.shape) != shape:
+                raise CheckpointError(f"{source}: tensor '{label}' has shape {tuple(w.shape)}, "
+                                      f"the config needs {shape}")
+            self._weights.append(np.require(w, np.float32, "C"))
         self.ir = decoder_ir(config, self.max_seq)
         self.module = posenc.compile(self.ir)
         cache = (config.n_layers, self.max_seq, config.n_kv_heads, config.head_dim)
@@ -357,8 +399,19 @@ def _sample(logits, temperature, top_p, rng):
 
 
 def load(path, tokenizer=None, max_seq=None):
-    """A Model from the llama2.c checkpoint at `path` (and its tokenizer.bin
-    when given)."""
+    """A Model from `path`: a llama2.c checkpoint (and its tokenizer.bin
+    when given), or a Hugging Face model directory (posenc.hf)."""
+    import os
+
+    if os.path.isdir(path):
+        from . import hf
+
+        config, weights = hf.read_model(path)
+        if tokenizer:
+            raise ValueError("--tokenizer takes a llama2.c tokenizer.bin; Hugging Face "
+                             "tokenizers are not read (use token ids)")
+        return Model(config, weights, None, max_seq, source=str(path))
     config, weights = read_checkpoint(path)
     tok = Tokenizer(tokenizer, config.vocab_size) if tokenizer else None
-    return Model(config, weights, tok, max_seq, source=str(path))
+    return Model(config, layer_weights(weights, config.n_layers), tok, max_seq,
+                 source=str(path))

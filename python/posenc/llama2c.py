@@ -47,10 +47,23 @@ class Config:
     shared_classifier: bool
     rope_theta: float = 10000.0
     norm_eps: float = 1e-5
+    # What Hugging Face decoders add (posenc.hf): run.c's model has
+    # interleaved RoPE over whole heads, no biases and head_dim = dim / heads.
+    rope_layout: str = "interleaved"
+    rope_scaling: dict = None  # posenc.models.rope_scaling's dict
+    attention_factor: float = None
+    rotary_dim: int = None
+    qkv_bias: bool = False
+    head_size: int = 0  # 0: dim / n_heads
+    family: str = "llama2.c"
 
     @property
     def head_dim(self):
-        return self.dim // self.n_heads
+        return self.head_size or self.dim // self.n_heads
+
+    @property
+    def q_dim(self):
+        return self.head_dim * self.n_heads
 
     @property
     def kv_dim(self):
@@ -140,6 +153,16 @@ def write_checkpoint(path, config, weights):
                 raise CheckpointError(f"{path}: '{name}' has shape {array.shape}, the config "
                                       f"needs {shape}")
             f.write(np.ascontiguousarray(array, "<f4").tobytes())
+
+
+def layer_weights(weights, n_layers):
+    """The per-layer form posenc.decoder takes: globals plus `layers`, a
+    list of {rms_att, wq, wk, wv, wo, rms_ffn, w1, w2, w3} (views, no
+    copy)."""
+    per_layer = ("rms_att", "wq", "wk", "wv", "wo", "rms_ffn", "w1", "w2", "w3")
+    out = {k: weights[k] for k in ("token_embedding", "rms_final", "wcls")}
+    out["layers"] = [{k: weights[k][i] for k in per_layer} for i in range(n_layers)]
+    return out
 
 
 _BYTE_PIECE = re.compile(rb"^<0x([0-9A-Fa-f]{2})>$")

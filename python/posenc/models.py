@@ -623,8 +623,9 @@ def _mla_layer(cfg, em, b, s, _decoder):
 
 
 def load(path, tokenizer=None, max_seq=None):
-    """A whole compiled decoder from the llama2.c checkpoint at `path`, with
-    `.prefill`, `.decode` and `.generate` (posenc.decoder.Model)."""
+    """A whole compiled decoder, with `.prefill`, `.decode` and `.generate`
+    (posenc.decoder.Model), from a llama2.c checkpoint at `path` (with its
+    tokenizer.bin) or a Hugging Face model directory (posenc.hf)."""
     from . import decoder
 
     return decoder.load(path, tokenizer, max_seq)

@@ -312,44 +312,48 @@ def mla_absorb_latent(q_nope, q_pe, c_kv, k_pe, w_uk, w_uv, scale=None, causal=F
     return np.einsum("bihc,hec->bihe", o_lat, w_uv)
 
 
-def llama2c_forward(config, weights, ids):
-    """Logits [len(ids), vocab] of a llama2.c-format Llama decoder (run.c's
-    forward pass) on `ids` at positions 0..len(ids)-1, in float64.
-    `config` has dim, n_heads, n_kv_heads, n_layers, rope_theta, norm_eps;
-    `weights` the checkpoint's arrays ([out, in] matrices)."""
-    w = {k: np.asarray(v, np.float64) for k, v in weights.items()}
-    s, d = len(ids), config.dim
-    h, hkv = config.n_heads, config.n_kv_heads
-    hd = d // h
+def decoder_forward(config, weights, ids):
+    """Logits [len(ids), vocab] of a Llama-architecture decoder on `ids` at
+    positions 0..len(ids)-1, in float64, written from the architecture
+    (llama2.c run.c's forward pass; Hugging Face LlamaForCausalLM and
+    Qwen2ForCausalLM compute the same). `config`: dim, n_heads, n_kv_heads,
+    head_dim, n_layers, norm_eps and the RoPE fields (rope_theta,
+    rope_layout, rope_scaling, attention_factor, rotary_dim); `weights`:
+    token_embedding, rms_final, wcls and `layers`, a list of {rms_att, wq,
+    wk, wv, wo, rms_ffn, w1, w2, w3[, bq, bk, bv]} with [out, in]
+    matrices."""
+    s = len(ids)
+    h, hkv, hd = config.n_heads, config.n_kv_heads, config.head_dim
+    f64 = lambda a: np.asarray(a, np.float64)  # noqa: E731
+    pos = np.arange(s)
 
     def rmsnorm(x, g):
-        return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + config.norm_eps) * g
+        return f64(g) * (x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + config.norm_eps))
 
-    def rotate(x):  # [S, heads, hd]: adjacent pairs (2i, 2i+1) by pos·θ^(-2i/hd)
-        freq = config.rope_theta ** (-np.arange(0, hd, 2) / hd)
-        ang = np.arange(s)[:, None] * freq[None, :]
-        cos, sin = np.cos(ang)[:, None, :], np.sin(ang)[:, None, :]
-        x0, x1 = x[..., 0::2], x[..., 1::2]
-        out = np.empty_like(x)
-        out[..., 0::2] = x0 * cos - x1 * sin
-        out[..., 1::2] = x0 * sin + x1 * cos
-        return out
+    def rotate(x, heads):
+        return rope(x.reshape(1, s, heads, hd), pos, base=config.rope_theta,
+                    rotary_dim=config.rotary_dim, layout=config.rope_layout,
+                    scaling=config.rope_scaling, attention_factor=config.attention_factor)[0]
 
-    x = w["token_embedding"][np.asarray(ids)]
+    def linear(x, lw, w, b=None):
+        y = x @ f64(lw[w]).T
+        return y + f64(lw[b]) if b and b in lw else y
+
+    x = f64(weights["token_embedding"])[np.asarray(ids)]
     mask = np.triu(np.ones((s, s), bool), 1)
-    for layer in range(config.n_layers):
-        xb = rmsnorm(x, w["rms_att"][layer])
-        q = rotate((xb @ w["wq"][layer].T).reshape(s, h, hd))
-        k = rotate((xb @ w["wk"][layer].T).reshape(s, hkv, hd))
-        v = (xb @ w["wv"][layer].T).reshape(s, hkv, hd)
+    for lw in weights["layers"]:
+        xb = rmsnorm(x, lw["rms_att"])
+        q = rotate(linear(xb, lw, "wq", "bq"), h)
+        k = rotate(linear(xb, lw, "wk", "bk"), hkv)
+        v = linear(xb, lw, "wv", "bv").reshape(s, hkv, hd)
         k, v = np.repeat(k, h // hkv, axis=1), np.repeat(v, h // hkv, axis=1)
         scores = np.einsum("ihd,jhd->hij", q, k) / np.sqrt(hd)
         scores[:, mask] = -np.inf
         p = np.exp(scores - scores.max(axis=-1, keepdims=True))
         p /= p.sum(axis=-1, keepdims=True)
-        att = np.einsum("hij,jhd->ihd", p, v).reshape(s, d)
-        x = x + att @ w["wo"][layer].T
-        xb = rmsnorm(x, w["rms_ffn"][layer])
-        g, u = xb @ w["w1"][layer].T, xb @ w["w3"][layer].T
-        x = x + (g / (1 + np.exp(-g)) * u) @ w["w2"][layer].T
-    return rmsnorm(x, w["rms_final"]) @ w["wcls"].T
+        att = np.einsum("hij,jhd->ihd", p, v).reshape(s, h * hd)
+        x = x + linear(att, lw, "wo")
+        xb = rmsnorm(x, lw["rms_ffn"])
+        g, u = linear(xb, lw, "w1"), linear(xb, lw, "w3")
+        x = x + linear(g / (1 + np.exp(-g)) * u, lw, "w2")
+    return rmsnorm(x, weights["rms_final"]) @ f64(weights["wcls"]).T

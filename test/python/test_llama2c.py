@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from posenc import decoder, reference
-from posenc.llama2c import CheckpointError, Config, Tokenizer, read_checkpoint, write_checkpoint
+from posenc.llama2c import (CheckpointError, Config, Tokenizer, _layout, layer_weights,
+                            read_checkpoint, write_checkpoint)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODELS = os.environ.get("POSENC_MODELS_DIR", os.path.join(ROOT, "..", "shared", "models"))
@@ -108,9 +109,8 @@ def random_checkpoint(tmp_path, shared_classifier, n_heads=4, n_kv_heads=2, seed
     rng = np.random.default_rng(seed)
     c = Config(dim=32, hidden_dim=48, n_layers=2, n_heads=n_heads, n_kv_heads=n_kv_heads,
                vocab_size=40, seq_len=24, shared_classifier=shared_classifier)
-    shapes = decoder._weight_shapes(c)
-    w = {n: (rng.standard_normal(shapes[n]) * (1.0 if n.startswith("rms") else 0.3))
-         .astype(np.float32) for n in decoder.WEIGHTS}
+    w = {n: (rng.standard_normal(shape) * (1.0 if n.startswith("rms") else 0.3))
+         .astype(np.float32) for n, shape in _layout(c) if n}
     if shared_classifier:
         w["wcls"] = w["token_embedding"]
     path = str(tmp_path / "model.bin")
@@ -123,10 +123,10 @@ def random_checkpoint(tmp_path, shared_classifier, n_heads=4, n_kv_heads=2, seed
 def test_random_checkpoint_vs_float64_model(tmp_path, shared_classifier, n_heads, n_kv_heads):
     path, c, w = random_checkpoint(tmp_path, shared_classifier, n_heads, n_kv_heads)
     c2, w2 = read_checkpoint(path)
-    assert c2 == c and all(np.array_equal(w[n], w2[n]) for n in decoder.WEIGHTS)
+    assert c2 == c and all(np.array_equal(w[n], w2[n]) for n in w)
     m = decoder.load(path)
     ids = [1, 5, 9, 33, 2, 17, 39, 0, 12]
-    expected = reference.llama2c_forward(c, w, ids)
+    expected = reference.decoder_forward(c, layer_weights(w, c.n_layers), ids)
     scale = np.abs(expected).max()
     assert np.abs(m.prefill(ids) - expected).max() / scale < 1e-5
     # Prefill in two parts and decode: the cache carries the first part.
@@ -145,7 +145,7 @@ def test_cache_cost_follows_the_used_length(tmp_path):
     m.v_cache[:, 4:] = np.nan
     out = m.decode(7)
     assert np.isfinite(out).all()
-    expected = reference.llama2c_forward(c, w, [1, 2, 3, 7])[-1]
+    expected = reference.decoder_forward(c, layer_weights(w, c.n_layers), [1, 2, 3, 7])[-1]
     assert np.abs(out - expected).max() / np.abs(expected).max() < 1e-5
 
 

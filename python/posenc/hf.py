@@ -1,0 +1,236 @@
+"""Hugging Face model directories: config.json and safetensors weights.
+
+    config, weights = read_model("Qwen2.5-0.5B/")   # for posenc.decoder.Model
+    tensors = read_safetensors("model.safetensors")  # {name: memory-mapped array}
+
+A directory holds `config.json` and either `model.safetensors` or a sharded
+`model.safetensors.index.json` (its `weight_map` names the shard of every
+tensor). Families read as whole decoders: `llama`, `mistral` (positions up
+to `sliding_window`, beyond which the model needs sliding-window attention)
+and `qwen2` (q/k/v biases; `use_sliding_window` false). RoPE uses the half
+layout, `rope_theta`, `rope_scaling` (every kind posenc.models reads),
+`partial_rotary_factor` and `head_dim`.
+
+safetensors: an 8-byte little-endian header length, a JSON header
+{name: {dtype, shape, data_offsets: [begin, end]}} and the data. Tensors
+are read-only views of a memory map of the file; f32 weights are used in
+place, f16 and bf16 ones are converted to f32 (a copy, tensor by tensor).
+Every inconsistency — a truncated file, a header that does not parse, a
+tensor out of the file, a missing tensor, a shape the config does not
+allow, a config field missing or unsupported — raises HFError naming the
+file, the tensor and the numbers.
+"""
+
+import json
+import os
+
+import numpy as np
+
+from .llama2c import Config
+from .models import ConfigError, _rope_attr_sc, rope_scaling
+
+DTYPES = {"F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "BF16": np.dtype("<u2"),
+          "F64": np.dtype("<f8")}
+FAMILIES = ("llama", "mistral", "qwen2")
+
+
+class HFError(ValueError):
+    """A model directory, config or safetensors file that cannot be used."""
+
+
+def read_safetensors(path):
+    """{name: array} of the safetensors file at `path`: read-only memory-mapped
+    views (bf16 as uint16 bit patterns)."""
+    size = os.path.getsize(path)
+    if size < 8:
+        raise HFError(f"{path}: {size} bytes, shorter than the 8-byte safetensors header "
+                      f"length")
+    with open(path, "rb") as f:
+        n = int(np.frombuffer(f.read(8), "<u8")[0])
+        if n > size - 8:
+            raise HFError(f"{path}: header of {n} bytes in a file of {size} (truncated?)")
+        try:
+            header = json.loads(f.read(n))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise HFError(f"{path}: the safetensors header is not JSON ({e})") from None
+    if not isinstance(header, dict):
+        raise HFError(f"{path}: the safetensors header is not an object")
+    data = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + n, shape=(size - 8 - n,)) \
+        if size > 8 + n else np.zeros(0, np.uint8)
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            dtype, shape, (begin, end) = info["dtype"], info["shape"], info["data_offsets"]
+        except (TypeError, KeyError, ValueError):
+            raise HFError(f"{path}: tensor '{name}' has no dtype, shape and data_offsets") \
+                from None
+        if dtype not in DTYPES:
+            raise HFError(f"{path}: tensor '{name}' has dtype {dtype}; supported: "
+                          f"{', '.join(DTYPES)}")
+        if not (isinstance(shape, list) and all(isinstance(d, int) and d >= 0 for d in shape)):
+            raise HFError(f"{path}: tensor '{name}' has shape {shape!r}")
+        nbytes = DTYPES[dtype].itemsize * int(np.prod(shape, dtype=np.int64))
+        if not (isinstance(begin, int) and isinstance(end, int) and 0 <= begin <= end
+                and end - begin == nbytes):
+            raise HFError(f"{path}: tensor '{name}' ({dtype} {shape}) spans bytes "
+                          f"[{begin}, {end}), which is not {nbytes} bytes")
+        if end > data.size:
+            raise HFError(f"{path}: tensor '{name}' ends at byte {end} of a data section of "
+                          f"{data.size} (truncated)")
+        out[name] = data[begin:end].view(DTYPES[dtype]).reshape(shape)
+    return out
+
+
+def write_safetensors(path, tensors):
+    """Writes {name: float32/float16 array, or (uint16 bits, "BF16")} as a
+    safetensors file."""
+    header, blobs, at = {}, [], 0
+    for name, value in tensors.items():
+        array, dtype = value if isinstance(value, tuple) else (value, None)
+        array = np.ascontiguousarray(array)
+        dtype = dtype or {np.dtype("float32"): "F32", np.dtype("float16"): "F16"}[array.dtype]
+        blob = array.astype(DTYPES[dtype]).tobytes()
+        header[name] = {"dtype": dtype, "shape": list(array.shape),
+                        "data_offsets": [at, at + len(blob)]}
+        blobs.append(blob)
+        at += len(blob)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(np.array([len(text)], "<u8").tobytes())
+        f.write(text)
+        for blob in blobs:
+            f.write(blob)
+
+
+def _as_f32(array):
+    if array.dtype == np.dtype("<u2"):  # bf16 bits
+        return (array.astype(np.uint32) << 16).view(np.float32)
+    return array if array.dtype == np.float32 else array.astype(np.float32)
+
+
+def read_config(directory):
+    """(Config, the raw config dict) of the model directory."""
+    path = os.path.join(directory, "config.json")
+    try:
+        with open(path) as f:
+            cfg = json.load(f)
+    except OSError as e:
+        raise HFError(f"{directory}: no readable config.json ({e.strerror})") from None
+    except json.JSONDecodeError as e:
+        raise HFError(f"{path}: not JSON ({e})") from None
+    family = cfg.get("model_type")
+    if family not in FAMILIES:
+        raise HFError(f"{path}: model_type {family!r} is not read as a whole decoder "
+                      f"(supported: {', '.join(FAMILIES)})")
+
+    def positive(name, default=None):
+        v = cfg.get(name, default)
+        if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+            raise HFError(f"{path}: {name} must be a positive integer, got {v!r}")
+        return v
+
+    dim = positive("hidden_size")
+    heads = positive("num_attention_heads")
+    kv_heads = positive("num_key_value_heads", heads)
+    head_dim = cfg.get("head_dim") or dim // heads
+    if heads % kv_heads:
+        raise HFError(f"{path}: num_attention_heads ({heads}) is not a multiple of "
+                      f"num_key_value_heads ({kv_heads})")
+    if cfg.get("hidden_act", "silu") != "silu":
+        raise HFError(f"{path}: hidden_act {cfg['hidden_act']!r}; the decoder has SwiGLU "
+                      f"(silu)")
+    partial = cfg.get("partial_rotary_factor", 1.0)
+    rotary = int(head_dim * partial)
+    if rotary % 2 or rotary <= 0:
+        raise HFError(f"{path}: partial_rotary_factor {partial} gives {rotary} rotary dims "
+                      f"of {head_dim}; it must be even and positive")
+    try:
+        sc, factor = _rope_attr_sc(rope_scaling(cfg))
+    except ConfigError as e:
+        raise HFError(f"{path}: {e}") from None
+    max_pos = positive("max_position_embeddings", 4096)
+    window = cfg.get("sliding_window")
+    if family == "mistral" and window:
+        max_pos = min(max_pos, int(window))
+    if family == "qwen2" and cfg.get("use_sliding_window"):
+        raise HFError(f"{path}: use_sliding_window is true; sliding-window attention is not "
+                      f"supported yet")
+    config = Config(
+        dim=dim, hidden_dim=positive("intermediate_size"),
+        n_layers=positive("num_hidden_layers"), n_heads=heads, n_kv_heads=kv_heads,
+        vocab_size=positive("vocab_size"), seq_len=max_pos,
+        shared_classifier=bool(cfg.get("tie_word_embeddings", False)),
+        rope_theta=float(cfg.get("rope_theta", 10000.0)),
+        norm_eps=float(cfg.get("rms_norm_eps", 1e-6)), rope_layout="half",
+        rope_scaling=sc, attention_factor=factor,
+        rotary_dim=rotary if rotary != head_dim else None,
+        qkv_bias=family == "qwen2" or bool(cfg.get("attention_bias", False)),
+        head_size=head_dim if head_dim != dim // heads else 0, family=family)
+    return config, cfg
+
+
+def _shards(directory):
+    single = os.path.join(directory, "model.safetensors")
+    index = os.path.join(directory, "model.safetensors.index.json")
+    if os.path.exists(index):
+        try:
+            with open(index) as f:
+                weight_map = json.load(f)["weight_map"]
+        except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
+            raise HFError(f"{index}: no weight_map ({e})") from None
+        return {name: os.path.join(directory, shard) for name, shard in weight_map.items()}
+    if os.path.exists(single):
+        return None
+    raise HFError(f"{directory}: neither model.safetensors nor model.safetensors.index.json")
+
+
+def read_model(directory):
+    """(Config, weights) of a Hugging Face model directory, weights in
+    posenc.decoder's per-layer form."""
+    config, _ = read_config(directory)
+    shards = _shards(directory)
+    files = {}
+
+    def tensors(path):
+        if path not in files:
+            files[path] = read_safetensors(path)
+        return files[path]
+
+    single = os.path.join(directory, "model.safetensors")
+
+    def get(name, shape):
+        path = shards.get(name) if shards is not None else single
+        t = tensors(path).get(name) if path else None
+        if t is None:
+            raise HFError(f"{directory}: tensor '{name}' is missing"
+                          + (f" from {os.path.basename(path)}" if path else ""))
+        if tuple(t.shape) != shape:
+            raise HFError(f"{path}: tensor '{name}' has shape {tuple(t.shape)}; config.json "
+                          f"needs {shape}")
+        return _as_f32(t)
+
+    from .decoder import weight_shapes
+
+    shapes = weight_shapes(config)
+    weights = {"token_embedding": get("model.embed_tokens.weight", shapes["token_embedding"]),
+               "rms_final": get("model.norm.weight", shapes["rms_final"])}
+    has_head = (shards is not None and "lm_head.weight" in shards) or \
+        (shards is None and "lm_head.weight" in tensors(single))
+    if config.shared_classifier and not has_head:
+        weights["wcls"] = weights["token_embedding"]
+    else:
+        weights["wcls"] = get("lm_head.weight", shapes["wcls"])
+    names = {"rms_att": "input_layernorm.weight", "wq": "self_attn.q_proj.weight",
+             "wk": "self_attn.k_proj.weight", "wv": "self_attn.v_proj.weight",
+             "wo": "self_attn.o_proj.weight", "rms_ffn": "post_attention_layernorm.weight",
+             "w1": "mlp.gate_proj.weight", "w2": "mlp.down_proj.weight",
+             "w3": "mlp.up_proj.weight", "bq": "self_attn.q_proj.bias",
+             "bk": "self_attn.k_proj.bias", "bv": "self_attn.v_proj.bias"}
+    from .decoder import layer_names
+
+    weights["layers"] = [{n: get(f"model.layers.{i}.{names[n]}", shapes[n])
+                          for n in layer_names(config)} for i in range(config.n_layers)]
+    return config, weights

@@ -1,0 +1,139 @@
+"""Whole decoders from Hugging Face model directories (posenc.hf): small
+random Llama, Mistral and Qwen2 checkpoints written as real safetensors
+files (single and sharded; f32, f16 and bf16) against the float64 model
+posenc.reference.decoder_forward, and broken directories against clear
+errors."""
+
+import json
+
+import numpy as np
+import pytest
+
+from posenc import decoder, hf, reference
+
+HF_NAMES = {"rms_att": "input_layernorm.weight", "wq": "self_attn.q_proj.weight",
+            "wk": "self_attn.k_proj.weight", "wv": "self_attn.v_proj.weight",
+            "wo": "self_attn.o_proj.weight", "rms_ffn": "post_attention_layernorm.weight",
+            "w1": "mlp.gate_proj.weight", "w2": "mlp.down_proj.weight",
+            "w3": "mlp.up_proj.weight", "bq": "self_attn.q_proj.bias",
+            "bk": "self_attn.k_proj.bias", "bv": "self_attn.v_proj.bias"}
+
+
+def base_config(model_type="llama", **extra):
+    cfg = {"model_type": model_type, "hidden_size": 32, "intermediate_size": 40,
+           "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+           "vocab_size": 48, "max_position_embeddings": 32, "rms_norm_eps": 1e-6,
+           "rope_theta": 500000.0, "hidden_act": "silu", "tie_word_embeddings": False}
+    cfg.update(extra)
+    return cfg
+
+
+def write_model(tmp_path, cfg, dtype="F32", shards=1, seed=0, drop=None, reshape=None):
+    """Writes config.json and random weights; returns the float32 weights
+    (after rounding to `dtype`) in posenc.decoder's per-layer form."""
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    config, _ = hf.read_config(str(tmp_path))
+    shapes = decoder.weight_shapes(config)
+    rng = np.random.default_rng(seed)
+    named, ours = {}, {"layers": [{} for _ in range(config.n_layers)]}
+
+    def make(shape, scale):
+        a = (rng.standard_normal(shape) * scale).astype(np.float32)
+        if dtype == "F16":
+            return a.astype(np.float16), a.astype(np.float16).astype(np.float32)
+        if dtype == "BF16":
+            bits = (a.view(np.uint32) >> 16).astype(np.uint16)
+            return (bits, "BF16"), (bits.astype(np.uint32) << 16).view(np.float32)
+        return a, a
+
+    for key, hname, scale in (("token_embedding", "model.embed_tokens.weight", 1.0),
+                              ("rms_final", "model.norm.weight", 1.0),
+                              ("wcls", "lm_head.weight", 0.3)):
+        if key == "wcls" and config.shared_classifier:
+            ours["wcls"] = ours["token_embedding"]
+            continue
+        named[hname], ours[key] = make(shapes[key], scale)
+    for i in range(config.n_layers):
+        for n in decoder.layer_names(config):
+            named[f"model.layers.{i}.{HF_NAMES[n]}"], ours["layers"][i][n] = make(
+                shapes[n], 1.0 if n.startswith("rms") else 0.3)
+    if drop:
+        del named[drop]
+    if reshape:
+        named[reshape] = named[reshape][:-1]
+    names = list(named)
+    if shards == 1:
+        hf.write_safetensors(str(tmp_path / "model.safetensors"), named)
+    else:
+        weight_map = {}
+        for s in range(shards):
+            part = names[s::shards]
+            fname = f"model-{s + 1:05d}-of-{shards:05d}.safetensors"
+            hf.write_safetensors(str(tmp_path / fname), {n: named[n] for n in part})
+            weight_map.update({n: fname for n in part})
+        (tmp_path / "model.safetensors.index.json").write_text(
+            json.dumps({"metadata": {}, "weight_map": weight_map}))
+    return config, ours
+
+
+@pytest.mark.parametrize("model_type,extra,dtype,shards", [
+    ("llama", {}, "F32", 1),
+    ("llama", {"rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                "high_freq_factor": 4.0,
+                                "original_max_position_embeddings": 8}}, "BF16", 2),
+    ("mistral", {"sliding_window": 16, "head_dim": 16}, "F16", 1),
+    ("qwen2", {"tie_word_embeddings": True, "num_key_value_heads": 1}, "F32", 3),
+])
+def test_hf_decoder_vs_float64(tmp_path, model_type, extra, dtype, shards):
+    config, weights = write_model(tmp_path, base_config(model_type, **extra), dtype, shards)
+    m = decoder.load(str(tmp_path))
+    assert m.config == config
+    if model_type == "mistral":
+        assert m.max_seq == 16  # positions up to the sliding window
+    ids = [3, 17, 0, 47, 5, 5, 21, 9, 30, 2]
+    expected = reference.decoder_forward(config, weights, ids)
+    scale = np.abs(expected).max()
+    assert np.abs(m.prefill(ids) - expected).max() / scale < 2e-5
+    got = np.concatenate([m.prefill(ids[:6]), [m.decode(t) for t in ids[6:]]])
+    assert np.abs(got - expected).max() / scale < 2e-5
+
+
+def test_f32_weights_are_not_copied(tmp_path):
+    write_model(tmp_path, base_config())
+    config, weights = hf.read_model(str(tmp_path))
+    wq = weights["layers"][1]["wq"]
+    assert isinstance(wq.base, np.memmap) or isinstance(wq, np.memmap)
+    assert not wq.flags.writeable
+
+
+@pytest.mark.parametrize("case,fragment", [
+    ("missing", "tensor 'model.layers.1.mlp.up_proj.weight' is missing"),
+    ("shape", "tensor 'model.layers.0.self_attn.k_proj.weight' has shape (15, 32); "
+              "config.json needs (16, 32)"),
+    ("truncated", "(truncated)"),
+    ("model_type", "model_type 'gpt2' is not read as a whole decoder"),
+    ("heads", "num_attention_heads (4) is not a multiple of num_key_value_heads (3)"),
+    ("no_weights", "neither model.safetensors nor model.safetensors.index.json"),
+    ("header", "the safetensors header is not JSON"),
+])
+def test_broken_directories(tmp_path, case, fragment):
+    if case == "model_type":
+        (tmp_path / "config.json").write_text(json.dumps(base_config("gpt2")))
+    elif case == "heads":
+        (tmp_path / "config.json").write_text(json.dumps(base_config(num_key_value_heads=3)))
+    elif case == "no_weights":
+        (tmp_path / "config.json").write_text(json.dumps(base_config()))
+    else:
+        write_model(tmp_path, base_config(),
+                    drop="model.layers.1.mlp.up_proj.weight" if case == "missing" else None,
+                    reshape="model.layers.0.self_attn.k_proj.weight" if case == "shape"
+                    else None)
+        path = tmp_path / "model.safetensors"
+        data = path.read_bytes()
+        if case == "truncated":
+            path.write_bytes(data[:-10])
+        elif case == "header":
+            path.write_bytes(data[:8] + b"{not json" + data[17:])
+    with pytest.raises(hf.HFError) as e:
+        decoder.load(str(tmp_path))
+    assert fragment in str(e.value)
