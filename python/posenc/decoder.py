@@ -310,9 +310,11 @@ class Model:
         import posenc
 
         self.config, self.tokenizer, self.source = config, tokenizer, source
-        self.max_seq = int(max_seq or config.seq_len)
-        if self.max_seq <= 0:
-            raise ValueError(f"max_seq must be positive, got {self.max_seq}")
+        self.max_seq = config.seq_len if max_seq is None else max_seq
+        if isinstance(self.max_seq, bool) or not isinstance(self.max_seq, (int, np.integer)) \
+                or self.max_seq <= 0:
+            raise ValueError(f"max_seq must be a positive integer, got {self.max_seq!r}")
+        self.max_seq = int(self.max_seq)
         # Passed by reference: C-contiguous float32, no copy of a memory map.
         self._weights = []
         layers = weights.get("layers", [])
@@ -331,12 +333,21 @@ class Model:
         self.ir = decoder_ir(config, self.max_seq)
         self.module = posenc.compile(self.ir)
         cache = (config.n_layers, self.max_seq, config.n_kv_heads, config.head_dim)
-        self.k_cache = np.zeros(cache, np.float32)
-        self.v_cache = np.zeros(cache, np.float32)
+        gib = 2 * 4 * int(np.prod(cache, dtype=object)) / 2**30
+        try:
+            self.k_cache = np.zeros(cache, np.float32)
+            self.v_cache = np.zeros(cache, np.float32)
+        except (MemoryError, ValueError):
+            raise ValueError(f"the KV cache of {self.max_seq} positions ({config.n_layers} "
+                             f"layers, {config.n_kv_heads} kv heads of {config.head_dim}) needs "
+                             f"{gib:.3g} GiB, which cannot be allocated; pass a smaller "
+                             f"max_seq") from None
         self.pos = 0
 
     def _run(self, fn, ids, start):
-        ids = np.asarray(ids, np.int64).reshape(-1)
+        ids = _token_ids(ids)
+        if isinstance(start, bool) or not isinstance(start, (int, np.integer)):
+            raise ValueError(f"start must be an integer position, got {start!r}")
         if ids.size == 0:
             raise ValueError("no tokens")
         bad = ids[(ids < 0) | (ids >= self.config.vocab_size)]
@@ -357,7 +368,9 @@ class Model:
         return self._run("prefill", ids, start)
 
     def decode(self, token):
-        """Logits [vocab] of `token` at the next position."""
+        """Logits [vocab] of `token` (one integer id) at the next position."""
+        if isinstance(token, bool) or not isinstance(token, (int, np.integer)):
+            raise ValueError(f"decode takes one integer token id, got {token!r}")
         return self._run("decode", [token], self.pos)[0]
 
     def generate(self, prompt_ids, steps, temperature=0.0, top_p=0.9, seed=None,
@@ -367,7 +380,13 @@ class Model:
         with `stop_at_bos` (the shared reference sequences run through it).
         Greedy (argmax, the first on ties) at temperature 0; else top-p
         sampling with `seed`."""
-        prompt_ids = list(prompt_ids)
+        prompt_ids = [int(t) for t in _token_ids(prompt_ids)]
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps <= 0:
+            raise ValueError(f"steps must be a positive integer, got {steps!r}")
+        if not (np.isfinite(temperature) and temperature >= 0):
+            raise ValueError(f"temperature must be finite and >= 0, got {temperature!r}")
+        if not 0 < top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {top_p!r}")
         steps = min(int(steps), self.max_seq)
         if not prompt_ids or len(prompt_ids) > steps:
             raise ValueError(f"the prompt has {len(prompt_ids)} tokens; it needs 1..{steps}")
@@ -381,6 +400,30 @@ class Model:
             if self.pos >= steps:
                 return
             logits = self.decode(token)
+
+
+def _token_ids(ids):
+    """`ids` as a 1-D int64 array: integers only (no floats, bools or
+    nested sequences), each within int64."""
+    if isinstance(ids, (int, np.integer)) and not isinstance(ids, bool):
+        ids = [ids]
+    try:
+        array = np.asarray(ids)
+    except (OverflowError, ValueError) as e:
+        raise ValueError(f"token ids must be a 1-D sequence of integers ({e})") from None
+    if array.ndim != 1:
+        raise ValueError(f"token ids must be a 1-D sequence, got shape {array.shape}")
+    if array.dtype == object and all(isinstance(v, int) and not isinstance(v, bool)
+                                     for v in array):
+        # Python ints beyond int64: no vocabulary has them.
+        big = next((v for v in array if not -2**63 <= v < 2**63), array[0])
+        raise ValueError(f"token id {big} is outside the vocabulary")
+    if array.size and (array.dtype == bool or not np.issubdtype(array.dtype, np.integer)):
+        raise ValueError(f"token ids must be integers, got {array.dtype} values such as "
+                         f"{array[0]!r}")
+    if array.dtype == np.uint64 and array.size and array.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"token id {int(array.max())} is outside the vocabulary")
+    return array.astype(np.int64)
 
 
 def _sample(logits, temperature, top_p, rng):

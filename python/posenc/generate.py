@@ -18,15 +18,39 @@ import argparse
 import sys
 import time
 
+import posenc
+
 from . import decoder
 
 
 def _ids(text):
     try:
-        return [int(x) for x in text.split(",") if x.strip()]
+        ids = [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--prompt-ids takes comma-separated integers, "
-                                         f"got {text!r}")
+        raise argparse.ArgumentTypeError(f"takes comma-separated integers, got {text!r}")
+    if not ids:
+        raise argparse.ArgumentTypeError("is empty; give at least one token id (1 is BOS)")
+    return ids
+
+
+def _positive(text):
+    try:
+        v = int(text)
+    except ValueError:
+        v = 0
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return v
+
+
+def _seed(text):
+    try:
+        v = int(text)
+    except ValueError:
+        v = -1
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}")
+    return v
 
 
 def main(argv=None):
@@ -37,32 +61,41 @@ def main(argv=None):
     prompt = ap.add_mutually_exclusive_group()
     prompt.add_argument("--prompt", default="")
     prompt.add_argument("--prompt-ids", type=_ids)
-    ap.add_argument("-n", "--steps", type=int, default=256)
+    ap.add_argument("-n", "--steps", type=_positive, default=256)
     ap.add_argument("--temperature", type=float, default=0.0)
     ap.add_argument("--top-p", type=float, default=0.9)
-    ap.add_argument("--seed", type=int)
+    ap.add_argument("--seed", type=_seed)
     ap.add_argument("--stop-at-bos", action="store_true",
                     help="stop when the model emits BOS (token 1)")
     ap.add_argument("--print-ids", action="store_true")
-    ap.add_argument("--max-seq", type=int, help="cache positions (default: seq_len)")
+    ap.add_argument("--max-seq", type=_positive, help="cache positions (default: seq_len)")
     args = ap.parse_args(argv)
 
     try:
-        model = decoder.load(args.checkpoint, args.tokenizer, args.max_seq)
-    except (OSError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        return _generate(args)
+    except (OSError, ValueError, RecursionError, posenc.Error) as e:
+        # Bad files, configs and arguments are errors, never tracebacks; a
+        # compiler diagnostic keeps only its first lines.
+        text = str(e).strip().splitlines()
+        print(f"\nerror: {chr(10).join(text[:4])}", file=sys.stderr)
         return 2
+
+
+def _generate(args):
+    model = decoder.load(args.checkpoint, args.tokenizer, args.max_seq)
     tok = model.tokenizer
     if args.prompt_ids is not None:
         prompt_ids = args.prompt_ids
     elif tok:
         prompt_ids = tok.encode(args.prompt)
     elif args.prompt:
-        print("error: --prompt needs --tokenizer (or use --prompt-ids)", file=sys.stderr)
-        return 2
+        raise ValueError("--prompt needs --tokenizer (or use --prompt-ids)")
     else:
         prompt_ids = [tok.BOS if tok else 1]
 
+    if len(prompt_ids) > min(args.steps, model.max_seq):
+        raise ValueError(f"the prompt has {len(prompt_ids)} tokens, more than the "
+                         f"{min(args.steps, model.max_seq)} positions to run (-n, --max-seq)")
     out = sys.stdout
     ids = list(prompt_ids)
     if tok:
@@ -80,20 +113,16 @@ def main(argv=None):
         ids.append(token)
         emitted.append(token)
 
-    try:
-        start = time.perf_counter()
-        gen = model.generate(prompt_ids, args.steps, args.temperature, args.top_p, args.seed,
-                             stop_at_bos=args.stop_at_bos)
-        first = next(gen, None)  # the prefill of the prompt, then one token
-        decode_start = time.perf_counter()
-        if first is not None:
-            show(first)
-        for token in gen:
-            show(token)
-        end = time.perf_counter()
-    except ValueError as e:
-        print(f"\nerror: {e}", file=sys.stderr)
-        return 2
+    start = time.perf_counter()
+    gen = model.generate(prompt_ids, args.steps, args.temperature, args.top_p, args.seed,
+                         stop_at_bos=args.stop_at_bos)
+    first = next(gen, None)  # the prefill of the prompt, then one token
+    decode_start = time.perf_counter()
+    if first is not None:
+        show(first)
+    for token in gen:
+        show(token)
+    end = time.perf_counter()
     out.write("\n")
     decoded = len(emitted) - 1
     decode_rate = decoded / (end - decode_start) if decoded > 0 else 0.0

@@ -22,6 +22,7 @@ file, the tensor and the numbers.
 """
 
 import json
+import math
 import os
 
 import numpy as np
@@ -51,13 +52,14 @@ def read_safetensors(path):
             raise HFError(f"{path}: header of {n} bytes in a file of {size} (truncated?)")
         try:
             header = json.loads(f.read(n))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise HFError(f"{path}: the safetensors header is not JSON ({e})") from None
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+            raise HFError(f"{path}: the safetensors header is not JSON "
+                          f"({type(e).__name__}: {str(e)[:80]})") from None
     if not isinstance(header, dict):
         raise HFError(f"{path}: the safetensors header is not an object")
     data = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + n, shape=(size - 8 - n,)) \
         if size > 8 + n else np.zeros(0, np.uint8)
-    out = {}
+    out, spans = {}, []
     for name, info in header.items():
         if name == "__metadata__":
             continue
@@ -66,12 +68,14 @@ def read_safetensors(path):
         except (TypeError, KeyError, ValueError):
             raise HFError(f"{path}: tensor '{name}' has no dtype, shape and data_offsets") \
                 from None
+        if not isinstance(dtype, str):
+            raise HFError(f"{path}: tensor '{name}' has dtype {dtype!r}")
         if dtype not in DTYPES:
             raise HFError(f"{path}: tensor '{name}' has dtype {dtype}; supported: "
                           f"{', '.join(DTYPES)}")
         if not (isinstance(shape, list) and all(isinstance(d, int) and d >= 0 for d in shape)):
             raise HFError(f"{path}: tensor '{name}' has shape {shape!r}")
-        nbytes = DTYPES[dtype].itemsize * int(np.prod(shape, dtype=np.int64))
+        nbytes = DTYPES[dtype].itemsize * math.prod(shape)  # Python ints: no overflow
         if not (isinstance(begin, int) and isinstance(end, int) and 0 <= begin <= end
                 and end - begin == nbytes):
             raise HFError(f"{path}: tensor '{name}' ({dtype} {shape}) spans bytes "
@@ -79,7 +83,18 @@ def read_safetensors(path):
         if end > data.size:
             raise HFError(f"{path}: tensor '{name}' ends at byte {end} of a data section of "
                           f"{data.size} (truncated)")
+        if begin % DTYPES[dtype].itemsize:
+            raise HFError(f"{path}: tensor '{name}' starts at byte {begin}, not a multiple of "
+                          f"its {dtype} element size")
+        spans.append((begin, end, name))
         out[name] = data[begin:end].view(DTYPES[dtype]).reshape(shape)
+    # Tensors are disjoint byte ranges: two names over the same bytes are a
+    # corrupt header, not a model.
+    spans.sort()
+    for (b0, e0, n0), (b1, e1, n1) in zip(spans, spans[1:]):
+        if b1 < e0:
+            raise HFError(f"{path}: tensors '{n0}' [{b0}, {e0}) and '{n1}' [{b1}, {e1}) "
+                          f"overlap")
     return out
 
 
@@ -119,8 +134,10 @@ def read_config(directory):
             cfg = json.load(f)
     except OSError as e:
         raise HFError(f"{directory}: no readable config.json ({e.strerror})") from None
-    except json.JSONDecodeError as e:
-        raise HFError(f"{path}: not JSON ({e})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        raise HFError(f"{path}: not JSON ({type(e).__name__}: {str(e)[:80]})") from None
+    if not isinstance(cfg, dict):
+        raise HFError(f"{path}: must hold a JSON object, got {type(cfg).__name__}")
     family = cfg.get("model_type")
     if family not in FAMILIES:
         raise HFError(f"{path}: model_type {family!r} is not read as a whole decoder "
@@ -128,21 +145,43 @@ def read_config(directory):
 
     def positive(name, default=None):
         v = cfg.get(name, default)
+        if v is None and default is not None:
+            v = default
         if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
             raise HFError(f"{path}: {name} must be a positive integer, got {v!r}")
+        return v
+
+    def number(name, default, low=0.0, high=math.inf, closed_high=False):
+        v = cfg.get(name, default)
+        if v is None:
+            v = default
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) \
+            and low < v and (v <= high if closed_high else v < high)
+        if not ok:
+            bounds = f"in ({low:g}, {high:g}{']' if closed_high else ')'}"
+            raise HFError(f"{path}: {name} must be a number {bounds}, got {v!r}")
+        return float(v)
+
+    def flag(name):
+        v = cfg.get(name, False)
+        if v is None:
+            v = False
+        if not isinstance(v, bool):
+            raise HFError(f"{path}: {name} must be true or false, got {v!r}")
         return v
 
     dim = positive("hidden_size")
     heads = positive("num_attention_heads")
     kv_heads = positive("num_key_value_heads", heads)
-    head_dim = cfg.get("head_dim") or dim // heads
+    head_dim = positive("head_dim", dim // heads) if cfg.get("head_dim") is not None \
+        else dim // heads
     if heads % kv_heads:
         raise HFError(f"{path}: num_attention_heads ({heads}) is not a multiple of "
                       f"num_key_value_heads ({kv_heads})")
     if cfg.get("hidden_act", "silu") != "silu":
         raise HFError(f"{path}: hidden_act {cfg['hidden_act']!r}; the decoder has SwiGLU "
                       f"(silu)")
-    partial = cfg.get("partial_rotary_factor", 1.0)
+    partial = number("partial_rotary_factor", 1.0, high=1.0, closed_high=True)
     rotary = int(head_dim * partial)
     if rotary % 2 or rotary <= 0:
         raise HFError(f"{path}: partial_rotary_factor {partial} gives {rotary} rotary dims "
@@ -152,22 +191,21 @@ def read_config(directory):
     except ConfigError as e:
         raise HFError(f"{path}: {e}") from None
     max_pos = positive("max_position_embeddings", 4096)
-    window = cfg.get("sliding_window")
-    if family == "mistral" and window:
-        max_pos = min(max_pos, int(window))
-    if family == "qwen2" and cfg.get("use_sliding_window"):
+    if family == "mistral" and cfg.get("sliding_window") is not None:
+        max_pos = min(max_pos, positive("sliding_window"))
+    if family == "qwen2" and flag("use_sliding_window"):
         raise HFError(f"{path}: use_sliding_window is true; sliding-window attention is not "
                       f"supported yet")
     config = Config(
         dim=dim, hidden_dim=positive("intermediate_size"),
         n_layers=positive("num_hidden_layers"), n_heads=heads, n_kv_heads=kv_heads,
         vocab_size=positive("vocab_size"), seq_len=max_pos,
-        shared_classifier=bool(cfg.get("tie_word_embeddings", False)),
-        rope_theta=float(cfg.get("rope_theta", 10000.0)),
-        norm_eps=float(cfg.get("rms_norm_eps", 1e-6)), rope_layout="half",
+        shared_classifier=flag("tie_word_embeddings"),
+        rope_theta=number("rope_theta", 10000.0),
+        norm_eps=number("rms_norm_eps", 1e-6, high=1.0), rope_layout="half",
         rope_scaling=sc, attention_factor=factor,
         rotary_dim=rotary if rotary != head_dim else None,
-        qkv_bias=family == "qwen2" or bool(cfg.get("attention_bias", False)),
+        qkv_bias=family == "qwen2" or flag("attention_bias"),
         head_size=head_dim if head_dim != dim // heads else 0, family=family)
     return config, cfg
 
@@ -179,9 +217,25 @@ def _shards(directory):
         try:
             with open(index) as f:
                 weight_map = json.load(f)["weight_map"]
-        except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
-            raise HFError(f"{index}: no weight_map ({e})") from None
-        return {name: os.path.join(directory, shard) for name, shard in weight_map.items()}
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError, RecursionError, KeyError,
+                TypeError) as e:
+            raise HFError(f"{index}: no weight_map ({type(e).__name__}: {str(e)[:80]})") \
+                from None
+        if not isinstance(weight_map, dict):
+            raise HFError(f"{index}: weight_map must be an object, got "
+                          f"{type(weight_map).__name__}")
+        shards = {}
+        for name, shard in weight_map.items():
+            # A shard is a file of this directory: no paths out of it.
+            if not isinstance(shard, str) or not shard or os.path.basename(shard) != shard \
+                    or shard in (".", ".."):
+                raise HFError(f"{index}: tensor '{name}' maps to {shard!r}, not a file name "
+                              f"in the model directory")
+            path = os.path.join(directory, shard)
+            if not os.path.isfile(path):
+                raise HFError(f"{index}: tensor '{name}' is in {shard}, which is missing")
+            shards[name] = path
+        return shards
     if os.path.exists(single):
         return None
     raise HFError(f"{directory}: neither model.safetensors nor model.safetensors.index.json")

@@ -122,10 +122,11 @@ def read_checkpoint(path):
     expected = HEADER + 4 * floats
     if size != expected:
         raise CheckpointError(
-            f"{path}: {size} bytes, but the header ({c.dim=}, {c.hidden_dim=}, "
-            f"{c.n_layers=}, {c.n_heads=}, {c.n_kv_heads=}, {c.vocab_size=}, "
-            f"{c.seq_len=}, shared classifier {c.shared_classifier}) describes "
-            f"{expected} bytes" + (" (truncated)" if size < expected else ""))
+            f"{path}: {size} bytes, but the header (dim {c.dim}, hidden_dim {c.hidden_dim}, "
+            f"n_layers {c.n_layers}, n_heads {c.n_heads}, n_kv_heads {c.n_kv_heads}, "
+            f"vocab_size {c.vocab_size}, seq_len {c.seq_len}, shared classifier "
+            f"{c.shared_classifier}) describes {expected} bytes"
+            + (" (truncated)" if size < expected else ""))
     data = np.memmap(path, dtype="<f4", mode="r", offset=HEADER, shape=(floats,))
     weights, at = {}, 0
     for name, shape in layout:
@@ -174,6 +175,7 @@ class Tokenizer:
     BOS, EOS = 1, 2
 
     def __init__(self, path, vocab_size):
+        self.path = path
         with open(path, "rb") as f:
             data = f.read()
         self.pieces, self.scores = [], []
@@ -201,6 +203,9 @@ class Tokenizer:
         raw = text.encode() if isinstance(text, str) else bytes(text)
         ids = [self.BOS] if bos else []
         if raw:
+            if b" " not in self.lookup:
+                raise CheckpointError(f"{self.path}: the tokenizer has no ' ' piece for the "
+                                      f"dummy prefix run.c puts before text")
             ids.append(self.lookup[b" "])
         # One piece per UTF-8 character; unknown characters as bytes + 3.
         chars = re.findall(rb"[\x00-\x7f]|[\xc0-\xff][\x80-\xbf]{0,3}|[\x80-\xbf]", raw)

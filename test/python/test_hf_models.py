@@ -137,3 +137,74 @@ def test_broken_directories(tmp_path, case, fragment):
     with pytest.raises(hf.HFError) as e:
         decoder.load(str(tmp_path))
     assert fragment in str(e.value)
+
+
+@pytest.mark.parametrize("field,value,fragment", [
+    (None, [1, 2], "must hold a JSON object, got list"),
+    ("head_dim", "8", "head_dim must be a positive integer, got '8'"),
+    ("partial_rotary_factor", "half", "partial_rotary_factor must be a number in (0, 1]"),
+    ("rope_theta", -5, "rope_theta must be a number in (0, inf), got -5"),
+    ("rope_theta", "abc", "rope_theta must be a number"),
+    ("rms_norm_eps", -1.0, "rms_norm_eps must be a number in (0, 1), got -1.0"),
+    ("tie_word_embeddings", "false", "tie_word_embeddings must be true or false, got 'false'"),
+    ("sliding_window", -4, "sliding_window must be a positive integer, got -4"),
+])
+def test_config_fields_are_checked(tmp_path, field, value, fragment):
+    cfg = value if field is None else base_config("mistral", **{field: value})
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(hf.HFError) as e:
+        hf.read_config(str(tmp_path))
+    assert fragment in str(e.value) and "config.json" in str(e.value)
+
+
+def _patch_header(path, edit):
+    data = path.read_bytes()
+    n = int(np.frombuffer(data[:8], "<u8")[0])
+    header = json.loads(data[8:8 + n])
+    edit(header)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    path.write_bytes(np.array([len(text)], "<u8").tobytes() + text + data[8 + n:])
+
+
+@pytest.mark.parametrize("case,fragment", [
+    ("overflow", "which is not 0 bytes"),
+    ("overlap", "overlap"),
+    ("unaligned", "not a multiple of its F32 element size"),
+    ("deep", "the safetensors header is not JSON (RecursionError"),
+])
+def test_safetensors_headers_are_checked(tmp_path, case, fragment):
+    path = tmp_path / "x.safetensors"
+    hf.write_safetensors(str(path), {"a": np.ones((4, 4), np.float32),
+                                     "b": np.ones((4,), np.float32)})
+    if case == "overflow":
+        _patch_header(path, lambda h: h["a"].update(shape=[2**32, 2**32], data_offsets=[0, 0]))
+        fragment = "spans bytes [0, 0), which is not"
+    elif case == "overlap":
+        _patch_header(path, lambda h: h["b"].update(data_offsets=[0, 16]))
+    elif case == "unaligned":
+        _patch_header(path, lambda h: h["b"].update(data_offsets=[2, 18]))
+        fragment = "not a multiple of its F32 element size"
+    else:
+        deep = b"[" * 100000 + b"]" * 100000
+        path.write_bytes(np.array([len(deep)], "<u8").tobytes() + deep)
+    with pytest.raises(hf.HFError) as e:
+        hf.read_safetensors(str(path))
+    assert fragment in str(e.value)
+
+
+@pytest.mark.parametrize("shard,fragment", [
+    ("/etc/passwd", "not a file name in the model directory"),
+    ("../model.safetensors", "not a file name in the model directory"),
+    (5, "maps to 5"),
+    ("gone.safetensors", "is in gone.safetensors, which is missing"),
+])
+def test_sharded_index_stays_in_the_directory(tmp_path, shard, fragment):
+    write_model(tmp_path, base_config(), shards=2)
+    index = tmp_path / "model.safetensors.index.json"
+    data = json.loads(index.read_text())
+    data["weight_map"]["model.norm.weight"] = shard
+    index.write_text(json.dumps(data))
+    with pytest.raises(hf.HFError) as e:
+        hf.read_model(str(tmp_path))
+    assert fragment in str(e.value)

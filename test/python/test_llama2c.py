@@ -217,3 +217,45 @@ def test_emitted_ir_runs_through_posenc_run(tmp_path):
                            cache, cache.copy()], entry="prefill")
     expected = reference.decoder_forward(c, layer_weights(w, c.n_layers), ids)
     assert np.abs(logits - expected).max() / np.abs(expected).max() < 1e-5
+
+
+@pytest.mark.parametrize("call,fragment", [
+    (lambda m: m.prefill([1.0, 4.5]), "token ids must be integers, got float64"),
+    (lambda m: m.prefill(np.array([[1, 2], [3, 4]])), "1-D sequence, got shape (2, 2)"),
+    (lambda m: m.prefill([99999999999999999999]), "token id 99999999999999999999 is outside"),
+    (lambda m: m.prefill([True]), "token ids must be integers, got bool"),
+    (lambda m: m.decode(3.7), "decode takes one integer token id"),
+    (lambda m: list(m.generate([1], steps=0)), "steps must be a positive integer"),
+    (lambda m: list(m.generate([1], steps=4, temperature=float("nan"))), "temperature must"),
+])
+def test_model_checks_its_arguments(tmp_path, call, fragment):
+    path, c, w = random_checkpoint(tmp_path, True)
+    m = decoder.load(path, max_seq=8)
+    with pytest.raises(ValueError) as e:
+        call(m)
+    assert fragment in str(e.value)
+
+
+def test_cache_too_large_is_an_error(tmp_path):
+    path, c, w = random_checkpoint(tmp_path, True)
+    with pytest.raises(ValueError, match="the KV cache of 4000000000000 positions .* cannot "
+                                         "be allocated; pass a smaller max_seq"):
+        decoder.load(path, max_seq=4 * 10**12)
+    with pytest.raises(ValueError, match="max_seq must be a positive integer, got 0"):
+        decoder.load(path, max_seq=0)
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--prompt-ids", ""], "is empty"),
+    (["--prompt-ids", "1,99999999999999999999"], "outside the vocabulary"),
+    (["-n", "0"], "must be a positive integer, got '0'"),
+    (["--seed", "-1"], "must be a non-negative integer"),
+    (["--prompt", "hi"], "--prompt needs --tokenizer"),
+    (["--prompt-ids", "1,2,3,4,5", "-n", "3"], "the prompt has 5 tokens, more than the 3"),
+])
+def test_generate_cli_errors_are_messages(tmp_path, args, fragment):
+    path, c, w = random_checkpoint(tmp_path, True)
+    proc = subprocess.run([sys.executable, "-m", "posenc.generate", path, *args],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert fragment in proc.stderr and "Traceback" not in proc.stderr
