@@ -39,14 +39,42 @@ def test_matmul(rng, m, k, n, dynamic):
     rel_err(r, expected)  # reported in the error summary
 
 
+def matmul_tb_ir(m, k, n, dynamic=False):
+    """C + A·Bᵀ with B [n, k], as a projection's weights."""
+    dims = (("?", "?"), ("?", "?"), ("?", "?")) if dynamic else ((m, k), (n, k), (m, n))
+    ta, tb, tc = (tensor_type(d, "f32") for d in dims)
+    body = [f"%r = linalg.matmul indexing_maps = [affine_map<(m, n, k) -> (m, k)>, "
+            f"affine_map<(m, n, k) -> (n, k)>, affine_map<(m, n, k) -> (m, n)>] "
+            f"ins(%a, %b : {ta}, {tb}) outs(%c : {tc}) -> {tc}"]
+    return func_ir([("a", ta), ("b", tb), ("c", tc)], body, [("%r", tc)])
+
+
+@pytest.mark.parametrize("m,k,n", SHAPES + [(1, 4096, 37), (64, 172, 64), (5, 20, 9)])
+@pytest.mark.parametrize("dynamic", [False, True])
+@pytest.mark.parametrize("vectorize", [True, False])
+def test_matmul_transposed_b(rng, m, k, n, dynamic, vectorize):
+    # The dot-product form (every block shape and edge: rows, columns, the
+    # k tail) against float64, and the same IR with the pass off.
+    a, b, c = (rng.uniform(-1, 1, s).astype(np.float32) for s in ((m, k), (n, k), (m, n)))
+    pipeline = None if vectorize else "posenc-lower-to-cpu{vectorize-matmul=false}"
+    (r,) = run(matmul_tb_ir(m, k, n, dynamic), [a, b, c], pipeline=pipeline)
+    expected = a.astype(np.float64) @ b.astype(np.float64).T + c
+    scale = np.max(np.abs(a.astype(np.float64)) @ np.abs(b.astype(np.float64)).T + np.abs(c)) \
+        if m * n else 1.0
+    assert np.max(np.abs(r - expected), initial=0.0) <= 1e-6 * scale
+
+
 @pytest.mark.parametrize("rows,vectors,width", [(1, 1, 8), (3, 3, 4), (6, 2, 8), (5, 1, 16)])
-def test_block_shapes(rng, rows, vectors, width):
+@pytest.mark.parametrize("transposed", [False, True])
+def test_block_shapes(rng, rows, vectors, width, transposed):
     m, k, n = 29, 17, 53
-    a, b, c = (rng.uniform(-1, 1, s).astype(np.float32) for s in ((m, k), (k, n), (m, n)))
+    bshape = (n, k) if transposed else (k, n)
+    a, b, c = (rng.uniform(-1, 1, s).astype(np.float32) for s in ((m, k), bshape, (m, n)))
     pipeline = (f"{BUFFERIZE}, func.func(posenc-vectorize-matmul{{rows={rows} "
                 f"vectors={vectors} vector-width={width}}}), posenc-lower-to-cpu")
-    (r,) = run(matmul_ir(m, k, n, dynamic=True), [a, b, c], pipeline=pipeline)
-    expected = a.astype(np.float64) @ b.astype(np.float64) + c
+    ir = (matmul_tb_ir if transposed else matmul_ir)(m, k, n, dynamic=True)
+    (r,) = run(ir, [a, b, c], pipeline=pipeline)
+    expected = a.astype(np.float64) @ (b.T if transposed else b).astype(np.float64) + c
     assert rel_err(r, expected) <= 1e-6
 
 

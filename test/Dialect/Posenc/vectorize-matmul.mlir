@@ -88,3 +88,41 @@ func.func @negative_(%t: tensor<4x4xf32>, %h: memref<4x4xf16>, %hc: memref<4x4xf
       ins(%a, %a : memref<4x4xf32>, memref<4x4xf32>) outs(%c : memref<4x4xf32>)
   return %r : tensor<4x4xf32>
 }
+
+// -----
+
+// C += A·Bᵀ (B stored [N, K], a projection's [out, in] weights): blocks of
+// 4 x 4 dot products whose accumulators are vectors along k, B's rows
+// outermost (one row block: its loop folds away); a horizontal sum per
+// element, then the scalar k tail (K = 20 = 2 vectors + 4), and the row
+// and column edges.
+// CHECK-LABEL: func @transposed_b
+// CHECK: scf.for %[[J:.+]] = %c0 to %c8 step %c4
+// CHECK: scf.for %[[K:.+]] = %c0 to %c16 step %c8 iter_args({{.*}}) -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
+// CHECK-COUNT-8: vector.load
+// CHECK-COUNT-16: vector.fma
+// CHECK: scf.yield
+// CHECK-COUNT-16: vector.reduction <add>
+// CHECK: scf.for %{{.+}} = %c16 to %c20 step %c1
+// CHECK-COUNT-16: math.fma
+// CHECK-COUNT-16: memref.store
+// CHECK-NOT: linalg.matmul
+// CHECK: return
+// SMALL-LABEL: func @transposed_b
+// SMALL: scf.for {{.*}} -> (vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>)
+func.func @transposed_b(%a: memref<5x20xf32>, %b: memref<9x20xf32>, %c: memref<5x9xf32>) {
+  linalg.matmul indexing_maps = [affine_map<(m, n, k) -> (m, k)>, affine_map<(m, n, k) -> (n, k)>, affine_map<(m, n, k) -> (m, n)>]
+      ins(%a, %b : memref<5x20xf32>, memref<9x20xf32>) outs(%c : memref<5x9xf32>)
+  return
+}
+
+// -----
+
+// Other maps (here Aᵀ·B) are left alone.
+// CHECK-LABEL: func @transposed_a
+// CHECK: linalg.matmul
+func.func @transposed_a(%a: memref<20x5xf32>, %b: memref<20x9xf32>, %c: memref<5x9xf32>) {
+  linalg.matmul indexing_maps = [affine_map<(m, n, k) -> (k, m)>, affine_map<(m, n, k) -> (k, n)>, affine_map<(m, n, k) -> (m, n)>]
+      ins(%a, %b : memref<20x5xf32>, memref<20x9xf32>) outs(%c : memref<5x9xf32>)
+  return
+}

@@ -11,12 +11,22 @@
 // then narrower blocks for the edges, and a linalg.matmul on subviews for
 // the columns narrower than one vector.
 //
+// C += A·Bᵀ with B stored [N, K] (y = x·Wᵀ of a projection whose weights
+// are [out, in], as checkpoints store them) -> dot-product blocks, rows of
+// A and of B both contiguous along k:
+//
+//   for j0 in blocks of B rows, i0 in blocks of A rows:   (B block in cache)
+//     acc[r][c] = 0                                       (vectors along k)
+//     for k0 by width: acc[r][c] = fma(A[i0 + r, k0:], B[j0 + c, k0:], acc)
+//     C[i0 + r, j0 + c] += reduce_add(acc[r][c]) + scalar tail over k
+//
 //===----------------------------------------------------------------------===//
 
 #include "posenc/Dialect/Posenc/Transforms/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
@@ -44,6 +54,23 @@ bool isVectorizable(linalg::MatmulOp op) {
   return isF32Matrix(op.getDpsInputs()[0], false) &&
          isF32Matrix(op.getDpsInputs()[1], true) &&
          isF32Matrix(op.getDpsInits()[0], true);
+}
+
+/// C += A·Bᵀ: maps (m, k), (n, k), (m, n), f32, rows of A and B contiguous.
+bool isTransposedBVectorizable(linalg::MatmulOp op) {
+  if (!op.hasPureBufferSemantics() || !op.hasUserDefinedMaps())
+    return false;
+  MLIRContext *ctx = op.getContext();
+  AffineExpr m, n, k;
+  bindDims(ctx, m, n, k);
+  SmallVector<AffineMap> expected = {AffineMap::get(3, 0, {m, k}, ctx),
+                                     AffineMap::get(3, 0, {n, k}, ctx),
+                                     AffineMap::get(3, 0, {m, n}, ctx)};
+  if (op.getIndexingMapsArray() != ArrayRef<AffineMap>(expected))
+    return false;
+  return isF32Matrix(op.getDpsInputs()[0], true) &&
+         isF32Matrix(op.getDpsInputs()[1], true) &&
+         isF32Matrix(op.getDpsInits()[0], false);
 }
 
 /// Emits the loops at `b`'s insertion point. scf.for body builders receive
@@ -178,6 +205,106 @@ struct MatmulVectorizer {
   }
 };
 
+/// The dot-product form for C[M, N] += A[M, K] · B[N, K]ᵀ.
+struct TransposedBVectorizer : MatmulVectorizer {
+  /// Blocks of `rows` x `cols` of C over rows [r0, r1) and columns
+  /// [c0, c1) (both whole multiples of the block), B's rows outermost so
+  /// a block of B stays in cache while every row block of A passes.
+  void emitDotBlocks(Value r0, Value r1, Value c0, Value c1, int64_t rows,
+                     int64_t cols) {
+    if (isEmpty(r0, r1) || isEmpty(c0, c1))
+      return;
+    Type f32 = b.getF32Type();
+    auto vecTy = VectorType::get({width}, f32);
+    Value kVecEnd = wholeBlocksEnd(cIndex(0), k, width);
+    scf::ForOp::create(
+        b, loc, c0, c1, cIndex(cols), ValueRange{},
+        [&](OpBuilder &, Location, Value j0, ValueRange) {
+          SmallVector<Value> colIdx;
+          for (int64_t c = 0; c < cols; ++c)
+            colIdx.push_back(addConst(j0, c));
+          scf::ForOp::create(
+              b, loc, r0, r1, cIndex(rows), ValueRange{},
+              [&](OpBuilder &, Location, Value i0, ValueRange) {
+                SmallVector<Value> rowIdx;
+                for (int64_t r = 0; r < rows; ++r)
+                  rowIdx.push_back(addConst(i0, r));
+                Value zeroVec = arith::ConstantOp::create(
+                    b, loc, vecTy, DenseElementsAttr::get(vecTy, 0.0f));
+                SmallVector<Value> init(rows * cols, zeroVec);
+                auto kLoop = scf::ForOp::create(
+                    b, loc, cIndex(0), kVecEnd, cIndex(width), init,
+                    [&](OpBuilder &, Location, Value kk, ValueRange acc) {
+                      SmallVector<Value> aVec, bVec, next;
+                      for (Value i : rowIdx)
+                        aVec.push_back(
+                            vector::LoadOp::create(b, loc, vecTy, a, {i, kk}));
+                      for (Value j : colIdx)
+                        bVec.push_back(
+                            vector::LoadOp::create(b, loc, vecTy, bm, {j, kk}));
+                      for (int64_t r = 0; r < rows; ++r)
+                        for (int64_t c = 0; c < cols; ++c)
+                          next.push_back(vector::FMAOp::create(
+                              b, loc, aVec[r], bVec[c], acc[r * cols + c]));
+                      scf::YieldOp::create(b, loc, next);
+                    });
+                SmallVector<Value> sums;
+                for (Value v : kLoop.getResults())
+                  sums.push_back(vector::ReductionOp::create(
+                      b, loc, vector::CombiningKind::ADD, v));
+                // The k that do not fill a vector, in scalars.
+                if (!isEmpty(kVecEnd, k)) {
+                  auto tail = scf::ForOp::create(
+                      b, loc, kVecEnd, k, cIndex(1), sums,
+                      [&](OpBuilder &, Location, Value kk, ValueRange acc) {
+                        SmallVector<Value> next;
+                        for (int64_t r = 0; r < rows; ++r) {
+                          Value x = memref::LoadOp::create(b, loc, a,
+                                                           {rowIdx[r], kk});
+                          for (int64_t c = 0; c < cols; ++c) {
+                            Value y = memref::LoadOp::create(b, loc, bm,
+                                                             {colIdx[c], kk});
+                            next.push_back(math::FmaOp::create(
+                                b, loc, x, y, acc[r * cols + c]));
+                          }
+                        }
+                        scf::YieldOp::create(b, loc, next);
+                      });
+                  sums.assign(tail.getResults().begin(),
+                              tail.getResults().end());
+                }
+                for (int64_t r = 0; r < rows; ++r)
+                  for (int64_t c = 0; c < cols; ++c) {
+                    Value old = memref::LoadOp::create(b, loc, this->c,
+                                                       {rowIdx[r], colIdx[c]});
+                    Value sum =
+                        arith::AddFOp::create(b, loc, old, sums[r * cols + c]);
+                    memref::StoreOp::create(b, loc, sum, this->c,
+                                            {rowIdx[r], colIdx[c]});
+                  }
+                scf::YieldOp::create(b, loc);
+              });
+          scf::YieldOp::create(b, loc);
+        });
+  }
+
+  /// All of C: rows x cols blocks, then the edges with blocks of one row
+  /// and/or one column.
+  void emit(int64_t rows, int64_t cols) {
+    Value zero = cIndex(0);
+    Value rEnd = wholeBlocksEnd(zero, m, rows);
+    Value cEnd = wholeBlocksEnd(zero, n, cols);
+    // A single row (decode's GEMV) keeps as many B rows in flight as a
+    // block of rows x cols holds accumulators.
+    int64_t gemvCols = rows * cols;
+    Value cEndGemv = wholeBlocksEnd(zero, n, gemvCols);
+    emitDotBlocks(zero, rEnd, zero, cEnd, rows, cols);
+    emitDotBlocks(zero, rEnd, cEnd, n, rows, 1);
+    emitDotBlocks(rEnd, m, zero, cEndGemv, 1, gemvCols);
+    emitDotBlocks(rEnd, m, cEndGemv, n, 1, 1);
+  }
+};
+
 struct PosencVectorizeMatmulPass
     : posenc::impl::PosencVectorizeMatmulPassBase<PosencVectorizeMatmulPass> {
   using Base::Base;
@@ -190,11 +317,26 @@ struct PosencVectorizeMatmulPass
           << " vector-width=" << int64_t(vectorWidth);
       return signalPassFailure();
     }
-    SmallVector<linalg::MatmulOp> matmuls;
+    SmallVector<linalg::MatmulOp> matmuls, transposed;
     getOperation()->walk([&](linalg::MatmulOp op) {
       if (isVectorizable(op))
         matmuls.push_back(op);
+      else if (isTransposedBVectorizable(op))
+        transposed.push_back(op);
     });
+    for (linalg::MatmulOp op : transposed) {
+      OpBuilder b(op);
+      Location loc = op.getLoc();
+      Value a = op.getDpsInputs()[0], bm = op.getDpsInputs()[1];
+      Value c = op.getDpsInits()[0];
+      TransposedBVectorizer v{
+          {b, loc, a, bm, c, b.createOrFold<memref::DimOp>(loc, c, 0),
+           b.createOrFold<memref::DimOp>(loc, c, 1),
+           b.createOrFold<memref::DimOp>(loc, a, 1), vectorWidth}};
+      // As many accumulators as the broadcast form's blocks hold.
+      v.emit(rows, std::max<int64_t>(1, vectors * 2));
+      op.erase();
+    }
     for (linalg::MatmulOp op : matmuls) {
       OpBuilder b(op);
       Location loc = op.getLoc();

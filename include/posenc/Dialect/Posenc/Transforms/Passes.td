@@ -338,8 +338,19 @@ def PosencVectorizeMatmulPass : Pass<"posenc-vectorize-matmul"> {
       vector (lowered to scalar loops later).
 
     Each C element is still the sum over k in increasing order, with one
-    rounding per FMA. Other matmuls (other element types, transposed or
-    broadcast maps, tensors, strided B or C rows) are left alone.
+    rounding per FMA.
+
+    A `linalg.matmul` with the maps (m, k), (n, k), (m, n) — C += A·Bᵀ,
+    B stored [N, K], as the projections of a model whose weights are
+    [out, in] — takes the dot-product form instead: blocks of `rows` x
+    2·`vectors` elements of C (single rows: rows·2·`vectors` columns) whose
+    accumulators are vectors along k, loads of A's and B's rows, one FMA
+    per pair, a horizontal sum and a scalar tail over k; B's rows are the
+    outer loop, so a block of them stays in cache across A's rows. Here C
+    is the sum of `vector-width` interleaved partial sums over k.
+
+    Other matmuls (other element types, other maps, tensors, strided rows)
+    are left alone.
   }];
   let options = [
     Option<"rows", "rows", "int64_t", "4",
@@ -352,6 +363,7 @@ def PosencVectorizeMatmulPass : Pass<"posenc-vectorize-matmul"> {
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
     "::mlir::linalg::LinalgDialect",
+    "::mlir::math::MathDialect",
     "::mlir::memref::MemRefDialect",
     "::mlir::scf::SCFDialect",
     "::mlir::vector::VectorDialect",
