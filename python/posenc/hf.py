@@ -6,8 +6,13 @@
 A directory holds `config.json` and either `model.safetensors` or a sharded
 `model.safetensors.index.json` (its `weight_map` names the shard of every
 tensor). Families read as whole decoders: `llama`, `mistral` (positions up
-to `sliding_window`, beyond which the model needs sliding-window attention)
-and `qwen2` (q/k/v biases; `use_sliding_window` false). RoPE uses the half
+to `sliding_window`, beyond which the model needs sliding-window attention),
+`qwen2` (q/k/v biases; `use_sliding_window` false) and `phi3` (fused
+`qkv_proj` and `gate_up_proj`, used as row blocks without a copy; up to its
+`sliding_window`). LongRoPE (Phi-3's `su`/`longrope`) picks short or long
+factors from the positions of each call, as Hugging Face's Phi-3 does: keys
+cached before the sequence passes `original_max_position_embeddings` keep
+the short factors. RoPE uses the half
 layout, `rope_theta`, `rope_scaling` (every kind posenc.models reads),
 `partial_rotary_factor` and `head_dim`.
 
@@ -32,7 +37,7 @@ from .models import ConfigError, _rope_attr_sc, rope_scaling
 
 DTYPES = {"F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "BF16": np.dtype("<u2"),
           "F64": np.dtype("<f8")}
-FAMILIES = ("llama", "mistral", "qwen2")
+FAMILIES = ("llama", "mistral", "qwen2", "phi3")
 
 
 class HFError(ValueError):
@@ -191,7 +196,7 @@ def read_config(directory):
     except ConfigError as e:
         raise HFError(f"{path}: {e}") from None
     max_pos = positive("max_position_embeddings", 4096)
-    if family == "mistral" and cfg.get("sliding_window") is not None:
+    if family in ("mistral", "phi3") and cfg.get("sliding_window") is not None:
         max_pos = min(max_pos, positive("sliding_window"))
     if family == "qwen2" and flag("use_sliding_window"):
         raise HFError(f"{path}: use_sliding_window is true; sliding-window attention is not "
@@ -285,6 +290,22 @@ def read_model(directory):
              "bk": "self_attn.k_proj.bias", "bv": "self_attn.v_proj.bias"}
     from .decoder import layer_names
 
+    if config.family == "phi3":
+        # Fused rows [q; k; v] and [gate; up]: contiguous row blocks.
+        qd, kv, hid, d = config.q_dim, config.kv_dim, config.hidden_dim, config.dim
+        layers = []
+        for i in range(config.n_layers):
+            p = f"model.layers.{i}."
+            qkv = get(p + "self_attn.qkv_proj.weight", (qd + 2 * kv, d))
+            gate_up = get(p + "mlp.gate_up_proj.weight", (2 * hid, d))
+            layers.append({"rms_att": get(p + names["rms_att"], shapes["rms_att"]),
+                           "wq": qkv[:qd], "wk": qkv[qd:qd + kv], "wv": qkv[qd + kv:],
+                           "wo": get(p + names["wo"], shapes["wo"]),
+                           "rms_ffn": get(p + names["rms_ffn"], shapes["rms_ffn"]),
+                           "w1": gate_up[:hid], "w3": gate_up[hid:],
+                           "w2": get(p + names["w2"], shapes["w2"])})
+        weights["layers"] = layers
+        return config, weights
     weights["layers"] = [{n: get(f"model.layers.{i}.{names[n]}", shapes[n])
                           for n in layer_names(config)} for i in range(config.n_layers)]
     return config, weights
