@@ -123,6 +123,34 @@ class _Function:
                              "%xs = arith.mulf %inv, %a0 : f32",
                              "%r = arith.mulf %a2, %xs : f32", "%r"])
 
+    def layernorm(self, x, w, b, width):
+        # torch.nn.LayerNorm: (x - mean)/sqrt(var + eps)·w + b, biased var.
+        s, t = self.s, _tensor((self.s, width))
+        mean = self.generic([(x, t)], (s,), ["(s, d) -> (s, d)", "(s, d) -> (s)"],
+                            ["parallel", "reduction"], ["%r = arith.addf %acc, %a0 : f32", "%r"],
+                            out=self.zeros((s,)))
+        var = self.generic([(x, t), (mean, _tensor((s,)))], (s,),
+                           ["(s, d) -> (s, d)", "(s, d) -> (s)", "(s, d) -> (s)"],
+                           ["parallel", "reduction"],
+                           [f"%m = arith.divf %a1, %width{width} : f32",
+                            "%dx = arith.subf %a0, %m : f32", "%sq = arith.mulf %dx, %dx : f32",
+                            "%r = arith.addf %acc, %sq : f32", "%r"], out=self.zeros((s,)))
+        return self.generic([(x, t), (mean, _tensor((s,))), (var, _tensor((s,))),
+                             (w, _tensor((width,))), (b, _tensor((width,)))], (s, width),
+                            ["(s, d) -> (s, d)", "(s, d) -> (s)", "(s, d) -> (s)",
+                             "(s, d) -> (d)", "(s, d) -> (d)", "(s, d) -> (s, d)"],
+                            ["parallel", "parallel"],
+                            [f"%m = arith.divf %a1, %width{width} : f32",
+                             f"%v = arith.divf %a2, %width{width} : f32",
+                             "%ve = arith.addf %v, %eps : f32", "%rt = math.sqrt %ve : f32",
+                             "%dx = arith.subf %a0, %m : f32", "%xn = arith.divf %dx, %rt : f32",
+                             "%g = arith.mulf %xn, %a3 : f32", "%r = arith.addf %g, %a4 : f32",
+                             "%r"])
+
+    def norm(self, x, w, b, width):
+        return self.layernorm(x, w, b, width) if self.c.norm == "layer" else \
+            self.rmsnorm(x, w, width)
+
     def linear(self, x, w, n, k):
         """x [S, k] · wᵀ, w [n, k] as stored."""
         v = self.fresh("mm")
@@ -164,25 +192,39 @@ def decoder_ir(cfg, max_seq):
 
 
 def weight_shapes(c):
-    """{name: shape} of the globals and of one layer's weights."""
+    """{name: shape} of the globals and of one layer's weights. The norms
+    keep llama2.c's names (rms_*) whatever their kind; *_b are LayerNorm
+    biases."""
     d, h, qd, kv, v = c.dim, c.hidden_dim, c.q_dim, c.kv_dim, c.vocab_size
     shapes = {"token_embedding": (v, d), "rms_final": (d,), "wcls": (v, d), "rms_att": (d,),
               "wq": (qd, d), "wk": (kv, d), "wv": (kv, d), "wo": (d, qd), "rms_ffn": (d,),
               "w1": (h, d), "w2": (d, h), "w3": (h, d)}
     if c.qkv_bias:
         shapes.update(bq=(qd,), bk=(kv,), bv=(kv,))
+    if c.dense_bias:
+        shapes.update(bo=(d,), b1=(h,), b2=(d,))
+    if c.norm == "layer":
+        shapes.update(rms_att_b=(d,), rms_ffn_b=(d,), rms_final_b=(d,))
     return shapes
 
 
 def layer_names(c):
-    return LAYER + (BIASES if c.qkv_bias else ())
+    names = LAYER if c.mlp == "swiglu" else tuple(n for n in LAYER if n != "w3")
+    names += BIASES if c.qkv_bias else ()
+    names += ("bo", "b1", "b2") if c.dense_bias else ()
+    names += ("rms_att_b", "rms_ffn_b") if c.norm == "layer" else ()
+    return names
+
+
+def global_names(c):
+    return GLOBALS + (("rms_final_b",) if c.norm == "layer" else ())
 
 
 def weight_arguments(c):
     """(argument name, weight key, shape) in argument order; keys are a
     global name or (layer, name)."""
     shapes = weight_shapes(c)
-    args = [(g, g, shapes[g]) for g in GLOBALS]
+    args = [(g, g, shapes[g]) for g in global_names(c)]
     for i in range(c.n_layers):
         args += [(f"L{i}_{n}", (i, n), shapes[n]) for n in layer_names(c)]
     return args
@@ -239,7 +281,7 @@ def _entry(c, max_seq, name, s):
     q_t, kv_t = _tensor((1, s, H, hd)), _tensor((1, s, Hkv, hd))
     full_kv_t = _tensor((1, None, Hkv, hd))
     for layer in range(c.n_layers):
-        xb = f.rmsnorm(x, f.layer_weight("rms_att", layer), d)
+        xb = f.norm(x, f.layer_weight("rms_att", layer), f.layer_weight("rms_att_b", layer), d)
         q = f.linear(xb, f.layer_weight("wq", layer), qd, d)
         k = f.linear(xb, f.layer_weight("wk", layer), c.kv_dim, d)
         v = f.linear(xb, f.layer_weight("wv", layer), c.kv_dim, d)
@@ -280,18 +322,41 @@ def _entry(c, max_seq, name, s):
         att2 = f.fresh("att")
         f.emit(f"{att2} = tensor.collapse_shape {att} [[0, 1], [2, 3]] : {q_t} into "
                f"{_tensor((s, qd))}")
-        x = f.add(x, f.linear(att2, f.layer_weight("wo", layer), d, qd), d)
-        xb = f.rmsnorm(x, f.layer_weight("rms_ffn", layer), d)
+        o = f.linear(att2, f.layer_weight("wo", layer), d, qd)
+        if c.dense_bias:
+            o = f.add_bias(o, f.layer_weight("bo", layer), d)
+        # Sequential residuals, or GPT-NeoX's parallel ones (both norms
+        # read the layer's input).
+        x_att = f.add(x, o, d)
+        xb = f.norm(x if c.parallel_residual else x_att, f.layer_weight("rms_ffn", layer),
+                    f.layer_weight("rms_ffn_b", layer), d)
         h1 = f.linear(xb, f.layer_weight("w1", layer), hid, d)
-        h3 = f.linear(xb, f.layer_weight("w3", layer), hid, d)
         t = _tensor((s, hid))
-        g = f.generic([(h1, t), (h3, t)], (s, hid), ["(s, d) -> (s, d)"] * 3,
-                      ["parallel", "parallel"],
-                      ["%ng = arith.negf %a0 : f32", "%ex = math.exp %ng : f32",
-                       "%den = arith.addf %one, %ex : f32", "%sg = arith.divf %one, %den : f32",
-                       "%sl = arith.mulf %a0, %sg : f32", "%r = arith.mulf %sl, %a1 : f32", "%r"])
-        x = f.add(x, f.linear(g, f.layer_weight("w2", layer), d, hid), d)
-    xf = f.rmsnorm(x, "%rms_final", d)
+        if c.dense_bias:
+            h1 = f.add_bias(h1, f.layer_weight("b1", layer), hid)
+        if c.mlp == "swiglu":
+            h3 = f.linear(xb, f.layer_weight("w3", layer), hid, d)
+            g = f.generic([(h1, t), (h3, t)], (s, hid), ["(s, d) -> (s, d)"] * 3,
+                          ["parallel", "parallel"],
+                          ["%ng = arith.negf %a0 : f32", "%ex = math.exp %ng : f32",
+                           "%den = arith.addf %one, %ex : f32",
+                           "%sg = arith.divf %one, %den : f32",
+                           "%sl = arith.mulf %a0, %sg : f32", "%r = arith.mulf %sl, %a1 : f32",
+                           "%r"])
+        else:
+            # Exact GELU: x·(1 + erf(x/√2))/2.
+            g = f.generic([(h1, t)], (s, hid), ["(s, d) -> (s, d)"] * 2,
+                          ["parallel", "parallel"],
+                          ["%rs2 = arith.constant 0.70710678118654752 : f32",
+                           "%half = arith.constant 0.5 : f32",
+                           "%xs = arith.mulf %a0, %rs2 : f32", "%er = math.erf %xs : f32",
+                           "%p1 = arith.addf %er, %one : f32", "%hx = arith.mulf %a0, %half : f32",
+                           "%r = arith.mulf %hx, %p1 : f32", "%r"])
+        y = f.linear(g, f.layer_weight("w2", layer), d, hid)
+        if c.dense_bias:
+            y = f.add_bias(y, f.layer_weight("b2", layer), d)
+        x = f.add(x_att, y, d)
+    xf = f.norm(x, "%rms_final", "%rms_final_b", d)
     logits = f.linear(xf, "%wcls", V, d)
     f.emit(f"bufferization.materialize_in_destination {kc} in restrict writable %k_cache : "
            f"({_tensor(cache)}, {_memref(cache)}) -> ()")

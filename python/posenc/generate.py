@@ -5,7 +5,7 @@
         --top-p P --seed S] [--stop-at-bos] [--print-ids] [--max-seq N]
 
 CHECKPOINT is a llama2.c `.bin` or a Hugging Face model directory
-(config.json + safetensors; Llama, Mistral, Qwen2, Phi-3 — token ids only, its
+(config.json + safetensors; Llama, Mistral, Qwen2, Phi-3, GPT-NeoX — token ids only, its
 tokenizer is not read). Text is printed as it is generated (token
 ids without a tokenizer), then the prompt and generation speed in tokens
 per second. Greedy by default, so runs are reproducible; `-n` is run.c's

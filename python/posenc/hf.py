@@ -9,7 +9,10 @@ tensor). Families read as whole decoders: `llama`, `mistral` (positions up
 to `sliding_window`, beyond which the model needs sliding-window attention),
 `qwen2` (q/k/v biases; `use_sliding_window` false) and `phi3` (fused
 `qkv_proj` and `gate_up_proj`, used as row blocks without a copy; up to its
-`sliding_window`). LongRoPE (Phi-3's `su`/`longrope`) picks short or long
+`sliding_window`), and `gpt_neox` (Pythia: LayerNorm, exact-GELU MLP,
+biases everywhere, parallel residuals by `use_parallel_residual`,
+`rotary_pct`; its per-head interleaved `query_key_value` is split into
+q, k and v, a copy per layer). LongRoPE (Phi-3's `su`/`longrope`) picks short or long
 factors from the positions of each call, as Hugging Face's Phi-3 does: keys
 cached before the sequence passes `original_max_position_embeddings` keep
 the short factors. RoPE uses the half
@@ -37,7 +40,7 @@ from .models import ConfigError, _rope_attr_sc, rope_scaling
 
 DTYPES = {"F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "BF16": np.dtype("<u2"),
           "F64": np.dtype("<f8")}
-FAMILIES = ("llama", "mistral", "qwen2", "phi3")
+FAMILIES = ("llama", "mistral", "qwen2", "phi3", "gpt_neox")
 
 
 class HFError(ValueError):
@@ -183,10 +186,13 @@ def read_config(directory):
     if heads % kv_heads:
         raise HFError(f"{path}: num_attention_heads ({heads}) is not a multiple of "
                       f"num_key_value_heads ({kv_heads})")
-    if cfg.get("hidden_act", "silu") != "silu":
-        raise HFError(f"{path}: hidden_act {cfg['hidden_act']!r}; the decoder has SwiGLU "
-                      f"(silu)")
-    partial = number("partial_rotary_factor", 1.0, high=1.0, closed_high=True)
+    neox = family == "gpt_neox"
+    act = cfg.get("hidden_act", "gelu" if neox else "silu")
+    if act != ("gelu" if neox else "silu"):
+        raise HFError(f"{path}: hidden_act {act!r}; {family} is read with "
+                      f"{'gelu (exact)' if neox else 'silu (SwiGLU)'}")
+    partial = number("rotary_pct" if neox else "partial_rotary_factor", 1.0, high=1.0,
+                     closed_high=True)
     rotary = int(head_dim * partial)
     if rotary % 2 or rotary <= 0:
         raise HFError(f"{path}: partial_rotary_factor {partial} gives {rotary} rotary dims "
@@ -206,13 +212,25 @@ def read_config(directory):
         n_layers=positive("num_hidden_layers"), n_heads=heads, n_kv_heads=kv_heads,
         vocab_size=positive("vocab_size"), seq_len=max_pos,
         shared_classifier=flag("tie_word_embeddings"),
-        rope_theta=number("rope_theta", 10000.0),
-        norm_eps=number("rms_norm_eps", 1e-6, high=1.0), rope_layout="half",
+        rope_theta=number("rotary_emb_base" if neox and "rope_theta" not in cfg
+                          else "rope_theta", 10000.0),
+        norm_eps=number("layer_norm_eps" if neox else "rms_norm_eps",
+                        1e-5 if neox else 1e-6, high=1.0), rope_layout="half",
         rope_scaling=sc, attention_factor=factor,
         rotary_dim=rotary if rotary != head_dim else None,
-        qkv_bias=family == "qwen2" or flag("attention_bias"),
-        head_size=head_dim if head_dim != dim // heads else 0, family=family)
+        qkv_bias=family == "qwen2" or neox or flag("attention_bias"),
+        head_size=head_dim if head_dim != dim // heads else 0, family=family,
+        norm="layer" if neox else "rms", mlp="gelu" if neox else "swiglu",
+        dense_bias=neox,
+        parallel_residual=neox and flag_default(cfg, "use_parallel_residual", True, path))
     return config, cfg
+
+
+def flag_default(cfg, name, default, path):
+    v = cfg.get(name, default)
+    if not isinstance(v, bool):
+        raise HFError(f"{path}: {name} must be true or false, got {v!r}")
+    return v
 
 
 def _shards(directory):
@@ -274,6 +292,8 @@ def read_model(directory):
     from .decoder import weight_shapes
 
     shapes = weight_shapes(config)
+    if config.family == "gpt_neox":
+        return config, _neox_weights(config, shapes, get)
     weights = {"token_embedding": get("model.embed_tokens.weight", shapes["token_embedding"]),
                "rms_final": get("model.norm.weight", shapes["rms_final"])}
     has_head = (shards is not None and "lm_head.weight" in shards) or \
@@ -309,3 +329,32 @@ def read_model(directory):
     weights["layers"] = [{n: get(f"model.layers.{i}.{names[n]}", shapes[n])
                           for n in layer_names(config)} for i in range(config.n_layers)]
     return config, weights
+
+
+def _neox_weights(config, shapes, get):
+    """GPT-NeoX names; query_key_value rows are per head [q_h; k_h; v_h]."""
+    h, hd, d, hid = config.n_heads, config.head_dim, config.dim, config.hidden_dim
+    weights = {"token_embedding": get("gpt_neox.embed_in.weight", shapes["token_embedding"]),
+               "rms_final": get("gpt_neox.final_layer_norm.weight", (d,)),
+               "rms_final_b": get("gpt_neox.final_layer_norm.bias", (d,)),
+               "wcls": get("embed_out.weight", shapes["wcls"]), "layers": []}
+    for i in range(config.n_layers):
+        p = f"gpt_neox.layers.{i}."
+        qkv = get(p + "attention.query_key_value.weight", (3 * h * hd, d)).reshape(h, 3, hd, d)
+        qkv_b = get(p + "attention.query_key_value.bias", (3 * h * hd,)).reshape(h, 3, hd)
+        lw = {n: np.ascontiguousarray(qkv[:, j].reshape(h * hd, d))
+              for j, n in enumerate(("wq", "wk", "wv"))}
+        lw.update({n: np.ascontiguousarray(qkv_b[:, j].reshape(h * hd))
+                   for j, n in enumerate(("bq", "bk", "bv"))})
+        lw.update(rms_att=get(p + "input_layernorm.weight", (d,)),
+                  rms_att_b=get(p + "input_layernorm.bias", (d,)),
+                  rms_ffn=get(p + "post_attention_layernorm.weight", (d,)),
+                  rms_ffn_b=get(p + "post_attention_layernorm.bias", (d,)),
+                  wo=get(p + "attention.dense.weight", (d, h * hd)),
+                  bo=get(p + "attention.dense.bias", (d,)),
+                  w1=get(p + "mlp.dense_h_to_4h.weight", (hid, d)),
+                  b1=get(p + "mlp.dense_h_to_4h.bias", (hid,)),
+                  w2=get(p + "mlp.dense_4h_to_h.weight", (d, hid)),
+                  b2=get(p + "mlp.dense_4h_to_h.bias", (d,)))
+        weights["layers"].append(lw)
+    return weights

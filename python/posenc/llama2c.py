@@ -56,6 +56,10 @@ class Config:
     qkv_bias: bool = False
     head_size: int = 0  # 0: dim / n_heads
     family: str = "llama2.c"
+    norm: str = "rms"  # or "layer": LayerNorm with a bias
+    mlp: str = "swiglu"  # or "gelu": down(gelu(up(x))), exact erf GELU
+    dense_bias: bool = False  # biases on the output projection and the MLP
+    parallel_residual: bool = False  # GPT-NeoX: x + attn(ln1 x) + mlp(ln2 x)
 
     @property
     def head_dim(self):

@@ -327,7 +327,13 @@ def decoder_forward(config, weights, ids):
     f64 = lambda a: np.asarray(a, np.float64)  # noqa: E731
     pos = np.arange(s)
 
-    def rmsnorm(x, g):
+    layer_norm = getattr(config, "norm", "rms") == "layer"
+
+    def rmsnorm(x, g, b=None):
+        if layer_norm:  # torch.nn.LayerNorm
+            c = x - x.mean(axis=-1, keepdims=True)
+            return c / np.sqrt(np.mean(c * c, axis=-1, keepdims=True) + config.norm_eps) \
+                * f64(g) + f64(b)
         return f64(g) * (x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + config.norm_eps))
 
     def rotate(x, heads):
@@ -341,8 +347,9 @@ def decoder_forward(config, weights, ids):
 
     x = f64(weights["token_embedding"])[np.asarray(ids)]
     mask = np.triu(np.ones((s, s), bool), 1)
+    erf = np.vectorize(math.erf)
     for lw in weights["layers"]:
-        xb = rmsnorm(x, lw["rms_att"])
+        xb = rmsnorm(x, lw["rms_att"], lw.get("rms_att_b"))
         q = rotate(linear(xb, lw, "wq", "bq"), h)
         k = rotate(linear(xb, lw, "wk", "bk"), hkv)
         v = linear(xb, lw, "wv", "bv").reshape(s, hkv, hd)
@@ -352,8 +359,14 @@ def decoder_forward(config, weights, ids):
         p = np.exp(scores - scores.max(axis=-1, keepdims=True))
         p /= p.sum(axis=-1, keepdims=True)
         att = np.einsum("hij,jhd->ihd", p, v).reshape(s, h * hd)
-        x = x + linear(att, lw, "wo")
-        xb = rmsnorm(x, lw["rms_ffn"])
-        g, u = linear(xb, lw, "w1"), linear(xb, lw, "w3")
-        x = x + linear(g / (1 + np.exp(-g)) * u, lw, "w2")
-    return rmsnorm(x, weights["rms_final"]) @ f64(weights["wcls"]).T
+        x_att = x + linear(att, lw, "wo", "bo")
+        xb = rmsnorm(x if getattr(config, "parallel_residual", False) else x_att,
+                     lw["rms_ffn"], lw.get("rms_ffn_b"))
+        g = linear(xb, lw, "w1", "b1")
+        if getattr(config, "mlp", "swiglu") == "swiglu":
+            act = g / (1 + np.exp(-g)) * linear(xb, lw, "w3")
+        else:  # exact GELU
+            act = 0.5 * g * (1 + erf(g / np.sqrt(2.0)))
+        x = x_att + linear(act, lw, "w2", "b2")
+    return rmsnorm(x, weights["rms_final"], weights.get("rms_final_b")) \
+        @ f64(weights["wcls"]).T

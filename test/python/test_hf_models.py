@@ -226,3 +226,51 @@ def test_sharded_index_stays_in_the_directory(tmp_path, shard, fragment):
     with pytest.raises(hf.HFError) as e:
         hf.read_model(str(tmp_path))
     assert fragment in str(e.value)
+
+
+@pytest.mark.parametrize("parallel", [True, False])
+def test_gpt_neox_vs_float64(tmp_path, parallel):
+    # Pythia's layout: LayerNorm, exact GELU, biases everywhere, partial
+    # rotary, per-head interleaved query_key_value, parallel residuals.
+    cfg = {"model_type": "gpt_neox", "hidden_size": 32, "intermediate_size": 64,
+           "num_hidden_layers": 2, "num_attention_heads": 4, "vocab_size": 40,
+           "max_position_embeddings": 32, "rotary_pct": 0.5, "rotary_emb_base": 10000,
+           "layer_norm_eps": 1e-5, "hidden_act": "gelu", "use_parallel_residual": parallel}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    config, _ = hf.read_config(str(tmp_path))
+    assert config.rotary_dim == 4 and config.parallel_residual == parallel
+    shapes = decoder.weight_shapes(config)
+    rng = np.random.default_rng(1)
+    r = lambda shape, s=0.3: (rng.standard_normal(shape) * s).astype(np.float32)  # noqa: E731
+    ours = {"token_embedding": r(shapes["token_embedding"], 1.0),
+            "rms_final": 1 + r((32,), 0.1), "rms_final_b": r((32,), 0.1),
+            "wcls": r(shapes["wcls"]), "layers": []}
+    named = {"gpt_neox.embed_in.weight": ours["token_embedding"],
+             "gpt_neox.final_layer_norm.weight": ours["rms_final"],
+             "gpt_neox.final_layer_norm.bias": ours["rms_final_b"],
+             "embed_out.weight": ours["wcls"]}
+    hf_names = {"rms_att": "input_layernorm.weight", "rms_att_b": "input_layernorm.bias",
+                "rms_ffn": "post_attention_layernorm.weight",
+                "rms_ffn_b": "post_attention_layernorm.bias", "wo": "attention.dense.weight",
+                "bo": "attention.dense.bias", "w1": "mlp.dense_h_to_4h.weight",
+                "b1": "mlp.dense_h_to_4h.bias", "w2": "mlp.dense_4h_to_h.weight",
+                "b2": "mlp.dense_4h_to_h.bias"}
+    for i in range(config.n_layers):
+        lw = {n: (1 + r(shapes[n], 0.1)) if n in ("rms_att", "rms_ffn") else r(shapes[n])
+              for n in decoder.layer_names(config)}
+        ours["layers"].append(lw)
+        p = f"gpt_neox.layers.{i}."
+        named.update({p + hf_names[n]: lw[n] for n in hf_names})
+        # Rows per head: [q_h; k_h; v_h].
+        named[p + "attention.query_key_value.weight"] = np.stack(
+            [lw[n].reshape(4, 8, 32) for n in ("wq", "wk", "wv")], axis=1).reshape(96, 32)
+        named[p + "attention.query_key_value.bias"] = np.stack(
+            [lw[n].reshape(4, 8) for n in ("bq", "bk", "bv")], axis=1).reshape(96)
+    hf.write_safetensors(str(tmp_path / "model.safetensors"), named)
+    m = decoder.load(str(tmp_path))
+    ids = [3, 17, 0, 39, 5, 5, 21, 9]
+    expected = reference.decoder_forward(config, ours, ids)
+    scale = np.abs(expected).max()
+    assert np.abs(m.prefill(ids) - expected).max() / scale < 2e-5
+    got = np.concatenate([m.prefill(ids[:5]), [m.decode(t) for t in ids[5:]]])
+    assert np.abs(got - expected).max() / scale < 2e-5

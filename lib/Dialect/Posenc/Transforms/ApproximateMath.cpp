@@ -186,7 +186,8 @@ struct PosencApproximateMathPass
     RewritePatternSet patterns(&getContext());
     // The upstream approximations match f32 only; f64 exp stays libm.
     populateMathPolynomialApproximationPatterns(
-        patterns, [](StringRef name) { return name == "math.exp"; });
+        patterns,
+        [](StringRef name) { return name == "math.exp" || name == "math.erf"; });
     patterns.add<NarrowedTrigOfF64<math::SinOp>, NarrowedTrigOfF64<math::CosOp>,
                  TruncF32ToBF16>(&getContext());
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
