@@ -30,6 +30,8 @@ Face Llama/Mistral/Qwen2 checkpoints (posenc.hf) use the half layout,
 their rope_theta, rope_scaling and RMSNorm eps, and Qwen2's q/k/v biases.
 """
 
+import os
+
 import numpy as np
 
 from .llama2c import CheckpointError, Tokenizer, layer_weights, read_checkpoint
@@ -398,15 +400,25 @@ class Model:
         self.ir = decoder_ir(config, self.max_seq)
         self.module = posenc.compile(self.ir)
         cache = (config.n_layers, self.max_seq, config.n_kv_heads, config.head_dim)
-        gib = 2 * 4 * int(np.prod(cache, dtype=object)) / 2**30
+        nbytes = 2 * 4 * int(np.prod(cache, dtype=object))
+        # Checked before allocating: some allocators (sanitizers among
+        # them) abort on a request they cannot serve instead of failing it.
+        try:
+            physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError):
+            physical = None
+        message = (f"the KV cache of {self.max_seq} positions ({config.n_layers} layers, "
+                   f"{config.n_kv_heads} kv heads of {config.head_dim}) needs "
+                   f"{nbytes / 2**30:.3g} GiB, which cannot be allocated"
+                   + (f" (this machine has {physical / 2**30:.3g} GiB)" if physical else "")
+                   + "; pass a smaller max_seq")
+        if physical and nbytes > physical:
+            raise ValueError(message)
         try:
             self.k_cache = np.zeros(cache, np.float32)
             self.v_cache = np.zeros(cache, np.float32)
         except (MemoryError, ValueError):
-            raise ValueError(f"the KV cache of {self.max_seq} positions ({config.n_layers} "
-                             f"layers, {config.n_kv_heads} kv heads of {config.head_dim}) needs "
-                             f"{gib:.3g} GiB, which cannot be allocated; pass a smaller "
-                             f"max_seq") from None
+            raise ValueError(message) from None
         self.pos = 0
 
     def _run(self, fn, ids, start):
@@ -509,8 +521,6 @@ def _sample(logits, temperature, top_p, rng):
 def load(path, tokenizer=None, max_seq=None):
     """A Model from `path`: a llama2.c checkpoint (and its tokenizer.bin
     when given), or a Hugging Face model directory (posenc.hf)."""
-    import os
-
     if os.path.isdir(path):
         from . import hf
 

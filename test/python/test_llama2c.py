@@ -238,8 +238,9 @@ def test_model_checks_its_arguments(tmp_path, call, fragment):
 
 def test_cache_too_large_is_an_error(tmp_path):
     path, c, w = random_checkpoint(tmp_path, True)
-    with pytest.raises(ValueError, match="the KV cache of 4000000000000 positions .* cannot "
-                                         "be allocated; pass a smaller max_seq"):
+    with pytest.raises(ValueError, match=r"the KV cache of 4000000000000 positions .* cannot "
+                                         r"be allocated \(this machine has .* GiB\); pass a "
+                                         r"smaller max_seq"):
         decoder.load(path, max_seq=4 * 10**12)
     with pytest.raises(ValueError, match="max_seq must be a positive integer, got 0"):
         decoder.load(path, max_seq=0)
