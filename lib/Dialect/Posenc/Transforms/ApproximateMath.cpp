@@ -185,9 +185,9 @@ struct PosencApproximateMathPass
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
     // The upstream approximations match f32 only; f64 exp stays libm.
-    populateMathPolynomialApproximationPatterns(
-        patterns,
-        [](StringRef name) { return name == "math.exp" || name == "math.erf"; });
+    populateMathPolynomialApproximationPatterns(patterns, [](StringRef name) {
+      return name == "math.exp" || name == "math.erf";
+    });
     patterns.add<NarrowedTrigOfF64<math::SinOp>, NarrowedTrigOfF64<math::CosOp>,
                  TruncF32ToBF16>(&getContext());
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
