@@ -43,6 +43,16 @@ DTYPES = {"F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "BF16": np.dtype("<u2"
 FAMILIES = ("llama", "mistral", "qwen2", "phi3", "gpt_neox")
 
 
+# posenc.decoder's per-layer weight names -> the Llama-style names in a
+# layer (model.layers.{i}.<name>).
+LAYER_NAMES = {"rms_att": "input_layernorm.weight", "wq": "self_attn.q_proj.weight",
+               "wk": "self_attn.k_proj.weight", "wv": "self_attn.v_proj.weight",
+               "wo": "self_attn.o_proj.weight", "rms_ffn": "post_attention_layernorm.weight",
+               "w1": "mlp.gate_proj.weight", "w2": "mlp.down_proj.weight",
+               "w3": "mlp.up_proj.weight", "bq": "self_attn.q_proj.bias",
+               "bk": "self_attn.k_proj.bias", "bv": "self_attn.v_proj.bias"}
+
+
 class HFError(ValueError):
     """A model directory, config or safetensors file that cannot be used."""
 
@@ -302,12 +312,7 @@ def read_model(directory):
         weights["wcls"] = weights["token_embedding"]
     else:
         weights["wcls"] = get("lm_head.weight", shapes["wcls"])
-    names = {"rms_att": "input_layernorm.weight", "wq": "self_attn.q_proj.weight",
-             "wk": "self_attn.k_proj.weight", "wv": "self_attn.v_proj.weight",
-             "wo": "self_attn.o_proj.weight", "rms_ffn": "post_attention_layernorm.weight",
-             "w1": "mlp.gate_proj.weight", "w2": "mlp.down_proj.weight",
-             "w3": "mlp.up_proj.weight", "bq": "self_attn.q_proj.bias",
-             "bk": "self_attn.k_proj.bias", "bv": "self_attn.v_proj.bias"}
+    names = LAYER_NAMES
     from .decoder import layer_names
 
     if config.family == "phi3":

@@ -11,12 +11,7 @@ import pytest
 
 from posenc import decoder, hf, reference
 
-HF_NAMES = {"rms_att": "input_layernorm.weight", "wq": "self_attn.q_proj.weight",
-            "wk": "self_attn.k_proj.weight", "wv": "self_attn.v_proj.weight",
-            "wo": "self_attn.o_proj.weight", "rms_ffn": "post_attention_layernorm.weight",
-            "w1": "mlp.gate_proj.weight", "w2": "mlp.down_proj.weight",
-            "w3": "mlp.up_proj.weight", "bq": "self_attn.q_proj.bias",
-            "bk": "self_attn.k_proj.bias", "bv": "self_attn.v_proj.bias"}
+HF_NAMES = hf.LAYER_NAMES
 
 
 def base_config(model_type="llama", **extra):

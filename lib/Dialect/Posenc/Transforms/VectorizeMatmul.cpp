@@ -93,6 +93,13 @@ struct MatmulVectorizer {
     return b.createOrFold<arith::SubIOp>(loc, x, y);
   }
   Value addConst(Value x, int64_t y) { return y ? add(x, cIndex(y)) : x; }
+  /// base, base + step, ..., count of them.
+  SmallVector<Value> consecutive(Value base, int64_t count, int64_t step = 1) {
+    SmallVector<Value> out;
+    for (int64_t i = 0; i < count; ++i)
+      out.push_back(addConst(base, i * step));
+    return out;
+  }
 
   /// Whether [begin, end) is statically empty.
   static bool isEmpty(Value begin, Value end) {
@@ -123,15 +130,11 @@ struct MatmulVectorizer {
     scf::ForOp::create(
         b, loc, r0, r1, cIndex(rows), ValueRange{},
         [&](OpBuilder &, Location, Value i0, ValueRange) {
-          SmallVector<Value> rowIdx;
-          for (int64_t r = 0; r < rows; ++r)
-            rowIdx.push_back(addConst(i0, r));
+          SmallVector<Value> rowIdx = consecutive(i0, rows);
           scf::ForOp::create(
               b, loc, c0, cEnd, cIndex(cols), ValueRange{},
               [&](OpBuilder &, Location, Value j0, ValueRange) {
-                SmallVector<Value> colIdx;
-                for (int64_t v = 0; v < vectors; ++v)
-                  colIdx.push_back(addConst(j0, v * width));
+                SmallVector<Value> colIdx = consecutive(j0, vectors, width);
                 SmallVector<Value> init;
                 for (Value i : rowIdx)
                   for (Value j : colIdx)
@@ -220,15 +223,11 @@ struct TransposedBVectorizer : MatmulVectorizer {
     scf::ForOp::create(
         b, loc, c0, c1, cIndex(cols), ValueRange{},
         [&](OpBuilder &, Location, Value j0, ValueRange) {
-          SmallVector<Value> colIdx;
-          for (int64_t c = 0; c < cols; ++c)
-            colIdx.push_back(addConst(j0, c));
+          SmallVector<Value> colIdx = consecutive(j0, cols);
           scf::ForOp::create(
               b, loc, r0, r1, cIndex(rows), ValueRange{},
               [&](OpBuilder &, Location, Value i0, ValueRange) {
-                SmallVector<Value> rowIdx;
-                for (int64_t r = 0; r < rows; ++r)
-                  rowIdx.push_back(addConst(i0, r));
+                SmallVector<Value> rowIdx = consecutive(i0, rows);
                 Value zeroVec = arith::ConstantOp::create(
                     b, loc, vecTy, DenseElementsAttr::get(vecTy, 0.0f));
                 SmallVector<Value> init(rows * cols, zeroVec);
