@@ -58,11 +58,16 @@ static void addPosencStage(OpPassManager &pm,
     pm.addPass(createPosencFuseBiasIntoAttentionPass());
 }
 
-/// posenc -> linalg on tensors, optionally fused.
+/// posenc -> linalg on tensors, optionally fused. Attention is tiled
+/// through its interfaces (one kv head and a block of queries per tile, a
+/// loop over key blocks inside; decode-shaped attention with longer key
+/// blocks) and each step decomposed; the parts of a step that read no key
+/// (scale·Q) are then hoisted out of the key loop.
 static void addTensorStage(OpPassManager &pm,
                            const PosencToCPUPipelineOptions &options) {
   if (options.attentionDecodeQueries != 0) {
     PosencTileAttentionPassOptions decode;
+    decode.tileRows = options.attentionTileQ;
     decode.maxQueries = options.attentionDecodeQueries;
     decode.keyTile = options.attentionDecodeKeyTile;
     pm.addPass(createPosencTileAttentionPass(decode));
@@ -71,6 +76,7 @@ static void addTensorStage(OpPassManager &pm,
   lowering.attentionTileQ = options.attentionTileQ;
   lowering.attentionTileK = options.attentionTileK;
   stages::addLinalgStage(pm, lowering);
+  pm.addPass(createLoopInvariantCodeMotionPass());
   if (options.fuseElementwise)
     pm.addPass(createLinalgElementwiseOpFusionPass());
 }

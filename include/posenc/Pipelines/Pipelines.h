@@ -30,7 +30,7 @@ struct PosencToCPUPipelineOptions
       llvm::cl::desc("Rows per attention tile: (query, head) pairs, so a "
                      "tile holds tile-q / G queries of the G query heads of "
                      "a kv head (>= 1)"),
-      llvm::cl::init(32)};
+      llvm::cl::init(64)};
   PassOptions::Option<int64_t> attentionTileK{
       *this, "attention-tile-k", llvm::cl::desc("Keys per attention tile"),
       llvm::cl::init(64)};

@@ -16,8 +16,6 @@
 #include "posenc/Dialect/Posenc/Utils/BiasArithmetic.h"
 #include "posenc/Dialect/Posenc/Utils/LinalgBuilder.h"
 
-#include "TiledAttention.h"
-
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Arith/Utils/Utils.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
@@ -585,6 +583,23 @@ template <typename OpT> struct DecomposeLowering : OpConversionPattern<OpT> {
   }
 };
 
+/// online_attention decomposes with the conversion's rewriter: steps over
+/// more than one batch or kv head are tiled into unit steps first.
+struct OnlineAttentionLowering : OpConversionPattern<OnlineAttentionOp> {
+  using OpConversionPattern::OpConversionPattern;
+
+  LogicalResult
+  matchAndRewrite(OnlineAttentionOp op, OpAdaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    FailureOr<SmallVector<Value>> values =
+        decomposeOnlineAttention(rewriter, op);
+    if (failed(values))
+      return rewriter.notifyMatchFailure(op, "not decomposable");
+    rewriter.replaceOp(op, *values);
+    return success();
+  }
+};
+
 /// The buffer form of attention is lowered as its tensor form, read from
 /// and materialized into the buffers (bufferization then reuses them).
 struct AttentionBufferFormLowering : OpConversionPattern<AttentionOp> {
@@ -655,9 +670,33 @@ struct ConvertPosencToLinalgPass
     });
     if (unsupported.wasInterrupted())
       return signalPassFailure();
+    // Attention is tiled through its interfaces before the conversion
+    // (one kv head and a block of queries per tile, online_attention over
+    // key blocks inside; mla_absorb first becomes its attention); the
+    // conversion then decomposes each step.
+    if (!materializeAttention) {
+      IRRewriter rewriter(ctx);
+      SmallVector<MlaAbsorbOp> mlas;
+      getOperation()->walk([&](MlaAbsorbOp op) { mlas.push_back(op); });
+      for (MlaAbsorbOp op : mlas) {
+        rewriter.setInsertionPoint(op);
+        if (failed(decomposeMla(rewriter, op, MlaDecomposition::naive)))
+          return signalPassFailure();
+      }
+      AttentionTiling tiling;
+      tiling.rows = attentionTileQ;
+      tiling.keys = attentionTileK;
+      SmallVector<AttentionOp> ops;
+      getOperation()->walk([&](AttentionOp op) {
+        if (isTileable(op))
+          ops.push_back(op);
+      });
+      for (AttentionOp op : ops)
+        if (failed(tileAttention(rewriter, op, tiling)))
+          return signalPassFailure();
+    }
     RewritePatternSet patterns(ctx);
-    populatePosencToLinalgConversionPatterns(
-        patterns, attentionTileQ, attentionTileK, materializeAttention);
+    populatePosencToLinalgConversionPatterns(patterns);
     if (failed(applyPartialConversion(getOperation(), target,
                                       std::move(patterns))))
       signalPassFailure();
@@ -666,21 +705,13 @@ struct ConvertPosencToLinalgPass
 } // namespace
 
 void mlir::posenc::populatePosencToLinalgConversionPatterns(
-    RewritePatternSet &patterns, int64_t attentionTileQ, int64_t attentionTileK,
-    bool materializeAttention) {
+    RewritePatternSet &patterns) {
   patterns.add<RopeOpLowering, SinusoidalOpLowering, AlibiBiasOpLowering,
                RelBiasOpLowering, RelKeyBiasOpLowering>(patterns.getContext());
-  // online_attention has only its decomposition (tile it first to bound
-  // its memory).
-  // mla_absorb lowers as its decomposition, attention over the decompressed
-  // keys and values (posenc-decompose-mla picks the form earlier in the
-  // pipeline when it matters).
-  patterns.add<DecomposeLowering<OnlineAttentionOp>,
+  // Attention and mla_absorb lower as their decompositions (the whole-
+  // tensor form; the pass tiles attention first to bound its memory), and
+  // online_attention as its step on linalg.
+  patterns.add<OnlineAttentionLowering, DecomposeLowering<AttentionOp>,
                DecomposeLowering<MlaAbsorbOp>, AttentionBufferFormLowering>(
       patterns.getContext());
-  if (materializeAttention)
-    patterns.add<DecomposeLowering<AttentionOp>>(patterns.getContext());
-  else
-    populateTiledAttentionLoweringPattern(patterns, attentionTileQ,
-                                          attentionTileK);
 }

@@ -1,15 +1,25 @@
 // RUN: posenc-opt %s --posenc-decompose-attention -split-input-file -verify-diagnostics | FileCheck %s
 
 // attention becomes online_attention from (0, -inf, 0) and acc / sum;
-// online_attention becomes one online-softmax step on linalg, writing the
-// new state into its outs.
+// online_attention, tiled into steps of one batch and one kv head (its
+// G = 2 query heads and 8 queries: 16 rows), becomes one online-softmax
+// step on linalg: scale·Qᵀ, Sᵀ = K·Qᵀ as a matmul, the causal mask, the row
+// max and weights, and P·V as a matmul (or, when V holds a NaN or Inf, a
+// contraction that skips masked weights), writing the new state into its
+// outs.
 // CHECK-LABEL: func @attention
 // CHECK-NOT: posenc.
-// CHECK: %[[S:.+]] = linalg.generic {{.*}} ins(%arg0, %arg1 :
+// CHECK: scf.for
+// CHECK: scf.for
+// CHECK: linalg.generic {{.*}} ins(%{{.+}} : tensor<1x8x2x16xf32>) outs(%{{.+}} : tensor<16x1x8x2xf32>)
 // CHECK: arith.mulf
-// CHECK: %[[M:.+]]:2 = linalg.generic {{.*}} outs(%{{.+}}, %{{.+}} : tensor<1x8x4xf32>, tensor<1x8x4xf32>)
+// CHECK: linalg.matmul ins(%{{.+}}, %{{.+}} : tensor<?x16xf32>, tensor<16x16xf32>)
+// CHECK: arith.cmpi sgt
 // CHECK: arith.maxnumf
 // CHECK: math.exp
+// CHECK: scf.if
+// CHECK: linalg.matmul indexing_maps
+// CHECK: } else {
 // CHECK: math.fma
 // CHECK: arith.bitcast
 // CHECK: arith.divf
@@ -22,13 +32,15 @@ func.func @attention(%q: tensor<1x8x4x16xf32>, %k: tensor<1x8x2x16xf32>) -> tens
 
 // -----
 
-// A score_mod is inlined with the indices shifted by the offsets.
+// A score_mod is inlined with the indices shifted by the offsets. Eight
+// rows take the row-major step: S[row, key].
 // CHECK-LABEL: func @online_offsets
+// CHECK: linalg.matmul
 // CHECK: linalg.generic
-// CHECK: %[[I:.+]] = linalg.index 2 : index
-// CHECK: %[[J:.+]] = linalg.index 3 : index
-// CHECK: arith.addi %[[I]], %arg5
-// CHECK: %[[JG:.+]] = arith.addi %[[J]], %arg5
+// CHECK: %[[I:.+]] = linalg.index 0 : index
+// CHECK: %[[J:.+]] = linalg.index 1 : index
+// CHECK: arith.addi %[[I]], %{{.+}}
+// CHECK: %[[JG:.+]] = arith.addi %[[J]], %{{.+}}
 // CHECK: arith.index_cast %[[JG]]
 func.func @online_offsets(%q: tensor<1x8x4x16xf32>, %acc: tensor<1x8x4x16xf32>, %m: tensor<1x8x4xf32>, %l: tensor<1x8x4xf32>, %o0: index, %o1: index) -> tensor<1x8x4x16xf32> {
   %a, %mx, %s = posenc.online_attention %q, %q, %q offsets(%o0, %o0, %o1, %o1) outs(%acc, %m, %l) : tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4xf32>, tensor<1x8x4xf32> score_mod {

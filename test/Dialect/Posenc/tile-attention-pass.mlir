@@ -1,8 +1,9 @@
 // RUN: posenc-opt %s --posenc-tile-attention="tile-sizes=0,4 key-tile=16" --canonicalize -split-input-file | FileCheck %s
 // RUN: posenc-opt %s --posenc-tile-attention="key-tile=16 max-queries=1" -split-input-file | FileCheck %s --check-prefix=DECODE
+// RUN: posenc-opt %s --posenc-tile-attention="tile-rows=8 key-tile=4" --canonicalize -split-input-file | FileCheck %s --check-prefix=ROWS
 // RUN: not posenc-opt %s --posenc-tile-attention="key-tile=0" -split-input-file 2>&1 | FileCheck %s --check-prefix=BAD
 
-// BAD: posenc-tile-attention: tile-sizes must be at most 3 sizes >= 0 (batch, query heads, queries), key-tile > 0 and max-queries >= 0; got tile-sizes=[] key-tile=0 max-queries=0
+// BAD: posenc-tile-attention: tile-sizes must be at most 3 sizes >= 0 (batch, query heads, queries), key-tile > 0 and max-queries >= 0, tile-rows >= 0; got tile-sizes=[] key-tile=0 max-queries=0 tile-rows=0
 
 // Heads tiled by a GQA group of 4 (one kv head per tile), then the loop
 // over key blocks of 16 carrying (acc, max, sum), normalized after it.
@@ -26,6 +27,17 @@ func.func @decode(%q: tensor<1x1x8x16xf32>, %k: tensor<1x37x2x16xf32>, %v: tenso
 // -----
 
 // With max-queries=1 a prefill (Sq = 8) is left to convert-posenc-to-linalg.
+// tile-rows=8: tiles of one kv head (G = 4 query heads) and 8 / 4 = 2
+// queries; each tile reads only the keys its queries can see (causal,
+// bottom-right: query i sees keys j <= i + 29), and its key loop stops
+// there.
+// ROWS-DAG: #[[LIMIT:.+]] = affine_map<()[s0] -> (37, s0 + 31)>
+// ROWS-LABEL: func @negative_prefill
+// ROWS: scf.for %[[H:.+]] = %c0 to %c8 step %c4
+// ROWS: scf.for %[[I:.+]] = %c0 to %c8 step %c2
+// ROWS: affine.min #[[LIMIT]]()[%[[I]]]
+// ROWS: scf.for %{{.+}} = %c0 to %{{.+}} step %c4 iter_args
+// ROWS: posenc.online_attention {{.*}} : tensor<1x2x4x16xf32>, tensor<1x?x1x16xf32>
 // DECODE-LABEL: func @negative_prefill
 // DECODE-NOT: online_attention
 // DECODE: posenc.attention

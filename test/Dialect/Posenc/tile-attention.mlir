@@ -3,8 +3,10 @@
 // Upstream's transform dialect tiles posenc.attention through its
 // TilingInterface: (batch, query heads, queries) by (1, 4, 3) with GQA
 // group 4, so each tile reads one kv head (h0 floordiv 4); the causal
-// diagonal moves with the tile's first query (Sk - Sq + i0 = 2 + i0), and
+// diagonal moves with the tile's first query (Sk - Sq + i0 = 2 + i0), each
+// tile reads only the keys its queries see (min(12, i0 + tq + 2)), and
 // score_mod sees the untiled indices through offsets.
+// CHECK: #[[$SEEN:.+]] = affine_map<()[s0, s1] -> (12, s0 + s1 + 2)>
 // CHECK: #[[$DIAG:.+]] = affine_map<()[s0] -> (s0 + 2)>
 // CHECK-LABEL: func @tile_gqa_causal
 // CHECK: scf.for %[[B:.+]] = %c0 to %c2 step %c1
@@ -12,11 +14,13 @@
 // CHECK: scf.for %[[I:.+]] = %c0 to %c10 step %c3
 // CHECK: %[[TQ:.+]] = affine.min
 // CHECK: %[[KV:.+]] = affine.apply #{{.+}}()[%[[H]]]
+// CHECK: %[[SEEN:.+]] = affine.min #[[$SEEN]]()[%[[I]], %[[TQ]]]
+// CHECK: %[[NK:.+]] = affine.max #{{.+}}()[%[[SEEN]]]
 // CHECK: %[[Q:.+]] = tensor.extract_slice %arg0[%[[B]], %[[I]], %[[H]], 0] [1, %[[TQ]], 4, 16]
-// CHECK: %[[K:.+]] = tensor.extract_slice %arg1[%[[B]], 0, %[[KV]], 0] [1, 12, 1, 16]
-// CHECK: %[[V:.+]] = tensor.extract_slice %arg2[%[[B]], 0, %[[KV]], 0] [1, 12, 1, 8]
+// CHECK: %[[K:.+]] = tensor.extract_slice %arg1[%[[B]], 0, %[[KV]], 0] [1, %[[NK]], 1, 16]
+// CHECK: %[[V:.+]] = tensor.extract_slice %arg2[%[[B]], 0, %[[KV]], 0] [1, %[[NK]], 1, 8]
 // CHECK: %[[D:.+]] = affine.apply #[[$DIAG]]()[%[[I]]]
-// CHECK: %[[O:.+]] = posenc.attention %[[Q]], %[[K]], %[[V]] causal diagonal(%[[D]]) offsets(%[[B]], %[[H]], %[[I]]) outs(%{{.+}}) : tensor<1x?x4x16xf32>, tensor<1x12x1x16xf32>, tensor<1x12x1x8xf32>, tensor<1x?x4x8xf32> score_mod
+// CHECK: %[[O:.+]] = posenc.attention %[[Q]], %[[K]], %[[V]] causal diagonal(%[[D]]) offsets(%[[B]], %[[H]], %[[I]]) outs(%{{.+}}) : tensor<1x?x4x16xf32>, tensor<1x?x1x16xf32>, tensor<1x?x1x8xf32>, tensor<1x?x4x8xf32> score_mod
 // CHECK: tensor.insert_slice %[[O]] into %{{.+}}[%[[B]], %[[I]], %[[H]], 0] [1, %[[TQ]], 4, 8]
 func.func @tile_gqa_causal(%q: tensor<2x10x8x16xf32>, %k: tensor<2x12x2x16xf32>, %v: tensor<2x12x2x8xf32>) -> tensor<2x10x8x8xf32> {
   %init_o = tensor.empty() : tensor<2x10x8x8xf32>

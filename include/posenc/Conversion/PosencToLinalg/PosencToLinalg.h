@@ -13,11 +13,10 @@ namespace posenc {
 #include "posenc/Conversion/Passes.h.inc"
 
 /// Adds the patterns that rewrite every posenc op into linalg, tensor,
-/// arith, math and scf ops on tensors. Attention is tiled with the given
-/// tile sizes unless `materializeAttention`.
-void populatePosencToLinalgConversionPatterns(
-    RewritePatternSet &patterns, int64_t attentionTileQ = 32,
-    int64_t attentionTileK = 64, bool materializeAttention = false);
+/// arith, math and scf ops on tensors. Attention and online_attention lower
+/// as their decompositions (tile attention first, as
+/// convert-posenc-to-linalg does, to bound its memory).
+void populatePosencToLinalgConversionPatterns(RewritePatternSet &patterns);
 
 } // namespace posenc
 } // namespace mlir

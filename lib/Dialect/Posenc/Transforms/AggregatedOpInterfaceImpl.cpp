@@ -21,6 +21,8 @@
 
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/SCF/Transforms/TileUsingInterface.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 
 #include <limits>
@@ -29,144 +31,308 @@ using namespace mlir;
 using namespace mlir::posenc;
 
 namespace {
-/// Indexing map of a bias broadcast (numpy rules, right-aligned) into the
-/// score space (b, h, i, j).
-AffineMap biasMap(MLIRContext *ctx, RankedTensorType biasTy, int64_t numDims,
-                  ArrayRef<unsigned> scoreDims) {
-  SmallVector<AffineExpr> exprs;
-  int64_t r = biasTy.getRank();
-  for (int64_t k = 0; k < r; ++k) {
-    unsigned full = scoreDims[4 - r + k];
-    if (biasTy.getDimSize(k) == 1)
-      exprs.push_back(getAffineConstantExpr(0, ctx));
-    else
-      exprs.push_back(getAffineDimExpr(full, ctx));
-  }
-  return AffineMap::get(numDims, 0, exprs, ctx);
-}
+/// One online-softmax step of one kv head (B = Hkv = 1, static) on 2-D
+/// tensors. The G query heads of the group and the queries make the
+/// R = Sq·G rows r = i·G + hh (contiguous in q, acc, max and sum), so both
+/// products are plain matmuls, which posenc-vectorize-matmul turns into
+/// register-blocked FMAs:
+///   key-major (many rows):  Sᵀ[n, R] = K[n, Dk]·(scale·Q)ᵀ[Dk, R],
+///                           acc[R, Dv] += P[R, n]·V[n, Dv] read from Pᵀ;
+///   row-major (few rows):   S[R, n] = (scale·Q)[R, Dk]·K[n, Dk]ᵀ
+///                           (dot products along Dk: decode).
+/// The row statistics then run along contiguous rows of the scores. The
+/// scaled f32 Q depends on no key, so a loop over key blocks hoists it.
+struct UnitStep {
+  OnlineAttentionOp op;
+  int64_t group;
+  double scale;
+  bool keyMajor;
 
-/// One online-softmax step on linalg (the op's description, step by step).
-FailureOr<SmallVector<Value>> decomposeOnlineAttention(OpBuilder &b,
-                                                       OnlineAttentionOp op) {
-  Location loc = op.getLoc();
-  LinalgBuilder e{b, loc};
-  MLIRContext *ctx = b.getContext();
-  Value q = op.getQ(), k = op.getK(), v = op.getV();
-  int64_t hq = op.getQ().getType().getDimSize(2);
-  int64_t hkv = op.getK().getType().getDimSize(2);
-  std::optional<double> scale = op.getScaleOrDefault();
-  // The GQA group must be static (it is a constant of the maps), and so
-  // must the default scale's Dk.
-  if (ShapedType::isDynamic(hq) || ShapedType::isDynamic(hkv) || !scale)
-    return failure();
-  int64_t group = hq / hkv;
-
-  auto d = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
   using IT = utils::IteratorType;
-  Type f32 = b.getF32Type();
-  OpFoldResult B = e.dim(q, 0), Sq = e.dim(q, 1), H = e.dim(q, 2),
-               Sk = e.dim(k, 1);
-  float negInf = -std::numeric_limits<float>::infinity();
 
-  // S[b, h, i, j] = Σ_d q[b, i, h, d]·k[b, j, h/G, d].
-  Value scores = e.contract(
-      q, k, AffineMap::get(5, 0, {d(0), d(2), d(1), d(4)}, ctx),
-      AffineMap::get(5, 0, {d(0), d(3), d(1).floorDiv(group), d(4)}, ctx),
-      AffineMap::get(5, 0, {d(0), d(1), d(2), d(3)}, ctx), {B, H, Sq, Sk});
-  Type scoresTy = scores.getType();
+  /// Dims of the score space: (key, row) key-major, (row, key) otherwise.
+  unsigned keyDim() const { return keyMajor ? 0 : 1; }
+  unsigned rowDim() const { return keyMajor ? 1 : 0; }
 
-  // The score step: scale·S + bias, score_mod, causal mask.
-  Value diagonal = op.getCausal() ? op.buildDiagonal(b, loc) : Value();
-  SmallVector<Value> inputs = {scores};
-  AffineMap id4 = b.getMultiDimIdentityMap(4);
-  SmallVector<AffineMap> maps = {id4};
-  if (Value bias = op.getBias()) {
-    inputs.push_back(bias);
-    maps.push_back(
-        biasMap(ctx, cast<RankedTensorType>(bias.getType()), 4, {0, 1, 2, 3}));
+  /// Iterators of a reduction over keys into per-row values.
+  SmallVector<IT> rowReduction() const {
+    SmallVector<IT> its(2, IT::parallel);
+    its[keyDim()] = IT::reduction;
+    return its;
   }
-  maps.push_back(id4);
-  Value modified = e.generic(
-      scoresTy, inputs, e.empty({B, H, Sq, Sk}, f32), maps,
-      SmallVector<IT>(4, IT::parallel),
-      [&](OpBuilder &nb, Location nl, ValueRange args) {
-        LinalgBuilder n{nb, nl};
-        Value s = arith::MulFOp::create(nb, nl, args[0], n.cF32(float(*scale)));
-        Value biasAt = inputs.size() == 2 ? n.toF32(args[1]) : Value();
-        SmallVector<Value> idx = {n.index(0), n.index(1), n.index(2),
-                                  n.index(3)};
-        yieldValues(nb, nl, op.buildScore(nb, nl, s, biasAt, idx, diagonal));
-      });
 
-  // Row state [B, Sq, H] from score space (b, h, i, j).
-  AffineMap rowMap = AffineMap::get(4, 0, {d(0), d(2), d(1)}, ctx);
-  SmallVector<IT> rowIts = {IT::parallel, IT::parallel, IT::parallel,
-                            IT::reduction};
-  Value mInit = e.filled({B, Sq, H}, e.cF32(negInf));
-  Value blockMax = e.generic(
-      mInit.getType(), modified, mInit, {id4, rowMap}, rowIts,
-      [&](OpBuilder &nb, Location nl, ValueRange args) {
-        yieldValues(nb, nl, attention::combineMax(nb, nl, args[0], args[1]));
-      });
-  // m' = max(m, block max) and α = exp(m - shift(m')). Every update of
-  // the state writes into the outs it replaces, so that bufferization keeps
-  // a loop over key blocks in place.
-  AffineMap id3 = b.getMultiDimIdentityMap(3);
-  auto stateTy = cast<RankedTensorType>(op.getMax().getType());
-  auto update = linalg::GenericOp::create(
-      b, loc, TypeRange{stateTy, blockMax.getType()}, ValueRange{blockMax},
-      ValueRange{op.getMax(), e.empty(e.sizes(op.getMax()), f32)},
-      ArrayRef<AffineMap>{id3, id3, id3}, SmallVector<IT>(3, IT::parallel),
-      [&](OpBuilder &nb, Location nl, ValueRange args) {
-        Value mNew = attention::combineMax(nb, nl, args[1], args[0]);
-        Value alpha = attention::rescaleFactor(nb, nl, args[1], mNew);
-        yieldValues(nb, nl, ValueRange{mNew, alpha});
-      });
-  Value mNew = update.getResult(0), alpha = update.getResult(1);
-  Value probs = e.generic(
-      scoresTy, {modified, mNew}, e.empty({B, H, Sq, Sk}, f32),
-      {id4, rowMap, id4}, SmallVector<IT>(4, IT::parallel),
-      [&](OpBuilder &nb, Location nl, ValueRange args) {
-        Value shift = attention::softmaxShift(nb, nl, args[1]);
-        yieldValues(nb, nl, attention::softmaxWeight(nb, nl, args[0], shift));
-      });
-  // sum' = α·sum + Σ_j p.
-  Value sumScaled = e.generic(
-      stateTy, alpha, op.getSum(), {id3, id3}, SmallVector<IT>(3, IT::parallel),
-      [&](OpBuilder &nb, Location nl, ValueRange args) {
-        yieldValues(nb, nl, arith::MulFOp::create(nb, nl, args[0], args[1]));
-      });
-  Value sumNew = e.generic(
-      stateTy, probs, sumScaled, {id4, rowMap}, rowIts,
-      [&](OpBuilder &nb, Location nl, ValueRange args) {
-        yieldValues(nb, nl, arith::AddFOp::create(nb, nl, args[0], args[1]));
-      });
+  /// init + lhs·rhs as linalg.matmul, with `maps` when not the default.
+  static Value matmul(OpBuilder &b, Location loc, Value lhs, Value rhs,
+                      Value init, ArrayRef<AffineMap> maps) {
+    SmallVector<NamedAttribute> attrs;
+    if (!maps.empty())
+      attrs.push_back(b.getNamedAttr(
+          "indexing_maps",
+          b.getAffineMapArrayAttr(SmallVector<AffineMap>(maps))));
+    return linalg::MatmulOp::create(b, loc, TypeRange{init.getType()},
+                                    ValueRange{lhs, rhs}, ValueRange{init},
+                                    attrs)
+        .getResult(0);
+  }
 
-  // acc' = α·acc + Σ_j P[b, h, i, j]·v[b, j, h/G, e], masked weights
-  // skipped. Dims (b, i, h, j, e): the value dim e innermost, so the loop
-  // is an axpy over contiguous rows of v and of the accumulator.
-  auto accTy = cast<RankedTensorType>(op.getAcc().getType());
-  AffineMap id4acc = b.getMultiDimIdentityMap(4);
-  Value accScaled = e.generic(
-      accTy, alpha, op.getAcc(),
-      {AffineMap::get(4, 0, {d(0), d(1), d(2)}, ctx), id4acc},
-      SmallVector<IT>(4, IT::parallel),
-      [&](OpBuilder &nb, Location nl, ValueRange args) {
-        yieldValues(nb, nl, arith::MulFOp::create(nb, nl, args[0], args[1]));
-      });
-  Value accNew = e.generic(
-      accTy, {probs, v}, accScaled,
-      {AffineMap::get(5, 0, {d(0), d(2), d(1), d(3)}, ctx),
-       AffineMap::get(5, 0, {d(0), d(3), d(2).floorDiv(group), d(4)}, ctx),
-       AffineMap::get(5, 0, {d(0), d(1), d(2), d(4)}, ctx)},
-      {IT::parallel, IT::parallel, IT::parallel, IT::reduction, IT::parallel},
-      [&](OpBuilder &nb, Location nl, ValueRange args) {
-        LinalgBuilder n{nb, nl};
-        yieldValues(nb, nl,
-                    attention::accumulateWeighted(nb, nl, args[0],
-                                                  n.toF32(args[1]), args[2]));
-      });
-  return SmallVector<Value>{accNew, mNew, sumNew};
+  /// `t` [d0, ..., dn] with its leading dims merged as `groups` says.
+  static Value collapse(OpBuilder &b, Location loc, Value t,
+                        ArrayRef<ReassociationIndices> groups) {
+    return tensor::CollapseShapeOp::create(b, loc, t, groups);
+  }
+
+  /// [1, n, 1, d] as [n, d].
+  static Value dropUnitDims(OpBuilder &b, Location loc, Value t) {
+    auto ty = cast<RankedTensorType>(t.getType());
+    SmallVector<OpFoldResult> offsets(4, b.getIndexAttr(0)),
+        strides(4, b.getIndexAttr(1));
+    SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(b, loc, t);
+    auto type = RankedTensorType::get({ty.getDimSize(1), ty.getDimSize(3)},
+                                      ty.getElementType());
+    return tensor::ExtractSliceOp::create(b, loc, type, t, offsets, sizes,
+                                          strides);
+  }
+
+  /// The broadcast map of the bias tile into the score space: b is 0,
+  /// h = r mod G, i = r floordiv G, j the key.
+  AffineMap biasMap(MLIRContext *ctx, RankedTensorType biasTy) const {
+    AffineExpr r = getAffineDimExpr(rowDim(), ctx),
+               j = getAffineDimExpr(keyDim(), ctx);
+    AffineExpr full[4] = {getAffineConstantExpr(0, ctx), r % group,
+                          r.floorDiv(group), j};
+    SmallVector<AffineExpr> exprs;
+    int64_t rank = biasTy.getRank();
+    for (int64_t d = 0; d < rank; ++d)
+      exprs.push_back(biasTy.getDimSize(d) == 1 ? getAffineConstantExpr(0, ctx)
+                                                : full[4 - rank + d]);
+    return AffineMap::get(2, 0, exprs, ctx);
+  }
+
+  /// True (i1) when every element of the f32 tensor `t` is finite: the
+  /// sum of t·0 is 0 then, and NaN otherwise (0·Inf = NaN). A float sum
+  /// in any order is a vector reduction; an i1 "and" over the elements
+  /// stays scalar.
+  static Value allFinite(LinalgBuilder &e, Value t) {
+    int64_t rank = cast<RankedTensorType>(t.getType()).getRank();
+    Value init = e.filled({}, e.cF32(0.0f));
+    Value sum = e.generic(
+        init.getType(), t, init,
+        {e.b.getMultiDimIdentityMap(rank),
+         AffineMap::get(rank, 0, {}, e.b.getContext())},
+        SmallVector<IT>(rank, IT::reduction),
+        [&](OpBuilder &nb, Location nl, ValueRange args) {
+          LinalgBuilder n{nb, nl};
+          Value zero =
+              arith::MulFOp::create(nb, nl, n.toF32(args[0]), n.cF32(0.0f));
+          yieldValues(nb, nl,
+                      arith::AddFOp::create(nb, nl, args[1], zero,
+                                            arith::FastMathFlags::reassoc));
+        });
+    Value total = tensor::ExtractOp::create(e.b, e.loc, sum, ValueRange{});
+    return arith::CmpFOp::create(e.b, e.loc, arith::CmpFPredicate::OEQ, total,
+                                 e.cF32(0.0f));
+  }
+
+  FailureOr<SmallVector<Value>> build(OpBuilder &b) {
+    Location loc = op.getLoc();
+    LinalgBuilder e{b, loc};
+    MLIRContext *ctx = b.getContext();
+    Type f32 = b.getF32Type();
+    auto d = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
+    AffineMap id2 = b.getMultiDimIdentityMap(2),
+              id1 = b.getMultiDimIdentityMap(1);
+    AffineMap row = AffineMap::get(2, 0, {d(rowDim())}, ctx);
+    float negInf = -std::numeric_limits<float>::infinity();
+
+    // Rows and keys as 2-D operands; unit dims merge whatever the strides.
+    SmallVector<ReassociationIndices> rows4 = {{0, 1, 2}, {3}},
+                                      rows3 = {{0, 1, 2}};
+    // K and V: rank-reducing slices (strided views after bufferization;
+    // a collapse of a dynamic strided view would be copied).
+    Value k = dropUnitDims(b, loc, op.getK()),
+          v = dropUnitDims(b, loc, op.getV());
+    Value acc = collapse(b, loc, op.getAcc(), rows4);
+    Value max = collapse(b, loc, op.getMax(), rows3);
+    Value sum = collapse(b, loc, op.getSum(), rows3);
+    OpFoldResult R = e.dim(acc, 0), n = e.dim(k, 0);
+
+    // scale·Q in f32, written row-contiguous (row-major) or transposed
+    // (key-major) into a fresh tensor, then seen as 2-D.
+    Value q = op.getQ();
+    SmallVector<OpFoldResult> qSizes = e.sizes(q);
+    AffineMap id4 = b.getMultiDimIdentityMap(4);
+    AffineMap qOut =
+        keyMajor ? AffineMap::get(4, 0, {d(3), d(0), d(1), d(2)}, ctx) : id4;
+    SmallVector<OpFoldResult> qOutSizes =
+        keyMajor ? SmallVector<OpFoldResult>{qSizes[3], qSizes[0], qSizes[1],
+                                             qSizes[2]}
+                 : qSizes;
+    Value qScaled = e.generic(
+        RankedTensorType::get(
+            llvm::map_to_vector(qOutSizes,
+                                [](OpFoldResult s) {
+                                  std::optional<int64_t> c =
+                                      getConstantIntValue(s);
+                                  return c ? *c : ShapedType::kDynamic;
+                                }),
+            f32),
+        q, e.empty(qOutSizes, f32), {id4, qOut},
+        SmallVector<IT>(4, IT::parallel),
+        [&](OpBuilder &nb, Location nl, ValueRange args) {
+          LinalgBuilder nn{nb, nl};
+          yieldValues(nb, nl,
+                      arith::MulFOp::create(nb, nl, nn.toF32(args[0]),
+                                            nn.cF32(float(scale))));
+        });
+    Value qs = collapse(
+        b, loc, qScaled,
+        keyMajor ? SmallVector<ReassociationIndices>{{0}, {1, 2, 3}} : rows4);
+    // K and V are read as stored (the matmuls extend 16-bit elements as
+    // they load them). Key-major, V is read once per block of rows: it is
+    // copied into a contiguous f32 block, since rows of one head lie
+    // Hkv·Dv elements apart (4 KiB for 16 heads of 64), which maps every
+    // row to the same L1 sets.
+    Value kf = k, vf = v;
+    if (keyMajor)
+      vf = cast<RankedTensorType>(v.getType()).getElementType().isF32()
+               ? linalg::CopyOp::create(b, loc, v, e.empty(e.sizes(v), f32))
+                     .getResult(0)
+               : e.castTensor(v, f32);
+
+    // Scores: Sᵀ = K·Qᵀ or S = Q·Kᵀ.
+    SmallVector<OpFoldResult> sSizes = keyMajor
+                                           ? SmallVector<OpFoldResult>{n, R}
+                                           : SmallVector<OpFoldResult>{R, n};
+    Value zeros = e.filled(sSizes, e.cF32(0.0f));
+    AffineExpr m, nn, kk;
+    bindDims(ctx, m, nn, kk);
+    Value s = keyMajor ? matmul(b, loc, kf, qs, zeros, {})
+                       : matmul(b, loc, qs, kf, zeros,
+                                {AffineMap::get(3, 0, {m, kk}, ctx),
+                                 AffineMap::get(3, 0, {nn, kk}, ctx),
+                                 AffineMap::get(3, 0, {m, nn}, ctx)});
+    Type sTy = s.getType();
+
+    // The score step: bias, score_mod, causal mask (local indices; the op
+    // adds its offsets for score_mod), over the scores' own buffer.
+    if (op.getBias() || op.getCausal() || op.getScoreModBlock()) {
+      Value diagonal = op.getCausal() ? op.buildDiagonal(b, loc) : Value();
+      SmallVector<Value> inputs;
+      SmallVector<AffineMap> maps;
+      if (Value bias = op.getBias()) {
+        inputs.push_back(bias);
+        maps.push_back(biasMap(ctx, cast<RankedTensorType>(bias.getType())));
+      }
+      maps.push_back(id2);
+      s = e.generic(
+          sTy, inputs, s, maps, SmallVector<IT>(2, IT::parallel),
+          [&](OpBuilder &nb, Location nl, ValueRange args) {
+            LinalgBuilder nn{nb, nl};
+            Value r = nn.index(rowDim()), h = nn.cIndex(0), i = r;
+            if (group > 1) {
+              h = arith::RemUIOp::create(nb, nl, r, nn.cIndex(group));
+              i = arith::DivUIOp::create(nb, nl, r, nn.cIndex(group));
+            }
+            SmallVector<Value> idx = {nn.cIndex(0), h, i, nn.index(keyDim())};
+            Value biasAt = inputs.empty() ? Value() : nn.toF32(args[0]);
+            yieldValues(
+                nb, nl,
+                op.buildScore(nb, nl, args.back(), biasAt, idx, diagonal));
+          });
+    }
+
+    // m' = max(m, block max) and α = exp(m - shift(m')). Each update of
+    // the state writes into the outs it replaces, so a loop over key
+    // blocks keeps its state in place after bufferization.
+    Value blockMax = e.generic(
+        max.getType(), s, e.filled({R}, e.cF32(negInf)), {id2, row},
+        rowReduction(), [&](OpBuilder &nb, Location nl, ValueRange args) {
+          yieldValues(nb, nl, attention::combineMax(nb, nl, args[0], args[1]));
+        });
+    auto update = linalg::GenericOp::create(
+        b, loc, TypeRange{max.getType(), max.getType()}, ValueRange{blockMax},
+        ValueRange{max, e.empty({R}, f32)}, ArrayRef<AffineMap>{id1, id1, id1},
+        IT::parallel, [&](OpBuilder &nb, Location nl, ValueRange args) {
+          Value mNew = attention::combineMax(nb, nl, args[1], args[0]);
+          Value alpha = attention::rescaleFactor(nb, nl, args[1], mNew);
+          yieldValues(nb, nl, ValueRange{mNew, alpha});
+        });
+    Value mNew = update.getResult(0), alpha = update.getResult(1);
+    // p = exp(s - shift(m')), -0.0 where masked, over the scores.
+    Value p = e.generic(
+        sTy, mNew, s, {row, id2}, SmallVector<IT>(2, IT::parallel),
+        [&](OpBuilder &nb, Location nl, ValueRange args) {
+          Value shift = attention::softmaxShift(nb, nl, args[0]);
+          yieldValues(nb, nl, attention::softmaxWeight(nb, nl, args[1], shift));
+        });
+    // sum' = α·sum + Σ_j p (in any order: a vector reduction).
+    Value sumScaled = e.generic(
+        sum.getType(), alpha, sum, {id1, id1}, IT::parallel,
+        [&](OpBuilder &nb, Location nl, ValueRange args) {
+          yieldValues(nb, nl, arith::MulFOp::create(nb, nl, args[0], args[1]));
+        });
+    Value sumNew = e.generic(
+        sum.getType(), p, sumScaled, {id2, row}, rowReduction(),
+        [&](OpBuilder &nb, Location nl, ValueRange args) {
+          yieldValues(nb, nl,
+                      arith::AddFOp::create(nb, nl, args[0], args[1],
+                                            arith::FastMathFlags::reassoc));
+        });
+
+    // acc' = α·acc + P·V. A masked weight contributes nothing, not even
+    // 0·v: when every value of the block is finite that is what a plain
+    // matmul computes, so only blocks holding a NaN or Inf take the
+    // masked contraction.
+    Value accScaled = e.generic(
+        acc.getType(), alpha, acc, {AffineMap::get(2, 0, {d(0)}, ctx), id2},
+        SmallVector<IT>(2, IT::parallel),
+        [&](OpBuilder &nb, Location nl, ValueRange args) {
+          yieldValues(nb, nl, arith::MulFOp::create(nb, nl, args[0], args[1]));
+        });
+    // Dims (row, value dim, key) = (m, nn, kk).
+    AffineMap pMap = keyMajor ? AffineMap::get(3, 0, {kk, m}, ctx)
+                              : AffineMap::get(3, 0, {m, kk}, ctx);
+    AffineMap vMap = AffineMap::get(3, 0, {kk, nn}, ctx),
+              accMap = AffineMap::get(3, 0, {m, nn}, ctx);
+    auto branch = scf::IfOp::create(
+        b, loc, allFinite(e, vf),
+        [&](OpBuilder &nb, Location nl) {
+          Value sumPV =
+              matmul(nb, nl, p, vf, accScaled,
+                     keyMajor ? SmallVector<AffineMap>{pMap, vMap, accMap}
+                              : SmallVector<AffineMap>{});
+          scf::YieldOp::create(nb, nl, sumPV);
+        },
+        [&](OpBuilder &nb, Location nl) {
+          LinalgBuilder nn{nb, nl};
+          Value sumPV = nn.generic(
+              accScaled.getType(), {p, vf}, accScaled, {pMap, vMap, accMap},
+              {IT::parallel, IT::parallel, IT::reduction},
+              [&](OpBuilder &bb, Location bl, ValueRange args) {
+                LinalgBuilder nb2{bb, bl};
+                yieldValues(bb, bl,
+                            attention::accumulateWeighted(
+                                bb, bl, args[0], nb2.toF32(args[1]), args[2]));
+              });
+          scf::YieldOp::create(nb, nl, sumPV);
+        });
+    Value accNew = branch.getResult(0);
+
+    auto expand = [&](Value t, Value like,
+                      ArrayRef<ReassociationIndices> groups) -> Value {
+      return tensor::ExpandShapeOp::create(b, loc, like.getType(), t, groups,
+                                           e.sizes(like));
+    };
+    return SmallVector<Value>{expand(accNew, op.getAcc(), rows4),
+                              expand(mNew, op.getMax(), rows3),
+                              expand(sumNew, op.getSum(), rows3)};
+  }
+};
+
+/// Whether `op` holds one batch and one kv head, statically.
+bool isUnitStep(OnlineAttentionOp op) {
+  return op.getQ().getType().getDimSize(0) == 1 &&
+         op.getK().getType().getDimSize(2) == 1;
 }
 
 /// Whether the decomposition applies: static head counts (the GQA group is
@@ -257,7 +423,8 @@ struct OnlineAttentionAggregatedOpInterface
           OnlineAttentionAggregatedOpInterface, OnlineAttentionOp> {
   FailureOr<SmallVector<Value>> decomposeOperation(Operation *op,
                                                    OpBuilder &b) const {
-    return decomposeOnlineAttention(b, cast<OnlineAttentionOp>(op));
+    IRRewriter rewriter(b);
+    return decomposeOnlineAttention(rewriter, cast<OnlineAttentionOp>(op));
   }
 };
 /// mla_absorb decomposes into its naive form (posenc.attention over the
@@ -276,6 +443,57 @@ struct MlaAbsorbAggregatedOpInterface
   }
 };
 } // namespace
+
+/// A step over one batch and one kv head is UnitStep; any other is tiled
+/// into such steps first (loops over batch and kv heads through the op's
+/// TilingInterface), so there is one construction of the math.
+FailureOr<SmallVector<Value>>
+mlir::posenc::decomposeOnlineAttention(RewriterBase &rewriter,
+                                       OnlineAttentionOp op) {
+  int64_t hq = op.getQ().getType().getDimSize(2);
+  int64_t hkv = op.getK().getType().getDimSize(2);
+  std::optional<double> scale = op.getScaleOrDefault();
+  // The GQA group must be static (it is a constant of the maps), and so
+  // must the default scale's Dk.
+  if (ShapedType::isDynamic(hq) || ShapedType::isDynamic(hkv) || !scale)
+    return failure();
+  // No rows or no keys: the state is unchanged (with no key, m' = m and
+  // α = 1, or 0 for a state that has seen none, whose acc and sum are 0).
+  ShapedType qTy = op.getQ().getType(), kTy = op.getK().getType(),
+             vTy = op.getV().getType();
+  if (qTy.getDimSize(0) == 0 || qTy.getDimSize(1) == 0 || hq == 0 || hkv == 0 ||
+      kTy.getDimSize(1) == 0 || vTy.getDimSize(3) == 0)
+    return SmallVector<Value>{op.getAcc(), op.getMax(), op.getSum()};
+  int64_t group = hq / hkv;
+  if (isUnitStep(op)) {
+    // Key-major unless the rows fill less than a 512-bit vector.
+    int64_t sq = op.getQ().getType().getDimSize(1);
+    bool keyMajor = ShapedType::isDynamic(sq) || sq * group >= 16;
+    return UnitStep{op, group, *scale, keyMajor}.build(rewriter);
+  }
+  OpBuilder::InsertionGuard guard(rewriter);
+  scf::SCFTilingOptions options;
+  options.setTileSizes(
+      getAsIndexOpFoldResult(rewriter.getContext(), {1, group, 0, 0, 0, 0}));
+  FailureOr<scf::SCFTilingResult> tiled = scf::tileUsingSCF(
+      rewriter, cast<TilingInterface>(op.getOperation()), options);
+  if (failed(tiled))
+    return failure();
+  for (Operation *t : tiled->tiledOps) {
+    auto step = cast<OnlineAttentionOp>(t);
+    // A dynamic batch gives tiles of dynamic size: 1 in fact.
+    if (!isUnitStep(step))
+      return op.emitOpError() << "decomposition needs a static batch of one "
+                                 "per tile; tile the batch first";
+    rewriter.setInsertionPoint(step);
+    FailureOr<SmallVector<Value>> values =
+        decomposeOnlineAttention(rewriter, step);
+    if (failed(values))
+      return failure();
+    rewriter.replaceOp(step, *values);
+  }
+  return tiled->replacements;
+}
 
 FailureOr<OnlineAttentionOp>
 mlir::posenc::convertToOnlineAttention(RewriterBase &rewriter, AttentionOp op) {

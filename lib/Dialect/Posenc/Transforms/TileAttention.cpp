@@ -53,58 +53,84 @@ struct PosencTileAttentionPass
   void runOnOperation() override {
     if (tileSizes.size() > 3 ||
         llvm::any_of(tileSizes, [](int64_t s) { return s < 0; }) ||
-        keyTile <= 0 || maxQueries < 0) {
+        keyTile <= 0 || maxQueries < 0 || tileRows < 0) {
       InFlightDiagnostic diag =
           getOperation()->emitError()
           << "posenc-tile-attention: tile-sizes must be at most 3 sizes >= 0 "
              "(batch, query heads, queries), key-tile > 0 and max-queries >= "
-             "0; got tile-sizes=[";
+             "0, tile-rows >= 0; got tile-sizes=[";
       llvm::interleaveComma(tileSizes, diag);
       diag << "] key-tile=" << int64_t(keyTile)
-           << " max-queries=" << int64_t(maxQueries);
+           << " max-queries=" << int64_t(maxQueries)
+           << " tile-rows=" << int64_t(tileRows);
       return signalPassFailure();
     }
+    AttentionTiling tiling;
+    tiling.outer.assign(tileSizes.begin(), tileSizes.end());
+    tiling.rows = tileRows;
+    tiling.keys = keyTile;
     SmallVector<AttentionOp> ops;
     getOperation()->walk([&](AttentionOp op) {
       int64_t sq = op.getQ().getType().getDimSize(1);
-      // Ops the decomposition cannot take (dynamic head counts, or a
-      // dynamic Dk and no scale) stay: the lowering names them.
-      if (op.getQ().getType().isDynamicDim(2) ||
-          op.getK().getType().isDynamicDim(2) || !op.getScaleOrDefault())
-        return;
-      // A static empty dim: slices of it do not verify (offset 0 of size
-      // 0); the lowering returns the empty or zero result directly.
-      for (Value t : {op.getQ(), op.getK(), op.getV()})
-        if (llvm::is_contained(cast<ShapedType>(t.getType()).getShape(), 0))
-          return;
-      if (maxQueries == 0 || (!ShapedType::isDynamic(sq) && sq <= maxQueries))
+      if (isTileable(op) &&
+          (maxQueries == 0 || (!ShapedType::isDynamic(sq) && sq <= maxQueries)))
         ops.push_back(op);
     });
-    SmallVector<int64_t> outer(tileSizes.begin(), tileSizes.end());
-    outer.resize(6, 0);
-    SmallVector<int64_t> keys = {0, 0, 0, keyTile, 0, 0};
     IRRewriter rewriter(&getContext());
-    for (AttentionOp op : ops) {
-      // The buffer form is tiled as its tensor form.
-      op = convertToTensorForm(rewriter, op);
-      FailureOr<SmallVector<Operation *>> tiles =
-          tile(rewriter, cast<TilingInterface>(op.getOperation()), outer);
-      if (failed(tiles))
+    for (AttentionOp op : ops)
+      if (failed(tileAttention(rewriter, op, tiling)))
         return signalPassFailure();
-      for (Operation *t : *tiles) {
-        FailureOr<OnlineAttentionOp> online =
-            convertToOnlineAttention(rewriter, cast<AttentionOp>(t));
-        if (failed(online)) {
-          t->emitOpError() << "cannot be tiled along keys: it needs a static "
-                              "number of heads, and a static key head dim or "
-                              "a scale";
-          return signalPassFailure();
-        }
-        if (failed(tile(rewriter, cast<TilingInterface>(online->getOperation()),
-                        keys)))
-          return signalPassFailure();
-      }
-    }
   }
 };
 } // namespace
+
+bool mlir::posenc::isTileable(AttentionOp op) {
+  // Ops the decomposition cannot take (dynamic head counts, or a dynamic
+  // Dk and no scale) stay: the lowering names them.
+  if (op.getQ().getType().isDynamicDim(2) ||
+      op.getK().getType().isDynamicDim(2) || !op.getScaleOrDefault())
+    return false;
+  // A static empty dim: slices of it do not verify (offset 0 of size 0);
+  // the decomposition returns the empty or zero result directly.
+  for (Value t : {op.getQ(), op.getK(), op.getV()})
+    if (llvm::is_contained(cast<ShapedType>(t.getType()).getShape(), 0))
+      return false;
+  return true;
+}
+
+LogicalResult mlir::posenc::tileAttention(RewriterBase &rewriter,
+                                          AttentionOp op,
+                                          const AttentionTiling &tiling) {
+  // The buffer form is tiled as its tensor form.
+  op = convertToTensorForm(rewriter, op);
+  SmallVector<int64_t> sizes = tiling.outer;
+  sizes.resize(6, 0);
+  if (tiling.rows > 0) {
+    int64_t group =
+        op.getQ().getType().getDimSize(2) / op.getK().getType().getDimSize(2);
+    int64_t queries = std::max<int64_t>(1, tiling.rows / group);
+    // A query tile holding every query stays untiled: its size stays
+    // static (decode's few rows take the row-major step).
+    int64_t sq = op.getQ().getType().getDimSize(1);
+    if (!ShapedType::isDynamic(sq) && sq <= queries)
+      queries = 0;
+    sizes = {1, group, queries, 0, 0, 0};
+  }
+  FailureOr<SmallVector<Operation *>> tiles =
+      tile(rewriter, cast<TilingInterface>(op.getOperation()), sizes);
+  if (failed(tiles))
+    return failure();
+  SmallVector<int64_t> keys = {0, 0, 0, tiling.keys, 0, 0};
+  for (Operation *t : *tiles) {
+    FailureOr<OnlineAttentionOp> online =
+        convertToOnlineAttention(rewriter, cast<AttentionOp>(t));
+    if (failed(online))
+      return t->emitOpError() << "cannot be tiled along keys: it needs a "
+                                 "static number of heads, and a static key "
+                                 "head dim or a scale";
+    if (failed(tile(rewriter, cast<TilingInterface>(online->getOperation()),
+                    keys)))
+      return failure();
+  }
+  return success();
+}

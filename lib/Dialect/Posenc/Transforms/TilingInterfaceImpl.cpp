@@ -36,9 +36,29 @@ using IT = utils::IteratorType;
 
 enum Dim : unsigned { kB, kH, kI, kJ, kD, kE };
 
+/// Whether `a` and `b` are the same size: equal constants or values, or
+/// the same dim of the same tensor or buffer (getIterationDomain builds a
+/// new dim op on each call).
+bool sameSize(OpFoldResult a, OpFoldResult b) {
+  if (isEqualConstantIntOrValue(a, b))
+    return true;
+  auto va = dyn_cast<Value>(a), vb = dyn_cast<Value>(b);
+  if (!va || !vb)
+    return false;
+  if (auto da = va.getDefiningOp<tensor::DimOp>())
+    if (auto db = vb.getDefiningOp<tensor::DimOp>())
+      return da.getSource() == db.getSource() &&
+             isEqualConstantIntOrValue(da.getDimension(), db.getDimension());
+  if (auto da = va.getDefiningOp<memref::DimOp>())
+    if (auto db = vb.getDefiningOp<memref::DimOp>())
+      return da.getSource() == db.getSource() &&
+             isEqualConstantIntOrValue(da.getDimension(), db.getDimension());
+  return false;
+}
+
 /// Whether the tile [offset, offset + size) covers all of `full`.
 bool coversAll(OpFoldResult offset, OpFoldResult size, OpFoldResult full) {
-  return isZeroInteger(offset) && isEqualConstantIntOrValue(size, full);
+  return isZeroInteger(offset) && sameSize(size, full);
 }
 
 /// The kv-head slice that query heads [h0, h0 + size) read, when the tile
@@ -72,6 +92,27 @@ struct TileOperands {
   SmallVector<Operation *> slices;
 };
 
+/// The keys that queries [i0, i0 + rows) of a causal op can see:
+/// [0, max(0, min(Sk, i0 + rows + diagonal))).
+template <typename OpT>
+OpFoldResult causalKeyLimit(OpT op, OpBuilder &b, OpFoldResult i0,
+                            OpFoldResult rows) {
+  Location loc = op.getLoc();
+  MLIRContext *ctx = b.getContext();
+  OpFoldResult sk = isa<MemRefType>(op.getK().getType())
+                        ? memref::getMixedSize(b, loc, op.getK(), 1)
+                        : tensor::getMixedSize(b, loc, op.getK(), 1);
+  AffineExpr s0, s1, s2;
+  bindSymbols(ctx, s0, s1, s2);
+  OpFoldResult last = affine::makeComposedFoldedAffineApply(
+      b, loc, s0 + s1 + s2, {i0, rows, op.buildDiagonal(b, loc)});
+  OpFoldResult seen = affine::makeComposedFoldedAffineMin(
+      b, loc, AffineMap::get(0, 2, {s0, s1}, ctx), {last, sk});
+  return affine::makeComposedFoldedAffineMax(
+      b, loc, AffineMap::get(0, 1, {s0, getAffineConstantExpr(0, ctx)}, ctx),
+      {seen});
+}
+
 template <typename OpT>
 SmallVector<Range> attentionDomain(OpT op, OpBuilder &b) {
   Location loc = op.getLoc();
@@ -84,6 +125,12 @@ SmallVector<Range> attentionDomain(OpT op, OpBuilder &b) {
   SmallVector<OpFoldResult> sizes = {size(op.getQ(), 0), size(op.getQ(), 2),
                                      size(op.getQ(), 1), size(op.getK(), 1),
                                      size(op.getQ(), 3), size(op.getV(), 3)};
+  // online_attention's keys past the causal limit of its last query are
+  // masked for every row: by the mask rule they change nothing, so its
+  // key loop stops there (FlashAttention's skip of blocks above the
+  // diagonal).
+  if (std::is_same_v<OpT, OnlineAttentionOp> && op.getCausal())
+    sizes[kJ] = causalKeyLimit(op, b, b.getIndexAttr(0), sizes[kI]);
   return llvm::map_to_vector(sizes, [&](OpFoldResult s) {
     return Range{zero, s, one};
   });
@@ -119,6 +166,9 @@ sliceOperands(OpT op, OpBuilder &b, ArrayRef<OpFoldResult> offsets,
   OpFoldResult zero = b.getIndexAttr(0);
   OpFoldResult j0 = keysTiled ? offsets[kJ] : zero;
   OpFoldResult js = keysTiled ? sizes[kJ] : domain[kJ].size;
+  // A causal tile of queries reads only the keys they can see.
+  if (!keysTiled && op.getCausal())
+    js = causalKeyLimit(op, b, offsets[kI], sizes[kI]);
   t.q = slice(op.getQ(), {offsets[kB], offsets[kI], offsets[kH], zero},
               {sizes[kB], sizes[kI], sizes[kH], domain[kD].size});
   t.k = slice(op.getK(), {offsets[kB], j0, kv->first, zero},

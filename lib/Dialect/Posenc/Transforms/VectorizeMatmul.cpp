@@ -40,19 +40,42 @@ using namespace mlir;
 
 namespace {
 
-bool isF32Matrix(Value v, bool unitInnerStride) {
+/// A 2-D memref of f32 or, for an input, f16/bf16 (extended as loaded:
+/// the mixed-precision matmul of 16-bit K/V caches and weights).
+bool isF32Matrix(Value v, bool unitInnerStride, bool input = false) {
   auto type = dyn_cast<MemRefType>(v.getType());
-  if (!type || type.getRank() != 2 || !type.getElementType().isF32())
+  if (!type || type.getRank() != 2)
+    return false;
+  Type elem = type.getElementType();
+  if (!elem.isF32() && !(input && (elem.isF16() || elem.isBF16())))
     return false;
   return !unitInnerStride || type.isLastDimUnitStride();
 }
 
-/// Plain C += A·B in f32 with rows of B and C contiguous.
+/// Whether `op`'s maps are (m, k) or (k, m) for A [then `aTransposed`],
+/// (k, n) for B and (m, n) for C.
+bool hasBroadcastMaps(linalg::MatmulOp op, bool &aTransposed) {
+  aTransposed = false;
+  if (!op.hasUserDefinedMaps())
+    return true;
+  MLIRContext *ctx = op.getContext();
+  AffineExpr m, n, k;
+  bindDims(ctx, m, n, k);
+  SmallVector<AffineMap> expected = {AffineMap::get(3, 0, {k, m}, ctx),
+                                     AffineMap::get(3, 0, {k, n}, ctx),
+                                     AffineMap::get(3, 0, {m, n}, ctx)};
+  aTransposed = op.getIndexingMapsArray() == ArrayRef<AffineMap>(expected);
+  return aTransposed;
+}
+
+/// C += A·B in f32 with rows of B and C contiguous; A may be stored
+/// transposed (it is read one element at a time).
 bool isVectorizable(linalg::MatmulOp op) {
-  if (!op.hasPureBufferSemantics() || op.hasUserDefinedMaps())
+  bool aTransposed;
+  if (!op.hasPureBufferSemantics() || !hasBroadcastMaps(op, aTransposed))
     return false;
-  return isF32Matrix(op.getDpsInputs()[0], false) &&
-         isF32Matrix(op.getDpsInputs()[1], true) &&
+  return isF32Matrix(op.getDpsInputs()[0], false, true) &&
+         isF32Matrix(op.getDpsInputs()[1], true, true) &&
          isF32Matrix(op.getDpsInits()[0], true);
 }
 
@@ -68,8 +91,8 @@ bool isTransposedBVectorizable(linalg::MatmulOp op) {
                                      AffineMap::get(3, 0, {m, n}, ctx)};
   if (op.getIndexingMapsArray() != ArrayRef<AffineMap>(expected))
     return false;
-  return isF32Matrix(op.getDpsInputs()[0], true) &&
-         isF32Matrix(op.getDpsInputs()[1], true) &&
+  return isF32Matrix(op.getDpsInputs()[0], true, true) &&
+         isF32Matrix(op.getDpsInputs()[1], true, true) &&
          isF32Matrix(op.getDpsInits()[0], false);
 }
 
@@ -99,6 +122,22 @@ struct MatmulVectorizer {
     for (int64_t i = 0; i < count; ++i)
       out.push_back(addConst(base, i * step));
     return out;
+  }
+
+  /// A vector of `width` elements of `mem` at `idx`, in f32.
+  Value loadVector(Value mem, ValueRange idx) {
+    Type elem = cast<MemRefType>(mem.getType()).getElementType();
+    auto f32Ty = VectorType::get({width}, b.getF32Type());
+    Value x = vector::LoadOp::create(b, loc, VectorType::get({width}, elem),
+                                     mem, idx);
+    return elem.isF32() ? x : arith::ExtFOp::create(b, loc, f32Ty, x);
+  }
+  /// One element of `mem` at `idx`, in f32.
+  Value loadScalar(Value mem, ValueRange idx) {
+    Value x = memref::LoadOp::create(b, loc, mem, idx);
+    return x.getType().isF32()
+               ? x
+               : arith::ExtFOp::create(b, loc, b.getF32Type(), x);
   }
 
   /// Whether [begin, end) is statically empty.
@@ -145,10 +184,9 @@ struct MatmulVectorizer {
                     [&](OpBuilder &, Location, Value kk, ValueRange acc) {
                       SmallVector<Value> bRow, next;
                       for (Value j : colIdx)
-                        bRow.push_back(
-                            vector::LoadOp::create(b, loc, vecTy, bm, {kk, j}));
+                        bRow.push_back(loadVector(bm, {kk, j}));
                       for (auto [r, i] : llvm::enumerate(rowIdx)) {
-                        Value x = memref::LoadOp::create(b, loc, a, {i, kk});
+                        Value x = loadScalar(a, {i, kk});
                         Value xs =
                             vector::BroadcastOp::create(b, loc, vecTy, x);
                         for (auto [v, y] : llvm::enumerate(bRow))
@@ -236,11 +274,9 @@ struct TransposedBVectorizer : MatmulVectorizer {
                     [&](OpBuilder &, Location, Value kk, ValueRange acc) {
                       SmallVector<Value> aVec, bVec, next;
                       for (Value i : rowIdx)
-                        aVec.push_back(
-                            vector::LoadOp::create(b, loc, vecTy, a, {i, kk}));
+                        aVec.push_back(loadVector(a, {i, kk}));
                       for (Value j : colIdx)
-                        bVec.push_back(
-                            vector::LoadOp::create(b, loc, vecTy, bm, {j, kk}));
+                        bVec.push_back(loadVector(bm, {j, kk}));
                       for (int64_t r = 0; r < rows; ++r)
                         for (int64_t c = 0; c < cols; ++c)
                           next.push_back(vector::FMAOp::create(
@@ -258,11 +294,9 @@ struct TransposedBVectorizer : MatmulVectorizer {
                       [&](OpBuilder &, Location, Value kk, ValueRange acc) {
                         SmallVector<Value> next;
                         for (int64_t r = 0; r < rows; ++r) {
-                          Value x = memref::LoadOp::create(b, loc, a,
-                                                           {rowIdx[r], kk});
+                          Value x = loadScalar(a, {rowIdx[r], kk});
                           for (int64_t c = 0; c < cols; ++c) {
-                            Value y = memref::LoadOp::create(b, loc, bm,
-                                                             {colIdx[c], kk});
+                            Value y = loadScalar(bm, {colIdx[c], kk});
                             next.push_back(math::FmaOp::create(
                                 b, loc, x, y, acc[r * cols + c]));
                           }
@@ -341,6 +375,14 @@ struct PosencVectorizeMatmulPass
       Location loc = op.getLoc();
       Value a = op.getDpsInputs()[0], bm = op.getDpsInputs()[1];
       Value c = op.getDpsInits()[0];
+      // Aᵀ stored: read A through a transposed (strided) view.
+      bool aTransposed;
+      hasBroadcastMaps(op, aTransposed);
+      if (aTransposed)
+        a = memref::TransposeOp::create(
+            b, loc, a,
+            AffineMapAttr::get(AffineMap::getPermutationMap(
+                ArrayRef<unsigned>{1, 0}, b.getContext())));
       MatmulVectorizer v{b,
                          loc,
                          a,
@@ -350,9 +392,17 @@ struct PosencVectorizeMatmulPass
                          b.createOrFold<memref::DimOp>(loc, c, 1),
                          b.createOrFold<memref::DimOp>(loc, a, 1),
                          vectorWidth};
-      Value rowEnd = v.emitRows(v.cIndex(0), v.m, rows, vectors);
-      if (rows > 1)
-        v.emitRows(rowEnd, v.m, 1, vectors);
+      // C narrower than a block (static N): fewer vectors per row, more
+      // rows, the same number of accumulators.
+      int64_t blockRows = rows, blockVectors = vectors;
+      if (std::optional<int64_t> cols = getConstantIntValue(v.n);
+          cols && *cols < vectors * vectorWidth && *cols >= vectorWidth) {
+        blockVectors = *cols / vectorWidth;
+        blockRows = rows * vectors / blockVectors;
+      }
+      Value rowEnd = v.emitRows(v.cIndex(0), v.m, blockRows, blockVectors);
+      if (blockRows > 1)
+        v.emitRows(rowEnd, v.m, 1, blockVectors);
       op.erase();
     }
   }

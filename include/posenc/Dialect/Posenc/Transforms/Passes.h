@@ -37,6 +37,33 @@ LogicalResult decomposeMla(RewriterBase &rewriter, MlaAbsorbOp op,
 FailureOr<OnlineAttentionOp> convertToOnlineAttention(RewriterBase &rewriter,
                                                       AttentionOp op);
 
+/// How attention is tiled into the FlashAttention loop: `outer` sizes of
+/// (batch, query heads, queries) (0: untiled), or, when `rows` > 0, tiles
+/// of one batch, the G query heads of one kv head and max(1, rows / G)
+/// queries; each tile becomes online_attention tiled by `keys` keys.
+struct AttentionTiling {
+  SmallVector<int64_t> outer;
+  int64_t rows = 0;
+  int64_t keys = 64;
+};
+
+/// Whether tileAttention takes `op`: static head counts, a static Dk or a
+/// scale, and no static empty dim.
+bool isTileable(AttentionOp op);
+
+/// Replaces `op` (tensor or buffer form) by its tiles (TilingInterface),
+/// each an online_attention loop over key blocks followed by acc / sum.
+LogicalResult tileAttention(RewriterBase &rewriter, AttentionOp op,
+                            const AttentionTiling &tiling);
+
+/// One online-softmax step of `op` on linalg (its decomposition), built
+/// at the rewriter's insertion point; the values replace `op`'s results.
+/// A step over one batch and one kv head is built directly; any other is
+/// first tiled into such steps through its TilingInterface, with
+/// `rewriter`. Fails for dynamic head counts, or a dynamic Dk and no scale.
+FailureOr<SmallVector<Value>> decomposeOnlineAttention(RewriterBase &rewriter,
+                                                       OnlineAttentionOp op);
+
 #define GEN_PASS_REGISTRATION
 #include "posenc/Dialect/Posenc/Transforms/Passes.h.inc"
 

@@ -88,6 +88,10 @@ def PosencTileAttentionPass : Pass<"posenc-tile-attention"> {
   let options = [
     ListOption<"tileSizes", "tile-sizes", "int64_t",
                "Tile sizes of batch, query heads and queries (0: untiled)">,
+    Option<"tileRows", "tile-rows", "int64_t", "0",
+           "Rows per tile, as (query, head) pairs: each tile takes one batch, "
+           "the G = Hq / Hkv query heads of one kv head and max(1, "
+           "tile-rows / G) queries (0: tile-sizes decides)">,
     Option<"keyTile", "key-tile", "int64_t", "256",
            "Keys per block of the online-softmax loop">,
     Option<"maxQueries", "max-queries", "int64_t", "0",
