@@ -9,8 +9,8 @@ f32 words).
 Contenders, each compiled by posenc from the same IR:
   default   posenc-lower-to-cpu: decode takes the loop over key blocks that
             posenc-tile-attention derives from the ops' interfaces
-  nest      posenc-lower-to-cpu{attention-decode-queries=0}: the prefill
-            loop nest of convert-posenc-to-linalg (packed key tiles)
+  prefill   posenc-lower-to-cpu{attention-decode-queries=0}: the tiling
+            of prefill (64 keys per block)
   split-K   attention decomposed into online_attention, keys split into 4
             chunks with upstream's tile_reduction_using_forall (partial
             states merged at the end), then posenc-lower-to-cpu; one thread
@@ -102,7 +102,7 @@ def main():
             f.write(SPLIT_K)
         pipelines = {
             "default": "posenc-lower-to-cpu",
-            "nest": "posenc-lower-to-cpu{attention-decode-queries=0}",
+            "prefill": "posenc-lower-to-cpu{attention-decode-queries=0}",
             "split-K": (f"transform-preload-library{{transform-library-paths={lib}}},"
                         "transform-interpreter,posenc-lower-to-cpu"),
         }

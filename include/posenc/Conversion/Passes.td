@@ -18,22 +18,29 @@ def ConvertPosencToLinalgPass : Pass<"convert-posenc-to-linalg"> {
     - `posenc.sinusoidal`, `posenc.alibi_bias`, `posenc.rel_bias`,
       `posenc.rel_key_bias`: one linalg.generic per result (T5 buckets come
       from a compile-time table of the log-spaced buckets).
-    - `posenc.attention`: a tiled online-softmax loop nest (flash-style)
-      with score_mod inlined, causal key tiles above the diagonal skipped,
-      the query heads of a GQA group sharing each K/V tile, and 0 for rows
-      that see no key. K and V of each kv head are packed once into f32
-      key-tile blocks (Kᵀ as [tiles, Dk, tile-k], V as [tiles, tile-k, Dv]),
-      and the (query, head) pairs of a query tile are the rows of 2-D
-      tiles, so scale·Q·Kᵀ and P·V are `linalg.matmul` ops (which
-      `posenc-vectorize-matmul` blocks for registers after bufferization).
-      With `materialize-attention`, scores are built whole
-      instead (QKᵀ, bias, score_mod, mask, softmax, PV) as a reference
-      form.
+    - `posenc.attention`: tiled through its `TilingInterface` into tiles
+      of one batch, the G = Hq / Hkv query heads of one kv head and
+      max(1, attention-tile-q / G) queries (a causal tile reads only the
+      keys its queries see), each tile `posenc.online_attention` over
+      blocks of attention-tile-k keys (the FlashAttention loop, the
+      state carried through the loop, `acc / sum` after it), exactly as
+      `posenc-tile-attention{tile-rows key-tile}` does. Each block is the
+      op's decomposition: one online-softmax step on 2-D tiles whose
+      rows are the (query, head) pairs, with scale·QKᵀ and P·V as
+      `linalg.matmul` (key-major Sᵀ = K·(scale·Q)ᵀ for many rows,
+      row-major S = (scale·Q)·Kᵀ for decode's few), which
+      `posenc-vectorize-matmul` blocks for registers after
+      bufferization; K and V are read in place, in their stored dtype.
+      Ops the tiling cannot take (a static empty dim) lower as their
+      decomposition. With `materialize-attention`, no query or key tiles:
+      one step per batch and kv head over all queries and keys, as a
+      reference form.
     - `posenc.mla_absorb`: its naive form (decompressed keys and values)
-      as a `posenc.attention`, lowered in turn.
+      as a `posenc.attention`, lowered in turn (posenc-decompose-mla picks
+      the absorbed form earlier in the CPU pipeline).
   }];
   let options = [
-    Option<"attentionTileQ", "attention-tile-q", "int64_t", "32",
+    Option<"attentionTileQ", "attention-tile-q", "int64_t", "64",
            "Rows per attention tile: (query, head) pairs, so a tile holds "
            "tile-q / G queries of the G query heads of a kv head (>= 1)">,
     Option<"attentionTileK", "attention-tile-k", "int64_t", "64",

@@ -37,9 +37,9 @@ struct PosencToCPUPipelineOptions
   PassOptions::Option<int64_t> attentionDecodeQueries{
       *this, "attention-decode-queries",
       llvm::cl::desc("Attention with a static query length of at most this "
-                     "(decode) runs the loop over key blocks derived by "
-                     "posenc-tile-attention, reading K and V in place; 0: "
-                     "every attention takes the prefill loop nest"),
+                     "(decode) is tiled with attention-decode-key-tile keys "
+                     "per block; 0: every attention takes the prefill "
+                     "tiles (attention-tile-q, attention-tile-k)"),
       llvm::cl::init(4)};
   PassOptions::Option<int64_t> attentionDecodeKeyTile{
       *this, "attention-decode-key-tile",

@@ -77,13 +77,18 @@ def PosencTileAttentionPass : Pass<"posenc-tile-attention"> {
     left as it is (the lowering reports it); a head tile that splits a GQA
     group is an error naming the op.
 
+    With `tile-rows` > 0 the outer tiles are one batch, the G = Hq / Hkv
+    query heads of one kv head and max(1, tile-rows / G) queries (all of
+    them when the static query length fits), whatever the op's GQA group:
+    the shape of the 2-D steps online_attention decomposes into. A causal
+    tile reads only the keys its queries can see, and online_attention's
+    key loop ends at its causal limit, so key blocks above the diagonal
+    are never visited.
+
     `posenc-lower-to-cpu` runs it for decode-shaped attention (a few
-    queries against a long cache), where it reads K and V in place, once,
-    in their stored layout and dtype: one decode step of GQA 32/8, D = 128
-    over 4096 cached keys runs at the speed of a plain read of the same
-    bytes (bench/decode.py). Prefill keeps the CPU flash loop nest of
-    `convert-posenc-to-linalg`, which skips key blocks above the causal
-    diagonal and packs tiles for register-blocked matmuls.
+    queries against a long cache, longer key blocks), where K and V are
+    read in place, once, in their stored layout and dtype;
+    `convert-posenc-to-linalg` tiles every other attention the same way.
   }];
   let options = [
     ListOption<"tileSizes", "tile-sizes", "int64_t",
