@@ -6,22 +6,27 @@
 
 // Attention is tiled through its TilingInterface and decomposed: tile-q = 8
 // rows of (query, head) pairs, so each tile takes one batch, the G = 4
-// query heads of one kv head and 2 queries; a causal tile reads only the
-// keys its queries see (min(i0 + 2 + Sk - Sq, Sk)), and its loop over key
-// blocks of 4 stops there. Each block is one online-softmax step on 2-D
-// tiles: scale·Q, S = Q·Kᵀ (8 rows: row-major, dot products along the
-// head dim), the causal mask, row max, weights and P·V as a matmul, or as
-// a contraction that skips masked weights when V holds a NaN or Inf.
-// Nothing of size Sq x Sk exists.
+// query heads of one kv head and 2 queries. K and V of each kv head are
+// first copied into contiguous blocks, which the query tiles share; a
+// causal tile reads only the keys its queries see (min(i0 + 2 + Sk - Sq,
+// Sk)), and its loop over key blocks of 4 stops there. Each block is one
+// online-softmax step on 2-D tiles: scale·Q, S = Q·Kᵀ (8 rows: row-major,
+// dot products along the head dim), the causal mask, row max, weights and
+// P·V as a matmul, or as a contraction that skips masked weights when V
+// holds a NaN or Inf. Nothing of size Sq x Sk exists.
 // CHECK-DAG: #[[LIMIT:.+]] = affine_map<()[s0] -> (6, s0 + 4)>
 // CHECK-LABEL: func @attention_gqa
 // CHECK-NOT: tensor<{{.*}}4x6{{.*}}>
 // CHECK: scf.for %[[B:.+]] = %c0 to %c2 step %c1
 // CHECK: scf.for %[[H:.+]] = %c0 to %c8 step %c4
+// CHECK: %[[QH:.+]] = tensor.extract_slice %arg0[%[[B]], 0, %[[H]], 0] [1, 4, 4, 16]
+// CHECK: %[[KH:.+]] = tensor.extract_slice %arg1[%[[B]], 0, %{{.+}}, 0] [1, 6, 1, 16]
+// CHECK: %[[KC:.+]] = linalg.copy ins(%[[KH]] : tensor<1x6x1x16xf32>)
+// CHECK: linalg.copy
 // CHECK: scf.for %[[I0:.+]] = %c0 to %c4 step %c2
 // CHECK: affine.min #[[LIMIT]]()[%[[I0]]]
-// CHECK: tensor.extract_slice %arg0[%[[B]], %[[I0]], %[[H]], 0] [1, 2, 4, 16]
-// CHECK: tensor.extract_slice %arg1[%[[B]], 0, %{{.+}}, 0] [1, %{{.+}}, 1, 16]
+// CHECK: tensor.extract_slice %[[QH]][0, %[[I0]], 0, 0] [1, 2, 4, 16]
+// CHECK: tensor.extract_slice %[[KC]][0, 0, 0, 0] [1, %{{.+}}, 1, 16]
 // CHECK: scf.for %[[J0:.+]] = %c0 to %{{.+}} step %c4 iter_args
 // CHECK: arith.mulf %in, %{{.+}} : f32
 // CHECK: linalg.matmul indexing_maps = {{.*}} ins(%{{.+}}, %{{.+}} : tensor<8x16xf32>, tensor<?x16xf32>) outs(%{{.+}} : tensor<8x?xf32>)
@@ -36,7 +41,7 @@
 // CHECK: arith.bitcast
 // CHECK: scf.yield
 // CHECK: arith.divf
-// CHECK: tensor.insert_slice %{{.+}} into %{{.+}}[%[[B]], %[[I0]], %[[H]], 0] [1, 2, 4, 16]
+// CHECK: tensor.insert_slice %{{.+}} into %{{.+}}[0, %[[I0]], 0, 0] [1, 2, 4, 16]
 // materialize-attention: no query or key tiles, one step per batch and kv
 // head over all 4 queries (16 rows: key-major, Sᵀ = K·Qᵀ) and 6 keys.
 // WHOLE-LABEL: func @attention_gqa

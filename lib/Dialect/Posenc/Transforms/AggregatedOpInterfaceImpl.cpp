@@ -187,17 +187,11 @@ struct UnitStep {
     Value qs = collapse(
         b, loc, qScaled,
         keyMajor ? SmallVector<ReassociationIndices>{{0}, {1, 2, 3}} : rows4);
-    // K and V are read as stored (the matmuls extend 16-bit elements as
-    // they load them). Key-major, V is read once per block of rows: it is
-    // copied into a contiguous f32 block, since rows of one head lie
-    // Hkv·Dv elements apart (4 KiB for 16 heads of 64), which maps every
-    // row to the same L1 sets.
+    // K and V are read as stored: the matmuls extend 16-bit elements as
+    // they load them. (posenc-tile-attention gives prefill tiles K and V
+    // copied into contiguous blocks per kv head; decode reads them in
+    // place.)
     Value kf = k, vf = v;
-    if (keyMajor)
-      vf = cast<RankedTensorType>(v.getType()).getElementType().isF32()
-               ? linalg::CopyOp::create(b, loc, v, e.empty(e.sizes(v), f32))
-                     .getResult(0)
-               : e.castTensor(v, f32);
 
     // Scores: Sᵀ = K·Qᵀ or S = Q·Kᵀ.
     SmallVector<OpFoldResult> sSizes = keyMajor

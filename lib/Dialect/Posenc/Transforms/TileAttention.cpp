@@ -105,19 +105,59 @@ LogicalResult mlir::posenc::tileAttention(RewriterBase &rewriter,
   op = convertToTensorForm(rewriter, op);
   SmallVector<int64_t> sizes = tiling.outer;
   sizes.resize(6, 0);
+  FailureOr<SmallVector<Operation *>> tiles;
   if (tiling.rows > 0) {
     int64_t group =
         op.getQ().getType().getDimSize(2) / op.getK().getType().getDimSize(2);
     int64_t queries = std::max<int64_t>(1, tiling.rows / group);
     // A query tile holding every query stays untiled: its size stays
-    // static (decode's few rows take the row-major step).
+    // static (decode's few rows take the row-major step), and K and V are
+    // read in place.
     int64_t sq = op.getQ().getType().getDimSize(1);
-    if (!ShapedType::isDynamic(sq) && sq <= queries)
-      queries = 0;
-    sizes = {1, group, queries, 0, 0, 0};
+    if (!ShapedType::isDynamic(sq) && sq <= queries) {
+      tiles = tile(rewriter, cast<TilingInterface>(op.getOperation()),
+                   {1, group, 0, 0, 0, 0});
+    } else {
+      // Several query tiles read each kv head: first tiles of one batch
+      // and kv head, whose K and V are copied into contiguous blocks
+      // (rows of one head lie Hkv·D elements apart in the inputs: a page
+      // per row for 16 heads of 64, and the same L1 sets), then query
+      // tiles of those.
+      FailureOr<SmallVector<Operation *>> heads =
+          tile(rewriter, cast<TilingInterface>(op.getOperation()),
+               {1, group, 0, 0, 0, 0});
+      if (failed(heads))
+        return failure();
+      tiles.emplace();
+      for (Operation *h : *heads) {
+        auto head = cast<AttentionOp>(h);
+        rewriter.setInsertionPoint(head);
+        auto copy = [&](Value t) -> Value {
+          auto ty = cast<RankedTensorType>(t.getType());
+          Value empty = tensor::EmptyOp::create(
+              rewriter, head.getLoc(),
+              tensor::getMixedSizes(rewriter, head.getLoc(), t),
+              ty.getElementType());
+          return linalg::CopyOp::create(rewriter, head.getLoc(), t, empty)
+              .getResult(0);
+        };
+        Value k = copy(head.getK());
+        Value v = head.getV() == head.getK() ? k : copy(head.getV());
+        rewriter.modifyOpInPlace(head, [&] {
+          head.getKMutable().assign(k);
+          head.getVMutable().assign(v);
+        });
+        FailureOr<SmallVector<Operation *>> rows =
+            tile(rewriter, cast<TilingInterface>(head.getOperation()),
+                 {0, 0, queries, 0, 0, 0});
+        if (failed(rows))
+          return failure();
+        tiles->append(rows->begin(), rows->end());
+      }
+    }
+  } else {
+    tiles = tile(rewriter, cast<TilingInterface>(op.getOperation()), sizes);
   }
-  FailureOr<SmallVector<Operation *>> tiles =
-      tile(rewriter, cast<TilingInterface>(op.getOperation()), sizes);
   if (failed(tiles))
     return failure();
   SmallVector<int64_t> keys = {0, 0, 0, tiling.keys, 0, 0};
