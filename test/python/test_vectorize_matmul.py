@@ -78,6 +78,21 @@ def test_block_shapes(rng, rows, vectors, width, transposed):
     assert rel_err(r, expected) <= 1e-6
 
 
+@pytest.mark.parametrize("rows,vectors,width", [(4, 4, 16), (2, 1, 8), (3, 2, 4), (1, 4, 16)])
+@pytest.mark.parametrize("m,k,n", [(4, 128, 256), (7, 64, 45), (1, 32, 9)])
+def test_transposed_b_sums_reduced_together(rng, rows, vectors, width, m, k, n):
+    # k a static multiple of the vector width: each row's dot-product
+    # accumulators are summed together into one vector (shuffle tree), for
+    # every block width the pass picks (2·vectors columns, then 1-column and
+    # 1-row edges), against float64.
+    a, b, c = (rng.uniform(-1, 1, s).astype(np.float32) for s in ((m, k), (n, k), (m, n)))
+    pipeline = (f"{BUFFERIZE}, func.func(posenc-vectorize-matmul{{rows={rows} "
+                f"vectors={vectors} vector-width={width}}}), posenc-lower-to-cpu")
+    (r,) = run(matmul_tb_ir(m, k, n), [a, b, c], pipeline=pipeline)
+    expected = a.astype(np.float64) @ b.astype(np.float64).T + c
+    assert rel_err(r, expected) <= 1e-6
+
+
 @pytest.mark.parametrize("sq,sk,hq,hkv,d,causal", [
     (70, 70, 4, 4, 64, True),   # prefill with tails of both tiles
     (5, 131, 8, 2, 24, False),  # decode-like, GQA, D not a multiple of 16

@@ -248,6 +248,58 @@ struct MatmulVectorizer {
 
 /// The dot-product form for C[M, N] += A[M, K] · B[N, K]ᵀ.
 struct TransposedBVectorizer : MatmulVectorizer {
+  /// The lane sums of n vectors (n a power of two, at most their width),
+  /// as one vector of n: pairs combine by adding the halves of each lane
+  /// group (two shuffles and an add per pair), so n sums cost about n
+  /// shuffles and adds instead of a full reduction each.
+  Value reduceTogether(ValueRange vectors) {
+    SmallVector<Value> level(vectors);
+    int64_t w = width, seg = width; // lanes per vector, per output group
+    auto halves = [&](Value x, Value y, int64_t yOffset, int64_t groups,
+                      Value &lo, Value &hi) {
+      SmallVector<int64_t> loMask, hiMask;
+      for (int64_t src = 0; src < 2; ++src)
+        for (int64_t g = 0; g < groups; ++g)
+          for (int64_t l = 0; l < seg / 2; ++l) {
+            int64_t base = (src ? yOffset : 0) + g * seg;
+            loMask.push_back(base + l);
+            hiMask.push_back(base + seg / 2 + l);
+          }
+      lo = vector::ShuffleOp::create(b, loc, x, y, loMask);
+      hi = vector::ShuffleOp::create(b, loc, x, y, hiMask);
+    };
+    // Pairs of vectors into one: the groups of x then those of y, each
+    // half as wide.
+    while (level.size() > 1) {
+      int64_t groups = w / seg;
+      SmallVector<Value> next;
+      for (size_t i = 0; i < level.size(); i += 2) {
+        Value lo, hi;
+        halves(level[i], level[i + 1], w, groups, lo, hi);
+        next.push_back(arith::AddFOp::create(b, loc, lo, hi));
+      }
+      level = std::move(next);
+      seg /= 2;
+    }
+    // One vector of n groups of seg lanes: fold each group in place.
+    Value x = level.front();
+    while (seg > 1) {
+      int64_t groups = w / seg;
+      SmallVector<int64_t> loMask, hiMask;
+      for (int64_t g = 0; g < groups; ++g)
+        for (int64_t l = 0; l < seg / 2; ++l) {
+          loMask.push_back(g * seg + l);
+          hiMask.push_back(g * seg + seg / 2 + l);
+        }
+      Value lo = vector::ShuffleOp::create(b, loc, x, x, loMask);
+      Value hi = vector::ShuffleOp::create(b, loc, x, x, hiMask);
+      x = arith::AddFOp::create(b, loc, lo, hi);
+      w /= 2;
+      seg /= 2;
+    }
+    return x;
+  }
+
   /// Blocks of `rows` x `cols` of C over rows [r0, r1) and columns
   /// [c0, c1) (both whole multiples of the block), B's rows outermost so
   /// a block of B stays in cache while every row block of A passes.
@@ -283,6 +335,25 @@ struct TransposedBVectorizer : MatmulVectorizer {
                               b, loc, aVec[r], bVec[c], acc[r * cols + c]));
                       scf::YieldOp::create(b, loc, next);
                     });
+                // Whole vectors along k only, a power-of-two number of
+                // columns and contiguous rows of C: each row's `cols`
+                // accumulators reduce together into one vector of sums.
+                if (isEmpty(kVecEnd, k) && cols > 1 && cols <= width &&
+                    llvm::isPowerOf2_64(cols) &&
+                    cast<MemRefType>(this->c.getType()).isLastDimUnitStride()) {
+                  auto sumTy = VectorType::get({cols}, f32);
+                  for (int64_t r = 0; r < rows; ++r) {
+                    Value total = reduceTogether(
+                        ValueRange(kLoop.getResults()).slice(r * cols, cols));
+                    Value old = vector::LoadOp::create(b, loc, sumTy, this->c,
+                                                       {rowIdx[r], colIdx[0]});
+                    vector::StoreOp::create(
+                        b, loc, arith::AddFOp::create(b, loc, old, total),
+                        this->c, {rowIdx[r], colIdx[0]});
+                  }
+                  scf::YieldOp::create(b, loc);
+                  return;
+                }
                 SmallVector<Value> sums;
                 for (Value v : kLoop.getResults())
                   sums.push_back(vector::ReductionOp::create(
