@@ -91,12 +91,14 @@ func.func @score_mod(%q: tensor<3x16x2x8xf32>) -> tensor<3x16x2x8xf32> {
 
 // -----
 
-// Decode (Sq = 1 <= tile-q / G): no query loop; a loop over the 2 kv heads
-// and over key blocks, K and V read in place (slices, no packed copy).
+// Decode (Sq = 1 <= tile-q / G): no query loop; the loop over key blocks
+// is outermost, so each block covers every kv head of its keys (a
+// contiguous stretch of the cache), and each step loops over the 2 kv
+// heads; K and V are read in place (slices, no packed copy).
 // CHECK-LABEL: func @decode
 // CHECK-NOT: linalg.copy
-// CHECK: scf.for %{{.+}} = %c0 to %c4 step %c2
 // CHECK: scf.for %{{.+}} = %c0 to %c9 step %c4
+// CHECK: scf.for %{{.+}} = %c0 to %c4 step %c2
 // CHECK: linalg.matmul indexing_maps = {{.*}} ins(%{{.+}}, %{{.+}} : tensor<2x16xf32>, tensor<?x16xf32>)
 // CHECK: linalg.matmul ins(%{{.+}}, %{{.+}} : tensor<2x?xf32>, tensor<?x16xf32>)
 func.func @decode(%q: tensor<1x1x4x16xf32>, %k: tensor<1x9x2x16xf32>) -> tensor<1x1x4x16xf32> {

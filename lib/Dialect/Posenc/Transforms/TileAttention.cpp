@@ -112,11 +112,15 @@ LogicalResult mlir::posenc::tileAttention(RewriterBase &rewriter,
     int64_t queries = std::max<int64_t>(1, tiling.rows / group);
     // A query tile holding every query stays untiled: its size stays
     // static (decode's few rows take the row-major step), and K and V are
-    // read in place.
+    // read in place. Heads are not tiled either: each key block then
+    // covers every kv head of its keys, a contiguous stretch of the cache
+    // (the step's decomposition loops over the kv heads inside it), where
+    // a loop over heads outside would read each cache page in Hkv strided
+    // pieces, one pass per head.
     int64_t sq = op.getQ().getType().getDimSize(1);
     if (!ShapedType::isDynamic(sq) && sq <= queries) {
       tiles = tile(rewriter, cast<TilingInterface>(op.getOperation()),
-                   {1, group, 0, 0, 0, 0});
+                   {1, 0, 0, 0, 0, 0});
     } else {
       // Several query tiles read each kv head: first tiles of one batch
       // and kv head, whose K and V are copied into contiguous blocks

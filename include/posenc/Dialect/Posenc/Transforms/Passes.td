@@ -78,9 +78,13 @@ def PosencTileAttentionPass : Pass<"posenc-tile-attention"> {
     group is an error naming the op.
 
     With `tile-rows` > 0 the outer tiles are one batch, the G = Hq / Hkv
-    query heads of one kv head and max(1, tile-rows / G) queries (all of
-    them when the static query length fits), whatever the op's GQA group:
-    the shape of the 2-D steps online_attention decomposes into. A causal
+    query heads of one kv head and max(1, tile-rows / G) queries, whatever
+    the op's GQA group: the shape of the 2-D steps online_attention
+    decomposes into; each kv head's K and V are copied once into
+    contiguous blocks that its query tiles share. When the static query
+    length fits one tile (decode), only the batch is tiled: each key block
+    then spans every kv head of its keys, a contiguous stretch of the
+    cache read in place, and the step loops over the kv heads inside. A causal
     tile reads only the keys its queries can see, and online_attention's
     key loop ends at its causal limit, so key blocks above the diagonal
     are never visited.
