@@ -167,23 +167,16 @@ struct UnitStep {
         keyMajor ? SmallVector<OpFoldResult>{qSizes[3], qSizes[0], qSizes[1],
                                              qSizes[2]}
                  : qSizes;
-    Value qScaled = e.generic(
-        RankedTensorType::get(
-            llvm::map_to_vector(qOutSizes,
-                                [](OpFoldResult s) {
-                                  std::optional<int64_t> c =
-                                      getConstantIntValue(s);
-                                  return c ? *c : ShapedType::kDynamic;
-                                }),
-            f32),
-        q, e.empty(qOutSizes, f32), {id4, qOut},
-        SmallVector<IT>(4, IT::parallel),
-        [&](OpBuilder &nb, Location nl, ValueRange args) {
-          LinalgBuilder nn{nb, nl};
-          yieldValues(nb, nl,
-                      arith::MulFOp::create(nb, nl, nn.toF32(args[0]),
-                                            nn.cF32(float(scale))));
-        });
+    Value qInit = e.empty(qOutSizes, f32);
+    Value qScaled =
+        e.generic(qInit.getType(), q, qInit, {id4, qOut},
+                  SmallVector<IT>(4, IT::parallel),
+                  [&](OpBuilder &nb, Location nl, ValueRange args) {
+                    LinalgBuilder nn{nb, nl};
+                    yieldValues(nb, nl,
+                                arith::MulFOp::create(nb, nl, nn.toF32(args[0]),
+                                                      nn.cF32(float(scale))));
+                  });
     Value qs = collapse(
         b, loc, qScaled,
         keyMajor ? SmallVector<ReassociationIndices>{{0}, {1, 2, 3}} : rows4);
@@ -191,7 +184,6 @@ struct UnitStep {
     // they load them. (posenc-tile-attention gives prefill tiles K and V
     // copied into contiguous blocks per kv head; decode reads them in
     // place.)
-    Value kf = k, vf = v;
 
     // Scores: Sᵀ = K·Qᵀ or S = Q·Kᵀ.
     SmallVector<OpFoldResult> sSizes = keyMajor
@@ -200,8 +192,8 @@ struct UnitStep {
     Value zeros = e.filled(sSizes, e.cF32(0.0f));
     AffineExpr m, nn, kk;
     bindDims(ctx, m, nn, kk);
-    Value s = keyMajor ? matmul(b, loc, kf, qs, zeros, {})
-                       : matmul(b, loc, qs, kf, zeros,
+    Value s = keyMajor ? matmul(b, loc, k, qs, zeros, {})
+                       : matmul(b, loc, qs, k, zeros,
                                 {AffineMap::get(3, 0, {m, kk}, ctx),
                                  AffineMap::get(3, 0, {nn, kk}, ctx),
                                  AffineMap::get(3, 0, {m, nn}, ctx)});
@@ -289,10 +281,10 @@ struct UnitStep {
     AffineMap vMap = AffineMap::get(3, 0, {kk, nn}, ctx),
               accMap = AffineMap::get(3, 0, {m, nn}, ctx);
     auto branch = scf::IfOp::create(
-        b, loc, allFinite(e, vf),
+        b, loc, allFinite(e, v),
         [&](OpBuilder &nb, Location nl) {
           Value sumPV =
-              matmul(nb, nl, p, vf, accScaled,
+              matmul(nb, nl, p, v, accScaled,
                      keyMajor ? SmallVector<AffineMap>{pMap, vMap, accMap}
                               : SmallVector<AffineMap>{});
           scf::YieldOp::create(nb, nl, sumPV);
@@ -300,7 +292,7 @@ struct UnitStep {
         [&](OpBuilder &nb, Location nl) {
           LinalgBuilder nn{nb, nl};
           Value sumPV = nn.generic(
-              accScaled.getType(), {p, vf}, accScaled, {pMap, vMap, accMap},
+              accScaled.getType(), {p, v}, accScaled, {pMap, vMap, accMap},
               {IT::parallel, IT::parallel, IT::reduction},
               [&](OpBuilder &bb, Location bl, ValueRange args) {
                 LinalgBuilder nb2{bb, bl};

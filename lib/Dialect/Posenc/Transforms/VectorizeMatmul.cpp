@@ -52,20 +52,27 @@ bool isF32Matrix(Value v, bool unitInnerStride, bool input = false) {
   return !unitInnerStride || type.isLastDimUnitStride();
 }
 
-/// Whether `op`'s maps are (m, k) or (k, m) for A [then `aTransposed`],
-/// (k, n) for B and (m, n) for C.
-bool hasBroadcastMaps(linalg::MatmulOp op, bool &aTransposed) {
-  aTransposed = false;
+/// Whether `op` has user-defined maps over (m, n, k): A (k, m) when
+/// `aTransposed`, else (m, k); B (n, k) when `bTransposed`, else (k, n);
+/// C (m, n).
+bool hasMaps(linalg::MatmulOp op, bool aTransposed, bool bTransposed) {
   if (!op.hasUserDefinedMaps())
-    return true;
+    return false;
   MLIRContext *ctx = op.getContext();
   AffineExpr m, n, k;
   bindDims(ctx, m, n, k);
-  SmallVector<AffineMap> expected = {AffineMap::get(3, 0, {k, m}, ctx),
-                                     AffineMap::get(3, 0, {k, n}, ctx),
-                                     AffineMap::get(3, 0, {m, n}, ctx)};
-  aTransposed = op.getIndexingMapsArray() == ArrayRef<AffineMap>(expected);
-  return aTransposed;
+  SmallVector<AffineMap> expected = {
+      AffineMap::get(3, 0, {aTransposed ? k : m, aTransposed ? m : k}, ctx),
+      AffineMap::get(3, 0, {bTransposed ? n : k, bTransposed ? k : n}, ctx),
+      AffineMap::get(3, 0, {m, n}, ctx)};
+  return op.getIndexingMapsArray() == ArrayRef<AffineMap>(expected);
+}
+
+/// Whether `op`'s maps are the default ones or A transposed (then
+/// `aTransposed`).
+bool hasBroadcastMaps(linalg::MatmulOp op, bool &aTransposed) {
+  aTransposed = hasMaps(op, /*aTransposed=*/true, /*bTransposed=*/false);
+  return !op.hasUserDefinedMaps() || aTransposed;
 }
 
 /// C += A·B in f32 with rows of B and C contiguous; A may be stored
@@ -81,15 +88,8 @@ bool isVectorizable(linalg::MatmulOp op) {
 
 /// C += A·Bᵀ: maps (m, k), (n, k), (m, n), f32, rows of A and B contiguous.
 bool isTransposedBVectorizable(linalg::MatmulOp op) {
-  if (!op.hasPureBufferSemantics() || !op.hasUserDefinedMaps())
-    return false;
-  MLIRContext *ctx = op.getContext();
-  AffineExpr m, n, k;
-  bindDims(ctx, m, n, k);
-  SmallVector<AffineMap> expected = {AffineMap::get(3, 0, {m, k}, ctx),
-                                     AffineMap::get(3, 0, {n, k}, ctx),
-                                     AffineMap::get(3, 0, {m, n}, ctx)};
-  if (op.getIndexingMapsArray() != ArrayRef<AffineMap>(expected))
+  if (!op.hasPureBufferSemantics() ||
+      !hasMaps(op, /*aTransposed=*/false, /*bTransposed=*/true))
     return false;
   return isF32Matrix(op.getDpsInputs()[0], true, true) &&
          isF32Matrix(op.getDpsInputs()[1], true, true) &&
