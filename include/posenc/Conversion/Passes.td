@@ -63,17 +63,22 @@ def ConvertPosencAttentionToGPUPass
     : Pass<"convert-posenc-attention-to-gpu", "::mlir::func::FuncOp"> {
   let summary = "Lower posenc.attention to a fused flash-style GPU kernel";
   let description = [{
-    Rewrites each `posenc.attention` on tensors into a `gpu.launch` of one
-    block per (query tile, query head, batch row), reading its operands
-    through `bufferization.to_buffer` and yielding a fresh buffer through
-    `bufferization.to_tensor`. The block stages scale·Q of its tile, then
-    for each key tile K and V, in shared memory (f32, rows padded by one
-    float against bank conflicts); scores go through the bias, the inlined
-    `score_mod` and the causal mask into a shared [tile-q, tile-k] tile;
-    one thread per row keeps the running max and sum (online softmax); the
+    Rewrites each `posenc.attention` on tensors into a `gpu.launch` whose
+    blocks are the tiles (one batch row, one query head, tile-q queries) of
+    the op's iteration domain, reading its operands through
+    `bufferization.to_buffer` and yielding a fresh buffer through
+    `bufferization.to_tensor`. Each block runs the op as its
+    `TilingInterface` tiles it: the tile's q, k, v and bias are subviews of
+    the slices the interface chose (the GQA kv head, only the keys below
+    the tile's causal limit, the broadcast bias), its causal diagonal and
+    `score_mod` offsets are the tiled op's, and its score step is the op's
+    own (`AttentionSemantics`). What the pass adds is how the block's
+    threads run a tile: it stages scale·Q of the tile, then for each key
+    tile K and V, in shared memory (f32, rows padded by one float against
+    bank conflicts); scores go into a shared [tile-q, tile-k] tile; one
+    thread per row keeps the running max and sum (online softmax); the
     `threads / tile-q` threads of a row each accumulate a strided part of
-    its output row. Key tiles above the causal diagonal are never loaded;
-    a row that sees no key yields 0, as on the CPU.
+    its output row. A row that sees no key yields 0, as on the CPU.
 
     Phases are separated by `gpu.barrier` and keep all state in shared
     memory, so with `emulate` the same kernel is emitted as sequential host
@@ -104,6 +109,7 @@ def ConvertPosencAttentionToGPUPass
            "Emit the kernel as sequential host loops instead of gpu.launch">,
   ];
   let dependentDialects = [
+    "::mlir::affine::AffineDialect",
     "::mlir::arith::ArithDialect",
     "::mlir::bufferization::BufferizationDialect",
     "::mlir::gpu::GPUDialect",

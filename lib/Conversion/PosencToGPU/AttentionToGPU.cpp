@@ -1,10 +1,16 @@
 //===- AttentionToGPU.cpp - posenc.attention as a fused GPU kernel --------===//
 //
-// One block per (query tile, query head, batch row), T threads:
+// The blocks are the tiles of the op's iteration domain (TilingInterface,
+// TilingInterfaceImpl.cpp) of one batch row, one query head and tq
+// queries: each block runs the tiled op, whose q, k, v and bias are the
+// slices the interface chose (the GQA kv head, the keys below the causal
+// limit, the bias broadcast) and whose diagonal and score_mod offsets keep
+// the untiled op's mask and indices. What is GPU-specific is how T threads
+// of a block run one tile:
 //
 //   Qs = scale·Q tile (f32)                       shared [tq, Dk + 1]
 //   M = -inf, L = 0 per row; ACC = 0               shared [tq] / [tq·Dv]
-//   for key tile [j0, j0 + tk) up to the causal limit of the tile:
+//   for key tile [j0, j0 + tk) of the tile's keys:
 //     KV = K tile                                  shared [tk, Dk + 1]
 //     S = Qs·KVᵀ (+ bias) -> score_mod -> mask     shared [tq, tk + 1]
 //     KV = V tile; per row: m' = max(M, rowmax S), S = exp(S - m'),
@@ -23,9 +29,11 @@
 #include "posenc/Dialect/Posenc/IR/AttentionSemantics.h"
 #include "posenc/Dialect/Posenc/IR/PosencOps.h"
 #include "posenc/Dialect/Posenc/Transforms/BufferizableOpInterfaceImpl.h"
+#include "posenc/Dialect/Posenc/Transforms/TilingInterfaceImpl.h"
 #include "posenc/Dialect/Posenc/Utils/BiasArithmetic.h"
 #include "posenc/Dialect/Posenc/Utils/LinalgBuilder.h"
 
+#include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -34,6 +42,7 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Interfaces/TilingInterface.h"
 
 #include <limits>
 
@@ -147,14 +156,35 @@ struct Emitter {
   loop(Value lo, Value hi, ValueRange init,
        function_ref<SmallVector<Value>(Emitter &, Value iv, ValueRange carried)>
            body) {
-    auto op = scf::ForOp::create(
-        b, loc, lo, hi, c(1), init,
-        [&](OpBuilder &nb, Location nl, Value iv, ValueRange carried) {
-          Emitter inner{nb, nl};
-          scf::YieldOp::create(nb, nl, body(inner, iv, carried));
-        });
+    // The loop is in its block before its body is built: the body may
+    // build affine ops, which look at the enclosing regions.
+    auto op = scf::ForOp::create(b, loc, lo, hi, c(1), init);
+    OpBuilder::InsertionGuard guard(b);
+    Block *block = op.getBody();
+    if (init.empty())
+      b.setInsertionPoint(block->getTerminator());
+    else
+      b.setInsertionPointToEnd(block);
+    Emitter inner{b, loc};
+    SmallVector<Value> next =
+        body(inner, op.getInductionVar(), op.getRegionIterArgs());
+    if (!init.empty())
+      scf::YieldOp::create(b, loc, next);
     return op.getResults();
   }
+};
+
+/// One block's tile: the op TilingInterface tiled for it, and its
+/// operands as views of the kernel's buffers. Indices into the views are
+/// the tile's: (0, i, 0, d) for queries, (0, j, 0, d) for keys.
+struct BlockTile {
+  AttentionOp op;
+  Value q, k, v, bias, out;
+  // Queries and keys of the tile; the causal diagonal in tile indices
+  // (null when not causal).
+  Value rows, keys, diagonal;
+  // The tiled op and its tensor slices, erased once the kernel is built.
+  SmallVector<Operation *> scaffold;
 };
 
 /// The kernel of one posenc.attention op.
@@ -162,11 +192,13 @@ struct AttentionKernel {
   AttentionOp op;
   KernelShape shape;
   bool emulate;
-  int64_t group;
   double scale;
-  // Operands as buffers, the result buffer, and run-time sizes.
-  Value q, k, v, bias, out;
-  Value sq, sk, offset;
+  // The op's tensors -> their buffers (init -> the result buffer).
+  IRMapping buffers;
+  // The whole op's Sq.
+  Value sq;
+  // Set when TilingInterface refused a tile (it reported why).
+  bool tilingFailed = false;
   // Shared tiles (views of dynamic shared memory, or host buffers when
   // emulating).
   Value qs, kv, s, acc, rowMax, rowSum, rowScale;
@@ -217,41 +249,96 @@ struct AttentionKernel {
     body(e, e.div(elem, e.c(cols)), e.rem(elem, e.c(cols)));
   }
 
-  /// The score of (row r, key jj) of the tile at (bIdx, h, i0, j0) from
-  /// its raw scale·q·k: bias, score_mod, causal mask; -inf outside the
-  /// operands (rows past Sq, keys past the tile).
-  Value score(Emitter &e, Value raw, Value bIdx, Value h, Value i, Value j,
+  /// The score of (row i, key j) of tile `t` from its raw scale·q·k:
+  /// the tiled op's score step (bias, score_mod at the untiled op's
+  /// indices, causal mask); -inf outside the operands (rows past the
+  /// tile's, keys past the key tile).
+  Value score(Emitter &e, const BlockTile &t, Value raw, Value i, Value j,
               Value inside) {
     return e.ifElse(
         inside,
         [&](Emitter &n) {
-          SmallVector<Value> global = {bIdx, h, i, j};
+          SmallVector<Value> idx = {n.c(0), n.c(0), i, j};
           Value biasAt;
-          if (bias) {
+          if (t.bias) {
             LinalgBuilder lb{n.b, n.loc};
             biasAt = lb.toF32(n.load(
-                bias,
-                biasIndices(lb, cast<MemRefType>(bias.getType()).getShape(),
-                            global)));
+                t.bias,
+                biasIndices(lb, cast<MemRefType>(t.bias.getType()).getShape(),
+                            idx)));
           }
-          return op.buildScore(n.b, n.loc, raw, biasAt, global, offset);
+          AttentionOp tiled = t.op;
+          return tiled.buildScore(n.b, n.loc, raw, biasAt, idx, t.diagonal);
         },
         e.f(kNegInf));
+  }
+
+  /// The tile of block (bIdx, h, qTile): the op tiled through its
+  /// TilingInterface at (bIdx, h, qTile·tq) with sizes (1, 1, ≤ tq), its
+  /// slices turned into subviews of the buffers.
+  FailureOr<BlockTile> tileAt(Emitter &e, Value bIdx, Value h, Value qTile) {
+    OpBuilder &b = e.b;
+    auto tiling = cast<TilingInterface>(op.getOperation());
+    SmallVector<Range> domain = tiling.getIterationDomain(b);
+    Value i0 = e.mul(qTile, e.c(shape.tileQ));
+    OpFoldResult zero = b.getIndexAttr(0), one = b.getIndexAttr(1);
+    SmallVector<OpFoldResult> offsets = {bIdx, h, i0, zero, zero, zero};
+    SmallVector<OpFoldResult> sizes = {one,
+                                       one,
+                                       e.min(e.c(shape.tileQ), e.sub(sq, i0)),
+                                       domain[3].size,
+                                       domain[4].size,
+                                       domain[5].size};
+    FailureOr<TilingResult> tiled =
+        tiling.getTiledImplementation(b, offsets, sizes);
+    if (failed(tiled))
+      return failure();
+    BlockTile t;
+    t.op = cast<AttentionOp>(tiled->tiledOps.front());
+    IRMapping views;
+    for (Operation *s : tiled->generatedSlices) {
+      auto slice = cast<tensor::ExtractSliceOp>(s);
+      views.map(slice.getResult(),
+                memref::SubViewOp::create(
+                    b, e.loc, buffers.lookup(slice.getSource()),
+                    slice.getMixedOffsets(), slice.getMixedSizes(),
+                    slice.getMixedStrides()));
+    }
+    t.q = views.lookup(t.op.getQ());
+    t.k = views.lookup(t.op.getK());
+    t.v = views.lookup(t.op.getV());
+    t.bias = views.lookupOrNull(t.op.getBias());
+    t.out = views.lookup(t.op.getInit());
+    t.rows = memref::DimOp::create(b, e.loc, t.q, 1);
+    t.keys = memref::DimOp::create(b, e.loc, t.k, 1);
+    t.diagonal = t.op.getDiagonal();
+    t.scaffold.push_back(t.op);
+    llvm::append_range(t.scaffold, llvm::reverse(tiled->generatedSlices));
+    return t;
   }
 
   /// The block's work: the kernel body, or one iteration of the emulated
   /// grid. (qTile, h, bIdx) are the block indices.
   void body(Emitter &e, Value tid, Value qTile, Value h, Value bIdx) {
+    FailureOr<BlockTile> tile = tileAt(e, bIdx, h, qTile);
+    if (failed(tile)) {
+      tilingFailed = true;
+      return;
+    }
+    blockTile(e, tid, *tile);
+    for (Operation *o : tile->scaffold)
+      o->erase();
+  }
+
+  /// Tile `t` run by the block's threads.
+  void blockTile(Emitter &e, Value tid, const BlockTile &tile) {
     const KernelShape &ks = shape;
-    Value g = e.div(h, e.c(group));
-    Value i0 = e.mul(qTile, e.c(ks.tileQ));
 
     // Qs, and the row and accumulator state.
     phase(e, tid, [&](Emitter &n, Value t) {
-      Value rows = n.min(n.c(ks.tileQ), n.sub(sq, i0));
-      forEachElement(n, t, rows, ks.dk, [&](Emitter &x, Value r, Value d) {
+      forEachElement(n, t, tile.rows, ks.dk, [&](Emitter &x, Value r, Value d) {
         LinalgBuilder xb{x.b, x.loc};
-        Value qv = xb.toF32(x.load(q, {bIdx, x.add(i0, r), h, d}));
+        Value qv = xb.toF32(x.load(tile.q, {x.c(0), r, x.c(0), d}));
         x.store(arith::MulFOp::create(x.b, x.loc, qv, x.f(scale)), qs,
                 x.at(r, ks.qStride(), d));
       });
@@ -263,16 +350,13 @@ struct AttentionKernel {
       });
     });
 
-    // Keys [0, jEnd): with `causal`, the last row of the tile sees keys
-    // j <= i0 + tq - 1 + offset.
-    Value jEnd = sk;
-    if (op.getCausal())
-      jEnd = e.max(e.c(0), e.min(sk, e.add(e.add(i0, e.c(ks.tileQ)), offset)));
-    Value tiles = arith::CeilDivUIOp::create(e.b, e.loc, jEnd, e.c(ks.tileK));
-    e.loop(e.c(0), tiles, {}, [&](Emitter &le, Value tile, ValueRange) {
-      Value j0 = le.mul(tile, le.c(ks.tileK));
-      Value tk = le.min(le.c(ks.tileK), le.sub(jEnd, j0));
-      keyTile(le, tid, bIdx, h, g, i0, j0, tk);
+    // The tile's keys (those below its causal limit) in blocks of tk.
+    Value keyTiles =
+        arith::CeilDivUIOp::create(e.b, e.loc, tile.keys, e.c(ks.tileK));
+    e.loop(e.c(0), keyTiles, {}, [&](Emitter &le, Value kt, ValueRange) {
+      Value j0 = le.mul(kt, le.c(ks.tileK));
+      Value tk = le.min(le.c(ks.tileK), le.sub(tile.keys, j0));
+      keyTile(le, tid, tile, j0, tk);
       return SmallVector<Value>{};
     });
 
@@ -281,29 +365,31 @@ struct AttentionKernel {
     phase(
         e, tid,
         [&](Emitter &n, Value t) {
-          Value rows = n.min(n.c(ks.tileQ), n.sub(sq, i0));
-          forEachElement(n, t, rows, ks.dv, [&](Emitter &y, Value r, Value d) {
-            Value owner =
-                y.add(y.mul(y.rem(d, y.c(ks.chunks())), y.c(ks.tileQ)), r);
-            Value slot = y.div(d, y.c(ks.chunks()));
-            Value a = y.load(acc, y.at(slot, ks.threads, owner));
-            LinalgBuilder yb{y.b, y.loc};
-            Value o = attention::normalize(y.b, y.loc, a, y.load(rowSum, r));
-            Type elemTy = cast<MemRefType>(out.getType()).getElementType();
-            y.store(yb.fromFloat(o, elemTy), out, {bIdx, y.add(i0, r), h, d});
-          });
+          forEachElement(
+              n, t, tile.rows, ks.dv, [&](Emitter &y, Value r, Value d) {
+                Value owner =
+                    y.add(y.mul(y.rem(d, y.c(ks.chunks())), y.c(ks.tileQ)), r);
+                Value slot = y.div(d, y.c(ks.chunks()));
+                Value a = y.load(acc, y.at(slot, ks.threads, owner));
+                LinalgBuilder yb{y.b, y.loc};
+                Value o =
+                    attention::normalize(y.b, y.loc, a, y.load(rowSum, r));
+                Type elemTy =
+                    cast<MemRefType>(tile.out.getType()).getElementType();
+                y.store(yb.fromFloat(o, elemTy), tile.out,
+                        {y.c(0), r, y.c(0), d});
+              });
         },
         /*sync=*/false);
   }
 
   /// One key tile [j0, j0 + tk): the four phases of the online softmax.
-  void keyTile(Emitter &e, Value tid, Value bIdx, Value h, Value g, Value i0,
-               Value j0, Value tk) {
+  void keyTile(Emitter &e, Value tid, const BlockTile &tile, Value j0,
+               Value tk) {
     const KernelShape &ks = shape;
     // K tile, zero past the keys.
-    phase(e, tid, [&](Emitter &n, Value t) {
-      loadTile(n, t, k, bIdx, g, j0, tk, ks.dk);
-    });
+    phase(e, tid,
+          [&](Emitter &n, Value t) { loadTile(n, t, tile.k, j0, tk, ks.dk); });
 
     // S = Qs·Kᵀ: thread t owns key jj = t mod tk of rows rb + rpp·n; the
     // k element it loads serves all of its rows.
@@ -326,15 +412,15 @@ struct AttentionKernel {
       Value j = n.add(j0, jj);
       Value keyInside = n.lt(jj, tk);
       for (auto [row, dot] : llvm::zip(rows, dots)) {
-        Value i = n.add(i0, row);
-        Value sc = score(n, dot, bIdx, h, i, j, n.andI(keyInside, n.lt(i, sq)));
+        Value sc = score(n, tile, dot, row, j,
+                         n.andI(keyInside, n.lt(row, tile.rows)));
         n.store(sc, s, n.at(row, ks.sStride(), jj));
       }
     });
 
     // V tile over K; one thread per row updates the running max and sum.
     phase(e, tid, [&](Emitter &n, Value t) {
-      loadTile(n, t, v, bIdx, g, j0, tk, ks.dv);
+      loadTile(n, t, tile.v, j0, tk, ks.dv);
       n.when(n.lt(t, n.c(ks.tileQ)), [&](Emitter &x) { softmaxRow(x, t, tk); });
     });
 
@@ -395,13 +481,13 @@ struct AttentionKernel {
     return math::FmaOp::create(b, loc, x, y, sum);
   }
 
-  /// Keys [j0, j0 + tk) of kv head g of `src` ([B, Sk, Hkv, D]) into the
+  /// Keys [j0, j0 + tk) of the tile's `src` ([1, keys, 1, D]) into the
   /// KV tile in f32.
-  void loadTile(Emitter &e, Value tid, Value src, Value bIdx, Value g, Value j0,
-                Value tk, int64_t d) {
+  void loadTile(Emitter &e, Value tid, Value src, Value j0, Value tk,
+                int64_t d) {
     forEachElement(e, tid, tk, d, [&](Emitter &x, Value jj, Value c) {
       LinalgBuilder xb{x.b, x.loc};
-      Value val = xb.toF32(x.load(src, {bIdx, x.add(j0, jj), g, c}));
+      Value val = xb.toF32(x.load(src, {x.c(0), x.add(j0, jj), x.c(0), c}));
       x.store(val, kv, x.at(jj, shape.kvStride(), c));
     });
   }
@@ -471,6 +557,8 @@ struct ConvertPosencAttentionToGPUPass
 
   void getDependentDialects(DialectRegistry &registry) const override {
     Base::getDependentDialects(registry);
+    // The blocks are the op's tiles.
+    registerTilingInterfaceExternalModels(registry);
     registry.addExtension(+[](MLIRContext *ctx, gpu::GPUDialect *) {
       gpu::BarrierOp::attachInterface<BarrierMemoryEffects>(*ctx);
     });
@@ -552,28 +640,28 @@ struct ConvertPosencAttentionToGPUPass
     OpBuilder b(op);
     Location loc = op.getLoc();
     Emitter e{b, loc};
+    SmallPtrSet<Operation *, 8> sizeReads = tensorDims(op);
     AttentionKernel kernel;
     kernel.op = op;
     kernel.shape = *shape;
     kernel.emulate = emulate;
-    kernel.group = hq / hkv;
     kernel.scale = *op.getScaleOrDefault();
-    kernel.q = readBuffer(b, loc, op.getQ());
-    kernel.k = readBuffer(b, loc, op.getK());
-    kernel.v = readBuffer(b, loc, op.getV());
-    if (Value bias = op.getBias())
-      kernel.bias = readBuffer(b, loc, bias);
-    Value batch = memref::DimOp::create(b, loc, kernel.q, 0);
-    kernel.sq = memref::DimOp::create(b, loc, kernel.q, 1);
-    kernel.sk = memref::DimOp::create(b, loc, kernel.k, 1);
-    kernel.offset = op.buildDiagonal(b, loc);
+    Value qBuf = readBuffer(b, loc, op.getQ());
+    for (Value t : {op.getQ(), op.getK(), op.getV(), op.getBias()})
+      if (t && !kernel.buffers.contains(t))
+        kernel.buffers.map(t, t == op.getQ() ? qBuf : readBuffer(b, loc, t));
     auto outTy = cast<RankedTensorType>(op.getInit().getType());
     SmallVector<Value> dynSizes;
     for (int64_t d = 0; d < outTy.getRank(); ++d)
       if (outTy.isDynamicDim(d))
-        dynSizes.push_back(memref::DimOp::create(b, loc, kernel.q, d));
+        dynSizes.push_back(memref::DimOp::create(b, loc, qBuf, d));
     auto outMemTy = MemRefType::get(outTy.getShape(), outTy.getElementType());
-    kernel.out = memref::AllocOp::create(b, loc, outMemTy, dynSizes);
+    Value out = memref::AllocOp::create(b, loc, outMemTy, dynSizes);
+    kernel.buffers.map(op.getInit(), out);
+    // The grid: the iteration domain's (batch, query heads, queries) in
+    // tiles of (1, 1, tq).
+    Value batch = memref::DimOp::create(b, loc, qBuf, 0);
+    kernel.sq = memref::DimOp::create(b, loc, qBuf, 1);
     Value qTiles =
         arith::CeilDivUIOp::create(b, loc, kernel.sq, e.c(shape->tileQ));
 
@@ -641,11 +729,45 @@ struct ConvertPosencAttentionToGPUPass
         gpu::TerminatorOp::create(x.b, loc);
       });
     }
+    if (kernel.tilingFailed)
+      return failure();
+    readSizesFromBuffers(b, op, kernel.buffers, sizeReads);
     Value result = bufferization::ToTensorOp::create(
-        b, loc, outTy, kernel.out, /*restrict=*/true, /*writable=*/true);
+        b, loc, outTy, out, /*restrict=*/true, /*writable=*/true);
     op.getResult().replaceAllUsesWith(result);
     op.erase();
     return success();
+  }
+
+  /// The tensor.dim users of `op`'s operands.
+  static SmallPtrSet<Operation *, 8> tensorDims(AttentionOp op) {
+    SmallPtrSet<Operation *, 8> dims;
+    for (Value t : op->getOperands())
+      for (Operation *user : t.getUsers())
+        if (isa<tensor::DimOp>(user))
+          dims.insert(user);
+    return dims;
+  }
+
+  /// Tiling read sizes of the op's tensors inside the kernel: read them
+  /// from the buffers instead (a kernel takes no tensor). `before` are the
+  /// reads that were there before the kernel.
+  static void readSizesFromBuffers(OpBuilder &b, AttentionOp op,
+                                   const IRMapping &buffers,
+                                   const SmallPtrSet<Operation *, 8> &before) {
+    for (Operation *dim : tensorDims(op)) {
+      auto read = cast<tensor::DimOp>(dim);
+      if (before.contains(dim) || !buffers.contains(read.getSource()))
+        continue;
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPoint(read);
+      read.replaceAllUsesWith(
+          memref::DimOp::create(b, read.getLoc(),
+                                buffers.lookup(read.getSource()),
+                                read.getIndex())
+              .getResult());
+      read.erase();
+    }
   }
 
   static void assign(AttentionKernel &kernel, ArrayRef<Value> tiles) {

@@ -2,11 +2,13 @@
 // RUN: posenc-opt %s -split-input-file -convert-posenc-attention-to-gpu="emulate=true max-shared-memory=232448" | FileCheck %s --check-prefix=EMU
 // RUN: posenc-opt %s -split-input-file -convert-posenc-attention-to-gpu="tile-q=8 tile-k=16 threads=64 max-shared-memory=232448" | FileCheck %s --check-prefix=SMALL
 
-// One block per (query tile, head, batch row), 128 threads, the tiles in
-// dynamic shared memory (D = 64: tile-q 32; Q and KV rows padded to 65
-// floats): 4·(32·65 + 32·65 + 32·33 + 32·64 + 3·32) = 29440 bytes. A
-// barrier after the first phase, four per key tile, none after the last.
-// GQA: head h reads kv head h / 4. A zero grid is never launched.
+// One block per tile (1 batch row, 1 query head, 32 queries) of the op's
+// iteration domain, 128 threads, the shared tiles in dynamic shared memory
+// (D = 64: tile-q 32; Q and KV rows padded to 65 floats):
+// 4·(32·65 + 32·65 + 32·33 + 32·64 + 3·32) = 29440 bytes. The block reads
+// the slices TilingInterface gave its tile: GQA's kv head h / 4, the keys
+// below the tile's causal limit. A barrier after the first phase, four per
+// key tile, none after the last. A zero grid is never launched.
 // CHECK-LABEL: func @gqa_bf16
 // CHECK-DAG: %[[Q:.+]] = bufferization.to_buffer %arg0 read_only : tensor<2x?x8x64xbf16> to memref<2x?x8x64xbf16>
 // CHECK-DAG: %[[OUT:.+]] = memref.alloc(%{{.+}}) : memref<2x?x8x64xbf16>
@@ -16,7 +18,14 @@
 // CHECK: %[[SMEM:.+]] = gpu.dynamic_shared_memory : memref<?xi8, #gpu.address_space<workgroup>>
 // CHECK: memref.view %[[SMEM]][%{{.+}}][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<2080xf32, #gpu.address_space<workgroup>>
 // CHECK-COUNT-6: memref.view %[[SMEM]]
-// CHECK: arith.divui %[[BY]], %c4
+// CHECK: %[[I0:.+]] = arith.muli %[[BX]], %c32
+// CHECK: %[[KVH:.+]] = affine.apply #{{.+}}()[%[[BY]]]
+// CHECK: %[[LIMIT:.+]] = affine.max
+// CHECK: %[[QT:.+]] = memref.subview %[[Q]][%[[BZ]], %[[I0]], %[[BY]], 0] [1, %{{.+}}, 1, 64] [1, 1, 1, 1]
+// CHECK: memref.subview %{{.+}}[%[[BZ]], 0, %[[KVH]], 0] [1, %[[LIMIT]], 1, 64] [1, 1, 1, 1] : memref<2x?x2x64xbf16>
+// CHECK: memref.subview %{{.+}}[%[[BZ]], 0, %[[KVH]], 0] [1, %[[LIMIT]], 1, 64] [1, 1, 1, 1] : memref<2x?x2x64xbf16>
+// CHECK: %[[OT:.+]] = memref.subview %[[OUT]][%[[BZ]], %[[I0]], %[[BY]], 0] [1, %{{.+}}, 1, 64] [1, 1, 1, 1]
+// CHECK: memref.load %[[QT]]
 // CHECK: arith.extf %{{.+}} : bf16 to f32
 // CHECK: gpu.barrier
 // CHECK: scf.for
@@ -26,7 +35,7 @@
 // CHECK-NEXT: }
 // CHECK-NOT: gpu.barrier
 // CHECK: arith.truncf %{{.+}} : f32 to bf16
-// CHECK: memref.store %{{.+}}, %[[OUT]]
+// CHECK: memref.store %{{.+}}, %[[OT]]
 // CHECK-NOT: gpu.barrier
 // CHECK: gpu.terminator
 // CHECK: bufferization.to_tensor %[[OUT]] restrict writable : memref<2x?x8x64xbf16> to tensor<2x?x8x64xbf16>
@@ -47,12 +56,14 @@ func.func @gqa_bf16(%q: tensor<2x?x8x64xbf16>, %k: tensor<2x?x2x64xbf16>, %v: te
 
 // -----
 
-// The bias (broadcast [Sq, Sk] here) and the score_mod are evaluated per
-// score inside the kernel, only for scores inside Sq and the key tile.
+// The bias (broadcast [Sq, Sk] here; the tile reads its rows) and the
+// score_mod are evaluated per score inside the kernel, only for scores
+// inside the tile's rows and the key tile.
 // CHECK-LABEL: func @bias_and_score_mod
 // CHECK: gpu.launch
+// CHECK: %[[BT:.+]] = memref.subview %{{.+}}[%{{.+}}, 0] [%{{.+}}, 24] [1, 1] : memref<16x24xf32>
 // CHECK: scf.if %{{.+}} -> (f32)
-// CHECK: memref.load %{{.+}}[%{{.+}}, %{{.+}}] : memref<16x24xf32>
+// CHECK: memref.load %[[BT]][%{{.+}}, %{{.+}}] : memref<?x24xf32, strided<[24, 1], offset: ?>>
 // CHECK: math.tanh
 // CHECK: } else {
 // CHECK: scf.yield %cst{{.*}} : f32
