@@ -34,8 +34,8 @@
 // CHECK: arith.maxnumf
 // CHECK: math.exp
 // CHECK: arith.addf %{{.+}}, %{{.+}} fastmath<reassoc>
-// CHECK: scf.if
 // CHECK: linalg.matmul ins(%{{.+}}, %{{.+}} : tensor<8x?xf32>, tensor<?x16xf32>)
+// CHECK: scf.if
 // CHECK: } else {
 // CHECK: math.fma
 // CHECK: arith.bitcast

@@ -4,9 +4,9 @@
 // online_attention, tiled into steps of one batch and one kv head (its
 // G = 2 query heads and 8 queries: 16 rows), becomes one online-softmax
 // step on linalg: scale·Qᵀ, Sᵀ = K·Qᵀ as a matmul, the causal mask, the row
-// max and weights, and P·V as a matmul (or, when V holds a NaN or Inf, a
-// contraction that skips masked weights), writing the new state into its
-// outs.
+// max and weights, and T = P·V as a matmul, kept (acc = α·acc + T) when
+// it comes out finite, else replaced by a contraction that skips masked
+// weights (V held a NaN or Inf), writing the new state into its outs.
 // CHECK-LABEL: func @attention
 // CHECK-NOT: posenc.
 // CHECK: scf.for
@@ -17,8 +17,12 @@
 // CHECK: arith.cmpi sgt
 // CHECK: arith.maxnumf
 // CHECK: math.exp
-// CHECK: scf.if
-// CHECK: linalg.matmul indexing_maps
+// CHECK: %[[T:.+]] = linalg.matmul indexing_maps
+// CHECK: arith.mulf %in, %cst
+// CHECK: %[[FIN:.+]] = arith.cmpf oeq
+// CHECK: scf.if %[[FIN]]
+// CHECK: ins(%{{.+}}, %[[T]] : tensor<16xf32>, tensor<16x16xf32>)
+// CHECK: math.fma
 // CHECK: } else {
 // CHECK: math.fma
 // CHECK: arith.bitcast

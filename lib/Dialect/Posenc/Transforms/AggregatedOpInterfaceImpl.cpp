@@ -266,31 +266,43 @@ struct UnitStep {
         });
 
     // acc' = α·acc + P·V. A masked weight contributes nothing, not even
-    // 0·v: when every value of the block is finite that is what a plain
-    // matmul computes, so only blocks holding a NaN or Inf take the
-    // masked contraction.
-    Value accScaled = e.generic(
-        acc.getType(), alpha, acc, {AffineMap::get(2, 0, {d(0)}, ctx), id2},
-        SmallVector<IT>(2, IT::parallel),
-        [&](OpBuilder &nb, Location nl, ValueRange args) {
-          yieldValues(nb, nl, arith::MulFOp::create(nb, nl, args[0], args[1]));
-        });
+    // 0·v. The plain matmul T = P·V computes exactly that when T comes out
+    // finite: a NaN or Inf of V, masked or not, makes T non-finite (0·Inf
+    // is NaN), and only then does the masked contraction replace it.
+    // Checking T reads rows × Dv values; checking V would read the block
+    // of V once more (decode: 4 × 128 values instead of 256 × 128).
     // Dims (row, value dim, key) = (m, nn, kk).
     AffineMap pMap = keyMajor ? AffineMap::get(3, 0, {kk, m}, ctx)
                               : AffineMap::get(3, 0, {m, kk}, ctx);
     AffineMap vMap = AffineMap::get(3, 0, {kk, nn}, ctx),
               accMap = AffineMap::get(3, 0, {m, nn}, ctx);
+    AffineMap rowOf2 = AffineMap::get(2, 0, {d(0)}, ctx);
+    Value pv = matmul(b, loc, p, v, e.filled(e.sizes(acc), e.cF32(0.0f)),
+                      keyMajor ? SmallVector<AffineMap>{pMap, vMap, accMap}
+                               : SmallVector<AffineMap>{});
     auto branch = scf::IfOp::create(
-        b, loc, allFinite(e, v),
+        b, loc, allFinite(e, pv),
         [&](OpBuilder &nb, Location nl) {
+          LinalgBuilder nn{nb, nl};
           Value sumPV =
-              matmul(nb, nl, p, v, accScaled,
-                     keyMajor ? SmallVector<AffineMap>{pMap, vMap, accMap}
-                              : SmallVector<AffineMap>{});
+              nn.generic(acc.getType(), {alpha, pv}, acc, {rowOf2, id2, id2},
+                         SmallVector<IT>(2, IT::parallel),
+                         [&](OpBuilder &bb, Location bl, ValueRange args) {
+                           yieldValues(bb, bl,
+                                       math::FmaOp::create(bb, bl, args[0],
+                                                           args[2], args[1]));
+                         });
           scf::YieldOp::create(nb, nl, sumPV);
         },
         [&](OpBuilder &nb, Location nl) {
           LinalgBuilder nn{nb, nl};
+          Value accScaled = nn.generic(
+              acc.getType(), alpha, acc, {rowOf2, id2},
+              SmallVector<IT>(2, IT::parallel),
+              [&](OpBuilder &bb, Location bl, ValueRange args) {
+                yieldValues(bb, bl,
+                            arith::MulFOp::create(bb, bl, args[0], args[1]));
+              });
           Value sumPV = nn.generic(
               accScaled.getType(), {p, v}, accScaled, {pMap, vMap, accMap},
               {IT::parallel, IT::parallel, IT::reduction},

@@ -39,6 +39,10 @@ namespace mlir::posenc {
 using namespace mlir;
 
 namespace {
+// How far ahead rows of B are prefetched: about a memory latency of work
+// (a few hundred cycles) for a register block over a 128-wide row.
+constexpr int64_t kPrefetchRows = 16;
+constexpr int64_t kCacheLineBytes = 64;
 
 /// A 2-D memref of f32 or, for an input, f16/bf16 (extended as loaded:
 /// the mixed-precision matmul of 16-bit K/V caches and weights).
@@ -138,6 +142,23 @@ struct MatmulVectorizer {
     return x.getType().isF32()
                ? x
                : arith::ExtFOp::create(b, loc, b.getF32Type(), x);
+  }
+
+  /// Prefetches the cache lines of row `row` + kPrefetchRows of `mem`
+  /// (clamped to its last row) over columns [c0, c0 + count). Rows of a
+  /// matrix read at a large stride (a K or V cache row per key, Hkv·D
+  /// apart) defeat the hardware prefetchers: one miss per row, in order.
+  void prefetchRow(Value mem, Value row, Value lastRow, Value c0,
+                   int64_t count) {
+    auto ty = cast<MemRefType>(mem.getType());
+    int64_t perLine = kCacheLineBytes * 8 / ty.getElementTypeBitWidth();
+    Value ahead = b.createOrFold<arith::MinSIOp>(
+        loc, addConst(row, kPrefetchRows), lastRow);
+    for (int64_t x = 0; x < count; x += perLine)
+      memref::PrefetchOp::create(b, loc, mem,
+                                 ValueRange{ahead, addConst(c0, x)},
+                                 /*isWrite=*/false, /*localityHint=*/3,
+                                 /*isDataCache=*/true);
   }
 
   /// Whether [begin, end) is statically empty.
@@ -314,6 +335,11 @@ struct TransposedBVectorizer : MatmulVectorizer {
         b, loc, c0, c1, cIndex(cols), ValueRange{},
         [&](OpBuilder &, Location, Value j0, ValueRange) {
           SmallVector<Value> colIdx = consecutive(j0, cols);
+          if (std::optional<int64_t> kStatic = getConstantIntValue(k)) {
+            Value lastRow = sub(n, cIndex(1));
+            for (Value j : colIdx)
+              prefetchRow(bm, j, lastRow, cIndex(0), *kStatic);
+          }
           scf::ForOp::create(
               b, loc, r0, r1, cIndex(rows), ValueRange{},
               [&](OpBuilder &, Location, Value i0, ValueRange) {
