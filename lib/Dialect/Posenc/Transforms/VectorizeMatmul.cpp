@@ -161,6 +161,22 @@ struct MatmulVectorizer {
                                  /*isDataCache=*/true);
   }
 
+  /// The static length `k` of the rows of `mem` when they lie a static
+  /// stride apart that leaves a gap after each row (the rows of one head
+  /// in a [keys, heads, D] cache), the layout whose rows the hardware
+  /// prefetchers miss; contiguous rows (weights) stream without help.
+  static std::optional<int64_t> stridedRowLength(Value mem, Value k) {
+    std::optional<int64_t> length = getConstantIntValue(k);
+    SmallVector<int64_t> strides;
+    int64_t offset;
+    if (!length ||
+        failed(cast<MemRefType>(mem.getType())
+                   .getStridesAndOffset(strides, offset)) ||
+        ShapedType::isDynamic(strides[0]) || strides[0] <= *length)
+      return std::nullopt;
+    return length;
+  }
+
   /// Whether [begin, end) is statically empty.
   static bool isEmpty(Value begin, Value end) {
     if (begin == end)
@@ -335,10 +351,10 @@ struct TransposedBVectorizer : MatmulVectorizer {
         b, loc, c0, c1, cIndex(cols), ValueRange{},
         [&](OpBuilder &, Location, Value j0, ValueRange) {
           SmallVector<Value> colIdx = consecutive(j0, cols);
-          if (std::optional<int64_t> kStatic = getConstantIntValue(k)) {
+          if (std::optional<int64_t> rowLength = stridedRowLength(bm, k)) {
             Value lastRow = sub(n, cIndex(1));
             for (Value j : colIdx)
-              prefetchRow(bm, j, lastRow, cIndex(0), *kStatic);
+              prefetchRow(bm, j, lastRow, cIndex(0), *rowLength);
           }
           scf::ForOp::create(
               b, loc, r0, r1, cIndex(rows), ValueRange{},
