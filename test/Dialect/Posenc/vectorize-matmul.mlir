@@ -97,6 +97,7 @@ func.func @negative_(%t: tensor<4x4xf32>, %h: memref<4x4xf16>, %hc: memref<4x4xf
 // element, then the scalar k tail (K = 20 = 2 vectors + 4), and the row
 // and column edges.
 // CHECK-LABEL: func @transposed_b
+// CHECK-NOT: memref.prefetch
 // CHECK: scf.for %[[J:.+]] = %c0 to %c8 step %c4
 // CHECK: scf.for %[[K:.+]] = %c0 to %c16 step %c8 iter_args({{.*}}) -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
 // CHECK-COUNT-8: vector.load
@@ -113,6 +114,29 @@ func.func @negative_(%t: tensor<4x4xf32>, %h: memref<4x4xf16>, %hc: memref<4x4xf
 func.func @transposed_b(%a: memref<5x20xf32>, %b: memref<9x20xf32>, %c: memref<5x9xf32>) {
   linalg.matmul indexing_maps = [affine_map<(m, n, k) -> (m, k)>, affine_map<(m, n, k) -> (n, k)>, affine_map<(m, n, k) -> (m, n)>]
       ins(%a, %b : memref<5x20xf32>, memref<9x20xf32>) outs(%c : memref<5x9xf32>)
+  return
+}
+
+// -----
+
+// Rows of B a stride apart with a gap after each (one kv head's keys of a
+// bf16 cache): each block of B rows first prefetches the rows 16 ahead,
+// clamped to the last row, one prefetch per 64-byte line (128 bf16 = 4).
+// CHECK-LABEL: func @strided_cache_rows
+// CHECK: scf.for %[[J:.+]] = %c0 to %c32 step %c4
+// CHECK: %[[AHEAD:.+]] = arith.addi %[[J]], %c16
+// CHECK: %[[ROW:.+]] = arith.minsi %[[AHEAD]], %c31
+// CHECK: memref.prefetch %arg1[%[[ROW]], %c0], read, locality<3>, data
+// CHECK: memref.prefetch %arg1[%[[ROW]], %c32], read, locality<3>, data
+// CHECK: memref.prefetch %arg1[%[[ROW]], %c64], read, locality<3>, data
+// CHECK: memref.prefetch %arg1[%[[ROW]], %c96], read, locality<3>, data
+// CHECK-COUNT-12: memref.prefetch
+// CHECK-NOT: memref.prefetch
+// CHECK: scf.for
+// CHECK: arith.extf %{{.+}} : vector<8xbf16> to vector<8xf32>
+func.func @strided_cache_rows(%a: memref<4x128xf32>, %b: memref<32x128xbf16, strided<[1024, 1], offset: ?>>, %c: memref<4x32xf32>) {
+  linalg.matmul indexing_maps = [affine_map<(m, n, k) -> (m, k)>, affine_map<(m, n, k) -> (n, k)>, affine_map<(m, n, k) -> (m, n)>]
+      ins(%a, %b : memref<4x128xf32>, memref<32x128xbf16, strided<[1024, 1], offset: ?>>) outs(%c : memref<4x32xf32>)
   return
 }
 

@@ -360,7 +360,12 @@ def PosencVectorizeMatmulPass : Pass<"posenc-vectorize-matmul"> {
     accumulators are vectors along k, loads of A's and B's rows, one FMA
     per pair, a horizontal sum and a scalar tail over k; B's rows are the
     outer loop, so a block of them stays in cache across A's rows. Here C
-    is the sum of `vector-width` interleaved partial sums over k.
+    is the sum of `vector-width` interleaved partial sums over k. When B's
+    rows have a static length K and lie a static stride apart with a gap
+    after each (one kv head's keys of a [keys, heads, D] cache, which the
+    hardware prefetchers miss), each block of B's rows first issues
+    `memref.prefetch` for every cache line of the rows 16 ahead (clamped
+    to the last row).
 
     Other matmuls (other element types, other maps, tensors, strided rows)
     are left alone.
