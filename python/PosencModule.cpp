@@ -197,6 +197,13 @@ PYBIND11_MODULE(_posenc, m) {
         return PyModule{unwrap(std::move(compiled))};
       },
       py::arg("source"), py::arg("pipeline") = "posenc-lower-to-cpu");
+  m.def(
+      "with_threads",
+      [](const std::string &pipeline, int64_t threads) {
+        return unwrap(withThreads(pipeline, threads));
+      },
+      py::arg("pipeline"), py::arg("threads"),
+      "`pipeline` with num-threads=threads on each posenc-lower-to-cpu");
   m.def("retain_freed_large_buffers", &retainFreedLargeBuffers,
         "Keep freed large blocks in malloc's heap (process-wide) so each "
         "call's result reuses pages instead of faulting in new ones; False "

@@ -12,11 +12,13 @@
 #include "mlir/Conversion/MemRefToLLVM/MemRefToLLVM.h"
 #include "mlir/Conversion/ReconcileUnrealizedCasts/ReconcileUnrealizedCasts.h"
 #include "mlir/Conversion/SCFToControlFlow/SCFToControlFlow.h"
+#include "mlir/Conversion/SCFToOpenMP/SCFToOpenMP.h"
 #include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
 #include "mlir/Dialect/Bufferization/Transforms/Passes.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/Passes.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
+#include "mlir/Dialect/SCF/Transforms/Passes.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Transforms/Passes.h"
@@ -70,11 +72,13 @@ static void addTensorStage(OpPassManager &pm,
     decode.tileRows = options.attentionTileQ;
     decode.maxQueries = options.attentionDecodeQueries;
     decode.keyTile = options.attentionDecodeKeyTile;
+    decode.parallel = options.numThreads != 1;
     pm.addPass(createPosencTileAttentionPass(decode));
   }
   ConvertPosencToLinalgPassOptions lowering;
   lowering.attentionTileQ = options.attentionTileQ;
   lowering.attentionTileK = options.attentionTileK;
+  lowering.attentionParallel = options.numThreads != 1;
   stages::addLinalgStage(pm, lowering);
   pm.addPass(createLoopInvariantCodeMotionPass());
   if (options.fuseElementwise)
@@ -125,11 +129,26 @@ void mlir::posenc::stages::addHostLLVMStage(
   pm.addPass(createCanonicalizerPass());
 }
 
+/// The parallel loops (scf.forall from tiling) on OpenMP threads: one
+/// omp.parallel + omp.wsloop each. An alloca scope around a body without
+/// allocas is folded away (multi-block bodies cannot keep one).
+static void addThreadStage(OpPassManager &pm,
+                           const PosencToCPUPipelineOptions &options) {
+  if (options.numThreads == 1)
+    return;
+  pm.addNestedPass<func::FuncOp>(createForallToParallelLoopPass());
+  ConvertSCFToOpenMPPassOptions omp;
+  omp.numThreads = options.numThreads;
+  pm.addPass(createConvertSCFToOpenMPPass(omp));
+  pm.addPass(createCanonicalizerPass());
+}
+
 void mlir::posenc::buildPosencToCPUPipeline(
     OpPassManager &pm, const PosencToCPUPipelineOptions &options) {
   addPosencStage(pm, options);
   addTensorStage(pm, options);
   stages::addBufferStage(pm);
+  addThreadStage(pm, options);
   stages::addHostLLVMStage(pm, options);
 }
 

@@ -24,6 +24,7 @@
 #include "llvm/ADT/DenseSet.h"
 #include "llvm/ADT/StringMap.h"
 #include "llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h"
+#include "llvm/Support/DynamicLibrary.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/TargetSelect.h"
@@ -145,6 +146,76 @@ static llvm::Expected<TensorSpec> specOf(Type t, const llvm::Twine &what,
   for (int64_t d : shaped.getShape())
     spec.shape.push_back(ShapedType::isDynamic(d) ? -1 : d);
   return spec;
+}
+
+/// POSENC_NUM_THREADS, when set, as the OpenMP runtime's default thread
+/// count (what code compiled with num-threads=0 uses), once per process.
+static llvm::Error applyThreadCount() {
+  const char *env = std::getenv("POSENC_NUM_THREADS");
+  if (!env)
+    return llvm::Error::success();
+  char *end = nullptr;
+  long n = std::strtol(env, &end, 10);
+  if (*env == '\0' || *end != '\0' || n < 1 || n > 4096)
+    return makeError("POSENC_NUM_THREADS='" + llvm::Twine(env) +
+                     "' is not a thread count in [1, 4096]");
+  auto *set = reinterpret_cast<void (*)(int)>(
+      llvm::sys::DynamicLibrary::SearchForAddressOfSymbol(
+          "omp_set_num_threads"));
+  if (!set)
+    return makeError("POSENC_NUM_THREADS: omp_set_num_threads not found in "
+                     "the loaded OpenMP runtime");
+  set(int(n));
+  return llvm::Error::success();
+}
+
+llvm::Expected<std::string>
+mlir::posenc::runtime::withThreads(StringRef pipeline, int64_t threads) {
+  if (threads < 0)
+    return makeError("threads = " + llvm::Twine(threads) +
+                     " must be >= 0 (0: every core, 1: no threads)");
+  StringRef name = "posenc-lower-to-cpu";
+  std::string option = "num-threads=" + std::to_string(threads);
+  std::string out;
+  bool found = false;
+  size_t pos = 0;
+  while (true) {
+    size_t at = pipeline.find(name, pos);
+    if (at == StringRef::npos)
+      break;
+    size_t end = at + name.size();
+    // A longer pass name that starts with this one is not it.
+    if (end < pipeline.size() && pipeline[end] != '{' && pipeline[end] != ',' &&
+        pipeline[end] != ')' && pipeline[end] != ' ') {
+      out += pipeline.slice(pos, end);
+      pos = end;
+      continue;
+    }
+    found = true;
+    out += pipeline.slice(pos, end);
+    if (end < pipeline.size() && pipeline[end] == '{') {
+      size_t close = pipeline.find('}', end);
+      if (close == StringRef::npos)
+        return makeError("pipeline '" + pipeline +
+                         "': unterminated options of " + name);
+      StringRef opts = pipeline.slice(end + 1, close);
+      if (opts.contains("num-threads"))
+        return makeError("pipeline '" + pipeline +
+                         "' sets num-threads already; give the thread count "
+                         "once");
+      out += "{" + opts.str() + (opts.trim().empty() ? "" : " ") + option + "}";
+      pos = close + 1;
+    } else {
+      out += "{" + option + "}";
+      pos = end;
+    }
+  }
+  if (!found)
+    return makeError("a thread count applies to posenc-lower-to-cpu, which "
+                     "pipeline '" +
+                     pipeline + "' does not run");
+  out += pipeline.drop_front(pos);
+  return out;
 }
 
 /// Process-wide registration of passes and the native target, once.
@@ -294,9 +365,25 @@ CompiledModule::compile(llvm::StringRef source, llvm::StringRef pipeline) {
   options.transformer = transformer;
   // Strided memref.copy in user IR calls memrefCopy from MLIR's C runner
   // utils; posenc's own lowerings need no runtime library.
-  SmallVector<StringRef, 1> libs;
+  SmallVector<StringRef, 2> libs;
   if (llvm::sys::fs::exists(POSENC_MLIR_C_RUNNER_UTILS))
     libs.push_back(POSENC_MLIR_C_RUNNER_UTILS);
+  // Code compiled for several threads (num-threads != 1) calls LLVM's
+  // OpenMP runtime.
+  bool threaded = false;
+  impl.module->walk([&](Operation *op) {
+    if (op->getName().getDialectNamespace() == "omp")
+      threaded = true;
+    return threaded ? WalkResult::interrupt() : WalkResult::advance();
+  });
+  if (threaded) {
+    if (!llvm::sys::fs::exists(POSENC_OPENMP_RUNTIME))
+      return fail("the code runs on OpenMP threads (num-threads != 1) but "
+                  "LLVM's OpenMP runtime " POSENC_OPENMP_RUNTIME
+                  " is missing (Debian: libomp-22-dev; scripts/setup.sh "
+                  "installs it)");
+    libs.push_back(POSENC_OPENMP_RUNTIME);
+  }
   options.sharedLibPaths = libs;
   options.jitCodeGenOptLevel = llvm::CodeGenOptLevel::Aggressive;
   auto engine = ExecutionEngine::create(*impl.module, options);
@@ -312,6 +399,9 @@ CompiledModule::compile(llvm::StringRef source, llvm::StringRef pipeline) {
         llvm::JITSymbolFlags::Exported};
     return map;
   });
+  if (threaded)
+    if (llvm::Error err = applyThreadCount())
+      return err;
   // Materialize every entry point now: the JIT compiles lazily on first
   // lookup, which would otherwise land in the first call's time.
   for (const std::string &name : impl.names)

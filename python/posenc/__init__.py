@@ -66,16 +66,25 @@ class Module:
         return lambda *args: self.call(name, *args)
 
 
-def compile(source, target="cpu", pipeline=None):
+def compile(source, target="cpu", pipeline=None, threads=None):
     """Compiles posenc IR text for `target` ("cpu") and returns a Module.
 
     `pipeline` overrides the registered pipeline (textual pass pipeline).
-    Raises posenc.Error with the MLIR diagnostics for bad IR."""
+    `threads` (int) sets num-threads on the pipeline's posenc-lower-to-cpu:
+    1 (the default) runs on the calling thread, N > 1 on N threads of
+    LLVM's OpenMP runtime, 0 on POSENC_NUM_THREADS threads or else every
+    core; results are bit-for-bit the same for any count. Raises
+    posenc.Error with the MLIR diagnostics for bad IR or a bad count."""
     if _posenc is None:
         raise ImportError("posenc._posenc is not built; run scripts/build.sh")
     if target != "cpu":
         raise ValueError(f"unknown target {target!r}; supported: 'cpu'")
-    return Module(_posenc.compile(source, pipeline or "posenc-lower-to-cpu"))
+    pipeline = pipeline or "posenc-lower-to-cpu"
+    if threads is not None:
+        if isinstance(threads, bool) or not isinstance(threads, int):
+            raise TypeError(f"threads must be an int, got {threads!r}")
+        pipeline = _posenc.with_threads(pipeline, threads)
+    return Module(_posenc.compile(source, pipeline))
 
 
 def retain_freed_large_buffers():

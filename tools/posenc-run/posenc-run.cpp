@@ -37,6 +37,14 @@ static cl::list<std::string>
 static cl::opt<std::string> pipeline("pipeline",
                                      cl::desc("Textual pass pipeline"),
                                      cl::init("posenc-lower-to-cpu"));
+// Registered as "posenc-threads" and renamed to "threads" in main():
+// libLLVM registers an unrelated "threads" option of its own first.
+static cl::opt<int> threads(
+    "posenc-threads",
+    cl::desc("Threads of the compiled code: sets num-threads=N on the "
+             "pipeline's posenc-lower-to-cpu (0: POSENC_NUM_THREADS, else "
+             "every core; default: the pipeline's, 1)"),
+    cl::init(-1));
 static cl::opt<unsigned>
     benchmark("benchmark",
               cl::desc("Run N more times and print median and min time"),
@@ -111,6 +119,10 @@ static void summarize(raw_ostream &os, unsigned i, const HostArray &a) {
 
 int main(int argc, char **argv) {
   InitLLVM init(argc, argv);
+  auto &registered = cl::getRegisteredOptions();
+  if (cl::Option *other = registered.lookup("threads"))
+    other->setArgStr("llvm-threads");
+  threads.setArgStr("threads");
   cl::ParseCommandLineOptions(argc, argv, "posenc JIT runner\n");
 
   auto file = MemoryBuffer::getFileOrSTDIN(inputFile);
@@ -118,7 +130,14 @@ int main(int argc, char **argv) {
     return fail("cannot read '" + inputFile +
                 "': " + file.getError().message());
   auto start = std::chrono::steady_clock::now();
-  auto compiled = CompiledModule::compile((*file)->getBuffer(), pipeline);
+  std::string passes = pipeline;
+  if (threads.getNumOccurrences()) {
+    llvm::Expected<std::string> threaded = withThreads(pipeline, threads);
+    if (!threaded)
+      return fail(toString(threaded.takeError()));
+    passes = *threaded;
+  }
+  auto compiled = CompiledModule::compile((*file)->getBuffer(), passes);
   if (!compiled)
     return fail(toString(compiled.takeError()));
   CompiledModule &module = **compiled;

@@ -47,6 +47,9 @@ def ConvertPosencToLinalgPass : Pass<"convert-posenc-to-linalg"> {
            "Keys per attention tile">,
     Option<"materializeAttention", "materialize-attention", "bool", "false",
            "Build whole score matrices instead of tiling">,
+    Option<"attentionParallel", "attention-parallel", "bool", "false",
+           "Tile attention's outermost loop (per batch and kv head) as "
+           "scf.forall, whose iterations may run on different threads">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",

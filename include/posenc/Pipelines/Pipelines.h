@@ -82,6 +82,12 @@ struct PosencToCPUPipelineOptions
       *this, "mla-absorb-threshold",
       llvm::cl::desc("With mla=auto, absorb when the query length is <= this"),
       llvm::cl::init(16)};
+  PassOptions::Option<int64_t> numThreads{
+      *this, "num-threads",
+      llvm::cl::desc("Threads of the compiled code (LLVM's OpenMP runtime): "
+                     "1 runs on the calling thread with no runtime calls; 0 "
+                     "takes POSENC_NUM_THREADS, else every core"),
+      llvm::cl::init(1)};
 };
 
 /// Options of `posenc-lower-to-nvvm`.

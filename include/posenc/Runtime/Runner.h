@@ -32,6 +32,13 @@ struct Signature {
   llvm::SmallVector<TensorSpec> inputs, results;
 };
 
+/// `pipeline` with `num-threads=threads` set on each posenc-lower-to-cpu
+/// it runs (0: POSENC_NUM_THREADS, else every core; 1: no threads). An
+/// error when it runs no posenc-lower-to-cpu, sets num-threads itself, or
+/// `threads` is negative.
+llvm::Expected<std::string> withThreads(llvm::StringRef pipeline,
+                                        int64_t threads);
+
 /// A module compiled for the host and ready to run any of its public
 /// functions.
 class CompiledModule {

@@ -686,6 +686,7 @@ struct ConvertPosencToLinalgPass
       AttentionTiling tiling;
       tiling.rows = attentionTileQ;
       tiling.keys = attentionTileK;
+      tiling.parallel = attentionParallel;
       SmallVector<AttentionOp> ops;
       getOperation()->walk([&](AttentionOp op) {
         if (isTileable(op))

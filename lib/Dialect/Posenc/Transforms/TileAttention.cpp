@@ -31,12 +31,16 @@ using namespace mlir::posenc;
 namespace {
 /// Tiles `op` with `sizes` (one per iteration dim) and replaces it; returns
 /// the tiled ops (just `op` when every size is 0).
-FailureOr<SmallVector<Operation *>>
-tile(RewriterBase &rewriter, TilingInterface op, ArrayRef<int64_t> sizes) {
+FailureOr<SmallVector<Operation *>> tile(RewriterBase &rewriter,
+                                         TilingInterface op,
+                                         ArrayRef<int64_t> sizes,
+                                         bool parallel = false) {
   if (llvm::all_of(sizes, [](int64_t s) { return s == 0; }))
     return SmallVector<Operation *>{op};
   scf::SCFTilingOptions options;
   options.setTileSizes(getAsIndexOpFoldResult(rewriter.getContext(), sizes));
+  if (parallel)
+    options.setLoopType(scf::SCFTilingOptions::LoopType::ForallOp);
   rewriter.setInsertionPoint(op);
   FailureOr<scf::SCFTilingResult> tiled =
       scf::tileUsingSCF(rewriter, op, options);
@@ -69,6 +73,7 @@ struct PosencTileAttentionPass
     tiling.outer.assign(tileSizes.begin(), tileSizes.end());
     tiling.rows = tileRows;
     tiling.keys = keyTile;
+    tiling.parallel = parallel;
     SmallVector<AttentionOp> ops;
     getOperation()->walk([&](AttentionOp op) {
       int64_t sq = op.getQ().getType().getDimSize(1);
@@ -120,7 +125,7 @@ LogicalResult mlir::posenc::tileAttention(RewriterBase &rewriter,
     int64_t sq = op.getQ().getType().getDimSize(1);
     if (!ShapedType::isDynamic(sq) && sq <= queries) {
       tiles = tile(rewriter, cast<TilingInterface>(op.getOperation()),
-                   {1, 0, 0, 0, 0, 0});
+                   {1, 0, 0, 0, 0, 0}, tiling.parallel);
     } else {
       // Several query tiles read each kv head: first tiles of one batch
       // and kv head, whose K and V are copied into contiguous blocks
@@ -129,7 +134,7 @@ LogicalResult mlir::posenc::tileAttention(RewriterBase &rewriter,
       // tiles of those.
       FailureOr<SmallVector<Operation *>> heads =
           tile(rewriter, cast<TilingInterface>(op.getOperation()),
-               {1, group, 0, 0, 0, 0});
+               {1, group, 0, 0, 0, 0}, tiling.parallel);
       if (failed(heads))
         return failure();
       tiles.emplace();
@@ -160,7 +165,8 @@ LogicalResult mlir::posenc::tileAttention(RewriterBase &rewriter,
       }
     }
   } else {
-    tiles = tile(rewriter, cast<TilingInterface>(op.getOperation()), sizes);
+    tiles = tile(rewriter, cast<TilingInterface>(op.getOperation()), sizes,
+                 tiling.parallel);
   }
   if (failed(tiles))
     return failure();

@@ -41,10 +41,14 @@ FailureOr<OnlineAttentionOp> convertToOnlineAttention(RewriterBase &rewriter,
 /// (batch, query heads, queries) (0: untiled), or, when `rows` > 0, tiles
 /// of one batch, the G query heads of one kv head and max(1, rows / G)
 /// queries; each tile becomes online_attention tiled by `keys` keys.
+/// With `parallel`, the outermost tiles (with `rows`: one per batch and kv
+/// head, or per batch for decode) are an scf.forall, whose iterations
+/// share nothing and may run on different threads; else an scf.for.
 struct AttentionTiling {
   SmallVector<int64_t> outer;
   int64_t rows = 0;
   int64_t keys = 64;
+  bool parallel = false;
 };
 
 /// Whether tileAttention takes `op`: static head counts, a static Dk or a

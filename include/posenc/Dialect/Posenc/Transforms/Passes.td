@@ -89,6 +89,11 @@ def PosencTileAttentionPass : Pass<"posenc-tile-attention"> {
     key loop ends at its causal limit, so key blocks above the diagonal
     are never visited.
 
+    With `parallel`, the outermost tiles form an `scf.forall` (tiles
+    share nothing; each computes exactly what the scf.for iteration
+    would), which `posenc-lower-to-cpu{num-threads}` runs on OpenMP
+    threads.
+
     `posenc-lower-to-cpu` runs it for decode-shaped attention (a few
     queries against a long cache, longer key blocks), where K and V are
     read in place, once, in their stored layout and dtype;
@@ -106,6 +111,10 @@ def PosencTileAttentionPass : Pass<"posenc-tile-attention"> {
     Option<"maxQueries", "max-queries", "int64_t", "0",
            "Tile only attention whose static query length is at most this "
            "(0: every attention)">,
+    Option<"parallel", "parallel", "bool", "false",
+           "Emit the outermost tiles (with tile-rows: per batch and kv head, "
+           "or per batch for decode) as scf.forall, whose iterations may run "
+           "on different threads, instead of scf.for">,
   ];
   let dependentDialects = [
     "::mlir::affine::AffineDialect",
