@@ -1,6 +1,7 @@
 // RUN: posenc-opt %s --posenc-tile-attention="tile-sizes=0,4 key-tile=16" --canonicalize -split-input-file | FileCheck %s
 // RUN: posenc-opt %s --posenc-tile-attention="key-tile=16 max-queries=1" -split-input-file | FileCheck %s --check-prefix=DECODE
 // RUN: posenc-opt %s --posenc-tile-attention="tile-rows=8 key-tile=4" --canonicalize -split-input-file | FileCheck %s --check-prefix=ROWS
+// RUN: posenc-opt %s --posenc-tile-attention="tile-rows=8 key-tile=4 parallel=true" --canonicalize -split-input-file | FileCheck %s --check-prefix=PAR
 // RUN: not posenc-opt %s --posenc-tile-attention="key-tile=0" -split-input-file 2>&1 | FileCheck %s --check-prefix=BAD
 
 // BAD: posenc-tile-attention: tile-sizes must be at most 3 sizes >= 0 (batch, query heads, queries), key-tile > 0 and max-queries >= 0, tile-rows >= 0; got tile-sizes=[] key-tile=0 max-queries=0 tile-rows=0
@@ -38,6 +39,16 @@ func.func @decode(%q: tensor<1x1x8x16xf32>, %k: tensor<1x37x2x16xf32>, %v: tenso
 // ROWS: affine.min #[[LIMIT]]()[%[[I]]]
 // ROWS: scf.for %{{.+}} = %c0 to %{{.+}} step %c4 iter_args
 // ROWS: posenc.online_attention {{.*}} : tensor<1x2x4x16xf32>, tensor<1x?x1x16xf32>
+// parallel=true: the kv-head tiles form an scf.forall (each inserts its
+// heads of the result in parallel), the query tiles and key blocks stay
+// sequential inside.
+// PAR-LABEL: func @negative_prefill
+// PAR: scf.forall (%[[H:.+]]) = (0) to (8) step (4) shared_outs(%[[OUT:.+]] = %{{.+}})
+// PAR: scf.for %{{.+}} = %c0 to %c8 step %c2
+// PAR: scf.for %{{.+}} = %c0 to %{{.+}} step %c4 iter_args
+// PAR: posenc.online_attention
+// PAR: scf.forall.in_parallel
+// PAR: tensor.parallel_insert_slice %{{.+}} into %[[OUT]][0, 0, %[[H]], 0] [1, 8, 4, 16]
 // DECODE-LABEL: func @negative_prefill
 // DECODE-NOT: online_attention
 // DECODE: posenc.attention
