@@ -83,6 +83,14 @@ static void addTensorStage(OpPassManager &pm,
   pm.addPass(createLoopInvariantCodeMotionPass());
   if (options.fuseElementwise)
     pm.addPass(createLinalgElementwiseOpFusionPass());
+  // The ops outside attention in chunks for the threads: 4 per thread
+  // (16 when the count is the runtime's) balance uneven chunks.
+  if (options.numThreads != 1) {
+    PosencTileForThreadsPassOptions chunks;
+    chunks.chunks = options.numThreads == 0 ? 16 : 4 * options.numThreads;
+    pm.addNestedPass<func::FuncOp>(createPosencTileForThreadsPass(chunks));
+    pm.addPass(createCanonicalizerPass());
+  }
 }
 
 /// Tensors -> buffers. Function boundaries use identity layouts so that

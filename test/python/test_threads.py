@@ -120,3 +120,77 @@ def test_python_threads_argument():
         posenc.compile(ir, threads="2")
     with pytest.raises(posenc.Error, match="must be >= 0"):
         posenc.compile(ir, threads=-1)
+
+
+def _ops_on_threads(ir, inputs, expected, tol):
+    outs = [run(ir, inputs, pipeline=f"{CPU}{{num-threads={n}}}")[0] for n in (1, 2, 3)]
+    assert rel_err(outs[0].astype(np.float64), expected) < tol
+    for n, out in zip((2, 3), outs[1:]):
+        assert np.array_equal(out, outs[0]), f"{n} threads differ from 1"
+
+
+@pytest.mark.parametrize("layout", ["half", "interleaved"])
+@pytest.mark.parametrize("elem", ["f32", "bf16"])
+def test_rope_in_chunks(layout, elem):
+    """rope outside attention runs as chunks of its sequence dim (the
+    rotated pair's 1 - k map stays whole)."""
+    from harness import from_bf16, to_bf16
+    rng = np.random.default_rng(17)
+    x64 = rng.uniform(-1, 1, (2, 300, 4, 64))
+    x = to_bf16(x64) if elem == "bf16" else x64.astype(np.float32)
+    xin = from_bf16(x).astype(np.float64) if elem == "bf16" else x.astype(np.float64)
+    pos = np.arange(300, dtype=np.int32)
+    t, p = tensor_type(x.shape, elem), tensor_type(pos.shape, "i32")
+    ir = func_ir([("x", t), ("p", p)],
+                 [f"%y = posenc.rope %x, %p layout {layout} : {t}, {p}"], [("%y", t)])
+    outs = [run(ir, [x, pos], pipeline=f"{CPU}{{num-threads={n}}}")[0] for n in (1, 2, 3)]
+    y = from_bf16(outs[0]) if elem == "bf16" else outs[0]
+    assert rel_err(y, ref.rope(xin, pos, layout=layout)) < (1e-2 if elem == "bf16" else 1e-5)
+    for n, out in zip((2, 3), outs[1:]):
+        assert np.array_equal(out, outs[0]), f"{n} threads differ from 1"
+
+
+def test_biases_in_chunks():
+    q = np.arange(200, dtype=np.int32)
+    k = np.arange(260, dtype=np.int32)
+    bt = tensor_type((8, 200, 260), "f32")
+    ir = func_ir([("q", tensor_type(q.shape, "i32")), ("k", tensor_type(k.shape, "i32"))],
+                 [f"%b = posenc.alibi_bias %q, %k mode causal {{num_heads = 8 : i64}} : "
+                  f"{tensor_type(q.shape, 'i32')}, {tensor_type(k.shape, 'i32')} -> {bt}"],
+                 [("%b", bt)])
+    expected = ref.alibi_bias(q, k, 8)
+    finite = np.isfinite(expected)
+    outs = [run(ir, [q, k], pipeline=f"{CPU}{{num-threads={n}}}")[0] for n in (1, 2, 3)]
+    assert np.array_equal(np.isfinite(outs[0]), finite)
+    assert rel_err(np.where(finite, outs[0], 0), np.where(finite, expected, 0)) < 1e-5
+    for out in outs[1:]:
+        assert np.array_equal(out, outs[0])
+
+
+def test_chunking_pass_on_ir():
+    """posenc-tile-for-threads: a top-level op becomes an scf.forall of
+    chunks along its outermost non-unit parallel dim; small ops and the
+    ops inside loops stay."""
+    ir = """func.func @f(%x: tensor<1x1024x64xf32>, %s: tensor<4x4xf32>) -> (tensor<1x1024x64xf32>, tensor<4x4xf32>) {
+  %e = tensor.empty() : tensor<1x1024x64xf32>
+  %y = linalg.generic {indexing_maps = [affine_map<(a, b, c) -> (a, b, c)>, affine_map<(a, b, c) -> (a, b, c)>], iterator_types = ["parallel", "parallel", "parallel"]} ins(%x : tensor<1x1024x64xf32>) outs(%e : tensor<1x1024x64xf32>) {
+  ^bb0(%i: f32, %o: f32):
+    %z = arith.addf %i, %i : f32
+    linalg.yield %z : f32
+  } -> tensor<1x1024x64xf32>
+  %e2 = tensor.empty() : tensor<4x4xf32>
+  %t = linalg.generic {indexing_maps = [affine_map<(a, b) -> (a, b)>, affine_map<(a, b) -> (a, b)>], iterator_types = ["parallel", "parallel"]} ins(%s : tensor<4x4xf32>) outs(%e2 : tensor<4x4xf32>) {
+  ^bb0(%i: f32, %o: f32):
+    %z = arith.addf %i, %i : f32
+    linalg.yield %z : f32
+  } -> tensor<4x4xf32>
+  return %y, %t : tensor<1x1024x64xf32>, tensor<4x4xf32>
+}
+"""
+    out = opt(ir, "--posenc-tile-for-threads=chunks=4")
+    assert out.count("scf.forall (") == 1
+    assert "scf.forall (%arg2) = (0) to (1024) step (256)" in out
+    assert "tensor.extract_slice %arg0[0, %arg2, 0] [1, %" in out
+    with pytest.raises(RunError) as e:
+        opt(ir, "--posenc-tile-for-threads=chunks=0")
+    assert "chunks must be >= 1" in e.value.stderr

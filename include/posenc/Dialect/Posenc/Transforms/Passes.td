@@ -62,6 +62,35 @@ def PosencDecomposeAttentionPass : Pass<"posenc-decompose-attention"> {
   ];
 }
 
+def PosencTileForThreadsPass
+    : Pass<"posenc-tile-for-threads", "::mlir::func::FuncOp"> {
+  let summary = "Top-level linalg ops as scf.forall chunks for threads";
+  let description = [{
+    Tiles each linalg op on tensors that sits directly in the function body
+    (rope, sinusoidal and the bias ops after conversion, the projections
+    and elementwise ops of model IR; not the linalg inside attention's
+    tiles) along its outermost parallel dim of more than one iteration,
+    into an `scf.forall` of `chunks` iterations (fewer when the dim is
+    shorter) through `scf::tileUsingSCF`: each chunk computes its slice of
+    the result exactly as the untiled op would (no reduction is split), so
+    results do not depend on the chunk count. Ops that write fewer than
+    `min-elements` elements (statically) stay whole: a chunk should be a
+    few pages for bandwidth-bound loops to keep streaming.
+    `posenc-lower-to-cpu{num-threads}` runs it with 4 chunks per thread.
+  }];
+  let options = [
+    Option<"chunks", "chunks", "int64_t", "8",
+           "Iterations of each scf.forall (>= 1)">,
+    Option<"minElements", "min-elements", "int64_t", "65536",
+           "Ops whose static result has fewer elements stay whole">,
+  ];
+  let dependentDialects = [
+    "::mlir::affine::AffineDialect",
+    "::mlir::scf::SCFDialect",
+    "::mlir::tensor::TensorDialect",
+  ];
+}
+
 def PosencTileAttentionPass : Pass<"posenc-tile-attention"> {
   let summary = "The FlashAttention loop derived from attention's interfaces";
   let description = [{
