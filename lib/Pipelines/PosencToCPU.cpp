@@ -60,6 +60,9 @@ static void addPosencStage(OpPassManager &pm,
     pm.addPass(createPosencFuseBiasIntoAttentionPass());
 }
 
+/// Chunks of decode's keys with several threads.
+static constexpr int64_t kDecodeKeyChunks = 16;
+
 /// posenc -> linalg on tensors, optionally fused. Attention is tiled
 /// through its interfaces (one kv head and a block of queries per tile, a
 /// loop over key blocks inside; decode-shaped attention with longer key
@@ -73,6 +76,11 @@ static void addTensorStage(OpPassManager &pm,
     decode.maxQueries = options.attentionDecodeQueries;
     decode.keyTile = options.attentionDecodeKeyTile;
     decode.parallel = options.numThreads != 1;
+    // Decode of one sequence is one tile: its threads split the keys, in
+    // a chunk count that does not depend on the thread count (the merge,
+    // and so the rounding, is the same for every count but 1).
+    if (options.numThreads != 1)
+      decode.keyChunks = kDecodeKeyChunks;
     pm.addPass(createPosencTileAttentionPass(decode));
   }
   ConvertPosencToLinalgPassOptions lowering;

@@ -50,6 +50,29 @@ FailureOr<SmallVector<Operation *>> tile(RewriterBase &rewriter,
   return tiled->tiledOps;
 }
 
+/// Split-K: `op`'s keys in `chunks` chunks of an scf.forall, each with its
+/// own partial state, merged after the loop (its PartialReductionOpInterface
+/// through scf::tileUsingSCF); returns the chunks' ops.
+FailureOr<SmallVector<Operation *>>
+splitKeys(RewriterBase &rewriter, OnlineAttentionOp op, int64_t chunks) {
+  SmallVector<OpFoldResult> numThreads(6, rewriter.getIndexAttr(0));
+  numThreads[3] = rewriter.getIndexAttr(chunks);
+  scf::SCFTilingOptions options;
+  options.setLoopType(scf::SCFTilingOptions::LoopType::ForallOp);
+  options.setReductionTilingStrategy(
+      ReductionTilingStrategy::PartialReductionOuterParallel);
+  options.setReductionDims({3});
+  options.setNumThreads(numThreads);
+  rewriter.setInsertionPoint(op);
+  FailureOr<scf::SCFTilingResult> split = scf::tileUsingSCF(
+      rewriter, cast<TilingInterface>(op.getOperation()), options);
+  if (failed(split))
+    return op.emitOpError()
+           << "cannot split its keys into " << chunks << " chunks";
+  rewriter.replaceOp(op, split->replacements);
+  return split->tiledOps;
+}
+
 struct PosencTileAttentionPass
     : posenc::impl::PosencTileAttentionPassBase<PosencTileAttentionPass> {
   using Base::Base;
@@ -57,14 +80,15 @@ struct PosencTileAttentionPass
   void runOnOperation() override {
     if (tileSizes.size() > 3 ||
         llvm::any_of(tileSizes, [](int64_t s) { return s < 0; }) ||
-        keyTile <= 0 || maxQueries < 0 || tileRows < 0) {
+        keyTile <= 0 || maxQueries < 0 || tileRows < 0 || keyChunks < 1) {
       InFlightDiagnostic diag =
           getOperation()->emitError()
           << "posenc-tile-attention: tile-sizes must be at most 3 sizes >= 0 "
              "(batch, query heads, queries), key-tile > 0 and max-queries >= "
-             "0, tile-rows >= 0; got tile-sizes=[";
+             "0, tile-rows >= 0, key-chunks >= 1; got tile-sizes=[";
       llvm::interleaveComma(tileSizes, diag);
       diag << "] key-tile=" << int64_t(keyTile)
+           << " key-chunks=" << int64_t(keyChunks)
            << " max-queries=" << int64_t(maxQueries)
            << " tile-rows=" << int64_t(tileRows);
       return signalPassFailure();
@@ -74,6 +98,7 @@ struct PosencTileAttentionPass
     tiling.rows = tileRows;
     tiling.keys = keyTile;
     tiling.parallel = parallel;
+    tiling.keyChunks = keyChunks;
     SmallVector<AttentionOp> ops;
     getOperation()->walk([&](AttentionOp op) {
       int64_t sq = op.getQ().getType().getDimSize(1);
@@ -111,6 +136,7 @@ LogicalResult mlir::posenc::tileAttention(RewriterBase &rewriter,
   SmallVector<int64_t> sizes = tiling.outer;
   sizes.resize(6, 0);
   FailureOr<SmallVector<Operation *>> tiles;
+  bool decode = false;
   if (tiling.rows > 0) {
     int64_t group =
         op.getQ().getType().getDimSize(2) / op.getK().getType().getDimSize(2);
@@ -124,8 +150,10 @@ LogicalResult mlir::posenc::tileAttention(RewriterBase &rewriter,
     // pieces, one pass per head.
     int64_t sq = op.getQ().getType().getDimSize(1);
     if (!ShapedType::isDynamic(sq) && sq <= queries) {
-      tiles = tile(rewriter, cast<TilingInterface>(op.getOperation()),
-                   {1, 0, 0, 0, 0, 0}, tiling.parallel);
+      decode = true;
+      tiles =
+          tile(rewriter, cast<TilingInterface>(op.getOperation()),
+               {1, 0, 0, 0, 0, 0}, tiling.parallel && tiling.keyChunks <= 1);
     } else {
       // Several query tiles read each kv head: first tiles of one batch
       // and kv head, whose K and V are copied into contiguous blocks
@@ -178,9 +206,17 @@ LogicalResult mlir::posenc::tileAttention(RewriterBase &rewriter,
       return t->emitOpError() << "cannot be tiled along keys: it needs a "
                                  "static number of heads, and a static key "
                                  "head dim or a scale";
-    if (failed(tile(rewriter, cast<TilingInterface>(online->getOperation()),
-                    keys)))
-      return failure();
+    SmallVector<Operation *> steps = {*online};
+    if (decode && tiling.keyChunks > 1) {
+      FailureOr<SmallVector<Operation *>> chunks =
+          splitKeys(rewriter, *online, tiling.keyChunks);
+      if (failed(chunks))
+        return failure();
+      steps = *chunks;
+    }
+    for (Operation *step : steps)
+      if (failed(tile(rewriter, cast<TilingInterface>(step), keys)))
+        return failure();
   }
   return success();
 }

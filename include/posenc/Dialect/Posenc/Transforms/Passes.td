@@ -118,6 +118,12 @@ def PosencTileAttentionPass : Pass<"posenc-tile-attention"> {
     key loop ends at its causal limit, so key blocks above the diagonal
     are never visited.
 
+    With `key-chunks` > 1 decode's keys are split (flash-decoding): an
+    `scf.forall` over chunks of the keys, each a loop over key blocks from
+    its own state (0, -inf, 0), the partial states merged after it through
+    online_attention's `PartialReductionOpInterface`; the merge order is
+    fixed, so the result depends on the chunk count, not on the threads.
+
     With `parallel`, the outermost tiles form an `scf.forall` (tiles
     share nothing; each computes exactly what the scf.for iteration
     would), which `posenc-lower-to-cpu{num-threads}` runs on OpenMP
@@ -140,6 +146,10 @@ def PosencTileAttentionPass : Pass<"posenc-tile-attention"> {
     Option<"maxQueries", "max-queries", "int64_t", "0",
            "Tile only attention whose static query length is at most this "
            "(0: every attention)">,
+    Option<"keyChunks", "key-chunks", "int64_t", "1",
+           "Decode (all queries in one tile): split the keys into this many "
+           "chunks of an scf.forall with partial states merged after it "
+           "(split-K); 1: one loop over key blocks">,
     Option<"parallel", "parallel", "bool", "false",
            "Emit the outermost tiles (with tile-rows: per batch and kv head, "
            "or per batch for decode) as scf.forall, whose iterations may run "
