@@ -7,7 +7,10 @@ formulations, against this core's measured fp32 FMA peak.
 H = 16, D = 64, f32, causal, one thread for every contender. Each
 measurement runs in its own process so that peak resident memory is
 comparable; "extra MB" is the peak minus the process's size just before
-the first call (inputs and compiled code included in the baseline).
+the first call (inputs and compiled code included in the baseline). Each
+worker's environment pins OpenMP, OpenBLAS and MKL to one thread, and
+"cpu/wall" (fused/unfused/torch) is its process CPU time over wall time
+across the timed calls: how many cores it really used.
 
 Usage: bench/attention.py [--sizes 512,2048,8192] [--repeat 2]
 Prints a table and writes bench/results/attention.json."""
@@ -77,11 +80,13 @@ def worker_posenc(kind, s, fused, repeat):
     args = [q, k, v, pos] + ([table] if kind == "t5" else [])
     base = rss_mb()
     times = []
+    cpu0, wall0 = time.process_time(), time.perf_counter()
     for _ in range(repeat + 1):
         out = m.attn(*args)
         times.append(m.last_call_ms)
+    cpu = (time.process_time() - cpu0) / (time.perf_counter() - wall0)
     return dict(ms=float(np.median(times[1:])), peak_mb=peak_mb(), extra_mb=peak_mb() - base,
-                checksum=float(np.abs(out).sum()))
+                cpu_per_wall=cpu, checksum=float(np.abs(out).sum()))
 
 
 def worker_torch(kind, s, repeat):
@@ -119,18 +124,26 @@ def worker_torch(kind, s, repeat):
     fn = bloom if kind == "alibi" else t5
     base = rss_mb()
     times = []
+    cpu0, wall0 = time.process_time(), time.perf_counter()
     with torch.no_grad():
         for _ in range(repeat + 1):
             t0 = time.perf_counter()
             out = fn()
             times.append((time.perf_counter() - t0) * 1e3)
+    cpu = (time.process_time() - cpu0) / (time.perf_counter() - wall0)
     return dict(ms=float(np.median(times[1:])), peak_mb=peak_mb(), extra_mb=peak_mb() - base,
-                checksum=float(out.abs().sum()))
+                cpu_per_wall=cpu, checksum=float(out.abs().sum()))
+
+
+# Every contender on one thread, pinned in its own process's environment:
+# torch.set_num_threads(1) alone leaves Debian's OpenBLAS threaded.
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+              "POSENC_NUM_THREADS": "1"}
 
 
 def measure(args):
     proc = subprocess.run([sys.executable, __file__, "--worker", *args],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, env=dict(os.environ, **ONE_THREAD))
     if proc.returncode != 0:
         return dict(error=proc.stderr.strip().splitlines()[-1] if proc.stderr else "failed")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -157,7 +170,7 @@ def main():
     print(f"fp32 FMA peak of one core (measured): {peak:.1f} GFLOP/s")
     header = (f"{'bias':<6} {'S':>5} {'fused ms':>9} {'unfused ms':>10} {'torch ms':>9} "
               f"{'vs torch':>8} {'vs unfused':>10} {'GFLOP/s':>8} {'% peak':>7} "
-              f"{'fused MB':>9} {'unfused MB':>10} {'torch MB':>9}")
+              f"{'fused MB':>9} {'unfused MB':>10} {'torch MB':>9} {'cpu/wall f/u/t':>15}")
     print(header)
     print("-" * len(header))
     rows = []
@@ -175,9 +188,11 @@ def main():
             ms = lambda x: f"{r[x]['ms']:.1f}" if "ms" in r[x] else "fail"  # noqa: E731
             mb = lambda x: f"{r[x]['extra_mb']:.0f}" if "extra_mb" in r[x] else "-"  # noqa: E731
             ratio = lambda x: (f"{r[x]['ms'] / fused_ms:.2f}x" if "ms" in r[x] else "-")  # noqa: E731
+            cw = lambda x: f"{r[x]['cpu_per_wall']:.2f}" if "cpu_per_wall" in r[x] else "-"  # noqa: E731
             print(f"{kind:<6} {s:>5} {ms('fused'):>9} {ms('unfused'):>10} {ms('torch'):>9} "
                   f"{ratio('torch'):>8} {ratio('unfused'):>10} {gflops:>8.1f} {100 * gflops / peak:>6.1f}% "
-                  f"{mb('fused'):>9} {mb('unfused'):>10} {mb('torch'):>9}", flush=True)
+                  f"{mb('fused'):>9} {mb('unfused'):>10} {mb('torch'):>9} "
+                  f"{'/'.join(cw(x) for x in ('fused', 'unfused', 'torch')):>15}", flush=True)
     os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
     path = os.path.join(ROOT, "bench", "results", "attention.json")
     with open(path, "w") as f:
