@@ -92,7 +92,9 @@ def worker_posenc(kind, s, fused, repeat):
 def worker_torch(kind, s, repeat):
     import torch
 
-    torch.set_num_threads(1)
+    # One thread unless bench/scaling.py asks for more (its environment
+    # then pins OpenMP and OpenBLAS to the same count).
+    torch.set_num_threads(int(os.environ.get("POSENC_BENCH_THREADS", "1")))
     q, k, v, pos, table = (torch.from_numpy(x) for x in inputs(kind, s))
     # [B·H, S, D] as BLOOM and T5 reshape them.
     qh, kh, vh = (x[0].permute(1, 0, 2).contiguous() for x in (q, k, v))

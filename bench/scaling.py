@@ -3,7 +3,10 @@
 posenc-lower-to-cpu{num-threads=N} for every N of --threads (default 1,2;
 any counts work, so the table runs unchanged on a bigger machine), timed in
 one process, with the speed-up over one thread and the parallel efficiency
-(speed-up / N). Bandwidth-bound cases also print a copy of the same bytes
+(speed-up / N), and for alibi-2048 PyTorch eager's BLOOM attention
+(bench/attention.py's) on the same thread count, its OpenMP and OpenBLAS
+pinned in its own process (median ms). Bandwidth-bound cases also print a
+copy of the same bytes
 by N Python threads running numpy.copyto on 1/N of the array each (numpy
 releases the GIL for large copies) and the fraction of it reached.
 
@@ -25,6 +28,7 @@ bench/results/scaling.json."""
 import argparse
 import json
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -69,6 +73,20 @@ def case(name):
     raise SystemExit(f"unknown case {name!r}")
 
 
+def torch_ms(threads, repeat):
+    """PyTorch eager BLOOM attention (bench/attention.py's) on `threads`
+    threads, in its own process with its thread counts pinned."""
+    n = str(threads)
+    env = dict(os.environ, OMP_NUM_THREADS=n, OPENBLAS_NUM_THREADS=n, MKL_NUM_THREADS=n,
+               POSENC_BENCH_THREADS=n)
+    proc = subprocess.run([sys.executable, attention_bench.__file__, "--worker", "torch",
+                           "alibi", "2048", str(repeat)], capture_output=True, text=True,
+                          env=env)
+    if proc.returncode != 0:
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])["ms"]
+
+
 def copy_ms(nbytes, threads, repeat):
     """A copy of `nbytes` (half read, half written) by `threads` threads."""
     src = np.ones(nbytes // 8, dtype=np.float32)
@@ -96,13 +114,15 @@ def main():
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--cases", default="alibi-2048,rope,alibi-bias,decode-32k")
+    ap.add_argument("--no-torch", action="store_true",
+                    help="skip PyTorch (Debian python3-torch) on alibi-2048")
     opts = ap.parse_args()
     counts = [int(t) for t in opts.threads.split(",")]
     if 1 not in counts:
         counts = [1] + counts
     posenc.retain_freed_large_buffers()
     header = (f"{'case':<11} {'threads':>7} {'min ms':>8} {'med ms':>8} {'speed-up':>8} "
-              f"{'effic.':>7} {'copy ms':>8} {'% copy':>7} {'same':>5}")
+              f"{'effic.':>7} {'copy ms':>8} {'% copy':>7} {'torch ms':>9} {'same':>5}")
     print(header)
     print("-" * len(header))
     rows = []
@@ -122,14 +142,16 @@ def main():
                 base, first = tmin, out
             same = bool(np.array_equal(out, first))
             cms = copy_ms(nbytes, n, opts.repeat) if nbytes else None
+            tms = torch_ms(n, 2) if name == "alibi-2048" and not opts.no_torch else None
             row = dict(case=name, threads=n, min_ms=tmin, median_ms=tmed,
                        speedup=base / tmin, efficiency=base / tmin / n,
                        copy_ms=cms, fraction_of_copy=(cms / tmin if cms else None),
-                       bit_identical=same)
+                       torch_median_ms=tms, bit_identical=same)
             rows.append(row)
             copy_col = f"{cms:>8.2f} {100 * cms / tmin:>6.1f}%" if cms else f"{'':>8} {'':>7}"
             print(f"{name:<11} {n:>7} {tmin:>8.2f} {tmed:>8.2f} {base / tmin:>7.2f}x "
-                  f"{100 * base / tmin / n:>6.1f}% {copy_col} {'yes' if same else 'NO':>5}",
+                  f"{100 * base / tmin / n:>6.1f}% {copy_col} "
+                  f"{(f'{tms:.1f}' if tms else '-'):>9} {'yes' if same else 'NO':>5}",
                   flush=True)
     os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
     path = os.path.join(ROOT, "bench", "results", "scaling.json")
