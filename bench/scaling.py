@@ -16,7 +16,7 @@ Cases:
   rope         rope f32 [1, 4096, 32, 128], half layout
   alibi-bias   the materialized causal ALiBi bias [16, 2048, 2048]
   decode-32k   one query, GQA 32/8, D = 128 against 32768 f32 cached keys
-               (with threads: 16 key chunks, split-K; `same` is then "no"
+               (with threads: chunks of 2048 keys, split-K; `same` is then "no"
                against one thread by design, equal among counts > 1)
 
 Min and median ms over --repeat calls after a warm-up, of the compiled code

@@ -61,7 +61,7 @@ static void addPosencStage(OpPassManager &pm,
 }
 
 /// Chunks of decode's keys with several threads.
-static constexpr int64_t kDecodeKeyChunks = 16;
+static constexpr int64_t kDecodeKeyChunk = 2048;
 
 /// posenc -> linalg on tensors, optionally fused. Attention is tiled
 /// through its interfaces (one kv head and a block of queries per tile, a
@@ -80,7 +80,7 @@ static void addTensorStage(OpPassManager &pm,
     // a chunk count that does not depend on the thread count (the merge,
     // and so the rounding, is the same for every count but 1).
     if (options.numThreads != 1)
-      decode.keyChunks = kDecodeKeyChunks;
+      decode.keyChunk = kDecodeKeyChunk;
     pm.addPass(createPosencTileAttentionPass(decode));
   }
   ConvertPosencToLinalgPassOptions lowering;

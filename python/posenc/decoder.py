@@ -371,9 +371,12 @@ def _entry(c, max_seq, name, s):
 
 class Model:
     """A compiled decoder with its weights and KV cache; see the module
-    docstring. `max_seq` defaults to the checkpoint's seq_len."""
+    docstring. `max_seq` defaults to the checkpoint's seq_len; `threads`
+    (posenc.compile's) runs the compiled code on that many OpenMP threads
+    (None or 1: the calling thread; 0: POSENC_NUM_THREADS or every core)."""
 
-    def __init__(self, config, weights, tokenizer=None, max_seq=None, source=""):
+    def __init__(self, config, weights, tokenizer=None, max_seq=None, source="",
+                 threads=None):
         import posenc
 
         self.config, self.tokenizer, self.source = config, tokenizer, source
@@ -398,7 +401,7 @@ class Model:
                                       f"the config needs {shape}")
             self._weights.append(np.require(w, np.float32, "C"))
         self.ir = decoder_ir(config, self.max_seq)
-        self.module = posenc.compile(self.ir)
+        self.module = posenc.compile(self.ir, threads=threads)
         cache = (config.n_layers, self.max_seq, config.n_kv_heads, config.head_dim)
         nbytes = 2 * 4 * int(np.prod(cache, dtype=object))
         # Checked before allocating: some allocators (sanitizers among
@@ -518,9 +521,10 @@ def _sample(logits, temperature, top_p, rng):
     return int(rng.choice(p.size, p=p))
 
 
-def load(path, tokenizer=None, max_seq=None):
+def load(path, tokenizer=None, max_seq=None, threads=None):
     """A Model from `path`: a llama2.c checkpoint (and its tokenizer.bin
-    when given), or a Hugging Face model directory (posenc.hf)."""
+    when given), or a Hugging Face model directory (posenc.hf), compiled
+    for `threads` threads (Model's)."""
     if os.path.isdir(path):
         from . import hf
 
@@ -528,8 +532,8 @@ def load(path, tokenizer=None, max_seq=None):
         if tokenizer:
             raise ValueError("--tokenizer takes a llama2.c tokenizer.bin; Hugging Face "
                              "tokenizers are not read (use token ids)")
-        return Model(config, weights, None, max_seq, source=str(path))
+        return Model(config, weights, None, max_seq, source=str(path), threads=threads)
     config, weights = read_checkpoint(path)
     tok = Tokenizer(tokenizer, config.vocab_size) if tokenizer else None
     return Model(config, layer_weights(weights, config.n_layers), tok, max_seq,
-                 source=str(path))
+                 source=str(path), threads=threads)

@@ -3,6 +3,7 @@
     /usr/bin/python3 -m posenc.generate CHECKPOINT [--tokenizer F]
         [--prompt TEXT | --prompt-ids 1,2,3] [-n STEPS] [--temperature T
         --top-p P --seed S] [--stop-at-bos] [--print-ids] [--max-seq N]
+        [--threads N]
 
 CHECKPOINT is a llama2.c `.bin` or a Hugging Face model directory
 (config.json + safetensors; Llama, Mistral, Qwen2, Phi-3, GPT-NeoX — token ids only, its
@@ -11,7 +12,8 @@ ids without a tokenizer), then the prompt and generation speed in tokens
 per second. Greedy by default, so runs are reproducible; `-n` is run.c's
 `steps`, the number of positions run (prompt included). `--print-ids`
 prints the whole id sequence (prompt, then generated) on one line starting
-with `ids:`.
+with `ids:`. `--threads N` runs the compiled code on N OpenMP threads
+(posenc.compile's `threads`).
 """
 
 import argparse
@@ -43,6 +45,16 @@ def _positive(text):
     return v
 
 
+def _threads(text):
+    try:
+        v = int(text)
+    except ValueError:
+        v = -1
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
+    return v
+
+
 def _seed(text):
     try:
         v = int(text)
@@ -69,6 +81,9 @@ def main(argv=None):
                     help="stop when the model emits BOS (token 1)")
     ap.add_argument("--print-ids", action="store_true")
     ap.add_argument("--max-seq", type=_positive, help="cache positions (default: seq_len)")
+    ap.add_argument("--threads", type=_threads, default=1,
+                    help="threads of the compiled code (default 1; 0: POSENC_NUM_THREADS "
+                         "or every core)")
     args = ap.parse_args(argv)
 
     try:
@@ -82,7 +97,7 @@ def main(argv=None):
 
 
 def _generate(args):
-    model = decoder.load(args.checkpoint, args.tokenizer, args.max_seq)
+    model = decoder.load(args.checkpoint, args.tokenizer, args.max_seq, args.threads)
     tok = model.tokenizer
     if args.prompt_ids is not None:
         prompt_ids = args.prompt_ids

@@ -622,10 +622,11 @@ def _mla_layer(cfg, em, b, s, _decoder):
     return pe, out, shape, reference
 
 
-def load(path, tokenizer=None, max_seq=None):
+def load(path, tokenizer=None, max_seq=None, threads=None):
     """A whole compiled decoder, with `.prefill`, `.decode` and `.generate`
     (posenc.decoder.Model), from a llama2.c checkpoint at `path` (with its
-    tokenizer.bin) or a Hugging Face model directory (posenc.hf)."""
+    tokenizer.bin) or a Hugging Face model directory (posenc.hf), run on
+    `threads` OpenMP threads (None or 1: the calling thread)."""
     from . import decoder
 
-    return decoder.load(path, tokenizer, max_seq)
+    return decoder.load(path, tokenizer, max_seq, threads)

@@ -1,7 +1,7 @@
 """Compiled code on several threads (posenc-lower-to-cpu{num-threads=N},
 LLVM's OpenMP runtime): attention's outermost tiles (per batch and kv
-head) run as parallel loop iterations, decode's keys as a fixed number of
-chunks (split-K), the other ops as chunks of their outer dim. Results must
+head) run as parallel loop iterations, decode's keys as chunks of 2048
+(split-K), the other ops as chunks of their outer dim. Results must
 be bit-for-bit those of one thread for every count (1, 2 and 3 > this
 machine's cores; decode: the same for every count > 1, within rounding of
 one thread) and match float64; one thread must emit no OpenMP at all.
@@ -35,6 +35,7 @@ def gqa_ir(b, sq, sk, hq, hkv, d, attrs=" causal"):
     (2, 150, 150, 8, 2, 32),   # prefill: 2 batches x 2 kv heads of tiles
     (1, 97, 130, 4, 4, 16),    # Sq != Sk, bottom-right causal
     (3, 1, 300, 8, 2, 64),     # decode: one tile per batch
+    (1, 1, 4500, 8, 2, 32),    # decode in three key chunks (split-K)
 ])
 def test_attention_same_bits_for_every_thread_count(b, sq, sk, hq, hkv, d):
     rng = np.random.default_rng(b * 100 + sq)
@@ -58,10 +59,11 @@ def test_attention_same_bits_for_every_thread_count(b, sq, sk, hq, hkv, d):
         assert rel_err(outs[2], expected) < 1e-5
 
 
-@pytest.mark.parametrize("sk", [1, 15, 16, 17, 1000])
+@pytest.mark.parametrize("sk", [1, 17, 2048, 2049, 5000])
 def test_decode_split_keys(sk):
-    """Fewer keys than chunks, a chunk per key, uneven chunks; causal with
-    two queries (bottom-right: the first sees one key less)."""
+    """Split-K in chunks of 2048 keys: one short chunk, exactly one chunk,
+    a chunk of one key after a full one, uneven chunks; causal with two
+    queries (bottom-right: the first sees one key less)."""
     rng = np.random.default_rng(sk)
     b, sq, hq, hkv, d = 1, 2, 8, 2, 16
     q = rng.uniform(-1, 1, (b, sq, hq, d)).astype(np.float32)
@@ -224,10 +226,10 @@ def test_chunking_pass_on_ir():
 
 def test_decode_split_keys_mask_rule():
     """A masked key never reaches its row through a chunk's partial state:
-    NaN in v of the last key (query 0 of 2 cannot see it) stays out of
-    query 0 and reaches query 1."""
+    NaN in v of the last key (query 0 of 2 cannot see it), alone in the
+    last chunk of 2048 keys, stays out of query 0 and reaches query 1."""
     rng = np.random.default_rng(4)
-    b, sq, sk, hq, hkv, d = 1, 2, 40, 4, 2, 8
+    b, sq, sk, hq, hkv, d = 1, 2, 4097, 4, 2, 8
     q = rng.uniform(-1, 1, (b, sq, hq, d)).astype(np.float32)
     k = rng.uniform(-1, 1, (b, sk, hkv, d)).astype(np.float32)
     v = rng.uniform(-1, 1, (b, sk, hkv, d)).astype(np.float32)

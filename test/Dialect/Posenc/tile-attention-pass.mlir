@@ -2,10 +2,10 @@
 // RUN: posenc-opt %s --posenc-tile-attention="key-tile=16 max-queries=1" -split-input-file | FileCheck %s --check-prefix=DECODE
 // RUN: posenc-opt %s --posenc-tile-attention="tile-rows=8 key-tile=4" --canonicalize -split-input-file | FileCheck %s --check-prefix=ROWS
 // RUN: posenc-opt %s --posenc-tile-attention="tile-rows=8 key-tile=4 parallel=true" --canonicalize -split-input-file | FileCheck %s --check-prefix=PAR
-// RUN: posenc-opt %s --posenc-tile-attention="tile-rows=8 key-tile=16 max-queries=1 key-chunks=4" -split-input-file | FileCheck %s --check-prefix=SPLIT
+// RUN: posenc-opt %s --posenc-tile-attention="tile-rows=8 key-tile=16 max-queries=1 key-chunk=8" -split-input-file | FileCheck %s --check-prefix=SPLIT
 // RUN: not posenc-opt %s --posenc-tile-attention="key-tile=0" -split-input-file 2>&1 | FileCheck %s --check-prefix=BAD
 
-// BAD: posenc-tile-attention: tile-sizes must be at most 3 sizes >= 0 (batch, query heads, queries), key-tile > 0 and max-queries >= 0, tile-rows >= 0, key-chunks >= 1; got tile-sizes=[] key-tile=0 key-chunks=1 max-queries=0 tile-rows=0
+// BAD: posenc-tile-attention: tile-sizes must be at most 3 sizes >= 0 (batch, query heads, queries), key-tile > 0 and max-queries >= 0, tile-rows >= 0, key-chunk >= 0; got tile-sizes=[] key-tile=0 key-chunk=0 max-queries=0 tile-rows=0
 
 // Heads tiled by a GQA group of 4 (one kv head per tile), then the loop
 // over key blocks of 16 carrying (acc, max, sum), normalized after it.
@@ -20,11 +20,13 @@
 // DECODE-LABEL: func @decode
 // DECODE: scf.for
 // DECODE: posenc.online_attention
-// key-chunks=4 (split-K): the keys in 4 chunks of an scf.forall, each a
-// loop over key blocks of 16 from its own partial state, the partial
-// states merged after it (max over chunks, then sum and acc rescaled).
+// key-chunk=8 (split-K): the keys (37, below the causal limit) in chunks
+// of 8, an scf.forall with a partial state per chunk (slot j0 / 8), each a
+// loop over key blocks of 16 from its own state, the partial states
+// merged after it (max over chunks, then sum and acc rescaled).
 // SPLIT-LABEL: func @decode
-// SPLIT: scf.forall (%{{.+}}) in (4) shared_outs(%{{.+}}, %{{.+}}, %{{.+}}) -> (tensor<1x1x8x8x4xf32>, tensor<1x1x8x4xf32>, tensor<1x1x8x4xf32>)
+// SPLIT: tensor.empty(%[[N:.+]]) : tensor<1x1x8x8x?xf32>
+// SPLIT: scf.forall (%[[J:.+]]) = (0) to (%{{.+}}) step (8) shared_outs(%{{.+}}, %{{.+}}, %{{.+}}) -> (tensor<1x1x8x8x?xf32>, tensor<1x1x8x?xf32>, tensor<1x1x8x?xf32>)
 // SPLIT: scf.for %{{.+}} step %c16 iter_args
 // SPLIT: posenc.online_attention
 // SPLIT: scf.forall.in_parallel

@@ -50,25 +50,28 @@ FailureOr<SmallVector<Operation *>> tile(RewriterBase &rewriter,
   return tiled->tiledOps;
 }
 
-/// Split-K: `op`'s keys in `chunks` chunks of an scf.forall, each with its
-/// own partial state, merged after the loop (its PartialReductionOpInterface
-/// through scf::tileUsingSCF); returns the chunks' ops.
+/// Split-K: `op`'s keys in chunks of `chunkKeys` keys, an scf.forall whose
+/// iterations each keep their own partial state, merged after the loop (its
+/// PartialReductionOpInterface through scf::tileUsingSCF); returns the
+/// chunks' ops. A fixed chunk length (not count) keeps the merge, and so
+/// the rounding, independent of the thread count, and short caches in one
+/// chunk.
 FailureOr<SmallVector<Operation *>>
-splitKeys(RewriterBase &rewriter, OnlineAttentionOp op, int64_t chunks) {
-  SmallVector<OpFoldResult> numThreads(6, rewriter.getIndexAttr(0));
-  numThreads[3] = rewriter.getIndexAttr(chunks);
+splitKeys(RewriterBase &rewriter, OnlineAttentionOp op, int64_t chunkKeys) {
+  SmallVector<OpFoldResult> sizes(6, rewriter.getIndexAttr(0));
+  sizes[3] = rewriter.getIndexAttr(chunkKeys);
   scf::SCFTilingOptions options;
   options.setLoopType(scf::SCFTilingOptions::LoopType::ForallOp);
   options.setReductionTilingStrategy(
       ReductionTilingStrategy::PartialReductionOuterParallel);
   options.setReductionDims({3});
-  options.setNumThreads(numThreads);
+  options.setTileSizes(sizes);
   rewriter.setInsertionPoint(op);
   FailureOr<scf::SCFTilingResult> split = scf::tileUsingSCF(
       rewriter, cast<TilingInterface>(op.getOperation()), options);
   if (failed(split))
-    return op.emitOpError()
-           << "cannot split its keys into " << chunks << " chunks";
+    return op.emitOpError() << "cannot split its keys into chunks of "
+                            << chunkKeys;
   rewriter.replaceOp(op, split->replacements);
   return split->tiledOps;
 }
@@ -80,15 +83,15 @@ struct PosencTileAttentionPass
   void runOnOperation() override {
     if (tileSizes.size() > 3 ||
         llvm::any_of(tileSizes, [](int64_t s) { return s < 0; }) ||
-        keyTile <= 0 || maxQueries < 0 || tileRows < 0 || keyChunks < 1) {
+        keyTile <= 0 || maxQueries < 0 || tileRows < 0 || keyChunk < 0) {
       InFlightDiagnostic diag =
           getOperation()->emitError()
           << "posenc-tile-attention: tile-sizes must be at most 3 sizes >= 0 "
              "(batch, query heads, queries), key-tile > 0 and max-queries >= "
-             "0, tile-rows >= 0, key-chunks >= 1; got tile-sizes=[";
+             "0, tile-rows >= 0, key-chunk >= 0; got tile-sizes=[";
       llvm::interleaveComma(tileSizes, diag);
       diag << "] key-tile=" << int64_t(keyTile)
-           << " key-chunks=" << int64_t(keyChunks)
+           << " key-chunk=" << int64_t(keyChunk)
            << " max-queries=" << int64_t(maxQueries)
            << " tile-rows=" << int64_t(tileRows);
       return signalPassFailure();
@@ -98,7 +101,7 @@ struct PosencTileAttentionPass
     tiling.rows = tileRows;
     tiling.keys = keyTile;
     tiling.parallel = parallel;
-    tiling.keyChunks = keyChunks;
+    tiling.keyChunk = keyChunk;
     SmallVector<AttentionOp> ops;
     getOperation()->walk([&](AttentionOp op) {
       int64_t sq = op.getQ().getType().getDimSize(1);
@@ -153,7 +156,7 @@ LogicalResult mlir::posenc::tileAttention(RewriterBase &rewriter,
       decode = true;
       tiles =
           tile(rewriter, cast<TilingInterface>(op.getOperation()),
-               {1, 0, 0, 0, 0, 0}, tiling.parallel && tiling.keyChunks <= 1);
+               {1, 0, 0, 0, 0, 0}, tiling.parallel && tiling.keyChunk == 0);
     } else {
       // Several query tiles read each kv head: first tiles of one batch
       // and kv head, whose K and V are copied into contiguous blocks
@@ -207,9 +210,9 @@ LogicalResult mlir::posenc::tileAttention(RewriterBase &rewriter,
                                  "static number of heads, and a static key "
                                  "head dim or a scale";
     SmallVector<Operation *> steps = {*online};
-    if (decode && tiling.keyChunks > 1) {
+    if (decode && tiling.keyChunk > 0) {
       FailureOr<SmallVector<Operation *>> chunks =
-          splitKeys(rewriter, *online, tiling.keyChunks);
+          splitKeys(rewriter, *online, tiling.keyChunk);
       if (failed(chunks))
         return failure();
       steps = *chunks;

@@ -137,16 +137,22 @@ void chunk(RewriterBase &rewriter, linalg::LinalgOp op, unsigned dim,
   for (Value v : ArrayRef<Value>(operands).take_back(inits.size()))
     resultTypes.push_back(v.getType());
   Operation *tiled = clone(rewriter, op, resultTypes, operands);
-  rewriter.setInsertionPointToStart(forall.getTerminator().getBody());
-  for (auto [n, result] : llvm::enumerate(tiled->getResults())) {
+  // Where each result goes, computed before the terminator (whose region
+  // holds only the inserts).
+  SmallVector<SmallVector<OpFoldResult>> insertOffsets, insertSizes;
+  for (unsigned n = 0; n < tiled->getNumResults(); ++n) {
     OpOperand &init = op.getDpsInitsMutable()[n];
     auto use = llvm::find_if(uses, [&](auto &u) { return u.first == &init; });
-    Value shared = forall.getRegionIterArgs()[n];
-    SmallVector<OpFoldResult> offsets, sizes;
-    sliceParams(shared, use->second, offsets, sizes);
-    SmallVector<OpFoldResult> strides(offsets.size(), rewriter.getIndexAttr(1));
-    tensor::ParallelInsertSliceOp::create(rewriter, loc, result, shared,
-                                          offsets, sizes, strides);
+    sliceParams(forall.getRegionIterArgs()[n], use->second,
+                insertOffsets.emplace_back(), insertSizes.emplace_back());
+  }
+  rewriter.setInsertionPointToStart(forall.getTerminator().getBody());
+  for (auto [n, result] : llvm::enumerate(tiled->getResults())) {
+    SmallVector<OpFoldResult> strides(insertOffsets[n].size(),
+                                      rewriter.getIndexAttr(1));
+    tensor::ParallelInsertSliceOp::create(
+        rewriter, loc, result, forall.getRegionIterArgs()[n], insertOffsets[n],
+        insertSizes[n], strides);
   }
   rewriter.replaceOp(op, forall.getResults());
 }

@@ -44,16 +44,16 @@ FailureOr<OnlineAttentionOp> convertToOnlineAttention(RewriterBase &rewriter,
 /// With `parallel`, the outermost tiles (with `rows`: one per batch and kv
 /// head, or per batch for decode) are an scf.forall, whose iterations
 /// share nothing and may run on different threads; else an scf.for. With
-/// `keyChunks` > 1, decode's keys (all queries in one tile) are split into
-/// that many chunks (split-K, flash-decoding): an scf.forall of partial
-/// states (acc, max, sum) merged after it, each chunk a loop over key
-/// blocks; the batch loop is then an scf.for.
+/// `keyChunk` > 0, decode's keys (all queries in one tile) are split into
+/// chunks of that many keys (split-K, flash-decoding): an scf.forall of
+/// partial states (acc, max, sum) merged after it, each chunk a loop over
+/// key blocks; the batch loop is then an scf.for.
 struct AttentionTiling {
   SmallVector<int64_t> outer;
   int64_t rows = 0;
   int64_t keys = 64;
   bool parallel = false;
-  int64_t keyChunks = 1;
+  int64_t keyChunk = 0;
 };
 
 /// Whether tileAttention takes `op`: static head counts, a static Dk or a

@@ -118,11 +118,13 @@ def PosencTileAttentionPass : Pass<"posenc-tile-attention"> {
     key loop ends at its causal limit, so key blocks above the diagonal
     are never visited.
 
-    With `key-chunks` > 1 decode's keys are split (flash-decoding): an
-    `scf.forall` over chunks of the keys, each a loop over key blocks from
-    its own state (0, -inf, 0), the partial states merged after it through
-    online_attention's `PartialReductionOpInterface`; the merge order is
-    fixed, so the result depends on the chunk count, not on the threads.
+    With `key-chunk` > 0 decode's keys are split (flash-decoding): an
+    `scf.forall` over chunks of `key-chunk` keys, each a loop over key
+    blocks from its own state (0, -inf, 0), the partial states merged after
+    it through online_attention's `PartialReductionOpInterface`. The chunk
+    length is fixed, so the merge (and the rounding) depends on the number
+    of keys, not on the threads; a cache shorter than a chunk is one
+    chunk.
 
     With `parallel`, the outermost tiles form an `scf.forall` (tiles
     share nothing; each computes exactly what the scf.for iteration
@@ -146,10 +148,10 @@ def PosencTileAttentionPass : Pass<"posenc-tile-attention"> {
     Option<"maxQueries", "max-queries", "int64_t", "0",
            "Tile only attention whose static query length is at most this "
            "(0: every attention)">,
-    Option<"keyChunks", "key-chunks", "int64_t", "1",
-           "Decode (all queries in one tile): split the keys into this many "
-           "chunks of an scf.forall with partial states merged after it "
-           "(split-K); 1: one loop over key blocks">,
+    Option<"keyChunk", "key-chunk", "int64_t", "0",
+           "Decode (all queries in one tile): split the keys into chunks of "
+           "this many keys, an scf.forall with partial states merged after "
+           "it (split-K); 0: one loop over key blocks">,
     Option<"parallel", "parallel", "bool", "false",
            "Emit the outermost tiles (with tile-rows: per batch and kv head, "
            "or per batch for decode) as scf.forall, whose iterations may run "
