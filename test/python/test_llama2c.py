@@ -260,3 +260,25 @@ def test_generate_cli_errors_are_messages(tmp_path, args, fragment):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2, proc.stderr
     assert fragment in proc.stderr and "Traceback" not in proc.stderr
+
+
+@shared
+@pytest.mark.parametrize("name", ["aidreams_bos", "stories_prompt"])
+def test_greedy_ids_identical_on_threads(name):
+    """The whole model compiled for 2 threads (its projections and
+    elementwise ops in chunks, attention tiles on threads) generates the
+    reference ids, and the same logits as one thread bit for bit."""
+    ref, one, _, _ = case(name)
+    ckpt, tok, _, _ = CASES[name]
+    two = decoder.load(os.path.join(MODELS, ckpt), tok and os.path.join(MODELS, tok), threads=2)
+    p = prompt_ids(ref, two)
+    assert p + list(two.generate(p, ref["steps"])) == ref["ids"]
+    ids = ref["ids"][:24]
+    assert np.array_equal(two.prefill(ids), one.prefill(ids))
+
+
+def test_generate_cli_threads_argument_is_checked(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "posenc.generate", str(tmp_path / "x.bin"),
+                           "--threads", "-1"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "--threads: must be an integer >= 0" in proc.stderr

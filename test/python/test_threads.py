@@ -239,3 +239,28 @@ def test_decode_split_keys_mask_rule():
     expected = ref.attention(q[:, :1].astype(np.float64), k[:, :-1].astype(np.float64),
                              v[:, :-1].astype(np.float64), causal=True)
     assert rel_err(out[:, :1], expected) < 1e-5
+
+
+@pytest.mark.parametrize("m", [1, 200])
+def test_projection_in_chunks_same_bits(m):
+    """y = x·Wᵀ as a model's projection (W [n, d] as stored): chunks of
+    its rows (prefill) or of W's rows (one token) keep every element on
+    the register-block path it takes unchunked: the same bits."""
+    rng = np.random.default_rng(m)
+    d, n = 256, 300
+    x = rng.uniform(-1, 1, (m, d)).astype(np.float32)
+    w = rng.uniform(-1, 1, (n, d)).astype(np.float32)
+    xt, wt, yt = (tensor_type(s, "f32") for s in ((m, d), (n, d), (m, n)))
+    ir = func_ir([("x", xt), ("w", wt)], [
+        "%z = arith.constant 0.0 : f32",
+        f"%e = tensor.empty() : {yt}",
+        f"%f = linalg.fill ins(%z : f32) outs(%e : {yt}) -> {yt}",
+        "%y = linalg.matmul indexing_maps = [affine_map<(i, j, k) -> (i, k)>, "
+        "affine_map<(i, j, k) -> (j, k)>, affine_map<(i, j, k) -> (i, j)>] "
+        f"ins(%x, %w : {xt}, {wt}) outs(%f : {yt}) -> {yt}"], [("%y", yt)])
+    outs = [run(ir, [x, w], pipeline=f"{CPU}{{num-threads={t}}}")[0] for t in (1, 2, 3)]
+    assert rel_err(outs[0], x.astype(np.float64) @ w.astype(np.float64).T) < 1e-5
+    for t, out in zip((2, 3), outs[1:]):
+        assert np.array_equal(out, outs[0]), f"{t} threads differ from 1"
+    chunked = opt(ir, f"--pass-pipeline=builtin.module({CPU}{{num-threads=2}})")
+    assert "omp.parallel" in chunked

@@ -27,7 +27,7 @@ func.func @pairs(%x: tensor<1x1024x2x32xf32>, %c: tensor<1024x32xf32>) -> tensor
 
 // -----
 
-// Small results (under min-elements), a dim read through linalg.index, and
+// Small results (under min-iterations), a dim read through linalg.index, and
 // linalg inside loops stay as they are.
 // CHECK-LABEL: func @left_alone
 // CHECK-NOT: scf.forall

@@ -29,6 +29,8 @@ using namespace mlir;
 using namespace mlir::posenc;
 
 namespace {
+constexpr int64_t kChunkAlign = 64;
+
 /// Where loop dim `dim` is a whole result of `op`'s maps: (operand, result
 /// position) pairs. Fails when `dim` appears inside a compound expression
 /// or the body reads its index (a chunk would see local indices).
@@ -70,11 +72,16 @@ std::optional<unsigned> chunkedDim(linalg::LinalgOp op) {
   return std::nullopt;
 }
 
-/// Whether every result of `op` is statically smaller than `minElements`.
-bool isSmall(linalg::LinalgOp op, int64_t minElements) {
-  for (Value init : op.getDpsInits()) {
-    auto ty = cast<ShapedType>(init.getType());
-    if (!ty.hasStaticShape() || ty.getNumElements() >= minElements)
+/// Whether `op` statically runs fewer than `minIterations` iterations (a
+/// projection's count includes its reduction: one token's GEMV reads all
+/// of W).
+bool isSmall(linalg::LinalgOp op, int64_t minIterations) {
+  int64_t count = 1;
+  for (int64_t range : op.getStaticLoopRanges()) {
+    if (ShapedType::isDynamic(range))
+      return false;
+    count *= range;
+    if (count >= minIterations)
       return false;
   }
   return true;
@@ -90,8 +97,13 @@ void chunk(RewriterBase &rewriter, linalg::LinalgOp op, unsigned dim,
       tensor::getMixedSize(rewriter, loc, uses[0].first->get(), uses[0].second);
   AffineExpr s0 = rewriter.getAffineSymbolExpr(0),
              s1 = rewriter.getAffineSymbolExpr(1);
+  // A multiple of kChunkAlign: the register blocks of the vectorized
+  // matmuls (4 rows, 16 columns) and vector loops then cut each chunk where
+  // they cut the whole op, so every element takes the same path, and the
+  // same bits, as without chunks.
   OpFoldResult step = affine::makeComposedFoldedAffineApply(
-      rewriter, loc, s0.ceilDiv(chunks), {extent});
+      rewriter, loc, s0.ceilDiv(chunks).ceilDiv(kChunkAlign) * kChunkAlign,
+      {extent});
   SmallVector<Value> inits(op.getDpsInits());
   auto forall = scf::ForallOp::create(
       rewriter, loc, ArrayRef<OpFoldResult>{rewriter.getIndexAttr(0)},
@@ -163,11 +175,11 @@ struct PosencTileForThreadsPass
 
   void runOnOperation() override {
     func::FuncOp fn = getOperation();
-    if (chunks < 1 || minElements < 0) {
+    if (chunks < 1 || minIterations < 0) {
       fn.emitError() << "posenc-tile-for-threads: chunks must be >= 1 and "
-                        "min-elements >= 0; got chunks="
+                        "min-iterations >= 0; got chunks="
                      << int64_t(chunks)
-                     << " min-elements=" << int64_t(minElements);
+                     << " min-iterations=" << int64_t(minIterations);
       return signalPassFailure();
     }
     if (chunks == 1)
@@ -177,7 +189,7 @@ struct PosencTileForThreadsPass
       for (Operation &op : block)
         if (auto linalgOp = dyn_cast<linalg::LinalgOp>(&op))
           if (linalgOp.hasPureTensorSemantics() &&
-              !isSmall(linalgOp, minElements))
+              !isSmall(linalgOp, minIterations))
             if (std::optional<unsigned> dim = chunkedDim(linalgOp))
               ops.push_back({linalgOp, *dim});
     IRRewriter rewriter(&getContext());

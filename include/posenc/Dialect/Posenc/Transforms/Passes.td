@@ -69,20 +69,24 @@ def PosencTileForThreadsPass
     Tiles each linalg op on tensors that sits directly in the function body
     (rope, sinusoidal and the bias ops after conversion, the projections
     and elementwise ops of model IR; not the linalg inside attention's
-    tiles) along its outermost parallel dim of more than one iteration,
-    into an `scf.forall` of `chunks` iterations (fewer when the dim is
-    shorter) through `scf::tileUsingSCF`: each chunk computes its slice of
-    the result exactly as the untiled op would (no reduction is split), so
-    results do not depend on the chunk count. Ops that write fewer than
-    `min-elements` elements (statically) stay whole: a chunk should be a
-    few pages for bandwidth-bound loops to keep streaming.
+    tiles) along its outermost parallel dim of more than one iteration that
+    every indexing map uses as a plain dim and the body does not index,
+    into an `scf.forall` of at most `chunks` iterations, each a multiple of
+    64 long (fewer when the dim is shorter): only that dim is sliced, the
+    op is cloned on the slices with its maps kept. Each chunk computes its
+    slice of the result exactly as the untiled op would (no reduction is
+    split, and the 64-multiples keep the vectorized matmul's register
+    blocks where they were), so results do not depend on the chunk count.
+    Ops of fewer than `min-iterations` loop iterations (statically; a
+    projection counts its reduction too) stay whole: a chunk should be a
+    few pages of work for bandwidth-bound loops to keep streaming.
     `posenc-lower-to-cpu{num-threads}` runs it with 4 chunks per thread.
   }];
   let options = [
     Option<"chunks", "chunks", "int64_t", "8",
            "Iterations of each scf.forall (>= 1)">,
-    Option<"minElements", "min-elements", "int64_t", "65536",
-           "Ops whose static result has fewer elements stay whole">,
+    Option<"minIterations", "min-iterations", "int64_t", "65536",
+           "Ops with statically fewer loop iterations stay whole">,
   ];
   let dependentDialects = [
     "::mlir::affine::AffineDialect",
