@@ -26,6 +26,9 @@ import time
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import results_file  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.environ.get("POSENC_BUILD_DIR", os.path.join(ROOT, "build"))
 H, D = 16, 64
@@ -195,11 +198,7 @@ def main():
                   f"{ratio('torch'):>8} {ratio('unfused'):>10} {gflops:>8.1f} {100 * gflops / peak:>6.1f}% "
                   f"{mb('fused'):>9} {mb('unfused'):>10} {mb('torch'):>9} "
                   f"{'/'.join(cw(x) for x in ('fused', 'unfused', 'torch')):>15}", flush=True)
-    os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
-    path = os.path.join(ROOT, "bench", "results", "attention.json")
-    with open(path, "w") as f:
-        json.dump(rows, f, indent=2)
-    print(f"wrote {os.path.relpath(path, ROOT)}")
+    results_file.write("attention", rows)
     return 0
 
 

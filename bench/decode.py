@@ -23,13 +23,15 @@ bench/decode.py [--contexts 4096,32768] [--repeat 5]. Writes
 bench/results/decode.json."""
 
 import argparse
-import json
 import os
 import sys
 import tempfile
 import time
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import results_file  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.environ.get("POSENC_BUILD_DIR", os.path.join(ROOT, "build"))
@@ -145,11 +147,7 @@ def main():
                     print(f"{kv_elem:<5} {sk:>6} {nbytes / 2**20:>7.1f} {read_min:>8.2f} "
                           f"{nbytes / read_min / 1e6:>9.1f} {name:<8} {tmin:>8.2f} {tmed:>8.2f} "
                           f"{gbs:>7.1f} {100 * read_min / tmin:>6.1f}% {err:>8.1e}", flush=True)
-    os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
-    path = os.path.join(ROOT, "bench", "results", "decode.json")
-    with open(path, "w") as f:
-        json.dump(rows, f, indent=2)
-    print(f"wrote {os.path.relpath(path, ROOT)}")
+    results_file.write("decode", rows)
     return 0
 
 

@@ -28,11 +28,13 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import results_file  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.environ.get("POSENC_BUILD_DIR", os.path.join(ROOT, "build"))
@@ -226,11 +228,7 @@ def main():
     if not opts.quick:
         shapes += [(1, 4096, 4096), (1, 4096, 14336), (64, 4096, 4096), (64, 4096, 14336)]
     projection_table(shapes, opts.repeat, rows)
-    os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
-    path = os.path.join(ROOT, "bench", "results", "generate.json")
-    with open(path, "w") as f:
-        json.dump(rows, f, indent=2)
-    print(f"wrote {os.path.relpath(path, ROOT)}")
+    results_file.write("generate", rows)
     return 0
 
 

@@ -14,13 +14,15 @@ Usage: bench/rope_bias.py [--repeat 9] [--quick]
 Prints two tables and writes bench/results/rope_bias.json."""
 
 import argparse
-import json
 import math
 import os
 import sys
 import time
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import results_file  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.environ.get("POSENC_BUILD_DIR", os.path.join(ROOT, "build"))
@@ -258,11 +260,7 @@ def main():
     result = dict(copy_gb_per_s=2 * 64 * 2**20 / cp / 1e6, fill_gb_per_s=64 * 2**20 / fl / 1e6,
                   malloc_retains_large_blocks=retained,
                   torch=(torch.__version__ if torch else None), rope=rope, bias=bias)
-    os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
-    path = os.path.join(ROOT, "bench", "results", "rope_bias.json")
-    with open(path, "w") as f:
-        json.dump(result, f, indent=2)
-    print(f"wrote {os.path.relpath(path, ROOT)}")
+    results_file.write("rope_bias", result)
     return 0
 
 

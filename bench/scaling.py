@@ -35,6 +35,9 @@ import time
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import results_file  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.environ.get("POSENC_BUILD_DIR", os.path.join(ROOT, "build"))
 sys.path.insert(0, os.path.join(BUILD, "python_packages"))
@@ -153,11 +156,7 @@ def main():
                   f"{100 * base / tmin / n:>6.1f}% {copy_col} "
                   f"{(f'{tms:.1f}' if tms else '-'):>9} {'yes' if same else 'NO':>5}",
                   flush=True)
-    os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
-    path = os.path.join(ROOT, "bench", "results", "scaling.json")
-    with open(path, "w") as f:
-        json.dump(rows, f, indent=2)
-    print(f"wrote {os.path.relpath(path, ROOT)}")
+    results_file.write("scaling", rows)
     return 0
 
 

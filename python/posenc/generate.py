@@ -45,17 +45,7 @@ def _positive(text):
     return v
 
 
-def _threads(text):
-    try:
-        v = int(text)
-    except ValueError:
-        v = -1
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
-    return v
-
-
-def _seed(text):
+def _non_negative(text):
     try:
         v = int(text)
     except ValueError:
@@ -76,12 +66,12 @@ def main(argv=None):
     ap.add_argument("-n", "--steps", type=_positive, default=256)
     ap.add_argument("--temperature", type=float, default=0.0)
     ap.add_argument("--top-p", type=float, default=0.9)
-    ap.add_argument("--seed", type=_seed)
+    ap.add_argument("--seed", type=_non_negative)
     ap.add_argument("--stop-at-bos", action="store_true",
                     help="stop when the model emits BOS (token 1)")
     ap.add_argument("--print-ids", action="store_true")
     ap.add_argument("--max-seq", type=_positive, help="cache positions (default: seq_len)")
-    ap.add_argument("--threads", type=_threads, default=1,
+    ap.add_argument("--threads", type=_non_negative, default=1,
                     help="threads of the compiled code (default 1; 0: POSENC_NUM_THREADS "
                          "or every core)")
     args = ap.parse_args(argv)

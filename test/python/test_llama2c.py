@@ -281,4 +281,4 @@ def test_generate_cli_threads_argument_is_checked(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "posenc.generate", str(tmp_path / "x.bin"),
                            "--threads", "-1"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
-    assert "--threads: must be an integer >= 0" in proc.stderr
+    assert "--threads: must be a non-negative integer" in proc.stderr
