@@ -149,7 +149,8 @@ static llvm::Expected<TensorSpec> specOf(Type t, const llvm::Twine &what,
 }
 
 /// POSENC_NUM_THREADS, when set, as the OpenMP runtime's default thread
-/// count (what code compiled with num-threads=0 uses), once per process.
+/// count (what code compiled with num-threads=0 uses), set at each compile
+/// of threaded code.
 static llvm::Error applyThreadCount() {
   const char *env = std::getenv("POSENC_NUM_THREADS");
   if (!env)

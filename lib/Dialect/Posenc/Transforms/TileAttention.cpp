@@ -70,8 +70,8 @@ splitKeys(RewriterBase &rewriter, OnlineAttentionOp op, int64_t chunkKeys) {
   FailureOr<scf::SCFTilingResult> split = scf::tileUsingSCF(
       rewriter, cast<TilingInterface>(op.getOperation()), options);
   if (failed(split))
-    return op.emitOpError() << "cannot split its keys into chunks of "
-                            << chunkKeys;
+    return op.emitOpError()
+           << "cannot split its keys into chunks of " << chunkKeys;
   rewriter.replaceOp(op, split->replacements);
   return split->tiledOps;
 }
@@ -154,9 +154,8 @@ LogicalResult mlir::posenc::tileAttention(RewriterBase &rewriter,
     int64_t sq = op.getQ().getType().getDimSize(1);
     if (!ShapedType::isDynamic(sq) && sq <= queries) {
       decode = true;
-      tiles =
-          tile(rewriter, cast<TilingInterface>(op.getOperation()),
-               {1, 0, 0, 0, 0, 0}, tiling.parallel && tiling.keyChunk == 0);
+      tiles = tile(rewriter, cast<TilingInterface>(op.getOperation()),
+                   {1, 0, 0, 0, 0, 0}, tiling.parallel && tiling.keyChunk == 0);
     } else {
       // Several query tiles read each kv head: first tiles of one batch
       // and kv head, whose K and V are copied into contiguous blocks

@@ -61,14 +61,18 @@ plainUses(linalg::LinalgOp op, unsigned dim) {
   return uses;
 }
 
+using DimUses = SmallVector<std::pair<OpOperand *, unsigned>>;
+
 /// The outermost parallel dim of `op` with a static size other than 1 that
-/// every map uses plainly.
-std::optional<unsigned> chunkedDim(linalg::LinalgOp op) {
+/// every map uses plainly, and its uses.
+std::optional<std::pair<unsigned, DimUses>> chunkedDim(linalg::LinalgOp op) {
   SmallVector<int64_t> ranges = op.getStaticLoopRanges();
-  for (auto [d, type] : llvm::enumerate(op.getIteratorTypesArray()))
-    if (type == utils::IteratorType::parallel && ranges[d] != 1 &&
-        succeeded(plainUses(op, d)))
-      return d;
+  for (auto [d, type] : llvm::enumerate(op.getIteratorTypesArray())) {
+    if (type != utils::IteratorType::parallel || ranges[d] == 1)
+      continue;
+    if (FailureOr<DimUses> uses = plainUses(op, d); succeeded(uses))
+      return std::make_pair(unsigned(d), *uses);
+  }
   return std::nullopt;
 }
 
@@ -87,11 +91,11 @@ bool isSmall(linalg::LinalgOp op, int64_t minIterations) {
   return true;
 }
 
-/// `op` as an scf.forall over `chunks` chunks of loop dim `dim`.
-void chunk(RewriterBase &rewriter, linalg::LinalgOp op, unsigned dim,
+/// `op` as an scf.forall over at most `chunks` chunks of the loop dim whose
+/// plain uses are `uses`.
+void chunk(RewriterBase &rewriter, linalg::LinalgOp op, const DimUses &uses,
            int64_t chunks) {
   Location loc = op.getLoc();
-  SmallVector<std::pair<OpOperand *, unsigned>> uses = *plainUses(op, dim);
   rewriter.setInsertionPoint(op);
   OpFoldResult extent =
       tensor::getMixedSize(rewriter, loc, uses[0].first->get(), uses[0].second);
@@ -184,17 +188,17 @@ struct PosencTileForThreadsPass
     }
     if (chunks == 1)
       return;
-    SmallVector<std::pair<linalg::LinalgOp, unsigned>> ops;
+    SmallVector<std::pair<linalg::LinalgOp, DimUses>> ops;
     for (Block &block : fn.getBody())
       for (Operation &op : block)
         if (auto linalgOp = dyn_cast<linalg::LinalgOp>(&op))
           if (linalgOp.hasPureTensorSemantics() &&
               !isSmall(linalgOp, minIterations))
-            if (std::optional<unsigned> dim = chunkedDim(linalgOp))
-              ops.push_back({linalgOp, *dim});
+            if (auto dim = chunkedDim(linalgOp))
+              ops.push_back({linalgOp, std::move(dim->second)});
     IRRewriter rewriter(&getContext());
-    for (auto [op, dim] : ops)
-      chunk(rewriter, op, dim, chunks);
+    for (auto &[op, uses] : ops)
+      chunk(rewriter, op, uses, chunks);
   }
 };
 } // namespace
