@@ -3,8 +3,10 @@
 of 32 heads against Sk cached keys of 8 kv heads, D = 128, K/V in f32 or
 bf16. Decode is bound by reading K and V once, so the table prints the
 bytes of K + V per second beside a read of the same bytes measured in the
-same run (numpy summing K and V as f32; for bf16 the same bytes viewed as
-f32 words).
+same run: the faster of numpy's sum and OpenBLAS's sgemv (one thread) over
+the bytes viewed as f32 rows of 1024 words (bf16 caches too: speed only).
+numpy's sum alone is compute-bound on AVX-512 machines (about 60% of the
+sgemv's rate here), which would flatter the fraction.
 
 Contenders, each compiled by posenc from the same IR:
   default   posenc-lower-to-cpu: decode takes the loop over key blocks that
@@ -26,9 +28,14 @@ import argparse
 import os
 import sys
 import tempfile
+import threading
 import time
 
-import numpy as np
+# OpenBLAS reads its thread count when numpy loads: the reads below are one
+# thread's (Python threads split them when asked for more).
+os.environ["OPENBLAS_NUM_THREADS"] = "1"
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import results_file  # noqa: E402
@@ -84,6 +91,34 @@ def time_calls(fn, repeat, last_ms=None):
     return min(times), float(np.median(times))
 
 
+def read_ms(arrays, repeat, threads=1):
+    """Min ms of the fastest read of `arrays`' bytes measured here: numpy's
+    sum or OpenBLAS's sgemv of the bytes as f32 rows of 1024 words times a
+    vector of ones, `threads` Python threads each reading 1/threads of every
+    array (both release the GIL)."""
+    words = [a.reshape(-1).view(np.float32) for a in arrays]
+    ones = np.ones(1024, np.float32)
+    parts = [np.array_split(w, threads) for w in words]
+    rows = [[p[: p.size // 1024 * 1024].reshape(-1, 1024) for p in ps] for ps in parts]
+
+    def run(one):
+        ts = [threading.Thread(target=one, args=(i,)) for i in range(threads)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+
+    def summed(i):
+        for ps in parts:
+            np.add.reduce(ps[i])
+
+    def gemv(i):
+        for rs in rows:
+            np.dot(rs[i], ones)
+
+    return min(time_calls(lambda: run(f), repeat)[0] for f in (summed, gemv))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--contexts", default="4096,32768")
@@ -117,15 +152,10 @@ def main():
                     k, v = posenc.to_bf16(k32), posenc.to_bf16(v32)
                     k64, v64 = posenc.from_bf16(k), posenc.from_bf16(v)
                     q64 = posenc.from_bf16(posenc.to_bf16(q))
-                    # The same bytes, summed as f32 words (speed only).
-                    words = (k.view(np.float32), v.view(np.float32))
-                    read = lambda: (np.add.reduce(words[0].ravel()),  # noqa: E731
-                                    np.add.reduce(words[1].ravel()))
                 else:
                     k, v, k64, v64, q64 = k32, v32, k32, v32, q
-                    read = lambda: (np.add.reduce(k.ravel()), np.add.reduce(v.ravel()))  # noqa: E731
                 nbytes = k.nbytes + v.nbytes
-                read_min, _ = time_calls(read, opts.repeat)
+                read_min = read_ms((k, v), opts.repeat)
                 expected = posenc.reference.attention(q64, k64, v64, causal=True)
                 for name, pipeline in pipelines.items():
                     try:

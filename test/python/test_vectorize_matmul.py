@@ -22,7 +22,9 @@ def matmul_ir(m, k, n, dynamic=False):
     return func_ir([("a", ta), ("b", tb), ("c", tc)], body, [("%r", tc)])
 
 
-SHAPES = [(1, 1, 1), (4, 5, 16), (8, 5, 32), (7, 5, 27), (33, 64, 70), (32, 64, 64), (3, 0, 9)]
+# (4, 37, 136), (2, 9, 40), (1, 3, 128): few rows of C, wide blocks.
+SHAPES = [(1, 1, 1), (4, 5, 16), (8, 5, 32), (7, 5, 27), (33, 64, 70), (32, 64, 64), (3, 0, 9),
+          (4, 37, 136), (2, 9, 40), (1, 3, 128)]
 
 
 @pytest.mark.parametrize("m,k,n", SHAPES)

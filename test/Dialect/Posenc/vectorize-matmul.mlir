@@ -35,6 +35,24 @@ func.func @exact(%a: memref<8x5xf32>, %b: memref<5x32xf32>, %c: memref<8x32xf32>
 
 // -----
 
+// Four rows of C, 136 wide (decode's P·V of a query group): blocks of
+// 2 x 64 (16 accumulators, each pass over B reads 64 columns of its rows),
+// then the last vector of columns in 2 x 8 blocks.
+// CHECK-LABEL: func @few_rows
+// CHECK: scf.for %{{.+}} = %c0 to %c4 step %c2
+// CHECK: scf.for %{{.+}} = %c0 to %c128 step %c64
+// CHECK: scf.for {{.*}} -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
+// CHECK-COUNT-16: vector.fma
+// CHECK: scf.for {{.*}} -> (vector<8xf32>, vector<8xf32>)
+// CHECK-NOT: linalg.matmul
+// CHECK: return
+func.func @few_rows(%a: memref<4x9xf32>, %b: memref<9x136xf32, strided<[1024, 1], offset: ?>>, %c: memref<4x136xf32>) {
+  linalg.matmul ins(%a, %b : memref<4x9xf32>, memref<9x136xf32, strided<[1024, 1], offset: ?>>) outs(%c : memref<4x136xf32>)
+  return
+}
+
+// -----
+
 // 7 x 27: rows 0-3 in 4 x 16 blocks (columns 0-15), then 4 x 8 (16-23),
 // then a scalar matmul for columns 24-26; rows 4-6 the same with one row
 // per block.

@@ -508,10 +508,21 @@ struct PosencVectorizeMatmulPass
       // C narrower than a block (static N): fewer vectors per row, more
       // rows, the same number of accumulators.
       int64_t blockRows = rows, blockVectors = vectors;
-      if (std::optional<int64_t> cols = getConstantIntValue(v.n);
-          cols && *cols < vectors * vectorWidth && *cols >= vectorWidth) {
+      std::optional<int64_t> cols = getConstantIntValue(v.n);
+      std::optional<int64_t> rowsOfC = getConstantIntValue(v.m);
+      if (cols && *cols < vectors * vectorWidth && *cols >= vectorWidth) {
         blockVectors = *cols / vectorWidth;
         blockRows = rows * vectors / blockVectors;
+      } else if (cols && rowsOfC && *rowsOfC <= rows &&
+                 *cols >= 2 * vectors * vectorWidth) {
+        // A few rows (decode's P·V: a query group against a block of V):
+        // up to four times wider blocks, as many accumulators as the
+        // dot-product form's, so each pass over B reads long stretches
+        // of its rows (a V cache's rows lie Hkv·D apart) instead of one
+        // cache line per row per pass.
+        blockVectors = std::min(*cols / vectorWidth, 4 * vectors);
+        blockRows = std::clamp<int64_t>(2 * rows * vectors / blockVectors, 1,
+                                        *rowsOfC);
       }
       Value rowEnd = v.emitRows(v.cIndex(0), v.m, blockRows, blockVectors);
       if (blockRows > 1)

@@ -404,6 +404,13 @@ def PosencVectorizeMatmulPass : Pass<"posenc-vectorize-matmul"> {
     - a `linalg.matmul` on subviews for the last columns narrower than a
       vector (lowered to scalar loops later).
 
+    C with a static number of rows at most `rows` and a static width of at
+    least 2·`vectors` vectors (decode's P·V: a group of query rows against
+    a block of V) takes blocks up to 4·`vectors` vectors wide with as many
+    accumulators as the dot-product form's (2·`rows`·`vectors`), so each
+    pass over B reads long stretches of its rows rather than one cache
+    line of each.
+
     Each C element is still the sum over k in increasing order, with one
     rounding per FMA.
 
