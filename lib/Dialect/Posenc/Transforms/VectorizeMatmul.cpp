@@ -521,8 +521,8 @@ struct PosencVectorizeMatmulPass
         // of its rows (a V cache's rows lie Hkv·D apart) instead of one
         // cache line per row per pass.
         blockVectors = std::min(*cols / vectorWidth, 4 * vectors);
-        blockRows = std::clamp<int64_t>(2 * rows * vectors / blockVectors, 1,
-                                        *rowsOfC);
+        blockRows =
+            std::clamp<int64_t>(2 * rows * vectors / blockVectors, 1, *rowsOfC);
       }
       Value rowEnd = v.emitRows(v.cIndex(0), v.m, blockRows, blockVectors);
       if (blockRows > 1)
