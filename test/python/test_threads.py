@@ -47,11 +47,12 @@ def test_attention_same_bits_for_every_thread_count(b, sq, sk, hq, hkv, d):
     expected = ref.attention(q.astype(np.float64), k.astype(np.float64), v.astype(np.float64),
                              causal=True)
     assert rel_err(outs[1], expected) < 1e-5
-    if sq > 4:
+    if sq > 4 or sk <= 2048:
+        # Prefill, and decode whose keys fit one chunk (not split).
         for n in (2, 3):
             assert np.array_equal(outs[n], outs[1]), f"{n} threads differ from 1"
     else:
-        # Decode splits its keys into a fixed number of chunks whenever it
+        # Decode splits its keys into chunks of a fixed length whenever it
         # has threads: the same bits for every count > 1, and within
         # rounding of the unsplit loop of one thread.
         assert np.array_equal(outs[3], outs[2])
@@ -74,6 +75,32 @@ def test_decode_split_keys(sk):
     expected = ref.attention(q.astype(np.float64), k.astype(np.float64), v.astype(np.float64),
                              causal=True)
     assert rel_err(two, expected) < 1e-5
+
+
+@pytest.mark.parametrize("sk", [300, 2048, 2049, 4500])
+def test_decode_dynamic_cache_length(sk):
+    """A cache of dynamic length (a model's used length): split-K runs only
+    when the keys fill more than one chunk of 2048 (scf.if on the count);
+    a shorter cache takes one thread's unsplit loop, with its bits."""
+    rng = np.random.default_rng(sk)
+    b, hq, hkv, d = 1, 8, 2, 32
+    q = rng.uniform(-1, 1, (b, 1, hq, d)).astype(np.float32)
+    k = rng.uniform(-1, 1, (b, sk, hkv, d)).astype(np.float32)
+    v = rng.uniform(-1, 1, (b, sk, hkv, d)).astype(np.float32)
+    tq, tkv = tensor_type((b, 1, hq, d), "f32"), tensor_type((b, "?", hkv, d), "f32")
+    ir = func_ir([("q", tq), ("k", tkv), ("v", tkv)],
+                 attention("%o", "%q", "%k", "%v", tq, tkv, tkv, tq, attrs=" causal"),
+                 [("%o", tq)])
+    outs = {n: run(ir, [q, k, v], pipeline=f"{CPU}{{num-threads={n}}}")[0] for n in (1, 2, 3)}
+    expected = ref.attention(q.astype(np.float64), k.astype(np.float64), v.astype(np.float64),
+                             causal=True)
+    assert rel_err(outs[2], expected) < 1e-5
+    assert np.array_equal(outs[3], outs[2])
+    if sk <= 2048:
+        assert np.array_equal(outs[2], outs[1])
+    else:
+        assert not np.array_equal(outs[2], outs[1])  # the split merge ran
+        assert rel_err(outs[2], outs[1]) < 1e-6
 
 
 @pytest.mark.parametrize("kind", ["alibi", "t5"])

@@ -23,8 +23,12 @@
 // key-chunk=8 (split-K): the keys (37, below the causal limit) in chunks
 // of 8, an scf.forall with a partial state per chunk (slot j0 / 8), each a
 // loop over key blocks of 16 from its own state, the partial states
-// merged after it (max over chunks, then sum and acc rescaled).
+// merged after it (max over chunks, then sum and acc rescaled) — when
+// there are more keys than one chunk holds; otherwise (else branch) the
+// unsplit loop over key blocks.
 // SPLIT-LABEL: func @decode
+// SPLIT: %[[LONG:.+]] = arith.cmpi ugt, %{{.+}}, %c8 : index
+// SPLIT: scf.if %[[LONG]] -> (tensor<1x1x8x8xf32>, tensor<1x1x8xf32>, tensor<1x1x8xf32>)
 // SPLIT: tensor.empty(%[[N:.+]]) : tensor<1x1x8x8x?xf32>
 // SPLIT: scf.forall (%[[J:.+]]) = (0) to (%{{.+}}) step (8) shared_outs(%{{.+}}, %{{.+}}, %{{.+}}) -> (tensor<1x1x8x8x?xf32>, tensor<1x1x8x?xf32>, tensor<1x1x8x?xf32>)
 // SPLIT: scf.for %{{.+}} step %c16 iter_args
@@ -32,6 +36,10 @@
 // SPLIT: scf.forall.in_parallel
 // SPLIT: arith.maxnumf
 // SPLIT: math.exp
+// SPLIT: } else {
+// SPLIT-NOT: scf.forall
+// SPLIT: scf.for %{{.+}} step %c16 iter_args
+// SPLIT: posenc.online_attention
 // SPLIT: arith.divf
 func.func @decode(%q: tensor<1x1x8x16xf32>, %k: tensor<1x37x2x16xf32>, %v: tensor<1x37x2x8xf32>) -> tensor<1x1x8x8xf32> {
   %init_o = tensor.empty() : tensor<1x1x8x8xf32>

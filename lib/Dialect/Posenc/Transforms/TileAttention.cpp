@@ -76,6 +76,47 @@ splitKeys(RewriterBase &rewriter, OnlineAttentionOp op, int64_t chunkKeys) {
   return split->tiledOps;
 }
 
+/// Split-K where the keys can fill more than one chunk: a static key count
+/// of at most `chunkKeys` stays unsplit, and a dynamic one (a cache's used
+/// length) is split under an scf.if on it, the unsplit op in the else
+/// branch. A short cache then runs the one-thread code, with no parallel
+/// region to start for a single chunk (a small model's every decode step
+/// and layer), and the same bits as one thread. Returns the ops whose keys
+/// remain to be tiled.
+FailureOr<SmallVector<Operation *>>
+splitLongKeys(RewriterBase &rewriter, OnlineAttentionOp op, int64_t chunkKeys) {
+  Location loc = op.getLoc();
+  rewriter.setInsertionPoint(op);
+  OpFoldResult keys = cast<TilingInterface>(op.getOperation())
+                          .getIterationDomain(rewriter)[3]
+                          .size;
+  std::optional<int64_t> staticKeys = getConstantIntValue(keys);
+  if (staticKeys && *staticKeys <= chunkKeys)
+    return SmallVector<Operation *>{op};
+  if (staticKeys)
+    return splitKeys(rewriter, op, chunkKeys);
+  Value isLong = arith::CmpIOp::create(
+      rewriter, loc, arith::CmpIPredicate::ugt,
+      getValueOrCreateConstantIndexOp(rewriter, loc, keys),
+      arith::ConstantIndexOp::create(rewriter, loc, chunkKeys));
+  auto branch = scf::IfOp::create(rewriter, loc, op->getResultTypes(), isLong,
+                                  /*withElseRegion=*/true);
+  auto cloneInto = [&](Block *block) {
+    rewriter.setInsertionPointToStart(block);
+    Operation *copy = rewriter.clone(*op);
+    scf::YieldOp::create(rewriter, loc, copy->getResults());
+    return cast<OnlineAttentionOp>(copy);
+  };
+  OnlineAttentionOp split = cloneInto(branch.thenBlock());
+  OnlineAttentionOp whole = cloneInto(branch.elseBlock());
+  rewriter.replaceOp(op, branch.getResults());
+  FailureOr<SmallVector<Operation *>> chunks =
+      splitKeys(rewriter, split, chunkKeys);
+  if (succeeded(chunks))
+    chunks->push_back(whole);
+  return chunks;
+}
+
 struct PosencTileAttentionPass
     : posenc::impl::PosencTileAttentionPassBase<PosencTileAttentionPass> {
   using Base::Base;
@@ -211,7 +252,7 @@ LogicalResult mlir::posenc::tileAttention(RewriterBase &rewriter,
     SmallVector<Operation *> steps = {*online};
     if (decode && tiling.keyChunk > 0) {
       FailureOr<SmallVector<Operation *>> chunks =
-          splitKeys(rewriter, *online, tiling.keyChunk);
+          splitLongKeys(rewriter, *online, tiling.keyChunk);
       if (failed(chunks))
         return failure();
       steps = *chunks;

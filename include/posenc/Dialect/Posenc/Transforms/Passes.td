@@ -127,8 +127,10 @@ def PosencTileAttentionPass : Pass<"posenc-tile-attention"> {
     blocks from its own state (0, -inf, 0), the partial states merged after
     it through online_attention's `PartialReductionOpInterface`. The chunk
     length is fixed, so the merge (and the rounding) depends on the number
-    of keys, not on the threads; a cache shorter than a chunk is one
-    chunk.
+    of keys, not on the threads. Keys that cannot fill more than one chunk
+    are not split; a dynamic key count (a cache's used length) is split
+    under an `scf.if` on it, whose else branch is the unsplit loop: a
+    short cache starts no parallel region and has one thread's bits.
 
     With `parallel`, the outermost tiles form an `scf.forall` (tiles
     share nothing; each computes exactly what the scf.for iteration
