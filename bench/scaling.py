@@ -5,10 +5,13 @@ any counts work, so the table runs unchanged on a bigger machine), timed in
 one process, with the speed-up over one thread and the parallel efficiency
 (speed-up / N), and for alibi-2048 PyTorch eager's BLOOM attention
 (bench/attention.py's) on the same thread count, its OpenMP and OpenBLAS
-pinned in its own process (median ms). Bandwidth-bound cases also print a
-copy of the same bytes
-by N Python threads running numpy.copyto on 1/N of the array each (numpy
-releases the GIL for large copies) and the fraction of it reached.
+pinned in its own process (median ms). Bandwidth-bound cases also print
+what the same bytes take on N Python threads (numpy releases the GIL) and
+the fraction of it reached (`bw ms`, `% bw`): rope and the bias, which
+read and write, against numpy.copyto of the bytes (half read, half
+written; column `bw` = copy); decode, which only reads K and V, against
+bench/decode.py's read (numpy's sum or one-thread OpenBLAS sgemv per
+thread, the faster; `bw` = read).
 
 Cases:
   alibi-2048   causal ALiBi prefill attention, H = 16, D = 64, S = 2048,
@@ -33,7 +36,10 @@ import sys
 import threading
 import time
 
-import numpy as np
+# Each reading thread runs a one-thread OpenBLAS (read when numpy loads).
+os.environ["OPENBLAS_NUM_THREADS"] = "1"
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import results_file  # noqa: E402
@@ -58,7 +64,8 @@ def case(name):
         shape = (1, 4096, 32, 128)
         x = rng.uniform(-1, 1, shape).astype(np.float32)
         pos = np.arange(4096, dtype=np.int64)
-        return rope_bench.rope_ir(shape, "f32", "half", pos.shape), [x, pos], "rope", 2 * x.nbytes
+        return (rope_bench.rope_ir(shape, "f32", "half", pos.shape), [x, pos], "rope",
+                ("copy", 2 * x.nbytes))
     if name == "alibi-bias":
         s, h = 2048, 16
         p = f"tensor<{s}xi32>"
@@ -66,13 +73,13 @@ def case(name):
         ir = (f"func.func @bias(%p: {p}) -> {bt} {{\n"
               f"  %b = posenc.alibi_bias %p, %p mode causal {{num_heads = {h} : i64}} : {p}, {p} -> {bt}\n"
               f"  return %b : {bt}\n}}\n")
-        return ir, [np.arange(s, dtype=np.int32)], "bias", h * s * s * 4
+        return ir, [np.arange(s, dtype=np.int32)], "bias", ("copy", h * s * s * 4)
     if name == "decode-32k":
         sk = 32768
         q = rng.uniform(-1, 1, (1, 1, decode_bench.HQ, decode_bench.D)).astype(np.float32)
         k = rng.uniform(-1, 1, (1, sk, decode_bench.HKV, decode_bench.D)).astype(np.float32)
         v = rng.uniform(-1, 1, (1, sk, decode_bench.HKV, decode_bench.D)).astype(np.float32)
-        return decode_bench.decode_ir(sk, "f32"), [q, k, v], "decode", k.nbytes + v.nbytes
+        return decode_bench.decode_ir(sk, "f32"), [q, k, v], "decode", ("read", (k, v))
     raise SystemExit(f"unknown case {name!r}")
 
 
@@ -125,12 +132,12 @@ def main():
         counts = [1] + counts
     posenc.retain_freed_large_buffers()
     header = (f"{'case':<11} {'threads':>7} {'min ms':>8} {'med ms':>8} {'speed-up':>8} "
-              f"{'effic.':>7} {'copy ms':>8} {'% copy':>7} {'torch ms':>9} {'same':>5}")
+              f"{'effic.':>7} {'bw':>4} {'bw ms':>8} {'% bw':>7} {'torch ms':>9} {'same':>5}")
     print(header)
     print("-" * len(header))
     rows = []
     for name in opts.cases.split(","):
-        ir, args, entry, nbytes = case(name)
+        ir, args, entry, limit = case(name)
         base, first = None, None
         for n in counts:
             m = posenc.compile(ir, threads=n)
@@ -144,14 +151,22 @@ def main():
             if n == 1:
                 base, first = tmin, out
             same = bool(np.array_equal(out, first))
-            cms = copy_ms(nbytes, n, opts.repeat) if nbytes else None
+            kind, what = limit or (None, None)
+            if kind == "copy":
+                cms = copy_ms(what, n, opts.repeat)
+            elif kind == "read":
+                cms = decode_bench.read_ms(what, opts.repeat, threads=n)
+            else:
+                cms = None
             tms = torch_ms(n, 2) if name == "alibi-2048" and not opts.no_torch else None
             row = dict(case=name, threads=n, min_ms=tmin, median_ms=tmed,
                        speedup=base / tmin, efficiency=base / tmin / n,
-                       copy_ms=cms, fraction_of_copy=(cms / tmin if cms else None),
+                       bandwidth_reference=kind, bandwidth_ms=cms,
+                       fraction_of_bandwidth=(cms / tmin if cms else None),
                        torch_median_ms=tms, bit_identical=same)
             rows.append(row)
-            copy_col = f"{cms:>8.2f} {100 * cms / tmin:>6.1f}%" if cms else f"{'':>8} {'':>7}"
+            copy_col = (f"{kind:>4} {cms:>8.2f} {100 * cms / tmin:>6.1f}%" if cms
+                        else f"{'':>4} {'':>8} {'':>7}")
             print(f"{name:<11} {n:>7} {tmin:>8.2f} {tmed:>8.2f} {base / tmin:>7.2f}x "
                   f"{100 * base / tmin / n:>6.1f}% {copy_col} "
                   f"{(f'{tms:.1f}' if tms else '-'):>9} {'yes' if same else 'NO':>5}",

@@ -29,8 +29,8 @@
 // SPLIT-LABEL: func @decode
 // SPLIT: %[[LONG:.+]] = arith.cmpi ugt, %{{.+}}, %c8 : index
 // SPLIT: scf.if %[[LONG]] -> (tensor<1x1x8x8xf32>, tensor<1x1x8xf32>, tensor<1x1x8xf32>)
-// SPLIT: tensor.empty(%[[N:.+]]) : tensor<1x1x8x8x?xf32>
-// SPLIT: scf.forall (%[[J:.+]]) = (0) to (%{{.+}}) step (8) shared_outs(%{{.+}}, %{{.+}}, %{{.+}}) -> (tensor<1x1x8x8x?xf32>, tensor<1x1x8x?xf32>, tensor<1x1x8x?xf32>)
+// SPLIT: tensor.empty(%[[N:.+]]) : tensor<?x1x1x8x8xf32>
+// SPLIT: scf.forall (%[[J:.+]]) = (0) to (%{{.+}}) step (8) shared_outs(%{{.+}}, %{{.+}}, %{{.+}}) -> (tensor<?x1x1x8x8xf32>, tensor<?x1x1x8xf32>, tensor<?x1x1x8xf32>)
 // SPLIT: scf.for %{{.+}} step %c16 iter_args
 // SPLIT: posenc.online_attention
 // SPLIT: scf.forall.in_parallel

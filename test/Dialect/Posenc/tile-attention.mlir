@@ -182,17 +182,18 @@ module attributes {transform.with_named_sequence} {
 
 // Split-K (flash-decoding) through PartialReductionOpInterface: 4 chunks of
 // keys in an scf.forall, each an online_attention from (0, -inf, 0) into
-// its slot of the partial states [.., 4]; then the merge: the common max,
+// its slot of the partial states [4, ..] (chunk-major: each slot as
+// contiguous as the op's state); then the merge: the common max,
 // and sums and accumulators rescaled to it and added to the op's own state.
 // CHECK-LABEL: func @split_k_decode
-// CHECK: %[[PACC:.+]] = linalg.fill ins(%{{.+}} : f32) outs(%{{.+}} : tensor<1x1x8x8x4xf32>)
-// CHECK: %[[PMAX:.+]] = linalg.fill ins(%{{.+}} : f32) outs(%{{.+}} : tensor<1x1x8x4xf32>)
+// CHECK: %[[PACC:.+]] = linalg.fill ins(%{{.+}} : f32) outs(%{{.+}} : tensor<4x1x1x8x8xf32>)
+// CHECK: %[[PMAX:.+]] = linalg.fill ins(%{{.+}} : f32) outs(%{{.+}} : tensor<4x1x1x8xf32>)
 // CHECK: %[[P:.+]]:3 = scf.forall (%[[C:.+]]) in (4) shared_outs(%[[A:.+]] = %[[PACC]], %[[M:.+]] = %[[PMAX]], %{{.+}} = %{{.+}})
 // CHECK: %[[K:.+]] = tensor.extract_slice %arg1[0, %{{.+}}, 0, 0] [1, %{{.+}}, 2, 16]
-// CHECK: %[[SLOT:.+]] = tensor.extract_slice %[[A]][0, 0, 0, 0, %[[C]]] [1, 1, 8, 8, 1]
-// CHECK: %[[ACC:.+]] = tensor.collapse_shape %[[SLOT]] {{\[}}[0], [1], [2], [3, 4]]
+// CHECK: %[[SLOT:.+]] = tensor.extract_slice %[[A]][%[[C]], 0, 0, 0, 0] [1, 1, 1, 8, 8]
+// CHECK: %[[ACC:.+]] = tensor.collapse_shape %[[SLOT]] {{\[}}[0, 1], [2], [3], [4]]
 // CHECK: posenc.online_attention %arg0, %[[K]], %{{.+}} causal diagonal(%{{.+}}) outs(%[[ACC]], %{{.+}}, %{{.+}})
-// CHECK: tensor.parallel_insert_slice %{{.+}} into %[[A]][0, 0, 0, 0, %[[C]]] [1, 1, 8, 8, 1]
+// CHECK: tensor.parallel_insert_slice %{{.+}} into %[[A]][%[[C]], 0, 0, 0, 0] [1, 1, 1, 8, 8]
 // CHECK: %[[MAX:.+]] = linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "parallel", "reduction"]} ins(%[[P]]#1
 // CHECK: arith.maxnumf
 // CHECK: linalg.generic {{.*}} ins(%[[P]]#2, %[[P]]#1, %[[MAX]]

@@ -393,18 +393,20 @@ struct OnlineAttentionTilingInterface
 struct OnlineAttentionPartialReduction
     : PartialReductionOpInterface::ExternalModel<
           OnlineAttentionPartialReduction, OnlineAttentionOp> {
-  /// (acc, max, sum) of every chunk: [B, Sq, Hq, Dv, K] and [B, Sq, Hq, K].
+  /// (acc, max, sum) of every chunk: [K, B, Sq, Hq, Dv] and [K, B, Sq, Hq],
+  /// chunk-major so each chunk's state is as contiguous as the op's (a
+  /// chunk slot innermost would give the state a stride of K, and every
+  /// key step a strided copy of it in and out).
   FailureOr<SmallVector<Value>> generateInitialTensorForPartialReduction(
       Operation *op, OpBuilder &b, Location loc, ArrayRef<OpFoldResult> sizes,
       const SetVector<unsigned> &reductionDims) const {
     if (!isKeysOnly(reductionDims))
       return op->emitOpError() << "splits only its keys into partial states";
     LinalgBuilder e{b, loc};
-    SmallVector<OpFoldResult> rows = {sizes[kB], sizes[kI], sizes[kH]};
+    SmallVector<OpFoldResult> rows = {sizes[kJ], sizes[kB], sizes[kI],
+                                      sizes[kH]};
     SmallVector<OpFoldResult> accSizes = rows;
     accSizes.push_back(sizes[kE]);
-    accSizes.push_back(sizes[kJ]);
-    rows.push_back(sizes[kJ]);
     return SmallVector<Value>{
         e.filled(accSizes, e.cF32(0.0f)),
         e.filled(rows, e.cF32(-std::numeric_limits<float>::infinity())),
@@ -424,7 +426,7 @@ struct OnlineAttentionPartialReduction
       return op->emitOpError() << "splits its keys only into parallel chunks "
                                   "(tile_reduction_using_forall)";
     // This chunk's state: its slot of the partial states, the chunk dim
-    // collapsed into the last one. (Not a rank-reducing slice: with unit
+    // collapsed into the batch dim. (Not a rank-reducing slice: with unit
     // batch or query dims, canonicalization may drop another unit dim than
     // the chunk's.)
     return tileOnlineAttention(
@@ -438,10 +440,9 @@ struct OnlineAttentionPartialReduction
                                                       szs, strides);
           slices.push_back(slice);
           int64_t rank = szs.size();
-          SmallVector<ReassociationIndices> groups;
-          for (int64_t d = 0; d + 2 < rank; ++d)
+          SmallVector<ReassociationIndices> groups = {{0, 1}};
+          for (int64_t d = 2; d < rank; ++d)
             groups.push_back({d});
-          groups.push_back({rank - 2, rank - 1});
           return tensor::CollapseShapeOp::create(b, loc, slice, groups);
         });
   }
@@ -457,10 +458,14 @@ struct OnlineAttentionPartialReduction
     auto d = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
     AffineMap id3 = b.getMultiDimIdentityMap(3),
               id4 = b.getMultiDimIdentityMap(4);
+    // Merge loops: the rows (and Dv) parallel, the chunk innermost.
     AffineMap rows4 = AffineMap::get(4, 0, {d(0), d(1), d(2)}, ctx);
-    AffineMap chunk5 = AffineMap::get(5, 0, {d(0), d(1), d(2), d(4)}, ctx);
-    AffineMap rows5 = AffineMap::get(5, 0, {d(0), d(1), d(2)}, ctx);
+    AffineMap state4 = AffineMap::get(4, 0, {d(3), d(0), d(1), d(2)}, ctx);
     AffineMap acc5 = AffineMap::get(5, 0, {d(0), d(1), d(2), d(3)}, ctx);
+    AffineMap partialAcc5 =
+        AffineMap::get(5, 0, {d(4), d(0), d(1), d(2), d(3)}, ctx);
+    AffineMap chunk5 = AffineMap::get(5, 0, {d(4), d(0), d(1), d(2)}, ctx);
+    AffineMap rows5 = AffineMap::get(5, 0, {d(0), d(1), d(2)}, ctx);
     SmallVector<IT> par3(3, IT::parallel), par4(4, IT::parallel);
     SmallVector<IT> red4 = {IT::parallel, IT::parallel, IT::parallel,
                             IT::reduction};
@@ -473,7 +478,7 @@ struct OnlineAttentionPartialReduction
     };
     Type stateTy = attn.getMax().getType(), accTy = attn.getAcc().getType();
     Value max = track(e.generic(
-        stateTy, partial[1], e.castTo(attn.getMax(), stateTy), {id4, rows4},
+        stateTy, partial[1], e.castTo(attn.getMax(), stateTy), {state4, rows4},
         red4, [&](OpBuilder &nb, Location nl, ValueRange args) {
           yieldValues(nb, nl, attention::combineMax(nb, nl, args[0], args[1]));
         }));
@@ -485,8 +490,9 @@ struct OnlineAttentionPartialReduction
           yieldValues(nb, nl, arith::MulFOp::create(nb, nl, alpha, args[2]));
         }));
     sum = track(e.generic(
-        stateTy, {partial[2], partial[1], max}, sum, {id4, id4, rows4, rows4},
-        red4, [&](OpBuilder &nb, Location nl, ValueRange args) {
+        stateTy, {partial[2], partial[1], max}, sum,
+        {state4, state4, rows4, rows4}, red4,
+        [&](OpBuilder &nb, Location nl, ValueRange args) {
           Value alpha = attention::rescaleFactor(nb, nl, args[1], args[2]);
           yieldValues(nb, nl,
                       math::FmaOp::create(nb, nl, alpha, args[0], args[3]));
@@ -499,7 +505,7 @@ struct OnlineAttentionPartialReduction
         }));
     acc = track(e.generic(
         accTy, {partial[0], partial[1], max}, acc,
-        {b.getMultiDimIdentityMap(5), chunk5, rows5, acc5}, red5,
+        {partialAcc5, chunk5, rows5, acc5}, red5,
         [&](OpBuilder &nb, Location nl, ValueRange args) {
           Value alpha = attention::rescaleFactor(nb, nl, args[1], args[2]);
           yieldValues(nb, nl,
@@ -536,14 +542,12 @@ private:
                                 OpFoldResult chunk,
                                 SmallVector<OpFoldResult> &offs,
                                 SmallVector<OpFoldResult> &szs) {
-    offs = {offsets[kB], offsets[kI], offsets[kH]};
-    szs = {sizes[kB], sizes[kI], sizes[kH]};
+    offs = {chunk, offsets[kB], offsets[kI], offsets[kH]};
+    szs = {b.getIndexAttr(1), sizes[kB], sizes[kI], sizes[kH]};
     if (n == 0) {
       offs.push_back(offsets[kE]);
       szs.push_back(sizes[kE]);
     }
-    offs.push_back(chunk);
-    szs.push_back(b.getIndexAttr(1));
   }
 };
 
