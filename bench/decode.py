@@ -17,6 +17,10 @@ Contenders, each compiled by posenc from the same IR:
             chunks with upstream's tile_reduction_using_forall (partial
             states merged at the end), then posenc-lower-to-cpu; one thread
             runs the chunks one after another
+  torch     PyTorch eager: the query heads grouped by kv head (no copy
+            of K and V), Q·Kᵀ·scale, softmax in f32, ·V, in the cache's
+            dtype; its own process, OpenMP and OpenBLAS pinned to the
+            thread count (median ms only)
 
 Min and median over --repeat calls after a warm-up, of the compiled code
 alone. K and V are memref arguments, passed by reference: the cache is read
@@ -25,7 +29,9 @@ bench/decode.py [--contexts 4096,32768] [--repeat 5]. Writes
 bench/results/decode.json."""
 
 import argparse
+import json
 import os
+import subprocess
 import sys
 import tempfile
 import threading
@@ -119,11 +125,62 @@ def read_ms(arrays, repeat, threads=1):
     return min(time_calls(lambda: run(f), repeat)[0] for f in (summed, gemv))
 
 
+def worker_torch(sk, kv_elem, repeat):
+    """Median ms of PyTorch eager decode (see the module docstring) on the
+    thread count of POSENC_BENCH_THREADS (default 1)."""
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("POSENC_BENCH_THREADS", "1")))
+    rng = np.random.default_rng(0)
+    dtype = torch.float32 if kv_elem == "f32" else torch.bfloat16
+    q = torch.from_numpy(rng.uniform(-1, 1, (1, HQ, 1, D)).astype(np.float32)).to(dtype)
+    k, v = (torch.from_numpy(rng.uniform(-1, 1, (1, HKV, sk, D)).astype(np.float32)).to(dtype)
+            for _ in range(2))
+
+    # The query heads grouped by kv head (as SDPA's enable_gqa): Hugging
+    # Face's repeat_kv copy of K and V (expand + reshape) alone takes
+    # ~190 ms at Sk = 4096 in Debian's torch 1.13.
+    qg = q.reshape(1, HKV, HQ // HKV, D)
+
+    def step():
+        scores = torch.matmul(qg, k.transpose(2, 3)) / D ** 0.5
+        probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(dtype)
+        return torch.matmul(probs, v)
+
+    times = []
+    with torch.no_grad():
+        for _ in range(repeat + 1):
+            t0 = time.perf_counter()
+            step()
+            times.append((time.perf_counter() - t0) * 1e3)
+    return float(np.median(times[1:]))
+
+
+def torch_ms(sk, kv_elem, threads, repeat):
+    """worker_torch in its own process with its thread counts pinned, or
+    None when PyTorch is missing or fails."""
+    n = str(threads)
+    env = dict(os.environ, OMP_NUM_THREADS=n, OPENBLAS_NUM_THREADS=n, MKL_NUM_THREADS=n,
+               POSENC_BENCH_THREADS=n)
+    proc = subprocess.run([sys.executable, __file__, "--worker-torch", str(sk), kv_elem,
+                           str(repeat)], capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])["ms"]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--contexts", default="4096,32768")
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--no-torch", action="store_true", help="skip PyTorch eager")
+    ap.add_argument("--worker-torch", nargs=3, metavar=("SK", "KV", "REPEAT"),
+                    help=argparse.SUPPRESS)
     opts = ap.parse_args()
+    if opts.worker_torch:
+        sk, kv_elem, repeat = opts.worker_torch
+        print(json.dumps(dict(ms=worker_torch(int(sk), kv_elem, int(repeat)))))
+        return 0
     # As bench/rope_bias.py: malloc keeps freed large blocks, so buffers
     # freed by one call back the next without first-touch page faults.
     posenc.retain_freed_large_buffers()
@@ -177,6 +234,15 @@ def main():
                     print(f"{kv_elem:<5} {sk:>6} {nbytes / 2**20:>7.1f} {read_min:>8.2f} "
                           f"{nbytes / read_min / 1e6:>9.1f} {name:<8} {tmin:>8.2f} {tmed:>8.2f} "
                           f"{gbs:>7.1f} {100 * read_min / tmin:>6.1f}% {err:>8.1e}", flush=True)
+                tmed = None if opts.no_torch else torch_ms(sk, kv_elem, 1, opts.repeat)
+                if tmed is not None:
+                    rows.append(dict(kv=kv_elem, Sk=sk, impl="torch", bytes=nbytes,
+                                     read_ms=read_min, median_ms=tmed,
+                                     fraction_of_read=read_min / tmed))
+                    print(f"{kv_elem:<5} {sk:>6} {nbytes / 2**20:>7.1f} {read_min:>8.2f} "
+                          f"{nbytes / read_min / 1e6:>9.1f} {'torch':<8} {'-':>8} {tmed:>8.2f} "
+                          f"{nbytes / tmed / 1e6:>7.1f} {100 * read_min / tmed:>6.1f}% "
+                          f"{'-':>8}", flush=True)
     results_file.write("decode", rows)
     return 0
 

@@ -17,18 +17,32 @@ shapes and a 7B layer (d = 4096, n = 4096 and 14336), M = 1 (GEMV) and
 M = 64: posenc (linalg.matmul through posenc-lower-to-cpu, W passed by
 reference) against numpy/OpenBLAS in the same run, and GB/s of W read.
 
-Min and median over --repeat runs. Threads: OPENBLAS_NUM_THREADS=1,
-torch.set_num_threads(1); posenc's code is single-threaded. Writes
+Min and median over --repeat runs. Threads: --threads N (default 1) for
+every contender: OPENBLAS_NUM_THREADS, OMP_NUM_THREADS and MKL_NUM_THREADS
+set to N before numpy loads, torch.set_num_threads(N), posenc compiled with
+threads=N (posenc-lower-to-cpu{num-threads=N}). Writes
 bench/results/generate.json.
 """
 
 import os
+import sys
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+def _threads_from_argv():
+    """--threads N, read before numpy loads OpenBLAS (which fixes its
+    thread count then); argparse checks it again."""
+    for i, arg in enumerate(sys.argv):
+        if arg == "--threads" and i + 1 < len(sys.argv):
+            return sys.argv[i + 1]
+        if arg.startswith("--threads="):
+            return arg.split("=", 1)[1]
+    return "1"
+
+
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = _threads_from_argv()
 
 import argparse  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -115,10 +129,10 @@ def time_generation(step, steps, repeat):
     return ids, min(per_token), float(np.median(per_token))
 
 
-def decode_table(paths, steps, repeat, rows):
+def decode_table(paths, steps, repeat, rows, threads):
     try:
         import torch
-        torch.set_num_threads(1)
+        torch.set_num_threads(threads)
     except ImportError:
         torch = None
     header = (f"{'checkpoint':<18} {'impl':<14} {'min ms/tok':>10} {'med ms/tok':>10} "
@@ -128,7 +142,8 @@ def decode_table(paths, steps, repeat, rows):
     for path in paths:
         cfg, weights = decoder.read_checkpoint(path)
         n = min(steps, cfg.seq_len)
-        model = decoder.Model(cfg, decoder.layer_weights(weights, cfg.n_layers), source=path)
+        model = decoder.Model(cfg, decoder.layer_weights(weights, cfg.n_layers), source=path,
+                              threads=threads)
         compiled = []
 
         def posenc_step(token, pos):
@@ -157,7 +172,8 @@ def decode_table(paths, steps, repeat, rows):
             vs = f"{torch_ms / tmin:.2f}x" if torch_ms else "-"
             print(f"{os.path.basename(path):<18} {impl:<14} {tmin:>10.3f} {tmed:>10.3f} "
                   f"{1e3 / tmin:>8.0f} {vs:>8} {same:>9}", flush=True)
-            rows.append(dict(table="decode", checkpoint=os.path.basename(path), impl=impl,
+            rows.append(dict(table="decode", threads=threads,
+                             checkpoint=os.path.basename(path), impl=impl,
                              min_ms_per_token=tmin, median_ms_per_token=tmed,
                              ids_match_numpy=ids == ref_ids))
 
@@ -185,7 +201,7 @@ def time_min_med(fn, repeat, last=None):
     return min(ts), float(np.median(ts))
 
 
-def projection_table(shapes, repeat, rows):
+def projection_table(shapes, repeat, rows, threads):
     header = (f"{'M':>3} {'d':>5} {'n':>6} {'MB W':>6} {'numpy ms':>9} {'posenc ms':>10} "
               f"{'posenc med':>10} {'% numpy':>8} {'posenc GB/s':>11} {'max err':>8}")
     print(header)
@@ -194,7 +210,7 @@ def projection_table(shapes, repeat, rows):
     for m, d, n in shapes:
         x = rng.uniform(-1, 1, (m, d)).astype(np.float32)
         w = rng.uniform(-1, 1, (n, d)).astype(np.float32)
-        mod = posenc.compile(projection_ir(m, n, d))
+        mod = posenc.compile(projection_ir(m, n, d), threads=threads)
         got = mod.proj(x, w)
         err = float(np.abs(got - x.astype(np.float64) @ w.T.astype(np.float64)).max()
                     / np.sqrt(d))
@@ -203,7 +219,7 @@ def projection_table(shapes, repeat, rows):
         print(f"{m:>3} {d:>5} {n:>6} {w.nbytes / 2**20:>6.1f} {np_min:>9.3f} {pmin:>10.3f} "
               f"{pmed:>10.3f} {100 * np_min / pmin:>7.1f}% {w.nbytes / pmin / 1e6:>11.1f} "
               f"{err:>8.1e}", flush=True)
-        rows.append(dict(table="projection", M=m, d=d, n=n, numpy_ms=np_min, posenc_min_ms=pmin,
+        rows.append(dict(table="projection", threads=threads, M=m, d=d, n=n, numpy_ms=np_min, posenc_min_ms=pmin,
                          posenc_median_ms=pmed, fraction_of_numpy=np_min / pmin))
 
 
@@ -214,20 +230,25 @@ def main():
     ap.add_argument("--steps", type=int, default=128)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="skip the 7B-shaped projections")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="threads of every contender (default 1)")
     opts = ap.parse_args()
+    if opts.threads < 1:
+        ap.error(f"--threads must be at least 1, got {opts.threads}")
+    print(f"threads: {opts.threads} (posenc, PyTorch, OpenBLAS)")
     posenc.retain_freed_large_buffers()
     paths = [os.path.join(MODELS, f) for f in ("aidreams260K.bin", "stories260K.bin")
              if os.path.exists(os.path.join(MODELS, f))] + opts.checkpoint
     rows = []
     if paths:
-        decode_table(paths, opts.steps, opts.repeat, rows)
+        decode_table(paths, opts.steps, opts.repeat, rows, opts.threads)
     else:
         print(f"(no checkpoints: {MODELS} is absent and no --checkpoint given)")
     print()
     shapes = [(1, 64, 64), (1, 64, 172), (1, 64, 512), (64, 64, 172)]
     if not opts.quick:
         shapes += [(1, 4096, 4096), (1, 4096, 14336), (64, 4096, 4096), (64, 4096, 14336)]
-    projection_table(shapes, opts.repeat, rows)
+    projection_table(shapes, opts.repeat, rows, opts.threads)
     results_file.write("generate", rows)
     return 0
 

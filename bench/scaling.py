@@ -3,9 +3,10 @@
 posenc-lower-to-cpu{num-threads=N} for every N of --threads (default 1,2;
 any counts work, so the table runs unchanged on a bigger machine), timed in
 one process, with the speed-up over one thread and the parallel efficiency
-(speed-up / N), and for alibi-2048 PyTorch eager's BLOOM attention
-(bench/attention.py's) on the same thread count, its OpenMP and OpenBLAS
-pinned in its own process (median ms). Bandwidth-bound cases also print
+(speed-up / N), and PyTorch eager on the same thread count, its OpenMP
+and OpenBLAS pinned in its own process (median ms): BLOOM's attention
+(bench/attention.py's) for alibi-2048, grouped-query decode
+(bench/decode.py's) for decode-32k. Bandwidth-bound cases also print
 what the same bytes take on N Python threads (numpy releases the GIL) and
 the fraction of it reached (`bw ms`, `% bw`): rope and the bias, which
 read and write, against numpy.copyto of the bytes (half read, half
@@ -125,7 +126,7 @@ def main():
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--cases", default="alibi-2048,rope,alibi-bias,decode-32k")
     ap.add_argument("--no-torch", action="store_true",
-                    help="skip PyTorch (Debian python3-torch) on alibi-2048")
+                    help="skip PyTorch (Debian python3-torch) on alibi-2048 and decode-32k")
     opts = ap.parse_args()
     counts = [int(t) for t in opts.threads.split(",")]
     if 1 not in counts:
@@ -158,7 +159,11 @@ def main():
                 cms = decode_bench.read_ms(what, opts.repeat, threads=n)
             else:
                 cms = None
-            tms = torch_ms(n, 2) if name == "alibi-2048" and not opts.no_torch else None
+            tms = None
+            if not opts.no_torch and name == "alibi-2048":
+                tms = torch_ms(n, 2)
+            elif not opts.no_torch and name == "decode-32k":
+                tms = decode_bench.torch_ms(32768, "f32", n, opts.repeat)
             row = dict(case=name, threads=n, min_ms=tmin, median_ms=tmed,
                        speedup=base / tmin, efficiency=base / tmin / n,
                        bandwidth_reference=kind, bandwidth_ms=cms,
