@@ -240,8 +240,10 @@ def rel_key_bias(q, emb, q_pos, k_pos, max_distance):
     return np.take_along_axis(qe, np.broadcast_to(idx[:, None], (b, h) + idx.shape[1:]), axis=-1)
 
 
-def attention(q, k, v, bias=None, scale=None, causal=False, score_mod=None):
+def attention(q, k, v, bias=None, scale=None, causal=False, score_mod=None, window=None):
     """posenc.attention; score_mod(s, b, h, i, j) works on broadcast arrays.
+    `window` (with causal): query i sees only the `window` keys
+    i + Sk - Sq - window < j <= i + Sk - Sq (sliding-window attention).
 
     The mask rule: a key whose final score is -inf is masked (a -inf bias
     masks whatever q.k is) and contributes nothing to its row, so a NaN or
@@ -266,6 +268,8 @@ def attention(q, k, v, bias=None, scale=None, causal=False, score_mod=None):
             i = np.arange(sq)[:, None]
             j = np.arange(sk)[None, :]
             s = np.where(j > i + sk - sq, -np.inf, s)
+            if window is not None:
+                s = np.where(j <= i + sk - sq - window, -np.inf, s)
         s = np.broadcast_to(s, (b, hq, sq, sk))
         masked = np.isneginf(s)
         m = np.max(s, axis=-1, keepdims=True)

@@ -871,6 +871,23 @@ func.func @attention_offsets_count(%q: tensor<1x8x4x16xf32>, %i: index) -> tenso
 
 // -----
 
+func.func @attention_window_without_causal(%q: tensor<1x8x4x16xf32>) -> tensor<1x8x4x16xf32> {
+  %init_o = tensor.empty() : tensor<1x8x4x16xf32>
+  // expected-error@+1 {{'posenc.attention' op window(16) needs causal: the sliding window is the band of W keys ending at the causal diagonal}}
+  %o = posenc.attention %q, %q, %q window(16) outs(%init_o) : tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>
+  return %o : tensor<1x8x4x16xf32>
+}
+
+// -----
+
+func.func @online_attention_window_zero(%q: tensor<1x8x4x16xf32>, %acc: tensor<1x8x4x16xf32>, %m: tensor<1x8x4xf32>) -> tensor<1x8x4x16xf32> {
+  // expected-error@+1 {{'posenc.online_attention' op window must be at least 1 key, got 0}}
+  %a, %mx, %sm = posenc.online_attention %q, %q, %q causal window(0) outs(%acc, %m, %m) : tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4xf32>, tensor<1x8x4xf32>
+  return %a : tensor<1x8x4x16xf32>
+}
+
+// -----
+
 func.func @attention_diagonal_without_causal(%q: tensor<1x8x4x16xf32>, %d: index) -> tensor<1x8x4x16xf32> {
   %init_o = tensor.empty() : tensor<1x8x4x16xf32>
   // expected-error@+1 {{'posenc.attention' op diagonal is only meaningful with causal}}

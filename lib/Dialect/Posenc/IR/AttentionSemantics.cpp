@@ -45,6 +45,14 @@ Value attention::isCausallyMasked(OpBuilder &b, Location loc, Value i, Value j,
   return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sgt, j, limit);
 }
 
+Value attention::isOutsideWindow(OpBuilder &b, Location loc, Value i, Value j,
+                                 Value offset, int64_t window) {
+  Value diagonal = arith::AddIOp::create(b, loc, i, offset);
+  Value first = arith::SubIOp::create(
+      b, loc, diagonal, arith::ConstantIndexOp::create(b, loc, window - 1));
+  return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, j, first);
+}
+
 Value attention::combineMax(OpBuilder &b, Location loc, Value x, Value y) {
   return arith::MaxNumFOp::create(b, loc, x, y);
 }
@@ -150,12 +158,16 @@ Value buildScoreImpl(OpT op, OpBuilder &builder, Location loc, Value scaledDot,
     s = attention::addBias(builder, loc, s, bias);
   s = inlineScoreModImpl(op, builder, s,
                          globalIndices(op, builder, loc, indices));
-  if (op.getCausal())
-    s = attention::applyMask(builder, loc,
-                             attention::isCausallyMasked(builder, loc,
-                                                         indices[2], indices[3],
-                                                         causalOffset),
-                             s);
+  if (op.getCausal()) {
+    Value masked = attention::isCausallyMasked(builder, loc, indices[2],
+                                               indices[3], causalOffset);
+    if (std::optional<int64_t> window = op.getWindow())
+      masked = arith::OrIOp::create(
+          builder, loc, masked,
+          attention::isOutsideWindow(builder, loc, indices[2], indices[3],
+                                     causalOffset, *window));
+    s = attention::applyMask(builder, loc, masked, s);
+  }
   return s;
 }
 

@@ -689,6 +689,16 @@ verifyAttentionOperands(OpT op, ArrayRef<RowOutput> outputs, size_t numOffsets,
            << " index values, got " << op.getOffsets().size();
   if (op.getDiagonal() && !op.getCausal())
     return op.emitOpError() << "diagonal is only meaningful with causal";
+  if (std::optional<int64_t> window = op.getWindow()) {
+    if (!op.getCausal())
+      return op.emitOpError()
+             << "window(" << *window
+             << ") needs causal: the sliding window is the band of W keys "
+                "ending at the causal diagonal";
+    if (*window < 1)
+      return op.emitOpError()
+             << "window must be at least 1 key, got " << *window;
+  }
   return success();
 }
 

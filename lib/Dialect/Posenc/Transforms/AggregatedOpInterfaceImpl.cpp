@@ -363,7 +363,7 @@ decomposeAttention(OpBuilder &b, AttentionOp op,
   auto step = OnlineAttentionOp::create(
       b, loc, TypeRange{acc.getType(), max.getType(), sum.getType()}, op.getQ(),
       op.getK(), op.getV(), op.getBias(), op.getDiagonal(), offsets, acc, max,
-      sum, op.getScaleAttr(), op.getCausalAttr());
+      sum, op.getScaleAttr(), op.getCausalAttr(), op.getWindowAttr());
   if (!op.getScoreMod().empty())
     b.cloneRegionBefore(op.getScoreMod(), step.getScoreMod(),
                         step.getScoreMod().end());

@@ -66,11 +66,12 @@ FailureOr<Value> mlir::posenc::buildMlaDecomposition(OpBuilder &rewriter,
   RankedTensorType rTy = op.getResult().getType();
   // f32 attention over [B, Sq, H, dv] rows.
   auto attention = [&](Value q, Value k, Value v, OpFoldResult dv) {
-    return AttentionOp::create(rewriter, op.getLoc(), q, k, v,
-                               /*bias=*/Value(), /*diagonal=*/Value(),
-                               /*offsets=*/ValueRange(),
-                               e.empty({B, Sq, H, dv}, f32),
-                               rewriter.getF64FloatAttr(scale), op.getCausal())
+    return AttentionOp::create(
+               rewriter, op.getLoc(), q, k, v,
+               /*bias=*/Value(), /*diagonal=*/Value(),
+               /*offsets=*/ValueRange(), e.empty({B, Sq, H, dv}, f32),
+               rewriter.getF64FloatAttr(scale), op.getCausalAttr(),
+               /*window=*/IntegerAttr())
         .getResult();
   };
 

@@ -113,6 +113,24 @@ OpFoldResult causalKeyLimit(OpT op, OpBuilder &b, OpFoldResult i0,
       {seen});
 }
 
+/// The first key that queries [i0, ...) of an op with a sliding window of
+/// W keys can see: max(0, i0 + diagonal - W + 1), at most `end`.
+template <typename OpT>
+OpFoldResult windowKeyStart(OpT op, OpBuilder &b, OpFoldResult i0,
+                            OpFoldResult end) {
+  Location loc = op.getLoc();
+  MLIRContext *ctx = b.getContext();
+  AffineExpr s0, s1;
+  bindSymbols(ctx, s0, s1);
+  OpFoldResult first = affine::makeComposedFoldedAffineApply(
+      b, loc, s0 + s1 - (*op.getWindow() - 1), {i0, op.buildDiagonal(b, loc)});
+  first = affine::makeComposedFoldedAffineMax(
+      b, loc, AffineMap::get(0, 1, {s0, getAffineConstantExpr(0, ctx)}, ctx),
+      {first});
+  return affine::makeComposedFoldedAffineMin(
+      b, loc, AffineMap::get(0, 2, {s0, s1}, ctx), {first, end});
+}
+
 template <typename OpT>
 SmallVector<Range> attentionDomain(OpT op, OpBuilder &b) {
   Location loc = op.getLoc();
@@ -166,9 +184,19 @@ sliceOperands(OpT op, OpBuilder &b, ArrayRef<OpFoldResult> offsets,
   OpFoldResult zero = b.getIndexAttr(0);
   OpFoldResult j0 = keysTiled ? offsets[kJ] : zero;
   OpFoldResult js = keysTiled ? sizes[kJ] : domain[kJ].size;
-  // A causal tile of queries reads only the keys they can see.
-  if (!keysTiled && op.getCausal())
+  // A causal tile of queries reads only the keys they can see: up to the
+  // causal limit of its last query and, with a sliding window, from the
+  // window start of its first (the tile's keys then begin at j0; attention
+  // passes score_mod no key offset, so a score_mod keeps j0 = 0).
+  if (!keysTiled && op.getCausal()) {
     js = causalKeyLimit(op, b, offsets[kI], sizes[kI]);
+    if (op.getWindow() && !op.getScoreModBlock()) {
+      j0 = windowKeyStart(op, b, offsets[kI], js);
+      AffineExpr s0, s1;
+      bindSymbols(b.getContext(), s0, s1);
+      js = affine::makeComposedFoldedAffineApply(b, loc, s0 - s1, {js, j0});
+    }
+  }
   t.q = slice(op.getQ(), {offsets[kB], offsets[kI], offsets[kH], zero},
               {sizes[kB], sizes[kI], sizes[kH], domain[kD].size});
   t.k = slice(op.getK(), {offsets[kB], j0, kv->first, zero},
@@ -263,9 +291,9 @@ struct AttentionTilingInterface
         b, op->getLoc(), attn.getInit(), outOffsets, outSizes,
         SmallVector<OpFoldResult>(4, b.getIndexAttr(1)));
     t->slices.push_back(init);
-    auto tiled = AttentionOp::create(b, op->getLoc(), t->q, t->k, t->v, t->bias,
-                                     t->diagonal, t->offsets, init,
-                                     attn.getScaleAttr(), attn.getCausalAttr());
+    auto tiled = AttentionOp::create(
+        b, op->getLoc(), t->q, t->k, t->v, t->bias, t->diagonal, t->offsets,
+        init, attn.getScaleAttr(), attn.getCausalAttr(), attn.getWindowAttr());
     // An omitted scale defaults from Dk, which tiling never changes.
     cloneScoreMod(b, attn.getScoreMod(), tiled.getScoreMod());
     return TilingResult{{tiled}, {tiled.getResult()}, t->slices};
@@ -318,7 +346,7 @@ FailureOr<TilingResult> tileOnlineAttention(
   auto tiled = OnlineAttentionOp::create(
       b, attn.getLoc(), TypeRange{acc.getType(), max.getType(), sum.getType()},
       t->q, t->k, t->v, t->bias, t->diagonal, t->offsets, acc, max, sum,
-      attn.getScaleAttr(), attn.getCausalAttr());
+      attn.getScaleAttr(), attn.getCausalAttr(), attn.getWindowAttr());
   cloneScoreMod(b, attn.getScoreMod(), tiled.getScoreMod());
   return TilingResult{
       {tiled}, SmallVector<Value>(tiled->getResults()), t->slices};

@@ -32,6 +32,11 @@ Value applyMask(OpBuilder &b, Location loc, Value masked, Value score);
 Value isCausallyMasked(OpBuilder &b, Location loc, Value i, Value j,
                        Value offset);
 
+/// The sliding-window rule: key j is outside query i's window of `window`
+/// keys when j <= i + offset - window (global indices, offset as above). i1.
+Value isOutsideWindow(OpBuilder &b, Location loc, Value i, Value j,
+                      Value offset, int64_t window);
+
 /// Running row max: NaN scores are skipped (maxnumf, which vectorizes);
 /// their weights are NaN anyway, and so is their row.
 Value combineMax(OpBuilder &b, Location loc, Value x, Value y);

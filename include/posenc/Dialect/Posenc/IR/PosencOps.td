@@ -337,6 +337,13 @@ def Posenc_AttentionOp : Posenc_Op<"attention", [
     score; it may use values defined above. With `causal`, key j is masked
     for query i when j > i + Sk - Sq (bottom-right aligned, as in
     FlashAttention); `diagonal(%c)` replaces Sk - Sq by the index value c.
+    With `causal window(W)` (sliding-window attention, W >= 1 keys:
+    Mistral's `sliding_window`, Gemma 2/3, gpt-oss) key j is also masked
+    when j <= i + Sk - Sq - W: query i sees the W keys i + Sk - Sq - W < j
+    <= i + Sk - Sq, itself included (Mistral's and FlashAttention's
+    `window_size = (W - 1, 0)` convention; Hugging Face's Mistral mask keeps
+    the same W keys). Tiles of queries read only the keys of their band,
+    so compute and traffic grow with Sq·W, not Sq·Sk.
     out_i = sum_j softmax(s_i)_j·v_j.
 
     The mask rule: a key whose final score is -inf (causal, a -inf bias
@@ -383,13 +390,15 @@ def Posenc_AttentionOp : Posenc_Op<"attention", [
     Variadic<Index>:$offsets,
     Posenc_FloatShaped:$init,
     OptionalAttr<F64Attr>:$scale,
-    UnitAttr:$causal
+    UnitAttr:$causal,
+    OptionalAttr<I64Attr>:$window
   );
   let results = (outs Optional<Posenc_FloatTensor>:$result);
   let regions = (region MaxSizedRegion<1>:$score_mod);
   let assemblyFormat = [{
     $q `,` $k `,` $v (`bias` `(` $bias^ `:` type($bias) `)`)?
-    (`causal` $causal^)? (`diagonal` `(` $diagonal^ `)`)?
+    (`causal` $causal^)? (`window` `(` $window^ `)`)?
+    (`diagonal` `(` $diagonal^ `)`)?
     (`offsets` `(` $offsets^ `)`)? `outs` `(` $init `)` attr-dict `:`
     type($q) `,` type($k) `,` type($v) `,` type($init)
     (`score_mod` $score_mod^)?
@@ -416,7 +425,8 @@ def Posenc_OnlineAttentionOp : Posenc_Op<"online_attention", [
   let summary = "One online-softmax step of attention over a block of keys";
   let description = [{
     The flash-attention recurrence as an op: `q`, `k`, `v`, `bias`,
-    `scale`, `causal`, `diagonal` and `score_mod` as in `posenc.attention`
+    `scale`, `causal`, `window`, `diagonal` and `score_mod` as in
+    `posenc.attention`
     (scores s_ij from the same score step and mask rule), and the running
     state of every (b, i, h) row in `outs`: `acc: [B, Sq, Hq, Dv]`,
     `max: [B, Sq, Hq]`, `sum: [B, Sq, Hq]`, all f32. With
@@ -458,7 +468,8 @@ def Posenc_OnlineAttentionOp : Posenc_Op<"online_attention", [
     Posenc_F32Tensor:$max,
     Posenc_F32Tensor:$sum,
     OptionalAttr<F64Attr>:$scale,
-    UnitAttr:$causal
+    UnitAttr:$causal,
+    OptionalAttr<I64Attr>:$window
   );
   let results = (outs Posenc_F32Tensor:$result_acc,
                       Posenc_F32Tensor:$result_max,
@@ -466,7 +477,8 @@ def Posenc_OnlineAttentionOp : Posenc_Op<"online_attention", [
   let regions = (region MaxSizedRegion<1>:$score_mod);
   let assemblyFormat = [{
     $q `,` $k `,` $v (`bias` `(` $bias^ `:` type($bias) `)`)?
-    (`causal` $causal^)? (`diagonal` `(` $diagonal^ `)`)?
+    (`causal` $causal^)? (`window` `(` $window^ `)`)?
+    (`diagonal` `(` $diagonal^ `)`)?
     (`offsets` `(` $offsets^ `)`)? `outs` `(` $acc `,` $max `,` $sum `)`
     attr-dict `:` type($q) `,` type($k) `,` type($v) `,` type($acc) `,`
     type($max) `,` type($sum) (`score_mod` $score_mod^)?
