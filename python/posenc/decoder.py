@@ -23,7 +23,7 @@ one row per token and layer, so a step's cost grows with the used length,
 not with max_seq. Per layer (llama2.c run.c's forward): RMSNorm (eps 1e-5),
 q/k/v projections, `posenc.rope` (interleaved pairs, base 10000) on q and
 k, the new k and v rows inserted into the cache, `posenc.attention` (causal,
-GQA) over the cache's first start + S rows, output projection and residual,
+GQA; `window(W)` with a sliding window) over the cache's first start + S rows, output projection and residual,
 RMSNorm, SwiGLU MLP and residual; then the final RMSNorm and the
 classifier. Matrices are used as stored ([out, in], y = x·Wᵀ). Hugging
 Face Llama/Mistral/Qwen2 checkpoints (posenc.hf) use the half layout,
@@ -319,8 +319,9 @@ def _entry(c, max_seq, name, s):
                 vc = upd
         att = f.fresh("att")
         init = f.empty((1, s, H, hd))
-        f.emit(f"{att} = posenc.attention {heads['q']}, {views['k']}, {views['v']} causal "
-               f"outs({init}) : {q_t}, {full_kv_t}, {full_kv_t}, {q_t}")
+        window = f" window({c.sliding_window})" if c.sliding_window else ""
+        f.emit(f"{att} = posenc.attention {heads['q']}, {views['k']}, {views['v']} causal"
+               f"{window} outs({init}) : {q_t}, {full_kv_t}, {full_kv_t}, {q_t}")
         att2 = f.fresh("att")
         f.emit(f"{att2} = tensor.collapse_shape {att} [[0, 1], [2, 3]] : {q_t} into "
                f"{_tensor((s, qd))}")

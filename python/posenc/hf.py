@@ -5,11 +5,11 @@
 
 A directory holds `config.json` and either `model.safetensors` or a sharded
 `model.safetensors.index.json` (its `weight_map` names the shard of every
-tensor). Families read as whole decoders: `llama`, `mistral` (positions up
-to `sliding_window`, beyond which the model needs sliding-window attention),
-`qwen2` (q/k/v biases; `use_sliding_window` false) and `phi3` (fused
-`qkv_proj` and `gate_up_proj`, used as row blocks without a copy; up to its
-`sliding_window`), and `gpt_neox` (Pythia: LayerNorm, exact-GELU MLP,
+tensor). Families read as whole decoders: `llama`, `mistral` (its
+`sliding_window`: attention `causal window(W)` in every layer), `qwen2`
+(q/k/v biases; `use_sliding_window` false) and `phi3` (fused `qkv_proj`
+and `gate_up_proj`, used as row blocks without a copy; its
+`sliding_window` as Mistral's), and `gpt_neox` (Pythia: LayerNorm, exact-GELU MLP,
 biases everywhere, parallel residuals by `use_parallel_residual`,
 `rotary_pct`; its per-head interleaved `query_key_value` is split into
 q, k and v, a copy per layer). LongRoPE (Phi-3's `su`/`longrope`) picks short or long
@@ -212,11 +212,14 @@ def read_config(directory):
     except ConfigError as e:
         raise HFError(f"{path}: {e}") from None
     max_pos = positive("max_position_embeddings", 4096)
+    # Mistral and Phi-3 window every layer; Qwen2's windows start at layer
+    # max_window_layers, which the decoder does not build yet.
+    window = None
     if family in ("mistral", "phi3") and cfg.get("sliding_window") is not None:
-        max_pos = min(max_pos, positive("sliding_window"))
+        window = positive("sliding_window")
     if family == "qwen2" and flag("use_sliding_window"):
-        raise HFError(f"{path}: use_sliding_window is true; sliding-window attention is not "
-                      f"supported yet")
+        raise HFError(f"{path}: use_sliding_window is true; Qwen2's per-layer sliding windows "
+                      f"(from max_window_layers) are not supported yet")
     config = Config(
         dim=dim, hidden_dim=positive("intermediate_size"),
         n_layers=positive("num_hidden_layers"), n_heads=heads, n_kv_heads=kv_heads,
@@ -232,7 +235,8 @@ def read_config(directory):
         head_size=head_dim if head_dim != dim // heads else 0, family=family,
         norm="layer" if neox else "rms", mlp="gelu" if neox else "swiglu",
         dense_bias=neox,
-        parallel_residual=neox and flag_default(cfg, "use_parallel_residual", True, path))
+        parallel_residual=neox and flag_default(cfg, "use_parallel_residual", True, path),
+        sliding_window=window)
     return config, cfg
 
 

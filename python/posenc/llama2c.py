@@ -60,6 +60,7 @@ class Config:
     mlp: str = "swiglu"  # or "gelu": down(gelu(up(x))), exact erf GELU
     dense_bias: bool = False  # biases on the output projection and the MLP
     parallel_residual: bool = False  # GPT-NeoX: x + attn(ln1 x) + mlp(ln2 x)
+    sliding_window: int = None  # keys each query sees (itself included), every layer
 
     @property
     def head_dim(self):

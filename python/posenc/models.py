@@ -13,7 +13,8 @@ Supported families (by `model_type`, or by the fields present):
 RoPE decoders (llama, mistral, qwen2, phi3, gpt_neox, ...: `rope_theta`,
 `rope_scaling` with rope_type default/linear/dynamic/yarn/llama3/longrope
 (or the legacy "su"), `partial_rotary_factor` / `rotary_pct`, `head_dim`,
-GQA through `num_key_value_heads`), ALiBi (bloom; mpt with
+GQA through `num_key_value_heads`, `sliding_window` as attention
+`causal window(W)`; Qwen2's `use_sliding_window` is a ConfigError), ALiBi (bloom; mpt with
 `attn_config.alibi`), T5 relative buckets (encoder, or decoder
 self-attention with `decoder=True`) and DeepSeek multi-head latent attention
 (`kv_lora_rank`, `q_lora_rank`, `qk_nope_head_dim`, `qk_rope_head_dim`,
@@ -444,6 +445,20 @@ def _rope_layer(cfg, em, b, s, _decoder):
     ref_sc, attention_factor = _rope_attr_sc(sc)
     mt = cfg.get("model_type", "")
     bias = bool(cfg.get("attention_bias", mt in ("qwen2", "gpt_neox")))
+    # Sliding windows: every layer of Mistral and Phi-3 (`sliding_window`,
+    # keys seen, the query's own included); Qwen2's start at layer
+    # max_window_layers, which a single layer cannot say.
+    if mt == "qwen2":
+        if cfg.get("use_sliding_window"):
+            raise ConfigError("use_sliding_window", "Qwen2's per-layer sliding windows (from "
+                              "max_window_layers) are not built yet")
+        window = None
+    else:
+        window = cfg.get("sliding_window")
+        if window is not None and (not isinstance(window, int) or isinstance(window, bool)
+                                   or window < 1):
+            raise ConfigError("sliding_window", f"must be a positive integer, got {window!r}")
+    window_attr = f" window({window})" if window else ""
 
     x2, x2s = _common_input(em, cfg, b, s, hidden)
     pos = em.arg("pos", (s,), "i64")
@@ -454,7 +469,7 @@ def _rope_layer(cfg, em, b, s, _decoder):
         em.emit(f"%{name} = posenc.rope {t}, {pos} layout half{attr_text} : "
                 f"{_t((b, s, n, d))}, {_t((s,), 'i64')}")
     em.emit(f"%attn_init = tensor.empty() : {_t((b, s, h, d))}")
-    em.emit(f"%attn = posenc.attention %qr, %kr, {v} causal outs(%attn_init) : "
+    em.emit(f"%attn = posenc.attention %qr, %kr, {v} causal{window_attr} outs(%attn_init) : "
             f"{_t((b, s, h, d))}, {_t((b, s, hkv, d))}, {_t((b, s, hkv, d))}, "
             f"{_t((b, s, h, d))}")
     out, shape = _output_projection(em, "%attn", b, s, h, d, hidden)
@@ -468,7 +483,7 @@ def _rope_layer(cfg, em, b, s, _decoder):
         kw = dict(base=base, rotary_dim=rotary, layout="half", scaling=ref_sc,
                   attention_factor=attention_factor)
         o = ref.attention(ref.rope(qh, a["pos"], **kw), ref.rope(kh, a["pos"], **kw), vh,
-                          causal=True)
+                          causal=True, window=window)
         return o.reshape(b, s, h * d) @ a["w_o"].astype(np.float64)
 
     kind = sc["kind"] if sc else "plain"
@@ -477,6 +492,8 @@ def _rope_layer(cfg, em, b, s, _decoder):
         pe += f", rotary {rotary}/{d}"
     if hkv != h:
         pe += f", GQA {h}/{hkv}"
+    if window:
+        pe += f", window {window}"
     return pe, out, shape, reference
 
 

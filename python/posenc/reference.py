@@ -351,6 +351,9 @@ def decoder_forward(config, weights, ids):
 
     x = f64(weights["token_embedding"])[np.asarray(ids)]
     mask = np.triu(np.ones((s, s), bool), 1)
+    window = getattr(config, "sliding_window", None)
+    if window:  # key j outside query i's last `window` positions
+        mask |= np.tril(np.ones((s, s), bool), -window)
     erf = np.vectorize(math.erf)
     for lw in weights["layers"]:
         xb = rmsnorm(x, lw["rms_att"], lw.get("rms_att_b"))

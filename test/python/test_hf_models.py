@@ -83,9 +83,9 @@ def write_model(tmp_path, cfg, dtype="F32", shards=1, seed=0, drop=None, reshape
     ("llama", {"rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
                                 "high_freq_factor": 4.0,
                                 "original_max_position_embeddings": 8}}, "BF16", 2),
-    ("mistral", {"sliding_window": 16, "head_dim": 16}, "F16", 1),
+    ("mistral", {"sliding_window": 4, "head_dim": 16}, "F16", 1),
     ("qwen2", {"tie_word_embeddings": True, "num_key_value_heads": 1}, "F32", 3),
-    ("phi3", {"sliding_window": 20, "rope_scaling": {
+    ("phi3", {"sliding_window": 5, "rope_scaling": {
         "type": "longrope", "short_factor": [1.0, 1.2, 1.5, 2.0],
         "long_factor": [1.5, 2.0, 3.0, 4.0], "original_max_position_embeddings": 8}},
      "F32", 1),
@@ -94,8 +94,11 @@ def test_hf_decoder_vs_float64(tmp_path, model_type, extra, dtype, shards):
     config, weights = write_model(tmp_path, base_config(model_type, **extra), dtype, shards)
     m = decoder.load(str(tmp_path))
     assert m.config == config
-    if model_type == "mistral":
-        assert m.max_seq == 16  # positions up to the sliding window
+    if model_type in ("mistral", "phi3"):
+        # The window (4 or 5 keys) is shorter than the 10 tokens below: the
+        # layers must mask the keys before it (the reference does).
+        assert config.sliding_window == extra["sliding_window"] and m.max_seq == 32
+        assert "causal window(" in m.ir
     ids = [3, 17, 0, 47, 5, 5, 21, 9, 30, 2]
     expected = reference.decoder_forward(config, weights, ids)
     scale = np.abs(expected).max()

@@ -55,6 +55,25 @@ def test_example_configs_match_reference(rng, name, cut, kw, start):
     assert err <= 1e-4, f"{name}: relative error {err:.3g}"
 
 
+@pytest.mark.parametrize("window", [None, 1, 5, 100])
+def test_sliding_window_of_the_config_is_used(rng, window):
+    # Mistral's sliding_window (4096 published) cut below the sequence: the
+    # layer masks the keys before each query's window and so does its
+    # reference; a window of 12 keys or more is plain causal attention.
+    cfg = config("mistral-7b-v0.1.json")
+    cfg["sliding_window"] = window
+    cut = {"num_attention_heads": 4, "num_key_value_heads": 1, "hidden_size": 256}
+    layer = models.attention_layer(cfg, seq_len=12, cut=cut)
+    args = layer.random_inputs(rng)
+    out = posenc.compile(layer.ir).call(layer.entry, *args)
+    assert rel_err(out, layer.reference(args)) <= 1e-4
+    assert ("window(" in layer.ir) == (window is not None)
+    cfg["sliding_window"] = None
+    plain = models.attention_layer(cfg, seq_len=12, cut=cut)
+    changed = np.max(np.abs(plain.reference(args) - layer.reference(args))) > 1e-6
+    assert changed == (window is not None and window < 12)
+
+
 def test_weights_as_dense_resource_constants(rng):
     cut = {"num_attention_heads": 2, "num_key_value_heads": 1, "hidden_size": 64}
     layer = models.attention_layer(config("llama-3.1-8b.json"), seq_len=6, cut=cut,
@@ -113,6 +132,9 @@ BAD = [
      "relative_attention_num_buckets"),
     (bad("deepseek-v3.json", "qk_rope_head_dim", 63), "qk_rope_head_dim"),
     (bad("deepseek-v3.json", "kv_lora_rank", 0), "kv_lora_rank"),
+    (bad("mistral-7b-v0.1.json", "sliding_window", 0), "sliding_window"),
+    (bad("mistral-7b-v0.1.json", "sliding_window", 4096.5), "sliding_window"),
+    (bad("qwen2.5-7b-instruct-yarn.json", "use_sliding_window", True), "use_sliding_window"),
     ({"model_type": "gpt2", "n_embd": 768, "n_head": 12}, "model_type"),
 ]
 
