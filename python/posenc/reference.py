@@ -240,10 +240,12 @@ def rel_key_bias(q, emb, q_pos, k_pos, max_distance):
     return np.take_along_axis(qe, np.broadcast_to(idx[:, None], (b, h) + idx.shape[1:]), axis=-1)
 
 
-def attention(q, k, v, bias=None, scale=None, causal=False, score_mod=None, window=None):
+def attention(q, k, v, bias=None, scale=None, causal=False, score_mod=None, window=None,
+              softcap=None):
     """posenc.attention; score_mod(s, b, h, i, j) works on broadcast arrays.
     `window` (with causal): query i sees only the `window` keys
     i + Sk - Sq - window < j <= i + Sk - Sq (sliding-window attention).
+    `softcap` c: the scaled product becomes c·tanh(s / c) before the bias.
 
     The mask rule: a key whose final score is -inf is masked (a -inf bias
     masks whatever q.k is) and contributes nothing to its row, so a NaN or
@@ -257,6 +259,8 @@ def attention(q, k, v, bias=None, scale=None, causal=False, score_mod=None, wind
     v = np.repeat(v, g, axis=2)
     with np.errstate(invalid="ignore", over="ignore"):
         s = np.einsum("bihd,bjhd->bhij", q, k) * (1.0 / math.sqrt(dk) if scale is None else scale)
+        if softcap is not None:
+            s = softcap * np.tanh(s / softcap)
         if bias is not None:
             bias = np.asarray(bias, np.float64)
             s = np.where(np.isneginf(bias), -np.inf, s + bias)

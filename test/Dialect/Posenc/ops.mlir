@@ -105,9 +105,9 @@ func.func @attention(%q: tensor<1x128x32x64xf32>, %k: tensor<1x256x8x64xf32>, %v
   // CHECK: posenc.attention {{.*}} bias(%{{.*}} : tensor<32x128x256xf32>) outs(%{{.*}}) {scale = 1.000000e-01 : f64}
   %init_1 = tensor.empty() : tensor<1x128x32x32xf32>
   %1 = posenc.attention %q, %k, %v bias(%bias : tensor<32x128x256xf32>) outs(%init_1) {scale = 0.1 : f64} : tensor<1x128x32x64xf32>, tensor<1x256x8x64xf32>, tensor<1x256x8x32xf32>, tensor<1x128x32x32xf32>
-  // CHECK: posenc.attention %{{.*}}, %{{.*}}, %{{.*}} causal window(512) outs(%{{.*}}) :
+  // CHECK: posenc.attention %{{.*}}, %{{.*}}, %{{.*}} softcap(5.000000e+01) causal window(512) outs(%{{.*}}) :
   %init_w = tensor.empty() : tensor<1x128x32x32xf32>
-  %w = posenc.attention %q, %k, %v causal window(512) outs(%init_w) : tensor<1x128x32x64xf32>, tensor<1x256x8x64xf32>, tensor<1x256x8x32xf32>, tensor<1x128x32x32xf32>
+  %w = posenc.attention %q, %k, %v softcap(50.0) causal window(512) outs(%init_w) : tensor<1x128x32x64xf32>, tensor<1x256x8x64xf32>, tensor<1x256x8x32xf32>, tensor<1x128x32x32xf32>
   // CHECK: posenc.attention {{.*}} bias(%{{.*}} : tensor<1x1x1x256xf32>) causal
   %init_2 = tensor.empty() : tensor<1x128x32x32xf32>
   %2 = posenc.attention %q, %k, %v bias(%row : tensor<1x1x1x256xf32>) causal outs(%init_2) : tensor<1x128x32x64xf32>, tensor<1x256x8x64xf32>, tensor<1x256x8x32xf32>, tensor<1x128x32x32xf32>

@@ -154,6 +154,14 @@ template <typename OpT>
 Value buildScoreImpl(OpT op, OpBuilder &builder, Location loc, Value scaledDot,
                      Value bias, ValueRange indices, Value causalOffset) {
   Value s = scaledDot;
+  if (FloatAttr cap = op.getSoftcapAttr()) {
+    // c·tanh(s / c), in f32 like the score.
+    Value c = arith::ConstantOp::create(
+        builder, loc, builder.getF32FloatAttr(float(cap.getValueAsDouble())));
+    Value t = math::TanhOp::create(builder, loc,
+                                   arith::DivFOp::create(builder, loc, s, c));
+    s = arith::MulFOp::create(builder, loc, c, t);
+  }
   if (bias)
     s = attention::addBias(builder, loc, s, bias);
   s = inlineScoreModImpl(op, builder, s,

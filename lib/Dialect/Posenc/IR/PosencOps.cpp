@@ -689,6 +689,12 @@ verifyAttentionOperands(OpT op, ArrayRef<RowOutput> outputs, size_t numOffsets,
            << " index values, got " << op.getOffsets().size();
   if (op.getDiagonal() && !op.getCausal())
     return op.emitOpError() << "diagonal is only meaningful with causal";
+  if (FloatAttr cap = op.getSoftcapAttr()) {
+    double c = cap.getValueAsDouble();
+    if (!(c > 0.0 && std::isfinite(c)))
+      return op.emitOpError()
+             << "softcap must be a finite value > 0, got " << c;
+  }
   if (std::optional<int64_t> window = op.getWindow()) {
     if (!op.getCausal())
       return op.emitOpError()

@@ -199,9 +199,11 @@ struct UnitStep {
                                  AffineMap::get(3, 0, {m, nn}, ctx)});
     Type sTy = s.getType();
 
-    // The score step: bias, score_mod, causal mask (local indices; the op
-    // adds its offsets for score_mod), over the scores' own buffer.
-    if (op.getBias() || op.getCausal() || op.getScoreModBlock()) {
+    // The score step: softcap, bias, score_mod, causal and window mask
+    // (local indices; the op adds its offsets for score_mod), over the
+    // scores' own buffer.
+    if (op.getBias() || op.getCausal() || op.getScoreModBlock() ||
+        op.getSoftcapAttr()) {
       Value diagonal = op.getCausal() ? op.buildDiagonal(b, loc) : Value();
       SmallVector<Value> inputs;
       SmallVector<AffineMap> maps;
@@ -363,7 +365,8 @@ decomposeAttention(OpBuilder &b, AttentionOp op,
   auto step = OnlineAttentionOp::create(
       b, loc, TypeRange{acc.getType(), max.getType(), sum.getType()}, op.getQ(),
       op.getK(), op.getV(), op.getBias(), op.getDiagonal(), offsets, acc, max,
-      sum, op.getScaleAttr(), op.getCausalAttr(), op.getWindowAttr());
+      sum, op.getScaleAttr(), op.getCausalAttr(), op.getWindowAttr(),
+      op.getSoftcapAttr());
   if (!op.getScoreMod().empty())
     b.cloneRegionBefore(op.getScoreMod(), step.getScoreMod(),
                         step.getScoreMod().end());

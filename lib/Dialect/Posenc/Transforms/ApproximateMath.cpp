@@ -186,7 +186,7 @@ struct PosencApproximateMathPass
     RewritePatternSet patterns(&getContext());
     // The upstream approximations match f32 only; f64 exp stays libm.
     populateMathPolynomialApproximationPatterns(patterns, [](StringRef name) {
-      return name == "math.exp" || name == "math.erf";
+      return name == "math.exp" || name == "math.erf" || name == "math.tanh";
     });
     patterns.add<NarrowedTrigOfF64<math::SinOp>, NarrowedTrigOfF64<math::CosOp>,
                  TruncF32ToBF16>(&getContext());

@@ -71,7 +71,7 @@ FailureOr<Value> mlir::posenc::buildMlaDecomposition(OpBuilder &rewriter,
                /*bias=*/Value(), /*diagonal=*/Value(),
                /*offsets=*/ValueRange(), e.empty({B, Sq, H, dv}, f32),
                rewriter.getF64FloatAttr(scale), op.getCausalAttr(),
-               /*window=*/IntegerAttr())
+               /*window=*/IntegerAttr(), /*softcap=*/FloatAttr())
         .getResult();
   };
 

@@ -293,7 +293,8 @@ struct AttentionTilingInterface
     t->slices.push_back(init);
     auto tiled = AttentionOp::create(
         b, op->getLoc(), t->q, t->k, t->v, t->bias, t->diagonal, t->offsets,
-        init, attn.getScaleAttr(), attn.getCausalAttr(), attn.getWindowAttr());
+        init, attn.getScaleAttr(), attn.getCausalAttr(), attn.getWindowAttr(),
+        attn.getSoftcapAttr());
     // An omitted scale defaults from Dk, which tiling never changes.
     cloneScoreMod(b, attn.getScoreMod(), tiled.getScoreMod());
     return TilingResult{{tiled}, {tiled.getResult()}, t->slices};
@@ -346,7 +347,8 @@ FailureOr<TilingResult> tileOnlineAttention(
   auto tiled = OnlineAttentionOp::create(
       b, attn.getLoc(), TypeRange{acc.getType(), max.getType(), sum.getType()},
       t->q, t->k, t->v, t->bias, t->diagonal, t->offsets, acc, max, sum,
-      attn.getScaleAttr(), attn.getCausalAttr(), attn.getWindowAttr());
+      attn.getScaleAttr(), attn.getCausalAttr(), attn.getWindowAttr(),
+      attn.getSoftcapAttr());
   cloneScoreMod(b, attn.getScoreMod(), tiled.getScoreMod());
   return TilingResult{
       {tiled}, SmallVector<Value>(tiled->getResults()), t->slices};

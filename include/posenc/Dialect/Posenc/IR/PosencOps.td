@@ -332,7 +332,11 @@ def Posenc_AttentionOp : Posenc_Op<"attention", [
 
     s_ij = scale·(q_i · k_j) + bias_ij, with `scale` defaulting to
     1/sqrt(Dk) and the optional `bias` broadcast (numpy rules) to
-    `[B, Hq, Sq, Sk]`. The optional `score_mod` region then maps each score:
+    `[B, Hq, Sq, Sk]`. With `softcap(c)` (logit soft-capping, c > 0:
+    Gemma 2's `attn_logit_softcapping`, Grok-1) the scaled product is
+    capped before the bias: s_ij = c·tanh(scale·(q_i · k_j) / c) + bias_ij
+    (Gemma 2 applies it after its `query_pre_attn_scalar` scaling and before
+    the mask, as here; an infinite product becomes ±c). The optional `score_mod` region then maps each score:
     its block takes (score: f32, b, h, i, j: index) and yields the new f32
     score; it may use values defined above. With `causal`, key j is masked
     for query i when j > i + Sk - Sq (bottom-right aligned, as in
@@ -391,14 +395,15 @@ def Posenc_AttentionOp : Posenc_Op<"attention", [
     Posenc_FloatShaped:$init,
     OptionalAttr<F64Attr>:$scale,
     UnitAttr:$causal,
-    OptionalAttr<I64Attr>:$window
+    OptionalAttr<I64Attr>:$window,
+    OptionalAttr<F64Attr>:$softcap
   );
   let results = (outs Optional<Posenc_FloatTensor>:$result);
   let regions = (region MaxSizedRegion<1>:$score_mod);
   let assemblyFormat = [{
     $q `,` $k `,` $v (`bias` `(` $bias^ `:` type($bias) `)`)?
-    (`causal` $causal^)? (`window` `(` $window^ `)`)?
-    (`diagonal` `(` $diagonal^ `)`)?
+    (`softcap` `(` $softcap^ `)`)? (`causal` $causal^)?
+    (`window` `(` $window^ `)`)? (`diagonal` `(` $diagonal^ `)`)?
     (`offsets` `(` $offsets^ `)`)? `outs` `(` $init `)` attr-dict `:`
     type($q) `,` type($k) `,` type($v) `,` type($init)
     (`score_mod` $score_mod^)?
@@ -425,8 +430,8 @@ def Posenc_OnlineAttentionOp : Posenc_Op<"online_attention", [
   let summary = "One online-softmax step of attention over a block of keys";
   let description = [{
     The flash-attention recurrence as an op: `q`, `k`, `v`, `bias`,
-    `scale`, `causal`, `window`, `diagonal` and `score_mod` as in
-    `posenc.attention`
+    `scale`, `softcap`, `causal`, `window`, `diagonal` and `score_mod` as
+    in `posenc.attention`
     (scores s_ij from the same score step and mask rule), and the running
     state of every (b, i, h) row in `outs`: `acc: [B, Sq, Hq, Dv]`,
     `max: [B, Sq, Hq]`, `sum: [B, Sq, Hq]`, all f32. With
@@ -469,7 +474,8 @@ def Posenc_OnlineAttentionOp : Posenc_Op<"online_attention", [
     Posenc_F32Tensor:$sum,
     OptionalAttr<F64Attr>:$scale,
     UnitAttr:$causal,
-    OptionalAttr<I64Attr>:$window
+    OptionalAttr<I64Attr>:$window,
+    OptionalAttr<F64Attr>:$softcap
   );
   let results = (outs Posenc_F32Tensor:$result_acc,
                       Posenc_F32Tensor:$result_max,
@@ -477,8 +483,8 @@ def Posenc_OnlineAttentionOp : Posenc_Op<"online_attention", [
   let regions = (region MaxSizedRegion<1>:$score_mod);
   let assemblyFormat = [{
     $q `,` $k `,` $v (`bias` `(` $bias^ `:` type($bias) `)`)?
-    (`causal` $causal^)? (`window` `(` $window^ `)`)?
-    (`diagonal` `(` $diagonal^ `)`)?
+    (`softcap` `(` $softcap^ `)`)? (`causal` $causal^)?
+    (`window` `(` $window^ `)`)? (`diagonal` `(` $diagonal^ `)`)?
     (`offsets` `(` $offsets^ `)`)? `outs` `(` $acc `,` $max `,` $sum `)`
     attr-dict `:` type($q) `,` type($k) `,` type($v) `,` type($acc) `,`
     type($max) `,` type($sum) (`score_mod` $score_mod^)?

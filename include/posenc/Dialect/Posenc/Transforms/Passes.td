@@ -293,8 +293,9 @@ def PosencApproximateMathPass : Pass<"posenc-approximate-math"> {
     sinusoidal evaluate sin and cos once per (position, pair); as libm calls
     they are scalar and dominate their loops. This pass rewrites
 
-    - f32 `math.exp` and `math.erf` (scalars and vectors; erf for exact
-      GELU) into MLIR's polynomial approximations (a few ulp);
+    - f32 `math.exp`, `math.erf` and `math.tanh` (scalars and vectors; erf
+      for exact GELU, tanh for attention's `softcap`) into MLIR's
+      polynomial approximations (a few ulp);
     - `arith.truncf (math.sin|math.cos %theta : f64)` to f32/f16/bf16 into a
       range reduction in f64 (θ = k·π/2 + r with a two-part π/2 and FMA, so
       angles of positions up to 2^24 keep DESIGN §4's 1e-6 contract) and

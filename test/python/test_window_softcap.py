@@ -1,8 +1,8 @@
-"""posenc.attention with `causal window(W)`: sliding-window attention
-against the float64 reference on every target and tile shape (prefill,
-Sq != Sk, decode, GQA, windows of 1 key, a prime, wider than the
-sequence), the tiles reading only the keys of their band, and the
-verifier's diagnostics."""
+"""posenc.attention with `causal window(W)` (sliding-window attention) and
+`softcap(c)` (logit soft-capping) against the float64 reference on every
+target and tile shape (prefill, Sq != Sk, decode, GQA, windows of 1 key, a
+prime, wider than the sequence), the tiles reading only the keys of their
+band, and the verifier's diagnostics."""
 
 import subprocess
 
@@ -96,3 +96,44 @@ def test_window_diagnostics(attrs, message, tmp_path):
     proc = subprocess.run([POSENC_OPT, str(path)], capture_output=True, text=True)
     assert proc.returncode != 0
     assert "'posenc.attention' op " + message in proc.stderr, proc.stderr
+
+
+def softcap_ir(b, sq, sk, h, d, attrs):
+    tq, tk = tensor_type((b, sq, h, d), "f32"), tensor_type((b, sk, h, d), "f32")
+    return func_ir([("q", tq), ("k", tk), ("v", tk)],
+                   attention("%o", "%q", "%k", "%v", tq, tk, tk, tq, attrs=attrs),
+                   [("%o", tq)])
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("attrs,kw", [
+    (" softcap(5.0) causal", dict(softcap=5.0, causal=True)),
+    (" softcap(2.5) causal window(6)", dict(softcap=2.5, causal=True, window=6)),
+    (" softcap(50.0)", dict(softcap=50.0)),
+])
+def test_softcap_matches_reference(target, attrs, kw):
+    # Gemma 2's logit soft-capping: c·tanh(s / c) of the scaled product. q
+    # and k are large so that the cap changes the scores (the test fails
+    # when it is ignored).
+    b, sq, sk, h, d = 1, 37, 37, 2, 16
+    rng = np.random.default_rng(3)
+    q, k, v = (rng.uniform(-3, 3, (b, s, h, d)).astype(np.float32) for s in (sq, sk, sk))
+    (out,) = run(softcap_ir(b, sq, sk, h, d, attrs), [q, k, v], pipeline=TARGETS[target])
+    expected = ref.attention(q, k, v, **kw)
+    assert rel_err(out, expected) < 1e-5
+    uncapped = ref.attention(q, k, v, **{n: x for n, x in kw.items() if n != "softcap"})
+    assert np.max(np.abs(expected - uncapped)) > 1e-3
+
+
+@pytest.mark.parametrize("cap", ["0.0", "-1.0", "0x7FF0000000000000"])
+def test_softcap_diagnostics(cap, tmp_path):
+    t = tensor_type((1, 4, 1, 4), "f32")
+    ir = func_ir([("q", t), ("k", t), ("v", t)],
+                 attention("%o", "%q", "%k", "%v", t, t, t, t, attrs=f" softcap({cap})"),
+                 [("%o", t)])
+    path = tmp_path / "bad.mlir"
+    path.write_text(ir)
+    proc = subprocess.run([POSENC_OPT, str(path)], capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "'posenc.attention' op softcap must be a finite value > 0, got " in proc.stderr, \
+        proc.stderr
