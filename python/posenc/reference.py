@@ -241,11 +241,13 @@ def rel_key_bias(q, emb, q_pos, k_pos, max_distance):
 
 
 def attention(q, k, v, bias=None, scale=None, causal=False, score_mod=None, window=None,
-              softcap=None):
+              softcap=None, sinks=None):
     """posenc.attention; score_mod(s, b, h, i, j) works on broadcast arrays.
     `window` (with causal): query i sees only the `window` keys
     i + Sk - Sq - window < j <= i + Sk - Sq (sliding-window attention).
     `softcap` c: the scaled product becomes c·tanh(s / c) before the bias.
+    `sinks` [Hq]: a logit per query head in every row's softmax denominator
+    with no value (gpt-oss's attention sinks).
 
     The mask rule: a key whose final score is -inf is masked (a -inf bias
     masks whatever q.k is) and contributes nothing to its row, so a NaN or
@@ -277,9 +279,14 @@ def attention(q, k, v, bias=None, scale=None, causal=False, score_mod=None, wind
         s = np.broadcast_to(s, (b, hq, sq, sk))
         masked = np.isneginf(s)
         m = np.max(s, axis=-1, keepdims=True)
+        if sinks is not None:
+            sink = np.asarray(sinks, np.float64)[None, :, None, None]
+            m = np.maximum(m, sink)
         m = np.where(np.isneginf(m), 0.0, m)
         p = np.where(masked, 0.0, np.exp(s - m))
         l = np.sum(p, axis=-1, keepdims=True)
+        if sinks is not None:
+            l = l + np.exp(sink - m)
         finite = np.isfinite(v)
         o = np.einsum("bhij,bjhd->bihd", p, np.where(finite, v, 0.0))
         # Non-finite values reach only the rows whose weight for them is

@@ -179,7 +179,7 @@ struct Emitter {
 /// the tile's: (0, i, 0, d) for queries, (0, j, 0, d) for keys.
 struct BlockTile {
   AttentionOp op;
-  Value q, k, v, bias, out;
+  Value q, k, v, bias, sinks, out;
   // Queries and keys of the tile; the causal diagonal in tile indices
   // (null when not causal).
   Value rows, keys, diagonal;
@@ -308,6 +308,7 @@ struct AttentionKernel {
     t.k = views.lookup(t.op.getK());
     t.v = views.lookup(t.op.getV());
     t.bias = views.lookupOrNull(t.op.getBias());
+    t.sinks = views.lookupOrNull(t.op.getSinks());
     t.out = views.lookup(t.op.getInit());
     t.rows = memref::DimOp::create(b, e.loc, t.q, 1);
     t.keys = memref::DimOp::create(b, e.loc, t.k, 1);
@@ -344,9 +345,12 @@ struct AttentionKernel {
       });
       for (int64_t a = 0; a < ks.accPerThread(); ++a)
         n.store(n.f(0.0f), acc, n.add(n.mul(n.c(a), n.c(ks.threads)), t));
+      // A block has one head: its sink starts every row's state.
       n.when(n.lt(t, n.c(ks.tileQ)), [&](Emitter &x) {
-        x.store(x.f(kNegInf), rowMax, t);
-        x.store(x.f(0.0f), rowSum, t);
+        Value sink = tile.sinks ? x.load(tile.sinks, x.c(0)) : x.f(kNegInf);
+        x.store(sink, rowMax, t);
+        x.store(tile.sinks ? attention::sinkSum(x.b, x.loc, sink) : x.f(0.0f),
+                rowSum, t);
       });
     });
 
@@ -647,7 +651,8 @@ struct ConvertPosencAttentionToGPUPass
     kernel.emulate = emulate;
     kernel.scale = *op.getScaleOrDefault();
     Value qBuf = readBuffer(b, loc, op.getQ());
-    for (Value t : {op.getQ(), op.getK(), op.getV(), op.getBias()})
+    for (Value t :
+         {op.getQ(), op.getK(), op.getV(), op.getBias(), op.getSinks()})
       if (t && !kernel.buffers.contains(t))
         kernel.buffers.map(t, t == op.getQ() ? qBuf : readBuffer(b, loc, t));
     auto outTy = cast<RankedTensorType>(op.getInit().getType());

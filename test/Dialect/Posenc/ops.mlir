@@ -108,6 +108,10 @@ func.func @attention(%q: tensor<1x128x32x64xf32>, %k: tensor<1x256x8x64xf32>, %v
   // CHECK: posenc.attention %{{.*}}, %{{.*}}, %{{.*}} softcap(5.000000e+01) causal window(512) outs(%{{.*}}) :
   %init_w = tensor.empty() : tensor<1x128x32x32xf32>
   %w = posenc.attention %q, %k, %v softcap(50.0) causal window(512) outs(%init_w) : tensor<1x128x32x64xf32>, tensor<1x256x8x64xf32>, tensor<1x256x8x32xf32>, tensor<1x128x32x32xf32>
+  // CHECK: posenc.attention %{{.*}}, %{{.*}}, %{{.*}} sinks(%{{.*}} : tensor<32xf32>) causal outs(
+  %sinks = arith.constant dense<0.5> : tensor<32xf32>
+  %init_s = tensor.empty() : tensor<1x128x32x32xf32>
+  %with_sinks = posenc.attention %q, %k, %v sinks(%sinks : tensor<32xf32>) causal outs(%init_s) : tensor<1x128x32x64xf32>, tensor<1x256x8x64xf32>, tensor<1x256x8x32xf32>, tensor<1x128x32x32xf32>
   // CHECK: posenc.attention {{.*}} bias(%{{.*}} : tensor<1x1x1x256xf32>) causal
   %init_2 = tensor.empty() : tensor<1x128x32x32xf32>
   %2 = posenc.attention %q, %k, %v bias(%row : tensor<1x1x1x256xf32>) causal outs(%init_2) : tensor<1x128x32x64xf32>, tensor<1x256x8x64xf32>, tensor<1x256x8x32xf32>, tensor<1x128x32x32xf32>

@@ -53,6 +53,11 @@ Value attention::isOutsideWindow(OpBuilder &b, Location loc, Value i, Value j,
   return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, j, first);
 }
 
+Value attention::sinkSum(OpBuilder &b, Location loc, Value sink) {
+  return arith::SelectOp::create(b, loc, isNegInf(b, loc, sink),
+                                 f32(b, loc, 0.0f), f32(b, loc, 1.0f));
+}
+
 Value attention::combineMax(OpBuilder &b, Location loc, Value x, Value y) {
   return arith::MaxNumFOp::create(b, loc, x, y);
 }

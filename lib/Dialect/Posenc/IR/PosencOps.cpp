@@ -722,8 +722,11 @@ LogicalResult AttentionOp::verify() {
   // Both forms, never a mix: a memref among tensors would be a buffer the
   // tensor form silently reads or (for init) never writes.
   bool buffer = hasBufferSemantics();
-  std::pair<StringRef, Value> inputs[] = {
-      {"q", getQ()}, {"k", getK()}, {"v", getV()}, {"bias", getBias()}};
+  std::pair<StringRef, Value> inputs[] = {{"q", getQ()},
+                                          {"k", getK()},
+                                          {"v", getV()},
+                                          {"bias", getBias()},
+                                          {"sinks", getSinks()}};
   for (auto [name, value] : inputs) {
     if (value && isa<MemRefType>(value.getType()) != buffer)
       return emitOpError()
@@ -739,6 +742,18 @@ LogicalResult AttentionOp::verify() {
   if (failed(checkSameElementType(getOperation(),
                                   {{"q", getQ()}, {"init", getInit()}})))
     return failure();
+  if (Value sinks = getSinks()) {
+    auto ty = cast<ShapedType>(sinks.getType());
+    if (ty.getRank() != 1 || !ty.getElementType().isF32())
+      return emitOpError() << "sinks must be [Hq] f32 (one logit per query "
+                              "head), got "
+                           << ty;
+    int64_t hq = getQ().getType().getDimSize(2);
+    if (!ty.isDynamicDim(0) && !ShapedType::isDynamic(hq) &&
+        ty.getDimSize(0) != hq)
+      return emitOpError() << "sinks has " << ty.getDimSize(0)
+                           << " logits but q has " << hq << " heads";
+  }
   return verifyAttentionOperands(
       *this, {{"init", getInit(), 4, "[B, Sq, Hq, Dv]", true}}, 3,
       "(b0, h0, i0)");

@@ -357,8 +357,31 @@ decomposeAttention(OpBuilder &b, AttentionOp op,
   SmallVector<OpFoldResult> accSizes = rows;
   accSizes.push_back(e.dim(op.getV(), 3));
   Value acc = e.filled(accSizes, e.cF32(0.0f));
-  Value max = e.filled(rows, e.cF32(-std::numeric_limits<float>::infinity()));
-  Value sum = e.filled(rows, e.cF32(0.0f));
+  Value max, sum;
+  if (Value sinks = op.getSinks()) {
+    // Each head's sink starts its rows' state: max = sink_h, sum =
+    // exp(sink_h - max) = 1 (a -inf sink: the usual -inf and 0).
+    MLIRContext *ctx = b.getContext();
+    Value maxInit = e.empty(rows, b.getF32Type());
+    max = e.generic(
+        maxInit.getType(), sinks, maxInit,
+        {AffineMap::get(3, 0, {getAffineDimExpr(2, ctx)}, ctx),
+         b.getMultiDimIdentityMap(3)},
+        SmallVector<utils::IteratorType>(3, utils::IteratorType::parallel),
+        [&](OpBuilder &nb, Location nl, ValueRange args) {
+          yieldValues(nb, nl, args[0]);
+        });
+    sum = e.generic(
+        maxInit.getType(), max, e.empty(rows, b.getF32Type()),
+        {b.getMultiDimIdentityMap(3), b.getMultiDimIdentityMap(3)},
+        SmallVector<utils::IteratorType>(3, utils::IteratorType::parallel),
+        [&](OpBuilder &nb, Location nl, ValueRange args) {
+          yieldValues(nb, nl, attention::sinkSum(nb, nl, args[0]));
+        });
+  } else {
+    max = e.filled(rows, e.cF32(-std::numeric_limits<float>::infinity()));
+    sum = e.filled(rows, e.cF32(0.0f));
+  }
   SmallVector<Value> offsets(op.getOffsets());
   if (!offsets.empty())
     offsets.push_back(e.cIndex(0));

@@ -68,7 +68,7 @@ FailureOr<Value> mlir::posenc::buildMlaDecomposition(OpBuilder &rewriter,
   auto attention = [&](Value q, Value k, Value v, OpFoldResult dv) {
     return AttentionOp::create(
                rewriter, op.getLoc(), q, k, v,
-               /*bias=*/Value(), /*diagonal=*/Value(),
+               /*bias=*/Value(), /*sinks=*/Value(), /*diagonal=*/Value(),
                /*offsets=*/ValueRange(), e.empty({B, Sq, H, dv}, f32),
                rewriter.getF64FloatAttr(scale), op.getCausalAttr(),
                /*window=*/IntegerAttr(), /*softcap=*/FloatAttr())

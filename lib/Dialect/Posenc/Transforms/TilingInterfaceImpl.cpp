@@ -87,7 +87,7 @@ kvHeadSlice(OpBuilder &b, Location loc, int64_t hq, int64_t hkv,
 
 /// The slices of one tile's operands, shared by both ops.
 struct TileOperands {
-  Value q, k, v, bias, diagonal;
+  Value q, k, v, bias, sinks, diagonal;
   SmallVector<Value> offsets;
   SmallVector<Operation *> slices;
 };
@@ -217,6 +217,9 @@ sliceOperands(OpT op, OpBuilder &b, ArrayRef<OpFoldResult> offsets,
     }
     t.bias = slice(full, offs, szs);
   }
+  if constexpr (std::is_same_v<OpT, AttentionOp>)
+    if (Value sinks = op.getSinks())
+      t.sinks = slice(sinks, {offsets[kH]}, {sizes[kH]});
   // Key j of the tile is j0 + j: the diagonal moves by i0 - j0.
   if (op.getCausal()) {
     AffineExpr d0, s0, s1;
@@ -292,9 +295,9 @@ struct AttentionTilingInterface
         SmallVector<OpFoldResult>(4, b.getIndexAttr(1)));
     t->slices.push_back(init);
     auto tiled = AttentionOp::create(
-        b, op->getLoc(), t->q, t->k, t->v, t->bias, t->diagonal, t->offsets,
-        init, attn.getScaleAttr(), attn.getCausalAttr(), attn.getWindowAttr(),
-        attn.getSoftcapAttr());
+        b, op->getLoc(), t->q, t->k, t->v, t->bias, t->sinks, t->diagonal,
+        t->offsets, init, attn.getScaleAttr(), attn.getCausalAttr(),
+        attn.getWindowAttr(), attn.getSoftcapAttr());
     // An omitted scale defaults from Dk, which tiling never changes.
     cloneScoreMod(b, attn.getScoreMod(), tiled.getScoreMod());
     return TilingResult{{tiled}, {tiled.getResult()}, t->slices};

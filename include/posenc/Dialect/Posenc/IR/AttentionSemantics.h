@@ -37,6 +37,11 @@ Value isCausallyMasked(OpBuilder &b, Location loc, Value i, Value j,
 Value isOutsideWindow(OpBuilder &b, Location loc, Value i, Value j,
                       Value offset, int64_t window);
 
+/// The softmax sum a row's state starts from when its max starts at an
+/// attention sink's logit: exp(sink - sink) = 1, or 0 for a -inf sink (no
+/// sink). f32.
+Value sinkSum(OpBuilder &b, Location loc, Value sink);
+
 /// Running row max: NaN scores are skipped (maxnumf, which vectorizes);
 /// their weights are NaN anyway, and so is their row.
 Value combineMax(OpBuilder &b, Location loc, Value x, Value y);

@@ -350,6 +350,14 @@ def Posenc_AttentionOp : Posenc_Op<"attention", [
     so compute and traffic grow with Sq·W, not Sq·Sk.
     out_i = sum_j softmax(s_i)_j·v_j.
 
+    `sinks(%s : [Hq] f32)` (attention sinks, gpt-oss: a learned logit per
+    query head) join every row's softmax denominator and contribute no
+    value: out_i = sum_j exp(s_ij - m)·v_j / (exp(sink_h - m) +
+    sum_j exp(s_ij - m)), m = max(sink_h, max_j s_ij) (Hugging Face's
+    gpt-oss eager attention). The online form starts its state from
+    (acc, max, sum) = (0, sink_h, 1) instead of (0, -inf, 0). A row that
+    sees no key is 0; a -inf sink is no sink.
+
     The mask rule: a key whose final score is -inf (causal, a -inf bias
     whatever q·k is, a score_mod that yields -inf) is masked and never
     influences its row, even when its k or v holds NaN or Inf; an unmasked
@@ -390,6 +398,7 @@ def Posenc_AttentionOp : Posenc_Op<"attention", [
     Posenc_FloatShaped:$k,
     Posenc_FloatShaped:$v,
     Optional<Posenc_FloatShaped>:$bias,
+    Optional<Posenc_FloatShaped>:$sinks,
     Optional<Index>:$diagonal,
     Variadic<Index>:$offsets,
     Posenc_FloatShaped:$init,
@@ -402,6 +411,7 @@ def Posenc_AttentionOp : Posenc_Op<"attention", [
   let regions = (region MaxSizedRegion<1>:$score_mod);
   let assemblyFormat = [{
     $q `,` $k `,` $v (`bias` `(` $bias^ `:` type($bias) `)`)?
+    (`sinks` `(` $sinks^ `:` type($sinks) `)`)?
     (`softcap` `(` $softcap^ `)`)? (`causal` $causal^)?
     (`window` `(` $window^ `)`)? (`diagonal` `(` $diagonal^ `)`)?
     (`offsets` `(` $offsets^ `)`)? `outs` `(` $init `)` attr-dict `:`

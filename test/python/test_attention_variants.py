@@ -1,8 +1,9 @@
-"""posenc.attention with `causal window(W)` (sliding-window attention) and
-`softcap(c)` (logit soft-capping) against the float64 reference on every
-target and tile shape (prefill, Sq != Sk, decode, GQA, windows of 1 key, a
-prime, wider than the sequence), the tiles reading only the keys of their
-band, and the verifier's diagnostics."""
+"""posenc.attention with `causal window(W)` (sliding-window attention),
+`softcap(c)` (logit soft-capping) and `sinks(%s)` (attention sinks) against
+the float64 reference on every target and tile shape (prefill, Sq != Sk,
+decode and split-K decode, GQA, windows of 1 key, a prime, wider than the
+sequence), the tiles reading only the keys of their band, and the
+verifier's diagnostics."""
 
 import subprocess
 
@@ -137,3 +138,54 @@ def test_softcap_diagnostics(cap, tmp_path):
     assert proc.returncode != 0
     assert "'posenc.attention' op softcap must be a finite value > 0, got " in proc.stderr, \
         proc.stderr
+
+
+def sinks_ir(b, sq, sk, hq, hkv, d, attrs):
+    tq, tk = tensor_type((b, sq, hq, d), "f32"), tensor_type((b, sk, hkv, d), "f32")
+    ts = tensor_type((hq,), "f32")
+    return func_ir([("q", tq), ("k", tk), ("v", tk), ("s", ts)],
+                   attention("%o", "%q", "%k", "%v", tq, tk, tk, tq,
+                             attrs=f" sinks(%s : {ts}){attrs}"),
+                   [("%o", tq)])
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("b,sq,sk,hq,hkv,d,attrs,kw", [
+    (1, 45, 45, 4, 2, 16, " causal", dict(causal=True)),
+    (1, 30, 30, 2, 2, 8, " causal window(4)", dict(causal=True, window=4)),
+    (2, 9, 20, 2, 1, 8, "", {}),
+    (1, 1, 300, 8, 2, 32, " causal", dict(causal=True)),     # decode
+    (1, 1, 4500, 4, 2, 16, " causal", dict(causal=True)),    # split-K with threads
+])
+def test_sinks_match_reference(target, b, sq, sk, hq, hkv, d, attrs, kw):
+    # gpt-oss's attention sinks: a logit per head in the denominator. One
+    # head's sink is -inf (no sink), one is large (most weight goes to it).
+    rng = np.random.default_rng(sq + sk)
+    q = rng.uniform(-1, 1, (b, sq, hq, d)).astype(np.float32)
+    k, v = (rng.uniform(-1, 1, (b, sk, hkv, d)).astype(np.float32) for _ in range(2))
+    sinks = rng.uniform(-2, 2, hq).astype(np.float32)
+    sinks[0], sinks[1] = -np.inf, 8.0
+    (out,) = run(sinks_ir(b, sq, sk, hq, hkv, d, attrs), [q, k, v, sinks],
+                 pipeline=TARGETS[target])
+    expected = ref.attention(q, k, v, sinks=sinks, **kw)
+    assert rel_err(out, expected) < 1e-5
+    plain = ref.attention(q, k, v, **kw)
+    assert np.max(np.abs(expected - plain)) > 1e-3
+    assert np.array_equal(expected[:, :, 0], plain[:, :, 0])  # a -inf sink is none
+
+
+@pytest.mark.parametrize("sinks_type,message", [
+    ("tensor<4xf32>", "sinks has 4 logits but q has 2 heads"),
+    ("tensor<2x1xf32>", "sinks must be [Hq] f32 (one logit per query head), got"),
+    ("tensor<2xf16>", "sinks must be [Hq] f32"),
+])
+def test_sinks_diagnostics(sinks_type, message, tmp_path):
+    t = tensor_type((1, 4, 2, 4), "f32")
+    ir = func_ir([("q", t), ("s", sinks_type)],
+                 attention("%o", "%q", "%q", "%q", t, t, t, t,
+                           attrs=f" sinks(%s : {sinks_type})"), [("%o", t)])
+    path = tmp_path / "bad.mlir"
+    path.write_text(ir)
+    proc = subprocess.run([POSENC_OPT, str(path)], capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "'posenc.attention' op " + message in proc.stderr, proc.stderr
