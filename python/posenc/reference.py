@@ -241,11 +241,13 @@ def rel_key_bias(q, emb, q_pos, k_pos, max_distance):
 
 
 def attention(q, k, v, bias=None, scale=None, causal=False, score_mod=None, window=None,
-              softcap=None, sinks=None):
+              softcap=None, sinks=None, chunk=None):
     """posenc.attention; score_mod(s, b, h, i, j) works on broadcast arrays.
     `window` (with causal): query i sees only the `window` keys
     i + Sk - Sq - window < j <= i + Sk - Sq (sliding-window attention).
     `softcap` c: the scaled product becomes c·tanh(s / c) before the bias.
+    `chunk` C (with causal): query i sees only the keys of its own chunk,
+    j >= floor((i + Sk - Sq) / C)·C (Llama 4's chunked attention).
     `sinks` [Hq]: a logit per query head in every row's softmax denominator
     with no value (gpt-oss's attention sinks).
 
@@ -276,6 +278,8 @@ def attention(q, k, v, bias=None, scale=None, causal=False, score_mod=None, wind
             s = np.where(j > i + sk - sq, -np.inf, s)
             if window is not None:
                 s = np.where(j <= i + sk - sq - window, -np.inf, s)
+            if chunk is not None:
+                s = np.where(j < (i + sk - sq) // chunk * chunk, -np.inf, s)
         s = np.broadcast_to(s, (b, hq, sq, sk))
         masked = np.isneginf(s)
         m = np.max(s, axis=-1, keepdims=True)

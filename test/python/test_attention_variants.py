@@ -1,5 +1,6 @@
 """posenc.attention with `causal window(W)` (sliding-window attention),
-`softcap(c)` (logit soft-capping) and `sinks(%s)` (attention sinks) against
+`causal chunk(C)` (chunked attention), `softcap(c)` (logit soft-capping)
+and `sinks(%s)` (attention sinks) against
 the float64 reference on every target and tile shape (prefill, Sq != Sk,
 decode and split-K decode, GQA, windows of 1 key, a prime, wider than the
 sequence), the tiles reading only the keys of their band, and the
@@ -184,6 +185,55 @@ def test_sinks_diagnostics(sinks_type, message, tmp_path):
     ir = func_ir([("q", t), ("s", sinks_type)],
                  attention("%o", "%q", "%q", "%q", t, t, t, t,
                            attrs=f" sinks(%s : {sinks_type})"), [("%o", t)])
+    path = tmp_path / "bad.mlir"
+    path.write_text(ir)
+    proc = subprocess.run([POSENC_OPT, str(path)], capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "'posenc.attention' op " + message in proc.stderr, proc.stderr
+
+
+def chunk_ir(b, sq, sk, hq, hkv, d, attrs):
+    tq, tk = tensor_type((b, sq, hq, d), "f32"), tensor_type((b, sk, hkv, d), "f32")
+    return func_ir([("q", tq), ("k", tk), ("v", tk)],
+                   attention("%o", "%q", "%k", "%v", tq, tk, tk, tq, attrs=attrs),
+                   [("%o", tq)])
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("b,sq,sk,hq,hkv,d,attrs,kw", [
+    (1, 70, 70, 4, 2, 16, " causal chunk(16)", dict(chunk=16)),     # Llama 4: chunks
+    (1, 29, 45, 2, 1, 8, " causal chunk(7)", dict(chunk=7)),        # Sq != Sk, prime
+    (1, 1, 300, 8, 2, 32, " causal chunk(128)", dict(chunk=128)),   # decode: 300 mod 128
+    (1, 1, 4500, 4, 2, 16, " causal chunk(1000)", dict(chunk=1000)),  # split-K (threads)
+    (1, 40, 40, 2, 2, 8, " causal window(6) chunk(16)", dict(window=6, chunk=16)),
+    (1, 12, 12, 2, 2, 8, " causal chunk(1)", dict(chunk=1)),        # itself only
+])
+def test_chunked_attention_matches_reference(target, b, sq, sk, hq, hkv, d, attrs, kw):
+    rng = np.random.default_rng(sq * 7 + sk)
+    q = rng.uniform(-1, 1, (b, sq, hq, d)).astype(np.float32)
+    k, v = (rng.uniform(-1, 1, (b, sk, hkv, d)).astype(np.float32) for _ in range(2))
+    (out,) = run(chunk_ir(b, sq, sk, hq, hkv, d, attrs), [q, k, v], pipeline=TARGETS[target])
+    expected = ref.attention(q, k, v, causal=True, **kw)
+    assert rel_err(out, expected) < 1e-5
+    plain = ref.attention(q, k, v, causal=True, window=kw.get("window"))
+    assert np.max(np.abs(expected - plain)) > 1e-3
+
+
+def test_chunk_tiles_skip_other_chunks():
+    # Query tiles of 16 rows, chunks of 64 at S = 256: each tile's keys
+    # start at its chunk (i0 floordiv 64 * 64).
+    text = opt(chunk_ir(1, 256, 256, 2, 2, 16, " causal chunk(64)"),
+               "--posenc-tile-attention=tile-rows=16 key-tile=16", "--canonicalize")
+    assert "floordiv 64" in text, text
+
+
+@pytest.mark.parametrize("attrs,message", [
+    (" chunk(8)", "chunk(8) needs causal"),
+    (" causal chunk(0)", "chunk must be at least 1 key, got 0"),
+])
+def test_chunk_diagnostics(attrs, message, tmp_path):
+    t = tensor_type((1, 4, 1, 4), "f32")
+    ir = chunk_ir(1, 4, 4, 1, 1, 4, attrs)
     path = tmp_path / "bad.mlir"
     path.write_text(ir)
     proc = subprocess.run([POSENC_OPT, str(path)], capture_output=True, text=True)

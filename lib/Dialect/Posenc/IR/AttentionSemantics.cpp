@@ -53,6 +53,18 @@ Value attention::isOutsideWindow(OpBuilder &b, Location loc, Value i, Value j,
   return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, j, first);
 }
 
+Value attention::isOutsideChunk(OpBuilder &b, Location loc, Value i, Value j,
+                                Value offset, Value keyShift, int64_t chunk) {
+  Value size = arith::ConstantIndexOp::create(b, loc, chunk);
+  Value position = arith::AddIOp::create(
+      b, loc, arith::AddIOp::create(b, loc, i, offset), keyShift);
+  Value first = arith::MulIOp::create(
+      b, loc, arith::FloorDivSIOp::create(b, loc, position, size), size);
+  return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt,
+                               arith::AddIOp::create(b, loc, j, keyShift),
+                               first);
+}
+
 Value attention::sinkSum(OpBuilder &b, Location loc, Value sink) {
   return arith::SelectOp::create(b, loc, isNegInf(b, loc, sink),
                                  f32(b, loc, 0.0f), f32(b, loc, 1.0f));
@@ -179,6 +191,18 @@ Value buildScoreImpl(OpT op, OpBuilder &builder, Location loc, Value scaledDot,
           builder, loc, masked,
           attention::isOutsideWindow(builder, loc, indices[2], indices[3],
                                      causalOffset, *window));
+    if (std::optional<int64_t> chunk = op.getChunk()) {
+      // Chunk boundaries are absolute key positions: a block of keys that
+      // starts at key j0 of a larger op sees its keys shifted by j0 (its
+      // fourth offset; tiles of attention start at a chunk boundary).
+      Value shift = op.getOffsets().size() == 4
+                        ? op.getOffsets()[3]
+                        : arith::ConstantIndexOp::create(builder, loc, 0);
+      masked = arith::OrIOp::create(
+          builder, loc, masked,
+          attention::isOutsideChunk(builder, loc, indices[2], indices[3],
+                                    causalOffset, shift, *chunk));
+    }
     s = attention::applyMask(builder, loc, masked, s);
   }
   return s;

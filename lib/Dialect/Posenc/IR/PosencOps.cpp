@@ -695,6 +695,15 @@ verifyAttentionOperands(OpT op, ArrayRef<RowOutput> outputs, size_t numOffsets,
       return op.emitOpError()
              << "softcap must be a finite value > 0, got " << c;
   }
+  if (std::optional<int64_t> chunk = op.getChunk()) {
+    if (!op.getCausal())
+      return op.emitOpError()
+             << "chunk(" << *chunk
+             << ") needs causal: a query sees the keys of its chunk up to "
+                "itself";
+    if (*chunk < 1)
+      return op.emitOpError() << "chunk must be at least 1 key, got " << *chunk;
+  }
   if (std::optional<int64_t> window = op.getWindow()) {
     if (!op.getCausal())
       return op.emitOpError()

@@ -383,13 +383,15 @@ decomposeAttention(OpBuilder &b, AttentionOp op,
     sum = e.filled(rows, e.cF32(0.0f));
   }
   SmallVector<Value> offsets(op.getOffsets());
+  if (offsets.empty() && op.getChunk()) // key blocks shift the chunks' phase
+    offsets.assign(3, e.cIndex(0));
   if (!offsets.empty())
     offsets.push_back(e.cIndex(0));
   auto step = OnlineAttentionOp::create(
       b, loc, TypeRange{acc.getType(), max.getType(), sum.getType()}, op.getQ(),
       op.getK(), op.getV(), op.getBias(), op.getDiagonal(), offsets, acc, max,
       sum, op.getScaleAttr(), op.getCausalAttr(), op.getWindowAttr(),
-      op.getSoftcapAttr());
+      op.getChunkAttr(), op.getSoftcapAttr());
   if (!op.getScoreMod().empty())
     b.cloneRegionBefore(op.getScoreMod(), step.getScoreMod(),
                         step.getScoreMod().end());

@@ -71,7 +71,8 @@ FailureOr<Value> mlir::posenc::buildMlaDecomposition(OpBuilder &rewriter,
                /*bias=*/Value(), /*sinks=*/Value(), /*diagonal=*/Value(),
                /*offsets=*/ValueRange(), e.empty({B, Sq, H, dv}, f32),
                rewriter.getF64FloatAttr(scale), op.getCausalAttr(),
-               /*window=*/IntegerAttr(), /*softcap=*/FloatAttr())
+               /*window=*/IntegerAttr(), /*chunk=*/IntegerAttr(),
+               /*softcap=*/FloatAttr())
         .getResult();
   };
 

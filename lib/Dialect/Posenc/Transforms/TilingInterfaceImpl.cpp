@@ -114,19 +114,28 @@ OpFoldResult causalKeyLimit(OpT op, OpBuilder &b, OpFoldResult i0,
 }
 
 /// The first key that queries [i0, ...) of an op with a sliding window of
-/// W keys can see: max(0, i0 + diagonal - W + 1), at most `end`.
+/// W keys and/or chunks of C keys can see: the largest of 0, i0 +
+/// diagonal - W + 1 and floor((i0 + diagonal) / C)·C, at most `end`.
 template <typename OpT>
-OpFoldResult windowKeyStart(OpT op, OpBuilder &b, OpFoldResult i0,
-                            OpFoldResult end) {
+OpFoldResult bandKeyStart(OpT op, OpBuilder &b, OpFoldResult i0,
+                          OpFoldResult end) {
   Location loc = op.getLoc();
   MLIRContext *ctx = b.getContext();
   AffineExpr s0, s1;
   bindSymbols(ctx, s0, s1);
-  OpFoldResult first = affine::makeComposedFoldedAffineApply(
-      b, loc, s0 + s1 - (*op.getWindow() - 1), {i0, op.buildDiagonal(b, loc)});
-  first = affine::makeComposedFoldedAffineMax(
-      b, loc, AffineMap::get(0, 1, {s0, getAffineConstantExpr(0, ctx)}, ctx),
-      {first});
+  SmallVector<AffineExpr> starts = {getAffineConstantExpr(0, ctx)};
+  if (std::optional<int64_t> window = op.getWindow())
+    starts.push_back(s0 + s1 - (*window - 1));
+  if (std::optional<int64_t> chunk = op.getChunk())
+    starts.push_back((s0 + s1).floorDiv(*chunk) * *chunk);
+  OpFoldResult first = affine::makeComposedFoldedAffineMax(
+      b, loc, AffineMap::get(0, 2, starts, ctx),
+      {i0, op.buildDiagonal(b, loc)});
+  // A tile of attention has no key offset: with chunks it starts at a chunk
+  // boundary, where its local key positions keep the chunks' phase.
+  if (std::optional<int64_t> chunk = op.getChunk())
+    first = affine::makeComposedFoldedAffineApply(
+        b, loc, s0.floorDiv(*chunk) * *chunk, {first});
   return affine::makeComposedFoldedAffineMin(
       b, loc, AffineMap::get(0, 2, {s0, s1}, ctx), {first, end});
 }
@@ -185,13 +194,13 @@ sliceOperands(OpT op, OpBuilder &b, ArrayRef<OpFoldResult> offsets,
   OpFoldResult j0 = keysTiled ? offsets[kJ] : zero;
   OpFoldResult js = keysTiled ? sizes[kJ] : domain[kJ].size;
   // A causal tile of queries reads only the keys they can see: up to the
-  // causal limit of its last query and, with a sliding window, from the
-  // window start of its first (the tile's keys then begin at j0; attention
-  // passes score_mod no key offset, so a score_mod keeps j0 = 0).
+  // causal limit of its last query and, with a sliding window or chunks,
+  // from the band start of its first (the tile's keys then begin at j0;
+  // attention passes score_mod no key offset, so a score_mod keeps j0 = 0).
   if (!keysTiled && op.getCausal()) {
     js = causalKeyLimit(op, b, offsets[kI], sizes[kI]);
-    if (op.getWindow() && !op.getScoreModBlock()) {
-      j0 = windowKeyStart(op, b, offsets[kI], js);
+    if ((op.getWindow() || op.getChunk()) && !op.getScoreModBlock()) {
+      j0 = bandKeyStart(op, b, offsets[kI], js);
       AffineExpr s0, s1;
       bindSymbols(b.getContext(), s0, s1);
       js = affine::makeComposedFoldedAffineApply(b, loc, s0 - s1, {js, j0});
@@ -231,7 +240,9 @@ sliceOperands(OpT op, OpBuilder &b, ArrayRef<OpFoldResult> offsets,
             b, loc, AffineMap::get(1, 2, d0 + s0 - s1),
             {op.buildDiagonal(b, loc), offsets[kI], j0}));
   }
-  if (op.getScoreModBlock()) {
+  // score_mod's global indices, and the key position that keeps chunk
+  // boundaries in place.
+  if (op.getScoreModBlock() || op.getChunk()) {
     SmallVector<OpFoldResult> first = {offsets[kB], offsets[kH], offsets[kI]};
     if (keysTiled)
       first.push_back(j0);
@@ -297,7 +308,7 @@ struct AttentionTilingInterface
     auto tiled = AttentionOp::create(
         b, op->getLoc(), t->q, t->k, t->v, t->bias, t->sinks, t->diagonal,
         t->offsets, init, attn.getScaleAttr(), attn.getCausalAttr(),
-        attn.getWindowAttr(), attn.getSoftcapAttr());
+        attn.getWindowAttr(), attn.getChunkAttr(), attn.getSoftcapAttr());
     // An omitted scale defaults from Dk, which tiling never changes.
     cloneScoreMod(b, attn.getScoreMod(), tiled.getScoreMod());
     return TilingResult{{tiled}, {tiled.getResult()}, t->slices};
@@ -351,7 +362,7 @@ FailureOr<TilingResult> tileOnlineAttention(
       b, attn.getLoc(), TypeRange{acc.getType(), max.getType(), sum.getType()},
       t->q, t->k, t->v, t->bias, t->diagonal, t->offsets, acc, max, sum,
       attn.getScaleAttr(), attn.getCausalAttr(), attn.getWindowAttr(),
-      attn.getSoftcapAttr());
+      attn.getChunkAttr(), attn.getSoftcapAttr());
   cloneScoreMod(b, attn.getScoreMod(), tiled.getScoreMod());
   return TilingResult{
       {tiled}, SmallVector<Value>(tiled->getResults()), t->slices};

@@ -37,6 +37,13 @@ Value isCausallyMasked(OpBuilder &b, Location loc, Value i, Value j,
 Value isOutsideWindow(OpBuilder &b, Location loc, Value i, Value j,
                       Value offset, int64_t window);
 
+/// The chunked-attention rule: key j is outside query i's chunk of `chunk`
+/// keys when j + s < floor((i + offset + s) / chunk)·chunk, with s the
+/// position of key 0 in the larger op the keys are a block of (chunk
+/// boundaries are absolute positions; s matters modulo `chunk`). i1.
+Value isOutsideChunk(OpBuilder &b, Location loc, Value i, Value j, Value offset,
+                     Value keyShift, int64_t chunk);
+
 /// The softmax sum a row's state starts from when its max starts at an
 /// attention sink's logit: exp(sink - sink) = 1, or 0 for a -inf sink (no
 /// sink). f32.

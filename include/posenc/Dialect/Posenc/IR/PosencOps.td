@@ -347,7 +347,12 @@ def Posenc_AttentionOp : Posenc_Op<"attention", [
     <= i + Sk - Sq, itself included (Mistral's and FlashAttention's
     `window_size = (W - 1, 0)` convention; Hugging Face's Mistral mask keeps
     the same W keys). Tiles of queries read only the keys of their band,
-    so compute and traffic grow with Sq·W, not Sq·Sk.
+    so compute and traffic grow with Sq·W, not Sq·Sk. With `causal
+    chunk(C)` (chunked attention, Llama 4's local layers: `attention_chunk_size`)
+    the keys are cut into chunks of C and a query sees only the keys of its
+    own chunk up to itself: key j is masked when j < floor((i + Sk - Sq) /
+    C)·C; tiles skip the other chunks likewise. Both may be given (the
+    query then sees the intersection).
     out_i = sum_j softmax(s_i)_j·v_j.
 
     `sinks(%s : [Hq] f32)` (attention sinks, gpt-oss: a learned logit per
@@ -405,6 +410,7 @@ def Posenc_AttentionOp : Posenc_Op<"attention", [
     OptionalAttr<F64Attr>:$scale,
     UnitAttr:$causal,
     OptionalAttr<I64Attr>:$window,
+    OptionalAttr<I64Attr>:$chunk,
     OptionalAttr<F64Attr>:$softcap
   );
   let results = (outs Optional<Posenc_FloatTensor>:$result);
@@ -413,7 +419,8 @@ def Posenc_AttentionOp : Posenc_Op<"attention", [
     $q `,` $k `,` $v (`bias` `(` $bias^ `:` type($bias) `)`)?
     (`sinks` `(` $sinks^ `:` type($sinks) `)`)?
     (`softcap` `(` $softcap^ `)`)? (`causal` $causal^)?
-    (`window` `(` $window^ `)`)? (`diagonal` `(` $diagonal^ `)`)?
+    (`window` `(` $window^ `)`)? (`chunk` `(` $chunk^ `)`)?
+    (`diagonal` `(` $diagonal^ `)`)?
     (`offsets` `(` $offsets^ `)`)? `outs` `(` $init `)` attr-dict `:`
     type($q) `,` type($k) `,` type($v) `,` type($init)
     (`score_mod` $score_mod^)?
@@ -440,8 +447,8 @@ def Posenc_OnlineAttentionOp : Posenc_Op<"online_attention", [
   let summary = "One online-softmax step of attention over a block of keys";
   let description = [{
     The flash-attention recurrence as an op: `q`, `k`, `v`, `bias`,
-    `scale`, `softcap`, `causal`, `window`, `diagonal` and `score_mod` as
-    in `posenc.attention`
+    `scale`, `softcap`, `causal`, `window`, `chunk`, `diagonal` and
+    `score_mod` as in `posenc.attention`
     (scores s_ij from the same score step and mask rule), and the running
     state of every (b, i, h) row in `outs`: `acc: [B, Sq, Hq, Dv]`,
     `max: [B, Sq, Hq]`, `sum: [B, Sq, Hq]`, all f32. With
@@ -485,6 +492,7 @@ def Posenc_OnlineAttentionOp : Posenc_Op<"online_attention", [
     OptionalAttr<F64Attr>:$scale,
     UnitAttr:$causal,
     OptionalAttr<I64Attr>:$window,
+    OptionalAttr<I64Attr>:$chunk,
     OptionalAttr<F64Attr>:$softcap
   );
   let results = (outs Posenc_F32Tensor:$result_acc,
@@ -494,7 +502,8 @@ def Posenc_OnlineAttentionOp : Posenc_Op<"online_attention", [
   let assemblyFormat = [{
     $q `,` $k `,` $v (`bias` `(` $bias^ `:` type($bias) `)`)?
     (`softcap` `(` $softcap^ `)`)? (`causal` $causal^)?
-    (`window` `(` $window^ `)`)? (`diagonal` `(` $diagonal^ `)`)?
+    (`window` `(` $window^ `)`)? (`chunk` `(` $chunk^ `)`)?
+    (`diagonal` `(` $diagonal^ `)`)?
     (`offsets` `(` $offsets^ `)`)? `outs` `(` $acc `,` $max `,` $sum `)`
     attr-dict `:` type($q) `,` type($k) `,` type($v) `,` type($acc) `,`
     type($max) `,` type($sum) (`score_mod` $score_mod^)?
