@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """The attention variants of current models against plain causal attention,
 measured in one run on one thread: sliding window (Mistral, Gemma, gpt-oss),
-logit soft-capping (Gemma 2) and attention sinks (gpt-oss), H = 16, D = 64,
-f32, prefill.
+chunked attention (Llama 4), logit soft-capping (Gemma 2) and attention
+sinks (gpt-oss), H = 16, D = 64, f32, prefill; the window and the chunk
+are --window keys.
 
 Each posenc row is `posenc.attention ... causal <variant>` compiled by
 posenc-lower-to-cpu; `vs causal` is the plain causal time at the same S
 over the variant's (> 1: faster; the window's ideal is about S / 2W, its
-band's share of the causal triangle). PyTorch eager runs the same math the
+band's share of the causal triangle, the chunk's S / C). PyTorch eager runs the same math the
 way Hugging Face's eager attention does (scores for every pair, the
 variant's mask or cap, softmax, ·V), in its own process with OpenMP,
 OpenBLAS and MKL pinned to one thread; `max err` is posenc's largest
@@ -42,7 +43,7 @@ SOFTCAP = 50.0  # Gemma 2's attn_logit_softcapping
 
 
 def variants(window):
-    return ["causal", f"window {window}", f"softcap {SOFTCAP:g}", "sinks"]
+    return ["causal", f"window {window}", f"chunk {window}", f"softcap {SOFTCAP:g}", "sinks"]
 
 
 def posenc_ir(s, name, window):
@@ -51,6 +52,7 @@ def posenc_ir(s, name, window):
     sinks = f" sinks(%s : {st})" if name == "sinks" else ""
     cap = f" softcap({SOFTCAP})" if name.startswith("softcap") else ""
     win = f" window({window})" if name.startswith("window") else ""
+    win += f" chunk({window})" if name.startswith("chunk") else ""
     return (f"func.func @attn(%q: {t}, %k: {t}, %v: {t}, %s: {st}) -> {t} {{\n"
             f"  %init = tensor.empty() : {t}\n"
             f"  %o = posenc.attention %q, %k, %v{sinks}{cap} causal{win} outs(%init) : "
@@ -90,6 +92,8 @@ def worker_torch(s, name, window, repeat):
     masked = j > i
     if name.startswith("window"):
         masked = masked | (j <= i - window)
+    if name.startswith("chunk"):  # Llama 4: same chunk, causal inside
+        masked = masked | (j < i // window * window)
 
     def step():
         scores = torch.matmul(qh, kh.transpose(1, 2)) / D ** 0.5
