@@ -1,10 +1,9 @@
 """posenc.attention with `causal window(W)` (sliding-window attention),
 `causal chunk(C)` (chunked attention), `softcap(c)` (logit soft-capping)
-and `sinks(%s)` (attention sinks) against
-the float64 reference on every target and tile shape (prefill, Sq != Sk,
-decode and split-K decode, GQA, windows of 1 key, a prime, wider than the
-sequence), the tiles reading only the keys of their band, and the
-verifier's diagnostics."""
+and `sinks(%s)` (attention sinks) against the float64 reference on every
+target and tile shape (prefill, Sq != Sk, decode and split-K decode, GQA,
+windows of 1 key, a prime, wider than the sequence), the tiles reading
+only the keys of their band, and the verifier's diagnostics."""
 
 import subprocess
 
@@ -30,12 +29,27 @@ TARGETS = {
 }
 
 
-def window_ir(b, sq, sk, hq, hkv, d, window):
+def variant_ir(b, sq, sk, hq, hkv, d, attrs, sinks=False):
+    """posenc.attention q, k, v<attrs> (after `sinks(%s)` when `sinks`)."""
     tq, tk = tensor_type((b, sq, hq, d), "f32"), tensor_type((b, sk, hkv, d), "f32")
-    return func_ir([("q", tq), ("k", tk), ("v", tk)],
-                   attention("%o", "%q", "%k", "%v", tq, tk, tk, tq,
-                             attrs=f" causal window({window})"),
+    ts = tensor_type((hq,), "f32")
+    args = [("q", tq), ("k", tk), ("v", tk)] + ([("s", ts)] if sinks else [])
+    pre = f" sinks(%s : {ts})" if sinks else ""
+    return func_ir(args, attention("%o", "%q", "%k", "%v", tq, tk, tk, tq, attrs=pre + attrs),
                    [("%o", tq)])
+
+
+def window_ir(b, sq, sk, hq, hkv, d, window):
+    return variant_ir(b, sq, sk, hq, hkv, d, f" causal window({window})")
+
+
+def check_diagnostic(ir, message, tmp_path):
+    """posenc-opt rejects `ir` with `'posenc.attention' op <message>`."""
+    path = tmp_path / "bad.mlir"
+    path.write_text(ir)
+    proc = subprocess.run([POSENC_OPT, str(path)], capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "'posenc.attention' op " + message in proc.stderr, proc.stderr
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -90,21 +104,7 @@ def test_tiles_read_only_their_band():
     (" causal window(-3)", "window must be at least 1 key, got -3"),
 ])
 def test_window_diagnostics(attrs, message, tmp_path):
-    t = tensor_type((1, 4, 1, 4), "f32")
-    ir = func_ir([("q", t), ("k", t), ("v", t)],
-                 attention("%o", "%q", "%k", "%v", t, t, t, t, attrs=attrs), [("%o", t)])
-    path = tmp_path / "bad.mlir"
-    path.write_text(ir)
-    proc = subprocess.run([POSENC_OPT, str(path)], capture_output=True, text=True)
-    assert proc.returncode != 0
-    assert "'posenc.attention' op " + message in proc.stderr, proc.stderr
-
-
-def softcap_ir(b, sq, sk, h, d, attrs):
-    tq, tk = tensor_type((b, sq, h, d), "f32"), tensor_type((b, sk, h, d), "f32")
-    return func_ir([("q", tq), ("k", tk), ("v", tk)],
-                   attention("%o", "%q", "%k", "%v", tq, tk, tk, tq, attrs=attrs),
-                   [("%o", tq)])
+    check_diagnostic(variant_ir(1, 4, 4, 1, 1, 4, attrs), message, tmp_path)
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -120,7 +120,7 @@ def test_softcap_matches_reference(target, attrs, kw):
     b, sq, sk, h, d = 1, 37, 37, 2, 16
     rng = np.random.default_rng(3)
     q, k, v = (rng.uniform(-3, 3, (b, s, h, d)).astype(np.float32) for s in (sq, sk, sk))
-    (out,) = run(softcap_ir(b, sq, sk, h, d, attrs), [q, k, v], pipeline=TARGETS[target])
+    (out,) = run(variant_ir(b, sq, sk, h, h, d, attrs), [q, k, v], pipeline=TARGETS[target])
     expected = ref.attention(q, k, v, **kw)
     assert rel_err(out, expected) < 1e-5
     uncapped = ref.attention(q, k, v, **{n: x for n, x in kw.items() if n != "softcap"})
@@ -129,25 +129,8 @@ def test_softcap_matches_reference(target, attrs, kw):
 
 @pytest.mark.parametrize("cap", ["0.0", "-1.0", "0x7FF0000000000000"])
 def test_softcap_diagnostics(cap, tmp_path):
-    t = tensor_type((1, 4, 1, 4), "f32")
-    ir = func_ir([("q", t), ("k", t), ("v", t)],
-                 attention("%o", "%q", "%k", "%v", t, t, t, t, attrs=f" softcap({cap})"),
-                 [("%o", t)])
-    path = tmp_path / "bad.mlir"
-    path.write_text(ir)
-    proc = subprocess.run([POSENC_OPT, str(path)], capture_output=True, text=True)
-    assert proc.returncode != 0
-    assert "'posenc.attention' op softcap must be a finite value > 0, got " in proc.stderr, \
-        proc.stderr
-
-
-def sinks_ir(b, sq, sk, hq, hkv, d, attrs):
-    tq, tk = tensor_type((b, sq, hq, d), "f32"), tensor_type((b, sk, hkv, d), "f32")
-    ts = tensor_type((hq,), "f32")
-    return func_ir([("q", tq), ("k", tk), ("v", tk), ("s", ts)],
-                   attention("%o", "%q", "%k", "%v", tq, tk, tk, tq,
-                             attrs=f" sinks(%s : {ts}){attrs}"),
-                   [("%o", tq)])
+    check_diagnostic(variant_ir(1, 4, 4, 1, 1, 4, f" softcap({cap})"),
+                     "softcap must be a finite value > 0, got ", tmp_path)
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -166,7 +149,7 @@ def test_sinks_match_reference(target, b, sq, sk, hq, hkv, d, attrs, kw):
     k, v = (rng.uniform(-1, 1, (b, sk, hkv, d)).astype(np.float32) for _ in range(2))
     sinks = rng.uniform(-2, 2, hq).astype(np.float32)
     sinks[0], sinks[1] = -np.inf, 8.0
-    (out,) = run(sinks_ir(b, sq, sk, hq, hkv, d, attrs), [q, k, v, sinks],
+    (out,) = run(variant_ir(b, sq, sk, hq, hkv, d, attrs, sinks=True), [q, k, v, sinks],
                  pipeline=TARGETS[target])
     expected = ref.attention(q, k, v, sinks=sinks, **kw)
     assert rel_err(out, expected) < 1e-5
@@ -185,18 +168,7 @@ def test_sinks_diagnostics(sinks_type, message, tmp_path):
     ir = func_ir([("q", t), ("s", sinks_type)],
                  attention("%o", "%q", "%q", "%q", t, t, t, t,
                            attrs=f" sinks(%s : {sinks_type})"), [("%o", t)])
-    path = tmp_path / "bad.mlir"
-    path.write_text(ir)
-    proc = subprocess.run([POSENC_OPT, str(path)], capture_output=True, text=True)
-    assert proc.returncode != 0
-    assert "'posenc.attention' op " + message in proc.stderr, proc.stderr
-
-
-def chunk_ir(b, sq, sk, hq, hkv, d, attrs):
-    tq, tk = tensor_type((b, sq, hq, d), "f32"), tensor_type((b, sk, hkv, d), "f32")
-    return func_ir([("q", tq), ("k", tk), ("v", tk)],
-                   attention("%o", "%q", "%k", "%v", tq, tk, tk, tq, attrs=attrs),
-                   [("%o", tq)])
+    check_diagnostic(ir, message, tmp_path)
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -212,7 +184,7 @@ def test_chunked_attention_matches_reference(target, b, sq, sk, hq, hkv, d, attr
     rng = np.random.default_rng(sq * 7 + sk)
     q = rng.uniform(-1, 1, (b, sq, hq, d)).astype(np.float32)
     k, v = (rng.uniform(-1, 1, (b, sk, hkv, d)).astype(np.float32) for _ in range(2))
-    (out,) = run(chunk_ir(b, sq, sk, hq, hkv, d, attrs), [q, k, v], pipeline=TARGETS[target])
+    (out,) = run(variant_ir(b, sq, sk, hq, hkv, d, attrs), [q, k, v], pipeline=TARGETS[target])
     expected = ref.attention(q, k, v, causal=True, **kw)
     assert rel_err(out, expected) < 1e-5
     plain = ref.attention(q, k, v, causal=True, window=kw.get("window"))
@@ -222,7 +194,7 @@ def test_chunked_attention_matches_reference(target, b, sq, sk, hq, hkv, d, attr
 def test_chunk_tiles_skip_other_chunks():
     # Query tiles of 16 rows, chunks of 64 at S = 256: each tile's keys
     # start at its chunk (i0 floordiv 64 * 64).
-    text = opt(chunk_ir(1, 256, 256, 2, 2, 16, " causal chunk(64)"),
+    text = opt(variant_ir(1, 256, 256, 2, 2, 16, " causal chunk(64)"),
                "--posenc-tile-attention=tile-rows=16 key-tile=16", "--canonicalize")
     assert "floordiv 64" in text, text
 
@@ -232,10 +204,4 @@ def test_chunk_tiles_skip_other_chunks():
     (" causal chunk(0)", "chunk must be at least 1 key, got 0"),
 ])
 def test_chunk_diagnostics(attrs, message, tmp_path):
-    t = tensor_type((1, 4, 1, 4), "f32")
-    ir = chunk_ir(1, 4, 4, 1, 1, 4, attrs)
-    path = tmp_path / "bad.mlir"
-    path.write_text(ir)
-    proc = subprocess.run([POSENC_OPT, str(path)], capture_output=True, text=True)
-    assert proc.returncode != 0
-    assert "'posenc.attention' op " + message in proc.stderr, proc.stderr
+    check_diagnostic(variant_ir(1, 4, 4, 1, 1, 4, attrs), message, tmp_path)

@@ -695,25 +695,25 @@ verifyAttentionOperands(OpT op, ArrayRef<RowOutput> outputs, size_t numOffsets,
       return op.emitOpError()
              << "softcap must be a finite value > 0, got " << c;
   }
-  if (std::optional<int64_t> chunk = op.getChunk()) {
+  // The key bands below the causal diagonal: a count of keys >= 1.
+  auto checkBand = [&](StringRef name, std::optional<int64_t> keys,
+                       StringRef why) -> LogicalResult {
+    if (!keys)
+      return success();
     if (!op.getCausal())
       return op.emitOpError()
-             << "chunk(" << *chunk
-             << ") needs causal: a query sees the keys of its chunk up to "
-                "itself";
-    if (*chunk < 1)
-      return op.emitOpError() << "chunk must be at least 1 key, got " << *chunk;
-  }
-  if (std::optional<int64_t> window = op.getWindow()) {
-    if (!op.getCausal())
+             << name << "(" << *keys << ") needs causal: " << why;
+    if (*keys < 1)
       return op.emitOpError()
-             << "window(" << *window
-             << ") needs causal: the sliding window is the band of W keys "
-                "ending at the causal diagonal";
-    if (*window < 1)
-      return op.emitOpError()
-             << "window must be at least 1 key, got " << *window;
-  }
+             << name << " must be at least 1 key, got " << *keys;
+    return success();
+  };
+  if (failed(checkBand("chunk", op.getChunk(),
+                       "a query sees the keys of its chunk up to itself")) ||
+      failed(checkBand("window", op.getWindow(),
+                       "the sliding window is the band of W keys ending at "
+                       "the causal diagonal")))
+    return failure();
   return success();
 }
 
