@@ -465,7 +465,9 @@ def Posenc_OnlineAttentionOp : Posenc_Op<"online_attention", [
     the keys into consecutive ops, each taking the previous state (the
     FlashAttention loop, Dao et al. 2022, Algorithm 1). `offsets(%b0, %h0,
     %i0, %j0)` shift the indices score_mod sees, as for attention, with
-    the first key j0 of the block. Tiling through `TilingInterface`
+    the first key j0 of the block; with `chunk(C)`, j0 also places the
+    chunk boundaries (key j of the block is key j0 + j of the whole op).
+    Tiling through `TilingInterface`
     (batch, query heads, queries parallel; keys a reduction that
     accumulates into `outs`) produces exactly such blocks; the key head dim
     and the value head dim are not tiled.
