@@ -362,22 +362,21 @@ decomposeAttention(OpBuilder &b, AttentionOp op,
     // Each head's sink starts its rows' state: max = sink_h, sum =
     // exp(sink_h - max) = 1 (a -inf sink: the usual -inf and 0).
     MLIRContext *ctx = b.getContext();
-    Value maxInit = e.empty(rows, b.getF32Type());
-    max = e.generic(
-        maxInit.getType(), sinks, maxInit,
-        {AffineMap::get(3, 0, {getAffineDimExpr(2, ctx)}, ctx),
-         b.getMultiDimIdentityMap(3)},
+    Value maxInit = e.empty(rows, b.getF32Type()),
+          sumInit = e.empty(rows, b.getF32Type());
+    auto init = linalg::GenericOp::create(
+        b, loc, TypeRange{maxInit.getType(), sumInit.getType()},
+        ValueRange{sinks}, ValueRange{maxInit, sumInit},
+        ArrayRef<AffineMap>{
+            AffineMap::get(3, 0, {getAffineDimExpr(2, ctx)}, ctx),
+            b.getMultiDimIdentityMap(3), b.getMultiDimIdentityMap(3)},
         SmallVector<utils::IteratorType>(3, utils::IteratorType::parallel),
         [&](OpBuilder &nb, Location nl, ValueRange args) {
-          yieldValues(nb, nl, args[0]);
+          yieldValues(nb, nl,
+                      ValueRange{args[0], attention::sinkSum(nb, nl, args[0])});
         });
-    sum = e.generic(
-        maxInit.getType(), max, e.empty(rows, b.getF32Type()),
-        {b.getMultiDimIdentityMap(3), b.getMultiDimIdentityMap(3)},
-        SmallVector<utils::IteratorType>(3, utils::IteratorType::parallel),
-        [&](OpBuilder &nb, Location nl, ValueRange args) {
-          yieldValues(nb, nl, attention::sinkSum(nb, nl, args[0]));
-        });
+    max = init.getResult(0);
+    sum = init.getResult(1);
   } else {
     max = e.filled(rows, e.cF32(-std::numeric_limits<float>::infinity()));
     sum = e.filled(rows, e.cF32(0.0f));
