@@ -10,7 +10,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from harness import POSENC_OPT, attention, func_ir, opt, rel_err, run, tensor_type
+from harness import POSENC_OPT, RunError, attention, func_ir, opt, rel_err, run, tensor_type
 from posenc import reference as ref
 
 
@@ -205,3 +205,23 @@ def test_chunk_tiles_skip_other_chunks():
 ])
 def test_chunk_diagnostics(attrs, message, tmp_path):
     check_diagnostic(variant_ir(1, 4, 4, 1, 1, 4, attrs), message, tmp_path)
+
+
+def test_dynamic_sinks_length_checked_at_run_time():
+    # sinks of dynamic length: one logit per head is checked where the op
+    # runs (a short array must not be read past its end).
+    tq, tk, ts = (tensor_type(s, "f32") for s in ((1, 16, 4, 8), (1, 16, 2, 8), ("?",)))
+    ir = func_ir([("q", tq), ("k", tk), ("v", tk), ("s", ts)],
+                 attention("%o", "%q", "%k", "%v", tq, tk, tk, tq,
+                           attrs=f" sinks(%s : {ts}) causal"), [("%o", tq)])
+    rng = np.random.default_rng(5)
+    q = rng.uniform(-1, 1, (1, 16, 4, 8)).astype(np.float32)
+    k, v = (rng.uniform(-1, 1, (1, 16, 2, 8)).astype(np.float32) for _ in range(2))
+    sinks = np.array([0.5, -1.0, 2.0, -np.inf], np.float32)
+    (out,) = run(ir, [q, k, v, sinks])
+    assert rel_err(out, ref.attention(q, k, v, causal=True, sinks=sinks)) < 1e-5
+    for bad in (sinks[:2], np.concatenate([sinks, sinks])):
+        with pytest.raises(RunError) as info:
+            run(ir, [q, k, v, bad])
+        assert "number of heads of sinks must equal number of heads of q (4)" in \
+            info.value.stderr

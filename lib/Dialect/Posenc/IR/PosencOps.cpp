@@ -757,6 +757,9 @@ LogicalResult AttentionOp::verify() {
       return emitOpError() << "sinks must be [Hq] f32 (one logit per query "
                               "head), got "
                            << ty;
+    // A dynamic length is checked where the op runs (insert-shape-checks).
+    record(DimConstraint::Kind::equal, "number of heads",
+           {{"q", getQ(), 2}, {"sinks", sinks, 0}});
     int64_t hq = getQ().getType().getDimSize(2);
     if (!ty.isDynamicDim(0) && !ShapedType::isDynamic(hq) &&
         ty.getDimSize(0) != hq)
