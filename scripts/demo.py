@@ -204,7 +204,7 @@ def main():
     ap.add_argument("-n", "--steps", type=int, default=128, help="positions to run")
     opts = ap.parse_args()
     rng = np.random.default_rng(int.from_bytes(os.urandom(4), "little"))
-    header = (f"{'model':<30} {'position encoding':<38} {'passes fired':<34} "
+    header = (f"{'model':<26} {'position encoding':<62} {'passes fired':<34} "
               f"{'compile ms':>10} {'run ms':>8} {'max rel err':>11}")
     print(header)
     print("-" * len(header))
@@ -214,7 +214,7 @@ def main():
         nonlocal worst
         compile_ms, run_ms, err = measure(path, fn, args, reference)
         worst = max(worst, err)
-        print(f"{label:<30} {pe:<38} {passes_fired(path):<34} {compile_ms:>10.1f} "
+        print(f"{label:<26} {pe:<62} {passes_fired(path):<34} {compile_ms:>10.1f} "
               f"{run_ms:>8.1f} {err:>11.2e}", flush=True)
 
     for entry in gen_examples.manifest():

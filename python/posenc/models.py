@@ -10,15 +10,36 @@ and whole models from checkpoints (`load`, see posenc.decoder).
     want = layer.reference(args)   # float64, from posenc.reference
 
 Supported families (by `model_type`, or by the fields present):
-RoPE decoders (llama, mistral, qwen2, phi3, gpt_neox, ...: `rope_theta`,
+RoPE decoders (llama, mistral, mixtral, qwen2, qwen3, phi3, gpt_neox, gemma,
+gemma2, gemma3, gpt_oss, llama4, smollm3, cohere2: `rope_theta`,
 `rope_scaling` with rope_type default/linear/dynamic/yarn/llama3/longrope
 (or the legacy "su"), `partial_rotary_factor` / `rotary_pct`, `head_dim`,
-GQA through `num_key_value_heads`, `sliding_window` as attention
-`causal window(W)`; Qwen2's `use_sliding_window` is a ConfigError), ALiBi (bloom; mpt with
+GQA through `num_key_value_heads`), ALiBi (bloom; mpt with
 `attn_config.alibi`), T5 relative buckets (encoder, or decoder
 self-attention with `decoder=True`) and DeepSeek multi-head latent attention
 (`kv_lora_rank`, `q_lora_rank`, `qk_nope_head_dim`, `qk_rope_head_dim`,
-`v_head_dim`).
+`v_head_dim`). A multimodal config's `text_config` is what is read.
+
+Layers differ within a model; `layer=i` builds layer i as transformers does:
+sliding windows (`sliding_window` as attention `causal window(W)`: every
+layer of Mistral and Phi-3; Gemma 2's and gpt-oss's even layers; all but
+every `sliding_window_pattern`-th of Gemma 3 and Command R7B; Qwen's from
+`max_window_layers` on when `use_sliding_window`; or HF's `layer_types`),
+Llama 4's chunked attention (`attention_chunk_size` as `causal chunk(C)` on
+its RoPE layers), NoPE layers (`no_rope_layers` of SmolLM3 and Llama 4,
+Command R7B's global layers), Gemma 3's local RoPE base
+(`rope_local_base_freq`, no scaling, on sliding layers), Gemma's
+`query_pre_attn_scalar` (the softmax scale) and `attn_logit_softcapping`
+(`softcap(c)`), gpt-oss's attention sinks (a `sinks` weight per head),
+QK-norm (Qwen3 and Gemma 3: RMSNorm of each head of q and k before RoPE,
+Gemma's with 1 + w; Llama 4: weightless, after RoPE, on RoPE layers) and
+Llama 4's attention temperature tuning on NoPE layers (q times
+log(floor((pos + 1)/floor_scale) + 1)·attn_scale + 1).
+
+No field is silently ignored: every field of the config is read by the
+builder, known not to apply to this layer, or listed in UNAFFECTED (the
+MLP, embeddings, norms outside attention, bookkeeping); any other raises
+ConfigError naming it (`ignore=` accepts fields the caller vouches for).
 
 Layer norms, the MLP and the embedding are outside the layer built here.
 Weights are [in, out] matrices (the transpose of torch's Linear.weight),
@@ -56,6 +77,7 @@ class Layer:
     family: str
     _reference: object = field(repr=False, default=None)
     weights_as_arguments: bool = True
+    fields: list = field(default_factory=list)  # the config fields the layer read
 
     def random_inputs(self, rng, start=0):
         """Activations ~ N(0, 1), positions start..start+S-1, then the
@@ -81,6 +103,83 @@ class Layer:
 # --------------------------------------------------------------------------
 # Config reading
 
+# Fields that never change one attention layer's output given its inputs:
+# the embedding, the MLP and experts, norms outside the layer, the logits,
+# training-only and bookkeeping fields. attention_layer accepts them unread;
+# every other field of a config is either read by the builder or a
+# ConfigError, so that no field that changes attention is silently ignored.
+UNAFFECTED = frozenset("""
+_name_or_path architectures auto_map transformers_version torch_dtype dtype use_cache
+bos_token_id eos_token_id pad_token_id decoder_start_token_id sep_token_id vocab_size
+intermediate_size intermediate_size_mlp d_ff ffn_dim hidden_act hidden_activation
+activation_function feed_forward_proj mlp_bias initializer_range initializer_factor
+init_std layer_norm_eps layer_norm_epsilon tie_word_embeddings num_hidden_layers
+n_layer n_layers num_layers num_decoder_layers attention_dropout attn_pdrop
+resid_pdrop embd_pdrop hidden_dropout hidden_dropout_prob dropout_rate emb_pdrop
+final_logit_softcapping logit_scale use_parallel_residual is_encoder_decoder
+num_local_experts num_experts num_experts_per_tok experts_per_token
+router_aux_loss_coef output_router_logits router_jitter_noise swiglu_limit
+moe_intermediate_size n_routed_experts n_shared_experts routed_scaling_factor
+n_group topk_group topk_method norm_topk_prob scoring_func first_k_dense_replace
+moe_layer_freq ep_size num_nextn_predict_layers interleave_moe_layer_step
+moe_layers decoder_sparse_step mlp_only_layers shared_expert_intermediate_size
+quantization_config cache_implementation pretraining_tp max_seq_len
+vision_config boi_token_index eoi_token_index image_token_index mm_tokens_per_image
+image_token_id video_token_id vision_start_token_id vision_end_token_id
+vision_token_id initial_context_length use_embedding_sharing use_gated_activation
+""".split())
+
+
+class _Config(dict):
+    """A config (or a nested object of it, at `prefix`) that records which
+    fields the builder reads, and which it knows do not apply to this layer."""
+
+    def __init__(self, data, reads, known, prefix=""):
+        super().__init__(data)
+        self.reads, self.known, self.prefix = reads, known, prefix
+
+    def _wrap(self, key, value):
+        if isinstance(value, dict) and not isinstance(value, _Config):
+            return _Config(value, self.reads, self.known, f"{self.prefix}{key}.")
+        return value
+
+    def __getitem__(self, key):
+        self.reads.add(self.prefix + key)
+        return self._wrap(key, super().__getitem__(key))
+
+    def get(self, key, default=None):
+        self.reads.add(self.prefix + key)
+        return self._wrap(key, super().get(key, default))
+
+    def __contains__(self, key):
+        self.reads.add(self.prefix + key)
+        return super().__contains__(key)
+
+    def skip(self, *keys):
+        """Fields this layer does not use (e.g. a window size while windows
+        are off): accepted unread."""
+        self.known.update(self.prefix + k for k in keys)
+
+    def peek(self, key, default=None):
+        """A value read for validation only (not as an input of the layer)."""
+        return super().get(key, default)
+
+
+def _unused_fields(config, reads, known, prefix=""):
+    """Dotted names of the fields of `config` neither read, known not to
+    apply, nor in UNAFFECTED."""
+    out = []
+    for key, value in config.items():
+        name = prefix + key
+        if value is None or name in known or key in UNAFFECTED or key.startswith("_"):
+            continue
+        if name not in reads:
+            out.append(name)
+        elif isinstance(value, dict):
+            out += _unused_fields(value, reads, known, name + ".")
+    return out
+
+
 
 def _get(cfg, *names, default=None, required=True):
     for n in names:
@@ -101,8 +200,14 @@ def _positive_int(cfg, *names, default=None):
 def _family(cfg):
     mt = cfg.get("model_type", "")
     if "kv_lora_rank" in cfg or mt.startswith("deepseek"):
+        if mt and mt not in ("deepseek_v2", "deepseek_v3"):
+            raise ConfigError("model_type", f"{mt!r} with kv_lora_rank: posenc builds "
+                              "multi-head latent attention for deepseek_v2 and deepseek_v3")
         return "mla"
     if mt == "t5" or "relative_attention_num_buckets" in cfg:
+        if mt and mt not in ("t5", "mt5"):
+            raise ConfigError("model_type", f"{mt!r} with relative_attention_num_buckets: "
+                              "posenc builds T5's (t5, mt5) relative attention")
         return "t5"
     if mt == "bloom":
         return "alibi"
@@ -113,6 +218,9 @@ def _family(cfg):
         return "alibi"
     if any(k in cfg for k in ("rope_theta", "rotary_emb_base", "rope_scaling",
                               "partial_rotary_factor", "rotary_pct")):
+        if mt and mt not in _ROPE_TYPES:
+            raise ConfigError("model_type", f"{mt!r} is not a RoPE model posenc builds ("
+                              + ", ".join(sorted(_ROPE_TYPES)) + ")")
         return "rope"
     raise ConfigError("model_type", f"{mt!r} has no position encoding posenc knows "
                       "(no rope_theta/rope_scaling, ALiBi, T5 buckets or kv_lora_rank)")
@@ -120,16 +228,42 @@ def _family(cfg):
 
 def rope_scaling(cfg):
     """The posenc scaling dict ({"kind": ..., parameters}) of a config, or
-    None for plain RoPE."""
+    None for plain RoPE; values the rope op would reject raise ConfigError."""
+    sc = _read_scaling(cfg)
+    if sc is None:
+        return None
+    for key, v in sc.items():
+        vals = v if isinstance(v, list) else [v]
+        if any(not isinstance(x, (int, float)) or isinstance(x, bool) or not math.isfinite(x)
+               for x in vals) and key not in ("kind", "truncate"):
+            raise ConfigError(f"rope_scaling.{key}", f"must be a finite number, got {v!r}")
+    if sc["kind"] != "linear" and sc.get("factor", 1.0) < 1.0:
+        raise ConfigError("rope_scaling.factor", f"({sc['factor']}) must be >= 1 for "
+                          f"{sc['kind']} scaling")
+    for key in ("beta_fast", "beta_slow", "attention_factor", "low_freq_factor"):
+        if key in sc and sc[key] <= 0:
+            raise ConfigError(f"rope_scaling.{key}", f"({sc[key]}) must be positive")
+    for key in ("mscale", "mscale_all_dim"):
+        if key in sc and sc[key] < 0:
+            raise ConfigError(f"rope_scaling.{key}", f"({sc[key]}) must be >= 0")
+    if sc.get("beta_fast", 32.0) <= sc.get("beta_slow", 1.0) and sc["kind"] == "yarn":
+        raise ConfigError("rope_scaling.beta_fast", f"({sc.get('beta_fast', 32.0)}) must "
+                          f"exceed beta_slow ({sc.get('beta_slow', 1.0)})")
+    for key in ("short_factor", "long_factor"):
+        if key in sc and min(sc[key]) <= 0:
+            raise ConfigError(f"rope_scaling.{key}", "entries must be positive")
+    return {k: (v if k in ("kind", "truncate", "original", "max_positions")
+                else [float(x) for x in v] if isinstance(v, list) else float(v))
+            for k, v in sc.items()}
+
+
+def _read_scaling(cfg):
     rs = cfg.get("rope_scaling")
     if not rs:
         return None
     if not isinstance(rs, dict):
         raise ConfigError("rope_scaling", f"must be an object, got {rs!r}")
-    kind = rs.get("rope_type", rs.get("type"))
-    max_pos = cfg.get("max_position_embeddings")
-    orig = rs.get("original_max_position_embeddings",
-                  cfg.get("original_max_position_embeddings"))
+    kind = rs.get("rope_type") if "rope_type" in rs else rs.get("type")
 
     def factor():
         f = rs.get("factor")
@@ -137,8 +271,13 @@ def rope_scaling(cfg):
             raise ConfigError("rope_scaling.factor", f"must be a positive number, got {f!r}")
         return float(f)
 
-    def original(default=None):
-        o = orig if orig is not None else default
+    def original(from_max_pos=False):
+        # Fields are read only where they are used, for the unused-field check.
+        o = rs.get("original_max_position_embeddings")
+        if o is None:
+            o = cfg.get("original_max_position_embeddings")
+        if o is None and from_max_pos:
+            o = cfg.get("max_position_embeddings")
         if not isinstance(o, int) or o <= 0:
             raise ConfigError("rope_scaling.original_max_position_embeddings",
                               f"must be a positive integer, got {o!r}")
@@ -149,24 +288,25 @@ def rope_scaling(cfg):
     if kind == "linear":
         return {"kind": "linear", "factor": factor()}
     if kind == "dynamic":
-        return {"kind": "dynamic", "factor": factor(), "original": original(max_pos)}
+        return {"kind": "dynamic", "factor": factor(), "original": original(True)}
     if kind == "yarn":
-        sc = {"kind": "yarn", "factor": factor(), "original": original(max_pos)}
+        sc = {"kind": "yarn", "factor": factor(), "original": original(True)}
         for key in ("beta_fast", "beta_slow", "mscale", "mscale_all_dim", "attention_factor"):
             if rs.get(key) is not None:
-                sc[key] = float(rs[key])
+                sc[key] = rs[key]
         if rs.get("truncate") is not None:
             sc["truncate"] = bool(rs["truncate"])
         return sc
     if kind == "llama3":
         sc = {"kind": "llama3", "factor": factor(), "original": original()}
         for key in ("low_freq_factor", "high_freq_factor"):
-            if not isinstance(rs.get(key), (int, float)):
+            if rs.get(key) is None:
                 raise ConfigError(f"rope_scaling.{key}", "missing")
-            sc[key] = float(rs[key])
-        if sc["high_freq_factor"] <= sc["low_freq_factor"]:
+            sc[key] = rs[key]
+        if _is_number(sc["high_freq_factor"]) and _is_number(sc["low_freq_factor"]) and \
+                sc["high_freq_factor"] < sc["low_freq_factor"]:
             raise ConfigError("rope_scaling.high_freq_factor",
-                              f"({sc['high_freq_factor']}) must exceed low_freq_factor "
+                              f"({sc['high_freq_factor']}) must be at least low_freq_factor "
                               f"({sc['low_freq_factor']})")
         return sc
     if kind in ("longrope", "su"):
@@ -176,12 +316,23 @@ def rope_scaling(cfg):
             v = rs.get(key)
             if not isinstance(v, list) or not v:
                 raise ConfigError(f"rope_scaling.{key}", "must be a non-empty list")
-            sc[key] = [float(x) for x in v]
+            sc[key] = list(v)
         if rs.get("attention_factor") is not None:
-            sc["attention_factor"] = float(rs["attention_factor"])
+            sc["attention_factor"] = rs["attention_factor"]
         return sc
     raise ConfigError("rope_scaling.rope_type", f"{kind!r} is not supported "
                       "(default, linear, dynamic, yarn, llama3, longrope)")
+
+
+def _is_number(x):
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _mlir_float(x):
+    """A float literal MLIR parses (it needs a '.': 1e-05 -> 1.0e-05)."""
+    r = repr(float(x))
+    mant, _, exp = r.partition("e")
+    return r if "." in mant or not exp else f"{mant}.0e{exp}"
 
 
 def scaling_attribute(sc):
@@ -196,11 +347,11 @@ def scaling_attribute(sc):
         if isinstance(val, bool):
             parts.append(f"{key} = {'true' if val else 'false'}")
         elif isinstance(val, (list, tuple)):
-            parts.append(f"{key} = [" + ", ".join(repr(float(v)) for v in val) + "]")
+            parts.append(f"{key} = [" + ", ".join(_mlir_float(v) for v in val) + "]")
         elif key in ("original", "max_positions"):
             parts.append(f"{key} = {int(val)}")
         else:
-            parts.append(f"{key} = {float(val)!r}")
+            parts.append(f"{key} = {_mlir_float(val)}")
     return "#posenc.rope_scaling<" + ", ".join(parts) + ">"
 
 
@@ -215,13 +366,13 @@ def _rope_attr_sc(sc):
 
 def _rope_attr_text(base, rotary_dim, sc, attention_factor):
     """The attribute dictionary of a posenc.rope, with a leading space."""
-    attrs = [f"base = {base!r} : f64"]
+    attrs = [f"base = {_mlir_float(base)} : f64"]
     if rotary_dim is not None:
         attrs.append(f"rotary_dim = {rotary_dim} : i64")
     if sc is not None:
         attrs.append("scaling = " + scaling_attribute(sc))
     if attention_factor is not None:
-        attrs.append(f"attention_factor = {attention_factor!r} : f64")
+        attrs.append(f"attention_factor = {_mlir_float(attention_factor)} : f64")
     return " {" + ", ".join(attrs) + "}"
 
 
@@ -294,6 +445,79 @@ class _Emitter:
                   f"{_t((b, s, heads, head_dim))}")
         return r
 
+    def _generic(self, ins, out, maps, iters, args, body):
+        """linalg.generic over `ins` [(value, type)] into `out` (value,
+        type); `args` names the block arguments, `body` ends with the value
+        yielded."""
+        r = self.fresh("g")
+        maps_txt = ", ".join(f"affine_map<{m}>" for m in maps)
+        iters_txt = ", ".join(f'"{i}"' for i in iters)
+        self.emit(f"{r} = linalg.generic {{indexing_maps = [{maps_txt}], iterator_types = "
+                  f"[{iters_txt}]}} ins({', '.join(v for v, _ in ins)} : "
+                  f"{', '.join(t for _, t in ins)}) outs({out[0]} : {out[1]}) {{")
+        self.emit(f"^bb0({args}):")
+        *stmts, result = body
+        self.lines += ["  " + st for st in stmts] + [f"  linalg.yield {result} : f32",
+                                                     f"}} -> {out[1]}"]
+        return r
+
+    def head_rms_norm(self, x, shape, w, eps, offset=False):
+        """Per-head RMSNorm of x [B, S, H, D] over D (QK-norm): x /
+        sqrt(mean(x^2) + eps), times w [D] (1 + w with `offset`, Gemma's),
+        or no weight when w is None (Llama 4's L2 norm)."""
+        b, s, h, d = shape
+        e, z = self.fresh("e"), self.fresh("z")
+        self.emit(f"{e} = tensor.empty() : {_t((b, s, h))}")
+        self.emit(f"{z} = linalg.fill ins(%zero : f32) outs({e} : {_t((b, s, h))}) -> "
+                  f"{_t((b, s, h))}")
+        x4, x3 = "(b, s, h, d) -> (b, s, h, d)", "(b, s, h, d) -> (b, s, h)"
+        ss = self._generic([(x, _t(shape))], (z, _t((b, s, h))), [x4, x3],
+                           ["parallel"] * 3 + ["reduction"], "%a: f32, %acc: f32",
+                           ["%sq = arith.mulf %a, %a : f32", "%r = arith.addf %acc, %sq : f32",
+                            "%r"])
+        ins = [(x, _t(shape)), (ss, _t((b, s, h)))]
+        maps = [x4, x3]
+        body = [f"%dim = arith.constant {_mlir_float(d)} : f32",
+                f"%eps = arith.constant {float(eps):.9e} : f32",
+                "%one = arith.constant 1.0 : f32",
+                "%mean = arith.divf %ss, %dim : f32", "%me = arith.addf %mean, %eps : f32",
+                "%rt = math.sqrt %me : f32", "%inv = arith.divf %one, %rt : f32",
+                "%y = arith.mulf %a, %inv : f32"]
+        args = "%a: f32, %ss: f32"
+        if w is not None:
+            ins.append((w, _t((d,))))
+            maps.append("(b, s, h, d) -> (d)")
+            args += ", %w: f32"
+            body += (["%w1 = arith.addf %w, %one : f32"] if offset else []) + [
+                f"%r = arith.mulf %y, {'%w1' if offset else '%w'} : f32", "%r"]
+        else:
+            body.append("%y")
+        e2 = self.fresh("e")
+        self.emit(f"{e2} = tensor.empty() : {_t(shape)}")
+        return self._generic(ins, (e2, _t(shape)), maps + [x4], ["parallel"] * 4,
+                             args + ", %o: f32", body)
+
+    def temperature_tuning(self, q, shape, pos, floor_scale, attn_scale):
+        """q [B, S, H, D] times log(floor((pos + 1) / floor_scale) + 1) ·
+        attn_scale + 1 at its position (Llama 4's NoPE layers, in f32 as
+        transformers' Llama4TextAttention)."""
+        s = shape[1]
+        e = self.fresh("e")
+        self.emit(f"{e} = tensor.empty() : {_t(shape)}")
+        x4 = "(b, s, h, d) -> (b, s, h, d)"
+        return self._generic([(q, _t(shape)), (pos, _t((s,), "i64"))], (e, _t(shape)),
+                             [x4, "(b, s, h, d) -> (s)", x4], ["parallel"] * 4,
+                             "%a: f32, %p: i64, %o: f32",
+                             ["%one = arith.constant 1.0 : f32",
+                              f"%fs = arith.constant {_mlir_float(floor_scale)} : f32",
+                              f"%as = arith.constant {_mlir_float(attn_scale)} : f32",
+                              "%pf = arith.sitofp %p : i64 to f32",
+                              "%p1 = arith.addf %pf, %one : f32",
+                              "%dv = arith.divf %p1, %fs : f32", "%fl = math.floor %dv : f32",
+                              "%l1 = arith.addf %fl, %one : f32", "%lg = math.log %l1 : f32",
+                              "%m = arith.mulf %lg, %as : f32", "%t = arith.addf %m, %one : f32",
+                              "%r = arith.mulf %a, %t : f32", "%r"])
+
     def module(self, entry, result, result_shape):
         sig = ", ".join(f"%{n}: {_t(s, d)}" for n, s, d in self.args)
         body = ["%zero = arith.constant 0.0 : f32"] + self.lines + [
@@ -320,22 +544,44 @@ def _cut(cfg, cut, cuts, *names):
 
 
 def attention_layer(config, seq_len=16, batch=1, cut=None, weights="arguments",
-                    decoder=False, entry="attention_layer", seed=0):
-    """Builds one attention layer of `config` (a dict as in config.json).
+                    decoder=False, entry="attention_layer", seed=0, layer=0, ignore=()):
+    """Builds attention layer `layer` of `config` (a dict as in config.json;
+    a multimodal config's `text_config` is read).
 
     seq_len/batch: the static activation shape [batch, seq_len, hidden].
     cut: {field: value} overrides (e.g. fewer heads) recorded in Layer.cuts.
     weights: "arguments" or "constants" (dense_resource blobs in the IR).
     decoder: for T5, the decoder's causal self-attention (unidirectional
-    buckets) instead of the encoder's bidirectional one."""
+    buckets) instead of the encoder's bidirectional one.
+    layer: the layer index, 0 <= layer < num_hidden_layers; models whose
+    layers differ (sliding and global, RoPE and NoPE) build that layer's.
+    ignore: fields the caller vouches do not change attention. Any other
+    field that is neither read nor in UNAFFECTED raises ConfigError."""
     if not isinstance(config, dict):
         raise ConfigError("<config>", "must be a dict (the parsed config.json)")
     if weights not in ("arguments", "constants"):
         raise ValueError(f"weights must be 'arguments' or 'constants', got {weights!r}")
     if seq_len <= 0 or batch <= 0:
         raise ValueError(f"seq_len ({seq_len}) and batch ({batch}) must be positive")
-    cfg = dict(config)
+    text = config.get("text_config")
+    if isinstance(text, dict):  # Gemma 3, Llama 4: the text model's fields
+        outer = {k: v for k, v in config.items() if k not in ("text_config", "model_type")}
+        config = {**outer, **text}
+    reads, known = set(), set(ignore)
+    cfg = _Config(config, reads, known)
+    mt = cfg.peek("model_type")
+    if mt in ("gemma3", "llama4"):
+        cfg["model_type"] = mt + "_text"
     family = _family(cfg)
+    n_layers = next((cfg.peek(k) for k in ("num_hidden_layers", "n_layer", "n_layers",
+                                           "num_layers") if cfg.peek(k) is not None), None)
+    if n_layers is not None and (not isinstance(n_layers, int) or isinstance(n_layers, bool)
+                                 or n_layers <= 0):
+        raise ConfigError("num_hidden_layers", f"must be a positive integer, got {n_layers!r}")
+    if (not isinstance(layer, int) or isinstance(layer, bool) or layer < 0
+            or layer >= (n_layers or 1)):
+        raise ValueError(f"layer must be in [0, {n_layers or 1}) (num_hidden_layers "
+                         f"{'of the config' if n_layers else 'absent: one layer'}), got {layer!r}")
     # The head dim is pinned from the published config: a cut of the head
     # count keeps every head as the model has it (hidden size too).
     cfg["_head_dim"] = _published_head_dim(family, cfg)
@@ -348,10 +594,19 @@ def attention_layer(config, seq_len=16, batch=1, cut=None, weights="arguments",
     em = _Emitter(weights == "arguments", np.random.default_rng(seed))
     builder = {"rope": _rope_layer, "alibi": _alibi_layer, "t5": _t5_layer,
                "mla": _mla_layer}[family]
-    pe, result, result_shape, reference = builder(cfg, em, batch, seq_len, decoder)
+    pe, result, result_shape, reference = builder(cfg, em, batch, seq_len, decoder, layer)
+    unused = _unused_fields(config, reads, known)
+    if unused:
+        raise ConfigError(unused[0], f"is not used by posenc's {family} layer and not known to "
+                          "leave attention unchanged (pass ignore=[...] if it does not change "
+                          "attention)" + (f"; also unused: {', '.join(unused[1:])}"
+                                          if len(unused) > 1 else ""))
+    if layer:
+        pe = f"layer {layer}: {pe}"
     return Layer(entry=entry, ir=em.module(entry, result, result_shape), pe=pe,
                  inputs=em.args, weights=em.weights, cuts=cuts, family=family,
-                 _reference=reference, weights_as_arguments=weights == "arguments")
+                 _reference=reference, weights_as_arguments=weights == "arguments",
+                 fields=sorted(reads - UNAFFECTED - {"_head_dim"}))
 
 
 # --------------------------------------------------------------------------
@@ -407,11 +662,13 @@ def _qkv(em, x2, x2s, h, hkv, d, bias, b, s):
             em.project(x2, x2s, "v", hkv * d, hkv, d, bias, b, s))
 
 
-def _output_projection(em, o, b, s, h, dv, hidden):
+def _output_projection(em, o, b, s, h, dv, hidden, bias=False):
     em.emit(f"%o2 = tensor.collapse_shape {o} [[0, 1], [2, 3]] : {_t((b, s, h, dv))} into "
             f"{_t((b * s, h * dv))}")
     wo = em.weight("w_o", (h * dv, hidden), 1.0 / math.sqrt(h * dv))
     y = em.matmul("%o2", (b * s, h * dv), wo, (h * dv, hidden))
+    if bias:
+        y = em.add_bias(y, (b * s, hidden), em.weight("b_o", (hidden,), 0.1), hidden)
     em.emit(f"%out = tensor.expand_shape {y} [[0, 1], [2]] output_shape [{b}, {s}, {hidden}] "
             f": {_t((b * s, hidden))} into {_t((b, s, hidden))}")
     return "%out", (b, s, hidden)
@@ -422,7 +679,214 @@ def _project_ref(x, w, bias=None):
     return y if bias is None else y + bias
 
 
-def _rope_layer(cfg, em, b, s, _decoder):
+# model_type -> how its layers differ (see _rope_scheme). A RoPE config
+# without model_type is read as Llama's.
+_ROPE_TYPES = frozenset("""
+llama mistral mixtral qwen2 qwen2_moe qwen3 qwen3_moe phi3 gpt_neox gemma gemma2
+gemma3_text gpt_oss llama4_text smollm3 cohere2
+""".split())
+_QWEN_WINDOWS = ("qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "smollm3")
+
+
+@dataclass
+class _Scheme:
+    """What attention layer `layer` of a RoPE-family config computes."""
+    rope: bool  # False: a NoPE layer (SmolLM3, Llama 4's global, Cohere 2's global)
+    base: float
+    scaling: object  # posenc scaling dict or None
+    layout: str
+    window: object = None
+    chunk: object = None
+    softcap: object = None
+    scale: object = None  # None: 1/sqrt(head_dim)
+    sinks: bool = False
+    qk_norm: object = None  # None, "rms", "rms_offset" (Gemma: 1 + w) or "l2" (no weight)
+    qk_norm_after_rope: bool = False
+    eps: float = 1e-6
+    temperature: object = None  # (floor_scale, attn_scale) on Llama 4's NoPE layers
+
+
+def _rope_base(cfg):
+    base = _get(cfg, "rope_theta", "rotary_emb_base", default=10000.0)
+    if not _is_number(base) or not 1.0 < base < math.inf:
+        raise ConfigError("rope_theta", f"must be a finite number above 1, got {base!r}")
+    return float(base)
+
+
+def _positive_field(cfg, key, default=None, kind=int):
+    v = cfg.get(key, default)
+    ok = (isinstance(v, (int, float)) if kind is float else isinstance(v, int))
+    if not ok or isinstance(v, bool) or not 0 < v < math.inf:
+        raise ConfigError(key, f"must be a positive {'number' if kind is float else 'integer'}, "
+                          f"got {v!r}")
+    return kind(v)
+
+
+def _flag(cfg, key, default=False):
+    v = cfg.get(key, default)
+    if v is None:
+        return default
+    if not isinstance(v, (bool, int)):
+        raise ConfigError(key, f"must be true or false, got {v!r}")
+    return bool(v)
+
+
+# Families whose layers may slide, and the window transformers uses when the
+# field is absent (an explicit null turns windows off).
+_WINDOW_DEFAULTS = {"mistral": None, "mixtral": None, "phi3": None, "gemma2": 4096,
+                    "gemma3_text": 4096, "gpt_oss": 128, "cohere2": 4096, "qwen2": 4096,
+                    "qwen2_moe": 4096, "qwen3": 4096, "qwen3_moe": 4096, "smollm3": None}
+
+
+def _window_size(cfg, mt):
+    if mt not in _WINDOW_DEFAULTS:
+        return None
+    w = cfg.get("sliding_window", _WINDOW_DEFAULTS.get(mt))
+    if w is not None and (not isinstance(w, int) or isinstance(w, bool) or w < 1):
+        raise ConfigError("sliding_window", f"must be a positive integer, got {w!r}")
+    if mt == "gemma2":  # an older name of the same field
+        alias = cfg.get("sliding_window_size")
+        if alias is not None and alias != w:
+            raise ConfigError("sliding_window_size", f"({alias!r}) differs from "
+                              f"sliding_window ({w!r})")
+    return w
+
+
+def _layer_kind(cfg, mt, layer, n_layers):
+    """'sliding', 'chunked' or 'full' for layer `layer`: HF's layer_types
+    when the config has it, else each family's rule."""
+    types = cfg.get("layer_types")
+    if types is not None:
+        if not isinstance(types, list) or len(types) != n_layers:
+            raise ConfigError("layer_types", f"must list one type per layer ({n_layers}), "
+                              f"got {types!r}")
+        kinds = {"sliding_attention": "sliding", "chunked_attention": "chunked",
+                 "full_attention": "full"}
+        bad = [t for t in types if t not in kinds]
+        if bad:
+            raise ConfigError("layer_types", f"{bad[0]!r} is not one of " + ", ".join(kinds))
+        return kinds[types[layer]]
+    if mt in _QWEN_WINDOWS:  # windows from layer max_window_layers on
+        if not _flag(cfg, "use_sliding_window"):
+            cfg.skip("sliding_window", "max_window_layers")
+            return "full"
+        first = cfg.get("max_window_layers", 28)
+        if not isinstance(first, int) or isinstance(first, bool) or first < 0:
+            raise ConfigError("max_window_layers", f"must be a non-negative integer, got {first!r}")
+        return "sliding" if layer >= first else "full"
+    if mt in _WINDOW_DEFAULTS:  # not Qwen's (above)
+        if _window_size(cfg, mt) is None:
+            return "full"
+        if mt in ("gemma2", "gpt_oss"):  # even layers slide
+            return "sliding" if layer % 2 == 0 else "full"
+        if mt in ("gemma3_text", "cohere2"):  # every pattern-th layer is global
+            pattern = _positive_field(cfg, "sliding_window_pattern",
+                                      6 if mt == "gemma3_text" else 4)
+            return "sliding" if (layer + 1) % pattern else "full"
+        return "sliding"
+    if mt == "llama4_text":  # RoPE layers are chunked, NoPE layers global
+        return "chunked" if _rope_layer_flags(cfg, n_layers)[layer] else "full"
+    return "full"
+
+
+def _rope_layer_flags(cfg, n_layers):
+    """Per layer, whether it applies RoPE (SmolLM3's and Llama 4's
+    no_rope_layers: 1 = RoPE, 0 = NoPE; default every 4th layer NoPE)."""
+    flags = cfg.get("no_rope_layers")
+    if flags:
+        if (not isinstance(flags, list) or len(flags) != n_layers
+                or any(f not in (0, 1) or isinstance(f, float) for f in flags)):
+            raise ConfigError("no_rope_layers", f"must list 0 or 1 for each of the {n_layers} "
+                              f"layers, got {flags!r}")
+        cfg.skip("no_rope_layer_interval")
+        return [bool(f) for f in flags]
+    interval = _positive_field(cfg, "no_rope_layer_interval", 4)
+    return [(i + 1) % interval != 0 for i in range(n_layers)]
+
+
+def _rope_scheme(cfg, layer):
+    """The _Scheme of layer `layer`. Reads every field that any layer of the
+    model uses, so that a field for another layer is still validated."""
+    mt = cfg.get("model_type", "llama") or "llama"
+    n_layers = cfg.peek("num_hidden_layers") or 1  # validated by attention_layer
+    kind = _layer_kind(cfg, mt, layer, n_layers)
+    window = chunk = None
+    if cfg.prefix + "sliding_window" not in cfg.known:
+        w = _window_size(cfg, mt)
+        if kind == "sliding":
+            if w is None:
+                raise ConfigError("sliding_window", f"missing for sliding layer {layer}")
+            window = w
+    if mt == "llama4_text":
+        c = _positive_field(cfg, "attention_chunk_size", 8192)
+        chunk = c if kind == "chunked" else None
+    elif kind == "chunked":
+        raise ConfigError("layer_types", f"layer {layer} is chunked; posenc builds chunked "
+                          "attention for Llama 4 (attention_chunk_size) only")
+
+    if mt in ("llama4_text", "smollm3"):
+        rope = _rope_layer_flags(cfg, n_layers)[layer]
+    elif mt == "cohere2":  # Command R7B: RoPE on the sliding layers only
+        rope = kind == "sliding"
+    else:
+        rope = True
+    base = _rope_base(cfg)
+    scaling = rope_scaling(cfg)
+    if mt == "gemma3_text":  # local layers: their own base, no scaling
+        local = _positive_field(cfg, "rope_local_base_freq", 10000.0, float)
+        if kind == "sliding":
+            base, scaling = local, None
+    layout = "half"
+    if mt in ("llama4_text", "cohere2"):  # complex / GPT-J pairs
+        layout = "interleaved"
+        if mt == "cohere2":
+            for key, plain in (("position_embedding_type", "rope_gptj"),
+                               ("order_of_interleaved_layers", "local_attn_first")):
+                if cfg.get(key, plain) != plain:
+                    raise ConfigError(key, f"{cfg.get(key)!r}: Cohere 2 layers are built "
+                                      f"with {plain!r} only")
+    s = _Scheme(rope=rope, base=base, scaling=scaling, layout=layout, window=window,
+                chunk=chunk)
+
+    if mt in ("gemma2", "gemma3_text"):
+        s.scale = _positive_field(cfg, "query_pre_attn_scalar", 256, float) ** -0.5
+    cap = None
+    if mt in ("gemma2", "gemma3_text"):
+        cap = cfg.get("attn_logit_softcapping", 50.0 if mt == "gemma2" else None)
+    if cap is not None:
+        if not isinstance(cap, (int, float)) or isinstance(cap, bool) or not 0 < cap < math.inf:
+            raise ConfigError("attn_logit_softcapping", f"must be a positive number, got {cap!r}")
+        s.softcap = float(cap)
+    s.sinks = mt == "gpt_oss"
+    if mt in ("qwen3", "qwen3_moe"):
+        s.qk_norm = "rms"
+    elif mt == "gemma3_text":
+        s.qk_norm = "rms_offset"
+    elif mt == "llama4_text":
+        if _flag(cfg, "use_qk_norm") and rope:  # after RoPE, on RoPE layers
+            s.qk_norm, s.qk_norm_after_rope = "l2", True
+        if _flag(cfg, "attn_temperature_tuning"):
+            fs = _positive_field(cfg, "floor_scale", 8192, float)
+            a = cfg.get("attn_scale", 0.1)
+            if not isinstance(a, (int, float)) or isinstance(a, bool) or not 0 <= a < math.inf:
+                raise ConfigError("attn_scale", f"must be a non-negative number, got {a!r}")
+            if not rope:  # temperature tuning is for the NoPE layers
+                s.temperature = (fs, float(a))
+        else:
+            cfg.skip("floor_scale", "attn_scale")
+    if s.qk_norm:
+        s.eps = _positive_field(cfg, "rms_norm_eps", 1e-6, float)
+    else:
+        cfg.skip("rms_norm_eps")
+    cfg.skip("max_position_embeddings", "original_max_position_embeddings")
+    if not rope:
+        cfg.skip("rope_theta", "rope_scaling", "partial_rotary_factor", "rotary_pct",
+                 "rope_local_base_freq", "max_position_embeddings",
+                 "original_max_position_embeddings")
+    return s
+
+
+def _rope_layer(cfg, em, b, s, _decoder, layer):
     hidden = _positive_int(cfg, "hidden_size", "n_embd", "d_model")
     h, hkv = _heads(cfg, ("num_attention_heads", "n_head"), ("num_key_value_heads",))
     d = cfg["_head_dim"]
@@ -433,46 +897,65 @@ def _rope_layer(cfg, em, b, s, _decoder):
     rotary -= rotary % 2
     if rotary <= 0:
         raise ConfigError("partial_rotary_factor", f"rotates no pair of head_dim {d}")
-    base = float(_get(cfg, "rope_theta", "rotary_emb_base", default=10000.0))
-    if base <= 1.0:
-        raise ConfigError("rope_theta", f"must exceed 1, got {base}")
-    sc = rope_scaling(cfg)
+    sch = _rope_scheme(cfg, layer)
+    sc = sch.scaling
     if sc is not None and sc["kind"] == "longrope":
         for key in ("short_factor", "long_factor"):
             if len(sc[key]) != rotary // 2:
                 raise ConfigError(f"rope_scaling.{key}", f"has {len(sc[key])} entries; "
                                   f"the rotary dim {rotary} needs {rotary // 2}")
     ref_sc, attention_factor = _rope_attr_sc(sc)
-    mt = cfg.get("model_type", "")
-    bias = bool(cfg.get("attention_bias", mt in ("qwen2", "gpt_neox")))
-    # Sliding windows: every layer of Mistral and Phi-3 (`sliding_window`,
-    # keys seen, the query's own included); Qwen2's start at layer
-    # max_window_layers, which a single layer cannot say.
-    if mt == "qwen2":
-        if cfg.get("use_sliding_window"):
-            raise ConfigError("use_sliding_window", "Qwen2's per-layer sliding windows (from "
-                              "max_window_layers) are not built yet")
-        window = None
-    else:
-        window = cfg.get("sliding_window")
-        if window is not None and (not isinstance(window, int) or isinstance(window, bool)
-                                   or window < 1):
-            raise ConfigError("sliding_window", f"must be a positive integer, got {window!r}")
-    window_attr = f" window({window})" if window else ""
+    mt = cfg.get("model_type", "llama") or "llama"
+    # q/k/v biases: Qwen2's and GPT-NeoX's by default; the output
+    # projection's: GPT-NeoX's, and attention_bias's where the model applies
+    # it to o_proj too (Llama, Gemma, gpt-oss, ...; not Qwen2 or Phi-3).
+    qkv_bias = _flag(cfg, "attention_bias", mt in ("qwen2", "qwen2_moe", "gpt_neox"))
+    o_bias = qkv_bias and mt not in ("qwen2", "qwen2_moe", "phi3")
 
     x2, x2s = _common_input(em, cfg, b, s, hidden)
     pos = em.arg("pos", (s,), "i64")
-    q, k, v = _qkv(em, x2, x2s, h, hkv, d, bias, b, s)
-    attr_text = _rope_attr_text(base, rotary if rotary != d else None, ref_sc,
-                                attention_factor)
-    for name, t, n in (("qr", q, h), ("kr", k, hkv)):
-        em.emit(f"%{name} = posenc.rope {t}, {pos} layout half{attr_text} : "
-                f"{_t((b, s, n, d))}, {_t((s,), 'i64')}")
+    q, k, v = _qkv(em, x2, x2s, h, hkv, d, qkv_bias, b, s)
+    norm_w = {}
+    if sch.qk_norm in ("rms", "rms_offset"):
+        norm_w = {n: em.weight(f"{n}_norm", (d,), 0.5) for n in "qk"}
+
+    def qk_norm(t, n, heads):
+        return em.head_rms_norm(t, (b, s, heads, d), norm_w.get(n), sch.eps,
+                                offset=sch.qk_norm == "rms_offset")
+
+    if sch.qk_norm and not sch.qk_norm_after_rope:
+        q, k = qk_norm(q, "q", h), qk_norm(k, "k", hkv)
+    if sch.rope:
+        attr_text = _rope_attr_text(sch.base, rotary if rotary != d else None, ref_sc,
+                                    attention_factor)
+        rotated = []
+        for name, t, n in (("qr", q, h), ("kr", k, hkv)):
+            em.emit(f"%{name} = posenc.rope {t}, {pos} layout {sch.layout}{attr_text} : "
+                    f"{_t((b, s, n, d))}, {_t((s,), 'i64')}")
+            rotated.append(f"%{name}")
+        q, k = rotated
+    if sch.qk_norm and sch.qk_norm_after_rope:
+        q, k = qk_norm(q, "q", h), qk_norm(k, "k", hkv)
+    if sch.temperature:
+        q = em.temperature_tuning(q, (b, s, h, d), pos, *sch.temperature)
+    sinks = em.weight("sinks", (h,), 1.0) if sch.sinks else None
+
+    clauses = ""
+    if sinks:
+        clauses += f" sinks({sinks} : {_t((h,))})"
+    if sch.softcap is not None:
+        clauses += f" softcap({_mlir_float(sch.softcap)})"
+    clauses += " causal"
+    if sch.window:
+        clauses += f" window({sch.window})"
+    if sch.chunk:
+        clauses += f" chunk({sch.chunk})"
+    attrs = f" {{scale = {_mlir_float(sch.scale)} : f64}}" if sch.scale is not None else ""
     em.emit(f"%attn_init = tensor.empty() : {_t((b, s, h, d))}")
-    em.emit(f"%attn = posenc.attention %qr, %kr, {v} causal{window_attr} outs(%attn_init) : "
+    em.emit(f"%attn = posenc.attention {q}, {k}, {v}{clauses} outs(%attn_init){attrs} : "
             f"{_t((b, s, h, d))}, {_t((b, s, hkv, d))}, {_t((b, s, hkv, d))}, "
             f"{_t((b, s, h, d))}")
-    out, shape = _output_projection(em, "%attn", b, s, h, d, hidden)
+    out, shape = _output_projection(em, "%attn", b, s, h, d, hidden, o_bias)
 
     def reference(a):
         x = a["x"].astype(np.float64)
@@ -480,42 +963,83 @@ def _rope_layer(cfg, em, b, s, _decoder):
         qh = proj["q"].reshape(b, s, h, d)
         kh = proj["k"].reshape(b, s, hkv, d)
         vh = proj["v"].reshape(b, s, hkv, d)
-        kw = dict(base=base, rotary_dim=rotary, layout="half", scaling=ref_sc,
-                  attention_factor=attention_factor)
-        o = ref.attention(ref.rope(qh, a["pos"], **kw), ref.rope(kh, a["pos"], **kw), vh,
-                          causal=True, window=window)
-        return o.reshape(b, s, h * d) @ a["w_o"].astype(np.float64)
 
-    kind = sc["kind"] if sc else "plain"
-    pe = f"RoPE {kind}" + (f" x{sc['factor']:g}" if sc and "factor" in sc else "")
-    if rotary != d:
-        pe += f", rotary {rotary}/{d}"
+        def norm(t, n):
+            y = t / np.sqrt(np.mean(t * t, axis=-1, keepdims=True) + sch.eps)
+            w = a.get(f"{n}_norm")
+            if w is None:
+                return y
+            w = w.astype(np.float64)
+            return y * (1.0 + w if sch.qk_norm == "rms_offset" else w)
+
+        if sch.qk_norm and not sch.qk_norm_after_rope:
+            qh, kh = norm(qh, "q"), norm(kh, "k")
+        if sch.rope:
+            kw = dict(base=sch.base, rotary_dim=rotary, layout=sch.layout, scaling=ref_sc,
+                      attention_factor=attention_factor)
+            qh, kh = ref.rope(qh, a["pos"], **kw), ref.rope(kh, a["pos"], **kw)
+        if sch.qk_norm and sch.qk_norm_after_rope:
+            qh, kh = norm(qh, "q"), norm(kh, "k")
+        if sch.temperature:
+            fs, scale = sch.temperature
+            p = np.asarray(a["pos"], np.float64)
+            qh = qh * (np.log(np.floor((p + 1.0) / fs) + 1.0) * scale + 1.0)[None, :, None, None]
+        o = ref.attention(qh, kh, vh, causal=True, window=sch.window, chunk=sch.chunk,
+                          softcap=sch.softcap, scale=sch.scale, sinks=a.get("sinks"))
+        y = o.reshape(b, s, h * d) @ a["w_o"].astype(np.float64)
+        return y + a["b_o"] if o_bias else y
+
+    if sch.rope:
+        kind = sc["kind"] if sc else "plain"
+        pe = f"RoPE {kind}" + (f" x{sc['factor']:g}" if sc and "factor" in sc else "")
+        if sch.layout != "half":
+            pe += f" ({sch.layout})"
+        if rotary != d:
+            pe += f", rotary {rotary}/{d}"
+    else:
+        pe = "NoPE"
     if hkv != h:
         pe += f", GQA {h}/{hkv}"
-    if window:
-        pe += f", window {window}"
+    extras = [f"window {sch.window}" if sch.window else None,
+              f"chunk {sch.chunk}" if sch.chunk else None,
+              f"softcap {sch.softcap:g}" if sch.softcap is not None else None,
+              "sinks" if sch.sinks else None, "QK-norm" if sch.qk_norm else None,
+              "temperature tuning" if sch.temperature else None,
+              f"scale {sch.scale:.4g}" if sch.scale is not None else None]
+    pe += "".join(f", {e}" for e in extras if e)
     return pe, out, shape, reference
 
 
-def _alibi_layer(cfg, em, b, s, _decoder):
+def _alibi_layer(cfg, em, b, s, _decoder, _layer):
     hidden = _positive_int(cfg, "hidden_size", "n_embed", "d_model")
     h, _ = _heads(cfg, ("n_head", "num_attention_heads", "n_heads"))
     d = cfg["_head_dim"]
-    max_bias = float((cfg.get("attn_config") or {}).get("alibi_bias_max", 8.0))
+    ac = cfg.get("attn_config") or {}
+    max_bias = float(ac.get("alibi_bias_max", 8.0))
     if max_bias <= 0:
         raise ConfigError("attn_config.alibi_bias_max", f"must be positive, got {max_bias}")
-    bias = cfg.get("model_type") == "bloom"  # BLOOM's projections have biases
+    if cfg.get("model_type") == "bloom":  # BLOOM's projections have biases
+        bias = True
+    else:  # MPT: biases unless no_bias; the variants posenc does not build are named
+        bias = not _flag(cfg, "no_bias", True)
+        checks = (("attn_type", "multihead_attention"), ("clip_qkv", None), ("qk_ln", False),
+                  ("softmax_scale", None), ("prefix_lm", False))
+        for key, plain in checks:
+            if ac.get(key, plain) not in (plain, None if plain is False else plain):
+                raise ConfigError(f"attn_config.{key}", f"{ac.get(key)!r}: MPT layers are "
+                                  f"built with {key} {plain!r} only")
+        ac.skip("attn_impl", "attn_pdrop", "attn_uses_sequence_id", "alibi")
     x2, x2s = _common_input(em, cfg, b, s, hidden)
     pos = em.arg("pos", (s,), "i64")
     q, k, v = _qkv(em, x2, x2s, h, h, d, bias, b, s)
     bt = _t((h, s, s))
     em.emit(f"%bias = posenc.alibi_bias {pos}, {pos} mode causal {{num_heads = {h} : i64, "
-            f"max_bias = {max_bias!r} : f64}} : {_t((s,), 'i64')}, {_t((s,), 'i64')} -> {bt}")
+            f"max_bias = {_mlir_float(max_bias)} : f64}} : {_t((s,), 'i64')}, {_t((s,), 'i64')} -> {bt}")
     em.emit(f"%attn_init = tensor.empty() : {_t((b, s, h, d))}")
     em.emit(f"%attn = posenc.attention {q}, {k}, {v} bias(%bias : {bt}) causal "
             f"outs(%attn_init) : {_t((b, s, h, d))}, {_t((b, s, h, d))}, "
             f"{_t((b, s, h, d))}, {_t((b, s, h, d))}")
-    out, shape = _output_projection(em, "%attn", b, s, h, d, hidden)
+    out, shape = _output_projection(em, "%attn", b, s, h, d, hidden, bias)
 
     def reference(a):
         x = a["x"].astype(np.float64)
@@ -523,12 +1047,13 @@ def _alibi_layer(cfg, em, b, s, _decoder):
                       for n in "qkv")
         bias_t = ref.alibi_bias(a["pos"], a["pos"], h, max_bias=max_bias)
         o = ref.attention(qh, kh, vh, bias=bias_t, causal=True)
-        return o.reshape(b, s, h * d) @ a["w_o"].astype(np.float64)
+        y = o.reshape(b, s, h * d) @ a["w_o"].astype(np.float64)
+        return y + a["b_o"] if bias else y
 
     return f"ALiBi, {h} heads, max_bias {max_bias:g}", out, shape, reference
 
 
-def _t5_layer(cfg, em, b, s, decoder):
+def _t5_layer(cfg, em, b, s, decoder, _layer):
     hidden = _positive_int(cfg, "d_model", "hidden_size")
     h = _positive_int(cfg, "num_heads", "num_attention_heads")
     d = cfg["_head_dim"]
@@ -569,7 +1094,7 @@ def _t5_layer(cfg, em, b, s, decoder):
     return f"T5 buckets {nb}/{md} ({which})", out, shape, reference
 
 
-def _mla_layer(cfg, em, b, s, _decoder):
+def _mla_layer(cfg, em, b, s, _decoder, _layer):
     hidden = _positive_int(cfg, "hidden_size")
     h = _positive_int(cfg, "num_attention_heads")
     c = _positive_int(cfg, "kv_lora_rank")
@@ -579,7 +1104,9 @@ def _mla_layer(cfg, em, b, s, _decoder):
     if dr % 2:
         raise ConfigError("qk_rope_head_dim", f"({dr}) must be even")
     q_rank = cfg.get("q_lora_rank")
-    base = float(_get(cfg, "rope_theta", default=10000.0))
+    cfg.skip("num_key_value_heads")  # the latent is shared by every head
+    cfg.skip("max_position_embeddings", "original_max_position_embeddings")
+    base = _rope_base(cfg)
     sc = rope_scaling(cfg)
     ref_sc, attention_factor = _rope_attr_sc(sc)
     # DeepSeek's softmax scale: 1/sqrt(Dn + Dr), times mscale(f, mscale_all_dim)^2
@@ -617,7 +1144,7 @@ def _mla_layer(cfg, em, b, s, _decoder):
     wuk = em.weight("w_uk", (h, dn, c), 1.0 / math.sqrt(c))
     wuv = em.weight("w_uv", (h, dv, c), 1.0 / math.sqrt(c))
     em.emit(f"%attn = posenc.mla_absorb %q_nope, %qr, %c_kv, %kr, {wuk}, {wuv} causal "
-            f"{{scale = {scale!r} : f64}} : {_t((b, s, h, dn))}, {_t((b, s, h, dr))}, "
+            f"{{scale = {_mlir_float(scale)} : f64}} : {_t((b, s, h, dn))}, {_t((b, s, h, dr))}, "
             f"{_t((b, s, c))}, {_t((b, s, dr))}, {_t((h, dn, c))}, {_t((h, dv, c))} -> "
             f"{_t((b, s, h, dv))}")
     out, shape = _output_projection(em, "%attn", b, s, h, dv, hidden)

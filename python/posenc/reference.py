@@ -75,6 +75,8 @@ def rope_frequencies(base, rotary, scaling=None, positions=None):
                 out[i] = w
             elif lam > l0 / low:
                 out[i] = w / f
+            elif high == low:  # no band to blend across
+                out[i] = w
             else:
                 t = (l0 / lam - low) / (high - low)
                 out[i] = (1.0 - t) * w / f + t * w

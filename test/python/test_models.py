@@ -25,6 +25,7 @@ def config(name):
 
 # Small cuts so that each layer compiles and runs in about a second; head
 # dims and every position-encoding parameter stay as published.
+GQA = {"num_attention_heads": 4, "num_key_value_heads": 2, "hidden_size": 256}
 SMALL = [
     ("llama-3.1-8b.json", {"num_attention_heads": 4, "num_key_value_heads": 1,
                            "hidden_size": 256}, {}, 0),
@@ -41,11 +42,29 @@ SMALL = [
     ("t5-base.json", {"num_heads": 2, "d_model": 128}, {"decoder": True}, 0),
     ("deepseek-v3.json", {"num_attention_heads": 2, "num_key_value_heads": 2,
                           "hidden_size": 256, "q_lora_rank": 64}, {}, 0),
+    # Layers of 2024-2025 models, windows and chunks cut below the sequence.
+    ("gemma-2-9b.json", {**GQA, "sliding_window": 5, "sliding_window_size": 5}, {}, 0),
+    ("gemma-2-9b.json", GQA, {"layer": 1}, 0),
+    ("gemma-3-4b.json", {**GQA, "sliding_window": 5}, {}, 3000),
+    ("gemma-3-4b.json", GQA, {"layer": 5}, 3000),
+    ("gpt-oss-20b.json", {**GQA, "sliding_window": 5}, {}, 9000),
+    ("gpt-oss-20b.json", GQA, {"layer": 1}, 9000),
+    ("llama-4-scout-17b-16e.json", {**GQA, "attention_chunk_size": 5}, {}, 9000),
+    ("llama-4-scout-17b-16e.json", GQA, {"layer": 3}, 9000),
+    ("qwen3-8b.json", GQA, {}, 100),
+    ("smollm3-3b.json", GQA, {"layer": 3}, 0),
+    ("command-r7b-12-2024.json", {**GQA, "sliding_window": 5}, {}, 0),
+    ("command-r7b-12-2024.json", GQA, {"layer": 3}, 0),
 ]
 
 
-@pytest.mark.parametrize("name,cut,kw,start", SMALL,
-                         ids=[f"{c[0][:-5]}{'-dec' if c[2] else ''}@{c[3]}" for c in SMALL])
+def _id(case):
+    name, _, kw, start = case
+    return (f"{name[:-5]}{'-dec' if kw.get('decoder') else ''}"
+            f"{'-L%d' % kw['layer'] if 'layer' in kw else ''}@{start}")
+
+
+@pytest.mark.parametrize("name,cut,kw,start", SMALL, ids=[_id(c) for c in SMALL])
 def test_example_configs_match_reference(rng, name, cut, kw, start):
     layer = models.attention_layer(config(name), seq_len=12, cut=cut, **kw)
     assert set(layer.cuts) == set(cut)
@@ -134,7 +153,25 @@ BAD = [
     (bad("deepseek-v3.json", "kv_lora_rank", 0), "kv_lora_rank"),
     (bad("mistral-7b-v0.1.json", "sliding_window", 0), "sliding_window"),
     (bad("mistral-7b-v0.1.json", "sliding_window", 4096.5), "sliding_window"),
-    (bad("qwen2.5-7b-instruct-yarn.json", "use_sliding_window", True), "use_sliding_window"),
+    (bad("qwen2.5-7b-instruct-yarn.json", "rope_scaling.type", "ntk"), "rope_scaling.rope_type"),
+    (bad("gpt-oss-20b.json", "layer_types", ["sliding_attention"] * 23), "layer_types"),
+    (bad("gpt-oss-20b.json", "layer_types", ["local"] * 24), "layer_types"),
+    (bad("gemma-2-9b.json", "attn_logit_softcapping", -1.0), "attn_logit_softcapping"),
+    (bad("gemma-2-9b.json", "sliding_window_size", 1024), "sliding_window_size"),
+    (bad("gemma-2-9b.json", "query_pre_attn_scalar", 0), "query_pre_attn_scalar"),
+    (bad("smollm3-3b.json", "no_rope_layers", [1] * 35), "no_rope_layers"),
+    (bad("command-r7b-12-2024.json", "position_embedding_type", "rope"),
+     "position_embedding_type"),
+    (bad("llama-4-scout-17b-16e.json", "text_config.attn_scale", -0.1), "attn_scale"),
+    (bad("mpt-7b.json", "attn_config.qk_ln", True), "attn_config.qk_ln"),
+    (bad("mpt-7b.json", "attn_config.clip_qkv", 8.0), "attn_config.clip_qkv"),
+    # A field posenc does not know is an error, not a layer built without it.
+    (bad("llama-3.1-8b.json", "use_bidirectional_attention", True),
+     "use_bidirectional_attention"),
+    (bad("qwen3-8b.json", "rope_scaling", {"rope_type": "linear", "factor": 2.0,
+                                           "mrope_section": [16, 24, 24]}),
+     "rope_scaling.mrope_section"),
+    (bad("llama-3.1-8b.json", "model_type", "llama5"), "model_type"),
     ({"model_type": "gpt2", "n_embd": 768, "n_head": 12}, "model_type"),
 ]
 
@@ -156,3 +193,136 @@ def test_checked_in_examples_are_current():
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "gen_examples.py"),
                            "--check"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_unknown_fields_may_be_vouched_for(rng):
+    cfg = config("llama-3.1-8b.json")
+    cfg["my_training_note"] = "lr 3e-4"
+    with pytest.raises(models.ConfigError, match="my_training_note"):
+        models.attention_layer(cfg, seq_len=4, cut=GQA)
+    layer = models.attention_layer(cfg, seq_len=4, cut=GQA, ignore=["my_training_note"])
+    assert "my_training_note" not in layer.fields
+
+
+@pytest.mark.parametrize("layer", [-1, 32, True, 1.0])
+def test_layer_index_out_of_range(layer):
+    with pytest.raises(ValueError, match="layer must be in"):
+        models.attention_layer(config("llama-3.1-8b.json"), seq_len=4, layer=layer)
+
+
+# Cuts for the mutation test: head counts and widths only.
+MUTATION_CUTS = {
+    "bloom-560m.json": {"n_head": 2, "hidden_size": 128},
+    "mpt-7b.json": {"n_heads": 2, "d_model": 256},
+    "t5-base.json": {"num_heads": 2, "d_model": 128},
+    "deepseek-v3.json": {"num_attention_heads": 2, "hidden_size": 256, "q_lora_rank": 64},
+    "gpt-neox-20b.json": {"num_attention_heads": 2, "hidden_size": 192},
+    "phi-3.5-mini-instruct.json": {"num_attention_heads": 2, "num_key_value_heads": 2,
+                                   "hidden_size": 192},
+    # Its window (128) below the sequence, so that layer_types shows.
+    "gpt-oss-20b.json": {**GQA, "sliding_window": 5},
+}
+# A field that changes no layer of this config whatever its value, and why.
+NO_EFFECT_HERE = {
+    ("qwen3-8b.json", "use_sliding_window"):
+        "max_window_layers (36) = num_hidden_layers: no layer would slide",
+}
+
+
+# Fields that are one value under two names: mutated together.
+ALIASES = {"sliding_window": "sliding_window_size", "sliding_window_size": "sliding_window"}
+
+
+def _mutations(value, layer):
+    if isinstance(value, bool):
+        return [not value]
+    if isinstance(value, int):
+        return [3 if value != 3 else 5, value + 1, value // 2, 0]
+    if isinstance(value, float):
+        return [value * 0.5, value * 2.0]
+    if isinstance(value, str):
+        return [value + "_other"]
+    if isinstance(value, list) and value:
+        if all(isinstance(v, str) for v in value):  # layer_types
+            swap = {"sliding_attention": "full_attention", "full_attention": "sliding_attention"}
+            return [[swap.get(v, v) if i == layer else v for i, v in enumerate(value)]]
+        if all(isinstance(v, int) for v in value):  # no_rope_layers
+            return [[1 - v if i == layer else v for i, v in enumerate(value)]]
+        return [[v * 0.5 for v in value]]
+    return []
+
+
+def _set(cfg, dotted, value):
+    node = cfg.get("text_config", cfg) if "text_config" in cfg else cfg
+    *parents, leaf = dotted.split(".")
+    for p in parents:
+        node = node[p]
+    node[leaf] = value
+
+
+def _get(cfg, dotted):
+    node = cfg.get("text_config", cfg) if "text_config" in cfg else cfg
+    for p in dotted.split("."):
+        if not isinstance(node, dict) or p not in node:
+            return None
+        node = node[p]
+    return node
+
+
+def _outputs(cfg, cut, layer):
+    """(IR, reference outputs at positions 0.. and 9000..) of one layer."""
+    built = models.attention_layer(cfg, seq_len=24, cut=cut, layer=layer,
+                                   decoder=cfg.get("model_type") == "t5")
+    outs = []
+    for start in (0, 9000):
+        args = built.random_inputs(np.random.default_rng(1), start=start)
+        outs.append((tuple(np.shape(a) for a in args), built.reference(args)))
+    return built, outs
+
+
+@pytest.mark.parametrize("name", sorted(os.listdir(CONFIGS)))
+def test_every_attention_field_changes_the_layer(name):
+    """Each field the builder reads, mutated, changes the IR and the float64
+    output of layer 0, of the first layer built differently, or of the last
+    layer. A switch (a flag, a name, a per-layer list) may instead make the
+    config invalid; a number must change the output with a valid value. A
+    field read but ignored would change neither."""
+    base = config(name)
+    cut = MUTATION_CUTS.get(name, GQA)
+    text = base.get("text_config", base)
+    n = next((text[k] for k in ("num_hidden_layers", "n_layer", "n_layers", "num_layers")
+              if k in text), 1)
+    first = models.attention_layer(base, seq_len=4, cut=cut)
+    layers = [0]
+    for i in range(1, n):
+        if models.attention_layer(base, seq_len=4, cut=cut, layer=i).pe != f"layer {i}: {first.pe}":
+            layers.append(i)
+            break
+    layers = sorted(set(layers + [n - 1]))
+    baseline = {i: _outputs(base, cut, i) for i in layers}
+    ignored = []
+    for fld in first.fields:
+        value = _get(base, fld)
+        if fld in cut or value is None or isinstance(value, dict) or (name, fld) in NO_EFFECT_HERE:
+            continue
+        tried = valid = changed = 0
+        for i in layers:
+            for m in _mutations(value, i):
+                cfg = copy.deepcopy(base)
+                _set(cfg, fld, m)
+                if _get(base, ALIASES.get(fld, "")) is not None:
+                    _set(cfg, ALIASES[fld], m)
+                tried += 1
+                try:
+                    built, outs = _outputs(cfg, cut, i)
+                except models.ConfigError:
+                    changed += not isinstance(value, (int, float)) or isinstance(value, bool)
+                    continue
+                valid += 1
+                b_built, b_outs = baseline[i]
+                differs = any(sa != sb or not np.array_equal(oa, ob)
+                              for (sa, oa), (sb, ob) in zip(outs, b_outs))
+                changed += differs and built.ir != b_built.ir
+        if tried and not changed and (valid or isinstance(value, (int, float))):
+            ignored.append(fld)
+    assert not ignored, f"{name}: fields read but changing no output: {ignored}"

@@ -72,6 +72,9 @@ def test_base_and_attention_factor(rng):
 
 LLAMA31 = {"kind": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
            "high_freq_factor": 4.0, "original": 8192}
+# Llama 4 Scout: equal low and high factors leave no band to blend across.
+LLAMA4 = {"kind": "llama3", "factor": 16.0, "low_freq_factor": 1.0,
+          "high_freq_factor": 1.0, "original": 8192}
 DEEPSEEK_V3 = {"kind": "yarn", "factor": 40.0, "original": 4096, "beta_fast": 32.0,
                "beta_slow": 1.0, "mscale": 1.0, "mscale_all_dim": 1.0}
 QWEN2_YARN = {"kind": "yarn", "factor": 4.0, "original": 32768}
@@ -87,6 +90,7 @@ NTK = {"kind": "ntk", "alpha": 8.0}
 
 @pytest.mark.parametrize("name,shape,layout,base,scaling,pos_hi", [
     ("llama3.1-8b", (1, 16, 4, 128), "half", 500000.0, LLAMA31, 131072),
+    ("llama4-scout", (1, 16, 4, 128), "interleaved", 500000.0, LLAMA4, 10485760),
     ("deepseek-v3-yarn", (1, 16, 4, 64), "interleaved", 10000.0, DEEPSEEK_V3, 163840),
     ("qwen2-yarn", (1, 16, 4, 128), "half", 1000000.0, QWEN2_YARN, 131072),
     ("phi3-longrope-short", (1, 16, 2, 96), "half", 10000.0, PHI3, 4096),

@@ -93,7 +93,7 @@ func.func @scaling_negative_mscale(%x: tensor<1x4x2x8xf32>, %p: tensor<4xi32>) -
 // -----
 
 func.func @scaling_freq_factor_order(%x: tensor<1x4x2x8xf32>, %p: tensor<4xi32>) -> tensor<1x4x2x8xf32> {
-  // expected-error@+1 {{rope scaling 'llama3': low_freq_factor (4) must be less than high_freq_factor (1)}}
+  // expected-error@+1 {{rope scaling 'llama3': low_freq_factor (4) must be at most high_freq_factor (1)}}
   %y = posenc.rope %x, %p layout half {scaling = #posenc.rope_scaling<llama3, factor = 8.0, low_freq_factor = 4.0, high_freq_factor = 1.0, original = 8192>} : tensor<1x4x2x8xf32>, tensor<4xi32>
   return %y : tensor<1x4x2x8xf32>
 }

@@ -474,10 +474,10 @@ LogicalResult RopeScalingAttr::verify(
                     << ") must be finite and >= 0";
   }
   if (lowFreqFactor && highFreqFactor &&
-      lowFreqFactor.getValueAsDouble() >= highFreqFactor.getValueAsDouble())
+      lowFreqFactor.getValueAsDouble() > highFreqFactor.getValueAsDouble())
     return fail() << "low_freq_factor ("
                   << fmt(lowFreqFactor.getValueAsDouble())
-                  << ") must be less than high_freq_factor ("
+                  << ") must be at most high_freq_factor ("
                   << fmt(highFreqFactor.getValueAsDouble()) << ")";
   if (shortFactor && longFactor && shortFactor.size() != longFactor.size())
     return fail() << "short_factor and long_factor must have the same length "

@@ -80,6 +80,9 @@ SmallVector<double> mlir::posenc::staticRopeFrequencies(RopeScalingAttr scaling,
         w /= f;
         continue;
       }
+      // Equal factors (Llama 4 Scout) leave no band to blend across.
+      if (high == low)
+        continue;
       double t = (l0 / wavelen - low) / (high - low);
       w = (1.0 - t) * w / f + t * w;
     }

@@ -51,7 +51,8 @@ def Posenc_RopeOp : Posenc_Op<"rope", [Pure, AllTypesMatch<["x", "result"]>]> {
       g(f, 1), with g(s, m) = 1 if s <= 1 else 0.1·m·ln s + 1.
     - `llama3{factor f, low_freq_factor, high_freq_factor, original L0}`:
       λ = 2π/ω; λ < L0/high → ω; λ > L0/low → ω/f; otherwise, with
-      t = (L0/λ - low)/(high - low): (1-t)·ω/f + t·ω
+      t = (L0/λ - low)/(high - low): (1-t)·ω/f + t·ω (low <= high; equal
+      factors, as Llama 4 Scout's, leave no band: λ <= L0/low → ω)
     - `longrope{short_factor, long_factor, original L0, max_positions}`:
       ω_i = 1/(ext_i·base^(2i/R)), ext = long_factor if max(pos)+1 > L0
       else short_factor; attention factor sqrt(1 + ln(max_positions/L0) /
