@@ -60,7 +60,10 @@ class Cases:
 
     def rope(self, name, shape, layout, bf16=False, attrs="", **ref_kw):
         x, x64 = self.uniform(*shape, bf16=bf16)
-        p = self.rng.integers(0, 8192, size=shape[1]).astype(np.int32)
+        # M-RoPE: one position per axis of mrope_section.
+        axes = len(ref_kw.get("mrope_section") or [])
+        p = self.rng.integers(0, 8192, size=(axes, shape[1]) if axes else shape[1]) \
+            .astype(np.int32)
         attr_text = f" {{{attrs}}}" if attrs else ""
         ir = func([("x", tof(x)), ("p", tof(p))],
                   [f"%o = posenc.rope %x, %p layout {layout}{attr_text} : {tof(x)}, {tof(p)}"], tof(x))
@@ -104,6 +107,9 @@ class Cases:
 def correctness_cases(seed):
     c = Cases(seed)
     c.rope("rope_half_f32", (2, 64, 4, 64), "half")
+    c.rope("rope_mrope_f32", (2, 40, 2, 128), "half", base=1000000.0,
+           attrs="base = 1000000.0 : f64, mrope_section = array<i64: 16, 24, 24>",
+           mrope_section=[16, 24, 24])
     c.rope("rope_interleaved_bf16_partial", (1, 48, 3, 64), "interleaved", bf16=True,
            attrs="rotary_dim = 32 : i64", rotary_dim=32)
     p = c.rng.integers(0, 1 << 16, size=(96,)).astype(np.int32)

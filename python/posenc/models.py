@@ -18,7 +18,10 @@ GQA through `num_key_value_heads`), ALiBi (bloom; mpt with
 `attn_config.alibi`), T5 relative buckets (encoder, or decoder
 self-attention with `decoder=True`) and DeepSeek multi-head latent attention
 (`kv_lora_rank`, `q_lora_rank`, `qk_nope_head_dim`, `qk_rope_head_dim`,
-`v_head_dim`). A multimodal config's `text_config` is what is read.
+`v_head_dim`). A multimodal config's `text_config` is what is read; the
+text layers of Qwen2-VL, Qwen2.5-VL (`rope_scaling.mrope_section`) and
+Qwen3-VL (interleaved) take M-RoPE positions [3, S] (temporal, height,
+width) as the rope op's `mrope_section`.
 
 Layers differ within a model; `layer=i` builds layer i as transformers does:
 sliding windows (`sliding_window` as attention `causal window(W)`: every
@@ -81,11 +84,17 @@ class Layer:
 
     def random_inputs(self, rng, start=0):
         """Activations ~ N(0, 1), positions start..start+S-1, then the
-        layer's weights (when they are arguments)."""
+        layer's weights (when they are arguments). M-RoPE positions [3, S]
+        are those of image patches in rows of 4: temporal start + i, height
+        start + i // 4, width start + i % 4."""
         out = []
         for name, shape, dtype in self.inputs:
             if name in self.weights:
                 out.append(self.weights[name])
+            elif dtype.startswith("i") and len(shape) == 2:
+                i = np.arange(shape[1], dtype=np.int64)
+                rows = ([i, i // 4, i % 4] + [i] * shape[0])[:shape[0]]
+                out.append(start + np.stack(rows))
             elif dtype.startswith("i"):
                 out.append(np.arange(start, start + shape[-1], dtype=np.int64))
             else:
@@ -283,7 +292,7 @@ def _read_scaling(cfg):
                               f"must be a positive integer, got {o!r}")
         return o
 
-    if kind in (None, "default"):
+    if kind in (None, "default", "mrope"):  # M-RoPE's frequencies are plain
         return None
     if kind == "linear":
         return {"kind": "linear", "factor": factor()}
@@ -683,9 +692,12 @@ def _project_ref(x, w, bias=None):
 # without model_type is read as Llama's.
 _ROPE_TYPES = frozenset("""
 llama mistral mixtral qwen2 qwen2_moe qwen3 qwen3_moe phi3 gpt_neox gemma gemma2
-gemma3_text gpt_oss llama4_text smollm3 cohere2
+gemma3_text gpt_oss llama4_text smollm3 cohere2 qwen2_vl qwen2_5_vl qwen3_vl_text
 """.split())
-_QWEN_WINDOWS = ("qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "smollm3")
+_QWEN_WINDOWS = ("qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "smollm3", "qwen2_vl",
+                 "qwen2_5_vl")
+# Multimodal RoPE: rope_scaling's mrope_section (and Qwen3-VL's interleaving).
+_MROPE_TYPES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl_text")
 
 
 @dataclass
@@ -704,6 +716,7 @@ class _Scheme:
     qk_norm_after_rope: bool = False
     eps: float = 1e-6
     temperature: object = None  # (floor_scale, attn_scale) on Llama 4's NoPE layers
+    mrope: object = None  # (mrope_section, interleaved): positions [3, S]
 
 
 def _rope_base(cfg):
@@ -735,7 +748,8 @@ def _flag(cfg, key, default=False):
 # field is absent (an explicit null turns windows off).
 _WINDOW_DEFAULTS = {"mistral": None, "mixtral": None, "phi3": None, "gemma2": 4096,
                     "gemma3_text": 4096, "gpt_oss": 128, "cohere2": 4096, "qwen2": 4096,
-                    "qwen2_moe": 4096, "qwen3": 4096, "qwen3_moe": 4096, "smollm3": None}
+                    "qwen2_moe": 4096, "qwen3": 4096, "qwen3_moe": 4096, "smollm3": None,
+                    "qwen2_vl": 4096, "qwen2_5_vl": 4096}
 
 
 def _window_size(cfg, mt):
@@ -847,6 +861,19 @@ def _rope_scheme(cfg, layer):
                                       f"with {plain!r} only")
     s = _Scheme(rope=rope, base=base, scaling=scaling, layout=layout, window=window,
                 chunk=chunk)
+    if mt in _MROPE_TYPES:
+        rs = cfg.get("rope_scaling") or {}
+        section = rs.get("mrope_section")
+        if (not isinstance(section, list) or not section
+                or any(not isinstance(n, int) or isinstance(n, bool) or n <= 0
+                       for n in section)):
+            raise ConfigError("rope_scaling.mrope_section", f"{mt} needs a list of positive "
+                              f"pair counts, got {section!r}")
+        interleaved = _flag(rs, "mrope_interleaved", mt == "qwen3_vl_text")
+        if interleaved and len(section) != 3:
+            raise ConfigError("rope_scaling.mrope_section", f"interleaved M-RoPE needs 3 "
+                              f"sections, got {section!r}")
+        s.mrope = (list(section), interleaved)
 
     if mt in ("gemma2", "gemma3_text"):
         s.scale = _positive_field(cfg, "query_pre_attn_scalar", 256, float) ** -0.5
@@ -858,7 +885,7 @@ def _rope_scheme(cfg, layer):
             raise ConfigError("attn_logit_softcapping", f"must be a positive number, got {cap!r}")
         s.softcap = float(cap)
     s.sinks = mt == "gpt_oss"
-    if mt in ("qwen3", "qwen3_moe"):
+    if mt in ("qwen3", "qwen3_moe", "qwen3_vl_text"):
         s.qk_norm = "rms"
     elif mt == "gemma3_text":
         s.qk_norm = "rms_offset"
@@ -909,11 +936,13 @@ def _rope_layer(cfg, em, b, s, _decoder, layer):
     # q/k/v biases: Qwen2's and GPT-NeoX's by default; the output
     # projection's: GPT-NeoX's, and attention_bias's where the model applies
     # it to o_proj too (Llama, Gemma, gpt-oss, ...; not Qwen2 or Phi-3).
-    qkv_bias = _flag(cfg, "attention_bias", mt in ("qwen2", "qwen2_moe", "gpt_neox"))
-    o_bias = qkv_bias and mt not in ("qwen2", "qwen2_moe", "phi3")
+    qwen2_like = ("qwen2", "qwen2_moe", "qwen2_vl", "qwen2_5_vl")
+    qkv_bias = _flag(cfg, "attention_bias", mt in qwen2_like + ("gpt_neox",))
+    o_bias = qkv_bias and mt not in qwen2_like + ("phi3",)
 
     x2, x2s = _common_input(em, cfg, b, s, hidden)
-    pos = em.arg("pos", (s,), "i64")
+    pos_shape = (len(sch.mrope[0]), s) if sch.mrope else (s,)
+    pos = em.arg("pos", pos_shape, "i64")
     q, k, v = _qkv(em, x2, x2s, h, hkv, d, qkv_bias, b, s)
     norm_w = {}
     if sch.qk_norm in ("rms", "rms_offset"):
@@ -928,10 +957,15 @@ def _rope_layer(cfg, em, b, s, _decoder, layer):
     if sch.rope:
         attr_text = _rope_attr_text(sch.base, rotary if rotary != d else None, ref_sc,
                                     attention_factor)
+        if sch.mrope:
+            section, interleaved = sch.mrope
+            attr_text = (attr_text[:-1] + ", mrope_section = array<i64: "
+                         + ", ".join(map(str, section)) + ">"
+                         + (", mrope_interleaved" if interleaved else "") + "}")
         rotated = []
         for name, t, n in (("qr", q, h), ("kr", k, hkv)):
             em.emit(f"%{name} = posenc.rope {t}, {pos} layout {sch.layout}{attr_text} : "
-                    f"{_t((b, s, n, d))}, {_t((s,), 'i64')}")
+                    f"{_t((b, s, n, d))}, {_t(pos_shape, 'i64')}")
             rotated.append(f"%{name}")
         q, k = rotated
     if sch.qk_norm and sch.qk_norm_after_rope:
@@ -977,6 +1011,8 @@ def _rope_layer(cfg, em, b, s, _decoder, layer):
         if sch.rope:
             kw = dict(base=sch.base, rotary_dim=rotary, layout=sch.layout, scaling=ref_sc,
                       attention_factor=attention_factor)
+            if sch.mrope:
+                kw.update(mrope_section=sch.mrope[0], mrope_interleaved=sch.mrope[1])
             qh, kh = ref.rope(qh, a["pos"], **kw), ref.rope(kh, a["pos"], **kw)
         if sch.qk_norm and sch.qk_norm_after_rope:
             qh, kh = norm(qh, "q"), norm(kh, "k")
@@ -994,6 +1030,8 @@ def _rope_layer(cfg, em, b, s, _decoder, layer):
         pe = f"RoPE {kind}" + (f" x{sc['factor']:g}" if sc and "factor" in sc else "")
         if sch.layout != "half":
             pe += f" ({sch.layout})"
+        if sch.mrope:
+            pe += f", M-RoPE {sch.mrope[0]}" + (" interleaved" if sch.mrope[1] else "")
         if rotary != d:
             pe += f", rotary {rotary}/{d}"
     else:

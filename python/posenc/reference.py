@@ -106,9 +106,22 @@ def rope_attention_factor(scaling=None):
     return 1.0
 
 
+def mrope_pair_axes(section, interleaved=False):
+    """The positions axis each frequency pair reads under M-RoPE: sections
+    in order (Qwen2-VL), or Qwen3-VL's interleaving of 3 axes."""
+    pairs = int(sum(section))
+    if not interleaved:
+        return np.repeat(np.arange(len(section)), section)
+    axes = np.zeros(pairs, np.int64)
+    for axis in (1, 2):
+        axes[axis:3 * section[axis]:3] = axis
+    return axes
+
+
 def rope(x, pos, base=10000.0, rotary_dim=None, layout="half", scaling=None,
-         attention_factor=None):
-    """posenc.rope in float64. x: [B, S, H, D]; pos: [S] or [B, S]."""
+         attention_factor=None, mrope_section=None, mrope_interleaved=False):
+    """posenc.rope in float64. x: [B, S, H, D]; pos: [S] or [B, S], or with
+    mrope_section [A, S] or [A, B, S] (one position per axis)."""
     x = np.asarray(x, np.float64)
     pos = np.asarray(pos)
     d = x.shape[3]
@@ -118,9 +131,15 @@ def rope(x, pos, base=10000.0, rotary_dim=None, layout="half", scaling=None,
     a = rope_attention_factor(scaling) if attention_factor is None else attention_factor
     omega = rope_frequencies(base, r, scaling, pos)
     p = pos.astype(np.float64)
-    if p.ndim == 1:
-        p = np.broadcast_to(p, (x.shape[0], p.shape[0]))
-    theta = p[:, :, None, None] * omega[None, None, None, :]  # [B, S, 1, R/2]
+    if mrope_section is not None:  # [A, B?, S] -> per pair [B, S, R/2]
+        if p.ndim == 2:
+            p = np.broadcast_to(p[:, None, :], (p.shape[0], x.shape[0], p.shape[1]))
+        p = np.moveaxis(p[mrope_pair_axes(mrope_section, mrope_interleaved)], 0, -1)
+        theta = p[:, :, None, :] * omega[None, None, None, :]
+    else:
+        if p.ndim == 1:
+            p = np.broadcast_to(p, (x.shape[0], p.shape[0]))
+        theta = p[:, :, None, None] * omega[None, None, None, :]  # [B, S, 1, R/2]
     cos, sin = np.cos(theta), np.sin(theta)
     y = x.copy()
     if layout == "half":

@@ -40,6 +40,21 @@ def test_rope(rng, layout, scaling, base, hi):
     assert rel_err(lowered, expected) <= 1e-5
 
 
+@pytest.mark.parametrize("interleaved", [False, True])
+def test_mrope(rng, interleaved):
+    x = rng.uniform(-1, 1, size=(2, 5, 2, 24)).astype(np.float32)
+    p = rng.integers(0, 30000, size=(3, 2, 5)).astype(np.int64)
+    xt, pt = type_of(x), type_of(p)
+    flag = ", mrope_interleaved" if interleaved else ""
+    body = [const("x", x), const("p", p),
+            f"%r = posenc.rope %x, %p layout half {{base = 1000000.0 : f64, "
+            f"mrope_section = array<i64: 4, 4, 4>{flag}}} : {xt}, {pt}"]
+    folded, lowered = both_ways(body, xt)
+    expected = ref.rope(x, p, base=1e6, mrope_section=[4, 4, 4], mrope_interleaved=interleaved)
+    assert rel_err(folded, expected) <= 1e-6
+    assert rel_err(lowered, expected) <= 1e-5
+
+
 def test_sinusoidal(rng):
     p = rng.integers(0, 1 << 20, size=(2, 7)).astype(np.int64)
     rt = tensor_type((2, 7, 16), "f32")

@@ -55,6 +55,7 @@ SMALL = [
     ("smollm3-3b.json", GQA, {"layer": 3}, 0),
     ("command-r7b-12-2024.json", {**GQA, "sliding_window": 5}, {}, 0),
     ("command-r7b-12-2024.json", GQA, {"layer": 3}, 0),
+    ("qwen2.5-vl-7b-instruct.json", {**GQA, "num_key_value_heads": 1}, {}, 500),
 ]
 
 
@@ -226,6 +227,8 @@ MUTATION_CUTS = {
 NO_EFFECT_HERE = {
     ("qwen3-8b.json", "use_sliding_window"):
         "max_window_layers (36) = num_hidden_layers: no layer would slide",
+    ("qwen2.5-vl-7b-instruct.json", "use_sliding_window"):
+        "max_window_layers (28) = num_hidden_layers: no layer would slide",
 }
 
 
@@ -246,8 +249,10 @@ def _mutations(value, layer):
         if all(isinstance(v, str) for v in value):  # layer_types
             swap = {"sliding_attention": "full_attention", "full_attention": "sliding_attention"}
             return [[swap.get(v, v) if i == layer else v for i, v in enumerate(value)]]
-        if all(isinstance(v, int) for v in value):  # no_rope_layers
+        if all(v in (0, 1) and isinstance(v, int) for v in value):  # no_rope_layers
             return [[1 - v if i == layer else v for i, v in enumerate(value)]]
+        if all(isinstance(v, int) for v in value):  # mrope_section
+            return [value[::-1], value[1:] + value[:1]]
         return [[v * 0.5 for v in value]]
     return []
 
@@ -326,3 +331,42 @@ def test_every_attention_field_changes_the_layer(name):
         if tried and not changed and (valid or isinstance(value, (int, float))):
             ignored.append(fld)
     assert not ignored, f"{name}: fields read but changing no output: {ignored}"
+
+
+def test_mrope_layer_uses_three_axes(rng):
+    # Qwen2.5-VL's text layer rotates by the temporal, height and width
+    # positions of image patches; with equal axes (text tokens) it is the
+    # plain RoPE layer of the same weights.
+    cfg = config("qwen2.5-vl-7b-instruct.json")
+    cut = {**GQA, "num_key_value_heads": 1}
+    layer = models.attention_layer(cfg, seq_len=12, cut=cut)
+    assert dict((n, s) for n, s, _ in layer.inputs)["pos"] == (3, 12)
+    args = layer.random_inputs(rng, start=100)
+    pos = args[[n for n, _, _ in layer.inputs].index("pos")]
+    assert not np.array_equal(pos[0], pos[1])
+    module = posenc.compile(layer.ir)
+    out = module.call(layer.entry, *args)
+    assert rel_err(out, layer.reference(args)) <= 1e-4
+    text = [a if n != "pos" else np.stack([a[0]] * 3) for (n, _, _), a in zip(layer.inputs, args)]
+    plain_cfg = dict(cfg, rope_scaling=None, model_type="qwen2")
+    del plain_cfg["vision_config"]
+    plain = models.attention_layer(plain_cfg, seq_len=12, cut=cut, ignore=[
+        k for k in cfg if k.startswith("vision_") or k.endswith("_token_id")])
+    plain_args = [a if n != "pos" else a[0] for (n, _, _), a in zip(layer.inputs, text)]
+    assert rel_err(module.call(layer.entry, *text),
+                   posenc.compile(plain.ir).call(plain.entry, *plain_args)) <= 1e-6
+
+
+def test_qwen3_vl_text_layer(rng):
+    # Qwen3-VL: QK-norm as Qwen3, M-RoPE with interleaved axes.
+    cfg = {"model_type": "qwen3_vl", "text_config": {
+        "model_type": "qwen3_vl_text", "hidden_size": 256, "num_attention_heads": 4,
+        "num_key_value_heads": 2, "head_dim": 128, "num_hidden_layers": 36,
+        "rms_norm_eps": 1e-06, "rope_theta": 5000000, "attention_bias": False,
+        "rope_scaling": {"rope_type": "default", "mrope_section": [24, 20, 20],
+                         "mrope_interleaved": True}}}
+    layer = models.attention_layer(cfg, seq_len=10)
+    assert "mrope_interleaved" in layer.ir and "QK-norm" in layer.pe
+    args = layer.random_inputs(rng, start=7)
+    out = posenc.compile(layer.ir).call(layer.entry, *args)
+    assert rel_err(out, layer.reference(args)) <= 1e-4

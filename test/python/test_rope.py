@@ -12,8 +12,13 @@ from posenc.models import scaling_attribute as scaling_attr
 TOL = {"f32": 1e-5, "f16": 2e-3, "bf16": 1e-2}
 
 
-def rope_ir(x, pos, layout, base=None, rotary_dim=None, scaling=None, attention_factor=None):
+def rope_ir(x, pos, layout, base=None, rotary_dim=None, scaling=None, attention_factor=None,
+            mrope_section=None, mrope_interleaved=False):
     attrs = []
+    if mrope_section is not None:
+        attrs.append("mrope_section = array<i64: " + ", ".join(map(str, mrope_section)) + ">")
+    if mrope_interleaved:
+        attrs.append("mrope_interleaved")
     if base is not None:
         attrs.append(f"base = {float(base)!r} : f64")
     if rotary_dim is not None:
@@ -190,3 +195,47 @@ def test_composed_ropes_match_the_chain(rng, layout, scaling, base):
     kw = dict(layout=layout, base=base, scaling=scaling)
     expected = ref.rope(ref.rope(x, p, **kw), q, **kw)
     assert rel_err(z, expected) <= 1e-5
+
+
+# M-RoPE (Qwen2-VL / Qwen2.5-VL: head dim 128, sections [16, 24, 24] of the
+# 64 pairs; Qwen3-VL interleaves [24, 20, 20]).
+@pytest.mark.parametrize("layout", ["half", "interleaved"])
+@pytest.mark.parametrize("section,interleaved", [([16, 24, 24], False), ([24, 20, 20], True),
+                                                 ([40, 24], False)])
+@pytest.mark.parametrize("batched", [False, True])
+def test_mrope_distinct_axes(rng, layout, section, interleaved, batched):
+    s = 9
+    axes = len(section)
+    pos = rng.integers(0, 40000, size=(axes, 2, s) if batched else (axes, s))
+    check_rope(rng, (2, s, 3, 128), layout, pos=pos, pos_dtype=np.int64, base=1000000.0,
+               mrope_section=section, mrope_interleaved=interleaved)
+
+
+@pytest.mark.parametrize("interleaved", [False, True])
+def test_mrope_with_equal_axes_is_rope(rng, interleaved):
+    # Text tokens of Qwen2.5-VL carry the same position on every axis.
+    s = 12
+    p = rng.integers(0, 100000, size=(s,))
+    x = rng.standard_normal((1, s, 2, 128)).astype(np.float32)
+    kw = dict(base=1000000.0)
+    (plain,) = run(rope_ir(x, p, "half", **kw), [x, p])
+    p3 = np.stack([p, p, p])
+    (m,) = run(rope_ir(x, p3, "half", mrope_section=[16, 24, 24], mrope_interleaved=interleaved,
+                       **kw), [x, p3])
+    np.testing.assert_array_equal(m, plain)
+    assert rel_err(m, ref.rope(x, p, **kw)) <= TOL["f32"]
+
+
+def test_mrope_axis_changes_only_its_pairs(rng):
+    # Moving the height axis changes exactly the 24 pairs of its section.
+    s = 5
+    p3 = np.stack([np.arange(s)] * 3).astype(np.int64)
+    x = rng.standard_normal((1, s, 1, 128)).astype(np.float32)
+    ir = rope_ir(x, p3, "half", mrope_section=[16, 24, 24])
+    (a,) = run(ir, [x, p3])
+    p3b = p3.copy()
+    p3b[1] += 1000
+    (b,) = run(ir, [x, p3b])
+    changed = np.nonzero(np.any(a != b, axis=(0, 1, 2)))[0]
+    pairs = sorted(set(int(i) % 64 for i in changed))
+    assert pairs == list(range(16, 40))

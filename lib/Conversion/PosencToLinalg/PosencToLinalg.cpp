@@ -154,12 +154,38 @@ Value ropeFrequencies(LinalgBuilder &e, RopeOp op, Value pos, int64_t rotary) {
   }
 }
 
+/// M-RoPE: the position each pair reads, [B?, S, R/2] i64, from positions
+/// [A, B?, S] and the axis of each pair.
+Value pairPositions(LinalgBuilder &e, Value pos, ArrayRef<int64_t> axes) {
+  int64_t rank = cast<RankedTensorType>(pos.getType()).getRank();
+  SmallVector<OpFoldResult> sizes;
+  for (int64_t i = 1; i < rank; ++i)
+    sizes.push_back(e.dim(pos, i));
+  sizes.push_back(e.b.getIndexAttr(axes.size()));
+  Value init = e.empty(sizes, e.b.getI64Type());
+  MLIRContext *ctx = e.b.getContext();
+  AffineMap axisMap = AffineMap::get(rank, 0, getAffineDimExpr(rank - 1, ctx));
+  return e.generic(
+      init.getType(), e.constTensor(axes), init,
+      {axisMap, e.b.getMultiDimIdentityMap(rank)},
+      SmallVector<utils::IteratorType>(rank, utils::IteratorType::parallel),
+      [&](OpBuilder &nb, Location nl, ValueRange args) {
+        LinalgBuilder n{nb, nl};
+        SmallVector<Value> idx = {
+            arith::IndexCastOp::create(nb, nl, nb.getIndexType(), args[0])};
+        for (int64_t i = 0; i + 1 < rank; ++i)
+          idx.push_back(n.index(i));
+        yieldValues(nb, nl, n.toI64(n.extract(pos, idx)));
+      });
+}
+
 /// cos and sin tables [pos dims..., R/2] in f32, scaled by `factor`: the
 /// angle p·ω is formed and evaluated in f64 once per (position, pair).
+/// With `perPair`, `pos` already has the pair dim (M-RoPE).
 std::pair<Value, Value> angleTables(LinalgBuilder &e, Value pos, Value omega,
-                                    int64_t half, double factor) {
+                                    int64_t half, double factor, bool perPair) {
   auto posTy = cast<RankedTensorType>(pos.getType());
-  int64_t rank = posTy.getRank() + 1;
+  int64_t rank = posTy.getRank() + (perPair ? 0 : 1);
   SmallVector<OpFoldResult> sizes;
   for (int64_t i = 0; i + 1 < rank; ++i)
     sizes.push_back(e.dim(pos, i));
@@ -168,7 +194,7 @@ std::pair<Value, Value> angleTables(LinalgBuilder &e, Value pos, Value omega,
   Type f32 = e.b.getF32Type();
   Value cosInit = e.empty(sizes, f32), sinInit = e.empty(sizes, f32);
   AffineMap id = e.b.getMultiDimIdentityMap(rank);
-  AffineMap posMap = id.getMajorSubMap(rank - 1);
+  AffineMap posMap = perPair ? id : id.getMajorSubMap(rank - 1);
   AffineMap omegaMap = AffineMap::get(rank, 0, getAffineDimExpr(rank - 1, ctx));
   SmallVector<utils::IteratorType> its(rank, utils::IteratorType::parallel);
   auto gen = linalg::GenericOp::create(
@@ -210,9 +236,15 @@ struct RopeOpLowering : OpConversionPattern<RopeOp> {
     bool interleaved = op.getLayout() == RopeLayout::interleaved;
     double factor = op.getEffectiveAttentionFactor();
     Value omega = ropeFrequencies(e, op, pos, rotary);
+    SmallVector<int64_t> pairAxes = op.getPairAxes();
+    bool mrope = !pairAxes.empty();
     Value cosT, sinT;
-    std::tie(cosT, sinT) = angleTables(e, pos, omega, half, factor);
-    int64_t posRank = cast<RankedTensorType>(pos.getType()).getRank();
+    std::tie(cosT, sinT) =
+        angleTables(e, mrope ? pairPositions(e, pos, pairAxes) : pos, omega,
+                    half, factor, mrope);
+    // The position dims of the tables: [B?, S] (M-RoPE's axis dim is gone).
+    int64_t posRank =
+        cast<RankedTensorType>(pos.getType()).getRank() - (mrope ? 1 : 0);
     MLIRContext *ctx = rewriter.getContext();
     Location loc = op.getLoc();
     auto xTy = cast<RankedTensorType>(x.getType());
@@ -257,7 +289,7 @@ struct RopeOpLowering : OpConversionPattern<RopeOp> {
     auto d = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
     SmallVector<OpFoldResult> tableSizes;
     for (int64_t i = 0; i < posRank; ++i)
-      tableSizes.push_back(e.dim(pos, i));
+      tableSizes.push_back(e.dim(cosT, i));
     int64_t tSide = posRank + (interleaved ? 1 : 0);
     int64_t tPair = posRank + (interleaved ? 0 : 1);
     tableSizes.resize(posRank + 2);

@@ -127,3 +127,23 @@ func.func @fold_cast_into_online_attention(%q: tensor<1x4x2x8xf32>, %k: tensor<1
   %a, %mx, %s = posenc.online_attention %q, %kc, %kc outs(%acc, %m, %l) : tensor<1x4x2x8xf32>, tensor<1x?x2x8xf32>, tensor<1x?x2x8xf32>, tensor<1x4x2x8xf32>, tensor<1x4x2xf32>, tensor<1x4x2xf32>
   return %a : tensor<1x4x2x8xf32>
 }
+
+// -----
+
+// M-RoPE rotations compose too (positions add per axis); a plain rope and
+// an M-RoPE do not.
+// CHECK-LABEL: func @compose_mrope
+// CHECK: arith.addi %{{.+}}, %{{.+}} : tensor<3x4xi64>
+// CHECK-COUNT-1: posenc.rope
+// CHECK-LABEL: func @negative_mrope_sections
+// CHECK-COUNT-2: posenc.rope
+func.func @compose_mrope(%x: tensor<1x4x2x8xf32>, %p: tensor<3x4xi64>, %q: tensor<3x4xi64>) -> tensor<1x4x2x8xf32> {
+  %y = posenc.rope %x, %p layout half {mrope_section = array<i64: 2, 1, 1>} : tensor<1x4x2x8xf32>, tensor<3x4xi64>
+  %z = posenc.rope %y, %q layout half {mrope_section = array<i64: 2, 1, 1>} : tensor<1x4x2x8xf32>, tensor<3x4xi64>
+  return %z : tensor<1x4x2x8xf32>
+}
+func.func @negative_mrope_sections(%x: tensor<1x4x2x8xf32>, %p: tensor<3x4xi64>) -> tensor<1x4x2x8xf32> {
+  %y = posenc.rope %x, %p layout half {mrope_section = array<i64: 2, 1, 1>} : tensor<1x4x2x8xf32>, tensor<3x4xi64>
+  %z = posenc.rope %y, %p layout half {mrope_section = array<i64: 1, 1, 2>} : tensor<1x4x2x8xf32>, tensor<3x4xi64>
+  return %z : tensor<1x4x2x8xf32>
+}

@@ -918,3 +918,67 @@ func.func @online_attention_state_rank(%q: tensor<1x8x4x16xf32>, %acc: tensor<1x
   %a, %mx, %s = posenc.online_attention %q, %q, %q outs(%acc, %acc, %m) : tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4xf32>
   return %a : tensor<1x8x4x16xf32>
 }
+
+// -----
+
+func.func @mrope_sum(%x: tensor<1x4x2x8xf32>, %p: tensor<3x4xi64>) -> tensor<1x4x2x8xf32> {
+  // expected-error@+1 {{mrope_section sums to 3 pairs but rotary_dim/2 is 4}}
+  %y = posenc.rope %x, %p layout half {mrope_section = array<i64: 1, 1, 1>} : tensor<1x4x2x8xf32>, tensor<3x4xi64>
+  return %y : tensor<1x4x2x8xf32>
+}
+
+// -----
+
+func.func @mrope_axes(%x: tensor<1x4x2x8xf32>, %p: tensor<2x4xi64>) -> tensor<1x4x2x8xf32> {
+  // expected-error@+1 {{pos has 2 position axes (dim 0) but mrope_section has 3 sections}}
+  %y = posenc.rope %x, %p layout half {mrope_section = array<i64: 2, 1, 1>} : tensor<1x4x2x8xf32>, tensor<2x4xi64>
+  return %y : tensor<1x4x2x8xf32>
+}
+
+// -----
+
+func.func @mrope_dynamic_axes(%x: tensor<1x4x2x8xf32>, %p: tensor<?x4xi64>) -> tensor<1x4x2x8xf32> {
+  // expected-error@+1 {{pos needs a static axis dim (dim 0) with mrope_section, got 'tensor<?x4xi64>'}}
+  %y = posenc.rope %x, %p layout half {mrope_section = array<i64: 2, 1, 1>} : tensor<1x4x2x8xf32>, tensor<?x4xi64>
+  return %y : tensor<1x4x2x8xf32>
+}
+
+// -----
+
+func.func @mrope_flat_positions(%x: tensor<1x4x2x8xf32>, %p: tensor<4xi64>) -> tensor<1x4x2x8xf32> {
+  // expected-error@+1 {{pos must be [A, S] or [A, B, S] with mrope_section, got 'tensor<4xi64>'}}
+  %y = posenc.rope %x, %p layout half {mrope_section = array<i64: 4>} : tensor<1x4x2x8xf32>, tensor<4xi64>
+  return %y : tensor<1x4x2x8xf32>
+}
+
+// -----
+
+func.func @mrope_nonpositive(%x: tensor<1x4x2x8xf32>, %p: tensor<3x4xi64>) -> tensor<1x4x2x8xf32> {
+  // expected-error@+1 {{mrope_section entries must be positive, got 0}}
+  %y = posenc.rope %x, %p layout half {mrope_section = array<i64: 4, 0, 0>} : tensor<1x4x2x8xf32>, tensor<3x4xi64>
+  return %y : tensor<1x4x2x8xf32>
+}
+
+// -----
+
+func.func @mrope_interleaved_axes(%x: tensor<1x4x2x8xf32>, %p: tensor<2x4xi64>) -> tensor<1x4x2x8xf32> {
+  // expected-error@+1 {{mrope_interleaved needs 3 sections (temporal, height, width), got 2}}
+  %y = posenc.rope %x, %p layout half {mrope_section = array<i64: 2, 2>, mrope_interleaved} : tensor<1x4x2x8xf32>, tensor<2x4xi64>
+  return %y : tensor<1x4x2x8xf32>
+}
+
+// -----
+
+func.func @mrope_interleaved_alone(%x: tensor<1x4x2x8xf32>, %p: tensor<4xi64>) -> tensor<1x4x2x8xf32> {
+  // expected-error@+1 {{mrope_interleaved requires mrope_section}}
+  %y = posenc.rope %x, %p layout half {mrope_interleaved} : tensor<1x4x2x8xf32>, tensor<4xi64>
+  return %y : tensor<1x4x2x8xf32>
+}
+
+// -----
+
+func.func @mrope_batch(%x: tensor<2x4x2x8xf32>, %p: tensor<3x3x4xi64>) -> tensor<2x4x2x8xf32> {
+  // expected-error@+1 {{batch size of pos (3) must equal batch size of x (2)}}
+  %y = posenc.rope %x, %p layout half {mrope_section = array<i64: 2, 1, 1>} : tensor<2x4x2x8xf32>, tensor<3x3x4xi64>
+  return %y : tensor<2x4x2x8xf32>
+}

@@ -31,7 +31,7 @@ func.func @rope_dynamic_head_dim(%x: tensor<1x4x2x?xf32>, %p: tensor<4xi32>) -> 
 }
 
 // CHECK-LABEL: func @rope_scalings
-func.func @rope_scalings(%x: tensor<1x4x2x8xf32>, %p: tensor<4xi32>) -> tensor<1x4x2x8xf32> {
+func.func @rope_scalings(%x: tensor<1x4x2x8xf32>, %p: tensor<4xi32>, %m: tensor<3x4xi64>, %mb: tensor<3x1x4xi64>) -> tensor<1x4x2x8xf32> {
   // CHECK: scaling = #posenc.rope_scaling<none>
   %0 = posenc.rope %x, %p layout half {scaling = #posenc.rope_scaling<none>} : tensor<1x4x2x8xf32>, tensor<4xi32>
   // CHECK: scaling = #posenc.rope_scaling<linear, factor = 4.000000e+00>
@@ -49,7 +49,11 @@ func.func @rope_scalings(%x: tensor<1x4x2x8xf32>, %p: tensor<4xi32>) -> tensor<1
   %6 = posenc.rope %5, %p layout half {base = 500000.0 : f64, scaling = #posenc.rope_scaling<llama3, factor = 8.0, low_freq_factor = 1.0, high_freq_factor = 4.0, original = 8192>} : tensor<1x4x2x8xf32>, tensor<4xi32>
   // CHECK: scaling = #posenc.rope_scaling<longrope, short_factor = [1.000000e+00, 1.500000e+00, 2.000000e+00, 2.500000e+00], long_factor = [2.000000e+00, 4.000000e+00, 8.000000e+00, 1.600000e+01], original = 4096, max_positions = 131072>
   %7 = posenc.rope %6, %p layout half {scaling = #posenc.rope_scaling<longrope, short_factor = [1.0, 1.5, 2.0, 2.5], long_factor = [2.0, 4.0, 8.0, 16.0], original = 4096, max_positions = 131072>} : tensor<1x4x2x8xf32>, tensor<4xi32>
-  return %7 : tensor<1x4x2x8xf32>
+  // CHECK: posenc.rope %{{.+}}, %{{.+}} layout half {mrope_section = array<i64: 1, 2, 1>} : tensor<1x4x2x8xf32>, tensor<3x4xi64>
+  %8 = posenc.rope %7, %m layout half {mrope_section = array<i64: 1, 2, 1>} : tensor<1x4x2x8xf32>, tensor<3x4xi64>
+  // CHECK: posenc.rope %{{.+}}, %{{.+}} layout interleaved {mrope_interleaved, mrope_section = array<i64: 2, 1, 1>} : tensor<1x4x2x8xf32>, tensor<3x1x4xi64>
+  %9 = posenc.rope %8, %mb layout interleaved {mrope_section = array<i64: 2, 1, 1>, mrope_interleaved} : tensor<1x4x2x8xf32>, tensor<3x1x4xi64>
+  return %9 : tensor<1x4x2x8xf32>
 }
 
 // CHECK-LABEL: func @sinusoidal

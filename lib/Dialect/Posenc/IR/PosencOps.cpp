@@ -258,6 +258,7 @@ struct ComposeRopes : OpRewritePattern<RopeOp> {
     if (!inner)
       return failure();
     if (inner.getLayout() != outer.getLayout() ||
+        inner.getPairAxes() != outer.getPairAxes() ||
         inner.getRotaryDimOrHeadDim() != outer.getRotaryDimOrHeadDim() ||
         inner.getBase() != outer.getBase() ||
         inner.getScalingOrNone() != outer.getScalingOrNone() ||
@@ -282,6 +283,30 @@ void RopeOp::getCanonicalizationPatterns(RewritePatternSet &results,
   results.add<ComposeRopes>(ctx);
 }
 
+SmallVector<int64_t> RopeOp::getPairAxes() {
+  SmallVector<int64_t> axes;
+  std::optional<ArrayRef<int64_t>> section = getMropeSection();
+  if (!section)
+    return axes;
+  if (getMropeInterleaved()) {
+    int64_t pairs = 0;
+    for (int64_t n : *section)
+      pairs += n;
+    for (int64_t i = 0; i < pairs; ++i) {
+      int64_t axis = 0;
+      if (i % 3 == 1 && i < 3 * (*section)[1])
+        axis = 1;
+      else if (i % 3 == 2 && i < 3 * (*section)[2])
+        axis = 2;
+      axes.push_back(axis);
+    }
+    return axes;
+  }
+  for (auto [axis, n] : llvm::enumerate(*section))
+    axes.append(n, int64_t(axis));
+  return axes;
+}
+
 RopeScalingAttr RopeOp::getScalingOrNone() {
   if (RopeScalingAttr s = getScalingAttr())
     return s;
@@ -291,16 +316,43 @@ RopeScalingAttr RopeOp::getScalingOrNone() {
 LogicalResult RopeOp::verify() {
   Operation *op = getOperation();
   RankedTensorType xTy = getX().getType(), posTy = getPos().getType();
-  if (failed(checkRank(op, "x", xTy, 4, "[B, S, H, D]")) ||
-      failed(checkPositions(op, "pos", posTy)))
+  if (failed(checkRank(op, "x", xTy, 4, "[B, S, H, D]")))
     return failure();
+  std::optional<ArrayRef<int64_t>> section = getMropeSection();
+  if (getMropeInterleaved() && !section)
+    return emitOpError() << "mrope_interleaved requires mrope_section";
+  // M-RoPE positions carry a leading axis dim: [A, S] or [A, B, S].
+  unsigned axisDims = section ? 1 : 0;
+  if (section) {
+    if (posTy.getRank() != 2 && posTy.getRank() != 3)
+      return emitOpError() << "pos must be [A, S] or [A, B, S] with "
+                              "mrope_section, got "
+                           << posTy;
+    int64_t axes = section->size();
+    record(DimConstraint::Kind::equal, "number of position axes",
+           {{"pos", getPos(), 0}}, axes);
+    if (posTy.isDynamicDim(0))
+      return emitOpError() << "pos needs a static axis dim (dim 0) with "
+                              "mrope_section, got "
+                           << posTy;
+    if (posTy.getDimSize(0) != axes)
+      return emitOpError() << "pos has " << posTy.getDimSize(0)
+                           << " position axes (dim 0) but mrope_section has "
+                           << axes << " sections";
+    if (getMropeInterleaved() && axes != 3)
+      return emitOpError() << "mrope_interleaved needs 3 sections (temporal, "
+                              "height, width), got "
+                           << axes;
+  } else if (failed(checkPositions(op, "pos", posTy))) {
+    return failure();
+  }
   unsigned sIdx = posTy.getRank() - 1;
   if (failed(checkSameDim(op, "sequence length",
                           {{"x", getX(), 1}, {"pos", getPos(), sIdx}})))
     return failure();
-  if (posTy.getRank() == 2 &&
+  if (posTy.getRank() == 2 + axisDims &&
       failed(checkSameDim(op, "batch size",
-                          {{"x", getX(), 0}, {"pos", getPos(), 0}})))
+                          {{"x", getX(), 0}, {"pos", getPos(), axisDims}})))
     return failure();
 
   int64_t headDim = xTy.getDimSize(3);
@@ -327,6 +379,21 @@ LogicalResult RopeOp::verify() {
   }
   if (failed(checkTableSize(op, "rotary_dim", rotary)))
     return failure();
+  if (section) {
+    int64_t pairs = 0;
+    for (int64_t n : *section) {
+      if (n <= 0)
+        return emitOpError()
+               << "mrope_section entries must be positive, got " << n;
+      if (n > rotary)
+        return emitOpError() << "mrope_section entry (" << n
+                             << ") exceeds rotary_dim/2 (" << rotary / 2 << ")";
+      pairs += n;
+    }
+    if (pairs != rotary / 2)
+      return emitOpError() << "mrope_section sums to " << pairs
+                           << " pairs but rotary_dim/2 is " << rotary / 2;
+  }
 
   double base = getBase().convertToDouble();
   if (failed(checkPositiveFinite(op, "base", base)))

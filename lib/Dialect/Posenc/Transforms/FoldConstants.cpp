@@ -81,6 +81,15 @@ std::optional<SmallVector<double>> evalRope(RopeOp op) {
       op.getScalingOrNone(), op.getBase().convertToDouble(), R, maxPos);
   double a = op.getEffectiveAttentionFactor();
   bool half = op.getLayout() == RopeLayout::half;
+  // M-RoPE: pair i reads axis pairAxes[i] of positions [A, B?, S].
+  SmallVector<int64_t> pairAxes = op.getPairAxes();
+  auto positionOf = [&](int64_t b, int64_t s, int64_t i) {
+    if (pairAxes.empty())
+      return posAt(*p, b, s);
+    int64_t perAxis = p->ints.size() / p->shape[0];
+    int64_t at = p->shape.size() == 3 ? b * S + s : s;
+    return p->ints[pairAxes[i] * perAxis + at];
+  };
   SmallVector<double> y(x->reals);
   for (int64_t b = 0; b < B; ++b)
     for (int64_t s = 0; s < S; ++s)
@@ -89,7 +98,7 @@ std::optional<SmallVector<double>> evalRope(RopeOp op) {
           int64_t base = ((b * S + s) * H + h) * D;
           int64_t u = base + (half ? i : 2 * i);
           int64_t v = base + (half ? i + R / 2 : 2 * i + 1);
-          double theta = double(posAt(*p, b, s)) * omega[i];
+          double theta = double(positionOf(b, s, i)) * omega[i];
           double c = std::cos(theta), sn = std::sin(theta);
           y[u] = a * (x->reals[u] * c - x->reals[v] * sn);
           y[v] = a * (x->reals[v] * c + x->reals[u] * sn);

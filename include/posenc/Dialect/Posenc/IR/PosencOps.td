@@ -71,6 +71,19 @@ def Posenc_RopeOp : Posenc_Op<"rope", [Pure, AllTypesMatch<["x", "result"]>]> {
     float64 at compile time; angles are range-reduced so that cos/sin stay
     within 1e-6 of a float64 evaluation for every position below 2^24.
 
+    Multimodal RoPE (M-RoPE; Qwen2-VL, Wang et al. 2024, and transformers'
+    `apply_multimodal_rotary_pos_emb`): with `mrope_section = array<i64:
+    n_0, ..., n_{A-1}>` (A >= 1 sections of frequency pairs, summing to
+    R/2) the positions are `pos: [A, S]` or `[A, B, S]` — one position per
+    axis (Qwen2-VL: temporal, height, width) — and pair i reads the axis of
+    its section: pairs [0, n_0) axis 0, the next n_1 pairs axis 1, and so
+    on. With `mrope_interleaved` (Qwen3-VL's `apply_interleaved_mrope`,
+    A = 3) the axes alternate instead: pair i reads axis 1 when i mod 3 = 1
+    and i < 3·n_1, axis 2 when i mod 3 = 2 and i < 3·n_2, else axis 0.
+    The frequencies ω_i and everything else are as above (the dynamic and
+    longrope scalings take max(pos) over every axis); equal axes give
+    plain RoPE.
+
     Example:
 
     ```mlir
@@ -87,7 +100,9 @@ def Posenc_RopeOp : Posenc_Op<"rope", [Pure, AllTypesMatch<["x", "result"]>]> {
     DefaultValuedAttr<F64Attr, "10000.0">:$base,
     OptionalAttr<I64Attr>:$rotary_dim,
     OptionalAttr<Posenc_RopeScalingAttr>:$scaling,
-    OptionalAttr<F64Attr>:$attention_factor
+    OptionalAttr<F64Attr>:$attention_factor,
+    OptionalAttr<DenseI64ArrayAttr>:$mrope_section,
+    UnitAttr:$mrope_interleaved
   );
   let results = (outs Posenc_FloatTensor:$result);
   let assemblyFormat = [{
@@ -105,6 +120,9 @@ def Posenc_RopeOp : Posenc_Op<"rope", [Pure, AllTypesMatch<["x", "result"]>]> {
     std::optional<int64_t> getRotaryDimOrHeadDim();
     /// The scaling attribute, `none` when absent.
     RopeScalingAttr getScalingOrNone();
+    /// With `mrope_section`: the axis of `pos` that each of the R/2 pairs
+    /// reads; empty without it.
+    SmallVector<int64_t> getPairAxes();
   }];
 }
 
