@@ -10,7 +10,10 @@ comparable; "extra MB" is the peak minus the process's size just before
 the first call (inputs and compiled code included in the baseline). Each
 worker's environment pins OpenMP, OpenBLAS and MKL to one thread, and
 "cpu/wall" (fused/unfused/torch) is its process CPU time over wall time
-across the timed calls: how many cores it really used.
+across the timed calls: how many cores it really used. Every worker's
+malloc keeps freed large blocks (posenc.retain_freed_large_buffers): no
+contender pays first-touch page faults for a result the previous call
+freed.
 
 Usage: bench/attention.py [--sizes 512,2048,8192] [--repeat 2]
 Prints a table and writes bench/results/attention.json."""
@@ -163,6 +166,12 @@ def main():
     if opts.worker:
         impl, kind, s, repeat = opts.worker
         s, repeat = int(s), int(repeat)
+        # Every contender's malloc keeps freed large blocks: no call pays
+        # first-touch page faults for the result the previous one freed.
+        sys.path.insert(0, os.path.join(BUILD, "python_packages"))
+        import posenc
+
+        posenc.retain_freed_large_buffers()
         if impl == "torch":
             result = worker_torch(kind, s, repeat)
         else:
