@@ -18,7 +18,9 @@ GQA through `num_key_value_heads`), ALiBi (bloom; mpt with
 `attn_config.alibi`), T5 relative buckets (encoder, or decoder
 self-attention with `decoder=True`) and DeepSeek multi-head latent attention
 (`kv_lora_rank`, `q_lora_rank`, `qk_nope_head_dim`, `qk_rope_head_dim`,
-`v_head_dim`). A multimodal config's `text_config` is what is read; the
+`v_head_dim`), and Transformer-XL's relative attention (transfo-xl:
+`d_head`, `n_head`, `clamp_len`, `mem_len` as a memory input, `same_length`
+as a window of mem_len keys). A multimodal config's `text_config` is what is read; the
 text layers of Qwen2-VL, Qwen2.5-VL (`rope_scaling.mrope_section`) and
 Qwen3-VL (interleaved) take M-RoPE positions [3, S] (temporal, height,
 width) as the rope op's `mrope_section`.
@@ -136,6 +138,8 @@ quantization_config cache_implementation pretraining_tp max_seq_len
 vision_config boi_token_index eoi_token_index image_token_index mm_tokens_per_image
 image_token_id video_token_id vision_start_token_id vision_end_token_id
 vision_token_id initial_context_length use_embedding_sharing use_gated_activation
+d_embed d_inner div_val cutoffs adaptive tie_projs tie_weight sample_softmax init
+init_range proj_init_std dropout dropatt
 """.split())
 
 
@@ -213,6 +217,8 @@ def _family(cfg):
             raise ConfigError("model_type", f"{mt!r} with kv_lora_rank: posenc builds "
                               "multi-head latent attention for deepseek_v2 and deepseek_v3")
         return "mla"
+    if mt == "transfo-xl":
+        return "txl"
     if mt == "t5" or "relative_attention_num_buckets" in cfg:
         if mt and mt not in ("t5", "mt5"):
             raise ConfigError("model_type", f"{mt!r} with relative_attention_num_buckets: "
@@ -602,7 +608,7 @@ def attention_layer(config, seq_len=16, batch=1, cut=None, weights="arguments",
         _cut(cfg, cut, cuts, name)
     em = _Emitter(weights == "arguments", np.random.default_rng(seed))
     builder = {"rope": _rope_layer, "alibi": _alibi_layer, "t5": _t5_layer,
-               "mla": _mla_layer}[family]
+               "mla": _mla_layer, "txl": _txl_layer}[family]
     pe, result, result_shape, reference = builder(cfg, em, batch, seq_len, decoder, layer)
     unused = _unused_fields(config, reads, known)
     if unused:
@@ -625,6 +631,8 @@ def attention_layer(config, seq_len=16, batch=1, cut=None, weights="arguments",
 def _published_head_dim(family, cfg):
     if family == "mla":
         return None
+    if family == "txl":
+        return _positive_int(cfg, "d_head")
     if family == "t5":
         if "d_kv" in cfg:
             return _positive_int(cfg, "d_kv")
@@ -1201,6 +1209,130 @@ def _mla_layer(cfg, em, b, s, _decoder, _layer):
         return o.reshape(b, s, h * dv) @ a["w_o"].astype(np.float64)
 
     pe = f"MLA (latent {c}) + RoPE " + (f"{sc['kind']} x{sc['factor']:g}" if sc else "plain")
+    return pe, out, shape, reference
+
+
+def _iota(em, n, offset):
+    """An i64 tensor [n] of offset, offset + 1, ..."""
+    r, e = em.fresh("iota"), em.fresh("e")
+    em.emit(f"{e} = tensor.empty() : {_t((n,), 'i64')}")
+    em.emit(f"{r} = linalg.generic {{indexing_maps = [affine_map<(i) -> (i)>], iterator_types = "
+            f"[\"parallel\"]}} outs({e} : {_t((n,), 'i64')}) {{")
+    em.emit("^bb0(%o: i64):")
+    em.lines += ["  %i = linalg.index 0 : index", "  %ii = arith.index_cast %i : index to i64",
+                 f"  %off = arith.constant {int(offset)} : i64",
+                 "  %r = arith.addi %ii, %off : i64", "  linalg.yield %r : i64",
+                 f"}} -> {_t((n,), 'i64')}"]
+    return r
+
+
+def _add_head_bias(em, t, shape, bias, scale=None):
+    """t [B, S, H, D] + bias [H, D], times `scale` when given."""
+    e = em.fresh("e")
+    em.emit(f"{e} = tensor.empty() : {_t(shape)}")
+    body = ["%r = arith.addf %a, %w : f32"]
+    if scale is not None:
+        body += [f"%sc = arith.constant {_mlir_float(scale)} : f32",
+                 "%r2 = arith.mulf %r, %sc : f32", "%r2"]
+    else:
+        body.append("%r")
+    x4 = "(b, s, h, d) -> (b, s, h, d)"
+    return em._generic([(t, _t(shape)), (bias, _t(shape[2:]))], (e, _t(shape)),
+                       [x4, "(b, s, h, d) -> (h, d)", x4], ["parallel"] * 4,
+                       "%a: f32, %w: f32, %o: f32", body)
+
+
+def _txl_layer(cfg, em, b, s, _decoder, _layer):
+    """Transformer-XL's relative attention (Dai et al. 2019, Sec. 3.3; the
+    reference RelPartialLearnableMultiHeadAttn): with the segment x and the
+    memory mem (mem_len cached states) as keys,
+    score = scale·[(q + u)·k_j + (q + v)·(W_R·R_{i-j})], R the sinusoidal
+    table of relative distances clamped at clamp_len, u and v learned per
+    head; same_length: every query sees mem_len keys (a sliding window).
+    Terms (a) + (c) are attention of q + u; (b) + (d) a fused rel_key_bias
+    of q + v with the per-head table W_R·R."""
+    dm = _positive_int(cfg, "d_model")
+    h = _positive_int(cfg, "n_head")
+    d = cfg["_head_dim"]
+    attn_type = cfg.get("attn_type", 0)
+    if attn_type != 0:
+        raise ConfigError("attn_type", f"{attn_type!r}: posenc builds Transformer-XL's relative "
+                          "attention (attn_type 0) only")
+    if dm % 2:
+        raise ConfigError("d_model", f"({dm}) must be even for the sinusoidal table")
+    m = cfg.get("mem_len", 0)
+    if not isinstance(m, int) or isinstance(m, bool) or m < 0:
+        raise ConfigError("mem_len", f"must be a non-negative integer, got {m!r}")
+    clamp = cfg.get("clamp_len", -1)
+    if not isinstance(clamp, int) or isinstance(clamp, bool):
+        raise ConfigError("clamp_len", f"must be an integer, got {clamp!r}")
+    same_length = _flag(cfg, "same_length")
+    cfg.skip("untie_r", "pre_lnorm", "tgt_len", "ext_len")  # one layer; norms outside
+    klen = m + s
+    mx = min(clamp, klen - 1) if clamp > 0 else klen - 1
+    window = m if same_length and 0 < m < klen else None
+    scale = 1.0 / math.sqrt(d)
+
+    x = em.arg("x", (b, s, dm))
+    xt, kt = _t((b, s, dm)), _t((b, klen, dm))
+    em.emit(f"%x2 = tensor.collapse_shape {x} [[0, 1], [2]] : {xt} into {_t((b * s, dm))}")
+    cat = x
+    if m:
+        mem = em.arg("mem", (b, m, dm))
+        em.emit(f"%cat0 = tensor.empty() : {kt}")
+        em.emit(f"%cat1 = tensor.insert_slice {mem} into %cat0[0, 0, 0] [{b}, {m}, {dm}] "
+                f"[1, 1, 1] : {_t((b, m, dm))} into {kt}")
+        em.emit(f"%cat = tensor.insert_slice {x} into %cat1[0, {m}, 0] [{b}, {s}, {dm}] "
+                f"[1, 1, 1] : {xt} into {kt}")
+        cat = "%cat"
+    em.emit(f"%c2 = tensor.collapse_shape {cat} [[0, 1], [2]] : {kt} into {_t((b * klen, dm))}")
+    q = em.project("%x2", (b * s, dm), "q", h * d, h, d, False, b, s)
+    k = em.project("%c2", (b * klen, dm), "k", h * d, h, d, False, b, klen)
+    v = em.project("%c2", (b * klen, dm), "v", h * d, h, d, False, b, klen)
+    u = em.weight("r_w_bias", (h, d), 0.5)
+    vb = em.weight("r_r_bias", (h, d), 0.5)
+    qshape = (b, s, h, d)
+    qu = _add_head_bias(em, q, qshape, u)
+    qv = _add_head_bias(em, q, qshape, vb, scale)
+    # Table row t is the distance i - j = mx - t (rel_key_bias's index is
+    # clamp(j - i, -mx, mx) + mx), negative distances included.
+    rows = 2 * mx + 1
+    rel = em.fresh("rel")
+    iota = _iota(em, rows, -mx)
+    em.emit(f"%zi = arith.constant dense<0> : {_t((rows,), 'i64')}")
+    em.emit(f"{rel} = arith.subi %zi, {iota} : {_t((rows,), 'i64')}")
+    em.emit(f"%R = posenc.sinusoidal {rel} layout half {{dim = {dm} : i64}} : "
+            f"{_t((rows,), 'i64')} -> {_t((rows, dm))}")
+    wr = em.weight("w_r", (dm, h * d), 1.0 / math.sqrt(dm))
+    r2 = em.matmul("%R", (rows, dm), wr, (dm, h * d))
+    em.emit(f"%rtab = tensor.expand_shape {r2} [[0], [1, 2]] output_shape [{rows}, {h}, {d}] : "
+            f"{_t((rows, h * d))} into {_t((rows, h, d))}")
+    qpos, kpos = _iota(em, s, m), _iota(em, klen, 0)
+    bt = _t((b, h, s, klen))
+    em.emit(f"%bias = posenc.rel_key_bias {qv}, %rtab, {qpos}, {kpos} {{max_distance = {mx} : i64}} "
+            f": {_t(qshape)}, {_t((rows, h, d))}, {_t((s,), 'i64')}, {_t((klen,), 'i64')} -> {bt}")
+    win = f" window({window})" if window else ""
+    em.emit(f"%attn_init = tensor.empty() : {_t(qshape)}")
+    em.emit(f"%attn = posenc.attention {qu}, {k}, {v} bias(%bias : {bt}) causal{win} "
+            f"outs(%attn_init) : {_t(qshape)}, {_t((b, klen, h, d))}, {_t((b, klen, h, d))}, "
+            f"{_t(qshape)}")
+    out, shape = _output_projection(em, "%attn", b, s, h, d, dm)
+
+    def reference(a):
+        xx = a["x"].astype(np.float64)
+        cc = np.concatenate([a["mem"].astype(np.float64), xx], axis=1) if m else xx
+        qh = _project_ref(xx, a["w_q"]).reshape(qshape)
+        kh = _project_ref(cc, a["w_k"]).reshape(b, klen, h, d)
+        vh = _project_ref(cc, a["w_v"]).reshape(b, klen, h, d)
+        table = ref.sinusoidal(mx - np.arange(rows), dm, layout="half") @ a["w_r"].astype(
+            np.float64)
+        bias = ref.rel_key_bias(scale * (qh + a["r_r_bias"]), table.reshape(rows, h, d),
+                                np.arange(m, klen), np.arange(klen), mx)
+        o = ref.attention(qh + a["r_w_bias"], kh, vh, bias=bias, causal=True, window=window)
+        return o.reshape(b, s, h * d) @ a["w_o"].astype(np.float64)
+
+    pe = f"Transformer-XL relative, clamp {clamp}, memory {m}" + (
+        f", window {window}" if window else "")
     return pe, out, shape, reference
 
 

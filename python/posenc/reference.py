@@ -251,11 +251,12 @@ def rel_bias(table, q_pos, k_pos, kind="t5", num_buckets=None, max_distance=128,
 
 
 def rel_key_bias(q, emb, q_pos, k_pos, max_distance):
-    """bias[b, h, i, j] = q[b, i, h, :] · emb[clamp(k_j − q_i, −M, M) + M]."""
+    """bias[b, h, i, j] = q[b, i, h, :] · emb[clamp(k_j − q_i, −M, M) + M]
+    (emb [2M+1, D], or [2M+1, H, D]: a table per head)."""
     q = np.asarray(q, np.float64)
     emb = np.asarray(emb, np.float64)
     idx = np.clip(_relative(q_pos, k_pos), -max_distance, max_distance) + max_distance
-    qe = np.einsum("bihd,rd->bhir", q, emb)  # [B, H, Sq, 2M+1]
+    qe = np.einsum("bihd,rd->bhir" if emb.ndim == 2 else "bihd,rhd->bhir", q, emb)
     b, h, sq, _ = qe.shape
     idx = np.broadcast_to(idx, (b, sq, idx.shape[-1]))
     return np.take_along_axis(qe, np.broadcast_to(idx[:, None], (b, h) + idx.shape[1:]), axis=-1)

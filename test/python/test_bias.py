@@ -139,10 +139,11 @@ def test_rel_bias_bf16_table(rng):
 
 @pytest.mark.parametrize("batched_k", [False, True])
 @pytest.mark.parametrize("dtype", ["f32", "bf16"])
-def test_rel_key_bias(rng, batched_k, dtype):
+@pytest.mark.parametrize("per_head", [False, True])
+def test_rel_key_bias(rng, batched_k, dtype, per_head):
     b, sq, h, d, m, sk = 2, 5, 3, 16, 4, 7
     q = rng.uniform(-1, 1, size=(b, sq, h, d))
-    emb = rng.uniform(-1, 1, size=(2 * m + 1, d))
+    emb = rng.uniform(-1, 1, size=(2 * m + 1, h, d) if per_head else (2 * m + 1, d))
     if dtype == "bf16":
         q_in, emb_in = to_bf16(q), to_bf16(emb)
         q, emb = from_bf16(q_in), from_bf16(emb_in)

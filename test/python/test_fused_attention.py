@@ -34,9 +34,9 @@ def build(kind, b, sq, sk, hq, hkv, d, causal, elem, rng):
                 f"max_distance = 128 : i64, bidirectional = {'false' if causal else 'true'}}} : "
                 f"{type_of(table)}, {type_of(qp)}, {type_of(kp)} -> {bt}"]
         bias = ref.rel_bias(table, qp, kp, "t5", 32, 128, not causal)
-    else:  # Shaw relative keys
+    else:  # Shaw relative keys; shaw_heads: a table per head (Transformer-XL)
         m = 6
-        emb, emb64 = rand(2 * m + 1, d)
+        emb, emb64 = rand(2 * m + 1, hq, d) if kind == "shaw_heads" else rand(2 * m + 1, d)
         args.append(("e", type_of(emb)))
         inputs.append(emb)
         bt = tensor_type((b, hq, sq, sk), "f32")
@@ -55,7 +55,7 @@ def build(kind, b, sq, sk, hq, hkv, d, causal, elem, rng):
     return func_ir(args, body, [("%o", rt)]), inputs, expected
 
 
-@pytest.mark.parametrize("kind", ["alibi", "t5", "shaw"])
+@pytest.mark.parametrize("kind", ["alibi", "t5", "shaw", "shaw_heads"])
 @pytest.mark.parametrize("b,sq,sk,hq,hkv", [
     (1, 64, 64, 8, 8),      # prefill
     (1, 1, 77, 32, 8),      # decode with a cache, GQA 32/8

@@ -4,6 +4,7 @@ ConfigError naming the field; the checked-in examples are up to date."""
 
 import copy
 import json
+import math
 import os
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from harness import ROOT, rel_err
+from harness import ROOT, opt, rel_err
 import posenc
 from posenc import models
 
@@ -220,6 +221,7 @@ MUTATION_CUTS = {
     "gpt-neox-20b.json": {"num_attention_heads": 2, "hidden_size": 192},
     "phi-3.5-mini-instruct.json": {"num_attention_heads": 2, "num_key_value_heads": 2,
                                    "hidden_size": 192},
+    "transfo-xl-wt103.json": {"n_head": 2, "d_model": 128},
     # Its window (128) below the sequence, so that layer_types shows.
     "gpt-oss-20b.json": {**GQA, "sliding_window": 5},
 }
@@ -232,6 +234,8 @@ NO_EFFECT_HERE = {
 }
 
 
+# Integer fields that name a variant (an enum), not a quantity.
+SWITCHES = {"attn_type"}
 # Fields that are one value under two names: mutated together.
 ALIASES = {"sliding_window": "sliding_window_size", "sliding_window_size": "sliding_window"}
 
@@ -312,7 +316,7 @@ def test_every_attention_field_changes_the_layer(name):
             continue
         tried = valid = changed = 0
         for i in layers:
-            for m in _mutations(value, i):
+            for m in [c for c in _mutations(value, i) if c != value]:
                 cfg = copy.deepcopy(base)
                 _set(cfg, fld, m)
                 if _get(base, ALIASES.get(fld, "")) is not None:
@@ -321,7 +325,8 @@ def test_every_attention_field_changes_the_layer(name):
                 try:
                     built, outs = _outputs(cfg, cut, i)
                 except models.ConfigError:
-                    changed += not isinstance(value, (int, float)) or isinstance(value, bool)
+                    changed += (not isinstance(value, (int, float)) or isinstance(value, bool)
+                                or fld in SWITCHES)
                     continue
                 valid += 1
                 b_built, b_outs = baseline[i]
@@ -370,3 +375,61 @@ def test_qwen3_vl_text_layer(rng):
     args = layer.random_inputs(rng, start=7)
     out = posenc.compile(layer.ir).call(layer.entry, *args)
     assert rel_err(out, layer.reference(args)) <= 1e-4
+
+
+def _txl_paper(a, s, m, h, d, dm, clamp, same_length):
+    """Transformer-XL's score (Dai et al. 2019, Sec. 3.3) term by term, in
+    float64: for query i (key index m + i) and key j at distance r = m + i - j
+    (clamped at clamp_len), with R_r = [sin(r·ω), cos(r·ω)] and W_R = w_r,
+    (a) q_i·k_j, (b) q_i·W_R R_r, (c) u·k_j, (d) v·W_R R_r, scaled by
+    1/sqrt(d_head); keys after the query masked, and with same_length the
+    keys more than mem_len back."""
+    f = lambda n: np.asarray(a[n], np.float64)  # noqa: E731
+    x = f("x")[0]
+    c = np.concatenate([f("mem")[0], x]) if m else x
+    q = (x @ f("w_q")).reshape(s, h, d)
+    k = (c @ f("w_k")).reshape(m + s, h, d)
+    v = (c @ f("w_v")).reshape(m + s, h, d)
+    u, vb = f("r_w_bias"), f("r_r_bias")
+    omega = 1.0 / 10000 ** (np.arange(0, dm, 2) / dm)
+    out = np.zeros((s, h, d))
+    for hh in range(h):
+        for i in range(s):
+            scores = np.full(m + s, -np.inf)
+            for j in range(m + s):
+                r = m + i - j
+                if r < 0 or (same_length and r >= m > 0):
+                    continue
+                r = min(r, clamp) if clamp > 0 else r
+                wr = (np.concatenate([np.sin(r * omega), np.cos(r * omega)]) @ f("w_r")) \
+                    .reshape(h, d)[hh]
+                term_a = q[i, hh] @ k[j, hh]
+                term_b = q[i, hh] @ wr
+                term_c = u[hh] @ k[j, hh]
+                term_d = vb[hh] @ wr
+                scores[j] = (term_a + term_b + term_c + term_d) / math.sqrt(d)
+            p = np.exp(scores - scores.max())
+            out[i, hh] = (p / p.sum()) @ v[:, hh]
+    return (out.reshape(s, h * d) @ f("w_o"))[None]
+
+
+@pytest.mark.parametrize("cut", [
+    {"mem_len": 5, "clamp_len": 3},   # a memory, distances clamped, same_length window
+    {"mem_len": 5},                   # clamp_len 1000 > every distance
+    {"mem_len": 0, "clamp_len": 2},   # no memory
+])
+def test_transformer_xl_layer_is_the_papers_four_terms(rng, cut):
+    cfg = config("transfo-xl-wt103.json")
+    cut = {"n_head": 2, "d_model": 128, **cut}
+    layer = models.attention_layer(cfg, seq_len=7, cut=cut)
+    assert "posenc.rel_key_bias" in layer.ir
+    args = layer.random_inputs(rng)
+    named = {n: x for (n, _, _), x in zip(layer.inputs, args)}
+    want = _txl_paper(named, 7, cut["mem_len"], 2, 64, 128, cfg["clamp_len"] if "clamp_len"
+                      not in cut else cut["clamp_len"], cfg["same_length"])
+    module = posenc.compile(layer.ir)
+    assert rel_err(module.call(layer.entry, *args), want) <= 1e-4
+    assert rel_err(layer.reference(args), want) <= 1e-9
+    # Fused: the bias never becomes a [B, H, Sq, Sk] operand.
+    fused = opt(layer.ir, "-posenc-fuse-bias-into-attention")
+    assert "posenc.rel_key_bias" not in fused and "bias(" not in fused

@@ -565,7 +565,7 @@ struct RelKeyBiasOpLowering : OpConversionPattern<RelKeyBiasOp> {
     using IT = utils::IteratorType;
     Value qe = e.contract(
         q, emb, AffineMap::get(5, 0, {d(0), d(1), d(2), d(4)}, ctx),
-        AffineMap::get(5, 0, {d(3), d(4)}, ctx),
+        relKeyEmbMap(ctx, emb),
         AffineMap::get(5, 0, {d(0), d(1), d(2), d(3)}, ctx), qeSizes);
 
     RankedTensorType rTy = op.getResult().getType();

@@ -512,9 +512,17 @@ func.func @rel_key_q_rank(%q: tensor<8x4x16xf32>, %e: tensor<9x16xf32>, %p: tens
 
 // -----
 
-func.func @rel_key_emb_rank(%q: tensor<1x8x4x16xf32>, %e: tensor<9x16x1xf32>, %p: tensor<8xi32>) -> tensor<1x4x8x8xf32> {
-  // expected-error@+1 {{'posenc.rel_key_bias' op emb must have rank 2 ([2*max_distance+1, D]), got 'tensor<9x16x1xf32>'}}
-  %b = posenc.rel_key_bias %q, %e, %p, %p {max_distance = 4 : i64} : tensor<1x8x4x16xf32>, tensor<9x16x1xf32>, tensor<8xi32>, tensor<8xi32> -> tensor<1x4x8x8xf32>
+func.func @rel_key_emb_rank(%q: tensor<1x8x4x16xf32>, %e: tensor<9x4x16x1xf32>, %p: tensor<8xi32>) -> tensor<1x4x8x8xf32> {
+  // expected-error@+1 {{'posenc.rel_key_bias' op emb must be [2*max_distance+1, D] or [2*max_distance+1, H, D], got 'tensor<9x4x16x1xf32>'}}
+  %b = posenc.rel_key_bias %q, %e, %p, %p {max_distance = 4 : i64} : tensor<1x8x4x16xf32>, tensor<9x4x16x1xf32>, tensor<8xi32>, tensor<8xi32> -> tensor<1x4x8x8xf32>
+  return %b : tensor<1x4x8x8xf32>
+}
+
+// -----
+
+func.func @rel_key_emb_heads(%q: tensor<1x8x4x16xf32>, %e: tensor<9x3x16xf32>, %p: tensor<8xi32>) -> tensor<1x4x8x8xf32> {
+  // expected-error@+1 {{'posenc.rel_key_bias' op number of heads of emb (3) must equal number of heads of q (4)}}
+  %b = posenc.rel_key_bias %q, %e, %p, %p {max_distance = 4 : i64} : tensor<1x8x4x16xf32>, tensor<9x3x16xf32>, tensor<8xi32>, tensor<8xi32> -> tensor<1x4x8x8xf32>
   return %b : tensor<1x4x8x8xf32>
 }
 

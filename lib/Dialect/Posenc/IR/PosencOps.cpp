@@ -615,12 +615,16 @@ LogicalResult RelKeyBiasOp::verify() {
                    qpTy = getQPos().getType(), kpTy = getKPos().getType(),
                    rTy = getResult().getType();
   if (failed(checkRank(op, "q", qTy, 4, "[B, Sq, H, D]")) ||
-      failed(checkRank(op, "emb", embTy, 2, "[2*max_distance+1, D]")) ||
       failed(checkPositions(op, "q_pos", qpTy)) ||
       failed(checkPositions(op, "k_pos", kpTy)) ||
       failed(checkRank(op, "result", rTy, 4, "[B, H, Sq, Sk]")) ||
       failed(checkSameElementType(op, {{"q", getQ()}, {"emb", getEmb()}})))
     return failure();
+  if (embTy.getRank() != 2 && embTy.getRank() != 3)
+    return emitOpError() << "emb must be [2*max_distance+1, D] or "
+                            "[2*max_distance+1, H, D], got "
+                         << embTy;
+  unsigned embD = embTy.getRank() - 1;
   int64_t m = getMaxDistance();
   if (m < 0)
     return emitOpError() << "max_distance (" << m << ") must be non-negative";
@@ -637,12 +641,14 @@ LogicalResult RelKeyBiasOp::verify() {
     batch.push_back({"q_pos", getQPos(), 0});
   if (kpTy.getRank() == 2)
     batch.push_back({"k_pos", getKPos(), 0});
+  SmallVector<DimRef> heads = {{"q", getQ(), 2}, {"result", getResult(), 1}};
+  if (embTy.getRank() == 3)
+    heads.push_back({"emb", getEmb(), 1});
   return success(
       succeeded(checkSameDim(op, "head dim",
-                             {{"q", getQ(), 3}, {"emb", getEmb(), 1}})) &&
+                             {{"q", getQ(), 3}, {"emb", getEmb(), embD}})) &&
       succeeded(checkSameDim(op, "batch size", batch)) &&
-      succeeded(checkSameDim(op, "number of heads",
-                             {{"q", getQ(), 2}, {"result", getResult(), 1}})) &&
+      succeeded(checkSameDim(op, "number of heads", heads)) &&
       succeeded(
           checkSameDim(op, "query length",
                        {{"q", getQ(), 1},

@@ -114,7 +114,7 @@ public:
       Value q = key.getQ(), emb = key.getEmb();
       qe = e.contract(q, emb,
                       AffineMap::get(5, 0, {d(0), d(1), d(2), d(4)}, ctx),
-                      AffineMap::get(5, 0, {d(3), d(4)}, ctx),
+                      relKeyEmbMap(ctx, emb),
                       AffineMap::get(5, 0, {d(0), d(1), d(2), d(3)}, ctx),
                       {e.dim(q, 0), e.dim(q, 1), e.dim(q, 2), e.dim(emb, 0)});
       headsFrom = key.getResult();

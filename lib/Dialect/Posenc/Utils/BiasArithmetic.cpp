@@ -103,6 +103,13 @@ Value RelBiasArithmetic::distanceTable(LinalgBuilder &e,
       });
 }
 
+AffineMap mlir::posenc::relKeyEmbMap(MLIRContext *ctx, Value emb) {
+  auto d = [&](unsigned x) { return getAffineDimExpr(x, ctx); };
+  if (cast<RankedTensorType>(emb.getType()).getRank() == 3)
+    return AffineMap::get(5, 0, {d(3), d(2), d(4)}, ctx);
+  return AffineMap::get(5, 0, {d(3), d(4)}, ctx);
+}
+
 Value mlir::posenc::clampedDistanceIndex(LinalgBuilder &e, Value rel,
                                          int64_t maxDistance) {
   Value c = arith::MaxSIOp::create(

@@ -271,9 +271,12 @@ def Posenc_RelKeyBiasOp : Posenc_Op<"rel_key_bias", [Pure]> {
   let summary = "Shaw / BERT relative-key attention term";
   let description = [{
     bias[b, h, i, j] = q[b, i, h, :] · emb[clamp(k_pos_j - q_pos_i, -M, M) + M, :]
-    with `q: [B, Sq, H, D]`, `emb: [2M+1, D]`, M = `max_distance`, and
+    with `q: [B, Sq, H, D]`, `emb: [2M+1, D]` (one table for every head) or
+    `[2M+1, H, D]` (a table per head: emb[r, h, :]), M = `max_distance`, and
     positions as in `posenc.alibi_bias`. The result is `[B, H, Sq, Sk]`.
     BERT's `relative_key` indexes its table by q - k: pass it reversed.
+    Transformer-XL's position terms (Dai et al. 2019, (b) + (d)) are
+    (q + v)·(W_R·R_{i-j}): q + v with a per-head table of W_R·R by distance.
 
     Example:
 

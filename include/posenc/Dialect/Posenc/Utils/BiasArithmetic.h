@@ -49,6 +49,11 @@ struct RelBiasArithmetic {
 /// clamp(rel, −M, M) + M as an index: the row of a Shaw embedding table.
 Value clampedDistanceIndex(LinalgBuilder &e, Value rel, int64_t maxDistance);
 
+/// The map of rel_key_bias's `emb` in the contraction qe[b, i, h, r] =
+/// q[b, i, h, :]·emb over dims (b, i, h, r, d): (r, d) for one table,
+/// (r, h, d) for a table per head.
+AffineMap relKeyEmbMap(MLIRContext *ctx, Value emb);
+
 /// The indices into an attention bias of shape `biasShape` (rank <= 4) of
 /// the score at `bhij` = (b, h, i, j): numpy's right-aligned broadcast to
 /// [B, Hq, Sq, Sk], a static unit dim read at 0.
