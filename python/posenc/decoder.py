@@ -319,7 +319,8 @@ def _entry(c, max_seq, name, s):
                 vc = upd
         att = f.fresh("att")
         init = f.empty((1, s, H, hd))
-        window = f" window({c.sliding_window})" if c.sliding_window else ""
+        w = c.sliding_window[layer] if isinstance(c.sliding_window, list) else c.sliding_window
+        window = f" window({w})" if w else ""
         f.emit(f"{att} = posenc.attention {heads['q']}, {views['k']}, {views['v']} causal"
                f"{window} outs({init}) : {q_t}, {full_kv_t}, {full_kv_t}, {q_t}")
         att2 = f.fresh("att")

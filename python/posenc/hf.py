@@ -7,7 +7,8 @@ A directory holds `config.json` and either `model.safetensors` or a sharded
 `model.safetensors.index.json` (its `weight_map` names the shard of every
 tensor). Families read as whole decoders: `llama`, `mistral` (its
 `sliding_window`: attention `causal window(W)` in every layer), `qwen2`
-(q/k/v biases; `use_sliding_window` false) and `phi3` (fused `qkv_proj`
+(q/k/v biases; with `use_sliding_window`, windows on the layers from
+`max_window_layers` on) and `phi3` (fused `qkv_proj`
 and `gate_up_proj`, used as row blocks without a copy; its
 `sliding_window` as Mistral's), and `gpt_neox` (Pythia: LayerNorm, exact-GELU MLP,
 biases everywhere, parallel residuals by `use_parallel_residual`,
@@ -36,7 +37,7 @@ import os
 import numpy as np
 
 from .llama2c import Config
-from .models import ConfigError, _rope_attr_sc, rope_scaling
+from .models import ConfigError, _rope_attr_sc, rope_scaling, sliding_windows
 
 DTYPES = {"F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "BF16": np.dtype("<u2"),
           "F64": np.dtype("<f8")}
@@ -213,13 +214,16 @@ def read_config(directory):
         raise HFError(f"{path}: {e}") from None
     max_pos = positive("max_position_embeddings", 4096)
     # Mistral and Phi-3 window every layer; Qwen2's windows start at layer
-    # max_window_layers, which the decoder does not build yet.
+    # max_window_layers when use_sliding_window (posenc.models' rules).
     window = None
     if family in ("mistral", "phi3") and cfg.get("sliding_window") is not None:
         window = positive("sliding_window")
     if family == "qwen2" and flag("use_sliding_window"):
-        raise HFError(f"{path}: use_sliding_window is true; Qwen2's per-layer sliding windows "
-                      f"(from max_window_layers) are not supported yet")
+        try:
+            windows = sliding_windows(cfg)
+        except ConfigError as e:
+            raise HFError(f"{path}: {e}") from None
+        window = windows if len(set(windows)) > 1 else windows[0]
     config = Config(
         dim=dim, hidden_dim=positive("intermediate_size"),
         n_layers=positive("num_hidden_layers"), n_heads=heads, n_kv_heads=kv_heads,

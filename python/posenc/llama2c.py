@@ -60,7 +60,9 @@ class Config:
     mlp: str = "swiglu"  # or "gelu": down(gelu(up(x))), exact erf GELU
     dense_bias: bool = False  # biases on the output projection and the MLP
     parallel_residual: bool = False  # GPT-NeoX: x + attn(ln1 x) + mlp(ln2 x)
-    sliding_window: int = None  # keys each query sees (itself included), every layer
+    # Keys each query sees (itself included): one for every layer, or a list
+    # with one per layer (None: full attention).
+    sliding_window: object = None
 
     @property
     def head_dim(self):

@@ -811,6 +811,24 @@ def _layer_kind(cfg, mt, layer, n_layers):
     return "full"
 
 
+def sliding_windows(config):
+    """The sliding window of every layer of a RoPE-family `config` (None:
+    full attention), by the rules attention_layer(layer=i) builds with."""
+    cfg = _Config(config, set(), set())
+    mt = cfg.get("model_type", "llama") or "llama"
+    n = _positive_int(cfg, "num_hidden_layers")
+    out = []
+    for layer in range(n):
+        if _layer_kind(cfg, mt, layer, n) != "sliding":
+            out.append(None)
+            continue
+        w = _window_size(cfg, mt)
+        if w is None:
+            raise ConfigError("sliding_window", f"missing for sliding layer {layer}")
+        out.append(w)
+    return out
+
+
 def _rope_layer_flags(cfg, n_layers):
     """Per layer, whether it applies RoPE (SmolLM3's and Llama 4's
     no_rope_layers: 1 = RoPE, 0 = NoPE; default every 4th layer NoPE)."""

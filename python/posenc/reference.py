@@ -387,12 +387,14 @@ def decoder_forward(config, weights, ids):
         return y + f64(lw[b]) if b and b in lw else y
 
     x = f64(weights["token_embedding"])[np.asarray(ids)]
-    mask = np.triu(np.ones((s, s), bool), 1)
-    window = getattr(config, "sliding_window", None)
-    if window:  # key j outside query i's last `window` positions
-        mask |= np.tril(np.ones((s, s), bool), -window)
+    causal = np.triu(np.ones((s, s), bool), 1)
+    windows = getattr(config, "sliding_window", None)
     erf = np.vectorize(math.erf)
-    for lw in weights["layers"]:
+    for layer, lw in enumerate(weights["layers"]):
+        window = windows[layer] if isinstance(windows, list) else windows
+        mask = causal.copy()
+        if window:  # key j outside query i's last `window` positions
+            mask |= np.tril(np.ones((s, s), bool), -window)
         xb = rmsnorm(x, lw["rms_att"], lw.get("rms_att_b"))
         q = rotate(linear(xb, lw, "wq", "bq"), h)
         k = rotate(linear(xb, lw, "wk", "bk"), hkv)

@@ -85,6 +85,10 @@ def write_model(tmp_path, cfg, dtype="F32", shards=1, seed=0, drop=None, reshape
                                 "original_max_position_embeddings": 8}}, "BF16", 2),
     ("mistral", {"sliding_window": 4, "head_dim": 16}, "F16", 1),
     ("qwen2", {"tie_word_embeddings": True, "num_key_value_heads": 1}, "F32", 3),
+    # Qwen2's windows from layer max_window_layers on: layer 0 full, layer 1
+    # a window of 3 keys.
+    ("qwen2", {"use_sliding_window": True, "sliding_window": 3, "max_window_layers": 1},
+     "F32", 1),
     ("phi3", {"sliding_window": 5, "rope_scaling": {
         "type": "longrope", "short_factor": [1.0, 1.2, 1.5, 2.0],
         "long_factor": [1.5, 2.0, 3.0, 4.0], "original_max_position_embeddings": 8}},
@@ -99,6 +103,9 @@ def test_hf_decoder_vs_float64(tmp_path, model_type, extra, dtype, shards):
         # layers must mask the keys before it (the reference does).
         assert config.sliding_window == extra["sliding_window"] and m.max_seq == 32
         assert "causal window(" in m.ir
+    if extra.get("use_sliding_window"):
+        assert config.sliding_window == [None, 3]
+        assert m.ir.count("causal window(3)") == 2 and "causal outs" in m.ir
     ids = [3, 17, 0, 47, 5, 5, 21, 9, 30, 2]
     expected = reference.decoder_forward(config, weights, ids)
     scale = np.abs(expected).max()
