@@ -71,7 +71,9 @@ py::dtype dtypeOfKind(ElementKind kind) {
   throw PosencError("unknown element kind");
 }
 
-HostArray toHost(const py::handle &obj) {
+/// A tensor argument: the (C-contiguous) numpy array's own elements, which
+/// CompiledModule::run copies once for the call; `keep` holds the array.
+HostArray toHost(const py::handle &obj, std::vector<py::array> &keep) {
   py::array any = py::array::ensure(obj);
   if (!any)
     throw PosencError("arguments must be numpy arrays");
@@ -80,8 +82,8 @@ HostArray toHost(const py::handle &obj) {
   py::array arr = py::array::ensure(any, py::array::c_style);
   for (py::ssize_t i = 0; i < arr.ndim(); ++i)
     host.shape.push_back(arr.shape(i));
-  const auto *data = static_cast<const uint8_t *>(arr.data());
-  host.bytes.assign(data, data + arr.nbytes());
+  host.external = static_cast<uint8_t *>(const_cast<void *>(arr.data()));
+  keep.push_back(arr);
   return host;
 }
 
@@ -111,11 +113,15 @@ HostArray byReference(const py::handle &obj, const TensorSpec &spec,
   return host;
 }
 
-py::array toNumpy(const HostArray &host) {
+/// A result as a numpy array that owns its bytes (moved, not copied).
+py::array toNumpy(HostArray &&host) {
   std::vector<py::ssize_t> shape(host.shape.begin(), host.shape.end());
-  py::array out(dtypeOfKind(host.kind), shape);
-  std::memcpy(out.mutable_data(), host.bytes.data(), host.bytes.size());
-  return out;
+  if (host.bytes.empty())
+    return py::array(dtypeOfKind(host.kind), shape);
+  auto *bytes = new std::vector<uint8_t>(std::move(host.bytes));
+  py::capsule owner(
+      bytes, [](void *p) { delete static_cast<std::vector<uint8_t> *>(p); });
+  return py::array(dtypeOfKind(host.kind), shape, bytes->data(), owner);
 }
 
 py::dict describe(const Signature &sig) {
@@ -149,15 +155,15 @@ struct PyModule {
       if (i < sig.inputs.size() && sig.inputs[i].byReference)
         inputs.push_back(byReference(a, sig.inputs[i], i, keep));
       else
-        inputs.push_back(toHost(a));
+        inputs.push_back(toHost(a, keep));
     }
     llvm::Expected<std::vector<HostArray>> results = [&] {
       py::gil_scoped_release release;
       return module->run(name, inputs);
     }();
     py::list out;
-    for (const HostArray &r : unwrap(std::move(results)))
-      out.append(toNumpy(r));
+    for (HostArray &r : unwrap(std::move(results)))
+      out.append(toNumpy(std::move(r)));
     return out;
   }
 };

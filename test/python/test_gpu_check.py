@@ -20,11 +20,16 @@ def test_prepare_builds_every_case_and_checks_it_on_cpu(tmp_path):
                            "--check-on-cpu", "--seed", "123"],
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    sys.path.insert(0, os.path.join(ROOT, "bench", "gpu"))
+    import prepare
+
+    expected = len(prepare.correctness_cases(seed=123))
     lines = [line for line in proc.stdout.splitlines() if line.startswith("cpu check")]
-    assert len(lines) == 12 and all(line.endswith(" ok") for line in lines), proc.stdout
+    assert len(lines) == expected >= 13, proc.stdout
+    assert all(line.endswith(" ok") for line in lines), proc.stdout
     manifest = (out / "manifest.tsv").read_text().split("\n")
     cases = [line.split("\t") for line in manifest if line]
-    assert len(cases) == 12
+    assert len(cases) == expected
     for name, exe, inputs, refname, tol in cases:
         assert (out / exe).stat().st_size > 0
         assert all((out / p).exists() for p in inputs.split(","))
