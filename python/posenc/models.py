@@ -679,6 +679,15 @@ def _qkv(em, x2, x2s, h, hkv, d, bias, b, s):
             em.project(x2, x2s, "v", hkv * d, hkv, d, bias, b, s))
 
 
+def _attention(em, q, k, v, qshape, kshape, clauses="", attrs=""):
+    """%attn = posenc.attention of q [B, Sq, Hq, D] and k, v [B, Sk, Hkv, D]
+    with `clauses` (" bias(...) causal ...") and an attribute dict text."""
+    em.emit(f"%attn_init = tensor.empty() : {_t(qshape)}")
+    em.emit(f"%attn = posenc.attention {q}, {k}, {v}{clauses} outs(%attn_init){attrs} : "
+            f"{_t(qshape)}, {_t(kshape)}, {_t(kshape)}, {_t(qshape)}")
+    return "%attn"
+
+
 def _output_projection(em, o, b, s, h, dv, hidden, bias=False):
     em.emit(f"%o2 = tensor.collapse_shape {o} [[0, 1], [2, 3]] : {_t((b, s, h, dv))} into "
             f"{_t((b * s, h * dv))}")
@@ -1011,11 +1020,8 @@ def _rope_layer(cfg, em, b, s, _decoder, layer):
     if sch.chunk:
         clauses += f" chunk({sch.chunk})"
     attrs = f" {{scale = {_mlir_float(sch.scale)} : f64}}" if sch.scale is not None else ""
-    em.emit(f"%attn_init = tensor.empty() : {_t((b, s, h, d))}")
-    em.emit(f"%attn = posenc.attention {q}, {k}, {v}{clauses} outs(%attn_init){attrs} : "
-            f"{_t((b, s, h, d))}, {_t((b, s, hkv, d))}, {_t((b, s, hkv, d))}, "
-            f"{_t((b, s, h, d))}")
-    out, shape = _output_projection(em, "%attn", b, s, h, d, hidden, o_bias)
+    attn = _attention(em, q, k, v, (b, s, h, d), (b, s, hkv, d), clauses, attrs)
+    out, shape = _output_projection(em, attn, b, s, h, d, hidden, o_bias)
 
     def reference(a):
         x = a["x"].astype(np.float64)
@@ -1099,11 +1105,8 @@ def _alibi_layer(cfg, em, b, s, _decoder, _layer):
     bt = _t((h, s, s))
     em.emit(f"%bias = posenc.alibi_bias {pos}, {pos} mode causal {{num_heads = {h} : i64, "
             f"max_bias = {_mlir_float(max_bias)} : f64}} : {_t((s,), 'i64')}, {_t((s,), 'i64')} -> {bt}")
-    em.emit(f"%attn_init = tensor.empty() : {_t((b, s, h, d))}")
-    em.emit(f"%attn = posenc.attention {q}, {k}, {v} bias(%bias : {bt}) causal "
-            f"outs(%attn_init) : {_t((b, s, h, d))}, {_t((b, s, h, d))}, "
-            f"{_t((b, s, h, d))}, {_t((b, s, h, d))}")
-    out, shape = _output_projection(em, "%attn", b, s, h, d, hidden, bias)
+    attn = _attention(em, q, k, v, (b, s, h, d), (b, s, h, d), f" bias(%bias : {bt}) causal")
+    out, shape = _output_projection(em, attn, b, s, h, d, hidden, bias)
 
     def reference(a):
         x = a["x"].astype(np.float64)
@@ -1140,11 +1143,9 @@ def _t5_layer(cfg, em, b, s, decoder, _layer):
             f"{_t((nb, h))}, {_t((s,), 'i64')}, {_t((s,), 'i64')} -> {bt}")
     causal = " causal" if decoder else ""
     # T5 folds 1/sqrt(d) into its weights: the softmax scale is 1.
-    em.emit(f"%attn_init = tensor.empty() : {_t((b, s, h, d))}")
-    em.emit(f"%attn = posenc.attention {q}, {k}, {v} bias(%bias : {bt}){causal} "
-            f"outs(%attn_init) {{scale = 1.0 : f64}} : {_t((b, s, h, d))}, "
-            f"{_t((b, s, h, d))}, {_t((b, s, h, d))}, {_t((b, s, h, d))}")
-    out, shape = _output_projection(em, "%attn", b, s, h, d, hidden)
+    attn = _attention(em, q, k, v, (b, s, h, d), (b, s, h, d), f" bias(%bias : {bt}){causal}",
+                      " {scale = 1.0 : f64}")
+    out, shape = _output_projection(em, attn, b, s, h, d, hidden)
 
     def reference(a):
         x = a["x"].astype(np.float64)
@@ -1330,11 +1331,8 @@ def _txl_layer(cfg, em, b, s, _decoder, _layer):
     em.emit(f"%bias = posenc.rel_key_bias {qv}, %rtab, {qpos}, {kpos} {{max_distance = {mx} : i64}} "
             f": {_t(qshape)}, {_t((rows, h, d))}, {_t((s,), 'i64')}, {_t((klen,), 'i64')} -> {bt}")
     win = f" window({window})" if window else ""
-    em.emit(f"%attn_init = tensor.empty() : {_t(qshape)}")
-    em.emit(f"%attn = posenc.attention {qu}, {k}, {v} bias(%bias : {bt}) causal{win} "
-            f"outs(%attn_init) : {_t(qshape)}, {_t((b, klen, h, d))}, {_t((b, klen, h, d))}, "
-            f"{_t(qshape)}")
-    out, shape = _output_projection(em, "%attn", b, s, h, d, dm)
+    attn = _attention(em, qu, k, v, qshape, (b, klen, h, d), f" bias(%bias : {bt}) causal{win}")
+    out, shape = _output_projection(em, attn, b, s, h, d, dm)
 
     def reference(a):
         xx = a["x"].astype(np.float64)
