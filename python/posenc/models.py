@@ -56,6 +56,8 @@ An unsupported or inconsistent config raises ConfigError naming the field.
 """
 
 import math
+import operator
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -86,7 +88,10 @@ class Layer:
 
     def random_inputs(self, rng, start=0):
         """Activations ~ N(0, 1), positions start..start+S-1, then the
-        layer's weights (when they are arguments). M-RoPE positions [3, S]
+        layer's weights (when they are arguments). The positions feed the
+        position encoding (RoPE angles, temperature tuning); causal masks,
+        windows and chunks are over the layer's own S keys (key index 0 is
+        the first token given), as for a prefill from position 0. M-RoPE positions [3, S]
         are those of image patches in rows of 4: temporal start + i, height
         start + i // 4, width start + i % 4."""
         out = []
@@ -178,6 +183,43 @@ class _Config(dict):
         return super().get(key, default)
 
 
+def _read_config(config):
+    """(the fields a layer is built from, reads, known, the recording view).
+    A multimodal config's `text_config` is the text model; its other fields
+    must be ones that leave attention unchanged."""
+    if not isinstance(config, dict):
+        raise ConfigError("<config>", "must be a dict (the parsed config.json)")
+    text = config.get("text_config")
+    if text is not None:
+        if not isinstance(text, dict):
+            raise ConfigError("text_config", f"must be an object, got {text!r}")
+        outer = config.get("model_type")
+        if outer is not None and not isinstance(outer, str):
+            raise ConfigError("model_type", f"must be a string, got {outer!r}")
+        for k in config:
+            if k not in ("text_config", "model_type") and k not in UNAFFECTED \
+                    and not k.startswith("_"):
+                raise ConfigError(k, "is outside text_config and not known to leave "
+                                  "attention unchanged")
+        config = dict(text)
+        if config.get("model_type") in ("gemma3", "llama4", "qwen3_vl"):
+            config["model_type"] += "_text"
+        elif config.get("model_type") is None and outer in ("gemma3", "llama4", "qwen3_vl"):
+            config["model_type"] = outer + "_text"
+    elif config.get("model_type") in ("gemma3", "llama4", "qwen3_vl"):
+        config = dict(config, model_type=config["model_type"] + "_text")
+    reads, known = set(), set()
+    return config, reads, known, _Config(config, reads, known)
+
+
+def _layer_count(cfg):
+    n = next((cfg.peek(k) for k in ("num_hidden_layers", "n_layer", "n_layers", "num_layers")
+              if cfg.peek(k) is not None), None)
+    if n is not None and (not isinstance(n, int) or isinstance(n, bool) or not 0 < n <= 4096):
+        raise ConfigError("num_hidden_layers", f"must be an integer in [1, 4096], got {n!r}")
+    return n
+
+
 def _unused_fields(config, reads, known, prefix=""):
     """Dotted names of the fields of `config` neither read, known not to
     apply, nor in UNAFFECTED."""
@@ -205,13 +247,28 @@ def _get(cfg, *names, default=None, required=True):
 
 def _positive_int(cfg, *names, default=None):
     v = _get(cfg, *names, default=default)
-    if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-        raise ConfigError(names[0], f"must be a positive integer, got {v!r}")
+    if not isinstance(v, int) or isinstance(v, bool) or not 0 < v < 2**31:
+        raise ConfigError(names[0], f"must be a positive integer below 2^31, got {v!r}")
     return v
+
+
+def _number(cfg, *names, default=None, low=0.0, low_open=True):
+    """A finite number (not a bool) above `low` (or at least, low_open=False)."""
+    v = _get(cfg, *names, default=default)
+    if (not _is_number(v) or not math.isfinite(v)
+            or (v <= low if low_open else v < low)):
+        given = next((n for n in names if cfg.get(n) is not None), names[0])
+        raise ConfigError(given, f"must be a finite number {'>' if low_open else '>='} "
+                          f"{low:g}, got {v!r}")
+    return float(v)
 
 
 def _family(cfg):
     mt = cfg.get("model_type", "")
+    if mt is None:
+        mt = ""
+    if not isinstance(mt, str):
+        raise ConfigError("model_type", f"must be a string, got {mt!r}")
     if "kv_lora_rank" in cfg or mt.startswith("deepseek"):
         if mt and mt not in ("deepseek_v2", "deepseek_v3"):
             raise ConfigError("model_type", f"{mt!r} with kv_lora_rank: posenc builds "
@@ -227,7 +284,10 @@ def _family(cfg):
     if mt == "bloom":
         return "alibi"
     if mt == "mpt":
-        if not (cfg.get("attn_config") or {}).get("alibi", False):
+        ac = cfg.get("attn_config")
+        if ac is not None and not isinstance(ac, dict):
+            raise ConfigError("attn_config", f"must be an object, got {ac!r}")
+        if not _flag(ac or {}, "alibi", False, "attn_config.alibi"):
             raise ConfigError("attn_config.alibi", "MPT without ALiBi has no position "
                               "encoding posenc builds")
         return "alibi"
@@ -248,10 +308,23 @@ def rope_scaling(cfg):
     if sc is None:
         return None
     for key, v in sc.items():
-        vals = v if isinstance(v, list) else [v]
-        if any(not isinstance(x, (int, float)) or isinstance(x, bool) or not math.isfinite(x)
-               for x in vals) and key not in ("kind", "truncate"):
-            raise ConfigError(f"rope_scaling.{key}", f"must be a finite number, got {v!r}")
+        if key in ("kind", "truncate"):
+            continue
+        lists = key in ("short_factor", "long_factor")
+        vals = v if lists and isinstance(v, list) else [v]
+        if (isinstance(v, list) != lists
+                or any(not _is_number(x) or not math.isfinite(x) for x in vals)):
+            what = "a list of finite numbers" if lists else "a finite number"
+            raise ConfigError(f"rope_scaling.{_SCALING_FIELDS.get(key, key)}",
+                              f"must be {what}, got {v!r}")
+    if not isinstance(sc.get("truncate", True), bool):
+        raise ConfigError("rope_scaling.truncate", f"must be true or false, got "
+                          f"{sc['truncate']!r}")
+    if sc["kind"] == "longrope":
+        if sc["original"] < 2 or sc["original"] > sc["max_positions"]:
+            raise ConfigError("original_max_position_embeddings",
+                              f"({sc['original']}) must be in [2, max_position_embeddings "
+                              f"({sc['max_positions']})]")
     if sc["kind"] != "linear" and sc.get("factor", 1.0) < 1.0:
         raise ConfigError("rope_scaling.factor", f"({sc['factor']}) must be >= 1 for "
                           f"{sc['kind']} scaling")
@@ -272,13 +345,24 @@ def rope_scaling(cfg):
             for k, v in sc.items()}
 
 
+# Names in the config of the posenc scaling parameters.
+_SCALING_FIELDS = {"original": "original_max_position_embeddings",
+                   "max_positions": "max_position_embeddings"}
+
+
 def _read_scaling(cfg):
     rs = cfg.get("rope_scaling")
-    if not rs:
+    if rs is None:
         return None
     if not isinstance(rs, dict):
-        raise ConfigError("rope_scaling", f"must be an object, got {rs!r}")
+        raise ConfigError("rope_scaling", f"must be an object or null, got {rs!r}")
+    if not rs:
+        return None
     kind = rs.get("rope_type") if "rope_type" in rs else rs.get("type")
+    if "rope_type" in rs and "type" in rs and rs.get("type") != kind and \
+            {kind, rs.get("type")} != {"default", "mrope"}:
+        raise ConfigError("rope_scaling.type", f"({rs.get('type')!r}) differs from rope_type "
+                          f"({kind!r})")
 
     def factor():
         f = rs.get("factor")
@@ -289,11 +373,15 @@ def _read_scaling(cfg):
     def original(from_max_pos=False):
         # Fields are read only where they are used, for the unused-field check.
         o = rs.get("original_max_position_embeddings")
+        top = cfg.get("original_max_position_embeddings")
+        if o is not None and top is not None and o != top:
+            raise ConfigError("original_max_position_embeddings", f"({top!r}) differs from "
+                              f"rope_scaling.original_max_position_embeddings ({o!r})")
         if o is None:
-            o = cfg.get("original_max_position_embeddings")
+            o = top
         if o is None and from_max_pos:
             o = cfg.get("max_position_embeddings")
-        if not isinstance(o, int) or o <= 0:
+        if not isinstance(o, int) or isinstance(o, bool) or not 0 < o < 2**31:
             raise ConfigError("rope_scaling.original_max_position_embeddings",
                               f"must be a positive integer, got {o!r}")
         return o
@@ -310,7 +398,7 @@ def _read_scaling(cfg):
             if rs.get(key) is not None:
                 sc[key] = rs[key]
         if rs.get("truncate") is not None:
-            sc["truncate"] = bool(rs["truncate"])
+            sc["truncate"] = rs["truncate"]
         return sc
     if kind == "llama3":
         sc = {"kind": "llama3", "factor": factor(), "original": original()}
@@ -572,37 +660,38 @@ def attention_layer(config, seq_len=16, batch=1, cut=None, weights="arguments",
     layers differ (sliding and global, RoPE and NoPE) build that layer's.
     ignore: fields the caller vouches do not change attention. Any other
     field that is neither read nor in UNAFFECTED raises ConfigError."""
-    if not isinstance(config, dict):
-        raise ConfigError("<config>", "must be a dict (the parsed config.json)")
     if weights not in ("arguments", "constants"):
         raise ValueError(f"weights must be 'arguments' or 'constants', got {weights!r}")
-    if seq_len <= 0 or batch <= 0:
-        raise ValueError(f"seq_len ({seq_len}) and batch ({batch}) must be positive")
-    text = config.get("text_config")
-    if isinstance(text, dict):  # Gemma 3, Llama 4: the text model's fields
-        outer = {k: v for k, v in config.items() if k not in ("text_config", "model_type")}
-        config = {**outer, **text}
-    reads, known = set(), set(ignore)
-    cfg = _Config(config, reads, known)
-    mt = cfg.peek("model_type")
-    if mt in ("gemma3", "llama4"):
-        cfg["model_type"] = mt + "_text"
+    for name, v in (("seq_len", seq_len), ("batch", batch)):
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or not 0 < v < 2**31:
+            raise ValueError(f"{name} must be a positive integer below 2^31, got {v!r}")
+    seq_len, batch = int(seq_len), int(batch)
+    if not isinstance(entry, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$.]*", entry):
+        raise ValueError(f"entry must be a function name ([A-Za-z_][A-Za-z0-9_$.]*), got "
+                         f"{entry!r}")
+    if cut is not None and not isinstance(cut, dict):
+        raise ValueError(f"cut must be a dict of field -> value, got {cut!r}")
+    if isinstance(ignore, str) or not all(isinstance(k, str) for k in ignore):
+        raise ValueError(f"ignore must be a list of field names, got {ignore!r}")
+    config, reads, known, cfg = _read_config(config)
     family = _family(cfg)
-    n_layers = next((cfg.peek(k) for k in ("num_hidden_layers", "n_layer", "n_layers",
-                                           "num_layers") if cfg.peek(k) is not None), None)
-    if n_layers is not None and (not isinstance(n_layers, int) or isinstance(n_layers, bool)
-                                 or n_layers <= 0):
-        raise ConfigError("num_hidden_layers", f"must be a positive integer, got {n_layers!r}")
-    if (not isinstance(layer, int) or isinstance(layer, bool) or layer < 0
-            or layer >= (n_layers or 1)):
+    n_layers = _layer_count(cfg)
+    try:
+        layer = None if isinstance(layer, bool) else operator.index(layer)
+    except TypeError:
+        layer = None
+    if layer is None or not 0 <= layer < (n_layers or 1):
         raise ValueError(f"layer must be in [0, {n_layers or 1}) (num_hidden_layers "
-                         f"{'of the config' if n_layers else 'absent: one layer'}), got {layer!r}")
+                         f"{'of the config' if n_layers else 'absent: one layer'})")
     # The head dim is pinned from the published config: a cut of the head
     # count keeps every head as the model has it (hidden size too).
     cfg["_head_dim"] = _published_head_dim(family, cfg)
     cut = dict(cut or {})
     cuts = {}
     for name in list(cut):
+        if name.startswith("_") or name in ("head_dim", "d_kv", "d_head") or "." in name:
+            raise ConfigError(name, "cannot be cut: head dims and nested fields stay as "
+                              "published")
         if name not in cfg:
             raise ConfigError(name, "cut names a field the config does not have")
         _cut(cfg, cut, cuts, name)
@@ -610,7 +699,7 @@ def attention_layer(config, seq_len=16, batch=1, cut=None, weights="arguments",
     builder = {"rope": _rope_layer, "alibi": _alibi_layer, "t5": _t5_layer,
                "mla": _mla_layer, "txl": _txl_layer}[family]
     pe, result, result_shape, reference = builder(cfg, em, batch, seq_len, decoder, layer)
-    unused = _unused_fields(config, reads, known)
+    unused = [f for f in _unused_fields(config, reads, known) if f not in ignore]
     if unused:
         raise ConfigError(unused[0], f"is not used by posenc's {family} layer and not known to "
                           "leave attention unchanged (pass ignore=[...] if it does not change "
@@ -746,24 +835,24 @@ def _rope_base(cfg):
 def _positive_field(cfg, key, default=None, kind=int):
     v = cfg.get(key, default)
     ok = (isinstance(v, (int, float)) if kind is float else isinstance(v, int))
-    if not ok or isinstance(v, bool) or not 0 < v < math.inf:
+    if not ok or isinstance(v, bool) or not 0 < v < (math.inf if kind is float else 2**31):
         raise ConfigError(key, f"must be a positive {'number' if kind is float else 'integer'}, "
                           f"got {v!r}")
     return kind(v)
 
 
-def _flag(cfg, key, default=False):
+def _flag(cfg, key, default=False, name=None):
     v = cfg.get(key, default)
     if v is None:
         return default
-    if not isinstance(v, (bool, int)):
-        raise ConfigError(key, f"must be true or false, got {v!r}")
+    if not isinstance(v, bool) and v not in (0, 1) or isinstance(v, float):
+        raise ConfigError(name or key, f"must be true or false, got {v!r}")
     return bool(v)
 
 
 # Families whose layers may slide, and the window transformers uses when the
 # field is absent (an explicit null turns windows off).
-_WINDOW_DEFAULTS = {"mistral": None, "mixtral": None, "phi3": None, "gemma2": 4096,
+_WINDOW_DEFAULTS = {"mistral": 4096, "mixtral": None, "phi3": None, "gemma2": 4096,
                     "gemma3_text": 4096, "gpt_oss": 128, "cohere2": 4096, "qwen2": 4096,
                     "qwen2_moe": 4096, "qwen3": 4096, "qwen3_moe": 4096, "smollm3": None,
                     "qwen2_vl": 4096, "qwen2_5_vl": 4096}
@@ -773,8 +862,8 @@ def _window_size(cfg, mt):
     if mt not in _WINDOW_DEFAULTS:
         return None
     w = cfg.get("sliding_window", _WINDOW_DEFAULTS.get(mt))
-    if w is not None and (not isinstance(w, int) or isinstance(w, bool) or w < 1):
-        raise ConfigError("sliding_window", f"must be a positive integer, got {w!r}")
+    if w is not None and (not isinstance(w, int) or isinstance(w, bool) or not 0 < w < 2**31):
+        raise ConfigError("sliding_window", f"must be a positive integer below 2^31, got {w!r}")
     if mt == "gemma2":  # an older name of the same field
         alias = cfg.get("sliding_window_size")
         if alias is not None and alias != w:
@@ -786,21 +875,29 @@ def _window_size(cfg, mt):
 def _layer_kind(cfg, mt, layer, n_layers):
     """'sliding', 'chunked' or 'full' for layer `layer`: HF's layer_types
     when the config has it, else each family's rule."""
+    if mt in _QWEN_WINDOWS:
+        # transformers drops Qwen's window unless use_sliding_window, whatever
+        # layer_types says.
+        if not _flag(cfg, "use_sliding_window"):
+            cfg.skip("sliding_window", "max_window_layers", "layer_types")
+            return "full"
+        if _window_size(cfg, mt) is None:
+            cfg.skip("max_window_layers", "layer_types")
+            return "full"
     types = cfg.get("layer_types")
     if types is not None:
+        # The per-family rules below are what layer_types spells out.
+        cfg.skip("sliding_window_pattern", "max_window_layers", "no_rope_layer_interval")
         if not isinstance(types, list) or len(types) != n_layers:
             raise ConfigError("layer_types", f"must list one type per layer ({n_layers}), "
                               f"got {types!r}")
         kinds = {"sliding_attention": "sliding", "chunked_attention": "chunked",
                  "full_attention": "full"}
-        bad = [t for t in types if t not in kinds]
+        bad = [t for t in types if not isinstance(t, str) or t not in kinds]
         if bad:
             raise ConfigError("layer_types", f"{bad[0]!r} is not one of " + ", ".join(kinds))
         return kinds[types[layer]]
     if mt in _QWEN_WINDOWS:  # windows from layer max_window_layers on
-        if not _flag(cfg, "use_sliding_window"):
-            cfg.skip("sliding_window", "max_window_layers")
-            return "full"
         first = cfg.get("max_window_layers", 28)
         if not isinstance(first, int) or isinstance(first, bool) or first < 0:
             raise ConfigError("max_window_layers", f"must be a non-negative integer, got {first!r}")
@@ -823,9 +920,13 @@ def _layer_kind(cfg, mt, layer, n_layers):
 def sliding_windows(config):
     """The sliding window of every layer of a RoPE-family `config` (None:
     full attention), by the rules attention_layer(layer=i) builds with."""
-    cfg = _Config(config, set(), set())
+    config, _, _, cfg = _read_config(config)
+    if _family(cfg) != "rope":
+        raise ConfigError("model_type", "sliding windows are read for RoPE models only")
     mt = cfg.get("model_type", "llama") or "llama"
-    n = _positive_int(cfg, "num_hidden_layers")
+    n = _layer_count(cfg)
+    if n is None:
+        raise ConfigError("num_hidden_layers", "missing")
     out = []
     for layer in range(n):
         if _layer_kind(cfg, mt, layer, n) != "sliding":
@@ -842,8 +943,11 @@ def _rope_layer_flags(cfg, n_layers):
     """Per layer, whether it applies RoPE (SmolLM3's and Llama 4's
     no_rope_layers: 1 = RoPE, 0 = NoPE; default every 4th layer NoPE)."""
     flags = cfg.get("no_rope_layers")
-    if flags:
-        if (not isinstance(flags, list) or len(flags) != n_layers
+    if flags is not None and not isinstance(flags, list):
+        raise ConfigError("no_rope_layers", f"must be a list, got {flags!r}")
+    if flags or cfg.get("model_type") == "smollm3" and flags is not None:
+        # (Llama 4 reads an empty list as the default; SmolLM3 indexes it.)
+        if (len(flags) != n_layers
                 or any(f not in (0, 1) or isinstance(f, float) for f in flags)):
             raise ConfigError("no_rope_layers", f"must list 0 or 1 for each of the {n_layers} "
                               f"layers, got {flags!r}")
@@ -904,10 +1008,11 @@ def _rope_scheme(cfg, layer):
                        for n in section)):
             raise ConfigError("rope_scaling.mrope_section", f"{mt} needs a list of positive "
                               f"pair counts, got {section!r}")
-        interleaved = _flag(rs, "mrope_interleaved", mt == "qwen3_vl_text")
-        if interleaved and len(section) != 3:
-            raise ConfigError("rope_scaling.mrope_section", f"interleaved M-RoPE needs 3 "
-                              f"sections, got {section!r}")
+        interleaved = _flag(rs, "mrope_interleaved", mt == "qwen3_vl_text",
+                            "rope_scaling.mrope_interleaved")
+        if len(section) != 3:  # transformers' positions are (t, h, w)
+            raise ConfigError("rope_scaling.mrope_section", f"needs 3 sections (temporal, "
+                              f"height, width), got {section!r}")
         s.mrope = (list(section), interleaved)
 
     if mt in ("gemma2", "gemma3_text"):
@@ -927,7 +1032,11 @@ def _rope_scheme(cfg, layer):
     elif mt == "llama4_text":
         if _flag(cfg, "use_qk_norm") and rope:  # after RoPE, on RoPE layers
             s.qk_norm, s.qk_norm_after_rope = "l2", True
-        if _flag(cfg, "attn_temperature_tuning"):
+        tuning = cfg.get("attn_temperature_tuning", True)  # a bool, or 4 in Scout's config
+        if not isinstance(tuning, (bool, int)) or (not isinstance(tuning, bool) and tuning < 0):
+            raise ConfigError("attn_temperature_tuning", f"must be true, false or a "
+                              f"non-negative integer, got {tuning!r}")
+        if tuning:
             fs = _positive_field(cfg, "floor_scale", 8192, float)
             a = cfg.get("attn_scale", 0.1)
             if not isinstance(a, (int, float)) or isinstance(a, bool) or not 0 <= a < math.inf:
@@ -952,7 +1061,7 @@ def _rope_layer(cfg, em, b, s, _decoder, layer):
     hidden = _positive_int(cfg, "hidden_size", "n_embd", "d_model")
     h, hkv = _heads(cfg, ("num_attention_heads", "n_head"), ("num_key_value_heads",))
     d = cfg["_head_dim"]
-    frac = float(_get(cfg, "partial_rotary_factor", "rotary_pct", default=1.0))
+    frac = _number(cfg, "partial_rotary_factor", "rotary_pct", default=1.0)
     if not 0.0 < frac <= 1.0:
         raise ConfigError("partial_rotary_factor", f"must be in (0, 1], got {frac}")
     rotary = int(d * frac)
@@ -960,6 +1069,9 @@ def _rope_layer(cfg, em, b, s, _decoder, layer):
     if rotary <= 0:
         raise ConfigError("partial_rotary_factor", f"rotates no pair of head_dim {d}")
     sch = _rope_scheme(cfg, layer)
+    if sch.mrope and sum(sch.mrope[0]) != rotary // 2:
+        raise ConfigError("rope_scaling.mrope_section", f"sums to {sum(sch.mrope[0])} pairs; "
+                          f"the rotary dim {rotary} has {rotary // 2}")
     sc = sch.scaling
     if sc is not None and sc["kind"] == "longrope":
         for key in ("short_factor", "long_factor"):
@@ -971,9 +1083,16 @@ def _rope_layer(cfg, em, b, s, _decoder, layer):
     # q/k/v biases: Qwen2's and GPT-NeoX's by default; the output
     # projection's: GPT-NeoX's, and attention_bias's where the model applies
     # it to o_proj too (Llama, Gemma, gpt-oss, ...; not Qwen2 or Phi-3).
+    # Qwen2's q/k/v biases and Mistral's and Phi-3's none are fixed in
+    # transformers (attention_bias is not read there); the others follow
+    # attention_bias (GPT-NeoX: default true), output projection included.
     qwen2_like = ("qwen2", "qwen2_moe", "qwen2_vl", "qwen2_5_vl")
-    qkv_bias = _flag(cfg, "attention_bias", mt in qwen2_like + ("gpt_neox",))
-    o_bias = qkv_bias and mt not in qwen2_like + ("phi3",)
+    if mt in qwen2_like + ("mistral", "mixtral", "phi3"):
+        cfg.skip("attention_bias")
+        qkv_bias, o_bias = mt in qwen2_like, False
+    else:
+        qkv_bias = _flag(cfg, "attention_bias", mt == "gpt_neox")
+        o_bias = qkv_bias
 
     x2, x2s = _common_input(em, cfg, b, s, hidden)
     pos_shape = (len(sch.mrope[0]), s) if sch.mrope else (s,)
@@ -1085,9 +1204,11 @@ def _alibi_layer(cfg, em, b, s, _decoder, _layer):
     h, _ = _heads(cfg, ("n_head", "num_attention_heads", "n_heads"))
     d = cfg["_head_dim"]
     ac = cfg.get("attn_config") or {}
-    max_bias = float(ac.get("alibi_bias_max", 8.0))
-    if max_bias <= 0:
-        raise ConfigError("attn_config.alibi_bias_max", f"must be positive, got {max_bias}")
+    max_bias = ac.get("alibi_bias_max", 8.0)
+    if not _is_number(max_bias) or not 0 < max_bias < math.inf:
+        raise ConfigError("attn_config.alibi_bias_max", f"must be a positive finite number, "
+                          f"got {max_bias!r}")
+    max_bias = float(max_bias)
     if cfg.get("model_type") == "bloom":  # BLOOM's projections have biases
         bias = True
     else:  # MPT: biases unless no_bias; the variants posenc does not build are named
@@ -1127,9 +1248,11 @@ def _t5_layer(cfg, em, b, s, decoder, _layer):
     nb = _positive_int(cfg, "relative_attention_num_buckets", default=32)
     md = _positive_int(cfg, "relative_attention_max_distance", default=128)
     bidirectional = not decoder
-    if bidirectional and nb % 2:
+    if nb < (4 if bidirectional else 2) or (bidirectional and nb % 2):
         raise ConfigError("relative_attention_num_buckets",
-                          f"({nb}) must be even for bidirectional buckets")
+                          f"({nb}) must be {'even and >= 4 for bidirectional' if bidirectional else '>= 2 for unidirectional'} buckets")
+    if md > 1 << 20:
+        raise ConfigError("relative_attention_max_distance", f"({md}) must be at most 2^20")
     if md < (nb // 2 if bidirectional else nb):
         raise ConfigError("relative_attention_max_distance",
                           f"({md}) must be at least the exact buckets per side")
@@ -1169,6 +1292,9 @@ def _mla_layer(cfg, em, b, s, _decoder, _layer):
     if dr % 2:
         raise ConfigError("qk_rope_head_dim", f"({dr}) must be even")
     q_rank = cfg.get("q_lora_rank")
+    if q_rank is not None and (not isinstance(q_rank, int) or isinstance(q_rank, bool)
+                               or not 0 <= q_rank < 2**31):
+        raise ConfigError("q_lora_rank", f"must be null, 0 or a positive integer, got {q_rank!r}")
     cfg.skip("num_key_value_heads")  # the latent is shared by every head
     cfg.skip("max_position_embeddings", "original_max_position_embeddings")
     base = _rope_base(cfg)
@@ -1227,7 +1353,8 @@ def _mla_layer(cfg, em, b, s, _decoder, _layer):
                            scale=scale, causal=True)
         return o.reshape(b, s, h * dv) @ a["w_o"].astype(np.float64)
 
-    pe = f"MLA (latent {c}) + RoPE " + (f"{sc['kind']} x{sc['factor']:g}" if sc else "plain")
+    pe = f"MLA (latent {c}) + RoPE " + (sc["kind"] if sc else "plain") + (
+        f" x{sc['factor']:g}" if sc and "factor" in sc else "")
     return pe, out, shape, reference
 
 
@@ -1274,7 +1401,7 @@ def _txl_layer(cfg, em, b, s, _decoder, _layer):
     h = _positive_int(cfg, "n_head")
     d = cfg["_head_dim"]
     attn_type = cfg.get("attn_type", 0)
-    if attn_type != 0:
+    if not isinstance(attn_type, int) or isinstance(attn_type, bool) or attn_type != 0:
         raise ConfigError("attn_type", f"{attn_type!r}: posenc builds Transformer-XL's relative "
                           "attention (attn_type 0) only")
     if dm % 2:

@@ -231,6 +231,8 @@ NO_EFFECT_HERE = {
         "max_window_layers (36) = num_hidden_layers: no layer would slide",
     ("qwen2.5-vl-7b-instruct.json", "use_sliding_window"):
         "max_window_layers (28) = num_hidden_layers: no layer would slide",
+    ("smollm3-3b.json", "use_sliding_window"):
+        "sliding_window is null: transformers keeps every layer full",
 }
 
 
@@ -433,3 +435,116 @@ def test_transformer_xl_layer_is_the_papers_four_terms(rng, cut):
     # Fused: the bias never becomes a [B, H, Sq, Sk] operand.
     fused = opt(layer.ir, "-posenc-fuse-bias-into-attention")
     assert "posenc.rel_key_bias" not in fused and "bias(" not in fused
+
+
+def _nested(name, path, value):
+    """config(name) with `path` (dotted; inside text_config when the config
+    has one) set to `value`, or removed when value is KeyError."""
+    cfg = copy.deepcopy(config(name))
+    node = cfg.get("text_config", cfg)
+    *parents, leaf = path.split(".")
+    for p in parents:
+        node = node[p]
+    if value is KeyError:
+        del node[leaf]
+    else:
+        node[leaf] = value
+    return cfg
+
+
+# Hostile fields: each is a ConfigError naming the field, never a TypeError,
+# a compile error or a layer built anyway.
+HOSTILE = [
+    ("llama-3.1-8b.json", "model_type", 5, "model_type"),
+    ("mpt-7b.json", "attn_config", 5, "attn_config"),
+    ("mpt-7b.json", "attn_config.alibi_bias_max", float("nan"), "attn_config.alibi_bias_max"),
+    ("mpt-7b.json", "attn_config.alibi", "abc", "attn_config.alibi"),
+    ("gpt-oss-20b.json", "rope_scaling.beta_fast", [1], "rope_scaling.beta_fast"),
+    ("gpt-oss-20b.json", "rope_scaling.truncate", "false", "rope_scaling.truncate"),
+    ("llama-3.1-8b.json", "rope_scaling.high_freq_factor", [1], "rope_scaling.high_freq_factor"),
+    ("llama-3.1-8b.json", "rope_scaling", [], "rope_scaling"),
+    ("llama-3.1-8b.json", "rope_scaling.original_max_position_embeddings", 2**63,
+     "rope_scaling.original_max_position_embeddings"),
+    ("gpt-neox-20b.json", "rotary_pct", [1], "rotary_pct"),
+    ("gpt-neox-20b.json", "rotary_pct", "0.5", "rotary_pct"),
+    ("deepseek-v3.json", "q_lora_rank", 1.5, "q_lora_rank"),
+    ("gpt-oss-20b.json", "layer_types", [[1]] * 24, "layer_types"),
+    ("mistral-7b-v0.1.json", "sliding_window", 2**63, "sliding_window"),
+    ("llama-4-scout-17b-16e.json", "attention_chunk_size", 2**63, "attention_chunk_size"),
+    ("llama-4-scout-17b-16e.json", "num_hidden_layers", 2**40, "num_hidden_layers"),
+    ("smollm3-3b.json", "no_rope_layers", [], "no_rope_layers"),
+    ("smollm3-3b.json", "no_rope_layers", False, "no_rope_layers"),
+    ("phi-3.5-mini-instruct.json", "original_max_position_embeddings", 1,
+     "original_max_position_embeddings"),
+    ("phi-3.5-mini-instruct.json", "original_max_position_embeddings", 262144,
+     "original_max_position_embeddings"),
+    ("t5-base.json", "relative_attention_num_buckets", 2, "relative_attention_num_buckets"),
+    ("t5-base.json", "relative_attention_max_distance", 2**40, "relative_attention_max_distance"),
+    ("qwen2.5-vl-7b-instruct.json", "rope_scaling.mrope_section", [16, 24, 23],
+     "rope_scaling.mrope_section"),
+    ("qwen2.5-vl-7b-instruct.json", "rope_scaling.mrope_section", [32, 32],
+     "rope_scaling.mrope_section"),
+    ("transfo-xl-wt103.json", "attn_type", False, "attn_type"),
+    ("qwen3-8b.json", "use_sliding_window", 2, "use_sliding_window"),
+]
+
+
+@pytest.mark.parametrize("name,path,value,fld", HOSTILE,
+                         ids=[f"{h[0][:-5]}:{h[1]}={h[2]!r}"[:60] for h in HOSTILE])
+def test_hostile_fields_name_the_field(name, path, value, fld):
+    cfg = _nested(name, path, value)
+    cut = {k: v for k, v in MUTATION_CUTS.get(name, GQA).items() if k != path}
+    with pytest.raises(models.ConfigError) as info:
+        models.attention_layer(cfg, seq_len=4, cut=cut)
+    assert info.value.field == fld, str(info.value)
+
+
+@pytest.mark.parametrize("kw,message", [
+    (dict(seq_len=8.5), "seq_len must be a positive integer"),
+    (dict(batch=True), "batch must be a positive integer"),
+    (dict(seq_len=2**63), "seq_len must be a positive integer"),
+    (dict(entry="a b"), "entry must be a function name"),
+    (dict(cut=5), "cut must be a dict"),
+    (dict(ignore="x"), "ignore must be a list"),
+])
+def test_bad_arguments_are_value_errors(kw, message):
+    with pytest.raises(ValueError, match=message):
+        models.attention_layer(config("llama-3.1-8b.json"), **{"seq_len": 4, **kw})
+
+
+def test_transformers_semantics_of_windows_and_biases():
+    small = {**GQA}
+    # Qwen's layer_types without use_sliding_window: transformers drops the
+    # window; so does posenc.
+    cfg = _nested("qwen3-8b.json", "layer_types", ["sliding_attention"] * 36)
+    cfg["sliding_window"] = 3
+    assert "window(" not in models.attention_layer(cfg, seq_len=4, cut=small).ir
+    assert models.sliding_windows(dict(cfg, model_type="qwen2")) == [None] * 36
+    # A caller's ignore= never switches a window off.
+    cfg = _nested("gemma-2-9b.json", "sliding_window", 3)
+    cfg["sliding_window_size"] = 3
+    assert "window(3)" in models.attention_layer(cfg, seq_len=4, cut=small,
+                                                 ignore=["sliding_window"]).ir
+    # Mistral without the field: transformers' default window of 4096.
+    cfg = _nested("mistral-7b-v0.1.json", "sliding_window", KeyError)
+    assert "window(4096)" in models.attention_layer(cfg, seq_len=4, cut=small).ir
+    # Mistral has no biases and Qwen2 always has q/k/v biases, whatever
+    # attention_bias says (transformers does not read it for them).
+    cfg = _nested("mistral-7b-v0.1.json", "attention_bias", True)
+    assert "b_q" not in [n for n, _, _ in models.attention_layer(cfg, seq_len=4,
+                                                                 cut=small).inputs]
+    cfg = _nested("qwen2.5-7b-instruct-yarn.json", "attention_bias", False)
+    names = [n for n, _, _ in models.attention_layer(cfg, seq_len=4, cut=small).inputs]
+    assert "b_q" in names and "b_o" not in names
+    # Head dims cannot be cut; a field outside text_config must be known.
+    with pytest.raises(models.ConfigError, match="head_dim"):
+        models.attention_layer(config("gemma-2-9b.json"), seq_len=4, cut={"head_dim": 64})
+    cfg = config("gemma-3-4b.json")
+    cfg["query_pre_attn_scalar"] = 1
+    with pytest.raises(models.ConfigError, match="outside text_config"):
+        models.attention_layer(cfg, seq_len=4, cut=small)
+    # Both original lengths of a LongRoPE config must agree.
+    cfg = _nested("phi-3.5-mini-instruct.json", "rope_scaling.original_max_position_embeddings",
+                  8192)
+    with pytest.raises(models.ConfigError, match="differs"):
+        models.attention_layer(cfg, seq_len=4, cut=MUTATION_CUTS["phi-3.5-mini-instruct.json"])
