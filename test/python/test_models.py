@@ -123,9 +123,12 @@ def test_scaling_translation():
 
 
 def bad(base, path, value):
+    """config(base) with `path` (dotted; inside text_config when the config
+    has one, unless the path names it) set to `value`, or removed when value
+    is KeyError."""
     cfg = copy.deepcopy(config(base))
     *parents, leaf = path.split(".")
-    node = cfg
+    node = cfg.get("text_config", cfg) if parents[:1] != ["text_config"] else cfg
     for p in parents:
         node = node[p]
     if value is KeyError:
@@ -437,21 +440,6 @@ def test_transformer_xl_layer_is_the_papers_four_terms(rng, cut):
     assert "posenc.rel_key_bias" not in fused and "bias(" not in fused
 
 
-def _nested(name, path, value):
-    """config(name) with `path` (dotted; inside text_config when the config
-    has one) set to `value`, or removed when value is KeyError."""
-    cfg = copy.deepcopy(config(name))
-    node = cfg.get("text_config", cfg)
-    *parents, leaf = path.split(".")
-    for p in parents:
-        node = node[p]
-    if value is KeyError:
-        del node[leaf]
-    else:
-        node[leaf] = value
-    return cfg
-
-
 # Hostile fields: each is a ConfigError naming the field, never a TypeError,
 # a compile error or a layer built anyway.
 HOSTILE = [
@@ -492,7 +480,7 @@ HOSTILE = [
 @pytest.mark.parametrize("name,path,value,fld", HOSTILE,
                          ids=[f"{h[0][:-5]}:{h[1]}={h[2]!r}"[:60] for h in HOSTILE])
 def test_hostile_fields_name_the_field(name, path, value, fld):
-    cfg = _nested(name, path, value)
+    cfg = bad(name, path, value)
     cut = {k: v for k, v in MUTATION_CUTS.get(name, GQA).items() if k != path}
     with pytest.raises(models.ConfigError) as info:
         models.attention_layer(cfg, seq_len=4, cut=cut)
@@ -516,24 +504,24 @@ def test_transformers_semantics_of_windows_and_biases():
     small = {**GQA}
     # Qwen's layer_types without use_sliding_window: transformers drops the
     # window; so does posenc.
-    cfg = _nested("qwen3-8b.json", "layer_types", ["sliding_attention"] * 36)
+    cfg = bad("qwen3-8b.json", "layer_types", ["sliding_attention"] * 36)
     cfg["sliding_window"] = 3
     assert "window(" not in models.attention_layer(cfg, seq_len=4, cut=small).ir
     assert models.sliding_windows(dict(cfg, model_type="qwen2")) == [None] * 36
     # A caller's ignore= never switches a window off.
-    cfg = _nested("gemma-2-9b.json", "sliding_window", 3)
+    cfg = bad("gemma-2-9b.json", "sliding_window", 3)
     cfg["sliding_window_size"] = 3
     assert "window(3)" in models.attention_layer(cfg, seq_len=4, cut=small,
                                                  ignore=["sliding_window"]).ir
     # Mistral without the field: transformers' default window of 4096.
-    cfg = _nested("mistral-7b-v0.1.json", "sliding_window", KeyError)
+    cfg = bad("mistral-7b-v0.1.json", "sliding_window", KeyError)
     assert "window(4096)" in models.attention_layer(cfg, seq_len=4, cut=small).ir
     # Mistral has no biases and Qwen2 always has q/k/v biases, whatever
     # attention_bias says (transformers does not read it for them).
-    cfg = _nested("mistral-7b-v0.1.json", "attention_bias", True)
+    cfg = bad("mistral-7b-v0.1.json", "attention_bias", True)
     assert "b_q" not in [n for n, _, _ in models.attention_layer(cfg, seq_len=4,
                                                                  cut=small).inputs]
-    cfg = _nested("qwen2.5-7b-instruct-yarn.json", "attention_bias", False)
+    cfg = bad("qwen2.5-7b-instruct-yarn.json", "attention_bias", False)
     names = [n for n, _, _ in models.attention_layer(cfg, seq_len=4, cut=small).inputs]
     assert "b_q" in names and "b_o" not in names
     # Head dims cannot be cut; a field outside text_config must be known.
@@ -544,7 +532,7 @@ def test_transformers_semantics_of_windows_and_biases():
     with pytest.raises(models.ConfigError, match="outside text_config"):
         models.attention_layer(cfg, seq_len=4, cut=small)
     # Both original lengths of a LongRoPE config must agree.
-    cfg = _nested("phi-3.5-mini-instruct.json", "rope_scaling.original_max_position_embeddings",
+    cfg = bad("phi-3.5-mini-instruct.json", "rope_scaling.original_max_position_embeddings",
                   8192)
     with pytest.raises(models.ConfigError, match="differs"):
         models.attention_layer(cfg, seq_len=4, cut=MUTATION_CUTS["phi-3.5-mini-instruct.json"])
