@@ -990,3 +990,11 @@ func.func @mrope_batch(%x: tensor<2x4x2x8xf32>, %p: tensor<3x3x4xi64>) -> tensor
   %y = posenc.rope %x, %p layout half {mrope_section = array<i64: 2, 1, 1>} : tensor<2x4x2x8xf32>, tensor<3x3x4xi64>
   return %y : tensor<2x4x2x8xf32>
 }
+
+// -----
+
+func.func @mrope_huge_entry(%x: tensor<1x4x2x8xf32>, %p: tensor<3x4xi64>) -> tensor<1x4x2x8xf32> {
+  // expected-error@+1 {{mrope_section entry (4611686018427387904) exceeds rotary_dim/2 (4)}}
+  %y = posenc.rope %x, %p layout half {mrope_section = array<i64: 4611686018427387904, 4611686018427387904, 4611686018427387904>} : tensor<1x4x2x8xf32>, tensor<3x4xi64>
+  return %y : tensor<1x4x2x8xf32>
+}

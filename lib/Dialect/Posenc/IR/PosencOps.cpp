@@ -385,7 +385,8 @@ LogicalResult RopeOp::verify() {
       if (n <= 0)
         return emitOpError()
                << "mrope_section entries must be positive, got " << n;
-      if (n > rotary)
+      // Bounded before summing: no overflow on hostile entries.
+      if (n > rotary / 2)
         return emitOpError() << "mrope_section entry (" << n
                              << ") exceeds rotary_dim/2 (" << rotary / 2 << ")";
       pairs += n;
