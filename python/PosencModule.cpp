@@ -71,14 +71,25 @@ py::dtype dtypeOfKind(ElementKind kind) {
   throw PosencError("unknown element kind");
 }
 
-/// A tensor argument: the (C-contiguous) numpy array's own elements, which
-/// CompiledModule::run copies once for the call; `keep` holds the array.
+/// Whether `dt` stores its elements in this machine's byte order.
+bool nativeOrder(const py::dtype &dt) {
+  return dt.attr("isnative").cast<bool>();
+}
+
+/// A tensor argument: the numpy array's own elements when they are
+/// C-contiguous, aligned and in native byte order, else a converted copy
+/// (values kept, never raw bytes reinterpreted); CompiledModule::run copies
+/// them once for the call. `keep` holds the array.
 HostArray toHost(const py::handle &obj, std::vector<py::array> &keep) {
   py::array any = py::array::ensure(obj);
   if (!any)
     throw PosencError("arguments must be numpy arrays");
   HostArray host;
   host.kind = kindOfDtype(any.dtype());
+  if (!nativeOrder(any.dtype()))
+    any = py::array::ensure(
+        any.attr("astype")(any.dtype().attr("newbyteorder")("=")));
+  // Unaligned elements are fine: run() copies them bytewise.
   py::array arr = py::array::ensure(any, py::array::c_style);
   for (py::ssize_t i = 0; i < arr.ndim(); ++i)
     host.shape.push_back(arr.shape(i));
@@ -93,15 +104,18 @@ HostArray toHost(const py::handle &obj, std::vector<py::array> &keep) {
 HostArray byReference(const py::handle &obj, const TensorSpec &spec,
                       size_t index, std::vector<py::array> &keep) {
   auto arr = py::reinterpret_borrow<py::array>(obj);
+  // NPY_ARRAY_ALIGNED: compiled code loads whole elements.
+  constexpr int aligned = 0x0100;
   if (!py::isinstance<py::array>(obj) || !(arr.flags() & py::array::c_style) ||
+      !(arr.flags() & aligned) || !nativeOrder(arr.dtype()) ||
       kindOfDtype(arr.dtype()) != spec.kind)
     throw PosencError("input #" + std::to_string(index) +
                       " is passed by "
                       "reference (" +
                       spec.describe() +
                       "): it must be a "
-                      "C-contiguous numpy array of that element type, "
-                      "without a copy");
+                      "C-contiguous, aligned numpy array of that element "
+                      "type in native byte order, without a copy");
   HostArray host;
   host.kind = spec.kind;
   for (py::ssize_t i = 0; i < arr.ndim(); ++i)

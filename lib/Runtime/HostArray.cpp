@@ -3,11 +3,13 @@
 #include "posenc/Runtime/HostArray.h"
 
 #include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/Format.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <cstring>
 #include <random>
+#include <unistd.h>
 
 using namespace llvm;
 using namespace mlir::posenc::runtime;
@@ -242,7 +244,31 @@ Error mlir::posenc::runtime::writeNpy(StringRef path, const HostArray &array) {
      << char((header.size() >> 8) & 0xff) << header;
   os.write(reinterpret_cast<const char *>(array.bytes.data()),
            array.bytes.size());
+  // A full disk or a closed pipe is the caller's error, not a fatal one in
+  // raw_fd_ostream's destructor.
+  os.close();
+  if (os.has_error()) {
+    std::error_code err = os.error();
+    os.clear_error();
+    return createStringError(err,
+                             "cannot write '" + path + "': " + err.message());
+  }
   return Error::success();
+}
+
+Error mlir::posenc::runtime::checkHostMemory(uint64_t bytes,
+                                             const Twine &what) {
+  long pages = sysconf(_SC_PHYS_PAGES), pageSize = sysconf(_SC_PAGE_SIZE);
+  if (pages <= 0 || pageSize <= 0 ||
+      bytes <= uint64_t(pages) * uint64_t(pageSize))
+    return Error::success();
+  double memory = double(pages) * double(pageSize);
+  std::string text;
+  raw_string_ostream os(text);
+  os << what << " needs " << bytes << " bytes ("
+     << format("%.3g", double(bytes) / (1 << 30)) << " GiB); this machine has "
+     << format("%.3g", memory / (1 << 30)) << " GiB of memory";
+  return createStringError(inconvertibleErrorCode(), text);
 }
 
 Expected<HostArray> mlir::posenc::runtime::makeRandom(StringRef spec,
@@ -268,12 +294,15 @@ Expected<HostArray> mlir::posenc::runtime::makeRandom(StringRef spec,
     if (p.getAsInteger(10, v) || v < 0)
       return createStringError(inconvertibleErrorCode(),
                                "bad dimension '" + p + "' in '" + spec + "'");
-    if (v != 0 && count > (uint64_t(1) << 36) / uint64_t(v))
+    if (v != 0 && count > (uint64_t(1) << 40) / uint64_t(v))
       return createStringError(inconvertibleErrorCode(),
                                "'" + spec + "' is too large");
     count *= uint64_t(v);
     array.shape.push_back(v);
   }
+  if (Error err =
+          checkHostMemory(count * elementSize(array.kind), "'" + spec + "'"))
+    return err;
   array.bytes.resize(count * elementSize(array.kind));
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<double> real(-1.0, 1.0);

@@ -9,11 +9,13 @@
 #include "posenc/InitAll.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/ExecutionEngine/ExecutionEngine.h"
 #include "mlir/ExecutionEngine/OptUtils.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
+#include "mlir/IR/Verifier.h"
 #include "mlir/InitAllDialects.h"
 #include "mlir/InitAllExtensions.h"
 #include "mlir/InitAllPasses.h"
@@ -21,6 +23,7 @@
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Target/LLVMIR/Dialect/All.h"
+#include "mlir/Target/LLVMIR/LLVMTranslationInterface.h"
 #include "llvm/ADT/DenseSet.h"
 #include "llvm/ADT/StringMap.h"
 #include "llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h"
@@ -30,12 +33,14 @@
 #include "llvm/Support/TargetSelect.h"
 #include "llvm/Target/TargetMachine.h"
 
+#include <atomic>
 #include <chrono>
 #include <climits>
 #include <csetjmp>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <mutex>
 
 #if defined(__GLIBC__)
@@ -51,24 +56,64 @@ static llvm::Error makeError(const llvm::Twine &msg) {
 }
 
 //===----------------------------------------------------------------------===//
-// Failed run-time checks
+// Failed run-time checks and failed allocations
 //===----------------------------------------------------------------------===//
 //
 // A failed cf.assert (posenc-insert-shape-checks) lowers to puts(message)
 // and abort(). Compiled code resolves both to these hooks: during run() the
 // message is kept and abort returns to run() with longjmp, which reports it
 // as the call's error; the process survives. Compiled code holds no C++
-// objects, so skipping its frames is safe; buffers it allocated before the
-// check leak.
+// objects, so skipping its frames is safe.
+//
+// Compiled code allocates through posencAlloc (its aligned_alloc and malloc
+// calls are renamed at compile time, with the allocating op as an extra
+// argument): a failed allocation is the call's error like a failed check.
+// Every buffer a call allocates is recorded with the call until compiled
+// code frees it, so that a call that stops (or code that forgets a buffer)
+// leaks nothing: run() frees what is left. Buffers allocated on OpenMP
+// worker threads belong to the one call in flight (untracked while several
+// calls run at once); a worker cannot unwind the caller's frames, so an
+// allocation that fails there ends the process with a message.
 
 namespace {
 struct CheckTrap {
   std::jmp_buf env;
   std::string message;
 };
+
+/// Buffers of calls in flight -> their call.
+struct AllocationTable {
+  std::mutex mutex;
+  llvm::DenseMap<void *, CheckTrap *> owner;
+  int callsInFlight = 0;
+  CheckTrap *soleCall = nullptr;
+};
 } // namespace
 
+static AllocationTable &allocations() {
+  static AllocationTable *table = new AllocationTable();
+  return *table;
+}
+
 static thread_local CheckTrap *activeTrap = nullptr;
+
+/// The loaded OpenMP runtime's omp_get_level, once threaded code was
+/// compiled: the calling thread cannot unwind out of a parallel region.
+static std::atomic<int (*)()> ompLevel{nullptr};
+
+static std::string formatBytes(uint64_t bytes) {
+  static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  double v = double(bytes);
+  int u = 0;
+  while (v >= 1024 && u < 6) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%llu bytes (%.3g %s)",
+                (unsigned long long)bytes, v, units[u]);
+  return buf;
+}
 
 extern "C" {
 static int posencCheckPuts(const char *s) {
@@ -83,19 +128,92 @@ static int posencCheckPuts(const char *s) {
     std::longjmp(activeTrap->env, 1);
   std::abort();
 }
+
+static void *posencAlloc(uint64_t alignment, uint64_t bytes, const char *site) {
+  // aligned_alloc wants a size that is a multiple of the alignment.
+  uint64_t rounded =
+      alignment ? (bytes + alignment - 1) / alignment * alignment : bytes;
+  void *p = nullptr;
+  if (rounded >= bytes)
+    p = alignment
+            ? std::aligned_alloc(alignment, std::max<uint64_t>(rounded, 1))
+            : std::malloc(std::max<uint64_t>(bytes, 1));
+  AllocationTable &table = allocations();
+  if (p) {
+    std::lock_guard<std::mutex> lock(table.mutex);
+    CheckTrap *call = activeTrap ? activeTrap : table.soleCall;
+    if (call)
+      table.owner[p] = call;
+    return p;
+  }
+  std::string message = "out of memory: " + std::string(site) + " asked for " +
+                        formatBytes(bytes);
+  int (*level)() = ompLevel.load();
+  if (!activeTrap || (level && level() > 0)) {
+    std::fprintf(stderr, "posenc: %s (in a parallel region)\n",
+                 message.c_str());
+    std::abort();
+  }
+  activeTrap->message += message;
+  std::longjmp(activeTrap->env, 1);
 }
 
-/// Calls `fn(args)` with failed checks trapped; false (and `message`) when
-/// one failed. No object with a destructor lives across the setjmp.
-static bool callTrapped(void (*fn)(void **), void **args, CheckTrap &trap) {
-  activeTrap = &trap;
-  if (setjmp(trap.env) != 0) {
-    activeTrap = nullptr;
-    return false;
+static void *posencAlignedAlloc(uint64_t alignment, uint64_t bytes,
+                                const char *site) {
+  return posencAlloc(alignment, bytes, site);
+}
+
+static void *posencMalloc(uint64_t bytes, const char *site) {
+  return posencAlloc(0, bytes, site);
+}
+
+static void posencFree(void *p) {
+  if (!p)
+    return;
+  AllocationTable &table = allocations();
+  {
+    std::lock_guard<std::mutex> lock(table.mutex);
+    table.owner.erase(p);
   }
-  fn(args);
+  std::free(p);
+}
+}
+
+/// Calls `fn(args)` with failed checks and allocations trapped; false (and
+/// `message`) when one failed. No object with a destructor lives across the
+/// setjmp.
+static bool callTrapped(void (*fn)(void **), void **args, CheckTrap &trap) {
+  AllocationTable &table = allocations();
+  {
+    std::lock_guard<std::mutex> lock(table.mutex);
+    table.soleCall = ++table.callsInFlight == 1 ? &trap : nullptr;
+  }
+  activeTrap = &trap;
+  bool completed = true;
+  if (setjmp(trap.env) == 0)
+    fn(args);
+  else
+    completed = false;
   activeTrap = nullptr;
-  return true;
+  std::lock_guard<std::mutex> lock(table.mutex);
+  --table.callsInFlight;
+  table.soleCall = nullptr;
+  return completed;
+}
+
+/// Frees every buffer still recorded for `trap`'s call; returns them.
+static llvm::DenseSet<void *> releaseCall(CheckTrap &trap) {
+  AllocationTable &table = allocations();
+  llvm::DenseSet<void *> freed;
+  std::lock_guard<std::mutex> lock(table.mutex);
+  for (auto &[p, call] : table.owner)
+    if (call == &trap)
+      freed.insert(p);
+  for (void *p : freed) {
+    table.owner.erase(p);
+    std::free(p);
+  }
+  return freed;
 }
 
 std::string TensorSpec::describe() const {
@@ -219,6 +337,81 @@ mlir::posenc::runtime::withThreads(StringRef pipeline, int64_t threads) {
   return out;
 }
 
+/// The source position of `loc` (the first file position inside it).
+static std::optional<std::pair<unsigned, unsigned>> positionOf(Location loc) {
+  std::optional<std::pair<unsigned, unsigned>> found;
+  loc->walk([&](Location inner) {
+    if (auto file = dyn_cast<FileLineColLoc>(inner)) {
+      found = {file.getLine(), file.getColumn()};
+      return WalkResult::interrupt();
+    }
+    return WalkResult::advance();
+  });
+  return found;
+}
+
+/// Routes compiled code's allocations through posencAlloc: each
+/// aligned_alloc(a, n) becomes posenc_aligned_alloc(a, n, site) and each
+/// malloc(n) posenc_malloc(n, site), where `site` names the op of the
+/// input the buffer comes from (`opAt`: source position -> op name), or
+/// the function allocating when its location was lost in lowering.
+static void routeAllocations(
+    ModuleOp module,
+    const std::map<std::pair<unsigned, unsigned>, std::string> &opAt) {
+  SmallVector<LLVM::CallOp> calls;
+  module.walk([&](LLVM::CallOp call) {
+    std::optional<StringRef> callee = call.getCallee();
+    if (callee && (*callee == "aligned_alloc" || *callee == "malloc"))
+      calls.push_back(call);
+  });
+  if (calls.empty())
+    return;
+  OpBuilder b(module.getBodyRegion());
+  b.setInsertionPointToStart(module.getBody());
+  MLIRContext *ctx = module.getContext();
+  Type ptr = LLVM::LLVMPointerType::get(ctx);
+  Type i64 = IntegerType::get(ctx, 64);
+  auto declare = [&](StringRef name, ArrayRef<Type> params) {
+    if (!module.lookupSymbol(name))
+      LLVM::LLVMFuncOp::create(b, module.getLoc(), name,
+                               LLVM::LLVMFunctionType::get(ptr, params));
+  };
+  declare("posenc_aligned_alloc", {i64, i64, ptr});
+  declare("posenc_malloc", {i64, ptr});
+  llvm::StringMap<std::string> globals;
+  for (LLVM::CallOp call : calls) {
+    std::string site;
+    if (auto pos = positionOf(call.getLoc()); pos && opAt.count(*pos))
+      site = opAt.at(*pos) + " at <input>:" + std::to_string(pos->first) + ":" +
+             std::to_string(pos->second);
+    else if (auto fn = call->getParentOfType<LLVM::LLVMFuncOp>())
+      site = "a buffer in @" + fn.getName().str();
+    else
+      site = "a buffer";
+    std::string &global = globals[site];
+    if (global.empty()) {
+      global = "__posenc_site_" + std::to_string(globals.size());
+      b.setInsertionPointToStart(module.getBody());
+      std::string bytes = site + '\0';
+      LLVM::GlobalOp::create(
+          b, module.getLoc(),
+          LLVM::LLVMArrayType::get(IntegerType::get(ctx, 8), bytes.size()),
+          /*isConstant=*/true, LLVM::Linkage::Internal, global,
+          b.getStringAttr(bytes));
+    }
+    b.setInsertionPoint(call);
+    Value text = LLVM::AddressOfOp::create(b, call.getLoc(), ptr, global);
+    bool aligned = *call.getCallee() == "aligned_alloc";
+    SmallVector<Value> operands(call.getArgOperands());
+    operands.push_back(text);
+    auto routed = LLVM::CallOp::create(
+        b, call.getLoc(), TypeRange{ptr},
+        aligned ? "posenc_aligned_alloc" : "posenc_malloc", operands);
+    call.getResult().replaceAllUsesWith(routed.getResult());
+    call.erase();
+  }
+}
+
 /// Process-wide registration of passes and the native target, once.
 static void initializeOnce() {
   static std::once_flag flag;
@@ -305,9 +498,13 @@ CompiledModule::compile(llvm::StringRef source, llvm::StringRef pipeline) {
     return makeError(msg + (diagText.empty() ? "" : ":\n" + diagText));
   };
 
-  impl.module = parseSourceFile<ModuleOp>(sourceMgr, &ctx);
+  // Parsed, then verified: a verifier's error is not a syntax error.
+  impl.module = parseSourceFile<ModuleOp>(
+      sourceMgr, ParserConfig(&ctx, /*verifyAfterParse=*/false));
   if (!impl.module)
     return fail("cannot parse the input");
+  if (failed(verify(*impl.module)))
+    return fail("the input is not valid posenc/MLIR (the verifier rejects it)");
 
   for (auto fn : impl.module->getOps<func::FuncOp>()) {
     if (!fn.isPublic() || fn.isDeclaration())
@@ -346,10 +543,45 @@ CompiledModule::compile(llvm::StringRef source, llvm::StringRef pipeline) {
   PassManager pm(&ctx);
   std::string pipelineErrors;
   llvm::raw_string_ostream pipelineStream(pipelineErrors);
-  if (failed(parsePassPipeline(pipeline, pm, pipelineStream)))
+  // The module is the anchor: `builtin.module(p)` (as posenc-opt spells it)
+  // and `p` are the same pipeline.
+  StringRef passes = pipeline.trim();
+  if (passes.starts_with("builtin.module(") && passes.ends_with(")"))
+    passes = passes.drop_front(strlen("builtin.module(")).drop_back().trim();
+  if (failed(parsePassPipeline(passes, pm, pipelineStream)))
     return makeError("invalid pipeline '" + pipeline + "': " + pipelineErrors);
+  // Which op of the input sits at each source position, to name the op a
+  // failed allocation was for.
+  std::map<std::pair<unsigned, unsigned>, std::string> opAt;
+  impl.module->walk([&](Operation *op) {
+    if (auto pos = positionOf(op->getLoc()))
+      opAt.emplace(*pos, op->getName().getStringRef().str());
+  });
   if (failed(pm.run(*impl.module)))
     return fail("lowering with '" + pipeline + "' failed");
+  // Compiled code is in dialects that translate to LLVM IR (LLVM, OpenMP):
+  // name what the pipeline left.
+  Operation *left = nullptr;
+  impl.module->walk<WalkOrder::PreOrder>([&](Operation *op) {
+    Dialect *dialect = op->getDialect();
+    if (op == impl.module->getOperation() ||
+        (dialect &&
+         dialect->getRegisteredInterface<LLVMTranslationDialectInterface>()))
+      return WalkResult::advance();
+    left = op;
+    return WalkResult::interrupt();
+  });
+  if (left) {
+    std::string name = left->getName().getStringRef().str();
+    return fail("pipeline '" + pipeline +
+                "' does not lower the module to "
+                "the LLVM dialect (" +
+                name +
+                " is left); run "
+                "posenc-lower-to-cpu, or a pipeline ending in LLVM, "
+                "before compiling");
+  }
+  routeAllocations(*impl.module, opAt);
 
   // Optimize for this host's CPU: without a target machine the vectorizer
   // has no cost model for the host's vector units.
@@ -398,11 +630,22 @@ CompiledModule::compile(llvm::StringRef source, llvm::StringRef pipeline) {
     map[interner("abort")] = {
         llvm::orc::ExecutorAddr::fromPtr(&posencCheckAbort),
         llvm::JITSymbolFlags::Exported};
+    map[interner("posenc_aligned_alloc")] = {
+        llvm::orc::ExecutorAddr::fromPtr(&posencAlignedAlloc),
+        llvm::JITSymbolFlags::Exported};
+    map[interner("posenc_malloc")] = {
+        llvm::orc::ExecutorAddr::fromPtr(&posencMalloc),
+        llvm::JITSymbolFlags::Exported};
+    map[interner("free")] = {llvm::orc::ExecutorAddr::fromPtr(&posencFree),
+                             llvm::JITSymbolFlags::Exported};
     return map;
   });
-  if (threaded)
+  if (threaded) {
     if (llvm::Error err = applyThreadCount())
       return err;
+    ompLevel = reinterpret_cast<int (*)()>(
+        llvm::sys::DynamicLibrary::SearchForAddressOfSymbol("omp_get_level"));
+  }
   // Materialize every entry point now: the JIT compiles lazily on first
   // lookup, which would otherwise land in the first call's time.
   for (const std::string &name : impl.names)
@@ -499,8 +742,10 @@ CompiledModule::run(llvm::StringRef name,
   impl->lastCallMs = std::chrono::duration<double, std::milli>(
                          std::chrono::steady_clock::now() - start)
                          .count();
-  if (!completed)
+  if (!completed) {
+    releaseCall(trap);
     return makeError("@" + entry + " stopped: " + trap.message);
+  }
 
   std::vector<HostArray> outputs;
   // memref.get_global marks constant buffers with this allocated pointer.
@@ -544,8 +789,12 @@ CompiledModule::run(llvm::StringRef name,
       toFree.push_back(reinterpret_cast<void *>(desc[0]));
     outputs.push_back(std::move(out));
   }
+  // Results and any buffer compiled code did not free; results allocated
+  // while another call ran on worker threads were not recorded.
+  llvm::DenseSet<void *> released = releaseCall(trap);
   for (void *p : toFree)
-    std::free(p);
+    if (!released.contains(p))
+      std::free(p);
   return outputs;
 }
 

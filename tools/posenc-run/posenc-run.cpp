@@ -68,6 +68,7 @@ static int fail(const Twine &msg) {
 static void summarize(raw_ostream &os, unsigned i, const HostArray &a) {
   os << "result #" << i << ": " << a.describe();
   double sum = 0, absMax = 0;
+  size_t nans = 0;
   size_t n = a.numElements(), esz = elementSize(a.kind);
   auto at = [&](size_t e) -> double {
     const uint8_t *p = a.bytes.data() + e * esz;
@@ -112,9 +113,16 @@ static void summarize(raw_ostream &os, unsigned i, const HostArray &a) {
   for (size_t e = 0; e < n; ++e) {
     double v = at(e);
     sum += v;
-    absMax = std::max(absMax, std::abs(v));
+    if (std::isnan(v))
+      ++nans;
+    else
+      absMax = std::max(absMax, std::abs(v));
   }
-  os << " sum=" << sum << " max|x|=" << absMax << "\n";
+  os << " sum=" << sum << " max|x|=" << absMax;
+  // max|x| is over the numbers; NaNs are counted apart.
+  if (nans)
+    os << " nan=" << nans;
+  os << "\n";
 }
 
 int main(int argc, char **argv) {
@@ -166,6 +174,10 @@ int main(int argc, char **argv) {
   }
   if (Error err = module.checkInputs(*name, args))
     return fail(toString(std::move(err)));
+  for (const std::string &target : outputs)
+    if (target != "-" && (target.size() < 2 || target[0] != '@'))
+      return fail("--output=" + target +
+                  ": expected @file.npy (a file) or - (a summary)");
   if (outputs.size() > sig.results.size())
     return fail("got " + Twine(outputs.size()) + " --output for " +
                 Twine(sig.results.size()) + " results of @" + *name);

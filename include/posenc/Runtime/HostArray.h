@@ -55,6 +55,11 @@ llvm::Expected<HostArray> parseNpy(llvm::StringRef data, llvm::StringRef name,
 /// Writes `array` as .npy (bf16 as '<u2').
 llvm::Error writeNpy(llvm::StringRef path, const HostArray &array);
 
+/// An error naming `what` when `bytes` exceed this machine's physical
+/// memory: such a request would fail inside an allocator that cannot
+/// report it (or be killed when touched).
+llvm::Error checkHostMemory(uint64_t bytes, const llvm::Twine &what);
+
 /// Parses "random:2x16x4x64xf32" into a shape and element kind and fills it
 /// from `seed`: floats uniform in [-1, 1), integers uniform in [0, 4096).
 llvm::Expected<HostArray> makeRandom(llvm::StringRef spec, uint64_t seed);
