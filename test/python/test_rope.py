@@ -197,6 +197,25 @@ def test_composed_ropes_match_the_chain(rng, layout, scaling, base):
     assert rel_err(z, expected) <= 1e-5
 
 
+def test_composed_ropes_at_the_i32_limit(rng):
+    """p + q past i32's range: the composed rope adds in i64, so the result
+    is still the two rotations (a wrapped sum was 6.5 off at 2^31 - 1 + 1)."""
+    from harness import opt
+
+    x = rng.uniform(-1, 1, size=(1, 4, 2, 16)).astype(np.float32)
+    p = np.array([2**31 - 1, -2**31, 2**31 - 1, 7], np.int32)
+    q = np.array([1, -1, 2**31 - 1, -3], np.int32)
+    xt, pt = type_of(x), type_of(p)
+    ir = func_ir([("x", xt), ("p", pt), ("q", pt)], [
+        f"%y = posenc.rope %x, %p layout half : {xt}, {pt}",
+        f"%z = posenc.rope %y, %q layout half : {xt}, {pt}",
+    ], [("%z", xt)])
+    assert opt(ir, "-canonicalize").count("= posenc.rope ") == 1
+    (z,) = run(ir, [x, p, q])
+    expected = ref.rope(ref.rope(x, p, layout="half"), q, layout="half")
+    np.testing.assert_allclose(z, expected, atol=1e-5)
+
+
 # M-RoPE (Qwen2-VL / Qwen2.5-VL: head dim 128, sections [16, 24, 24] of the
 # 64 pairs; Qwen3-VL interleaves [24, 20, 20]).
 @pytest.mark.parametrize("layout", ["half", "interleaved"])

@@ -12,7 +12,9 @@ func.func @rope_zero_rotary(%x: tensor<1x4x2x8xf32>, %p: tensor<4xi32>) -> tenso
 
 // CHECK-LABEL: func @compose_ropes
 // CHECK-SAME: (%[[X:[^:]+]]: tensor<1x4x2x8xf32>, %[[P:[^:]+]]: tensor<4xi32>, %[[Q:[^:]+]]: tensor<4xi32>)
-// CHECK: %[[S:.+]] = arith.addi %[[P]], %[[Q]] : tensor<4xi32>
+// CHECK-DAG: %[[PW:.+]] = arith.extsi %[[P]] : tensor<4xi32> to tensor<4xi64>
+// CHECK-DAG: %[[QW:.+]] = arith.extsi %[[Q]] : tensor<4xi32> to tensor<4xi64>
+// CHECK: %[[S:.+]] = arith.addi %[[PW]], %[[QW]] : tensor<4xi64>
 // CHECK: %[[Y:.+]] = posenc.rope %[[X]], %[[S]] layout half {base = 5.000000e+05 : f64, rotary_dim = 4 : i64, scaling = #posenc.rope_scaling<llama3
 // CHECK-NOT: posenc.rope
 // CHECK: return %[[Y]]
@@ -28,9 +30,9 @@ func.func @compose_ropes(%x: tensor<1x4x2x8xf32>, %p: tensor<4xi32>, %q: tensor<
 // CHECK-LABEL: func @compose_yarn_unit_factor
 // CHECK: arith.addi
 // CHECK-COUNT-1: posenc.rope
-func.func @compose_yarn_unit_factor(%x: tensor<1x4x2x8xf32>, %p: tensor<4xi64>) -> tensor<1x4x2x8xf32> {
-  %y = posenc.rope %x, %p layout interleaved {attention_factor = 1.0 : f64, scaling = #posenc.rope_scaling<yarn, factor = 4.0, original = 64>} : tensor<1x4x2x8xf32>, tensor<4xi64>
-  %z = posenc.rope %y, %p layout interleaved {attention_factor = 1.0 : f64, scaling = #posenc.rope_scaling<yarn, factor = 4.0, original = 64>} : tensor<1x4x2x8xf32>, tensor<4xi64>
+func.func @compose_yarn_unit_factor(%x: tensor<1x4x2x8xf32>, %p: tensor<4xi32>) -> tensor<1x4x2x8xf32> {
+  %y = posenc.rope %x, %p layout interleaved {attention_factor = 1.0 : f64, scaling = #posenc.rope_scaling<yarn, factor = 4.0, original = 64>} : tensor<1x4x2x8xf32>, tensor<4xi32>
+  %z = posenc.rope %y, %p layout interleaved {attention_factor = 1.0 : f64, scaling = #posenc.rope_scaling<yarn, factor = 4.0, original = 64>} : tensor<1x4x2x8xf32>, tensor<4xi32>
   return %z : tensor<1x4x2x8xf32>
 }
 
@@ -135,15 +137,58 @@ func.func @fold_cast_into_online_attention(%q: tensor<1x4x2x8xf32>, %k: tensor<1
 // CHECK-LABEL: func @compose_mrope
 // CHECK: arith.addi %{{.+}}, %{{.+}} : tensor<3x4xi64>
 // CHECK-COUNT-1: posenc.rope
+// CHECK-NOT: posenc.rope
 // CHECK-LABEL: func @negative_mrope_sections
 // CHECK-COUNT-2: posenc.rope
-func.func @compose_mrope(%x: tensor<1x4x2x8xf32>, %p: tensor<3x4xi64>, %q: tensor<3x4xi64>) -> tensor<1x4x2x8xf32> {
-  %y = posenc.rope %x, %p layout half {mrope_section = array<i64: 2, 1, 1>} : tensor<1x4x2x8xf32>, tensor<3x4xi64>
-  %z = posenc.rope %y, %q layout half {mrope_section = array<i64: 2, 1, 1>} : tensor<1x4x2x8xf32>, tensor<3x4xi64>
+func.func @compose_mrope(%x: tensor<1x4x2x8xf32>, %p: tensor<3x4xi32>, %q: tensor<3x4xi32>) -> tensor<1x4x2x8xf32> {
+  %y = posenc.rope %x, %p layout half {mrope_section = array<i64: 2, 1, 1>} : tensor<1x4x2x8xf32>, tensor<3x4xi32>
+  %z = posenc.rope %y, %q layout half {mrope_section = array<i64: 2, 1, 1>} : tensor<1x4x2x8xf32>, tensor<3x4xi32>
   return %z : tensor<1x4x2x8xf32>
 }
 func.func @negative_mrope_sections(%x: tensor<1x4x2x8xf32>, %p: tensor<3x4xi64>) -> tensor<1x4x2x8xf32> {
   %y = posenc.rope %x, %p layout half {mrope_section = array<i64: 2, 1, 1>} : tensor<1x4x2x8xf32>, tensor<3x4xi64>
   %z = posenc.rope %y, %p layout half {mrope_section = array<i64: 1, 1, 2>} : tensor<1x4x2x8xf32>, tensor<3x4xi64>
   return %z : tensor<1x4x2x8xf32>
+}
+
+// -----
+
+// The position sum never wraps: i32 positions at the type's limit add in
+// i64; dynamic i64 positions do not compose, constant ones only when every
+// sum fits.
+// CHECK-LABEL: func @compose_i32_limit_widens
+// CHECK: arith.constant dense<2147483648> : tensor<2xi64>
+// CHECK-COUNT-1: posenc.rope
+// CHECK-LABEL: func @negative_compose_dynamic_i64
+// CHECK-COUNT-2: posenc.rope
+// CHECK-LABEL: func @compose_constant_i64
+// CHECK: arith.constant dense<[3, 5]> : tensor<2xi64>
+// CHECK-COUNT-1: posenc.rope
+// CHECK-LABEL: func @negative_compose_i64_overflow
+// CHECK-COUNT-2: posenc.rope
+func.func @compose_i32_limit_widens(%x: tensor<1x2x1x4xf32>) -> tensor<1x2x1x4xf32> {
+  %p = arith.constant dense<2147483647> : tensor<2xi32>
+  %q = arith.constant dense<1> : tensor<2xi32>
+  %y = posenc.rope %x, %p layout half : tensor<1x2x1x4xf32>, tensor<2xi32>
+  %z = posenc.rope %y, %q layout half : tensor<1x2x1x4xf32>, tensor<2xi32>
+  return %z : tensor<1x2x1x4xf32>
+}
+func.func @negative_compose_dynamic_i64(%x: tensor<1x2x1x4xf32>, %p: tensor<2xi64>, %q: tensor<2xi64>) -> tensor<1x2x1x4xf32> {
+  %y = posenc.rope %x, %p layout half : tensor<1x2x1x4xf32>, tensor<2xi64>
+  %z = posenc.rope %y, %q layout half : tensor<1x2x1x4xf32>, tensor<2xi64>
+  return %z : tensor<1x2x1x4xf32>
+}
+func.func @compose_constant_i64(%x: tensor<1x2x1x4xf32>) -> tensor<1x2x1x4xf32> {
+  %p = arith.constant dense<[1, 2]> : tensor<2xi64>
+  %q = arith.constant dense<[2, 3]> : tensor<2xi64>
+  %y = posenc.rope %x, %p layout half : tensor<1x2x1x4xf32>, tensor<2xi64>
+  %z = posenc.rope %y, %q layout half : tensor<1x2x1x4xf32>, tensor<2xi64>
+  return %z : tensor<1x2x1x4xf32>
+}
+func.func @negative_compose_i64_overflow(%x: tensor<1x2x1x4xf32>) -> tensor<1x2x1x4xf32> {
+  %p = arith.constant dense<9223372036854775807> : tensor<2xi64>
+  %q = arith.constant dense<[0, 1]> : tensor<2xi64>
+  %y = posenc.rope %x, %p layout half : tensor<1x2x1x4xf32>, tensor<2xi64>
+  %z = posenc.rope %y, %q layout half : tensor<1x2x1x4xf32>, tensor<2xi64>
+  return %z : tensor<1x2x1x4xf32>
 }

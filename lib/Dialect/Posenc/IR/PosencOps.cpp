@@ -12,6 +12,7 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/IRMapping.h"
+#include "mlir/IR/Matchers.h"
 #include "mlir/IR/OpImplementation.h"
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/Support/MathExtras.h"
@@ -248,7 +249,8 @@ namespace {
 /// rope(rope(x, p), p') -> rope(x, p + p'): rotations by p·ω and p'·ω
 /// compose to (p + p')·ω when both use the same pairs and frequencies and
 /// neither scales (a = 1). Frequencies that depend on the positions
-/// (dynamic, longrope) do not compose.
+/// (dynamic, longrope) do not compose. The sum is i64 (i32 positions are
+/// widened) and never wraps.
 struct ComposeRopes : OpRewritePattern<RopeOp> {
   using OpRewritePattern::OpRewritePattern;
 
@@ -267,8 +269,29 @@ struct ComposeRopes : OpRewritePattern<RopeOp> {
         outer.getEffectiveAttentionFactor() != 1.0 ||
         inner.getPos().getType() != outer.getPos().getType())
       return rewriter.notifyMatchFailure(outer, "ropes do not compose");
-    Value sum = arith::AddIOp::create(rewriter, outer.getLoc(), inner.getPos(),
-                                      outer.getPos());
+    // The sum must not wrap: i32 positions are added in i64; i64 ones only
+    // when both are constants whose sums fit.
+    Value p = inner.getPos(), q = outer.getPos();
+    auto posType = cast<ShapedType>(p.getType());
+    if (posType.getElementType().isInteger(32)) {
+      auto wide = posType.clone(rewriter.getI64Type());
+      p = arith::ExtSIOp::create(rewriter, outer.getLoc(), wide, p);
+      q = arith::ExtSIOp::create(rewriter, outer.getLoc(), wide, q);
+    } else {
+      DenseIntElementsAttr pc, qc;
+      if (!matchPattern(p, m_Constant(&pc)) ||
+          !matchPattern(q, m_Constant(&qc)))
+        return rewriter.notifyMatchFailure(
+            outer, "i64 position sums may wrap");
+      for (auto [a, b] : llvm::zip(pc.getValues<APInt>(),
+                                   qc.getValues<APInt>())) {
+        bool overflow = false;
+        (void)a.sadd_ov(b, overflow);
+        if (overflow)
+          return rewriter.notifyMatchFailure(outer, "position sum wraps");
+      }
+    }
+    Value sum = arith::AddIOp::create(rewriter, outer.getLoc(), p, q);
     rewriter.modifyOpInPlace(outer, [&] {
       outer.getXMutable().assign(inner.getX());
       outer.getPosMutable().assign(sum);
