@@ -90,3 +90,70 @@ def test_t5(rng, bidirectional):
     folded, lowered = both_ways(body, rt)
     expected = ref.rel_bias(table, q, k, "t5", 32, 128, bidirectional)
     assert np.array_equal(folded, expected) and np.array_equal(lowered, expected)
+
+
+# Extreme-value classes of each position type: the limits, 0, ±1, ±2^24,
+# ±2^31 (and ±2^63 for i64), where folding and lowering diverged before
+# (saturated vs wrapped distances).
+EXTREME = {
+    np.int32: [-2**31, -2**31 + 1, -2**24, -1, 0, 1, 2**24, 2**31 - 1],
+    np.int64: [-2**63, -2**63 + 1, -2**31 - 1, -2**31, -2**24, -1, 0, 1, 2**24,
+               2**31 - 1, 2**31, 2**63 - 1],
+}
+
+
+def bias_both_ways(op_text, dtype, extra=()):
+    """A bias op over every pair of extreme positions, folded and lowered."""
+    p = np.array(EXTREME[dtype], dtype)
+    op_text = op_text.replace("{pt}", type_of(p)).replace("{n}", str(len(p)))
+    body = [const("p", p), *extra, op_text]
+    rt = op_text.split("-> ")[-1]
+    return both_ways(body, rt)
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+@pytest.mark.parametrize("mode", ["causal", "symmetric"])
+def test_alibi_extreme_positions_fold_as_lowered(dtype, mode):
+    folded, lowered = bias_both_ways(
+        f"%r = posenc.alibi_bias %p, %p mode {mode} {{num_heads = 2 : i64, slopes = array<f64: 1.0, 0.00390625>}} "
+        ": {pt}, {pt} -> tensor<2x{n}x{n}xf32>", dtype)
+    np.testing.assert_array_equal(folded, lowered)
+    # Saturated at ±(2^31 − 1), never wrapped to the other sign.
+    assert np.abs(folded).max() <= 2.0**31
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+@pytest.mark.parametrize("kind,attrs,rows,bidirectional", [
+    ("t5", "num_buckets = 32 : i64, max_distance = 128 : i64", 32, True),
+    ("t5", "num_buckets = 32 : i64, max_distance = 128 : i64", 32, False),
+    ("clip", "max_distance = 4 : i64", 9, True),
+    ("clip", "max_distance = 4 : i64", 5, False)])
+def test_rel_bias_extreme_positions_fold_as_lowered(dtype, kind, attrs, rows, bidirectional, rng):
+    table = rng.standard_normal((rows, 2)).astype(np.float32)
+    flag = "" if bidirectional else ", bidirectional = false"
+    folded, lowered = bias_both_ways(
+        f"%r = posenc.rel_bias %t, %p, %p kind {kind} {{{attrs}{flag}}} "
+        f": {type_of(table)}, {{pt}}, {{pt}} -> tensor<2x{{n}}x{{n}}xf32>", dtype,
+        extra=[const("t", table)])
+    np.testing.assert_array_equal(folded, lowered)
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+def test_rope_and_sinusoidal_extreme_positions_fold_as_lowered(dtype, rng):
+    """Rotations agree wherever the angle means anything (|p| <= 2^31); past
+    that (i64 extremes) both stay finite rotations."""
+    p = np.array(EXTREME[dtype], dtype)
+    x = rng.uniform(-1, 1, size=(1, len(p), 1, 16)).astype(np.float32)
+    xt, pt = type_of(x), type_of(p)
+    folded, lowered = both_ways(
+        [const("x", x), const("p", p), f"%r = posenc.rope %x, %p layout half : {xt}, {pt}"], xt)
+    meaningful = np.abs(p.astype(np.float64)) <= 2.0**31
+    np.testing.assert_allclose(folded[:, meaningful], lowered[:, meaningful], atol=2e-6)
+    norms = lambda t: np.hypot(t[..., :8], t[..., 8:])
+    for y in (folded, lowered):
+        np.testing.assert_allclose(norms(y), norms(x), rtol=1e-5)
+    rt = tensor_type((len(p), 16), "f32")
+    folded, lowered = both_ways(
+        [const("p", p), f"%r = posenc.sinusoidal %p layout half {{dim = 16 : i64}} : {pt} -> {rt}"], rt)
+    np.testing.assert_allclose(folded[meaningful], lowered[meaningful], atol=2e-6)
+    assert np.all(np.abs(folded) <= 1) and np.all(np.abs(lowered) <= 1)

@@ -557,6 +557,9 @@ SmallVector<int64_t> RelBiasOp::getT5DistanceBuckets() {
 
 int64_t RelBiasOp::getBucket(int64_t rel) {
   int64_t m = getMaxDistance();
+  // Every distance past m shares its side's last bucket; clamping first
+  // also keeps -rel and |rel| defined for rel = -2^63.
+  rel = std::clamp<int64_t>(rel, -m, m);
   if (getKind() == RelBiasKind::clip)
     return getBidirectional() ? std::clamp<int64_t>(rel, -m, m) + m
                               : std::clamp<int64_t>(-rel, 0, m);

@@ -10,6 +10,7 @@
 
 #include "posenc/Dialect/Posenc/IR/PosencOps.h"
 #include "posenc/Dialect/Posenc/IR/RopeFrequencies.h"
+#include "posenc/Dialect/Posenc/Utils/BiasArithmetic.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/IR/Matchers.h"
@@ -141,7 +142,9 @@ std::optional<SmallVector<double>> evalBias(Value qPos, Value kPos,
     for (int64_t h = 0; h < H; ++h)
       for (int64_t i = 0; i < Sq; ++i)
         for (int64_t j = 0; j < Sk; ++j)
-          out.push_back(fn(h, posAt(*k, b, j) - posAt(*q, b, i)));
+          // k − q wraps like the lowering's i64 subtraction.
+          out.push_back(fn(h, int64_t(uint64_t(posAt(*k, b, j)) -
+                                      uint64_t(posAt(*q, b, i)))));
   return out;
 }
 
@@ -155,9 +158,8 @@ std::optional<SmallVector<double>> evaluate(Operation *op) {
     bool symmetric = alibi.getMode() == AlibiMode::symmetric;
     return evalBias(alibi.getQPos(), alibi.getKPos(),
                     alibi.getResult().getType(), [&](int64_t h, int64_t rel) {
-                      double d = double(rel);
-                      return symmetric ? -slopes[h] * std::abs(d)
-                                       : slopes[h] * d;
+                      return double(
+                          AlibiArithmetic::value(slopes[h], rel, symmetric));
                     });
   }
   if (auto rel = dyn_cast<RelBiasOp>(op)) {

@@ -4,6 +4,9 @@
 
 #include "mlir/Dialect/Math/IR/Math.h"
 
+#include <algorithm>
+#include <cmath>
+
 using namespace mlir;
 using namespace mlir::posenc;
 using P = arith::CmpIPredicate;
@@ -36,6 +39,14 @@ Value AlibiArithmetic::at(LinalgBuilder &e, Value rel, Value h) const {
     return arith::NegFOp::create(
         b, l, arith::MulFOp::create(b, l, m, math::AbsFOp::create(b, l, d)));
   return arith::MulFOp::create(b, l, m, d);
+}
+
+float AlibiArithmetic::value(double slope, int64_t rel, bool symmetric) {
+  // As at(): the distance saturated to ±(2^31 − 1), then f32 arithmetic.
+  constexpr int64_t limit = (int64_t(1) << 31) - 1;
+  float d = float(int32_t(std::clamp<int64_t>(rel, -limit, limit)));
+  float m = float(slope);
+  return symmetric ? -(m * std::fabs(d)) : m * d;
 }
 
 RelBiasArithmetic RelBiasArithmetic::prepare(LinalgBuilder &e, RelBiasOp op,

@@ -24,6 +24,9 @@ struct AlibiArithmetic {
   static AlibiArithmetic prepare(LinalgBuilder &e, AlibiBiasOp op);
   /// `rel` = k − q as i64, `h` an index.
   Value at(LinalgBuilder &e, Value rel, Value h) const;
+  /// The same element as a number (what posenc-fold-constants writes):
+  /// `slope` of the head, `rel` = k − q.
+  static float value(double slope, int64_t rel, bool symmetric);
 };
 
 /// T5 / clipped learned bias: table[bucket(rel), h], in f32.
