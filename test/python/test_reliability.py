@@ -189,3 +189,84 @@ def test_posenc_run_summary_counts_nans(tmp_path):
     proc = posenc_run(str(path), f"--input=@{x}")
     assert proc.returncode == 0, proc.stderr
     assert "max|x|=5.000000e+00 nan=1" in proc.stdout, proc.stdout
+
+
+# Every float attribute of every op at values that are finite and positive
+# in f64 but overflow or underflow what the op derives from them: the
+# verifier rejects the value naming the derived quantity, or the op computes
+# finite numbers. Never NaN/Inf from finite inputs.
+EXTREME_FLOATS = ["1.0e-320", "1.0e-300", "1.0e-45", "1.0e-30", "1.0e+30", "1.0e+39",
+                  "1.0e+300", "1.7e+308"]
+ROPE_TEMPLATES = [
+    "{{base = {v} : f64}}",
+    "{{attention_factor = {v} : f64}}",
+    "{{scaling = #posenc.rope_scaling<linear, factor = {v}>}}",
+    "{{scaling = #posenc.rope_scaling<ntk, alpha = {v}>}}",
+    "{{scaling = #posenc.rope_scaling<dynamic, factor = {v}, original = 16>}}",
+    "{{scaling = #posenc.rope_scaling<yarn, factor = {v}, original = 16>}}",
+    "{{scaling = #posenc.rope_scaling<yarn, factor = 4.0, original = 16, beta_fast = {v}>}}",
+    "{{scaling = #posenc.rope_scaling<yarn, factor = 4.0, original = 16, beta_slow = {v}>}}",
+    "{{scaling = #posenc.rope_scaling<yarn, factor = 4.0, original = 16, mscale = {v}, "
+    "mscale_all_dim = 1.0>}}",
+    "{{scaling = #posenc.rope_scaling<yarn, factor = 4.0, original = 16, mscale = 1.0, "
+    "mscale_all_dim = {v}>}}",
+    "{{scaling = #posenc.rope_scaling<llama3, factor = {v}, low_freq_factor = 1.0, "
+    "high_freq_factor = 4.0, original = 16>}}",
+    "{{scaling = #posenc.rope_scaling<llama3, factor = 8.0, low_freq_factor = {v}, "
+    "high_freq_factor = 4.0, original = 16>}}",
+    "{{scaling = #posenc.rope_scaling<llama3, factor = 8.0, low_freq_factor = 1.0, "
+    "high_freq_factor = {v}, original = 16>}}",
+    "{{scaling = #posenc.rope_scaling<longrope, short_factor = [1.0, 1.0, 1.0, {v}], "
+    "long_factor = [{v}, 2.0, 2.0, 2.0], original = 16, max_positions = 64>}}",
+]
+POSITIONS = np.array([0, 1, 15, 16, 1000, 2**24, 2**31 - 1], np.int64)
+
+
+def finite_or_rejected(ir, inputs):
+    try:
+        m = posenc.compile(ir)
+    except posenc.Error as e:
+        text = str(e)
+        assert "op" in text and ("must" in text or "is not" in text or "overflow" in text), text
+        return "rejected"
+    out = m.f(*inputs)
+    outs = out if isinstance(out, tuple) else (out,)
+    for o in outs:
+        assert np.all(np.isfinite(o)), f"non-finite output of\n{ir}"
+    return "finite"
+
+
+@pytest.mark.parametrize("template", ROPE_TEMPLATES)
+def test_rope_float_attributes_never_make_nan(template, rng):
+    x = rng.standard_normal((1, len(POSITIONS), 1, 8)).astype(np.float32)
+    seen = set()
+    for v in EXTREME_FLOATS:
+        attrs = template.format(v=v)
+        ir = func_ir([("x", "tensor<1x7x1x8xf32>"), ("p", "tensor<7xi64>")],
+                     [f"%y = posenc.rope %x, %p layout half {attrs} "
+                      ": tensor<1x7x1x8xf32>, tensor<7xi64>"],
+                     [("%y", "tensor<1x7x1x8xf32>")])
+        seen.add(finite_or_rejected(ir, [x, POSITIONS]))
+    assert seen  # each value was decided one way or the other
+
+
+@pytest.mark.parametrize("v", EXTREME_FLOATS)
+def test_other_float_attributes_never_make_nan(v, rng):
+    p = POSITIONS
+    cases = [
+        (f"%y = posenc.sinusoidal %p layout half {{base = {v} : f64, dim = 8 : i64}} "
+         ": tensor<7xi64> -> tensor<7x8xf32>", [p], [("p", "tensor<7xi64>")], "tensor<7x8xf32>"),
+        (f"%y = posenc.alibi_bias %p, %p mode symmetric {{num_heads = 4 : i64, max_bias = {v} : f64}} "
+         ": tensor<7xi64>, tensor<7xi64> -> tensor<4x7x7xf32>", [p],
+         [("p", "tensor<7xi64>")], "tensor<4x7x7xf32>"),
+        (f"%y = posenc.alibi_bias %p, %p mode symmetric {{num_heads = 1 : i64, "
+         f"slopes = array<f64: {v}>}} : tensor<7xi64>, tensor<7xi64> -> tensor<1x7x7xf32>", [p],
+         [("p", "tensor<7xi64>")], "tensor<1x7x7xf32>"),
+    ]
+    q = rng.standard_normal((1, 4, 2, 8)).astype(np.float32)
+    t = "tensor<1x4x2x8xf32>"
+    for attr in (f"scale = {v} : f64", f"softcap = {v} : f64"):
+        cases.append((f"%e = tensor.empty() : {t}\n  %y = posenc.attention %q, %q, %q causal "
+                      f"outs(%e) {{{attr}}} : {t}, {t}, {t}, {t}", [q], [("q", t)], t))
+    for body, inputs, args, rt in cases:
+        finite_or_rejected(func_ir(args, [body], [("%y", rt)]), inputs)

@@ -998,3 +998,53 @@ func.func @mrope_huge_entry(%x: tensor<1x4x2x8xf32>, %p: tensor<3x4xi64>) -> ten
   %y = posenc.rope %x, %p layout half {mrope_section = array<i64: 4611686018427387904, 4611686018427387904, 4611686018427387904>} : tensor<1x4x2x8xf32>, tensor<3x4xi64>
   return %y : tensor<1x4x2x8xf32>
 }
+
+// -----
+
+// Attribute values finite in f64 whose derived quantities are not: named.
+func.func @rope_tiny_base(%x: tensor<1x4x2x64xf32>, %p: tensor<4xi32>) -> tensor<1x4x2x64xf32> {
+  // expected-error@+1 {{frequency omega_29 = 1.00001e+290 (from base and scaling) makes angles p*omega overflow f64}}
+  %y = posenc.rope %x, %p layout half {base = 1.0e-320 : f64} : tensor<1x4x2x64xf32>, tensor<4xi32>
+  return %y : tensor<1x4x2x64xf32>
+}
+
+// -----
+
+func.func @rope_tiny_linear_factor(%x: tensor<1x4x2x8xf32>, %p: tensor<4xi32>) -> tensor<1x4x2x8xf32> {
+  // expected-error@+1 {{frequency omega_0 = inf (from base and scaling)}}
+  %y = posenc.rope %x, %p layout half {scaling = #posenc.rope_scaling<linear, factor = 1.0e-320>} : tensor<1x4x2x8xf32>, tensor<4xi32>
+  return %y : tensor<1x4x2x8xf32>
+}
+
+// -----
+
+func.func @rope_tiny_attention_factor(%x: tensor<1x4x2x8xf32>, %p: tensor<4xi32>) -> tensor<1x4x2x8xf32> {
+  // expected-error@+1 {{attention factor = 9.99989e-321 (from attention_factor) is not a finite, nonzero f32}}
+  %y = posenc.rope %x, %p layout half {attention_factor = 1.0e-320 : f64} : tensor<1x4x2x8xf32>, tensor<4xi32>
+  return %y : tensor<1x4x2x8xf32>
+}
+
+// -----
+
+func.func @alibi_slope_overflows_at_distance(%p: tensor<4xi32>) -> tensor<1x4x4xf32> {
+  // expected-error@+1 {{slope of head 0 = 1e+30 times the largest distance (2^31 - 1) overflows f32}}
+  %b = posenc.alibi_bias %p, %p mode symmetric {num_heads = 1 : i64, slopes = array<f64: 1.0e+30>} : tensor<4xi32>, tensor<4xi32> -> tensor<1x4x4xf32>
+  return %b : tensor<1x4x4xf32>
+}
+
+// -----
+
+func.func @alibi_slope_underflows(%p: tensor<4xi32>) -> tensor<2x4x4xf32> {
+  // expected-error@+1 {{slope of head 0 = 0 (from max_bias) is not a finite, nonzero f32}}
+  %b = posenc.alibi_bias %p, %p mode symmetric {num_heads = 2 : i64, max_bias = 1.0e+300 : f64} : tensor<4xi32>, tensor<4xi32> -> tensor<2x4x4xf32>
+  return %b : tensor<2x4x4xf32>
+}
+
+// -----
+
+func.func @attention_scale_underflows(%q: tensor<1x4x2x8xf32>) -> tensor<1x4x2x8xf32> {
+  %e = tensor.empty() : tensor<1x4x2x8xf32>
+  // expected-error@+1 {{scale = 1e-300 (from scale) is not a finite, nonzero f32}}
+  %o = posenc.attention %q, %q, %q outs(%e) {scale = 1.0e-300 : f64} : tensor<1x4x2x8xf32>, tensor<1x4x2x8xf32>, tensor<1x4x2x8xf32>, tensor<1x4x2x8xf32>
+  return %o : tensor<1x4x2x8xf32>
+}

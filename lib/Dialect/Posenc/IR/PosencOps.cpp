@@ -176,6 +176,34 @@ static LogicalResult checkPositiveFinite(Operation *op, StringRef name,
                            << ") must be positive and finite";
 }
 
+/// A quantity derived from attributes that compiled code uses as an f32
+/// (a scale, a slope, a cos/sin factor): it must stay a finite f32 and not
+/// underflow to zero, or every output would be NaN, Inf or 0.
+/// `zeroGiven`: the value is an attribute itself, where 0 is what was asked.
+static LogicalResult checkDerivedF32(Operation *op, const Twine &name,
+                                     double value, StringRef from,
+                                     bool zeroGiven = false) {
+  float f = float(value);
+  if (std::isfinite(value) && std::isfinite(f) &&
+      ((zeroGiven && value == 0.0) || f != 0.0))
+    return success();
+  return op->emitOpError() << name << " = " << fmt(value) << " (from " << from
+                           << ") is not a finite, nonzero f32";
+}
+
+/// Frequencies ω_i (f64): every angle p·ω_i of a position |p| <= 2^63 must
+/// be finite, or cos/sin of it are NaN (0·Inf at position 0).
+static LogicalResult checkFrequencies(Operation *op, ArrayRef<double> omega,
+                                      StringRef from) {
+  for (auto [i, w] : llvm::enumerate(omega))
+    if (!std::isfinite(w) || !std::isfinite(w * 0x1p63))
+      return op->emitOpError()
+             << "frequency omega_" << i << " = " << fmt(w) << " (from " << from
+             << ") makes angles p*omega overflow f64; a frequency must be "
+                "below 2^1024/2^63";
+  return success();
+}
+
 static RankedTensorType rankedType(Value v) {
   return cast<RankedTensorType>(v.getType());
 }
@@ -281,10 +309,9 @@ struct ComposeRopes : OpRewritePattern<RopeOp> {
       DenseIntElementsAttr pc, qc;
       if (!matchPattern(p, m_Constant(&pc)) ||
           !matchPattern(q, m_Constant(&qc)))
-        return rewriter.notifyMatchFailure(
-            outer, "i64 position sums may wrap");
-      for (auto [a, b] : llvm::zip(pc.getValues<APInt>(),
-                                   qc.getValues<APInt>())) {
+        return rewriter.notifyMatchFailure(outer, "i64 position sums may wrap");
+      for (auto [a, b] :
+           llvm::zip(pc.getValues<APInt>(), qc.getValues<APInt>())) {
         bool overflow = false;
         (void)a.sadd_ov(b, overflow);
         if (overflow)
@@ -453,7 +480,27 @@ LogicalResult RopeOp::verify() {
   default:
     break;
   }
-  return success();
+  // What the attributes derive: frequencies (both LongRoPE tables; dynamic
+  // NTK's at the largest position) and the cos/sin factor.
+  std::string from = "base and scaling";
+  if (scaling.getKind() == RopeScalingKind::dynamic) {
+    double f = scaling.getFactor().getValueAsDouble();
+    double ratio = f * (0x1p63 / double(scaling.getOriginal()));
+    if (!std::isfinite(ratio))
+      return emitOpError() << "dynamic scaling factor " << fmt(f)
+                           << " makes the base's rescaling ratio overflow f64 "
+                              "at large positions";
+  }
+  // Positions 0 and 2^62 take LongRoPE's short and long tables and dynamic
+  // NTK's smallest and largest base.
+  for (int64_t maxPosition : {int64_t(0), int64_t(1) << 62})
+    if (failed(checkFrequencies(
+            op, ropeFrequenciesForRun(scaling, base, rotary, maxPosition),
+            from)))
+      return failure();
+  return checkDerivedF32(op, "attention factor", getEffectiveAttentionFactor(),
+                         getAttentionFactor() ? "attention_factor"
+                                              : "the scaling's default");
 }
 
 //===----------------------------------------------------------------------===//
@@ -482,7 +529,10 @@ LogicalResult SinusoidalOp::verify() {
   if (!ShapedType::isDynamic(last) && last != dim)
     return emitOpError() << "last dim of result (" << last
                          << ") must equal dim (" << dim << ")";
-  return checkPositiveFinite(op, "base", getBase().convertToDouble());
+  if (failed(checkPositiveFinite(op, "base", getBase().convertToDouble())))
+    return failure();
+  return checkFrequencies(
+      op, unscaledRopeFrequencies(getBase().convertToDouble(), dim), "base");
 }
 
 //===----------------------------------------------------------------------===//
@@ -520,6 +570,19 @@ LogicalResult AlibiBiasOp::verify() {
       if (!std::isfinite(m))
         return emitOpError()
                << "slopes[" << i << "] (" << fmt(m) << ") must be finite";
+  }
+  // Slopes are f32 in the computation: given ones must fit, derived ones
+  // (2^(-max_bias·h/n)) must not underflow to zero.
+  for (auto [i, m] : llvm::enumerate(getSlopesOrDefault())) {
+    if (failed(checkDerivedF32(op, "slope of head " + Twine(i), m,
+                               getSlopes() ? "slopes" : "max_bias",
+                               /*zeroGiven=*/bool(getSlopes()))))
+      return failure();
+    // Distances saturate at 2^31 − 1: the bias there must be a finite f32.
+    if (!std::isfinite(float(m) * 2147483647.0f))
+      return emitOpError() << "slope of head " << i << " = " << fmt(m)
+                           << " times the largest distance (2^31 - 1) "
+                              "overflows f32";
   }
   if (failed(verifyBiasResult(op, getQPos(), getKPos(), getResult(), {})))
     return failure();
@@ -695,7 +758,9 @@ LogicalResult RelKeyBiasOp::verify() {
 static LogicalResult verifyScale(Operation *op, std::optional<APFloat> scale) {
   if (!scale)
     return success();
-  return checkPositiveFinite(op, "scale", scale->convertToDouble());
+  if (failed(checkPositiveFinite(op, "scale", scale->convertToDouble())))
+    return failure();
+  return checkDerivedF32(op, "scale", scale->convertToDouble(), "scale");
 }
 
 /// The checks attention and online_attention share: q, k, v (and bias)
@@ -794,6 +859,8 @@ verifyAttentionOperands(OpT op, ArrayRef<RowOutput> outputs, size_t numOffsets,
     if (!(c > 0.0 && std::isfinite(c)))
       return op.emitOpError()
              << "softcap must be a finite value > 0, got " << c;
+    if (failed(checkDerivedF32(op, "softcap", c, "softcap")))
+      return failure();
   }
   // The key bands below the causal diagonal: a count of keys >= 1.
   auto checkBand = [&](StringRef name, std::optional<int64_t> keys,
