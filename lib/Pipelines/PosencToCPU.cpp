@@ -168,14 +168,91 @@ void mlir::posenc::buildPosencToCPUPipeline(
   stages::addHostLLVMStage(pm, options);
 }
 
+/// "name = value must be <rule>" for the first option outside its range.
+namespace {
+struct OptionChecker {
+  std::string error;
+  void check(bool ok, StringRef name, int64_t value, StringRef rule) {
+    if (error.empty() && !ok)
+      error = (name + " = " + Twine(value) + " must be " + rule).str();
+  }
+};
+} // namespace
+
+std::string mlir::posenc::checkPosencToCPUPipelineOptions(
+    const PosencToCPUPipelineOptions &o) {
+  OptionChecker c;
+  c.check(o.attentionTileQ >= 1, "attention-tile-q", o.attentionTileQ, ">= 1");
+  c.check(o.attentionTileK >= 1, "attention-tile-k", o.attentionTileK, ">= 1");
+  c.check(o.attentionDecodeQueries >= 0, "attention-decode-queries",
+          o.attentionDecodeQueries, ">= 0 (0: no decode tiling)");
+  c.check(o.attentionDecodeKeyTile >= 1, "attention-decode-key-tile",
+          o.attentionDecodeKeyTile, ">= 1");
+  c.check(o.matmulRows >= 1, "matmul-rows", o.matmulRows, ">= 1");
+  c.check(o.matmulVectors >= 1, "matmul-vectors", o.matmulVectors, ">= 1");
+  c.check(o.vectorWidth >= 1, "vector-width", o.vectorWidth, ">= 1");
+  c.check(o.foldMaxElements >= 0, "fold-max-elements", o.foldMaxElements,
+          ">= 0 (0: never fold)");
+  c.check(o.mlaAbsorbThreshold >= 0, "mla-absorb-threshold",
+          o.mlaAbsorbThreshold, ">= 0");
+  c.check(o.numThreads >= 0 && o.numThreads <= 4096, "num-threads",
+          o.numThreads, "in [0, 4096] (0: every core, 1: no threads)");
+  return c.error;
+}
+
+std::string mlir::posenc::checkPosencToNVVMPipelineOptions(
+    const PosencToNVVMPipelineOptions &o) {
+  OptionChecker c;
+  c.check(o.threads >= 1 && o.threads <= 1024, "threads", o.threads,
+          "in [1, 1024]");
+  c.check(o.attentionThreads >= 32 && o.attentionThreads <= 1024 &&
+              o.attentionThreads % 32 == 0,
+          "attention-threads", o.attentionThreads,
+          "a multiple of 32 in [32, 1024]");
+  c.check(o.attentionTileQ >= 0 && o.attentionTileQ <= o.attentionThreads,
+          "attention-tile-q", o.attentionTileQ,
+          "in [0, attention-threads] (0: the largest tile that fits)");
+  c.check(o.attentionTileK >= 1 && o.attentionTileK <= o.attentionThreads,
+          "attention-tile-k", o.attentionTileK, "in [1, attention-threads]");
+  c.check(o.foldMaxElements >= 0, "fold-max-elements", o.foldMaxElements,
+          ">= 0 (0: never fold)");
+  c.check(o.optLevel >= 0 && o.optLevel <= 3, "opt-level", o.optLevel,
+          "in [0, 3]");
+  return c.error;
+}
+
+/// Like PassPipelineRegistration, with the options checked as they are
+/// parsed: a bad value fails the pipeline's parse with its message.
+template <typename Options>
+static void registerChecked(StringRef arg, StringRef description,
+                            void (*build)(OpPassManager &, const Options &),
+                            std::string (*check)(const Options &)) {
+  registerPassPipeline(
+      arg, description,
+      [=](OpPassManager &pm, StringRef text,
+          function_ref<LogicalResult(const Twine &)> errorHandler) {
+        Options options;
+        if (failed(options.parseFromString(text)))
+          return failure();
+        std::string error = check(options);
+        if (!error.empty())
+          return errorHandler(arg + ": " + error);
+        build(pm, options);
+        return success();
+      },
+      [](function_ref<void(const mlir::detail::PassOptions &)> handler) {
+        handler(Options());
+      });
+}
+
 void mlir::posenc::registerPosencPipelines() {
-  PassPipelineRegistration<PosencToCPUPipelineOptions>(
+  registerChecked<PosencToCPUPipelineOptions>(
       "posenc-lower-to-cpu",
       "Lower posenc ops on tensors to the LLVM dialect for the host CPU",
-      buildPosencToCPUPipeline);
-  PassPipelineRegistration<PosencToNVVMPipelineOptions>(
+      buildPosencToCPUPipeline, checkPosencToCPUPipelineOptions);
+  registerChecked<PosencToNVVMPipelineOptions>(
       "posenc-lower-to-nvvm",
       "Lower posenc ops on tensors to NVIDIA GPU kernels (NVVM) and host "
       "code that launches them",
-      buildPosencToNVVMPipeline);
+      buildPosencToNVVMPipeline, checkPosencToNVVMPipelineOptions);
 }

@@ -153,7 +153,16 @@ void buildPosencToCPUPipeline(OpPassManager &pm,
 void buildPosencToNVVMPipeline(OpPassManager &pm,
                                const PosencToNVVMPipelineOptions &options);
 
-/// Registers `posenc-lower-to-cpu` and `posenc-lower-to-nvvm`.
+/// Why `options` cannot build a pipeline (an option outside its range,
+/// named with its value), or an empty string. Checked when the registered
+/// pipelines parse their options, before any pass runs.
+std::string
+checkPosencToCPUPipelineOptions(const PosencToCPUPipelineOptions &options);
+std::string
+checkPosencToNVVMPipelineOptions(const PosencToNVVMPipelineOptions &options);
+
+/// Registers `posenc-lower-to-cpu` and `posenc-lower-to-nvvm`; their
+/// options are checked as they are parsed.
 void registerPosencPipelines();
 
 } // namespace posenc

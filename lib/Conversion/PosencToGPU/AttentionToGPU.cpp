@@ -86,10 +86,14 @@ struct KernelShape {
   int64_t rowsPerPass() const { return threads / tileK; }
   int64_t scoresPerThread() const { return tileQ / rowsPerPass(); }
 
-  bool valid(int64_t maxBytes) const {
+  /// The tiles divide the threads as the kernel needs (and so every size
+  /// above is defined: no division by zero).
+  bool divides() const {
     return tileQ > 0 && tileK > 0 && threads % tileQ == 0 &&
-           threads % tileK == 0 && tileQ % rowsPerPass() == 0 &&
-           bytes() <= maxBytes;
+           threads % tileK == 0 && tileQ % rowsPerPass() == 0;
+  }
+  bool valid(int64_t maxBytes) const {
+    return divides() && bytes() <= maxBytes;
   }
 };
 
@@ -599,10 +603,10 @@ struct ConvertPosencAttentionToGPUPass
           return shape;
       }
     // Report the smallest tile that only lacks memory, if any.
-    KernelShape last{candidates.back(), tileK, threads, dk, dv};
+    std::optional<KernelShape> last;
     for (int64_t tq : llvm::reverse(candidates)) {
       KernelShape shape{tq, tileK, threads, dk, dv};
-      if (shape.valid(std::numeric_limits<int64_t>::max())) {
+      if (shape.divides()) {
         last = shape;
         break;
       }
@@ -616,8 +620,12 @@ struct ConvertPosencAttentionToGPUPass
       diag << ", tile-q = " << tileQ;
     diag << ": tile-q and tile-k must divide threads, threads / tile-k must "
             "divide tile-q, and the tiles must fit in "
-         << budget << " bytes of shared memory (" << last.bytes()
-         << " needed at tile-q = " << last.tileQ << ")";
+         << budget << " bytes of shared memory";
+    if (last)
+      diag << " (" << last->bytes() << " needed at tile-q = " << last->tileQ
+           << ")";
+    else
+      diag << " (no tile-q divides as needed)";
     return failure();
   }
 
@@ -786,6 +794,14 @@ struct ConvertPosencAttentionToGPUPass
   }
 
   void runOnOperation() override {
+    int64_t tq = tileQ, tk = tileK, shared = maxSharedMemory;
+    if (tq < 0 || tk < 1 || shared < 0) {
+      getOperation().emitError()
+          << "convert-posenc-attention-to-gpu: tile-q = " << tq
+          << " must be >= 0, tile-k = " << tk
+          << " >= 1 and max-shared-memory = " << shared << " >= 0";
+      return signalPassFailure();
+    }
     SmallVector<AttentionOp> ops;
     getOperation().walk([&](AttentionOp op) { ops.push_back(op); });
     IRRewriter rewriter(&getContext());
