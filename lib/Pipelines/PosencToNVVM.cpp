@@ -98,6 +98,9 @@ static void addNVVMStage(OpPassManager &pm,
 
 void mlir::posenc::buildPosencToNVVMPipeline(
     OpPassManager &pm, const PosencToNVVMPipelineOptions &options) {
+  PosencCheckCPUInputPassOptions input;
+  input.pipeline = "posenc-lower-to-nvvm";
+  pm.addPass(createPosencCheckCPUInputPass(input));
   stages::addChecksAndFolds(pm, options.foldMaxElements);
   // MLA as attention (plus projections), biases into score_mod, then every
   // attention as one fused kernel.

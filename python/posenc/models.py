@@ -1253,9 +1253,13 @@ def _t5_layer(cfg, em, b, s, decoder, _layer):
                           f"({nb}) must be {'even and >= 4 for bidirectional' if bidirectional else '>= 2 for unidirectional'} buckets")
     if md > 1 << 20:
         raise ConfigError("relative_attention_max_distance", f"({md}) must be at most 2^20")
-    if md < (nb // 2 if bidirectional else nb):
+    # The op's bound: distances below max_exact have a bucket each, the
+    # log-spaced rest divide by ln(max_distance / max_exact).
+    max_exact = (nb // 2 if bidirectional else nb) // 2
+    if md <= max_exact:
         raise ConfigError("relative_attention_max_distance",
-                          f"({md}) must be at least the exact buckets per side")
+                          f"({md}) must exceed the exact-bucket range ({max_exact}) "
+                          f"of relative_attention_num_buckets ({nb})")
     x2, x2s = _common_input(em, cfg, b, s, hidden)
     pos = em.arg("pos", (s,), "i64")
     q, k, v = _qkv(em, x2, x2s, h, h, d, False, b, s)

@@ -41,6 +41,11 @@ SMALL = [
     ("mpt-7b.json", {"n_heads": 2, "d_model": 256}, {}, 0),
     ("t5-base.json", {"num_heads": 2, "d_model": 128}, {}, 0),
     ("t5-base.json", {"num_heads": 2, "d_model": 128}, {"decoder": True}, 0),
+    # The smallest distances the op allows (above the exact-bucket range).
+    ("t5-base.json", {"num_heads": 2, "d_model": 128, "relative_attention_max_distance": 9},
+     {}, 0),
+    ("t5-base.json", {"num_heads": 2, "d_model": 128, "relative_attention_max_distance": 17},
+     {"decoder": True}, 0),
     ("deepseek-v3.json", {"num_attention_heads": 2, "num_key_value_heads": 2,
                           "hidden_size": 256, "q_lora_rank": 64}, {}, 0),
     # Layers of 2024-2025 models, windows and chunks cut below the sequence.
@@ -536,3 +541,29 @@ def test_transformers_semantics_of_windows_and_biases():
                   8192)
     with pytest.raises(models.ConfigError, match="differs"):
         models.attention_layer(cfg, seq_len=4, cut=MUTATION_CUTS["phi-3.5-mini-instruct.json"])
+
+
+def test_t5_max_distance_bound_is_the_ops():
+    """At or below the exact-bucket range (8 encoder, 16 decoder with 32
+    buckets) the op rejects the distance; models says so naming the field."""
+    for md, kw in ((8, {}), (16, {"decoder": True})):
+        cfg = dict(config("t5-base.json"), relative_attention_max_distance=md)
+        with pytest.raises(models.ConfigError, match="exact-bucket range"):
+            models.attention_layer(cfg, seq_len=12, **kw)
+
+
+def test_floats_round_trip_through_mlir_exactly(rng):
+    """Every double models writes into IR parses back bit-exactly (extremes,
+    subnormals, integers, values repr prints as 1e-05 or 1e+16)."""
+    from posenc.models import _mlir_float
+    values = [1e-05, 1e16, 1e-320, 5e-324, 1.7976931348623157e308, 0.1, 3.0, -2.5e-7,
+              123456789.0, 2.0**-1074, 1e22, 1 / 3]
+    values += list(rng.standard_normal(50) * 10.0 ** rng.integers(-300, 300, 50))
+    body = "\n".join(f"  %c{i} = arith.constant {_mlir_float(v)} : f64"
+                     for i, v in enumerate(values))
+    ir = ("func.func @f() -> tensor<%dxf64> {\n%s\n  %%t = tensor.from_elements %s : tensor<%dxf64>\n"
+          "  return %%t : tensor<%dxf64>\n}\n") % (
+              len(values), body, ", ".join(f"%c{i}" for i in range(len(values))), len(values),
+              len(values))
+    got = posenc.compile(ir).f()
+    assert np.array_equal(got.view(np.uint64), np.array(values, np.float64).view(np.uint64))

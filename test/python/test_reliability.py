@@ -270,3 +270,13 @@ def test_other_float_attributes_never_make_nan(v, rng):
                       f"outs(%e) {{{attr}}} : {t}, {t}, {t}, {t}", [q], [("q", t)], t))
     for body, inputs, args, rt in cases:
         finite_or_rejected(func_ir(args, [body], [("%y", rt)]), inputs)
+
+
+def test_gpu_pipeline_names_a_dialect_it_cannot_lower():
+    from harness import opt
+    ir = func_ir([("x", "tensor<4xf32>")],
+                 ["%y = tosa.abs %x : (tensor<4xf32>) -> tensor<4xf32>"], [("%y", "tensor<4xf32>")])
+    with pytest.raises(RunError) as info:
+        opt(ir, "--pass-pipeline=builtin.module(posenc-lower-to-nvvm{emulate=true})")
+    assert ("'tosa.abs' op cannot be lowered by posenc-lower-to-nvvm: lower the 'tosa' dialect"
+            in info.value.stderr), info.value.stderr

@@ -15,7 +15,7 @@ namespace mlir::posenc {
 using namespace mlir;
 
 namespace {
-/// Dialects whose ops posenc-lower-to-cpu lowers to LLVM.
+/// Dialects whose ops posenc's pipelines lower to LLVM (host or GPU).
 constexpr llvm::StringLiteral kLowerable[] = {
     "builtin",       "func",    "arith", "math",   "tensor", "linalg",
     "bufferization", "memref",  "scf",   "cf",     "affine", "index",
@@ -24,6 +24,8 @@ constexpr llvm::StringLiteral kLowerable[] = {
 
 struct PosencCheckCPUInputPass
     : posenc::impl::PosencCheckCPUInputPassBase<PosencCheckCPUInputPass> {
+  using Base::Base;
+
   void runOnOperation() override {
     llvm::StringSet<> lowerable;
     for (StringRef name : kLowerable)
@@ -34,14 +36,14 @@ struct PosencCheckCPUInputPass
           if (lowerable.contains(dialect))
             return WalkResult::advance();
           InFlightDiagnostic diag =
-              op->emitOpError() << "cannot be lowered by posenc-lower-to-cpu";
+              op->emitOpError() << "cannot be lowered by " << pipeline;
           if (!op->getName().isRegistered())
             diag << " (unregistered dialect '" << dialect << "')";
           else
             diag << ": lower the '" << dialect
                  << "' dialect to linalg, tensor, arith and math first";
           diag.attachNote()
-              << "posenc-lower-to-cpu lowers the "
+              << pipeline << " lowers the "
               << llvm::join(ArrayRef<llvm::StringLiteral>(kLowerable), ", ")
               << " dialects";
           return WalkResult::interrupt();

@@ -262,7 +262,13 @@ def PosencCheckCPUInputPass
     dialect (tosa, stablehlo, an unregistered one, ...) would otherwise
     fail deep inside bufferization or be left unconverted; this pass names
     it, its dialect and what to do instead, before any work is done.
+    `posenc-lower-to-nvvm` runs it too (`pipeline` names the pipeline in
+    the message).
   }];
+  let options = [
+    Option<"pipeline", "pipeline", "std::string", "\"posenc-lower-to-cpu\"",
+           "The pipeline the message names">
+  ];
 }
 
 def PosencInsertShapeChecksPass : Pass<"posenc-insert-shape-checks"> {
