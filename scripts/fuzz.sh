@@ -8,7 +8,8 @@
 #                posenc-fuzz-npy: the .npy reader
 #
 # Seeds: for posenc-fuzz every lit test file split at "// -----" (like
-# --split-input-file), with a dictionary of their tokens; for
+# --split-input-file) and 300 programs of test/python/random_programs.py,
+# with a dictionary of their tokens; for
 # posenc-fuzz-npy, .npy files of every dtype written by numpy. The corpus
 # grows in build-sanitize/fuzz/<target>/corpus across runs; findings
 # (crash-*, leak-*, timeout-*, oom-*) land in .../findings.
@@ -26,7 +27,7 @@ source "$root/scripts/sanitize-env.sh"
 work=$POSENC_BUILD_DIR/fuzz/$target
 mkdir -p "$work/corpus" "$work/findings"
 rm -rf "$work/seeds" && mkdir -p "$work/seeds"
-/usr/bin/python3 - "$root/test" "$work" "$target" <<'PY' || exit 1
+PYTHONPATH="$root/python" /usr/bin/python3 - "$root/test" "$work" "$target" <<'PY' || exit 1
 import pathlib, re, sys
 test, work, target = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]), sys.argv[3]
 if target == "posenc-fuzz-npy":
@@ -50,6 +51,18 @@ for f in sorted(test.rglob("*.mlir")):
         n += 1
         (work / "seeds" / f"{f.stem}-{n}.mlir").write_text(body)
         tokens.update(re.findall(r"#?posenc\.[a-z_]+|\b[a-z_]{3,}\b", body))
+# Programs of the random-program generator (every op, dtype, layout and
+# dynamic dim it knows): valid starting points for the token mutator.
+sys.path.insert(0, str(test / "python"))
+try:
+    import numpy as np
+    import random_programs as rp
+    gen = rp.Generator(np.random.default_rng(0))
+    for i in range(300):
+        (work / "seeds" / f"random-{i}.mlir").write_text(gen.program().ir)
+        n += 1
+except Exception as e:  # the lit seeds still work without the package
+    print(f"fuzz: no generated seeds ({e})")
 with open(work / "posenc.dict", "w") as d:
     for t in sorted(tokens):
         d.write(f'"{t}"\n')
