@@ -44,3 +44,13 @@ func.func @unregistered(%x: tensor<4xf32>) -> tensor<4xf32> {
   %y = "mydialect.op"(%x) : (tensor<4xf32>) -> tensor<4xf32>
   return %y : tensor<4xf32>
 }
+
+// -----
+
+// Reassociation indices past 2^32 pass upstream's verifier (checked as
+// 32-bit dims) and crashed the reshape folders (found by posenc-fuzz).
+func.func @reassociation_out_of_range(%x: tensor<3x24xf32>) -> tensor<1x3x2x12xf32> {
+  // expected-error@+1 {{reassociation index 4294967296 is outside the expanded rank 4}}
+  %y = tensor.expand_shape %x [[4294967296, 1], [2, 3]] output_shape [1, 3, 2, 12] : tensor<3x24xf32> into tensor<1x3x2x12xf32>
+  return %y : tensor<1x3x2x12xf32>
+}
