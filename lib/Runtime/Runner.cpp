@@ -146,15 +146,18 @@ static void *posencAlloc(uint64_t alignment, uint64_t bytes, const char *site) {
       table.owner[p] = call;
     return p;
   }
-  std::string message = "out of memory: " + std::string(site) + " asked for " +
-                        formatBytes(bytes);
   int (*level)() = ompLevel.load();
   if (!activeTrap || (level && level() > 0)) {
-    std::fprintf(stderr, "posenc: %s (in a parallel region)\n",
-                 message.c_str());
+    std::fprintf(stderr,
+                 "posenc: out of memory: %s asked for %s (in a parallel "
+                 "region)\n",
+                 site, formatBytes(bytes).c_str());
     std::abort();
   }
-  activeTrap->message += message;
+  // No object with a destructor may live in this frame at the longjmp.
+  activeTrap->message += "out of memory: ";
+  activeTrap->message += site;
+  activeTrap->message += " asked for " + formatBytes(bytes);
   std::longjmp(activeTrap->env, 1);
 }
 
