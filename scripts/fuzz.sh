@@ -14,6 +14,8 @@
 # grows in build-sanitize/fuzz/<target>/corpus across runs; findings
 # (crash-*, leak-*, timeout-*, oom-*) land in .../findings.
 # Reproduce one with: build-sanitize/bin/<target> FILE
+# POSENC_FUZZ_FLAGS adds libFuzzer flags (e.g. "-fork=1 -ignore_crashes=1"
+# to keep going after a finding).
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -81,7 +83,7 @@ ASAN_OPTIONS="$ASAN_OPTIONS:detect_leaks=0" \
   "$POSENC_BUILD_DIR/bin/$target" "$work/corpus" "$work/seeds" "${dict[@]}" \
   -max_total_time="$seconds" -timeout=30 -rss_limit_mb=4096 -max_len=16384 \
   -jobs="$jobs" -workers="$jobs" -print_final_stats=1 \
-  -artifact_prefix="$work/findings/" >"$log" 2>&1
+  -artifact_prefix="$work/findings/" ${POSENC_FUZZ_FLAGS:-} >"$log" 2>&1
 rc=$?
 # With -jobs, each job logs to fuzz-N.log (the main log repeats them).
 logs=("$work"/fuzz-*.log)

@@ -54,3 +54,14 @@ func.func @reassociation_out_of_range(%x: tensor<3x24xf32>) -> tensor<1x3x2x12xf
   %y = tensor.expand_shape %x [[4294967296, 1], [2, 3]] output_shape [1, 3, 2, 12] : tensor<3x24xf32> into tensor<1x3x2x12xf32>
   return %y : tensor<1x3x2x12xf32>
 }
+
+// -----
+
+// A constant dim index outside the rank verifies upstream (it is a run-time
+// index) but crashed tensor.dim's folders (found by posenc-fuzz).
+func.func @dim_index_out_of_range(%q: tensor<1x8x2x?xf32>) -> index {
+  %c = arith.constant -1 : index
+  // expected-error@+1 {{dim index -1 is outside the rank 4 of its operand}}
+  %d = tensor.dim %q, %c : tensor<1x8x2x?xf32>
+  return %d : index
+}

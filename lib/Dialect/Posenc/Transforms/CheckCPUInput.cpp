@@ -39,7 +39,24 @@ static bool checkReassociation(ReshapeOp op, int64_t expandedRank) {
   return true;
 }
 
-static bool checkReshape(Operation *op) {
+/// A constant dim index outside the operand's rank: upstream verifies it
+/// (a run-time index) but its folders read the shape at it.
+template <typename DimOp> static bool checkDimIndex(DimOp op) {
+  std::optional<int64_t> index = op.getConstantIndex();
+  auto type = dyn_cast<ShapedType>(op.getSource().getType());
+  if (!index || !type || !type.hasRank() ||
+      (*index >= 0 && *index < type.getRank()))
+    return true;
+  op.emitOpError() << "dim index " << *index << " is outside the rank "
+                   << type.getRank() << " of its operand";
+  return false;
+}
+
+static bool checkUpstreamOp(Operation *op) {
+  if (auto d = dyn_cast<tensor::DimOp>(op))
+    return checkDimIndex(d);
+  if (auto d = dyn_cast<memref::DimOp>(op))
+    return checkDimIndex(d);
   if (auto e = dyn_cast<tensor::ExpandShapeOp>(op))
     return checkReassociation(e, e.getResultType().getRank());
   if (auto c = dyn_cast<tensor::CollapseShapeOp>(op))
@@ -63,8 +80,8 @@ struct PosencCheckCPUInputPass
         getOperation()->walk<WalkOrder::PreOrder>([&](Operation *op) {
           StringRef dialect = op->getName().getDialectNamespace();
           if (lowerable.contains(dialect))
-            return checkReshape(op) ? WalkResult::advance()
-                                    : WalkResult::interrupt();
+            return checkUpstreamOp(op) ? WalkResult::advance()
+                                       : WalkResult::interrupt();
           InFlightDiagnostic diag = op->emitOpError()
                                     << "cannot be lowered by " << pipeline;
           if (!op->getName().isRegistered())
