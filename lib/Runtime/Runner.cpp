@@ -130,14 +130,14 @@ static int posencCheckPuts(const char *s) {
 }
 
 static void *posencAlloc(uint64_t alignment, uint64_t bytes, const char *site) {
-  // aligned_alloc wants a size that is a multiple of the alignment.
+  // aligned_alloc wants a nonzero size that is a multiple of the alignment
+  // (ASan enforces it): round up, and take one alignment unit for 0 bytes.
   uint64_t rounded =
       alignment ? (bytes + alignment - 1) / alignment * alignment : bytes;
   void *p = nullptr;
   if (rounded >= bytes)
-    p = alignment
-            ? std::aligned_alloc(alignment, std::max<uint64_t>(rounded, 1))
-            : std::malloc(std::max<uint64_t>(bytes, 1));
+    p = alignment ? std::aligned_alloc(alignment, rounded ? rounded : alignment)
+                  : std::malloc(bytes ? bytes : 1);
   AllocationTable &table = allocations();
   if (p) {
     std::lock_guard<std::mutex> lock(table.mutex);

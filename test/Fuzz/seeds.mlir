@@ -4,4 +4,4 @@
 // LLVM IR under ASan and UBSan). Only sanitizer builds have posenc-fuzz:
 // scripts/test.sh --sanitize.
 // RUN: posenc-fuzz %S/../Dialect/Posenc/*.mlir %S/../Conversion/PosencToLinalg/*.mlir %S/../Pipelines/*.mlir %S/../Examples/*.mlir 2>&1 | FileCheck %s
-// CHECK: posenc-fuzz: {{[1-9][0-9]*}} inputs parsed and verified, {{[1-9][0-9]*}} lowered to LLVM IR
+// CHECK: posenc-fuzz: {{[1-9][0-9]*}} inputs, {{[1-9][0-9]*}} parsed and verified ({{.*}}%), {{[1-9][0-9]*}} lowered to LLVM IR
