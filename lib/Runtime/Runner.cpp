@@ -42,6 +42,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <unistd.h>
 
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -134,8 +135,16 @@ static void *posencAlloc(uint64_t alignment, uint64_t bytes, const char *site) {
   // (ASan enforces it): round up, and take one alignment unit for 0 bytes.
   uint64_t rounded =
       alignment ? (bytes + alignment - 1) / alignment * alignment : bytes;
+  // Requests beyond the machine's memory fail here: an allocator may not
+  // return null for them (ASan aborts), or Linux may grant them and kill
+  // the process when the pages are touched.
+  static const uint64_t physical = [] {
+    long pages = sysconf(_SC_PHYS_PAGES), pageSize = sysconf(_SC_PAGE_SIZE);
+    return pages > 0 && pageSize > 0 ? uint64_t(pages) * uint64_t(pageSize)
+                                     : UINT64_MAX;
+  }();
   void *p = nullptr;
-  if (rounded >= bytes)
+  if (rounded >= bytes && rounded <= physical)
     p = alignment ? std::aligned_alloc(alignment, rounded ? rounded : alignment)
                   : std::malloc(bytes ? bytes : 1);
   AllocationTable &table = allocations();
