@@ -256,13 +256,20 @@ Error mlir::posenc::runtime::writeNpy(StringRef path, const HostArray &array) {
   return Error::success();
 }
 
+uint64_t mlir::posenc::runtime::physicalMemoryBytes() {
+  static const uint64_t bytes = [] {
+    long pages = sysconf(_SC_PHYS_PAGES), pageSize = sysconf(_SC_PAGE_SIZE);
+    return pages > 0 && pageSize > 0 ? uint64_t(pages) * uint64_t(pageSize)
+                                     : UINT64_MAX;
+  }();
+  return bytes;
+}
+
 Error mlir::posenc::runtime::checkHostMemory(uint64_t bytes,
                                              const Twine &what) {
-  long pages = sysconf(_SC_PHYS_PAGES), pageSize = sysconf(_SC_PAGE_SIZE);
-  if (pages <= 0 || pageSize <= 0 ||
-      bytes <= uint64_t(pages) * uint64_t(pageSize))
+  if (bytes <= physicalMemoryBytes())
     return Error::success();
-  double memory = double(pages) * double(pageSize);
+  double memory = double(physicalMemoryBytes());
   std::string text;
   raw_string_ostream os(text);
   os << what << " needs " << bytes << " bytes ("

@@ -42,7 +42,6 @@
 #include <cstring>
 #include <map>
 #include <mutex>
-#include <unistd.h>
 
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -138,13 +137,8 @@ static void *posencAlloc(uint64_t alignment, uint64_t bytes, const char *site) {
   // Requests beyond the machine's memory fail here: an allocator may not
   // return null for them (ASan aborts), or Linux may grant them and kill
   // the process when the pages are touched.
-  static const uint64_t physical = [] {
-    long pages = sysconf(_SC_PHYS_PAGES), pageSize = sysconf(_SC_PAGE_SIZE);
-    return pages > 0 && pageSize > 0 ? uint64_t(pages) * uint64_t(pageSize)
-                                     : UINT64_MAX;
-  }();
   void *p = nullptr;
-  if (rounded >= bytes && rounded <= physical)
+  if (rounded >= bytes && rounded <= physicalMemoryBytes())
     p = alignment ? std::aligned_alloc(alignment, rounded ? rounded : alignment)
                   : std::malloc(bytes ? bytes : 1);
   AllocationTable &table = allocations();

@@ -55,6 +55,9 @@ llvm::Expected<HostArray> parseNpy(llvm::StringRef data, llvm::StringRef name,
 /// Writes `array` as .npy (bf16 as '<u2').
 llvm::Error writeNpy(llvm::StringRef path, const HostArray &array);
 
+/// This machine's physical memory in bytes (UINT64_MAX when unknown).
+uint64_t physicalMemoryBytes();
+
 /// An error naming `what` when `bytes` exceed this machine's physical
 /// memory: such a request would fail inside an allocator that cannot
 /// report it (or be killed when touched).
