@@ -51,8 +51,18 @@ for elem in f32 bf16; do
   o=$(timeout 120 "$dir/bench_alibi_attention_$elem.gpu" --random 1 --warmup 2 --repeat 10 2>&1) || { echo "$o"; failed=1; }
   attn+=("$(ms_of "$o")")
 done
+# Decode: K and V read once each call; the peer is a copy of those bytes.
+kv_bytes=$((2 * DECODE_SK * DECODE_HKV * DECODE_D * 4))
+kvcopy_out=$(timeout 60 "$dir/bench_rope_f32.gpu" --copy-bytes "$kv_bytes" --warmup 3 --repeat 20 2>&1) || { echo "$kvcopy_out"; failed=1; }
+kvcopy_ms=$(ms_of "$kvcopy_out")
+dec=()
+for elem in f32 bf16; do
+  o=$(timeout 60 "$dir/bench_decode_gqa_$elem.gpu" --random 1 --warmup 3 --repeat 20 2>&1) || { echo "$o"; failed=1; }
+  dec+=("$(ms_of "$o")")
+done
 torch_rows=$(timeout 150 python3 "$root/bench/gpu/torch_attention.py" --s "$ATTN_S" --h "$ATTN_H" \
-  --d "$ATTN_D" ${attn[0]:+--posenc-f32 "${attn[0]}"} ${attn[1]:+--posenc-bf16 "${attn[1]}"} 2>&1) \
+  --d "$ATTN_D" --decode-sk "$DECODE_SK" --decode-hq "$DECODE_HQ" --decode-hkv "$DECODE_HKV" \
+  ${dec[0]:+--posenc-decode-f32 "${dec[0]}"} ${dec[1]:+--posenc-decode-bf16 "${dec[1]}"} ${attn[0]:+--posenc-f32 "${attn[0]}"} ${attn[1]:+--posenc-bf16 "${attn[1]}"} 2>&1) \
   || torch_rows="torch: not run ($(tail -1 <<< "$torch_rows"))"
 
 echo
@@ -60,13 +70,15 @@ echo "== posenc GPU device check ($CHIP executables, seed $SEED) =="
 printf '%-34s %-12s %-8s %-10s %s\n' case max_rel_err tol median_ms status
 printf '%s\n' "${rows[@]}"
 echo
-python3 - "$rope_ms" "$copy_ms" "$rope_bytes" "${attn[0]}" "${attn[1]}" "$ATTN_S" "$ATTN_H" "$ATTN_D" <<'PY'
+python3 - "$rope_ms" "$copy_ms" "$rope_bytes" "${attn[0]}" "${attn[1]}" "$ATTN_S" "$ATTN_H" "$ATTN_D" \
+  "$kvcopy_ms" "$kv_bytes" "${dec[0]}" "${dec[1]}" <<'PY'
 import sys
-rope_ms, copy_ms, nbytes, a32, a16, s, h, d = sys.argv[1:]
+rope_ms, copy_ms, nbytes, a32, a16, s, h, d, kvcopy_ms, kv_bytes, d32, d16 = sys.argv[1:]
 def f(x):
     try: return float(x)
     except ValueError: return None
-rope_ms, copy_ms, a32, a16 = map(f, (rope_ms, copy_ms, a32, a16))
+rope_ms, copy_ms, a32, a16, kvcopy_ms, d32, d16 = map(f, (rope_ms, copy_ms, a32, a16, kvcopy_ms, d32, d16))
+kv_bytes = int(kv_bytes)
 nbytes, s, h, d = int(nbytes), int(s), int(h), int(d)
 moved = 2 * nbytes  # read x, write y (positions are 16 KiB)
 print(f"{'timing':44s} {'median ms':>10s} {'GB/s or TFLOP/s':>16s} {'vs peer':>8s}")
@@ -80,6 +92,15 @@ row("posenc rope half f32 [8,4096,32,128] GB/s", rope_ms, lambda ms: moved / ms 
 flops = 4 * s * s * h * d / 2  # causal: half the scores
 row(f"posenc ALiBi attention f32 S={s} TFLOP/s", a32, lambda ms: flops / ms / 1e9)
 row(f"posenc ALiBi attention bf16-in S={s} TFLOP/s", a16, lambda ms: flops / ms / 1e9)
+# Copy: read + write of kv_bytes; decode: read of K + V (f32: kv_bytes).
+row("copy of f32 K+V bytes GB/s (read+write)", kvcopy_ms, lambda ms: 2 * kv_bytes / ms / 1e6)
+copy_rate = None if kvcopy_ms is None else 2 * kv_bytes / kvcopy_ms / 1e6
+for name, ms, nb in (("f32", d32, kv_bytes), ("bf16", d16, kv_bytes // 2)):
+    rate = None if ms is None else nb / ms / 1e6
+    pct = "-" if (rate is None or copy_rate is None) else f"{100 * rate / copy_rate:7.1f}%"
+    r = "-" if ms is None else f"{ms:10.3f}"
+    v = "-" if ms is None else f"{rate:16.1f}"
+    print(f"{'posenc decode GQA K+V read ' + name + ' GB/s':44s} {r:>10s} {v:>16s} {pct:>8s}")
 PY
 echo "$torch_rows"
 echo "elapsed $(( $(date +%s) - start )) s"

@@ -30,6 +30,8 @@ F32_TOL, BF16_TOL = 1e-5, 1e-2
 # prefill S = 4096, H = 32, D = 128.
 ROPE_BENCH = (8, 4096, 32, 128)
 ATTN_BENCH = dict(s=4096, h=32, d=128)
+# Decode: GQA 32/8, D = 128, one query against 32K cached keys.
+DECODE_BENCH = dict(sk=32768, hq=32, hkv=8, d=128)
 
 
 def ttype(shape, elem):
@@ -173,6 +175,12 @@ def bench_sources():
              f"%init = tensor.empty() : {qt}",
              f"%o = posenc.attention %q, %k, %v bias(%b : {bt}) causal outs(%init) : "
              f"{qt}, {qt}, {qt}, {qt}"], qt)
+        sk, hq, hkv, d = (DECODE_BENCH[k] for k in ("sk", "hq", "hkv", "d"))
+        qt, kt = ttype((1, 1, hq, d), elem), ttype((1, sk, hkv, d), elem)
+        out[f"bench_decode_gqa_{elem}"] = func(
+            [("q", qt), ("k", kt), ("v", kt)],
+            [f"%init = tensor.empty() : {qt}",
+             f"%o = posenc.attention %q, %k, %v causal outs(%init) : {qt}, {kt}, {kt}, {qt}"], qt)
     return out
 
 
@@ -237,6 +245,7 @@ def main():
     with open(os.path.join(args.out, "bench.env"), "w") as f:
         f.write(f"ROPE_SHAPE={'x'.join(map(str, ROPE_BENCH))}\n")
         f.write(f"ATTN_S={ATTN_BENCH['s']}\nATTN_H={ATTN_BENCH['h']}\nATTN_D={ATTN_BENCH['d']}\n")
+        f.write("".join(f"DECODE_{k.upper()}={v}\n" for k, v in DECODE_BENCH.items()))
         f.write(f"CHIP={args.chip}\nSEED={args.seed}\n")
     total = sum(os.path.getsize(os.path.join(args.out, p)) for p in os.listdir(args.out))
     print(f"{args.out}: {len(manifest)} correctness cases, {len(bench_sources())} timing executables, "

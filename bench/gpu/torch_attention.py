@@ -19,6 +19,11 @@ def main():
     ap.add_argument("--repeat", type=int, default=10)
     ap.add_argument("--posenc-f32", type=float)
     ap.add_argument("--posenc-bf16", type=float)
+    ap.add_argument("--decode-sk", type=int, default=32768)
+    ap.add_argument("--decode-hq", type=int, default=32)
+    ap.add_argument("--decode-hkv", type=int, default=8)
+    ap.add_argument("--posenc-decode-f32", type=float)
+    ap.add_argument("--posenc-decode-bf16", type=float)
     args = ap.parse_args()
     import torch
     if not torch.cuda.is_available():
@@ -76,6 +81,26 @@ def main():
                 timed(lambda: flex(q, k, v, score_mod=alibi, block_mask=mask)))
         except Exception as e:  # noqa: BLE001
             print(f"torch FlexAttention {name}: not run ({type(e).__name__}: {str(e)[:120]})")
+    decode(args, d, dev, timed)
+
+
+def decode(args, d, dev, timed):
+    """GQA decode: one query against decode_sk cached keys, SDPA with
+    enable_gqa (reads K and V in place), in GB/s of K + V."""
+    import torch
+    sk, hq, hkv = args.decode_sk, args.decode_hq, args.decode_hkv
+    print(f"{'peer (decode GQA %d/%d, Sk=%d D=%d)' % (hq, hkv, sk, d):44s} {'median ms':>10s} {'K+V GB/s':>16s} {'posenc x':>8s}")
+    for dtype, name in ((torch.float32, "f32"), (torch.bfloat16, "bf16")):
+        posenc_ms = getattr(args, f"posenc_decode_{name}")
+        q = torch.rand(1, hq, 1, d, device=dev, dtype=dtype)
+        k, v = (torch.rand(1, hkv, sk, d, device=dev, dtype=dtype) for _ in range(2))
+        nbytes = 2 * k.numel() * k.element_size()
+        try:
+            ms = timed(lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v, enable_gqa=True))
+            x = "-" if posenc_ms is None else f"{ms / posenc_ms:8.2f}x"
+            print(f"{'torch SDPA decode enable_gqa ' + name:44s} {ms:10.3f} {nbytes / ms / 1e6:16.1f} {x:>8s}")
+        except Exception as e:  # noqa: BLE001
+            print(f"torch SDPA decode {name}: {type(e).__name__}: {str(e)[:120]}")
 
 
 if __name__ == "__main__":
