@@ -122,6 +122,22 @@ def stub_source(name, args, results):
     return "\n".join(lines)
 
 
+def hide_model_symbols(obj, work):
+    """Renames the functions the module defines, all but the C interfaces
+    the stub calls, to posenc_model_<name>: a module's `@main` (or `@free`)
+    would otherwise be the executable's `main` (or libc's `free`), and the
+    harness's would never run."""
+    nm = run([tool("llvm-nm-22", "llvm-nm"), "--defined-only", "--extern-only", "--format=just-symbols",
+              obj]).split()
+    renames = [f"{s} posenc_model_{s}\n" for s in nm if not s.startswith("_mlir_ciface_")]
+    if not renames:
+        return
+    table = os.path.join(work, "renames.txt")
+    with open(table, "w") as f:
+        f.writelines(renames)
+    run([tool("llvm-objcopy-22", "llvm-objcopy"), f"--redefine-syms={table}", obj])
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("model")
@@ -153,6 +169,7 @@ def main():
         obj = os.path.join(work, "model.o")
         clang = tool("clang-22", "clang")
         run([clang, "-c", "-O2", "-fPIC", "-Wno-override-module", ll, "-o", obj])
+        hide_model_symbols(obj, work)
         stub = os.path.join(work, "entry.cpp")
         with open(stub, "w") as f:
             f.write(stub_source(name, arg_specs, res_specs))

@@ -68,6 +68,7 @@ if os.path.exists(os.path.join(build_dir, "lib", "libposenc_cuda_runtime.a")):
     if stubs:
         config.available_features.add("cuda-stub")
         config.substitutions.append(("%cuda_stub", os.path.join(stubs[0], "libcuda.so")))
+config.substitutions.append(("%llvm_nm", os.path.join(config.llvm_tools_dir, "llvm-nm")))
 config.substitutions.append(
     ("%posenc_aot", "/usr/bin/python3 " + os.path.join(
         os.path.dirname(config.test_source_root), "scripts", "posenc_aot.py")))
