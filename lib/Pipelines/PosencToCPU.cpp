@@ -102,8 +102,10 @@ static void addTensorStage(OpPassManager &pm,
 }
 
 /// Tensors -> buffers. Function boundaries use identity layouts so that
-/// callers (posenc-run, mlir-runner, Python) pass plain dense buffers.
+/// callers (posenc-run, mlir-runner, Python) pass plain dense buffers,
+/// which are read-only inputs.
 void mlir::posenc::stages::addBufferStage(OpPassManager &pm) {
+  pm.addPass(createPosencReadOnlyArgumentsPass());
   bufferization::OneShotBufferizePassOptions bufferize;
   bufferize.bufferizeFunctionBoundaries = true;
   bufferize.functionBoundaryTypeConversion =

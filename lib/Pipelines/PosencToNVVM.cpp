@@ -123,6 +123,9 @@ void mlir::posenc::buildPosencToNVVMPipeline(
   map.threads = options.threads;
   pm.addNestedPass<func::FuncOp>(createPosencMapParallelLoopsToGpuPass(map));
   pm.addNestedPass<func::FuncOp>(createConvertParallelLoopToGpuPass());
+  PosencCheckGpuMappingPassOptions mapped;
+  mapped.emulated = options.emulate;
+  pm.addNestedPass<func::FuncOp>(createPosencCheckGpuMappingPass(mapped));
   if (options.emulate) {
     // Same kernels, run thread by thread on the host.
     pm.addNestedPass<func::FuncOp>(createPosencEmulateGpuLaunchPass());

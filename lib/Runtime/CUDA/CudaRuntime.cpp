@@ -39,12 +39,12 @@ void check(CUresult result, const char *call) {
 
 int requestedDevice = -1;
 uint32_t poisonPattern = 0;
+CUcontext context = nullptr;
 
 /// Initializes the driver and makes the primary context of the device
 /// current on this thread (once per process for the init, per call for
 /// the thread's current context, which is cheap).
 void ensureContext() {
-  static CUcontext context = nullptr;
   static std::once_flag once;
   std::call_once(once, [] {
     POSENC_CU(cuInit(0));
@@ -82,8 +82,17 @@ void *mgpuModuleLoadJIT(void *data, int optLevel) {
 }
 
 void mgpuModuleUnload(void *module) {
-  ensureContext();
-  POSENC_CU(cuModuleUnload(static_cast<CUmodule>(module)));
+  // Modules are unloaded by destructors at process exit, which may run
+  // after the driver's own exit handler: then there is nothing to unload.
+  if (!context)
+    return;
+  CUresult current = cuCtxSetCurrent(context);
+  if (current == CUDA_ERROR_DEINITIALIZED)
+    return;
+  POSENC_CU(current);
+  CUresult unloaded = cuModuleUnload(static_cast<CUmodule>(module));
+  if (unloaded != CUDA_ERROR_DEINITIALIZED)
+    POSENC_CU(unloaded);
 }
 
 void *mgpuModuleGetFunction(void *module, const char *name) {

@@ -52,12 +52,13 @@ func.func @dynamic(%a: memref<?x?xf32>, %n: index, %m: index) {
 
 // -----
 
-// A parallel loop nested in another runs sequentially inside each thread.
+// A parallel loop nested in another runs sequentially inside each thread,
+// as scf.for.
 // CHECK-LABEL: func @nested
 // CHECK: scf.parallel
 // CHECK: scf.parallel
-// CHECK: scf.parallel
-// CHECK: } {mapping = [#gpu.loop_dim_map<processor = sequential{{.*}}>]}
+// CHECK: scf.for %{{.*}} = %c0 to %c8 step %c1
+// CHECK-NOT: scf.parallel
 // CHECK: } {mapping = [#gpu.loop_dim_map<processor = thread_x{{.*}}>]}
 // CHECK: } {mapping = [#gpu.loop_dim_map<processor = block_y{{.*}}>]}
 func.func @nested(%a: memref<64x8xf32>) {
@@ -73,5 +74,71 @@ func.func @nested(%a: memref<64x8xf32>) {
     }
     scf.reduce
   }
+  return
+}
+
+// -----
+
+// A contraction with its reduction between parallel dims (MLA's absorbed
+// query, h x d -> h x j): convert-linalg-to-parallel-loops nests a parallel
+// loop under the reduction's scf.for. It becomes an scf.for too, so
+// convert-parallel-loops-to-gpu maps the whole nest (it maps none of a nest
+// with a parallel loop under a sequential one).
+// CHECK-LABEL: func @parallel_under_for
+// CHECK: scf.parallel
+// CHECK: scf.parallel
+// CHECK: scf.for %{{.*}} = %c0 to %c32
+// CHECK-NEXT: scf.for %{{.*}} = %c0 to %c64
+// CHECK-NOT: scf.parallel
+// CHECK: } {mapping = [#gpu.loop_dim_map<processor = thread_x{{.*}}>]}
+// LAUNCH-LABEL: func @parallel_under_for
+// LAUNCH: gpu.launch
+// LAUNCH: scf.for
+// LAUNCH: scf.for
+// LAUNCH: gpu.terminator
+// LAUNCH-NOT: scf.parallel
+func.func @parallel_under_for(%q: memref<4x32xf32>, %w: memref<4x32x64xf32>, %o: memref<4x64xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c4 = arith.constant 4 : index
+  %c32 = arith.constant 32 : index
+  %c64 = arith.constant 64 : index
+  scf.parallel (%h) = (%c0) to (%c4) step (%c1) {
+    scf.for %d = %c0 to %c32 step %c1 {
+      scf.parallel (%j) = (%c0) to (%c64) step (%c1) {
+        %a = memref.load %q[%h, %d] : memref<4x32xf32>
+        %b = memref.load %w[%h, %d, %j] : memref<4x32x64xf32>
+        %c = memref.load %o[%h, %j] : memref<4x64xf32>
+        %m = arith.mulf %a, %b : f32
+        %s = arith.addf %c, %m : f32
+        memref.store %s, %o[%h, %j] : memref<4x64xf32>
+        scf.reduce
+      }
+    }
+    scf.reduce
+  }
+  return
+}
+
+// -----
+
+// A copy into a strided view (RoPE's rotated part of a partial rotary
+// result) becomes a mapped loop of loads and stores: a device memcpy moves
+// contiguous bytes only. Copies between contiguous buffers stay copies.
+// CHECK-LABEL: func @strided_copy
+// CHECK: scf.parallel
+// CHECK: scf.parallel
+// CHECK: %[[V:.*]] = memref.load %arg0
+// CHECK: memref.store %[[V]], %subview
+// CHECK: memref.copy %arg0, %arg2 : memref<48x32xf32> to memref<48x32xf32>
+// LAUNCH-LABEL: func @strided_copy
+// LAUNCH: gpu.launch
+// LAUNCH: gpu.terminator
+// LAUNCH-NEXT: }
+// LAUNCH-NEXT: memref.copy %arg0, %arg2
+func.func @strided_copy(%a: memref<48x32xf32>, %b: memref<48x64xf32>, %c: memref<48x32xf32>) {
+  %v = memref.subview %b[0, 0] [48, 32] [1, 1] : memref<48x64xf32> to memref<48x32xf32, strided<[64, 1]>>
+  memref.copy %a, %v : memref<48x32xf32> to memref<48x32xf32, strided<[64, 1]>>
+  memref.copy %a, %c : memref<48x32xf32> to memref<48x32xf32>
   return
 }

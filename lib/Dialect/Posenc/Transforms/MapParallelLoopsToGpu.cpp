@@ -3,6 +3,10 @@
 // scf.parallel (i0, ..., in) -> tiled by T along in, then mapped:
 //   outer (i0..in-1 collapsed, in / T) -> (block x, block y)
 //   inner (tile of in)                 -> thread x
+// Host copies between strided buffers become such loops first (a device
+// memcpy moves contiguous bytes only), and parallel loops nested under a
+// sequential loop become sequential loops (convert-parallel-loops-to-gpu
+// maps none of them and would leave the whole nest on the host).
 //
 //===----------------------------------------------------------------------===//
 
@@ -13,6 +17,8 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/GPU/Transforms/ParallelLoopMapper.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/MemRef/Utils/MemRefUtils.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/SCF/Transforms/Transforms.h"
 #include "mlir/Dialect/SCF/Utils/Utils.h"
@@ -47,6 +53,60 @@ LogicalResult mapLoop(scf::ParallelOp loop,
   return gpu::setMappingAttr(loop, attrs);
 }
 
+bool isContiguous(Value buffer) {
+  auto type = cast<MemRefType>(buffer.getType());
+  return type.getLayout().isIdentity() ||
+         memref::isStaticShapeAndContiguousRowMajor(type);
+}
+
+/// memref.copy between buffers of which one is strided -> an scf.parallel
+/// nest of loads and stores over the shape.
+void expandStridedCopy(IRRewriter &rewriter, memref::CopyOp copy) {
+  rewriter.setInsertionPoint(copy);
+  Location loc = copy.getLoc();
+  Value source = copy.getSource(), target = copy.getTarget();
+  auto type = cast<MemRefType>(source.getType());
+  Value zero = arith::ConstantIndexOp::create(rewriter, loc, 0);
+  Value one = arith::ConstantIndexOp::create(rewriter, loc, 1);
+  SmallVector<Value> lbs, ubs, steps;
+  for (int64_t d = 0; d < type.getRank(); ++d) {
+    lbs.push_back(zero);
+    steps.push_back(one);
+    ubs.push_back(memref::DimOp::create(rewriter, loc, source, d));
+  }
+  if (type.getRank() == 0) {
+    Value v = memref::LoadOp::create(rewriter, loc, source, ValueRange{});
+    memref::StoreOp::create(rewriter, loc, v, target, ValueRange{});
+  } else {
+    scf::ParallelOp::create(
+        rewriter, loc, lbs, ubs, steps,
+        [&](OpBuilder &b, Location l, ValueRange ivs) {
+          Value v = memref::LoadOp::create(b, l, source, ivs);
+          memref::StoreOp::create(b, l, v, target, ivs);
+        });
+  }
+  rewriter.eraseOp(copy);
+}
+
+/// A parallel loop without reductions -> nested scf.for loops, the body
+/// moved into the innermost.
+void sequentialize(IRRewriter &rewriter, scf::ParallelOp loop) {
+  rewriter.setInsertionPoint(loop);
+  SmallVector<Value> ivs;
+  Block *innermost = nullptr;
+  for (unsigned d = 0; d < loop.getNumLoops(); ++d) {
+    auto f = scf::ForOp::create(rewriter, loop.getLoc(), loop.getLowerBound()[d],
+                                loop.getUpperBound()[d], loop.getStep()[d]);
+    ivs.push_back(f.getInductionVar());
+    innermost = f.getBody();
+    rewriter.setInsertionPointToStart(innermost);
+  }
+  Block *body = loop.getBody();
+  rewriter.eraseOp(body->getTerminator());
+  rewriter.inlineBlockBefore(body, innermost->getTerminator(), ivs);
+  rewriter.eraseOp(loop);
+}
+
 struct PosencMapParallelLoopsToGpuPass
     : posenc::impl::PosencMapParallelLoopsToGpuPassBase<
           PosencMapParallelLoopsToGpuPass> {
@@ -60,12 +120,22 @@ struct PosencMapParallelLoopsToGpuPass
           << int64_t(threads);
       return signalPassFailure();
     }
+    IRRewriter rewriter(&getContext());
+    SmallVector<memref::CopyOp> strided;
+    getOperation()->walk([&](memref::CopyOp copy) {
+      if (!copy->getParentOfType<gpu::LaunchOp>() &&
+          (!isContiguous(copy.getSource()) || !isContiguous(copy.getTarget())))
+        strided.push_back(copy);
+    });
+    for (memref::CopyOp copy : strided)
+      expandStridedCopy(rewriter, copy);
     SmallVector<scf::ParallelOp> outermost;
     getOperation()->walk<WalkOrder::PreOrder>([&](scf::ParallelOp op) {
+      if (op->getParentOfType<gpu::LaunchOp>())
+        return WalkResult::skip();
       outermost.push_back(op);
       return WalkResult::skip();
     });
-    IRRewriter rewriter(&getContext());
     for (scf::ParallelOp op : outermost)
       if (failed(map(rewriter, op)))
         return signalPassFailure();
@@ -101,11 +171,18 @@ struct PosencMapParallelLoopsToGpuPass
     if (failed(mapLoop(outer, outerMap)) ||
         failed(mapLoop(inner, {{n - 1, Processor::ThreadX}})))
       return failure();
+    // Nested parallel loops run sequentially inside a thread: as scf.for
+    // (innermost first, so each is rewritten once).
+    SmallVector<scf::ParallelOp> nested;
     scf::ParallelOp tileLoop = inner;
-    tileLoop.walk([&](scf::ParallelOp nested) {
-      if (nested != tileLoop)
-        (void)mapLoop(nested, {});
+    tileLoop.walk([&](scf::ParallelOp loop) {
+      if (loop != tileLoop && loop.getInitVals().empty())
+        nested.push_back(loop);
+      else if (loop != tileLoop)
+        (void)mapLoop(loop, {});
     });
+    for (scf::ParallelOp loop : nested)
+      sequentialize(rewriter, loop);
     return success();
   }
 };

@@ -395,6 +395,48 @@ def PosencMapParallelLoopsToGpuPass
   ];
 }
 
+def PosencCheckGpuMappingPass
+    : Pass<"posenc-check-gpu-mapping", "::mlir::func::FuncOp"> {
+  let summary = "Reject host code that reads or writes buffers after the GPU mapping";
+  let description = [{
+    On a device every buffer of a function that launches kernels is device
+    memory (`posenc-allocate-on-gpu`), so after `convert-parallel-loops-to-gpu`
+    the host part of such a function may allocate, free and copy contiguous
+    buffers, and launch kernels, but not read or write elements: a loop nest
+    that was not mapped to a kernel would run on the host against device
+    pointers (a crash or a silently wrong result on the GPU, while the
+    emulated pipeline, whose buffers are host memory, computes the right
+    answer). Each such op is an error naming it: an `scf.parallel` left
+    unmapped, a load or store, a strided `memref.copy`. Functions without
+    kernels are left alone. With `emulated` (the pipeline's `emulate=true`,
+    where the attention kernel itself is host loops over host buffers),
+    host loads and stores are allowed; unmapped parallel loops and strided
+    copies are still errors, so the emulated pipeline maps what the device
+    pipeline maps.
+  }];
+  let options = [
+    Option<"emulated", "emulated", "bool", "false",
+           "Kernels are emulated on the host: allow host loads and stores">,
+  ];
+}
+
+def PosencReadOnlyArgumentsPass
+    : Pass<"posenc-read-only-arguments", "::mlir::ModuleOp"> {
+  let summary = "Mark tensor arguments of functions bufferization.writable = false";
+  let description = [{
+    One-shot bufferization with function boundaries treats a tensor argument
+    as a writable buffer by default, and may then compute a result in place
+    in the caller's input (RoPE with `rotary_dim` < D writes its rotated part
+    into the input's buffer and returns a copy of it). posenc's functions
+    take their inputs read-only, as callers from C, mlir-runner, AOT
+    executables and the Python binding expect: this pass sets
+    `bufferization.writable = false` on every tensor argument of every
+    function with a body that does not already say, so bufferization copies
+    instead.
+  }];
+  let dependentDialects = ["::mlir::bufferization::BufferizationDialect"];
+}
+
 def PosencVectorizeMatmulPass : Pass<"posenc-vectorize-matmul"> {
   let summary = "Register-blocked vector code for f32 linalg.matmul on buffers";
   let description = [{
