@@ -4,17 +4,22 @@
 
 // BAD: posenc-map-parallel-loops-to-gpu needs 1 <= threads <= 1024, got threads=2048
 
-// [4, 8, 100]: 100 threads along the contiguous dim (fewer than 256, its
-// static trip count); the two other dims collapsed into block x (32
-// blocks), the tile index as block y.
+// [4, 8, 100]: the dims collapsed into one of 3200 iterations in row-major
+// order, 256 threads per block (a row of 100 is shorter than a block:
+// threads run on into the next rows), ceil(3200 / 256) = 13 blocks, and a
+// guard for the threads past the end. Each thread recovers (i, j, k) from
+// its linear index.
 // CHECK-LABEL: func @three
 // CHECK: scf.parallel
 // CHECK: scf.parallel
+// CHECK: scf.if
+// CHECK: arith.remsi %{{.*}}, %c100
 // CHECK: memref.store
-// CHECK: } {mapping = [#gpu.loop_dim_map<processor = sequential{{.*}}>, #gpu.loop_dim_map<processor = sequential{{.*}}>, #gpu.loop_dim_map<processor = thread_x{{.*}}>]}
-// CHECK: } {mapping = [#gpu.loop_dim_map<processor = block_x{{.*}}>, #gpu.loop_dim_map<processor = block_y{{.*}}>]}
+// CHECK: } {mapping = [#gpu.loop_dim_map<processor = thread_x{{.*}}>]}
+// CHECK: } {mapping = [#gpu.loop_dim_map<processor = block_x{{.*}}>]}
 // LAUNCH-LABEL: func @three
-// LAUNCH: gpu.launch blocks({{.*}}) in ({{.*}} = %c32, {{.*}} = %c1, {{.*}} = %c1) threads({{.*}}) in ({{.*}} = %c100, {{.*}} = %c1, {{.*}} = %c1)
+// LAUNCH: gpu.launch blocks({{.*}}) in ({{.*}} = %c13, {{.*}} = %c1, {{.*}} = %c1) threads({{.*}}) in ({{.*}} = %c256, {{.*}} = %c1, {{.*}} = %c1)
+// LAUNCH: scf.if
 // LAUNCH: memref.store
 func.func @three(%a: memref<4x8x100xf32>) {
   %c0 = arith.constant 0 : index
@@ -32,10 +37,12 @@ func.func @three(%a: memref<4x8x100xf32>) {
 
 // -----
 
-// Dynamic sizes: 256 threads, ceil(m / 256) blocks in y, and a guard for
-// the threads past the end.
+// Dynamic sizes: 256 threads, ceil(n·m / 256) blocks, and a guard for the
+// threads past the end.
 // LAUNCH-LABEL: func @dynamic
-// LAUNCH: gpu.launch blocks({{.*}}) in ({{.*}} = %arg1, {{.*}}, {{.*}} = %c1) threads({{.*}}) in ({{.*}} = %c256, {{.*}} = %c1, {{.*}} = %c1)
+// LAUNCH: %[[N:.*]] = arith.muli %arg1, %arg2
+// LAUNCH: %[[BLOCKS:.*]] = affine.apply #{{.*}}()[%[[N]]]
+// LAUNCH: gpu.launch blocks({{.*}}) in ({{.*}} = %[[BLOCKS]], {{.*}} = %c1, {{.*}} = %c1) threads({{.*}}) in ({{.*}} = %c256, {{.*}} = %c1, {{.*}} = %c1)
 // LAUNCH: arith.cmpi ult
 // LAUNCH: scf.if
 // LAUNCH: memref.store
@@ -60,7 +67,7 @@ func.func @dynamic(%a: memref<?x?xf32>, %n: index, %m: index) {
 // CHECK: scf.for %{{.*}} = %c0 to %c8 step %c1
 // CHECK-NOT: scf.parallel
 // CHECK: } {mapping = [#gpu.loop_dim_map<processor = thread_x{{.*}}>]}
-// CHECK: } {mapping = [#gpu.loop_dim_map<processor = block_y{{.*}}>]}
+// CHECK: } {mapping = [#gpu.loop_dim_map<processor = block_x{{.*}}>]}
 func.func @nested(%a: memref<64x8xf32>) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index

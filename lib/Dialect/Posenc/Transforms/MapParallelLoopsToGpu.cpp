@@ -1,8 +1,8 @@
 //===- MapParallelLoopsToGpu.cpp - posenc-map-parallel-loops-to-gpu -------===//
 //
-// scf.parallel (i0, ..., in) -> tiled by T along in, then mapped:
-//   outer (i0..in-1 collapsed, in / T) -> (block x, block y)
-//   inner (tile of in)                 -> thread x
+// scf.parallel (i0, ..., in) -> one dim (row-major), tiled by T:
+//   outer (tile index) -> block x
+//   inner (tile)       -> thread x
 // Host copies between strided buffers become such loops first (a device
 // memcpy moves contiguous bytes only), and parallel loops nested under a
 // sequential loop become sequential loops (convert-parallel-loops-to-gpu
@@ -142,34 +142,38 @@ struct PosencMapParallelLoopsToGpuPass
   }
 
   LogicalResult map(IRRewriter &rewriter, scf::ParallelOp op) {
-    unsigned n = op.getNumLoops();
-    // Threads along the last dim: no more than its static trip count.
-    int64_t tile = threads;
-    std::optional<int64_t> lb = getConstantIntValue(op.getLowerBound()[n - 1]),
-                           ub = getConstantIntValue(op.getUpperBound()[n - 1]),
-                           step = getConstantIntValue(op.getStep()[n - 1]);
-    if (lb && ub && step && *step > 0)
-      tile = std::max<int64_t>(
-          1, std::min<int64_t>(tile, (*ub - *lb + *step - 1) / *step));
-    SmallVector<int64_t> sizes(n, 1);
-    sizes[n - 1] = tile;
-    auto [outer, inner] =
-        scf::tileParallelLoop(op, sizes, /*noMinMaxBounds=*/true);
-    // The other dims as one block dim: a grid has three, a loop any number.
-    if (n > 2) {
-      std::vector<unsigned> rest(n - 1);
-      std::iota(rest.begin(), rest.end(), 0);
-      collapseParallelLoops(rewriter, outer, {rest, {n - 1}});
-      // Collapsing replaces the loop; find it again as the inner's parent.
-      outer = inner->getParentOfType<scf::ParallelOp>();
+    // No more threads than the static trip count.
+    std::optional<int64_t> trips = 1;
+    for (unsigned d = 0; d < op.getNumLoops(); ++d) {
+      std::optional<int64_t> lb = getConstantIntValue(op.getLowerBound()[d]),
+                             ub = getConstantIntValue(op.getUpperBound()[d]),
+                             step = getConstantIntValue(op.getStep()[d]);
+      if (!trips || !lb || !ub || !step || *step <= 0)
+        trips = std::nullopt;
+      else
+        trips = *trips * std::max<int64_t>(0, (*ub - *lb + *step - 1) / *step);
     }
-    unsigned outerDims = outer.getNumLoops();
-    SmallVector<std::pair<unsigned, Processor>> outerMap = {
-        {outerDims - 1, Processor::BlockY}};
-    if (outerDims > 1)
-      outerMap.push_back({0, Processor::BlockX});
-    if (failed(mapLoop(outer, outerMap)) ||
-        failed(mapLoop(inner, {{n - 1, Processor::ThreadX}})))
+    int64_t tile = threads;
+    if (trips)
+      tile = std::max<int64_t>(1, std::min<int64_t>(tile, *trips));
+    // All dims as one, in row-major order: consecutive threads take
+    // consecutive iterations of the last (contiguous) dim and run on into
+    // the next row, so a block is `threads` wide however short that dim is
+    // (RoPE's halves of 64 gave 64-thread blocks, 2M of them).
+    if (op.getNumLoops() > 1) {
+      std::vector<unsigned> all(op.getNumLoops());
+      std::iota(all.begin(), all.end(), 0);
+      Operation *next = op->getNextNode();
+      collapseParallelLoops(rewriter, op, {all});
+      // The collapsed loop replaces `op` where it stood.
+      op = dyn_cast_or_null<scf::ParallelOp>(next->getPrevNode());
+      if (!op)
+        return failure();
+    }
+    auto [outer, inner] =
+        scf::tileParallelLoop(op, {tile}, /*noMinMaxBounds=*/true);
+    if (failed(mapLoop(outer, {{0, Processor::BlockX}})) ||
+        failed(mapLoop(inner, {{0, Processor::ThreadX}})))
       return failure();
     // Nested parallel loops run sequentially inside a thread: as scf.for
     // (innermost first, so each is rewritten once).

@@ -374,11 +374,16 @@ def PosencMapParallelLoopsToGpuPass
   let description = [{
     The loops that `convert-linalg-to-parallel-loops` makes of posenc's
     elementwise and table ops run over [..., d] with the contiguous dim
-    last. Each outermost `scf.parallel` is tiled by `threads` along its
-    last dim; the tile's iterations become thread x (consecutive threads
-    touch consecutive elements: coalesced loads and stores), the tile index
-    block y, and all other dims, collapsed into one, block x. Nested
-    parallel loops run sequentially inside a thread. The mapping attributes
+    last. Each outermost `scf.parallel` has its dims collapsed into one in
+    row-major order and tiled by `threads`: the tile's iterations become
+    thread x (consecutive threads touch consecutive elements, running on
+    into the next row when the last dim is shorter than a block: coalesced
+    loads and stores in blocks of `threads` however short that dim), the
+    tile index block x. Parallel loops nested in it run sequentially inside
+    a thread, as `scf.for` (also when under a sequential loop, which
+    `convert-parallel-loops-to-gpu` cannot map), and host copies between
+    strided buffers become such loops first (a device memcpy copies
+    contiguous bytes only). The mapping attributes
     are those of `gpu-map-parallel-loops`, so `convert-parallel-loops-to-gpu`
     turns the loops into `gpu.launch` next.
   }];
