@@ -56,6 +56,15 @@ void ensureContext() {
     CUdevice handle;
     POSENC_CU(cuDeviceGet(&handle, device));
     POSENC_CU(cuDevicePrimaryCtxRetain(&context, handle));
+    // Keep freed blocks in the stream-ordered pool: with the default
+    // threshold (0) the driver may unmap them at every synchronization,
+    // and each call's results and temporaries would be mapped anew.
+    POSENC_CU(cuCtxSetCurrent(context));
+    CUmemoryPool pool;
+    POSENC_CU(cuDeviceGetDefaultMemPool(&pool, handle));
+    cuuint64_t keep = ~cuuint64_t(0);
+    POSENC_CU(cuMemPoolSetAttribute(
+        pool, CU_MEMPOOL_ATTR_RELEASE_THRESHOLD, &keep));
   });
   POSENC_CU(cuCtxSetCurrent(context));
 }
