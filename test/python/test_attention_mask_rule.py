@@ -35,6 +35,10 @@ TARGETS = {
     "whole-tensor": "convert-posenc-to-linalg{materialize-attention=true},posenc-lower-to-cpu",
     "gpu-emulated": gpu(""),
     "gpu-emulated-4x32": gpu("tile-q=4 tile-k=32 threads=32"),
+    # Split-K over 3 key tiles of 8: 3 chunks of one tile; 7 chunks, four
+    # of them without keys (their partial state (0, -inf, 0) merges away).
+    "gpu-emulated-split-3": gpu("tile-q=4 tile-k=8 threads=32 split-k=3"),
+    "gpu-emulated-split-7": gpu("tile-q=4 tile-k=8 threads=32 split-k=7"),
 }
 
 # score_mod: a sliding window of 5 keys, a constant defined in the region.

@@ -26,6 +26,9 @@ TARGETS = {
     "whole-tensor": "convert-posenc-to-linalg{materialize-attention=true},posenc-lower-to-cpu",
     "gpu-emulated": ("func.func(convert-posenc-attention-to-gpu{emulate=true "
                      "tile-q=4 tile-k=32 threads=32}),posenc-lower-to-cpu"),
+    # Split-K: each tile's keys in 3 chunks of 8-key tiles, merged after.
+    "gpu-emulated-split-k": ("func.func(convert-posenc-attention-to-gpu{emulate=true "
+                             "tile-q=4 tile-k=8 threads=32 split-k=3}),posenc-lower-to-cpu"),
 }
 
 
@@ -73,7 +76,7 @@ def test_sliding_window_matches_reference(target, b, sq, sk, hq, hkv, d, window)
         assert np.max(np.abs(expected - plain)) > 1e-3
 
 
-@pytest.mark.parametrize("target", ["cpu-default", "cpu-7x13", "gpu-emulated"])
+@pytest.mark.parametrize("target", ["cpu-default", "cpu-7x13", "gpu-emulated", "gpu-emulated-split-k"])
 def test_keys_outside_the_window_never_influence(target):
     # NaN in k and v of keys every row's window excludes: rows whose window
     # covers them get NaN, every other row stays finite.

@@ -96,6 +96,17 @@ def ConvertPosencAttentionToGPUPass
     in 48 KiB is chosen; when none does (MLA's absorbed form has Dk = 576),
     the largest within `max-shared-memory`, which the runtime opts into at
     launch.
+
+    Split-K (flash-decoding, Dao et al. 2023): when the grid of (batch,
+    head, query tile) blocks is small, as in decode, the keys of each tile
+    are split into `split-k` chunks run by separate blocks. The op becomes
+    its decomposition (`AggregatedOpInterface`: online_attention from the
+    op's initial state, sinks included, then acc / sum); the kernel writes
+    each chunk's unnormalized state (acc, max, sum) from (0, -inf, 0) into
+    partial states laid out as online_attention's
+    `PartialReductionOpInterface` defines them, whose `mergeReductions`
+    combines them; the merge and the normalization are linalg ops that the
+    pipeline maps to kernels like any other.
   }];
   let options = [
     Option<"tileQ", "tile-q", "int64_t", "0",
@@ -110,6 +121,11 @@ def ConvertPosencAttentionToGPUPass
            "none fits in 48 KiB (sm_80: 166912, sm_90: 232448)">,
     Option<"emulate", "emulate", "bool", "false",
            "Emit the kernel as sequential host loops instead of gpu.launch">,
+    Option<"splitK", "split-k", "int64_t", "0",
+           "Key chunks per (batch row, head, query tile), each run by its own "
+           "blocks into a partial online-softmax state, merged after the "
+           "kernel (flash-decoding); 0: as many as bring a static grid to "
+           "about 2048 blocks with at least 4 key tiles per chunk, 1: none">,
   ];
   let dependentDialects = [
     "::mlir::affine::AffineDialect",

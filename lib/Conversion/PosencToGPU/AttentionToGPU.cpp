@@ -22,6 +22,15 @@
 // tiles, ended by a barrier; no state lives in registers across phases.
 // That is what lets `emulate` emit the same kernel as host loops.
 //
+// Split-K (flash-decoding), when the grid would be small (decode: one
+// query row per head): the op is its decomposition (AggregatedOpInterface:
+// online_attention from the op's initial state, then acc / sum), and the
+// online step's keys are split into K chunks, each run by its own blocks
+// from (0, -inf, 0) into a partial state in the layout online_attention's
+// PartialReductionOpInterface defines; its mergeReductions and the
+// decomposition's normalization finish the op. The kernel computes the
+// partial states only; merge and normalization are the op's own IR.
+//
 //===----------------------------------------------------------------------===//
 
 #include "posenc/Conversion/PosencToGPU/PosencToGPU.h"
@@ -38,6 +47,7 @@
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -187,6 +197,9 @@ struct BlockTile {
   // Queries and keys of the tile; the causal diagonal in tile indices
   // (null when not causal).
   Value rows, keys, diagonal;
+  // The block: batch row, query head, first query, and its key chunk
+  // (null without split-K).
+  Value batch, head, row0, chunk;
   // The tiled op and its tensor slices, erased once the kernel is built.
   SmallVector<Operation *> scaffold;
 };
@@ -203,6 +216,10 @@ struct AttentionKernel {
   Value sq;
   // Set when TilingInterface refused a tile (it reported why).
   bool tilingFailed = false;
+  // Split-K: key chunks per tile, and the partial states [K, B, Sq, Hq,
+  // Dv] and [K, B, Sq, Hq] (null when splits = 1).
+  int64_t splits = 1;
+  Value partAcc, partMax, partSum;
   // Shared tiles (views of dynamic shared memory, or host buffers when
   // emulating).
   Value qs, kv, s, acc, rowMax, rowSum, rowScale;
@@ -323,13 +340,23 @@ struct AttentionKernel {
   }
 
   /// The block's work: the kernel body, or one iteration of the emulated
-  /// grid. (qTile, h, bIdx) are the block indices.
-  void body(Emitter &e, Value tid, Value qTile, Value h, Value bIdx) {
+  /// grid. (qTile, h, z) are the block indices; z is the batch row, or
+  /// with split-K batch row · splits + key chunk.
+  void body(Emitter &e, Value tid, Value qTile, Value h, Value z) {
+    Value bIdx = z, chunk;
+    if (splits > 1) {
+      bIdx = e.div(z, e.c(splits));
+      chunk = e.rem(z, e.c(splits));
+    }
     FailureOr<BlockTile> tile = tileAt(e, bIdx, h, qTile);
     if (failed(tile)) {
       tilingFailed = true;
       return;
     }
+    tile->batch = bIdx;
+    tile->head = h;
+    tile->row0 = e.mul(qTile, e.c(shape.tileQ));
+    tile->chunk = chunk;
     blockTile(e, tid, *tile);
     for (Operation *o : tile->scaffold)
       o->erase();
@@ -349,25 +376,40 @@ struct AttentionKernel {
       });
       for (int64_t a = 0; a < ks.accPerThread(); ++a)
         n.store(n.f(0.0f), acc, n.add(n.mul(n.c(a), n.c(ks.threads)), t));
-      // A block has one head: its sink starts every row's state.
+      // A block has one head: its sink starts every row's state. A key
+      // chunk's partial state starts from (0, -inf, 0); the sink is in the
+      // initial state the partials are merged into.
+      Value sinks = tile.chunk ? Value() : tile.sinks;
       n.when(n.lt(t, n.c(ks.tileQ)), [&](Emitter &x) {
-        Value sink = tile.sinks ? x.load(tile.sinks, x.c(0)) : x.f(kNegInf);
+        Value sink = sinks ? x.load(sinks, x.c(0)) : x.f(kNegInf);
         x.store(sink, rowMax, t);
-        x.store(tile.sinks ? attention::sinkSum(x.b, x.loc, sink) : x.f(0.0f),
+        x.store(sinks ? attention::sinkSum(x.b, x.loc, sink) : x.f(0.0f),
                 rowSum, t);
       });
     });
 
-    // The tile's keys (those below its causal limit) in blocks of tk.
+    // The tile's keys (those below its causal limit) in blocks of tk; with
+    // split-K, the chunk's consecutive share of those blocks.
     Value keyTiles =
         arith::CeilDivUIOp::create(e.b, e.loc, tile.keys, e.c(ks.tileK));
-    e.loop(e.c(0), keyTiles, {}, [&](Emitter &le, Value kt, ValueRange) {
+    Value firstTile = e.c(0), endTile = keyTiles;
+    if (tile.chunk) {
+      Value perChunk =
+          arith::CeilDivUIOp::create(e.b, e.loc, keyTiles, e.c(splits));
+      firstTile = e.min(e.mul(tile.chunk, perChunk), keyTiles);
+      endTile = e.min(e.add(firstTile, perChunk), keyTiles);
+    }
+    e.loop(firstTile, endTile, {}, [&](Emitter &le, Value kt, ValueRange) {
       Value j0 = le.mul(kt, le.c(ks.tileK));
       Value tk = le.min(le.c(ks.tileK), le.sub(tile.keys, j0));
       keyTile(le, tid, tile, j0, tk);
       return SmallVector<Value>{};
     });
 
+    if (tile.chunk) {
+      writePartialState(e, tid, tile);
+      return;
+    }
     // out = ACC / L, coalesced along Dv; ACC of dim d lives with thread
     // (d mod chunks)·tq + r at slot d / chunks.
     phase(
@@ -387,6 +429,32 @@ struct AttentionKernel {
                 y.store(yb.fromFloat(o, elemTy), tile.out,
                         {y.c(0), r, y.c(0), d});
               });
+        },
+        /*sync=*/false);
+  }
+
+  /// Split-K: the chunk's state of each row of the tile, unnormalized, into
+  /// its slot [chunk, b, i, h] of the partial states.
+  void writePartialState(Emitter &e, Value tid, const BlockTile &tile) {
+    const KernelShape &ks = shape;
+    phase(
+        e, tid,
+        [&](Emitter &n, Value t) {
+          forEachElement(
+              n, t, tile.rows, ks.dv, [&](Emitter &y, Value r, Value d) {
+                Value owner =
+                    y.add(y.mul(y.rem(d, y.c(ks.chunks())), y.c(ks.tileQ)), r);
+                Value slot = y.div(d, y.c(ks.chunks()));
+                y.store(y.load(acc, y.at(slot, ks.threads, owner)), partAcc,
+                        {tile.chunk, tile.batch, y.add(tile.row0, r),
+                         tile.head, d});
+              });
+          n.when(n.lt(t, tile.rows), [&](Emitter &x) {
+            SmallVector<Value> at = {tile.chunk, tile.batch,
+                                     x.add(tile.row0, t), tile.head};
+            x.store(x.load(rowMax, t), partMax, at);
+            x.store(x.load(rowSum, t), partSum, at);
+          });
         },
         /*sync=*/false);
   }
@@ -567,6 +635,8 @@ struct ConvertPosencAttentionToGPUPass
     Base::getDependentDialects(registry);
     // The blocks are the op's tiles.
     registerTilingInterfaceExternalModels(registry);
+    // Split-K: the op's decomposition and online_attention's merge.
+    registerAggregatedOpInterfaceExternalModels(registry);
     registry.addExtension(+[](MLIRContext *ctx, gpu::GPUDialect *) {
       gpu::BarrierOp::attachInterface<BarrierMemoryEffects>(*ctx);
     });
@@ -658,6 +728,23 @@ struct ConvertPosencAttentionToGPUPass
     kernel.shape = *shape;
     kernel.emulate = emulate;
     kernel.scale = *op.getScaleOrDefault();
+    kernel.splits = chooseSplits(op, *shape);
+    // Split-K: the op as online_attention + normalization, the online
+    // step's partial states computed by the kernel and merged below.
+    Value normalized;
+    OnlineAttentionOp online;
+    if (kernel.splits > 1) {
+      FailureOr<SmallVector<Value>> parts =
+          cast<linalg::AggregatedOpInterface>(op.getOperation())
+              .decomposeOperation(b);
+      if (failed(parts))
+        return op.emitOpError()
+               << "convert-posenc-attention-to-gpu: split-k needs the op's "
+                  "decomposition (static head counts, a known scale)";
+      normalized = parts->front();
+      auto normalize = normalized.getDefiningOp<linalg::GenericOp>();
+      online = normalize.getInputs()[0].getDefiningOp<OnlineAttentionOp>();
+    }
     Value qBuf = readBuffer(b, loc, op.getQ());
     for (Value t :
          {op.getQ(), op.getK(), op.getV(), op.getBias(), op.getSinks()})
@@ -672,11 +759,28 @@ struct ConvertPosencAttentionToGPUPass
     Value out = memref::AllocOp::create(b, loc, outMemTy, dynSizes);
     kernel.buffers.map(op.getInit(), out);
     // The grid: the iteration domain's (batch, query heads, queries) in
-    // tiles of (1, 1, tq).
+    // tiles of (1, 1, tq), with split-K (batch, key chunk) as one dim.
     Value batch = memref::DimOp::create(b, loc, qBuf, 0);
     kernel.sq = memref::DimOp::create(b, loc, qBuf, 1);
     Value qTiles =
         arith::CeilDivUIOp::create(b, loc, kernel.sq, e.c(shape->tileQ));
+    Value zBlocks = batch;
+    if (kernel.splits > 1) {
+      zBlocks = e.mul(batch, e.c(kernel.splits));
+      Type f32 = b.getF32Type();
+      int64_t k = kernel.splits, bs = qTy.getDimSize(0),
+              sqs = qTy.getDimSize(1);
+      SmallVector<Value> rowSizes;
+      for (auto [d, n] : llvm::enumerate(ArrayRef<int64_t>{bs, sqs}))
+        if (ShapedType::isDynamic(n))
+          rowSizes.push_back(memref::DimOp::create(b, loc, qBuf, d));
+      kernel.partAcc = memref::AllocOp::create(
+          b, loc, MemRefType::get({k, bs, sqs, hq, dv}, f32), rowSizes);
+      kernel.partMax = memref::AllocOp::create(
+          b, loc, MemRefType::get({k, bs, sqs, hq}, f32), rowSizes);
+      kernel.partSum = memref::AllocOp::create(
+          b, loc, MemRefType::get({k, bs, sqs, hq}, f32), rowSizes);
+    }
 
     Type f32 = b.getF32Type();
     SmallVector<int64_t> sizes = {
@@ -691,7 +795,7 @@ struct ConvertPosencAttentionToGPUPass
         tilesMem.push_back(
             memref::AllocOp::create(b, loc, MemRefType::get({n}, f32)));
       assign(kernel, tilesMem);
-      e.loop(e.c(0), batch, {}, [&](Emitter &eb, Value bIdx, ValueRange) {
+      e.loop(e.c(0), zBlocks, {}, [&](Emitter &eb, Value bIdx, ValueRange) {
         eb.loop(eb.c(0), eb.c(hq), {}, [&](Emitter &eh, Value h, ValueRange) {
           eh.loop(eh.c(0), qTiles, {},
                   [&](Emitter &et, Value qTile, ValueRange) {
@@ -718,7 +822,7 @@ struct ConvertPosencAttentionToGPUPass
                              b, loc, arith::CmpIPredicate::sgt, batch, e.c(0)));
       e.when(any, [&](Emitter &x) {
         auto launch =
-            gpu::LaunchOp::create(x.b, loc, qTiles, x.c(hq), batch,
+            gpu::LaunchOp::create(x.b, loc, qTiles, x.c(hq), zBlocks,
                                   x.c(shape->threads), x.c(1), x.c(1), bytes);
         OpBuilder::InsertionGuard guard(x.b);
         x.b.setInsertionPointToStart(&launch.getBody().front());
@@ -745,11 +849,69 @@ struct ConvertPosencAttentionToGPUPass
     if (kernel.tilingFailed)
       return failure();
     readSizesFromBuffers(b, op, kernel.buffers, sizeReads);
+    if (kernel.splits > 1)
+      return mergePartialStates(b, op, online, normalized, kernel);
     Value result = bufferization::ToTensorOp::create(
         b, loc, outTy, out, /*restrict=*/true, /*writable=*/true);
     op.getResult().replaceAllUsesWith(result);
     op.erase();
     return success();
+  }
+
+  /// Split-K: the kernel's partial states merged by online_attention's
+  /// PartialReductionOpInterface into the decomposition's initial state
+  /// (sinks included), whose normalization is the op's result.
+  static LogicalResult mergePartialStates(OpBuilder &b, AttentionOp op,
+                                          OnlineAttentionOp online,
+                                          Value normalized,
+                                          const AttentionKernel &kernel) {
+    Location loc = op.getLoc();
+    SmallVector<Value> partial;
+    for (Value mem : {kernel.partAcc, kernel.partMax, kernel.partSum}) {
+      auto memTy = cast<MemRefType>(mem.getType());
+      partial.push_back(bufferization::ToTensorOp::create(
+          b, loc,
+          RankedTensorType::get(memTy.getShape(), memTy.getElementType()), mem,
+          /*restrict=*/true, /*writable=*/true));
+    }
+    SetVector<unsigned> keys;
+    keys.insert(3); // the key dim of online_attention's iteration domain
+    FailureOr<MergeResult> merged =
+        cast<PartialReductionOpInterface>(online.getOperation())
+            .mergeReductions(b, loc, partial, keys);
+    if (failed(merged))
+      return failure();
+    // The normalization reads the merged state, which is computed after
+    // the kernel: move it (and the op's uses) past the merge.
+    Operation *normalize = normalized.getDefiningOp();
+    normalize->moveAfter(merged->mergeOps.back());
+    online->replaceAllUsesWith(merged->replacements);
+    online->erase();
+    op.getResult().replaceAllUsesWith(normalized);
+    op.erase();
+    return success();
+  }
+
+  /// Key chunks per (batch row, head, query tile): with split-k = 0, as
+  /// many as bring the grid to about kSplitGridBlocks blocks, each chunk
+  /// at least kMinTilesPerChunk key tiles; 1 (no split) when the grid is
+  /// large enough already or a size is dynamic.
+  int64_t chooseSplits(AttentionOp op, const KernelShape &shape) {
+    if (splitK > 0)
+      return splitK;
+    constexpr int64_t kSplitGridBlocks = 2048, kMinTilesPerChunk = 4;
+    auto qTy = op.getQ().getType();
+    int64_t b = qTy.getDimSize(0), sq = qTy.getDimSize(1),
+            hq = qTy.getDimSize(2), sk = op.getK().getType().getDimSize(1);
+    if (ShapedType::isDynamic(b) || ShapedType::isDynamic(sq) ||
+        ShapedType::isDynamic(sk) || b * sq == 0)
+      return 1;
+    int64_t blocks = b * hq * llvm::divideCeil(sq, shape.tileQ);
+    if (blocks >= kSplitGridBlocks)
+      return 1;
+    int64_t byGrid = llvm::divideCeil(kSplitGridBlocks, blocks);
+    int64_t byKeys = llvm::divideCeil(sk, shape.tileK) / kMinTilesPerChunk;
+    return std::max<int64_t>(1, std::min(byGrid, byKeys));
   }
 
   /// The tensor.dim users of `op`'s operands.
@@ -795,11 +957,13 @@ struct ConvertPosencAttentionToGPUPass
 
   void runOnOperation() override {
     int64_t tq = tileQ, tk = tileK, shared = maxSharedMemory;
-    if (tq < 0 || tk < 1 || shared < 0) {
+    int64_t split = splitK;
+    if (tq < 0 || tk < 1 || shared < 0 || split < 0 || split > 4096) {
       getOperation().emitError()
           << "convert-posenc-attention-to-gpu: tile-q = " << tq
           << " must be >= 0, tile-k = " << tk
-          << " >= 1 and max-shared-memory = " << shared << " >= 0";
+          << " >= 1, max-shared-memory = " << shared
+          << " >= 0 and split-k = " << split << " in [0, 4096]";
       return signalPassFailure();
     }
     SmallVector<AttentionOp> ops;

@@ -89,3 +89,41 @@ func.func @mla_sized(%q: tensor<1x1x16x576xf32>, %k: tensor<1x64x1x576xf32>, %v:
   %o = posenc.attention %q, %k, %v causal outs(%init_o) : tensor<1x1x16x576xf32>, tensor<1x64x1x576xf32>, tensor<1x64x1x512xf32>, tensor<1x1x16x512xf32>
   return %o : tensor<1x1x16x512xf32>
 }
+
+// -----
+
+// Split-K decode (flash-decoding): one query row per head gives a grid of
+// B·Hq·1 = 8 blocks, so each tile's 4096 keys (128 key tiles) are split
+// into min(ceil(2048 / 8), 128 / 4) = 32 chunks, the grid's z dim is
+// (batch row, chunk). The kernel writes each chunk's unnormalized state
+// into partial states [32, B, Sq, Hq, Dv] and [32, B, Sq, Hq]; the op's
+// decomposition's initial state (the sinks: max = sink, sum = 1) merges
+// them (online_attention's mergeReductions: a max over chunks, rescaled
+// sums of sum and acc), and its normalization acc / sum is the result.
+// CHECK-LABEL: func @split_k_decode
+// CHECK-DAG: %[[ACC:.*]] = memref.alloc() : memref<32x1x1x8x64xf32>
+// CHECK-DAG: %[[MAX:.*]] = memref.alloc() : memref<32x1x1x8xf32>
+// CHECK-DAG: %[[SUM:.*]] = memref.alloc() : memref<32x1x1x8xf32>
+// CHECK: gpu.launch blocks({{.*}}) in ({{.*}}, {{.*}} = %c8, {{.*}} = %[[Z:.*]]) threads
+// CHECK: memref.store {{.*}}, %[[ACC]]
+// CHECK: memref.store {{.*}}, %[[MAX]]
+// CHECK: memref.store {{.*}}, %[[SUM]]
+// CHECK: gpu.terminator
+// CHECK: %[[PMAX:.*]] = bufferization.to_tensor %[[MAX]]
+// CHECK: linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "parallel", "reduction"]{{.*}} ins(%[[PMAX]]
+// CHECK: arith.maxnumf
+// CHECK: math.exp
+// CHECK: linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]
+// CHECK: %[[OUT:.*]] = linalg.generic
+// CHECK: arith.divf
+// CHECK: return %[[OUT]]
+// EMU-LABEL: func @split_k_decode
+// EMU-NOT: gpu.launch
+// EMU: %[[Z:.*]] = arith.muli %{{.*}}, %c32{{.*}} : index
+// EMU: memref.alloc() : memref<32x1x1x8x64xf32>
+// EMU: scf.for %{{.*}} = %{{.*}} to %[[Z]]
+func.func @split_k_decode(%q: tensor<1x1x8x64xf32>, %k: tensor<1x4096x2x64xf32>, %v: tensor<1x4096x2x64xf32>, %s: tensor<8xf32>) -> tensor<1x1x8x64xf32> {
+  %init_o = tensor.empty() : tensor<1x1x8x64xf32>
+  %o = posenc.attention %q, %k, %v sinks(%s : tensor<8xf32>) causal outs(%init_o) : tensor<1x1x8x64xf32>, tensor<1x4096x2x64xf32>, tensor<1x4096x2x64xf32>, tensor<1x1x8x64xf32>
+  return %o : tensor<1x1x8x64xf32>
+}
