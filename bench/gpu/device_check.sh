@@ -103,6 +103,25 @@ for name, ms, nb in (("f32", d32, kv_bytes), ("bf16", d16, kv_bytes // 2)):
     print(f"{'posenc decode GQA K+V read ' + name + ' GB/s':44s} {r:>10s} {v:>16s} {pct:>8s}")
 PY
 echo "$torch_rows"
+# Tile-shape variants of the timing cases (variants.tsv: name, case, options).
+if [ -f "$dir/variants.tsv" ]; then
+  echo
+  printf '%-26s %-64s %10s %12s\n' variant "posenc-lower-to-nvvm options" "median ms" "GB/s|TFLOP/s"
+  while IFS=$'\t' read -r name base options; do
+    [ -n "$name" ] || continue
+    o=$(timeout 60 "$dir/$name.gpu" --random 1 --warmup 3 --repeat 10 2>&1) || { echo "$o" | tail -2; failed=1; continue; }
+    ms=$(ms_of "$o")
+    rate=$(python3 -c "
+import sys
+ms, base = float(sys.argv[1]), sys.argv[2]
+if 'decode' in base:
+    nbytes = 2 * $DECODE_SK * $DECODE_HKV * $DECODE_D * (2 if 'bf16' in base else 4)
+    print(f'{nbytes / ms / 1e6:.1f}')
+else:
+    print(f'{4 * $ATTN_S * $ATTN_S * $ATTN_H * $ATTN_D / 2 / ms / 1e9:.1f}')" "$ms" "$base")
+    printf '%-26s %-64s %10s %12s\n' "$name" "$options" "$ms" "$rate"
+  done < "$dir/variants.tsv"
+fi
 echo "elapsed $(( $(date +%s) - start )) s"
 [ $failed -eq 0 ] && echo "device check: all passed" || echo "device check: FAILED"
 exit $failed

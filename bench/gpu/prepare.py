@@ -184,6 +184,27 @@ def bench_sources():
     return out
 
 
+# Tile-shape variants of the timing cases, timed side by side on the device
+# (posenc-lower-to-nvvm options): name -> (timing source, options).
+VARIANTS = {
+    "decode_f32_k64": ("bench_decode_gqa_f32", "attention-tile-k=64"),
+    "decode_f32_k64_t256": ("bench_decode_gqa_f32", "attention-tile-k=64 attention-threads=256"),
+    "decode_f32_k128": ("bench_decode_gqa_f32", "attention-tile-k=128"),
+    "decode_f32_split16": ("bench_decode_gqa_f32", "attention-split-k=16"),
+    "decode_f32_split256": ("bench_decode_gqa_f32", "attention-split-k=256"),
+    "decode_bf16_k64_t256": ("bench_decode_gqa_bf16", "attention-tile-k=64 attention-threads=256"),
+    "decode_bf16_k128": ("bench_decode_gqa_bf16", "attention-tile-k=128"),
+    "alibi_f32_q64_k64_t256": ("bench_alibi_attention_f32",
+                               "attention-tile-q=64 attention-tile-k=64 attention-threads=256"),
+    "alibi_f32_q64_k32_t256": ("bench_alibi_attention_f32",
+                               "attention-tile-q=64 attention-tile-k=32 attention-threads=256"),
+    "alibi_f32_q32_k32_t256": ("bench_alibi_attention_f32",
+                               "attention-tile-q=32 attention-tile-k=32 attention-threads=256"),
+    "alibi_f32_q16_k32_t128": ("bench_alibi_attention_f32",
+                               "attention-tile-q=16 attention-tile-k=32"),
+}
+
+
 def save(path, array):
     np.save(path, array)
 
@@ -210,12 +231,13 @@ def main():
     manifest = []
     failures = 0
 
-    def compile_case(name, ir):
+    def compile_case(name, ir, options=""):
         src = os.path.join(args.out, f"{name}.mlir")
         with open(src, "w") as f:
             f.write(ir)
         subprocess.run([sys.executable, aot, src, "-o", os.path.join(args.out, f"{name}.gpu"),
-                        "--chip", args.chip], check=True, stdout=subprocess.DEVNULL)
+                        "--chip", args.chip] + (["--options", options] if options else []),
+                       check=True, stdout=subprocess.DEVNULL)
         return src
 
     for name, ir, inputs, expected, tol in correctness_cases(args.seed):
@@ -238,8 +260,13 @@ def main():
             failures += not ok
             print(f"cpu check {name:34s} max_rel_err={err:.3e} tolerance={tol:.0e} {'ok' if ok else 'FAIL'}")
             os.remove(out)
-    for name, ir in bench_sources().items():
+    sources = bench_sources()
+    for name, ir in sources.items():
         compile_case(name, ir)
+    with open(os.path.join(args.out, "variants.tsv"), "w") as f:
+        for name, (base, options) in VARIANTS.items():
+            compile_case(name, sources[base], options)
+            f.write(f"{name}\t{base}\t{options}\n")
     with open(os.path.join(args.out, "manifest.tsv"), "w") as f:
         f.write("\n".join(manifest) + "\n")
     with open(os.path.join(args.out, "bench.env"), "w") as f:

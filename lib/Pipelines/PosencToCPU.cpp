@@ -216,6 +216,9 @@ std::string mlir::posenc::checkPosencToNVVMPipelineOptions(
           "in [0, attention-threads] (0: the largest tile that fits)");
   c.check(o.attentionTileK >= 1 && o.attentionTileK <= o.attentionThreads,
           "attention-tile-k", o.attentionTileK, "in [1, attention-threads]");
+  c.check(o.attentionSplitK >= 0 && o.attentionSplitK <= 4096,
+          "attention-split-k", o.attentionSplitK,
+          "in [0, 4096] (0: chosen from the grid size, 1: no split)");
   c.check(o.foldMaxElements >= 0, "fold-max-elements", o.foldMaxElements,
           ">= 0 (0: never fold)");
   c.check(o.optLevel >= 0 && o.optLevel <= 3, "opt-level", o.optLevel,

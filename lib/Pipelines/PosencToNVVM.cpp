@@ -110,6 +110,7 @@ void mlir::posenc::buildPosencToNVVMPipeline(
   attention.tileQ = options.attentionTileQ;
   attention.tileK = options.attentionTileK;
   attention.threads = options.attentionThreads;
+  attention.splitK = options.attentionSplitK;
   attention.maxSharedMemory = maxSharedMemoryPerBlock(options.chip);
   attention.emulate = options.emulate;
   pm.addNestedPass<func::FuncOp>(

@@ -133,6 +133,12 @@ struct PosencToNVVMPipelineOptions
   PassOptions::Option<int64_t> attentionThreads{
       *this, "attention-threads", llvm::cl::desc("Threads per attention block"),
       llvm::cl::init(128)};
+  PassOptions::Option<int64_t> attentionSplitK{
+      *this, "attention-split-k",
+      llvm::cl::desc("Key chunks per attention tile run by separate blocks "
+                     "and merged (flash-decoding; 0: chosen from the grid "
+                     "size, 1: none)"),
+      llvm::cl::init(0)};
   PassOptions::Option<int64_t> foldMaxElements{
       *this, "fold-max-elements",
       llvm::cl::desc("Largest posenc result folded when its operands are "
