@@ -446,8 +446,8 @@ struct AttentionKernel {
                     y.add(y.mul(y.rem(d, y.c(ks.chunks())), y.c(ks.tileQ)), r);
                 Value slot = y.div(d, y.c(ks.chunks()));
                 y.store(y.load(acc, y.at(slot, ks.threads, owner)), partAcc,
-                        {tile.chunk, tile.batch, y.add(tile.row0, r),
-                         tile.head, d});
+                        {tile.chunk, tile.batch, y.add(tile.row0, r), tile.head,
+                         d});
               });
           n.when(n.lt(t, tile.rows), [&](Emitter &x) {
             SmallVector<Value> at = {tile.chunk, tile.batch,

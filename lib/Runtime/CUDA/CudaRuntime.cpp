@@ -65,8 +65,8 @@ void ensureContext() {
     CUmemoryPool pool;
     POSENC_CU(cuDeviceGetDefaultMemPool(&pool, handle));
     cuuint64_t keep = ~cuuint64_t(0);
-    POSENC_CU(cuMemPoolSetAttribute(
-        pool, CU_MEMPOOL_ATTR_RELEASE_THRESHOLD, &keep));
+    POSENC_CU(
+        cuMemPoolSetAttribute(pool, CU_MEMPOOL_ATTR_RELEASE_THRESHOLD, &keep));
   });
   POSENC_CU(cuCtxSetCurrent(context));
 }

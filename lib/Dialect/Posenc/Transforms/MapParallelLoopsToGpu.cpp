@@ -78,12 +78,12 @@ void expandStridedCopy(IRRewriter &rewriter, memref::CopyOp copy) {
     Value v = memref::LoadOp::create(rewriter, loc, source, ValueRange{});
     memref::StoreOp::create(rewriter, loc, v, target, ValueRange{});
   } else {
-    scf::ParallelOp::create(
-        rewriter, loc, lbs, ubs, steps,
-        [&](OpBuilder &b, Location l, ValueRange ivs) {
-          Value v = memref::LoadOp::create(b, l, source, ivs);
-          memref::StoreOp::create(b, l, v, target, ivs);
-        });
+    scf::ParallelOp::create(rewriter, loc, lbs, ubs, steps,
+                            [&](OpBuilder &b, Location l, ValueRange ivs) {
+                              Value v =
+                                  memref::LoadOp::create(b, l, source, ivs);
+                              memref::StoreOp::create(b, l, v, target, ivs);
+                            });
   }
   rewriter.eraseOp(copy);
 }
@@ -95,8 +95,9 @@ void sequentialize(IRRewriter &rewriter, scf::ParallelOp loop) {
   SmallVector<Value> ivs;
   Block *innermost = nullptr;
   for (unsigned d = 0; d < loop.getNumLoops(); ++d) {
-    auto f = scf::ForOp::create(rewriter, loop.getLoc(), loop.getLowerBound()[d],
-                                loop.getUpperBound()[d], loop.getStep()[d]);
+    auto f =
+        scf::ForOp::create(rewriter, loop.getLoc(), loop.getLowerBound()[d],
+                           loop.getUpperBound()[d], loop.getStep()[d]);
     ivs.push_back(f.getInductionVar());
     innermost = f.getBody();
     rewriter.setInsertionPointToStart(innermost);

@@ -17,8 +17,7 @@ struct PosencReadOnlyArgumentsPass
     : posenc::impl::PosencReadOnlyArgumentsPassBase<
           PosencReadOnlyArgumentsPass> {
   void runOnOperation() override {
-    StringRef name =
-        bufferization::BufferizationDialect::kWritableAttrName;
+    StringRef name = bufferization::BufferizationDialect::kWritableAttrName;
     BoolAttr readOnly = BoolAttr::get(&getContext(), false);
     getOperation().walk([&](func::FuncOp func) {
       if (func.isExternal())
