@@ -34,8 +34,15 @@ def test_prepare_builds_every_case_and_checks_it_on_cpu(tmp_path):
         assert (out / exe).stat().st_size > 0
         assert all((out / p).exists() for p in inputs.split(","))
         assert (out / refname).exists() and float(tol) in (1e-5, 1e-2)
-    for exe in ("bench_rope_f32.gpu", "bench_alibi_attention_f32.gpu", "bench_alibi_attention_bf16.gpu"):
+    for exe in ("bench_rope_f32.gpu", "bench_alibi_attention_f32.gpu", "bench_alibi_attention_bf16.gpu",
+                "bench_decode_gqa_f32.gpu", "bench_decode_gqa_bf16.gpu"):
         assert (out / exe).exists()
+    # Every tile-shape variant is built from a timing case with options.
+    variants = [line.split("\t") for line in (out / "variants.tsv").read_text().splitlines()]
+    assert len(variants) == len(prepare.VARIANTS) > 0
+    for name, base, options in variants:
+        assert (out / f"{name}.gpu").stat().st_size > 0 and (out / f"{base}.gpu").exists()
+        assert options.startswith("attention-")
     # Small enough to carry to the GPU machine.
     total = sum(p.stat().st_size for p in out.iterdir())
     assert total < 32 * 2**20

@@ -410,17 +410,12 @@ struct AttentionKernel {
       writePartialState(e, tid, tile);
       return;
     }
-    // out = ACC / L, coalesced along Dv; ACC of dim d lives with thread
-    // (d mod chunks)·tq + r at slot d / chunks.
+    // out = ACC / L.
     phase(
         e, tid,
         [&](Emitter &n, Value t) {
-          forEachElement(
-              n, t, tile.rows, ks.dv, [&](Emitter &y, Value r, Value d) {
-                Value owner =
-                    y.add(y.mul(y.rem(d, y.c(ks.chunks())), y.c(ks.tileQ)), r);
-                Value slot = y.div(d, y.c(ks.chunks()));
-                Value a = y.load(acc, y.at(slot, ks.threads, owner));
+          forEachAccumulator(
+              n, t, tile, [&](Emitter &y, Value r, Value d, Value a) {
                 LinalgBuilder yb{y.b, y.loc};
                 Value o =
                     attention::normalize(y.b, y.loc, a, y.load(rowSum, r));
@@ -433,22 +428,32 @@ struct AttentionKernel {
         /*sync=*/false);
   }
 
+  /// body(r, d, ACC[r, d]) for thread `tid`'s share of the tile's rows ×
+  /// Dv, coalesced along Dv; ACC of dim d lives with thread
+  /// (d mod chunks)·tq + r at slot d / chunks.
+  void
+  forEachAccumulator(Emitter &e, Value tid, const BlockTile &tile,
+                     function_ref<void(Emitter &, Value, Value, Value)> body) {
+    const KernelShape &ks = shape;
+    forEachElement(e, tid, tile.rows, ks.dv, [&](Emitter &y, Value r, Value d) {
+      Value owner = y.add(y.mul(y.rem(d, y.c(ks.chunks())), y.c(ks.tileQ)), r);
+      Value slot = y.div(d, y.c(ks.chunks()));
+      body(y, r, d, y.load(acc, y.at(slot, ks.threads, owner)));
+    });
+  }
+
   /// Split-K: the chunk's state of each row of the tile, unnormalized, into
   /// its slot [chunk, b, i, h] of the partial states.
   void writePartialState(Emitter &e, Value tid, const BlockTile &tile) {
-    const KernelShape &ks = shape;
     phase(
         e, tid,
         [&](Emitter &n, Value t) {
-          forEachElement(
-              n, t, tile.rows, ks.dv, [&](Emitter &y, Value r, Value d) {
-                Value owner =
-                    y.add(y.mul(y.rem(d, y.c(ks.chunks())), y.c(ks.tileQ)), r);
-                Value slot = y.div(d, y.c(ks.chunks()));
-                y.store(y.load(acc, y.at(slot, ks.threads, owner)), partAcc,
-                        {tile.chunk, tile.batch, y.add(tile.row0, r), tile.head,
-                         d});
-              });
+          forEachAccumulator(n, t, tile,
+                             [&](Emitter &y, Value r, Value d, Value a) {
+                               y.store(a, partAcc,
+                                       {tile.chunk, tile.batch,
+                                        y.add(tile.row0, r), tile.head, d});
+                             });
           n.when(n.lt(t, tile.rows), [&](Emitter &x) {
             SmallVector<Value> at = {tile.chunk, tile.batch,
                                      x.add(tile.row0, t), tile.head};
