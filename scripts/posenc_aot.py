@@ -175,7 +175,7 @@ def main():
             f.write(stub_source(name, arg_specs, res_specs))
         run([tool("clang++-22", "clang++"), "-O2", "-std=c++17", f"-I{ROOT}/include", stub, obj,
              f"-L{libdir}", "-lposenc_gpu_harness", "-lposenc_cuda_runtime",
-             f"-L{cuda_stubs()}", "-lcuda", "-static-libstdc++", "-static-libgcc", "-Wl,--gc-sections",
+             f"-L{cuda_stubs()}", "-lcuda", "-static-libstdc++", "-static-libgcc", "-Wl,--gc-sections", "-Wl,--strip-debug",
              "-o", args.output])
     finally:
         if not args.keep:

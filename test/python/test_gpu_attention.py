@@ -136,3 +136,19 @@ def test_mla_sized_heads_beyond_48k():
     expected = ref.attention(q.astype(np.float64), k.astype(np.float64), v.astype(np.float64),
                              causal=True)
     assert rel_err(out, expected) < 1e-5
+
+
+@pytest.mark.parametrize("split", [0, 2, 5])
+def test_split_k_with_dynamic_sizes(split):
+    # Batch, Sq and Sk dynamic: split-k=0 does not split (the grid size is
+    # unknown); a given split-k allocates the partial states from q's sizes.
+    rng = np.random.default_rng(11 + split)
+    b, sq, sk, hq, hkv, d = 2, 3, 150, 4, 2, 16
+    q, k, v = rand(rng, b, sq, hq, d), rand(rng, b, sk, hkv, d), rand(rng, b, sk, hkv, d)
+    qt, kt = tensor_type((None, None, hq, d), "f32"), tensor_type((None, None, hkv, d), "f32")
+    body = attention("%o", "%q", "%k", "%v", qt, kt, kt, qt, attrs=" causal")
+    ir = func_ir([("q", qt), ("k", kt), ("v", kt)], body, [("%o", qt)])
+    (out,) = run(ir, [q, k, v], pipeline=emulated(f"tile-q=4 tile-k=8 threads=32 split-k={split}"))
+    expected = ref.attention(q.astype(np.float64), k.astype(np.float64), v.astype(np.float64),
+                             causal=True)
+    assert rel_err(out, expected) < 1e-5

@@ -43,6 +43,8 @@ def test_prepare_builds_every_case_and_checks_it_on_cpu(tmp_path):
     for name, base, options in variants:
         assert (out / f"{name}.gpu").stat().st_size > 0 and (out / f"{base}.gpu").exists()
         assert options.startswith("attention-")
-    # Small enough to carry to the GPU machine.
+    # Small enough to carry to the GPU machine (64 MiB with the source
+    # tree); executables carry no debug info, so any build type gives the
+    # same sizes.
     total = sum(p.stat().st_size for p in out.iterdir())
-    assert total < 32 * 2**20
+    assert total < 48 * 2**20

@@ -727,7 +727,6 @@ struct ConvertPosencAttentionToGPUPass
     OpBuilder b(op);
     Location loc = op.getLoc();
     Emitter e{b, loc};
-    SmallPtrSet<Operation *, 8> sizeReads = tensorDims(op);
     AttentionKernel kernel;
     kernel.op = op;
     kernel.shape = *shape;
@@ -750,6 +749,9 @@ struct ConvertPosencAttentionToGPUPass
       auto normalize = normalized.getDefiningOp<linalg::GenericOp>();
       online = normalize.getInputs()[0].getDefiningOp<OnlineAttentionOp>();
     }
+    // Size reads made so far (the decomposition's included) stay on the
+    // tensors; those tiling makes inside the kernel read the buffers.
+    SmallPtrSet<Operation *, 8> sizeReads = tensorDims(op);
     Value qBuf = readBuffer(b, loc, op.getQ());
     for (Value t :
          {op.getQ(), op.getK(), op.getV(), op.getBias(), op.getSinks()})

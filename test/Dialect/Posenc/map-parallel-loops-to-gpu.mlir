@@ -149,3 +149,24 @@ func.func @strided_copy(%a: memref<48x32xf32>, %b: memref<48x64xf32>, %c: memref
   memref.copy %a, %c : memref<48x32xf32> to memref<48x32xf32>
   return
 }
+
+// -----
+
+// A trip count beyond 64 bits (2^62 x 2^62) is unknown, not an overflow:
+// 256 threads per block.
+// CHECK-LABEL: func @huge_trip_count
+// CHECK: } {mapping = [#gpu.loop_dim_map<processor = thread_x{{.*}}>]}
+// CHECK: } {mapping = [#gpu.loop_dim_map<processor = block_x{{.*}}>]}
+// LAUNCH-LABEL: func @huge_trip_count
+// LAUNCH: threads({{.*}}) in ({{.*}} = %c256, {{.*}} = %c1, {{.*}} = %c1)
+func.func @huge_trip_count(%a: memref<?xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %big = arith.constant 4611686018427387904 : index
+  %cst = arith.constant 1.0 : f32
+  scf.parallel (%i, %j) = (%c0, %c0) to (%big, %big) step (%c1, %c1) {
+    memref.store %cst, %a[%i] : memref<?xf32>
+    scf.reduce
+  }
+  return
+}

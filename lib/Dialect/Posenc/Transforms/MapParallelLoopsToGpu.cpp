@@ -23,6 +23,7 @@
 #include "mlir/Dialect/SCF/Transforms/Transforms.h"
 #include "mlir/Dialect/SCF/Utils/Utils.h"
 #include "mlir/IR/PatternMatch.h"
+#include "llvm/Support/CheckedArithmetic.h"
 
 #include <numeric>
 
@@ -143,16 +144,22 @@ struct PosencMapParallelLoopsToGpuPass
   }
 
   LogicalResult map(IRRewriter &rewriter, scf::ParallelOp op) {
-    // No more threads than the static trip count.
+    // No more threads than the static trip count (unknown when a bound is
+    // dynamic or the count does not fit in 64 bits).
     std::optional<int64_t> trips = 1;
-    for (unsigned d = 0; d < op.getNumLoops(); ++d) {
+    for (unsigned d = 0; d < op.getNumLoops() && trips; ++d) {
       std::optional<int64_t> lb = getConstantIntValue(op.getLowerBound()[d]),
                              ub = getConstantIntValue(op.getUpperBound()[d]),
                              step = getConstantIntValue(op.getStep()[d]);
-      if (!trips || !lb || !ub || !step || *step <= 0)
+      std::optional<int64_t> span =
+          lb && ub && step && *step > 0 ? llvm::checkedSub(*ub, *lb)
+                                        : std::nullopt;
+      if (!span) {
         trips = std::nullopt;
-      else
-        trips = *trips * std::max<int64_t>(0, (*ub - *lb + *step - 1) / *step);
+        break;
+      }
+      int64_t count = *span <= 0 ? 0 : (*span - 1) / *step + 1;
+      trips = llvm::checkedMul(*trips, count);
     }
     int64_t tile = threads;
     if (trips)
