@@ -151,8 +151,8 @@ struct PosencMapParallelLoopsToGpuPass
       std::optional<int64_t> lb = getConstantIntValue(op.getLowerBound()[d]),
                              ub = getConstantIntValue(op.getUpperBound()[d]),
                              step = getConstantIntValue(op.getStep()[d]);
-      std::optional<int64_t> span =
-          lb && ub && step && *step > 0 ? llvm::checkedSub(*ub, *lb)
+      std::optional<int64_t> span = lb && ub && step && *step > 0
+                                        ? llvm::checkedSub(*ub, *lb)
                                         : std::nullopt;
       if (!span) {
         trips = std::nullopt;
