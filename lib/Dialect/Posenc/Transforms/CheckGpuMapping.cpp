@@ -16,12 +16,17 @@ namespace mlir::posenc {
 
 using namespace mlir;
 
-namespace {
-bool isContiguous(Value buffer) {
+static bool isContiguous(Value buffer) {
   auto type = cast<MemRefType>(buffer.getType());
   return type.getLayout().isIdentity() ||
          memref::isStaticShapeAndContiguousRowMajor(type);
 }
+
+bool mlir::posenc::isContiguousCopy(Value source, Value target) {
+  return isContiguous(source) && isContiguous(target);
+}
+
+namespace {
 
 /// Why `op`, in host code, cannot run there; empty when it can. With
 /// `emulated`, host buffers are host memory: only what the device
@@ -30,7 +35,7 @@ StringRef hostAccess(Operation *op, bool emulated) {
   if (isa<scf::ParallelOp>(op))
     return "is a parallel loop nest that was not mapped to a GPU kernel";
   if (auto copy = dyn_cast<memref::CopyOp>(op))
-    return isContiguous(copy.getSource()) && isContiguous(copy.getTarget())
+    return posenc::isContiguousCopy(copy.getSource(), copy.getTarget())
                ? StringRef()
                : "copies between strided buffers on the host";
   if (emulated || isa<gpu::GPUDialect>(op->getDialect()))

@@ -18,7 +18,6 @@
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/GPU/Transforms/ParallelLoopMapper.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
-#include "mlir/Dialect/MemRef/Utils/MemRefUtils.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/SCF/Transforms/Transforms.h"
 #include "mlir/Dialect/SCF/Utils/Utils.h"
@@ -52,12 +51,6 @@ LogicalResult mapLoop(scf::ParallelOp loop,
   for (auto [dim, p] : mapped)
     attrs[dim] = dimMapping(ctx, p);
   return gpu::setMappingAttr(loop, attrs);
-}
-
-bool isContiguous(Value buffer) {
-  auto type = cast<MemRefType>(buffer.getType());
-  return type.getLayout().isIdentity() ||
-         memref::isStaticShapeAndContiguousRowMajor(type);
 }
 
 /// memref.copy between buffers of which one is strided -> an scf.parallel
@@ -126,7 +119,7 @@ struct PosencMapParallelLoopsToGpuPass
     SmallVector<memref::CopyOp> strided;
     getOperation()->walk([&](memref::CopyOp copy) {
       if (!copy->getParentOfType<gpu::LaunchOp>() &&
-          (!isContiguous(copy.getSource()) || !isContiguous(copy.getTarget())))
+          !posenc::isContiguousCopy(copy.getSource(), copy.getTarget()))
         strided.push_back(copy);
     });
     for (memref::CopyOp copy : strided)

@@ -13,6 +13,11 @@ class AttentionOp;
 class MlaAbsorbOp;
 class OnlineAttentionOp;
 
+/// Whether a device memcpy can copy `source` to `target`: both buffers
+/// contiguous (posenc-map-parallel-loops-to-gpu turns other copies into
+/// loops, posenc-check-gpu-mapping rejects any left on the host).
+bool isContiguousCopy(Value source, Value target);
+
 /// The forms of posenc-decompose-mla.
 enum class MlaDecomposition { automatic, naive, absorbed };
 
