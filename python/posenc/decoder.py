@@ -375,13 +375,16 @@ class Model:
     """A compiled decoder with its weights and KV cache; see the module
     docstring. `max_seq` defaults to the checkpoint's seq_len; `threads`
     (posenc.compile's) runs the compiled code on that many OpenMP threads
-    (None or 1: the calling thread; 0: POSENC_NUM_THREADS or every core)."""
+    (None or 1: the calling thread; 0: POSENC_NUM_THREADS or every core).
+    `bos` is the id a prompt starts with (llama2.c: 1); generation stops at
+    any of the `eos` ids (llama2.c: none, run.c runs through them)."""
 
     def __init__(self, config, weights, tokenizer=None, max_seq=None, source="",
-                 threads=None):
+                 threads=None, bos=Tokenizer.BOS, eos=()):
         import posenc
 
         self.config, self.tokenizer, self.source = config, tokenizer, source
+        self.bos, self.eos = bos, tuple(eos)
         self.max_seq = config.seq_len if max_seq is None else max_seq
         if isinstance(self.max_seq, bool) or not isinstance(self.max_seq, (int, np.integer)) \
                 or self.max_seq <= 0:
@@ -458,8 +461,9 @@ class Model:
     def generate(self, prompt_ids, steps, temperature=0.0, top_p=0.9, seed=None,
                  stop_at_bos=False):
         """Yields the tokens after `prompt_ids` (BOS first) until `steps`
-        positions have run (run.c's steps), or until the model emits BOS
-        with `stop_at_bos` (the shared reference sequences run through it).
+        positions have run (run.c's steps), until the model emits one of
+        the model's `eos` ids (not yielded), or BOS with `stop_at_bos` (the
+        shared llama2.c reference sequences run through it).
         Greedy (argmax, the first on ties) at temperature 0; else top-p
         sampling with `seed`."""
         prompt_ids = [int(t) for t in _token_ids(prompt_ids)]
@@ -476,7 +480,7 @@ class Model:
         logits = self.prefill(prompt_ids)[-1]
         while True:
             token = _sample(logits, temperature, top_p, rng)
-            if stop_at_bos and token == Tokenizer.BOS:
+            if stop_at_bos and token == self.bos or token in self.eos:
                 return
             yield token
             if self.pos >= steps:
@@ -523,19 +527,34 @@ def _sample(logits, temperature, top_p, rng):
     return int(rng.choice(p.size, p=p))
 
 
+def _tokenizer(path, vocab_size, bos=None, eos=None):
+    """A llama2.c tokenizer.bin, or a Hugging Face tokenizer.json (a
+    directory: its tokenizer.json)."""
+    if os.path.isdir(path) or str(path).endswith(".json"):
+        from . import tokenizer
+
+        return tokenizer.load(path, bos, eos)
+    return Tokenizer(path, vocab_size)
+
+
 def load(path, tokenizer=None, max_seq=None, threads=None):
     """A Model from `path`: a llama2.c checkpoint (and its tokenizer.bin
-    when given), or a Hugging Face model directory (posenc.hf), compiled
-    for `threads` threads (Model's)."""
+    or a tokenizer.json when given), or a Hugging Face model directory
+    (posenc.hf; its tokenizer.json when present, or `tokenizer`), compiled
+    for `threads` threads (Model's). A Hugging Face model stops generating
+    at its config's eos_token_id(s) (config.json, generation_config.json)."""
     if os.path.isdir(path):
         from . import hf
 
         config, weights = hf.read_model(path)
-        if tokenizer:
-            raise ValueError("--tokenizer takes a llama2.c tokenizer.bin; Hugging Face "
-                             "tokenizers are not read (use token ids)")
-        return Model(config, weights, None, max_seq, source=str(path), threads=threads)
+        bos, eos = hf.special_ids(path)
+        own = os.path.join(path, "tokenizer.json")
+        tokenizer = tokenizer or (own if os.path.exists(own) else None)
+        tok = _tokenizer(tokenizer, config.vocab_size, bos, eos[0] if eos else None) \
+            if tokenizer else None
+        return Model(config, weights, tok, max_seq, source=str(path), threads=threads,
+                     bos=bos, eos=eos)
     config, weights = read_checkpoint(path)
-    tok = Tokenizer(tokenizer, config.vocab_size) if tokenizer else None
+    tok = _tokenizer(tokenizer, config.vocab_size) if tokenizer else None
     return Model(config, layer_weights(weights, config.n_layers), tok, max_seq,
                  source=str(path), threads=threads)

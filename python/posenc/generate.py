@@ -6,10 +6,12 @@
         [--threads N]
 
 CHECKPOINT is a llama2.c `.bin` or a Hugging Face model directory
-(config.json + safetensors; Llama, Mistral, Qwen2, Phi-3, GPT-NeoX — token ids only, its
-tokenizer is not read). Text is printed as it is generated (token
+(config.json + safetensors; Llama, Mistral, Qwen2, Phi-3, GPT-NeoX; its
+tokenizer.json is read when present). `--tokenizer` takes a llama2.c
+tokenizer.bin or a tokenizer.json (posenc.tokenizer: byte-level and
+SentencePiece-converted BPE). Text is printed as it is generated (token
 ids without a tokenizer), then the prompt and generation speed in tokens
-per second. Greedy by default, so runs are reproducible; `-n` is run.c's
+per second. A Hugging Face model stops at its eos_token_id(s). Greedy by default, so runs are reproducible; `-n` is run.c's
 `steps`, the number of positions run (prompt included). `--print-ids`
 prints the whole id sequence (prompt, then generated) on one line starting
 with `ids:`. `--threads N` runs the compiled code on N OpenMP threads
@@ -17,6 +19,7 @@ with `ids:`. `--threads N` runs the compiled code on N OpenMP threads
 """
 
 import argparse
+import codecs
 import sys
 import time
 
@@ -59,7 +62,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m posenc.generate", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("checkpoint")
-    ap.add_argument("--tokenizer")
+    ap.add_argument("--tokenizer", help="llama2.c tokenizer.bin or Hugging Face "
+                    "tokenizer.json (a model directory's own is read by default)")
     prompt = ap.add_mutually_exclusive_group()
     prompt.add_argument("--prompt", default="")
     prompt.add_argument("--prompt-ids", type=_ids)
@@ -68,7 +72,7 @@ def main(argv=None):
     ap.add_argument("--top-p", type=float, default=0.9)
     ap.add_argument("--seed", type=_non_negative)
     ap.add_argument("--stop-at-bos", action="store_true",
-                    help="stop when the model emits BOS (token 1)")
+                    help="stop when the model emits BOS (its bos id; 1 in llama2.c)")
     ap.add_argument("--print-ids", action="store_true")
     ap.add_argument("--max-seq", type=_positive, help="cache positions (default: seq_len)")
     ap.add_argument("--threads", type=_non_negative, default=1,
@@ -95,14 +99,19 @@ def _generate(args):
         prompt_ids = tok.encode(args.prompt)
     elif args.prompt:
         raise ValueError("--prompt needs --tokenizer (or use --prompt-ids)")
+    elif model.bos is not None:
+        prompt_ids = [model.bos]
     else:
-        prompt_ids = [tok.BOS if tok else 1]
+        raise ValueError("the model has no bos_token_id to start from: give --prompt or "
+                         "--prompt-ids")
 
     if len(prompt_ids) > min(args.steps, model.max_seq):
         raise ValueError(f"the prompt has {len(prompt_ids)} tokens, more than the "
                          f"{min(args.steps, model.max_seq)} positions to run (-n, --max-seq)")
     out = sys.stdout
     ids = list(prompt_ids)
+    # Bytes, not pieces, make the text: a character may span tokens.
+    utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
     if tok:
         out.write(tok.decode([tok.BOS] + ids[1:]) if ids[0] == tok.BOS else tok.decode(ids))
     else:
@@ -111,8 +120,7 @@ def _generate(args):
     emitted = []
 
     def show(token):
-        text = (tok.piece_bytes(ids[-1], token).decode("utf-8", errors="replace") if tok
-                else f" {token}")
+        text = utf8.decode(tok.piece_bytes(ids[-1], token)) if tok else f" {token}"
         out.write(text)
         out.flush()
         ids.append(token)
@@ -128,7 +136,7 @@ def _generate(args):
     for token in gen:
         show(token)
     end = time.perf_counter()
-    out.write("\n")
+    out.write(utf8.decode(b"", final=True) + "\n")
     decoded = len(emitted) - 1
     decode_rate = decoded / (end - decode_start) if decoded > 0 else 0.0
     print(f"prompt: {len(prompt_ids)} tokens, {len(prompt_ids) / (decode_start - start):.1f} "

@@ -244,6 +244,37 @@ def read_config(directory):
     return config, cfg
 
 
+def special_ids(directory):
+    """(bos_token_id or None, [eos_token_id, ...]) of a model directory:
+    config.json's, with generation_config.json's eos ids added (instruct
+    models list their end-of-turn tokens there)."""
+    bos, eos = None, []
+    for name in ("config.json", "generation_config.json"):
+        path = os.path.join(directory, name)
+        if not os.path.exists(path):
+            continue
+        try:
+            with open(path) as f:
+                cfg = json.load(f)
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+            raise HFError(f"{path}: not readable JSON ({type(e).__name__}: "
+                          f"{str(e)[:80]})") from None
+        if not isinstance(cfg, dict):
+            raise HFError(f"{path}: must hold a JSON object")
+        for key in ("bos_token_id", "eos_token_id"):
+            v = cfg.get(key)
+            values = v if isinstance(v, list) else [] if v is None else [v]
+            if not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0
+                       for i in values):
+                raise HFError(f"{path}: {key} must be a token id or a list of them, "
+                              f"got {v!r}")
+            if key == "bos_token_id" and values and bos is None:
+                bos = values[0]
+            elif key == "eos_token_id":
+                eos += [i for i in values if i not in eos]
+    return bos, eos
+
+
 def flag_default(cfg, name, default, path):
     v = cfg.get(name, default)
     if not isinstance(v, bool):
