@@ -149,6 +149,25 @@ class _Function:
                              "%g = arith.mulf %xn, %a3 : f32", "%r = arith.addf %g, %a4 : f32",
                              "%r"])
 
+    def head_rmsnorm(self, x, w, heads, hd, eps):
+        """QK-norm: RMSNorm of x [1, S, heads, hd] over hd, times w [hd]."""
+        t, t3 = _tensor((1, self.s, heads, hd)), _tensor((1, self.s, heads))
+        z = self.zeros((1, self.s, heads))
+        m4, m3 = "(b, s, h, d) -> (b, s, h, d)", "(b, s, h, d) -> (b, s, h)"
+        ss = self.generic([(x, t)], (1, self.s, heads), [m4, m3],
+                          ["parallel"] * 3 + ["reduction"],
+                          ["%sq = arith.mulf %a0, %a0 : f32",
+                           "%r = arith.addf %acc, %sq : f32", "%r"], out=z)
+        return self.generic([(x, t), (ss, t3), (w, _tensor((hd,)))], (1, self.s, heads, hd),
+                            [m4, m3, "(b, s, h, d) -> (d)", m4], ["parallel"] * 4,
+                            [f"%dim = arith.constant {float(hd)!r} : f32",
+                             f"%qeps = arith.constant {float(eps):.9e} : f32",
+                             "%mean = arith.divf %a1, %dim : f32",
+                             "%me = arith.addf %mean, %qeps : f32",
+                             "%rt = math.sqrt %me : f32", "%inv = arith.divf %one, %rt : f32",
+                             "%y = arith.mulf %a0, %inv : f32",
+                             "%r = arith.mulf %y, %a2 : f32", "%r"])
+
     def norm(self, x, w, b, width):
         return self.layernorm(x, w, b, width) if self.c.norm == "layer" else \
             self.rmsnorm(x, w, width)
@@ -179,9 +198,11 @@ class _Function:
         return f"%L{layer}_{name}"
 
 
-def _rope_attributes(c):
-    from .models import _rope_attr_text
+def _rope_attributes(c, scheme=None):
+    from .models import _rope_attr_sc, _rope_attr_text
 
+    if scheme is not None:
+        return _rope_attr_text(scheme.base, c.rotary_dim, *_rope_attr_sc(scheme.scaling))
     return _rope_attr_text(float(c.rope_theta), c.rotary_dim, c.rope_scaling,
                            c.attention_factor)
 
@@ -205,16 +226,30 @@ def weight_shapes(c):
         shapes.update(bq=(qd,), bk=(kv,), bv=(kv,))
     if c.dense_bias:
         shapes.update(bo=(d,), b1=(h,), b2=(d,))
+    if c.o_bias:
+        shapes.update(bo=(d,))
     if c.norm == "layer":
         shapes.update(rms_att_b=(d,), rms_ffn_b=(d,), rms_final_b=(d,))
+    if qk_norm(c):
+        shapes.update(q_norm=(c.head_dim,), k_norm=(c.head_dim,))
+    if c.sandwich_norm:
+        shapes.update(post_att=(d,), post_ffn=(d,))
     return shapes
 
 
+def qk_norm(c):
+    """Whether the layers RMS-normalize q and k per head (QK-norm)."""
+    return bool(c.schemes) and any(s.qk_norm for s in c.schemes)
+
+
 def layer_names(c):
-    names = LAYER if c.mlp == "swiglu" else tuple(n for n in LAYER if n != "w3")
+    names = LAYER if c.mlp in ("swiglu", "geglu_tanh") else \
+        tuple(n for n in LAYER if n != "w3")
     names += BIASES if c.qkv_bias else ()
-    names += ("bo", "b1", "b2") if c.dense_bias else ()
+    names += ("bo", "b1", "b2") if c.dense_bias else ("bo",) if c.o_bias else ()
     names += ("rms_att_b", "rms_ffn_b") if c.norm == "layer" else ()
+    names += ("q_norm", "k_norm") if qk_norm(c) else ()
+    names += ("post_att", "post_ffn") if c.sandwich_norm else ()
     return names
 
 
@@ -277,7 +312,9 @@ def _entry(c, max_seq, name, s):
                   ["%ti = arith.index_cast %a0 : i32 to index",
                    "%di = linalg.index 1 : index",
                    f"%r = tensor.extract %token_embedding[%ti, %di] : "
-                   f"{_tensor((V, d))}", "%r"])
+                   f"{_tensor((V, d))}"]
+                  + ([f"%es = arith.constant {c.embed_scale!r} : f32",
+                      "%rs = arith.mulf %r, %es : f32", "%rs"] if c.embed_scale else ["%r"]))
 
     kc, vc = "%kc0", "%vc0"
     q_t, kv_t = _tensor((1, s, H, hd)), _tensor((1, s, Hkv, hd))
@@ -298,10 +335,18 @@ def _entry(c, max_seq, name, s):
                    f"[1, {f.S}, {nh}, {hd}] : {_tensor((s, width))} into "
                    f"{_tensor((1, s, nh, hd))}")
             heads[nm] = r
+        sch = c.schemes[layer] if c.schemes else None
+        if sch and sch.qk_norm:
+            for nm, nh in (("q", H), ("k", Hkv)):
+                heads[nm] = f.head_rmsnorm(heads[nm], f.layer_weight(f"{nm}_norm", layer),
+                                           nh, hd, sch.eps)
         for nm, nh in (("q", H), ("k", Hkv)):
+            if sch and not sch.rope:
+                continue  # a NoPE layer
             r = f.fresh(nm + "r")
-            f.emit(f"{r} = posenc.rope {heads[nm]}, {pos} layout {c.rope_layout}"
-                   f"{_rope_attributes(c)} : {_tensor((1, s, nh, hd))}, "
+            layout = sch.layout if sch else c.rope_layout
+            f.emit(f"{r} = posenc.rope {heads[nm]}, {pos} layout {layout}"
+                   f"{_rope_attributes(c, sch)} : {_tensor((1, s, nh, hd))}, "
                    f"{_tensor((s,), 'i64')}")
             heads[nm] = r
         views = {}
@@ -319,16 +364,24 @@ def _entry(c, max_seq, name, s):
                 vc = upd
         att = f.fresh("att")
         init = f.empty((1, s, H, hd))
-        w = c.sliding_window[layer] if isinstance(c.sliding_window, list) else c.sliding_window
+        if sch:
+            w = sch.window
+        else:
+            w = c.sliding_window[layer] if isinstance(c.sliding_window, list) \
+                else c.sliding_window
         window = f" window({w})" if w else ""
-        f.emit(f"{att} = posenc.attention {heads['q']}, {views['k']}, {views['v']} causal"
-               f"{window} outs({init}) : {q_t}, {full_kv_t}, {full_kv_t}, {q_t}")
+        cap = f" softcap({sch.softcap!r})" if sch and sch.softcap is not None else ""
+        scale = f" {{scale = {sch.scale!r} : f64}}" if sch and sch.scale is not None else ""
+        f.emit(f"{att} = posenc.attention {heads['q']}, {views['k']}, {views['v']}{cap} causal"
+               f"{window} outs({init}){scale} : {q_t}, {full_kv_t}, {full_kv_t}, {q_t}")
         att2 = f.fresh("att")
         f.emit(f"{att2} = tensor.collapse_shape {att} [[0, 1], [2, 3]] : {q_t} into "
                f"{_tensor((s, qd))}")
         o = f.linear(att2, f.layer_weight("wo", layer), d, qd)
-        if c.dense_bias:
+        if c.dense_bias or c.o_bias:
             o = f.add_bias(o, f.layer_weight("bo", layer), d)
+        if c.sandwich_norm:
+            o = f.norm(o, f.layer_weight("post_att", layer), None, d)
         # Sequential residuals, or GPT-NeoX's parallel ones (both norms
         # read the layer's input).
         x_att = f.add(x, o, d)
@@ -347,6 +400,22 @@ def _entry(c, max_seq, name, s):
                            "%sg = arith.divf %one, %den : f32",
                            "%sl = arith.mulf %a0, %sg : f32", "%r = arith.mulf %sl, %a1 : f32",
                            "%r"])
+        elif c.mlp == "geglu_tanh":
+            # Gemma: gelu_tanh(gate)·up, GELU's tanh form
+            # x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))/2.
+            h3 = f.linear(xb, f.layer_weight("w3", layer), hid, d)
+            g = f.generic([(h1, t), (h3, t)], (s, hid), ["(s, d) -> (s, d)"] * 3,
+                          ["parallel", "parallel"],
+                          ["%k0 = arith.constant 0.7978845608028654 : f32",
+                           "%k1 = arith.constant 0.044715 : f32",
+                           "%half = arith.constant 0.5 : f32",
+                           "%x2 = arith.mulf %a0, %a0 : f32", "%x3 = arith.mulf %x2, %a0 : f32",
+                           "%c3 = arith.mulf %x3, %k1 : f32", "%in = arith.addf %a0, %c3 : f32",
+                           "%ar = arith.mulf %in, %k0 : f32", "%th = math.tanh %ar : f32",
+                           "%p1 = arith.addf %th, %one : f32",
+                           "%hx = arith.mulf %a0, %half : f32",
+                           "%ge = arith.mulf %hx, %p1 : f32", "%r = arith.mulf %ge, %a1 : f32",
+                           "%r"])
         else:
             # Exact GELU: x·(1 + erf(x/√2))/2.
             g = f.generic([(h1, t)], (s, hid), ["(s, d) -> (s, d)"] * 2,
@@ -359,9 +428,17 @@ def _entry(c, max_seq, name, s):
         y = f.linear(g, f.layer_weight("w2", layer), d, hid)
         if c.dense_bias:
             y = f.add_bias(y, f.layer_weight("b2", layer), d)
+        if c.sandwich_norm:
+            y = f.norm(y, f.layer_weight("post_ffn", layer), None, d)
         x = f.add(x_att, y, d)
     xf = f.norm(x, "%rms_final", "%rms_final_b", d)
     logits = f.linear(xf, "%wcls", V, d)
+    if c.final_softcap:
+        logits = f.generic([(logits, _tensor((s, V)))], (s, V), ["(s, d) -> (s, d)"] * 2,
+                           ["parallel", "parallel"],
+                           [f"%cap = arith.constant {c.final_softcap!r} : f32",
+                            "%xc = arith.divf %a0, %cap : f32", "%th = math.tanh %xc : f32",
+                            "%r = arith.mulf %th, %cap : f32", "%r"])
     f.emit(f"bufferization.materialize_in_destination {kc} in restrict writable %k_cache : "
            f"({_tensor(cache)}, {_memref(cache)}) -> ()")
     f.emit(f"bufferization.materialize_in_destination {vc} in restrict writable %v_cache : "

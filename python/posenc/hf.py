@@ -41,7 +41,9 @@ from .models import ConfigError, _rope_attr_sc, rope_scaling, sliding_windows
 
 DTYPES = {"F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "BF16": np.dtype("<u2"),
           "F64": np.dtype("<f8")}
-FAMILIES = ("llama", "mistral", "qwen2", "phi3", "gpt_neox")
+FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "phi3", "gpt_neox", "gemma", "gemma2",
+            "gemma3_text")
+GEMMA = ("gemma", "gemma2", "gemma3_text")
 
 
 # posenc.decoder's per-layer weight names -> the Llama-style names in a
@@ -52,6 +54,20 @@ LAYER_NAMES = {"rms_att": "input_layernorm.weight", "wq": "self_attn.q_proj.weig
                "w1": "mlp.gate_proj.weight", "w2": "mlp.down_proj.weight",
                "w3": "mlp.up_proj.weight", "bq": "self_attn.q_proj.bias",
                "bk": "self_attn.k_proj.bias", "bv": "self_attn.v_proj.bias"}
+
+
+def layer_tensor_names(family):
+    """posenc.decoder's per-layer weight names -> the tensor names in a
+    layer (model.layers.{i}.<name>) of `family`."""
+    names = dict(LAYER_NAMES, bo="self_attn.o_proj.bias", q_norm="self_attn.q_norm.weight",
+                 k_norm="self_attn.k_norm.weight")
+    if family in ("gemma2", "gemma3_text"):
+        # Four norms a layer: the Llama name of the pre-MLP norm is Gemma 2's
+        # norm after attention.
+        names.update(rms_ffn="pre_feedforward_layernorm.weight",
+                     post_att="post_attention_layernorm.weight",
+                     post_ffn="post_feedforward_layernorm.weight")
+    return names
 
 
 class HFError(ValueError):
@@ -198,10 +214,19 @@ def read_config(directory):
         raise HFError(f"{path}: num_attention_heads ({heads}) is not a multiple of "
                       f"num_key_value_heads ({kv_heads})")
     neox = family == "gpt_neox"
-    act = cfg.get("hidden_act", "gelu" if neox else "silu")
-    if act != ("gelu" if neox else "silu"):
-        raise HFError(f"{path}: hidden_act {act!r}; {family} is read with "
-                      f"{'gelu (exact)' if neox else 'silu (SwiGLU)'}")
+    gemma = family in GEMMA
+    if gemma:
+        # transformers' Gemma reads hidden_activation (Gemma 1 configs say
+        # hidden_act "gelu" and get the tanh form all the same).
+        act = cfg.get("hidden_activation") or "gelu_pytorch_tanh"
+        if act not in ("gelu_pytorch_tanh", "gelu_tanh"):
+            raise HFError(f"{path}: hidden_activation {act!r}; {family} is read with "
+                          f"gelu_pytorch_tanh (GeGLU)")
+    else:
+        act = cfg.get("hidden_act", "gelu" if neox else "silu")
+        if act != ("gelu" if neox else "silu"):
+            raise HFError(f"{path}: hidden_act {act!r}; {family} is read with "
+                          f"{'gelu (exact)' if neox else 'silu (SwiGLU)'}")
     partial = number("rotary_pct" if neox else "partial_rotary_factor", 1.0, high=1.0,
                      closed_high=True)
     rotary = int(head_dim * partial)
@@ -224,23 +249,48 @@ def read_config(directory):
         except ConfigError as e:
             raise HFError(f"{path}: {e}") from None
         window = windows if len(set(windows)) > 1 else windows[0]
+    # Per-layer attention (windows, soft-caps, scales, QK-norm, local RoPE
+    # bases) by posenc.models' rules for the families it builds layer by layer.
+    schemes = None
+    if family in ("qwen3",) + GEMMA:
+        from .models import _read_config, _rope_scheme
+
+        try:
+            schemes = [_rope_scheme(_read_config(cfg)[3], i)
+                       for i in range(positive("num_hidden_layers"))]
+        except ConfigError as e:
+            raise HFError(f"{path}: {e}") from None
+    final_cap = cfg.get("final_logit_softcapping", 30.0 if family == "gemma2" else None) \
+        if family in ("gemma2", "gemma3_text") else None
+    if final_cap is not None:
+        final_cap = number("final_logit_softcapping", final_cap)
+    # Mistral, Qwen2 and Phi-3 ignore attention_bias (Qwen2: q/k/v biases
+    # always); the others put biases on q/k/v and the output projection.
+    fixed_bias = family in ("mistral", "qwen2", "phi3")
+    attention_bias = not fixed_bias and not neox and flag("attention_bias")
     config = Config(
         dim=dim, hidden_dim=positive("intermediate_size"),
         n_layers=positive("num_hidden_layers"), n_heads=heads, n_kv_heads=kv_heads,
         vocab_size=positive("vocab_size"), seq_len=max_pos,
-        shared_classifier=flag("tie_word_embeddings"),
+        shared_classifier=flag_default(cfg, "tie_word_embeddings", gemma, path)
+        if cfg.get("tie_word_embeddings") is not None else gemma,
         rope_theta=number("rotary_emb_base" if neox and "rope_theta" not in cfg
                           else "rope_theta", 10000.0),
         norm_eps=number("layer_norm_eps" if neox else "rms_norm_eps",
                         1e-5 if neox else 1e-6, high=1.0), rope_layout="half",
         rope_scaling=sc, attention_factor=factor,
         rotary_dim=rotary if rotary != head_dim else None,
-        qkv_bias=family == "qwen2" or neox or flag("attention_bias"),
+        qkv_bias=family == "qwen2" or neox or attention_bias, o_bias=attention_bias,
         head_size=head_dim if head_dim != dim // heads else 0, family=family,
-        norm="layer" if neox else "rms", mlp="gelu" if neox else "swiglu",
+        norm="layer" if neox else "rms",
+        mlp="gelu" if neox else "geglu_tanh" if gemma else "swiglu",
         dense_bias=neox,
         parallel_residual=neox and flag_default(cfg, "use_parallel_residual", True, path),
-        sliding_window=window)
+        sliding_window=window, schemes=schemes,
+        # transformers multiplies by sqrt(hidden_size) rounded to the
+        # activations' dtype (f32 here).
+        embed_scale=float(np.float32(math.sqrt(dim))) if gemma else None,
+        sandwich_norm=family in ("gemma2", "gemma3_text"), final_softcap=final_cap)
     return config, cfg
 
 
@@ -351,7 +401,7 @@ def read_model(directory):
         weights["wcls"] = weights["token_embedding"]
     else:
         weights["wcls"] = get("lm_head.weight", shapes["wcls"])
-    names = LAYER_NAMES
+    names = layer_tensor_names(config.family)
     from .decoder import layer_names
 
     if config.family == "phi3":
@@ -372,6 +422,16 @@ def read_model(directory):
         return config, weights
     weights["layers"] = [{n: get(f"model.layers.{i}.{names[n]}", shapes[n])
                           for n in layer_names(config)} for i in range(config.n_layers)]
+    if config.family in GEMMA:
+        # Gemma's RMSNorm scales by 1 + w (in f32): the decoder's weight is
+        # that sum, computed once here. The classifier is the tied
+        # embedding, not offset.
+        norms = ("rms_att", "rms_ffn", "post_att", "post_ffn", "q_norm", "k_norm")
+        weights["rms_final"] = weights["rms_final"] + np.float32(1)
+        for lw in weights["layers"]:
+            for n in norms:
+                if n in lw:
+                    lw[n] = lw[n] + np.float32(1)
     return config, weights
 
 

@@ -59,10 +59,19 @@ class Config:
     norm: str = "rms"  # or "layer": LayerNorm with a bias
     mlp: str = "swiglu"  # or "gelu": down(gelu(up(x))), exact erf GELU
     dense_bias: bool = False  # biases on the output projection and the MLP
+    o_bias: bool = False  # a bias on the output projection (attention_bias)
     parallel_residual: bool = False  # GPT-NeoX: x + attn(ln1 x) + mlp(ln2 x)
     # Keys each query sees (itself included): one for every layer, or a list
     # with one per layer (None: full attention).
     sliding_window: object = None
+    # Per-layer attention of the families posenc.models builds layer by
+    # layer (Qwen3, Gemma 2/3): a posenc.models._Scheme per layer (RoPE
+    # base/scaling/layout or none, window, soft-cap, softmax scale, QK-norm);
+    # None: the fields above for every layer.
+    schemes: list = None
+    embed_scale: float = None  # Gemma: embeddings times sqrt(dim) (in f32)
+    sandwich_norm: bool = False  # Gemma 2/3: norms after attention and MLP too
+    final_softcap: float = None  # Gemma 2: logits = c·tanh(logits / c)
 
     @property
     def head_dim(self):

@@ -377,42 +377,75 @@ def decoder_forward(config, weights, ids):
                 * f64(g) + f64(b)
         return f64(g) * (x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + config.norm_eps))
 
-    def rotate(x, heads):
-        return rope(x.reshape(1, s, heads, hd), pos, base=config.rope_theta,
-                    rotary_dim=config.rotary_dim, layout=config.rope_layout,
-                    scaling=config.rope_scaling, attention_factor=config.attention_factor)[0]
+    schemes = getattr(config, "schemes", None)
+
+    def rotate(x, heads, sch):
+        x = x.reshape(1, s, heads, hd)
+        if sch is None:
+            return rope(x, pos, base=config.rope_theta, rotary_dim=config.rotary_dim,
+                        layout=config.rope_layout, scaling=config.rope_scaling,
+                        attention_factor=config.attention_factor)[0]
+        if not sch.rope:
+            return x[0]
+        sc = dict(sch.scaling) if sch.scaling else None
+        factor = sc.pop("attention_factor", None) if sc else None
+        return rope(x, pos, base=sch.base, rotary_dim=config.rotary_dim, layout=sch.layout,
+                    scaling=sc, attention_factor=factor)[0]
+
+    def head_norm(x, heads, g, eps):  # QK-norm: RMSNorm over each head
+        x = x.reshape(s, heads, hd)
+        return f64(g) * (x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps))
 
     def linear(x, lw, w, b=None):
         y = x @ f64(lw[w]).T
         return y + f64(lw[b]) if b and b in lw else y
 
     x = f64(weights["token_embedding"])[np.asarray(ids)]
+    if getattr(config, "embed_scale", None):
+        x = x * config.embed_scale
     causal = np.triu(np.ones((s, s), bool), 1)
     windows = getattr(config, "sliding_window", None)
     erf = np.vectorize(math.erf)
+    mlp = getattr(config, "mlp", "swiglu")
+    sandwich = getattr(config, "sandwich_norm", False)
     for layer, lw in enumerate(weights["layers"]):
-        window = windows[layer] if isinstance(windows, list) else windows
+        sch = schemes[layer] if schemes else None
+        window = sch.window if sch else windows[layer] if isinstance(windows, list) \
+            else windows
         mask = causal.copy()
         if window:  # key j outside query i's last `window` positions
             mask |= np.tril(np.ones((s, s), bool), -window)
         xb = rmsnorm(x, lw["rms_att"], lw.get("rms_att_b"))
-        q = rotate(linear(xb, lw, "wq", "bq"), h)
-        k = rotate(linear(xb, lw, "wk", "bk"), hkv)
+        q, k = linear(xb, lw, "wq", "bq"), linear(xb, lw, "wk", "bk")
+        if sch and sch.qk_norm:
+            q, k = head_norm(q, h, lw["q_norm"], sch.eps), head_norm(k, hkv, lw["k_norm"],
+                                                                      sch.eps)
+        q, k = rotate(q, h, sch), rotate(k, hkv, sch)
         v = linear(xb, lw, "wv", "bv").reshape(s, hkv, hd)
         k, v = np.repeat(k, h // hkv, axis=1), np.repeat(v, h // hkv, axis=1)
-        scores = np.einsum("ihd,jhd->hij", q, k) / np.sqrt(hd)
+        scale = sch.scale if sch and sch.scale is not None else 1 / np.sqrt(hd)
+        scores = np.einsum("ihd,jhd->hij", q, k) * scale
+        if sch and sch.softcap is not None:
+            scores = sch.softcap * np.tanh(scores / sch.softcap)
         scores[:, mask] = -np.inf
         p = np.exp(scores - scores.max(axis=-1, keepdims=True))
         p /= p.sum(axis=-1, keepdims=True)
         att = np.einsum("hij,jhd->ihd", p, v).reshape(s, h * hd)
-        x_att = x + linear(att, lw, "wo", "bo")
+        o = linear(att, lw, "wo", "bo")
+        x_att = x + (rmsnorm(o, lw["post_att"]) if sandwich else o)
         xb = rmsnorm(x if getattr(config, "parallel_residual", False) else x_att,
                      lw["rms_ffn"], lw.get("rms_ffn_b"))
         g = linear(xb, lw, "w1", "b1")
-        if getattr(config, "mlp", "swiglu") == "swiglu":
+        if mlp == "swiglu":
             act = g / (1 + np.exp(-g)) * linear(xb, lw, "w3")
+        elif mlp == "geglu_tanh":  # Gemma: gelu_pytorch_tanh(gate)·up
+            act = 0.5 * g * (1 + np.tanh(np.sqrt(2 / np.pi) * (g + 0.044715 * g ** 3))) \
+                * linear(xb, lw, "w3")
         else:  # exact GELU
             act = 0.5 * g * (1 + erf(g / np.sqrt(2.0)))
-        x = x_att + linear(act, lw, "w2", "b2")
-    return rmsnorm(x, weights["rms_final"], weights.get("rms_final_b")) \
+        y = linear(act, lw, "w2", "b2")
+        x = x_att + (rmsnorm(y, lw["post_ffn"]) if sandwich else y)
+    logits = rmsnorm(x, weights["rms_final"], weights.get("rms_final_b")) \
         @ f64(weights["wcls"]).T
+    cap = getattr(config, "final_softcap", None)
+    return cap * np.tanh(logits / cap) if cap else logits

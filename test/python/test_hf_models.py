@@ -5,6 +5,7 @@ posenc.reference.decoder_forward, and broken directories against clear
 errors."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -29,6 +30,7 @@ def write_model(tmp_path, cfg, dtype="F32", shards=1, seed=0, drop=None, reshape
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     config, _ = hf.read_config(str(tmp_path))
     shapes = decoder.weight_shapes(config)
+    tensor_names = hf.layer_tensor_names(cfg["model_type"])
     rng = np.random.default_rng(seed)
     named, ours = {}, {"layers": [{} for _ in range(config.n_layers)]}
 
@@ -50,15 +52,22 @@ def write_model(tmp_path, cfg, dtype="F32", shards=1, seed=0, drop=None, reshape
         named[hname], ours[key] = make(shapes[key], scale)
     for i in range(config.n_layers):
         for n in decoder.layer_names(config):
-            named[f"model.layers.{i}.{HF_NAMES[n]}"], ours["layers"][i][n] = make(
-                shapes[n], 1.0 if n.startswith("rms") else 0.3)
+            named[f"model.layers.{i}.{tensor_names[n]}"], ours["layers"][i][n] = make(
+                shapes[n], 1.0 if n.startswith(("rms", "post_", "q_norm", "k_norm")) else 0.3)
     if cfg["model_type"] == "phi3":
         for i in range(config.n_layers):
             p = f"model.layers.{i}."
-            parts = [named.pop(p + HF_NAMES[n]) for n in ("wq", "wk", "wv")]
+            parts = [named.pop(p + tensor_names[n]) for n in ("wq", "wk", "wv")]
             named[p + "self_attn.qkv_proj.weight"] = np.concatenate(parts)
-            gate, up = named.pop(p + HF_NAMES["w1"]), named.pop(p + HF_NAMES["w3"])
+            gate, up = named.pop(p + tensor_names["w1"]), named.pop(p + tensor_names["w3"])
             named[p + "mlp.gate_up_proj.weight"] = np.concatenate([gate, up])
+    if cfg["model_type"] in hf.GEMMA:
+        # Gemma's norms scale by 1 + w: the model's multipliers.
+        for lw in ours["layers"]:
+            for n in ("rms_att", "rms_ffn", "post_att", "post_ffn", "q_norm", "k_norm"):
+                if n in lw:
+                    lw[n] = lw[n] + np.float32(1)
+        ours["rms_final"] = ours["rms_final"] + np.float32(1)
     if drop:
         del named[drop]
     if reshape:
@@ -93,6 +102,22 @@ def write_model(tmp_path, cfg, dtype="F32", shards=1, seed=0, drop=None, reshape
         "type": "longrope", "short_factor": [1.0, 1.2, 1.5, 2.0],
         "long_factor": [1.5, 2.0, 3.0, 4.0], "original_max_position_embeddings": 8}},
      "F32", 1),
+    # Qwen3: QK-norm, head_dim 16 != 32 / 4, windows from layer 1 on.
+    ("qwen3", {"head_dim": 16, "use_sliding_window": True, "sliding_window": 4,
+               "max_window_layers": 1}, "BF16", 1),
+    ("llama", {"attention_bias": True}, "F32", 1),  # q/k/v and o_proj biases
+    # Gemma: sqrt(d)-scaled embeddings, 1 + w norms, GeGLU (tanh), tied.
+    ("gemma", {"head_dim": 16, "hidden_act": "gelu", "num_key_value_heads": 1}, "F32", 1),
+    # Gemma 2: sandwich norms, soft-capped scores (scale 1/sqrt(24)) and
+    # logits, windows on even layers.
+    ("gemma2", {"head_dim": 8, "sliding_window": 3, "query_pre_attn_scalar": 24,
+                "attn_logit_softcapping": 2.0, "final_logit_softcapping": 3.0}, "BF16", 2),
+    # Gemma 3: QK-norm (1 + w), a local RoPE base on sliding layers, the
+    # global ones scaled (linear 2).
+    ("gemma3_text", {"head_dim": 8, "sliding_window": 4, "sliding_window_pattern": 2,
+                     "rope_local_base_freq": 100.0, "query_pre_attn_scalar": 8,
+                     "rope_scaling": {"rope_type": "linear", "factor": 2.0},
+                     "num_hidden_layers": 3}, "F32", 1),
 ])
 def test_hf_decoder_vs_float64(tmp_path, model_type, extra, dtype, shards):
     config, weights = write_model(tmp_path, base_config(model_type, **extra), dtype, shards)
@@ -104,8 +129,20 @@ def test_hf_decoder_vs_float64(tmp_path, model_type, extra, dtype, shards):
         assert config.sliding_window == extra["sliding_window"] and m.max_seq == 32
         assert "causal window(" in m.ir
     if extra.get("use_sliding_window"):
-        assert config.sliding_window == [None, 3]
-        assert m.ir.count("causal window(3)") == 2 and "causal outs" in m.ir
+        windows = [s.window for s in config.schemes] if config.schemes \
+            else config.sliding_window
+        w = extra["sliding_window"]
+        assert windows == [None, w]
+        assert m.ir.count(f"causal window({w})") == 2 and "causal outs" in m.ir
+    if model_type in ("qwen3", "gemma3_text"):
+        assert m.ir.count("= posenc.rope ") == 4 * config.n_layers  # q, k; prefill, decode
+        assert config.schemes[0].qk_norm and "q_norm" in weights["layers"][0]
+    if model_type == "gemma2":
+        assert [s.window for s in config.schemes] == [3, None]
+        assert m.ir.count("softcap(2.0)") == 2 * config.n_layers
+    if model_type == "gemma3_text":  # layers 0 and 2 slide, 1 is global
+        assert [(s.window, s.base) for s in config.schemes] == \
+            [(4, 100.0), (None, 500000.0), (4, 100.0)]
     ids = [3, 17, 0, 47, 5, 5, 21, 9, 30, 2]
     expected = reference.decoder_forward(config, weights, ids)
     scale = np.abs(expected).max()
@@ -279,3 +316,46 @@ def test_gpt_neox_vs_float64(tmp_path, parallel):
     assert np.abs(m.prefill(ids) - expected).max() / scale < 2e-5
     got = np.concatenate([m.prefill(ids[:5]), [m.decode(t) for t in ids[5:]]])
     assert np.abs(got - expected).max() / scale < 2e-5
+
+
+def test_generate_with_the_directory_tokenizer(tmp_path):
+    """A model directory's tokenizer.json is read: the CLI encodes the
+    prompt with it, prints text, generates the reference's greedy ids and
+    stops at the config's eos_token_id (not printed)."""
+    import subprocess
+    import sys
+
+    pieces = ["<unk>", "<s>", "</s>", "▁", "a", "b", "▁a", "ab", "▁ab", "<0x21>"]
+    tok = {"added_tokens": [{"id": 1, "content": "<s>", "special": True},
+                            {"id": 2, "content": "</s>", "special": True}],
+           "pre_tokenizer": {"type": "Metaspace", "replacement": "▁",
+                             "prepend_scheme": "first", "split": False},
+           "decoder": {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "first"},
+           "model": {"type": "BPE", "unk_token": "<unk>", "byte_fallback": True,
+                     "vocab": {p: i for i, p in enumerate(pieces)},
+                     "merges": ["▁ a", "a b", "▁a b"]}}
+    (tmp_path / "tokenizer.json").write_text(json.dumps(tok))
+    config, weights = write_model(tmp_path, base_config(bos_token_id=1))
+    prompt = [8, 8]  # "ab ab"
+    ids = list(prompt)
+    for _ in range(6):
+        ids.append(int(np.argmax(reference.decoder_forward(config, weights, ids)[-1])))
+    m = decoder.load(str(tmp_path))
+    assert m.tokenizer.encode("ab ab") == prompt and m.bos == 1 and m.eos == ()
+
+    def run(*args):
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+        r = subprocess.run([sys.executable, "-m", "posenc.generate", str(tmp_path),
+                            "--prompt", "ab ab", "--print-ids", *args],
+                           capture_output=True, text=True, env=env)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    out = run("-n", "8")
+    assert out.startswith("ab ab") and "prompt: 2 tokens" in out
+    assert f"ids: {' '.join(map(str, ids))}" in out
+    # The first generated id as EOS: generation stops before printing it.
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "generation_config.json").write_text(json.dumps({"eos_token_id": [ids[2]]}))
+    assert decoder.load(str(tmp_path)).eos == (ids[2],) and cfg.get("eos_token_id") is None
+    assert f"ids: {' '.join(map(str, prompt))}\n" in run("-n", "8")
