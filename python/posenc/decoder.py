@@ -26,8 +26,11 @@ k, the new k and v rows inserted into the cache, `posenc.attention` (causal,
 GQA; `window(W)` with a sliding window) over the cache's first start + S rows, output projection and residual,
 RMSNorm, SwiGLU MLP and residual; then the final RMSNorm and the
 classifier. Matrices are used as stored ([out, in], y = x·Wᵀ). Hugging
-Face Llama/Mistral/Qwen2 checkpoints (posenc.hf) use the half layout,
-their rope_theta, rope_scaling and RMSNorm eps, and Qwen2's q/k/v biases.
+Face checkpoints (posenc.hf) use the half layout, their rope_theta,
+rope_scaling and RMSNorm eps, Qwen2's q/k/v biases, and per layer what
+Config.schemes says (QK-norm before RoPE, NoPE layers, windows, soft-caps,
+softmax scales); Gemma scales embeddings, uses GeGLU, norms after
+attention and MLP (sandwich_norm) and soft-caps the logits.
 """
 
 import os

@@ -6,7 +6,7 @@
         [--threads N]
 
 CHECKPOINT is a llama2.c `.bin` or a Hugging Face model directory
-(config.json + safetensors; Llama, Mistral, Qwen2, Phi-3, GPT-NeoX; its
+(config.json + safetensors; posenc.hf.FAMILIES; its
 tokenizer.json is read when present). `--tokenizer` takes a llama2.c
 tokenizer.bin or a tokenizer.json (posenc.tokenizer: byte-level and
 SentencePiece-converted BPE). Text is printed as it is generated (token

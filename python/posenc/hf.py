@@ -13,7 +13,13 @@ and `gate_up_proj`, used as row blocks without a copy; its
 `sliding_window` as Mistral's), and `gpt_neox` (Pythia: LayerNorm, exact-GELU MLP,
 biases everywhere, parallel residuals by `use_parallel_residual`,
 `rotary_pct`; its per-head interleaved `query_key_value` is split into
-q, k and v, a copy per layer). LongRoPE (Phi-3's `su`/`longrope`) picks short or long
+q, k and v, a copy per layer), `qwen3` (QK-norm), `gemma` (embeddings
+times sqrt(hidden_size), RMSNorm by 1 + w, GeGLU with tanh GELU, tied
+classifier), `gemma2` (also norms after attention and MLP, soft-capped
+scores and logits, query_pre_attn_scalar, windows on even layers) and
+`gemma3_text` (also QK-norm, rope_local_base_freq on sliding layers). The
+attention of every layer of Qwen3 and the Gemmas is posenc.models' for
+that layer (posenc.models._rope_scheme). LongRoPE (Phi-3's `su`/`longrope`) picks short or long
 factors from the positions of each call, as Hugging Face's Phi-3 does: keys
 cached before the sequence passes `original_max_position_embeddings` keep
 the short factors. RoPE uses the half

@@ -1,5 +1,6 @@
 """Whole decoders from Hugging Face model directories (posenc.hf): small
-random Llama, Mistral and Qwen2 checkpoints written as real safetensors
+random checkpoints of every family read (Llama, Mistral, Qwen2/3, Phi-3,
+Gemma 1/2/3; GPT-NeoX below) written as real safetensors
 files (single and sharded; f32, f16 and bf16) against the float64 model
 posenc.reference.decoder_forward, and broken directories against clear
 errors."""
