@@ -152,6 +152,20 @@ class _Function:
                              "%g = arith.mulf %xn, %a3 : f32", "%r = arith.addf %g, %a4 : f32",
                              "%r"])
 
+    def positions(self, init, count, start):
+        """i64 positions start..start+count-1 (count None: dynamic) into
+        the tensor `init`."""
+        v, t = self.fresh("pos"), _tensor((count,), "i64")
+        self.emit(f"{v} = linalg.generic {{indexing_maps = [affine_map<(s) -> (s)>], "
+                  f"iterator_types = [\"parallel\"]}} outs({init} : {t}) {{")
+        self.emit("^bb0(%o: i64):")
+        self.emit("  %i = linalg.index 0 : index")
+        self.emit(f"  %a = arith.addi %i, {start} : index")
+        self.emit("  %r = arith.index_cast %a : index to i64")
+        self.emit("  linalg.yield %r : i64")
+        self.emit(f"}} -> {t}")
+        return v
+
     def head_rmsnorm(self, x, w, heads, hd, eps):
         """QK-norm: RMSNorm of x [1, S, heads, hd] over hd, times w [hd]."""
         t, t3 = _tensor((1, self.s, heads, hd)), _tensor((1, self.s, heads))
@@ -237,6 +251,8 @@ def weight_shapes(c):
         shapes.update(q_norm=(c.head_dim,), k_norm=(c.head_dim,))
     if c.sandwich_norm:
         shapes.update(post_att=(d,), post_ffn=(d,))
+    if c.embed_norm:
+        shapes.update(emb_norm=(d,), emb_norm_b=(d,))
     return shapes
 
 
@@ -257,7 +273,8 @@ def layer_names(c):
 
 
 def global_names(c):
-    return GLOBALS + (("rms_final_b",) if c.norm == "layer" else ())
+    return GLOBALS + (("rms_final_b",) if c.norm == "layer" else ()) + \
+        (("emb_norm", "emb_norm_b") if c.embed_norm else ())
 
 
 def weight_arguments(c):
@@ -301,15 +318,7 @@ def _entry(c, max_seq, name, s):
                f"{_memref(cache)} to {_tensor(cache)}")
 
     # Positions start..start+S-1 and the token embeddings.
-    pos, pos_init = f.fresh("pos"), f.empty((s,), "i64")
-    f.emit(f"{pos} = linalg.generic {{indexing_maps = [affine_map<(s) -> (s)>], "
-           f"iterator_types = [\"parallel\"]}} outs({pos_init} : {_tensor((s,), 'i64')}) {{")
-    f.emit("^bb0(%o: i64):")
-    f.emit("  %i = linalg.index 0 : index")
-    f.emit("  %a = arith.addi %i, %p0 : index")
-    f.emit("  %r = arith.index_cast %a : index to i64")
-    f.emit("  linalg.yield %r : i64")
-    f.emit(f"}} -> {_tensor((s,), 'i64')}")
+    pos = f.positions(f.empty((s,), "i64"), s, "%p0")
     x = f.generic([("%tokens", _tensor((s,), "i32"))], (s, d),
                   ["(s, d) -> (s)", "(s, d) -> (s, d)"], ["parallel", "parallel"],
                   ["%ti = arith.index_cast %a0 : i32 to index",
@@ -319,6 +328,21 @@ def _entry(c, max_seq, name, s):
                   + ([f"%es = arith.constant {c.embed_scale!r} : f32",
                       "%rs = arith.mulf %r, %es : f32", "%rs"] if c.embed_scale else ["%r"]))
 
+    if c.embed_norm:
+        x = f.layernorm(x, "%emb_norm", "%emb_norm_b", d)
+    bias_clause = ""
+    if c.alibi:
+        # ALiBi over the cache: queries at start.., keys 0..n-1; the bias
+        # [H, S, n] is fused into attention by the pipeline.
+        kinit = f.fresh("e")
+        f.emit(f"{kinit} = tensor.empty(%n) : {_tensor((None,), 'i64')}")
+        kpos = f.positions(kinit, None, "%c0")
+        bt = _tensor((H, s, None))
+        slopes = ", ".join(repr(float(m)) for m in c.alibi)
+        f.emit(f"%alibi = posenc.alibi_bias {pos}, {kpos} mode causal {{num_heads = {H} : i64, "
+               f"slopes = array<f64: {slopes}>}} : {_tensor((s,), 'i64')}, "
+               f"{_tensor((None,), 'i64')} -> {bt}")
+        bias_clause = f" bias(%alibi : {bt})"
     kc, vc = "%kc0", "%vc0"
     q_t, kv_t = _tensor((1, s, H, hd)), _tensor((1, s, Hkv, hd))
     full_kv_t = _tensor((1, None, Hkv, hd))
@@ -344,8 +368,8 @@ def _entry(c, max_seq, name, s):
                 heads[nm] = f.head_rmsnorm(heads[nm], f.layer_weight(f"{nm}_norm", layer),
                                            nh, hd, sch.eps)
         for nm, nh in (("q", H), ("k", Hkv)):
-            if sch and not sch.rope:
-                continue  # a NoPE layer
+            if sch and not sch.rope or c.alibi:
+                continue  # a NoPE layer, or ALiBi
             r = f.fresh(nm + "r")
             layout = sch.layout if sch else c.rope_layout
             f.emit(f"{r} = posenc.rope {heads[nm]}, {pos} layout {layout}"
@@ -375,7 +399,8 @@ def _entry(c, max_seq, name, s):
         window = f" window({w})" if w else ""
         cap = f" softcap({sch.softcap!r})" if sch and sch.softcap is not None else ""
         scale = f" {{scale = {sch.scale!r} : f64}}" if sch and sch.scale is not None else ""
-        f.emit(f"{att} = posenc.attention {heads['q']}, {views['k']}, {views['v']}{cap} causal"
+        f.emit(f"{att} = posenc.attention {heads['q']}, {views['k']}, {views['v']}{bias_clause}"
+               f"{cap} causal"
                f"{window} outs({init}){scale} : {q_t}, {full_kv_t}, {full_kv_t}, {q_t}")
         att2 = f.fresh("att")
         f.emit(f"{att2} = tensor.collapse_shape {att} [[0, 1], [2, 3]] : {q_t} into "
@@ -402,6 +427,19 @@ def _entry(c, max_seq, name, s):
                            "%den = arith.addf %one, %ex : f32",
                            "%sg = arith.divf %one, %den : f32",
                            "%sl = arith.mulf %a0, %sg : f32", "%r = arith.mulf %sl, %a1 : f32",
+                           "%r"])
+        elif c.mlp == "gelu_tanh":
+            # BLOOM: GELU's tanh form, not gated.
+            g = f.generic([(h1, t)], (s, hid), ["(s, d) -> (s, d)"] * 2,
+                          ["parallel", "parallel"],
+                          ["%k0 = arith.constant 0.7978845608028654 : f32",
+                           "%k1 = arith.constant 0.044715 : f32",
+                           "%half = arith.constant 0.5 : f32",
+                           "%x2 = arith.mulf %a0, %a0 : f32", "%x3 = arith.mulf %x2, %a0 : f32",
+                           "%c3 = arith.mulf %x3, %k1 : f32", "%in = arith.addf %a0, %c3 : f32",
+                           "%ar = arith.mulf %in, %k0 : f32", "%th = math.tanh %ar : f32",
+                           "%p1 = arith.addf %th, %one : f32",
+                           "%hx = arith.mulf %a0, %half : f32", "%r = arith.mulf %hx, %p1 : f32",
                            "%r"])
         elif c.mlp == "geglu_tanh":
             # Gemma: gelu_tanh(gate)·up, GELU's tanh form

@@ -19,7 +19,11 @@ classifier), `gemma2` (also norms after attention and MLP, soft-capped
 scores and logits, query_pre_attn_scalar, windows on even layers) and
 `gemma3_text` (also QK-norm, rope_local_base_freq on sliding layers). The
 attention of every layer of Qwen3 and the Gemmas is posenc.models' for
-that layer (posenc.models._rope_scheme). LongRoPE (Phi-3's `su`/`longrope`) picks short or long
+that layer (posenc.models._rope_scheme). ALiBi: `bloom` (LayerNorm on
+the embeddings, per-head fused query_key_value, tanh GELU, biases, with or
+without the "transformer." prefix) and `mpt` (fused Wqkv, LayerNorm
+without biases, exact GELU; no_bias and attn_config.alibi only), with the
+slopes of each reference implementation. LongRoPE (Phi-3's `su`/`longrope`) picks short or long
 factors from the positions of each call, as Hugging Face's Phi-3 does: keys
 cached before the sequence passes `original_max_position_embeddings` keep
 the short factors. RoPE uses the half
@@ -48,7 +52,7 @@ from .models import ConfigError, _rope_attr_sc, rope_scaling, sliding_windows
 DTYPES = {"F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "BF16": np.dtype("<u2"),
           "F64": np.dtype("<f8")}
 FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "phi3", "gpt_neox", "gemma", "gemma2",
-            "gemma3_text")
+            "gemma3_text", "bloom", "mpt")
 GEMMA = ("gemma", "gemma2", "gemma3_text")
 
 
@@ -184,6 +188,9 @@ def read_config(directory):
         raise HFError(f"{path}: model_type {family!r} is not read as a whole decoder "
                       f"(supported: {', '.join(FAMILIES)})")
 
+    if family in ("bloom", "mpt"):
+        return _alibi_config(path, cfg, family), cfg
+
     def positive(name, default=None):
         v = cfg.get(name, default)
         if v is None and default is not None:
@@ -300,6 +307,68 @@ def read_config(directory):
     return config, cfg
 
 
+def _alibi_config(path, cfg, family):
+    """BLOOM and MPT: ALiBi, LayerNorm, GELU MLP, tied classifier."""
+    from .reference import alibi_slopes, alibi_slopes_mpt
+
+    def field(*names, default=None, kind=int):
+        name = next((n for n in names if cfg.get(n) is not None), names[0])
+        v = cfg.get(name, default)
+        if v is None:
+            v = default
+        ok = isinstance(v, (int, float) if kind is float else int) and \
+            not isinstance(v, bool) and 0 < v < (1.0 if name.endswith("epsilon") else 2**31)
+        if not ok:
+            raise HFError(f"{path}: {name} must be a positive "
+                          f"{'number' if kind is float else 'integer'}, got {v!r}")
+        return kind(v)
+
+    def plain(key, value, where=cfg, prefix=""):
+        if where.get(key, value) not in (value, None if value is False else value):
+            raise HFError(f"{path}: {prefix}{key} {where.get(key)!r}: {family} is read with "
+                          f"{value!r} only")
+
+    if family == "bloom":
+        dim = field("hidden_size", "n_embed")
+        heads = field("n_head", "num_attention_heads")
+        layers = field("n_layer", "num_hidden_layers")
+        hidden, seq = 4 * dim, field("seq_length", default=2048)
+        plain("apply_residual_connection_post_layernorm", False)
+        slopes = alibi_slopes(heads)
+        bias = True
+    else:
+        dim, heads, layers = field("d_model"), field("n_heads"), field("n_layers")
+        hidden, seq = field("expansion_ratio", default=4) * dim, field("max_seq_len",
+                                                                       default=2048)
+        ac = cfg.get("attn_config") or {}
+        if not isinstance(ac, dict):
+            raise HFError(f"{path}: attn_config must be an object, got {ac!r}")
+        plain("alibi", True, ac, "attn_config.")
+        for key, value in (("qk_ln", False), ("clip_qkv", None), ("prefix_lm", False),
+                           ("softmax_scale", None), ("attn_type", "multihead_attention")):
+            plain(key, value, ac, "attn_config.")
+        plain("no_bias", True)
+        max_bias = ac.get("alibi_bias_max", 8)
+        if not isinstance(max_bias, (int, float)) or isinstance(max_bias, bool) or \
+                not 0 < max_bias < math.inf:
+            raise HFError(f"{path}: attn_config.alibi_bias_max must be a positive number, "
+                          f"got {max_bias!r}")
+        slopes = alibi_slopes_mpt(heads, float(max_bias))
+        bias = False
+    if dim % heads:
+        raise HFError(f"{path}: hidden size {dim} is not a multiple of {heads} heads")
+    tie = cfg.get("tie_word_embeddings", True)
+    if not isinstance(tie, bool):
+        raise HFError(f"{path}: tie_word_embeddings must be true or false, got {tie!r}")
+    return Config(
+        dim=dim, hidden_dim=hidden, n_layers=layers, n_heads=heads, n_kv_heads=heads,
+        vocab_size=field("vocab_size"), seq_len=seq, shared_classifier=tie,
+        norm_eps=field("layer_norm_epsilon", default=1e-5, kind=float), family=family,
+        norm="layer", mlp="gelu_tanh" if family == "bloom" else "gelu",
+        qkv_bias=bias, dense_bias=bias, alibi=tuple(float(m) for m in slopes),
+        embed_norm=family == "bloom")
+
+
 def special_ids(directory):
     """(bos_token_id or None, [eos_token_id, ...]) of a model directory:
     config.json's, with generation_config.json's eos ids added (instruct
@@ -383,6 +452,9 @@ def read_model(directory):
 
     single = os.path.join(directory, "model.safetensors")
 
+    def has(name):
+        return name in shards if shards is not None else name in tensors(single)
+
     def get(name, shape):
         path = shards.get(name) if shards is not None else single
         t = tensors(path).get(name) if path else None
@@ -399,10 +471,13 @@ def read_model(directory):
     shapes = weight_shapes(config)
     if config.family == "gpt_neox":
         return config, _neox_weights(config, shapes, get)
+    if config.family == "bloom":
+        return config, _bloom_weights(config, shapes, get, has)
+    if config.family == "mpt":
+        return config, _mpt_weights(config, shapes, get, has)
     weights = {"token_embedding": get("model.embed_tokens.weight", shapes["token_embedding"]),
                "rms_final": get("model.norm.weight", shapes["rms_final"])}
-    has_head = (shards is not None and "lm_head.weight" in shards) or \
-        (shards is None and "lm_head.weight" in tensors(single))
+    has_head = has("lm_head.weight")
     if config.shared_classifier and not has_head:
         weights["wcls"] = weights["token_embedding"]
     else:
@@ -441,26 +516,87 @@ def read_model(directory):
     return config, weights
 
 
+def _per_head_qkv(config, get, name):
+    """q/k/v weights and biases from a fused `name` (.weight, .bias) whose
+    rows are per head [q_h; k_h; v_h] (GPT-NeoX, BLOOM): a copy each."""
+    h, hd, d = config.n_heads, config.head_dim, config.dim
+    qkv = get(name + ".weight", (3 * h * hd, d)).reshape(h, 3, hd, d)
+    qkv_b = get(name + ".bias", (3 * h * hd,)).reshape(h, 3, hd)
+    lw = {n: np.ascontiguousarray(qkv[:, j].reshape(h * hd, d))
+          for j, n in enumerate(("wq", "wk", "wv"))}
+    lw.update({n: np.ascontiguousarray(qkv_b[:, j].reshape(h * hd))
+               for j, n in enumerate(("bq", "bk", "bv"))})
+    return lw
+
+
+def _bloom_weights(config, shapes, get, has):
+    """BLOOM names, with or without the "transformer." prefix (both are on
+    the Hub); the classifier is the embedding unless lm_head is stored."""
+    d, h, hid = config.dim, config.n_heads, config.hidden_dim
+    t = "transformer." if has("transformer.word_embeddings.weight") else ""
+    emb = get(t + "word_embeddings.weight", shapes["token_embedding"])
+    weights = {"token_embedding": emb,
+               "emb_norm": get(t + "word_embeddings_layernorm.weight", (d,)),
+               "emb_norm_b": get(t + "word_embeddings_layernorm.bias", (d,)),
+               "rms_final": get(t + "ln_f.weight", (d,)), "rms_final_b": get(t + "ln_f.bias", (d,)),
+               "wcls": get("lm_head.weight", shapes["wcls"])
+               if has("lm_head.weight") or not config.shared_classifier else emb,
+               "layers": []}
+    for i in range(config.n_layers):
+        p = f"{t}h.{i}."
+        lw = _per_head_qkv(config, get, p + "self_attention.query_key_value")
+        lw.update({n: get(p + name, (d,)) for n, name in (
+            ("rms_att", "input_layernorm.weight"), ("rms_att_b", "input_layernorm.bias"),
+            ("rms_ffn", "post_attention_layernorm.weight"),
+            ("rms_ffn_b", "post_attention_layernorm.bias"),
+            ("bo", "self_attention.dense.bias"), ("b2", "mlp.dense_4h_to_h.bias"))})
+        lw.update(wo=get(p + "self_attention.dense.weight", (d, h * config.head_dim)),
+                  w1=get(p + "mlp.dense_h_to_4h.weight", (hid, d)),
+                  b1=get(p + "mlp.dense_h_to_4h.bias", (hid,)),
+                  w2=get(p + "mlp.dense_4h_to_h.weight", (d, hid)))
+        weights["layers"].append(lw)
+    return weights
+
+
+def _mpt_weights(config, shapes, get, has):
+    """MPT names: fused Wqkv rows [q; k; v] (row blocks, no copy), LayerNorms
+    without biases (no_bias: zeros here)."""
+    d, hid = config.dim, config.hidden_dim
+    zero = np.zeros(d, np.float32)
+    emb = get("transformer.wte.weight", shapes["token_embedding"])
+    weights = {"token_embedding": emb, "rms_final": get("transformer.norm_f.weight", (d,)),
+               "rms_final_b": zero,
+               "wcls": get("lm_head.weight", shapes["wcls"])
+               if has("lm_head.weight") or not config.shared_classifier else emb,
+               "layers": []}
+    for i in range(config.n_layers):
+        p = f"transformer.blocks.{i}."
+        qkv = get(p + "attn.Wqkv.weight", (3 * d, d))
+        weights["layers"].append({
+            "wq": qkv[:d], "wk": qkv[d:2 * d], "wv": qkv[2 * d:],
+            "wo": get(p + "attn.out_proj.weight", (d, d)),
+            "rms_att": get(p + "norm_1.weight", (d,)), "rms_att_b": zero,
+            "rms_ffn": get(p + "norm_2.weight", (d,)), "rms_ffn_b": zero,
+            "w1": get(p + "ffn.up_proj.weight", (hid, d)),
+            "w2": get(p + "ffn.down_proj.weight", (d, hid))})
+    return weights
+
+
 def _neox_weights(config, shapes, get):
     """GPT-NeoX names; query_key_value rows are per head [q_h; k_h; v_h]."""
-    h, hd, d, hid = config.n_heads, config.head_dim, config.dim, config.hidden_dim
+    d, hid = config.dim, config.hidden_dim
     weights = {"token_embedding": get("gpt_neox.embed_in.weight", shapes["token_embedding"]),
                "rms_final": get("gpt_neox.final_layer_norm.weight", (d,)),
                "rms_final_b": get("gpt_neox.final_layer_norm.bias", (d,)),
                "wcls": get("embed_out.weight", shapes["wcls"]), "layers": []}
     for i in range(config.n_layers):
         p = f"gpt_neox.layers.{i}."
-        qkv = get(p + "attention.query_key_value.weight", (3 * h * hd, d)).reshape(h, 3, hd, d)
-        qkv_b = get(p + "attention.query_key_value.bias", (3 * h * hd,)).reshape(h, 3, hd)
-        lw = {n: np.ascontiguousarray(qkv[:, j].reshape(h * hd, d))
-              for j, n in enumerate(("wq", "wk", "wv"))}
-        lw.update({n: np.ascontiguousarray(qkv_b[:, j].reshape(h * hd))
-                   for j, n in enumerate(("bq", "bk", "bv"))})
+        lw = _per_head_qkv(config, get, p + "attention.query_key_value")
         lw.update(rms_att=get(p + "input_layernorm.weight", (d,)),
                   rms_att_b=get(p + "input_layernorm.bias", (d,)),
                   rms_ffn=get(p + "post_attention_layernorm.weight", (d,)),
                   rms_ffn_b=get(p + "post_attention_layernorm.bias", (d,)),
-                  wo=get(p + "attention.dense.weight", (d, h * hd)),
+                  wo=get(p + "attention.dense.weight", (d, config.q_dim)),
                   bo=get(p + "attention.dense.bias", (d,)),
                   w1=get(p + "mlp.dense_h_to_4h.weight", (hid, d)),
                   b1=get(p + "mlp.dense_h_to_4h.bias", (hid,)),

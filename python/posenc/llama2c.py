@@ -72,6 +72,9 @@ class Config:
     embed_scale: float = None  # Gemma: embeddings times sqrt(dim) (in f32)
     sandwich_norm: bool = False  # Gemma 2/3: norms after attention and MLP too
     final_softcap: float = None  # Gemma 2: logits = c·tanh(logits / c)
+    # ALiBi instead of RoPE (BLOOM, MPT): the per-head slopes (a tuple).
+    alibi: tuple = None
+    embed_norm: bool = False  # BLOOM: LayerNorm on the embeddings
 
     @property
     def head_dim(self):

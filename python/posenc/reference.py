@@ -379,8 +379,12 @@ def decoder_forward(config, weights, ids):
 
     schemes = getattr(config, "schemes", None)
 
+    alibi = getattr(config, "alibi", None)
+
     def rotate(x, heads, sch):
         x = x.reshape(1, s, heads, hd)
+        if alibi:
+            return x[0]
         if sch is None:
             return rope(x, pos, base=config.rope_theta, rotary_dim=config.rotary_dim,
                         layout=config.rope_layout, scaling=config.rope_scaling,
@@ -403,6 +407,8 @@ def decoder_forward(config, weights, ids):
     x = f64(weights["token_embedding"])[np.asarray(ids)]
     if getattr(config, "embed_scale", None):
         x = x * config.embed_scale
+    if getattr(config, "embed_norm", False):  # BLOOM's LayerNorm on the embeddings
+        x = rmsnorm(x, weights["emb_norm"], weights["emb_norm_b"])
     causal = np.triu(np.ones((s, s), bool), 1)
     windows = getattr(config, "sliding_window", None)
     erf = np.vectorize(math.erf)
@@ -427,6 +433,8 @@ def decoder_forward(config, weights, ids):
         scores = np.einsum("ihd,jhd->hij", q, k) * scale
         if sch and sch.softcap is not None:
             scores = sch.softcap * np.tanh(scores / sch.softcap)
+        if alibi:  # ALiBi: slope_h·(j - i)
+            scores = scores + np.asarray(alibi)[:, None, None] * (pos[None, :] - pos[:, None])
         scores[:, mask] = -np.inf
         p = np.exp(scores - scores.max(axis=-1, keepdims=True))
         p /= p.sum(axis=-1, keepdims=True)
@@ -438,6 +446,8 @@ def decoder_forward(config, weights, ids):
         g = linear(xb, lw, "w1", "b1")
         if mlp == "swiglu":
             act = g / (1 + np.exp(-g)) * linear(xb, lw, "w3")
+        elif mlp == "gelu_tanh":  # BLOOM: GELU's tanh form, not gated
+            act = 0.5 * g * (1 + np.tanh(np.sqrt(2 / np.pi) * (g + 0.044715 * g ** 3)))
         elif mlp == "geglu_tanh":  # Gemma: gelu_pytorch_tanh(gate)·up
             act = 0.5 * g * (1 + np.tanh(np.sqrt(2 / np.pi) * (g + 0.044715 * g ** 3))) \
                 * linear(xb, lw, "w3")

@@ -360,3 +360,115 @@ def test_generate_with_the_directory_tokenizer(tmp_path):
     (tmp_path / "generation_config.json").write_text(json.dumps({"eos_token_id": [ids[2]]}))
     assert decoder.load(str(tmp_path)).eos == (ids[2],) and cfg.get("eos_token_id") is None
     assert f"ids: {' '.join(map(str, prompt))}\n" in run("-n", "8")
+
+
+def write_alibi_model(tmp_path, family, prefix="transformer.", seed=1, **extra):
+    """A random BLOOM or MPT directory; returns (config, weights in the
+    decoder's form) built here from the tensors written."""
+    rng = np.random.default_rng(seed)
+    d, h, layers, vocab = 32, 4, 2, 48
+    if family == "bloom":
+        cfg = {"model_type": "bloom", "hidden_size": d, "n_head": h, "n_layer": layers,
+               "vocab_size": vocab, "layer_norm_epsilon": 1e-5}
+    else:
+        cfg = {"model_type": "mpt", "d_model": d, "n_heads": h, "n_layers": layers,
+               "vocab_size": vocab, "expansion_ratio": 4, "max_seq_len": 64, "no_bias": True,
+               "attn_config": {"alibi": True, "alibi_bias_max": 8, "attn_impl": "torch"}}
+    cfg.update(extra)
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    h = cfg.get("n_head", cfg.get("n_heads"))
+    hd, hid = d // h, 4 * d
+
+    def w(*shape, scale=0.3):
+        return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+    named, layers_out = {}, []
+    emb = w(vocab, d, scale=1.0)
+    ours = {"token_embedding": emb, "wcls": emb}
+    if family == "bloom":
+        named[prefix + "word_embeddings.weight"] = emb
+        for n, key in (("emb_norm", "word_embeddings_layernorm"), ("rms_final", "ln_f")):
+            ours[n], ours[n + "_b"] = 1 + w(d), w(d)
+            named[f"{prefix}{key}.weight"], named[f"{prefix}{key}.bias"] = ours[n], ours[n + "_b"]
+    else:
+        named["transformer.wte.weight"] = emb
+        ours["rms_final"], ours["rms_final_b"] = 1 + w(d), np.zeros(d, np.float32)
+        named["transformer.norm_f.weight"] = ours["rms_final"]
+    for i in range(layers):
+        lw = {n: w(d, d) for n in ("wq", "wk", "wv", "wo")}
+        lw.update(w1=w(hid, d), w2=w(d, hid), rms_att=1 + w(d), rms_ffn=1 + w(d))
+        if family == "bloom":
+            lw.update({n: w(k) for n, k in (("bq", d), ("bk", d), ("bv", d), ("bo", d),
+                                             ("b1", hid), ("b2", d), ("rms_att_b", d),
+                                             ("rms_ffn_b", d))})
+            p = f"{prefix}h.{i}."
+            fused = np.stack([lw[n].reshape(h, hd, d) for n in ("wq", "wk", "wv")], axis=1)
+            fused_b = np.stack([lw[n].reshape(h, hd) for n in ("bq", "bk", "bv")], axis=1)
+            named.update({p + "self_attention.query_key_value.weight": fused.reshape(3 * d, d),
+                          p + "self_attention.query_key_value.bias": fused_b.reshape(3 * d),
+                          p + "self_attention.dense.weight": lw["wo"],
+                          p + "self_attention.dense.bias": lw["bo"],
+                          p + "input_layernorm.weight": lw["rms_att"],
+                          p + "input_layernorm.bias": lw["rms_att_b"],
+                          p + "post_attention_layernorm.weight": lw["rms_ffn"],
+                          p + "post_attention_layernorm.bias": lw["rms_ffn_b"],
+                          p + "mlp.dense_h_to_4h.weight": lw["w1"],
+                          p + "mlp.dense_h_to_4h.bias": lw["b1"],
+                          p + "mlp.dense_4h_to_h.weight": lw["w2"],
+                          p + "mlp.dense_4h_to_h.bias": lw["b2"]})
+        else:
+            lw.update(rms_att_b=np.zeros(d, np.float32), rms_ffn_b=np.zeros(d, np.float32))
+            p = f"transformer.blocks.{i}."
+            named.update({p + "attn.Wqkv.weight": np.concatenate([lw["wq"], lw["wk"], lw["wv"]]),
+                          p + "attn.out_proj.weight": lw["wo"], p + "norm_1.weight": lw["rms_att"],
+                          p + "norm_2.weight": lw["rms_ffn"], p + "ffn.up_proj.weight": lw["w1"],
+                          p + "ffn.down_proj.weight": lw["w2"]})
+        layers_out.append(lw)
+    ours["layers"] = layers_out
+    hf.write_safetensors(str(tmp_path / "model.safetensors"), named)
+    config, _ = hf.read_config(str(tmp_path))
+    return config, ours
+
+
+@pytest.mark.parametrize("family,prefix,extra", [
+    ("bloom", "transformer.", {}),
+    ("bloom", "", {"n_head": 2}),  # bigscience's own files have no prefix
+    ("mpt", "", {"n_heads": 8}),   # MPT's slopes for 8 heads
+])
+def test_alibi_models_vs_float64(tmp_path, family, prefix, extra):
+    """BLOOM and MPT: ALiBi (fused into attention over the cache),
+    LayerNorm, GELU MLPs; prefill, split prefill and decode against the
+    float64 model."""
+    config, weights = write_alibi_model(tmp_path, family, prefix, **extra)
+    m = decoder.load(str(tmp_path))
+    assert m.config == config and config.alibi and "posenc.alibi_bias" in m.ir
+    assert "posenc.rope" not in m.ir
+    h = config.n_heads
+    expect = reference.alibi_slopes(h) if family == "bloom" else \
+        reference.alibi_slopes_mpt(h, 8.0)
+    np.testing.assert_allclose(config.alibi, expect)
+    ids = [3, 17, 0, 47, 5, 5, 21, 9, 30, 2]
+    expected = reference.decoder_forward(config, weights, ids)
+    scale = np.abs(expected).max()
+    assert np.abs(m.prefill(ids) - expected).max() / scale < 2e-5
+    got = np.concatenate([m.prefill(ids[:6]), [m.decode(t) for t in ids[6:]]])
+    assert np.abs(got - expected).max() / scale < 2e-5
+
+
+@pytest.mark.parametrize("family,field,value,fragment", [
+    ("bloom", "apply_residual_connection_post_layernorm", True, "read with False only"),
+    ("mpt", "no_bias", False, "no_bias False"),
+    ("mpt", "attn_config", {"alibi": False}, "attn_config.alibi False"),
+    ("mpt", "attn_config", {"alibi": True, "qk_ln": True}, "attn_config.qk_ln True"),
+    ("mpt", "attn_config", {"alibi": True, "clip_qkv": 8}, "attn_config.clip_qkv 8"),
+    ("mpt", "n_heads", 5, "not a multiple of 5 heads"),
+    ("bloom", "layer_norm_epsilon", 2.0, "layer_norm_epsilon must be"),
+])
+def test_alibi_configs_are_checked(tmp_path, family, field, value, fragment):
+    write_alibi_model(tmp_path, family)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    cfg[field] = value
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(hf.HFError) as e:
+        hf.read_config(str(tmp_path))
+    assert fragment in str(e.value) and "config.json" in str(e.value)

@@ -77,6 +77,26 @@ func.func @rel_key_then_score_mod(%q: tensor<1x8x4x16xf32>, %e: tensor<9x16xf32>
 
 // -----
 
+// One bias shared by two attention ops (the layers of an ALiBi model, one
+// through a unit-dim expand_shape): each fuses its own copy and no
+// [H, Sq, Sk] tensor remains.
+// CHECK-LABEL: func @alibi_shared_by_layers
+// CHECK-NOT: posenc.alibi_bias
+// CHECK-NOT: tensor.expand_shape
+// CHECK: posenc.attention {{.*}} causal outs({{.*}}) : {{.*}} score_mod {
+// CHECK: posenc.attention {{.*}} causal outs({{.*}}) : {{.*}} score_mod {
+// CHECK-NOT: tensor<4x8x8xf32>
+func.func @alibi_shared_by_layers(%q: tensor<1x8x4x16xf32>, %p: tensor<8xi32>) -> tensor<1x8x4x16xf32> {
+  %b = posenc.alibi_bias %p, %p mode causal {num_heads = 4 : i64} : tensor<8xi32>, tensor<8xi32> -> tensor<4x8x8xf32>
+  %b4 = tensor.expand_shape %b [[0, 1], [2], [3]] output_shape [1, 4, 8, 8] : tensor<4x8x8xf32> into tensor<1x4x8x8xf32>
+  %init_o = tensor.empty() : tensor<1x8x4x16xf32>
+  %o1 = posenc.attention %q, %q, %q bias(%b : tensor<4x8x8xf32>) causal outs(%init_o) : tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>
+  %o2 = posenc.attention %o1, %q, %q bias(%b4 : tensor<1x4x8x8xf32>) causal outs(%init_o) : tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>, tensor<1x8x4x16xf32>
+  return %o2 : tensor<1x8x4x16xf32>
+}
+
+// -----
+
 // negative_bias_reused: the bias is also returned, so it must be built
 // anyway; fusing would compute it twice.
 // CHECK-LABEL: func @negative_bias_reused

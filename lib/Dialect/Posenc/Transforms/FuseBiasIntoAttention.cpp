@@ -30,14 +30,36 @@ struct BiasSource {
   SmallVector<Operation *> chain;
 };
 
+/// Whether every use of `v` ends as the bias operand of an attention op,
+/// directly or through tensor.cast / expand_shape links: then every user can
+/// fuse its own copy of the bias and none is left to materialize it (one
+/// ALiBi bias shared by the layers of a model). Any other user needs the
+/// tensor anyway, and fusing would compute it twice.
+bool onlyAttentionBias(Value v) {
+  for (OpOperand &use : v.getUses()) {
+    Operation *user = use.getOwner();
+    if (auto attn = dyn_cast<AttentionOp>(user)) {
+      MutableOperandRange bias = attn.getBiasMutable();
+      if (bias.empty() || &bias[0] != &use)
+        return false;
+      continue;
+    }
+    if (!isa<tensor::CastOp, tensor::ExpandShapeOp>(user) ||
+        !onlyAttentionBias(user->getResult(0)))
+      return false;
+  }
+  return true;
+}
+
 /// Follows tensor.cast and expand_shapes that only add unit dims; every link
-/// must have the attention as its only eventual user.
+/// must end only in attention bias operands.
 std::optional<BiasSource> traceBias(Value bias) {
   BiasSource src;
   Value v = bias;
   while (true) {
     Operation *def = v.getDefiningOp();
-    if (!def || !def->hasOneUse())
+    if (!def || def->getNumResults() != 1 ||
+        !onlyAttentionBias(def->getResult(0)))
       return std::nullopt;
     if (isa<AlibiBiasOp, RelBiasOp, RelKeyBiasOp>(def)) {
       src.producer = def;
@@ -203,9 +225,12 @@ LogicalResult fuse(RewriterBase &rewriter, AttentionOp attn) {
     region.push_back(block);
     attn.getBiasMutable().clear();
   });
+  // Links and the producer go with their last fused user.
   for (Operation *op : src->chain)
-    rewriter.eraseOp(op);
-  rewriter.eraseOp(src->producer);
+    if (op->use_empty())
+      rewriter.eraseOp(op);
+  if (src->producer->use_empty())
+    rewriter.eraseOp(src->producer);
   return success();
 }
 

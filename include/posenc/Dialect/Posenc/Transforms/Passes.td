@@ -232,16 +232,18 @@ def PosencFuseBiasIntoAttentionPass
   let description = [{
     A `posenc.attention` whose bias operand is produced by
     `posenc.alibi_bias`, `posenc.rel_bias` or `posenc.rel_key_bias` (directly
-    or through `tensor.cast` / unit-dim `tensor.expand_shape`), with no other
-    user, gets that bias as `score_mod` arithmetic on (b, h, i, j) instead:
+    or through `tensor.cast` / unit-dim `tensor.expand_shape`), and used only
+    as attention biases (one bias may serve several attention ops, as the
+    layers of an ALiBi model share theirs: each fuses its own copy), gets
+    that bias as `score_mod` arithmetic on (b, h, i, j) instead:
     the [H, Sq, Sk] tensor is never built and extra memory is O(S), not
     O(H·S²). Slopes, tables and bucket maps are captured small constants;
     `rel_key_bias` keeps one small product q·embᵀ of [B, Sq, H, 2M+1] and
     gathers from it by clamped distance.
 
     An existing `score_mod` runs after the bias, as the op semantics
-    require. Biases with other users, or produced by anything else, stay
-    operands.
+    require. Biases with users other than attention biases (they need the
+    tensor anyway), or produced by anything else, stay operands.
   }];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
