@@ -17,8 +17,9 @@ q, k and v, a copy per layer), `qwen3` (QK-norm), `gemma` (embeddings
 times sqrt(hidden_size), RMSNorm by 1 + w, GeGLU with tanh GELU, tied
 classifier), `gemma2` (also norms after attention and MLP, soft-capped
 scores and logits, query_pre_attn_scalar, windows on even layers) and
-`gemma3_text` (also QK-norm, rope_local_base_freq on sliding layers). The
-attention of every layer of Qwen3 and the Gemmas is posenc.models' for
+`gemma3_text` (also QK-norm, rope_local_base_freq on sliding layers) and
+`smollm3` (NoPE layers by no_rope_layers / no_rope_layer_interval). The
+attention of every layer of Qwen3, SmolLM3 and the Gemmas is posenc.models' for
 that layer (posenc.models._rope_scheme). ALiBi: `bloom` (LayerNorm on
 the embeddings, per-head fused query_key_value, tanh GELU, biases, with or
 without the "transformer." prefix) and `mpt` (fused Wqkv, LayerNorm
@@ -52,7 +53,7 @@ from .models import ConfigError, _rope_attr_sc, rope_scaling, sliding_windows
 DTYPES = {"F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "BF16": np.dtype("<u2"),
           "F64": np.dtype("<f8")}
 FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "phi3", "gpt_neox", "gemma", "gemma2",
-            "gemma3_text", "bloom", "mpt")
+            "gemma3_text", "smollm3", "bloom", "mpt")
 GEMMA = ("gemma", "gemma2", "gemma3_text")
 
 
@@ -228,6 +229,7 @@ def read_config(directory):
                       f"num_key_value_heads ({kv_heads})")
     neox = family == "gpt_neox"
     gemma = family in GEMMA
+    tied = gemma or family == "smollm3"
     if gemma:
         # transformers' Gemma reads hidden_activation (Gemma 1 configs say
         # hidden_act "gelu" and get the tanh form all the same).
@@ -265,7 +267,7 @@ def read_config(directory):
     # Per-layer attention (windows, soft-caps, scales, QK-norm, local RoPE
     # bases) by posenc.models' rules for the families it builds layer by layer.
     schemes = None
-    if family in ("qwen3",) + GEMMA:
+    if family in ("qwen3", "smollm3") + GEMMA:
         from .models import _read_config, _rope_scheme
 
         try:
@@ -285,8 +287,9 @@ def read_config(directory):
         dim=dim, hidden_dim=positive("intermediate_size"),
         n_layers=positive("num_hidden_layers"), n_heads=heads, n_kv_heads=kv_heads,
         vocab_size=positive("vocab_size"), seq_len=max_pos,
-        shared_classifier=flag_default(cfg, "tie_word_embeddings", gemma, path)
-        if cfg.get("tie_word_embeddings") is not None else gemma,
+        # transformers' defaults: Gemma and SmolLM3 tie the classifier.
+        shared_classifier=flag_default(cfg, "tie_word_embeddings", tied, path)
+        if cfg.get("tie_word_embeddings") is not None else tied,
         rope_theta=number("rotary_emb_base" if neox and "rope_theta" not in cfg
                           else "rope_theta", 10000.0),
         norm_eps=number("layer_norm_eps" if neox else "rms_norm_eps",

@@ -107,6 +107,8 @@ def write_model(tmp_path, cfg, dtype="F32", shards=1, seed=0, drop=None, reshape
     ("qwen3", {"head_dim": 16, "use_sliding_window": True, "sliding_window": 4,
                "max_window_layers": 1}, "BF16", 1),
     ("llama", {"attention_bias": True}, "F32", 1),  # q/k/v and o_proj biases
+    # SmolLM3: every 4th layer without RoPE by default; here layer 1 of 2.
+    ("smollm3", {"no_rope_layers": [1, 0]}, "F32", 1),
     # Gemma: sqrt(d)-scaled embeddings, 1 + w norms, GeGLU (tanh), tied.
     ("gemma", {"head_dim": 16, "hidden_act": "gelu", "num_key_value_heads": 1}, "F32", 1),
     # Gemma 2: sandwich norms, soft-capped scores (scale 1/sqrt(24)) and
@@ -138,6 +140,9 @@ def test_hf_decoder_vs_float64(tmp_path, model_type, extra, dtype, shards):
     if model_type in ("qwen3", "gemma3_text"):
         assert m.ir.count("= posenc.rope ") == 4 * config.n_layers  # q, k; prefill, decode
         assert config.schemes[0].qk_norm and "q_norm" in weights["layers"][0]
+    if model_type == "smollm3":  # NoPE layer 1: q and k of layer 0 only rotate
+        assert [s.rope for s in config.schemes] == [True, False]
+        assert m.ir.count("= posenc.rope ") == 4
     if model_type == "gemma2":
         assert [s.window for s in config.schemes] == [3, None]
         assert m.ir.count("softcap(2.0)") == 2 * config.n_layers
