@@ -152,6 +152,148 @@ class _Function:
                              "%g = arith.mulf %xn, %a3 : f32", "%r = arith.addf %g, %a4 : f32",
                              "%r"])
 
+    def mlp(self, xb, layer, hid, kind, biases=False, prefix=""):
+        """The MLP of `kind` on xb [S, d] with the layer's weights
+        <prefix>w1 (gate or up), w3 (up, gated kinds) and w2 (down)."""
+        s, d = self.s, self.c.dim
+        t = _tensor((s, hid))
+        h1 = self.linear(xb, self.layer_weight(prefix + "w1", layer), hid, d)
+        if biases:
+            h1 = self.add_bias(h1, self.layer_weight("b1", layer), hid)
+        gated = kind in ("swiglu", "geglu_tanh")
+        ins = [(h1, t)]
+        if gated:
+            ins.append((self.linear(xb, self.layer_weight(prefix + "w3", layer), hid, d), t))
+        if kind == "swiglu":  # silu(gate)·up
+            body = ["%ng = arith.negf %a0 : f32", "%ex = math.exp %ng : f32",
+                    "%den = arith.addf %one, %ex : f32", "%sg = arith.divf %one, %den : f32",
+                    "%act = arith.mulf %a0, %sg : f32"]
+        elif kind in ("gelu_tanh", "geglu_tanh"):
+            # GELU's tanh form x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))/2 (BLOOM;
+            # Gemma gated: gelu_tanh(gate)·up).
+            body = ["%k0 = arith.constant 0.7978845608028654 : f32",
+                    "%k1 = arith.constant 0.044715 : f32", "%half = arith.constant 0.5 : f32",
+                    "%x2 = arith.mulf %a0, %a0 : f32", "%x3 = arith.mulf %x2, %a0 : f32",
+                    "%c3 = arith.mulf %x3, %k1 : f32", "%in = arith.addf %a0, %c3 : f32",
+                    "%ar = arith.mulf %in, %k0 : f32", "%th = math.tanh %ar : f32",
+                    "%p1 = arith.addf %th, %one : f32", "%hx = arith.mulf %a0, %half : f32",
+                    "%act = arith.mulf %hx, %p1 : f32"]
+        else:  # exact GELU: x·(1 + erf(x/√2))/2
+            body = ["%rs2 = arith.constant 0.70710678118654752 : f32",
+                    "%half = arith.constant 0.5 : f32", "%xs = arith.mulf %a0, %rs2 : f32",
+                    "%er = math.erf %xs : f32", "%p1 = arith.addf %er, %one : f32",
+                    "%hx = arith.mulf %a0, %half : f32", "%act = arith.mulf %hx, %p1 : f32"]
+        body += ["%r = arith.mulf %act, %a1 : f32", "%r"] if gated else ["%act"]
+        g = self.generic(ins, (s, hid), ["(s, d) -> (s, d)"] * (len(ins) + 1),
+                         ["parallel", "parallel"], body)
+        y = self.linear(g, self.layer_weight(prefix + "w2", layer), d, hid)
+        if biases:
+            y = self.add_bias(y, self.layer_weight("b2", layer), d)
+        return y
+
+    def moe(self, xb, layer):
+        """A mixture of experts on xb [S, d] (Mixtral, Qwen2-MoE, Qwen3-MoE):
+        router probabilities p = softmax(xb·routerᵀ) over E experts, the
+        top_k of each token kept (ties: the lower expert index, as
+        torch.topk), renormalized to sum 1 with norm_topk; y = Σ_e p[:, e]·
+        expert_e(xb). An expert no token chose is skipped (scf.if): a decode
+        step runs top_k experts. Qwen2-MoE's shared expert adds
+        sigmoid(xb·shared_gateᵀ)·shared(xb)."""
+        c, s, d = self.c, self.s, self.c.dim
+        m = c.moe
+        E, k, hid = m["experts"], m["top_k"], m["hidden"]
+        te = _tensor((s, E))
+        logits = self.linear(xb, self.layer_weight("router", layer), E, d)
+        # Softmax over the experts (max-subtracted).
+        mx = self.generic([(logits, te)], (s,), ["(s, e) -> (s, e)", "(s, e) -> (s)"],
+                          ["parallel", "reduction"],
+                          ["%r = arith.maximumf %acc, %a0 : f32", "%r"],
+                          out=self.fill((s,), "0xFF800000"))
+        ex = self.generic([(logits, te), (mx, _tensor((s,)))], (s, E),
+                          ["(s, e) -> (s, e)", "(s, e) -> (s)", "(s, e) -> (s, e)"],
+                          ["parallel", "parallel"],
+                          ["%dx = arith.subf %a0, %a1 : f32", "%r = math.exp %dx : f32", "%r"])
+        sm = self.generic([(ex, te)], (s,), ["(s, e) -> (s, e)", "(s, e) -> (s)"],
+                          ["parallel", "reduction"], ["%r = arith.addf %acc, %a0 : f32", "%r"],
+                          out=self.zeros((s,)))
+        p = self.generic([(ex, te), (sm, _tensor((s,)))], (s, E),
+                         ["(s, e) -> (s, e)", "(s, e) -> (s)", "(s, e) -> (s, e)"],
+                         ["parallel", "parallel"], ["%r = arith.divf %a0, %a1 : f32", "%r"])
+        # rank[s, e]: experts ahead of e (higher p, or equal p and lower index).
+        rank = self.generic([(p, te), (p, te)], (s, E),
+                            ["(s, e, f) -> (s, e)", "(s, e, f) -> (s, f)", "(s, e, f) -> (s, e)"],
+                            ["parallel", "parallel", "reduction"],
+                            ["%ei = linalg.index 1 : index", "%fi = linalg.index 2 : index",
+                             "%gt = arith.cmpf ogt, %a1, %a0 : f32",
+                             "%eq = arith.cmpf oeq, %a1, %a0 : f32",
+                             "%lo = arith.cmpi ult, %fi, %ei : index",
+                             "%tie = arith.andi %eq, %lo : i1", "%ah = arith.ori %gt, %tie : i1",
+                             "%inc = arith.select %ah, %one, %zero : f32",
+                             "%r = arith.addf %acc, %inc : f32", "%r"], out=self.zeros((s, E)))
+        gate = self.generic([(p, te), (rank, te)], (s, E), ["(s, e) -> (s, e)"] * 3,
+                            ["parallel", "parallel"],
+                            [f"%k = arith.constant {float(k)!r} : f32",
+                             "%in = arith.cmpf olt, %a1, %k : f32",
+                             "%r = arith.select %in, %a0, %zero : f32", "%r"])
+        if m["norm_topk"]:
+            gs = self.generic([(gate, te)], (s,), ["(s, e) -> (s, e)", "(s, e) -> (s)"],
+                              ["parallel", "reduction"],
+                              ["%r = arith.addf %acc, %a0 : f32", "%r"], out=self.zeros((s,)))
+            gate = self.generic([(gate, te), (gs, _tensor((s,)))], (s, E),
+                                ["(s, e) -> (s, e)", "(s, e) -> (s)", "(s, e) -> (s, e)"],
+                                ["parallel", "parallel"],
+                                ["%r = arith.divf %a0, %a1 : f32", "%r"])
+        td = _tensor((s, d))
+        y = self.zeros((s, d))
+        t1 = _tensor((s, 1))
+        for e in range(E):
+            # Skipped unless some token routes to expert e (its gate column
+            # has a nonzero).
+            col = self.fresh("col")
+            self.emit(f"{col} = tensor.extract_slice {gate}[0, {e}] [{self.S}, 1] [1, 1] : "
+                      f"{te} to {t1}")
+            used = self.generic([(col, t1)], (1,), ["(s, o) -> (s, o)", "(s, o) -> (o)"],
+                                ["reduction", "parallel"],
+                                ["%nz = arith.cmpf one, %a0, %zero : f32",
+                                 "%r = arith.select %nz, %one, %acc : f32", "%r"],
+                                out=self.zeros((1,)))
+            flag, any_ = self.fresh("u"), self.fresh("any")
+            self.emit(f"{flag} = tensor.extract {used}[%c0] : {_tensor((1,))}")
+            self.emit(f"{any_} = arith.cmpf one, {flag}, %zero : f32")
+            out = self.fresh("moe")
+            self.emit(f"{out} = scf.if {any_} -> ({td}) {{")
+            ye = self.mlp(xb, layer, hid, "swiglu", prefix=f"e{e}_")
+            acc = self.generic([(y, td), (ye, td), (col, t1)], (s, d),
+                               ["(s, d) -> (s, d)", "(s, d) -> (s, d)", "(s, d) -> (s, 0)",
+                                "(s, d) -> (s, d)"], ["parallel", "parallel"],
+                               ["%w = arith.mulf %a1, %a2 : f32",
+                                "%r = arith.addf %a0, %w : f32", "%r"])
+            self.emit(f"  scf.yield {acc} : {td}")
+            self.emit("} else {")
+            self.emit(f"  scf.yield {y} : {td}")
+            self.emit("}")
+            y = out
+        if m["shared"]:
+            ys = self.mlp(xb, layer, m["shared"], "swiglu", prefix="shared_")
+            sg = self.linear(xb, self.layer_weight("shared_gate", layer), 1, d)
+            y = self.generic([(y, td), (ys, td), (sg, _tensor((s, 1)))], (s, d),
+                             ["(s, d) -> (s, d)", "(s, d) -> (s, d)", "(s, d) -> (s, 0)",
+                              "(s, d) -> (s, d)"], ["parallel", "parallel"],
+                             ["%ng = arith.negf %a2 : f32", "%ex = math.exp %ng : f32",
+                              "%den = arith.addf %one, %ex : f32",
+                              "%sg = arith.divf %one, %den : f32",
+                              "%w = arith.mulf %a1, %sg : f32", "%r = arith.addf %a0, %w : f32",
+                              "%r"])
+        return y
+
+    def fill(self, shape, value):
+        """A new [shape] tensor of the f32 literal `value`."""
+        c, v = self.fresh("cst"), self.fresh("z")
+        self.emit(f"{c} = arith.constant {value} : f32")
+        self.emit(f"{v} = linalg.fill ins({c} : f32) outs({self.empty(shape)} : "
+                  f"{_tensor(shape)}) -> {_tensor(shape)}")
+        return v
+
     def positions(self, init, count, start):
         """i64 positions start..start+count-1 (count None: dynamic) into
         the tensor `init`."""
@@ -253,6 +395,15 @@ def weight_shapes(c):
         shapes.update(post_att=(d,), post_ffn=(d,))
     if c.embed_norm:
         shapes.update(emb_norm=(d,), emb_norm_b=(d,))
+    if c.moe:
+        m = c.moe
+        shapes.update(router=(m["experts"], d))
+        for e in range(m["experts"]):
+            shapes.update({f"e{e}_w1": (m["hidden"], d), f"e{e}_w3": (m["hidden"], d),
+                           f"e{e}_w2": (d, m["hidden"])})
+        if m["shared"]:
+            shapes.update(shared_w1=(m["shared"], d), shared_w3=(m["shared"], d),
+                          shared_w2=(d, m["shared"]), shared_gate=(1, d))
     return shapes
 
 
@@ -261,9 +412,16 @@ def qk_norm(c):
     return bool(c.schemes) and any(s.qk_norm for s in c.schemes)
 
 
-def layer_names(c):
+def layer_names(c, layer=0):
+    """Weight names of layer `layer` (they differ where a mixture of
+    experts replaces some layers' MLP)."""
     names = LAYER if c.mlp in ("swiglu", "geglu_tanh") else \
         tuple(n for n in LAYER if n != "w3")
+    if c.moe and c.moe["layers"][layer]:
+        names = tuple(n for n in names if n not in ("w1", "w2", "w3")) + ("router",)
+        names += tuple(f"e{e}_{w}" for e in range(c.moe["experts"]) for w in ("w1", "w3", "w2"))
+        if c.moe["shared"]:
+            names += ("shared_w1", "shared_w3", "shared_w2", "shared_gate")
     names += BIASES if c.qkv_bias else ()
     names += ("bo", "b1", "b2") if c.dense_bias else ("bo",) if c.o_bias else ()
     names += ("rms_att_b", "rms_ffn_b") if c.norm == "layer" else ()
@@ -283,7 +441,7 @@ def weight_arguments(c):
     shapes = weight_shapes(c)
     args = [(g, g, shapes[g]) for g in global_names(c)]
     for i in range(c.n_layers):
-        args += [(f"L{i}_{n}", (i, n), shapes[n]) for n in layer_names(c)]
+        args += [(f"L{i}_{n}", (i, n), shapes[n]) for n in layer_names(c, i)]
     return args
 
 
@@ -415,60 +573,10 @@ def _entry(c, max_seq, name, s):
         x_att = f.add(x, o, d)
         xb = f.norm(x if c.parallel_residual else x_att, f.layer_weight("rms_ffn", layer),
                     f.layer_weight("rms_ffn_b", layer), d)
-        h1 = f.linear(xb, f.layer_weight("w1", layer), hid, d)
-        t = _tensor((s, hid))
-        if c.dense_bias:
-            h1 = f.add_bias(h1, f.layer_weight("b1", layer), hid)
-        if c.mlp == "swiglu":
-            h3 = f.linear(xb, f.layer_weight("w3", layer), hid, d)
-            g = f.generic([(h1, t), (h3, t)], (s, hid), ["(s, d) -> (s, d)"] * 3,
-                          ["parallel", "parallel"],
-                          ["%ng = arith.negf %a0 : f32", "%ex = math.exp %ng : f32",
-                           "%den = arith.addf %one, %ex : f32",
-                           "%sg = arith.divf %one, %den : f32",
-                           "%sl = arith.mulf %a0, %sg : f32", "%r = arith.mulf %sl, %a1 : f32",
-                           "%r"])
-        elif c.mlp == "gelu_tanh":
-            # BLOOM: GELU's tanh form, not gated.
-            g = f.generic([(h1, t)], (s, hid), ["(s, d) -> (s, d)"] * 2,
-                          ["parallel", "parallel"],
-                          ["%k0 = arith.constant 0.7978845608028654 : f32",
-                           "%k1 = arith.constant 0.044715 : f32",
-                           "%half = arith.constant 0.5 : f32",
-                           "%x2 = arith.mulf %a0, %a0 : f32", "%x3 = arith.mulf %x2, %a0 : f32",
-                           "%c3 = arith.mulf %x3, %k1 : f32", "%in = arith.addf %a0, %c3 : f32",
-                           "%ar = arith.mulf %in, %k0 : f32", "%th = math.tanh %ar : f32",
-                           "%p1 = arith.addf %th, %one : f32",
-                           "%hx = arith.mulf %a0, %half : f32", "%r = arith.mulf %hx, %p1 : f32",
-                           "%r"])
-        elif c.mlp == "geglu_tanh":
-            # Gemma: gelu_tanh(gate)·up, GELU's tanh form
-            # x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))/2.
-            h3 = f.linear(xb, f.layer_weight("w3", layer), hid, d)
-            g = f.generic([(h1, t), (h3, t)], (s, hid), ["(s, d) -> (s, d)"] * 3,
-                          ["parallel", "parallel"],
-                          ["%k0 = arith.constant 0.7978845608028654 : f32",
-                           "%k1 = arith.constant 0.044715 : f32",
-                           "%half = arith.constant 0.5 : f32",
-                           "%x2 = arith.mulf %a0, %a0 : f32", "%x3 = arith.mulf %x2, %a0 : f32",
-                           "%c3 = arith.mulf %x3, %k1 : f32", "%in = arith.addf %a0, %c3 : f32",
-                           "%ar = arith.mulf %in, %k0 : f32", "%th = math.tanh %ar : f32",
-                           "%p1 = arith.addf %th, %one : f32",
-                           "%hx = arith.mulf %a0, %half : f32",
-                           "%ge = arith.mulf %hx, %p1 : f32", "%r = arith.mulf %ge, %a1 : f32",
-                           "%r"])
+        if c.moe and c.moe["layers"][layer]:
+            y = f.moe(xb, layer)
         else:
-            # Exact GELU: x·(1 + erf(x/√2))/2.
-            g = f.generic([(h1, t)], (s, hid), ["(s, d) -> (s, d)"] * 2,
-                          ["parallel", "parallel"],
-                          ["%rs2 = arith.constant 0.70710678118654752 : f32",
-                           "%half = arith.constant 0.5 : f32",
-                           "%xs = arith.mulf %a0, %rs2 : f32", "%er = math.erf %xs : f32",
-                           "%p1 = arith.addf %er, %one : f32", "%hx = arith.mulf %a0, %half : f32",
-                           "%r = arith.mulf %hx, %p1 : f32", "%r"])
-        y = f.linear(g, f.layer_weight("w2", layer), d, hid)
-        if c.dense_bias:
-            y = f.add_bias(y, f.layer_weight("b2", layer), d)
+            y = f.mlp(xb, layer, hid, c.mlp, biases=c.dense_bias)
         if c.sandwich_norm:
             y = f.norm(y, f.layer_weight("post_ffn", layer), None, d)
         x = f.add(x_att, y, d)

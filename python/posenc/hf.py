@@ -18,8 +18,11 @@ times sqrt(hidden_size), RMSNorm by 1 + w, GeGLU with tanh GELU, tied
 classifier), `gemma2` (also norms after attention and MLP, soft-capped
 scores and logits, query_pre_attn_scalar, windows on even layers) and
 `gemma3_text` (also QK-norm, rope_local_base_freq on sliding layers) and
-`smollm3` (NoPE layers by no_rope_layers / no_rope_layer_interval). The
-attention of every layer of Qwen3, SmolLM3 and the Gemmas is posenc.models' for
+`smollm3` (NoPE layers by no_rope_layers / no_rope_layer_interval); the
+mixtures of experts `mixtral`, `qwen2_moe` (q/k/v biases, a shared expert,
+dense layers by mlp_only_layers / decoder_sparse_step) and `qwen3_moe`
+(QK-norm), each expert's weights used in place (posenc.decoder's moe). The
+attention of every layer of Qwen3, SmolLM3, the MoE families and the Gemmas is posenc.models' for
 that layer (posenc.models._rope_scheme). ALiBi: `bloom` (LayerNorm on
 the embeddings, per-head fused query_key_value, tanh GELU, biases, with or
 without the "transformer." prefix) and `mpt` (fused Wqkv, LayerNorm
@@ -53,7 +56,7 @@ from .models import ConfigError, _rope_attr_sc, rope_scaling, sliding_windows
 DTYPES = {"F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "BF16": np.dtype("<u2"),
           "F64": np.dtype("<f8")}
 FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "phi3", "gpt_neox", "gemma", "gemma2",
-            "gemma3_text", "smollm3", "bloom", "mpt")
+            "gemma3_text", "smollm3", "mixtral", "qwen2_moe", "qwen3_moe", "bloom", "mpt")
 GEMMA = ("gemma", "gemma2", "gemma3_text")
 
 
@@ -67,11 +70,22 @@ LAYER_NAMES = {"rms_att": "input_layernorm.weight", "wq": "self_attn.q_proj.weig
                "bk": "self_attn.k_proj.bias", "bv": "self_attn.v_proj.bias"}
 
 
-def layer_tensor_names(family):
+def layer_tensor_names(family, experts=0):
     """posenc.decoder's per-layer weight names -> the tensor names in a
-    layer (model.layers.{i}.<name>) of `family`."""
+    layer (model.layers.{i}.<name>) of `family` (with `experts`: the
+    mixture of experts' too)."""
     names = dict(LAYER_NAMES, bo="self_attn.o_proj.bias", q_norm="self_attn.q_norm.weight",
                  k_norm="self_attn.k_norm.weight")
+    proj = {"w1": "gate_proj", "w3": "up_proj", "w2": "down_proj"}
+    for e in range(experts):
+        for w in ("w1", "w2", "w3"):
+            names[f"e{e}_{w}"] = f"block_sparse_moe.experts.{e}.{w}.weight" \
+                if family == "mixtral" else f"mlp.experts.{e}.{proj[w]}.weight"
+    if experts:
+        names["router"] = "block_sparse_moe.gate.weight" if family == "mixtral" \
+            else "mlp.gate.weight"
+        names.update({f"shared_{w}": f"mlp.shared_expert.{p}.weight" for w, p in proj.items()})
+        names["shared_gate"] = "mlp.shared_expert_gate.weight"
     if family in ("gemma2", "gemma3_text"):
         # Four norms a layer: the Llama name of the pre-MLP norm is Gemma 2's
         # norm after attention.
@@ -267,7 +281,7 @@ def read_config(directory):
     # Per-layer attention (windows, soft-caps, scales, QK-norm, local RoPE
     # bases) by posenc.models' rules for the families it builds layer by layer.
     schemes = None
-    if family in ("qwen3", "smollm3") + GEMMA:
+    if family in ("qwen3", "smollm3", "mixtral", "qwen2_moe", "qwen3_moe") + GEMMA:
         from .models import _read_config, _rope_scheme
 
         try:
@@ -281,7 +295,7 @@ def read_config(directory):
         final_cap = number("final_logit_softcapping", final_cap)
     # Mistral, Qwen2 and Phi-3 ignore attention_bias (Qwen2: q/k/v biases
     # always); the others put biases on q/k/v and the output projection.
-    fixed_bias = family in ("mistral", "qwen2", "phi3")
+    fixed_bias = family in ("mistral", "mixtral", "qwen2", "qwen2_moe", "phi3")
     attention_bias = not fixed_bias and not neox and flag("attention_bias")
     config = Config(
         dim=dim, hidden_dim=positive("intermediate_size"),
@@ -296,7 +310,8 @@ def read_config(directory):
                         1e-5 if neox else 1e-6, high=1.0), rope_layout="half",
         rope_scaling=sc, attention_factor=factor,
         rotary_dim=rotary if rotary != head_dim else None,
-        qkv_bias=family == "qwen2" or neox or attention_bias, o_bias=attention_bias,
+        qkv_bias=family in ("qwen2", "qwen2_moe") or neox or attention_bias,
+        o_bias=attention_bias, moe=_moe(path, cfg, family, positive, flag),
         head_size=head_dim if head_dim != dim // heads else 0, family=family,
         norm="layer" if neox else "rms",
         mlp="gelu" if neox else "geglu_tanh" if gemma else "swiglu",
@@ -308,6 +323,37 @@ def read_config(directory):
         embed_scale=float(np.float32(math.sqrt(dim))) if gemma else None,
         sandwich_norm=family in ("gemma2", "gemma3_text"), final_softcap=final_cap)
     return config, cfg
+
+
+def _moe(path, cfg, family, positive, flag):
+    """The mixture of experts of Mixtral (every layer; top-k renormalized)
+    and Qwen2/3-MoE (layers (i + 1) % decoder_sparse_step == 0 outside
+    mlp_only_layers; norm_topk_prob; Qwen2-MoE's shared expert), or None."""
+    if family not in ("mixtral", "qwen2_moe", "qwen3_moe"):
+        return None
+    layers = positive("num_hidden_layers")
+    if family == "mixtral":
+        experts, hidden = positive("num_local_experts", 8), positive("intermediate_size")
+        sparse, norm, shared = [True] * layers, True, 0
+    else:
+        experts, hidden = positive("num_experts"), positive("moe_intermediate_size")
+        step = positive("decoder_sparse_step", 1)
+        dense = cfg.get("mlp_only_layers") or []
+        if not isinstance(dense, list) or not all(
+                isinstance(i, int) and not isinstance(i, bool) and 0 <= i < layers
+                for i in dense):
+            raise HFError(f"{path}: mlp_only_layers must list layer indices below {layers}, "
+                          f"got {dense!r}")
+        sparse = [i not in dense and (i + 1) % step == 0 for i in range(layers)]
+        norm = flag("norm_topk_prob")
+        shared = positive("shared_expert_intermediate_size") if family == "qwen2_moe" else 0
+    top_k = positive("num_experts_per_tok", 2)
+    if top_k > experts:
+        raise HFError(f"{path}: num_experts_per_tok ({top_k}) exceeds the {experts} experts")
+    if experts > 1024:
+        raise HFError(f"{path}: {experts} experts; posenc builds at most 1024 per layer")
+    return {"experts": experts, "top_k": top_k, "norm_topk": norm, "hidden": hidden,
+            "shared": shared, "layers": sparse}
 
 
 def _alibi_config(path, cfg, family):
@@ -485,7 +531,7 @@ def read_model(directory):
         weights["wcls"] = weights["token_embedding"]
     else:
         weights["wcls"] = get("lm_head.weight", shapes["wcls"])
-    names = layer_tensor_names(config.family)
+    names = layer_tensor_names(config.family, config.moe["experts"] if config.moe else 0)
     from .decoder import layer_names
 
     if config.family == "phi3":
@@ -505,7 +551,7 @@ def read_model(directory):
         weights["layers"] = layers
         return config, weights
     weights["layers"] = [{n: get(f"model.layers.{i}.{names[n]}", shapes[n])
-                          for n in layer_names(config)} for i in range(config.n_layers)]
+                          for n in layer_names(config, i)} for i in range(config.n_layers)]
     if config.family in GEMMA:
         # Gemma's RMSNorm scales by 1 + w (in f32): the decoder's weight is
         # that sum, computed once here. The classifier is the tied

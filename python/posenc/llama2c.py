@@ -75,6 +75,10 @@ class Config:
     # ALiBi instead of RoPE (BLOOM, MPT): the per-head slopes (a tuple).
     alibi: tuple = None
     embed_norm: bool = False  # BLOOM: LayerNorm on the embeddings
+    # Mixture of experts (Mixtral, Qwen2/3-MoE): {experts, top_k, norm_topk,
+    # hidden (an expert's intermediate size), shared (Qwen2-MoE's shared
+    # expert size, or 0), layers (per layer: MoE, or the dense MLP)}.
+    moe: dict = None
 
     @property
     def head_dim(self):

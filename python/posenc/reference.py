@@ -443,6 +443,30 @@ def decoder_forward(config, weights, ids):
         x_att = x + (rmsnorm(o, lw["post_att"]) if sandwich else o)
         xb = rmsnorm(x if getattr(config, "parallel_residual", False) else x_att,
                      lw["rms_ffn"], lw.get("rms_ffn_b"))
+        moe = getattr(config, "moe", None)
+        if moe and moe["layers"][layer]:
+            # Mixture of experts: softmax router, top_k per token (ties to
+            # the lower index), optionally renormalized; shared expert
+            # gated by a sigmoid.
+            def swiglu(prefix):
+                gt = linear(xb, lw, prefix + "w1")
+                return linear(gt / (1 + np.exp(-gt)) * linear(xb, lw, prefix + "w3"), lw,
+                              prefix + "w2")
+
+            r = linear(xb, lw, "router")
+            p = np.exp(r - r.max(axis=-1, keepdims=True))
+            p /= p.sum(axis=-1, keepdims=True)
+            top = np.argsort(-p, axis=-1, kind="stable")[:, :moe["top_k"]]
+            gate = np.zeros_like(p)
+            np.put_along_axis(gate, top, np.take_along_axis(p, top, -1), -1)
+            if moe["norm_topk"]:
+                gate /= gate.sum(axis=-1, keepdims=True)
+            y = sum(gate[:, e:e + 1] * swiglu(f"e{e}_") for e in range(moe["experts"])
+                    if gate[:, e].any())
+            if moe["shared"]:
+                y = y + swiglu("shared_") / (1 + np.exp(-linear(xb, lw, "shared_gate")))
+            x = x_att + (rmsnorm(y, lw["post_ffn"]) if sandwich else y)
+            continue
         g = linear(xb, lw, "w1", "b1")
         if mlp == "swiglu":
             act = g / (1 + np.exp(-g)) * linear(xb, lw, "w3")

@@ -31,7 +31,8 @@ def write_model(tmp_path, cfg, dtype="F32", shards=1, seed=0, drop=None, reshape
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     config, _ = hf.read_config(str(tmp_path))
     shapes = decoder.weight_shapes(config)
-    tensor_names = hf.layer_tensor_names(cfg["model_type"])
+    tensor_names = hf.layer_tensor_names(cfg["model_type"],
+                                         config.moe["experts"] if config.moe else 0)
     rng = np.random.default_rng(seed)
     named, ours = {}, {"layers": [{} for _ in range(config.n_layers)]}
 
@@ -52,9 +53,10 @@ def write_model(tmp_path, cfg, dtype="F32", shards=1, seed=0, drop=None, reshape
             continue
         named[hname], ours[key] = make(shapes[key], scale)
     for i in range(config.n_layers):
-        for n in decoder.layer_names(config):
+        for n in decoder.layer_names(config, i):
             named[f"model.layers.{i}.{tensor_names[n]}"], ours["layers"][i][n] = make(
-                shapes[n], 1.0 if n.startswith(("rms", "post_", "q_norm", "k_norm")) else 0.3)
+                shapes[n], 1.0 if n.startswith(("rms", "post_", "q_norm", "k_norm", "router"))
+                else 0.3)
     if cfg["model_type"] == "phi3":
         for i in range(config.n_layers):
             p = f"model.layers.{i}."
@@ -107,6 +109,16 @@ def write_model(tmp_path, cfg, dtype="F32", shards=1, seed=0, drop=None, reshape
     ("qwen3", {"head_dim": 16, "use_sliding_window": True, "sliding_window": 4,
                "max_window_layers": 1}, "BF16", 1),
     ("llama", {"attention_bias": True}, "F32", 1),  # q/k/v and o_proj biases
+    # Mixtral: 4 experts, top 2 renormalized, every layer.
+    ("mixtral", {"num_local_experts": 4, "num_experts_per_tok": 2, "intermediate_size": 24},
+     "F32", 1),
+    # Qwen2-MoE: q/k/v biases, 6 experts (top 2, not renormalized), a
+    # shared expert; layer 0 dense (mlp_only_layers).
+    ("qwen2_moe", {"num_experts": 6, "num_experts_per_tok": 2, "moe_intermediate_size": 16,
+                   "shared_expert_intermediate_size": 24, "mlp_only_layers": [0]}, "BF16", 2),
+    # Qwen3-MoE: QK-norm, 8 experts top 3 renormalized.
+    ("qwen3_moe", {"num_experts": 8, "num_experts_per_tok": 3, "moe_intermediate_size": 16,
+                   "norm_topk_prob": True, "head_dim": 16}, "F32", 1),
     # SmolLM3: every 4th layer without RoPE by default; here layer 1 of 2.
     ("smollm3", {"no_rope_layers": [1, 0]}, "F32", 1),
     # Gemma: sqrt(d)-scaled embeddings, 1 + w norms, GeGLU (tanh), tied.
@@ -140,6 +152,12 @@ def test_hf_decoder_vs_float64(tmp_path, model_type, extra, dtype, shards):
     if model_type in ("qwen3", "gemma3_text"):
         assert m.ir.count("= posenc.rope ") == 4 * config.n_layers  # q, k; prefill, decode
         assert config.schemes[0].qk_norm and "q_norm" in weights["layers"][0]
+    if config.moe:  # experts skipped unless chosen: one scf.if per expert and entry
+        assert config.moe["layers"] == ([False, True] if model_type == "qwen2_moe"
+                                        else [True, True])
+        n_moe = sum(config.moe["layers"])
+        assert m.ir.count("scf.if") == 2 * n_moe * config.moe["experts"]
+        assert ("shared_gate" in weights["layers"][1]) == (model_type == "qwen2_moe")
     if model_type == "smollm3":  # NoPE layer 1: q and k of layer 0 only rotate
         assert [s.rope for s in config.schemes] == [True, False]
         assert m.ir.count("= posenc.rope ") == 4
@@ -214,9 +232,20 @@ def test_broken_directories(tmp_path, case, fragment):
     ("rms_norm_eps", -1.0, "rms_norm_eps must be a number in (0, 1), got -1.0"),
     ("tie_word_embeddings", "false", "tie_word_embeddings must be true or false, got 'false'"),
     ("sliding_window", -4, "sliding_window must be a positive integer, got -4"),
+    ("mixtral:num_experts_per_tok", 9, "num_experts_per_tok (9) exceeds the 8 experts"),
+    ("qwen3_moe:mlp_only_layers", [0, 5], "mlp_only_layers must list layer indices below 2"),
+    ("qwen2_moe:shared_expert_intermediate_size", 0,
+     "shared_expert_intermediate_size must be a positive integer"),
+    ("gemma:hidden_activation", "relu", "hidden_activation 'relu'"),
+    ("gemma2:final_logit_softcapping", -1, "final_logit_softcapping must be a number"),
 ])
 def test_config_fields_are_checked(tmp_path, field, value, fragment):
-    cfg = value if field is None else base_config("mistral", **{field: value})
+    family = "mistral"
+    if field and ":" in field:
+        family, field = field.split(":")
+    moe = {"num_experts": 8, "moe_intermediate_size": 16, "shared_expert_intermediate_size": 8,
+           "num_local_experts": 8}
+    cfg = value if field is None else base_config(family, **dict(moe, **{field: value}))
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(hf.HFError) as e:
         hf.read_config(str(tmp_path))
@@ -305,7 +334,7 @@ def test_gpt_neox_vs_float64(tmp_path, parallel):
                 "b2": "mlp.dense_4h_to_h.bias"}
     for i in range(config.n_layers):
         lw = {n: (1 + r(shapes[n], 0.1)) if n in ("rms_att", "rms_ffn") else r(shapes[n])
-              for n in decoder.layer_names(config)}
+              for n in decoder.layer_names(config, i)}
         ours["layers"].append(lw)
         p = f"gpt_neox.layers.{i}."
         named.update({p + hf_names[n]: lw[n] for n in hf_names})
