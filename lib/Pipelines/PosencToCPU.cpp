@@ -192,7 +192,7 @@ std::string mlir::posenc::checkPosencToCPUPipelineOptions(
           o.attentionDecodeKeyTile, ">= 1");
   c.check(o.matmulRows >= 1, "matmul-rows", o.matmulRows, ">= 1");
   c.check(o.matmulVectors >= 1, "matmul-vectors", o.matmulVectors, ">= 1");
-  c.check(o.vectorWidth >= 1, "vector-width", o.vectorWidth, ">= 1");
+  c.check(o.vectorWidth >= 0, "vector-width", o.vectorWidth, ">= 0");
   c.check(o.foldMaxElements >= 0, "fold-max-elements", o.foldMaxElements,
           ">= 0 (0: never fold)");
   c.check(o.mlaAbsorbThreshold >= 0, "mla-absorb-threshold",

@@ -61,8 +61,9 @@ struct PosencToCPUPipelineOptions
       llvm::cl::init(2)};
   PassOptions::Option<int64_t> vectorWidth{
       *this, "vector-width",
-      llvm::cl::desc("f32 lanes per vector of vectorize-matmul (8: AVX2)"),
-      llvm::cl::init(8)};
+      llvm::cl::desc("f32 lanes per vector of vectorize-matmul (0: the "
+                     "host's widest: 16 with AVX-512, 8 with AVX2, else 4)"),
+      llvm::cl::init(0)};
   PassOptions::Option<int64_t> foldMaxElements{
       *this, "fold-max-elements",
       llvm::cl::desc("Largest posenc result folded when its operands are "

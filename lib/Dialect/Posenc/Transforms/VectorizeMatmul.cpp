@@ -30,6 +30,7 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "llvm/TargetParser/Host.h"
 
 namespace mlir::posenc {
 #define GEN_PASS_DEF_POSENCVECTORIZEMATMULPASS
@@ -216,10 +217,16 @@ struct MatmulVectorizer {
                   for (Value j : colIdx)
                     init.push_back(
                         vector::LoadOp::create(b, loc, vecTy, c, {i, j}));
+                std::optional<int64_t> stridedRows = stridedRowLength(bm, n);
+                Value lastRow = stridedRows ? sub(k, cIndex(1)) : Value();
                 auto kLoop = scf::ForOp::create(
                     b, loc, cIndex(0), k, cIndex(1), init,
                     [&](OpBuilder &, Location, Value kk, ValueRange acc) {
                       SmallVector<Value> bRow, next;
+                      // The block's columns of a row ahead (V cache rows
+                      // in decode's P·V, Hkv·D apart).
+                      if (stridedRows)
+                        prefetchRow(bm, kk, lastRow, j0, cols);
                       for (Value j : colIdx)
                         bRow.push_back(loadVector(bm, {kk, j}));
                       for (auto [r, i] : llvm::enumerate(rowIdx)) {
@@ -451,18 +458,32 @@ struct TransposedBVectorizer : MatmulVectorizer {
   }
 };
 
+/// f32 lanes of the host's widest vector registers that LLVM will use:
+/// AVX-512 (16; the JIT compiles for this host), AVX2 (8), else 4 (SSE,
+/// NEON).
+int64_t hostVectorWidth() {
+  llvm::StringMap<bool> features = llvm::sys::getHostCPUFeatures();
+  if (features.lookup("avx512f"))
+    return 16;
+  if (features.lookup("avx2") || features.lookup("avx"))
+    return 8;
+  return 4;
+}
+
 struct PosencVectorizeMatmulPass
     : posenc::impl::PosencVectorizeMatmulPassBase<PosencVectorizeMatmulPass> {
   using Base::Base;
 
   void runOnOperation() override {
-    if (rows < 1 || vectors < 1 || vectorWidth < 1) {
+    if (rows < 1 || vectors < 1 || vectorWidth < 0) {
       getOperation()->emitError()
-          << "posenc-vectorize-matmul needs positive sizes, got rows="
+          << "posenc-vectorize-matmul needs positive sizes (vector-width 0: "
+             "the host's), got rows="
           << int64_t(rows) << " vectors=" << int64_t(vectors)
           << " vector-width=" << int64_t(vectorWidth);
       return signalPassFailure();
     }
+    int64_t width = vectorWidth ? int64_t(vectorWidth) : hostVectorWidth();
     SmallVector<linalg::MatmulOp> matmuls, transposed;
     getOperation()->walk([&](linalg::MatmulOp op) {
       if (isVectorizable(op))
@@ -478,7 +499,7 @@ struct PosencVectorizeMatmulPass
       TransposedBVectorizer v{
           {b, loc, a, bm, c, b.createOrFold<memref::DimOp>(loc, c, 0),
            b.createOrFold<memref::DimOp>(loc, c, 1),
-           b.createOrFold<memref::DimOp>(loc, a, 1), vectorWidth}};
+           b.createOrFold<memref::DimOp>(loc, a, 1), width}};
       // As many accumulators as the broadcast form's blocks hold.
       v.emit(rows, std::max<int64_t>(1, vectors * 2));
       op.erase();
@@ -504,23 +525,23 @@ struct PosencVectorizeMatmulPass
                          b.createOrFold<memref::DimOp>(loc, c, 0),
                          b.createOrFold<memref::DimOp>(loc, c, 1),
                          b.createOrFold<memref::DimOp>(loc, a, 1),
-                         vectorWidth};
+                         width};
       // C narrower than a block (static N): fewer vectors per row, more
       // rows, the same number of accumulators.
       int64_t blockRows = rows, blockVectors = vectors;
       std::optional<int64_t> cols = getConstantIntValue(v.n);
       std::optional<int64_t> rowsOfC = getConstantIntValue(v.m);
-      if (cols && *cols < vectors * vectorWidth && *cols >= vectorWidth) {
-        blockVectors = *cols / vectorWidth;
+      if (cols && *cols < vectors * width && *cols >= width) {
+        blockVectors = *cols / width;
         blockRows = rows * vectors / blockVectors;
       } else if (cols && rowsOfC && *rowsOfC <= rows &&
-                 *cols >= 2 * vectors * vectorWidth) {
+                 *cols >= 2 * vectors * width) {
         // A few rows (decode's P·V: a query group against a block of V):
         // up to four times wider blocks, as many accumulators as the
         // dot-product form's, so each pass over B reads long stretches
         // of its rows (a V cache's rows lie Hkv·D apart) instead of one
         // cache line per row per pass.
-        blockVectors = std::min(*cols / vectorWidth, 4 * vectors);
+        blockVectors = std::min(*cols / width, 4 * vectors);
         blockRows =
             std::clamp<int64_t>(2 * rows * vectors / blockVectors, 1, *rowsOfC);
       }

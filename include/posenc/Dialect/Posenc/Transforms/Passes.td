@@ -494,8 +494,9 @@ def PosencVectorizeMatmulPass : Pass<"posenc-vectorize-matmul"> {
            "Rows of C per register block">,
     Option<"vectors", "vectors", "int64_t", "2",
            "Vectors of C per row of a register block">,
-    Option<"vectorWidth", "vector-width", "int64_t", "8",
-           "f32 lanes per vector (8: AVX2)">,
+    Option<"vectorWidth", "vector-width", "int64_t", "0",
+           "f32 lanes per vector (0: the host's widest: 16 with AVX-512, "
+           "8 with AVX2, else 4)">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
