@@ -152,6 +152,77 @@ class _Function:
                              "%g = arith.mulf %xn, %a3 : f32", "%r = arith.addf %g, %a4 : f32",
                              "%r"])
 
+    def mla_attention(self, xb, layer, pos, kc, vc, cache):
+        """DeepSeek's multi-head latent attention (DeepSeek-V2 modeling,
+        arXiv 2405.04434 §2.1): q = wq·x (or wq·RMSNorm(wq_a·x)); [c | k_pe]
+        = wkv_a·x; the cache gets RMSNorm(c) and the rotated k_pe; attention
+        is posenc.mla_absorb over the cached latent with w_uk, w_uv the
+        per-head row blocks of wkv_b. Returns (o_proj output, caches)."""
+        c, s, d = self.c, self.s, self.c.dim
+        m = c.mla
+        H, C, dn, dr, dv = c.n_heads, m["kv_rank"], m["dn"], m["dr"], m["dv"]
+        lw = lambda n: self.layer_weight(n, layer)  # noqa: E731
+        if m["q_rank"]:
+            qa = self.linear(xb, lw("wq_a"), m["q_rank"], d)
+            qa = self.rmsnorm(qa, lw("q_norm_a"), m["q_rank"])
+            q = self.linear(qa, lw("wq"), H * (dn + dr), m["q_rank"])
+        else:
+            q = self.linear(xb, lw("wq"), H * (dn + dr), d)
+        kv = self.linear(xb, lw("wkv_a"), C + dr, d)
+        S = self.S
+        q4, qt = self.fresh("q4"), _tensor((1, s, H, dn + dr))
+        self.emit(f"{q4} = tensor.expand_shape {q} [[0, 1], [2, 3]] output_shape "
+                  f"[1, {S}, {H}, {dn + dr}] : {_tensor((s, H * (dn + dr)))} into {qt}")
+        qn, qp = self.fresh("qn"), self.fresh("qp")
+        self.emit(f"{qn} = tensor.extract_slice {q4}[0, 0, 0, 0] [1, {S}, {H}, {dn}] "
+                  f"[1, 1, 1, 1] : {qt} to {_tensor((1, s, H, dn))}")
+        self.emit(f"{qp} = tensor.extract_slice {q4}[0, 0, 0, {dn}] [1, {S}, {H}, {dr}] "
+                  f"[1, 1, 1, 1] : {qt} to {_tensor((1, s, H, dr))}")
+        lat, kp = self.fresh("lat"), self.fresh("kp")
+        self.emit(f"{lat} = tensor.extract_slice {kv}[0, 0] [{S}, {C}] [1, 1] : "
+                  f"{_tensor((s, C + dr))} to {_tensor((s, C))}")
+        self.emit(f"{kp} = tensor.extract_slice {kv}[0, {C}] [{S}, {dr}] [1, 1] : "
+                  f"{_tensor((s, C + dr))} to {_tensor((s, dr))}")
+        lat = self.rmsnorm(lat, lw("kv_norm"), C)
+        attrs = _rope_attributes(c)
+        qr, kp4, kr = self.fresh("qr"), self.fresh("kp4"), self.fresh("kr")
+        self.emit(f"{qr} = posenc.rope {qp}, {pos} layout {c.rope_layout}{attrs} : "
+                  f"{_tensor((1, s, H, dr))}, {_tensor((s,), 'i64')}")
+        self.emit(f"{kp4} = tensor.expand_shape {kp} [[0, 1], [2, 3]] output_shape "
+                  f"[1, {S}, 1, {dr}] : {_tensor((s, dr))} into {_tensor((1, s, 1, dr))}")
+        self.emit(f"{kr} = posenc.rope {kp4}, {pos} layout {c.rope_layout}{attrs} : "
+                  f"{_tensor((1, s, 1, dr))}, {_tensor((s,), 'i64')}")
+        lat4 = self.fresh("lat4")
+        self.emit(f"{lat4} = tensor.expand_shape {lat} [[0, 1], [2, 3]] output_shape "
+                  f"[1, {S}, 1, {C}] : {_tensor((s, C))} into {_tensor((1, s, 1, C))}")
+        views, out = [], []
+        for value, old, shape, width in ((lat4, kc, cache[0], C), (kr, vc, cache[1], dr)):
+            upd, view = self.fresh("mc"), self.fresh("mall")
+            self.emit(f"{upd} = tensor.insert_slice {value} into {old}[{layer}, %p0, 0, 0] "
+                      f"[1, {S}, 1, {width}] [1, 1, 1, 1] : {_tensor((1, s, 1, width))} into "
+                      f"{_tensor(shape)}")
+            self.emit(f"{view} = tensor.extract_slice {upd}[{layer}, 0, 0, 0] [1, %n, 1, "
+                      f"{width}] [1, 1, 1, 1] : {_tensor(shape)} to {_tensor((1, None, width))}")
+            views.append(view)
+            out.append(upd)
+        wb, wuk, wuv = self.fresh("wb"), self.fresh("wuk"), self.fresh("wuv")
+        self.emit(f"{wb} = tensor.expand_shape {lw('wkv_b')} [[0, 1], [2]] output_shape "
+                  f"[{H}, {dn + dv}, {C}] : {_tensor((H * (dn + dv), C))} into "
+                  f"{_tensor((H, dn + dv, C))}")
+        self.emit(f"{wuk} = tensor.extract_slice {wb}[0, 0, 0] [{H}, {dn}, {C}] [1, 1, 1] : "
+                  f"{_tensor((H, dn + dv, C))} to {_tensor((H, dn, C))}")
+        self.emit(f"{wuv} = tensor.extract_slice {wb}[0, {dn}, 0] [{H}, {dv}, {C}] [1, 1, 1] : "
+                  f"{_tensor((H, dn + dv, C))} to {_tensor((H, dv, C))}")
+        att, att2 = self.fresh("att"), self.fresh("att")
+        self.emit(f"{att} = posenc.mla_absorb {qn}, {qr}, {views[0]}, {views[1]}, {wuk}, {wuv} "
+                  f"causal {{scale = {m['scale']!r} : f64}} : {_tensor((1, s, H, dn))}, "
+                  f"{_tensor((1, s, H, dr))}, {_tensor((1, None, C))}, "
+                  f"{_tensor((1, None, dr))}, {_tensor((H, dn, C))}, {_tensor((H, dv, C))} -> "
+                  f"{_tensor((1, s, H, dv))}")
+        self.emit(f"{att2} = tensor.collapse_shape {att} [[0, 1], [2, 3]] : "
+                  f"{_tensor((1, s, H, dv))} into {_tensor((s, H * dv))}")
+        return self.linear(att2, lw("wo"), d, H * dv), out[0], out[1]
+
     def mlp(self, xb, layer, hid, kind, biases=False, prefix=""):
         """The MLP of `kind` on xb [S, d] with the layer's weights
         <prefix>w1 (gate or up), w3 (up, gated kinds) and w2 (down)."""
@@ -192,13 +263,16 @@ class _Function:
         return y
 
     def moe(self, xb, layer):
-        """A mixture of experts on xb [S, d] (Mixtral, Qwen2-MoE, Qwen3-MoE):
-        router probabilities p = softmax(xb·routerᵀ) over E experts, the
-        top_k of each token kept (ties: the lower expert index, as
-        torch.topk), renormalized to sum 1 with norm_topk; y = Σ_e p[:, e]·
-        expert_e(xb). An expert no token chose is skipped (scf.if): a decode
-        step runs top_k experts. Qwen2-MoE's shared expert adds
-        sigmoid(xb·shared_gateᵀ)·shared(xb)."""
+        """A mixture of experts on xb [S, d] (Mixtral, Qwen2/3-MoE,
+        DeepSeek-V2): router probabilities p = softmax(xb·routerᵀ) over E
+        experts (DeepSeek's group_limited_greedy first zeroes the experts
+        outside the topk_group groups of highest max p), the top_k of each
+        token kept (ties: the lower expert index, as torch.topk),
+        renormalized to sum 1 with norm_topk (k > 1), else scaled by
+        routed_scaling_factor; y = Σ_e p[:, e]·expert_e(xb). An expert no
+        token chose is skipped (scf.if): a decode step runs top_k experts.
+        Qwen2-MoE's shared expert adds sigmoid(xb·shared_gateᵀ)·shared(xb),
+        DeepSeek's shared experts shared(xb)."""
         c, s, d = self.c, self.s, self.c.dim
         m = c.moe
         E, k, hid = m["experts"], m["top_k"], m["hidden"]
@@ -219,8 +293,54 @@ class _Function:
         p = self.generic([(ex, te), (sm, _tensor((s,)))], (s, E),
                          ["(s, e) -> (s, e)", "(s, e) -> (s)", "(s, e) -> (s, e)"],
                          ["parallel", "parallel"], ["%r = arith.divf %a0, %a1 : f32", "%r"])
-        # rank[s, e]: experts ahead of e (higher p, or equal p and lower index).
-        rank = self.generic([(p, te), (p, te)], (s, E),
+        sel = p
+        if m.get("group"):
+            # DeepSeek-V2's group_limited_greedy: experts outside the
+            # topk_group groups of highest max p are not chosen (p -> 0).
+            G, keep = m["group"]
+            per, t3 = E // G, _tensor((s, G, E // G))
+            p3 = self.fresh("p3")
+            self.emit(f"{p3} = tensor.expand_shape {p} [[0], [1, 2]] output_shape [{self.S}, {G}, "
+                      f"{per}] : {te} into {t3}")
+            gmax = self.generic([(p3, t3)], (s, G), ["(s, g, j) -> (s, g, j)", "(s, g, j) -> (s, g)"],
+                                ["parallel", "parallel", "reduction"],
+                                ["%r = arith.maximumf %acc, %a0 : f32", "%r"],
+                                out=self.zeros((s, G)))
+            grank = self.rank(gmax, G)
+            sel3 = self.generic([(p3, t3), (grank, _tensor((s, G)))], (s, G, per),
+                                ["(s, g, j) -> (s, g, j)", "(s, g, j) -> (s, g)",
+                                 "(s, g, j) -> (s, g, j)"], ["parallel"] * 3,
+                                [f"%kg = arith.constant {float(keep)!r} : f32",
+                                 "%in = arith.cmpf olt, %a1, %kg : f32",
+                                 "%r = arith.select %in, %a0, %zero : f32", "%r"])
+            sel = self.fresh("sel")
+            self.emit(f"{sel} = tensor.collapse_shape {sel3} [[0], [1, 2]] : {t3} into {te}")
+        rank = self.rank(sel, E)
+        gate = self.generic([(sel, te), (rank, te)], (s, E), ["(s, e) -> (s, e)"] * 3,
+                            ["parallel", "parallel"],
+                            [f"%k = arith.constant {float(k)!r} : f32",
+                             "%in = arith.cmpf olt, %a1, %k : f32",
+                             "%r = arith.select %in, %a0, %zero : f32", "%r"])
+        if m["norm_topk"] and k > 1:
+            gs = self.generic([(gate, te)], (s,), ["(s, e) -> (s, e)", "(s, e) -> (s)"],
+                              ["parallel", "reduction"],
+                              ["%r = arith.addf %acc, %a0 : f32", "%r"], out=self.zeros((s,)))
+            gate = self.generic([(gate, te), (gs, _tensor((s,)))], (s, E),
+                                ["(s, e) -> (s, e)", "(s, e) -> (s)", "(s, e) -> (s, e)"],
+                                ["parallel", "parallel"],
+                                ["%r = arith.divf %a0, %a1 : f32", "%r"])
+        elif m.get("scaling", 1.0) != 1.0:  # DeepSeek's routed_scaling_factor
+            gate = self.generic([(gate, te)], (s, E), ["(s, e) -> (s, e)"] * 2,
+                                ["parallel", "parallel"],
+                                [f"%sc = arith.constant {m['scaling']!r} : f32",
+                                 "%r = arith.mulf %a0, %sc : f32", "%r"])
+        return self.experts(xb, layer, gate)
+
+    def rank(self, x, n):
+        """rank[s, e] of x [S, n]: the entries ahead of e in its row (larger,
+        or equal with a lower index: torch.topk's order), as f32."""
+        s, t = self.s, _tensor((self.s, n))
+        return self.generic([(x, t), (x, t)], (s, n),
                             ["(s, e, f) -> (s, e)", "(s, e, f) -> (s, f)", "(s, e, f) -> (s, e)"],
                             ["parallel", "parallel", "reduction"],
                             ["%ei = linalg.index 1 : index", "%fi = linalg.index 2 : index",
@@ -229,20 +349,15 @@ class _Function:
                              "%lo = arith.cmpi ult, %fi, %ei : index",
                              "%tie = arith.andi %eq, %lo : i1", "%ah = arith.ori %gt, %tie : i1",
                              "%inc = arith.select %ah, %one, %zero : f32",
-                             "%r = arith.addf %acc, %inc : f32", "%r"], out=self.zeros((s, E)))
-        gate = self.generic([(p, te), (rank, te)], (s, E), ["(s, e) -> (s, e)"] * 3,
-                            ["parallel", "parallel"],
-                            [f"%k = arith.constant {float(k)!r} : f32",
-                             "%in = arith.cmpf olt, %a1, %k : f32",
-                             "%r = arith.select %in, %a0, %zero : f32", "%r"])
-        if m["norm_topk"]:
-            gs = self.generic([(gate, te)], (s,), ["(s, e) -> (s, e)", "(s, e) -> (s)"],
-                              ["parallel", "reduction"],
-                              ["%r = arith.addf %acc, %a0 : f32", "%r"], out=self.zeros((s,)))
-            gate = self.generic([(gate, te), (gs, _tensor((s,)))], (s, E),
-                                ["(s, e) -> (s, e)", "(s, e) -> (s)", "(s, e) -> (s, e)"],
-                                ["parallel", "parallel"],
-                                ["%r = arith.divf %a0, %a1 : f32", "%r"])
+                             "%r = arith.addf %acc, %inc : f32", "%r"], out=self.zeros((s, n)))
+
+    def experts(self, xb, layer, gate):
+        """y = Σ_e gate[:, e]·expert_e(xb) (+ the shared experts), each
+        expert under an scf.if on its gate column."""
+        c, s, d = self.c, self.s, self.c.dim
+        m = c.moe
+        E, hid = m["experts"], m["hidden"]
+        te = _tensor((s, E))
         td = _tensor((s, d))
         y = self.zeros((s, d))
         t1 = _tensor((s, 1))
@@ -273,7 +388,9 @@ class _Function:
             self.emit(f"  scf.yield {y} : {td}")
             self.emit("}")
             y = out
-        if m["shared"]:
+        if m["shared"] and not m.get("shared_gated", True):  # DeepSeek: added as is
+            y = self.add(y, self.mlp(xb, layer, m["shared"], "swiglu", prefix="shared_"), d)
+        elif m["shared"]:
             ys = self.mlp(xb, layer, m["shared"], "swiglu", prefix="shared_")
             sg = self.linear(xb, self.layer_weight("shared_gate", layer), 1, d)
             y = self.generic([(y, td), (ys, td), (sg, _tensor((s, 1)))], (s, d),
@@ -395,6 +512,13 @@ def weight_shapes(c):
         shapes.update(post_att=(d,), post_ffn=(d,))
     if c.embed_norm:
         shapes.update(emb_norm=(d,), emb_norm_b=(d,))
+    if c.mla:
+        m = c.mla
+        H, C, dn, dr, dv = c.n_heads, m["kv_rank"], m["dn"], m["dr"], m["dv"]
+        shapes.update(wq=(H * (dn + dr), m["q_rank"] or d), wkv_a=(C + dr, d), kv_norm=(C,),
+                      wkv_b=(H * (dn + dv), C), wo=(d, H * dv))
+        if m["q_rank"]:
+            shapes.update(wq_a=(m["q_rank"], d), q_norm_a=(m["q_rank"],))
     if c.moe:
         m = c.moe
         shapes.update(router=(m["experts"], d))
@@ -404,6 +528,7 @@ def weight_shapes(c):
         if m["shared"]:
             shapes.update(shared_w1=(m["shared"], d), shared_w3=(m["shared"], d),
                           shared_w2=(d, m["shared"]), shared_gate=(1, d))
+
     return shapes
 
 
@@ -417,11 +542,15 @@ def layer_names(c, layer=0):
     experts replaces some layers' MLP)."""
     names = LAYER if c.mlp in ("swiglu", "geglu_tanh") else \
         tuple(n for n in LAYER if n != "w3")
+    if c.mla:
+        names = tuple(n for n in names if n not in ("wk", "wv")) + ("wkv_a", "kv_norm", "wkv_b")
+        names += ("wq_a", "q_norm_a") if c.mla["q_rank"] else ()
     if c.moe and c.moe["layers"][layer]:
         names = tuple(n for n in names if n not in ("w1", "w2", "w3")) + ("router",)
         names += tuple(f"e{e}_{w}" for e in range(c.moe["experts"]) for w in ("w1", "w3", "w2"))
         if c.moe["shared"]:
-            names += ("shared_w1", "shared_w3", "shared_w2", "shared_gate")
+            names += ("shared_w1", "shared_w3", "shared_w2") + \
+                (("shared_gate",) if c.moe.get("shared_gated", True) else ())
     names += BIASES if c.qkv_bias else ()
     names += ("bo", "b1", "b2") if c.dense_bias else ("bo",) if c.o_bias else ()
     names += ("rms_att_b", "rms_ffn_b") if c.norm == "layer" else ()
@@ -445,21 +574,31 @@ def weight_arguments(c):
     return args
 
 
+def cache_shapes(c, max_seq):
+    """The two caches: keys and values [L, max_seq, Hkv, hd], or MLA's
+    latent [L, max_seq, 1, C] and rotated rope keys [L, max_seq, 1, Dr]."""
+    if c.mla:
+        return ((c.n_layers, max_seq, 1, c.mla["kv_rank"]),
+                (c.n_layers, max_seq, 1, c.mla["dr"]))
+    cache = (c.n_layers, max_seq, c.n_kv_heads, c.head_dim)
+    return cache, cache
+
+
 def _entry(c, max_seq, name, s):
     f = _Function(c, max_seq, s)
     weights = weight_arguments(c)
-    cache = (c.n_layers, max_seq, c.n_kv_heads, c.head_dim)
+    cache = cache_shapes(c, max_seq)
     H, Hkv, hd, d, hid, V = (c.n_heads, c.n_kv_heads, c.head_dim, c.dim, c.hidden_dim,
                              c.vocab_size)
     qd = c.q_dim
     args = [f"%tokens: {_tensor((s,), 'i32')}", f"%start: {_tensor((1,), 'i64')}"]
     args += [f"%{arg}_m: {_memref(shape)}" for arg, _, shape in weights]
-    args += [f"%k_cache: {_memref(cache)}", f"%v_cache: {_memref(cache)}"]
+    args += [f"%k_cache: {_memref(cache[0])}", f"%v_cache: {_memref(cache[1])}"]
     f.emit("%c0 = arith.constant 0 : index")
     f.emit("%zero = arith.constant 0.0 : f32")
     f.emit("%one = arith.constant 1.0 : f32")
     f.emit(f"%eps = arith.constant {c.norm_eps:.9e} : f32")
-    for width in sorted({d}):
+    for width in sorted({d} | ({c.mla["kv_rank"], c.mla["q_rank"] or d} if c.mla else set())):
         f.emit(f"%width{width} = arith.constant {float(width)!r} : f32")
     if s is None:
         f.emit(f"%S = tensor.dim %tokens, %c0 : {_tensor((s,), 'i32')}")
@@ -471,9 +610,9 @@ def _entry(c, max_seq, name, s):
     for arg, _, shape in weights:
         f.emit(f"%{arg} = bufferization.to_tensor %{arg}_m restrict : {_memref(shape)} to "
                f"{_tensor(shape)}")
-    for kv in ("k", "v"):
+    for kv, shape in zip(("k", "v"), cache):
         f.emit(f"%{kv}c0 = bufferization.to_tensor %{kv}_cache restrict writable : "
-               f"{_memref(cache)} to {_tensor(cache)}")
+               f"{_memref(shape)} to {_tensor(shape)}")
 
     # Positions start..start+S-1 and the token embeddings.
     pos = f.positions(f.empty((s,), "i64"), s, "%p0")
@@ -506,64 +645,68 @@ def _entry(c, max_seq, name, s):
     full_kv_t = _tensor((1, None, Hkv, hd))
     for layer in range(c.n_layers):
         xb = f.norm(x, f.layer_weight("rms_att", layer), f.layer_weight("rms_att_b", layer), d)
-        q = f.linear(xb, f.layer_weight("wq", layer), qd, d)
-        k = f.linear(xb, f.layer_weight("wk", layer), c.kv_dim, d)
-        v = f.linear(xb, f.layer_weight("wv", layer), c.kv_dim, d)
-        if c.qkv_bias:
-            q, k, v = (f.add_bias(t, f.layer_weight(b, layer), width) for t, b, width in
-                       ((q, "bq", qd), (k, "bk", c.kv_dim), (v, "bv", c.kv_dim)))
-        heads = {}
-        for nm, val, nh, width in (("q", q, H, qd), ("k", k, Hkv, c.kv_dim),
-                                   ("v", v, Hkv, c.kv_dim)):
-            r = f.fresh(nm + "h")
-            f.emit(f"{r} = tensor.expand_shape {val} [[0, 1], [2, 3]] output_shape "
-                   f"[1, {f.S}, {nh}, {hd}] : {_tensor((s, width))} into "
-                   f"{_tensor((1, s, nh, hd))}")
-            heads[nm] = r
-        sch = c.schemes[layer] if c.schemes else None
-        if sch and sch.qk_norm:
-            for nm, nh in (("q", H), ("k", Hkv)):
-                heads[nm] = f.head_rmsnorm(heads[nm], f.layer_weight(f"{nm}_norm", layer),
-                                           nh, hd, sch.eps)
-        for nm, nh in (("q", H), ("k", Hkv)):
-            if sch and not sch.rope or c.alibi:
-                continue  # a NoPE layer, or ALiBi
-            r = f.fresh(nm + "r")
-            layout = sch.layout if sch else c.rope_layout
-            f.emit(f"{r} = posenc.rope {heads[nm]}, {pos} layout {layout}"
-                   f"{_rope_attributes(c, sch)} : {_tensor((1, s, nh, hd))}, "
-                   f"{_tensor((s,), 'i64')}")
-            heads[nm] = r
-        views = {}
-        for nm, cache_v in (("k", kc), ("v", vc)):
-            upd = f.fresh(nm + "c")
-            f.emit(f"{upd} = tensor.insert_slice {heads[nm]} into {cache_v}[{layer}, %p0, 0, 0] "
-                   f"[1, {f.S}, {Hkv}, {hd}] [1, 1, 1, 1] : {kv_t} into {_tensor(cache)}")
-            view = f.fresh(nm + "all")
-            f.emit(f"{view} = tensor.extract_slice {upd}[{layer}, 0, 0, 0] [1, %n, {Hkv}, {hd}] "
-                   f"[1, 1, 1, 1] : {_tensor(cache)} to {full_kv_t}")
-            views[nm] = view
-            if nm == "k":
-                kc = upd
-            else:
-                vc = upd
-        att = f.fresh("att")
-        init = f.empty((1, s, H, hd))
-        if sch:
-            w = sch.window
+        if c.mla:
+            o, kc, vc = f.mla_attention(xb, layer, pos, kc, vc, cache)
         else:
-            w = c.sliding_window[layer] if isinstance(c.sliding_window, list) \
-                else c.sliding_window
-        window = f" window({w})" if w else ""
-        cap = f" softcap({sch.softcap!r})" if sch and sch.softcap is not None else ""
-        scale = f" {{scale = {sch.scale!r} : f64}}" if sch and sch.scale is not None else ""
-        f.emit(f"{att} = posenc.attention {heads['q']}, {views['k']}, {views['v']}{bias_clause}"
-               f"{cap} causal"
-               f"{window} outs({init}){scale} : {q_t}, {full_kv_t}, {full_kv_t}, {q_t}")
-        att2 = f.fresh("att")
-        f.emit(f"{att2} = tensor.collapse_shape {att} [[0, 1], [2, 3]] : {q_t} into "
-               f"{_tensor((s, qd))}")
-        o = f.linear(att2, f.layer_weight("wo", layer), d, qd)
+            q = f.linear(xb, f.layer_weight("wq", layer), qd, d)
+            k = f.linear(xb, f.layer_weight("wk", layer), c.kv_dim, d)
+            v = f.linear(xb, f.layer_weight("wv", layer), c.kv_dim, d)
+            if c.qkv_bias:
+                q, k, v = (f.add_bias(t, f.layer_weight(b, layer), width) for t, b, width in
+                           ((q, "bq", qd), (k, "bk", c.kv_dim), (v, "bv", c.kv_dim)))
+            heads = {}
+            for nm, val, nh, width in (("q", q, H, qd), ("k", k, Hkv, c.kv_dim),
+                                       ("v", v, Hkv, c.kv_dim)):
+                r = f.fresh(nm + "h")
+                f.emit(f"{r} = tensor.expand_shape {val} [[0, 1], [2, 3]] output_shape "
+                       f"[1, {f.S}, {nh}, {hd}] : {_tensor((s, width))} into "
+                       f"{_tensor((1, s, nh, hd))}")
+                heads[nm] = r
+            sch = c.schemes[layer] if c.schemes else None
+            if sch and sch.qk_norm:
+                for nm, nh in (("q", H), ("k", Hkv)):
+                    heads[nm] = f.head_rmsnorm(heads[nm], f.layer_weight(f"{nm}_norm", layer),
+                                               nh, hd, sch.eps)
+            for nm, nh in (("q", H), ("k", Hkv)):
+                if sch and not sch.rope or c.alibi:
+                    continue  # a NoPE layer, or ALiBi
+                r = f.fresh(nm + "r")
+                layout = sch.layout if sch else c.rope_layout
+                f.emit(f"{r} = posenc.rope {heads[nm]}, {pos} layout {layout}"
+                       f"{_rope_attributes(c, sch)} : {_tensor((1, s, nh, hd))}, "
+                       f"{_tensor((s,), 'i64')}")
+                heads[nm] = r
+            views = {}
+            for nm, cache_v in (("k", kc), ("v", vc)):
+                upd = f.fresh(nm + "c")
+                f.emit(f"{upd} = tensor.insert_slice {heads[nm]} into {cache_v}[{layer}, %p0, 0, "
+                       f"0] [1, {f.S}, {Hkv}, {hd}] [1, 1, 1, 1] : {kv_t} into "
+                       f"{_tensor(cache[0])}")
+                view = f.fresh(nm + "all")
+                f.emit(f"{view} = tensor.extract_slice {upd}[{layer}, 0, 0, 0] [1, %n, {Hkv}, "
+                       f"{hd}] [1, 1, 1, 1] : {_tensor(cache[0])} to {full_kv_t}")
+                views[nm] = view
+                if nm == "k":
+                    kc = upd
+                else:
+                    vc = upd
+            att = f.fresh("att")
+            init = f.empty((1, s, H, hd))
+            if sch:
+                w = sch.window
+            else:
+                w = c.sliding_window[layer] if isinstance(c.sliding_window, list) \
+                    else c.sliding_window
+            window = f" window({w})" if w else ""
+            cap = f" softcap({sch.softcap!r})" if sch and sch.softcap is not None else ""
+            scale = f" {{scale = {sch.scale!r} : f64}}" if sch and sch.scale is not None else ""
+            f.emit(f"{att} = posenc.attention {heads['q']}, {views['k']}, {views['v']}{bias_clause}"
+                   f"{cap} causal"
+                   f"{window} outs({init}){scale} : {q_t}, {full_kv_t}, {full_kv_t}, {q_t}")
+            att2 = f.fresh("att")
+            f.emit(f"{att2} = tensor.collapse_shape {att} [[0, 1], [2, 3]] : {q_t} into "
+                   f"{_tensor((s, qd))}")
+            o = f.linear(att2, f.layer_weight("wo", layer), d, qd)
         if c.dense_bias or c.o_bias:
             o = f.add_bias(o, f.layer_weight("bo", layer), d)
         if c.sandwich_norm:
@@ -588,10 +731,9 @@ def _entry(c, max_seq, name, s):
                            [f"%cap = arith.constant {c.final_softcap!r} : f32",
                             "%xc = arith.divf %a0, %cap : f32", "%th = math.tanh %xc : f32",
                             "%r = arith.mulf %th, %cap : f32", "%r"])
-    f.emit(f"bufferization.materialize_in_destination {kc} in restrict writable %k_cache : "
-           f"({_tensor(cache)}, {_memref(cache)}) -> ()")
-    f.emit(f"bufferization.materialize_in_destination {vc} in restrict writable %v_cache : "
-           f"({_tensor(cache)}, {_memref(cache)}) -> ()")
+    for value, kv, shape in ((kc, "k", cache[0]), (vc, "v", cache[1])):
+        f.emit(f"bufferization.materialize_in_destination {value} in restrict writable "
+               f"%{kv}_cache : ({_tensor(shape)}, {_memref(shape)}) -> ()")
     rt = _tensor((s, V))
     f.emit(f"return {logits} : {rt}")
     return (f"func.func @{name}({', '.join(args)}) -> {rt} {{\n" + "\n".join(f.lines) + "\n}\n")
@@ -633,8 +775,8 @@ class Model:
             self._weights.append(np.require(w, np.float32, "C"))
         self.ir = decoder_ir(config, self.max_seq)
         self.module = posenc.compile(self.ir, threads=threads)
-        cache = (config.n_layers, self.max_seq, config.n_kv_heads, config.head_dim)
-        nbytes = 2 * 4 * int(np.prod(cache, dtype=object))
+        caches = cache_shapes(config, self.max_seq)
+        nbytes = 4 * sum(int(np.prod(shape, dtype=object)) for shape in caches)
         # Checked before allocating: some allocators (sanitizers among
         # them) abort on a request they cannot serve instead of failing it.
         try:
@@ -649,8 +791,8 @@ class Model:
         if physical and nbytes > physical:
             raise ValueError(message)
         try:
-            self.k_cache = np.zeros(cache, np.float32)
-            self.v_cache = np.zeros(cache, np.float32)
+            self.k_cache = np.zeros(caches[0], np.float32)
+            self.v_cache = np.zeros(caches[1], np.float32)
         except (MemoryError, ValueError):
             raise ValueError(message) from None
         self.pos = 0

@@ -21,7 +21,11 @@ scores and logits, query_pre_attn_scalar, windows on even layers) and
 `smollm3` (NoPE layers by no_rope_layers / no_rope_layer_interval); the
 mixtures of experts `mixtral`, `qwen2_moe` (q/k/v biases, a shared expert,
 dense layers by mlp_only_layers / decoder_sparse_step) and `qwen3_moe`
-(QK-norm), each expert's weights used in place (posenc.decoder's moe). The
+(QK-norm), each expert's weights used in place (posenc.decoder's moe); `deepseek_v2`
+(multi-head latent attention with optional q LoRA, interleaved YaRN RoPE,
+dense layers before first_k_dense_replace, softmax routing greedy or
+group_limited_greedy, routed_scaling_factor, shared experts; V3's sigmoid
+noaux_tc routing is an error). The
 attention of every layer of Qwen3, SmolLM3, the MoE families and the Gemmas is posenc.models' for
 that layer (posenc.models._rope_scheme). ALiBi: `bloom` (LayerNorm on
 the embeddings, per-head fused query_key_value, tanh GELU, biases, with or
@@ -56,7 +60,8 @@ from .models import ConfigError, _rope_attr_sc, rope_scaling, sliding_windows
 DTYPES = {"F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "BF16": np.dtype("<u2"),
           "F64": np.dtype("<f8")}
 FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "phi3", "gpt_neox", "gemma", "gemma2",
-            "gemma3_text", "smollm3", "mixtral", "qwen2_moe", "qwen3_moe", "bloom", "mpt")
+            "gemma3_text", "smollm3", "mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v2",
+            "bloom", "mpt")
 GEMMA = ("gemma", "gemma2", "gemma3_text")
 
 
@@ -84,8 +89,14 @@ def layer_tensor_names(family, experts=0):
     if experts:
         names["router"] = "block_sparse_moe.gate.weight" if family == "mixtral" \
             else "mlp.gate.weight"
-        names.update({f"shared_{w}": f"mlp.shared_expert.{p}.weight" for w, p in proj.items()})
+        shared = "shared_experts" if family == "deepseek_v2" else "shared_expert"
+        names.update({f"shared_{w}": f"mlp.{shared}.{p}.weight" for w, p in proj.items()})
         names["shared_gate"] = "mlp.shared_expert_gate.weight"
+    if family == "deepseek_v2":  # multi-head latent attention
+        names.update(wq_a="self_attn.q_a_proj.weight", q_norm_a="self_attn.q_a_layernorm.weight",
+                     wkv_a="self_attn.kv_a_proj_with_mqa.weight",
+                     kv_norm="self_attn.kv_a_layernorm.weight",
+                     wkv_b="self_attn.kv_b_proj.weight")
     if family in ("gemma2", "gemma3_text"):
         # Four norms a layer: the Llama name of the pre-MLP norm is Gemma 2's
         # norm after attention.
@@ -307,7 +318,11 @@ def read_config(directory):
         rope_theta=number("rotary_emb_base" if neox and "rope_theta" not in cfg
                           else "rope_theta", 10000.0),
         norm_eps=number("layer_norm_eps" if neox else "rms_norm_eps",
-                        1e-5 if neox else 1e-6, high=1.0), rope_layout="half",
+                        1e-5 if neox else 1e-6, high=1.0),
+        # DeepSeek rotates interleaved pairs (its apply_rotary_pos_emb
+        # permutes them into halves first).
+        rope_layout="interleaved" if family == "deepseek_v2" else "half",
+        mla=_mla(path, cfg, family, positive, sc),
         rope_scaling=sc, attention_factor=factor,
         rotary_dim=rotary if rotary != head_dim else None,
         qkv_bias=family in ("qwen2", "qwen2_moe") or neox or attention_bias,
@@ -325,13 +340,74 @@ def read_config(directory):
     return config, cfg
 
 
+def _mla(path, cfg, family, positive, sc):
+    """DeepSeek-V2's latent attention dims and softmax scale, or None."""
+    if family != "deepseek_v2":
+        return None
+    from .models import mla_softmax_scale
+
+    q_rank = cfg.get("q_lora_rank")
+    if q_rank is not None and (not isinstance(q_rank, int) or isinstance(q_rank, bool)
+                               or not 0 <= q_rank < 2**31):
+        raise HFError(f"{path}: q_lora_rank must be null or a non-negative integer, got "
+                      f"{q_rank!r}")
+    dn, dr = positive("qk_nope_head_dim"), positive("qk_rope_head_dim")
+    if dr % 2:
+        raise HFError(f"{path}: qk_rope_head_dim ({dr}) must be even")
+    if cfg.get("attention_bias"):
+        raise HFError(f"{path}: attention_bias true: DeepSeek-V2 is read without biases")
+    return {"kv_rank": positive("kv_lora_rank"), "q_rank": q_rank or 0, "dn": dn, "dr": dr,
+            "dv": positive("v_head_dim"), "scale": mla_softmax_scale(dn, dr, sc)}
+
+
 def _moe(path, cfg, family, positive, flag):
-    """The mixture of experts of Mixtral (every layer; top-k renormalized)
-    and Qwen2/3-MoE (layers (i + 1) % decoder_sparse_step == 0 outside
-    mlp_only_layers; norm_topk_prob; Qwen2-MoE's shared expert), or None."""
-    if family not in ("mixtral", "qwen2_moe", "qwen3_moe"):
+    """The mixture of experts of Mixtral (every layer; top-k renormalized),
+    Qwen2/3-MoE (layers (i + 1) % decoder_sparse_step == 0 outside
+    mlp_only_layers; norm_topk_prob; Qwen2-MoE's gated shared expert) and
+    DeepSeek-V2 (layers from first_k_dense_replace on, every
+    moe_layer_freq-th; softmax router, greedy or group_limited_greedy
+    top-k, routed_scaling_factor, ungated shared experts), or None."""
+    if family not in ("mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v2"):
         return None
     layers = positive("num_hidden_layers")
+    if family == "deepseek_v2":
+        experts, hidden = positive("n_routed_experts"), positive("moe_intermediate_size")
+        first = cfg.get("first_k_dense_replace", 0)
+        if not isinstance(first, int) or isinstance(first, bool) or first < 0:
+            raise HFError(f"{path}: first_k_dense_replace must be a non-negative integer, "
+                          f"got {first!r}")
+        freq = positive("moe_layer_freq", 1)
+        sparse = [i >= first and i % freq == 0 for i in range(layers)]
+        shared = hidden * (cfg.get("n_shared_experts") or 0)
+        if not isinstance(shared, int) or shared < 0:
+            raise HFError(f"{path}: n_shared_experts must be a non-negative integer")
+        scoring = cfg.get("scoring_func", "softmax")
+        if scoring != "softmax":
+            raise HFError(f"{path}: scoring_func {scoring!r}: DeepSeek-V2 is read with softmax "
+                          f"routing only")
+        method = cfg.get("topk_method", "greedy")
+        group = None
+        if method == "group_limited_greedy":
+            groups, keep = positive("n_group"), positive("topk_group")
+            if experts % groups or keep > groups:
+                raise HFError(f"{path}: n_group {groups} must divide n_routed_experts "
+                              f"{experts} and be at least topk_group {keep}")
+            group = (groups, keep)
+        elif method != "greedy":
+            raise HFError(f"{path}: topk_method {method!r}: DeepSeek-V2 is read with greedy "
+                          f"or group_limited_greedy")
+        scaling = cfg.get("routed_scaling_factor", 1.0)
+        if not isinstance(scaling, (int, float)) or isinstance(scaling, bool) or \
+                not 0 < scaling < math.inf:
+            raise HFError(f"{path}: routed_scaling_factor must be a positive number, got "
+                          f"{scaling!r}")
+        top_k = positive("num_experts_per_tok", 2)
+        if top_k > experts or (group and top_k > experts // group[0] * group[1]):
+            raise HFError(f"{path}: num_experts_per_tok ({top_k}) exceeds the experts it may "
+                          f"choose from")
+        return {"experts": experts, "top_k": top_k, "norm_topk": flag("norm_topk_prob"),
+                "hidden": hidden, "shared": shared, "shared_gated": False, "layers": sparse,
+                "group": group, "scaling": float(scaling)}
     if family == "mixtral":
         experts, hidden = positive("num_local_experts", 8), positive("intermediate_size")
         sparse, norm, shared = [True] * layers, True, 0
@@ -532,6 +608,8 @@ def read_model(directory):
     else:
         weights["wcls"] = get("lm_head.weight", shapes["wcls"])
     names = layer_tensor_names(config.family, config.moe["experts"] if config.moe else 0)
+    if config.mla and config.mla["q_rank"]:
+        names["wq"] = "self_attn.q_b_proj.weight"
     from .decoder import layer_names
 
     if config.family == "phi3":

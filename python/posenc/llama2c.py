@@ -79,6 +79,9 @@ class Config:
     # hidden (an expert's intermediate size), shared (Qwen2-MoE's shared
     # expert size, or 0), layers (per layer: MoE, or the dense MLP)}.
     moe: dict = None
+    # DeepSeek's multi-head latent attention: {kv_rank, q_rank (0: none),
+    # dn, dr, dv (nope/rope/value head dims), scale}; caches hold the latent.
+    mla: dict = None
 
     @property
     def head_dim(self):

@@ -1286,6 +1286,16 @@ def _t5_layer(cfg, em, b, s, decoder, _layer):
     return f"T5 buckets {nb}/{md} ({which})", out, shape, reference
 
 
+def mla_softmax_scale(dn, dr, sc):
+    """DeepSeek's softmax scale: 1/sqrt(Dn + Dr), times mscale(f,
+    mscale_all_dim)^2 under YaRN (`sc`: posenc.models.rope_scaling's dict)."""
+    scale = 1.0 / math.sqrt(dn + dr)
+    if sc and sc["kind"] == "yarn" and sc.get("mscale_all_dim"):
+        m = 0.1 * sc["mscale_all_dim"] * math.log(sc["factor"]) + 1.0
+        scale *= m * m
+    return scale
+
+
 def _mla_layer(cfg, em, b, s, _decoder, _layer):
     hidden = _positive_int(cfg, "hidden_size")
     h = _positive_int(cfg, "num_attention_heads")
@@ -1304,12 +1314,7 @@ def _mla_layer(cfg, em, b, s, _decoder, _layer):
     base = _rope_base(cfg)
     sc = rope_scaling(cfg)
     ref_sc, attention_factor = _rope_attr_sc(sc)
-    # DeepSeek's softmax scale: 1/sqrt(Dn + Dr), times mscale(f, mscale_all_dim)^2
-    # under YaRN.
-    scale = 1.0 / math.sqrt(dn + dr)
-    if sc and sc["kind"] == "yarn" and sc.get("mscale_all_dim"):
-        m = 0.1 * sc["mscale_all_dim"] * math.log(sc["factor"]) + 1.0
-        scale *= m * m
+    scale = mla_softmax_scale(dn, dr, sc)
 
     x2, x2s = _common_input(em, cfg, b, s, hidden)
     pos = em.arg("pos", (s,), "i64")

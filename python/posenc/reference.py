@@ -422,27 +422,49 @@ def decoder_forward(config, weights, ids):
         if window:  # key j outside query i's last `window` positions
             mask |= np.tril(np.ones((s, s), bool), -window)
         xb = rmsnorm(x, lw["rms_att"], lw.get("rms_att_b"))
-        q, k = linear(xb, lw, "wq", "bq"), linear(xb, lw, "wk", "bk")
-        if sch and sch.qk_norm:
-            q, k = head_norm(q, h, lw["q_norm"], sch.eps), head_norm(k, hkv, lw["k_norm"],
-                                                                      sch.eps)
-        q, k = rotate(q, h, sch), rotate(k, hkv, sch)
-        v = linear(xb, lw, "wv", "bv").reshape(s, hkv, hd)
-        k, v = np.repeat(k, h // hkv, axis=1), np.repeat(v, h // hkv, axis=1)
-        scale = sch.scale if sch and sch.scale is not None else 1 / np.sqrt(hd)
-        scores = np.einsum("ihd,jhd->hij", q, k) * scale
-        if sch and sch.softcap is not None:
-            scores = sch.softcap * np.tanh(scores / sch.softcap)
-        if alibi:  # ALiBi: slope_h·(j - i)
-            scores = scores + np.asarray(alibi)[:, None, None] * (pos[None, :] - pos[:, None])
-        scores[:, mask] = -np.inf
-        p = np.exp(scores - scores.max(axis=-1, keepdims=True))
-        p /= p.sum(axis=-1, keepdims=True)
-        att = np.einsum("hij,jhd->ihd", p, v).reshape(s, h * hd)
-        o = linear(att, lw, "wo", "bo")
-        x_att = x + (rmsnorm(o, lw["post_att"]) if sandwich else o)
-        xb = rmsnorm(x if getattr(config, "parallel_residual", False) else x_att,
-                     lw["rms_ffn"], lw.get("rms_ffn_b"))
+        mla = getattr(config, "mla", None)
+        if mla:  # DeepSeek-V2's multi-head latent attention, decompressed
+            dn, dr, dv, lat = mla["dn"], mla["dr"], mla["dv"], mla["kv_rank"]
+            qin = rmsnorm(linear(xb, lw, "wq_a"), lw["q_norm_a"]) if mla["q_rank"] else xb
+            qh = linear(qin, lw, "wq").reshape(s, h, dn + dr)
+            kva = linear(xb, lw, "wkv_a")
+            ckv = rmsnorm(kva[:, :lat], lw["kv_norm"])
+            kvb = (ckv @ f64(lw["wkv_b"]).T).reshape(s, h, dn + dv)
+            kw = dict(base=config.rope_theta, layout=config.rope_layout,
+                      scaling=config.rope_scaling, attention_factor=config.attention_factor)
+            q_pe = rope(qh[None, :, :, dn:], pos, **kw)[0]
+            k_pe = rope(kva[None, :, None, lat:], pos, **kw)[0]
+            k = np.concatenate([kvb[..., :dn], np.broadcast_to(k_pe, (s, h, dr))], -1)
+            qq = np.concatenate([qh[..., :dn], q_pe], -1)
+            scores = np.einsum("ihd,jhd->hij", qq, k) * mla["scale"]
+            scores[:, causal] = -np.inf
+            p = np.exp(scores - scores.max(axis=-1, keepdims=True))
+            p /= p.sum(axis=-1, keepdims=True)
+            att = np.einsum("hij,jhd->ihd", p, kvb[..., dn:]).reshape(s, h * dv)
+            x_att = x + linear(att, lw, "wo")
+            xb = rmsnorm(x_att, lw["rms_ffn"])
+        else:
+            q, k = linear(xb, lw, "wq", "bq"), linear(xb, lw, "wk", "bk")
+            if sch and sch.qk_norm:
+                q, k = head_norm(q, h, lw["q_norm"], sch.eps), head_norm(k, hkv, lw["k_norm"],
+                                                                          sch.eps)
+            q, k = rotate(q, h, sch), rotate(k, hkv, sch)
+            v = linear(xb, lw, "wv", "bv").reshape(s, hkv, hd)
+            k, v = np.repeat(k, h // hkv, axis=1), np.repeat(v, h // hkv, axis=1)
+            scale = sch.scale if sch and sch.scale is not None else 1 / np.sqrt(hd)
+            scores = np.einsum("ihd,jhd->hij", q, k) * scale
+            if sch and sch.softcap is not None:
+                scores = sch.softcap * np.tanh(scores / sch.softcap)
+            if alibi:  # ALiBi: slope_h·(j - i)
+                scores = scores + np.asarray(alibi)[:, None, None] * (pos[None, :] - pos[:, None])
+            scores[:, mask] = -np.inf
+            p = np.exp(scores - scores.max(axis=-1, keepdims=True))
+            p /= p.sum(axis=-1, keepdims=True)
+            att = np.einsum("hij,jhd->ihd", p, v).reshape(s, h * hd)
+            o = linear(att, lw, "wo", "bo")
+            x_att = x + (rmsnorm(o, lw["post_att"]) if sandwich else o)
+            xb = rmsnorm(x if getattr(config, "parallel_residual", False) else x_att,
+                         lw["rms_ffn"], lw.get("rms_ffn_b"))
         moe = getattr(config, "moe", None)
         if moe and moe["layers"][layer]:
             # Mixture of experts: softmax router, top_k per token (ties to
@@ -456,14 +478,26 @@ def decoder_forward(config, weights, ids):
             r = linear(xb, lw, "router")
             p = np.exp(r - r.max(axis=-1, keepdims=True))
             p /= p.sum(axis=-1, keepdims=True)
-            top = np.argsort(-p, axis=-1, kind="stable")[:, :moe["top_k"]]
+            sel = p
+            if moe.get("group"):  # DeepSeek-V2's group_limited_greedy
+                groups, keep = moe["group"]
+                gmax = p.reshape(s, groups, -1).max(axis=-1)
+                kept = np.argsort(-gmax, axis=-1, kind="stable")[:, :keep]
+                gmask = np.zeros_like(gmax, bool)
+                np.put_along_axis(gmask, kept, True, -1)
+                sel = np.where(np.repeat(gmask, p.shape[1] // groups, axis=1), p, 0.0)
+            top = np.argsort(-sel, axis=-1, kind="stable")[:, :moe["top_k"]]
             gate = np.zeros_like(p)
-            np.put_along_axis(gate, top, np.take_along_axis(p, top, -1), -1)
-            if moe["norm_topk"]:
+            np.put_along_axis(gate, top, np.take_along_axis(sel, top, -1), -1)
+            if moe["norm_topk"] and moe["top_k"] > 1:
                 gate /= gate.sum(axis=-1, keepdims=True)
+            else:
+                gate *= moe.get("scaling", 1.0)
             y = sum(gate[:, e:e + 1] * swiglu(f"e{e}_") for e in range(moe["experts"])
                     if gate[:, e].any())
-            if moe["shared"]:
+            if moe["shared"] and not moe.get("shared_gated", True):
+                y = y + swiglu("shared_")
+            elif moe["shared"]:
                 y = y + swiglu("shared_") / (1 + np.exp(-linear(xb, lw, "shared_gate")))
             x = x_att + (rmsnorm(y, lw["post_ffn"]) if sandwich else y)
             continue

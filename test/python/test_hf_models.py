@@ -15,6 +15,13 @@ from posenc import decoder, hf, reference
 HF_NAMES = hf.LAYER_NAMES
 
 
+DEEPSEEK = {"kv_lora_rank": 16, "q_lora_rank": None, "qk_nope_head_dim": 8,
+            "qk_rope_head_dim": 4, "v_head_dim": 8, "n_routed_experts": 8,
+            "num_experts_per_tok": 2, "moe_intermediate_size": 16, "n_shared_experts": 1,
+            "first_k_dense_replace": 1, "routed_scaling_factor": 2.5, "topk_method": "greedy",
+            "norm_topk_prob": False, "num_key_value_heads": 4}
+
+
 def base_config(model_type="llama", **extra):
     cfg = {"model_type": model_type, "hidden_size": 32, "intermediate_size": 40,
            "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
@@ -32,6 +39,8 @@ def write_model(tmp_path, cfg, dtype="F32", shards=1, seed=0, drop=None, reshape
     shapes = decoder.weight_shapes(config)
     tensor_names = hf.layer_tensor_names(cfg["model_type"],
                                          config.moe["experts"] if config.moe else 0)
+    if config.mla and config.mla["q_rank"]:
+        tensor_names["wq"] = "self_attn.q_b_proj.weight"
     rng = np.random.default_rng(seed)
     named, ours = {}, {"layers": [{} for _ in range(config.n_layers)]}
 
@@ -118,6 +127,18 @@ def write_model(tmp_path, cfg, dtype="F32", shards=1, seed=0, drop=None, reshape
     # Qwen3-MoE: QK-norm, 8 experts top 3 renormalized.
     ("qwen3_moe", {"num_experts": 8, "num_experts_per_tok": 3, "moe_intermediate_size": 16,
                    "norm_topk_prob": True, "head_dim": 16}, "F32", 1),
+    # DeepSeek-V2-Lite-like: latent attention (no q LoRA), interleaved
+    # YaRN RoPE (mscale 0.707), layer 0 dense, layer 1 MoE with 8 experts,
+    # greedy top 2 scaled by 2.5 and one ungated shared expert.
+    ("deepseek_v2", dict(DEEPSEEK, rope_scaling={
+        "type": "yarn", "factor": 4.0, "original_max_position_embeddings": 8,
+        "mscale": 0.707, "mscale_all_dim": 0.707, "beta_fast": 32, "beta_slow": 1}),
+     "F32", 1),
+    # DeepSeek-V2-like: q LoRA with its RMSNorm, group_limited_greedy (4
+    # groups, 2 kept), top 3 renormalized, both layers MoE.
+    ("deepseek_v2", dict(DEEPSEEK, q_lora_rank=12, topk_method="group_limited_greedy",
+                         n_group=4, topk_group=2, num_experts_per_tok=3, norm_topk_prob=True,
+                         first_k_dense_replace=0, n_shared_experts=2), "BF16", 2),
     # SmolLM3: every 4th layer without RoPE by default; here layer 1 of 2.
     ("smollm3", {"no_rope_layers": [1, 0]}, "F32", 1),
     # Gemma: sqrt(d)-scaled embeddings, 1 + w norms, GeGLU (tanh), tied.
@@ -152,8 +173,9 @@ def test_hf_decoder_vs_float64(tmp_path, model_type, extra, dtype, shards):
         assert m.ir.count("= posenc.rope ") == 4 * config.n_layers  # q, k; prefill, decode
         assert config.schemes[0].qk_norm and "q_norm" in weights["layers"][0]
     if config.moe:  # experts skipped unless chosen: one scf.if per expert and entry
-        assert config.moe["layers"] == ([False, True] if model_type == "qwen2_moe"
-                                        else [True, True])
+        assert config.moe["layers"] == [
+            i >= extra.get("first_k_dense_replace", 0)
+            and i not in extra.get("mlp_only_layers", []) for i in range(2)]
         n_moe = sum(config.moe["layers"])
         assert m.ir.count("scf.if") == 2 * n_moe * config.moe["experts"]
         assert ("shared_gate" in weights["layers"][1]) == (model_type == "qwen2_moe")
@@ -236,6 +258,11 @@ def test_broken_directories(tmp_path, case, fragment):
     ("qwen2_moe:shared_expert_intermediate_size", 0,
      "shared_expert_intermediate_size must be a positive integer"),
     ("gemma:hidden_activation", "relu", "hidden_activation 'relu'"),
+    ("deepseek_v2:scoring_func", "sigmoid", "scoring_func 'sigmoid'"),
+    ("deepseek_v2:topk_method", "noaux_tc", "topk_method 'noaux_tc'"),
+    ("deepseek_v2:qk_rope_head_dim", 5, "qk_rope_head_dim (5) must be even"),
+    ("deepseek_v2:n_group", 3, "n_group 3 must divide n_routed_experts 8"),
+    ("deepseek_v2:q_lora_rank", -1, "q_lora_rank must be null or a non-negative integer"),
     ("gemma2:final_logit_softcapping", -1, "final_logit_softcapping must be a number"),
 ])
 def test_config_fields_are_checked(tmp_path, field, value, fragment):
@@ -244,6 +271,8 @@ def test_config_fields_are_checked(tmp_path, field, value, fragment):
         family, field = field.split(":")
     moe = {"num_experts": 8, "moe_intermediate_size": 16, "shared_expert_intermediate_size": 8,
            "num_local_experts": 8}
+    if family == "deepseek_v2":
+        moe = dict(DEEPSEEK, topk_method="group_limited_greedy", n_group=4, topk_group=2)
     cfg = value if field is None else base_config(family, **dict(moe, **{field: value}))
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(hf.HFError) as e:
