@@ -264,92 +264,123 @@ class _Function:
 
     def moe(self, xb, layer):
         """A mixture of experts on xb [S, d] (Mixtral, Qwen2/3-MoE,
-        DeepSeek-V2): router probabilities p = softmax(xb·routerᵀ) over E
-        experts (DeepSeek's group_limited_greedy first zeroes the experts
-        outside the topk_group groups of highest max p), the top_k of each
-        token kept (ties: the lower expert index, as torch.topk),
-        renormalized to sum 1 with norm_topk (k > 1), else scaled by
-        routed_scaling_factor; y = Σ_e p[:, e]·expert_e(xb). An expert no
-        token chose is skipped (scf.if): a decode step runs top_k experts.
-        Qwen2-MoE's shared expert adds sigmoid(xb·shared_gateᵀ)·shared(xb),
-        DeepSeek's shared experts shared(xb)."""
+        DeepSeek-V2/V3): router scores p = softmax(xb·routerᵀ) over E
+        experts (DeepSeek-V3: sigmoid, and the choice is made on p plus
+        e_score_correction_bias); with groups, the choice is limited to the
+        topk_group groups of highest score (V2: the group's max; V3: the sum
+        of its two best), others zeroed; the top_k of each token are kept
+        (ties: the lower expert index, as torch.topk) with their p,
+        renormalized with norm_topk (k > 1), and scaled by
+        routed_scaling_factor (V2: when not renormalized; V3: always);
+        y = Σ_e gate[:, e]·expert_e(xb). An expert no token chose is skipped
+        (scf.if): a decode step runs top_k experts. Qwen2-MoE's shared
+        expert adds sigmoid(xb·shared_gateᵀ)·shared(xb), DeepSeek's shared
+        experts shared(xb)."""
         c, s, d = self.c, self.s, self.c.dim
         m = c.moe
-        E, k, hid = m["experts"], m["top_k"], m["hidden"]
-        te = _tensor((s, E))
+        E, k = m["experts"], m["top_k"]
+        te, ts = _tensor((s, E)), _tensor((s,))
+        m2, par = ["(s, e) -> (s, e)"] * 2, ["parallel", "parallel"]
+        row = ["(s, e) -> (s, e)", "(s, e) -> (s)"]
         logits = self.linear(xb, self.layer_weight("router", layer), E, d)
-        # Softmax over the experts (max-subtracted).
-        mx = self.generic([(logits, te)], (s,), ["(s, e) -> (s, e)", "(s, e) -> (s)"],
-                          ["parallel", "reduction"],
-                          ["%r = arith.maximumf %acc, %a0 : f32", "%r"],
-                          out=self.fill((s,), "0xFF800000"))
-        ex = self.generic([(logits, te), (mx, _tensor((s,)))], (s, E),
-                          ["(s, e) -> (s, e)", "(s, e) -> (s)", "(s, e) -> (s, e)"],
-                          ["parallel", "parallel"],
-                          ["%dx = arith.subf %a0, %a1 : f32", "%r = math.exp %dx : f32", "%r"])
-        sm = self.generic([(ex, te)], (s,), ["(s, e) -> (s, e)", "(s, e) -> (s)"],
-                          ["parallel", "reduction"], ["%r = arith.addf %acc, %a0 : f32", "%r"],
-                          out=self.zeros((s,)))
-        p = self.generic([(ex, te), (sm, _tensor((s,)))], (s, E),
-                         ["(s, e) -> (s, e)", "(s, e) -> (s)", "(s, e) -> (s, e)"],
-                         ["parallel", "parallel"], ["%r = arith.divf %a0, %a1 : f32", "%r"])
+        if m.get("scoring") == "sigmoid":
+            p = self.generic([(logits, te)], (s, E), m2, par,
+                             ["%ng = arith.negf %a0 : f32", "%ex = math.exp %ng : f32",
+                              "%den = arith.addf %one, %ex : f32",
+                              "%r = arith.divf %one, %den : f32", "%r"])
+        else:  # softmax over the experts (max-subtracted)
+            mx = self.generic([(logits, te)], (s,), row, ["parallel", "reduction"],
+                              ["%r = arith.maximumf %acc, %a0 : f32", "%r"],
+                              out=self.fill((s,), "0xFF800000"))
+            ex = self.generic([(logits, te), (mx, ts)], (s, E), row + ["(s, e) -> (s, e)"], par,
+                              ["%dx = arith.subf %a0, %a1 : f32", "%r = math.exp %dx : f32",
+                               "%r"])
+            sm = self.generic([(ex, te)], (s,), row, ["parallel", "reduction"],
+                              ["%r = arith.addf %acc, %a0 : f32", "%r"], out=self.zeros((s,)))
+            p = self.generic([(ex, te), (sm, ts)], (s, E), row + ["(s, e) -> (s, e)"], par,
+                             ["%r = arith.divf %a0, %a1 : f32", "%r"])
         sel = p
+        if m.get("correction_bias"):
+            sel = self.generic([(p, te), (self.layer_weight("router_bias", layer),
+                                          _tensor((E,)))], (s, E),
+                               ["(s, e) -> (s, e)", "(s, e) -> (e)", "(s, e) -> (s, e)"], par,
+                               ["%r = arith.addf %a0, %a1 : f32", "%r"])
         if m.get("group"):
-            # DeepSeek-V2's group_limited_greedy: experts outside the
-            # topk_group groups of highest max p are not chosen (p -> 0).
-            G, keep = m["group"]
-            per, t3 = E // G, _tensor((s, G, E // G))
-            p3 = self.fresh("p3")
-            self.emit(f"{p3} = tensor.expand_shape {p} [[0], [1, 2]] output_shape [{self.S}, {G}, "
-                      f"{per}] : {te} into {t3}")
-            gmax = self.generic([(p3, t3)], (s, G), ["(s, g, j) -> (s, g, j)", "(s, g, j) -> (s, g)"],
-                                ["parallel", "parallel", "reduction"],
-                                ["%r = arith.maximumf %acc, %a0 : f32", "%r"],
-                                out=self.zeros((s, G)))
-            grank = self.rank(gmax, G)
-            sel3 = self.generic([(p3, t3), (grank, _tensor((s, G)))], (s, G, per),
-                                ["(s, g, j) -> (s, g, j)", "(s, g, j) -> (s, g)",
-                                 "(s, g, j) -> (s, g, j)"], ["parallel"] * 3,
-                                [f"%kg = arith.constant {float(keep)!r} : f32",
-                                 "%in = arith.cmpf olt, %a1, %kg : f32",
-                                 "%r = arith.select %in, %a0, %zero : f32", "%r"])
-            sel = self.fresh("sel")
-            self.emit(f"{sel} = tensor.collapse_shape {sel3} [[0], [1, 2]] : {t3} into {te}")
-        rank = self.rank(sel, E)
-        gate = self.generic([(sel, te), (rank, te)], (s, E), ["(s, e) -> (s, e)"] * 3,
-                            ["parallel", "parallel"],
+            sel = self.limit_groups(sel, E, *m["group"])
+        rank = self.rank(sel, (s, E))
+        # V3 weighs the chosen experts by p (the bias only chooses); V2 by
+        # the group-limited scores.
+        weights = p if m.get("correction_bias") else sel
+        gate = self.generic([(weights, te), (rank, te)], (s, E), ["(s, e) -> (s, e)"] * 3, par,
                             [f"%k = arith.constant {float(k)!r} : f32",
                              "%in = arith.cmpf olt, %a1, %k : f32",
                              "%r = arith.select %in, %a0, %zero : f32", "%r"])
-        if m["norm_topk"] and k > 1:
-            gs = self.generic([(gate, te)], (s,), ["(s, e) -> (s, e)", "(s, e) -> (s)"],
-                              ["parallel", "reduction"],
+        normalized = m["norm_topk"] and k > 1
+        if normalized:
+            gs = self.generic([(gate, te)], (s,), row, ["parallel", "reduction"],
                               ["%r = arith.addf %acc, %a0 : f32", "%r"], out=self.zeros((s,)))
-            gate = self.generic([(gate, te), (gs, _tensor((s,)))], (s, E),
-                                ["(s, e) -> (s, e)", "(s, e) -> (s)", "(s, e) -> (s, e)"],
-                                ["parallel", "parallel"],
+            gate = self.generic([(gate, te), (gs, ts)], (s, E), row + ["(s, e) -> (s, e)"], par,
                                 ["%r = arith.divf %a0, %a1 : f32", "%r"])
-        elif m.get("scaling", 1.0) != 1.0:  # DeepSeek's routed_scaling_factor
-            gate = self.generic([(gate, te)], (s, E), ["(s, e) -> (s, e)"] * 2,
-                                ["parallel", "parallel"],
+        if m.get("scaling", 1.0) != 1.0 and (not normalized or m.get("scale_always")):
+            gate = self.generic([(gate, te)], (s, E), m2, par,
                                 [f"%sc = arith.constant {m['scaling']!r} : f32",
                                  "%r = arith.mulf %a0, %sc : f32", "%r"])
         return self.experts(xb, layer, gate)
 
-    def rank(self, x, n):
-        """rank[s, e] of x [S, n]: the entries ahead of e in its row (larger,
-        or equal with a lower index: torch.topk's order), as f32."""
-        s, t = self.s, _tensor((self.s, n))
-        return self.generic([(x, t), (x, t)], (s, n),
-                            ["(s, e, f) -> (s, e)", "(s, e, f) -> (s, f)", "(s, e, f) -> (s, e)"],
-                            ["parallel", "parallel", "reduction"],
-                            ["%ei = linalg.index 1 : index", "%fi = linalg.index 2 : index",
+    def limit_groups(self, x, E, G, keep, how):
+        """x [S, E] with the experts outside the `keep` groups (of G) of
+        highest score zeroed; a group's score is its max ("max") or the sum
+        of its two best ("top2")."""
+        s, per = self.s, E // G
+        t3, tg = _tensor((s, G, per)), _tensor((s, G))
+        x3 = self.fresh("x3")
+        self.emit(f"{x3} = tensor.expand_shape {x} [[0], [1, 2]] output_shape [{self.S}, {G}, "
+                  f"{per}] : {_tensor((s, E))} into {t3}")
+        m3 = ["(s, g, j) -> (s, g, j)", "(s, g, j) -> (s, g)"]
+        red = ["parallel", "parallel", "reduction"]
+        if how == "max":
+            score = self.generic([(x3, t3)], (s, G), m3, red,
+                                 ["%r = arith.maximumf %acc, %a0 : f32", "%r"],
+                                 out=self.fill((s, G), "0xFF800000"))
+        else:
+            r3 = self.rank(x3, (s, G, per))
+            score = self.generic([(x3, t3), (r3, t3)], (s, G), [m3[0], m3[0], m3[1]], red,
+                                 ["%two = arith.constant 2.0 : f32",
+                                  "%top = arith.cmpf olt, %a1, %two : f32",
+                                  "%v = arith.select %top, %a0, %zero : f32",
+                                  "%r = arith.addf %acc, %v : f32", "%r"],
+                                 out=self.zeros((s, G)))
+        grank = self.rank(score, (s, G))
+        kept = self.generic([(x3, t3), (grank, tg)], (s, G, per), m3 + m3[:1], ["parallel"] * 3,
+                            [f"%kg = arith.constant {float(keep)!r} : f32",
+                             "%in = arith.cmpf olt, %a1, %kg : f32",
+                             "%r = arith.select %in, %a0, %zero : f32", "%r"])
+        out = self.fresh("sel")
+        self.emit(f"{out} = tensor.collapse_shape {kept} [[0], [1, 2]] : {t3} into "
+                  f"{_tensor((s, E))}")
+        return out
+
+    def rank(self, x, shape):
+        """rank[..., e] of x [..., n]: the entries ahead of e along the last
+        dim (larger, or equal with a lower index: torch.topk's order), as
+        f32."""
+        t, r = _tensor(shape), len(shape)
+        dims = [f"d{i}" for i in range(r)]
+        lead = ", ".join(dims[:-1] + ["e"])
+        other = ", ".join(dims[:-1] + ["f"])
+        domain = f"({', '.join(dims[:-1] + ['e', 'f'])})"
+        return self.generic([(x, t), (x, t)], shape,
+                            [f"{domain} -> ({lead})", f"{domain} -> ({other})",
+                             f"{domain} -> ({lead})"],
+                            ["parallel"] * r + ["reduction"],
+                            [f"%ei = linalg.index {r - 1} : index",
+                             f"%fi = linalg.index {r} : index",
                              "%gt = arith.cmpf ogt, %a1, %a0 : f32",
                              "%eq = arith.cmpf oeq, %a1, %a0 : f32",
                              "%lo = arith.cmpi ult, %fi, %ei : index",
                              "%tie = arith.andi %eq, %lo : i1", "%ah = arith.ori %gt, %tie : i1",
                              "%inc = arith.select %ah, %one, %zero : f32",
-                             "%r = arith.addf %acc, %inc : f32", "%r"], out=self.zeros((s, n)))
+                             "%r = arith.addf %acc, %inc : f32", "%r"], out=self.zeros(shape))
 
     def experts(self, xb, layer, gate):
         """y = Σ_e gate[:, e]·expert_e(xb) (+ the shared experts), each
@@ -521,7 +552,7 @@ def weight_shapes(c):
             shapes.update(wq_a=(m["q_rank"], d), q_norm_a=(m["q_rank"],))
     if c.moe:
         m = c.moe
-        shapes.update(router=(m["experts"], d))
+        shapes.update(router=(m["experts"], d), router_bias=(m["experts"],))
         for e in range(m["experts"]):
             shapes.update({f"e{e}_w1": (m["hidden"], d), f"e{e}_w3": (m["hidden"], d),
                            f"e{e}_w2": (d, m["hidden"])})
@@ -547,6 +578,7 @@ def layer_names(c, layer=0):
         names += ("wq_a", "q_norm_a") if c.mla["q_rank"] else ()
     if c.moe and c.moe["layers"][layer]:
         names = tuple(n for n in names if n not in ("w1", "w2", "w3")) + ("router",)
+        names += ("router_bias",) if c.moe.get("correction_bias") else ()
         names += tuple(f"e{e}_{w}" for e in range(c.moe["experts"]) for w in ("w1", "w3", "w2"))
         if c.moe["shared"]:
             names += ("shared_w1", "shared_w3", "shared_w2") + \

@@ -24,8 +24,9 @@ dense layers by mlp_only_layers / decoder_sparse_step) and `qwen3_moe`
 (QK-norm), each expert's weights used in place (posenc.decoder's moe); `deepseek_v2`
 (multi-head latent attention with optional q LoRA, interleaved YaRN RoPE,
 dense layers before first_k_dense_replace, softmax routing greedy or
-group_limited_greedy, routed_scaling_factor, shared experts; V3's sigmoid
-noaux_tc routing is an error). The
+group_limited_greedy, routed_scaling_factor, shared experts) and
+`deepseek_v3` (the same with sigmoid noaux_tc routing and
+e_score_correction_bias; its multi-token-prediction layers are not read). The
 attention of every layer of Qwen3, SmolLM3, the MoE families and the Gemmas is posenc.models' for
 that layer (posenc.models._rope_scheme). ALiBi: `bloom` (LayerNorm on
 the embeddings, per-head fused query_key_value, tanh GELU, biases, with or
@@ -61,7 +62,8 @@ DTYPES = {"F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "BF16": np.dtype("<u2"
           "F64": np.dtype("<f8")}
 FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "phi3", "gpt_neox", "gemma", "gemma2",
             "gemma3_text", "smollm3", "mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v2",
-            "bloom", "mpt")
+            "deepseek_v3", "bloom", "mpt")
+DEEPSEEK = ("deepseek_v2", "deepseek_v3")
 GEMMA = ("gemma", "gemma2", "gemma3_text")
 
 
@@ -89,10 +91,11 @@ def layer_tensor_names(family, experts=0):
     if experts:
         names["router"] = "block_sparse_moe.gate.weight" if family == "mixtral" \
             else "mlp.gate.weight"
-        shared = "shared_experts" if family == "deepseek_v2" else "shared_expert"
+        shared = "shared_experts" if family in DEEPSEEK else "shared_expert"
         names.update({f"shared_{w}": f"mlp.{shared}.{p}.weight" for w, p in proj.items()})
         names["shared_gate"] = "mlp.shared_expert_gate.weight"
-    if family == "deepseek_v2":  # multi-head latent attention
+        names["router_bias"] = "mlp.gate.e_score_correction_bias"
+    if family in DEEPSEEK:  # multi-head latent attention
         names.update(wq_a="self_attn.q_a_proj.weight", q_norm_a="self_attn.q_a_layernorm.weight",
                      wkv_a="self_attn.kv_a_proj_with_mqa.weight",
                      kv_norm="self_attn.kv_a_layernorm.weight",
@@ -321,7 +324,7 @@ def read_config(directory):
                         1e-5 if neox else 1e-6, high=1.0),
         # DeepSeek rotates interleaved pairs (its apply_rotary_pos_emb
         # permutes them into halves first).
-        rope_layout="interleaved" if family == "deepseek_v2" else "half",
+        rope_layout="interleaved" if family in DEEPSEEK else "half",
         mla=_mla(path, cfg, family, positive, sc),
         rope_scaling=sc, attention_factor=factor,
         rotary_dim=rotary if rotary != head_dim else None,
@@ -341,8 +344,8 @@ def read_config(directory):
 
 
 def _mla(path, cfg, family, positive, sc):
-    """DeepSeek-V2's latent attention dims and softmax scale, or None."""
-    if family != "deepseek_v2":
+    """DeepSeek-V2/V3's latent attention dims and softmax scale, or None."""
+    if family not in DEEPSEEK:
         return None
     from .models import mla_softmax_scale
 
@@ -355,7 +358,7 @@ def _mla(path, cfg, family, positive, sc):
     if dr % 2:
         raise HFError(f"{path}: qk_rope_head_dim ({dr}) must be even")
     if cfg.get("attention_bias"):
-        raise HFError(f"{path}: attention_bias true: DeepSeek-V2 is read without biases")
+        raise HFError(f"{path}: attention_bias true: DeepSeek is read without biases")
     return {"kv_rank": positive("kv_lora_rank"), "q_rank": q_rank or 0, "dn": dn, "dr": dr,
             "dv": positive("v_head_dim"), "scale": mla_softmax_scale(dn, dr, sc)}
 
@@ -366,11 +369,13 @@ def _moe(path, cfg, family, positive, flag):
     mlp_only_layers; norm_topk_prob; Qwen2-MoE's gated shared expert) and
     DeepSeek-V2 (layers from first_k_dense_replace on, every
     moe_layer_freq-th; softmax router, greedy or group_limited_greedy
-    top-k, routed_scaling_factor, ungated shared experts), or None."""
-    if family not in ("mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v2"):
+    top-k, routed_scaling_factor, ungated shared experts; V3: sigmoid
+    router, noaux_tc choice with e_score_correction_bias), or None."""
+    if family not in ("mixtral", "qwen2_moe", "qwen3_moe") + DEEPSEEK:
         return None
     layers = positive("num_hidden_layers")
-    if family == "deepseek_v2":
+    if family in DEEPSEEK:
+        v3 = family == "deepseek_v3"
         experts, hidden = positive("n_routed_experts"), positive("moe_intermediate_size")
         first = cfg.get("first_k_dense_replace", 0)
         if not isinstance(first, int) or isinstance(first, bool) or first < 0:
@@ -381,21 +386,25 @@ def _moe(path, cfg, family, positive, flag):
         shared = hidden * (cfg.get("n_shared_experts") or 0)
         if not isinstance(shared, int) or shared < 0:
             raise HFError(f"{path}: n_shared_experts must be a non-negative integer")
-        scoring = cfg.get("scoring_func", "softmax")
-        if scoring != "softmax":
-            raise HFError(f"{path}: scoring_func {scoring!r}: DeepSeek-V2 is read with softmax "
-                          f"routing only")
-        method = cfg.get("topk_method", "greedy")
+        # What each version's reference implementation routes with.
+        routing = ("sigmoid", ("noaux_tc",)) if v3 else \
+            ("softmax", ("greedy", "group_limited_greedy"))
+        scoring = cfg.get("scoring_func", routing[0])
+        if scoring != routing[0]:
+            raise HFError(f"{path}: scoring_func {scoring!r}: {family} is read with "
+                          f"{routing[0]} routing only")
+        method = cfg.get("topk_method", routing[1][0])
+        if method not in routing[1]:
+            raise HFError(f"{path}: topk_method {method!r}: {family} is read with "
+                          f"{' or '.join(routing[1])}")
         group = None
-        if method == "group_limited_greedy":
+        if method != "greedy":
             groups, keep = positive("n_group"), positive("topk_group")
-            if experts % groups or keep > groups:
+            if experts % groups or keep > groups or (v3 and experts // groups < 2):
                 raise HFError(f"{path}: n_group {groups} must divide n_routed_experts "
-                              f"{experts} and be at least topk_group {keep}")
-            group = (groups, keep)
-        elif method != "greedy":
-            raise HFError(f"{path}: topk_method {method!r}: DeepSeek-V2 is read with greedy "
-                          f"or group_limited_greedy")
+                              f"{experts} and be at least topk_group {keep}"
+                              + (" (noaux_tc: two experts a group at least)" if v3 else ""))
+            group = (groups, keep, "top2" if v3 else "max")
         scaling = cfg.get("routed_scaling_factor", 1.0)
         if not isinstance(scaling, (int, float)) or isinstance(scaling, bool) or \
                 not 0 < scaling < math.inf:
@@ -407,7 +416,8 @@ def _moe(path, cfg, family, positive, flag):
                           f"choose from")
         return {"experts": experts, "top_k": top_k, "norm_topk": flag("norm_topk_prob"),
                 "hidden": hidden, "shared": shared, "shared_gated": False, "layers": sparse,
-                "group": group, "scaling": float(scaling)}
+                "group": group, "scaling": float(scaling), "scoring": scoring,
+                "correction_bias": v3, "scale_always": v3}
     if family == "mixtral":
         experts, hidden = positive("num_local_experts", 8), positive("intermediate_size")
         sparse, norm, shared = [True] * layers, True, 0

@@ -476,22 +476,29 @@ def decoder_forward(config, weights, ids):
                               prefix + "w2")
 
             r = linear(xb, lw, "router")
-            p = np.exp(r - r.max(axis=-1, keepdims=True))
-            p /= p.sum(axis=-1, keepdims=True)
-            sel = p
-            if moe.get("group"):  # DeepSeek-V2's group_limited_greedy
-                groups, keep = moe["group"]
-                gmax = p.reshape(s, groups, -1).max(axis=-1)
-                kept = np.argsort(-gmax, axis=-1, kind="stable")[:, :keep]
-                gmask = np.zeros_like(gmax, bool)
-                np.put_along_axis(gmask, kept, True, -1)
-                sel = np.where(np.repeat(gmask, p.shape[1] // groups, axis=1), p, 0.0)
-            top = np.argsort(-sel, axis=-1, kind="stable")[:, :moe["top_k"]]
-            gate = np.zeros_like(p)
-            np.put_along_axis(gate, top, np.take_along_axis(sel, top, -1), -1)
-            if moe["norm_topk"] and moe["top_k"] > 1:
-                gate /= gate.sum(axis=-1, keepdims=True)
+            if moe.get("scoring") == "sigmoid":  # DeepSeek-V3
+                p = 1 / (1 + np.exp(-r))
             else:
+                p = np.exp(r - r.max(axis=-1, keepdims=True))
+                p /= p.sum(axis=-1, keepdims=True)
+            sel = p + f64(lw["router_bias"]) if moe.get("correction_bias") else p
+            if moe.get("group"):  # DeepSeek's group-limited choice
+                groups, keep, how = moe["group"]
+                g3 = sel.reshape(s, groups, -1)
+                score = g3.max(axis=-1) if how == "max" else \
+                    -np.sort(-g3, axis=-1)[..., :2].sum(axis=-1)
+                kept = np.argsort(-score, axis=-1, kind="stable")[:, :keep]
+                gmask = np.zeros_like(score, bool)
+                np.put_along_axis(gmask, kept, True, -1)
+                sel = np.where(np.repeat(gmask, p.shape[1] // groups, axis=1), sel, 0.0)
+            top = np.argsort(-sel, axis=-1, kind="stable")[:, :moe["top_k"]]
+            chosen = p if moe.get("correction_bias") else sel
+            gate = np.zeros_like(p)
+            np.put_along_axis(gate, top, np.take_along_axis(chosen, top, -1), -1)
+            normalized = moe["norm_topk"] and moe["top_k"] > 1
+            if normalized:
+                gate /= gate.sum(axis=-1, keepdims=True)
+            if not normalized or moe.get("scale_always"):
                 gate *= moe.get("scaling", 1.0)
             y = sum(gate[:, e:e + 1] * swiglu(f"e{e}_") for e in range(moe["experts"])
                     if gate[:, e].any())

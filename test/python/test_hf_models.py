@@ -65,6 +65,9 @@ def write_model(tmp_path, cfg, dtype="F32", shards=1, seed=0, drop=None, reshape
             named[f"model.layers.{i}.{tensor_names[n]}"], ours["layers"][i][n] = make(
                 shapes[n], 1.0 if n.startswith(("rms", "post_", "q_norm", "k_norm", "router"))
                 else 0.3)
+            if n == "router_bias":  # e_score_correction_bias is stored in f32
+                ours["layers"][i][n] = named[f"model.layers.{i}.{tensor_names[n]}"] = \
+                    ours["layers"][i][n] * np.float32(0.1)
     if cfg["model_type"] == "phi3":
         for i in range(config.n_layers):
             p = f"model.layers.{i}."
@@ -139,6 +142,12 @@ def write_model(tmp_path, cfg, dtype="F32", shards=1, seed=0, drop=None, reshape
     ("deepseek_v2", dict(DEEPSEEK, q_lora_rank=12, topk_method="group_limited_greedy",
                          n_group=4, topk_group=2, num_experts_per_tok=3, norm_topk_prob=True,
                          first_k_dense_replace=0, n_shared_experts=2), "BF16", 2),
+    # DeepSeek-V3-like: sigmoid routing, choice by score + correction bias
+    # over the 2 best groups (of 4) by their two best, top 3 renormalized
+    # then scaled.
+    ("deepseek_v3", dict(DEEPSEEK, q_lora_rank=12, topk_method="noaux_tc", n_group=4,
+                         topk_group=2, num_experts_per_tok=3, norm_topk_prob=True,
+                         scoring_func="sigmoid", first_k_dense_replace=0), "F32", 1),
     # SmolLM3: every 4th layer without RoPE by default; here layer 1 of 2.
     ("smollm3", {"no_rope_layers": [1, 0]}, "F32", 1),
     # Gemma: sqrt(d)-scaled embeddings, 1 + w norms, GeGLU (tanh), tied.
