@@ -34,6 +34,7 @@ attention and MLP (sandwich_norm) and soft-caps the logits.
 """
 
 import os
+import sys
 
 import numpy as np
 
@@ -249,6 +250,8 @@ class _Function:
                     "%ar = arith.mulf %in, %k0 : f32", "%th = math.tanh %ar : f32",
                     "%p1 = arith.addf %th, %one : f32", "%hx = arith.mulf %a0, %half : f32",
                     "%act = arith.mulf %hx, %p1 : f32"]
+        elif kind == "relu":  # T5 v1.0
+            body = ["%act = arith.maximumf %a0, %zero : f32"]
         else:  # exact GELU: x·(1 + erf(x/√2))/2
             body = ["%rs2 = arith.constant 0.70710678118654752 : f32",
                     "%half = arith.constant 0.5 : f32", "%xs = arith.mulf %a0, %rs2 : f32",
@@ -946,12 +949,26 @@ def load(path, tokenizer=None, max_seq=None, threads=None):
     if os.path.isdir(path):
         from . import hf
 
+        own = os.path.join(path, "tokenizer.json")
+        tok = None
+        if tokenizer or os.path.exists(own):
+            from .tokenizer import TokenizerError
+
+            bos, eos = hf.special_ids(path)
+            try:
+                tok = _tokenizer(tokenizer or own, None, bos, eos[0] if eos else None)
+            except TokenizerError as e:
+                if tokenizer:  # asked for: an error; the directory's own: token ids
+                    raise
+                print(f"posenc: the model's tokenizer is not read ({e}); token ids only",
+                      file=sys.stderr)
+        cfg = hf.raw_config(path)
+        if cfg.get("model_type") in ("t5", "mt5"):
+            from . import t5
+
+            return t5.load(path, tok, max_seq, threads, cfg, hf.tensor_reader(path)[0])
         config, weights = hf.read_model(path)
         bos, eos = hf.special_ids(path)
-        own = os.path.join(path, "tokenizer.json")
-        tokenizer = tokenizer or (own if os.path.exists(own) else None)
-        tok = _tokenizer(tokenizer, config.vocab_size, bos, eos[0] if eos else None) \
-            if tokenizer else None
         return Model(config, weights, tok, max_seq, source=str(path), threads=threads,
                      bos=bos, eos=eos)
     config, weights = read_checkpoint(path)

@@ -6,7 +6,9 @@
         [--threads N]
 
 CHECKPOINT is a llama2.c `.bin` or a Hugging Face model directory
-(config.json + safetensors; posenc.hf.FAMILIES; its
+(config.json + safetensors; posenc.hf.FAMILIES, and T5/mT5 encoder-decoders,
+whose prompt is the encoder's input and whose output is what the decoder
+writes; its
 tokenizer.json is read when present). `--tokenizer` takes a llama2.c
 tokenizer.bin or a tokenizer.json (posenc.tokenizer: byte-level and
 SentencePiece-converted BPE). Text is printed as it is generated (token
@@ -93,26 +95,34 @@ def main(argv=None):
 def _generate(args):
     model = decoder.load(args.checkpoint, args.tokenizer, args.max_seq, args.threads)
     tok = model.tokenizer
+    seq2seq = getattr(model, "seq2seq", False)
     if args.prompt_ids is not None:
         prompt_ids = args.prompt_ids
     elif tok:
         prompt_ids = tok.encode(args.prompt)
     elif args.prompt:
         raise ValueError("--prompt needs --tokenizer (or use --prompt-ids)")
+    elif seq2seq:
+        raise ValueError("an encoder-decoder model needs its input: give --prompt or "
+                         "--prompt-ids")
     elif model.bos is not None:
         prompt_ids = [model.bos]
     else:
         raise ValueError("the model has no bos_token_id to start from: give --prompt or "
                          "--prompt-ids")
 
-    if len(prompt_ids) > min(args.steps, model.max_seq):
+    if not seq2seq and len(prompt_ids) > min(args.steps, model.max_seq):
         raise ValueError(f"the prompt has {len(prompt_ids)} tokens, more than the "
                          f"{min(args.steps, model.max_seq)} positions to run (-n, --max-seq)")
     out = sys.stdout
-    ids = list(prompt_ids)
+    # An encoder-decoder prints what its decoder writes (from its start
+    # token); a decoder continues the prompt.
+    ids = [model.bos] if seq2seq else list(prompt_ids)
     # Bytes, not pieces, make the text: a character may span tokens.
     utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    if tok:
+    if seq2seq:
+        pass
+    elif tok:
         out.write(tok.decode([tok.BOS] + ids[1:]) if ids[0] == tok.BOS else tok.decode(ids))
     else:
         out.write(" ".join(map(str, ids)))

@@ -200,8 +200,8 @@ def _as_f32(array):
     return array if array.dtype == np.float32 else array.astype(np.float32)
 
 
-def read_config(directory):
-    """(Config, the raw config dict) of the model directory."""
+def raw_config(directory):
+    """The parsed config.json of a model directory."""
     path = os.path.join(directory, "config.json")
     try:
         with open(path) as f:
@@ -212,6 +212,13 @@ def read_config(directory):
         raise HFError(f"{path}: not JSON ({type(e).__name__}: {str(e)[:80]})") from None
     if not isinstance(cfg, dict):
         raise HFError(f"{path}: must hold a JSON object, got {type(cfg).__name__}")
+    return cfg
+
+
+def read_config(directory):
+    """(Config, the raw config dict) of the model directory."""
+    path = os.path.join(directory, "config.json")
+    cfg = raw_config(directory)
     family = cfg.get("model_type")
     if family not in FAMILIES:
         raise HFError(f"{path}: model_type {family!r} is not read as a whole decoder "
@@ -573,10 +580,10 @@ def _shards(directory):
     raise HFError(f"{directory}: neither model.safetensors nor model.safetensors.index.json")
 
 
-def read_model(directory):
-    """(Config, weights) of a Hugging Face model directory, weights in
-    posenc.decoder's per-layer form."""
-    config, _ = read_config(directory)
+def tensor_reader(directory):
+    """(get(name, shape) -> f32 array, has(name)) over the directory's
+    safetensors files (one, or the shards of its index), each memory-mapped
+    when first used."""
     shards = _shards(directory)
     files = {}
 
@@ -600,6 +607,15 @@ def read_model(directory):
             raise HFError(f"{path}: tensor '{name}' has shape {tuple(t.shape)}; config.json "
                           f"needs {shape}")
         return _as_f32(t)
+
+    return get, has
+
+
+def read_model(directory):
+    """(Config, weights) of a Hugging Face model directory, weights in
+    posenc.decoder's per-layer form."""
+    config, _ = read_config(directory)
+    get, has = tensor_reader(directory)
 
     from .decoder import weight_shapes
 

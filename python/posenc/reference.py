@@ -524,3 +524,66 @@ def decoder_forward(config, weights, ids):
         @ f64(weights["wcls"]).T
     cap = getattr(config, "final_softcap", None)
     return cap * np.tanh(logits / cap) if cap else logits
+
+
+def t5_forward(config, weights, source_ids, target_ids):
+    """Logits [T, vocab] of a T5 encoder-decoder (transformers'
+    modeling_t5) teacher-forced on `target_ids` (decoder inputs, starting
+    with decoder_start_token_id) for `source_ids`, in float64. `config`: a
+    posenc.t5.T5Config; `weights`: posenc.t5.weights_from's form."""
+    f64 = lambda a: np.asarray(a, np.float64)  # noqa: E731
+    h, dk = config.n_heads, config.d_kv
+
+    def norm(x, g):  # T5LayerNorm: no mean, no bias
+        return f64(g) * (x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + config.norm_eps))
+
+    def attend(q, k, v, bias=None, causal=False):
+        q, k, v = (t.reshape(t.shape[0], h, dk) for t in (q, k, v))
+        s = np.einsum("ihd,jhd->hij", q, k)
+        if bias is not None:
+            s = s + bias
+        if causal:
+            s[:, np.triu(np.ones(s.shape[1:], bool), 1)] = -np.inf
+        p = np.exp(s - s.max(axis=-1, keepdims=True))
+        p /= p.sum(axis=-1, keepdims=True)
+        return np.einsum("hij,jhd->ihd", p, v).reshape(q.shape[0], h * dk)
+
+    def ffn(x, lw):
+        a = x @ f64(lw["w1"]).T
+        if config.mlp == "geglu_tanh":  # gelu_new(wi_0 x) * (wi_1 x)
+            a = 0.5 * a * (1 + np.tanh(np.sqrt(2 / np.pi) * (a + 0.044715 * a ** 3)))
+            a = a * (x @ f64(lw["w3"]).T)
+        else:
+            a = np.maximum(a, 0.0)
+        return a @ f64(lw["w2"]).T
+
+    def bias(table, n_q, n_k, bidirectional):
+        b = rel_bias(table, np.arange(n_q), np.arange(n_k), "t5", config.buckets,
+                     config.max_distance, bidirectional)
+        return b.reshape(h, n_q, n_k)
+
+    emb = f64(weights["shared"])
+    x = emb[np.asarray(source_ids)]
+    n = len(source_ids)
+    eb = bias(weights["enc_rel"], n, n, True)
+    for lw in weights["enc"]:
+        xb = norm(x, lw["ln_att"])
+        x = x + attend(xb @ f64(lw["wq"]).T, xb @ f64(lw["wk"]).T, xb @ f64(lw["wv"]).T,
+                       eb) @ f64(lw["wo"]).T
+        x = x + ffn(norm(x, lw["ln_ffn"]), lw)
+    enc = norm(x, weights["enc_final"])
+    y = emb[np.asarray(target_ids)]
+    t = len(target_ids)
+    db = bias(weights["dec_rel"], t, t, False)
+    for lw in weights["dec"]:
+        yb = norm(y, lw["ln_att"])
+        y = y + attend(yb @ f64(lw["wq"]).T, yb @ f64(lw["wk"]).T, yb @ f64(lw["wv"]).T,
+                       db, causal=True) @ f64(lw["wo"]).T
+        yb = norm(y, lw["ln_cross"])
+        y = y + attend(yb @ f64(lw["xq"]).T, enc @ f64(lw["xk"]).T, enc @ f64(lw["xv"]).T) \
+            @ f64(lw["xo"]).T
+        y = y + ffn(norm(y, lw["ln_ffn"]), lw)
+    out = norm(y, weights["dec_final"])
+    if config.tied:
+        return out * config.dim ** -0.5 @ emb.T
+    return out @ f64(weights["lm_head"]).T
