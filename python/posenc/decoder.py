@@ -760,6 +760,11 @@ def _entry(c, max_seq, name, s):
         x = f.add(x_att, y, d)
     xf = f.norm(x, "%rms_final", "%rms_final_b", d)
     logits = f.linear(xf, "%wcls", V, d)
+    if c.logit_scale is not None:
+        logits = f.generic([(logits, _tensor((s, V)))], (s, V), ["(s, d) -> (s, d)"] * 2,
+                           ["parallel", "parallel"],
+                           [f"%ls = arith.constant {c.logit_scale!r} : f32",
+                            "%r = arith.mulf %a0, %ls : f32", "%r"])
     if c.final_softcap:
         logits = f.generic([(logits, _tensor((s, V)))], (s, V), ["(s, d) -> (s, d)"] * 2,
                            ["parallel", "parallel"],

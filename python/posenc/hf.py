@@ -18,7 +18,9 @@ times sqrt(hidden_size), RMSNorm by 1 + w, GeGLU with tanh GELU, tied
 classifier), `gemma2` (also norms after attention and MLP, soft-capped
 scores and logits, query_pre_attn_scalar, windows on even layers) and
 `gemma3_text` (also QK-norm, rope_local_base_freq on sliding layers) and
-`smollm3` (NoPE layers by no_rope_layers / no_rope_layer_interval); the
+`smollm3` (NoPE layers by no_rope_layers / no_rope_layer_interval),
+`cohere2` (Command R7B: one bias-free LayerNorm before parallel attention
+and MLP, interleaved RoPE on sliding layers only, logit_scale); the
 mixtures of experts `mixtral`, `qwen2_moe` (q/k/v biases, a shared expert,
 dense layers by mlp_only_layers / decoder_sparse_step) and `qwen3_moe`
 (QK-norm), each expert's weights used in place (posenc.decoder's moe); `deepseek_v2`
@@ -62,7 +64,7 @@ DTYPES = {"F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "BF16": np.dtype("<u2"
           "F64": np.dtype("<f8")}
 FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "phi3", "gpt_neox", "gemma", "gemma2",
             "gemma3_text", "smollm3", "mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v2",
-            "deepseek_v3", "bloom", "mpt")
+            "deepseek_v3", "cohere2", "bloom", "mpt")
 DEEPSEEK = ("deepseek_v2", "deepseek_v3")
 GEMMA = ("gemma", "gemma2", "gemma3_text")
 
@@ -264,7 +266,8 @@ def read_config(directory):
                       f"num_key_value_heads ({kv_heads})")
     neox = family == "gpt_neox"
     gemma = family in GEMMA
-    tied = gemma or family == "smollm3"
+    cohere = family == "cohere2"
+    tied = gemma or family in ("smollm3", "cohere2")
     if gemma:
         # transformers' Gemma reads hidden_activation (Gemma 1 configs say
         # hidden_act "gelu" and get the tanh form all the same).
@@ -302,7 +305,7 @@ def read_config(directory):
     # Per-layer attention (windows, soft-caps, scales, QK-norm, local RoPE
     # bases) by posenc.models' rules for the families it builds layer by layer.
     schemes = None
-    if family in ("qwen3", "smollm3", "mixtral", "qwen2_moe", "qwen3_moe") + GEMMA:
+    if family in ("qwen3", "smollm3", "mixtral", "qwen2_moe", "qwen3_moe", "cohere2") + GEMMA:
         from .models import _read_config, _rope_scheme
 
         try:
@@ -327,8 +330,9 @@ def read_config(directory):
         if cfg.get("tie_word_embeddings") is not None else tied,
         rope_theta=number("rotary_emb_base" if neox and "rope_theta" not in cfg
                           else "rope_theta", 10000.0),
-        norm_eps=number("layer_norm_eps" if neox else "rms_norm_eps",
-                        1e-5 if neox else 1e-6, high=1.0),
+        norm_eps=number("layer_norm_eps" if neox or cohere else "rms_norm_eps",
+                        1e-5 if neox or cohere else 1e-6, high=1.0),
+        logit_scale=number("logit_scale", 0.0625) if cohere else None,
         # DeepSeek rotates interleaved pairs (its apply_rotary_pos_emb
         # permutes them into halves first).
         rope_layout="interleaved" if family in DEEPSEEK else "half",
@@ -338,10 +342,11 @@ def read_config(directory):
         qkv_bias=family in ("qwen2", "qwen2_moe") or neox or attention_bias,
         o_bias=attention_bias, moe=_moe(path, cfg, family, positive, flag),
         head_size=head_dim if head_dim != dim // heads else 0, family=family,
-        norm="layer" if neox else "rms",
+        norm="layer" if neox or cohere else "rms",
         mlp="gelu" if neox else "geglu_tanh" if gemma else "swiglu",
         dense_bias=neox,
-        parallel_residual=neox and flag_default(cfg, "use_parallel_residual", True, path),
+        parallel_residual=cohere or neox and flag_default(cfg, "use_parallel_residual", True,
+                                                          path),
         sliding_window=window, schemes=schemes,
         # transformers multiplies by sqrt(hidden_size) rounded to the
         # activations' dtype (f32 here).
@@ -653,6 +658,20 @@ def read_model(directory):
                            "w1": gate_up[:hid], "w3": gate_up[hid:],
                            "w2": get(p + names["w2"], shapes["w2"])})
         weights["layers"] = layers
+        return config, weights
+    if config.family == "cohere2":
+        # One LayerNorm without a bias before attention and MLP together
+        # (the decoder's second norm reads the same weight).
+        zero = np.zeros(config.dim, np.float32)
+        weights["rms_final_b"] = zero
+        weights["layers"] = []
+        for i in range(config.n_layers):
+            ln = get(f"model.layers.{i}.input_layernorm.weight", (config.dim,))
+            lw = {n: get(f"model.layers.{i}.{names[n]}", shapes[n])
+                  for n in layer_names(config, i)
+                  if n not in ("rms_att", "rms_ffn", "rms_att_b", "rms_ffn_b")}
+            lw.update(rms_att=ln, rms_ffn=ln, rms_att_b=zero, rms_ffn_b=zero)
+            weights["layers"].append(lw)
         return config, weights
     weights["layers"] = [{n: get(f"model.layers.{i}.{names[n]}", shapes[n])
                           for n in layer_names(config, i)} for i in range(config.n_layers)]

@@ -82,6 +82,7 @@ class Config:
     # DeepSeek's multi-head latent attention: {kv_rank, q_rank (0: none),
     # dn, dr, dv (nope/rope/value head dims), scale}; caches hold the latent.
     mla: dict = None
+    logit_scale: float = None  # Cohere: logits times logit_scale
 
     @property
     def head_dim(self):

@@ -522,6 +522,8 @@ def decoder_forward(config, weights, ids):
         x = x_att + (rmsnorm(y, lw["post_ffn"]) if sandwich else y)
     logits = rmsnorm(x, weights["rms_final"], weights.get("rms_final_b")) \
         @ f64(weights["wcls"]).T
+    if getattr(config, "logit_scale", None) is not None:  # Cohere
+        logits = logits * config.logit_scale
     cap = getattr(config, "final_softcap", None)
     return cap * np.tanh(logits / cap) if cap else logits
 

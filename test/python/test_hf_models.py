@@ -61,7 +61,14 @@ def write_model(tmp_path, cfg, dtype="F32", shards=1, seed=0, drop=None, reshape
             continue
         named[hname], ours[key] = make(shapes[key], scale)
     for i in range(config.n_layers):
+        if cfg["model_type"] == "cohere2":  # one bias-free LayerNorm a layer
+            ln, ln_w = make((config.dim,), 1.0)
+            named[f"model.layers.{i}.input_layernorm.weight"] = ln
+            zero = np.zeros(config.dim, np.float32)
+            ours["layers"][i].update(rms_att=ln_w, rms_ffn=ln_w, rms_att_b=zero, rms_ffn_b=zero)
         for n in decoder.layer_names(config, i):
+            if cfg["model_type"] == "cohere2" and n.startswith("rms"):
+                continue
             named[f"model.layers.{i}.{tensor_names[n]}"], ours["layers"][i][n] = make(
                 shapes[n], 1.0 if n.startswith(("rms", "post_", "q_norm", "k_norm", "router"))
                 else 0.3)
@@ -75,6 +82,8 @@ def write_model(tmp_path, cfg, dtype="F32", shards=1, seed=0, drop=None, reshape
             named[p + "self_attn.qkv_proj.weight"] = np.concatenate(parts)
             gate, up = named.pop(p + tensor_names["w1"]), named.pop(p + tensor_names["w3"])
             named[p + "mlp.gate_up_proj.weight"] = np.concatenate([gate, up])
+    if cfg["model_type"] == "cohere2":
+        ours["rms_final_b"] = np.zeros(config.dim, np.float32)
     if cfg["model_type"] in hf.GEMMA:
         # Gemma's norms scale by 1 + w: the model's multipliers.
         for lw in ours["layers"]:
@@ -150,6 +159,10 @@ def write_model(tmp_path, cfg, dtype="F32", shards=1, seed=0, drop=None, reshape
                          scoring_func="sigmoid", first_k_dense_replace=0), "F32", 1),
     # SmolLM3: every 4th layer without RoPE by default; here layer 1 of 2.
     ("smollm3", {"no_rope_layers": [1, 0]}, "F32", 1),
+    # Command R7B: one LayerNorm for parallel attention and MLP, RoPE
+    # (interleaved) on the sliding layers only, logits scaled.
+    ("cohere2", {"sliding_window": 4, "sliding_window_pattern": 2, "logit_scale": 0.25,
+                 "layer_norm_eps": 1e-5}, "BF16", 1),
     # Gemma: sqrt(d)-scaled embeddings, 1 + w norms, GeGLU (tanh), tied.
     ("gemma", {"head_dim": 16, "hidden_act": "gelu", "num_key_value_heads": 1}, "F32", 1),
     # Gemma 2: sandwich norms, soft-capped scores (scale 1/sqrt(24)) and
@@ -188,6 +201,10 @@ def test_hf_decoder_vs_float64(tmp_path, model_type, extra, dtype, shards):
         n_moe = sum(config.moe["layers"])
         assert m.ir.count("scf.if") == 2 * n_moe * config.moe["experts"]
         assert ("shared_gate" in weights["layers"][1]) == (model_type == "qwen2_moe")
+    if model_type == "cohere2":  # layer 0 slides with RoPE, layer 1 is global NoPE
+        assert [(s.window, s.rope, s.layout) for s in config.schemes] == \
+            [(4, True, "interleaved"), (None, False, "interleaved")]
+        assert m.ir.count("= posenc.rope ") == 4 and config.parallel_residual
     if model_type == "smollm3":  # NoPE layer 1: q and k of layer 0 only rotate
         assert [s.rope for s in config.schemes] == [True, False]
         assert m.ir.count("= posenc.rope ") == 4
