@@ -564,23 +564,24 @@ def t5_forward(config, weights, source_ids, target_ids):
                      config.max_distance, bidirectional)
         return b.reshape(h, n_q, n_k)
 
+    def self_attention(x, lw, b, causal):
+        xb = norm(x, lw["ln_att"])
+        return x + attend(xb @ f64(lw["wq"]).T, xb @ f64(lw["wk"]).T, xb @ f64(lw["wv"]).T,
+                          b, causal) @ f64(lw["wo"]).T
+
     emb = f64(weights["shared"])
     x = emb[np.asarray(source_ids)]
     n = len(source_ids)
     eb = bias(weights["enc_rel"], n, n, True)
     for lw in weights["enc"]:
-        xb = norm(x, lw["ln_att"])
-        x = x + attend(xb @ f64(lw["wq"]).T, xb @ f64(lw["wk"]).T, xb @ f64(lw["wv"]).T,
-                       eb) @ f64(lw["wo"]).T
+        x = self_attention(x, lw, eb, False)
         x = x + ffn(norm(x, lw["ln_ffn"]), lw)
     enc = norm(x, weights["enc_final"])
     y = emb[np.asarray(target_ids)]
     t = len(target_ids)
     db = bias(weights["dec_rel"], t, t, False)
     for lw in weights["dec"]:
-        yb = norm(y, lw["ln_att"])
-        y = y + attend(yb @ f64(lw["wq"]).T, yb @ f64(lw["wk"]).T, yb @ f64(lw["wv"]).T,
-                       db, causal=True) @ f64(lw["wo"]).T
+        y = self_attention(y, lw, db, True)
         yb = norm(y, lw["ln_cross"])
         y = y + attend(yb @ f64(lw["xq"]).T, enc @ f64(lw["xk"]).T, enc @ f64(lw["xv"]).T) \
             @ f64(lw["xo"]).T

@@ -553,11 +553,17 @@ def test_alibi_models_vs_float64(tmp_path, family, prefix, extra):
 ])
 def test_alibi_configs_are_checked(tmp_path, family, field, value, fragment):
     write_alibi_model(tmp_path, family)
+    expect_config_error(tmp_path, field, value, fragment)
+
+
+def expect_config_error(tmp_path, field, value, fragment):
+    """config.json of the model in tmp_path with `field` set to `value`
+    loads to an HFError naming the file and `fragment`."""
     cfg = json.loads((tmp_path / "config.json").read_text())
     cfg[field] = value
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(hf.HFError) as e:
-        hf.read_config(str(tmp_path))
+        decoder.load(str(tmp_path))
     assert fragment in str(e.value) and "config.json" in str(e.value)
 
 
@@ -639,9 +645,4 @@ def test_t5_vs_float64(tmp_path, extra):
 ])
 def test_t5_configs_are_checked(tmp_path, field, value, fragment):
     write_t5(tmp_path)
-    cfg = json.loads((tmp_path / "config.json").read_text())
-    cfg[field] = value
-    (tmp_path / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(hf.HFError) as e:
-        decoder.load(str(tmp_path))
-    assert fragment in str(e.value) and "config.json" in str(e.value)
+    expect_config_error(tmp_path, field, value, fragment)
