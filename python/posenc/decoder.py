@@ -39,6 +39,7 @@ import sys
 import numpy as np
 
 from .llama2c import CheckpointError, Tokenizer, layer_weights, read_checkpoint
+from .models import _mlir_float
 
 # Argument order of the weights in both entry points: the globals, then
 # each layer's.
@@ -216,7 +217,7 @@ class _Function:
                   f"{_tensor((H, dn + dv, C))} to {_tensor((H, dv, C))}")
         att, att2 = self.fresh("att"), self.fresh("att")
         self.emit(f"{att} = posenc.mla_absorb {qn}, {qr}, {views[0]}, {views[1]}, {wuk}, {wuv} "
-                  f"causal {{scale = {m['scale']!r} : f64}} : {_tensor((1, s, H, dn))}, "
+                  f"causal {{scale = {_mlir_float(m['scale'])} : f64}} : {_tensor((1, s, H, dn))}, "
                   f"{_tensor((1, s, H, dr))}, {_tensor((1, None, C))}, "
                   f"{_tensor((1, None, dr))}, {_tensor((H, dn, C))}, {_tensor((H, dv, C))} -> "
                   f"{_tensor((1, s, H, dv))}")
@@ -315,7 +316,7 @@ class _Function:
         # the group-limited scores.
         weights = p if m.get("correction_bias") else sel
         gate = self.generic([(weights, te), (rank, te)], (s, E), ["(s, e) -> (s, e)"] * 3, par,
-                            [f"%k = arith.constant {float(k)!r} : f32",
+                            [f"%k = arith.constant {_mlir_float(float(k))} : f32",
                              "%in = arith.cmpf olt, %a1, %k : f32",
                              "%r = arith.select %in, %a0, %zero : f32", "%r"])
         normalized = m["norm_topk"] and k > 1
@@ -326,7 +327,7 @@ class _Function:
                                 ["%r = arith.divf %a0, %a1 : f32", "%r"])
         if m.get("scaling", 1.0) != 1.0 and (not normalized or m.get("scale_always")):
             gate = self.generic([(gate, te)], (s, E), m2, par,
-                                [f"%sc = arith.constant {m['scaling']!r} : f32",
+                                [f"%sc = arith.constant {_mlir_float(m['scaling'])} : f32",
                                  "%r = arith.mulf %a0, %sc : f32", "%r"])
         return self.experts(xb, layer, gate)
 
@@ -355,7 +356,7 @@ class _Function:
                                  out=self.zeros((s, G)))
         grank = self.rank(score, (s, G))
         kept = self.generic([(x3, t3), (grank, tg)], (s, G, per), m3 + m3[:1], ["parallel"] * 3,
-                            [f"%kg = arith.constant {float(keep)!r} : f32",
+                            [f"%kg = arith.constant {_mlir_float(float(keep))} : f32",
                              "%in = arith.cmpf olt, %a1, %kg : f32",
                              "%r = arith.select %in, %a0, %zero : f32", "%r"])
         out = self.fresh("sel")
@@ -470,7 +471,7 @@ class _Function:
                            "%r = arith.addf %acc, %sq : f32", "%r"], out=z)
         return self.generic([(x, t), (ss, t3), (w, _tensor((hd,)))], (1, self.s, heads, hd),
                             [m4, m3, "(b, s, h, d) -> (d)", m4], ["parallel"] * 4,
-                            [f"%dim = arith.constant {float(hd)!r} : f32",
+                            [f"%dim = arith.constant {_mlir_float(float(hd))} : f32",
                              f"%qeps = arith.constant {float(eps):.9e} : f32",
                              "%mean = arith.divf %a1, %dim : f32",
                              "%me = arith.addf %mean, %qeps : f32",
@@ -634,7 +635,7 @@ def _entry(c, max_seq, name, s):
     f.emit("%one = arith.constant 1.0 : f32")
     f.emit(f"%eps = arith.constant {c.norm_eps:.9e} : f32")
     for width in sorted({d} | ({c.mla["kv_rank"], c.mla["q_rank"] or d} if c.mla else set())):
-        f.emit(f"%width{width} = arith.constant {float(width)!r} : f32")
+        f.emit(f"%width{width} = arith.constant {_mlir_float(float(width))} : f32")
     if s is None:
         f.emit(f"%S = tensor.dim %tokens, %c0 : {_tensor((s,), 'i32')}")
     else:
@@ -657,7 +658,7 @@ def _entry(c, max_seq, name, s):
                    "%di = linalg.index 1 : index",
                    f"%r = tensor.extract %token_embedding[%ti, %di] : "
                    f"{_tensor((V, d))}"]
-                  + ([f"%es = arith.constant {c.embed_scale!r} : f32",
+                  + ([f"%es = arith.constant {_mlir_float(c.embed_scale)} : f32",
                       "%rs = arith.mulf %r, %es : f32", "%rs"] if c.embed_scale else ["%r"]))
 
     if c.embed_norm:
@@ -733,8 +734,8 @@ def _entry(c, max_seq, name, s):
                 w = c.sliding_window[layer] if isinstance(c.sliding_window, list) \
                     else c.sliding_window
             window = f" window({w})" if w else ""
-            cap = f" softcap({sch.softcap!r})" if sch and sch.softcap is not None else ""
-            scale = f" {{scale = {sch.scale!r} : f64}}" if sch and sch.scale is not None else ""
+            cap = f" softcap({_mlir_float(sch.softcap)})" if sch and sch.softcap is not None else ""
+            scale = f" {{scale = {_mlir_float(sch.scale)} : f64}}" if sch and sch.scale is not None else ""
             f.emit(f"{att} = posenc.attention {heads['q']}, {views['k']}, {views['v']}{bias_clause}"
                    f"{cap} causal"
                    f"{window} outs({init}){scale} : {q_t}, {full_kv_t}, {full_kv_t}, {q_t}")
@@ -763,12 +764,12 @@ def _entry(c, max_seq, name, s):
     if c.logit_scale is not None:
         logits = f.generic([(logits, _tensor((s, V)))], (s, V), ["(s, d) -> (s, d)"] * 2,
                            ["parallel", "parallel"],
-                           [f"%ls = arith.constant {c.logit_scale!r} : f32",
+                           [f"%ls = arith.constant {_mlir_float(c.logit_scale)} : f32",
                             "%r = arith.mulf %a0, %ls : f32", "%r"])
     if c.final_softcap:
         logits = f.generic([(logits, _tensor((s, V)))], (s, V), ["(s, d) -> (s, d)"] * 2,
                            ["parallel", "parallel"],
-                           [f"%cap = arith.constant {c.final_softcap!r} : f32",
+                           [f"%cap = arith.constant {_mlir_float(c.final_softcap)} : f32",
                             "%xc = arith.divf %a0, %cap : f32", "%th = math.tanh %xc : f32",
                             "%r = arith.mulf %th, %cap : f32", "%r"])
     for value, kv, shape in ((kc, "k", cache[0]), (vc, "v", cache[1])):
@@ -777,6 +778,27 @@ def _entry(c, max_seq, name, s):
     rt = _tensor((s, V))
     f.emit(f"return {logits} : {rt}")
     return (f"func.func @{name}({', '.join(args)}) -> {rt} {{\n" + "\n".join(f.lines) + "\n}\n")
+
+
+def allocate_caches(shapes, what):
+    """Zeroed f32 arrays of `shapes`, or a ValueError naming `what` and the
+    bytes when they cannot be allocated. Checked before allocating: some
+    allocators (sanitizers among them) abort on a request they cannot serve
+    instead of failing it."""
+    nbytes = 4 * sum(int(np.prod(shape, dtype=object)) for shape in shapes)
+    try:
+        physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        physical = None
+    message = (f"{what} needs {nbytes / 2**30:.3g} GiB, which cannot be allocated"
+               + (f" (this machine has {physical / 2**30:.3g} GiB)" if physical else "")
+               + "; pass a smaller max_seq")
+    if physical and nbytes > physical:
+        raise ValueError(message)
+    try:
+        return [np.zeros(shape, np.float32) for shape in shapes]
+    except (MemoryError, ValueError):
+        raise ValueError(message) from None
 
 
 class Model:
@@ -813,28 +835,12 @@ class Model:
                 raise CheckpointError(f"{source}: tensor '{label}' has shape {tuple(w.shape)}, "
                                       f"the config needs {shape}")
             self._weights.append(np.require(w, np.float32, "C"))
+        self.k_cache, self.v_cache = allocate_caches(
+            cache_shapes(config, self.max_seq),
+            f"the KV cache of {self.max_seq} positions ({config.n_layers} layers, "
+            f"{config.n_kv_heads} kv heads of {config.head_dim})")
         self.ir = decoder_ir(config, self.max_seq)
         self.module = posenc.compile(self.ir, threads=threads)
-        caches = cache_shapes(config, self.max_seq)
-        nbytes = 4 * sum(int(np.prod(shape, dtype=object)) for shape in caches)
-        # Checked before allocating: some allocators (sanitizers among
-        # them) abort on a request they cannot serve instead of failing it.
-        try:
-            physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        except (ValueError, OSError):
-            physical = None
-        message = (f"the KV cache of {self.max_seq} positions ({config.n_layers} layers, "
-                   f"{config.n_kv_heads} kv heads of {config.head_dim}) needs "
-                   f"{nbytes / 2**30:.3g} GiB, which cannot be allocated"
-                   + (f" (this machine has {physical / 2**30:.3g} GiB)" if physical else "")
-                   + "; pass a smaller max_seq")
-        if physical and nbytes > physical:
-            raise ValueError(message)
-        try:
-            self.k_cache = np.zeros(caches[0], np.float32)
-            self.v_cache = np.zeros(caches[1], np.float32)
-        except (MemoryError, ValueError):
-            raise ValueError(message) from None
         self.pos = 0
 
     def _run(self, fn, ids, start):
@@ -935,6 +941,30 @@ def _sample(logits, temperature, top_p, rng):
     return int(rng.choice(p.size, p=p))
 
 
+def _directory_tokenizer(path, tokenizer, vocab_size, bos, eos):
+    """The tokenizer asked for, else the model directory's tokenizer.json
+    (one it cannot read is a warning: the model still takes token ids)."""
+    own = os.path.join(path, "tokenizer.json")
+    if not tokenizer and not os.path.exists(own):
+        return None
+    from .tokenizer import TokenizerError
+
+    try:
+        tok = _tokenizer(tokenizer or own, vocab_size, bos, eos[0] if eos else None)
+    except TokenizerError as e:
+        if tokenizer:
+            raise
+        print(f"posenc: the model's tokenizer is not read ({e}); token ids only",
+              file=sys.stderr)
+        return None
+    pieces = getattr(tok, "pieces", None)  # tokenizer.json: {id: piece}
+    largest = max(pieces) if isinstance(pieces, dict) and pieces else -1
+    if largest >= vocab_size:
+        raise ValueError(f"{getattr(tok, 'path', tokenizer)}: token id {largest} is outside "
+                         f"the model's vocabulary [0, {vocab_size})")
+    return tok
+
+
 def _tokenizer(path, vocab_size, bos=None, eos=None):
     """A llama2.c tokenizer.bin, or a Hugging Face tokenizer.json (a
     directory: its tokenizer.json)."""
@@ -954,26 +984,25 @@ def load(path, tokenizer=None, max_seq=None, threads=None):
     if os.path.isdir(path):
         from . import hf
 
-        own = os.path.join(path, "tokenizer.json")
-        tok = None
-        if tokenizer or os.path.exists(own):
-            from .tokenizer import TokenizerError
-
-            bos, eos = hf.special_ids(path)
-            try:
-                tok = _tokenizer(tokenizer or own, None, bos, eos[0] if eos else None)
-            except TokenizerError as e:
-                if tokenizer:  # asked for: an error; the directory's own: token ids
-                    raise
-                print(f"posenc: the model's tokenizer is not read ({e}); token ids only",
-                      file=sys.stderr)
         cfg = hf.raw_config(path)
-        if cfg.get("model_type") in ("t5", "mt5"):
-            from . import t5
+        t5 = cfg.get("model_type") in ("t5", "mt5")
+        if t5:
+            from . import t5 as t5_module
 
-            return t5.load(path, tok, max_seq, threads, cfg, hf.tensor_reader(path)[0])
-        config, weights = hf.read_model(path)
+            config = t5_module.read_config(os.path.join(path, "config.json"), cfg)
+        else:
+            config, weights = hf.read_model(path)
         bos, eos = hf.special_ids(path)
+        for what, ids in (("bos_token_id", [bos] if bos is not None else []),
+                          ("eos_token_id", eos)):
+            bad = [i for i in ids if i >= config.vocab_size]
+            if bad:
+                raise ValueError(f"{path}: {what} {bad[0]} (config.json or "
+                                 f"generation_config.json) is outside the vocabulary "
+                                 f"[0, {config.vocab_size})")
+        tok = _directory_tokenizer(path, tokenizer, config.vocab_size, bos, eos)
+        if t5:
+            return t5_module.load(path, tok, max_seq, threads, cfg, hf.tensor_reader(path)[0])
         return Model(config, weights, tok, max_seq, source=str(path), threads=threads,
                      bos=bos, eos=eos)
     config, weights = read_checkpoint(path)

@@ -111,6 +111,9 @@ def _generate(args):
         raise ValueError("the model has no bos_token_id to start from: give --prompt or "
                          "--prompt-ids")
 
+    if not prompt_ids:
+        raise ValueError(f"the prompt {args.prompt!r} encodes to no tokens (the tokenizer adds "
+                         f"no BOS): give a prompt or --prompt-ids")
     if not seq2seq and len(prompt_ids) > min(args.steps, model.max_seq):
         raise ValueError(f"the prompt has {len(prompt_ids)} tokens, more than the "
                          f"{min(args.steps, model.max_seq)} positions to run (-n, --max-seq)")

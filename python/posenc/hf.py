@@ -67,6 +67,7 @@ FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "phi3", "gpt_neox", "gemma", "
             "deepseek_v3", "cohere2", "bloom", "mpt")
 DEEPSEEK = ("deepseek_v2", "deepseek_v3")
 GEMMA = ("gemma", "gemma2", "gemma3_text")
+MAX_LAYERS = 4096  # posenc.models' bound
 
 
 # posenc.decoder's per-layer weight names -> the Llama-style names in a
@@ -128,7 +129,7 @@ def read_safetensors(path):
             raise HFError(f"{path}: header of {n} bytes in a file of {size} (truncated?)")
         try:
             header = json.loads(f.read(n))
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        except (ValueError, RecursionError) as e:  # JSON, Unicode, huge integers
             raise HFError(f"{path}: the safetensors header is not JSON "
                           f"({type(e).__name__}: {str(e)[:80]})") from None
     if not isinstance(header, dict):
@@ -149,7 +150,9 @@ def read_safetensors(path):
         if dtype not in DTYPES:
             raise HFError(f"{path}: tensor '{name}' has dtype {dtype}; supported: "
                           f"{', '.join(DTYPES)}")
-        if not (isinstance(shape, list) and all(isinstance(d, int) and d >= 0 for d in shape)):
+        if not (isinstance(shape, list) and len(shape) <= 16 and all(
+                isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 2**48
+                for d in shape)):
             raise HFError(f"{path}: tensor '{name}' has shape {shape!r}")
         nbytes = DTYPES[dtype].itemsize * math.prod(shape)  # Python ints: no overflow
         if not (isinstance(begin, int) and isinstance(end, int) and 0 <= begin <= end
@@ -210,7 +213,7 @@ def raw_config(directory):
             cfg = json.load(f)
     except OSError as e:
         raise HFError(f"{directory}: no readable config.json ({e.strerror})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+    except (ValueError, RecursionError) as e:  # JSON, Unicode, huge integers
         raise HFError(f"{path}: not JSON ({type(e).__name__}: {str(e)[:80]})") from None
     if not isinstance(cfg, dict):
         raise HFError(f"{path}: must hold a JSON object, got {type(cfg).__name__}")
@@ -233,8 +236,8 @@ def read_config(directory):
         v = cfg.get(name, default)
         if v is None and default is not None:
             v = default
-        if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-            raise HFError(f"{path}: {name} must be a positive integer, got {v!r}")
+        if not isinstance(v, int) or isinstance(v, bool) or not 0 < v < 2**31:
+            raise HFError(f"{path}: {name} must be a positive integer below 2^31, got {v!r}")
         return v
 
     def number(name, default, low=0.0, high=math.inf, closed_high=False):
@@ -259,6 +262,12 @@ def read_config(directory):
     dim = positive("hidden_size")
     heads = positive("num_attention_heads")
     kv_heads = positive("num_key_value_heads", heads)
+    if positive("num_hidden_layers") > MAX_LAYERS:
+        raise HFError(f"{path}: num_hidden_layers {cfg['num_hidden_layers']} is above "
+                      f"{MAX_LAYERS}")
+    if cfg.get("head_dim") is None and dim < heads:
+        raise HFError(f"{path}: hidden_size ({dim}) is smaller than num_attention_heads "
+                      f"({heads}) and no head_dim is given")
     head_dim = positive("head_dim", dim // heads) if cfg.get("head_dim") is not None \
         else dim // heads
     if heads % kv_heads:
@@ -436,7 +445,8 @@ def _moe(path, cfg, family, positive, flag):
     else:
         experts, hidden = positive("num_experts"), positive("moe_intermediate_size")
         step = positive("decoder_sparse_step", 1)
-        dense = cfg.get("mlp_only_layers") or []
+        dense = cfg.get("mlp_only_layers")
+        dense = [] if dense is None else dense
         if not isinstance(dense, list) or not all(
                 isinstance(i, int) and not isinstance(i, bool) and 0 <= i < layers
                 for i in dense):
@@ -487,7 +497,8 @@ def _alibi_config(path, cfg, family):
         dim, heads, layers = field("d_model"), field("n_heads"), field("n_layers")
         hidden, seq = field("expansion_ratio", default=4) * dim, field("max_seq_len",
                                                                        default=2048)
-        ac = cfg.get("attn_config") or {}
+        ac = cfg.get("attn_config")
+        ac = {} if ac is None else ac
         if not isinstance(ac, dict):
             raise HFError(f"{path}: attn_config must be an object, got {ac!r}")
         plain("alibi", True, ac, "attn_config.")
@@ -500,7 +511,12 @@ def _alibi_config(path, cfg, family):
                 not 0 < max_bias < math.inf:
             raise HFError(f"{path}: attn_config.alibi_bias_max must be a positive number, "
                           f"got {max_bias!r}")
-        slopes = alibi_slopes_mpt(heads, float(max_bias))
+        with np.errstate(over="ignore", under="ignore"):
+            slopes = alibi_slopes_mpt(heads, float(max_bias))
+        if not np.all(np.isfinite(slopes.astype(np.float32))) or \
+                slopes.min() < np.finfo(np.float32).tiny:
+            raise HFError(f"{path}: attn_config.alibi_bias_max {max_bias!r} gives slopes "
+                          f"down to {slopes.min():.3g}, below f32's normal range")
         bias = False
     if dim % heads:
         raise HFError(f"{path}: hidden size {dim} is not a multiple of {heads} heads")
@@ -528,7 +544,7 @@ def special_ids(directory):
         try:
             with open(path) as f:
                 cfg = json.load(f)
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        except (OSError, ValueError, RecursionError) as e:
             raise HFError(f"{path}: not readable JSON ({type(e).__name__}: "
                           f"{str(e)[:80]})") from None
         if not isinstance(cfg, dict):
@@ -561,7 +577,7 @@ def _shards(directory):
         try:
             with open(index) as f:
                 weight_map = json.load(f)["weight_map"]
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError, RecursionError, KeyError,
+        except (OSError, ValueError, RecursionError, KeyError,
                 TypeError) as e:
             raise HFError(f"{index}: no weight_map ({type(e).__name__}: {str(e)[:80]})") \
                 from None

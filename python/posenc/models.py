@@ -386,7 +386,11 @@ def _read_scaling(cfg):
                               f"must be a positive integer, got {o!r}")
         return o
 
-    if kind in (None, "default", "mrope"):  # M-RoPE's frequencies are plain
+    if kind is None:
+        # transformers would take it as "default" and drop every field.
+        raise ConfigError("rope_scaling.rope_type", f"missing from {rs!r}: its fields "
+                          f"would be ignored")
+    if kind in ("default", "mrope"):  # M-RoPE's frequencies are plain
         return None
     if kind == "linear":
         return {"kind": "linear", "factor": factor()}

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .decoder import _Function, _memref, _sample, _tensor, _token_ids
+from .decoder import _Function, _memref, _sample, _tensor, _token_ids, allocate_caches
+from .models import _mlir_float
 
 
 @dataclass
@@ -105,7 +106,7 @@ def _prologue(f, c, weights, caches):
     f.emit("%zero = arith.constant 0.0 : f32")
     f.emit("%one = arith.constant 1.0 : f32")
     f.emit(f"%eps = arith.constant {c.norm_eps:.9e} : f32")
-    f.emit(f"%width{c.dim} = arith.constant {float(c.dim)!r} : f32")
+    f.emit(f"%width{c.dim} = arith.constant {_mlir_float(float(c.dim))} : f32")
     f.emit(f"%S = tensor.dim %tokens, %c0 : {_tensor((None,), 'i32')}")
     for arg, _, shape in weights:
         f.emit(f"%{arg} = bufferization.to_tensor %{arg}_m restrict : {_memref(shape)} to "
@@ -255,7 +256,7 @@ def _decode_ir(c, max_source, max_target):
     if c.tied:  # transformers scales the tied classifier's input by d_model^-0.5
         out = f.generic([(out, _tensor((None, c.dim)))], (None, c.dim),
                         ["(s, d) -> (s, d)"] * 2, ["parallel", "parallel"],
-                        [f"%sc = arith.constant {c.dim ** -0.5!r} : f32",
+                        [f"%sc = arith.constant {_mlir_float(c.dim ** -0.5)} : f32",
                          "%r = arith.mulf %a0, %sc : f32", "%r"])
     logits = f.linear(out, "%shared" if c.tied else "%lm_head", c.vocab_size, c.dim)
     for n, value, sh in (("k", kc, shape), ("v", vc, shape)):
@@ -297,12 +298,12 @@ class T5Model:
                                         f"of shape {tuple(w.shape)}, not {shape}"))
                 arrays.append(np.require(w, np.float32, "C"))
             self._args[entry] = arrays
+        shape, xshape = cache_shapes(config, self.max_source, self.max_target)
+        self.k_cache, self.v_cache, self.xk_cache, self.xv_cache = allocate_caches(
+            (shape, shape, xshape, xshape),
+            f"the caches of {self.max_source} source and {self.max_target} target positions")
         self.ir = t5_ir(config, self.max_source, self.max_target)
         self.module = posenc.compile(self.ir, threads=threads)
-        shape, xshape = cache_shapes(config, self.max_source, self.max_target)
-        self.k_cache, self.v_cache = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
-        self.xk_cache = np.zeros(xshape, np.float32)
-        self.xv_cache = np.zeros(xshape, np.float32)
         self.src_len, self.pos = 0, 0
 
     def _ids(self, ids):
@@ -365,7 +366,7 @@ def read_config(path, cfg):
         if v is None:
             v = default
         if not isinstance(v, int) or isinstance(v, bool) or not 0 < v < 2**31:
-            raise HFError(f"{path}: {name} must be a positive integer, got {v!r}")
+            raise HFError(f"{path}: {name} must be a positive integer below 2^31, got {v!r}")
         return v
 
     proj = cfg.get("feed_forward_proj", "relu")
@@ -394,6 +395,8 @@ def read_config(path, cfg):
     if not isinstance(start, int) or isinstance(start, bool) or start < 0:
         raise HFError(f"{path}: decoder_start_token_id must be a token id, got {start!r}")
     layers = positive("num_layers", 6)
+    if max(layers, positive("num_decoder_layers", layers)) > 4096:
+        raise HFError(f"{path}: num_layers/num_decoder_layers above 4096")
     return T5Config(dim=positive("d_model"), d_kv=positive("d_kv", 64), d_ff=positive("d_ff"),
                     n_heads=positive("num_heads"), enc_layers=layers,
                     dec_layers=positive("num_decoder_layers", layers),

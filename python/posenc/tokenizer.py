@@ -32,7 +32,10 @@ different tokenization. Pattern regexes need Debian's `python3-regex`
 
 import json
 import os
+import re
 import unicodedata
+
+import numpy as np
 
 NORMALIZERS = ("Sequence", "Prepend", "Replace", "NFC", "NFD", "NFKC", "NFKD", "Lowercase",
                "Strip")
@@ -66,7 +69,52 @@ def bytes_to_unicode():
 
 
 _BYTE_CHAR = bytes_to_unicode()
+# ByteFallback's byte tokens, exactly as tokenizers writes them.
+_BYTE_TOKEN = re.compile(r"<0x[0-9A-Fa-f]{2}>\Z", re.ASCII)
 _CHAR_BYTE = {c: b for b, c in _BYTE_CHAR.items()}
+
+
+# Seconds one pattern may search one text: a pattern that backtracks
+# catastrophically is an error, not a hang.
+REGEX_SECONDS = 5.0
+# Counted repeats compile to copies of their body: a bound above this, or
+# one nested in another, could take gigabytes to compile.
+MAX_REPEAT = 1000
+
+
+def _check_repeats(where, pattern):
+    """Rejects counted repeats {m,n} above MAX_REPEAT or applied to a group
+    that holds another counted repeat (tokenizer patterns use \\p{N}{1,3})."""
+
+    counted = re.compile(r"\{(\d*),?(\d*)\}")
+    stack, i = [False], 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if ch == "[":  # a class: skip to its end
+            j = i + 1 + (pattern[i + 1:i + 2] in ("]", "^"))
+            while j < len(pattern) and pattern[j] != "]":
+                j += 2 if pattern[j] == "\\" else 1
+            i = j + 1
+            continue
+        if ch == "(":
+            stack.append(False)
+        elif ch == ")" and len(stack) > 1:
+            inner = stack.pop()
+            m = counted.match(pattern, i + 1)
+            if m and inner:
+                raise TokenizerError(f"{where}: pattern {pattern[:80]!r} nests counted "
+                                     f"repeats (compiling it could exhaust memory)")
+            stack[-1] |= inner
+        m = counted.match(pattern, i) if ch == "{" else None
+        if m and (m.group(1) or m.group(2)):
+            if max(int(g) for g in m.groups() if g) > MAX_REPEAT:
+                raise TokenizerError(f"{where}: pattern {pattern[:80]!r} repeats more than "
+                                     f"{MAX_REPEAT} times")
+            stack[-1] = True
+        i += 1
 
 
 def _regex(where, pattern):
@@ -75,15 +123,42 @@ def _regex(where, pattern):
     except ImportError:
         raise TokenizerError(f"{where}: its pattern needs the python3-regex package "
                              f"(Unicode classes); install it with apt") from None
+    _check_repeats(where, pattern)
     try:
-        return regex.compile(pattern)
-    except (regex.error, TypeError, ValueError) as e:
-        raise TokenizerError(f"{where}: pattern {pattern!r} does not compile ({e})") from None
+        return _Timed(where, regex.compile(pattern))
+    except (regex.error, TypeError, ValueError, RecursionError, OverflowError,
+            MemoryError) as e:
+        raise TokenizerError(f"{where}: pattern {pattern[:80]!r} does not compile "
+                             f"({type(e).__name__}: {str(e)[:80]})") from None
+
+
+class _Timed:
+    """A compiled pattern whose searches give up after REGEX_SECONDS."""
+
+    def __init__(self, where, pattern):
+        self.where, self.pattern = where, pattern
+
+    def _guard(self, fn, *args):
+        try:
+            return fn(*args, timeout=REGEX_SECONDS)
+        except TimeoutError:
+            raise TokenizerError(f"{self.where}: pattern {self.pattern.pattern[:80]!r} "
+                                 f"searched one text for more than {REGEX_SECONDS:g} s "
+                                 f"(catastrophic backtracking)") from None
+
+    def finditer(self, text):
+        return self._guard(lambda t, timeout: list(self.pattern.finditer(t, timeout=timeout)),
+                           text)
+
+    def findall(self, text):
+        return [m.group() for m in self.finditer(text)]
+
+    def sub(self, repl, text):
+        return self._guard(self.pattern.sub, repl, text)
 
 
 def _pattern(where, spec):
     """A Split/Replace pattern: {"String": s} (literal) or {"Regex": r}."""
-    import re
 
     if not isinstance(spec, dict) or len(spec) != 1:
         raise TokenizerError(f"{where}: pattern must be {{\"String\": ...}} or "
@@ -141,6 +216,13 @@ def _split(pattern, text, behavior, invert=False):
     raise AssertionError(behavior)
 
 
+def _check_text(r, what, text):
+    """Rejects strings that are not Unicode text (lone surrogates: JSON
+    escapes of half a pair)."""
+    if any("\ud800" <= ch <= "\udfff" for ch in text):
+        r.fail(f"{what} {text!r} holds a lone surrogate, not Unicode text")
+
+
 class _Reader:
     """Field access on a component with errors naming file and component."""
 
@@ -181,8 +263,9 @@ def _components(path, what, node, known):
         key = {"normalizer": "normalizers", "pre_tokenizer": "pretokenizers",
                "decoder": "decoders", "post_processor": "processors"}[what]
         steps = node.get(key)
-        if not isinstance(steps, list):
-            raise TokenizerError(f"{path}: {what} Sequence needs a list '{key}'")
+        if not isinstance(steps, list) or any(n is None for n in steps):
+            raise TokenizerError(f"{path}: {what} Sequence needs a list '{key}' of "
+                                 f"components")
         return [s for n in steps for s in _components(path, what, n, known)]
     return [(kind, _Reader(path, f"{what} {kind}", node))]
 
@@ -203,7 +286,7 @@ class Tokenizer:
                 data = json.loads(f.read())
         except OSError as e:
             raise TokenizerError(f"{path}: cannot be read ({e.strerror})") from None
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        except (ValueError, RecursionError) as e:  # JSONDecodeError, Unicode, huge ints
             raise TokenizerError(f"{path}: not JSON ({type(e).__name__}: {str(e)[:80]})") \
                 from None
         if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
@@ -238,8 +321,9 @@ class Tokenizer:
         vocab = r.get("vocab", dict)
         self.vocab = {}
         for piece, i in vocab.items():
-            if not isinstance(i, int) or isinstance(i, bool) or i < 0:
-                r.fail(f"vocab entry {piece!r} has id {i!r}, not a non-negative integer")
+            if not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < 2**32:
+                r.fail(f"vocab entry {piece!r} has id {i!r}, not an integer in [0, 2^32)")
+            _check_text(r, "vocab entry", piece)
             self.vocab[piece] = i
         self.pieces = {i: p for p, i in self.vocab.items()}
         if len(self.pieces) != len(self.vocab):
@@ -248,7 +332,7 @@ class Tokenizer:
         self.ignore_merges = r.get("ignore_merges", bool, False)
         self.fuse_unk = r.get("fuse_unk", bool, False)
         unk = r.node.get("unk_token")
-        if unk is not None and unk not in self.vocab:
+        if unk is not None and (not isinstance(unk, str) or unk not in self.vocab):
             r.fail(f"unk_token {unk!r} is not in the vocabulary")
         self.unk = self.vocab.get(unk) if unk is not None else None
         self.merges = {}
@@ -278,11 +362,19 @@ class Tokenizer:
         for t in added:
             r = _Reader(path, "added_tokens", t if isinstance(t, dict) else {})
             i, content = r.get("id", int, -1), r.get("content", str, "")
-            if i < 0 or not content:
-                r.fail(f"entry {str(t)[:80]} needs an id >= 0 and a non-empty content")
+            if not 0 <= i < 2**32 or not content:
+                r.fail(f"entry {str(t)[:80]} needs an id in [0, 2^32) and a non-empty "
+                       f"content")
+            _check_text(r, "content", content)
             if self.pieces.get(i, content) != content:
                 r.fail(f"{content!r} has id {i}, which the vocabulary gives to "
                        f"{self.pieces[i]!r}")
+            if self.vocab.get(content, i) != i or self.added_ids.get(content, (i,))[0] != i:
+                other = self.vocab.get(content, self.added_ids.get(content, (i,))[0])
+                r.fail(f"{content!r} has id {i} here and {other} elsewhere")
+            if r.get("single_word", bool, False):
+                r.fail(f"{content!r}: single_word added tokens are not supported")
+            self.added_ids[content] = (i, False, False)
             self.pieces[i] = content
             self.added.append((content, i, r.get("lstrip", bool, False),
                                r.get("rstrip", bool, False)))
@@ -291,8 +383,15 @@ class Tokenizer:
         # Longest first: "<|im_start|>" before "<|im".
         self.added.sort(key=lambda a: -len(a[0]))
         self.added_pattern = _regex(f"{path}: added_tokens", "|".join(
-            __import__("re").escape(c) for c, *_ in self.added)) if self.added else None
+            re.escape(c) for c, *_ in self.added)) if self.added else None
         self.added_ids = {c: (i, ls, rs) for c, i, ls, rs in self.added}
+
+    def _char(self, r, name, default):
+        """A one-character field (Metaspace's replacement, Strip's content)."""
+        v = r.get(name, str, default)
+        if len(v) != 1:
+            r.fail(f"'{name}' must be one character, got {v!r}")
+        return v
 
     def _compile_steps(self):
         steps = []
@@ -322,7 +421,7 @@ class Tokenizer:
                 steps.append((kind, r.pattern(), behavior,
                               r.get("invert", bool, False)))
             elif kind == "Metaspace":
-                steps.append((kind, r.get("replacement", str, "▁"), self._prepend_scheme(r),
+                steps.append((kind, self._char(r, "replacement", "▁"), self._prepend_scheme(r),
                               r.get("split", bool, True)))
             elif kind == "Digits":
                 steps.append((kind, r.get("individual_digits", bool, False)))
@@ -333,10 +432,10 @@ class Tokenizer:
                 steps.append((kind, r.pattern(),
                               r.get("content", str)))
             elif kind == "Strip":
-                steps.append((kind, r.get("content", str, " "), r.get("start", int, 0),
+                steps.append((kind, self._char(r, "content", " "), r.get("start", int, 0),
                               r.get("stop", int, 0)))
             elif kind == "Metaspace":
-                steps.append((kind, r.get("replacement", str, "▁"), self._prepend_scheme(r)))
+                steps.append((kind, self._char(r, "replacement", "▁"), self._prepend_scheme(r)))
             else:
                 steps.append((kind,))
         self.decode_steps = steps
@@ -353,11 +452,23 @@ class Tokenizer:
     def _template(self, processors):
         prefix, suffix = [], []
 
-        def token_id(r, name):
-            if name not in self.vocab and name not in self.added_ids:
+        def token_id(r, name, given=None):
+            if not isinstance(name, str) or (name not in self.vocab
+                                             and name not in self.added_ids):
                 r.fail(f"special token {name!r} is in neither the vocabulary nor "
                        f"added_tokens")
-            return self.vocab.get(name, self.added_ids.get(name, (None,))[0])
+            i = self.vocab.get(name, self.added_ids.get(name, (None,))[0])
+            if given is not None and given != i:
+                r.fail(f"special token {name!r} is given id {given!r}; the vocabulary has {i}")
+            return i
+
+        def known_ids(r, name, ids):
+            if not isinstance(ids, list) or not ids or not all(
+                    isinstance(i, int) and not isinstance(i, bool) and i in self.pieces
+                    for i in ids):
+                r.fail(f"special token {name!r} has ids {ids!r}, not ids of the vocabulary or "
+                       f"added_tokens")
+            return ids
 
         for kind, r in processors:
             if kind == "TemplateProcessing":
@@ -369,19 +480,19 @@ class Tokenizer:
                     (k, v), = item.items()
                     if k == "Sequence":
                         seen = True
-                    elif k == "SpecialToken" and isinstance(v, dict):
-                        spec = specials.get(v.get("id"))
+                    elif k == "SpecialToken" and isinstance(v, dict) and \
+                            isinstance(v.get("id"), str):
+                        spec = specials.get(v["id"])
                         ids = spec.get("ids") if isinstance(spec, dict) else None
-                        if not isinstance(ids, list) or not all(
-                                isinstance(i, int) and not isinstance(i, bool) for i in ids):
-                            r.fail(f"special token {v.get('id')!r} has no ids")
-                        (suffix if seen else prefix).extend(ids)
+                        (suffix if seen else prefix).extend(known_ids(r, v["id"], ids))
                     else:
                         r.fail(f"single item {item!r} is not a SpecialToken or Sequence")
             elif kind in ("RobertaProcessing", "BertProcessing"):
-                cls, sep = r.get("cls", list), r.get("sep", list)
-                prefix.append(token_id(r, cls[0]) if len(cls) == 2 else r.fail("cls"))
-                suffix.append(token_id(r, sep[0]) if len(sep) == 2 else r.fail("sep"))
+                for name, out in (("cls", prefix), ("sep", suffix)):
+                    pair = r.get(name, list)
+                    if len(pair) != 2:
+                        r.fail(f"'{name}' must be [token, id], got {pair!r}")
+                    out.append(token_id(r, pair[0], pair[1]))
         return prefix, suffix
 
     # -- encoding ----------------------------------------------------------
@@ -421,14 +532,10 @@ class Tokenizer:
                             not p.startswith(rep):
                         p = rep + p
                     if split:
-                        import re
-
                         out += _split(re.compile(re.escape(rep)), p, "MergedWithNext")
                     else:
                         out.append(p)
                 elif kind == "Digits":
-                    import re
-
                     out += _split(re.compile(r"\d" if step[1] else r"\d+"), p, "Isolated")
                 first = False
             pieces = [p for p in out if p]
@@ -456,24 +563,56 @@ class Tokenizer:
                 raise TokenizerError(f"{self.path}: {ch!r} (U+{ord(ch):04X}) is not in the "
                                      f"vocabulary and the model has no unk_token or byte "
                                      f"fallback for it")
-        while len(ids) > 1:
-            best = None
-            for i in range(len(ids) - 1):
-                m = self.merges.get((ids[i], ids[i + 1]))
-                if m is not None and (best is None or m[0] < best[0]):
-                    best = (m[0], m[1], i)
-            if best is None:
-                break
-            ids[best[2]:best[2] + 2] = [best[1]]
+        ids = self._merge(ids)
         if len(self._cache) < 100000:
             self._cache[word] = ids
         return ids
+
+    def _merge(self, ids):
+        """Applies the merges to `ids`, lowest rank first and leftmost among
+        equals (tokenizers' word.merge_all): a heap of candidate pairs over
+        a linked list of symbols, O(n log n) in the word's length."""
+        import heapq
+
+        n = len(ids)
+        nxt, prv, alive = list(range(1, n + 1)), list(range(-1, n - 1)), [True] * n
+        sym = list(ids)
+        heap = []
+
+        def push(i):
+            j = nxt[i]
+            if j < n:
+                m = self.merges.get((sym[i], sym[j]))
+                if m is not None:
+                    heapq.heappush(heap, (m[0], i, sym[i], sym[j], m[1]))
+
+        for i in range(n - 1):
+            push(i)
+        while heap:
+            _, i, a, b, merged = heapq.heappop(heap)
+            j = nxt[i] if alive[i] else n
+            if j >= n or sym[i] != a or sym[j] != b:
+                continue  # stale: a neighbour merged first
+            sym[i], alive[j] = merged, False
+            nxt[i] = nxt[j]
+            if nxt[j] < n:
+                prv[nxt[j]] = i
+            if prv[i] >= 0:
+                push(prv[i])
+            push(i)
+        return [sym[i] for i in range(n) if alive[i]]
 
     def encode(self, text, bos=True, eos=False):
         """Token ids of `text` (str or UTF-8 bytes): the post-processor's
         special tokens around it unless bos=False; `eos` appends EOS."""
         if isinstance(text, (bytes, bytearray)):
             text = bytes(text).decode("utf-8", errors="replace")
+        if not isinstance(text, str):
+            raise TokenizerError(f"encode takes str or bytes, got {type(text).__name__}")
+        bad = next((i for i, ch in enumerate(text) if "\ud800" <= ch <= "\udfff"), None)
+        if bad is not None:
+            raise TokenizerError(f"the text has a lone surrogate U+{ord(text[bad]):04X} at "
+                                 f"index {bad}: not Unicode text (undecodable bytes?)")
         sections, at = [], 0
         if self.added_pattern is not None:
             for m in self.added_pattern.finditer(text):
@@ -507,10 +646,15 @@ class Tokenizer:
         for step in self.decode_steps:
             kind = step[0]
             if kind == "Replace":
-                parts = [step[1].sub(lambda _m, c=step[2]: c, p) for p in parts]
+                # Parts already bytes (after ByteFallback or ByteLevel) are
+                # replaced in their text, undecodable bytes kept.
+                parts = [step[1].sub(lambda _m, c=step[2]: c, p) if isinstance(p, str) else
+                         step[1].sub(lambda _m, c=step[2]: c,
+                                     p.decode("utf-8", "surrogateescape"))
+                         .encode("utf-8", "surrogateescape") for p in parts]
             elif kind == "ByteFallback":
-                parts = [bytes([int(p[3:5], 16)]) if isinstance(p, str) and len(p) == 6
-                         and p.startswith("<0x") and p.endswith(">") else p for p in parts]
+                parts = [bytes([int(p[3:5], 16)]) if isinstance(p, str) and _BYTE_TOKEN.match(p)
+                         else p for p in parts]
             elif kind == "Fuse":
                 parts, fused = [b"".join(p if isinstance(p, bytes) else p.encode()
                                          for p in parts)], True
@@ -547,24 +691,28 @@ class Tokenizer:
         return b"".join(p if isinstance(p, bytes) else p.encode() for p in parts)
 
     def _piece(self, token):
-        if isinstance(token, bool) or not isinstance(token, int):
+        if isinstance(token, bool) or not isinstance(token, (int, np.integer)):
             raise TokenizerError(f"token id {token!r} is not an integer")
-        return self.pieces.get(token)
+        return self.pieces.get(int(token))
 
     def piece_bytes(self, prev, token):
         """UTF-8 bytes `token` adds to the text after `prev` (None, or a
         special token: the text starts here). Special tokens and ids the
         tokenizer does not have (models pad their vocabulary) add none."""
         piece = self._piece(token)
-        if piece is None or token in self.special:
+        if piece is None or int(token) in self.special:
             return b""
         return self._decode_tokens([piece], prev is None or prev in self.special)
 
     def decode(self, ids):
-        """Text of `ids`, special tokens skipped (transformers'
-        decode(skip_special_tokens=True))."""
-        tokens = [self._piece(int(t)) for t in ids]
-        keep = [p for t, p in zip(ids, tokens) if p is not None and int(t) not in self.special]
+        """Text of `ids` (a sequence of integers), special tokens skipped
+        (transformers' decode(skip_special_tokens=True))."""
+        if isinstance(ids, (str, bytes, dict)) or np.ndim(ids) != 1:
+            raise TokenizerError(f"decode takes a 1-D sequence of token ids, got "
+                                 f"{str(ids)[:40]!r}")
+        tokens = [(self._piece(t), t) for t in ids]
+        tokens = [(int(t), p) for p, t in tokens]
+        keep = [p for t, p in tokens if p is not None and t not in self.special]
         return self._decode_tokens(keep, True).decode("utf-8", errors="replace")
 
 

@@ -272,13 +272,13 @@ def test_broken_directories(tmp_path, case, fragment):
 
 @pytest.mark.parametrize("field,value,fragment", [
     (None, [1, 2], "must hold a JSON object, got list"),
-    ("head_dim", "8", "head_dim must be a positive integer, got '8'"),
+    ("head_dim", "8", "head_dim must be a positive integer below 2^31, got '8'"),
     ("partial_rotary_factor", "half", "partial_rotary_factor must be a number in (0, 1]"),
     ("rope_theta", -5, "rope_theta must be a number in (0, inf), got -5"),
     ("rope_theta", "abc", "rope_theta must be a number"),
     ("rms_norm_eps", -1.0, "rms_norm_eps must be a number in (0, 1), got -1.0"),
     ("tie_word_embeddings", "false", "tie_word_embeddings must be true or false, got 'false'"),
-    ("sliding_window", -4, "sliding_window must be a positive integer, got -4"),
+    ("sliding_window", -4, "sliding_window must be a positive integer below 2^31, got -4"),
     ("mixtral:num_experts_per_tok", 9, "num_experts_per_tok (9) exceeds the 8 experts"),
     ("qwen3_moe:mlp_only_layers", [0, 5], "mlp_only_layers must list layer indices below 2"),
     ("qwen2_moe:shared_expert_intermediate_size", 0,
@@ -321,6 +321,9 @@ def _patch_header(path, edit):
     ("overlap", "overlap"),
     ("unaligned", "not a multiple of its F32 element size"),
     ("deep", "the safetensors header is not JSON (RecursionError"),
+    ("bool-dim", "tensor 'a' has shape [True, 4]"),
+    ("rank-40", "tensor 'a' has shape [1, 1,"),
+    ("huge-int", "the safetensors header is not JSON (ValueError"),
 ])
 def test_safetensors_headers_are_checked(tmp_path, case, fragment):
     path = tmp_path / "x.safetensors"
@@ -334,6 +337,13 @@ def test_safetensors_headers_are_checked(tmp_path, case, fragment):
     elif case == "unaligned":
         _patch_header(path, lambda h: h["b"].update(data_offsets=[2, 18]))
         fragment = "not a multiple of its F32 element size"
+    elif case == "bool-dim":
+        _patch_header(path, lambda h: h["a"].update(shape=[True, 4]))
+    elif case == "rank-40":
+        _patch_header(path, lambda h: h["a"].update(shape=[1] * 38 + [4, 4]))
+    elif case == "huge-int":
+        text = b'{"a": {"dtype": "F32", "shape": [' + b"9" * 5000 + b'], "data_offsets": [0, 4]}}'
+        path.write_bytes(np.array([len(text)], "<u8").tobytes() + text)
     else:
         deep = b"[" * 100000 + b"]" * 100000
         path.write_bytes(np.array([len(deep)], "<u8").tobytes() + deep)
@@ -646,3 +656,66 @@ def test_t5_vs_float64(tmp_path, extra):
 def test_t5_configs_are_checked(tmp_path, field, value, fragment):
     write_t5(tmp_path)
     expect_config_error(tmp_path, field, value, fragment)
+
+
+@pytest.mark.parametrize("family,patch,fragment", [
+    ("qwen3", {"num_hidden_layers": 10**7}, "num_hidden_layers 10000000 is above 4096"),
+    ("llama", {"hidden_size": 2}, "hidden_size (2) is smaller than num_attention_heads (4)"),
+    ("llama", {"max_position_embeddings": 10**30}, "must be a positive integer below 2^31"),
+    ("llama", {"rope_scaling": {"factor": 8.0}}, "rope_type"),
+    ("qwen3_moe", {"mlp_only_layers": 0}, "mlp_only_layers must list layer indices"),
+    ("llama", {"bos_token_id": 100}, "bos_token_id 100"),
+    ("llama", {"eos_token_id": [2, 48]}, "eos_token_id 48"),
+])
+def test_hostile_configs(tmp_path, family, patch, fragment):
+    """Configs found by trying the loaders as an attacker: each is an error
+    naming the field, fast (no per-layer work for 10^7 layers)."""
+    extra = {"num_experts": 8, "moe_intermediate_size": 16} if family == "qwen3_moe" else {}
+    write_model(tmp_path, base_config(family, **extra))
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    cfg.update(patch)
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises((hf.HFError, ValueError)) as e:
+        decoder.load(str(tmp_path))
+    assert fragment in str(e.value), str(e.value)
+
+
+def test_extreme_float_fields_reach_valid_ir(tmp_path):
+    """Floats print as MLIR literals (1e-05 is not one; 1.0e-05 is)."""
+    config, weights = write_model(tmp_path, base_config(
+        "gemma2", head_dim=8, final_logit_softcapping=1e-05, attn_logit_softcapping=1e16,
+        query_pre_attn_scalar=3e-7))
+    m = decoder.load(str(tmp_path))
+    ids = [3, 17, 0]
+    expected = reference.decoder_forward(config, weights, ids)
+    assert np.abs(m.prefill(ids) - expected).max() <= 1e-5 * np.abs(expected).max() + 1e-10
+
+
+def test_hostile_tokenizer_and_prompt(tmp_path):
+    """A llama2.c tokenizer.bin with a Hugging Face directory, a tokenizer
+    whose ids pass the model's vocabulary, and a prompt that encodes to no
+    tokens: clear errors, never tracebacks."""
+    import subprocess
+    import sys
+
+    write_model(tmp_path, base_config())
+    pieces = {"a": 0, "b": 1, "ab": 2}
+    tok = {"model": {"type": "BPE", "vocab": pieces, "merges": ["a b"]}}
+    (tmp_path / "t.json").write_text(json.dumps(tok))
+    r = subprocess.run([sys.executable, "-m", "posenc.generate", str(tmp_path), "--tokenizer",
+                        str(tmp_path / "t.json"), "-n", "4"], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 2 and "encodes to no tokens" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    tok["model"]["vocab"]["zz"] = 99
+    (tmp_path / "t.json").write_text(json.dumps(tok))
+    with pytest.raises(ValueError, match="token id 99 is outside the model's vocabulary"):
+        decoder.load(str(tmp_path), str(tmp_path / "t.json"))
+    import os
+
+    models = os.environ.get("POSENC_MODELS_DIR", os.path.join(
+        os.path.dirname(__file__), "..", "..", "..", "shared", "models"))
+    bin_tok = os.path.join(models, "aidreams_tok512.bin")
+    if os.path.exists(bin_tok):  # llama2.c's tokenizer.bin reads the model's vocab size
+        m = decoder.load(str(tmp_path), bin_tok)
+        assert len(m.tokenizer.pieces) == 48

@@ -11,6 +11,7 @@ import json
 import os
 import random
 
+import numpy as np
 import pytest
 
 from posenc import tokenizer as hftok
@@ -42,7 +43,7 @@ def random_texts(seed, n, alphabet_extra="ŋ¿\u0301\u200b🚀"):
 
 def write(tmp_path, data, name="tokenizer.json"):
     path = tmp_path / name
-    path.write_text(json.dumps(data, ensure_ascii=False))
+    path.write_text(json.dumps(data))
     return str(path)
 
 
@@ -336,7 +337,31 @@ def test_metaspace_pre_tokenizer(tmp_path):
     (lambda d: d.update(model={"type": "Unigram", "vocab": []}), "Unigram"),
     (lambda d: d["model"]["merges"].append("q z"), "not in the vocabulary"),
     (lambda d: d["model"]["merges"].append(7), "not a pair"),
-    (lambda d: d["model"]["vocab"].update(zz=-1), "non-negative"),
+    (lambda d: d["model"]["vocab"].update(zz=-1), r"not an integer in \[0, 2\^32\)"),
+    (lambda d: d["model"]["vocab"].update({"\ud800": 9}), "lone surrogate"),
+    (lambda d: d["model"].update(unk_token=["<unk>"]), "unk_token"),
+    (lambda d: d.update(added_tokens=[{"id": 9, "content": "ab"}]), "'ab' has id 9 here and 3"),
+    (lambda d: d.update(added_tokens=[{"id": 9, "content": "<x>"},
+                                      {"id": 8, "content": "<x>"}]), "has id 8 here and 9"),
+    (lambda d: d.update(added_tokens=[{"id": 9, "content": "<x>", "single_word": True}]),
+     "single_word"),
+    (lambda d: d.update(normalizer={"type": "Sequence", "normalizers": [None]}),
+     "Sequence needs a list"),
+    (lambda d: d.update(decoder={"type": "Strip", "content": "", "start": 10**12}),
+     "'content' must be one character"),
+    (lambda d: d.update(pre_tokenizer={"type": "Metaspace", "replacement": "ab"}),
+     "'replacement' must be one character"),
+    (lambda d: d.update(pre_tokenizer={"type": "Split", "behavior": "Isolated", "pattern": {
+        "Regex": "(?:(?:(?:a{100}){100}){100}){100}"}}), "nests counted repeats"),
+    (lambda d: d.update(pre_tokenizer={"type": "Split", "behavior": "Isolated", "pattern": {
+        "Regex": "a{5000}"}}), "repeats more than 1000"),
+    (lambda d: d.update(pre_tokenizer={"type": "Split", "behavior": "Isolated", "pattern": {
+        "Regex": "(" * 5000 + "a" + ")" * 5000}}), "does not compile"),
+    (lambda d: d.update(post_processor={"type": "TemplateProcessing", "single": [
+        {"SpecialToken": {"id": "<s>"}}], "special_tokens": {"<s>": {"ids": [-7]}}}),
+     "not ids of the vocabulary"),
+    (lambda d: d.update(post_processor={"type": "RobertaProcessing", "cls": ["a", 99],
+                                        "sep": ["b", 2]}), "given id 99; the vocabulary has 1"),
     (lambda d: d["model"]["vocab"].update(zz=0), "share an id"),
     (lambda d: d.update(normalizer={"type": "BertNormalizer"}), "BertNormalizer"),
     (lambda d: d.update(pre_tokenizer={"type": "Split", "pattern": {"Regex": "("},
@@ -360,6 +385,48 @@ def test_broken_tokenizers_are_errors(tmp_path, mutate, message):
     assert "tokenizer.json" in str(e.value)
 
 
+def test_hostile_texts_and_ids(tmp_path):
+    """Texts and ids an attacker passes: lone surrogates, catastrophic
+    patterns, very long words, malformed byte tokens, ids of every type."""
+    import time
+
+    pytest.importorskip("regex", reason="python3-regex (apt)")
+    vocab, merges = train_byte_level(random_texts(5, 100), hftok.GPT2_PATTERN, 60)
+    vocab.setdefault("aa", len(vocab))
+    merges.append(("a", "a"))
+    tok = hftok.load(write(tmp_path, byte_level_json(vocab, merges)))
+    with pytest.raises(hftok.TokenizerError, match="lone surrogate U\\+D800 at index 1"):
+        tok.encode("a\ud800")
+    # A long word merges in O(n log n), not O(n^2) (was 11 s at 16,000).
+    start = time.perf_counter()
+    assert tok.decode(tok.encode("a" * 64000)) == "a" * 64000
+    assert time.perf_counter() - start < 20
+    for bad in ([None], [[1, 2]], "123", {1: 2}, [1.5], ["104"], [True]):
+        with pytest.raises(hftok.TokenizerError):
+            tok.decode(bad)
+    assert tok.decode(np.array([tok.vocab["a"]], np.int64)) == "a"
+    assert tok.piece_bytes(None, np.int64(tok.vocab["a"])) == b"a"
+    # A pattern that backtracks catastrophically is an error after a bound.
+    slow = byte_level_json(vocab, merges, split_pattern="(a|aa)+$")
+    tok = hftok.load(write(tmp_path, slow, "slow.json"))
+    hftok.REGEX_SECONDS, saved = 0.5, hftok.REGEX_SECONDS
+    try:
+        with pytest.raises(hftok.TokenizerError, match="catastrophic backtracking"):
+            tok.encode("a" * 60 + "c")
+    finally:
+        hftok.REGEX_SECONDS = saved
+    # Byte tokens are exactly <0xHH>; others stay text; Replace after
+    # ByteFallback works on bytes.
+    pieces = ["<unk>", "<s>", "</s>", "<0xE2>", "<0x82>", "<0xAC>", "<0xZZ>", "x", "▁"]
+    data = {"decoder": {"type": "Sequence", "decoders": [
+        {"type": "ByteFallback"}, {"type": "Replace", "pattern": {"String": "▁"},
+                                   "content": " "}, {"type": "Fuse"}]},
+            "model": {"type": "BPE", "unk_token": "<unk>", "byte_fallback": True,
+                      "vocab": {p: i for i, p in enumerate(pieces)}, "merges": []}}
+    tok = hftok.load(write(tmp_path, data, "bf.json"))
+    assert tok.decode([3, 4, 5, 8, 6, 7]) == "€ <0xZZ>x"
+
+
 def test_unreadable_files(tmp_path):
     with pytest.raises(hftok.TokenizerError, match="cannot be read"):
         hftok.load(str(tmp_path / "missing.json"))
@@ -368,6 +435,9 @@ def test_unreadable_files(tmp_path):
         hftok.load(str(tmp_path / "t.json"))
     with pytest.raises(hftok.TokenizerError, match="cannot be read"):
         hftok.load(str(tmp_path))  # a directory without tokenizer.json
+    (tmp_path / "big.json").write_text('{"model": {"vocab": {"a": ' + "9" * 5000 + "}}}")
+    with pytest.raises(hftok.TokenizerError, match="not JSON"):
+        hftok.load(str(tmp_path / "big.json"))
     tok = hftok.load(write(tmp_path, {"model": {"type": "BPE", "vocab": {"a": 0},
                                                 "merges": []}}))
     with pytest.raises(hftok.TokenizerError, match="U\\+0062"):
