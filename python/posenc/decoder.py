@@ -734,8 +734,11 @@ def _entry(c, max_seq, name, s):
                 w = c.sliding_window[layer] if isinstance(c.sliding_window, list) \
                     else c.sliding_window
             window = f" window({w})" if w else ""
-            cap = f" softcap({_mlir_float(sch.softcap)})" if sch and sch.softcap is not None else ""
-            scale = f" {{scale = {_mlir_float(sch.scale)} : f64}}" if sch and sch.scale is not None else ""
+            cap = scale = ""
+            if sch and sch.softcap is not None:
+                cap = f" softcap({_mlir_float(sch.softcap)})"
+            if sch and sch.scale is not None:
+                scale = f" {{scale = {_mlir_float(sch.scale)} : f64}}"
             f.emit(f"{att} = posenc.attention {heads['q']}, {views['k']}, {views['v']}{bias_clause}"
                    f"{cap} causal"
                    f"{window} outs({init}){scale} : {q_t}, {full_kv_t}, {full_kv_t}, {q_t}")
