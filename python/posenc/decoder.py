@@ -12,25 +12,32 @@ number of tokens from a start position) and `decode` (one token):
     prefill(tokens: tensor<?xi32>, start: tensor<1xi64>, <weights>,
             k_cache, v_cache) -> tensor<?x<vocab>xf32>
 
-<weights> are token_embedding, rms_final, wcls, then per layer rms_att,
-wq, wk, wv, wo, rms_ffn, w1 (gate), w2 (down), w3 (up) and, for families
-with them (Qwen2), the q/k/v biases.
+<weights> are global_names(config) (token_embedding, rms_final, wcls and,
+by family, LayerNorm biases and BLOOM's embedding norm), then per layer
+layer_names(config, layer) (norms, projections, biases, QK-norm weights,
+the MLP, or a mixture of experts' router and experts; MLA's latent
+projections instead of wk/wv).
 
 Weights and the caches are memref arguments, passed by reference: the
 weights are read where the checkpoint's memory map holds them, and the
-caches `[layers, max_seq, kv_heads, head_dim]` (f32) are written in place —
-one row per token and layer, so a step's cost grows with the used length,
-not with max_seq. Per layer (llama2.c run.c's forward): RMSNorm (eps 1e-5),
+caches (cache_shapes: `[layers, max_seq, kv_heads, head_dim]` for keys and
+values; MLA's `[layers, max_seq, 1, kv_lora_rank]` latent and
+`[layers, max_seq, 1, rope dims]` rope keys) are written in place — one
+row per token and layer, so a step's cost grows with the used length, not
+with max_seq. Per layer (llama2.c run.c's forward): RMSNorm (eps 1e-5),
 q/k/v projections, `posenc.rope` (interleaved pairs, base 10000) on q and
-k, the new k and v rows inserted into the cache, `posenc.attention` (causal,
-GQA; `window(W)` with a sliding window) over the cache's first start + S rows, output projection and residual,
-RMSNorm, SwiGLU MLP and residual; then the final RMSNorm and the
+k, the new k and v rows inserted into the cache, `posenc.attention`
+(causal, GQA) over the cache's first start + S rows, output projection and
+residual, RMSNorm, SwiGLU MLP and residual; then the final RMSNorm and the
 classifier. Matrices are used as stored ([out, in], y = x·Wᵀ). Hugging
-Face checkpoints (posenc.hf) use the half layout, their rope_theta,
-rope_scaling and RMSNorm eps, Qwen2's q/k/v biases, and per layer what
-Config.schemes says (QK-norm before RoPE, NoPE layers, windows, soft-caps,
-softmax scales); Gemma scales embeddings, uses GeGLU, norms after
-attention and MLP (sandwich_norm) and soft-caps the logits.
+Face families (posenc.hf) change what the Config says: the RoPE layout,
+base and scaling, per layer what Config.schemes says (QK-norm before RoPE,
+NoPE layers, windows, soft-caps, softmax scales), LayerNorm and parallel
+residuals (GPT-NeoX, Cohere 2, BLOOM, MPT), biases, ALiBi instead of RoPE
+(`alibi`), DeepSeek's latent attention (`mla`), mixtures of experts
+(`moe`), Gemma's embedding scale, GeGLU and norms after attention and MLP
+(Gemma 2/3: `sandwich_norm`), soft-capped (Gemma 2) or scaled (Cohere)
+logits. T5 encoder-decoders are posenc.t5's.
 """
 
 import os
@@ -981,9 +988,10 @@ def _tokenizer(path, vocab_size, bos=None, eos=None):
 def load(path, tokenizer=None, max_seq=None, threads=None):
     """A Model from `path`: a llama2.c checkpoint (and its tokenizer.bin
     or a tokenizer.json when given), or a Hugging Face model directory
-    (posenc.hf; its tokenizer.json when present, or `tokenizer`), compiled
-    for `threads` threads (Model's). A Hugging Face model stops generating
-    at its config's eos_token_id(s) (config.json, generation_config.json)."""
+    (posenc.hf; its tokenizer.json when present, or `tokenizer`; a T5
+    directory gives a posenc.t5.T5Model), compiled for `threads` threads
+    (Model's). A Hugging Face model stops generating at its config's
+    eos_token_id(s) (config.json, generation_config.json)."""
     if os.path.isdir(path):
         from . import hf
 
@@ -1005,7 +1013,8 @@ def load(path, tokenizer=None, max_seq=None, threads=None):
                                  f"[0, {config.vocab_size})")
         tok = _directory_tokenizer(path, tokenizer, config.vocab_size, bos, eos)
         if t5:
-            return t5_module.load(path, tok, max_seq, threads, cfg, hf.tensor_reader(path)[0])
+            return t5_module.load(path, tok, max_seq, threads, cfg, hf.tensor_reader(path)[0],
+                                  eos)
         return Model(config, weights, tok, max_seq, source=str(path), threads=threads,
                      bos=bos, eos=eos)
     config, weights = read_checkpoint(path)

@@ -13,7 +13,9 @@ tokenizer.json is read when present). `--tokenizer` takes a llama2.c
 tokenizer.bin or a tokenizer.json (posenc.tokenizer: byte-level and
 SentencePiece-converted BPE). Text is printed as it is generated (token
 ids without a tokenizer), then the prompt and generation speed in tokens
-per second. A Hugging Face model stops at its eos_token_id(s). Greedy by default, so runs are reproducible; `-n` is run.c's
+per second. A Hugging Face model stops at its eos_token_id(s). For an
+encoder-decoder (T5), `-n` counts the tokens the decoder writes and
+`--print-ids` prints the decoder's sequence (its start id first). Greedy by default, so runs are reproducible; `-n` is run.c's
 `steps`, the number of positions run (prompt included). `--print-ids`
 prints the whole id sequence (prompt, then generated) on one line starting
 with `ids:`. `--threads N` runs the compiled code on N OpenMP threads

@@ -29,7 +29,7 @@ dense layers before first_k_dense_replace, softmax routing greedy or
 group_limited_greedy, routed_scaling_factor, shared experts) and
 `deepseek_v3` (the same with sigmoid noaux_tc routing and
 e_score_correction_bias; its multi-token-prediction layers are not read). The
-attention of every layer of Qwen3, SmolLM3, the MoE families and the Gemmas is posenc.models' for
+attention of every layer of Qwen3, SmolLM3, Cohere 2, Mixtral, Qwen2/3-MoE and the Gemmas is posenc.models' for
 that layer (posenc.models._rope_scheme). ALiBi: `bloom` (LayerNorm on
 the embeddings, per-head fused query_key_value, tanh GELU, biases, with or
 without the "transformer." prefix) and `mpt` (fused Wqkv, LayerNorm
@@ -37,8 +37,8 @@ without biases, exact GELU; no_bias and attn_config.alibi only), with the
 slopes of each reference implementation. LongRoPE (Phi-3's `su`/`longrope`) picks short or long
 factors from the positions of each call, as Hugging Face's Phi-3 does: keys
 cached before the sequence passes `original_max_position_embeddings` keep
-the short factors. RoPE uses the half
-layout, `rope_theta`, `rope_scaling` (every kind posenc.models reads),
+the short factors. RoPE uses the half layout (DeepSeek and Cohere 2: interleaved),
+`rope_theta`, `rope_scaling` (every kind posenc.models reads),
 `partial_rotary_factor` and `head_dim`.
 
 safetensors: an 8-byte little-endian header length, a JSON header

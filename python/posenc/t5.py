@@ -358,7 +358,7 @@ class T5Model:
 
 
 def read_config(path, cfg):
-    """A T5Config from a parsed config.json (posenc.hf calls this)."""
+    """A T5Config from a parsed config.json (posenc.decoder.load calls this)."""
     from .hf import HFError
 
     def positive(name, default=None):
@@ -445,8 +445,11 @@ def weights_from(c, get):
     return out
 
 
-def load(path, tokenizer=None, max_seq=None, threads=None, cfg=None, get=None):
-    """A T5Model of the directory `path` (posenc.hf reads the files)."""
+def load(path, tokenizer=None, max_seq=None, threads=None, cfg=None, get=None, eos=None):
+    """A T5Model of the directory `path` (posenc.decoder.load reads the
+    files; `eos`: the ids of config.json and generation_config.json)."""
     config = read_config(os.path.join(path, "config.json"), cfg)
+    if eos:
+        config.eos = tuple(eos)
     return T5Model(config, weights_from(config, get), tokenizer, max_seq, max_seq,
                    source=str(path), threads=threads)

@@ -467,7 +467,12 @@ def PosencVectorizeMatmulPass : Pass<"posenc-vectorize-matmul"> {
     a block of V) takes blocks up to 4·`vectors` vectors wide with as many
     accumulators as the dot-product form's (2·`rows`·`vectors`), so each
     pass over B reads long stretches of its rows rather than one cache
-    line of each.
+    line of each; when B's rows lie a static stride apart with a gap after
+    each (one kv head's values of a [keys, heads, D] cache), every k also
+    prefetches the block's columns of the row 16 ahead.
+
+    `vector-width` 0 (the default) takes the host's widest f32 vectors: 16
+    lanes with AVX-512, 8 with AVX (2), else 4.
 
     Each C element is still the sum over k in increasing order, with one
     rounding per FMA.
