@@ -51,7 +51,8 @@ int main(int argc, char **argv) {
     for (int l = 0; l < kLanes; ++l)
       sink += acc[c][l];
   double flops = double(iters / kChains) * kChains * kLanes * 2;
-  std::printf("{\"gflops\": %.2f, \"seconds\": %.3f, \"lanes\": %d, \"check\": %g}\n",
-              flops / secs / 1e9, secs, kLanes, double(sink));
+  std::printf(
+      "{\"gflops\": %.2f, \"seconds\": %.3f, \"lanes\": %d, \"check\": %g}\n",
+      flops / secs / 1e9, secs, kLanes, double(sink));
   return 0;
 }
