@@ -6,6 +6,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "posenc/Runtime/Runner.h"
+#include "posenc/Version.h"
 
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
@@ -25,6 +26,34 @@ struct PosencError : std::runtime_error {
 
 [[noreturn]] void raise(llvm::Error err) {
   throw PosencError(llvm::toString(std::move(err)));
+}
+
+py::dict toPython(const DiagnosticRecord &d) {
+  py::dict out;
+  out["location"] = d.location;
+  out["severity"] = d.severity;
+  out["message"] = d.message;
+  py::list notes;
+  for (const DiagnosticRecord &n : d.notes)
+    notes.append(toPython(n));
+  out["notes"] = notes;
+  return out;
+}
+
+/// posenc.Error(text) with `.diagnostics`: a list of {location, severity,
+/// message, notes} dicts.
+[[noreturn]] void
+raiseWithDiagnostics(llvm::Error err,
+                     const std::vector<DiagnosticRecord> &diagnostics) {
+  std::string text = llvm::toString(std::move(err));
+  py::object type = py::module_::import("posenc._posenc").attr("Error");
+  py::object exc = type(text);
+  py::list records;
+  for (const DiagnosticRecord &d : diagnostics)
+    records.append(toPython(d));
+  exc.attr("diagnostics") = records;
+  PyErr_SetObject(type.ptr(), exc.ptr());
+  throw py::error_already_set();
 }
 
 template <typename T> T unwrap(llvm::Expected<T> value) {
@@ -155,6 +184,10 @@ py::dict describe(const Signature &sig) {
     if (s.byReference)
       byRef.append(i);
   d["by_reference"] = byRef;
+  py::list names;
+  for (const TensorSpec &s : sig.inputs)
+    names.append(s.name);
+  d["input_names"] = names;
   return d;
 }
 
@@ -209,14 +242,29 @@ PYBIND11_MODULE(_posenc, m) {
 
   m.def(
       "compile",
-      [](const std::string &source, const std::string &pipeline) {
+      [](const std::string &source, const std::string &pipeline,
+         const std::string &sourceName) {
+        std::vector<DiagnosticRecord> diagnostics;
         llvm::Expected<std::unique_ptr<CompiledModule>> compiled = [&] {
           py::gil_scoped_release release;
-          return CompiledModule::compile(source, pipeline);
+          return CompiledModule::compile(source, pipeline, sourceName,
+                                         &diagnostics);
         }();
-        return PyModule{unwrap(std::move(compiled))};
+        if (!compiled)
+          raiseWithDiagnostics(compiled.takeError(), diagnostics);
+        return PyModule{std::move(*compiled)};
       },
-      py::arg("source"), py::arg("pipeline") = "posenc-lower-to-cpu");
+      py::arg("source"), py::arg("pipeline") = "posenc-lower-to-cpu",
+      py::arg("source_name") = "<input>");
+  m.def(
+      "pipeline_options",
+      [](const std::string &pipeline) {
+        return unwrap(pipelineOptions(pipeline));
+      },
+      py::arg("pipeline"),
+      "[(option, default)] of a posenc pipeline, in its textual form");
+  m.attr("version") = POSENC_VERSION;
+  m.attr("llvm_version") = POSENC_LLVM_VERSION;
   m.def(
       "with_threads",
       [](const std::string &pipeline, int64_t threads) {

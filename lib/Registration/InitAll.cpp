@@ -9,6 +9,10 @@
 #include "posenc/Dialect/Posenc/Transforms/TilingInterfaceImpl.h"
 #include "posenc/Pipelines/Pipelines.h"
 
+#include "mlir/InitAllDialects.h"
+#include "mlir/InitAllExtensions.h"
+#include "mlir/Target/LLVMIR/Dialect/All.h"
+
 void mlir::posenc::registerPosencDialects(DialectRegistry &registry) {
   registry.insert<PosencDialect>();
   // Attention as a structured op: tiling, shape reification, decomposition,
@@ -16,6 +20,18 @@ void mlir::posenc::registerPosencDialects(DialectRegistry &registry) {
   registerTilingInterfaceExternalModels(registry);
   registerAggregatedOpInterfaceExternalModels(registry);
   registerBufferizableOpInterfaceExternalModels(registry);
+}
+
+void mlir::posenc::registerPosencPipelineDependencies(
+    DialectRegistry &registry) {
+  registerAllDialects(registry);
+  registerAllExtensions(registry);
+  registerAllToLLVMIRTranslations(registry);
+}
+
+void mlir::posenc::registerAllPosencDialects(DialectRegistry &registry) {
+  registerPosencDialects(registry);
+  registerPosencPipelineDependencies(registry);
 }
 
 void mlir::posenc::registerPosencPasses() {

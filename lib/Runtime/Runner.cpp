@@ -6,7 +6,9 @@
 
 #include "posenc/Runtime/Runner.h"
 
+#include "posenc/Dialect/Posenc/Transforms/Passes.h"
 #include "posenc/InitAll.h"
+#include "posenc/Pipelines/Pipelines.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
@@ -16,13 +18,10 @@
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/IR/Verifier.h"
-#include "mlir/InitAllDialects.h"
-#include "mlir/InitAllExtensions.h"
 #include "mlir/InitAllPasses.h"
 #include "mlir/Parser/Parser.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
-#include "mlir/Target/LLVMIR/Dialect/All.h"
 #include "mlir/Target/LLVMIR/LLVMTranslationInterface.h"
 #include "llvm/ADT/DenseSet.h"
 #include "llvm/ADT/StringMap.h"
@@ -266,7 +265,7 @@ static llvm::Expected<TensorSpec> specOf(Type t, const llvm::Twine &what,
                      "memrefs with the identity layout) and return ranked "
                      "tensors, of f32, f16, bf16, f64, i32 or i64");
   }
-  TensorSpec spec{*kind, {}, /*byReference=*/bool(memref)};
+  TensorSpec spec{*kind, {}, /*byReference=*/bool(memref), /*name=*/""};
   for (int64_t d : shaped.getShape())
     spec.shape.push_back(ShapedType::isDynamic(d) ? -1 : d);
   return spec;
@@ -356,6 +355,41 @@ static std::optional<std::pair<unsigned, unsigned>> positionOf(Location loc) {
   return found;
 }
 
+/// The file name of the first file location in `loc`.
+static std::string fileOf(Location loc) {
+  std::string found;
+  loc->walk([&](Location inner) {
+    if (auto file = dyn_cast<FileLineColLoc>(inner)) {
+      found = file.getFilename().str();
+      return WalkResult::interrupt();
+    }
+    return WalkResult::advance();
+  });
+  return found;
+}
+
+/// The SSA name ("%x") at a block argument's location in the source: the
+/// parser locates each argument at its name. Empty when the location is not
+/// in `sourceMgr`'s buffer (an explicit loc(...)).
+static std::string argumentName(llvm::SourceMgr &sourceMgr, Location loc) {
+  auto pos = positionOf(loc);
+  if (!pos || sourceMgr.getNumBuffers() != 1)
+    return "";
+  const llvm::MemoryBuffer *buffer = sourceMgr.getMemoryBuffer(1);
+  llvm::SMLoc at =
+      sourceMgr.FindLocForLineAndColumn(1, pos->first, pos->second);
+  if (!at.isValid())
+    return "";
+  StringRef rest(at.getPointer(), buffer->getBufferEnd() - at.getPointer());
+  if (!rest.starts_with("%"))
+    return "";
+  size_t end = rest.find_if_not([](char c) {
+    return llvm::isAlnum(c) || c == '_' || c == '$' || c == '.' || c == '-' ||
+           c == '%' || c == '#';
+  });
+  return rest.take_front(std::min<size_t>(end, 64)).str();
+}
+
 /// Routes compiled code's allocations through posencAlloc: each
 /// aligned_alloc(a, n) becomes posenc_aligned_alloc(a, n, site) and each
 /// malloc(n) posenc_malloc(n, site), where `site` names the op of the
@@ -388,8 +422,8 @@ static void routeAllocations(
   for (LLVM::CallOp call : calls) {
     std::string site;
     if (auto pos = positionOf(call.getLoc()); pos && opAt.count(*pos))
-      site = opAt.at(*pos) + " at <input>:" + std::to_string(pos->first) + ":" +
-             std::to_string(pos->second);
+      site = opAt.at(*pos) + " at " + fileOf(call.getLoc()) + ":" +
+             std::to_string(pos->first) + ":" + std::to_string(pos->second);
     else if (auto fn = call->getParentOfType<LLVM::LLVMFuncOp>())
       site = "a buffer in @" + fn.getName().str();
     else
@@ -479,14 +513,69 @@ CompiledModule::signature(llvm::StringRef name) const {
   return impl->signatures.find(*resolved)->second;
 }
 
+static DiagnosticRecord recordOf(const Diagnostic &diag) {
+  DiagnosticRecord record;
+  if (auto file = dyn_cast<FileLineColLoc>(diag.getLocation()))
+    record.location =
+        (file.getFilename().strref() + ":" + llvm::Twine(file.getLine()) + ":" +
+         llvm::Twine(file.getColumn()))
+            .str();
+  else
+    llvm::raw_string_ostream(record.location) << diag.getLocation();
+  switch (diag.getSeverity()) {
+  case DiagnosticSeverity::Error:
+    record.severity = "error";
+    break;
+  case DiagnosticSeverity::Warning:
+    record.severity = "warning";
+    break;
+  case DiagnosticSeverity::Note:
+    record.severity = "note";
+    break;
+  case DiagnosticSeverity::Remark:
+    record.severity = "remark";
+    break;
+  }
+  record.message = diag.str();
+  for (const Diagnostic &note : diag.getNotes())
+    record.notes.push_back(recordOf(note));
+  return record;
+}
+
+/// `options` printed ("{a=1 b=true}") as (name, value) pairs.
+static std::vector<std::pair<std::string, std::string>>
+optionPairs(const mlir::detail::PassOptions &options) {
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  options.print(os);
+  StringRef rest = StringRef(text).trim().drop_front().drop_back();
+  std::vector<std::pair<std::string, std::string>> pairs;
+  while (!(rest = rest.ltrim()).empty()) {
+    auto [item, tail] = rest.split(' ');
+    auto [name, value] = item.split('=');
+    pairs.emplace_back(name.str(), value.str());
+    rest = tail;
+  }
+  return pairs;
+}
+
+llvm::Expected<std::vector<std::pair<std::string, std::string>>>
+mlir::posenc::runtime::pipelineOptions(llvm::StringRef pipeline) {
+  if (pipeline == "posenc-lower-to-cpu")
+    return optionPairs(PosencToCPUPipelineOptions());
+  if (pipeline == "posenc-lower-to-nvvm")
+    return optionPairs(PosencToNVVMPipelineOptions());
+  return makeError("no posenc pipeline named '" + pipeline +
+                   "' (posenc-lower-to-cpu, posenc-lower-to-nvvm)");
+}
+
 llvm::Expected<std::unique_ptr<CompiledModule>>
-CompiledModule::compile(llvm::StringRef source, llvm::StringRef pipeline) {
+CompiledModule::compile(llvm::StringRef source, llvm::StringRef pipeline,
+                        llvm::StringRef sourceName,
+                        std::vector<DiagnosticRecord> *diagnostics) {
   initializeOnce();
   DialectRegistry registry;
-  registerAllDialects(registry);
-  registerAllExtensions(registry);
-  registerPosencDialects(registry);
-  registerAllToLLVMIRTranslations(registry);
+  registerAllPosencDialects(registry);
 
   std::unique_ptr<CompiledModule> result(new CompiledModule());
   result->impl = std::make_unique<Impl>(registry);
@@ -498,8 +587,16 @@ CompiledModule::compile(llvm::StringRef source, llvm::StringRef pipeline) {
   llvm::raw_string_ostream diagStream(diagText);
   llvm::SourceMgr sourceMgr;
   sourceMgr.AddNewSourceBuffer(
-      llvm::MemoryBuffer::getMemBufferCopy(source, "<input>"), llvm::SMLoc());
+      llvm::MemoryBuffer::getMemBufferCopy(source, sourceName), llvm::SMLoc());
   SourceMgrDiagnosticHandler handler(sourceMgr, &ctx, diagStream);
+  // Registered last, so called first: records the diagnostic, then lets the
+  // text handler print it.
+  std::optional<ScopedDiagnosticHandler> recorder;
+  if (diagnostics)
+    recorder.emplace(&ctx, [&](Diagnostic &diag) {
+      diagnostics->push_back(recordOf(diag));
+      return failure();
+    });
   auto fail = [&](const llvm::Twine &msg) {
     return makeError(msg + (diagText.empty() ? "" : ":\n" + diagText));
   };
@@ -525,6 +622,7 @@ CompiledModule::compile(llvm::StringRef source, llvm::StringRef pipeline) {
         err = spec.takeError();
         break;
       }
+      spec->name = argumentName(sourceMgr, fn.getArgument(i).getLoc());
       sig.inputs.push_back(*spec);
     }
     for (auto [i, t] : llvm::enumerate(fn.getResultTypes())) {
@@ -547,6 +645,9 @@ CompiledModule::compile(llvm::StringRef source, llvm::StringRef pipeline) {
   }
 
   PassManager pm(&ctx);
+  // Tensor arguments are never written, whatever the pipeline: run() then
+  // passes the caller's arrays in place, without a copy.
+  pm.addPass(createPosencReadOnlyArgumentsPass());
   std::string pipelineErrors;
   llvm::raw_string_ostream pipelineStream(pipelineErrors);
   // The module is the anchor: `builtin.module(p)` (as posenc-opt spells it)
@@ -667,9 +768,16 @@ llvm::Error CompiledModule::checkInputs(llvm::StringRef name,
   if (!entry)
     return entry.takeError();
   const Signature &sig = impl->signatures.find(*entry)->second;
-  if (args.size() != sig.inputs.size())
+  if (args.size() != sig.inputs.size()) {
+    std::string expected;
+    for (auto [i, spec] : llvm::enumerate(sig.inputs))
+      expected += (i ? ", " : "") +
+                  (spec.name.empty() ? "#" + std::to_string(i) : spec.name) +
+                  ": " + spec.describe();
     return makeError("@" + *entry + " takes " + llvm::Twine(sig.inputs.size()) +
-                     " inputs, got " + llvm::Twine(args.size()));
+                     " inputs (" + expected + "), got " +
+                     llvm::Twine(args.size()));
+  }
   for (auto [i, pair] : llvm::enumerate(llvm::zip(args, sig.inputs))) {
     const HostArray &a = std::get<0>(pair);
     const TensorSpec &s = std::get<1>(pair);
@@ -695,15 +803,18 @@ CompiledModule::run(llvm::StringRef name,
   std::string entry = cantFail(resolve(name));
   const Signature &sig = impl->signatures.find(entry)->second;
 
-  // Compiled code may write into its arguments: tensors get copies, memrefs
-  // (by reference) the caller's array itself.
+  // Every argument is the caller's array itself: memrefs (by reference) so
+  // that writes land in it, tensors because compiled code never writes them
+  // (posenc-read-only-arguments ran before the pipeline). Only a tensor
+  // whose elements are not aligned to their size gets an aligned copy.
   std::vector<std::vector<uint8_t>> scratch;
   std::vector<std::vector<int64_t>> descriptors;
   llvm::DenseSet<int64_t> owned;
-  static uint8_t emptyArray[16];
+  alignas(16) static uint8_t emptyArray[16];
   for (auto [a, spec] : llvm::zip(args, sig.inputs)) {
     uint8_t *data;
-    if (spec.byReference) {
+    if (spec.byReference || a.numElements() == 0 ||
+        reinterpret_cast<uintptr_t>(a.data()) % elementSize(a.kind) == 0) {
       data = a.numElements() ? a.data() : emptyArray;
     } else {
       scratch.push_back(

@@ -10,6 +10,8 @@ implementations of every op, written from the op semantics and independent
 of the compiler.
 """
 
+import os
+
 import numpy as np
 
 from . import reference
@@ -20,6 +22,12 @@ except ImportError:  # the source tree without a build: reference only
     _posenc = None
 
 Error = _posenc.Error if _posenc else RuntimeError
+if _posenc:
+    # MLIR diagnostics as dicts (compile() fills it); empty for other errors.
+    Error.diagnostics = ()
+# posenc's version and the LLVM it was built with (None without a build).
+__version__ = _posenc.version if _posenc else None
+llvm_version = _posenc.llvm_version if _posenc else None
 
 
 def to_bf16(x):
@@ -66,25 +74,97 @@ class Module:
         return lambda *args: self.call(name, *args)
 
 
-def compile(source, target="cpu", pipeline=None, threads=None):
-    """Compiles posenc IR text for `target` ("cpu") and returns a Module.
+def pipeline_options(pipeline="posenc-lower-to-cpu"):
+    """{option: default} of a posenc pipeline ("posenc-lower-to-cpu" or
+    "posenc-lower-to-nvvm"), defaults in the pipeline's textual form
+    ("true", "64", "auto"). These are compile()'s keyword options, with
+    '_' for '-'."""
+    if _posenc is None:
+        raise ImportError("posenc._posenc is not built; run scripts/build.sh")
+    return dict(_posenc.pipeline_options(pipeline))
 
-    `pipeline` overrides the registered pipeline (textual pass pipeline).
-    `threads` (int) sets num-threads on the pipeline's posenc-lower-to-cpu:
-    1 (the default) runs on the calling thread, N > 1 on N threads of
-    LLVM's OpenMP runtime, 0 on POSENC_NUM_THREADS threads or else every
-    core; results are bit-for-bit the same for any count. Raises
-    posenc.Error with the MLIR diagnostics for bad IR or a bad count."""
+
+def _option_text(key, value, default):
+    """`value` in the pipeline's textual form, checked against the type of
+    the option's default."""
+    if default in ("true", "false"):
+        if not isinstance(value, bool):
+            raise TypeError(f"compile(): {key} must be True or False, got {value!r}")
+        return "true" if value else "false"
+    if default.lstrip("-").isdigit():
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"compile(): {key} must be an int, got {value!r}")
+        return str(value)
+    if not isinstance(value, str) or any(c in value for c in " {}=,"):
+        raise TypeError(f"compile(): {key} must be a word (str), got {value!r}")
+    return value
+
+
+def _read_source(source):
+    """(text, name) of `source`: IR text, or the path of a file."""
+    if isinstance(source, os.PathLike) or (
+            isinstance(source, str) and "\n" not in source and
+            (os.path.isfile(source) or source.endswith(".mlir"))):
+        path = os.fspath(source)
+        with open(path, encoding="utf-8") as f:  # FileNotFoundError names it
+            return f.read(), path
+    if isinstance(source, bytes):
+        source = source.decode("utf-8")
+    if not isinstance(source, str):
+        raise TypeError(f"compile(): source must be IR text or a path, got {type(source).__name__}")
+    return source, "<input>"
+
+
+def compile(source, target="cpu", pipeline=None, threads=None, **options):
+    """Compiles posenc IR for `target` ("cpu") and returns a Module.
+
+    source: IR text, or the path of a .mlir file (str or os.PathLike; then
+        diagnostics name the file, as posenc-opt's do).
+    threads: num-threads of posenc-lower-to-cpu: 1 (the default) runs on
+        the calling thread, N > 1 on N threads of LLVM's OpenMP runtime, 0
+        on POSENC_NUM_THREADS threads or else every core; results are
+        bit-for-bit the same for any count.
+    options: posenc-lower-to-cpu's options as keyword arguments, '_' for
+        '-': mla="auto"|"naive"|"absorbed", fuse_bias=True,
+        attention_tile_q=64, attention_tile_k=64, fold_max_elements=4096,
+        vector_width=0, ... (pipeline_options() lists them with their
+        defaults). bool options take True/False, the others ints, mla a
+        string. An unknown name or a wrong type is a TypeError; a value
+        outside an option's range is posenc.Error naming it.
+    pipeline: a textual pass pipeline instead of posenc-lower-to-cpu (not
+        with options).
+
+    Raises posenc.Error for bad IR or a failed lowering; its
+    `.diagnostics` lists the MLIR diagnostics as dicts (location "file:line:col",
+    severity, message, notes)."""
     if _posenc is None:
         raise ImportError("posenc._posenc is not built; run scripts/build.sh")
     if target != "cpu":
         raise ValueError(f"unknown target {target!r}; supported: 'cpu'")
+    text, name = _read_source(source)
+    if options and pipeline is not None:
+        raise TypeError("compile(): give pipeline options as keywords or a pipeline, not both")
+    if "num_threads" in options:
+        if threads is not None:
+            raise TypeError("compile(): give threads or num_threads, not both")
+        threads = options.pop("num_threads")
+    if options:
+        defaults = pipeline_options("posenc-lower-to-cpu")
+        parts = []
+        for key, value in sorted(options.items()):
+            opt = key.replace("_", "-")
+            if opt not in defaults:
+                known = ", ".join(sorted(k.replace("-", "_") for k in defaults))
+                raise TypeError(f"compile() got an unknown option {key!r}; "
+                                f"posenc-lower-to-cpu takes: {known}, threads")
+            parts.append(f"{opt}={_option_text(key, value, defaults[opt])}")
+        pipeline = "posenc-lower-to-cpu{" + " ".join(parts) + "}"
     pipeline = pipeline or "posenc-lower-to-cpu"
     if threads is not None:
         if isinstance(threads, bool) or not isinstance(threads, int):
             raise TypeError(f"threads must be an int, got {threads!r}")
         pipeline = _posenc.with_threads(pipeline, threads)
-    return Module(_posenc.compile(source, pipeline))
+    return Module(_posenc.compile(text, pipeline, name))
 
 
 def retain_freed_large_buffers():

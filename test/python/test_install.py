@@ -1,8 +1,11 @@
-"""cmake --install into a fresh prefix, then use it as another project
-would: find_package(Posenc) from test/Install/consumer (build and run),
-the installed posenc-opt, plugin and Python package."""
+"""cmake --install into a fresh prefix, then use it as other projects
+would: find_package(Posenc) from test/Install/consumer (C++: passes,
+pipeline, runner), test/Install/capi-consumer (C: one target) and the
+C++ project of README.md, taken from its text (build and run each); the
+installed posenc-opt, plugin and Python package."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -12,6 +15,7 @@ import pytest
 from harness import BUILD, ROOT
 
 CONSUMER = os.path.join(ROOT, "test", "Install", "consumer")
+CAPI_CONSUMER = os.path.join(ROOT, "test", "Install", "capi-consumer")
 
 
 def run(cmd, **kw):
@@ -30,7 +34,10 @@ def prefix(tmp_path_factory):
 def test_installed_tree(prefix):
     for rel in ("bin/posenc-opt", "bin/posenc-run", "lib/posenc-plugin.so",
                 "lib/libMLIRPosencDialect.a", "lib/libPosencCAPI.a",
-                "lib/cmake/posenc/PosencConfig.cmake", "include/posenc-c/Dialects.h",
+                "lib/cmake/posenc/PosencConfig.cmake",
+                "lib/cmake/posenc/PosencConfigVersion.cmake", "lib/libMLIRPosencRuntime.a",
+                "include/posenc/Version.h", "include/posenc/Runtime/Runner.h",
+                "include/posenc-c/Dialects.h",
                 "include/posenc/Dialect/Posenc/IR/PosencOps.h.inc",
                 "python_packages/posenc/models.py"):
         assert (prefix / rel).exists(), rel
@@ -40,18 +47,68 @@ def test_installed_tree(prefix):
     assert "score_mod" in out and "posenc.alibi_bias" not in out
 
 
-def test_find_package_consumer(prefix, tmp_path):
-    build = tmp_path / "consumer"
-    cmake = ["cmake", "-G", "Ninja", "-S", CONSUMER, "-B", str(build),
+def configure(source, build, prefix, check=True, lang="CXX"):
+    """Configures and builds `source` against `prefix`; `lang`: the
+    project's one language (setting another's compiler makes LLVMConfig
+    probe it)."""
+    cmake = ["cmake", "-G", "Ninja", "-S", str(source), "-B", str(build),
              f"-DCMAKE_PREFIX_PATH={prefix}"]
-    if os.path.exists("/usr/bin/clang++-22"):
-        cmake.append("-DCMAKE_CXX_COMPILER=/usr/bin/clang++-22")
+    compiler = {"CXX": "/usr/bin/clang++-22", "C": "/usr/bin/clang-22"}[lang]
+    if os.path.exists(compiler):
+        cmake.append(f"-DCMAKE_{lang}_COMPILER={compiler}")
     if shutil.which("ccache"):
-        cmake.append("-DCMAKE_CXX_COMPILER_LAUNCHER=ccache")
+        cmake.append(f"-DCMAKE_{lang}_COMPILER_LAUNCHER=ccache")
+    if not check:
+        return subprocess.run(cmake, capture_output=True, text=True)
     run(cmake)
     run(["ninja", "-C", str(build)])
-    out = run([str(build / "posenc-consumer")])
-    assert out.splitlines() == ["parsed: @rope", "lowered: yes"]
+
+
+def test_find_package_consumer(prefix, tmp_path):
+    configure(CONSUMER, tmp_path / "consumer", prefix)
+    out = run([str(tmp_path / "consumer" / "posenc-consumer")]).splitlines()
+    assert out[:3] == ["posenc 0.1.0", "parsed: @rope", "lowered: yes"], out
+    err = float(out[3].removeprefix("ran: max error "))
+    assert err < 1e-5, out
+
+
+def test_capi_consumer_links_with_one_target(prefix, tmp_path):
+    configure(CAPI_CONSUMER, tmp_path / "capi", prefix, lang="C")
+    out = run([str(tmp_path / "capi" / "posenc-capi-consumer")])
+    for line in ("dialect: posenc", "verified: 1", "bad module rejected: 1",
+                 "pipeline parsed: 1", "lowered: 1"):
+        assert line in out.splitlines(), out
+    assert "llvm.func @rope(" in out and "posenc.rope" not in out.split("lowered: 1")[1]
+
+
+def readme_files():
+    """The files README.md marks `<!-- snippet: file NAME -->`, by name."""
+    text = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    return dict(re.findall(r"<!-- snippet: file (\S+) -->\n```[\w+]*\n(.*?)```", text, re.S))
+
+
+def test_readme_cpp_project(prefix, tmp_path):
+    files = readme_files()
+    project = tmp_path / "readme"
+    project.mkdir()
+    for name in ("CMakeLists.txt", "main.cpp"):
+        (project / name).write_text(files[name])
+    configure(project, tmp_path / "readme-build", prefix)
+    rotate = tmp_path / "rotate.mlir"
+    rotate.write_text(files["rotate.mlir"])
+    out = run([str(tmp_path / "readme-build" / "my-compiler"), str(rotate)])
+    assert "llvm.func @rotate(" in out and "posenc." not in out
+
+
+def test_version_is_checked(prefix, tmp_path):
+    project = tmp_path / "wants-1.0"
+    project.mkdir()
+    (project / "CMakeLists.txt").write_text(
+        "cmake_minimum_required(VERSION 3.20)\nproject(p LANGUAGES CXX)\n"
+        "find_package(Posenc 1.0 REQUIRED CONFIG)\n")
+    proc = configure(project, tmp_path / "wants-1.0-build", prefix, check=False)
+    assert proc.returncode != 0
+    assert "compatible" in proc.stderr and "version: 0.1.0" in proc.stderr, proc.stderr
 
 
 def test_installed_python_package(prefix):

@@ -70,7 +70,7 @@ def test_private_function_not_callable(module):
 def test_wrong_inputs(module):
     with pytest.raises(posenc.Error, match=r"input #0 of @alibi: expected 5xi32, got 5xi64"):
         module.alibi(np.arange(5), np.arange(7, dtype=np.int32))
-    with pytest.raises(posenc.Error, match="@alibi takes 2 inputs, got 1"):
+    with pytest.raises(posenc.Error, match=r"@alibi takes 2 inputs \(%q: 5xi32, %k: 7xi32\), got 1"):
         module.alibi(np.arange(5, dtype=np.int32))
     with pytest.raises(posenc.Error, match="unsupported dtype"):
         module.alibi(np.arange(5, dtype=np.uint8), np.arange(7, dtype=np.int32))
@@ -148,3 +148,117 @@ def test_memref_argument_needs_the_exact_array(bad):
     m = posenc.compile(STEP)
     with pytest.raises(posenc.Error, match="passed by reference"):
         m.step(np.zeros((1, 4), np.float32), np.array([0], np.int64), bad)
+
+
+def test_compile_from_a_path_names_the_file(tmp_path):
+    path = tmp_path / "bad_rope.mlir"
+    path.write_text(SRC.replace("base = 500000.0 : f64", "rotary_dim = 3 : i64"))
+    for source in (path, str(path)):
+        with pytest.raises(posenc.Error) as info:
+            posenc.compile(source)
+        assert f"{path}:3:" in str(info.value)
+        first = info.value.diagnostics[0]
+        assert first["location"].startswith(f"{path}:3:") and first["severity"] == "error"
+        assert "rotary_dim (3) must be even" in first["message"]
+        assert [n["severity"] for n in first["notes"]] == ["note"]
+        assert first["notes"][0]["message"].startswith("see current operation")
+    good = tmp_path / "good.mlir"
+    good.write_text(SRC)
+    assert posenc.compile(good).functions == ["rotate", "alibi", "pair"]
+    with pytest.raises(FileNotFoundError, match="missing.mlir"):
+        posenc.compile(str(tmp_path / "missing.mlir"))
+    with pytest.raises(TypeError, match="IR text or a path"):
+        posenc.compile(42)
+
+
+def test_error_diagnostics_are_data():
+    with pytest.raises(posenc.Error) as info:
+        posenc.compile("func.func @f(%x: tensor<4xf32>) {\n  %y = posenc.rope %x\n}\n")
+    [diag] = info.value.diagnostics
+    assert diag["location"] == "<input>:2:22" and diag["severity"] == "error"
+    assert diag["message"] == "expected ','"
+    # Errors that are not MLIR diagnostics carry none.
+    with pytest.raises(posenc.Error) as info:
+        posenc.compile(SRC, pipeline="not-a-pass")
+    assert list(info.value.diagnostics) == []
+
+
+def test_pipeline_options_as_keywords(module, rng):
+    x = rng.uniform(-1, 1, size=(2, 5, 4, 32)).astype(np.float32)
+    p = rng.integers(0, 1000, size=5)
+    m = posenc.compile(SRC, fold_max_elements=0, attention_tile_q=32, fuse_bias=False,
+                       mla="naive", vector_width=8, threads=1)
+    assert np.array_equal(m.rotate(x, p), module.rotate(x, p))
+    defaults = posenc.pipeline_options()
+    assert defaults["attention-tile-q"] == "64" and defaults["fuse-bias"] == "true"
+    assert defaults["mla"] == "auto" and defaults["num-threads"] == "1"
+    # Every option, at its default, is accepted by name.
+    typed = {k.replace("-", "_"): (v == "true") if v in ("true", "false")
+             else int(v) if v.lstrip("-").isdigit() else v for k, v in defaults.items()}
+    posenc.compile(SRC, **typed)
+    with pytest.raises(TypeError, match="unknown option 'atention_tile_q'.*attention_tile_q"):
+        posenc.compile(SRC, atention_tile_q=32)
+    with pytest.raises(TypeError, match="fuse_bias must be True or False, got 1"):
+        posenc.compile(SRC, fuse_bias=1)
+    with pytest.raises(TypeError, match="attention_tile_q must be an int"):
+        posenc.compile(SRC, attention_tile_q="32")
+    with pytest.raises(TypeError, match="must be a word"):
+        posenc.compile(SRC, mla="naive} canonicalize{")
+    with pytest.raises(posenc.Error, match="attention-tile-q = 0 must be >= 1"):
+        posenc.compile(SRC, attention_tile_q=0)
+    with pytest.raises(TypeError, match="not both"):
+        posenc.compile(SRC, pipeline="posenc-lower-to-cpu", fuse_bias=False)
+    with pytest.raises(TypeError, match="not both"):
+        posenc.compile(SRC, threads=2, num_threads=2)
+    assert set(posenc.pipeline_options("posenc-lower-to-nvvm")) >= {"chip", "emulate"}
+    with pytest.raises(posenc.Error, match="no posenc pipeline named 'x'"):
+        posenc.pipeline_options("x")
+
+
+def test_version():
+    assert posenc.__version__ == "0.1.0"
+    assert posenc.llvm_version.split(".")[0] == "22"
+
+
+WRITES_ITS_ARGUMENT = """
+func.func @bump(%x: tensor<4xf32>) -> tensor<4xf32> {
+  %c0 = arith.constant 0 : index
+  %one = arith.constant 100.0 : f32
+  %y = tensor.insert %one into %x[%c0] : tensor<4xf32>
+  return %y : tensor<4xf32>
+}
+func.func @double(%x: tensor<6xf32>) -> tensor<6xf32> {
+  %y = linalg.generic {indexing_maps = [affine_map<(i) -> (i)>], iterator_types = ["parallel"]}
+      outs(%x : tensor<6xf32>) {
+  ^bb0(%a: f32):
+    %d = arith.addf %a, %a : f32
+    linalg.yield %d : f32
+  } -> tensor<6xf32>
+  return %y : tensor<6xf32>
+}
+"""
+
+
+@pytest.mark.parametrize("pipeline", [None, "posenc-lower-to-cpu{vectorize-matmul=false}",
+                                      "one-shot-bufferize{bufferize-function-boundaries},"
+                                      "convert-linalg-to-loops,convert-scf-to-cf,convert-to-llvm,"
+                                      "reconcile-unrealized-casts"])
+def test_arrays_passed_in_place_are_never_written(pipeline):
+    """Tensor arguments are the caller's arrays (no copy): the runtime makes
+    every pipeline treat them as read-only, so IR that updates its argument
+    in place gets a copy inside the compiled code instead."""
+    m = posenc.compile(WRITES_ITS_ARGUMENT, pipeline=pipeline)
+    x = np.arange(4, dtype=np.float32)
+    assert np.array_equal(m.bump(x), [100, 1, 2, 3])
+    assert np.array_equal(x, [0, 1, 2, 3])
+    y = np.arange(6, dtype=np.float32)
+    assert np.array_equal(m.double(y), 2 * np.arange(6))
+    assert np.array_equal(y, np.arange(6))
+    # Elements not aligned to their size are copied first.
+    raw = np.zeros(6 * 4 + 1, np.uint8)
+    unaligned = np.frombuffer(raw.data, dtype=np.float32, count=6, offset=1)
+    unaligned.setflags(write=False)
+    raw[1:] = np.arange(6, dtype=np.float32).view(np.uint8)
+    assert not unaligned.flags.aligned
+    assert np.array_equal(m.double(unaligned), 2 * np.arange(6))
+    assert np.array_equal(raw[1:].view(np.float32), np.arange(6))

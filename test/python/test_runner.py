@@ -24,7 +24,7 @@ def expect_error(ir, inputs, fragment, **kw):
 
 
 def test_wrong_input_count():
-    expect_error(ROPE, [X], "@f takes 2 inputs, got 1")
+    expect_error(ROPE, [X], "@f takes 2 inputs (%x: 1x4x2x8xf32, %p: 4xi32), got 1")
 
 
 def test_wrong_shape():
@@ -125,3 +125,31 @@ def test_returned_argument_and_constant():
     x = np.array([4, 5, 6], np.float32)
     a, c = run(ir, [x], num_results=2)
     assert np.array_equal(a, x) and np.array_equal(c, [1, 2, 3])
+
+
+def test_help_shows_posenc_run_options_only():
+    out = subprocess.run([POSENC_RUN, "--help"], capture_output=True, text=True).stdout
+    assert "--input=" in out and "--threads=" in out and "--benchmark=" in out
+    assert "--x86-asm-syntax" not in out and len(out.splitlines()) < 40, out
+    hidden = subprocess.run([POSENC_RUN, "--help-hidden"], capture_output=True, text=True).stdout
+    assert "--x86-asm-syntax" in hidden and "--input=" in hidden
+
+
+@pytest.mark.parametrize("tool", ["posenc-run", "posenc-opt"])
+def test_version(tool):
+    proc = subprocess.run([os.path.join(os.path.dirname(POSENC_RUN), tool), "--version"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0
+    assert f"{tool} (posenc 0.1.0, built with LLVM 22." in proc.stdout, proc.stdout
+
+
+def test_diagnostics_name_the_input_file(tmp_path):
+    dyn = ROPE.replace("1x4x2x8", "1x?x2x8").replace("tensor<4xi32>", "tensor<?xi32>")
+    path = tmp_path / "layer.mlir"
+    path.write_text(dyn)
+    np.save(tmp_path / "x.npy", X)
+    np.save(tmp_path / "p.npy", P[:3])
+    proc = subprocess.run([POSENC_RUN, str(path), f"--input=@{tmp_path / 'x.npy'}",
+                           f"--input=@{tmp_path / 'p.npy'}"], capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert f"@f stopped: {path}:2:" in proc.stderr and "sequence length" in proc.stderr, proc.stderr

@@ -6,31 +6,26 @@
 //===----------------------------------------------------------------------===//
 
 #include "mlir/IR/DialectRegistry.h"
-#include "mlir/InitAllDialects.h"
-#include "mlir/InitAllExtensions.h"
 #include "mlir/InitAllPasses.h"
-#include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
-#include "mlir/Target/LLVMIR/Dialect/GPU/GPUToLLVMIRTranslation.h"
-#include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
-#include "mlir/Target/LLVMIR/Dialect/NVVM/NVVMToLLVMIRTranslation.h"
 #include "mlir/Tools/mlir-opt/MlirOptMain.h"
 #include "posenc/InitAll.h"
+#include "posenc/Version.h"
+#include "llvm/Support/CommandLine.h"
 
 int main(int argc, char **argv) {
   mlir::registerAllPasses();
   mlir::posenc::registerPosencPasses();
 
+  // Every upstream dialect and extension (without the extensions,
+  // convert-to-llvm silently converts nothing) and the LLVM IR translations
+  // (gpu-module-to-binary translates gpu.module bodies).
   mlir::DialectRegistry registry;
-  mlir::registerAllDialects(registry);
-  // Without the extensions, convert-to-llvm silently converts nothing.
-  mlir::registerAllExtensions(registry);
-  mlir::posenc::registerPosencDialects(registry);
-  // gpu-module-to-binary translates gpu.module bodies to LLVM IR.
-  mlir::registerBuiltinDialectTranslation(registry);
-  mlir::registerGPUDialectTranslation(registry);
-  mlir::registerLLVMDialectTranslation(registry);
-  mlir::registerNVVMDialectTranslation(registry);
+  mlir::posenc::registerAllPosencDialects(registry);
 
+  llvm::cl::SetVersionPrinter([](llvm::raw_ostream &os) {
+    os << "posenc-opt (posenc " POSENC_VERSION
+          ", built with LLVM " POSENC_LLVM_VERSION ")\n";
+  });
   return mlir::asMainReturnCode(
       mlir::MlirOptMain(argc, argv, "posenc optimizer driver\n", registry));
 }

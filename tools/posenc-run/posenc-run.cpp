@@ -9,6 +9,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "posenc/Runtime/Runner.h"
+#include "posenc/Version.h"
 
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/InitLLVM.h"
@@ -24,19 +25,27 @@
 using namespace llvm;
 using namespace mlir::posenc::runtime;
 
+// posenc-run's own options; --help shows only these (libLLVM registers
+// hundreds of backend flags, which --help-hidden still lists).
+static cl::OptionCategory runCategory("posenc-run options");
+
 static cl::opt<std::string> inputFile(cl::Positional, cl::desc("<input.mlir>"),
-                                      cl::Required);
+                                      cl::Required, cl::cat(runCategory));
 static cl::opt<std::string>
     entry("entry", cl::desc("Function to run (default: the only public one)"),
-          cl::init(""));
+          cl::init(""), cl::cat(runCategory));
 static cl::list<std::string>
-    inputs("input", cl::desc("An input: @file.npy or random:2x16x4x64xf32"));
+    inputs("input", cl::desc("An input: @file.npy or random:2x16x4x64xf32"),
+           cl::cat(runCategory));
 static cl::list<std::string>
-    outputs("output", cl::desc("Where result #i goes: @file.npy, or - to "
-                               "print a summary (default)"));
+    outputs("output",
+            cl::desc("Where result #i goes: @file.npy, or - to "
+                     "print a summary (default)"),
+            cl::cat(runCategory));
 static cl::opt<std::string> pipeline("pipeline",
                                      cl::desc("Textual pass pipeline"),
-                                     cl::init("posenc-lower-to-cpu"));
+                                     cl::init("posenc-lower-to-cpu"),
+                                     cl::cat(runCategory));
 // Registered as "posenc-threads" and renamed to "threads" in main():
 // libLLVM registers an unrelated "threads" option of its own first.
 static cl::opt<int> threads(
@@ -44,21 +53,22 @@ static cl::opt<int> threads(
     cl::desc("Threads of the compiled code: sets num-threads=N on the "
              "pipeline's posenc-lower-to-cpu (0: POSENC_NUM_THREADS, else "
              "every core; default: the pipeline's, 1)"),
-    cl::init(-1));
+    cl::init(-1), cl::cat(runCategory));
 static cl::opt<unsigned>
     benchmark("benchmark",
               cl::desc("Run N more times and print median and min time"),
-              cl::init(0));
+              cl::init(0), cl::cat(runCategory));
 static cl::opt<bool> printTiming("print-timing",
                                  cl::desc("Print the compile time"),
-                                 cl::init(false));
-static cl::opt<unsigned long long>
-    seed("seed", cl::desc("Seed of random inputs"), cl::init(0));
+                                 cl::init(false), cl::cat(runCategory));
+static cl::opt<unsigned long long> seed("seed",
+                                        cl::desc("Seed of random inputs"),
+                                        cl::init(0), cl::cat(runCategory));
 static cl::opt<bool> retainBuffers(
     "retain-freed-buffers",
     cl::desc("With --benchmark: keep freed large blocks in malloc's heap so "
              "each run's result reuses the last one's pages (default on)"),
-    cl::init(true));
+    cl::init(true), cl::cat(runCategory));
 
 static int fail(const Twine &msg) {
   errs() << "posenc-run: " << msg << "\n";
@@ -131,6 +141,16 @@ int main(int argc, char **argv) {
   if (cl::Option *other = registered.lookup("threads"))
     other->setArgStr("llvm-threads");
   threads.setArgStr("threads");
+  // Hidden, not removed: --help-hidden and --help-list-hidden keep them.
+  for (auto &entry : registered)
+    if (!llvm::is_contained(entry.second->Categories, &runCategory) &&
+        entry.second->getOptionHiddenFlag() == cl::NotHidden &&
+        entry.first != "help" && entry.first != "version")
+      entry.second->setHiddenFlag(cl::Hidden);
+  cl::SetVersionPrinter([](raw_ostream &os) {
+    os << "posenc-run (posenc " POSENC_VERSION
+          ", built with LLVM " POSENC_LLVM_VERSION ")\n";
+  });
   cl::ParseCommandLineOptions(argc, argv, "posenc JIT runner\n");
 
   auto file = MemoryBuffer::getFileOrSTDIN(inputFile);
@@ -145,7 +165,9 @@ int main(int argc, char **argv) {
       return fail(toString(threaded.takeError()));
     passes = *threaded;
   }
-  auto compiled = CompiledModule::compile((*file)->getBuffer(), passes);
+  auto compiled = CompiledModule::compile(
+      (*file)->getBuffer(), passes,
+      inputFile == "-" ? StringRef("<stdin>") : StringRef(inputFile));
   if (!compiled)
     return fail(toString(compiled.takeError()));
   CompiledModule &module = **compiled;

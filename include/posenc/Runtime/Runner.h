@@ -20,11 +20,26 @@ struct TensorSpec {
   ElementKind kind;
   /// -1 for dynamic dims.
   llvm::SmallVector<int64_t> shape;
-  /// An argument of memref type: the caller's array itself is passed
-  /// (no copy) and the function may read and write it in place, e.g. a
-  /// KV cache or weights. Tensors are passed as copies.
+  /// An argument of memref type: the function may read and write the
+  /// caller's array in place, e.g. a KV cache. Tensor arguments are passed
+  /// without a copy too, but compiled code never writes them (CompiledModule
+  /// runs posenc-read-only-arguments before any pipeline).
   bool byReference = false;
+  /// The SSA name the source gives an argument ("%x"); empty for results
+  /// and for arguments the source does not name.
+  std::string name;
   std::string describe() const;
+};
+
+/// One MLIR diagnostic of a failed compile, as data.
+struct DiagnosticRecord {
+  /// "file:line:col" (the source name given to compile), or MLIR's
+  /// printed location when it has no file position.
+  std::string location;
+  /// "error", "warning", "note" or "remark".
+  std::string severity;
+  std::string message;
+  std::vector<DiagnosticRecord> notes;
 };
 
 /// The tensor signature of one function.
@@ -39,6 +54,12 @@ struct Signature {
 llvm::Expected<std::string> withThreads(llvm::StringRef pipeline,
                                         int64_t threads);
 
+/// The options of a registered posenc pipeline ("posenc-lower-to-cpu" or
+/// "posenc-lower-to-nvvm") and their defaults, in the pipeline's textual
+/// form ("true", "64", "auto"), sorted by name. An error for other names.
+llvm::Expected<std::vector<std::pair<std::string, std::string>>>
+pipelineOptions(llvm::StringRef pipeline);
+
 /// A module compiled for the host and ready to run any of its public
 /// functions.
 class CompiledModule {
@@ -47,10 +68,13 @@ public:
 
   /// Parses `source`, lowers it with `pipeline` (a textual pass pipeline,
   /// e.g. "posenc-lower-to-cpu") and JIT-compiles it. Errors carry the MLIR
-  /// diagnostics.
+  /// diagnostics as text, located in `sourceName` (a file name, or
+  /// "<input>"); `diagnostics`, when given, receives them as data too.
   static llvm::Expected<std::unique_ptr<CompiledModule>>
   compile(llvm::StringRef source,
-          llvm::StringRef pipeline = "posenc-lower-to-cpu");
+          llvm::StringRef pipeline = "posenc-lower-to-cpu",
+          llvm::StringRef sourceName = "<input>",
+          std::vector<DiagnosticRecord> *diagnostics = nullptr);
 
   /// Public functions whose arguments and results are all supported
   /// tensors, in module order.
@@ -62,13 +86,15 @@ public:
   /// The signature of `name` (before lowering).
   llvm::Expected<const Signature &> signature(llvm::StringRef name) const;
 
-  /// Checks count, element types and static dims of `args`.
+  /// Checks count, element types and static dims of `args`; a wrong count
+  /// lists the inputs `name` takes (SSA name and type).
   llvm::Error checkInputs(llvm::StringRef name,
                           llvm::ArrayRef<HostArray> args) const;
 
-  /// Runs `name` once and returns copies of its results. Arguments the
-  /// signature takes by reference (memrefs) are passed in place: writes of
-  /// the function land in them.
+  /// Runs `name` once and returns copies of its results. Every argument is
+  /// passed in place (no copy; an array whose data is not aligned to its
+  /// element size is copied); writes of the function land in those the
+  /// signature takes by reference (memrefs).
   llvm::Expected<std::vector<HostArray>>
   run(llvm::StringRef name, llvm::MutableArrayRef<HostArray> args);
 
