@@ -90,8 +90,10 @@ def workdir(tmp_path):
     """tmp/repo, shaped like the repository root, with tmp/shared beside."""
     repo = tmp_path / "repo"
     repo.mkdir()
+    # Directories only, so that a block writing a file of the same name as
+    # one of the repository's (CMakeLists.txt) writes its own copy.
     for name in os.listdir(ROOT):
-        if name not in (".git",):
+        if name != ".git" and os.path.isdir(os.path.join(ROOT, name)):
             os.symlink(os.path.join(ROOT, name), repo / name)
     if os.path.realpath(BUILD) != os.path.realpath(os.path.join(ROOT, "build")):
         os.unlink(repo / "build")
@@ -135,7 +137,9 @@ def test_snippets_work_as_written(doc, tmp_path):
         if block.lang in ("c", "c++", "cpp", "cmake") and block.kind is None:
             pytest.fail(f"{block}: mark it <!-- snippet: file NAME -->, excerpt PATH or syntax-only")
         if block.kind == "file":
-            (cwd / block.arg).write_text(block.text)
+            target = cwd / block.arg
+            assert not target.is_symlink() and "/" not in block.arg, f"{block}: {block.arg}"
+            target.write_text(block.text)
         if block.kind == "excerpt":
             source = open(os.path.join(ROOT, block.arg), encoding="utf-8").read()
             flat = re.sub(r"\s+", " ", source)
