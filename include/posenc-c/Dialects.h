@@ -18,11 +18,9 @@ extern "C" {
 /// mlirDialectHandleRegisterDialect / mlirDialectHandleLoadDialect.
 MLIR_DECLARE_CAPI_DIALECT_REGISTRATION(Posenc, posenc);
 
-/// Registers every posenc pass (posenc-fold-constants, posenc-decompose-mla,
-/// posenc-fuse-bias-into-attention, posenc-fold-rope-layout,
-/// posenc-approximate-math, convert-posenc-to-linalg) and the
-/// posenc-lower-to-cpu pipeline with the global registry, so that
-/// mlirParsePassPipeline accepts them.
+/// Registers every posenc pass and the posenc-lower-to-cpu and
+/// posenc-lower-to-nvvm pipelines with the global registry, so that
+/// mlirParsePassPipeline accepts them (docs/reference lists them all).
 MLIR_CAPI_EXPORTED void posencRegisterPasses(void);
 
 #ifdef __cplusplus

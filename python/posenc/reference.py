@@ -1,6 +1,6 @@
 """Float64 numpy reference of every posenc op.
 
-Written from the semantics contract (DESIGN §4 / the op descriptions), not
+Written from the semantics contract (the op descriptions, docs/reference), not
 from the compiler: tests compare compiled code against these functions.
 Layouts: q/k/v are [B, S, H, D]; positions are [S] or [B, S].
 

@@ -306,7 +306,7 @@ def PosencApproximateMathPass : Pass<"posenc-approximate-math"> {
       polynomial approximations (a few ulp);
     - `arith.truncf (math.sin|math.cos %theta : f64)` to f32/f16/bf16 into a
       range reduction in f64 (θ = k·π/2 + r with a two-part π/2 and FMA, so
-      angles of positions up to 2^24 keep DESIGN §4's 1e-6 contract) and
+      angles of positions up to 2^24 keep posenc.rope's 1e-6 contract) and
       f32 polynomials for sin r and cos r, selected and signed by k mod 4.
 
     f64 math whose result stays f64 is left to libm.
