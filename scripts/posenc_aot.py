@@ -6,7 +6,8 @@
   a module constructor) -> clang -> object, linked with the CUDA runtime
   (lib/Runtime/CUDA), the harness (.npy in/out, CUDA-event timing) and a
   generated stub naming the entry. The executable needs only the NVIDIA
-  driver (libcuda.so.1): no MLIR, LLVM or CUDA toolkit where it runs.
+  driver (libcuda.so.1, opened when the first kernel needs it, so --help
+  works anywhere): no MLIR, LLVM or CUDA toolkit where it runs.
 
 Usage: scripts/posenc_aot.py MODEL.mlir -o MODEL.gpu [--entry NAME]
            [--chip sm_90] [--features +ptx80] [--options "k=v ..."]
@@ -33,18 +34,6 @@ def tool(*names):
         if path:
             return path
     sys.exit(f"posenc_aot: none of {', '.join(names)} found")
-
-
-def cuda_stubs():
-    """A directory with libcuda.so to link against (the toolkit's stub on
-    machines without a driver)."""
-    roots = [os.environ.get(v) for v in ("CUDA_ROOT", "CUDA_HOME", "CUDA_PATH")]
-    roots.append("/usr/local/cuda")
-    for root in filter(None, roots):
-        for sub in ("lib64/stubs", "targets/x86_64-linux/lib/stubs", "lib64"):
-            if os.path.exists(os.path.join(root, sub, "libcuda.so")):
-                return os.path.join(root, sub)
-    sys.exit("posenc_aot: no libcuda.so (CUDA toolkit stubs) found")
 
 
 def run(cmd):
@@ -175,7 +164,7 @@ def main():
             f.write(stub_source(name, arg_specs, res_specs))
         run([tool("clang++-22", "clang++"), "-O2", "-std=c++17", f"-I{ROOT}/include", stub, obj,
              f"-L{libdir}", "-lposenc_gpu_harness", "-lposenc_cuda_runtime",
-             f"-L{cuda_stubs()}", "-lcuda", "-static-libstdc++", "-static-libgcc", "-Wl,--gc-sections", "-Wl,--strip-debug",
+             "-ldl", "-static-libstdc++", "-static-libgcc", "-Wl,--gc-sections", "-Wl,--strip-debug",
              "-o", args.output])
     finally:
         if not args.keep:

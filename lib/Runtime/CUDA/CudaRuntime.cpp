@@ -72,45 +72,64 @@ void ensureContext() {
 }
 
 CUstream asStream(void *stream) { return static_cast<CUstream>(stream); }
+
+/// A kernel image, loaded into the context when its first function is
+/// looked up: module constructors register every image at startup, and
+/// an executable asked for --help (or given bad arguments) then never
+/// touches the driver.
+struct LazyModule {
+  const void *data;
+  /// -1: cuModuleLoadData; else cuModuleLoadDataEx at this JIT level.
+  int optLevel;
+  std::once_flag once;
+  CUmodule module = nullptr;
+};
+
+CUmodule loaded(LazyModule &lazy) {
+  std::call_once(lazy.once, [&] {
+    ensureContext();
+    if (lazy.optLevel < 0) {
+      POSENC_CU(cuModuleLoadData(&lazy.module, lazy.data));
+      return;
+    }
+    CUjit_option options[] = {CU_JIT_OPTIMIZATION_LEVEL};
+    void *values[] = {reinterpret_cast<void *>(intptr_t(lazy.optLevel))};
+    POSENC_CU(cuModuleLoadDataEx(&lazy.module, lazy.data, 1, options, values));
+  });
+  return lazy.module;
+}
 } // namespace
 
 extern "C" {
-
 void *mgpuModuleLoad(void *data, size_t /*size*/) {
-  ensureContext();
-  CUmodule module = nullptr;
-  POSENC_CU(cuModuleLoadData(&module, data));
-  return module;
+  return new LazyModule{data, -1, {}, nullptr};
 }
 
 void *mgpuModuleLoadJIT(void *data, int optLevel) {
-  ensureContext();
-  CUmodule module = nullptr;
-  CUjit_option options[] = {CU_JIT_OPTIMIZATION_LEVEL};
-  void *values[] = {reinterpret_cast<void *>(intptr_t(optLevel))};
-  POSENC_CU(cuModuleLoadDataEx(&module, data, 1, options, values));
-  return module;
+  return new LazyModule{data, optLevel, {}, nullptr};
 }
 
-void mgpuModuleUnload(void *module) {
+void mgpuModuleUnload(void *handle) {
+  auto *lazy = static_cast<LazyModule *>(handle);
+  CUmodule module = lazy->module;
+  delete lazy;
   // Modules are unloaded by destructors at process exit, which may run
   // after the driver's own exit handler: then there is nothing to unload.
-  if (!context)
+  if (!module || !context)
     return;
   CUresult current = cuCtxSetCurrent(context);
   if (current == CUDA_ERROR_DEINITIALIZED)
     return;
   POSENC_CU(current);
-  CUresult unloaded = cuModuleUnload(static_cast<CUmodule>(module));
+  CUresult unloaded = cuModuleUnload(module);
   if (unloaded != CUDA_ERROR_DEINITIALIZED)
     POSENC_CU(unloaded);
 }
 
 void *mgpuModuleGetFunction(void *module, const char *name) {
-  ensureContext();
+  CUmodule loadedModule = loaded(*static_cast<LazyModule *>(module));
   CUfunction function = nullptr;
-  POSENC_CU(
-      cuModuleGetFunction(&function, static_cast<CUmodule>(module), name));
+  POSENC_CU(cuModuleGetFunction(&function, loadedModule, name));
   return function;
 }
 

@@ -3,6 +3,8 @@
 //   model.gpu [--inputs a.npy b.npy ...] [--random SEED] [--poison]
 //             [--outputs o.npy ...] [--warmup W] [--repeat N]
 //             [--copy-bytes BYTES] [--expect ref.npy ... --tolerance T]
+//   model.gpu --input=@a.npy --input=@b.npy --output=@o.npy --benchmark=N
+//             (posenc-run's spelling of the same)
 //
 // Inputs come from .npy files (bf16 as uint16 bits) or, with --random,
 // are generated here from the entry's static shapes (floats uniform in
@@ -14,7 +16,8 @@
 // the bandwidth peer of the memory-bound ops. --expect compares each
 // result with a float64 reference (max |out - ref| / max |ref|, NaNs must
 // agree) and exits 3 above the tolerance. Depends on nothing but the
-// NVIDIA driver (libcuda.so.1).
+// NVIDIA driver (libcuda.so.1), opened at the first driver call: --help and
+// argument errors need no driver.
 //
 //===----------------------------------------------------------------------===//
 
@@ -305,6 +308,39 @@ std::vector<double> timeRuns(int warmup, int repeat, F body) {
   HARNESS_CU(cuEventDestroy(stop));
   return ms;
 }
+/// "1x?x8xf32"-style.
+std::string describe(const PosencEntryArg &arg) {
+  std::string s;
+  for (int d = 0; d < arg.rank; ++d)
+    s += (arg.shape[d] < 0 ? std::string("?") : std::to_string(arg.shape[d])) +
+         "x";
+  return s + arg.dtype;
+}
+
+std::string describeAll(const PosencEntryArg *args, int n) {
+  std::string s;
+  for (int i = 0; i < n; ++i)
+    s += (i ? ", " : "") + ("#" + std::to_string(i) + ": ") + describe(args[i]);
+  return s;
+}
+
+void printHelp(const char *self, const PosencEntry &entry) {
+  std::printf(
+      "%s: runs @%s on the GPU (needs the NVIDIA driver, libcuda.so.1)\n"
+      "  inputs:  %s\n  results: %s\n\n"
+      "  --inputs A.npy B.npy ...   the inputs (or --input=@A.npy per input,\n"
+      "                             as posenc-run takes them)\n"
+      "  --random SEED              random inputs instead\n"
+      "  --outputs R.npy ...        where the results go (or --output=@R.npy)\n"
+      "  --expect REF.npy ...       compare each result with a reference\n"
+      "  --tolerance T              ... max |out - ref| / max |ref| <= T\n"
+      "  --warmup N --repeat N      timed runs (CUDA events; --benchmark=N is\n"
+      "                             --repeat N)\n"
+      "  --poison                   fill fresh device buffers with NaN\n"
+      "  --copy-bytes N             time a device copy of N bytes instead\n",
+      self, entry.name, describeAll(entry.args, entry.numArgs).c_str(),
+      describeAll(entry.results, entry.numResults).c_str());
+}
 } // namespace
 
 int main(int argc, char **argv) {
@@ -347,9 +383,18 @@ int main(int argc, char **argv) {
     } else if (a == "--poison") {
       poison = true;
       list = nullptr;
+    } else if (a.rfind("--input=@", 0) == 0) {
+      // posenc-run's spelling: one --input=@file.npy per argument.
+      inputs.push_back(a.substr(strlen("--input=@")));
+      list = nullptr;
+    } else if (a.rfind("--output=@", 0) == 0) {
+      outputs.push_back(a.substr(strlen("--output=@")));
+      list = nullptr;
+    } else if (a.rfind("--benchmark=", 0) == 0) {
+      repeat = std::max(1, std::stoi(a.substr(strlen("--benchmark="))));
+      list = nullptr;
     } else if (a == "--help" || a == "-h") {
-      std::printf("%s: runs @%s (%d inputs, %d results) on the GPU\n", argv[0],
-                  entry.name, entry.numArgs, entry.numResults);
+      printHelp(argv[0], entry);
       return 0;
     } else if (list && a.rfind("--", 0) != 0) {
       list->push_back(a);
@@ -384,8 +429,10 @@ int main(int argc, char **argv) {
   } else {
     if (int(inputs.size()) != entry.numArgs)
       fail("@" + std::string(entry.name) + " takes " +
-           std::to_string(entry.numArgs) + " inputs, got " +
-           std::to_string(inputs.size()) + " (--inputs or --random)");
+           std::to_string(entry.numArgs) + " inputs (" +
+           describeAll(entry.args, entry.numArgs) + "), got " +
+           std::to_string(inputs.size()) +
+           " (--inputs, --input=@ or --random)");
     for (int i = 0; i < entry.numArgs; ++i)
       host.push_back(readNpy(inputs[i], entry.args[i]));
   }
