@@ -263,6 +263,19 @@ PYBIND11_MODULE(_posenc, m) {
       },
       py::arg("pipeline"),
       "[(option, default)] of a posenc pipeline, in its textual form");
+  m.def(
+      "rope_table",
+      [](const std::string &scaling, double base, int64_t rotary,
+         int64_t seqLen) {
+        RopeTable table = unwrap(ropeTable(scaling, base, rotary, seqLen));
+        return py::make_tuple(py::array(py::dtype::of<double>(),
+                                        {py::ssize_t(table.omega.size())},
+                                        table.omega.data()),
+                              table.attentionFactor);
+      },
+      py::arg("scaling"), py::arg("base"), py::arg("rotary"),
+      py::arg("seq_len"),
+      "(omega, attention factor) of a #posenc.rope_scaling attribute");
   m.attr("version") = POSENC_VERSION;
   m.attr("llvm_version") = POSENC_LLVM_VERSION;
   m.def(

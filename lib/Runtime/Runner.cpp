@@ -6,10 +6,13 @@
 
 #include "posenc/Runtime/Runner.h"
 
+#include "posenc/Dialect/Posenc/IR/PosencDialect.h"
+#include "posenc/Dialect/Posenc/IR/RopeFrequencies.h"
 #include "posenc/Dialect/Posenc/Transforms/Passes.h"
 #include "posenc/InitAll.h"
 #include "posenc/Pipelines/Pipelines.h"
 
+#include "mlir/AsmParser/AsmParser.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/ExecutionEngine/ExecutionEngine.h"
@@ -34,6 +37,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <climits>
 #include <csetjmp>
 #include <cstdio>
@@ -567,6 +571,37 @@ mlir::posenc::runtime::pipelineOptions(llvm::StringRef pipeline) {
     return optionPairs(PosencToNVVMPipelineOptions());
   return makeError("no posenc pipeline named '" + pipeline +
                    "' (posenc-lower-to-cpu, posenc-lower-to-nvvm)");
+}
+
+llvm::Expected<RopeTable>
+mlir::posenc::runtime::ropeTable(llvm::StringRef scaling, double base,
+                                 int64_t rotary, int64_t seqLen) {
+  if (!(base > 1.0) || !std::isfinite(base))
+    return makeError("base must be a finite number > 1, got " +
+                     std::to_string(base));
+  if (rotary <= 0 || rotary % 2)
+    return makeError("rotary dims must be even and positive, got " +
+                     llvm::Twine(rotary));
+  if (seqLen < 0)
+    return makeError("seq_len must be >= 0, got " + llvm::Twine(seqLen));
+  MLIRContext ctx;
+  ctx.loadDialect<PosencDialect>();
+  std::string diagText;
+  llvm::raw_string_ostream diagStream(diagText);
+  ScopedDiagnosticHandler handler(&ctx, [&](Diagnostic &diag) {
+    diagStream << (diagText.empty() ? "" : "; ") << diag.str();
+    return success();
+  });
+  Attribute attr = parseAttribute(scaling, &ctx);
+  auto scalingAttr = llvm::dyn_cast_if_present<RopeScalingAttr>(attr);
+  if (!scalingAttr)
+    return makeError("invalid rope scaling '" + scaling + "': " +
+                     (diagText.empty() ? "not a #posenc.rope_scaling attribute"
+                                       : diagText));
+  llvm::SmallVector<double> omega = ropeFrequenciesForRun(
+      scalingAttr, base, rotary, std::max<int64_t>(seqLen - 1, 0));
+  return RopeTable{std::vector<double>(omega.begin(), omega.end()),
+                   defaultRopeAttentionFactor(scalingAttr)};
 }
 
 llvm::Expected<std::unique_ptr<CompiledModule>>

@@ -167,6 +167,60 @@ def compile(source, target="cpu", pipeline=None, threads=None, **options):
     return Module(_posenc.compile(text, pipeline, name))
 
 
+def rope_scaling_attribute(scaling):
+    """The `#posenc.rope_scaling<...>` text of a scaling dict as
+    posenc.reference takes it ({"kind": "yarn", "factor": 4.0, "original":
+    32768, ...}; keys are the attribute's parameter names), or of None (no
+    scaling). A string is returned as it is."""
+    if scaling is None:
+        return "#posenc.rope_scaling<none>"
+    if isinstance(scaling, str):
+        return scaling
+    if not isinstance(scaling, dict) or "kind" not in scaling:
+        raise TypeError(f"scaling must be a dict with a 'kind', an attribute string or None, got {scaling!r}")
+
+    def literal(key, v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, np.integer)) and key in ("original", "max_positions"):
+            return str(int(v))
+        if isinstance(v, (int, float, np.integer, np.floating)):
+            v = float(v)
+            text = repr(v)
+            return text if any(c in text for c in ".en") else text + ".0"
+        if isinstance(v, (list, tuple, np.ndarray)):
+            return "[" + ", ".join(literal(key, float(x)) for x in v) + "]"
+        raise TypeError(f"scaling[{key!r}] must be a number, bool or list, got {v!r}")
+
+    params = "".join(f", {k} = {literal(k, v)}" for k, v in scaling.items() if k != "kind")
+    return f"#posenc.rope_scaling<{scaling['kind']}{params}>"
+
+
+def rope_frequencies(head_dim, base=10000.0, scaling=None, rotary_dim=None, seq_len=None):
+    """(omega, attention_factor) of posenc.rope with this configuration,
+    computed by the C++ that the compiler uses (not a Python copy):
+    omega[i] is the angle per position of frequency pair i (radians,
+    float64 array of rotary_dim / 2), attention_factor the factor applied
+    to cos and sin (YaRN's mscale, LongRoPE's sqrt term, else 1.0).
+
+    head_dim: D; rotary_dim: the rotated dims (default D, even);
+    base: θ (rope_theta); scaling: a dict as posenc.reference takes it
+    ({"kind": "llama3", "factor": 8.0, ...}), a `#posenc.rope_scaling<...>`
+    string, or None; seq_len: the positions of the run (0 .. seq_len - 1),
+    which dynamic NTK and LongRoPE depend on (default: none beyond
+    `original`). Errors (posenc.Error) name a bad attribute or value."""
+    if _posenc is None:
+        raise ImportError("posenc._posenc is not built; run scripts/build.sh")
+    rotary = head_dim if rotary_dim is None else rotary_dim
+    for name, v in (("head_dim", head_dim), ("rotary_dim", rotary)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise TypeError(f"{name} must be an int, got {v!r}")
+    if rotary > head_dim:
+        raise ValueError(f"rotary_dim ({rotary}) must be <= head_dim ({head_dim})")
+    return _posenc.rope_table(rope_scaling_attribute(scaling), float(base), int(rotary),
+                              0 if seq_len is None else int(seq_len))
+
+
 def retain_freed_large_buffers():
     """Makes malloc keep freed large blocks in its heap (process-wide), so
     each call's result reuses the previous one's pages instead of faulting

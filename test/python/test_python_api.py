@@ -262,3 +262,64 @@ def test_arrays_passed_in_place_are_never_written(pipeline):
     assert not unaligned.flags.aligned
     assert np.array_equal(m.double(unaligned), 2 * np.arange(6))
     assert np.array_equal(raw[1:].view(np.float32), np.arange(6))
+
+
+SCALINGS = [None,
+            {"kind": "linear", "factor": 4},
+            {"kind": "ntk", "alpha": 2.5},
+            {"kind": "dynamic", "factor": 2.0, "original": 2048},
+            {"kind": "yarn", "factor": 4.0, "original": 32768},
+            {"kind": "yarn", "factor": 40.0, "original": 4096, "mscale": 1.0, "mscale_all_dim": 0.707,
+             "beta_fast": 32.0, "beta_slow": 1.0, "truncate": False},
+            {"kind": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+             "original": 8192},
+            {"kind": "longrope", "short_factor": list(np.linspace(1.0, 1.5, 24)),
+             "long_factor": np.linspace(1.0, 9.0, 24), "original": 4096, "max_positions": 131072}]
+
+
+@pytest.mark.parametrize("scaling", SCALINGS, ids=lambda s: s["kind"] if s else "none")
+@pytest.mark.parametrize("seq_len", [None, 100, 16384])
+def test_rope_frequencies_are_the_compilers(scaling, seq_len):
+    """posenc.rope_frequencies equals the float64 reference, and rope
+    compiled with that configuration rotates by those angles."""
+    omega, factor = posenc.rope_frequencies(64, 500000.0, scaling, rotary_dim=48, seq_len=seq_len)
+    positions = np.arange(seq_len or 1)
+    want = ref.rope_frequencies(500000.0, 48, scaling, positions)
+    assert omega.dtype == np.float64 and omega.shape == (24,)
+    np.testing.assert_allclose(omega, want, rtol=1e-15, atol=0)
+    assert factor == pytest.approx(ref.rope_attention_factor(scaling), rel=1e-15)
+    attr = posenc.rope_scaling_attribute(scaling)
+    s = len(positions)
+    m = posenc.compile(f"""
+func.func @f(%x: tensor<1x{s}x1x64xf32>, %p: tensor<{s}xi32>) -> tensor<1x{s}x1x64xf32> {{
+  %y = posenc.rope %x, %p layout half {{base = 500000.0 : f64, rotary_dim = 48 : i64, scaling = {attr}}}
+      : tensor<1x{s}x1x64xf32>, tensor<{s}xi32>
+  return %y : tensor<1x{s}x1x64xf32>
+}}""")
+    x = np.zeros((1, s, 1, 64), np.float32)
+    x[..., :24] = 1.0  # the first of each pair: y = a·(cos θ, sin θ)
+    y = m.f(x, positions.astype(np.int32))
+    theta = positions[:, None] * omega[None, :]
+    np.testing.assert_allclose(y[0, :, 0, :24], factor * np.cos(theta), atol=2e-6 * factor)
+    np.testing.assert_allclose(y[0, :, 0, 24:48], factor * np.sin(theta), atol=2e-6 * factor)
+
+
+def test_rope_frequencies_errors():
+    llama3 = {"kind": "llama3", "factor": 8.0, "low_freq_factor": 4.0, "high_freq_factor": 1.0,
+              "original": 8192}
+    with pytest.raises(posenc.Error, match="low_freq_factor \\(4\\) must be at most high_freq_factor"):
+        posenc.rope_frequencies(128, 1e4, llama3)
+    with pytest.raises(posenc.Error, match="unknown rope scaling kind 'yarnn'"):
+        posenc.rope_frequencies(128, 1e4, {"kind": "yarnn", "factor": 8.0})
+    with pytest.raises(posenc.Error, match="requires parameter 'factor'"):
+        posenc.rope_frequencies(128, 1e4, {"kind": "linear"})
+    with pytest.raises(posenc.Error, match="rotary dims must be even and positive, got 127"):
+        posenc.rope_frequencies(127)
+    with pytest.raises(posenc.Error, match="base must be a finite number > 1"):
+        posenc.rope_frequencies(128, 0.5)
+    with pytest.raises(ValueError, match="rotary_dim \\(130\\) must be <= head_dim \\(128\\)"):
+        posenc.rope_frequencies(128, rotary_dim=130)
+    with pytest.raises(TypeError, match="must be a dict with a 'kind'"):
+        posenc.rope_frequencies(128, scaling={"factor": 2.0})
+    with pytest.raises(posenc.Error, match="seq_len must be >= 0"):
+        posenc.rope_frequencies(128, seq_len=-1)

@@ -60,6 +60,21 @@ llvm::Expected<std::string> withThreads(llvm::StringRef pipeline,
 llvm::Expected<std::vector<std::pair<std::string, std::string>>>
 pipelineOptions(llvm::StringRef pipeline);
 
+/// What posenc.rope computes for a configuration: the frequencies ω_i
+/// (i < rotary/2, radians per position, float64) and the attention factor.
+struct RopeTable {
+  std::vector<double> omega;
+  double attentionFactor;
+};
+
+/// The frequencies and attention factor of `scaling` (a
+/// `#posenc.rope_scaling<...>` attribute in its textual form) with `base`
+/// and `rotary` dims, for a run of `seqLen` positions (dynamic NTK and
+/// LongRoPE depend on it) -- computed by the code the compiler uses. An
+/// error names a bad attribute (its verifier's message) or value.
+llvm::Expected<RopeTable> ropeTable(llvm::StringRef scaling, double base,
+                                    int64_t rotary, int64_t seqLen);
+
 /// A module compiled for the host and ready to run any of its public
 /// functions.
 class CompiledModule {
