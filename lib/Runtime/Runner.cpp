@@ -37,8 +37,8 @@
 
 #include <atomic>
 #include <chrono>
-#include <cmath>
 #include <climits>
+#include <cmath>
 #include <csetjmp>
 #include <cstdio>
 #include <cstdlib>
@@ -595,9 +595,9 @@ mlir::posenc::runtime::ropeTable(llvm::StringRef scaling, double base,
   Attribute attr = parseAttribute(scaling, &ctx);
   auto scalingAttr = llvm::dyn_cast_if_present<RopeScalingAttr>(attr);
   if (!scalingAttr)
-    return makeError("invalid rope scaling '" + scaling + "': " +
-                     (diagText.empty() ? "not a #posenc.rope_scaling attribute"
-                                       : diagText));
+    return makeError(
+        "invalid rope scaling '" + scaling + "': " +
+        (diagText.empty() ? "not a #posenc.rope_scaling attribute" : diagText));
   llvm::SmallVector<double> omega = ropeFrequenciesForRun(
       scalingAttr, base, rotary, std::max<int64_t>(seqLen - 1, 0));
   return RopeTable{std::vector<double>(omega.begin(), omega.end()),
