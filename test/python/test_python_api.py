@@ -323,3 +323,16 @@ def test_rope_frequencies_errors():
         posenc.rope_frequencies(128, scaling={"factor": 2.0})
     with pytest.raises(posenc.Error, match="seq_len must be >= 0"):
         posenc.rope_frequencies(128, seq_len=-1)
+
+
+def test_alibi_heads_from_the_result_type():
+    m = posenc.compile("""
+func.func @f(%q: tensor<5xi32>, %k: tensor<7xi32>) -> (tensor<6x5x7xf32>, tensor<6x5x7xf32>) {
+  %a = posenc.alibi_bias %q, %k mode causal : tensor<5xi32>, tensor<7xi32> -> tensor<6x5x7xf32>
+  %b = posenc.alibi_bias %q, %k mode causal {num_heads = 6 : i64} : tensor<5xi32>, tensor<7xi32> -> tensor<6x5x7xf32>
+  return %a, %b : tensor<6x5x7xf32>, tensor<6x5x7xf32>
+}""")
+    q, k = np.arange(5, dtype=np.int32), np.arange(7, dtype=np.int32)
+    a, b = m.f(q, k)
+    assert np.array_equal(a, b)
+    np.testing.assert_allclose(a, ref.alibi_bias(q, k, 6), rtol=0, atol=1e-6)

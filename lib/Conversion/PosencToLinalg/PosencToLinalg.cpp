@@ -451,7 +451,7 @@ struct AlibiBiasOpLowering : OpConversionPattern<AlibiBiasOp> {
     AlibiArithmetic alibi = AlibiArithmetic::prepare(e, op);
     Value result =
         emitBias(e, op.getResult().getType(), adaptor.getQPos(),
-                 adaptor.getKPos(), rewriter.getIndexAttr(op.getNumHeads()),
+                 adaptor.getKPos(), rewriter.getIndexAttr(op.getHeadCount()),
                  [&](LinalgBuilder &n, Value rel, Value h) {
                    return alibi.at(n, rel, h);
                  });

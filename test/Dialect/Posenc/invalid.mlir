@@ -5,7 +5,7 @@
 //===----------------------------------------------------------------------===//
 
 func.func @scaling_unknown_kind(%x: tensor<1x4x2x8xf32>, %p: tensor<4xi32>) -> tensor<1x4x2x8xf32> {
-  // expected-error@+1 {{unknown rope scaling kind 'su'; expected one of none, linear, ntk, dynamic, yarn, llama3, longrope}}
+  // expected-error@+1 {{unknown rope scaling kind 'su'; expected one of none, linear, ntk, dynamic, yarn, llama3, longrope (did you mean 'longrope'?)}}
   %y = posenc.rope %x, %p layout half {scaling = #posenc.rope_scaling<su>} : tensor<1x4x2x8xf32>, tensor<4xi32>
   return %y : tensor<1x4x2x8xf32>
 }
@@ -13,15 +13,31 @@ func.func @scaling_unknown_kind(%x: tensor<1x4x2x8xf32>, %p: tensor<4xi32>) -> t
 // -----
 
 func.func @scaling_unknown_param(%x: tensor<1x4x2x8xf32>, %p: tensor<4xi32>) -> tensor<1x4x2x8xf32> {
-  // expected-error@+1 {{unknown rope scaling parameter 'scale'}}
+  // expected-error@+1 {{unknown rope scaling parameter 'scale' (linear takes factor)}}
   %y = posenc.rope %x, %p layout half {scaling = #posenc.rope_scaling<linear, scale = 2.0>} : tensor<1x4x2x8xf32>, tensor<4xi32>
   return %y : tensor<1x4x2x8xf32>
 }
 
 // -----
 
+func.func @scaling_hf_param_name(%x: tensor<1x4x2x8xf32>, %p: tensor<4xi32>) -> tensor<1x4x2x8xf32> {
+  // expected-error@+1 {{unknown rope scaling parameter 'original_max_position_embeddings'; did you mean 'original'? (yarn takes factor, original, beta_fast, beta_slow, mscale, mscale_all_dim, truncate)}}
+  %y = posenc.rope %x, %p layout half {scaling = #posenc.rope_scaling<yarn, factor = 4.0, original_max_position_embeddings = 4096>} : tensor<1x4x2x8xf32>, tensor<4xi32>
+  return %y : tensor<1x4x2x8xf32>
+}
+
+// -----
+
+func.func @scaling_misspelled(%x: tensor<1x4x2x8xf32>, %p: tensor<4xi32>) -> tensor<1x4x2x8xf32> {
+  // expected-error@+1 {{unknown rope scaling parameter 'low_freq_facter'; did you mean 'low_freq_factor'?}}
+  %y = posenc.rope %x, %p layout half {scaling = #posenc.rope_scaling<llama3, factor = 8.0, low_freq_facter = 1.0>} : tensor<1x4x2x8xf32>, tensor<4xi32>
+  return %y : tensor<1x4x2x8xf32>
+}
+
+// -----
+
 func.func @scaling_foreign_param(%x: tensor<1x4x2x8xf32>, %p: tensor<4xi32>) -> tensor<1x4x2x8xf32> {
-  // expected-error@+1 {{rope scaling kind 'linear' has no parameter 'alpha'}}
+  // expected-error@+1 {{rope scaling kind 'linear' has no parameter 'alpha' (it takes factor)}}
   %y = posenc.rope %x, %p layout half {scaling = #posenc.rope_scaling<linear, alpha = 2.0>} : tensor<1x4x2x8xf32>, tensor<4xi32>
   return %y : tensor<1x4x2x8xf32>
 }
@@ -332,6 +348,22 @@ func.func @alibi_zero_heads(%q: tensor<8xi32>, %k: tensor<8xi32>) -> tensor<0x8x
   // expected-error@+1 {{'posenc.alibi_bias' op num_heads (0) must be positive}}
   %b = posenc.alibi_bias %q, %k mode causal {num_heads = 0 : i64} : tensor<8xi32>, tensor<8xi32> -> tensor<0x8x8xf32>
   return %b : tensor<0x8x8xf32>
+}
+
+// -----
+
+func.func @alibi_heads_unknown(%q: tensor<8xi32>, %k: tensor<8xi32>) -> tensor<?x8x8xf32> {
+  // expected-error@+1 {{'posenc.alibi_bias' op needs num_heads when the result type ('tensor<?x8x8xf32>') has no static head dim}}
+  %b = posenc.alibi_bias %q, %k mode causal : tensor<8xi32>, tensor<8xi32> -> tensor<?x8x8xf32>
+  return %b : tensor<?x8x8xf32>
+}
+
+// -----
+
+func.func @alibi_slopes_without_heads(%q: tensor<8xi32>, %k: tensor<8xi32>) -> tensor<2x8x8xf32> {
+  // expected-error@+1 {{'posenc.alibi_bias' op slopes has 3 entries but num_heads is 2}}
+  %b = posenc.alibi_bias %q, %k mode causal {slopes = array<f64: 0.5, 0.25, 0.125>} : tensor<8xi32>, tensor<8xi32> -> tensor<2x8x8xf32>
+  return %b : tensor<2x8x8xf32>
 }
 
 // -----

@@ -77,6 +77,17 @@ func.func @alibi(%qp: tensor<128xi32>, %kp: tensor<256xi32>, %bq: tensor<2x1xi64
   return %0, %1, %2 : tensor<12x128x256xf32>, tensor<2x4x1x?xf16>, tensor<3x128x256xf32>
 }
 
+// Without num_heads, the heads are the result type's.
+// CHECK-LABEL: func @alibi_heads_from_type
+func.func @alibi_heads_from_type(%qp: tensor<128xi32>, %bq: tensor<2x1xi64>, %bk: tensor<2x?xi64>)
+    -> (tensor<12x128x128xf32>, tensor<2x4x1x?xf32>) {
+  // CHECK: posenc.alibi_bias %{{.*}}, %{{.*}} mode causal : tensor<128xi32>, tensor<128xi32> -> tensor<12x128x128xf32>
+  %0 = posenc.alibi_bias %qp, %qp mode causal : tensor<128xi32>, tensor<128xi32> -> tensor<12x128x128xf32>
+  // CHECK: posenc.alibi_bias {{.*}} mode symmetric {max_bias = 4.000000e+00 : f64} : tensor<2x1xi64>
+  %1 = posenc.alibi_bias %bq, %bk mode symmetric {max_bias = 4.0 : f64} : tensor<2x1xi64>, tensor<2x?xi64> -> tensor<2x4x1x?xf32>
+  return %0, %1 : tensor<12x128x128xf32>, tensor<2x4x1x?xf32>
+}
+
 // CHECK-LABEL: func @rel_bias
 func.func @rel_bias(%t5: tensor<32x12xf32>, %t5u: tensor<32x8xf32>, %clip: tensor<33x4xbf16>, %clipu: tensor<17x4xf32>,
                     %qp: tensor<64xi32>, %kp: tensor<64xi32>, %bq: tensor<2x64xi32>)

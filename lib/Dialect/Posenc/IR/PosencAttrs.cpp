@@ -205,6 +205,39 @@ bool RopeScalingAttr::dependsOnPositions() const {
          getKind() == RopeScalingKind::longrope;
 }
 
+/// The parameter of `kind` an unknown `key` most likely means: Hugging
+/// Face's name for it, or a spelling at most a third of its length away.
+static std::optional<StringRef> nearestParam(RopeScalingKind kind,
+                                             StringRef key) {
+  StringRef alias = llvm::StringSwitch<StringRef>(key)
+                        .Case("original_max_position_embeddings", "original")
+                        .Case("max_position_embeddings", "max_positions")
+                        .Default("");
+  std::optional<StringRef> best;
+  unsigned bestDistance = ~0u;
+  for (ScalingParam p : kAllParams) {
+    if (!paramUse(kind, p).used)
+      continue;
+    if (spelling(p) == alias)
+      return spelling(p);
+    unsigned d = key.edit_distance(spelling(p));
+    if (d < bestDistance && 3 * d <= spelling(p).size()) {
+      bestDistance = d;
+      best = spelling(p);
+    }
+  }
+  return best;
+}
+
+/// "factor, original" -- the parameters `kind` takes.
+static std::string paramList(RopeScalingKind kind) {
+  std::string list;
+  for (ScalingParam p : kAllParams)
+    if (paramUse(kind, p).used)
+      list += (list.empty() ? "" : ", ") + spelling(p).str();
+  return list.empty() ? "no parameters" : list;
+}
+
 Attribute RopeScalingAttr::parse(AsmParser &parser, Type) {
   MLIRContext *ctx = parser.getContext();
   SMLoc kindLoc = parser.getCurrentLocation();
@@ -213,10 +246,22 @@ Attribute RopeScalingAttr::parse(AsmParser &parser, Type) {
     return {};
   std::optional<RopeScalingKind> kind = symbolizeRopeScalingKind(kindName);
   if (!kind) {
-    parser.emitError(kindLoc, "unknown rope scaling kind '")
+    InFlightDiagnostic diag =
+        parser.emitError(kindLoc, "unknown rope scaling kind '")
         << kindName
         << "'; expected one of none, linear, ntk, dynamic, yarn, llama3, "
            "longrope";
+    // Hugging Face's rope_type names, and near misses.
+    StringRef near = llvm::StringSwitch<StringRef>(kindName)
+                         .Case("default", "none")
+                         .Case("su", "longrope")
+                         .Default("");
+    for (StringRef k :
+         {"none", "linear", "ntk", "dynamic", "yarn", "llama3", "longrope"})
+      if (near.empty() && kindName.edit_distance(k) <= 2)
+        near = k;
+    if (!near.empty())
+      diag << " (did you mean '" << near << "'?)";
     return {};
   }
 
@@ -255,13 +300,18 @@ Attribute RopeScalingAttr::parse(AsmParser &parser, Type) {
       if (spelling(p) == key)
         param = p;
     if (!param) {
-      parser.emitError(keyLoc, "unknown rope scaling parameter '")
+      InFlightDiagnostic diag =
+          parser.emitError(keyLoc, "unknown rope scaling parameter '")
           << key << "'";
+      if (std::optional<StringRef> near = nearestParam(*kind, key))
+        diag << "; did you mean '" << *near << "'?";
+      diag << " (" << kindName << " takes " << paramList(*kind) << ")";
       return {};
     }
     if (!paramUse(*kind, *param).used) {
       parser.emitError(keyLoc, "rope scaling kind '")
-          << kindName << "' has no parameter '" << key << "'";
+          << kindName << "' has no parameter '" << key << "' (it takes "
+          << paramList(*kind) << ")";
       return {};
     }
     if (params.has(*param)) {

@@ -542,7 +542,7 @@ LogicalResult SinusoidalOp::verify() {
 SmallVector<double> AlibiBiasOp::getSlopesOrDefault() {
   if (std::optional<ArrayRef<double>> s = getSlopes())
     return SmallVector<double>(*s);
-  int64_t n = getNumHeads();
+  int64_t n = getHeadCount();
   double maxBias = getMaxBias().convertToDouble();
   int64_t p = int64_t(1) << llvm::Log2_64(n);
   SmallVector<double> slopes;
@@ -553,9 +553,22 @@ SmallVector<double> AlibiBiasOp::getSlopesOrDefault() {
   return slopes;
 }
 
+int64_t AlibiBiasOp::getHeadCount() {
+  if (std::optional<uint64_t> n = getNumHeads())
+    return int64_t(*n);
+  RankedTensorType rTy = getResult().getType();
+  return rTy.getDimSize(rTy.getRank() - 3);
+}
+
 LogicalResult AlibiBiasOp::verify() {
   Operation *op = getOperation();
-  int64_t n = getNumHeads();
+  RankedTensorType resultTy = getResult().getType();
+  if (!getNumHeads() &&
+      (resultTy.getRank() < 3 ||
+       resultTy.isDynamicDim(resultTy.getRank() - 3)))
+    return emitOpError() << "needs num_heads when the result type ("
+                         << resultTy << ") has no static head dim";
+  int64_t n = getHeadCount();
   if (n <= 0)
     return emitOpError() << "num_heads (" << n << ") must be positive";
   if (failed(checkTableSize(op, "num_heads", n)) ||

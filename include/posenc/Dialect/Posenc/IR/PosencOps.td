@@ -171,7 +171,9 @@ def Posenc_AlibiBiasOp : Posenc_Op<"alibi_bias", [Pure]> {
     Builds the additive attention bias of ALiBi for query positions
     `q_pos: [Sq]` or `[B, Sq]` and key positions `k_pos: [Sk]` or
     `[B, Sk]`. The result is `[H, Sq, Sk]` when both position tensors are
-    1-D and `[B, H, Sq, Sk]` otherwise, H = `num_heads`.
+    1-D and `[B, H, Sq, Sk]` otherwise, H = `num_heads`. Without
+    `num_heads`, H is the result type's head dim (which must then be
+    static).
 
     - `causal`: bias[h, i, j] = m_h·(k_pos_j - q_pos_i)
     - `symmetric`: bias[h, i, j] = -m_h·|k_pos_j - q_pos_i|
@@ -186,13 +188,16 @@ def Posenc_AlibiBiasOp : Posenc_Op<"alibi_bias", [Pure]> {
     ```mlir
     %bias = posenc.alibi_bias %qp, %kp mode causal {num_heads = 16 : i64}
             : tensor<128xi32>, tensor<128xi32> -> tensor<16x128x128xf32>
+    // The same: 16 heads from the result type.
+    %same = posenc.alibi_bias %qp, %kp mode causal
+            : tensor<128xi32>, tensor<128xi32> -> tensor<16x128x128xf32>
     ```
   }];
   let arguments = (ins
     Posenc_PosTensor:$q_pos,
     Posenc_PosTensor:$k_pos,
     Posenc_AlibiModeAttr:$mode,
-    I64Attr:$num_heads,
+    OptionalAttr<I64Attr>:$num_heads,
     DefaultValuedAttr<F64Attr, "8.0">:$max_bias,
     OptionalAttr<DenseF64ArrayAttr>:$slopes
   );
@@ -205,6 +210,8 @@ def Posenc_AlibiBiasOp : Posenc_Op<"alibi_bias", [Pure]> {
   let extraClassDeclaration = [{
     /// The per-head slopes: `slopes` if given, else the default rule.
     SmallVector<double> getSlopesOrDefault();
+    /// H: `num_heads`, else the result's (static) head dim.
+    int64_t getHeadCount();
   }];
 }
 
