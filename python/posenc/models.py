@@ -1320,12 +1320,20 @@ def _mla_layer(cfg, em, b, s, _decoder, _layer):
     ref_sc, attention_factor = _rope_attr_sc(sc)
     scale = mla_softmax_scale(dn, dr, sc)
 
+    # DeepSeek's q_a_layernorm (on the query latent) and kv_a_layernorm (on
+    # the KV latent, not on the rope key): RMSNorm with weight.
+    eps = _positive_field(cfg, "rms_norm_eps", 1e-6, float)
     x2, x2s = _common_input(em, cfg, b, s, hidden)
     pos = em.arg("pos", (s,), "i64")
     if q_rank:
         wdq = em.weight("w_dq", (hidden, q_rank), 1.0 / math.sqrt(hidden))
         cq = em.matmul(x2, x2s, wdq, (hidden, q_rank))
-        q = em.project(cq, (b * s, q_rank), "q", h * (dn + dr), h, dn + dr, False, b, s)
+        em.emit(f"%cq4 = tensor.expand_shape {cq} [[0, 1, 2], [3]] output_shape "
+                f"[{b}, {s}, 1, {q_rank}] : {_t((b * s, q_rank))} into {_t((b, s, 1, q_rank))}")
+        qn = em.head_rms_norm("%cq4", (b, s, 1, q_rank), em.weight("q_norm", (q_rank,), 0.5), eps)
+        em.emit(f"%cqn = tensor.collapse_shape {qn} [[0, 1, 2], [3]] : {_t((b, s, 1, q_rank))} "
+                f"into {_t((b * s, q_rank))}")
+        q = em.project("%cqn", (b * s, q_rank), "q", h * (dn + dr), h, dn + dr, False, b, s)
     else:
         q = em.project(x2, x2s, "q", h * (dn + dr), h, dn + dr, False, b, s)
     kv = em.project(x2, x2s, "kv", c + dr, 1, c + dr, False, b, s)
@@ -1334,8 +1342,11 @@ def _mla_layer(cfg, em, b, s, _decoder, _layer):
             f": {qt} to {_t((b, s, h, dn))}")
     em.emit(f"%q_pe = tensor.extract_slice {q}[0, 0, 0, {dn}] [{b}, {s}, {h}, {dr}] [1, 1, 1, 1] "
             f": {qt} to {_t((b, s, h, dr))}")
-    em.emit(f"%c_kv = tensor.extract_slice {kv}[0, 0, 0, 0] [{b}, {s}, 1, {c}] [1, 1, 1, 1] "
-            f": {kvt} to {_t((b, s, c))}")
+    em.emit(f"%c_kv4 = tensor.extract_slice {kv}[0, 0, 0, 0] [{b}, {s}, 1, {c}] [1, 1, 1, 1] "
+            f": {kvt} to {_t((b, s, 1, c))}")
+    kvn = em.head_rms_norm("%c_kv4", (b, s, 1, c), em.weight("kv_norm", (c,), 0.5), eps)
+    em.emit(f"%c_kv = tensor.collapse_shape {kvn} [[0], [1], [2, 3]] : {_t((b, s, 1, c))} "
+            f"into {_t((b, s, c))}")
     em.emit(f"%k_pe = tensor.extract_slice {kv}[0, 0, 0, {c}] [{b}, {s}, 1, {dr}] [1, 1, 1, 1] "
             f": {kvt} to {_t((b, s, 1, dr))}")
     attr_text = _rope_attr_text(base, None, ref_sc, attention_factor)
@@ -1354,10 +1365,14 @@ def _mla_layer(cfg, em, b, s, _decoder, _layer):
     out, shape = _output_projection(em, "%attn", b, s, h, dv, hidden)
 
     def reference(a):
+        def rms(t, w):
+            return t / np.sqrt(np.mean(t * t, axis=-1, keepdims=True) + eps) * w.astype(np.float64)
+
         x = a["x"].astype(np.float64)
-        xq = _project_ref(x, a["w_dq"]) if q_rank else x
+        xq = rms(_project_ref(x, a["w_dq"]), a["q_norm"]) if q_rank else x
         qh = _project_ref(xq, a["w_q"]).reshape(b, s, h, dn + dr)
         kvh = _project_ref(x, a["w_kv"]).reshape(b, s, c + dr)
+        kvh = np.concatenate([rms(kvh[..., :c], a["kv_norm"]), kvh[..., c:]], axis=-1)
         kw = dict(base=base, layout="interleaved", scaling=ref_sc,
                   attention_factor=attention_factor)
         qr = ref.rope(qh[..., dn:], a["pos"], **kw)

@@ -155,18 +155,36 @@ def rope(x, pos, base=10000.0, rotary_dim=None, layout="half", scaling=None,
     return y
 
 
-def sinusoidal(pos, dim, base=10000.0, layout="interleaved"):
-    """posenc.sinusoidal: [..., S] -> [..., S, D]."""
+def sinusoidal(pos, dim, base=10000.0, layout="interleaved", convention="vaswani",
+               padding_idx=None):
+    """posenc.sinusoidal: [..., S] -> [..., S, D] under `convention`
+    ("vaswani", "fairseq", "marian"; the op description's formulas); rows
+    whose position equals `padding_idx` are zero."""
     p = np.asarray(pos).astype(np.float64)[..., None]
-    omega = _base_frequencies(base, dim)
-    theta = p * omega
-    out = np.empty(p.shape[:-1] + (dim,), np.float64)
-    if layout == "interleaved":
-        out[..., 0::2] = np.sin(theta)
-        out[..., 1::2] = np.cos(theta)
+    out = np.zeros(p.shape[:-1] + (dim,), np.float64)
+    if convention == "vaswani":
+        theta = p * _base_frequencies(base, dim)
+        if layout == "interleaved":
+            out[..., 0::2] = np.sin(theta)
+            out[..., 1::2] = np.cos(theta)
+        else:
+            out[..., : dim // 2] = np.sin(theta)
+            out[..., dim // 2 : 2 * (dim // 2)] = np.cos(theta)
+    elif convention == "fairseq":
+        h = dim // 2
+        theta = p * base ** (-np.arange(h) / (h - 1))
+        out[..., :h] = np.sin(theta)
+        out[..., h : 2 * h] = np.cos(theta)
+    elif convention == "marian":
+        j = np.arange(dim)
+        theta = p * base ** (-2.0 * (j // 2) / dim)
+        n_sin = (dim + 1) // 2
+        out[..., :n_sin] = np.sin(theta[..., 0::2])
+        out[..., n_sin:] = np.cos(theta[..., 1::2])
     else:
-        out[..., : dim // 2] = np.sin(theta)
-        out[..., dim // 2 :] = np.cos(theta)
+        raise ValueError(f"unknown convention {convention!r}")
+    if padding_idx is not None:
+        out[np.asarray(pos) == padding_idx] = 0.0
     return out
 
 

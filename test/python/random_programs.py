@@ -177,18 +177,25 @@ class Generator:
     def sinusoidal(self):
         p = Program("sinusoidal")
         b, s = int(self.rng.integers(1, 3)), int(self.rng.integers(1, 12))
-        d = 2 * int(self.rng.integers(1, 17))
+        convention = self.choice(["vaswani", "vaswani", "fairseq", "marian"])
+        d = {"vaswani": 2 * int(self.rng.integers(1, 17)),
+             "fairseq": int(self.rng.integers(4, 34)),
+             "marian": int(self.rng.integers(1, 34))}[convention]
         pv, pt, pos = self.positions(p, "p", b, s)
         if not p.args:  # constant positions: keep one argument for the call
             p.arg("unused", np.zeros(1), "f32")
-        layout = self.choice(["half", "interleaved"])
+        layout = self.choice(["half", "interleaved"]) if convention == "vaswani" else "half"
         base = float(self.choice([10000.0, 100.0]))
+        padding = int(pos.flat[0]) if self.rng.random() < 0.3 else None
         p.elem = self.choice(["f32", "bf16"])
         rt = ttype(pos.shape + (d,), p.elem)
-        p.body.append(f"%y = posenc.sinusoidal {pv} layout {layout} {{dim = {d} : i64, "
-                      f"base = {base!r} : f64}} : {pt} -> {rt}")
+        conv = "" if convention == "vaswani" and self.rng.random() < 0.5 else f" convention {convention}"
+        pad = "" if padding is None else f", padding_idx = {padding} : i64"
+        p.body.append(f"%y = posenc.sinusoidal {pv} layout {layout}{conv} {{dim = {d} : i64, "
+                      f"base = {base!r} : f64{pad}}} : {pt} -> {rt}")
         p.result = ("%y", rt)
-        p.expected = ref.sinusoidal(pos, d, base=base, layout=layout)
+        p.expected = ref.sinusoidal(pos, d, base=base, layout=layout, convention=convention,
+                                    padding_idx=padding)
         return p
 
     def bias(self, p, b, sq, sk, h, q=None):

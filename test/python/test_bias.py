@@ -1,5 +1,7 @@
 """sinusoidal, alibi_bias, rel_bias and rel_key_bias against the reference."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -31,6 +33,63 @@ def test_sinusoidal(rng, layout, pos_shape, dtype):
     y = from_bf16(y) if dtype == "bf16" else y
     err = rel_err(y, ref.sinusoidal(pos, dim, layout=layout))
     assert err <= (1e-2 if dtype == "bf16" else 1e-6), err
+
+
+def fairseq_table(num_embeddings, embedding_dim, padding_idx=None):
+    """fairseq's SinusoidalPositionalEmbedding.get_embedding, in numpy
+    (float64) line by line."""
+    half_dim = embedding_dim // 2
+    emb = math.log(10000) / (half_dim - 1)
+    emb = np.exp(np.arange(half_dim, dtype=np.float64) * -emb)
+    emb = np.arange(num_embeddings, dtype=np.float64)[:, None] * emb[None, :]
+    emb = np.concatenate([np.sin(emb), np.cos(emb)], axis=1).reshape(num_embeddings, -1)
+    if embedding_dim % 2 == 1:
+        emb = np.concatenate([emb, np.zeros((num_embeddings, 1))], axis=1)
+    if padding_idx is not None:
+        emb[padding_idx, :] = 0
+    return emb
+
+
+def marian_table(n_pos, dim):
+    """Hugging Face's MarianSinusoidalPositionalEmbedding._init_weight."""
+    position_enc = np.array(
+        [[pos / np.power(10000, 2 * (j // 2) / dim) for j in range(dim)] for pos in range(n_pos)])
+    out = np.empty((n_pos, dim))
+    sentinel = dim // 2 if dim % 2 == 0 else (dim // 2) + 1
+    out[:, 0:sentinel] = np.sin(position_enc[:, 0::2])
+    out[:, sentinel:] = np.cos(position_enc[:, 1::2])
+    return out
+
+
+@pytest.mark.parametrize("convention,dim,padding_idx", [
+    ("fairseq", 64, 1), ("fairseq", 65, None), ("fairseq", 4, 0),
+    ("marian", 64, None), ("marian", 63, None), ("marian", 1, None), ("vaswani", 64, 5)])
+def test_sinusoidal_conventions_match_their_implementations(convention, dim, padding_idx):
+    """Each convention equals the table its implementation builds (rows
+    indexed by position), through posenc-run and in the reference."""
+    n = 300
+    pos = np.arange(n, dtype=np.int64)
+    attrs = [f"dim = {dim} : i64"] + ([f"padding_idx = {padding_idx} : i64"] if padding_idx is not None else [])
+    ir = bias_ir("sinusoidal", [pos], attrs, tensor_type((n, dim), "f32"),
+                 kw=f" layout half convention {convention}")
+    (y,) = run(ir, [pos])
+    if convention == "fairseq":
+        want = fairseq_table(n, dim, padding_idx)
+    elif convention == "marian":
+        want = marian_table(n, dim)
+    else:
+        want = ref.sinusoidal(pos, dim, layout="half")
+        want[padding_idx] = 0
+    np.testing.assert_allclose(ref.sinusoidal(pos, dim, layout="half", convention=convention,
+                                              padding_idx=padding_idx), want, rtol=0, atol=1e-12)
+    assert np.abs(y - want).max() <= 1e-6
+    # Folded at compile time (constant positions): the same table.
+    const = func_ir([], [f"%p = arith.constant dense<{list(map(int, pos[:8]))}> : tensor<8xi64>",
+                         f"%r = posenc.sinusoidal %p layout half convention {convention} "
+                         f"{{{', '.join(attrs)}}} : tensor<8xi64> -> tensor<8x{dim}xf32>"],
+                    [("%r", f"tensor<8x{dim}xf32>")])
+    (folded,) = run(const, [])
+    assert np.abs(folded - want[:8]).max() <= 1e-6
 
 
 @pytest.mark.parametrize("p0", [2**20 - 3, 2**24 - 8])
@@ -189,3 +248,34 @@ def test_alibi_and_sinusoidal_f16(rng):
                  kw=" layout interleaved")
     (s,) = run(ir, [qp])
     assert np.max(np.abs(s.astype(np.float64) - ref.sinusoidal(qp, 32))) <= 1e-3
+
+
+def test_bert_relative_key_query(rng):
+    """The rel_key_bias description's recipe for BERT's relative_key_query
+    equals Hugging Face BertSelfAttention's einsums."""
+    b, s, h, d, p_max = 1, 24, 3, 16, 30
+    m = p_max - 1
+    q = rng.standard_normal((b, s, h, d)).astype(np.float32)
+    k = rng.standard_normal((b, s, h, d)).astype(np.float32)
+    emb = rng.standard_normal((2 * m + 1, d)).astype(np.float32)
+    pos = np.arange(s, dtype=np.int32)
+    t4 = f"tensor<{b}x{s}x{h}x{d}xf32>"
+    e_t, p_t, r_t = f"tensor<{2 * m + 1}x{d}xf32>", f"tensor<{s}xi32>", f"tensor<{b}x{h}x{s}x{s}xf32>"
+    ir = func_ir([("q", t4), ("k", t4), ("emb", e_t), ("emb_rev", e_t), ("p", p_t)], [
+        f"%tq = posenc.rel_key_bias %q, %emb_rev, %p, %p {{max_distance = {m} : i64}} : "
+        f"{t4}, {e_t}, {p_t}, {p_t} -> {r_t}",
+        f"%tk = posenc.rel_key_bias %k, %emb, %p, %p {{max_distance = {m} : i64}} : "
+        f"{t4}, {e_t}, {p_t}, {p_t} -> {r_t}",
+        f"%e = tensor.empty() : {r_t}",
+        f"%tkt = linalg.transpose ins(%tk : {r_t}) outs(%e : {r_t}) permutation = [0, 1, 3, 2]",
+        f"%bias = linalg.add ins(%tq, %tkt : {r_t}, {r_t}) outs(%e : {r_t}) -> {r_t}"],
+        [("%bias", r_t)])
+    (got,) = run(ir, [q, k, emb, emb[::-1].copy(), pos])
+    # BertSelfAttention (position_embedding_type="relative_key_query"):
+    # distance = l - r; positional_embedding = distance_embedding(distance + max_pos - 1)
+    distance = pos[:, None].astype(np.int64) - pos[None, :]
+    pe = emb.astype(np.float64)[distance + p_max - 1]                     # [l, r, d]
+    ql = q.astype(np.float64).transpose(0, 2, 1, 3)                       # [b, h, l, d]
+    kl = k.astype(np.float64).transpose(0, 2, 1, 3)
+    want = np.einsum("bhld,lrd->bhlr", ql, pe) + np.einsum("bhrd,lrd->bhlr", kl, pe)
+    assert rel_err(got, want) <= 1e-5

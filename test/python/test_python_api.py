@@ -336,3 +336,19 @@ func.func @f(%q: tensor<5xi32>, %k: tensor<7xi32>) -> (tensor<6x5x7xf32>, tensor
     a, b = m.f(q, k)
     assert np.array_equal(a, b)
     np.testing.assert_allclose(a, ref.alibi_bias(q, k, 6), rtol=0, atol=1e-6)
+
+
+def test_deepseek_yarn_attention_factor():
+    """The YaRN trap the attribute description shows: DeepSeek-V3's config
+    (mscale = mscale_all_dim = 1) gives factor 1; the attribute's defaults
+    (mscale_all_dim = 0) give 0.1·ln 40 + 1. posenc.models copies both."""
+    import json
+    import os
+    from posenc import models
+    cfg = json.load(open(os.path.join(os.path.dirname(__file__), "..", "..", "examples", "configs",
+                                      "deepseek-v3.json")))
+    sc = models.rope_scaling(cfg)
+    assert sc["mscale"] == sc["mscale_all_dim"] == 1.0
+    assert posenc.rope_frequencies(64, 10000.0, sc)[1] == 1.0
+    bare = {"kind": "yarn", "factor": 40.0, "original": 4096}
+    assert posenc.rope_frequencies(64, 10000.0, bare)[1] == pytest.approx(0.1 * np.log(40) + 1)

@@ -370,10 +370,22 @@ struct SinusoidalOpLowering : OpConversionPattern<SinusoidalOp> {
     Value pos = adaptor.getPos();
     RankedTensorType rTy = op.getResult().getType();
     int64_t rank = rTy.getRank();
-    int64_t dim = op.getDim(), half = dim / 2;
-    bool interleaved = op.getLayout() == RopeLayout::interleaved;
-    Value omega = e.constTensor(
-        unscaledRopeFrequencies(op.getBase().convertToDouble(), dim));
+    int64_t dim = op.getDim();
+    // Per column, sin(p·ω + φ): φ = π/2 for a cosine, and ω = φ = 0 for a
+    // zero column, so each element takes one sine (the conventions differ
+    // only in these tables). The shift rounds θ + π/2 in f64: below 1e-8
+    // for |θ| < 2^26, far inside the op's 1e-6 contract.
+    SmallVector<double> omegas, phases;
+    for (const SinusoidalColumn &c :
+         sinusoidalColumns(op.getConvention(), op.getLayout(), dim,
+                           op.getBase().convertToDouble())) {
+      bool zero = c.kind == SinusoidalColumn::zero;
+      omegas.push_back(zero ? 0.0 : c.omega);
+      phases.push_back(c.kind == SinusoidalColumn::cos ? M_PI / 2 : 0.0);
+    }
+    Value omega = e.constTensor(ArrayRef<double>(omegas));
+    Value phase = e.constTensor(ArrayRef<double>(phases));
+    std::optional<int64_t> paddingIdx = op.getPaddingIdx();
     SmallVector<OpFoldResult> sizes;
     for (int64_t i = 0; i + 1 < rank; ++i)
       sizes.push_back(e.dim(pos, i));
@@ -385,25 +397,19 @@ struct SinusoidalOpLowering : OpConversionPattern<SinusoidalOp> {
         rTy, pos, e.empty(sizes, elemTy), {id.getMajorSubMap(rank - 1), id},
         its, [&](OpBuilder &nb, Location nl, ValueRange args) {
           LinalgBuilder n{nb, nl};
-          using P = arith::CmpIPredicate;
           Value d = n.index(rank - 1);
-          Value isSin, pair;
-          if (interleaved) {
-            Value odd = arith::AndIOp::create(nb, nl, d, n.cIndex(1));
-            isSin = n.cmpI(P::eq, odd, n.cIndex(0));
-            pair = arith::ShRUIOp::create(nb, nl, d, n.cIndex(1));
-          } else {
-            isSin = n.cmpI(P::ult, d, n.cIndex(half));
-            pair = n.select(isSin, d,
-                            arith::SubIOp::create(nb, nl, d, n.cIndex(half)));
-          }
-          Value p = n.i64ToF64(n.toI64(args[0]));
-          Value theta =
-              arith::MulFOp::create(nb, nl, p, n.extract(omega, {pair}));
-          Type f32 = nb.getF32Type();
-          Value v = n.select(
-              isSin, n.fromFloat(math::SinOp::create(nb, nl, theta), f32),
-              n.fromFloat(math::CosOp::create(nb, nl, theta), f32));
+          Value position = n.toI64(args[0]);
+          Value theta = arith::AddFOp::create(
+              nb, nl,
+              arith::MulFOp::create(nb, nl, n.i64ToF64(position),
+                                    n.extract(omega, {d})),
+              n.extract(phase, {d}));
+          Value v =
+              n.fromFloat(math::SinOp::create(nb, nl, theta), nb.getF32Type());
+          if (paddingIdx)
+            v = n.select(
+                n.cmpI(arith::CmpIPredicate::eq, position, n.cI64(*paddingIdx)),
+                n.cF32(0.0f), v);
           yieldValues(nb, nl, n.fromFloat(v, elemTy));
         });
     replaceWithResult(rewriter, op, result);

@@ -309,9 +309,42 @@ func.func @sinusoidal_prefix(%p: tensor<2x16xi32>) -> tensor<2x8x16xf32> {
 // -----
 
 func.func @sinusoidal_odd_dim(%p: tensor<16xi32>) -> tensor<16x7xf32> {
-  // expected-error@+1 {{'posenc.sinusoidal' op dim (7) must be positive and even}}
+  // expected-error@+1 {{'posenc.sinusoidal' op dim (7) must be positive and even (convention vaswani; fairseq and marian take odd dims)}}
   %y = posenc.sinusoidal %p layout interleaved {dim = 7 : i64} : tensor<16xi32> -> tensor<16x7xf32>
   return %y : tensor<16x7xf32>
+}
+
+// -----
+
+func.func @sinusoidal_fairseq_small(%p: tensor<16xi32>) -> tensor<16x3xf32> {
+  // expected-error@+1 {{'posenc.sinusoidal' op dim (3) must be at least 4 with convention fairseq (its exponent divides by floor(dim/2) - 1)}}
+  %y = posenc.sinusoidal %p layout half convention fairseq {dim = 3 : i64} : tensor<16xi32> -> tensor<16x3xf32>
+  return %y : tensor<16x3xf32>
+}
+
+// -----
+
+func.func @sinusoidal_marian_interleaved(%p: tensor<16xi32>) -> tensor<16x8xf32> {
+  // expected-error@+1 {{'posenc.sinusoidal' op convention marian puts all sines before all cosines: layout must be half, got interleaved}}
+  %y = posenc.sinusoidal %p layout interleaved convention marian {dim = 8 : i64} : tensor<16xi32> -> tensor<16x8xf32>
+  return %y : tensor<16x8xf32>
+}
+
+// -----
+
+func.func @sinusoidal_marian_zero(%p: tensor<16xi32>) -> tensor<16x0xf32> {
+  // expected-error@+1 {{'posenc.sinusoidal' op dim (0) must be positive}}
+  %y = posenc.sinusoidal %p layout half convention marian {dim = 0 : i64} : tensor<16xi32> -> tensor<16x0xf32>
+  return %y : tensor<16x0xf32>
+}
+
+// -----
+
+func.func @sinusoidal_unknown_convention(%p: tensor<16xi32>) -> tensor<16x8xf32> {
+  // expected-error@+2 {{expected ::mlir::posenc::SinusoidalConvention to be one of: vaswani, fairseq, marian}}
+  // expected-error@+1 {{failed to parse Posenc_SinusoidalConventionAttr parameter 'value'}}
+  %y = posenc.sinusoidal %p layout half convention t2t {dim = 8 : i64} : tensor<16xi32> -> tensor<16x8xf32>
+  return %y : tensor<16x8xf32>
 }
 
 // -----

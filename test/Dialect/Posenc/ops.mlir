@@ -65,6 +65,18 @@ func.func @sinusoidal(%p: tensor<128xi64>, %bp: tensor<2x?xi32>) -> (tensor<128x
   return %0, %1 : tensor<128x512xf32>, tensor<2x?x64xbf16>
 }
 
+// CHECK-LABEL: func @sinusoidal_conventions
+func.func @sinusoidal_conventions(%p: tensor<128xi64>) -> (tensor<128x65xf32>, tensor<128x63xf32>, tensor<128x64xf32>) {
+  // CHECK: posenc.sinusoidal %{{.*}} layout half convention fairseq {dim = 65 : i64, padding_idx = 1 : i64}
+  %0 = posenc.sinusoidal %p layout half convention fairseq {dim = 65 : i64, padding_idx = 1 : i64} : tensor<128xi64> -> tensor<128x65xf32>
+  // CHECK: posenc.sinusoidal %{{.*}} layout half convention marian {dim = 63 : i64}
+  %1 = posenc.sinusoidal %p layout half convention marian {dim = 63 : i64} : tensor<128xi64> -> tensor<128x63xf32>
+  // The default convention is not printed.
+  // CHECK: posenc.sinusoidal %{{.*}} layout half {dim = 64 : i64} :
+  %2 = posenc.sinusoidal %p layout half convention vaswani {dim = 64 : i64} : tensor<128xi64> -> tensor<128x64xf32>
+  return %0, %1, %2 : tensor<128x65xf32>, tensor<128x63xf32>, tensor<128x64xf32>
+}
+
 // CHECK-LABEL: func @alibi
 func.func @alibi(%qp: tensor<128xi32>, %kp: tensor<256xi32>, %bq: tensor<2x1xi64>, %bk: tensor<2x?xi64>)
     -> (tensor<12x128x256xf32>, tensor<2x4x1x?xf16>, tensor<3x128x256xf32>) {

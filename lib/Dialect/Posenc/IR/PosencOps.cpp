@@ -521,18 +521,38 @@ LogicalResult SinusoidalOp::verify() {
                          {{"pos", getPos(), i}, {"result", getResult(), i}})))
       return failure();
   int64_t dim = getDim();
-  if (dim <= 0 || dim % 2 != 0)
-    return emitOpError() << "dim (" << dim << ") must be positive and even";
+  SinusoidalConvention convention = getConvention();
+  StringRef name = stringifySinusoidalConvention(convention);
+  if (convention == SinusoidalConvention::vaswani && (dim <= 0 || dim % 2 != 0))
+    return emitOpError() << "dim (" << dim
+                         << ") must be positive and even (convention vaswani; "
+                            "fairseq and marian take odd dims)";
+  if (convention == SinusoidalConvention::fairseq && dim < 4)
+    return emitOpError() << "dim (" << dim
+                         << ") must be at least 4 with convention fairseq "
+                            "(its exponent divides by floor(dim/2) - 1)";
+  if (dim <= 0)
+    return emitOpError() << "dim (" << dim << ") must be positive";
+  if (convention != SinusoidalConvention::vaswani &&
+      getLayout() != RopeLayout::half)
+    return emitOpError() << "convention " << name
+                         << " puts all sines before all cosines: layout must "
+                            "be half, got interleaved";
   if (failed(checkTableSize(op, "dim", dim)))
     return failure();
   int64_t last = rTy.getDimSize(rTy.getRank() - 1);
   if (!ShapedType::isDynamic(last) && last != dim)
     return emitOpError() << "last dim of result (" << last
                          << ") must equal dim (" << dim << ")";
-  if (failed(checkPositiveFinite(op, "base", getBase().convertToDouble())))
+  double base = getBase().convertToDouble();
+  if (failed(checkPositiveFinite(op, "base", base)))
     return failure();
-  return checkFrequencies(
-      op, unscaledRopeFrequencies(getBase().convertToDouble(), dim), "base");
+  SmallVector<double> omega;
+  for (const SinusoidalColumn &c :
+       sinusoidalColumns(convention, getLayout(), dim, base))
+    if (c.kind == SinusoidalColumn::sin)
+      omega.push_back(c.omega);
+  return checkFrequencies(op, omega, "base");
 }
 
 //===----------------------------------------------------------------------===//
@@ -564,10 +584,9 @@ LogicalResult AlibiBiasOp::verify() {
   Operation *op = getOperation();
   RankedTensorType resultTy = getResult().getType();
   if (!getNumHeads() &&
-      (resultTy.getRank() < 3 ||
-       resultTy.isDynamicDim(resultTy.getRank() - 3)))
-    return emitOpError() << "needs num_heads when the result type ("
-                         << resultTy << ") has no static head dim";
+      (resultTy.getRank() < 3 || resultTy.isDynamicDim(resultTy.getRank() - 3)))
+    return emitOpError() << "needs num_heads when the result type (" << resultTy
+                         << ") has no static head dim";
   int64_t n = getHeadCount();
   if (n <= 0)
     return emitOpError() << "num_heads (" << n << ") must be positive";

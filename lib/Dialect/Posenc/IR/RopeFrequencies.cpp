@@ -145,3 +145,46 @@ double mlir::posenc::defaultRopeAttentionFactor(RopeScalingAttr scaling) {
     return 1.0;
   }
 }
+
+SmallVector<SinusoidalColumn>
+mlir::posenc::sinusoidalColumns(SinusoidalConvention convention,
+                                RopeLayout layout, int64_t dim, double base) {
+  using K = SinusoidalColumn::Kind;
+  SmallVector<SinusoidalColumn> cols(dim, {0.0, K::zero});
+  switch (convention) {
+  case SinusoidalConvention::vaswani: {
+    SmallVector<double> omega = unscaledRopeFrequencies(base, dim);
+    for (int64_t i = 0; i < dim / 2; ++i) {
+      bool half = layout == RopeLayout::half;
+      cols[half ? i : 2 * i] = {omega[i], K::sin};
+      cols[half ? dim / 2 + i : 2 * i + 1] = {omega[i], K::cos};
+    }
+    break;
+  }
+  case SinusoidalConvention::fairseq: {
+    // emb = log(base) / (h - 1); omega_i = exp(-i * emb), as fairseq.
+    int64_t h = dim / 2;
+    double step = std::log(base) / double(h - 1);
+    for (int64_t i = 0; i < h; ++i) {
+      double omega = std::exp(-double(i) * step);
+      cols[i] = {omega, K::sin};
+      cols[h + i] = {omega, K::cos};
+    }
+    break;
+  }
+  case SinusoidalConvention::marian: {
+    // Column j's angle is p / base^(2·floor(j/2)/D); sin of the even
+    // columns first, then cos of the odd ones.
+    int64_t sinCols = (dim + 1) / 2;
+    for (int64_t j = 0; j < dim; ++j) {
+      double omega = 1.0 / std::pow(base, 2.0 * double(j / 2) / double(dim));
+      if (j % 2 == 0)
+        cols[j / 2] = {omega, K::sin};
+      else
+        cols[sinCols + j / 2] = {omega, K::cos};
+    }
+    break;
+  }
+  }
+  return cols;
+}

@@ -111,17 +111,17 @@ std::optional<SmallVector<double>> evalSinusoidal(SinusoidalOp op) {
   auto p = constantOf(op.getPos());
   if (!p)
     return std::nullopt;
-  int64_t D = op.getDim();
-  SmallVector<double> omega =
-      unscaledRopeFrequencies(op.getBase().convertToDouble(), D);
-  bool interleaved = op.getLayout() == RopeLayout::interleaved;
+  SmallVector<SinusoidalColumn> cols =
+      sinusoidalColumns(op.getConvention(), op.getLayout(), op.getDim(),
+                        op.getBase().convertToDouble());
+  std::optional<int64_t> paddingIdx = op.getPaddingIdx();
   SmallVector<double> out;
+  // sin(p·ω + φ), as the lowering computes it.
   for (int64_t pos : p->ints)
-    for (int64_t d = 0; d < D; ++d) {
-      int64_t i = interleaved ? d / 2 : d % (D / 2);
-      bool isSin = interleaved ? d % 2 == 0 : d < D / 2;
-      double theta = double(pos) * omega[i];
-      out.push_back(isSin ? std::sin(theta) : std::cos(theta));
+    for (const SinusoidalColumn &c : cols) {
+      bool zero = c.kind == SinusoidalColumn::zero || pos == paddingIdx;
+      double phase = c.kind == SinusoidalColumn::cos ? M_PI / 2 : 0.0;
+      out.push_back(zero ? 0.0 : std::sin(double(pos) * c.omega + phase));
     }
   return out;
 }

@@ -28,6 +28,18 @@ def Posenc_RopeLayout : I32EnumAttr<"RopeLayout",
 def Posenc_RopeLayoutAttr : EnumAttr<Posenc_Dialect, Posenc_RopeLayout,
                                      "layout">;
 
+def Posenc_SinusoidalConvention : I32EnumAttr<"SinusoidalConvention",
+    "which implementation's sinusoidal table", [
+      I32EnumAttrCase<"vaswani", 0>,
+      I32EnumAttrCase<"fairseq", 1>,
+      I32EnumAttrCase<"marian", 2>
+    ]> {
+  let genSpecializedAttr = 0;
+  let cppNamespace = "::mlir::posenc";
+}
+def Posenc_SinusoidalConventionAttr : EnumAttr<Posenc_Dialect,
+    Posenc_SinusoidalConvention, "sinusoidal_convention">;
+
 def Posenc_AlibiMode : I32EnumAttr<"AlibiMode", "sign convention of ALiBi", [
       I32EnumAttrCase<"causal", 0>,
       I32EnumAttrCase<"symmetric", 1>
@@ -87,6 +99,17 @@ def Posenc_RopeScalingAttr : AttrDef<Posenc_Dialect, "RopeScaling"> {
     | `longrope` | `short_factor`, `long_factor`, `original`, `max_positions` |                                                       |
 
     The math of each kind is in the description of `posenc.rope`.
+
+    YaRN's attention factor multiplies cos and sin: mscale(f, m) /
+    mscale(f, m_all) with mscale(f, m) = 0.1·m·ln f + 1, or mscale(f, 1)
+    when either is 0 (Hugging Face's `_compute_yarn_parameters`). With the
+    defaults (m = 1, m_all = 0) that is 0.1·ln f + 1: 1.3689 at f = 40.
+    DeepSeek-V2/V3 configs give `mscale = mscale_all_dim = 1` (factor 1)
+    and put mscale(f, m_all)² into the softmax scale instead: copy both
+    from the config (`posenc.models` does), or give the rope op
+    `attention_factor = 1.0`. Written as `#posenc.rope_scaling<yarn,
+    factor = 40.0, original = 4096>`, DeepSeek's RoPE is silently 1.3689
+    times too large.
 
     Example:
 

@@ -134,29 +134,58 @@ def Posenc_SinusoidalOp : Posenc_Op<"sinusoidal", [Pure]> {
   let summary = "Absolute sinusoidal position encoding (Vaswani et al.)";
   let description = [{
     Builds the encoding table of the positions `pos: [..., S]` as a tensor
-    `[..., S, D]`, D = `dim` (even). With ω_i = base^(-2i/D) for i < D/2:
+    `[..., S, D]`, D = `dim`, in one of three published conventions
+    (`convention`, default `vaswani`), which differ in the frequencies, the
+    column order and odd D. Positions are values, not row indices: row s
+    is the encoding of the position `pos[..., s]`.
 
-    - `interleaved`: PE[2i] = sin(p·ω_i), PE[2i+1] = cos(p·ω_i)
-    - `half`: PE[i] = sin(p·ω_i), PE[D/2 + i] = cos(p·ω_i)
+    - `vaswani` (Vaswani et al. 2017; tensor2tensor, Hugging Face
+      Transformer-XL/XLNet): ω_i = base^(-2i/D) for i < D/2, D even.
+      `interleaved`: PE[2i] = sin(p·ω_i), PE[2i+1] = cos(p·ω_i);
+      `half`: PE[i] = sin(p·ω_i), PE[D/2 + i] = cos(p·ω_i).
+    - `fairseq` (fairseq's `SinusoidalPositionalEmbedding.get_embedding`,
+      also M2M-100, NLLB, XGLM, Speech2Text): h = floor(D/2),
+      ω_i = base^(-i/(h-1)) for i < h, PE[i] = sin(p·ω_i),
+      PE[h + i] = cos(p·ω_i); odd D has a last column of zeros. D >= 4,
+      layout `half`.
+    - `marian` (Hugging Face `MarianSinusoidalPositionalEmbedding`, also
+      Pegasus): ω_j = base^(-2·floor(j/2)/D) over the D columns j; the
+      first ceil(D/2) columns are sin(p·ω_{2i}), the remaining floor(D/2)
+      are cos(p·ω_{2i+1}). For even D this is `vaswani` with layout
+      `half`; odd D is allowed. Layout `half`.
 
-    The accuracy contract of `posenc.rope` applies.
+    `padding_idx` (any convention): a row whose position equals it is all
+    zeros (fairseq zeroes row `padding_idx` of its table and counts real
+    positions from `padding_idx + 1`).
+
+    The accuracy contract of `posenc.rope` applies. Errors: an odd D
+    (vaswani) or D < 4 (fairseq), D <= 0, `interleaved` with fairseq or
+    marian, frequencies that are not finite and positive.
 
     Example:
 
     ```mlir
     %pe = posenc.sinusoidal %pos layout interleaved {dim = 512 : i64}
           : tensor<128xi64> -> tensor<128x512xf32>
+    // fairseq's table for a model with padding index 1 (positions from 2).
+    %fs = posenc.sinusoidal %pos layout half convention fairseq
+          {dim = 1024 : i64, padding_idx = 1 : i64}
+          : tensor<128xi64> -> tensor<128x1024xf32>
     ```
   }];
   let arguments = (ins
     Posenc_PosTensor:$pos,
     Posenc_RopeLayoutAttr:$layout,
     I64Attr:$dim,
-    DefaultValuedAttr<F64Attr, "10000.0">:$base
+    DefaultValuedAttr<F64Attr, "10000.0">:$base,
+    DefaultValuedAttr<Posenc_SinusoidalConventionAttr,
+                      "::mlir::posenc::SinusoidalConvention::vaswani">:$convention,
+    OptionalAttr<I64Attr>:$padding_idx
   );
   let results = (outs Posenc_FloatTensor:$result);
   let assemblyFormat = [{
-    $pos `layout` `` $layout attr-dict `:` type($pos) `->` type($result)
+    $pos `layout` `` $layout (`convention` `` $convention^)? attr-dict `:`
+    type($pos) `->` type($result)
   }];
   let hasVerifier = 1;
 }
@@ -292,6 +321,30 @@ def Posenc_RelKeyBiasOp : Posenc_Op<"rel_key_bias", [Pure]> {
             : tensor<2x64x12x64xf32>, tensor<33x64xf32>, tensor<64xi32>,
               tensor<64xi32> -> tensor<2x12x64x64xf32>
     ```
+
+    BERT's `relative_key_query` (Hugging Face `BertSelfAttention`) adds
+    q_i·E[i - j + M] + k_j·E[i - j + M], E = `distance_embedding` with
+    2M + 1 rows (M = max_position_embeddings - 1). The first term is this
+    op on q with E reversed along its rows (E_rev[r] = E[2M - r]); the
+    second is this op with the roles of queries and keys swapped (k as
+    `q`, key positions first), [B, H, Sk, Sq], transposed:
+
+    ```mlir
+    %tq = posenc.rel_key_bias %q, %emb_rev, %qp, %kp {max_distance = 511 : i64}
+          : tensor<1x64x12x64xf32>, tensor<1023x64xf32>, tensor<64xi32>,
+            tensor<64xi32> -> tensor<1x12x64x64xf32>
+    %tk = posenc.rel_key_bias %k, %emb, %kp, %qp {max_distance = 511 : i64}
+          : tensor<1x64x12x64xf32>, tensor<1023x64xf32>, tensor<64xi32>,
+            tensor<64xi32> -> tensor<1x12x64x64xf32>
+    %e = tensor.empty() : tensor<1x12x64x64xf32>
+    %tkt = linalg.transpose ins(%tk : tensor<1x12x64x64xf32>)
+           outs(%e : tensor<1x12x64x64xf32>) permutation = [0, 1, 3, 2]
+    %bias = linalg.add ins(%tq, %tkt : tensor<1x12x64x64xf32>, tensor<1x12x64x64xf32>)
+            outs(%e : tensor<1x12x64x64xf32>) -> tensor<1x12x64x64xf32>
+    ```
+
+    (`test_bias.py::test_bert_relative_key_query` checks this against
+    BERT's formula.)
   }];
   let arguments = (ins
     Posenc_FloatTensor:$q,

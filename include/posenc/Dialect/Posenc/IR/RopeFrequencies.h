@@ -17,6 +17,19 @@ namespace mlir::posenc {
 /// ω_i = base^(-2i/R) for i < R/2.
 llvm::SmallVector<double> unscaledRopeFrequencies(double base, int64_t rotary);
 
+/// Column d of a posenc.sinusoidal table: sin or cos of p·omega, or 0.
+struct SinusoidalColumn {
+  enum Kind : int8_t { sin = 0, cos = 1, zero = 2 };
+  double omega;
+  Kind kind;
+};
+
+/// The D columns of posenc.sinusoidal under `convention` and `layout` (the
+/// op's description gives the formulas). Callers verify D first.
+llvm::SmallVector<SinusoidalColumn>
+sinusoidalColumns(SinusoidalConvention convention, RopeLayout layout,
+                  int64_t dim, double base);
+
 /// The frequencies of `scaling` for the kinds that do not depend on the
 /// positions of the run (none, linear, ntk, yarn, llama3). For `longrope`,
 /// `useLong` selects the table; `dynamic` is rejected (use
