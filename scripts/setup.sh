@@ -10,6 +10,8 @@ pkgs=(
   # Hugging Face tokenizer.json patterns (\p{L}); SentencePiece is the
   # tests' reference for SentencePiece-converted tokenizers.
   python3-regex python3-sentencepiece
+  # posenc.plot and bench charts.
+  python3-matplotlib
   libomp-22-dev
 )
 # The sanitizer runtimes and libFuzzer: scripts/test.sh --sanitize, fuzz.sh.
