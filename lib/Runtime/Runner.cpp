@@ -20,6 +20,7 @@
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
+#include "mlir/IR/SymbolTable.h"
 #include "mlir/IR/Verifier.h"
 #include "mlir/InitAllPasses.h"
 #include "mlir/Parser/Parser.h"
@@ -359,6 +360,10 @@ static std::optional<std::pair<unsigned, unsigned>> positionOf(Location loc) {
   return found;
 }
 
+/// The prefix of every function a module defines, once compiled (see
+/// CompiledModule::compile).
+constexpr const char *kJitPrefix = "__posenc_fn_";
+
 /// The file name of the first file location in `loc`.
 static std::string fileOf(Location loc) {
   std::string found;
@@ -429,7 +434,12 @@ static void routeAllocations(
       site = opAt.at(*pos) + " at " + fileOf(call.getLoc()) + ":" +
              std::to_string(pos->first) + ":" + std::to_string(pos->second);
     else if (auto fn = call->getParentOfType<LLVM::LLVMFuncOp>())
-      site = "a buffer in @" + fn.getName().str();
+      site =
+          "a buffer in @" + fn.getName()
+                                .drop_front(fn.getName().starts_with(kJitPrefix)
+                                                ? strlen(kJitPrefix)
+                                                : 0)
+                                .str();
     else
       site = "a buffer";
     std::string &global = globals[site];
@@ -678,6 +688,16 @@ CompiledModule::compile(llvm::StringRef source, llvm::StringRef pipeline,
     impl.names.push_back(name);
     impl.signatures[name] = std::move(sig);
   }
+  // Every function the module defines gets a name no library uses: the JIT
+  // resolves the lowered code's calls to libm and libc (sin, exp, malloc,
+  // puts, ...) by name, and a module function called `sin` would otherwise
+  // be called by the f64 sines of its own body. Declarations keep theirs.
+  SymbolTable symbols(*impl.module);
+  for (auto fn :
+       llvm::make_early_inc_range(impl.module->getOps<func::FuncOp>()))
+    if (!fn.isDeclaration() &&
+        failed(symbols.rename(fn, (kJitPrefix + fn.getSymName()).str())))
+      return fail("cannot rename @" + fn.getSymName().str());
 
   PassManager pm(&ctx);
   // Tensor arguments are never written, whatever the pipeline: run() then
@@ -791,7 +811,7 @@ CompiledModule::compile(llvm::StringRef source, llvm::StringRef pipeline,
   // Materialize every entry point now: the JIT compiles lazily on first
   // lookup, which would otherwise land in the first call's time.
   for (const std::string &name : impl.names)
-    if (auto fn = impl.engine->lookupPacked(name); !fn)
+    if (auto fn = impl.engine->lookupPacked(kJitPrefix + name); !fn)
       return fail("JIT compilation of @" + name +
                   " failed: " + toString(fn.takeError()));
   return result;
@@ -885,7 +905,7 @@ CompiledModule::run(llvm::StringRef name,
   if (!sig.results.empty())
     packed.push_back(resultStorage.data());
 
-  auto fn = impl->engine->lookupPacked(entry);
+  auto fn = impl->engine->lookupPacked(kJitPrefix + entry);
   if (!fn)
     return fn.takeError();
   CheckTrap trap;

@@ -40,9 +40,12 @@ PASSES = [
 ALTERNATIVE = ("posenc-lower-to-cpu{fuse-bias=false mla=naive "
                "attention-tile-q=3 attention-tile-k=5}")
 
-NP = {"f32": np.float32, "f16": np.float16, "i32": np.int32, "i64": np.int64}
-# max |error| / max |reference| allowed per element type of the result.
-TOLERANCE = {"f32": 2e-4, "f16": 4e-3, "bf16": 3e-2}
+NP = {"f32": np.float32, "f16": np.float16, "f64": np.float64, "i32": np.int32,
+      "i64": np.int64}
+# max |error| / max |reference| allowed per element type of the result. f64:
+# the angle p·ω of a position near 2^31 moves by one ulp (5e-7) when ω
+# differs from the reference's in its last bit.
+TOLERANCE = {"f32": 2e-4, "f16": 4e-3, "bf16": 3e-2, "f64": 2e-6}
 
 
 def ttype(shape, elem, dynamic=()):
@@ -154,7 +157,7 @@ class Generator:
         p = Program("rope")
         b, s, h = (int(self.rng.integers(1, n)) for n in (3, 10, 5))
         d = 2 * int(self.rng.integers(1, 17))
-        p.elem = self.choice(["f32", "f32", "f16", "bf16"])
+        p.elem = self.choice(["f32", "f32", "f16", "bf16", "f64"])
         dyn = self.dynamic(4)
         x = self.rng.uniform(-1, 1, size=(b, s, h, d))
         xv = p.arg("x", x, p.elem, dyn)
@@ -187,7 +190,7 @@ class Generator:
         layout = self.choice(["half", "interleaved"]) if convention == "vaswani" else "half"
         base = float(self.choice([10000.0, 100.0]))
         padding = int(pos.flat[0]) if self.rng.random() < 0.3 else None
-        p.elem = self.choice(["f32", "bf16"])
+        p.elem = self.choice(["f32", "bf16", "f64"])
         rt = ttype(pos.shape + (d,), p.elem)
         conv = "" if convention == "vaswani" and self.rng.random() < 0.5 else f" convention {convention}"
         pad = "" if padding is None else f", padding_idx = {padding} : i64"

@@ -279,3 +279,39 @@ def test_bert_relative_key_query(rng):
     kl = k.astype(np.float64).transpose(0, 2, 1, 3)
     want = np.einsum("bhld,lrd->bhlr", ql, pe) + np.einsum("bhrd,lrd->bhlr", kl, pe)
     assert rel_err(got, want) <= 1e-5
+
+
+@pytest.mark.parametrize("op", ["sinusoidal", "alibi", "t5", "clip", "rel_key"])
+def test_f64_results_are_computed_in_f64(rng, op):
+    """f64 tensors: every table and bias op computes in f64, so the result
+    equals the float64 reference to f64 rounding (f32 would be ~1e-7)."""
+    s, h = 40, 4
+    pos = np.arange(s, dtype=np.int64) * 37
+    if op == "sinusoidal":
+        ir = bias_ir("sinusoidal", [pos], ["dim = 64 : i64"], tensor_type((s, 64), "f64"),
+                     kw=" layout interleaved")
+        (y,) = run(ir, [pos])
+        want = ref.sinusoidal(pos, 64, layout="interleaved")
+    elif op == "alibi":
+        ir = bias_ir("alibi_bias", [pos, pos], [f"num_heads = {h} : i64"],
+                     tensor_type((h, s, s), "f64"), kw=" mode causal")
+        (y,) = run(ir, [pos, pos])
+        want = ref.alibi_bias(pos, pos, h)
+    elif op in ("t5", "clip"):
+        rows, attrs = (32, ["num_buckets = 32 : i64", "max_distance = 128 : i64"]) if op == "t5" \
+            else (9, ["max_distance = 4 : i64"])
+        table = rng.standard_normal((rows, h))
+        ir = bias_ir("rel_bias", [table, pos, pos], attrs, tensor_type((h, s, s), "f64"),
+                     kw=f" kind {op}")
+        (y,) = run(ir, [table, pos, pos])
+        want = ref.rel_bias(table, pos, pos, kind=op, num_buckets=32 if op == "t5" else None,
+                            max_distance=128 if op == "t5" else 4)
+    else:
+        q = rng.standard_normal((1, s, h, 16))
+        emb = rng.standard_normal((9, 16))
+        ir = bias_ir("rel_key_bias", [q, emb, pos, pos], ["max_distance = 4 : i64"],
+                     tensor_type((1, h, s, s), "f64"))
+        (y,) = run(ir, [q, emb, pos, pos])
+        want = ref.rel_key_bias(q, emb, pos, pos, 4)
+    assert y.dtype == np.float64
+    assert rel_err(y, want) <= 1e-13

@@ -352,3 +352,29 @@ def test_deepseek_yarn_attention_factor():
     assert posenc.rope_frequencies(64, 10000.0, sc)[1] == 1.0
     bare = {"kind": "yarn", "factor": 40.0, "original": 4096}
     assert posenc.rope_frequencies(64, 10000.0, bare)[1] == pytest.approx(0.1 * np.log(40) + 1)
+
+
+def test_functions_named_like_library_symbols():
+    """Compiled code calls libm and libc by name (sin, cos, free, ...): a
+    module's own @sin or @free must not be what those calls reach (before,
+    @sin's f64 sines called @sin itself until the stack overflowed)."""
+    m = posenc.compile("""
+func.func @sin(%p: tensor<8xi64>) -> tensor<8x4xf64> {
+  %y = posenc.sinusoidal %p layout half {dim = 4 : i64} : tensor<8xi64> -> tensor<8x4xf64>
+  return %y : tensor<8x4xf64>
+}
+func.func @cos(%x: tensor<1x8x1x4xf64>, %p: tensor<8xi64>) -> tensor<1x8x1x4xf64> {
+  %y = posenc.rope %x, %p layout half : tensor<1x8x1x4xf64>, tensor<8xi64>
+  return %y : tensor<1x8x1x4xf64>
+}
+func.func @free(%q: tensor<5xi32>) -> tensor<2x5x5xf32> {
+  %b = posenc.alibi_bias %q, %q mode causal : tensor<5xi32>, tensor<5xi32> -> tensor<2x5x5xf32>
+  return %b : tensor<2x5x5xf32>
+}""")
+    assert m.functions == ["sin", "cos", "free"]
+    p = np.arange(8)
+    np.testing.assert_allclose(m.sin(p), ref.sinusoidal(p, 4, layout="half"), rtol=0, atol=1e-15)
+    x = np.ones((1, 8, 1, 4))
+    np.testing.assert_allclose(m.cos(x, p), ref.rope(x, p), rtol=0, atol=1e-14)
+    q = np.arange(5, dtype=np.int32)
+    np.testing.assert_allclose(m.free(q), ref.alibi_bias(q, q, 2), rtol=0, atol=1e-6)

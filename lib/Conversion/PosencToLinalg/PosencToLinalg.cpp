@@ -179,7 +179,8 @@ Value pairPositions(LinalgBuilder &e, Value pos, ArrayRef<int64_t> axes) {
       });
 }
 
-/// cos and sin tables [pos dims..., R/2] in f32, scaled by `factor`: the
+/// cos and sin tables [pos dims..., R/2] in the compute type (f32, or f64
+/// for f64 ops), scaled by `factor`: the
 /// angle p·ω is formed and evaluated in f64 once per (position, pair).
 /// With `perPair`, `pos` already has the pair dim (M-RoPE).
 std::pair<Value, Value> angleTables(LinalgBuilder &e, Value pos, Value omega,
@@ -191,8 +192,8 @@ std::pair<Value, Value> angleTables(LinalgBuilder &e, Value pos, Value omega,
     sizes.push_back(e.dim(pos, i));
   sizes.push_back(e.b.getIndexAttr(half));
   MLIRContext *ctx = e.b.getContext();
-  Type f32 = e.b.getF32Type();
-  Value cosInit = e.empty(sizes, f32), sinInit = e.empty(sizes, f32);
+  Type ct = e.computeType();
+  Value cosInit = e.empty(sizes, ct), sinInit = e.empty(sizes, ct);
   AffineMap id = e.b.getMultiDimIdentityMap(rank);
   AffineMap posMap = perPair ? id : id.getMajorSubMap(rank - 1);
   AffineMap omegaMap = AffineMap::get(rank, 0, getAffineDimExpr(rank - 1, ctx));
@@ -202,17 +203,17 @@ std::pair<Value, Value> angleTables(LinalgBuilder &e, Value pos, Value omega,
       ValueRange{pos, omega}, ValueRange{cosInit, sinInit},
       ArrayRef<AffineMap>{posMap, omegaMap, id, id}, its,
       [&](OpBuilder &nb, Location nl, ValueRange args) {
-        LinalgBuilder n{nb, nl};
+        LinalgBuilder n = e.nested(nb, nl);
         Value p = n.i64ToF64(n.toI64(args[0]));
         Value theta = arith::MulFOp::create(nb, nl, p, args[1]);
-        // Rounded to f32 right away: posenc-approximate-math turns
-        // truncf(cos(f64)) into an f64 range reduction and f32 polynomial.
-        Type f32 = nb.getF32Type();
-        Value c = n.fromFloat(math::CosOp::create(nb, nl, theta), f32);
-        Value s = n.fromFloat(math::SinOp::create(nb, nl, theta), f32);
+        // Rounded to f32 right away (f64 ops keep f64):
+        // posenc-approximate-math turns truncf(cos(f64)) into an f64 range
+        // reduction and f32 polynomial.
+        Value c = n.toCompute(math::CosOp::create(nb, nl, theta));
+        Value s = n.toCompute(math::SinOp::create(nb, nl, theta));
         if (factor != 1.0) {
-          c = arith::MulFOp::create(nb, nl, c, n.cF32(factor));
-          s = arith::MulFOp::create(nb, nl, s, n.cF32(factor));
+          c = arith::MulFOp::create(nb, nl, c, n.cCompute(factor));
+          s = arith::MulFOp::create(nb, nl, s, n.cCompute(factor));
         }
         yieldValues(nb, nl, ValueRange{c, s});
       });
@@ -225,7 +226,7 @@ struct RopeOpLowering : OpConversionPattern<RopeOp> {
   LogicalResult
   matchAndRewrite(RopeOp op, OpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override {
-    LinalgBuilder e{rewriter, op.getLoc()};
+    LinalgBuilder e{rewriter, op.getLoc(), floatComputeType(op)};
     Value x = adaptor.getX(), pos = adaptor.getPos();
     int64_t rotary = *op.getRotaryDimOrHeadDim();
     if (rotary == 0) {
@@ -301,9 +302,8 @@ struct RopeOpLowering : OpConversionPattern<RopeOp> {
     fromTable.push_back(d(tPair));
     AffineMap tableToAngles = AffineMap::get(posRank + 2, 0, fromTable, ctx);
     AffineMap tableId = rewriter.getMultiDimIdentityMap(posRank + 2);
-    Type f32 = rewriter.getF32Type();
-    Value cosInit = e.empty(tableSizes, f32),
-          sinInit = e.empty(tableSizes, f32);
+    Value cosInit = e.empty(tableSizes, e.computeType()),
+          sinInit = e.empty(tableSizes, e.computeType());
     auto sidedTables = linalg::GenericOp::create(
         rewriter, loc, TypeRange{cosInit.getType(), sinInit.getType()},
         ValueRange{cosT, sinT}, ValueRange{cosInit, sinInit},
@@ -334,10 +334,11 @@ struct RopeOpLowering : OpConversionPattern<RopeOp> {
         {id5, partner, tableMap, tableMap, id5},
         SmallVector<IT>(5, IT::parallel),
         [&](OpBuilder &nb, Location nl, ValueRange args) {
-          LinalgBuilder n{nb, nl};
+          LinalgBuilder n = e.nested(nb, nl);
           Value y = arith::AddFOp::create(
-              nb, nl, arith::MulFOp::create(nb, nl, n.toF32(args[0]), args[2]),
-              arith::MulFOp::create(nb, nl, n.toF32(args[1]), args[3]));
+              nb, nl,
+              arith::MulFOp::create(nb, nl, n.toCompute(args[0]), args[2]),
+              arith::MulFOp::create(nb, nl, n.toCompute(args[1]), args[3]));
           yieldValues(nb, nl, n.fromFloat(y, elemTy));
         });
     Value result = tensor::CollapseShapeOp::create(
@@ -366,7 +367,7 @@ struct SinusoidalOpLowering : OpConversionPattern<SinusoidalOp> {
   LogicalResult
   matchAndRewrite(SinusoidalOp op, OpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override {
-    LinalgBuilder e{rewriter, op.getLoc()};
+    LinalgBuilder e{rewriter, op.getLoc(), floatComputeType(op)};
     Value pos = adaptor.getPos();
     RankedTensorType rTy = op.getResult().getType();
     int64_t rank = rTy.getRank();
@@ -396,7 +397,7 @@ struct SinusoidalOpLowering : OpConversionPattern<SinusoidalOp> {
     Value result = e.generic(
         rTy, pos, e.empty(sizes, elemTy), {id.getMajorSubMap(rank - 1), id},
         its, [&](OpBuilder &nb, Location nl, ValueRange args) {
-          LinalgBuilder n{nb, nl};
+          LinalgBuilder n = e.nested(nb, nl);
           Value d = n.index(rank - 1);
           Value position = n.toI64(args[0]);
           Value theta = arith::AddFOp::create(
@@ -404,12 +405,11 @@ struct SinusoidalOpLowering : OpConversionPattern<SinusoidalOp> {
               arith::MulFOp::create(nb, nl, n.i64ToF64(position),
                                     n.extract(omega, {d})),
               n.extract(phase, {d}));
-          Value v =
-              n.fromFloat(math::SinOp::create(nb, nl, theta), nb.getF32Type());
+          Value v = n.toCompute(math::SinOp::create(nb, nl, theta));
           if (paddingIdx)
             v = n.select(
                 n.cmpI(arith::CmpIPredicate::eq, position, n.cI64(*paddingIdx)),
-                n.cF32(0.0f), v);
+                n.cCompute(0.0), v);
           yieldValues(nb, nl, n.fromFloat(v, elemTy));
         });
     replaceWithResult(rewriter, op, result);
@@ -439,7 +439,7 @@ Value emitBias(LinalgBuilder &e, RankedTensorType rTy, Value qPos, Value kPos,
   SmallVector<OpFoldResult> sizes = biasSizes(e, rTy, qPos, kPos, heads);
   return e.generic(rTy, {qPos, kPos}, e.empty(sizes, elemTy), maps, its,
                    [&](OpBuilder &nb, Location nl, ValueRange args) {
-                     LinalgBuilder n{nb, nl};
+                     LinalgBuilder n = e.nested(nb, nl);
                      Value rel = arith::SubIOp::create(nb, nl, n.toI64(args[1]),
                                                        n.toI64(args[0]));
                      Value v = fn(n, rel, n.index(off));
@@ -453,7 +453,7 @@ struct AlibiBiasOpLowering : OpConversionPattern<AlibiBiasOp> {
   LogicalResult
   matchAndRewrite(AlibiBiasOp op, OpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override {
-    LinalgBuilder e{rewriter, op.getLoc()};
+    LinalgBuilder e{rewriter, op.getLoc(), floatComputeType(op)};
     AlibiArithmetic alibi = AlibiArithmetic::prepare(e, op);
     Value result =
         emitBias(e, op.getResult().getType(), adaptor.getQPos(),
@@ -472,7 +472,7 @@ struct RelBiasOpLowering : OpConversionPattern<RelBiasOp> {
   LogicalResult
   matchAndRewrite(RelBiasOp op, OpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override {
-    LinalgBuilder e{rewriter, op.getLoc()};
+    LinalgBuilder e{rewriter, op.getLoc(), floatComputeType(op)};
     Value table = adaptor.getTable();
     RelBiasArithmetic bias = RelBiasArithmetic::prepare(e, op, table);
     OpFoldResult heads = e.dim(table, 1);
@@ -558,7 +558,7 @@ struct RelKeyBiasOpLowering : OpConversionPattern<RelKeyBiasOp> {
   LogicalResult
   matchAndRewrite(RelKeyBiasOp op, OpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override {
-    LinalgBuilder e{rewriter, op.getLoc()};
+    LinalgBuilder e{rewriter, op.getLoc(), floatComputeType(op)};
     MLIRContext *ctx = rewriter.getContext();
     Value q = adaptor.getQ(), emb = adaptor.getEmb();
     Value qPos = adaptor.getQPos(), kPos = adaptor.getKPos();

@@ -265,7 +265,7 @@ func.func @rope_longrope_length(%x: tensor<1x4x2x16xf32>, %p: tensor<4xi32>) -> 
 // -----
 
 func.func @rope_int_x(%x: tensor<1x4x2x8xi32>, %p: tensor<4xi32>) -> tensor<1x4x2x8xi32> {
-  // expected-error@+1 {{'posenc.rope' op operand #0 must be ranked tensor of 32-bit float or 16-bit float or bfloat16 type values, but got 'tensor<1x4x2x8xi32>'}}
+  // expected-error@+1 {{'posenc.rope' op operand #0 must be ranked tensor of 32-bit float or 16-bit float or bfloat16 type or 64-bit float values, but got 'tensor<1x4x2x8xi32>'}}
   %y = posenc.rope %x, %p layout half : tensor<1x4x2x8xi32>, tensor<4xi32>
   return %y : tensor<1x4x2x8xi32>
 }
@@ -1112,4 +1112,13 @@ func.func @attention_scale_underflows(%q: tensor<1x4x2x8xf32>) -> tensor<1x4x2x8
   // expected-error@+1 {{scale = 1e-300 (from scale) is not a finite, nonzero f32}}
   %o = posenc.attention %q, %q, %q outs(%e) {scale = 1.0e-300 : f64} : tensor<1x4x2x8xf32>, tensor<1x4x2x8xf32>, tensor<1x4x2x8xf32>, tensor<1x4x2x8xf32>
   return %o : tensor<1x4x2x8xf32>
+}
+
+// -----
+
+func.func @attention_f64(%q: tensor<1x4x2x8xf64>) -> tensor<1x4x2x8xf64> {
+  %o = tensor.empty() : tensor<1x4x2x8xf64>
+  // expected-error@+1 {{'posenc.attention' op operand #0 must be ranked tensor or memref of f32, f16 or bf16 values}}
+  %r = posenc.attention %q, %q, %q outs(%o) : tensor<1x4x2x8xf64>, tensor<1x4x2x8xf64>, tensor<1x4x2x8xf64>, tensor<1x4x2x8xf64>
+  return %r : tensor<1x4x2x8xf64>
 }

@@ -156,10 +156,11 @@ std::optional<SmallVector<double>> evaluate(Operation *op) {
   if (auto alibi = dyn_cast<AlibiBiasOp>(op)) {
     SmallVector<double> slopes = alibi.getSlopesOrDefault();
     bool symmetric = alibi.getMode() == AlibiMode::symmetric;
+    bool f64 = alibi.getResult().getType().getElementType().isF64();
     return evalBias(alibi.getQPos(), alibi.getKPos(),
                     alibi.getResult().getType(), [&](int64_t h, int64_t rel) {
-                      return double(
-                          AlibiArithmetic::value(slopes[h], rel, symmetric));
+                      return AlibiArithmetic::value(slopes[h], rel, symmetric,
+                                                    f64);
                     });
   }
   if (auto rel = dyn_cast<RelBiasOp>(op)) {

@@ -13,12 +13,15 @@ using P = arith::CmpIPredicate;
 
 AlibiArithmetic AlibiArithmetic::prepare(LinalgBuilder &e, AlibiBiasOp op) {
   SmallVector<double> slopes = op.getSlopesOrDefault();
+  bool symmetric = op.getMode() == AlibiMode::symmetric;
+  if (e.computeType().isF64())
+    return {e.constTensor(ArrayRef<double>(slopes)), symmetric};
   SmallVector<float> f32Slopes(slopes.begin(), slopes.end());
   auto type =
       RankedTensorType::get({int64_t(f32Slopes.size())}, e.b.getF32Type());
   Value table = arith::ConstantOp::create(
       e.b, e.loc, DenseElementsAttr::get(type, ArrayRef<float>(f32Slopes)));
-  return {table, op.getMode() == AlibiMode::symmetric};
+  return {table, symmetric};
 }
 
 Value AlibiArithmetic::at(LinalgBuilder &e, Value rel, Value h) const {
@@ -33,7 +36,7 @@ Value AlibiArithmetic::at(LinalgBuilder &e, Value rel, Value h) const {
   Value clamped =
       arith::MinSIOp::create(b, l, arith::MaxSIOp::create(b, l, rel, lo), hi);
   Value r32 = arith::TruncIOp::create(b, l, b.getI32Type(), clamped);
-  Value d = arith::SIToFPOp::create(b, l, b.getF32Type(), r32);
+  Value d = arith::SIToFPOp::create(b, l, e.computeType(), r32);
   Value m = e.extract(slopes, {h});
   if (symmetric)
     return arith::NegFOp::create(
@@ -41,12 +44,16 @@ Value AlibiArithmetic::at(LinalgBuilder &e, Value rel, Value h) const {
   return arith::MulFOp::create(b, l, m, d);
 }
 
-float AlibiArithmetic::value(double slope, int64_t rel, bool symmetric) {
-  // As at(): the distance saturated to ±(2^31 − 1), then f32 arithmetic.
+double AlibiArithmetic::value(double slope, int64_t rel, bool symmetric,
+                              bool f64) {
+  // As at(): the distance saturated to ±(2^31 − 1), then f32 (or f64)
+  // arithmetic.
   constexpr int64_t limit = (int64_t(1) << 31) - 1;
-  float d = float(int32_t(std::clamp<int64_t>(rel, -limit, limit)));
-  float m = float(slope);
-  return symmetric ? -(m * std::fabs(d)) : m * d;
+  double d = double(int32_t(std::clamp<int64_t>(rel, -limit, limit)));
+  if (f64)
+    return symmetric ? -(slope * std::fabs(d)) : slope * d;
+  float df = float(d), m = float(slope);
+  return symmetric ? -(m * std::fabs(df)) : m * df;
 }
 
 RelBiasArithmetic RelBiasArithmetic::prepare(LinalgBuilder &e, RelBiasOp op,
@@ -94,19 +101,19 @@ Value RelBiasArithmetic::at(LinalgBuilder &e, Value rel, Value h) const {
     bucket = arith::SubIOp::create(b, l, zero, c);
   }
   Value row = arith::IndexCastOp::create(b, l, b.getIndexType(), bucket);
-  return e.toF32(e.extract(table, {row, h}));
+  return e.toCompute(e.extract(table, {row, h}));
 }
 
 Value RelBiasArithmetic::distanceTable(LinalgBuilder &e,
                                        OpFoldResult heads) const {
   int64_t width = 2 * maxDistance + 1;
-  Value init = e.empty({heads, e.b.getIndexAttr(width)}, e.b.getF32Type());
+  Value init = e.empty({heads, e.b.getIndexAttr(width)}, e.computeType());
   AffineMap id = e.b.getMultiDimIdentityMap(2);
   return e.generic(
       init.getType(), {}, init, {id},
       {utils::IteratorType::parallel, utils::IteratorType::parallel},
       [&](OpBuilder &nb, Location nl, ValueRange) {
-        LinalgBuilder n{nb, nl};
+        LinalgBuilder n = e.nested(nb, nl);
         Value c =
             arith::IndexCastOp::create(nb, nl, nb.getI64Type(), n.index(1));
         Value rel = arith::SubIOp::create(nb, nl, c, n.cI64(maxDistance));

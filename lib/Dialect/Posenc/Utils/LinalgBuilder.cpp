@@ -76,7 +76,7 @@ Value LinalgBuilder::contract(Value lhs, Value rhs, AffineMap lhsMap,
                               AffineMap rhsMap, AffineMap outMap,
                               ArrayRef<OpFoldResult> outSizes) {
   return contractInto(lhs, rhs, lhsMap, rhsMap, outMap,
-                      filled(outSizes, cF32(0.0f)));
+                      filled(outSizes, cCompute(0.0)));
 }
 
 Value LinalgBuilder::contractInto(Value lhs, Value rhs, AffineMap lhsMap,
@@ -88,12 +88,12 @@ Value LinalgBuilder::contractInto(Value lhs, Value rhs, AffineMap lhsMap,
     its[cast<AffineDimExpr>(e).getPosition()] = utils::IteratorType::parallel;
   return generic(init.getType(), {lhs, rhs}, init, {lhsMap, rhsMap, outMap},
                  its, [&](OpBuilder &nb, Location nl, ValueRange args) {
-                   LinalgBuilder n{nb, nl};
+                   LinalgBuilder n = nested(nb, nl);
                    // Reassociation lets the backend vectorize the sum.
                    auto fm = arith::FastMathFlags::reassoc |
                              arith::FastMathFlags::contract;
-                   Value p = arith::MulFOp::create(nb, nl, n.toF32(args[0]),
-                                                   n.toF32(args[1]), fm);
+                   Value p = arith::MulFOp::create(nb, nl, n.toCompute(args[0]),
+                                                   n.toCompute(args[1]), fm);
                    yieldValues(nb, nl,
                                arith::AddFOp::create(nb, nl, args[2], p, fm));
                  });
@@ -108,12 +108,12 @@ Value LinalgBuilder::concatLastDim(Value a, Value b2) {
          "concatenated dims must be static");
   SmallVector<OpFoldResult> outSizes = sizes(a);
   outSizes.back() = b.getIndexAttr(da + db);
-  Value init = empty(outSizes, b.getF32Type());
+  Value init = empty(outSizes, computeType());
   return generic(
       init.getType(), {}, init, {b.getMultiDimIdentityMap(rank)},
       SmallVector<utils::IteratorType>(rank, utils::IteratorType::parallel),
       [&](OpBuilder &nb, Location nl, ValueRange) {
-        LinalgBuilder n{nb, nl};
+        LinalgBuilder n = nested(nb, nl);
         SmallVector<Value> idx;
         for (int64_t d = 0; d < rank; ++d)
           idx.push_back(n.index(d));
@@ -123,8 +123,8 @@ Value LinalgBuilder::concatLastDim(Value a, Value b2) {
         ia.back() = n.select(inA, last, n.cIndex(0));
         ib.back() = n.select(inA, n.cIndex(0),
                              arith::SubIOp::create(nb, nl, last, n.cIndex(da)));
-        Value va = n.toF32(n.extract(a, ia));
-        Value vb = n.toF32(n.extract(b2, ib));
+        Value va = n.toCompute(n.extract(a, ia));
+        Value vb = n.toCompute(n.extract(b2, ib));
         yieldValues(nb, nl, n.select(inA, va, vb));
       });
 }
@@ -137,6 +137,32 @@ Value LinalgBuilder::toI64(Value v) {
 
 Value LinalgBuilder::i64ToF64(Value v) {
   return arith::SIToFPOp::create(b, loc, b.getF64Type(), v);
+}
+
+Type mlir::posenc::floatComputeType(Operation *op) {
+  auto isF64 = [](Type t) {
+    auto shaped = dyn_cast<ShapedType>(t);
+    return shaped && shaped.getElementType().isF64();
+  };
+  Builder b(op->getContext());
+  if (llvm::any_of(op->getOperandTypes(), isF64) ||
+      llvm::any_of(op->getResultTypes(), isF64))
+    return b.getF64Type();
+  return b.getF32Type();
+}
+
+Value LinalgBuilder::cCompute(double v) {
+  Type t = computeType();
+  return arith::ConstantFloatOp::create(
+      b, loc, cast<FloatType>(t),
+      t.isF64() ? APFloat(v) : APFloat(static_cast<float>(v)));
+}
+
+Value LinalgBuilder::toCompute(Value v) {
+  Type t = computeType();
+  if (v.getType() == t)
+    return v;
+  return fromFloat(v, t);
 }
 
 Value LinalgBuilder::toF32(Value v) {

@@ -24,8 +24,12 @@ def Posenc_Dialect : Dialect {
     (`posenc.mla_absorb`).
 
     Query/key/value tensors use the layout `[B, S, H, D]` (batch, sequence,
-    heads, head dim). Element types are f32, f16 and bf16; arithmetic is
-    f32. Positions are explicit i32/i64 tensors (`[S]` or `[B, S]`), never
+    heads, head dim). Element types are f32, f16 and bf16, with f32
+    arithmetic; the encoding and bias ops (`rope`, `sinusoidal`,
+    `alibi_bias`, `rel_bias`, `rel_key_bias`) also take f64 tensors and then
+    compute in f64 throughout, for checks against float64 research code
+    (attention and MLA do not take f64). Positions are explicit i32/i64
+    tensors (`[S]` or `[B, S]`), never
     implied by an index, so KV caches, packing and offsets are expressed as
     positions.
   }];

@@ -16,6 +16,8 @@ include "mlir/Interfaces/SideEffectInterfaces.td"
 //===----------------------------------------------------------------------===//
 
 def Posenc_FloatTensor : RankedTensorOf<[F32, F16, BF16]>;
+// The encoding and bias ops also take f64, computed in f64 throughout.
+def Posenc_TableTensor : RankedTensorOf<[F32, F16, BF16, F64]>;
 // An operand of an op with tensor and buffer forms (attention).
 def Posenc_FloatShaped : Type<
     Or<[Posenc_FloatTensor.predicate, MemRefOf<[F32, F16, BF16]>.predicate]>,
@@ -94,7 +96,7 @@ def Posenc_RopeOp : Posenc_Op<"rope", [Pure, AllTypesMatch<["x", "result"]>]> {
     ```
   }];
   let arguments = (ins
-    Posenc_FloatTensor:$x,
+    Posenc_TableTensor:$x,
     Posenc_PosTensor:$pos,
     Posenc_RopeLayoutAttr:$layout,
     DefaultValuedAttr<F64Attr, "10000.0">:$base,
@@ -104,7 +106,7 @@ def Posenc_RopeOp : Posenc_Op<"rope", [Pure, AllTypesMatch<["x", "result"]>]> {
     OptionalAttr<DenseI64ArrayAttr>:$mrope_section,
     UnitAttr:$mrope_interleaved
   );
-  let results = (outs Posenc_FloatTensor:$result);
+  let results = (outs Posenc_TableTensor:$result);
   let assemblyFormat = [{
     $x `,` $pos `layout` `` $layout attr-dict `:` type($x) `,` type($pos)
   }];
@@ -182,7 +184,7 @@ def Posenc_SinusoidalOp : Posenc_Op<"sinusoidal", [Pure]> {
                       "::mlir::posenc::SinusoidalConvention::vaswani">:$convention,
     OptionalAttr<I64Attr>:$padding_idx
   );
-  let results = (outs Posenc_FloatTensor:$result);
+  let results = (outs Posenc_TableTensor:$result);
   let assemblyFormat = [{
     $pos `layout` `` $layout (`convention` `` $convention^)? attr-dict `:`
     type($pos) `->` type($result)
@@ -230,7 +232,7 @@ def Posenc_AlibiBiasOp : Posenc_Op<"alibi_bias", [Pure]> {
     DefaultValuedAttr<F64Attr, "8.0">:$max_bias,
     OptionalAttr<DenseF64ArrayAttr>:$slopes
   );
-  let results = (outs Posenc_FloatTensor:$result);
+  let results = (outs Posenc_TableTensor:$result);
   let assemblyFormat = [{
     $q_pos `,` $k_pos `mode` `` $mode attr-dict `:` type($q_pos) `,`
     type($k_pos) `->` type($result)
@@ -274,7 +276,7 @@ def Posenc_RelBiasOp : Posenc_Op<"rel_bias", [Pure]> {
     ```
   }];
   let arguments = (ins
-    Posenc_FloatTensor:$table,
+    Posenc_TableTensor:$table,
     Posenc_PosTensor:$q_pos,
     Posenc_PosTensor:$k_pos,
     Posenc_RelBiasKindAttr:$kind,
@@ -282,7 +284,7 @@ def Posenc_RelBiasOp : Posenc_Op<"rel_bias", [Pure]> {
     I64Attr:$max_distance,
     DefaultValuedAttr<BoolAttr, "true">:$bidirectional
   );
-  let results = (outs Posenc_FloatTensor:$result);
+  let results = (outs Posenc_TableTensor:$result);
   let assemblyFormat = [{
     $table `,` $q_pos `,` $k_pos `kind` `` $kind attr-dict `:` type($table) `,`
     type($q_pos) `,` type($k_pos) `->` type($result)
@@ -347,13 +349,13 @@ def Posenc_RelKeyBiasOp : Posenc_Op<"rel_key_bias", [Pure]> {
     BERT's formula.)
   }];
   let arguments = (ins
-    Posenc_FloatTensor:$q,
-    Posenc_FloatTensor:$emb,
+    Posenc_TableTensor:$q,
+    Posenc_TableTensor:$emb,
     Posenc_PosTensor:$q_pos,
     Posenc_PosTensor:$k_pos,
     I64Attr:$max_distance
   );
-  let results = (outs Posenc_FloatTensor:$result);
+  let results = (outs Posenc_TableTensor:$result);
   let assemblyFormat = [{
     $q `,` $emb `,` $q_pos `,` $k_pos attr-dict `:` type($q) `,` type($emb)
     `,` type($q_pos) `,` type($k_pos) `->` type($result)

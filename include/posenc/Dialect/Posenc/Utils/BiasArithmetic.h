@@ -18,15 +18,15 @@ namespace mlir::posenc {
 
 /// ALiBi: m_h·rel (causal) or −m_h·|rel| (symmetric), in f32.
 struct AlibiArithmetic {
-  Value slopes; // tensor<H x f32>
+  Value slopes; // tensor<H x f32>, f64 when the builder computes in f64
   bool symmetric;
 
   static AlibiArithmetic prepare(LinalgBuilder &e, AlibiBiasOp op);
   /// `rel` = k − q as i64, `h` an index.
   Value at(LinalgBuilder &e, Value rel, Value h) const;
   /// The same element as a number (what posenc-fold-constants writes):
-  /// `slope` of the head, `rel` = k − q.
-  static float value(double slope, int64_t rel, bool symmetric);
+  /// `slope` of the head, `rel` = k − q, in f32 arithmetic or (`f64`) f64.
+  static double value(double slope, int64_t rel, bool symmetric, bool f64);
 };
 
 /// T5 / clipped learned bias: table[bucket(rel), h], in f32.
@@ -40,7 +40,8 @@ struct RelBiasArithmetic {
   Value at(LinalgBuilder &e, Value rel, Value h) const;
 
   /// Every distance beyond ±max_distance has the value of ±max_distance, so
-  /// the bias is a [H, 2M+1] f32 table indexed by the clamped distance
+  /// the bias is a [H, 2M+1] table (compute type) indexed by the clamped
+  /// distance
   /// (`clampedDistanceIndex`). Built once per op (H·(2M+1) evaluations of
   /// `at`); then each element is a clamp and one load from an L1-resident
   /// row instead of the bucket lookup and a strided table load.

@@ -24,9 +24,25 @@ using GenericBodyFn = function_ref<void(OpBuilder &, Location, ValueRange)>;
 void yieldValues(OpBuilder &b, Location loc, ValueRange values);
 void yieldValues(OpBuilder &b, Location loc, Value value);
 
+/// The type `op` computes in: f64 when any of its float tensors or
+/// buffers is f64, else f32.
+Type floatComputeType(Operation *op);
+
 struct LinalgBuilder {
   OpBuilder &b;
   Location loc;
+  /// The float type an op computes in: f64 for ops on f64 tensors, else
+  /// f32 (null means f32). Nested builders of a body take it over.
+  Type compute = {};
+
+  /// `compute`, or f32 when unset.
+  Type computeType() { return compute ? compute : b.getF32Type(); }
+  /// A constant of the compute type.
+  Value cCompute(double v);
+  /// Any float value converted to the compute type.
+  Value toCompute(Value v);
+  /// A builder at `nb`/`nl` (a region body) with this one's compute type.
+  LinalgBuilder nested(OpBuilder &nb, Location nl) { return {nb, nl, compute}; }
 
   Value cIndex(int64_t v);
   Value cI64(int64_t v);
