@@ -692,6 +692,11 @@ CompiledModule::compile(llvm::StringRef source, llvm::StringRef pipeline,
   // resolves the lowered code's calls to libm and libc (sin, exp, malloc,
   // puts, ...) by name, and a module function called `sin` would otherwise
   // be called by the f64 sines of its own body. Declarations keep theirs.
+  for (auto fn : impl.module->getOps<func::FuncOp>())
+    if (fn.getSymName().starts_with(kJitPrefix))
+      return makeError("@" + fn.getSymName() +
+                       ": function names beginning with " + kJitPrefix +
+                       " are reserved for compiled functions");
   SymbolTable symbols(*impl.module);
   for (auto fn :
        llvm::make_early_inc_range(impl.module->getOps<func::FuncOp>()))

@@ -5,6 +5,7 @@
 // RUN: env LD_LIBRARY_PATH=%t.stub not %t.gpu --random 1 2>&1 | FileCheck %s --check-prefix=STUB
 // RUN: env LD_LIBRARY_PATH=%t.stub %t.gpu --help | FileCheck %s --check-prefix=HELP
 // RUN: env LD_LIBRARY_PATH=%t.stub not %t.gpu --input=@%t.none.npy 2>&1 | FileCheck %s --check-prefix=ARGS
+// RUN: env LD_LIBRARY_PATH=%t.stub not %t.gpu --benchmark=abc 2>&1 | FileCheck %s --check-prefix=BAD
 
 // An AOT executable: the lowered module (kernels embedded, registered by a
 // module constructor, loaded at their first launch), the CUDA runtime and
@@ -24,6 +25,7 @@
 // HELP-NEXT: inputs: #0: 1x100x8x64xf32, #1: 1x100x8x64xf32, #2: 1x100x8x64xf32, #3: 100xi32
 // HELP-NEXT: results: #0: 1x100x8x64xf32
 // HELP: --input=@A.npy
+// BAD: posenc-gpu: --benchmark: expected an integer in [1, 1000000], got 'abc'
 // ARGS: @alibi_attention takes 4 inputs (#0: 1x100x8x64xf32, {{.*}}#3: 100xi32), got 1
 
 func.func @alibi_attention(%q: tensor<1x100x8x64xf32>, %k: tensor<1x100x8x64xf32>, %v: tensor<1x100x8x64xf32>, %p: tensor<100xi32>) -> tensor<1x100x8x64xf32> {

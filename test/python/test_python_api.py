@@ -378,3 +378,9 @@ func.func @free(%q: tensor<5xi32>) -> tensor<2x5x5xf32> {
     np.testing.assert_allclose(m.cos(x, p), ref.rope(x, p), rtol=0, atol=1e-14)
     q = np.arange(5, dtype=np.int32)
     np.testing.assert_allclose(m.free(q), ref.alibi_bias(q, q, 2), rtol=0, atol=1e-6)
+
+
+def test_reserved_function_prefix():
+    with pytest.raises(posenc.Error, match="@__posenc_fn_f: function names beginning with "
+                                           "__posenc_fn_ are reserved"):
+        posenc.compile("func.func @__posenc_fn_f() { return }\nfunc.func @f() { return }")

@@ -27,6 +27,8 @@
 #include <cuda.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <climits>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -42,6 +44,32 @@ namespace {
   std::fprintf(stderr, "posenc-gpu: %s\n", message.c_str());
   std::fflush(nullptr);
   std::_Exit(2);
+}
+
+/// `text` as an integer in [lo, hi]; otherwise a message naming `what`
+/// (std::stoll would throw, and the harness has no exceptions).
+long long parseInteger(const std::string &what, const std::string &text,
+                       long long lo, long long hi) {
+  const char *begin = text.c_str();
+  char *end = nullptr;
+  errno = 0;
+  long long v = std::strtoll(begin, &end, 10);
+  while (*end == ' ')
+    ++end;
+  if (end == begin || *end != '\0' || errno == ERANGE || v < lo || v > hi)
+    fail(what + ": expected an integer in [" + std::to_string(lo) + ", " +
+         std::to_string(hi) + "], got '" + text + "'");
+  return v;
+}
+
+/// `text` as a finite number >= 0, or a message naming `what`.
+double parseNumber(const std::string &what, const std::string &text) {
+  const char *begin = text.c_str();
+  char *end = nullptr;
+  double v = std::strtod(begin, &end);
+  if (end == begin || *end != '\0' || !std::isfinite(v) || v < 0)
+    fail(what + ": expected a finite number >= 0, got '" + text + "'");
+  return v;
 }
 
 void check(CUresult result, const char *call) {
@@ -120,11 +148,14 @@ Array readNpy(const std::string &path, const PosencEntryArg &spec) {
   if (header.find("'fortran_order': False") == std::string::npos)
     fail(path + ": Fortran-order arrays are not supported");
   size_t open = header.find('('), close = header.find(')');
+  if (open == std::string::npos || close == std::string::npos || close < open)
+    fail(path + ": no shape in the header " + header);
   std::stringstream dims(header.substr(open + 1, close - open - 1));
   std::string dim;
   while (std::getline(dims, dim, ','))
     if (dim.find_first_not_of(' ') != std::string::npos)
-      array.shape.push_back(std::stoll(dim));
+      array.shape.push_back(
+          parseInteger(path + ": a dim of the shape", dim, 0, (1ll << 40)));
   if (int(array.shape.size()) != spec.rank)
     fail(path + ": rank " + std::to_string(array.shape.size()) +
          ", the entry expects " + std::to_string(spec.rank));
@@ -366,19 +397,19 @@ int main(int argc, char **argv) {
     } else if (a == "--expect") {
       list = &expects;
     } else if (a == "--tolerance") {
-      tolerance = std::stod(value());
+      tolerance = parseNumber("--tolerance", value());
       list = nullptr;
     } else if (a == "--random") {
-      seed = std::stol(value());
+      seed = parseInteger("--random", value(), 0, LONG_MAX);
       list = nullptr;
     } else if (a == "--warmup") {
-      warmup = std::stoi(value());
+      warmup = int(parseInteger("--warmup", value(), 0, 1000000));
       list = nullptr;
     } else if (a == "--repeat") {
-      repeat = std::max(1, std::stoi(value()));
+      repeat = int(parseInteger("--repeat", value(), 1, 1000000));
       list = nullptr;
     } else if (a == "--copy-bytes") {
-      copyBytes = std::stoll(value());
+      copyBytes = parseInteger("--copy-bytes", value(), 1, 1ll << 40);
       list = nullptr;
     } else if (a == "--poison") {
       poison = true;
@@ -391,7 +422,8 @@ int main(int argc, char **argv) {
       outputs.push_back(a.substr(strlen("--output=@")));
       list = nullptr;
     } else if (a.rfind("--benchmark=", 0) == 0) {
-      repeat = std::max(1, std::stoi(a.substr(strlen("--benchmark="))));
+      repeat = int(parseInteger("--benchmark", a.substr(strlen("--benchmark=")),
+                                1, 1000000));
       list = nullptr;
     } else if (a == "--help" || a == "-h") {
       printHelp(argv[0], entry);
