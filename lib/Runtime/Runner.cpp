@@ -515,8 +515,13 @@ CompiledModule::resolve(llvm::StringRef name) const {
     return impl->names.front();
   if (count == 1)
     return makeError(impl->unsupported.begin()->second);
+  if (count == 0)
+    return makeError("the input has no public function to run");
+  std::string list;
+  for (const std::string &n : impl->names)
+    list += (list.empty() ? "@" : ", @") + n;
   return makeError("the input has " + llvm::Twine(count) +
-                   " public functions; name the entry point");
+                   " public functions (" + list + "); name the entry point");
 }
 
 llvm::Expected<const Signature &>
@@ -589,8 +594,9 @@ mlir::posenc::runtime::ropeTable(llvm::StringRef scaling, double base,
   if (!(base > 1.0) || !std::isfinite(base))
     return makeError("base must be a finite number > 1, got " +
                      std::to_string(base));
-  if (rotary <= 0 || rotary % 2)
-    return makeError("rotary dims must be even and positive, got " +
+  if (rotary <= 0 || rotary % 2 || rotary > (int64_t(1) << 20))
+    return makeError("rotary dims must be even, positive and at most 2^20 "
+                     "(as posenc.rope's rotary_dim), got " +
                      llvm::Twine(rotary));
   if (seqLen < 0)
     return makeError("seq_len must be >= 0, got " + llvm::Twine(seqLen));
@@ -602,12 +608,27 @@ mlir::posenc::runtime::ropeTable(llvm::StringRef scaling, double base,
     diagStream << (diagText.empty() ? "" : "; ") << diag.str();
     return success();
   });
-  Attribute attr = parseAttribute(scaling, &ctx);
+  Attribute attr = parseAttribute(scaling.trim(), &ctx);
   auto scalingAttr = llvm::dyn_cast_if_present<RopeScalingAttr>(attr);
+  // The attribute text is echoed, cut short: a LongRoPE list may be long.
+  std::string shown = scaling.trim().str();
+  if (shown.size() > 160)
+    shown = shown.substr(0, 160) + "...";
   if (!scalingAttr)
     return makeError(
-        "invalid rope scaling '" + scaling + "': " +
+        "invalid rope scaling '" + shown + "': " +
         (diagText.empty() ? "not a #posenc.rope_scaling attribute" : diagText));
+  if (scalingAttr.getKind() == RopeScalingKind::longrope) {
+    std::pair<const char *, DenseF64ArrayAttr> lists[] = {
+        {"short_factor", scalingAttr.getShortFactor()},
+        {"long_factor", scalingAttr.getLongFactor()}};
+    for (auto [name, list] : lists)
+      if (!list || int64_t(list.size()) != rotary / 2)
+        return makeError(std::string("longrope ") + name + " has " +
+                         std::to_string(list ? list.size() : 0) +
+                         " entries but rotary dims / 2 is " +
+                         std::to_string(rotary / 2));
+  }
   llvm::SmallVector<double> omega = ropeFrequenciesForRun(
       scalingAttr, base, rotary, std::max<int64_t>(seqLen - 1, 0));
   return RopeTable{std::vector<double>(omega.begin(), omega.end()),
@@ -835,8 +856,8 @@ llvm::Error CompiledModule::checkInputs(llvm::StringRef name,
                   (spec.name.empty() ? "#" + std::to_string(i) : spec.name) +
                   ": " + spec.describe();
     return makeError("@" + *entry + " takes " + llvm::Twine(sig.inputs.size()) +
-                     " inputs (" + expected + "), got " +
-                     llvm::Twine(args.size()));
+                     (sig.inputs.size() == 1 ? " input (" : " inputs (") +
+                     expected + "), got " + llvm::Twine(args.size()));
   }
   for (auto [i, pair] : llvm::enumerate(llvm::zip(args, sig.inputs))) {
     const HostArray &a = std::get<0>(pair);

@@ -10,6 +10,7 @@ implementations of every op, written from the op semantics and independent
 of the compiler.
 """
 
+import math
 import os
 
 import numpy as np
@@ -92,26 +93,50 @@ def _option_text(key, value, default):
             raise TypeError(f"compile(): {key} must be True or False, got {value!r}")
         return "true" if value else "false"
     if default.lstrip("-").isdigit():
-        if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
             raise TypeError(f"compile(): {key} must be an int, got {value!r}")
-        return str(value)
-    if not isinstance(value, str) or any(c in value for c in " {}=,"):
+        if not -2**62 < value < 2**62:
+            raise ValueError(f"compile(): {key} ({value}) is out of range")
+        return str(int(value))
+    if not isinstance(value, str) or any(c in value for c in " {}=,\n"):
         raise TypeError(f"compile(): {key} must be a word (str), got {value!r}")
+    if key in _CHOICES and value not in _CHOICES[key]:
+        raise ValueError(f"compile(): {key} must be one of {', '.join(_CHOICES[key])}, "
+                         f"got {value!r}")
     return value
 
 
+# The values of posenc-lower-to-cpu's enumerated options.
+_CHOICES = {"mla": ("auto", "naive", "absorbed")}
+
+
 def _read_source(source):
-    """(text, name) of `source`: IR text, or the path of a file."""
+    """(text, name) of `source`: IR text, or the path of a file. A str with
+    a newline or a '{' is IR text (every op with a region or attribute has
+    one); another str is a path when it names a file or ends in .mlir."""
     if isinstance(source, os.PathLike) or (
-            isinstance(source, str) and "\n" not in source and
+            isinstance(source, str) and not any(c in source for c in "\n{") and
             (os.path.isfile(source) or source.endswith(".mlir"))):
         path = os.fspath(source)
-        with open(path, encoding="utf-8") as f:  # FileNotFoundError names it
-            return f.read(), path
+        try:
+            with open(path, encoding="utf-8") as f:  # FileNotFoundError names it
+                return f.read(), path
+        except UnicodeDecodeError as e:
+            raise ValueError(f"compile(): {path} is not UTF-8 text ({e.reason} at byte "
+                             f"{e.start})") from None
     if isinstance(source, bytes):
-        source = source.decode("utf-8")
+        try:
+            source = source.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ValueError(f"compile(): source is not UTF-8 text ({e.reason} at byte "
+                             f"{e.start})") from None
     if not isinstance(source, str):
         raise TypeError(f"compile(): source must be IR text or a path, got {type(source).__name__}")
+    try:
+        source.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError(f"compile(): source has a character UTF-8 cannot encode at "
+                         f"{e.start}") from None
     return source, "<input>"
 
 
@@ -161,8 +186,11 @@ def compile(source, target="cpu", pipeline=None, threads=None, **options):
         pipeline = "posenc-lower-to-cpu{" + " ".join(parts) + "}"
     pipeline = pipeline or "posenc-lower-to-cpu"
     if threads is not None:
-        if isinstance(threads, bool) or not isinstance(threads, int):
+        if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)):
             raise TypeError(f"threads must be an int, got {threads!r}")
+        if not -2**31 < threads < 2**31:
+            raise ValueError(f"threads ({threads}) is out of range")
+        threads = int(threads)
         pipeline = _posenc.with_threads(pipeline, threads)
     return Module(_posenc.compile(text, pipeline, name))
 
@@ -185,9 +213,17 @@ def rope_scaling_attribute(scaling):
         if isinstance(v, (int, np.integer)) and key in ("original", "max_positions"):
             return str(int(v))
         if isinstance(v, (int, float, np.integer, np.floating)):
-            v = float(v)
-            text = repr(v)
-            return text if any(c in text for c in ".en") else text + ".0"
+            try:
+                v = float(v)
+            except OverflowError:
+                raise ValueError(f"scaling[{key!r}] ({v}) does not fit a float") from None
+            if not math.isfinite(v):
+                raise ValueError(f"scaling[{key!r}] must be finite, got {v}")
+            # MLIR float literals need a '.' in the mantissa: 1.0e-05.
+            mantissa, _, exponent = repr(v).partition("e")
+            if "." not in mantissa:
+                mantissa += ".0"
+            return mantissa + ("e" + exponent if exponent else "")
         if isinstance(v, (list, tuple, np.ndarray)):
             return "[" + ", ".join(literal(key, float(x)) for x in v) + "]"
         raise TypeError(f"scaling[{key!r}] must be a number, bool or list, got {v!r}")
@@ -212,11 +248,17 @@ def rope_frequencies(head_dim, base=10000.0, scaling=None, rotary_dim=None, seq_
     if _posenc is None:
         raise ImportError("posenc._posenc is not built; run scripts/build.sh")
     rotary = head_dim if rotary_dim is None else rotary_dim
-    for name, v in (("head_dim", head_dim), ("rotary_dim", rotary)):
+    for name, v in (("head_dim", head_dim), ("rotary_dim", rotary), ("seq_len", seq_len)):
+        if name == "seq_len" and v is None:
+            continue
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
             raise TypeError(f"{name} must be an int, got {v!r}")
+        if not -2**62 < v < 2**62:
+            raise ValueError(f"{name} ({v}) is out of range")
     if rotary > head_dim:
         raise ValueError(f"rotary_dim ({rotary}) must be <= head_dim ({head_dim})")
+    if isinstance(base, bool) or not isinstance(base, (int, float, np.integer, np.floating)):
+        raise TypeError(f"base must be a number, got {base!r}")
     return _posenc.rope_table(rope_scaling_attribute(scaling), float(base), int(rotary),
                               0 if seq_len is None else int(seq_len))
 

@@ -680,13 +680,15 @@ def attention_layer(config, seq_len=16, batch=1, cut=None, weights="arguments",
     config, reads, known, cfg = _read_config(config)
     family = _family(cfg)
     n_layers = _layer_count(cfg)
+    original_layer = layer
     try:
         layer = None if isinstance(layer, bool) else operator.index(layer)
     except TypeError:
         layer = None
     if layer is None or not 0 <= layer < (n_layers or 1):
         raise ValueError(f"layer must be in [0, {n_layers or 1}) (num_hidden_layers "
-                         f"{'of the config' if n_layers else 'absent: one layer'})")
+                         f"{'of the config' if n_layers else 'absent: one layer'}), got "
+                         f"{original_layer!r}")
     # The head dim is pinned from the published config: a cut of the head
     # count keeps every head as the model has it (hidden size too).
     cfg["_head_dim"] = _published_head_dim(family, cfg)
@@ -735,8 +737,9 @@ def _published_head_dim(family, cfg):
     else:
         if cfg.get("head_dim") is not None:
             d = cfg["head_dim"]
-            if not isinstance(d, int) or d <= 0 or d % 2:
-                raise ConfigError("head_dim", f"must be a positive even integer, got {d!r}")
+            if not isinstance(d, int) or isinstance(d, bool) or not 0 < d <= 2**20 or d % 2:
+                raise ConfigError("head_dim", f"must be a positive even integer up to 2^20, "
+                                  f"got {d!r}")
             return d
         names = ("hidden_size", "n_embd", "d_model"), ("num_attention_heads", "n_head")
     hidden, h = _positive_int(cfg, *names[0]), _positive_int(cfg, *names[1])

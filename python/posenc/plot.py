@@ -24,6 +24,7 @@ returns the matplotlib Figure for use from Python.
 
 import argparse
 import json
+import os
 import re
 import sys
 
@@ -193,8 +194,15 @@ def figure(config, layers=(0,), seq_len=64, title=None):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if not isinstance(config, dict):
+        raise models.ConfigError("config", f"must be a JSON object, got {type(config).__name__}")
     cfg = config.get("text_config", config)
-    seq_len_max = cfg.get("max_position_embeddings") or 4 * seq_len
+    if not isinstance(cfg, dict):
+        raise models.ConfigError("text_config", f"must be an object, got {cfg!r}")
+    seq_len_max = cfg.get("max_position_embeddings")
+    if not isinstance(seq_len_max, int) or isinstance(seq_len_max, bool) or \
+            not 0 < seq_len_max < 2**31:
+        seq_len_max = 4 * seq_len
     rows = []
     for layer in layers:
         built = _layer(config, layer, 8)
@@ -242,13 +250,26 @@ def main(argv=None):
     except (OSError, ValueError) as e:
         ap.error(f"cannot read {args.config}: {e}")
     try:
-        import matplotlib  # noqa: F401
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
     except ImportError:
         sys.exit("posenc.plot needs matplotlib: apt-get install python3-matplotlib")
+    # The output is checked before any work: its format and its directory.
+    ext = os.path.splitext(args.output)[1].lstrip(".").lower()
+    formats = plt.figure().canvas.get_supported_filetypes()
+    plt.close("all")
+    if ext not in formats:
+        ap.error(f"-o {args.output}: the extension names the format, one of "
+                 f"{', '.join(sorted(formats))}")
+    out_dir = os.path.dirname(os.path.abspath(args.output))
+    if os.path.isdir(args.output) or not os.path.isdir(out_dir) or \
+            not os.access(out_dir, os.W_OK):
+        ap.error(f"-o {args.output}: not a file in a writable directory")
     try:
         fig = figure(config, args.layer or [0], args.seq_len,
                      title=f"{args.config}: what posenc computes")
-    except (models.ConfigError, ValueError) as e:
+    except (models.ConfigError, ValueError, TypeError) as e:
         sys.exit(f"posenc.plot: {args.config}: {e}")
     fig.savefig(args.output, dpi=110)
     print(f"wrote {args.output}")

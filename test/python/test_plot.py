@@ -89,3 +89,24 @@ def test_bench_charts(tmp_path):
         "rope_vs_copy", "bias_vs_fill", "attention", "mla", "decode", "generate_decode",
         "generate_projection", "call_overhead"))
     assert all(os.path.getsize(p) > 5000 for p in written)
+
+
+def test_plot_refuses_bad_configs_and_outputs(tmp_path):
+    env = dict(os.environ, PYTHONPATH=os.path.join(BUILD, "python_packages"))
+    cfg = os.path.join(ROOT, "examples", "configs", "llama-3.1-8b.json")
+    bad_cfg = tmp_path / "list.json"
+    bad_cfg.write_text("[1, 2]")
+    (tmp_path / "dir.png").mkdir()
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "posenc.plot", *args], capture_output=True,
+                              text=True, env=env)
+
+    for args, message in [((str(bad_cfg), "-o", str(tmp_path / "a.png")), "must be a JSON object"),
+                          ((cfg, "-o", str(tmp_path / "noext")), "the extension names the format"),
+                          ((cfg, "-o", str(tmp_path / "a.xyz")), "the extension names the format"),
+                          ((cfg, "-o", str(tmp_path / "dir.png")), "not a file in a writable directory"),
+                          ((cfg, "-o", str(tmp_path / "a.png"), "--layer", "-1"), "got -1")]:
+        proc = run(*args)
+        assert proc.returncode != 0 and message in proc.stderr, (args, proc.stderr)
+        assert "Traceback" not in proc.stderr

@@ -313,7 +313,7 @@ def test_rope_frequencies_errors():
         posenc.rope_frequencies(128, 1e4, {"kind": "yarnn", "factor": 8.0})
     with pytest.raises(posenc.Error, match="requires parameter 'factor'"):
         posenc.rope_frequencies(128, 1e4, {"kind": "linear"})
-    with pytest.raises(posenc.Error, match="rotary dims must be even and positive, got 127"):
+    with pytest.raises(posenc.Error, match="rotary dims must be even, positive and at most 2\\^20 .*got 127"):
         posenc.rope_frequencies(127)
     with pytest.raises(posenc.Error, match="base must be a finite number > 1"):
         posenc.rope_frequencies(128, 0.5)
@@ -384,3 +384,39 @@ def test_reserved_function_prefix():
     with pytest.raises(posenc.Error, match="@__posenc_fn_f: function names beginning with "
                                            "__posenc_fn_ are reserved"):
         posenc.compile("func.func @__posenc_fn_f() { return }\nfunc.func @f() { return }")
+
+
+def test_hostile_round_of_the_new_api(tmp_path):
+    """Inputs a hostile-input round found mishandled: each is a message
+    naming the value, never garbage, a crash or a pybind signature."""
+    with pytest.raises(posenc.Error, match="at most 2\\^20"):
+        posenc.rope_frequencies(2**40)
+    with pytest.raises(ValueError, match="head_dim .* is out of range"):
+        posenc.rope_frequencies(2**70)
+    with pytest.raises(posenc.Error, match="longrope short_factor has 16 entries but rotary dims / 2 is 32"):
+        posenc.rope_frequencies(64, 1e4, dict(kind="longrope", original=128, max_positions=4096,
+                                              short_factor=[2.0] * 16, long_factor=[2.0] * 16))
+    omega, _ = posenc.rope_frequencies(64, 1e4, {"kind": "linear", "factor": 1e-5})
+    np.testing.assert_allclose(omega, ref.rope_frequencies(1e4, 64, {"kind": "linear", "factor": 1e-5}))
+    with pytest.raises(ValueError, match="must be finite, got nan"):
+        posenc.rope_frequencies(64, 1e4, {"kind": "linear", "factor": float("nan")})
+    posenc.rope_frequencies(64, 1e4, "#posenc.rope_scaling<linear, factor = 2.0>\n")
+    long = {"kind": "longrope", "original": 128, "max_positions": 4096,
+            "short_factor": [1.0] * 100000, "long_factor": [1.0] * 100000}
+    with pytest.raises(posenc.Error) as info:
+        posenc.rope_frequencies(64, 1e4, long)
+    assert len(str(info.value)) < 1000
+    with pytest.raises(ValueError, match="mla must be one of auto, naive, absorbed, got 'bogus'"):
+        posenc.compile(SRC, mla="bogus")
+    with pytest.raises(ValueError, match="out of range"):
+        posenc.compile(SRC, attention_tile_q=2**70)
+    with pytest.raises(ValueError, match="threads .* is out of range"):
+        posenc.compile(SRC, threads=2**70)
+    # A str with '{' is IR, even when it ends in ".mlir".
+    assert posenc.compile("func.func @h() { return } // x.mlir").functions == ["h"]
+    bad = tmp_path / "latin1.mlir"
+    bad.write_bytes(b"// \xff\n")
+    with pytest.raises(ValueError, match="latin1.mlir is not UTF-8 text"):
+        posenc.compile(bad)
+    with pytest.raises(posenc.Error, match=r"2 public functions \(@f, @g\); name the entry point"):
+        posenc.compile("func.func @f() { return }\nfunc.func @g() { return }").call("")
