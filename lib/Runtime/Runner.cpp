@@ -347,35 +347,26 @@ mlir::posenc::runtime::withThreads(StringRef pipeline, int64_t threads) {
   return out;
 }
 
-/// The source position of `loc` (the first file position inside it).
-static std::optional<std::pair<unsigned, unsigned>> positionOf(Location loc) {
-  std::optional<std::pair<unsigned, unsigned>> found;
+/// The first file position inside `loc`, or null.
+static FileLineColLoc fileLocOf(Location loc) {
+  FileLineColLoc found;
   loc->walk([&](Location inner) {
-    if (auto file = dyn_cast<FileLineColLoc>(inner)) {
-      found = {file.getLine(), file.getColumn()};
-      return WalkResult::interrupt();
-    }
-    return WalkResult::advance();
+    found = dyn_cast<FileLineColLoc>(inner);
+    return found ? WalkResult::interrupt() : WalkResult::advance();
   });
   return found;
+}
+
+/// The source position of `loc` (the first file position inside it).
+static std::optional<std::pair<unsigned, unsigned>> positionOf(Location loc) {
+  if (FileLineColLoc file = fileLocOf(loc))
+    return std::pair{file.getLine(), file.getColumn()};
+  return std::nullopt;
 }
 
 /// The prefix of every function a module defines, once compiled (see
 /// CompiledModule::compile).
 constexpr const char *kJitPrefix = "__posenc_fn_";
-
-/// The file name of the first file location in `loc`.
-static std::string fileOf(Location loc) {
-  std::string found;
-  loc->walk([&](Location inner) {
-    if (auto file = dyn_cast<FileLineColLoc>(inner)) {
-      found = file.getFilename().str();
-      return WalkResult::interrupt();
-    }
-    return WalkResult::advance();
-  });
-  return found;
-}
 
 /// The SSA name ("%x") at a block argument's location in the source: the
 /// parser locates each argument at its name. Empty when the location is not
@@ -430,18 +421,17 @@ static void routeAllocations(
   llvm::StringMap<std::string> globals;
   for (LLVM::CallOp call : calls) {
     std::string site;
-    if (auto pos = positionOf(call.getLoc()); pos && opAt.count(*pos))
-      site = opAt.at(*pos) + " at " + fileOf(call.getLoc()) + ":" +
+    if (auto pos = positionOf(call.getLoc()); pos && opAt.count(*pos)) {
+      site = opAt.at(*pos) + " at " +
+             fileLocOf(call.getLoc()).getFilename().str() + ":" +
              std::to_string(pos->first) + ":" + std::to_string(pos->second);
-    else if (auto fn = call->getParentOfType<LLVM::LLVMFuncOp>())
-      site =
-          "a buffer in @" + fn.getName()
-                                .drop_front(fn.getName().starts_with(kJitPrefix)
-                                                ? strlen(kJitPrefix)
-                                                : 0)
-                                .str();
-    else
+    } else if (auto fn = call->getParentOfType<LLVM::LLVMFuncOp>()) {
+      StringRef name = fn.getName();
+      name.consume_front(kJitPrefix);
+      site = "a buffer in @" + name.str();
+    } else {
       site = "a buffer";
+    }
     std::string &global = globals[site];
     if (global.empty()) {
       global = "__posenc_site_" + std::to_string(globals.size());

@@ -10,7 +10,6 @@ implementations of every op, written from the op semantics and independent
 of the compiler.
 """
 
-import math
 import os
 
 import numpy as np
@@ -207,29 +206,8 @@ def rope_scaling_attribute(scaling):
     if not isinstance(scaling, dict) or "kind" not in scaling:
         raise TypeError(f"scaling must be a dict with a 'kind', an attribute string or None, got {scaling!r}")
 
-    def literal(key, v):
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, (int, np.integer)) and key in ("original", "max_positions"):
-            return str(int(v))
-        if isinstance(v, (int, float, np.integer, np.floating)):
-            try:
-                v = float(v)
-            except OverflowError:
-                raise ValueError(f"scaling[{key!r}] ({v}) does not fit a float") from None
-            if not math.isfinite(v):
-                raise ValueError(f"scaling[{key!r}] must be finite, got {v}")
-            # MLIR float literals need a '.' in the mantissa: 1.0e-05.
-            mantissa, _, exponent = repr(v).partition("e")
-            if "." not in mantissa:
-                mantissa += ".0"
-            return mantissa + ("e" + exponent if exponent else "")
-        if isinstance(v, (list, tuple, np.ndarray)):
-            return "[" + ", ".join(literal(key, float(x)) for x in v) + "]"
-        raise TypeError(f"scaling[{key!r}] must be a number, bool or list, got {v!r}")
-
-    params = "".join(f", {k} = {literal(k, v)}" for k, v in scaling.items() if k != "kind")
-    return f"#posenc.rope_scaling<{scaling['kind']}{params}>"
+    from .models import scaling_attribute
+    return scaling_attribute(scaling)
 
 
 def rope_frequencies(head_dim, base=10000.0, scaling=None, rotary_dim=None, seq_len=None):

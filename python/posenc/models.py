@@ -435,30 +435,43 @@ def _is_number(x):
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
-def _mlir_float(x):
-    """A float literal MLIR parses (it needs a '.': 1e-05 -> 1.0e-05)."""
-    r = repr(float(x))
+def _mlir_float(x, what="value"):
+    """A float literal MLIR parses (it needs a '.': 1e-05 -> 1.0e-05);
+    `what` names the value in the ValueError for one that is not finite or
+    does not fit a float."""
+    try:
+        x = float(x)
+    except OverflowError:
+        raise ValueError(f"{what} ({x}) does not fit a float") from None
+    if not math.isfinite(x):
+        raise ValueError(f"{what} must be finite, got {x}")
+    r = repr(x)
     mant, _, exp = r.partition("e")
     return r if "." in mant or not exp else f"{mant}.0e{exp}"
 
 
 def scaling_attribute(sc):
     """The `#posenc.rope_scaling<...>` text of a posenc scaling dict
-    ({"kind": ..., parameters}), or None for plain RoPE."""
+    ({"kind": ..., parameters}, as posenc.reference takes it), or None for
+    plain RoPE. Values: bools, numbers (numpy's too), lists or arrays of
+    numbers; `original` and `max_positions` are integers."""
     if sc is None:
         return None
     parts = [sc["kind"]]
     for key, val in sc.items():
         if key == "kind":
             continue
+        what = f"scaling[{key!r}]"
         if isinstance(val, bool):
             parts.append(f"{key} = {'true' if val else 'false'}")
-        elif isinstance(val, (list, tuple)):
-            parts.append(f"{key} = [" + ", ".join(_mlir_float(v) for v in val) + "]")
-        elif key in ("original", "max_positions"):
+        elif isinstance(val, (list, tuple, np.ndarray)):
+            parts.append(f"{key} = [" + ", ".join(_mlir_float(v, what) for v in val) + "]")
+        elif not isinstance(val, (int, float, np.integer, np.floating)):
+            raise TypeError(f"{what} must be a number, bool or list, got {val!r}")
+        elif key in ("original", "max_positions") and isinstance(val, (int, np.integer)):
             parts.append(f"{key} = {int(val)}")
         else:
-            parts.append(f"{key} = {_mlir_float(val)}")
+            parts.append(f"{key} = {_mlir_float(val, what)}")
     return "#posenc.rope_scaling<" + ", ".join(parts) + ">"
 
 

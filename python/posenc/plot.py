@@ -62,23 +62,21 @@ def _number(text):
 
 
 def _layer(config, layer, seq_len):
-    """The built layer: head counts cut to one group so that a RoPE layer
-    builds fast (the position encoding does not depend on them); ALiBi and
-    T5 keep theirs (slopes and tables are per head)."""
+    """The built layer. A GQA config's query heads are cut to one per kv
+    head so that it builds fast: RoPE does not depend on the head count.
+    ALiBi, T5 and MHA configs (no num_key_value_heads) keep theirs, since
+    their slopes and tables are per head."""
+    cfg = config.get("text_config", config)
+    q, kv = cfg.get("num_attention_heads"), cfg.get("num_key_value_heads")
+    cut = None
+    if isinstance(q, int) and isinstance(kv, int) and 0 < kv < q:
+        cut = {"num_attention_heads": kv}
     try:
-        return models.attention_layer(config, seq_len=seq_len, layer=layer, cut=_rope_cut(config))
+        return models.attention_layer(config, seq_len=seq_len, layer=layer, cut=cut)
     except models.ConfigError:
+        if cut is None:
+            raise
         return models.attention_layer(config, seq_len=seq_len, layer=layer)
-
-
-def _rope_cut(config):
-    cfg = config.get("text_config", config) if isinstance(config, dict) else config
-    if "alibi" in json.dumps(cfg) or cfg.get("model_type") in ("bloom", "mpt", "t5", "mt5"):
-        return None
-    for q, kv in (("num_attention_heads", "num_key_value_heads"),):
-        if isinstance(cfg.get(q), int) and isinstance(cfg.get(kv), int) and cfg[kv] > 0:
-            return {q: cfg[kv]}
-    return None
 
 
 def _plot_rope(ax, m, label, seq_len_max, ratio_ax=None):

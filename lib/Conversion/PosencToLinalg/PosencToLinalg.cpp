@@ -372,17 +372,16 @@ struct SinusoidalOpLowering : OpConversionPattern<SinusoidalOp> {
     RankedTensorType rTy = op.getResult().getType();
     int64_t rank = rTy.getRank();
     int64_t dim = op.getDim();
-    // Per column, sin(p·ω + φ): φ = π/2 for a cosine, and ω = φ = 0 for a
-    // zero column, so each element takes one sine (the conventions differ
-    // only in these tables). The shift rounds θ + π/2 in f64: below 1e-8
-    // for |θ| < 2^26, far inside the op's 1e-6 contract.
+    // Per column, sin(p·ω + φ) (SinusoidalColumn): each element takes one
+    // sine, and the conventions differ only in these tables. The shift
+    // rounds θ + π/2 in f64: below 1e-8 for |θ| < 2^26, far inside the op's
+    // 1e-6 contract.
     SmallVector<double> omegas, phases;
     for (const SinusoidalColumn &c :
          sinusoidalColumns(op.getConvention(), op.getLayout(), dim,
                            op.getBase().convertToDouble())) {
-      bool zero = c.kind == SinusoidalColumn::zero;
-      omegas.push_back(zero ? 0.0 : c.omega);
-      phases.push_back(c.kind == SinusoidalColumn::cos ? M_PI / 2 : 0.0);
+      omegas.push_back(c.omega);
+      phases.push_back(c.phase);
     }
     Value omega = e.constTensor(ArrayRef<double>(omegas));
     Value phase = e.constTensor(ArrayRef<double>(phases));

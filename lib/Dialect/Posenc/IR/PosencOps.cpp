@@ -547,10 +547,12 @@ LogicalResult SinusoidalOp::verify() {
   double base = getBase().convertToDouble();
   if (failed(checkPositiveFinite(op, "base", base)))
     return failure();
+  // The sine columns carry every frequency once (phase 0; a zero column's
+  // omega is 0 and is no frequency).
   SmallVector<double> omega;
   for (const SinusoidalColumn &c :
        sinusoidalColumns(convention, getLayout(), dim, base))
-    if (c.kind == SinusoidalColumn::sin)
+    if (c.phase == 0.0 && c.omega != 0.0)
       omega.push_back(c.omega);
   return checkFrequencies(op, omega, "base");
 }

@@ -149,26 +149,27 @@ double mlir::posenc::defaultRopeAttentionFactor(RopeScalingAttr scaling) {
 SmallVector<SinusoidalColumn>
 mlir::posenc::sinusoidalColumns(SinusoidalConvention convention,
                                 RopeLayout layout, int64_t dim, double base) {
-  using K = SinusoidalColumn::Kind;
-  SmallVector<SinusoidalColumn> cols(dim, {0.0, K::zero});
+  const double cosine = M_PI / 2;
+  SmallVector<SinusoidalColumn> cols(dim);
   switch (convention) {
   case SinusoidalConvention::vaswani: {
     SmallVector<double> omega = unscaledRopeFrequencies(base, dim);
+    bool half = layout == RopeLayout::half;
     for (int64_t i = 0; i < dim / 2; ++i) {
-      bool half = layout == RopeLayout::half;
-      cols[half ? i : 2 * i] = {omega[i], K::sin};
-      cols[half ? dim / 2 + i : 2 * i + 1] = {omega[i], K::cos};
+      cols[half ? i : 2 * i] = {omega[i], 0.0};
+      cols[half ? dim / 2 + i : 2 * i + 1] = {omega[i], cosine};
     }
     break;
   }
   case SinusoidalConvention::fairseq: {
-    // emb = log(base) / (h - 1); omega_i = exp(-i * emb), as fairseq.
+    // emb = log(base) / (h - 1); omega_i = exp(-i * emb), as fairseq. An
+    // odd dim's last column stays zero.
     int64_t h = dim / 2;
     double step = std::log(base) / double(h - 1);
     for (int64_t i = 0; i < h; ++i) {
       double omega = std::exp(-double(i) * step);
-      cols[i] = {omega, K::sin};
-      cols[h + i] = {omega, K::cos};
+      cols[i] = {omega, 0.0};
+      cols[h + i] = {omega, cosine};
     }
     break;
   }
@@ -179,9 +180,9 @@ mlir::posenc::sinusoidalColumns(SinusoidalConvention convention,
     for (int64_t j = 0; j < dim; ++j) {
       double omega = 1.0 / std::pow(base, 2.0 * double(j / 2) / double(dim));
       if (j % 2 == 0)
-        cols[j / 2] = {omega, K::sin};
+        cols[j / 2] = {omega, 0.0};
       else
-        cols[sinCols + j / 2] = {omega, K::cos};
+        cols[sinCols + j / 2] = {omega, cosine};
     }
     break;
   }

@@ -119,9 +119,8 @@ std::optional<SmallVector<double>> evalSinusoidal(SinusoidalOp op) {
   // sin(p·ω + φ), as the lowering computes it.
   for (int64_t pos : p->ints)
     for (const SinusoidalColumn &c : cols) {
-      bool zero = c.kind == SinusoidalColumn::zero || pos == paddingIdx;
-      double phase = c.kind == SinusoidalColumn::cos ? M_PI / 2 : 0.0;
-      out.push_back(zero ? 0.0 : std::sin(double(pos) * c.omega + phase));
+      out.push_back(
+          pos == paddingIdx ? 0.0 : std::sin(double(pos) * c.omega + c.phase));
     }
   return out;
 }

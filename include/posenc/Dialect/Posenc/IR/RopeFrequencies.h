@@ -17,11 +17,12 @@ namespace mlir::posenc {
 /// ω_i = base^(-2i/R) for i < R/2.
 llvm::SmallVector<double> unscaledRopeFrequencies(double base, int64_t rotary);
 
-/// Column d of a posenc.sinusoidal table: sin or cos of p·omega, or 0.
+/// Column d of a posenc.sinusoidal table at position p: sin(p·omega +
+/// phase), with phase = π/2 for a cosine and omega = phase = 0 for a zero
+/// column, so every element is one sine.
 struct SinusoidalColumn {
-  enum Kind : int8_t { sin = 0, cos = 1, zero = 2 };
-  double omega;
-  Kind kind;
+  double omega = 0.0;
+  double phase = 0.0;
 };
 
 /// The D columns of posenc.sinusoidal under `convention` and `layout` (the
