@@ -302,7 +302,8 @@ llvm::Expected<std::string>
 mlir::posenc::runtime::withThreads(StringRef pipeline, int64_t threads) {
   if (threads < 0)
     return makeError("threads = " + llvm::Twine(threads) +
-                     " must be >= 0 (0: every core, 1: no threads)");
+                     " must be >= 0 (0: POSENC_NUM_THREADS, else every "
+                     "core; 1: no threads)");
   StringRef name = "posenc-lower-to-cpu";
   std::string option = "num-threads=" + std::to_string(threads);
   std::string out;

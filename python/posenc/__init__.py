@@ -38,7 +38,10 @@ def to_bf16(x):
 
 def from_bf16(bits):
     """bfloat16 bit patterns -> float32."""
-    return (np.asarray(bits, np.uint16).astype(np.uint32) << 16).view(np.float32)
+    bits = np.asarray(bits)
+    if bits.dtype.kind not in "ui" and bits.size:
+        raise TypeError(f"from_bf16 takes bfloat16 bit patterns (uint16), got {bits.dtype}")
+    return (bits.astype(np.uint16).astype(np.uint32) << 16).view(np.float32)
 
 
 class Module:
@@ -115,10 +118,11 @@ def _read_source(source):
     one); another str is a path when it names a file or ends in .mlir."""
     if isinstance(source, os.PathLike) or (
             isinstance(source, str) and not any(c in source for c in "\n{") and
-            (os.path.isfile(source) or source.endswith(".mlir"))):
+            (os.path.exists(source) or source.endswith(".mlir"))):
         path = os.fspath(source)
         try:
-            with open(path, encoding="utf-8") as f:  # FileNotFoundError names it
+            # FileNotFoundError and IsADirectoryError name the path.
+            with open(path, encoding="utf-8") as f:
                 return f.read(), path
         except UnicodeDecodeError as e:
             raise ValueError(f"compile(): {path} is not UTF-8 text ({e.reason} at byte "

@@ -420,3 +420,13 @@ def test_hostile_round_of_the_new_api(tmp_path):
         posenc.compile(bad)
     with pytest.raises(posenc.Error, match=r"2 public functions \(@f, @g\); name the entry point"):
         posenc.compile("func.func @f() { return }\nfunc.func @g() { return }").call("")
+
+
+def test_new_user_round(tmp_path):
+    """What a README walk on a fresh clone found: float arrays given to
+    from_bf16 and a directory given to compile are refused by name."""
+    with pytest.raises(TypeError, match="bfloat16 bit patterns .*got float32"):
+        posenc.from_bf16(np.array([1.5], np.float32))
+    assert posenc.from_bf16([]).size == 0
+    with pytest.raises(IsADirectoryError, match=str(tmp_path)):
+        posenc.compile(str(tmp_path))
