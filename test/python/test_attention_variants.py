@@ -163,7 +163,7 @@ def test_sinks_match_reference(target, b, sq, sk, hq, hkv, d, attrs, kw):
 
 @pytest.mark.parametrize("sinks_type,message", [
     ("tensor<4xf32>", "sinks has 4 logits but q has 2 heads"),
-    ("tensor<2x1xf32>", "sinks must be [Hq] f32 (one logit per query head), got"),
+    ("tensor<2x1xf32>", "sinks must be [Hq] f32 (one logit per query head, in the compute type: f32, or f64 for f64 q), got"),
     ("tensor<2xf16>", "sinks must be [Hq] f32"),
 ])
 def test_sinks_diagnostics(sinks_type, message, tmp_path):

@@ -1,6 +1,8 @@
 """posenc-fuse-bias-into-attention + tiled attention: fused (bias computed
 in score_mod) vs unfused (bias materialized) vs the float64 reference."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -11,7 +13,8 @@ UNFUSED = "posenc-lower-to-cpu{fuse-bias=false}"
 
 
 def build(kind, b, sq, sk, hq, hkv, d, causal, elem, rng):
-    f = {"f32": np.float32}.get(elem)
+    f = {"f32": np.float32, "f64": np.float64}.get(elem)
+    be = "f64" if elem == "f64" else "f32"  # the bias ops' element type
     def rand(*shape):
         x = rng.uniform(-1, 1, size=shape)
         return (to_bf16(x), from_bf16(to_bf16(x))) if elem == "bf16" else (x.astype(f), x.astype(f))
@@ -21,13 +24,13 @@ def build(kind, b, sq, sk, hq, hkv, d, causal, elem, rng):
     qp = kp[sk - sq:].copy()
     args = [("q", type_of(q)), ("k", type_of(k)), ("v", type_of(v)), ("qp", type_of(qp)), ("kp", type_of(kp))]
     inputs = [q, k, v, qp, kp]
-    bt = tensor_type((hq, sq, sk), "f32")
+    bt = tensor_type((hq, sq, sk), be)
     if kind == "alibi":
         body = [f"%b = posenc.alibi_bias %qp, %kp mode causal {{num_heads = {hq} : i64}} : "
                 f"{type_of(qp)}, {type_of(kp)} -> {bt}"]
         bias = ref.alibi_bias(qp, kp, hq)
     elif kind == "t5":
-        table = rng.standard_normal((32, hq)).astype(np.float32)
+        table = rng.standard_normal((32, hq)).astype(f or np.float32)
         args.append(("t", type_of(table)))
         inputs.append(table)
         body = [f"%b = posenc.rel_bias %t, %qp, %kp kind t5 {{num_buckets = 32 : i64, "
@@ -39,13 +42,13 @@ def build(kind, b, sq, sk, hq, hkv, d, causal, elem, rng):
         emb, emb64 = rand(2 * m + 1, hq, d) if kind == "shaw_heads" else rand(2 * m + 1, d)
         args.append(("e", type_of(emb)))
         inputs.append(emb)
-        bt = tensor_type((b, hq, sq, sk), "f32")
+        bt = tensor_type((b, hq, sq, sk), be)
         body = [f"%qf = arith.extf %q : {type_of(q)} to {tensor_type(q.shape, 'f32')}" if elem == "bf16" else "",
                 f"%ef = arith.extf %e : {type_of(emb)} to {tensor_type(emb.shape, 'f32')}" if elem == "bf16" else ""]
         body = [x for x in body if x]
         qn, en = ("%qf", "%ef") if elem == "bf16" else ("%q", "%e")
         body.append(f"%b = posenc.rel_key_bias {qn}, {en}, %qp, %kp {{max_distance = {m} : i64}} : "
-                    f"{tensor_type(q.shape, 'f32')}, {tensor_type(emb.shape, 'f32')}, {type_of(qp)}, "
+                    f"{tensor_type(q.shape, be)}, {tensor_type(emb.shape, be)}, {type_of(qp)}, "
                     f"{type_of(kp)} -> {bt}")
         bias = ref.rel_key_bias(q64, emb64, qp, kp, m)
     rt = tensor_type((b, sq, hq, d), elem)
@@ -81,6 +84,22 @@ def test_fused_bf16(rng, kind):
     (unfused,) = run(ir, inputs, pipeline=UNFUSED)
     assert rel_err(from_bf16(fused), expected) <= 1e-2
     assert rel_err(from_bf16(unfused), expected) <= 1e-2
+
+
+@pytest.mark.parametrize("kind", ["alibi", "t5", "shaw", "shaw_heads"])
+@pytest.mark.parametrize("b,sq,sk,hq,hkv", [(1, 24, 40, 8, 2), (1, 1, 77, 8, 8)])
+def test_fused_f64(rng, kind, b, sq, sk, hq, hkv):
+    """f64 bias ops and f64 attention compute in f64, fused or not: the
+    float64 reference to 1e-12 (f32 arithmetic would stop near 1e-7)."""
+    ir, inputs, expected = build(kind, b, sq, sk, hq, hkv, 16, True, "f64", rng)
+    fused_ir = opt(ir, "-posenc-fuse-bias-into-attention")
+    assert "bias(" not in fused_ir
+    assert re.search(r"score_mod \{\s*\^bb0\(%\w+: f64", fused_ir)
+    (fused,) = run(ir, inputs)
+    (unfused,) = run(ir, inputs, pipeline=UNFUSED)
+    assert fused.dtype == np.float64
+    assert rel_err(fused, expected) <= 1e-12
+    assert rel_err(unfused, expected) <= 1e-12
 
 
 @pytest.mark.parametrize("tiles", [(1, 1), (7, 5), (64, 128)])

@@ -707,6 +707,12 @@ struct ConvertPosencAttentionToGPUPass
   LogicalResult lower(AttentionOp op) {
     auto qTy = op.getQ().getType(), kTy = op.getK().getType(),
          vTy = op.getV().getType();
+    // The kernel keeps its tiles and softmax state in f32 shared memory.
+    if (!op.getComputeType().isF32())
+      return op.emitOpError()
+             << "convert-posenc-attention-to-gpu: the GPU kernel computes in "
+                "f32; f64 attention (computed in f64) runs on the CPU "
+                "pipeline (posenc-lower-to-cpu)";
     int64_t dk = qTy.getDimSize(3), dv = vTy.getDimSize(3);
     int64_t hq = qTy.getDimSize(2), hkv = kTy.getDimSize(2);
     if (ShapedType::isDynamic(dk) || ShapedType::isDynamic(dv) ||

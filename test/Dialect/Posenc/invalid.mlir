@@ -1116,9 +1116,19 @@ func.func @attention_scale_underflows(%q: tensor<1x4x2x8xf32>) -> tensor<1x4x2x8
 
 // -----
 
-func.func @attention_f64(%q: tensor<1x4x2x8xf64>) -> tensor<1x4x2x8xf64> {
+func.func @attention_i32(%q: tensor<1x4x2x8xi32>) -> tensor<1x4x2x8xi32> {
+  %o = tensor.empty() : tensor<1x4x2x8xi32>
+  // expected-error@+1 {{'posenc.attention' op operand #0 must be ranked tensor or memref of f32, f16, bf16 or f64 values}}
+  %r = posenc.attention %q, %q, %q outs(%o) : tensor<1x4x2x8xi32>, tensor<1x4x2x8xi32>, tensor<1x4x2x8xi32>, tensor<1x4x2x8xi32>
+  return %r : tensor<1x4x2x8xi32>
+}
+
+// -----
+
+// f64 attention computes in f64: sinks and score_mod speak the compute type.
+func.func @attention_f64_sinks_f32(%q: tensor<1x4x2x8xf64>, %s: tensor<2xf32>) -> tensor<1x4x2x8xf64> {
   %o = tensor.empty() : tensor<1x4x2x8xf64>
-  // expected-error@+1 {{'posenc.attention' op operand #0 must be ranked tensor or memref of f32, f16 or bf16 values}}
-  %r = posenc.attention %q, %q, %q outs(%o) : tensor<1x4x2x8xf64>, tensor<1x4x2x8xf64>, tensor<1x4x2x8xf64>, tensor<1x4x2x8xf64>
+  // expected-error@+1 {{'posenc.attention' op sinks must be [Hq] f64}}
+  %r = posenc.attention %q, %q, %q sinks(%s : tensor<2xf32>) outs(%o) : tensor<1x4x2x8xf64>, tensor<1x4x2x8xf64>, tensor<1x4x2x8xf64>, tensor<1x4x2x8xf64>
   return %r : tensor<1x4x2x8xf64>
 }

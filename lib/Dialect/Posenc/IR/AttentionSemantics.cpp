@@ -16,17 +16,23 @@
 using namespace mlir;
 using namespace mlir::posenc;
 
-static Value f32(OpBuilder &b, Location loc, float v) {
-  return arith::ConstantOp::create(b, loc, b.getF32FloatAttr(v));
+/// A constant of `like`'s float type (f32 or f64: the compute type).
+static Value constantLike(OpBuilder &b, Location loc, Value like, double v) {
+  return arith::ConstantOp::create(b, loc, b.getFloatAttr(like.getType(), v));
 }
 
-static Value negInf(OpBuilder &b, Location loc) {
-  return f32(b, loc, -std::numeric_limits<float>::infinity());
+static Value negInf(OpBuilder &b, Location loc, Value like) {
+  return constantLike(b, loc, like, -std::numeric_limits<double>::infinity());
 }
 
 static Value isNegInf(OpBuilder &b, Location loc, Value x) {
   return arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, x,
-                               negInf(b, loc));
+                               negInf(b, loc, x));
+}
+
+FloatType attention::computeTypeFor(Type elementType) {
+  Builder b(elementType.getContext());
+  return elementType.isF64() ? b.getF64Type() : b.getF32Type();
 }
 
 Value attention::addBias(OpBuilder &b, Location loc, Value score, Value bias) {
@@ -36,7 +42,7 @@ Value attention::addBias(OpBuilder &b, Location loc, Value score, Value bias) {
 
 Value attention::applyMask(OpBuilder &b, Location loc, Value masked,
                            Value score) {
-  return arith::SelectOp::create(b, loc, masked, negInf(b, loc), score);
+  return arith::SelectOp::create(b, loc, masked, negInf(b, loc, score), score);
 }
 
 Value attention::isCausallyMasked(OpBuilder &b, Location loc, Value i, Value j,
@@ -67,7 +73,8 @@ Value attention::isOutsideChunk(OpBuilder &b, Location loc, Value i, Value j,
 
 Value attention::sinkSum(OpBuilder &b, Location loc, Value sink) {
   return arith::SelectOp::create(b, loc, isNegInf(b, loc, sink),
-                                 f32(b, loc, 0.0f), f32(b, loc, 1.0f));
+                                 constantLike(b, loc, sink, 0.0),
+                                 constantLike(b, loc, sink, 1.0));
 }
 
 Value attention::combineMax(OpBuilder &b, Location loc, Value x, Value y) {
@@ -76,7 +83,7 @@ Value attention::combineMax(OpBuilder &b, Location loc, Value x, Value y) {
 
 Value attention::softmaxShift(OpBuilder &b, Location loc, Value rowMax) {
   return arith::SelectOp::create(b, loc, isNegInf(b, loc, rowMax),
-                                 f32(b, loc, 0.0f), rowMax);
+                                 constantLike(b, loc, rowMax, 0.0), rowMax);
 }
 
 Value attention::rescaleFactor(OpBuilder &b, Location loc, Value oldMax,
@@ -91,15 +98,16 @@ Value attention::softmaxWeight(OpBuilder &b, Location loc, Value score,
   Value p =
       math::ExpOp::create(b, loc, arith::SubFOp::create(b, loc, score, shift));
   return arith::SelectOp::create(b, loc, isNegInf(b, loc, score),
-                                 f32(b, loc, -0.0f), p);
+                                 constantLike(b, loc, score, -0.0), p);
 }
 
 Value attention::isMaskedWeight(OpBuilder &b, Location loc, Value weight) {
-  // -0.0 compares equal to +0.0: test the bits.
-  Type i32 = b.getI32Type();
-  Value bits = arith::BitcastOp::create(b, loc, i32, weight);
+  // -0.0 compares equal to +0.0: test the bits (the sign bit alone).
+  unsigned width = weight.getType().getIntOrFloatBitWidth();
+  Type bitsTy = b.getIntegerType(width);
+  Value bits = arith::BitcastOp::create(b, loc, bitsTy, weight);
   Value minusZero = arith::ConstantOp::create(
-      b, loc, b.getIntegerAttr(i32, int64_t(0x80000000u)));
+      b, loc, b.getIntegerAttr(bitsTy, APInt::getSignMask(width)));
   return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, bits,
                                minusZero);
 }
@@ -112,7 +120,7 @@ Value attention::accumulateWeighted(OpBuilder &b, Location loc, Value weight,
 }
 
 Value attention::normalize(OpBuilder &b, Location loc, Value acc, Value sum) {
-  Value zero = f32(b, loc, 0.0f);
+  Value zero = constantLike(b, loc, sum, 0.0);
   Value empty =
       arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, sum, zero);
   return arith::SelectOp::create(b, loc, empty, zero,
@@ -172,9 +180,8 @@ Value buildScoreImpl(OpT op, OpBuilder &builder, Location loc, Value scaledDot,
                      Value bias, ValueRange indices, Value causalOffset) {
   Value s = scaledDot;
   if (FloatAttr cap = op.getSoftcapAttr()) {
-    // c·tanh(s / c), in f32 like the score.
-    Value c = arith::ConstantOp::create(
-        builder, loc, builder.getF32FloatAttr(float(cap.getValueAsDouble())));
+    // c·tanh(s / c), in the compute type like the score.
+    Value c = constantLike(builder, loc, s, cap.getValueAsDouble());
     Value t = math::TanhOp::create(builder, loc,
                                    arith::DivFOp::create(builder, loc, s, c));
     s = arith::MulFOp::create(builder, loc, c, t);
@@ -226,6 +233,9 @@ Value diagonalImpl(OpT op, OpBuilder &builder, Location loc) {
 } // namespace
 
 #define POSENC_ATTENTION_SCORE_METHODS(OpT)                                    \
+  FloatType OpT::getComputeType() {                                            \
+    return attention::computeTypeFor(getQ().getType().getElementType());       \
+  }                                                                            \
   std::optional<double> OpT::getScaleOrDefault() {                             \
     return scaleOrDefault(*this);                                              \
   }                                                                            \

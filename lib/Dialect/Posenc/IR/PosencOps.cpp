@@ -788,6 +788,11 @@ LogicalResult RelKeyBiasOp::verify() {
 // AttentionOp
 //===----------------------------------------------------------------------===//
 
+/// "f32" or "f64" (a diagnostic would quote a streamed type).
+static StringRef computeTypeName(FloatType type) {
+  return type.isF64() ? "f64" : "f32";
+}
+
 /// Checks that `scale`, when given, is usable.
 static LogicalResult verifyScale(Operation *op, std::optional<APFloat> scale) {
   if (!scale)
@@ -954,9 +959,11 @@ LogicalResult AttentionOp::verify() {
     return failure();
   if (Value sinks = getSinks()) {
     auto ty = cast<ShapedType>(sinks.getType());
-    if (ty.getRank() != 1 || !ty.getElementType().isF32())
-      return emitOpError() << "sinks must be [Hq] f32 (one logit per query "
-                              "head), got "
+    if (ty.getRank() != 1 || ty.getElementType() != getComputeType())
+      return emitOpError() << "sinks must be [Hq] "
+                           << computeTypeName(getComputeType())
+                           << " (one logit per query head, in the compute "
+                              "type: f32, or f64 for f64 q), got "
                            << ty;
     // A dynamic length is checked where the op runs (insert-shape-checks).
     record(DimConstraint::Kind::equal, "number of heads",
@@ -989,32 +996,36 @@ void AttentionOp::getEffects(
   }
 }
 
-/// score_mod takes (score: f32, b, h, i, j: index) and yields an f32.
-static LogicalResult verifyScoreModRegion(Operation *op, Block *block) {
+/// score_mod takes (score, b, h, i, j: index) and yields a score, scores
+/// of the op's compute type `score`.
+static LogicalResult verifyScoreModRegion(Operation *op, Block *block,
+                                          FloatType score) {
   if (!block)
     return success();
   Builder b(op->getContext());
-  SmallVector<Type> expected = {b.getF32Type(), b.getIndexType(),
-                                b.getIndexType(), b.getIndexType(),
-                                b.getIndexType()};
+  SmallVector<Type> expected = {score, b.getIndexType(), b.getIndexType(),
+                                b.getIndexType(), b.getIndexType()};
   if (block->getArgumentTypes() != ArrayRef<Type>(expected)) {
     InFlightDiagnostic diag = op->emitOpError()
-                              << "score_mod block must take (score: f32, b, "
-                                 "h, i, j: index), got (";
+                              << "score_mod block must take (score: "
+                              << computeTypeName(score)
+                              << ", b, h, i, j: index), got (";
     llvm::interleaveComma(block->getArgumentTypes(), diag);
     return diag << ")";
   }
   auto yield = dyn_cast<YieldOp>(block->getTerminator());
   if (!yield)
     return op->emitOpError() << "score_mod must end with posenc.yield";
-  if (yield.getValue().getType() != b.getF32Type())
-    return op->emitOpError() << "score_mod must yield an f32 score, got "
-                             << yield.getValue().getType();
+  if (yield.getValue().getType() != score)
+    return op->emitOpError()
+           << "score_mod must yield an " << computeTypeName(score)
+           << " score, got " << yield.getValue().getType();
   return success();
 }
 
 LogicalResult AttentionOp::verifyRegions() {
-  return verifyScoreModRegion(getOperation(), getScoreModBlock());
+  return verifyScoreModRegion(getOperation(), getScoreModBlock(),
+                              getComputeType());
 }
 
 namespace {
@@ -1087,6 +1098,18 @@ OnlineAttentionOp::inferReturnTypes(MLIRContext *, std::optional<Location>,
 }
 
 LogicalResult OnlineAttentionOp::verify() {
+  // The state is kept in the compute type.
+  for (auto [name, value] : {std::pair<StringRef, Value>{"acc", getAcc()},
+                             {"max", getMax()},
+                             {"sum", getSum()}}) {
+    Type elem = cast<ShapedType>(value.getType()).getElementType();
+    if (elem != getComputeType())
+      return emitOpError() << name << " must be "
+                           << computeTypeName(getComputeType())
+                           << " (the compute type: f32, or f64 for f64 q), "
+                              "got "
+                           << value.getType();
+  }
   return verifyAttentionOperands(*this,
                                  {{"acc", getAcc(), 4, "[B, Sq, Hq, Dv]", true},
                                   {"max", getMax(), 3, "[B, Sq, Hq]", false},
@@ -1095,7 +1118,8 @@ LogicalResult OnlineAttentionOp::verify() {
 }
 
 LogicalResult OnlineAttentionOp::verifyRegions() {
-  return verifyScoreModRegion(getOperation(), getScoreModBlock());
+  return verifyScoreModRegion(getOperation(), getScoreModBlock(),
+                              getComputeType());
 }
 
 void OnlineAttentionOp::getCanonicalizationPatterns(RewritePatternSet &results,

@@ -41,7 +41,7 @@ namespace {
 ///   row-major (few rows):   S[R, n] = (scale·Q)[R, Dk]·K[n, Dk]ᵀ
 ///                           (dot products along Dk: decode).
 /// The row statistics then run along contiguous rows of the scores. The
-/// scaled f32 Q depends on no key, so a loop over key blocks hoists it.
+/// scaled Q depends on no key, so a loop over key blocks hoists it.
 struct UnitStep {
   OnlineAttentionOp op;
   int64_t group;
@@ -108,41 +108,41 @@ struct UnitStep {
     return AffineMap::get(2, 0, exprs, ctx);
   }
 
-  /// True (i1) when every element of the f32 tensor `t` is finite: the
+  /// True (i1) when every element of the tensor `t` is finite: the
   /// sum of t·0 is 0 then, and NaN otherwise (0·Inf = NaN). A float sum
   /// in any order is a vector reduction; an i1 "and" over the elements
   /// stays scalar.
   static Value allFinite(LinalgBuilder &e, Value t) {
     int64_t rank = cast<RankedTensorType>(t.getType()).getRank();
-    Value init = e.filled({}, e.cF32(0.0f));
+    Value init = e.filled({}, e.cCompute(0.0));
     Value sum = e.generic(
         init.getType(), t, init,
         {e.b.getMultiDimIdentityMap(rank),
          AffineMap::get(rank, 0, {}, e.b.getContext())},
         SmallVector<IT>(rank, IT::reduction),
         [&](OpBuilder &nb, Location nl, ValueRange args) {
-          LinalgBuilder n{nb, nl};
-          Value zero =
-              arith::MulFOp::create(nb, nl, n.toF32(args[0]), n.cF32(0.0f));
+          LinalgBuilder n = e.nested(nb, nl);
+          Value zero = arith::MulFOp::create(nb, nl, n.toCompute(args[0]),
+                                             n.cCompute(0.0));
           yieldValues(nb, nl,
                       arith::AddFOp::create(nb, nl, args[1], zero,
                                             arith::FastMathFlags::reassoc));
         });
     Value total = tensor::ExtractOp::create(e.b, e.loc, sum, ValueRange{});
     return arith::CmpFOp::create(e.b, e.loc, arith::CmpFPredicate::OEQ, total,
-                                 e.cF32(0.0f));
+                                 e.cCompute(0.0));
   }
 
   FailureOr<SmallVector<Value>> build(OpBuilder &b) {
     Location loc = op.getLoc();
-    LinalgBuilder e{b, loc};
+    Type ct = op.getComputeType();
+    LinalgBuilder e{b, loc, ct};
     MLIRContext *ctx = b.getContext();
-    Type f32 = b.getF32Type();
     auto d = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
     AffineMap id2 = b.getMultiDimIdentityMap(2),
               id1 = b.getMultiDimIdentityMap(1);
     AffineMap row = AffineMap::get(2, 0, {d(rowDim())}, ctx);
-    float negInf = -std::numeric_limits<float>::infinity();
+    double negInf = -std::numeric_limits<double>::infinity();
 
     // Rows and keys as 2-D operands; unit dims merge whatever the strides.
     SmallVector<ReassociationIndices> rows4 = {{0, 1, 2}, {3}},
@@ -156,8 +156,8 @@ struct UnitStep {
     Value sum = collapse(b, loc, op.getSum(), rows3);
     OpFoldResult R = e.dim(acc, 0), n = e.dim(k, 0);
 
-    // scale·Q in f32, written row-contiguous (row-major) or transposed
-    // (key-major) into a fresh tensor, then seen as 2-D.
+    // scale·Q in the compute type, written row-contiguous (row-major) or
+    // transposed (key-major) into a fresh tensor, then seen as 2-D.
     Value q = op.getQ();
     SmallVector<OpFoldResult> qSizes = e.sizes(q);
     AffineMap id4 = b.getMultiDimIdentityMap(4);
@@ -167,16 +167,16 @@ struct UnitStep {
         keyMajor ? SmallVector<OpFoldResult>{qSizes[3], qSizes[0], qSizes[1],
                                              qSizes[2]}
                  : qSizes;
-    Value qInit = e.empty(qOutSizes, f32);
-    Value qScaled =
-        e.generic(qInit.getType(), q, qInit, {id4, qOut},
-                  SmallVector<IT>(4, IT::parallel),
-                  [&](OpBuilder &nb, Location nl, ValueRange args) {
-                    LinalgBuilder nn{nb, nl};
-                    yieldValues(nb, nl,
-                                arith::MulFOp::create(nb, nl, nn.toF32(args[0]),
-                                                      nn.cF32(float(scale))));
-                  });
+    Value qInit = e.empty(qOutSizes, ct);
+    Value qScaled = e.generic(
+        qInit.getType(), q, qInit, {id4, qOut},
+        SmallVector<IT>(4, IT::parallel),
+        [&](OpBuilder &nb, Location nl, ValueRange args) {
+          LinalgBuilder nn = e.nested(nb, nl);
+          yieldValues(nb, nl,
+                      arith::MulFOp::create(nb, nl, nn.toCompute(args[0]),
+                                            nn.cCompute(scale)));
+        });
     Value qs = collapse(
         b, loc, qScaled,
         keyMajor ? SmallVector<ReassociationIndices>{{0}, {1, 2, 3}} : rows4);
@@ -189,7 +189,7 @@ struct UnitStep {
     SmallVector<OpFoldResult> sSizes = keyMajor
                                            ? SmallVector<OpFoldResult>{n, R}
                                            : SmallVector<OpFoldResult>{R, n};
-    Value zeros = e.filled(sSizes, e.cF32(0.0f));
+    Value zeros = e.filled(sSizes, e.cCompute(0.0));
     AffineExpr m, nn, kk;
     bindDims(ctx, m, nn, kk);
     Value s = keyMajor ? matmul(b, loc, k, qs, zeros, {})
@@ -215,14 +215,14 @@ struct UnitStep {
       s = e.generic(
           sTy, inputs, s, maps, SmallVector<IT>(2, IT::parallel),
           [&](OpBuilder &nb, Location nl, ValueRange args) {
-            LinalgBuilder nn{nb, nl};
+            LinalgBuilder nn = e.nested(nb, nl);
             Value r = nn.index(rowDim()), h = nn.cIndex(0), i = r;
             if (group > 1) {
               h = arith::RemUIOp::create(nb, nl, r, nn.cIndex(group));
               i = arith::DivUIOp::create(nb, nl, r, nn.cIndex(group));
             }
             SmallVector<Value> idx = {nn.cIndex(0), h, i, nn.index(keyDim())};
-            Value biasAt = inputs.empty() ? Value() : nn.toF32(args[0]);
+            Value biasAt = inputs.empty() ? Value() : nn.toCompute(args[0]);
             yieldValues(
                 nb, nl,
                 op.buildScore(nb, nl, args.back(), biasAt, idx, diagonal));
@@ -233,13 +233,13 @@ struct UnitStep {
     // the state writes into the outs it replaces, so a loop over key
     // blocks keeps its state in place after bufferization.
     Value blockMax = e.generic(
-        max.getType(), s, e.filled({R}, e.cF32(negInf)), {id2, row},
+        max.getType(), s, e.filled({R}, e.cCompute(negInf)), {id2, row},
         rowReduction(), [&](OpBuilder &nb, Location nl, ValueRange args) {
           yieldValues(nb, nl, attention::combineMax(nb, nl, args[0], args[1]));
         });
     auto update = linalg::GenericOp::create(
         b, loc, TypeRange{max.getType(), max.getType()}, ValueRange{blockMax},
-        ValueRange{max, e.empty({R}, f32)}, ArrayRef<AffineMap>{id1, id1, id1},
+        ValueRange{max, e.empty({R}, ct)}, ArrayRef<AffineMap>{id1, id1, id1},
         IT::parallel, [&](OpBuilder &nb, Location nl, ValueRange args) {
           Value mNew = attention::combineMax(nb, nl, args[1], args[0]);
           Value alpha = attention::rescaleFactor(nb, nl, args[1], mNew);
@@ -279,13 +279,13 @@ struct UnitStep {
     AffineMap vMap = AffineMap::get(3, 0, {kk, nn}, ctx),
               accMap = AffineMap::get(3, 0, {m, nn}, ctx);
     AffineMap rowOf2 = AffineMap::get(2, 0, {d(0)}, ctx);
-    Value pv = matmul(b, loc, p, v, e.filled(e.sizes(acc), e.cF32(0.0f)),
+    Value pv = matmul(b, loc, p, v, e.filled(e.sizes(acc), e.cCompute(0.0)),
                       keyMajor ? SmallVector<AffineMap>{pMap, vMap, accMap}
                                : SmallVector<AffineMap>{});
     auto branch = scf::IfOp::create(
         b, loc, allFinite(e, pv),
         [&](OpBuilder &nb, Location nl) {
-          LinalgBuilder nn{nb, nl};
+          LinalgBuilder nn = e.nested(nb, nl);
           Value sumPV =
               nn.generic(acc.getType(), {alpha, pv}, acc, {rowOf2, id2, id2},
                          SmallVector<IT>(2, IT::parallel),
@@ -297,7 +297,7 @@ struct UnitStep {
           scf::YieldOp::create(nb, nl, sumPV);
         },
         [&](OpBuilder &nb, Location nl) {
-          LinalgBuilder nn{nb, nl};
+          LinalgBuilder nn = e.nested(nb, nl);
           Value accScaled = nn.generic(
               acc.getType(), alpha, acc, {rowOf2, id2},
               SmallVector<IT>(2, IT::parallel),
@@ -309,10 +309,11 @@ struct UnitStep {
               accScaled.getType(), {p, v}, accScaled, {pMap, vMap, accMap},
               {IT::parallel, IT::parallel, IT::reduction},
               [&](OpBuilder &bb, Location bl, ValueRange args) {
-                LinalgBuilder nb2{bb, bl};
-                yieldValues(bb, bl,
-                            attention::accumulateWeighted(
-                                bb, bl, args[0], nb2.toF32(args[1]), args[2]));
+                LinalgBuilder nb2 = e.nested(bb, bl);
+                yieldValues(
+                    bb, bl,
+                    attention::accumulateWeighted(
+                        bb, bl, args[0], nb2.toCompute(args[1]), args[2]));
               });
           scf::YieldOp::create(nb, nl, sumPV);
         });
@@ -351,19 +352,19 @@ decomposeAttention(OpBuilder &b, AttentionOp op,
   if (!decomposable(op))
     return failure();
   Location loc = op.getLoc();
-  LinalgBuilder e{b, loc};
+  Type ct = op.getComputeType();
+  LinalgBuilder e{b, loc, ct};
   SmallVector<OpFoldResult> rows = {e.dim(op.getQ(), 0), e.dim(op.getQ(), 1),
                                     e.dim(op.getQ(), 2)};
   SmallVector<OpFoldResult> accSizes = rows;
   accSizes.push_back(e.dim(op.getV(), 3));
-  Value acc = e.filled(accSizes, e.cF32(0.0f));
+  Value acc = e.filled(accSizes, e.cCompute(0.0));
   Value max, sum;
   if (Value sinks = op.getSinks()) {
     // Each head's sink starts its rows' state: max = sink_h, sum =
     // exp(sink_h - max) = 1 (a -inf sink: the usual -inf and 0).
     MLIRContext *ctx = b.getContext();
-    Value maxInit = e.empty(rows, b.getF32Type()),
-          sumInit = e.empty(rows, b.getF32Type());
+    Value maxInit = e.empty(rows, ct), sumInit = e.empty(rows, ct);
     auto init = linalg::GenericOp::create(
         b, loc, TypeRange{maxInit.getType(), sumInit.getType()},
         ValueRange{sinks}, ValueRange{maxInit, sumInit},
@@ -378,8 +379,8 @@ decomposeAttention(OpBuilder &b, AttentionOp op,
     max = init.getResult(0);
     sum = init.getResult(1);
   } else {
-    max = e.filled(rows, e.cF32(-std::numeric_limits<float>::infinity()));
-    sum = e.filled(rows, e.cF32(0.0f));
+    max = e.filled(rows, e.cCompute(-std::numeric_limits<double>::infinity()));
+    sum = e.filled(rows, e.cCompute(0.0));
   }
   SmallVector<Value> offsets(op.getOffsets());
   if (offsets.empty() && op.getChunk()) // key blocks shift the chunks' phase

@@ -54,9 +54,9 @@ FailureOr<Value> mlir::posenc::buildMlaDecomposition(OpBuilder &rewriter,
   if (ShapedType::isDynamic(dn) || ShapedType::isDynamic(dr) ||
       ShapedType::isDynamic(c))
     return failure();
-  LinalgBuilder e{rewriter, op.getLoc()};
+  Type ct = floatComputeType(op);
+  LinalgBuilder e{rewriter, op.getLoc(), ct};
   MLIRContext *ctx = rewriter.getContext();
-  Type f32 = rewriter.getF32Type();
   double scale = op.getScale() ? op.getScale()->convertToDouble()
                                : 1.0 / std::sqrt(double(dn + dr));
   Value qn = op.getQNope(), qr = op.getQPe(), ckv = op.getCKv(),
@@ -64,12 +64,12 @@ FailureOr<Value> mlir::posenc::buildMlaDecomposition(OpBuilder &rewriter,
   OpFoldResult B = e.dim(qn, 0), Sq = e.dim(qn, 1), H = e.dim(qn, 2),
                Sk = e.dim(ckv, 1), Dv = e.dim(wuv, 1);
   RankedTensorType rTy = op.getResult().getType();
-  // f32 attention over [B, Sq, H, dv] rows.
+  // Attention in the compute type over [B, Sq, H, dv] rows.
   auto attention = [&](Value q, Value k, Value v, OpFoldResult dv) {
     return AttentionOp::create(
                rewriter, op.getLoc(), q, k, v,
                /*bias=*/Value(), /*sinks=*/Value(), /*diagonal=*/Value(),
-               /*offsets=*/ValueRange(), e.empty({B, Sq, H, dv}, f32),
+               /*offsets=*/ValueRange(), e.empty({B, Sq, H, dv}, ct),
                rewriter.getF64FloatAttr(scale), op.getCausalAttr(),
                /*window=*/IntegerAttr(), /*chunk=*/IntegerAttr(),
                /*softcap=*/FloatAttr())
@@ -86,14 +86,14 @@ FailureOr<Value> mlir::posenc::buildMlaDecomposition(OpBuilder &rewriter,
         e.contract(wuv, ckv, dims(ctx, 5, {2, 3, 4}), dims(ctx, 5, {0, 1, 4}),
                    dims(ctx, 5, {0, 1, 2, 3}), {B, Sk, H, Dv});
     // k_pe is shared by the heads.
-    Value kpeInit = e.empty({B, Sk, H, rewriter.getIndexAttr(dr)}, f32);
+    Value kpeInit = e.empty({B, Sk, H, rewriter.getIndexAttr(dr)}, ct);
     Value kpeH = e.generic(
         kpeInit.getType(), kpe, kpeInit,
         {dims(ctx, 4, {0, 1, 3}), rewriter.getMultiDimIdentityMap(4)},
         SmallVector<utils::IteratorType>(4, utils::IteratorType::parallel),
         [&](OpBuilder &nb, Location nl, ValueRange args) {
-          LinalgBuilder n{nb, nl};
-          yieldValues(nb, nl, n.toF32(args[0]));
+          LinalgBuilder n = e.nested(nb, nl);
+          yieldValues(nb, nl, n.toCompute(args[0]));
         });
     Value q = e.concatLastDim(qn, qr);
     Value k = e.concatLastDim(kNope, kpeH);
@@ -107,7 +107,7 @@ FailureOr<Value> mlir::posenc::buildMlaDecomposition(OpBuilder &rewriter,
     Value q = e.concatLastDim(qLat, qr);
     // One kv head: keys [c_kv | k_pe], values c_kv.
     Value k = e.concatLastDim(addHeadDim(e, ckv), addHeadDim(e, kpe));
-    Value v = e.castTensor(addHeadDim(e, ckv), f32);
+    Value v = e.castTensor(addHeadDim(e, ckv), ct);
     Value oLat = attention(q, k, v, rewriter.getIndexAttr(c));
     // out[b, i, h, e] = Σ_c o_lat[b, i, h, c]·w_uv[h, e, c].
     result = e.contract(oLat, wuv, dims(ctx, 5, {0, 1, 2, 4}),

@@ -112,9 +112,10 @@ Value positionAt(LinalgBuilder &e, Value pos, Value b, Value i) {
 class BiasEmitter {
 public:
   BiasEmitter(RewriterBase &rewriter, AttentionOp attn, Operation *producer)
-      : producer(producer) {
+      : producer(producer), compute(floatComputeType(producer)),
+        scoreType(attn.getComputeType()) {
     rewriter.setInsertionPoint(attn);
-    LinalgBuilder e{rewriter, producer->getLoc()};
+    LinalgBuilder e{rewriter, producer->getLoc(), compute};
     if (auto alibi = dyn_cast<AlibiBiasOp>(producer)) {
       alibiMath = AlibiArithmetic::prepare(e, alibi);
       headsFrom = alibi.getResult();
@@ -143,7 +144,10 @@ public:
     }
   }
 
-  /// The bias of score (b, h, i, j) as f32.
+  /// The type the producer's math runs in (as when it is materialized).
+  Type computeType() const { return compute; }
+
+  /// The bias of score (b, h, i, j) in the attention's compute type.
   Value emit(LinalgBuilder &e, Value b, Value h, Value i, Value j) {
     auto positions = [&](Value qPos, Value kPos) {
       return arith::SubIOp::create(e.b, e.loc, positionAt(e, kPos, b, j),
@@ -170,15 +174,16 @@ public:
       Value bb = broadcastIndex(e, qe, 0, b);
       bias = e.extract(qe, {bb, i, hh, r});
     }
-    return e.fromFloat(bias, e.b.getF32Type());
+    return e.fromFloat(bias, scoreType);
   }
 
 private:
   Operation *producer;
+  Type compute, scoreType;
   Value headsFrom;
   std::optional<AlibiArithmetic> alibiMath;
   std::optional<RelBiasArithmetic> relMath;
-  Value distTable; // [H, 2M+1] f32, or null
+  Value distTable; // [H, 2M+1] in the compute type, or null
   int64_t maxDistance = 0;
   Value qe;
 };
@@ -203,12 +208,12 @@ LogicalResult fuse(RewriterBase &rewriter, AttentionOp attn) {
 
   auto *block = new Block();
   Type index = rewriter.getIndexType();
-  block->addArgument(rewriter.getF32Type(), loc);
+  block->addArgument(attn.getComputeType(), loc);
   for (int k = 0; k < 4; ++k)
     block->addArgument(index, loc);
   OpBuilder::InsertionGuard guard(rewriter);
   rewriter.setInsertionPointToStart(block);
-  LinalgBuilder e{rewriter, loc};
+  LinalgBuilder e{rewriter, loc, emitter.computeType()};
   Value s = block->getArgument(0), b = block->getArgument(1),
         h = block->getArgument(2), i = block->getArgument(3),
         j = block->getArgument(4);

@@ -446,15 +446,15 @@ struct OnlineAttentionPartialReduction
       const SetVector<unsigned> &reductionDims) const {
     if (!isKeysOnly(reductionDims))
       return op->emitOpError() << "splits only its keys into partial states";
-    LinalgBuilder e{b, loc};
+    LinalgBuilder e{b, loc, cast<OnlineAttentionOp>(op).getComputeType()};
     SmallVector<OpFoldResult> rows = {sizes[kJ], sizes[kB], sizes[kI],
                                       sizes[kH]};
     SmallVector<OpFoldResult> accSizes = rows;
     accSizes.push_back(sizes[kE]);
     return SmallVector<Value>{
-        e.filled(accSizes, e.cF32(0.0f)),
-        e.filled(rows, e.cF32(-std::numeric_limits<float>::infinity())),
-        e.filled(rows, e.cF32(0.0f))};
+        e.filled(accSizes, e.cCompute(0.0)),
+        e.filled(rows, e.cCompute(-std::numeric_limits<double>::infinity())),
+        e.filled(rows, e.cCompute(0.0))};
   }
 
   FailureOr<TilingResult>

@@ -210,6 +210,10 @@ Value LinalgBuilder::castTensor(Value t, Type elemTy) {
   return generic(ty.clone(elemTy), t, empty(sizes(t), elemTy), {id, id}, its,
                  [&](OpBuilder &nb, Location nl, ValueRange args) {
                    LinalgBuilder n{nb, nl};
-                   yieldValues(nb, nl, n.fromFloat(n.toF32(args[0]), elemTy));
+                   // 16-bit to 16-bit (f16 <-> bf16) goes through f32.
+                   Value x = args[0];
+                   if (x.getType().getIntOrFloatBitWidth() == 16)
+                     x = n.toF32(x);
+                   yieldValues(nb, nl, n.fromFloat(x, elemTy));
                  });
 }

@@ -1,10 +1,11 @@
 //===- AttentionSemantics.h - scalar math of attention ----------*- C++ -*-===//
 //
 // The score step, the mask rule and the online-softmax step of
-// posenc.attention as scalar f32 arithmetic. This is the one statement of
-// that math: the whole-tensor form, the CPU tiles and the GPU kernel (and
-// its emulation) all build their bodies from these functions, so they
-// agree on every input, NaN and Inf included.
+// posenc.attention as scalar arithmetic in the compute type (f32, or f64
+// for f64 operands; each function works in the type of its float operands).
+// This is the one statement of that math: the whole-tensor form, the CPU tiles
+// and the GPU kernel (and its emulation) all build their bodies from these
+// functions, so they agree on every input, NaN and Inf included.
 //
 // The mask rule: a key whose final score is -inf is masked. Its weight is
 // -0.0 (exp never returns -0.0, so the sign marks it), and a masked weight
@@ -20,8 +21,12 @@
 
 namespace mlir::posenc::attention {
 
+/// The type attention computes in for q's element type: f64 for f64, else
+/// f32 (16-bit elements are extended as they are read).
+FloatType computeTypeFor(Type elementType);
+
 /// s + bias, where a -inf bias masks the key whatever s is (s may be NaN
-/// when a masked key's k holds NaN or Inf). f32.
+/// when a masked key's k holds NaN or Inf).
 Value addBias(OpBuilder &b, Location loc, Value score, Value bias);
 
 /// -inf where `masked` (i1), else `score`.
@@ -46,7 +51,7 @@ Value isOutsideChunk(OpBuilder &b, Location loc, Value i, Value j, Value offset,
 
 /// The softmax sum a row's state starts from when its max starts at an
 /// attention sink's logit: exp(sink - sink) = 1, or 0 for a -inf sink (no
-/// sink). f32.
+/// sink).
 Value sinkSum(OpBuilder &b, Location loc, Value sink);
 
 /// Running row max: NaN scores are skipped (maxnumf, which vectorizes);

@@ -15,13 +15,15 @@ include "mlir/Interfaces/SideEffectInterfaces.td"
 // Type constraints
 //===----------------------------------------------------------------------===//
 
-def Posenc_FloatTensor : RankedTensorOf<[F32, F16, BF16]>;
-// The encoding and bias ops also take f64, computed in f64 throughout.
-def Posenc_TableTensor : RankedTensorOf<[F32, F16, BF16, F64]>;
+// Ops compute in f32 (16-bit elements are extended as read), or in f64
+// throughout for f64 operands.
+def Posenc_FloatTensor : RankedTensorOf<[F32, F16, BF16, F64]>;
 // An operand of an op with tensor and buffer forms (attention).
 def Posenc_FloatShaped : Type<
-    Or<[Posenc_FloatTensor.predicate, MemRefOf<[F32, F16, BF16]>.predicate]>,
-    "ranked tensor or memref of f32, f16 or bf16 values", "::mlir::ShapedType">;
+    Or<[Posenc_FloatTensor.predicate,
+        MemRefOf<[F32, F16, BF16, F64]>.predicate]>,
+    "ranked tensor or memref of f32, f16, bf16 or f64 values",
+    "::mlir::ShapedType">;
 def Posenc_PosTensor : RankedTensorOf<[I32, I64]>;
 
 //===----------------------------------------------------------------------===//
@@ -96,7 +98,7 @@ def Posenc_RopeOp : Posenc_Op<"rope", [Pure, AllTypesMatch<["x", "result"]>]> {
     ```
   }];
   let arguments = (ins
-    Posenc_TableTensor:$x,
+    Posenc_FloatTensor:$x,
     Posenc_PosTensor:$pos,
     Posenc_RopeLayoutAttr:$layout,
     DefaultValuedAttr<F64Attr, "10000.0">:$base,
@@ -106,7 +108,7 @@ def Posenc_RopeOp : Posenc_Op<"rope", [Pure, AllTypesMatch<["x", "result"]>]> {
     OptionalAttr<DenseI64ArrayAttr>:$mrope_section,
     UnitAttr:$mrope_interleaved
   );
-  let results = (outs Posenc_TableTensor:$result);
+  let results = (outs Posenc_FloatTensor:$result);
   let assemblyFormat = [{
     $x `,` $pos `layout` `` $layout attr-dict `:` type($x) `,` type($pos)
   }];
@@ -184,7 +186,7 @@ def Posenc_SinusoidalOp : Posenc_Op<"sinusoidal", [Pure]> {
                       "::mlir::posenc::SinusoidalConvention::vaswani">:$convention,
     OptionalAttr<I64Attr>:$padding_idx
   );
-  let results = (outs Posenc_TableTensor:$result);
+  let results = (outs Posenc_FloatTensor:$result);
   let assemblyFormat = [{
     $pos `layout` `` $layout (`convention` `` $convention^)? attr-dict `:`
     type($pos) `->` type($result)
@@ -232,7 +234,7 @@ def Posenc_AlibiBiasOp : Posenc_Op<"alibi_bias", [Pure]> {
     DefaultValuedAttr<F64Attr, "8.0">:$max_bias,
     OptionalAttr<DenseF64ArrayAttr>:$slopes
   );
-  let results = (outs Posenc_TableTensor:$result);
+  let results = (outs Posenc_FloatTensor:$result);
   let assemblyFormat = [{
     $q_pos `,` $k_pos `mode` `` $mode attr-dict `:` type($q_pos) `,`
     type($k_pos) `->` type($result)
@@ -276,7 +278,7 @@ def Posenc_RelBiasOp : Posenc_Op<"rel_bias", [Pure]> {
     ```
   }];
   let arguments = (ins
-    Posenc_TableTensor:$table,
+    Posenc_FloatTensor:$table,
     Posenc_PosTensor:$q_pos,
     Posenc_PosTensor:$k_pos,
     Posenc_RelBiasKindAttr:$kind,
@@ -284,7 +286,7 @@ def Posenc_RelBiasOp : Posenc_Op<"rel_bias", [Pure]> {
     I64Attr:$max_distance,
     DefaultValuedAttr<BoolAttr, "true">:$bidirectional
   );
-  let results = (outs Posenc_TableTensor:$result);
+  let results = (outs Posenc_FloatTensor:$result);
   let assemblyFormat = [{
     $table `,` $q_pos `,` $k_pos `kind` `` $kind attr-dict `:` type($table) `,`
     type($q_pos) `,` type($k_pos) `->` type($result)
@@ -349,13 +351,13 @@ def Posenc_RelKeyBiasOp : Posenc_Op<"rel_key_bias", [Pure]> {
     BERT's formula.)
   }];
   let arguments = (ins
-    Posenc_TableTensor:$q,
-    Posenc_TableTensor:$emb,
+    Posenc_FloatTensor:$q,
+    Posenc_FloatTensor:$emb,
     Posenc_PosTensor:$q_pos,
     Posenc_PosTensor:$k_pos,
     I64Attr:$max_distance
   );
-  let results = (outs Posenc_TableTensor:$result);
+  let results = (outs Posenc_FloatTensor:$result);
   let assemblyFormat = [{
     $q `,` $emb `,` $q_pos `,` $k_pos attr-dict `:` type($q) `,` type($emb)
     `,` type($q_pos) `,` type($k_pos) `->` type($result)
@@ -379,9 +381,11 @@ defvar AttentionScoreMethods = [{
     /// block arguments bound to `score` and `indices` (b, h, i, j); returns
     /// the modified score (`score` itself when there is no score_mod).
     Value inlineScoreMod(OpBuilder &builder, Value score, ValueRange indices);
+    /// The float type the op computes in: f64 when q is f64, else f32.
+    FloatType getComputeType();
     /// The score step at global `indices` (b, h, i, j): `scaledDot` =
-    /// scale·(q_i·k_j) in f32, plus `bias` (f32 at those indices, or
-    /// null), then score_mod, then the causal mask with `causalOffset` =
+    /// scale·(q_i·k_j) in the compute type, plus `bias` (compute type at
+    /// those indices, or null), then score_mod, then the causal mask with `causalOffset` =
     /// Sk - Sq (null when not causal). -inf marks a masked key
     /// (AttentionSemantics.h).
     Value buildScore(OpBuilder &builder, Location loc, Value scaledDot,
@@ -402,9 +406,15 @@ def Posenc_AttentionOp : Posenc_Op<"attention", [
   let summary = "Scaled dot-product attention with a score modifier";
   let description = [{
     `q: [B, Sq, Hq, Dk]`, `k: [B, Sk, Hkv, Dk]`, `v: [B, Sk, Hkv, Dv]`,
-    `outs(%init)`: `[B, Sq, Hq, Dv]`, of q's element type (f32, f16 or
-    bf16). Hq must be a multiple of Hkv; query head h reads kv head
-    h / (Hq / Hkv) (GQA, MQA).
+    `outs(%init)`: `[B, Sq, Hq, Dv]`, of q's element type (f32, f16, bf16 or
+    f64; k and v share it). Hq must be a multiple of Hkv; query head h
+    reads kv head h / (Hq / Hkv) (GQA, MQA).
+
+    The compute type is f32 (16-bit operands are extended as they are
+    read), or f64 throughout when q is f64 (for checking numerics against
+    float64 reference code). Scores, the softmax state, `sinks` and
+    `score_mod`'s score are of the compute type; `bias` may be of any of
+    the four element types and is converted to it.
 
     The op is destination-style, like `linalg.softmax`. Tensor form: all
     operands are tensors and the result, of init's type, holds the output;
@@ -421,8 +431,8 @@ def Posenc_AttentionOp : Posenc_Op<"attention", [
     capped before the bias: s_ij = c·tanh(scale·(q_i · k_j) / c) + bias_ij
     (Gemma 2 applies it after its `query_pre_attn_scalar` scaling and before
     the mask, as here; an infinite product becomes ±c). The optional `score_mod` region then maps each score:
-    its block takes (score: f32, b, h, i, j: index) and yields the new f32
-    score; it may use values defined above. With `causal`, key j is masked
+    its block takes (score: C, b, h, i, j: index) and yields the new
+    score of the compute type C; it may use values defined above. With `causal`, key j is masked
     for query i when j > i + Sk - Sq (bottom-right aligned, as in
     FlashAttention); `diagonal(%c)` replaces Sk - Sq by the index value c.
     With `causal window(W)` (sliding-window attention, W >= 1 keys:
@@ -439,7 +449,7 @@ def Posenc_AttentionOp : Posenc_Op<"attention", [
     query then sees the intersection).
     out_i = sum_j softmax(s_i)_j·v_j.
 
-    `sinks(%s : [Hq] f32)` (attention sinks, gpt-oss: a learned logit per
+    `sinks(%s : [Hq] C)` (attention sinks, gpt-oss: a learned logit per
     query head) join every row's softmax denominator and contribute no
     value: out_i = sum_j exp(s_ij - m)·v_j / (exp(sink_h - m) +
     sum_j exp(s_ij - m)), m = max(sink_h, max_j s_ij) (Hugging Face's
@@ -523,7 +533,9 @@ def Posenc_AttentionOp : Posenc_Op<"attention", [
 // OnlineAttentionOp
 //===----------------------------------------------------------------------===//
 
-def Posenc_F32Tensor : RankedTensorOf<[F32]>;
+// The running state of online_attention: the compute type (f32, or f64
+// for f64 operands).
+def Posenc_StateTensor : RankedTensorOf<[F32, F64]>;
 
 def Posenc_OnlineAttentionOp : Posenc_Op<"online_attention", [
     RecursiveMemoryEffects, RecursivelySpeculatable, AttrSizedOperandSegments,
@@ -535,7 +547,8 @@ def Posenc_OnlineAttentionOp : Posenc_Op<"online_attention", [
     `score_mod` as in `posenc.attention`
     (scores s_ij from the same score step and mask rule), and the running
     state of every (b, i, h) row in `outs`: `acc: [B, Sq, Hq, Dv]`,
-    `max: [B, Sq, Hq]`, `sum: [B, Sq, Hq]`, all f32. With
+    `max: [B, Sq, Hq]`, `sum: [B, Sq, Hq]`, all of the compute type (f32,
+    or f64 when q is f64). With
     shift(m) = m, or 0 while m = -inf:
 
         m'   = max(m, max_j s_ij)            (NaN scores skipped)
@@ -572,18 +585,18 @@ def Posenc_OnlineAttentionOp : Posenc_Op<"online_attention", [
     Optional<Posenc_FloatTensor>:$bias,
     Optional<Index>:$diagonal,
     Variadic<Index>:$offsets,
-    Posenc_F32Tensor:$acc,
-    Posenc_F32Tensor:$max,
-    Posenc_F32Tensor:$sum,
+    Posenc_StateTensor:$acc,
+    Posenc_StateTensor:$max,
+    Posenc_StateTensor:$sum,
     OptionalAttr<F64Attr>:$scale,
     UnitAttr:$causal,
     OptionalAttr<I64Attr>:$window,
     OptionalAttr<I64Attr>:$chunk,
     OptionalAttr<F64Attr>:$softcap
   );
-  let results = (outs Posenc_F32Tensor:$result_acc,
-                      Posenc_F32Tensor:$result_max,
-                      Posenc_F32Tensor:$result_sum);
+  let results = (outs Posenc_StateTensor:$result_acc,
+                      Posenc_StateTensor:$result_max,
+                      Posenc_StateTensor:$result_sum);
   let regions = (region MaxSizedRegion<1>:$score_mod);
   let assemblyFormat = [{
     $q `,` $k `,` $v (`bias` `(` $bias^ `:` type($bias) `)`)?
@@ -623,7 +636,8 @@ def Posenc_MlaAbsorbOp : Posenc_Op<"mla_absorb", [Pure]> {
     Operands: `q_nope: [B, Sq, H, Dn]`, `q_pe: [B, Sq, H, Dr]` (already
     rotated), `c_kv: [B, Sk, C]` (latent cache), `k_pe: [B, Sk, Dr]`
     (rotated, shared by all heads), `w_uk: [H, Dn, C]`, `w_uv: [H, Dv, C]`;
-    result `[B, Sq, H, Dv]`.
+    result `[B, Sq, H, Dv]`. Elements f32, f16, bf16 or f64 (one type
+    for all); the op computes in f32, or in f64 throughout for f64.
 
     Meaning: k_nope[b, j, h, :] = w_uk[h]·c_kv[b, j],
     v[b, j, h, :] = w_uv[h]·c_kv[b, j];
