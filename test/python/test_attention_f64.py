@@ -5,16 +5,14 @@ every CPU tiling (default, 1x1, primes, decode key blocks, the whole-tensor
 form, upstream transform-dialect tiling and split-K), and the diagnostics
 that keep f32 and f64 pieces apart."""
 
-import os
-import tempfile
-
 import numpy as np
 import pytest
 
 from harness import RunError, attention, func_ir, opt, rel_err, run, tensor_type
 from posenc import reference as ref
 from test_attention import mla_ir
-from test_tile_attention import SCORE_MOD, score_mod_ref, split_k_schedule, transform
+from test_tile_attention import (SCORE_MOD, run_schedule, score_mod_ref, split_k_schedule,
+                                 transform)
 
 TOL = 1e-12
 
@@ -182,17 +180,6 @@ def test_f64_online_attention_steps():
     s = np.einsum("bihd,bjhd->bhij", q, np.repeat(k, hq // hkv, axis=2)) / np.sqrt(d)
     s[..., np.triu(np.ones((sq, sk), bool), k=sk - sq + 1)] = -np.inf
     assert rel_err(mx, s.max(axis=-1).transpose(0, 2, 1)) <= TOL
-
-
-def run_schedule(ir, inputs, schedule):
-    with tempfile.TemporaryDirectory() as tmp:
-        lib = os.path.join(tmp, "schedule.mlir")
-        with open(lib, "w") as f:
-            f.write(schedule)
-        tiling = (f"transform-preload-library{{transform-library-paths={lib}}},"
-                  "transform-interpreter")
-        tiled = opt(ir, f"--pass-pipeline=builtin.module({tiling})")
-        return tiled, run(ir, inputs, pipeline=tiling + ",posenc-lower-to-cpu")
 
 
 @pytest.mark.parametrize("schedule,loop", [

@@ -62,20 +62,26 @@ def transform(tile_sizes, forall=False, decompose=False, key_tile=0):
             f"    {tile}{dec}\n    transform.yield\n  }}\n}}\n")
 
 
-def run_tiled(ir, inputs, schedule, decompose, key_tile=0):
+def run_schedule(ir, inputs, schedule):
+    """(the IR after the transform schedule, the result of running it)."""
     with tempfile.TemporaryDirectory() as tmp:
         lib = os.path.join(tmp, "schedule.mlir")
         with open(lib, "w") as f:
             f.write(schedule)
         tiling = (f"transform-preload-library{{transform-library-paths={lib}}},"
                   "transform-interpreter")
-        # The schedule did run: loops, and tiles or their decomposition.
         tiled = opt(ir, f"--pass-pipeline=builtin.module({tiling})")
-        assert "scf.for" in tiled
-        assert ("posenc.attention" in tiled) != decompose
-        if key_tile:
-            assert tiled.count("scf.for") >= 2 and "posenc.online_attention" in tiled
-        return run(ir, inputs, pipeline=tiling + ",posenc-lower-to-cpu")
+        return tiled, run(ir, inputs, pipeline=tiling + ",posenc-lower-to-cpu")
+
+
+def run_tiled(ir, inputs, schedule, decompose, key_tile=0):
+    tiled, out = run_schedule(ir, inputs, schedule)
+    # The schedule did run: loops, and tiles or their decomposition.
+    assert "scf.for" in tiled
+    assert ("posenc.attention" in tiled) != decompose
+    if key_tile:
+        assert tiled.count("scf.for") >= 2 and "posenc.online_attention" in tiled
+    return out
 
 
 def problem(rng, causal, bias_shape, poison_masked=False):
