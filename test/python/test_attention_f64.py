@@ -230,3 +230,41 @@ def test_f64_diagnostics():
         opt(func_ir([("q", t64)], body, [("%o", t64)]),
             "--pass-pipeline=builtin.module(func.func(convert-posenc-attention-to-gpu))")
     assert "GPU kernel computes in f32; f64 attention" in err.value.stderr
+
+
+def test_f64_hostile_round():
+    """What a hostile-input round on f64 attention found, each fixed."""
+    gpu = "--pass-pipeline=builtin.module(func.func(convert-posenc-attention-to-gpu))"
+    m64 = tensor_type((4, 4), "f64")
+    # An f64 bias on f32 or f16 attention: the GPU kernel narrows it to f32
+    # (it emitted an invalid arith.extf).
+    for elem in ("f32", "f16"):
+        t = tensor_type((1, 4, 2, 8), elem)
+        body = attention("%o", "%q", "%q", "%q", t, t, t, t, attrs=f" bias(%m : {m64}) causal")
+        assert "gpu.launch" in opt(func_ir([("q", t), ("m", m64)], body, [("%o", t)]), gpu)
+
+    # An f64 op keeps scale and softcap in f64: 1e300 is not an f32, but fine
+    # here; f32 attention still refuses it.
+    rng = np.random.default_rng(8)
+    q = rng.uniform(-1, 1, (1, 4, 2, 8)) * 1e-300
+    t = tensor_type(q.shape, "f64")
+    body = attention("%o", "%q", "%q", "%q", t, t, t, t, attrs=" softcap(1.0e-300)",
+                     attr_dict=" {scale = 1.0e300 : f64}")
+    out = run(func_ir([("q", t)], body, [("%o", t)]), [q])[0]
+    s = 1e300 * np.einsum("bihd,bjhd->bhij", q, q)
+    w = np.exp(1e-300 * np.tanh(s / 1e-300))
+    w /= w.sum(axis=-1, keepdims=True)
+    expected = np.einsum("bhij,bjhd->bihd", w, q)
+    assert rel_err(out, expected) <= TOL
+    t32 = tensor_type(q.shape, "f32")
+    body = attention("%o", "%q", "%q", "%q", t32, t32, t32, t32, attr_dict=" {scale = 1.0e300 : f64}")
+    assert "is not a finite, nonzero f32" in verify_error(func_ir([("q", t32)], body, [("%o", t32)]))
+
+    # online_attention has no GPU lowering: said so, not a host-access error.
+    st = tensor_type((1, 4, 2), "f32")
+    t32 = tensor_type((1, 4, 2, 8), "f32")
+    body = [f"%a, %mx, %sm = posenc.online_attention %q, %q, %q outs(%acc, %m0, %s0) : "
+            f"{t32}, {t32}, {t32}, {t32}, {st}, {st}"]
+    with pytest.raises(RunError) as err:
+        opt(func_ir([("q", t32), ("acc", t32), ("m0", st), ("s0", st)], body, [("%a", t32)]), gpu)
+    assert "online_attention step has no GPU lowering" in err.value.stderr

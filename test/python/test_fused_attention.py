@@ -132,3 +132,30 @@ def test_fused_t5_distance_table_and_direct(rng, max_distance):
     expected = ref.attention(q.astype(np.float64), k.astype(np.float64), v.astype(np.float64),
                              bias=bias)
     assert rel_err(o, expected) <= 1e-4
+
+
+@pytest.mark.parametrize("attn_elem,bias_elem", [("f32", "f16"), ("f32", "bf16"),
+                                                 ("f64", "f16"), ("f64", "bf16")])
+def test_fused_bias_rounds_to_its_type(attn_elem, bias_elem):
+    """A 16-bit bias tensor holds rounded values; the fused bias rounds the
+    same way (it used the unrounded slope·distance: 1e-3 off for bf16)."""
+    t = tensor_type((1, 16, 6, 8), attn_elem)
+    bt = tensor_type((6, 16, 16), bias_elem)
+    body = [f"%b = posenc.alibi_bias %p, %p mode causal {{slopes = array<f64: 0.3, 0.1, 0.7, "
+            f"0.013, 1.1, 0.00031>}} : tensor<16xi32>, tensor<16xi32> -> {bt}"]
+    body += attention("%o", "%q", "%k", "%v", t, t, t, t, attrs=f" bias(%b : {bt}) causal")
+    ir = func_ir([("q", t), ("k", t), ("v", t), ("p", "tensor<16xi32>")], body, [("%o", t)])
+    assert "score_mod" in opt(ir, "--posenc-fuse-bias-into-attention")
+    rng = np.random.default_rng(5)
+    dt = np.float32 if attn_elem == "f32" else np.float64
+    q, k, v = (rng.uniform(-1, 1, (1, 16, 6, 8)).astype(dt) for _ in range(3))
+    pos = np.arange(16, dtype=np.int32) + 1000
+    fused = run(ir, [q, k, v, pos])[0]
+    unfused = run(ir, [q, k, v, pos], pipeline="posenc-lower-to-cpu{fuse-bias=false}")[0]
+    bias = ref.alibi_bias(pos, pos, 6, mode="causal",
+                          slopes=np.array([0.3, 0.1, 0.7, 0.013, 1.1, 0.00031]))
+    rounded = bias.astype(np.float16) if bias_elem == "f16" else from_bf16(to_bf16(bias))
+    expected = ref.attention(q.astype(np.float64), k, v, bias=rounded.astype(np.float64),
+                             causal=True)
+    tol = 2e-6 if attn_elem == "f32" else 1e-13
+    assert rel_err(fused, expected) <= tol and rel_err(unfused, expected) <= tol

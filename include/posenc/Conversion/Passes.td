@@ -38,6 +38,9 @@ def ConvertPosencToLinalgPass : Pass<"convert-posenc-to-linalg"> {
     - `posenc.mla_absorb`: its naive form (decompressed keys and values)
       as a `posenc.attention`, lowered in turn (posenc-decompose-mla picks
       the absorbed form earlier in the CPU pipeline).
+    - `linalg.softmax` (importers' attention that `posenc-raise` did not
+      take) becomes its upstream decomposition (`decomposeOperation`), so
+      the pipelines after this pass lower it.
   }];
   let options = [
     Option<"attentionTileQ", "attention-tile-q", "int64_t", "64",

@@ -979,6 +979,17 @@ struct ConvertPosencAttentionToGPUPass
           << " >= 0 and split-k = " << split << " in [0, 4096]";
       return signalPassFailure();
     }
+    // The kernel runs whole attention ops (its own split-K included); a
+    // lone online-softmax step would reach the host unlowered.
+    WalkResult online = getOperation().walk([&](OnlineAttentionOp op) {
+      op.emitOpError() << "convert-posenc-attention-to-gpu: the GPU kernel "
+                          "runs whole posenc.attention ops; an "
+                          "online_attention step has no GPU lowering (it "
+                          "runs on the CPU pipeline, posenc-lower-to-cpu)";
+      return WalkResult::interrupt();
+    });
+    if (online.wasInterrupted())
+      return signalPassFailure();
     SmallVector<AttentionOp> ops;
     getOperation().walk([&](AttentionOp op) { ops.push_back(op); });
     IRRewriter rewriter(&getContext());

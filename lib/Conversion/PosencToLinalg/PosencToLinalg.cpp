@@ -707,6 +707,21 @@ struct ConvertPosencToLinalgPass
     });
     if (unsupported.wasInterrupted())
       return signalPassFailure();
+    // linalg.softmax (importers' attention that posenc-raise left alone)
+    // has no lowering of its own past linalg: its decomposition has.
+    {
+      IRRewriter rewriter(ctx);
+      SmallVector<linalg::SoftmaxOp> softmaxes;
+      getOperation()->walk(
+          [&](linalg::SoftmaxOp op) { softmaxes.push_back(op); });
+      for (linalg::SoftmaxOp op : softmaxes) {
+        rewriter.setInsertionPoint(op);
+        FailureOr<SmallVector<Value>> parts = op.decomposeOperation(rewriter);
+        if (failed(parts))
+          return signalPassFailure();
+        rewriter.replaceOp(op, *parts);
+      }
+    }
     // Attention is tiled through its interfaces before the conversion
     // (one kv head and a block of queries per tile, online_attention over
     // key blocks inside; mla_absorb first becomes its attention); the

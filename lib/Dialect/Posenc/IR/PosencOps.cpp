@@ -793,13 +793,28 @@ static StringRef computeTypeName(FloatType type) {
   return type.isF64() ? "f64" : "f32";
 }
 
-/// Checks that `scale`, when given, is usable.
-static LogicalResult verifyScale(Operation *op, std::optional<APFloat> scale) {
+/// checkDerivedF32 for an op computing in `computeType`: f64 ops keep
+/// such values in f64.
+static LogicalResult checkDerivedIn(Type computeType, Operation *op,
+                                    const Twine &name, double value,
+                                    StringRef from) {
+  if (!computeType.isF64())
+    return checkDerivedF32(op, name, value, from);
+  if (std::isfinite(value) && value != 0.0)
+    return success();
+  return op->emitOpError() << name << " = " << fmt(value) << " (from " << from
+                           << ") is not a finite, nonzero f64";
+}
+
+/// Checks that `scale`, when given, is usable in `computeType`.
+static LogicalResult verifyScale(Operation *op, std::optional<APFloat> scale,
+                                 Type computeType) {
   if (!scale)
     return success();
   if (failed(checkPositiveFinite(op, "scale", scale->convertToDouble())))
     return failure();
-  return checkDerivedF32(op, "scale", scale->convertToDouble(), "scale");
+  return checkDerivedIn(computeType, op, "scale", scale->convertToDouble(),
+                        "scale");
 }
 
 /// The checks attention and online_attention share: q, k, v (and bias)
@@ -826,7 +841,7 @@ verifyAttentionOperands(OpT op, ArrayRef<RowOutput> outputs, size_t numOffsets,
       failed(checkRank(o, "k", kTy, 4, "[B, Sk, Hkv, Dk]")) ||
       failed(checkRank(o, "v", op.getV().getType(), 4, "[B, Sk, Hkv, Dv]")) ||
       failed(checkSameElementType(o, {{"q", q}, {"k", k}, {"v", v}})) ||
-      failed(verifyScale(o, op.getScale())))
+      failed(verifyScale(o, op.getScale(), op.getComputeType())))
     return failure();
   SmallVector<DimRef> batch = {{"q", q, 0}, {"k", k, 0}, {"v", v, 0}};
   SmallVector<DimRef> queries = {{"q", q, 1}}, heads = {{"q", q, 2}};
@@ -898,7 +913,8 @@ verifyAttentionOperands(OpT op, ArrayRef<RowOutput> outputs, size_t numOffsets,
     if (!(c > 0.0 && std::isfinite(c)))
       return op.emitOpError()
              << "softcap must be a finite value > 0, got " << c;
-    if (failed(checkDerivedF32(op, "softcap", c, "softcap")))
+    if (failed(
+            checkDerivedIn(op.getComputeType(), op, "softcap", c, "softcap")))
       return failure();
   }
   // The key bands below the causal diagonal: a count of keys >= 1.
@@ -1151,7 +1167,10 @@ LogicalResult MlaAbsorbOp::verify() {
                                        {"w_uk", getWUk()},
                                        {"w_uv", getWUv()},
                                        {"result", getResult()}})) ||
-      failed(verifyScale(op, getScale())))
+      failed(verifyScale(op, getScale(),
+                         getQNope().getType().getElementType().isF64()
+                             ? Type(Float64Type::get(getContext()))
+                             : Type(Float32Type::get(getContext())))))
     return failure();
   return success(
       succeeded(checkSameDim(op, "batch size",

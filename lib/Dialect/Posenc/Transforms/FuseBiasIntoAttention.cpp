@@ -174,6 +174,9 @@ public:
       Value bb = broadcastIndex(e, qe, 0, b);
       bias = e.extract(qe, {bb, i, hh, r});
     }
+    // Rounded to the bias tensor's element type first, as the
+    // materialized bias would be.
+    bias = e.fromFloat(bias, getElementTypeOrSelf(headsFrom));
     return e.fromFloat(bias, scoreType);
   }
 

@@ -165,11 +165,7 @@ Value LinalgBuilder::toCompute(Value v) {
   return fromFloat(v, t);
 }
 
-Value LinalgBuilder::toF32(Value v) {
-  if (v.getType().isF32())
-    return v;
-  return arith::ExtFOp::create(b, loc, b.getF32Type(), v);
-}
+Value LinalgBuilder::toF32(Value v) { return fromFloat(v, b.getF32Type()); }
 
 Value LinalgBuilder::fromFloat(Value v, Type elemTy) {
   if (v.getType() == elemTy)

@@ -8,6 +8,7 @@
 
 namespace mlir {
 class RewriterBase;
+class RewritePatternSet;
 namespace posenc {
 class AttentionOp;
 class MlaAbsorbOp;
@@ -23,6 +24,10 @@ enum class MlaDecomposition { automatic, naive, absorbed };
 
 #define GEN_PASS_DECL
 #include "posenc/Dialect/Posenc/Transforms/Passes.h.inc"
+
+/// posenc-raise's patterns: softmax(scale·Q·Kᵀ + bias)·V on linalg to
+/// posenc.attention.
+void populatePosencRaisePatterns(RewritePatternSet &patterns);
 
 /// The naive or absorbed form of `op` (`automatic` is resolved by the
 /// caller), built at `builder`'s insertion point; `op` stays. Fails when a

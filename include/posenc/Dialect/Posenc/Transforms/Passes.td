@@ -190,6 +190,54 @@ def PosencFoldConstantsPass : Pass<"posenc-fold-constants"> {
   let dependentDialects = ["::mlir::arith::ArithDialect"];
 }
 
+def PosencRaisePass : Pass<"posenc-raise"> {
+  let summary = "Raise attention written in upstream dialects to "
+                "posenc.attention";
+  let description = [{
+    Framework importers (torch-mlir's TorchToLinalg, IREE's input
+    conversions, hand-written linalg) emit attention as separate ops:
+    `softmax(scale·Q·Kᵀ + bias)·V` on `[batch..., S, D]` tensors, building
+    the `[batch..., Sq, Sk]` scores. This pass finds that computation on
+    linalg-on-tensors and rewrites it into `posenc.attention`, whose
+    lowerings never build the scores (`posenc-fuse-bias-into-attention`
+    then applies to a raised bias as usual). `populatePosencRaisePatterns`
+    gives the pattern to other pipelines.
+
+    Matched, each link checked on its indexing maps and payload (named ops
+    such as `linalg.batch_matmul`, `linalg.transpose`, `linalg.softmax`,
+    `linalg.reduce`, `linalg.broadcast` and elementwise named ops, or
+    `linalg.generic`, fused or not):
+    - Q·Kᵀ and P·V: contractions from a zero fill, payload `out + a·b`,
+      each operand read through any permutation of (batch..., row, r);
+      0, 1 or 2 batch dims (1: heads or batch·heads, 2: [B, H]);
+    - the scale: multiplications or divisions of Q·Kᵀ by constants
+      (scalars, splats, fills), positive and finite (1 when absent);
+    - the bias: one tensor added after the scale, read as numpy
+      broadcasting would (trailing dims in order, size-1 dims read at 0),
+      e.g. an ALiBi, T5 or causal-mask tensor of `[H, Sq, Sk]`;
+    - the softmax over the last dim (the keys): `linalg.softmax`, or
+      `e = exp(s - max(s))` divided by `sum(e)` with the max reduction
+      from -inf (or the lowest finite value) and the sum from 0.
+    Scores of f32 or f64 only: a softmax computed in f16 or bf16 is not
+    what posenc.attention computes (f32). Q, K and V are transposed (and
+    reshaped) into posenc's `[B, S, H, D]` and the result back.
+
+    On finite inputs the raised attention equals the original within
+    rounding. Where the original yields NaN because a row sees no key (all
+    scores -inf) or a -inf-masked key holds NaN or Inf, posenc.attention
+    follows its mask rule instead (such a row is 0; masked keys never
+    influence their row). Look-alikes are left alone: a softmax over
+    another dim, a max or sum of other values, a non-zero accumulator,
+    a bias added before the scale or read transposed, a non-positive
+    scale, contractions over other dims.
+  }];
+  let dependentDialects = [
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::posenc::PosencDialect",
+    "::mlir::tensor::TensorDialect",
+  ];
+}
+
 def PosencFoldRopeLayoutPass : Pass<"posenc-fold-rope-layout"> {
   let summary = "Switch the RoPE layout of q and k by permuting W_q and W_k";
   let description = [{

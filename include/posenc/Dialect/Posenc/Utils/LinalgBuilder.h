@@ -85,7 +85,7 @@ struct LinalgBuilder {
 
   Value toI64(Value v);
   Value i64ToF64(Value v);
-  /// f16/bf16/f32 to f32.
+  /// Any float to f32 (f64 rounds).
   Value toF32(Value v);
   /// f32 or f64 to `elemTy`.
   Value fromFloat(Value v, Type elemTy);

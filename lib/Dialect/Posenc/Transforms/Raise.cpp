@@ -1,0 +1,535 @@
+//===- Raise.cpp - posenc-raise -------------------------------------------===//
+//
+// Finds attention written in upstream dialects, as framework importers emit
+// it (torch-mlir's TorchToLinalg, hand-written linalg): a contraction Q·Kᵀ,
+// a scale, an added bias, a softmax over the keys (linalg.softmax or its
+// max / exp / sum / div decomposition) and a contraction with V. Each link
+// is checked structurally (indexing maps, payload, zero and -inf inits), so
+// only that computation is raised; the result is posenc.attention, whose
+// lowerings never build the [..., Sq, Sk] scores.
+//
+//===----------------------------------------------------------------------===//
+
+#include "posenc/Dialect/Posenc/Transforms/Passes.h"
+
+#include "posenc/Dialect/Posenc/IR/PosencOps.h"
+#include "posenc/Dialect/Posenc/Utils/LinalgBuilder.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Utils/IndexingUtils.h"
+#include "mlir/IR/Matchers.h"
+#include "mlir/IR/PatternMatch.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+
+#include <cmath>
+
+namespace mlir::posenc {
+#define GEN_PASS_DEF_POSENCRAISEPASS
+#include "posenc/Dialect/Posenc/Transforms/Passes.h.inc"
+} // namespace mlir::posenc
+
+using namespace mlir;
+using namespace mlir::posenc;
+
+namespace {
+/// A value of an elementwise chain: a tensor (`op` null), or a scalar of
+/// the payload of the elementwise linalg op `op`.
+struct Node {
+  Value value;
+  linalg::LinalgOp op;
+};
+
+/// An elementwise map on tensors: every loop parallel, one result written
+/// through the identity map, no linalg.index. Its inputs may be broadcast
+/// (linalg.broadcast and linalg.transpose are such maps too).
+bool isElementwise(linalg::LinalgOp op) {
+  return op && op.hasPureTensorSemantics() && op.getNumDpsInits() == 1 &&
+         op->getNumResults() == 1 &&
+         op.getNumParallelLoops() == op.getNumLoops() &&
+         op.getMatchingIndexingMap(op.getDpsInitOperand(0)).isIdentity() &&
+         !op.hasIndexSemantics();
+}
+
+/// The operand a payload argument of `n.op` reads, or null.
+OpOperand *operandOf(Node n) {
+  auto arg = dyn_cast<BlockArgument>(n.value);
+  if (!n.op || !arg || arg.getOwner() != n.op.getBlock())
+    return nullptr;
+  return n.op.getMatchingOpOperand(arg);
+}
+
+/// Follows payload arguments read whole (identity map) to their tensors.
+Node throughIdentityReads(Node n) {
+  while (OpOperand *operand = operandOf(n)) {
+    if (!n.op.getMatchingIndexingMap(operand).isIdentity())
+      return n;
+    n = {operand->get(), {}};
+  }
+  return n;
+}
+
+/// The tensor `n` stands for when it is one read whole, else null.
+Value tensorOf(Node n) {
+  n = throughIdentityReads(n);
+  return n.op ? Value() : n.value;
+}
+
+/// Follows `n` to the operation computing it: into the payload of the
+/// elementwise op producing a tensor, out through whole reads.
+Node resolve(Node n) {
+  while (true) {
+    n = throughIdentityReads(n);
+    if (n.op)
+      return n;
+    auto producer = n.value.getDefiningOp<linalg::LinalgOp>();
+    if (!isElementwise(producer))
+      return n;
+    n = {producer.getBlock()->getTerminator()->getOperand(0), producer};
+  }
+}
+
+/// The operands of `n` when it is computed by `OpTy` in a payload.
+template <typename OpTy> std::optional<SmallVector<Node>> match(Node n) {
+  n = resolve(n);
+  if (!n.op)
+    return std::nullopt;
+  auto op = n.value.getDefiningOp<OpTy>();
+  if (!op || op->getBlock() != n.op.getBlock())
+    return std::nullopt;
+  SmallVector<Node> operands;
+  for (Value v : op->getOperands())
+    operands.push_back({v, n.op});
+  return operands;
+}
+
+/// A float splat: a scalar constant, or a tensor of one constant value
+/// (arith.constant splat or linalg.fill), read in any way.
+std::optional<double> constantOf(Value v) {
+  FloatAttr scalar;
+  if (matchPattern(v, m_Constant(&scalar)))
+    return scalar.getValueAsDouble();
+  SplatElementsAttr splat;
+  if (matchPattern(v, m_Constant(&splat)) &&
+      isa<FloatType>(splat.getElementType()))
+    return splat.getSplatValue<APFloat>().convertToDouble();
+  if (auto fill = v.getDefiningOp<linalg::FillOp>())
+    return constantOf(fill.getInputs()[0]);
+  return std::nullopt;
+}
+
+std::optional<double> constantOf(Node n) {
+  if (OpOperand *operand = operandOf(n))
+    return constantOf(operand->get());
+  return constantOf(n.value);
+}
+
+/// Whether `map` over `rank` loops reads a row of the scores: every loop
+/// but the last, in order, then nothing or a constant 0 (keepdim).
+bool isRowMap(AffineMap map, int64_t rank) {
+  if (map.getNumDims() != rank)
+    return false;
+  ArrayRef<AffineExpr> results = map.getResults();
+  if (results.size() != size_t(rank) && results.size() != size_t(rank - 1))
+    return false;
+  for (int64_t d = 0; d < rank - 1; ++d) {
+    auto dim = dyn_cast<AffineDimExpr>(results[d]);
+    if (!dim || dim.getPosition() != d)
+      return false;
+  }
+  if (results.size() == size_t(rank)) {
+    auto zero = dyn_cast<AffineConstantExpr>(results.back());
+    if (!zero || zero.getValue() != 0)
+      return false;
+  }
+  return true;
+}
+
+/// The per-row tensor that `n` broadcasts along the keys, or null.
+Value rowOperand(Node n, int64_t rank) {
+  n = resolve(n);
+  OpOperand *operand = operandOf(n);
+  if (!operand || !n.op.isDpsInput(operand) ||
+      !isRowMap(n.op.getMatchingIndexingMap(operand), rank))
+    return {};
+  return operand->get();
+}
+
+enum class Combiner { max, sum };
+
+/// The input of `row` = max or sum over the last dim (the keys) of a
+/// tensor: one input read whole, a row-map init filled with -inf (max; the
+/// lowest finite value too) or 0 (sum), payload max(in, out) or in + out.
+Value reductionInput(Value row, Combiner kind, int64_t rank) {
+  auto op = row.getDefiningOp<linalg::LinalgOp>();
+  if (!op || !op.hasPureTensorSemantics() || op.getNumDpsInputs() != 1 ||
+      op.getNumDpsInits() != 1 || op->getNumResults() != 1 ||
+      op.getNumLoops() != unsigned(rank) || op.hasIndexSemantics())
+    return {};
+  SmallVector<utils::IteratorType> iters = op.getIteratorTypesArray();
+  for (int64_t d = 0; d < rank; ++d)
+    if ((iters[d] == utils::IteratorType::reduction) != (d == rank - 1))
+      return {};
+  OpOperand *in = op.getDpsInputOperand(0), *out = op.getDpsInitOperand(0);
+  if (!op.getMatchingIndexingMap(in).isIdentity() ||
+      !isRowMap(op.getMatchingIndexingMap(out), rank))
+    return {};
+  std::optional<double> init = constantOf(out->get());
+  bool maxInit =
+      init && (std::isinf(*init)
+                   ? *init < 0
+                   : *init <= -APFloat::getLargest(
+                                   cast<FloatType>(getElementTypeOrSelf(row))
+                                       .getFloatSemantics())
+                                   .convertToDouble());
+  if (!init || (kind == Combiner::max ? !maxInit : *init != 0.0))
+    return {};
+  Block *body = op.getBlock();
+  Operation *combine = body->getTerminator()->getOperand(0).getDefiningOp();
+  bool rightOp =
+      combine && combine->getBlock() == body &&
+      (kind == Combiner::max ? isa<arith::MaximumFOp, arith::MaxNumFOp>(combine)
+                             : isa<arith::AddFOp>(combine));
+  if (!rightOp)
+    return {};
+  Value a = body->getArgument(0), b = body->getArgument(1);
+  if (!((combine->getOperand(0) == a && combine->getOperand(1) == b) ||
+        (combine->getOperand(0) == b && combine->getOperand(1) == a)))
+    return {};
+  return in->get();
+}
+
+/// The scores softmax normalizes into `p`, over its last dim: a
+/// linalg.softmax, or exp(s - max(s)) / sum(exp(s - max(s))).
+Value softmaxInput(Value p, int64_t rank) {
+  if (auto softmax = p.getDefiningOp<linalg::SoftmaxOp>())
+    return softmax.getDimension() == uint64_t(rank - 1) ? softmax.getInput()
+                                                        : Value();
+  std::optional<SmallVector<Node>> div = match<arith::DivFOp>({p, {}});
+  if (!div)
+    return {};
+  Value e = tensorOf((*div)[0]);
+  Value sum = rowOperand((*div)[1], rank);
+  if (!e || !sum || reductionInput(sum, Combiner::sum, rank) != e)
+    return {};
+  std::optional<SmallVector<Node>> exp = match<math::ExpOp>({e, {}});
+  if (!exp)
+    return {};
+  std::optional<SmallVector<Node>> sub = match<arith::SubFOp>((*exp)[0]);
+  if (!sub)
+    return {};
+  Value s = tensorOf((*sub)[0]);
+  Value max = rowOperand((*sub)[1], rank);
+  if (!s || !max || reductionInput(max, Combiner::max, rank) != s)
+    return {};
+  return s;
+}
+
+/// A contraction out[batch..., i, j] = sum_r lhs · rhs from zero: the
+/// operands' element type is the result's, each read through a
+/// permutation of its loops. `order[0]` and `order[1]` list, for the
+/// operand holding loop i and for the other one, the loops of its dims in
+/// the order (batch..., i, r) and (batch..., j, r).
+struct Contraction {
+  linalg::LinalgOp op;
+  Value rowOperand, colOperand;
+  SmallVector<int64_t> rowPerm, colPerm;
+};
+
+bool isZeroFill(Value init) {
+  std::optional<double> c = constantOf(init);
+  return c && *c == 0.0;
+}
+
+/// The permutation taking `map`'s dims into `order` (as loops), if `map`
+/// reads exactly those loops.
+std::optional<SmallVector<int64_t>> permutationTo(AffineMap map,
+                                                  ArrayRef<unsigned> order) {
+  if (map.getNumResults() != order.size())
+    return std::nullopt;
+  SmallVector<int64_t> perm;
+  for (unsigned loop : order) {
+    std::optional<unsigned> pos =
+        map.getResultPosition(getAffineDimExpr(loop, map.getContext()));
+    if (!pos)
+      return std::nullopt;
+    perm.push_back(*pos);
+  }
+  return perm;
+}
+
+std::optional<Contraction> matchContraction(Value t) {
+  auto op = t.getDefiningOp<linalg::LinalgOp>();
+  if (!op || !op.hasPureTensorSemantics() || op.getNumDpsInputs() != 2 ||
+      op.getNumDpsInits() != 1 || op->getNumResults() != 1 ||
+      op.getNumReductionLoops() != 1 || op.hasIndexSemantics())
+    return std::nullopt;
+  Type elem = getElementTypeOrSelf(t);
+  for (Value v : op->getOperands())
+    if (getElementTypeOrSelf(v) != elem)
+      return std::nullopt;
+  // Payload out + a·b, in the element type.
+  Block *body = op.getBlock();
+  auto add =
+      body->getTerminator()->getOperand(0).getDefiningOp<arith::AddFOp>();
+  if (!add || add->getBlock() != body)
+    return std::nullopt;
+  Value out = body->getArgument(2);
+  Value prod = add.getLhs() == out   ? add.getRhs()
+               : add.getRhs() == out ? add.getLhs()
+                                     : Value();
+  auto mul = prod ? prod.getDefiningOp<arith::MulFOp>() : nullptr;
+  if (!mul || mul->getBlock() != body ||
+      !((mul.getLhs() == body->getArgument(0) &&
+         mul.getRhs() == body->getArgument(1)) ||
+        (mul.getLhs() == body->getArgument(1) &&
+         mul.getRhs() == body->getArgument(0))))
+    return std::nullopt;
+  if (!isZeroFill(op.getDpsInits()[0]))
+    return std::nullopt;
+
+  // The result's dims are the parallel loops in order: (batch..., i, j).
+  AffineMap outMap = op.getMatchingIndexingMap(op.getDpsInitOperand(0));
+  unsigned rank = outMap.getNumResults();
+  if (rank < 2 || rank > 4 || rank + 1 != op.getNumLoops())
+    return std::nullopt;
+  SmallVector<unsigned> outLoops;
+  for (AffineExpr e : outMap.getResults()) {
+    auto d = dyn_cast<AffineDimExpr>(e);
+    if (!d || (!outLoops.empty() && d.getPosition() <= outLoops.back()))
+      return std::nullopt;
+    outLoops.push_back(d.getPosition());
+  }
+  unsigned red = 0;
+  while (llvm::is_contained(outLoops, red))
+    ++red;
+  unsigned i = outLoops[rank - 2], j = outLoops[rank - 1];
+  SmallVector<unsigned> rowOrder(outLoops.begin(), outLoops.end() - 2);
+  SmallVector<unsigned> colOrder = rowOrder;
+  rowOrder.append({i, red});
+  colOrder.append({j, red});
+
+  OpOperand *a = op.getDpsInputOperand(0), *b = op.getDpsInputOperand(1);
+  if (!op.getMatchingIndexingMap(a).isFunctionOfDim(i))
+    std::swap(a, b);
+  std::optional<SmallVector<int64_t>> rowPerm =
+      permutationTo(op.getMatchingIndexingMap(a), rowOrder);
+  std::optional<SmallVector<int64_t>> colPerm =
+      permutationTo(op.getMatchingIndexingMap(b), colOrder);
+  if (!rowPerm || !colPerm)
+    return std::nullopt;
+  return Contraction{op, a->get(), b->get(), *rowPerm, *colPerm};
+}
+
+/// The scores before the softmax: (scale·c + bias), c a contraction; the
+/// scale from multiplications and divisions by constants, the bias from
+/// one addition of a tensor read right-aligned (numpy broadcasting).
+struct Scores {
+  Contraction qk;
+  double scale = 1.0;
+  Value bias;
+};
+
+/// Whether a `rank`-loop elementwise op's `map` reads its operand as
+/// numpy broadcasting to the loops would: the trailing loops in order,
+/// a constant 0 where the operand's dim is 1.
+bool isRightAligned(AffineMap map, ShapedType type, int64_t rank) {
+  int64_t n = map.getNumResults();
+  if (map.getNumDims() != rank || n > rank || type.getRank() != n)
+    return false;
+  for (int64_t t = 0; t < n; ++t) {
+    AffineExpr e = map.getResult(t);
+    if (auto d = dyn_cast<AffineDimExpr>(e)) {
+      if (d.getPosition() != rank - n + t)
+        return false;
+    } else if (auto c = dyn_cast<AffineConstantExpr>(e)) {
+      if (c.getValue() != 0 || type.getDimSize(t) != 1)
+        return false;
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
+/// The tensor `n` adds to the scores, when it broadcasts as numpy does.
+Value biasOperand(Node n, int64_t rank) {
+  n = throughIdentityReads(n);
+  if (!n.op)
+    return n.value;
+  OpOperand *operand = operandOf(n);
+  auto type =
+      operand ? dyn_cast<RankedTensorType>(operand->get().getType()) : nullptr;
+  if (!type || !n.op.isDpsInput(operand) ||
+      !isRightAligned(n.op.getMatchingIndexingMap(operand), type, rank))
+    return {};
+  return operand->get();
+}
+
+/// scale·c: multiplications and divisions of a contraction c by constants.
+std::optional<Scores> matchScaled(Node n) {
+  Scores scores;
+  while (true) {
+    if (std::optional<SmallVector<Node>> mul = match<arith::MulFOp>(n)) {
+      std::optional<double> c0 = constantOf((*mul)[0]),
+                            c1 = constantOf((*mul)[1]);
+      if (!c0 && !c1)
+        return std::nullopt;
+      scores.scale *= c1 ? *c1 : *c0;
+      n = c1 ? (*mul)[0] : (*mul)[1];
+      continue;
+    }
+    if (std::optional<SmallVector<Node>> div = match<arith::DivFOp>(n)) {
+      std::optional<double> c = constantOf((*div)[1]);
+      if (!c)
+        return std::nullopt;
+      scores.scale /= *c;
+      n = (*div)[0];
+      continue;
+    }
+    break;
+  }
+  Value c = tensorOf(resolve(n));
+  std::optional<Contraction> qk = c ? matchContraction(c) : std::nullopt;
+  if (!qk)
+    return std::nullopt;
+  scores.qk = *qk;
+  return scores;
+}
+
+/// The scores `s`: scale·c, or scale·c + bias in either operand order.
+std::optional<Scores> matchScores(Value s, int64_t rank) {
+  std::optional<Scores> scores;
+  if (std::optional<SmallVector<Node>> add = match<arith::AddFOp>({s, {}})) {
+    for (int side : {0, 1}) {
+      Value bias = biasOperand((*add)[1 - side], rank);
+      if (bias && (scores = matchScaled((*add)[side]))) {
+        scores->bias = bias;
+        break;
+      }
+    }
+  } else {
+    scores = matchScaled({s, {}});
+  }
+  if (!scores || scores->qk.op->getResult(0).getType() != s.getType())
+    return std::nullopt;
+  return scores;
+}
+
+/// linalg.transpose of `t` by `perm` (none for the identity).
+Value transpose(LinalgBuilder &e, Value t, ArrayRef<int64_t> perm) {
+  if (isIdentityPermutation(perm))
+    return t;
+  SmallVector<OpFoldResult> sizes = e.sizes(t), permuted;
+  for (int64_t p : perm)
+    permuted.push_back(sizes[p]);
+  Value init = e.empty(permuted, getElementTypeOrSelf(t));
+  return linalg::TransposeOp::create(e.b, e.loc, t, init, perm)->getResult(0);
+}
+
+/// Groups folding [batch..., x, y] (0, 1 or 2 batch dims) into 4 dims
+/// [B, H, x, y], unit dims in front.
+SmallVector<ReassociationIndices> groupsToRank4(int64_t batch) {
+  if (batch == 2)
+    return {{0}, {1}, {2}, {3}};
+  if (batch == 1)
+    return {{0, 1}, {2}, {3}};
+  return {{0, 1, 2}, {3}};
+}
+
+/// [batch..., S, D] read through `perm` as posenc's [B, S, H, D].
+Value toAttentionLayout(LinalgBuilder &e, Value t, ArrayRef<int64_t> perm,
+                        int64_t batch) {
+  t = transpose(e, t, perm);
+  if (batch < 2) {
+    SmallVector<OpFoldResult> sizes = e.sizes(t);
+    sizes.insert(sizes.begin(), 2 - batch, e.b.getIndexAttr(1));
+    SmallVector<int64_t> shape;
+    for (OpFoldResult s : sizes) {
+      std::optional<int64_t> c = getConstantIntValue(s);
+      shape.push_back(c ? *c : ShapedType::kDynamic);
+    }
+    auto type = RankedTensorType::get(shape, getElementTypeOrSelf(t));
+    t = tensor::ExpandShapeOp::create(e.b, e.loc, type, t, groupsToRank4(batch),
+                                      sizes);
+  }
+  return transpose(e, t, {0, 2, 1, 3});
+}
+
+/// softmax(scale·Q·Kᵀ + bias)·V, rooted at the contraction with V.
+struct RaiseAttention : OpInterfaceRewritePattern<linalg::LinalgOp> {
+  using OpInterfaceRewritePattern::OpInterfaceRewritePattern;
+
+  LogicalResult matchAndRewrite(linalg::LinalgOp root,
+                                PatternRewriter &rewriter) const override {
+    if (root->getNumResults() != 1)
+      return failure();
+    Value o = root->getResult(0);
+    std::optional<Contraction> pv = matchContraction(o);
+    if (!pv)
+      return failure();
+    auto oType = cast<RankedTensorType>(o.getType());
+    Type elem = oType.getElementType();
+    if (!elem.isF32() && !elem.isF64())
+      return rewriter.notifyMatchFailure(root, "posenc-raise: scores in f32 "
+                                               "or f64 only");
+    int64_t rank = oType.getRank(), batch = rank - 2;
+    // P is read as [batch..., i, r]: the softmax's own layout.
+    if (!isIdentityPermutation(pv->rowPerm))
+      return failure();
+    Value s = softmaxInput(pv->rowOperand, rank);
+    if (!s)
+      return failure();
+    std::optional<Scores> scores = matchScores(s, rank);
+    if (!scores)
+      return failure();
+    double scale = scores->scale;
+    if (!std::isfinite(scale) || scale <= 0.0 ||
+        (elem.isF32() && (!std::isfinite(float(scale)) || float(scale) == 0)))
+      return rewriter.notifyMatchFailure(root, "posenc-raise: the scale is "
+                                               "not positive and finite");
+
+    Location loc = root.getLoc();
+    LinalgBuilder e{rewriter, loc, elem};
+    Value q =
+        toAttentionLayout(e, scores->qk.rowOperand, scores->qk.rowPerm, batch);
+    Value k =
+        toAttentionLayout(e, scores->qk.colOperand, scores->qk.colPerm, batch);
+    // V is the column operand of P·V: [batch..., d, r] -> [batch..., r, d].
+    SmallVector<int64_t> vPerm(pv->colPerm);
+    std::swap(vPerm[batch], vPerm[batch + 1]);
+    Value v = toAttentionLayout(e, pv->colOperand, vPerm, batch);
+    Value init =
+        e.empty({e.dim(q, 0), e.dim(q, 1), e.dim(q, 2), e.dim(v, 3)}, elem);
+    Value out = AttentionOp::create(
+                    rewriter, loc, q, k, v, scores->bias, /*sinks=*/Value(),
+                    /*diagonal=*/Value(), /*offsets=*/ValueRange(), init,
+                    rewriter.getF64FloatAttr(scale), /*causal=*/UnitAttr(),
+                    /*window=*/IntegerAttr(), /*chunk=*/IntegerAttr(),
+                    /*softcap=*/FloatAttr())
+                    .getResult();
+    // [B, Sq, H, Dv] -> [batch..., Sq, Dv].
+    out = transpose(e, out, {0, 2, 1, 3});
+    if (batch < 2)
+      out = tensor::CollapseShapeOp::create(rewriter, loc, out,
+                                            groupsToRank4(batch));
+    rewriter.replaceOp(root, e.castTo(out, oType));
+    return success();
+  }
+};
+
+struct PosencRaisePass : posenc::impl::PosencRaisePassBase<PosencRaisePass> {
+  void runOnOperation() override {
+    RewritePatternSet patterns(&getContext());
+    populatePosencRaisePatterns(patterns);
+    if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
+      signalPassFailure();
+  }
+};
+} // namespace
+
+void mlir::posenc::populatePosencRaisePatterns(RewritePatternSet &patterns) {
+  patterns.add<RaiseAttention>(patterns.getContext());
+}

@@ -1,0 +1,292 @@
+// RUN: posenc-opt %s -posenc-raise -split-input-file | FileCheck %s
+// Through the plugin, as another MLIR compiler would run it:
+// RUN: mlir-opt %s --load-dialect-plugin=%posenc_plugin --load-pass-plugin=%posenc_plugin --pass-pipeline='builtin.module(posenc-raise)' -split-input-file | FileCheck %s
+// RUN: mlir-opt %s --load-dialect-plugin=%posenc_plugin --load-pass-plugin=%posenc_plugin --pass-pipeline='builtin.module(posenc-raise,posenc-lower-to-cpu)' -split-input-file | FileCheck %s --check-prefix=LOWER
+
+// Programs as test/python/raise_programs.py writes them (one linalg op per
+// importer op); test_raise.py runs them before and after against float64.
+// LOWER-LABEL: llvm.func @batch_matmul_softmax
+// LOWER-LABEL: llvm.func @torch_bhsd_decomposed
+
+// 3-D [N, S, D] as linalg.batch_matmul with a transposed K, a splat
+// divisor and linalg.softmax: N becomes posenc's heads.
+// CHECK-LABEL: func @batch_matmul_softmax
+// CHECK: %[[Q:.+]] = linalg.transpose ins(%{{.+}} : tensor<1x2x5x8xf32>) {{.*}} permutation = [0, 2, 1, 3]
+// CHECK: posenc.attention %[[Q]], %{{.+}}, %{{.+}} outs(%{{.+}}) {scale = 0.35355339664408242 : f64} : tensor<1x5x2x8xf32>, tensor<1x7x2x8xf32>, tensor<1x7x2x6xf32>, tensor<1x5x2x6xf32>
+// CHECK: tensor.collapse_shape %{{.+}} {{\[\[}}0, 1], [2], [3]] : tensor<1x2x5x6xf32> into tensor<2x5x6xf32>
+// CHECK-NOT: linalg.softmax
+// CHECK-NOT: linalg.batch_matmul
+func.func @batch_matmul_softmax(%q: tensor<2x5x8xf32>, %k: tensor<2x7x8xf32>, %v: tensor<2x7x6xf32>) -> tensor<2x5x6xf32> {
+  %v1 = tensor.empty() : tensor<2x8x7xf32>
+  %v2 = linalg.transpose ins(%k : tensor<2x7x8xf32>) outs(%v1 : tensor<2x8x7xf32>) permutation = [0, 2, 1]
+  %v3 = arith.constant 0.0 : f32
+  %v5 = tensor.empty() : tensor<2x5x7xf32>
+  %v4 = linalg.fill ins(%v3 : f32) outs(%v5 : tensor<2x5x7xf32>) -> tensor<2x5x7xf32>
+  %v6 = linalg.batch_matmul ins(%q, %v2 : tensor<2x5x8xf32>, tensor<2x8x7xf32>) outs(%v4 : tensor<2x5x7xf32>) -> tensor<2x5x7xf32>
+  %v8 = tensor.empty() : tensor<2x5x7xf32>
+  %v7 = arith.constant dense<2.8284271247461903> : tensor<2x5x7xf32>
+  %v9 = linalg.div ins(%v6, %v7 : tensor<2x5x7xf32>, tensor<2x5x7xf32>) outs(%v8 : tensor<2x5x7xf32>) -> tensor<2x5x7xf32>
+  %v10 = tensor.empty() : tensor<2x5x7xf32>
+  %v11 = linalg.softmax dimension(2) ins(%v9 : tensor<2x5x7xf32>) outs(%v10 : tensor<2x5x7xf32>) -> tensor<2x5x7xf32>
+  %v12 = arith.constant 0.0 : f32
+  %v14 = tensor.empty() : tensor<2x5x6xf32>
+  %v13 = linalg.fill ins(%v12 : f32) outs(%v14 : tensor<2x5x6xf32>) -> tensor<2x5x6xf32>
+  %v15 = linalg.batch_matmul ins(%v11, %v : tensor<2x5x7xf32>, tensor<2x7x6xf32>) outs(%v13 : tensor<2x5x6xf32>) -> tensor<2x5x6xf32>
+  return %v15 : tensor<2x5x6xf32>
+}
+
+// -----
+
+// torch's [B, H, S, D] on linalg.generic: K read transposed by the
+// contraction's map, a scale, an ALiBi-like [H, Sq, Sk] bias broadcast over
+// B, the softmax decomposed (max from -inf, exp(s - max), sum, divide).
+// CHECK-LABEL: func @torch_bhsd_decomposed
+// CHECK: posenc.attention %{{.+}}, %{{.+}}, %{{.+}} bias(%arg3 : tensor<3x5x7xf32>) outs(%{{.+}}) {scale = 0.34999999403953552 : f64} : tensor<2x5x3x8xf32>, tensor<2x7x3x8xf32>, tensor<2x7x3x6xf32>, tensor<2x5x3x6xf32>
+// CHECK-NOT: math.exp
+// CHECK-NOT: "reduction"
+func.func @torch_bhsd_decomposed(%q: tensor<2x3x5x8xf32>, %k: tensor<2x3x7x8xf32>, %v: tensor<2x3x7x6xf32>, %bias: tensor<3x5x7xf32>) -> tensor<2x3x5x6xf32> {
+  %v1 = arith.constant 0.0 : f32
+  %v3 = tensor.empty() : tensor<2x3x5x7xf32>
+  %v2 = linalg.fill ins(%v1 : f32) outs(%v3 : tensor<2x3x5x7xf32>) -> tensor<2x3x5x7xf32>
+  %v4 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d4)>, affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d3, d4)>, affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]} ins(%q, %k : tensor<2x3x5x8xf32>, tensor<2x3x7x8xf32>) outs(%v2 : tensor<2x3x5x7xf32>) {
+  ^bb0(%x: f32, %y: f32, %acc: f32):
+    %m = arith.mulf %x, %y : f32
+    %s = arith.addf %acc, %m : f32
+    linalg.yield %s : f32
+  } -> tensor<2x3x5x7xf32>
+  %v5 = tensor.empty() : tensor<2x3x5x7xf32>
+  %v6 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%v4 : tensor<2x3x5x7xf32>) outs(%v5 : tensor<2x3x5x7xf32>) {
+  ^bb0(%a0: f32, %acc: f32):
+    %c = arith.constant 0.35 : f32
+    %r = arith.mulf %a0, %c : f32
+    linalg.yield %r : f32
+  } -> tensor<2x3x5x7xf32>
+  %v7 = tensor.empty() : tensor<2x3x5x7xf32>
+  %v8 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%v6, %bias : tensor<2x3x5x7xf32>, tensor<3x5x7xf32>) outs(%v7 : tensor<2x3x5x7xf32>) {
+  ^bb0(%a0: f32, %a1: f32, %acc: f32):
+    %r = arith.addf %a0, %a1 : f32
+    linalg.yield %r : f32
+  } -> tensor<2x3x5x7xf32>
+  %v9 = arith.constant 0xFF800000 : f32
+  %v11 = tensor.empty() : tensor<2x3x5xf32>
+  %v10 = linalg.fill ins(%v9 : f32) outs(%v11 : tensor<2x3x5xf32>) -> tensor<2x3x5xf32>
+  %v12 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel", "reduction"]} ins(%v8 : tensor<2x3x5x7xf32>) outs(%v10 : tensor<2x3x5xf32>) {
+  ^bb0(%a0: f32, %acc: f32):
+    %r = arith.maximumf %a0, %acc : f32
+    linalg.yield %r : f32
+  } -> tensor<2x3x5xf32>
+  %v13 = tensor.empty() : tensor<2x3x5x7xf32>
+  %v14 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%v8, %v12 : tensor<2x3x5x7xf32>, tensor<2x3x5xf32>) outs(%v13 : tensor<2x3x5x7xf32>) {
+  ^bb0(%a0: f32, %a1: f32, %acc: f32):
+    %r = arith.subf %a0, %a1 : f32
+    linalg.yield %r : f32
+  } -> tensor<2x3x5x7xf32>
+  %v15 = tensor.empty() : tensor<2x3x5x7xf32>
+  %v16 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%v14 : tensor<2x3x5x7xf32>) outs(%v15 : tensor<2x3x5x7xf32>) {
+  ^bb0(%a0: f32, %acc: f32):
+    %r = math.exp %a0 : f32
+    linalg.yield %r : f32
+  } -> tensor<2x3x5x7xf32>
+  %v17 = arith.constant 0.0 : f32
+  %v19 = tensor.empty() : tensor<2x3x5xf32>
+  %v18 = linalg.fill ins(%v17 : f32) outs(%v19 : tensor<2x3x5xf32>) -> tensor<2x3x5xf32>
+  %v20 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel", "reduction"]} ins(%v16 : tensor<2x3x5x7xf32>) outs(%v18 : tensor<2x3x5xf32>) {
+  ^bb0(%a0: f32, %acc: f32):
+    %r = arith.addf %a0, %acc : f32
+    linalg.yield %r : f32
+  } -> tensor<2x3x5xf32>
+  %v21 = tensor.empty() : tensor<2x3x5x7xf32>
+  %v22 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%v16, %v20 : tensor<2x3x5x7xf32>, tensor<2x3x5xf32>) outs(%v21 : tensor<2x3x5x7xf32>) {
+  ^bb0(%a0: f32, %a1: f32, %acc: f32):
+    %r = arith.divf %a0, %a1 : f32
+    linalg.yield %r : f32
+  } -> tensor<2x3x5x7xf32>
+  %v23 = arith.constant 0.0 : f32
+  %v25 = tensor.empty() : tensor<2x3x5x6xf32>
+  %v24 = linalg.fill ins(%v23 : f32) outs(%v25 : tensor<2x3x5x6xf32>) -> tensor<2x3x5x6xf32>
+  %v26 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d4)>, affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d4, d3)>, affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]} ins(%v22, %v : tensor<2x3x5x7xf32>, tensor<2x3x7x6xf32>) outs(%v24 : tensor<2x3x5x6xf32>) {
+  ^bb0(%x: f32, %y: f32, %acc: f32):
+    %m = arith.mulf %x, %y : f32
+    %s = arith.addf %acc, %m : f32
+    linalg.yield %s : f32
+  } -> tensor<2x3x5x6xf32>
+  return %v26 : tensor<2x3x5x6xf32>
+}
+
+// -----
+
+// The softmax normalizes over the queries, not the keys.
+// CHECK-LABEL: func @negative_softmax_over_queries
+// CHECK-NOT: posenc.attention
+func.func @negative_softmax_over_queries(%q: tensor<2x5x8xf32>, %k: tensor<2x7x8xf32>, %v: tensor<2x7x6xf32>) -> tensor<2x5x6xf32> {
+  %v1 = tensor.empty() : tensor<2x8x7xf32>
+  %v2 = linalg.transpose ins(%k : tensor<2x7x8xf32>) outs(%v1 : tensor<2x8x7xf32>) permutation = [0, 2, 1]
+  %v3 = arith.constant 0.0 : f32
+  %v5 = tensor.empty() : tensor<2x5x7xf32>
+  %v4 = linalg.fill ins(%v3 : f32) outs(%v5 : tensor<2x5x7xf32>) -> tensor<2x5x7xf32>
+  %v6 = linalg.batch_matmul ins(%q, %v2 : tensor<2x5x8xf32>, tensor<2x8x7xf32>) outs(%v4 : tensor<2x5x7xf32>) -> tensor<2x5x7xf32>
+  %v7 = tensor.empty() : tensor<2x5x7xf32>
+  %v8 = linalg.softmax dimension(1) ins(%v6 : tensor<2x5x7xf32>) outs(%v7 : tensor<2x5x7xf32>) -> tensor<2x5x7xf32>
+  %v9 = arith.constant 0.0 : f32
+  %v11 = tensor.empty() : tensor<2x5x6xf32>
+  %v10 = linalg.fill ins(%v9 : f32) outs(%v11 : tensor<2x5x6xf32>) -> tensor<2x5x6xf32>
+  %v12 = linalg.batch_matmul ins(%v8, %v : tensor<2x5x7xf32>, tensor<2x7x6xf32>) outs(%v10 : tensor<2x5x6xf32>) -> tensor<2x5x6xf32>
+  return %v12 : tensor<2x5x6xf32>
+}
+
+// -----
+
+// The bias is read transposed ([.., Sk, Sq]): not numpy broadcasting, so
+// not posenc.attention's bias.
+// CHECK-LABEL: func @negative_bias_read_transposed
+// CHECK-NOT: posenc.attention
+func.func @negative_bias_read_transposed(%q: tensor<2x3x5x8xf32>, %k: tensor<2x3x7x8xf32>, %v: tensor<2x3x7x6xf32>, %bias: tensor<2x3x7x5xf32>) -> tensor<2x3x5x6xf32> {
+  %v1 = arith.constant 0.0 : f32
+  %v3 = tensor.empty() : tensor<2x3x5x7xf32>
+  %v2 = linalg.fill ins(%v1 : f32) outs(%v3 : tensor<2x3x5x7xf32>) -> tensor<2x3x5x7xf32>
+  %v4 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d4)>, affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d3, d4)>, affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]} ins(%q, %k : tensor<2x3x5x8xf32>, tensor<2x3x7x8xf32>) outs(%v2 : tensor<2x3x5x7xf32>) {
+  ^bb0(%x: f32, %y: f32, %acc: f32):
+    %m = arith.mulf %x, %y : f32
+    %s = arith.addf %acc, %m : f32
+    linalg.yield %s : f32
+  } -> tensor<2x3x5x7xf32>
+  %v5 = tensor.empty() : tensor<2x3x5x7xf32>
+  %v6 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d3, d2)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%v4, %bias : tensor<2x3x5x7xf32>, tensor<2x3x7x5xf32>) outs(%v5 : tensor<2x3x5x7xf32>) {
+  ^bb0(%a0: f32, %a1: f32, %acc: f32):
+    %r = arith.addf %a0, %a1 : f32
+    linalg.yield %r : f32
+  } -> tensor<2x3x5x7xf32>
+  %v7 = arith.constant 0xFF800000 : f32
+  %v9 = tensor.empty() : tensor<2x3x5xf32>
+  %v8 = linalg.fill ins(%v7 : f32) outs(%v9 : tensor<2x3x5xf32>) -> tensor<2x3x5xf32>
+  %v10 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel", "reduction"]} ins(%v6 : tensor<2x3x5x7xf32>) outs(%v8 : tensor<2x3x5xf32>) {
+  ^bb0(%a0: f32, %acc: f32):
+    %r = arith.maximumf %a0, %acc : f32
+    linalg.yield %r : f32
+  } -> tensor<2x3x5xf32>
+  %v11 = tensor.empty() : tensor<2x3x5x7xf32>
+  %v12 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%v6, %v10 : tensor<2x3x5x7xf32>, tensor<2x3x5xf32>) outs(%v11 : tensor<2x3x5x7xf32>) {
+  ^bb0(%a0: f32, %a1: f32, %acc: f32):
+    %r = arith.subf %a0, %a1 : f32
+    linalg.yield %r : f32
+  } -> tensor<2x3x5x7xf32>
+  %v13 = tensor.empty() : tensor<2x3x5x7xf32>
+  %v14 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%v12 : tensor<2x3x5x7xf32>) outs(%v13 : tensor<2x3x5x7xf32>) {
+  ^bb0(%a0: f32, %acc: f32):
+    %r = math.exp %a0 : f32
+    linalg.yield %r : f32
+  } -> tensor<2x3x5x7xf32>
+  %v15 = arith.constant 0.0 : f32
+  %v17 = tensor.empty() : tensor<2x3x5xf32>
+  %v16 = linalg.fill ins(%v15 : f32) outs(%v17 : tensor<2x3x5xf32>) -> tensor<2x3x5xf32>
+  %v18 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel", "reduction"]} ins(%v14 : tensor<2x3x5x7xf32>) outs(%v16 : tensor<2x3x5xf32>) {
+  ^bb0(%a0: f32, %acc: f32):
+    %r = arith.addf %a0, %acc : f32
+    linalg.yield %r : f32
+  } -> tensor<2x3x5xf32>
+  %v19 = tensor.empty() : tensor<2x3x5x7xf32>
+  %v20 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%v14, %v18 : tensor<2x3x5x7xf32>, tensor<2x3x5xf32>) outs(%v19 : tensor<2x3x5x7xf32>) {
+  ^bb0(%a0: f32, %a1: f32, %acc: f32):
+    %r = arith.divf %a0, %a1 : f32
+    linalg.yield %r : f32
+  } -> tensor<2x3x5x7xf32>
+  %v21 = arith.constant 0.0 : f32
+  %v23 = tensor.empty() : tensor<2x3x5x6xf32>
+  %v22 = linalg.fill ins(%v21 : f32) outs(%v23 : tensor<2x3x5x6xf32>) -> tensor<2x3x5x6xf32>
+  %v24 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d4)>, affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d4, d3)>, affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]} ins(%v20, %v : tensor<2x3x5x7xf32>, tensor<2x3x7x6xf32>) outs(%v22 : tensor<2x3x5x6xf32>) {
+  ^bb0(%x: f32, %y: f32, %acc: f32):
+    %m = arith.mulf %x, %y : f32
+    %s = arith.addf %acc, %m : f32
+    linalg.yield %s : f32
+  } -> tensor<2x3x5x6xf32>
+  return %v24 : tensor<2x3x5x6xf32>
+}
+
+// -----
+
+// exp(s - r) where r is a row sum, not the row max.
+// CHECK-LABEL: func @negative_exp_minus_sum
+// CHECK-NOT: posenc.attention
+func.func @negative_exp_minus_sum(%q: tensor<2x5x8xf32>, %k: tensor<2x7x8xf32>, %v: tensor<2x7x6xf32>) -> tensor<2x5x6xf32> {
+  %v1 = tensor.empty() : tensor<2x8x7xf32>
+  %v2 = linalg.transpose ins(%k : tensor<2x7x8xf32>) outs(%v1 : tensor<2x8x7xf32>) permutation = [0, 2, 1]
+  %v3 = arith.constant 0.0 : f32
+  %v5 = tensor.empty() : tensor<2x5x7xf32>
+  %v4 = linalg.fill ins(%v3 : f32) outs(%v5 : tensor<2x5x7xf32>) -> tensor<2x5x7xf32>
+  %v6 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d3, d2)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel", "reduction"]} ins(%q, %v2 : tensor<2x5x8xf32>, tensor<2x8x7xf32>) outs(%v4 : tensor<2x5x7xf32>) {
+  ^bb0(%x: f32, %y: f32, %acc: f32):
+    %m = arith.mulf %x, %y : f32
+    %s = arith.addf %acc, %m : f32
+    linalg.yield %s : f32
+  } -> tensor<2x5x7xf32>
+  %v7 = arith.constant 0xFF800000 : f32
+  %v9 = tensor.empty() : tensor<2x5xf32>
+  %v8 = linalg.fill ins(%v7 : f32) outs(%v9 : tensor<2x5xf32>) -> tensor<2x5xf32>
+  %v10 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1)>], iterator_types = ["parallel", "parallel", "reduction"]} ins(%v6 : tensor<2x5x7xf32>) outs(%v8 : tensor<2x5xf32>) {
+  ^bb0(%a0: f32, %acc: f32):
+    %r = arith.addf %a0, %acc : f32
+    linalg.yield %r : f32
+  } -> tensor<2x5xf32>
+  %v11 = tensor.empty() : tensor<2x5x7xf32>
+  %v12 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel"]} ins(%v6, %v10 : tensor<2x5x7xf32>, tensor<2x5xf32>) outs(%v11 : tensor<2x5x7xf32>) {
+  ^bb0(%a0: f32, %a1: f32, %acc: f32):
+    %d = arith.subf %a0, %a1 : f32
+    %r = math.exp %d : f32
+    linalg.yield %r : f32
+  } -> tensor<2x5x7xf32>
+  %v13 = arith.constant 0.0 : f32
+  %v15 = tensor.empty() : tensor<2x5xf32>
+  %v14 = linalg.fill ins(%v13 : f32) outs(%v15 : tensor<2x5xf32>) -> tensor<2x5xf32>
+  %v16 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1)>], iterator_types = ["parallel", "parallel", "reduction"]} ins(%v12 : tensor<2x5x7xf32>) outs(%v14 : tensor<2x5xf32>) {
+  ^bb0(%a0: f32, %acc: f32):
+    %r = arith.addf %a0, %acc : f32
+    linalg.yield %r : f32
+  } -> tensor<2x5xf32>
+  %v17 = tensor.empty() : tensor<2x5x7xf32>
+  %v18 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel"]} ins(%v12, %v16 : tensor<2x5x7xf32>, tensor<2x5xf32>) outs(%v17 : tensor<2x5x7xf32>) {
+  ^bb0(%a0: f32, %a1: f32, %acc: f32):
+    %r = arith.divf %a0, %a1 : f32
+    linalg.yield %r : f32
+  } -> tensor<2x5x7xf32>
+  %v19 = arith.constant 0.0 : f32
+  %v21 = tensor.empty() : tensor<2x5x6xf32>
+  %v20 = linalg.fill ins(%v19 : f32) outs(%v21 : tensor<2x5x6xf32>) -> tensor<2x5x6xf32>
+  %v22 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d3, d2)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel", "reduction"]} ins(%v18, %v : tensor<2x5x7xf32>, tensor<2x7x6xf32>) outs(%v20 : tensor<2x5x6xf32>) {
+  ^bb0(%x: f32, %y: f32, %acc: f32):
+    %m = arith.mulf %x, %y : f32
+    %s = arith.addf %acc, %m : f32
+    linalg.yield %s : f32
+  } -> tensor<2x5x6xf32>
+  return %v22 : tensor<2x5x6xf32>
+}
+
+// -----
+
+// P·V accumulates into ones.
+// CHECK-LABEL: func @negative_nonzero_accumulator
+// CHECK-NOT: posenc.attention
+func.func @negative_nonzero_accumulator(%q: tensor<2x5x8xf32>, %k: tensor<2x7x8xf32>, %v: tensor<2x7x6xf32>) -> tensor<2x5x6xf32> {
+  %v1 = tensor.empty() : tensor<2x8x7xf32>
+  %v2 = linalg.transpose ins(%k : tensor<2x7x8xf32>) outs(%v1 : tensor<2x8x7xf32>) permutation = [0, 2, 1]
+  %v3 = arith.constant 0.0 : f32
+  %v5 = tensor.empty() : tensor<2x5x7xf32>
+  %v4 = linalg.fill ins(%v3 : f32) outs(%v5 : tensor<2x5x7xf32>) -> tensor<2x5x7xf32>
+  %v6 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d3, d2)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel", "reduction"]} ins(%q, %v2 : tensor<2x5x8xf32>, tensor<2x8x7xf32>) outs(%v4 : tensor<2x5x7xf32>) {
+  ^bb0(%x: f32, %y: f32, %acc: f32):
+    %m = arith.mulf %x, %y : f32
+    %s = arith.addf %acc, %m : f32
+    linalg.yield %s : f32
+  } -> tensor<2x5x7xf32>
+  %v7 = tensor.empty() : tensor<2x5x7xf32>
+  %v8 = linalg.softmax dimension(2) ins(%v6 : tensor<2x5x7xf32>) outs(%v7 : tensor<2x5x7xf32>) -> tensor<2x5x7xf32>
+  %v9 = arith.constant 1.0 : f32
+  %v11 = tensor.empty() : tensor<2x5x6xf32>
+  %v10 = linalg.fill ins(%v9 : f32) outs(%v11 : tensor<2x5x6xf32>) -> tensor<2x5x6xf32>
+  %v12 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d3, d2)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel", "reduction"]} ins(%v8, %v : tensor<2x5x7xf32>, tensor<2x7x6xf32>) outs(%v10 : tensor<2x5x6xf32>) {
+  ^bb0(%x: f32, %y: f32, %acc: f32):
+    %m = arith.mulf %x, %y : f32
+    %s = arith.addf %acc, %m : f32
+    linalg.yield %s : f32
+  } -> tensor<2x5x6xf32>
+  return %v12 : tensor<2x5x6xf32>
+}

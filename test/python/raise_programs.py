@@ -1,0 +1,233 @@
+"""Attention in upstream dialects, in the forms framework importers emit
+(torch-mlir's TorchToLinalg: one linalg op per aten op, generic or named),
+for posenc-raise's tests: `attention_program(rng, form)` returns the IR,
+its inputs and the float64 reference result."""
+
+import numpy as np
+
+
+def _t(shape, elem):
+    return "tensor<" + "x".join(str(s) for s in shape) + f"x{elem}>"
+
+
+class _Ir:
+    """A function body written line by line with fresh SSA names."""
+
+    def __init__(self, elem):
+        self.elem = elem
+        self.lines = []
+        self.n = 0
+
+    def fresh(self):
+        self.n += 1
+        return f"%v{self.n}"
+
+    def add(self, line):
+        self.lines.append("  " + line)
+
+    def empty(self, shape):
+        v = self.fresh()
+        self.add(f"{v} = tensor.empty() : {_t(shape, self.elem)}")
+        return v
+
+    def fill(self, shape, value):
+        c, v = self.fresh(), self.fresh()
+        self.add(f"{c} = arith.constant {value} : {self.elem}")
+        e = self.empty(shape)
+        self.add(f"{v} = linalg.fill ins({c} : {self.elem}) outs({e} : {_t(shape, self.elem)}) "
+                 f"-> {_t(shape, self.elem)}")
+        return v
+
+    def generic(self, ins, out_shape, loops, body, init=None, reduce_last=False):
+        """ins: [(value, shape, map results)]; body(args) -> lines, result."""
+        dims = ", ".join(f"d{i}" for i in range(loops))
+        maps = [f"affine_map<({dims}) -> ({r})>" for _, _, r in ins]
+        out_results = ", ".join(f"d{i}" for i in range(len(out_shape)))
+        if reduce_last and init is not None:
+            out_results = init[1]
+        maps.append(f"affine_map<({dims}) -> ({out_results})>")
+        iters = ['"parallel"'] * loops
+        if reduce_last:
+            iters[-1] = '"reduction"'
+        out = init[0] if init is not None else self.empty(out_shape)
+        v = self.fresh()
+        args = [f"%a{i}" for i in range(len(ins))] + ["%acc"]
+        lines, res = body(args)
+        ot = _t(out_shape, self.elem)
+        self.add(f"{v} = linalg.generic {{indexing_maps = [{', '.join(maps)}], "
+                 f"iterator_types = [{', '.join(iters)}]}} "
+                 f"ins({', '.join(x for x, _, _ in ins)} : "
+                 f"{', '.join(_t(s, self.elem) for _, s, _ in ins)}) outs({out} : {ot}) {{")
+        self.add(f"^bb0({', '.join(a + ': ' + self.elem for a in args)}):")
+        for line in lines:
+            self.add("  " + line)
+        self.add(f"  linalg.yield {res} : {self.elem}")
+        self.add(f"}} -> {ot}")
+        return v
+
+
+def _names(n):
+    return [f"d{i}" for i in range(n)]
+
+
+def _contract(ir, a, a_shape, a_res, b, b_shape, b_res, out_shape, named):
+    """out[batch..., i, j] = sum_r a·b from a zero fill."""
+    zero = ir.fill(out_shape, "0.0")
+    nb = len(out_shape) - 2
+    if named and nb == 1:
+        v = ir.fresh()
+        ir.add(f"{v} = linalg.batch_matmul ins({a}, {b} : {_t(a_shape, ir.elem)}, "
+               f"{_t(b_shape, ir.elem)}) outs({zero} : {_t(out_shape, ir.elem)}) "
+               f"-> {_t(out_shape, ir.elem)}")
+        return v
+    return _generic_contract(ir, a, a_shape, a_res, b, b_shape, b_res, out_shape, zero)
+
+def _generic_contract(ir, a, a_shape, a_res, b, b_shape, b_res, out_shape, zero):
+    nb = len(out_shape) - 2
+    loops = nb + 3
+    d = _names(loops)
+    dims = ", ".join(d)
+    maps = [f"affine_map<({dims}) -> ({a_res})>", f"affine_map<({dims}) -> ({b_res})>",
+            f"affine_map<({dims}) -> ({', '.join(d[:nb + 2])})>"]
+    iters = ", ".join(['"parallel"'] * (nb + 2) + ['"reduction"'])
+    v = ir.fresh()
+    e, ot = ir.elem, _t(out_shape, ir.elem)
+    ir.add(f"{v} = linalg.generic {{indexing_maps = [{', '.join(maps)}], iterator_types = "
+           f"[{iters}]}} ins({a}, {b} : {_t(a_shape, e)}, {_t(b_shape, e)}) outs({zero} : {ot}) {{")
+    ir.add(f"^bb0(%x: {e}, %y: {e}, %acc: {e}):")
+    ir.add(f"  %m = arith.mulf %x, %y : {e}")
+    ir.add(f"  %s = arith.addf %acc, %m : {e}")
+    ir.add(f"  linalg.yield %s : {e}")
+    ir.add(f"}} -> {ot}")
+    return v
+
+
+FORMS = {
+    "batch": (0, 1, 2),
+    "k": ("transpose", "map"),      # K transposed by linalg.transpose, or read (b, j, c)
+    "named": (False, True),         # linalg.batch_matmul where 3-D
+    "scale": ("none", "mul", "div_splat"),
+    "bias": ("none", "full", "heads", "rows", "unit_batch"),
+    "softmax": ("linalg", "decomposed", "fused_exp", "keepdim"),
+    "elem": ("f32", "f64"),
+}
+
+
+def random_form(rng):
+    return {k: v[rng.integers(len(v))] for k, v in FORMS.items()}
+
+
+def attention_program(rng, form, name="attn"):
+    """(IR, inputs, float64 expected) of `form` (a dict over FORMS)."""
+    nb = form["batch"]
+    batch = [2, 3][:nb] if nb < 2 else [2, 3]
+    sq, sk, d, dv = 5, 7, 8, 6
+    elem = form["elem"]
+    ir = _Ir(elem)
+    q_shape, k_shape, v_shape = batch + [sq, d], batch + [sk, d], batch + [sk, dv]
+    s_shape, o_shape = batch + [sq, sk], batch + [sq, dv]
+    dt = np.float32 if elem == "f32" else np.float64
+    q = rng.uniform(-1, 1, q_shape).astype(dt)
+    k = rng.uniform(-1, 1, k_shape).astype(dt)
+    v = rng.uniform(-1, 1, v_shape).astype(dt)
+    args = [("q", q_shape), ("k", k_shape), ("v", v_shape)]
+    inputs = [q, k, v]
+
+    bd = _names(nb + 3)
+    bat = bd[:nb]
+    i, j, r = bd[nb], bd[nb + 1], bd[nb + 2]
+    named = form["named"] and nb == 1
+    # Q·Kᵀ.
+    if form["k"] == "transpose" or named:
+        kt_shape = batch + [d, sk]
+        init = ir.empty(kt_shape)
+        kt = ir.fresh()
+        perm = list(range(nb)) + [nb + 1, nb]
+        ir.add(f"{kt} = linalg.transpose ins(%k : {_t(k_shape, elem)}) outs({init} : "
+               f"{_t(kt_shape, elem)}) permutation = {perm}")
+        s = _contract(ir, "%q", q_shape, ", ".join(bat + [i, r]), kt, kt_shape,
+                      ", ".join(bat + [r, j]), s_shape, named)
+    else:
+        s = _contract(ir, "%q", q_shape, ", ".join(bat + [i, r]), "%k", k_shape,
+                      ", ".join(bat + [j, r]), s_shape, False)
+    scores = np.einsum("...id,...jd->...ij", q.astype(np.float64), k.astype(np.float64))
+
+    sd = _names(nb + 2)
+    ident = ", ".join(sd)
+    scale = 1.0
+    if form["scale"] == "mul":
+        scale = 0.35
+        s = ir.generic([(s, s_shape, ident)], s_shape, nb + 2,
+                       lambda g: ([f"%c = arith.constant {scale} : {elem}",
+                                   f"%r = arith.mulf {g[0]}, %c : {elem}"], "%r"))
+    elif form["scale"] == "div_splat":
+        scale = 1 / np.sqrt(d)
+        c, out = ir.fresh(), ir.empty(s_shape)
+        ir.add(f"{c} = arith.constant dense<{np.sqrt(d)!r}> : {_t(s_shape, elem)}")
+        v2 = ir.fresh()
+        ir.add(f"{v2} = linalg.div ins({s}, {c} : {_t(s_shape, elem)}, {_t(s_shape, elem)}) "
+               f"outs({out} : {_t(s_shape, elem)}) -> {_t(s_shape, elem)}")
+        s = v2
+    scores = scores * scale
+
+    if form["bias"] != "none":
+        if form["bias"] == "full":
+            b_shape, b_res = s_shape, ident
+        elif form["bias"] == "heads":      # [H, Sq, Sk] (ALiBi, T5), or [Sq, Sk]
+            b_shape, b_res = s_shape[-3:] if nb else s_shape, ", ".join(sd[-3:] if nb else sd)
+        elif form["bias"] == "rows":       # a mask of [Sq, Sk]
+            b_shape, b_res = s_shape[-2:], ", ".join(sd[-2:])
+        else:                              # [1, Sq, Sk] read at 0
+            b_shape, b_res = [1] + s_shape[-2:], ", ".join(["0"] + sd[-2:])
+            if nb == 0:
+                b_shape, b_res = s_shape[-2:], ", ".join(sd[-2:])
+        bias = rng.uniform(-2, 2, b_shape).astype(dt)
+        bias[..., 0, -1] = -np.inf            # a masked key
+        args.append(("bias", b_shape))
+        inputs.append(bias)
+        s = ir.generic([(s, s_shape, ident), ("%bias", b_shape, b_res)], s_shape, nb + 2,
+                       lambda g: ([f"%r = arith.addf {g[0]}, {g[1]} : {elem}"], "%r"))
+        scores = scores + bias.astype(np.float64)
+
+    if form["softmax"] == "linalg":
+        out, p = ir.empty(s_shape), ir.fresh()
+        ir.add(f"{p} = linalg.softmax dimension({nb + 1}) ins({s} : {_t(s_shape, elem)}) "
+               f"outs({out} : {_t(s_shape, elem)}) -> {_t(s_shape, elem)}")
+    else:
+        keep = form["softmax"] == "keepdim"
+        row_shape = s_shape[:-1] + ([1] if keep else [])
+        row_res = ", ".join(sd[:-1] + (["0"] if keep else []))
+
+        def reduce(x, init_value, op):
+            init = ir.fill(row_shape, init_value)
+            return ir.generic([(x, s_shape, ident)], row_shape, nb + 2,
+                              lambda g: ([f"%r = {op} {g[0]}, {g[1]} : {elem}"], "%r"),
+                              init=(init, row_res), reduce_last=True)
+
+        lowest = "0xFF800000" if elem == "f32" else "0xFFF0000000000000"
+        if keep:
+            lowest = "-3.40282347E+38" if elem == "f32" else "-1.7976931348623157E+308"
+        m = reduce(s, lowest, "arith.maximumf")
+        if form["softmax"] == "fused_exp":
+            e = ir.generic([(s, s_shape, ident), (m, row_shape, row_res)], s_shape, nb + 2,
+                           lambda g: ([f"%d = arith.subf {g[0]}, {g[1]} : {elem}",
+                                       f"%r = math.exp %d : {elem}"], "%r"))
+        else:
+            x = ir.generic([(s, s_shape, ident), (m, row_shape, row_res)], s_shape, nb + 2,
+                           lambda g: ([f"%r = arith.subf {g[0]}, {g[1]} : {elem}"], "%r"))
+            e = ir.generic([(x, s_shape, ident)], s_shape, nb + 2,
+                           lambda g: ([f"%r = math.exp {g[0]} : {elem}"], "%r"))
+        z = reduce(e, "0.0", "arith.addf")
+        p = ir.generic([(e, s_shape, ident), (z, row_shape, row_res)], s_shape, nb + 2,
+                       lambda g: ([f"%r = arith.divf {g[0]}, {g[1]} : {elem}"], "%r"))
+
+    o = _contract(ir, p, s_shape, ", ".join(bat + [i, r]), "%v", v_shape,
+                  ", ".join(bat + [r, j]), o_shape, form["named"])
+    w = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    expected = (w / w.sum(axis=-1, keepdims=True)) @ v.astype(np.float64)
+
+    sig = ", ".join(f"%{n}: {_t(sh, elem)}" for n, sh in args)
+    text = (f"func.func @{name}({sig}) -> {_t(o_shape, elem)} {{\n" + "\n".join(ir.lines)
+            + f"\n  return {o} : {_t(o_shape, elem)}\n}}\n")
+    return text, inputs, expected
+

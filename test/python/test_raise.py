@@ -1,0 +1,113 @@
+"""posenc-raise: softmax(scale·Q·Kᵀ + bias)·V written in upstream dialects,
+in the forms importers emit (raise_programs.py), becomes one
+posenc.attention; the program computes the same before and after, against
+float64. Look-alikes that compute something else are left alone."""
+
+import numpy as np
+import pytest
+
+from harness import opt, rel_err, run
+from raise_programs import FORMS, attention_program, random_form
+
+TOL = {"f32": 2e-5, "f64": 1e-12}
+
+
+def forms():
+    """Every value of every form key at least once, then random mixes."""
+    rng = np.random.default_rng(2412)
+    cases = []
+    for key, values in FORMS.items():
+        for value in values:
+            form = random_form(rng)
+            form[key] = value
+            cases.append(form)
+    cases += [random_form(rng) for _ in range(12)]
+    return cases
+
+
+def form_id(form):
+    return "-".join(str(v) for v in form.values())
+
+
+@pytest.mark.parametrize("seed,form", list(enumerate(forms())),
+                         ids=[form_id(f) for f in forms()])
+def test_raise_forms(seed, form):
+    rng = np.random.default_rng(seed)
+    ir, inputs, expected = attention_program(rng, form)
+    raised = opt(ir, "--posenc-raise")
+    assert raised.count("posenc.attention") == 1, raised
+    # The scores are gone: no softmax, reduction, exp or contraction over keys.
+    for gone in ("linalg.softmax", '"reduction"', "math.exp", "linalg.batch_matmul",
+                 "linalg.fill"):
+        assert gone not in raised, (gone, raised)
+    tol = TOL[form["elem"]]
+    before = run(ir, inputs)[0]
+    after = run(ir, inputs, pipeline="posenc-raise,posenc-lower-to-cpu")[0]
+    assert rel_err(before, expected) <= tol
+    assert rel_err(after, expected) <= tol
+
+
+def test_raise_scale_and_bias_attributes():
+    """The raised op carries the matched scale and the bias operand as it was."""
+    rng = np.random.default_rng(5)
+    form = dict(batch=2, k="map", named=False, scale="mul", bias="heads",
+                softmax="decomposed", elem="f32")
+    ir, _, _ = attention_program(rng, form)
+    raised = opt(ir, "--posenc-raise")
+    assert "bias(%arg3 : tensor<3x5x7xf32>)" in raised
+    assert "scale = 0.34999999403953552 : f64" in raised  # 0.35 as the f32 it was
+
+
+def test_raise_then_fuse_pipeline():
+    """A raised attention goes through the rest of posenc like a written one:
+    tiled by the CPU pipeline, and on the transform route to decomposition."""
+    rng = np.random.default_rng(9)
+    form = dict(batch=1, k="transpose", named=True, scale="div_splat", bias="none",
+                softmax="linalg", elem="f32")
+    ir, inputs, expected = attention_program(rng, form)
+    for pipeline in ("posenc-raise,posenc-lower-to-cpu{attention-tile-q=1 attention-tile-k=3}",
+                     "posenc-raise,convert-posenc-to-linalg{materialize-attention=true},"
+                     "posenc-lower-to-cpu"):
+        assert rel_err(run(ir, inputs, pipeline=pipeline)[0], expected) <= TOL["f32"]
+
+
+# Look-alikes: each mutation of a raisable program computes something else.
+NEGATIVES = {
+    # The softmax normalizes over the queries.
+    "softmax_over_queries": (dict(softmax="linalg"), "dimension(2)", "dimension(1)"),
+    # P·V accumulates into ones, not zeros.
+    "accumulator_not_zero": (dict(softmax="linalg", scale="none"), None, None),
+    # A negative scale is not a softmax scale posenc.attention takes.
+    "negative_scale": (dict(scale="mul"), "arith.constant 0.35", "arith.constant -0.35"),
+    # The max is taken as a min.
+    "min_for_max": (dict(softmax="fused_exp"), "arith.maximumf", "arith.minimumf"),
+    # exp(s + max) instead of exp(s - max).
+    "add_for_sub": (dict(softmax="fused_exp"), "arith.subf", "arith.addf"),
+    # The sum's accumulator starts from one.
+    "sum_from_one": (dict(softmax="decomposed"), None, None),
+}
+
+
+@pytest.mark.parametrize("name", NEGATIVES)
+def test_negative_look_alikes(name):
+    overrides, old, new = NEGATIVES[name]
+    form = dict(batch=1, k="map", named=False, scale="none", bias="none",
+                softmax="decomposed", elem="f32")
+    form.update(overrides)
+    ir, inputs, _ = attention_program(np.random.default_rng(3), form)
+    if name == "accumulator_not_zero":
+        # The last zero fill is P·V's accumulator.
+        at = ir.rindex("arith.constant 0.0")
+        ir = ir[:at] + "arith.constant 1.0" + ir[at + len("arith.constant 0.0"):]
+    elif name == "sum_from_one":
+        # The second-to-last fill is the sum's (the last is P·V's).
+        at = ir[:ir.rindex("arith.constant 0.0")].rindex("arith.constant 0.0")
+        ir = ir[:at] + "arith.constant 1.0" + ir[at + len("arith.constant 0.0"):]
+    else:
+        assert old in ir
+        ir = ir.replace(old, new)
+    raised = opt(ir, "--posenc-raise")
+    assert "posenc.attention" not in raised
+    # And the program still computes what it did.
+    assert rel_err(run(ir, inputs, pipeline="posenc-raise,posenc-lower-to-cpu")[0],
+                   run(ir, inputs)[0]) <= 1e-6
