@@ -73,7 +73,16 @@ class Module:
 
     def __getattr__(self, name):
         if name.startswith("_") or name not in self._compiled.functions:
-            raise AttributeError(f"module has no public function '{name}'")
+            # A function the module defines but cannot call from numpy (a
+            # scalar argument, say) is named with the reason.
+            reason = ""
+            if not name.startswith("_") and _posenc:
+                try:
+                    self._compiled.signature(name)
+                except Error as err:
+                    if "no public function" not in str(err):
+                        reason = f": {err}"
+            raise AttributeError(f"module has no public function '{name}'{reason}")
         return lambda *args: self.call(name, *args)
 
 

@@ -107,7 +107,8 @@ FORMS = {
     "k": ("transpose", "map"),      # K transposed by linalg.transpose, or read (b, j, c)
     "named": (False, True),         # linalg.batch_matmul where 3-D
     "scale": ("none", "mul", "div_splat"),
-    "bias": ("none", "full", "heads", "rows", "unit_batch"),
+    "bias": ("none", "full", "heads", "rows", "unit_batch", "causal", "causal_lowest"),
+    "gqa": ("none", "expand", "broadcast"),  # K/V repeated per query head (4-D only)
     "softmax": ("linalg", "decomposed", "fused_exp", "keepdim"),
     "elem": ("f32", "f64"),
 }
@@ -120,18 +121,45 @@ def random_form(rng):
 def attention_program(rng, form, name="attn"):
     """(IR, inputs, float64 expected) of `form` (a dict over FORMS)."""
     nb = form["batch"]
-    batch = [2, 3][:nb] if nb < 2 else [2, 3]
+    batch = [2, 4][:nb]
     sq, sk, d, dv = 5, 7, 8, 6
     elem = form["elem"]
     ir = _Ir(elem)
     q_shape, k_shape, v_shape = batch + [sq, d], batch + [sk, d], batch + [sk, dv]
     s_shape, o_shape = batch + [sq, sk], batch + [sq, dv]
     dt = np.float32 if elem == "f32" else np.float64
+    gqa = form.get("gqa", "none") if nb == 2 else "none"
+    group = 2 if gqa != "none" else 1
+    kv_shape = lambda shape: shape[:1] + [shape[1] // group] + shape[2:]  # noqa: E731
     q = rng.uniform(-1, 1, q_shape).astype(dt)
-    k = rng.uniform(-1, 1, k_shape).astype(dt)
-    v = rng.uniform(-1, 1, v_shape).astype(dt)
-    args = [("q", q_shape), ("k", k_shape), ("v", v_shape)]
+    k = rng.uniform(-1, 1, kv_shape(k_shape)).astype(dt)
+    v = rng.uniform(-1, 1, kv_shape(v_shape)).astype(dt)
+    args = [("q", q_shape), ("k", kv_shape(k_shape)), ("v", kv_shape(v_shape))]
     inputs = [q, k, v]
+    kname, vname = "%k", "%v"
+    if group > 1:
+        # Hugging Face's repeat_kv: [B, Hkv, S, D] -> [B, Hkv, G, S, D] -> [B, H, S, D].
+        def repeat(x, shape):
+            src = kv_shape(shape)
+            wide = src[:2] + [group] + src[2:]
+            out = ir.empty(wide)
+            r = ir.fresh()
+            if gqa == "broadcast":
+                ir.add(f"{r} = linalg.broadcast ins({x} : {_t(src, elem)}) outs({out} : "
+                       f"{_t(wide, elem)}) dimensions = [2]")
+            else:
+                unit = src[:2] + [1] + src[2:]
+                u = ir.fresh()
+                ir.add(f"{u} = tensor.expand_shape {x} [[0], [1, 2], [3], [4]] output_shape "
+                       f"{unit} : {_t(src, elem)} into {_t(unit, elem)}")
+                r = ir.generic([(u, unit, "d0, d1, 0, d3, d4")], wide, 5,
+                               lambda g: ([], g[0]), init=(out, None))
+            c = ir.fresh()
+            ir.add(f"{c} = tensor.collapse_shape {r} [[0], [1, 2], [3], [4]] : "
+                   f"{_t(wide, elem)} into {_t(shape, elem)}")
+            return c
+        kname, vname = repeat("%k", k_shape), repeat("%v", v_shape)
+        k, v = np.repeat(k, group, axis=1), np.repeat(v, group, axis=1)
 
     bd = _names(nb + 3)
     bat = bd[:nb]
@@ -143,12 +171,12 @@ def attention_program(rng, form, name="attn"):
         init = ir.empty(kt_shape)
         kt = ir.fresh()
         perm = list(range(nb)) + [nb + 1, nb]
-        ir.add(f"{kt} = linalg.transpose ins(%k : {_t(k_shape, elem)}) outs({init} : "
+        ir.add(f"{kt} = linalg.transpose ins({kname} : {_t(k_shape, elem)}) outs({init} : "
                f"{_t(kt_shape, elem)}) permutation = {perm}")
         s = _contract(ir, "%q", q_shape, ", ".join(bat + [i, r]), kt, kt_shape,
                       ", ".join(bat + [r, j]), s_shape, named)
     else:
-        s = _contract(ir, "%q", q_shape, ", ".join(bat + [i, r]), "%k", k_shape,
+        s = _contract(ir, "%q", q_shape, ", ".join(bat + [i, r]), kname, k_shape,
                       ", ".join(bat + [j, r]), s_shape, False)
     scores = np.einsum("...id,...jd->...ij", q.astype(np.float64), k.astype(np.float64))
 
@@ -170,7 +198,20 @@ def attention_program(rng, form, name="attn"):
         s = v2
     scores = scores * scale
 
-    if form["bias"] != "none":
+    if form["bias"] in ("causal", "causal_lowest"):
+        # A constant mask, bottom-right aligned as posenc's causal.
+        masked = np.triu(np.ones((sq, sk), bool), k=sk - sq + 1)
+        fill = {("causal", "f32"): "0xFF800000", ("causal", "f64"): "0xFFF0000000000000",
+                ("causal_lowest", "f32"): "-3.40282347E+38",
+                ("causal_lowest", "f64"): "-1.7976931348623157E+308"}[form["bias"], elem]
+        rows = ", ".join("[" + ", ".join(fill if m else "0.0" for m in row) + "]"
+                         for row in masked)
+        c = ir.fresh()
+        ir.add(f"{c} = arith.constant dense<[{rows}]> : {_t([sq, sk], elem)}")
+        s = ir.generic([(s, s_shape, ident), (c, [sq, sk], ", ".join(sd[-2:]))], s_shape,
+                       nb + 2, lambda g: ([f"%r = arith.addf {g[0]}, {g[1]} : {elem}"], "%r"))
+        scores = np.where(masked, -np.inf, scores)
+    elif form["bias"] != "none":
         if form["bias"] == "full":
             b_shape, b_res = s_shape, ident
         elif form["bias"] == "heads":      # [H, Sq, Sk] (ALiBi, T5), or [Sq, Sk]
@@ -221,7 +262,7 @@ def attention_program(rng, form, name="attn"):
         p = ir.generic([(e, s_shape, ident), (z, row_shape, row_res)], s_shape, nb + 2,
                        lambda g: ([f"%r = arith.divf {g[0]}, {g[1]} : {elem}"], "%r"))
 
-    o = _contract(ir, p, s_shape, ", ".join(bat + [i, r]), "%v", v_shape,
+    o = _contract(ir, p, s_shape, ", ".join(bat + [i, r]), vname, v_shape,
                   ", ".join(bat + [r, j]), o_shape, form["named"])
     w = np.exp(scores - scores.max(axis=-1, keepdims=True))
     expected = (w / w.sum(axis=-1, keepdims=True)) @ v.astype(np.float64)

@@ -25,6 +25,7 @@ from posenc import reference as ref
 
 PASSES = [
     "canonicalize",
+    "posenc-raise",
     "posenc-fold-constants",
     "posenc-fold-rope-layout{to=half}",
     "posenc-fold-rope-layout{to=interleaved}",

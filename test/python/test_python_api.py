@@ -430,3 +430,22 @@ def test_new_user_round(tmp_path):
     assert posenc.from_bf16([]).size == 0
     with pytest.raises(IsADirectoryError, match=str(tmp_path)):
         posenc.compile(str(tmp_path))
+
+
+def test_function_numpy_cannot_call_says_why():
+    """A function with a scalar argument is not an attribute; the error
+    says why (it said only 'no public function')."""
+    m = posenc.compile("""
+func.func @g(%x: tensor<4xf64>, %c: f64) -> tensor<4xf64> {
+  return %x : tensor<4xf64>
+}
+func.func @h(%x: tensor<4xf64>) -> tensor<4xf64> {
+  return %x : tensor<4xf64>
+}""")
+    with pytest.raises(AttributeError, match="'g': argument #1 of @g has type f64; entry "
+                                             "points take ranked tensors"):
+        m.g
+    with pytest.raises(AttributeError, match="no public function 'nope'$"):
+        m.nope
+    assert not hasattr(m, "g") and hasattr(m, "h")
+    np.testing.assert_array_equal(m.h(np.arange(4.0)), np.arange(4.0))

@@ -40,6 +40,13 @@ def test_raise_forms(seed, form):
     for gone in ("linalg.softmax", '"reduction"', "math.exp", "linalg.batch_matmul",
                  "linalg.fill"):
         assert gone not in raised, (gone, raised)
+    attn = next(line for line in raised.splitlines() if "posenc.attention" in line)
+    if form["bias"].startswith("causal"):
+        # A constant causal mask is the causal attribute, not a bias tensor.
+        assert " causal " in attn and "bias(" not in attn, attn
+    if form["batch"] == 2 and form["gqa"] != "none":
+        # Repeated K/V are read unrepeated: 2 kv heads for 4 query heads.
+        assert f"tensor<2x7x2x8x{form['elem']}>" in attn, attn
     tol = TOL[form["elem"]]
     before = run(ir, inputs)[0]
     after = run(ir, inputs, pipeline="posenc-raise,posenc-lower-to-cpu")[0]
@@ -54,7 +61,7 @@ def test_raise_scale_and_bias_attributes():
                 softmax="decomposed", elem="f32")
     ir, _, _ = attention_program(rng, form)
     raised = opt(ir, "--posenc-raise")
-    assert "bias(%arg3 : tensor<3x5x7xf32>)" in raised
+    assert "bias(%arg3 : tensor<4x5x7xf32>)" in raised
     assert "scale = 0.34999999403953552 : f64" in raised  # 0.35 as the f32 it was
 
 

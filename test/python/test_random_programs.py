@@ -7,7 +7,8 @@ mode."""
 import pytest
 
 import random_programs as rp
-from harness import opt
+from harness import opt, rel_err, run
+from raise_programs import attention_program, random_form
 
 COUNT = 8
 
@@ -31,3 +32,16 @@ def test_generator_covers_every_op(rng):
     for kind in ["linear", "ntk", "dynamic", "yarn", "llama3", "longrope"]:
         assert f"rope_scaling<{kind}" in text, kind
     assert "?x" in text and "bf16" in text and "arith.constant dense<[" in text
+
+
+@pytest.mark.parametrize("index", range(4))
+def test_random_raisable_program(rng, index):
+    """Attention in a random importer form (raise_programs.py) computes the
+    same raised by posenc-raise as not, against float64."""
+    form = random_form(rng)
+    ir, inputs, expected = attention_program(rng, form)
+    assert "posenc.attention" in opt(ir, "--posenc-raise"), form
+    tol = 2e-5 if form["elem"] == "f32" else 1e-12
+    for pipeline in ("posenc-lower-to-cpu", "posenc-raise,posenc-lower-to-cpu"):
+        err = rel_err(run(ir, inputs, pipeline=pipeline)[0], expected)
+        assert err <= tol, (form, pipeline, err)

@@ -122,6 +122,9 @@ const std::vector<std::vector<const char *>> kKeywords = {
     {"linear", "ntk", "dynamic", "yarn", "llama3", "longrope"},
     {"auto", "naive", "absorbed"},
     {"true", "false"},
+    // posenc-raise's look-alikes: a softmax of other arithmetic.
+    {"maximumf", "minimumf", "maxnumf", "addf", "subf", "mulf", "divf"},
+    {"parallel", "reduction"},
 };
 
 /// 'x' separating the dims of a shape (4x8, ?x8), not a letter of a name.
@@ -249,9 +252,11 @@ extern "C" size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size,
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   ++numRun;
   // Upstream verifiers and passes are not what this target tests; inputs
-  // must mention posenc to get past parsing.
+  // must mention posenc, or hold a softmax for posenc-raise, to get past
+  // parsing.
   StringRef text(reinterpret_cast<const char *>(data), size);
-  if (!text.contains("posenc."))
+  if (!text.contains("posenc.") && !text.contains("softmax") &&
+      !text.contains("math.exp"))
     return 0;
 
   MLIRContext ctx(*registry, MLIRContext::Threading::DISABLED);
@@ -271,6 +276,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   ++numParsed;
 
   static const char *const posencPasses[] = {
+      "posenc-raise",
       "posenc-fold-constants",
       "posenc-fold-rope-layout{to=half}",
       "posenc-fold-rope-layout{to=interleaved}",

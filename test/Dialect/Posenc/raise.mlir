@@ -290,3 +290,193 @@ func.func @negative_nonzero_accumulator(%q: tensor<2x5x8xf32>, %k: tensor<2x7x8x
   } -> tensor<2x5x6xf32>
   return %v12 : tensor<2x5x6xf32>
 }
+
+// -----
+
+// Hugging Face Llama's eager attention as an importer emits it: repeat_kv
+// (expand_shape, a broadcasting generic, collapse_shape) on K and V, K
+// transposed, a scale, the causal mask as a constant of the lowest f32,
+// the decomposed softmax. One attention: GQA over the unrepeated K and V
+// (2 kv heads for 4 query heads), `causal` instead of the mask tensor.
+// CHECK-LABEL: func @hf_llama_gqa_causal
+// CHECK: %[[K:.+]] = linalg.transpose ins(%arg1 : tensor<2x2x7x8xf32>) {{.*}} permutation = [0, 2, 1, 3]
+// CHECK: posenc.attention %{{.+}}, %[[K]], %{{.+}} causal outs(%{{.+}}) {scale = 0.34999999403953552 : f64} : tensor<2x5x4x8xf32>, tensor<2x7x2x8xf32>, tensor<2x7x2x6xf32>, tensor<2x5x4x6xf32>
+// CHECK-NOT: tensor.collapse_shape
+// CHECK-NOT: arith.constant dense
+func.func @hf_llama_gqa_causal(%q: tensor<2x4x5x8xf32>, %k: tensor<2x2x7x8xf32>, %v: tensor<2x2x7x6xf32>) -> tensor<2x4x5x6xf32> {
+  %v1 = tensor.empty() : tensor<2x2x2x7x8xf32>
+  %v3 = tensor.expand_shape %k [[0], [1, 2], [3], [4]] output_shape [2, 2, 1, 7, 8] : tensor<2x2x7x8xf32> into tensor<2x2x1x7x8xf32>
+  %v4 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, 0, d3, d4)>, affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d3, d4)>], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel"]} ins(%v3 : tensor<2x2x1x7x8xf32>) outs(%v1 : tensor<2x2x2x7x8xf32>) {
+  ^bb0(%a0: f32, %acc: f32):
+    linalg.yield %a0 : f32
+  } -> tensor<2x2x2x7x8xf32>
+  %v5 = tensor.collapse_shape %v4 [[0], [1, 2], [3], [4]] : tensor<2x2x2x7x8xf32> into tensor<2x4x7x8xf32>
+  %v6 = tensor.empty() : tensor<2x2x2x7x6xf32>
+  %v8 = tensor.expand_shape %v [[0], [1, 2], [3], [4]] output_shape [2, 2, 1, 7, 6] : tensor<2x2x7x6xf32> into tensor<2x2x1x7x6xf32>
+  %v9 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, 0, d3, d4)>, affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d3, d4)>], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel"]} ins(%v8 : tensor<2x2x1x7x6xf32>) outs(%v6 : tensor<2x2x2x7x6xf32>) {
+  ^bb0(%a0: f32, %acc: f32):
+    linalg.yield %a0 : f32
+  } -> tensor<2x2x2x7x6xf32>
+  %v10 = tensor.collapse_shape %v9 [[0], [1, 2], [3], [4]] : tensor<2x2x2x7x6xf32> into tensor<2x4x7x6xf32>
+  %v11 = tensor.empty() : tensor<2x4x8x7xf32>
+  %v12 = linalg.transpose ins(%v5 : tensor<2x4x7x8xf32>) outs(%v11 : tensor<2x4x8x7xf32>) permutation = [0, 1, 3, 2]
+  %v13 = arith.constant 0.0 : f32
+  %v15 = tensor.empty() : tensor<2x4x5x7xf32>
+  %v14 = linalg.fill ins(%v13 : f32) outs(%v15 : tensor<2x4x5x7xf32>) -> tensor<2x4x5x7xf32>
+  %v16 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d4)>, affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d4, d3)>, affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]} ins(%q, %v12 : tensor<2x4x5x8xf32>, tensor<2x4x8x7xf32>) outs(%v14 : tensor<2x4x5x7xf32>) {
+  ^bb0(%x: f32, %y: f32, %acc: f32):
+    %m = arith.mulf %x, %y : f32
+    %s = arith.addf %acc, %m : f32
+    linalg.yield %s : f32
+  } -> tensor<2x4x5x7xf32>
+  %v17 = tensor.empty() : tensor<2x4x5x7xf32>
+  %v18 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%v16 : tensor<2x4x5x7xf32>) outs(%v17 : tensor<2x4x5x7xf32>) {
+  ^bb0(%a0: f32, %acc: f32):
+    %c = arith.constant 0.35 : f32
+    %r = arith.mulf %a0, %c : f32
+    linalg.yield %r : f32
+  } -> tensor<2x4x5x7xf32>
+  %v19 = arith.constant dense<[[0.0, 0.0, 0.0, -3.40282347E+38, -3.40282347E+38, -3.40282347E+38, -3.40282347E+38], [0.0, 0.0, 0.0, 0.0, -3.40282347E+38, -3.40282347E+38, -3.40282347E+38], [0.0, 0.0, 0.0, 0.0, 0.0, -3.40282347E+38, -3.40282347E+38], [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -3.40282347E+38], [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]]> : tensor<5x7xf32>
+  %v20 = tensor.empty() : tensor<2x4x5x7xf32>
+  %v21 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%v18, %v19 : tensor<2x4x5x7xf32>, tensor<5x7xf32>) outs(%v20 : tensor<2x4x5x7xf32>) {
+  ^bb0(%a0: f32, %a1: f32, %acc: f32):
+    %r = arith.addf %a0, %a1 : f32
+    linalg.yield %r : f32
+  } -> tensor<2x4x5x7xf32>
+  %v22 = arith.constant 0xFF800000 : f32
+  %v24 = tensor.empty() : tensor<2x4x5xf32>
+  %v23 = linalg.fill ins(%v22 : f32) outs(%v24 : tensor<2x4x5xf32>) -> tensor<2x4x5xf32>
+  %v25 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel", "reduction"]} ins(%v21 : tensor<2x4x5x7xf32>) outs(%v23 : tensor<2x4x5xf32>) {
+  ^bb0(%a0: f32, %acc: f32):
+    %r = arith.maximumf %a0, %acc : f32
+    linalg.yield %r : f32
+  } -> tensor<2x4x5xf32>
+  %v26 = tensor.empty() : tensor<2x4x5x7xf32>
+  %v27 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%v21, %v25 : tensor<2x4x5x7xf32>, tensor<2x4x5xf32>) outs(%v26 : tensor<2x4x5x7xf32>) {
+  ^bb0(%a0: f32, %a1: f32, %acc: f32):
+    %r = arith.subf %a0, %a1 : f32
+    linalg.yield %r : f32
+  } -> tensor<2x4x5x7xf32>
+  %v28 = tensor.empty() : tensor<2x4x5x7xf32>
+  %v29 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%v27 : tensor<2x4x5x7xf32>) outs(%v28 : tensor<2x4x5x7xf32>) {
+  ^bb0(%a0: f32, %acc: f32):
+    %r = math.exp %a0 : f32
+    linalg.yield %r : f32
+  } -> tensor<2x4x5x7xf32>
+  %v30 = arith.constant 0.0 : f32
+  %v32 = tensor.empty() : tensor<2x4x5xf32>
+  %v31 = linalg.fill ins(%v30 : f32) outs(%v32 : tensor<2x4x5xf32>) -> tensor<2x4x5xf32>
+  %v33 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel", "reduction"]} ins(%v29 : tensor<2x4x5x7xf32>) outs(%v31 : tensor<2x4x5xf32>) {
+  ^bb0(%a0: f32, %acc: f32):
+    %r = arith.addf %a0, %acc : f32
+    linalg.yield %r : f32
+  } -> tensor<2x4x5xf32>
+  %v34 = tensor.empty() : tensor<2x4x5x7xf32>
+  %v35 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%v29, %v33 : tensor<2x4x5x7xf32>, tensor<2x4x5xf32>) outs(%v34 : tensor<2x4x5x7xf32>) {
+  ^bb0(%a0: f32, %a1: f32, %acc: f32):
+    %r = arith.divf %a0, %a1 : f32
+    linalg.yield %r : f32
+  } -> tensor<2x4x5x7xf32>
+  %v36 = arith.constant 0.0 : f32
+  %v38 = tensor.empty() : tensor<2x4x5x6xf32>
+  %v37 = linalg.fill ins(%v36 : f32) outs(%v38 : tensor<2x4x5x6xf32>) -> tensor<2x4x5x6xf32>
+  %v39 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d4)>, affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d4, d3)>, affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]} ins(%v35, %v10 : tensor<2x4x5x7xf32>, tensor<2x4x7x6xf32>) outs(%v37 : tensor<2x4x5x6xf32>) {
+  ^bb0(%x: f32, %y: f32, %acc: f32):
+    %m = arith.mulf %x, %y : f32
+    %s = arith.addf %acc, %m : f32
+    linalg.yield %s : f32
+  } -> tensor<2x4x5x6xf32>
+  return %v39 : tensor<2x4x5x6xf32>
+}
+
+// -----
+
+// A mask that also hides query 0's diagonal key is not causal: it stays a
+// bias operand.
+// CHECK-LABEL: func @mask_not_causal_stays_bias
+// CHECK: posenc.attention %{{.+}}, %{{.+}}, %{{.+}} bias(%{{.+}} : tensor<5x7xf32>) outs(
+func.func @mask_not_causal_stays_bias(%q: tensor<2x4x5x8xf32>, %k: tensor<2x2x7x8xf32>, %v: tensor<2x2x7x6xf32>) -> tensor<2x4x5x6xf32> {
+  %v1 = tensor.empty() : tensor<2x2x2x7x8xf32>
+  %v3 = tensor.expand_shape %k [[0], [1, 2], [3], [4]] output_shape [2, 2, 1, 7, 8] : tensor<2x2x7x8xf32> into tensor<2x2x1x7x8xf32>
+  %v4 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, 0, d3, d4)>, affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d3, d4)>], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel"]} ins(%v3 : tensor<2x2x1x7x8xf32>) outs(%v1 : tensor<2x2x2x7x8xf32>) {
+  ^bb0(%a0: f32, %acc: f32):
+    linalg.yield %a0 : f32
+  } -> tensor<2x2x2x7x8xf32>
+  %v5 = tensor.collapse_shape %v4 [[0], [1, 2], [3], [4]] : tensor<2x2x2x7x8xf32> into tensor<2x4x7x8xf32>
+  %v6 = tensor.empty() : tensor<2x2x2x7x6xf32>
+  %v8 = tensor.expand_shape %v [[0], [1, 2], [3], [4]] output_shape [2, 2, 1, 7, 6] : tensor<2x2x7x6xf32> into tensor<2x2x1x7x6xf32>
+  %v9 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, 0, d3, d4)>, affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d3, d4)>], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel"]} ins(%v8 : tensor<2x2x1x7x6xf32>) outs(%v6 : tensor<2x2x2x7x6xf32>) {
+  ^bb0(%a0: f32, %acc: f32):
+    linalg.yield %a0 : f32
+  } -> tensor<2x2x2x7x6xf32>
+  %v10 = tensor.collapse_shape %v9 [[0], [1, 2], [3], [4]] : tensor<2x2x2x7x6xf32> into tensor<2x4x7x6xf32>
+  %v11 = tensor.empty() : tensor<2x4x8x7xf32>
+  %v12 = linalg.transpose ins(%v5 : tensor<2x4x7x8xf32>) outs(%v11 : tensor<2x4x8x7xf32>) permutation = [0, 1, 3, 2]
+  %v13 = arith.constant 0.0 : f32
+  %v15 = tensor.empty() : tensor<2x4x5x7xf32>
+  %v14 = linalg.fill ins(%v13 : f32) outs(%v15 : tensor<2x4x5x7xf32>) -> tensor<2x4x5x7xf32>
+  %v16 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d4)>, affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d4, d3)>, affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]} ins(%q, %v12 : tensor<2x4x5x8xf32>, tensor<2x4x8x7xf32>) outs(%v14 : tensor<2x4x5x7xf32>) {
+  ^bb0(%x: f32, %y: f32, %acc: f32):
+    %m = arith.mulf %x, %y : f32
+    %s = arith.addf %acc, %m : f32
+    linalg.yield %s : f32
+  } -> tensor<2x4x5x7xf32>
+  %v17 = tensor.empty() : tensor<2x4x5x7xf32>
+  %v18 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%v16 : tensor<2x4x5x7xf32>) outs(%v17 : tensor<2x4x5x7xf32>) {
+  ^bb0(%a0: f32, %acc: f32):
+    %c = arith.constant 0.35 : f32
+    %r = arith.mulf %a0, %c : f32
+    linalg.yield %r : f32
+  } -> tensor<2x4x5x7xf32>
+  %v19 = arith.constant dense<[[0.0, 0.0, -3.40282347E+38, -3.40282347E+38, -3.40282347E+38, -3.40282347E+38, -3.40282347E+38], [0.0, 0.0, 0.0, 0.0, -3.40282347E+38, -3.40282347E+38, -3.40282347E+38], [0.0, 0.0, 0.0, 0.0, 0.0, -3.40282347E+38, -3.40282347E+38], [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -3.40282347E+38], [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]]> : tensor<5x7xf32>
+  %v20 = tensor.empty() : tensor<2x4x5x7xf32>
+  %v21 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%v18, %v19 : tensor<2x4x5x7xf32>, tensor<5x7xf32>) outs(%v20 : tensor<2x4x5x7xf32>) {
+  ^bb0(%a0: f32, %a1: f32, %acc: f32):
+    %r = arith.addf %a0, %a1 : f32
+    linalg.yield %r : f32
+  } -> tensor<2x4x5x7xf32>
+  %v22 = arith.constant 0xFF800000 : f32
+  %v24 = tensor.empty() : tensor<2x4x5xf32>
+  %v23 = linalg.fill ins(%v22 : f32) outs(%v24 : tensor<2x4x5xf32>) -> tensor<2x4x5xf32>
+  %v25 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel", "reduction"]} ins(%v21 : tensor<2x4x5x7xf32>) outs(%v23 : tensor<2x4x5xf32>) {
+  ^bb0(%a0: f32, %acc: f32):
+    %r = arith.maximumf %a0, %acc : f32
+    linalg.yield %r : f32
+  } -> tensor<2x4x5xf32>
+  %v26 = tensor.empty() : tensor<2x4x5x7xf32>
+  %v27 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%v21, %v25 : tensor<2x4x5x7xf32>, tensor<2x4x5xf32>) outs(%v26 : tensor<2x4x5x7xf32>) {
+  ^bb0(%a0: f32, %a1: f32, %acc: f32):
+    %r = arith.subf %a0, %a1 : f32
+    linalg.yield %r : f32
+  } -> tensor<2x4x5x7xf32>
+  %v28 = tensor.empty() : tensor<2x4x5x7xf32>
+  %v29 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%v27 : tensor<2x4x5x7xf32>) outs(%v28 : tensor<2x4x5x7xf32>) {
+  ^bb0(%a0: f32, %acc: f32):
+    %r = math.exp %a0 : f32
+    linalg.yield %r : f32
+  } -> tensor<2x4x5x7xf32>
+  %v30 = arith.constant 0.0 : f32
+  %v32 = tensor.empty() : tensor<2x4x5xf32>
+  %v31 = linalg.fill ins(%v30 : f32) outs(%v32 : tensor<2x4x5xf32>) -> tensor<2x4x5xf32>
+  %v33 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel", "reduction"]} ins(%v29 : tensor<2x4x5x7xf32>) outs(%v31 : tensor<2x4x5xf32>) {
+  ^bb0(%a0: f32, %acc: f32):
+    %r = arith.addf %a0, %acc : f32
+    linalg.yield %r : f32
+  } -> tensor<2x4x5xf32>
+  %v34 = tensor.empty() : tensor<2x4x5x7xf32>
+  %v35 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%v29, %v33 : tensor<2x4x5x7xf32>, tensor<2x4x5xf32>) outs(%v34 : tensor<2x4x5x7xf32>) {
+  ^bb0(%a0: f32, %a1: f32, %acc: f32):
+    %r = arith.divf %a0, %a1 : f32
+    linalg.yield %r : f32
+  } -> tensor<2x4x5x7xf32>
+  %v36 = arith.constant 0.0 : f32
+  %v38 = tensor.empty() : tensor<2x4x5x6xf32>
+  %v37 = linalg.fill ins(%v36 : f32) outs(%v38 : tensor<2x4x5x6xf32>) -> tensor<2x4x5x6xf32>
+  %v39 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d4)>, affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d4, d3)>, affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]} ins(%v35, %v10 : tensor<2x4x5x7xf32>, tensor<2x4x7x6xf32>) outs(%v37 : tensor<2x4x5x6xf32>) {
+  ^bb0(%x: f32, %y: f32, %acc: f32):
+    %m = arith.mulf %x, %y : f32
+    %s = arith.addf %acc, %m : f32
+    linalg.yield %s : f32
+  } -> tensor<2x4x5x6xf32>
+  return %v39 : tensor<2x4x5x6xf32>
+}

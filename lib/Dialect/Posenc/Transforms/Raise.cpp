@@ -458,6 +458,94 @@ Value toAttentionLayout(LinalgBuilder &e, Value t, ArrayRef<int64_t> perm,
   return transpose(e, t, {0, 2, 1, 3});
 }
 
+/// Reads `t` through `perm` from before the linalg.transposes producing it
+/// (importers transpose K before Q·Kᵀ; the raised op transposes anyway).
+void throughTransposes(Value &t, SmallVector<int64_t> &perm) {
+  while (auto transpose = t.getDefiningOp<linalg::TransposeOp>()) {
+    if (!transpose.hasPureTensorSemantics())
+      return;
+    ArrayRef<int64_t> p = transpose.getPermutation();
+    for (int64_t &d : perm)
+      d = p[d];
+    t = transpose.getInput();
+  }
+}
+
+/// Whether `bias` is a constant causal mask: of [1..., Sq, Sk], -inf (or
+/// the lowest finite value, as Hugging Face masks are) where key j is
+/// after query i bottom-right aligned (j > i + Sk - Sq), 0 elsewhere.
+/// Such a mask is posenc.attention's `causal`. `scores` is their type.
+bool isCausalMask(Value bias, ShapedType scores) {
+  DenseFPElementsAttr values;
+  auto type = dyn_cast<RankedTensorType>(bias.getType());
+  if (!type || type.getRank() < 2 || !type.hasStaticShape() ||
+      !matchPattern(bias, m_Constant(&values)))
+    return false;
+  ArrayRef<int64_t> shape = type.getShape();
+  for (int64_t d : shape.drop_back(2))
+    if (d != 1)
+      return false;
+  int64_t sq = shape[shape.size() - 2], sk = shape.back();
+  if (scores.getShape().take_back(2) != ArrayRef<int64_t>{sq, sk})
+    return false;
+  double lowest =
+      -APFloat::getLargest(
+           cast<FloatType>(type.getElementType()).getFloatSemantics())
+           .convertToDouble();
+  int64_t n = 0;
+  for (APFloat x : values.getValues<APFloat>()) {
+    int64_t i = n / sk, j = n % sk;
+    double v = x.convertToDouble();
+    bool masked = j > i + sk - sq;
+    if (masked ? !(v == lowest || (std::isinf(v) && v < 0)) : v != 0.0)
+      return false;
+    ++n;
+  }
+  return sq > 0 && sk > 0;
+}
+
+/// [B, Hkv, S, D] when `t` = [B, Hkv·G, S, D] repeats each kv head G times
+/// in a row (Hugging Face's repeat_kv: unsqueeze, expand, reshape), with G.
+std::optional<std::pair<Value, int64_t>> unrepeatedHeads(PatternRewriter &rw,
+                                                         Value t) {
+  auto collapse = t.getDefiningOp<tensor::CollapseShapeOp>();
+  if (!collapse || collapse.getReassociationIndices() !=
+                       SmallVector<ReassociationIndices>{{0}, {1, 2}, {3}, {4}})
+    return std::nullopt;
+  auto expand = collapse.getSrc().getDefiningOp<linalg::LinalgOp>();
+  if (!isElementwise(expand) || expand.getNumDpsInputs() != 1)
+    return std::nullopt;
+  OpOperand *in = expand.getDpsInputOperand(0);
+  if (expand.getBlock()->getTerminator()->getOperand(0) !=
+      expand.getMatchingBlockArgument(in))
+    return std::nullopt;
+  auto xType = cast<RankedTensorType>(collapse.getSrc().getType());
+  if (xType.isDynamicDim(2))
+    return std::nullopt;
+  // The input read without the repeat dim, or at 0 of a unit dim.
+  MLIRContext *ctx = rw.getContext();
+  auto d = [&](unsigned x) { return getAffineDimExpr(x, ctx); };
+  AffineMap map = expand.getMatchingIndexingMap(in);
+  Value y = in->get();
+  if (map == AffineMap::get(5, 0, {d(0), d(1), d(3), d(4)}, ctx))
+    return std::make_pair(y, xType.getDimSize(2));
+  auto yType = cast<RankedTensorType>(y.getType());
+  if (map != AffineMap::get(
+                 5, 0, {d(0), d(1), getAffineConstantExpr(0, ctx), d(3), d(4)},
+                 ctx) ||
+      yType.getDimSize(2) != 1)
+    return std::nullopt;
+  if (auto unsqueeze = y.getDefiningOp<tensor::ExpandShapeOp>())
+    if (unsqueeze.getReassociationIndices() ==
+        SmallVector<ReassociationIndices>{{0}, {1, 2}, {3}, {4}})
+      return std::make_pair(unsqueeze.getSrc(), xType.getDimSize(2));
+  rw.setInsertionPoint(collapse);
+  Value squeezed = tensor::CollapseShapeOp::create(
+      rw, collapse.getLoc(), y,
+      SmallVector<ReassociationIndices>{{0}, {1, 2}, {3}, {4}});
+  return std::make_pair(squeezed, xType.getDimSize(2));
+}
+
 /// softmax(scale·Q·Kᵀ + bias)·V, rooted at the contraction with V.
 struct RaiseAttention : OpInterfaceRewritePattern<linalg::LinalgOp> {
   using OpInterfaceRewritePattern::OpInterfaceRewritePattern;
@@ -492,24 +580,47 @@ struct RaiseAttention : OpInterfaceRewritePattern<linalg::LinalgOp> {
                                                "not positive and finite");
 
     Location loc = root.getLoc();
-    LinalgBuilder e{rewriter, loc, elem};
-    Value q =
-        toAttentionLayout(e, scores->qk.rowOperand, scores->qk.rowPerm, batch);
-    Value k =
-        toAttentionLayout(e, scores->qk.colOperand, scores->qk.colPerm, batch);
     // V is the column operand of P·V: [batch..., d, r] -> [batch..., r, d].
     SmallVector<int64_t> vPerm(pv->colPerm);
     std::swap(vPerm[batch], vPerm[batch + 1]);
-    Value v = toAttentionLayout(e, pv->colOperand, vPerm, batch);
+    Value qIn = scores->qk.rowOperand, kIn = scores->qk.colOperand,
+          vIn = pv->colOperand;
+    SmallVector<int64_t> qPerm(scores->qk.rowPerm), kPerm(scores->qk.colPerm);
+    throughTransposes(qIn, qPerm);
+    throughTransposes(kIn, kPerm);
+    throughTransposes(vIn, vPerm);
+    // GQA: K and V repeated per query head are read unrepeated (posenc's
+    // query head h reads kv head h / G, as repeat_kv lays them out).
+    if (batch == 2 && kPerm[0] == 0 && kPerm[1] == 1 && vPerm[0] == 0 &&
+        vPerm[1] == 1) {
+      std::optional<std::pair<Value, int64_t>> k0 =
+          unrepeatedHeads(rewriter, kIn);
+      std::optional<std::pair<Value, int64_t>> v0 =
+          unrepeatedHeads(rewriter, vIn);
+      if (k0 && v0 && k0->second == v0->second) {
+        kIn = k0->first;
+        vIn = v0->first;
+      }
+    }
+    Value bias = scores->bias;
+    bool causal = bias && isCausalMask(bias, cast<ShapedType>(s.getType()));
+    if (causal)
+      bias = Value();
+    rewriter.setInsertionPoint(root);
+    LinalgBuilder e{rewriter, loc, elem};
+    Value q = toAttentionLayout(e, qIn, qPerm, batch);
+    Value k = toAttentionLayout(e, kIn, kPerm, batch);
+    Value v = toAttentionLayout(e, vIn, vPerm, batch);
     Value init =
         e.empty({e.dim(q, 0), e.dim(q, 1), e.dim(q, 2), e.dim(v, 3)}, elem);
-    Value out = AttentionOp::create(
-                    rewriter, loc, q, k, v, scores->bias, /*sinks=*/Value(),
-                    /*diagonal=*/Value(), /*offsets=*/ValueRange(), init,
-                    rewriter.getF64FloatAttr(scale), /*causal=*/UnitAttr(),
-                    /*window=*/IntegerAttr(), /*chunk=*/IntegerAttr(),
-                    /*softcap=*/FloatAttr())
-                    .getResult();
+    Value out =
+        AttentionOp::create(rewriter, loc, q, k, v, bias, /*sinks=*/Value(),
+                            /*diagonal=*/Value(), /*offsets=*/ValueRange(),
+                            init, rewriter.getF64FloatAttr(scale),
+                            causal ? rewriter.getUnitAttr() : UnitAttr(),
+                            /*window=*/IntegerAttr(), /*chunk=*/IntegerAttr(),
+                            /*softcap=*/FloatAttr())
+            .getResult();
     // [B, Sq, H, Dv] -> [batch..., Sq, Dv].
     out = transpose(e, out, {0, 2, 1, 3});
     if (batch < 2)

@@ -217,7 +217,16 @@ def PosencRaisePass : Pass<"posenc-raise"> {
       e.g. an ALiBi, T5 or causal-mask tensor of `[H, Sq, Sk]`;
     - the softmax over the last dim (the keys): `linalg.softmax`, or
       `e = exp(s - max(s))` divided by `sum(e)` with the max reduction
-      from -inf (or the lowest finite value) and the sum from 0.
+      from -inf (or the lowest finite value) and the sum from 0;
+    - a constant bias that is a causal mask (of `[1..., Sq, Sk]`: -inf,
+      or the lowest finite value as Hugging Face writes it, exactly where
+      key j > i + Sk - Sq) becomes `causal`, whose tiles skip the masked
+      keys;
+    - K and V of `[B, H, S, D]` that repeat each kv head G times (Hugging
+      Face's `repeat_kv`: `tensor.expand_shape` to `[B, Hkv, 1, S, D]` or
+      not, a broadcast to `[B, Hkv, G, S, D]`, `tensor.collapse_shape`)
+      are read unrepeated (GQA: query head h reads kv head h / G), the
+      same G for both.
     Scores of f32 or f64 only: a softmax computed in f16 or bf16 is not
     what posenc.attention computes (f32). Q, K and V are transposed (and
     reshaped) into posenc's `[B, S, H, D]` and the result back.
