@@ -1,8 +1,6 @@
 """posenc.attention (unfused lowering) and posenc.mla_absorb against the
 reference."""
 
-import math
-
 import numpy as np
 import pytest
 

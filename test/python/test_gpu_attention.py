@@ -7,7 +7,7 @@ fused into score_mod, bf16, and tile shapes."""
 import numpy as np
 import pytest
 
-from harness import RunError, attention, func_ir, opt, rel_err, run, tensor_type, type_of
+from harness import RunError, attention, func_ir, opt, rel_err, run, tensor_type
 from posenc import reference as ref
 from test_fused_attention import build
 

@@ -1,7 +1,5 @@
 """posenc.rope compiled for the CPU against posenc.reference.rope."""
 
-import math
-
 import numpy as np
 import pytest
 
