@@ -77,8 +77,17 @@ def call_overhead(rows):
             "a copy of W": [x["copy_ms"][1] for x in rows]}, "ms")
 
 
+def raise_(rows):
+    by = {(x["S"], x["impl"]): x["median_ms"] for x in rows}
+    sizes = sorted({x["S"] for x in rows})
+    yield ("raise", "importer attention: unraised time / time (higher is faster)",
+           [f"S {s}" for s in sizes],
+           {impl: [by[s, "unraised"] / by[s, impl] if (s, impl) in by else 0 for s in sizes]
+            for impl in ("raised", "torch")}, "ratio")
+
+
 TABLES = {"rope_bias": rope_bias, "attention": attention, "mla": mla, "decode": decode,
-          "generate": generate, "call_overhead": call_overhead}
+          "generate": generate, "raise": raise_, "call_overhead": call_overhead}
 
 
 def draw(out_dir, name, title, labels, series, unit, machine):

@@ -118,11 +118,16 @@ def random_form(rng):
     return {k: v[rng.integers(len(v))] for k, v in FORMS.items()}
 
 
-def attention_program(rng, form, name="attn"):
-    """(IR, inputs, float64 expected) of `form` (a dict over FORMS)."""
+def attention_program(rng, form, name="attn", sizes=(5, 7, 8, 6), batch=None,
+                      expected=True):
+    """(IR, inputs, float64 expected) of `form` (a dict over FORMS);
+    `sizes` = (Sq, Sk, D, Dv), `batch` the batch dims ([2, 4][:batch] by
+    default; with GQA the second one halves for K and V); `expected`
+    False skips the reference (None)."""
     nb = form["batch"]
-    batch = [2, 4][:nb]
-    sq, sk, d, dv = 5, 7, 8, 6
+    batch = list(batch) if batch is not None else [2, 4][:nb]
+    assert len(batch) == nb
+    sq, sk, d, dv = sizes
     elem = form["elem"]
     ir = _Ir(elem)
     q_shape, k_shape, v_shape = batch + [sq, d], batch + [sk, d], batch + [sk, dv]
@@ -178,7 +183,8 @@ def attention_program(rng, form, name="attn"):
     else:
         s = _contract(ir, "%q", q_shape, ", ".join(bat + [i, r]), kname, k_shape,
                       ", ".join(bat + [j, r]), s_shape, False)
-    scores = np.einsum("...id,...jd->...ij", q.astype(np.float64), k.astype(np.float64))
+    scores = (np.einsum("...id,...jd->...ij", q.astype(np.float64), k.astype(np.float64))
+              if expected else np.zeros(()))
 
     sd = _names(nb + 2)
     ident = ", ".join(sd)
@@ -264,8 +270,11 @@ def attention_program(rng, form, name="attn"):
 
     o = _contract(ir, p, s_shape, ", ".join(bat + [i, r]), vname, v_shape,
                   ", ".join(bat + [r, j]), o_shape, form["named"])
-    w = np.exp(scores - scores.max(axis=-1, keepdims=True))
-    expected = (w / w.sum(axis=-1, keepdims=True)) @ v.astype(np.float64)
+    if expected:
+        w = np.exp(scores - scores.max(axis=-1, keepdims=True))
+        expected = (w / w.sum(axis=-1, keepdims=True)) @ v.astype(np.float64)
+    else:
+        expected = None
 
     sig = ", ".join(f"%{n}: {_t(sh, elem)}" for n, sh in args)
     text = (f"func.func @{name}({sig}) -> {_t(o_shape, elem)} {{\n" + "\n".join(ir.lines)

@@ -80,6 +80,8 @@ def test_bench_charts(tmp_path):
                      dict(table="decode", checkpoint="c", impl="posenc", median_ms_per_token=0.1),
                      dict(table="projection", M=1, d=64, n=64, fraction_of_numpy=1.2)],
         "call_overhead": [dict(mib=16, overhead_ms=[0.1, 0.1], copy_ms=[1.0, 1.0])],
+        "raise": [dict(S=512, impl=impl, median_ms=ms) for impl, ms in
+                  (("unraised", 50.0), ("raised", 2.0), ("torch", 5.0))],
     }
     path = tmp_path / "results.json"
     path.write_text(json.dumps(results))
@@ -87,7 +89,7 @@ def test_bench_charts(tmp_path):
     names = sorted(os.path.basename(p) for p in written)
     assert names == sorted(f"{n}.png" for n in (
         "rope_vs_copy", "bias_vs_fill", "attention", "mla", "decode", "generate_decode",
-        "generate_projection", "call_overhead"))
+        "generate_projection", "call_overhead", "raise"))
     assert all(os.path.getsize(p) > 5000 for p in written)
 
 

@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+"""What posenc-raise buys a program that reaches posenc through an MLIR
+importer: Hugging Face Llama's eager attention (repeat_kv on K and V, K
+transposed, a scale, the causal mask as a constant tensor of the lowest
+f32, the softmax as max / exp / sum / divide, P·V), written in upstream
+dialects the way torch-mlir's TorchToLinalg emits it, one linalg op per
+aten op (test/python/raise_programs.py writes it). GQA 8/4 heads, D = 64,
+batch 1, f32, prefill, one thread.
+
+`unraised` compiles it with posenc-lower-to-cpu as it is: every linalg op
+runs, the [H, S, S] scores are built (`scores MB`). `raised` runs
+posenc-raise first: one posenc.attention with `causal` over the unrepeated
+K and V, tiled by the CPU pipeline, no scores tensor. PyTorch eager runs
+the same math as Hugging Face's eager attention (the peer an importer
+starts from), in its own process; every contender is pinned to one
+thread. `max err`: largest absolute difference from PyTorch's output.
+
+Usage: bench/raise.py [--sizes 512,1024,2048] [--repeat 3]. Writes
+bench/results/raise.json."""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+              "POSENC_NUM_THREADS": "1"}
+os.environ.update(ONE_THREAD)
+
+import numpy as np  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import results_file  # noqa: E402
+
+ROOT = os.path.dirname(HERE)
+BUILD = os.environ.get("POSENC_BUILD_DIR", os.path.join(ROOT, "build"))
+sys.path.insert(0, os.path.join(ROOT, "test", "python"))
+H, HKV, D = 8, 4, 64
+FORM = dict(batch=2, k="transpose", named=False, scale="mul", bias="causal_lowest",
+            softmax="decomposed", elem="f32", gqa="expand")
+
+
+def program(s):
+    from raise_programs import attention_program
+
+    return attention_program(np.random.default_rng(0), FORM, sizes=(s, s, D, D),
+                             batch=(1, H), expected=False)
+
+
+def worker_posenc(s, impl, repeat):
+    sys.path.insert(0, os.path.join(BUILD, "python_packages"))
+    import posenc
+
+    posenc.retain_freed_large_buffers()
+    ir, inputs, _ = program(s)
+    if impl == "raised":
+        from harness import opt
+
+        raised = opt(ir, "--posenc-raise")
+        assert raised.count("posenc.attention") == 1 and " causal " in raised
+        m = posenc.compile(raised)
+    else:
+        m = posenc.compile(ir)
+    times = []
+    for _ in range(repeat + 1):
+        out = m.attn(*inputs)
+        times.append(m.last_call_ms)
+    np.save(os.environ["POSENC_BENCH_OUT"], out)
+    return dict(min_ms=min(times[1:]), median_ms=float(np.median(times[1:])))
+
+
+def worker_torch(s, repeat):
+    import torch
+
+    torch.set_num_threads(1)
+    _, inputs, _ = program(s)
+    q, k, v = (torch.from_numpy(x) for x in inputs)
+    mask = torch.triu(torch.full((s, s), torch.finfo(torch.float32).min), diagonal=1)
+
+    def step():  # Hugging Face's repeat_kv and eager_attention_forward
+        kr = k[:, :, None].expand(1, HKV, H // HKV, s, D).reshape(1, H, s, D)
+        vr = v[:, :, None].expand(1, HKV, H // HKV, s, D).reshape(1, H, s, D)
+        scores = torch.matmul(q, kr.transpose(2, 3)) * 0.35 + mask
+        return torch.matmul(torch.softmax(scores, dim=-1), vr)
+
+    times = []
+    with torch.no_grad():
+        for _ in range(repeat + 1):
+            t0 = time.perf_counter()
+            out = step()
+            times.append((time.perf_counter() - t0) * 1e3)
+    np.save(os.environ["POSENC_BENCH_OUT"], out.numpy())
+    return dict(min_ms=min(times[1:]), median_ms=float(np.median(times[1:])))
+
+
+def measure(impl, s, repeat, out_path):
+    env = dict(os.environ, POSENC_BENCH_OUT=out_path, **ONE_THREAD)
+    proc = subprocess.run([sys.executable, __file__, "--worker", impl, str(s), str(repeat)],
+                          capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        return dict(error=(proc.stderr.strip().splitlines() or ["failed"])[-1])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="512,1024,2048")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
+    opts = ap.parse_args()
+    if opts.worker:
+        impl, s, repeat = opts.worker
+        os.environ.setdefault("POSENC_BUILD_DIR", BUILD)
+        r = worker_torch(int(s), int(repeat)) if impl == "torch" else worker_posenc(
+            int(s), impl, int(repeat))
+        print(json.dumps(r))
+        return 0
+    import tempfile
+
+    header = (f"{'S':>5} {'scores MB':>9} {'impl':<9} {'min ms':>9} {'med ms':>9} "
+              f"{'vs unraised':>11} {'vs torch':>8} {'max err':>8}")
+    print(header)
+    print("-" * len(header))
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for s in (int(x) for x in opts.sizes.split(",")):
+            outs, res = {}, {}
+            for impl in ("torch", "unraised", "raised"):
+                outs[impl] = os.path.join(tmp, f"{impl}.npy")
+                res[impl] = measure(impl, s, opts.repeat, outs[impl])
+            scores_mb = H * s * s * 4 / 2**20
+            for impl in ("unraised", "raised", "torch"):
+                r = res[impl]
+                if "error" in r:
+                    print(f"{s:>5} {scores_mb:>9.0f} {impl:<9} failed: {r['error']}")
+                    continue
+                base, peer = res["unraised"].get("median_ms"), res["torch"].get("median_ms")
+                err = (float(np.max(np.abs(np.load(outs[impl]) - np.load(outs["torch"]))))
+                       if peer and impl != "torch" else None)
+                vs_base = f"{base / r['median_ms']:.2f}x" if base else "-"
+                vs_peer = f"{peer / r['median_ms']:.2f}x" if peer else "-"
+                print(f"{s:>5} {scores_mb:>9.0f} {impl:<9} {r['min_ms']:>9.2f} "
+                      f"{r['median_ms']:>9.2f} {vs_base:>11} {vs_peer:>8} "
+                      f"{(f'{err:.1e}' if err is not None else '-'):>8}", flush=True)
+                rows.append(dict(S=s, impl=impl, min_ms=r["min_ms"], median_ms=r["median_ms"],
+                                 scores_mb=scores_mb, max_abs_diff_vs_torch=err))
+    results_file.write("raise", rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
