@@ -3,6 +3,8 @@ in the forms importers emit (raise_programs.py), becomes one
 posenc.attention; the program computes the same before and after, against
 float64. Look-alikes that compute something else are left alone."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -118,3 +120,21 @@ def test_negative_look_alikes(name):
     # And the program still computes what it did.
     assert rel_err(run(ir, inputs, pipeline="posenc-raise,posenc-lower-to-cpu")[0],
                    run(ir, inputs)[0]) <= 1e-6
+
+
+def test_raise_dynamic_shapes():
+    """raise.mlir's @dynamic_batch_matmul_softmax (N, Sq, Sk dynamic) on
+    inputs of several sizes, raised and not, against float64."""
+    path = os.path.join(os.path.dirname(__file__), "..", "Dialect", "Posenc", "raise.mlir")
+    with open(path) as f:
+        ir = next(c for c in f.read().split("// -----") if "@dynamic_batch_matmul_softmax" in c)
+    rng = np.random.default_rng(11)
+    for n, sq, sk in ((1, 1, 1), (3, 5, 9), (2, 17, 4)):
+        q = rng.uniform(-1, 1, (n, sq, 8)).astype(np.float32)
+        k = rng.uniform(-1, 1, (n, sk, 8)).astype(np.float32)
+        v = rng.uniform(-1, 1, (n, sk, 6)).astype(np.float32)
+        s = np.einsum("nid,njd->nij", q.astype(np.float64), k.astype(np.float64))
+        w = np.exp(s - s.max(axis=-1, keepdims=True))
+        expected = (w / w.sum(axis=-1, keepdims=True)) @ v.astype(np.float64)
+        for pipeline in ("posenc-lower-to-cpu", "posenc-raise,posenc-lower-to-cpu"):
+            assert rel_err(run(ir, [q, k, v], pipeline=pipeline)[0], expected) <= TOL["f32"]

@@ -9,13 +9,16 @@
 // LOWER-LABEL: llvm.func @torch_bhsd_decomposed
 
 // 3-D [N, S, D] as linalg.batch_matmul with a transposed K, a splat
-// divisor and linalg.softmax: N becomes posenc's heads.
+// divisor and linalg.softmax: N becomes posenc's batch (one head), so Q,
+// K and V are reshaped, not transposed, and K's transpose folds away.
 // CHECK-LABEL: func @batch_matmul_softmax
-// CHECK: %[[Q:.+]] = linalg.transpose ins(%{{.+}} : tensor<1x2x5x8xf32>) {{.*}} permutation = [0, 2, 1, 3]
-// CHECK: posenc.attention %[[Q]], %{{.+}}, %{{.+}} outs(%{{.+}}) {scale = 0.35355339664408242 : f64} : tensor<1x5x2x8xf32>, tensor<1x7x2x8xf32>, tensor<1x7x2x6xf32>, tensor<1x5x2x6xf32>
-// CHECK: tensor.collapse_shape %{{.+}} {{\[\[}}0, 1], [2], [3]] : tensor<1x2x5x6xf32> into tensor<2x5x6xf32>
+// CHECK: %[[Q:.+]] = tensor.expand_shape %arg0 {{\[\[}}0], [1, 2], [3]] output_shape [2, 5, 1, 8]
+// CHECK: %[[K:.+]] = tensor.expand_shape %arg1 {{\[\[}}0], [1, 2], [3]] output_shape [2, 7, 1, 8]
+// CHECK: posenc.attention %[[Q]], %[[K]], %{{.+}} outs(%{{.+}}) {scale = 0.35355339664408242 : f64} : tensor<2x5x1x8xf32>, tensor<2x7x1x8xf32>, tensor<2x7x1x6xf32>, tensor<2x5x1x6xf32>
+// CHECK: tensor.collapse_shape %{{.+}} {{\[\[}}0], [1, 2], [3]] : tensor<2x5x1x6xf32> into tensor<2x5x6xf32>
 // CHECK-NOT: linalg.softmax
 // CHECK-NOT: linalg.batch_matmul
+// CHECK-NOT: linalg.transpose
 func.func @batch_matmul_softmax(%q: tensor<2x5x8xf32>, %k: tensor<2x7x8xf32>, %v: tensor<2x7x6xf32>) -> tensor<2x5x6xf32> {
   %v1 = tensor.empty() : tensor<2x8x7xf32>
   %v2 = linalg.transpose ins(%k : tensor<2x7x8xf32>) outs(%v1 : tensor<2x8x7xf32>) permutation = [0, 2, 1]
@@ -479,4 +482,30 @@ func.func @mask_not_causal_stays_bias(%q: tensor<2x4x5x8xf32>, %k: tensor<2x2x7x
     linalg.yield %s : f32
   } -> tensor<2x4x5x6xf32>
   return %v39 : tensor<2x4x5x6xf32>
+}
+
+// -----
+
+// Dynamic shapes: N, Sq and Sk unknown until run time.
+// CHECK-LABEL: func @dynamic_batch_matmul_softmax
+// CHECK: posenc.attention %{{.+}}, %{{.+}}, %{{.+}} outs(%{{.+}}) {scale = 1.000000e+00 : f64} : tensor<?x?x1x8xf32>, tensor<?x?x1x8xf32>, tensor<?x?x1x6xf32>, tensor<?x?x1x6xf32>
+// LOWER-LABEL: llvm.func @dynamic_batch_matmul_softmax
+func.func @dynamic_batch_matmul_softmax(%q: tensor<?x?x8xf32>, %k: tensor<?x?x8xf32>, %v: tensor<?x?x6xf32>) -> tensor<?x?x6xf32> {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %n = tensor.dim %q, %c0 : tensor<?x?x8xf32>
+  %sq = tensor.dim %q, %c1 : tensor<?x?x8xf32>
+  %sk = tensor.dim %k, %c1 : tensor<?x?x8xf32>
+  %zero = arith.constant 0.0 : f32
+  %kt0 = tensor.empty(%n, %sk) : tensor<?x8x?xf32>
+  %kt = linalg.transpose ins(%k : tensor<?x?x8xf32>) outs(%kt0 : tensor<?x8x?xf32>) permutation = [0, 2, 1]
+  %s0 = tensor.empty(%n, %sq, %sk) : tensor<?x?x?xf32>
+  %sz = linalg.fill ins(%zero : f32) outs(%s0 : tensor<?x?x?xf32>) -> tensor<?x?x?xf32>
+  %s = linalg.batch_matmul ins(%q, %kt : tensor<?x?x8xf32>, tensor<?x8x?xf32>) outs(%sz : tensor<?x?x?xf32>) -> tensor<?x?x?xf32>
+  %p0 = tensor.empty(%n, %sq, %sk) : tensor<?x?x?xf32>
+  %p = linalg.softmax dimension(2) ins(%s : tensor<?x?x?xf32>) outs(%p0 : tensor<?x?x?xf32>) -> tensor<?x?x?xf32>
+  %o0 = tensor.empty(%n, %sq) : tensor<?x?x6xf32>
+  %oz = linalg.fill ins(%zero : f32) outs(%o0 : tensor<?x?x6xf32>) -> tensor<?x?x6xf32>
+  %o = linalg.batch_matmul ins(%p, %v : tensor<?x?x?xf32>, tensor<?x?x6xf32>) outs(%oz : tensor<?x?x6xf32>) -> tensor<?x?x6xf32>
+  return %o : tensor<?x?x6xf32>
 }

@@ -305,6 +305,8 @@ std::optional<Contraction> matchContraction(Value t) {
   unsigned red = 0;
   while (llvm::is_contained(outLoops, red))
     ++red;
+  if (op.getIteratorTypesArray()[red] != utils::IteratorType::reduction)
+    return std::nullopt;
   unsigned i = outLoops[rank - 2], j = outLoops[rank - 1];
   SmallVector<unsigned> rowOrder(outLoops.begin(), outLoops.end() - 2);
   SmallVector<unsigned> colOrder = rowOrder;
@@ -429,33 +431,50 @@ Value transpose(LinalgBuilder &e, Value t, ArrayRef<int64_t> perm) {
   return linalg::TransposeOp::create(e.b, e.loc, t, init, perm)->getResult(0);
 }
 
-/// Groups folding [batch..., x, y] (0, 1 or 2 batch dims) into 4 dims
-/// [B, H, x, y], unit dims in front.
+/// Groups folding [batch..., S, D] with fewer than 2 batch dims into
+/// posenc's [B, S, H, D]: [N, S, D] as [N, S, 1, D] (N the batch, so the
+/// head count stays static), [S, D] as [1, S, 1, D]; and the unit dims.
 SmallVector<ReassociationIndices> groupsToRank4(int64_t batch) {
-  if (batch == 2)
-    return {{0}, {1}, {2}, {3}};
   if (batch == 1)
-    return {{0, 1}, {2}, {3}};
+    return {{0}, {1, 2}, {3}};
   return {{0, 1, 2}, {3}};
+}
+SmallVector<int64_t> unitDimsOfRank4(int64_t batch) {
+  if (batch == 1)
+    return {2};
+  return {0, 2};
+}
+
+/// `t` with the unit dims `units` inserted (tensor.expand_shape by
+/// `groups`).
+Value expandUnitDims(LinalgBuilder &e, Value t,
+                     ArrayRef<ReassociationIndices> groups,
+                     ArrayRef<int64_t> units) {
+  SmallVector<OpFoldResult> from = e.sizes(t), sizes;
+  SmallVector<int64_t> shape;
+  int64_t next = 0;
+  for (int64_t d = 0, n = from.size() + units.size(); d < n; ++d) {
+    OpFoldResult size = llvm::is_contained(units, d)
+                            ? OpFoldResult(e.b.getIndexAttr(1))
+                            : from[next++];
+    sizes.push_back(size);
+    std::optional<int64_t> c = getConstantIntValue(size);
+    shape.push_back(c ? *c : ShapedType::kDynamic);
+  }
+  auto type = RankedTensorType::get(shape, getElementTypeOrSelf(t));
+  return tensor::ExpandShapeOp::create(e.b, e.loc, type, t, groups, sizes);
 }
 
 /// [batch..., S, D] read through `perm` as posenc's [B, S, H, D].
 Value toAttentionLayout(LinalgBuilder &e, Value t, ArrayRef<int64_t> perm,
                         int64_t batch) {
-  t = transpose(e, t, perm);
-  if (batch < 2) {
-    SmallVector<OpFoldResult> sizes = e.sizes(t);
-    sizes.insert(sizes.begin(), 2 - batch, e.b.getIndexAttr(1));
-    SmallVector<int64_t> shape;
-    for (OpFoldResult s : sizes) {
-      std::optional<int64_t> c = getConstantIntValue(s);
-      shape.push_back(c ? *c : ShapedType::kDynamic);
-    }
-    auto type = RankedTensorType::get(shape, getElementTypeOrSelf(t));
-    t = tensor::ExpandShapeOp::create(e.b, e.loc, type, t, groupsToRank4(batch),
-                                      sizes);
+  if (batch == 2) {
+    // [B, H, S, D] -> [B, S, H, D] in one transpose.
+    SmallVector<int64_t> p = {perm[0], perm[2], perm[1], perm[3]};
+    return transpose(e, t, p);
   }
-  return transpose(e, t, {0, 2, 1, 3});
+  return expandUnitDims(e, transpose(e, t, perm), groupsToRank4(batch),
+                        unitDimsOfRank4(batch));
 }
 
 /// Reads `t` through `perm` from before the linalg.transposes producing it
@@ -608,6 +627,10 @@ struct RaiseAttention : OpInterfaceRewritePattern<linalg::LinalgOp> {
       bias = Value();
     rewriter.setInsertionPoint(root);
     LinalgBuilder e{rewriter, loc, elem};
+    // With one batch dim N (posenc's B), a [N, Sq, Sk] bias is
+    // [N, 1, Sq, Sk] to posenc's right-aligned broadcasting.
+    if (bias && batch == 1 && cast<ShapedType>(bias.getType()).getRank() == 3)
+      bias = expandUnitDims(e, bias, {{0, 1}, {2}, {3}}, {1});
     Value q = toAttentionLayout(e, qIn, qPerm, batch);
     Value k = toAttentionLayout(e, kIn, kPerm, batch);
     Value v = toAttentionLayout(e, vIn, vPerm, batch);
@@ -622,8 +645,9 @@ struct RaiseAttention : OpInterfaceRewritePattern<linalg::LinalgOp> {
                             /*softcap=*/FloatAttr())
             .getResult();
     // [B, Sq, H, Dv] -> [batch..., Sq, Dv].
-    out = transpose(e, out, {0, 2, 1, 3});
-    if (batch < 2)
+    if (batch == 2)
+      out = transpose(e, out, {0, 2, 1, 3});
+    else
       out = tensor::CollapseShapeOp::create(rewriter, loc, out,
                                             groupsToRank4(batch));
     rewriter.replaceOp(root, e.castTo(out, oType));

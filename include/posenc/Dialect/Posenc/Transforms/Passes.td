@@ -209,7 +209,8 @@ def PosencRaisePass : Pass<"posenc-raise"> {
     `linalg.generic`, fused or not):
     - Q·Kᵀ and P·V: contractions from a zero fill, payload `out + a·b`,
       each operand read through any permutation of (batch..., row, r);
-      0, 1 or 2 batch dims (1: heads or batch·heads, 2: [B, H]);
+      0, 1 or 2 batch dims (`[S, D]`, `[N, S, D]` with N any batch such
+      as batch·heads, `[B, H, S, D]`), static or dynamic;
     - the scale: multiplications or divisions of Q·Kᵀ by constants
       (scalars, splats, fills), positive and finite (1 when absent);
     - the bias: one tensor added after the scale, read as numpy
@@ -228,8 +229,11 @@ def PosencRaisePass : Pass<"posenc-raise"> {
       are read unrepeated (GQA: query head h reads kv head h / G), the
       same G for both.
     Scores of f32 or f64 only: a softmax computed in f16 or bf16 is not
-    what posenc.attention computes (f32). Q, K and V are transposed (and
-    reshaped) into posenc's `[B, S, H, D]` and the result back.
+    what posenc.attention computes (f32). Q, K and V become posenc's
+    `[B, S, H, D]`: `[B, H, S, D]` by one transpose (transposes before
+    the contractions fold into it), `[N, S, D]` as `[N, S, 1, D]` and
+    `[S, D]` as `[1, S, 1, D]` by reshapes (heads stay static); the
+    result goes back the same way.
 
     On finite inputs the raised attention equals the original within
     rounding. Where the original yields NaN because a row sees no key (all
