@@ -26,8 +26,11 @@ class _Ir:
         self.lines.append("  " + line)
 
     def empty(self, shape):
+        return self.empty_typed(shape, self.elem)
+
+    def empty_typed(self, shape, elem):
         v = self.fresh()
-        self.add(f"{v} = tensor.empty() : {_t(shape, self.elem)}")
+        self.add(f"{v} = tensor.empty() : {_t(shape, elem)}")
         return v
 
     def fill(self, shape, value):
@@ -41,7 +44,9 @@ class _Ir:
     def generic(self, ins, out_shape, loops, body, init=None, reduce_last=False):
         """ins: [(value, shape, map results)]; body(args) -> lines, result."""
         dims = ", ".join(f"d{i}" for i in range(loops))
-        maps = [f"affine_map<({dims}) -> ({r})>" for _, _, r in ins]
+        # An input may give its own element type: (value, shape, map, elem).
+        ins = [x if len(x) == 4 else (*x, self.elem) for x in ins]
+        maps = [f"affine_map<({dims}) -> ({x[2]})>" for x in ins]
         out_results = ", ".join(f"d{i}" for i in range(len(out_shape)))
         if reduce_last and init is not None:
             out_results = init[1]
@@ -56,9 +61,10 @@ class _Ir:
         ot = _t(out_shape, self.elem)
         self.add(f"{v} = linalg.generic {{indexing_maps = [{', '.join(maps)}], "
                  f"iterator_types = [{', '.join(iters)}]}} "
-                 f"ins({', '.join(x for x, _, _ in ins)} : "
-                 f"{', '.join(_t(s, self.elem) for _, s, _ in ins)}) outs({out} : {ot}) {{")
-        self.add(f"^bb0({', '.join(a + ': ' + self.elem for a in args)}):")
+                 f"ins({', '.join(x[0] for x in ins)} : "
+                 f"{', '.join(_t(x[1], x[3]) for x in ins)}) outs({out} : {ot}) {{")
+        types = [x[3] for x in ins] + [self.elem]
+        self.add(f"^bb0({', '.join(a + ': ' + t for a, t in zip(args, types))}):")
         for line in lines:
             self.add("  " + line)
         self.add(f"  linalg.yield {res} : {self.elem}")
@@ -107,7 +113,8 @@ FORMS = {
     "k": ("transpose", "map"),      # K transposed by linalg.transpose, or read (b, j, c)
     "named": (False, True),         # linalg.batch_matmul where 3-D
     "scale": ("none", "mul", "div_splat"),
-    "bias": ("none", "full", "heads", "rows", "unit_batch", "causal", "causal_lowest"),
+    "bias": ("none", "full", "heads", "rows", "unit_batch", "causal", "causal_lowest",
+             "where", "masked_fill_causal"),
     "gqa": ("none", "expand", "broadcast"),  # K/V repeated per query head (4-D only)
     "softmax": ("linalg", "decomposed", "fused_exp", "keepdim"),
     "elem": ("f32", "f64"),
@@ -217,6 +224,43 @@ def attention_program(rng, form, name="attn", sizes=(5, 7, 8, 6), batch=None,
         s = ir.generic([(s, s_shape, ident), (c, [sq, sk], ", ".join(sd[-2:]))], s_shape,
                        nb + 2, lambda g: ([f"%r = arith.addf {g[0]}, {g[1]} : {elem}"], "%r"))
         scores = np.where(masked, -np.inf, scores)
+    elif form["bias"] == "where":
+        # torch.where(mask, s, -inf): a boolean [Sq, Sk] argument, every row
+        # keeping a key.
+        keep = rng.random((sq, sk)) < 0.6
+        keep[np.arange(sq), rng.integers(sk, size=sq)] = True
+        # Passed as i32 (entry points take no i1), made boolean first.
+        args.append(("mask", [sq, sk], "i32"))
+        inputs.append(keep.astype(np.int32))
+        out, m = ir.empty_typed([sq, sk], "i1"), ir.fresh()
+        ir.add(f"{m} = linalg.generic {{indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, "
+               f"affine_map<(d0, d1) -> (d0, d1)>], iterator_types = [\"parallel\", "
+               f"\"parallel\"]}} ins(%mask : {_t([sq, sk], 'i32')}) outs({out} : "
+               f"{_t([sq, sk], 'i1')}) {{")
+        ir.add("^bb0(%x: i32, %o: i1):")
+        ir.add("  %z = arith.constant 0 : i32")
+        ir.add("  %b = arith.cmpi ne, %x, %z : i32")
+        ir.add("  linalg.yield %b : i1")
+        ir.add(f"}} -> {_t([sq, sk], 'i1')}")
+        fill = "0xFF800000" if elem == "f32" else "0xFFF0000000000000"
+        s = ir.generic([(s, s_shape, ident), (m, [sq, sk], ", ".join(sd[-2:]), "i1")],
+                       s_shape, nb + 2,
+                       lambda g: ([f"%f = arith.constant {fill} : {elem}",
+                                   f"%r = arith.select {g[1]}, {g[0]}, %f : {elem}"], "%r"))
+        scores = np.where(keep, scores, -np.inf)
+    elif form["bias"] == "masked_fill_causal":
+        # scores.masked_fill(causal_mask, finfo.min), the mask a constant.
+        masked = np.triu(np.ones((sq, sk), bool), k=sk - sq + 1)
+        rows = ", ".join("[" + ", ".join("true" if m else "false" for m in row) + "]"
+                         for row in masked)
+        c = ir.fresh()
+        ir.add(f"{c} = arith.constant dense<[{rows}]> : {_t([sq, sk], 'i1')}")
+        low = "-3.40282347E+38" if elem == "f32" else "-1.7976931348623157E+308"
+        s = ir.generic([(s, s_shape, ident), (c, [sq, sk], ", ".join(sd[-2:]), "i1")],
+                       s_shape, nb + 2,
+                       lambda g: ([f"%f = arith.constant {low} : {elem}",
+                                   f"%r = arith.select {g[1]}, %f, {g[0]} : {elem}"], "%r"))
+        scores = np.where(masked, -np.inf, scores)
     elif form["bias"] != "none":
         if form["bias"] == "full":
             b_shape, b_res = s_shape, ident
@@ -276,7 +320,7 @@ def attention_program(rng, form, name="attn", sizes=(5, 7, 8, 6), batch=None,
     else:
         expected = None
 
-    sig = ", ".join(f"%{n}: {_t(sh, elem)}" for n, sh in args)
+    sig = ", ".join(f"%{a[0]}: {_t(a[1], a[2] if len(a) > 2 else elem)}" for a in args)
     text = (f"func.func @{name}({sig}) -> {_t(o_shape, elem)} {{\n" + "\n".join(ir.lines)
             + f"\n  return {o} : {_t(o_shape, elem)}\n}}\n")
     return text, inputs, expected

@@ -43,7 +43,7 @@ def test_raise_forms(seed, form):
                  "linalg.fill"):
         assert gone not in raised, (gone, raised)
     attn = next(line for line in raised.splitlines() if "posenc.attention" in line)
-    if form["bias"].startswith("causal"):
+    if "causal" in form["bias"]:
         # A constant causal mask is the causal attribute, not a bias tensor.
         assert " causal " in attn and "bias(" not in attn, attn
     if form["batch"] == 2 and form["gqa"] != "none":
@@ -138,3 +138,28 @@ def test_raise_dynamic_shapes():
         expected = (w / w.sum(axis=-1, keepdims=True)) @ v.astype(np.float64)
         for pipeline in ("posenc-lower-to-cpu", "posenc-raise,posenc-lower-to-cpu"):
             assert rel_err(run(ir, [q, k, v], pipeline=pipeline)[0], expected) <= TOL["f32"]
+
+
+@pytest.mark.parametrize("bias", ["causal_lowest", "masked_fill_causal", "causal"])
+def test_raise_mask_with_rows_that_see_no_key(bias):
+    """Sq > Sk: the first Sq - Sk rows see no key. A mask of the lowest
+    finite value makes them a uniform average, which `causal` (0 there)
+    is not, so it stays a bias and the numbers agree (a hostile round found
+    it raised as causal). A -inf mask makes them NaN: that one is causal,
+    with posenc's 0 for those rows, as documented."""
+    form = dict(batch=2, k="transpose", named=False, scale="mul", bias=bias,
+                softmax="decomposed", elem="f32", gqa="none")
+    ir, inputs, _ = attention_program(np.random.default_rng(4), form, sizes=(9, 5, 8, 6),
+                                      expected=False)
+    attn = next(line for line in opt(ir, "--posenc-raise").splitlines()
+                if "posenc.attention" in line)
+    before = run(ir, inputs)[0]
+    after = run(ir, inputs, pipeline="posenc-raise,posenc-lower-to-cpu")[0]
+    if bias == "causal":
+        assert " causal " in attn
+        assert np.isnan(before[:, :, :4]).all() and (after[:, :, :4] == 0).all()
+        assert rel_err(after[:, :, 4:], before[:, :, 4:]) <= TOL["f32"]
+    else:
+        assert " causal " not in attn and "bias(" in attn
+        assert np.isfinite(before).all()
+        assert rel_err(after, before) <= TOL["f32"]

@@ -332,7 +332,21 @@ struct Scores {
   Contraction qk;
   double scale = 1.0;
   Value bias;
+  /// A boolean mask selecting between the scores and `maskFill` (-inf or
+  /// the lowest value): the scores where it is `maskKeeps`.
+  Value mask;
+  bool maskKeeps = true;
+  double maskFill = 0.0;
 };
+
+/// Whether `v` fills masked scores of `type`: -inf, or the lowest finite
+/// value (Hugging Face's masks), whose exp underflows to 0 alike.
+bool isMaskFill(double v, Type type) {
+  auto f = dyn_cast<FloatType>(type);
+  return f &&
+         ((std::isinf(v) && v < 0) ||
+          v == -APFloat::getLargest(f.getFloatSemantics()).convertToDouble());
+}
 
 /// Whether a `rank`-loop elementwise op's `map` reads its operand as
 /// numpy broadcasting to the loops would: the trailing loops in order,
@@ -404,7 +418,27 @@ std::optional<Scores> matchScaled(Node n) {
 /// The scores `s`: scale·c, or scale·c + bias in either operand order.
 std::optional<Scores> matchScores(Value s, int64_t rank) {
   std::optional<Scores> scores;
-  if (std::optional<SmallVector<Node>> add = match<arith::AddFOp>({s, {}})) {
+  Type elem = getElementTypeOrSelf(s);
+  if (std::optional<SmallVector<Node>> sel = match<arith::SelectOp>({s, {}})) {
+    // select(mask, scores, fill) or select(mask, fill, scores) (torch's
+    // where and masked_fill), the mask a boolean tensor read as numpy
+    // broadcasting would.
+    Value mask = biasOperand((*sel)[0], rank);
+    for (bool keeps : {true, false}) {
+      Node kept = (*sel)[keeps ? 1 : 2], fill = (*sel)[keeps ? 2 : 1];
+      std::optional<double> c = constantOf(fill);
+      if (!mask || !getElementTypeOrSelf(mask).isInteger(1) || !c ||
+          !isMaskFill(*c, elem))
+        continue;
+      if ((scores = matchScaled(kept))) {
+        scores->mask = mask;
+        scores->maskKeeps = keeps;
+        scores->maskFill = *c;
+        break;
+      }
+    }
+  } else if (std::optional<SmallVector<Node>> add =
+                 match<arith::AddFOp>({s, {}})) {
     for (int side : {0, 1}) {
       Value bias = biasOperand((*add)[1 - side], rank);
       if (bias && (scores = matchScaled((*add)[side]))) {
@@ -490,37 +524,82 @@ void throughTransposes(Value &t, SmallVector<int64_t> &perm) {
   }
 }
 
-/// Whether `bias` is a constant causal mask: of [1..., Sq, Sk], -inf (or
-/// the lowest finite value, as Hugging Face masks are) where key j is
-/// after query i bottom-right aligned (j > i + Sk - Sq), 0 elsewhere.
-/// Such a mask is posenc.attention's `causal`. `scores` is their type.
-bool isCausalMask(Value bias, ShapedType scores) {
-  DenseFPElementsAttr values;
-  auto type = dyn_cast<RankedTensorType>(bias.getType());
+/// Whether the constant `t` of [1..., Sq, Sk] (Sq, Sk those of `scores`)
+/// marks exactly the keys after their query, bottom-right aligned
+/// (j > i + Sk - Sq): `masked(n)` says whether element n marks one.
+template <typename T>
+bool isCausalPattern(Value t, ShapedType scores,
+                     function_ref<std::optional<bool>(T)> masked) {
+  ElementsAttr values;
+  auto type = dyn_cast<RankedTensorType>(t.getType());
   if (!type || type.getRank() < 2 || !type.hasStaticShape() ||
-      !matchPattern(bias, m_Constant(&values)))
+      !matchPattern(t, m_Constant(&values)))
     return false;
   ArrayRef<int64_t> shape = type.getShape();
   for (int64_t d : shape.drop_back(2))
     if (d != 1)
       return false;
   int64_t sq = shape[shape.size() - 2], sk = shape.back();
-  if (scores.getShape().take_back(2) != ArrayRef<int64_t>{sq, sk})
+  if (sq == 0 || sk == 0 ||
+      scores.getShape().take_back(2) != ArrayRef<int64_t>{sq, sk})
     return false;
-  double lowest =
-      -APFloat::getLargest(
-           cast<FloatType>(type.getElementType()).getFloatSemantics())
-           .convertToDouble();
+  auto range = values.tryGetValues<T>();
+  if (!range)
+    return false;
   int64_t n = 0;
-  for (APFloat x : values.getValues<APFloat>()) {
+  for (T x : *range) {
     int64_t i = n / sk, j = n % sk;
-    double v = x.convertToDouble();
-    bool masked = j > i + sk - sq;
-    if (masked ? !(v == lowest || (std::isinf(v) && v < 0)) : v != 0.0)
+    if (masked(x) != std::optional<bool>(j > i + sk - sq))
       return false;
     ++n;
   }
-  return sq > 0 && sk > 0;
+  return true;
+}
+
+/// With Sq > Sk the first Sq - Sk rows see no key. A -inf fill makes them
+/// NaN, which the raised op's mask rule turns to 0 (as documented); the
+/// lowest finite value makes them a uniform average, which `causal` would
+/// not be. So such a fill is causal only when no row is empty.
+bool noEmptyRowsOrInfFill(Value fillSource, ShapedType scores,
+                          std::optional<double> fill = std::nullopt) {
+  int64_t sq = scores.getDimSize(scores.getRank() - 2),
+          sk = scores.getDimSize(scores.getRank() - 1);
+  if (!ShapedType::isDynamic(sq) && !ShapedType::isDynamic(sk) && sq <= sk)
+    return true;
+  if (fill)
+    return std::isinf(*fill);
+  // A float mask: every masked entry must be -inf.
+  DenseFPElementsAttr values;
+  if (!matchPattern(fillSource, m_Constant(&values)))
+    return false;
+  return llvm::all_of(values.getValues<APFloat>(), [](const APFloat &x) {
+    return x.isZero() || (x.isInfinity() && x.isNegative());
+  });
+}
+
+/// Whether `bias` is a constant causal mask: -inf (or the lowest finite
+/// value, as Hugging Face masks are) where masked, 0 elsewhere. Such a
+/// mask is posenc.attention's `causal`.
+bool isCausalMask(Value bias, ShapedType scores) {
+  Type elem = getElementTypeOrSelf(bias);
+  if (!isa<FloatType>(elem) || !noEmptyRowsOrInfFill(bias, scores))
+    return false;
+  return isCausalPattern<APFloat>(bias, scores,
+                                  [&](APFloat x) -> std::optional<bool> {
+                                    double v = x.convertToDouble();
+                                    if (v == 0.0)
+                                      return false;
+                                    if (isMaskFill(v, elem))
+                                      return true;
+                                    return std::nullopt;
+                                  });
+}
+
+/// Whether the boolean `mask` is causal: false where masked when it
+/// `keeps` the scores where true, true where masked otherwise.
+bool isCausalBoolMask(Value mask, ShapedType scores, bool keeps) {
+  return isCausalPattern<bool>(
+      mask, scores, [&](bool x) { return std::optional<bool>(x != keeps); });
 }
 
 /// [B, Hkv, S, D] when `t` = [B, Hkv·G, S, D] repeats each kv head G times
@@ -621,12 +700,38 @@ struct RaiseAttention : OpInterfaceRewritePattern<linalg::LinalgOp> {
         vIn = v0->first;
       }
     }
+    auto sType = cast<ShapedType>(s.getType());
     Value bias = scores->bias;
-    bool causal = bias && isCausalMask(bias, cast<ShapedType>(s.getType()));
+    bool causal = bias && isCausalMask(bias, sType);
     if (causal)
       bias = Value();
+    Value mask = scores->mask;
+    if (mask && isCausalBoolMask(mask, sType, scores->maskKeeps) &&
+        noEmptyRowsOrInfFill(mask, sType, scores->maskFill)) {
+      causal = true;
+      mask = Value();
+    }
     rewriter.setInsertionPoint(root);
     LinalgBuilder e{rewriter, loc, elem};
+    if (mask) {
+      // The mask as an additive bias of its own (broadcast) shape: 0 where
+      // the scores are kept, the fill elsewhere.
+      auto maskType = cast<RankedTensorType>(mask.getType());
+      AffineMap id = rewriter.getMultiDimIdentityMap(maskType.getRank());
+      bool keeps = scores->maskKeeps;
+      double fill = scores->maskFill;
+      bias = e.generic(
+          maskType.clone(elem), {mask}, e.empty(e.sizes(mask), elem), {id, id},
+          SmallVector<utils::IteratorType>(maskType.getRank(),
+                                           utils::IteratorType::parallel),
+          [&](OpBuilder &b, Location l, ValueRange args) {
+            LinalgBuilder n = e.nested(b, l);
+            Value zero = n.cCompute(0.0), masked = n.cCompute(fill);
+            linalg::YieldOp::create(b, l,
+                                    n.select(args[0], keeps ? zero : masked,
+                                             keeps ? masked : zero));
+          });
+    }
     // With one batch dim N (posenc's B), a [N, Sq, Sk] bias is
     // [N, 1, Sq, Sk] to posenc's right-aligned broadcasting.
     if (bias && batch == 1 && cast<ShapedType>(bias.getType()).getRank() == 3)

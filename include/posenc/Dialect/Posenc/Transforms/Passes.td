@@ -219,10 +219,16 @@ def PosencRaisePass : Pass<"posenc-raise"> {
     - the softmax over the last dim (the keys): `linalg.softmax`, or
       `e = exp(s - max(s))` divided by `sum(e)` with the max reduction
       from -inf (or the lowest finite value) and the sum from 0;
-    - a constant bias that is a causal mask (of `[1..., Sq, Sk]`: -inf,
-      or the lowest finite value as Hugging Face writes it, exactly where
-      key j > i + Sk - Sq) becomes `causal`, whose tiles skip the masked
-      keys;
+    - a mask applied by `arith.select` between the scores and -inf (or
+      the lowest finite value), either way round (torch's `where` and
+      `masked_fill`), the boolean mask read as numpy broadcasting would:
+      it becomes an additive bias of the mask's shape (0 or the fill);
+    - a constant bias or boolean mask that is causal (of `[1..., Sq, Sk]`,
+      masking exactly the keys j > i + Sk - Sq) becomes `causal`, whose
+      tiles skip the masked keys. A fill of the lowest finite value (as
+      Hugging Face writes masks) only when Sq <= Sk: with Sq > Sk the
+      first rows see no key and average all of them uniformly, which
+      `causal` does not (they stay a bias);
     - K and V of `[B, H, S, D]` that repeat each kv head G times (Hugging
       Face's `repeat_kv`: `tensor.expand_shape` to `[B, Hkv, 1, S, D]` or
       not, a broadcast to `[B, Hkv, G, S, D]`, `tensor.collapse_shape`)
