@@ -325,3 +325,114 @@ def attention_program(rng, form, name="attn", sizes=(5, 7, 8, 6), batch=None,
             + f"\n  return {o} : {_t(o_shape, elem)}\n}}\n")
     return text, inputs, expected
 
+
+
+ROPE_FORMS = {
+    "angles": ("matmul", "elementwise"),  # inv_freq @ position_ids, or a product
+    "apply": ("fused", "separate"),       # x·cos + rot(x)·sin in one generic or three
+    "scaling": ("none", "linear"),
+    "factor": (1.0, 1.25),                # attention_scaling on cos and sin
+    "batched_pos": (True, False),         # position_ids [B, S], or [1, S] shared
+}
+
+
+def random_rope_form(rng):
+    return {k: v[rng.integers(len(v))] for k, v in ROPE_FORMS.items()}
+
+
+def rope_program(rng, form, name="rope", b=2, h=3, s=6, d=8, base=10000.0):
+    """Hugging Face's apply_rotary_pos_emb on q [B, H, S, D] with cos/sin
+    from LlamaRotaryEmbedding (inv_freq a constant, position_ids an i64
+    argument), as TorchToLinalg writes it: (IR, inputs, float64 expected)."""
+    ir = _Ir("f32")
+    half = d // 2
+    factor = 2.0 if form["scaling"] == "linear" else 1.0
+    inv = (1.0 / (np.float32(base) ** (np.arange(0, d, 2, dtype=np.float32) / np.float32(d)))
+           / np.float32(factor)).astype(np.float32)
+    pb = b if form["batched_pos"] else 1
+    x = rng.uniform(-1, 1, (b, h, s, d)).astype(np.float32)
+    pos = rng.integers(0, 40, (pb, s)).astype(np.int64)
+    c = ir.fresh()
+    ir.add(f"{c} = arith.constant dense<[{', '.join(repr(float(v)) for v in inv)}]> : "
+           f"{_t([half], 'f32')}")
+    # Positions as floats.
+    out, pf = ir.empty([pb, s]), ir.fresh()
+    ir.add(f"{pf} = linalg.generic {{indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, "
+           f"affine_map<(d0, d1) -> (d0, d1)>], iterator_types = [\"parallel\", \"parallel\"]}} "
+           f"ins(%pos : {_t([pb, s], 'i64')}) outs({out} : {_t([pb, s], 'f32')}) {{")
+    ir.add("^bb0(%p: i64, %o: f32):")
+    ir.add("  %f = arith.sitofp %p : i64 to f32")
+    ir.add("  linalg.yield %f : f32")
+    ir.add(f"}} -> {_t([pb, s], 'f32')}")
+    if form["angles"] == "matmul":
+        ie = ir.fresh()
+        ir.add(f"{ie} = tensor.expand_shape {c} [[0, 1, 2]] output_shape [1, {half}, 1] : "
+               f"{_t([half], 'f32')} into {_t([1, half, 1], 'f32')}")
+        ib = ir.generic([(ie, [1, half, 1], "0, d1, d2")], [pb, half, 1], 3,
+                        lambda g: ([], g[0]))
+        pe = ir.fresh()
+        ir.add(f"{pe} = tensor.expand_shape {pf} [[0], [1, 2]] output_shape [{pb}, 1, {s}] : "
+               f"{_t([pb, s], 'f32')} into {_t([pb, 1, s], 'f32')}")
+        fz = ir.fill([pb, half, s], "0.0")
+        fr = ir.fresh()
+        ir.add(f"{fr} = linalg.batch_matmul ins({ib}, {pe} : {_t([pb, half, 1], 'f32')}, "
+               f"{_t([pb, 1, s], 'f32')}) outs({fz} : {_t([pb, half, s], 'f32')}) -> "
+               f"{_t([pb, half, s], 'f32')}")
+        init, f = ir.empty([pb, s, half]), ir.fresh()
+        ir.add(f"{f} = linalg.transpose ins({fr} : {_t([pb, half, s], 'f32')}) outs({init} : "
+               f"{_t([pb, s, half], 'f32')}) permutation = [0, 2, 1]")
+    else:
+        f = ir.generic([(pf, [pb, s], "d0, d1"), (c, [half], "d2")], [pb, s, half], 3,
+                       lambda g: ([f"%r = arith.mulf {g[0]}, {g[1]} : f32"], "%r"))
+    emb = ir.fresh()
+    ir.add(f"{emb} = tensor.concat dim(2) {f}, {f} : ({_t([pb, s, half], 'f32')}, "
+           f"{_t([pb, s, half], 'f32')}) -> {_t([pb, s, d], 'f32')}")
+    fac = form["factor"]
+
+    def table(fn):
+        lines = [f"%t = {fn} {{}} : f32"]
+        if fac != 1.0:
+            lines = [f"%u = {fn} {{}} : f32", f"%a = arith.constant {fac} : f32",
+                     "%t = arith.mulf %u, %a : f32"]
+        t = ir.generic([(emb, [pb, s, d], "d0, d1, d2")], [pb, s, d], 3,
+                       lambda g: ([ln.replace("{}", g[0]) for ln in lines], "%t"))
+        u = ir.fresh()
+        ir.add(f"{u} = tensor.expand_shape {t} [[0, 1], [2], [3]] output_shape "
+               f"[{pb}, 1, {s}, {d}] : {_t([pb, s, d], 'f32')} into {_t([pb, 1, s, d], 'f32')}")
+        return u
+
+    cos, sin = table("math.cos"), table("math.sin")
+    xt = _t([b, h, s, d], "f32")
+    x1, x2 = ir.fresh(), ir.fresh()
+    ir.add(f"{x1} = tensor.extract_slice %x[0, 0, 0, 0] [{b}, {h}, {s}, {half}] [1, 1, 1, 1] : "
+           f"{xt} to {_t([b, h, s, half], 'f32')}")
+    ir.add(f"{x2} = tensor.extract_slice %x[0, 0, 0, {half}] [{b}, {h}, {s}, {half}] "
+           f"[1, 1, 1, 1] : {xt} to {_t([b, h, s, half], 'f32')}")
+    n2 = ir.generic([(x2, [b, h, s, half], "d0, d1, d2, d3")], [b, h, s, half], 4,
+                    lambda g: ([f"%r = arith.negf {g[0]} : f32"], "%r"))
+    rot = ir.fresh()
+    ir.add(f"{rot} = tensor.concat dim(3) {n2}, {x1} : ({_t([b, h, s, half], 'f32')}, "
+           f"{_t([b, h, s, half], 'f32')}) -> {xt}")
+    tmap = ("d0" if pb == b and b > 1 else "0") + ", 0, d2, d3"
+    full = "d0, d1, d2, d3"
+    if form["apply"] == "fused":
+        y = ir.generic([("%x", [b, h, s, d], full), (cos, [pb, 1, s, d], tmap),
+                        (rot, [b, h, s, d], full), (sin, [pb, 1, s, d], tmap)], [b, h, s, d], 4,
+                       lambda g: ([f"%m = arith.mulf {g[0]}, {g[1]} : f32",
+                                   f"%n = arith.mulf {g[2]}, {g[3]} : f32",
+                                   "%r = arith.addf %m, %n : f32"], "%r"))
+    else:
+        a = ir.generic([("%x", [b, h, s, d], full), (cos, [pb, 1, s, d], tmap)],
+                       [b, h, s, d], 4, lambda g: ([f"%r = arith.mulf {g[0]}, {g[1]} : f32"], "%r"))
+        r = ir.generic([(rot, [b, h, s, d], full), (sin, [pb, 1, s, d], tmap)],
+                       [b, h, s, d], 4, lambda g: ([f"%r = arith.mulf {g[0]}, {g[1]} : f32"], "%r"))
+        y = ir.generic([(a, [b, h, s, d], full), (r, [b, h, s, d], full)], [b, h, s, d], 4,
+                       lambda g: ([f"%r = arith.addf {g[0]}, {g[1]} : f32"], "%r"))
+    text = (f"func.func @{name}(%x: {xt}, %pos: {_t([pb, s], 'i64')}) -> {xt} {{\n"
+            + "\n".join(ir.lines) + f"\n  return {y} : {xt}\n}}\n")
+    omega = base ** (-np.arange(0, d, 2) / d) / factor
+    theta = pos.astype(np.float64)[:, None, :, None] * np.concatenate([omega, omega])
+    xd = x.astype(np.float64)
+    rotated = np.concatenate([-xd[..., half:], xd[..., :half]], axis=-1)
+    expected = fac * (xd * np.cos(theta) + rotated * np.sin(theta))
+    return text, [x, pos], expected

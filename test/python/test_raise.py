@@ -3,13 +3,14 @@ in the forms importers emit (raise_programs.py), becomes one
 posenc.attention; the program computes the same before and after, against
 float64. Look-alikes that compute something else are left alone."""
 
+import itertools
 import os
 
 import numpy as np
 import pytest
 
 from harness import opt, rel_err, run
-from raise_programs import FORMS, attention_program, random_form
+from raise_programs import FORMS, ROPE_FORMS, attention_program, random_form, rope_program
 
 TOL = {"f32": 2e-5, "f64": 1e-12}
 
@@ -163,3 +164,58 @@ def test_raise_mask_with_rows_that_see_no_key(bias):
         assert " causal " not in attn and "bias(" in attn
         assert np.isfinite(before).all()
         assert rel_err(after, before) <= TOL["f32"]
+
+
+ROPE_CASES = [dict(zip(ROPE_FORMS, values)) for values in itertools.product(*ROPE_FORMS.values())]
+
+
+@pytest.mark.parametrize("form", ROPE_CASES, ids=[form_id(f) for f in ROPE_CASES])
+def test_raise_rope(form):
+    """Hugging Face's apply_rotary_pos_emb with LlamaRotaryEmbedding's
+    cos/sin (inv_freq @ position_ids or a product, cat(freqs, freqs),
+    cos/sin, attention_scaling) becomes posenc.rope with the base, linear
+    factor and attention factor recovered from the constants."""
+    ir, inputs, expected = rope_program(np.random.default_rng(7), form)
+    raised = opt(ir, "--posenc-raise")
+    rope = next(line for line in raised.splitlines() if "posenc.rope" in line)
+    assert "layout half" in rope
+    assert ("linear, factor = 2.0" in rope) == (form["scaling"] == "linear")
+    assert ("attention_factor = 1.25" in rope) == (form["factor"] != 1.0)
+    for gone in ("math.cos", "math.sin", "tensor.concat", "linalg.batch_matmul"):
+        assert gone not in raised, gone
+    # The importer computes the angles in f32 (positions < 40 here: 3e-6 off).
+    before = run(ir, inputs)[0]
+    after = run(ir, inputs, pipeline="posenc-raise,posenc-lower-to-cpu")[0]
+    assert rel_err(before, expected) <= 2e-5
+    assert rel_err(after, expected) <= 2e-6
+
+
+ROPE_NEGATIVES = {
+    # rotate_half with the halves swapped: concat(x1, -x2).
+    "halves_swapped": (None, None),
+    # cos and sin exchanged: x·sin + rot(x)·cos.
+    "cos_sin_swapped": (None, None),
+    # inv_freq that is not base^(-2i/D): one entry off by 1%.
+    "not_rope_frequencies": ("0.10000000149011612, ", "0.101, "),
+}
+
+
+@pytest.mark.parametrize("name", ROPE_NEGATIVES)
+def test_raise_rope_look_alikes(name):
+    form = dict(angles="matmul", apply="fused", scaling="none", factor=1.0, batched_pos=True)
+    ir, inputs, _ = rope_program(np.random.default_rng(7), form)
+    old, new = ROPE_NEGATIVES[name]
+    if name == "halves_swapped":
+        line = next(ln for ln in ir.splitlines() if "tensor.concat dim(3)" in ln)
+        a, b = line.split("dim(3) ")[1].split(" :")[0].split(", ")
+        ir = ir.replace(f"dim(3) {a}, {b}", f"dim(3) {b}, {a}")
+    elif name == "cos_sin_swapped":
+        ir = ir.replace("math.cos", "math.TMP").replace("math.sin", "math.cos").replace(
+            "math.TMP", "math.sin")
+    else:
+        assert old in ir
+        ir = ir.replace(old, new, 1)
+    raised = opt(ir, "--posenc-raise")
+    assert "posenc.rope" not in raised
+    assert rel_err(run(ir, inputs, pipeline="posenc-raise,posenc-lower-to-cpu")[0],
+                   run(ir, inputs)[0]) <= 1e-6

@@ -8,7 +8,7 @@ import pytest
 
 import random_programs as rp
 from harness import opt, rel_err, run
-from raise_programs import attention_program, random_form
+from raise_programs import attention_program, random_form, random_rope_form, rope_program
 
 COUNT = 8
 
@@ -45,3 +45,17 @@ def test_random_raisable_program(rng, index):
     for pipeline in ("posenc-lower-to-cpu", "posenc-raise,posenc-lower-to-cpu"):
         err = rel_err(run(ir, inputs, pipeline=pipeline)[0], expected)
         assert err <= tol, (form, pipeline, err)
+
+
+def test_random_raisable_rope(rng):
+    """Hugging Face RoPE in a random importer form, at a random base and
+    sizes, raised to posenc.rope and not, against float64."""
+    form = random_rope_form(rng)
+    base = float(rng.choice([10000.0, 500000.0, 1000000.0]))
+    b, h, s, d = (int(rng.integers(1, 4)), int(rng.integers(1, 5)), int(rng.integers(1, 9)),
+                  int(rng.choice([4, 8, 16])))
+    ir, inputs, expected = rope_program(rng, form, b=b, h=h, s=s, d=d, base=base)
+    assert "posenc.rope" in opt(ir, "--posenc-raise"), (form, base, b, h, s, d)
+    for pipeline, tol in (("posenc-lower-to-cpu", 2e-5), ("posenc-raise,posenc-lower-to-cpu", 2e-6)):
+        err = rel_err(run(ir, inputs, pipeline=pipeline)[0], expected)
+        assert err <= tol, (form, base, pipeline, err)

@@ -509,3 +509,153 @@ func.func @dynamic_batch_matmul_softmax(%q: tensor<?x?x8xf32>, %k: tensor<?x?x8x
   %o = linalg.batch_matmul ins(%p, %v : tensor<?x?x?xf32>, tensor<?x?x6xf32>) outs(%oz : tensor<?x?x6xf32>) -> tensor<?x?x6xf32>
   return %o : tensor<?x?x6xf32>
 }
+
+// -----
+
+// Hugging Face Llama's apply_rotary_pos_emb, cos/sin from
+// LlamaRotaryEmbedding (inv_freq @ position_ids over a unit dim,
+// transposed, cat(freqs, freqs)), inv_freq of base 10000 with linear
+// factor 2: one posenc.rope on the i64 positions.
+// CHECK-LABEL: func @hf_llama_rope
+// CHECK: %[[X:.+]] = linalg.transpose ins(%arg0 : tensor<2x3x6x8xf32>) {{.*}} permutation = [0, 2, 1, 3]
+// CHECK: posenc.rope %[[X]], %arg1 layout half {scaling = #posenc.rope_scaling<linear, factor = 2.000000e+00>} : tensor<2x6x3x8xf32>, tensor<2x6xi64>
+// CHECK-NOT: math.cos
+// CHECK-NOT: tensor.concat
+// LOWER-LABEL: llvm.func @hf_llama_rope
+func.func @hf_llama_rope(%x: tensor<2x3x6x8xf32>, %pos: tensor<2x6xi64>) -> tensor<2x3x6x8xf32> {
+  %v1 = arith.constant dense<[0.5, 0.05000000074505806, 0.004999999888241291, 0.0005000000237487257]> : tensor<4xf32>
+  %v2 = tensor.empty() : tensor<2x6xf32>
+  %v3 = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]} ins(%pos : tensor<2x6xi64>) outs(%v2 : tensor<2x6xf32>) {
+  ^bb0(%p: i64, %o: f32):
+    %f = arith.sitofp %p : i64 to f32
+    linalg.yield %f : f32
+  } -> tensor<2x6xf32>
+  %v4 = tensor.expand_shape %v1 [[0, 1, 2]] output_shape [1, 4, 1] : tensor<4xf32> into tensor<1x4x1xf32>
+  %v5 = tensor.empty() : tensor<2x4x1xf32>
+  %v6 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (0, d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel"]} ins(%v4 : tensor<1x4x1xf32>) outs(%v5 : tensor<2x4x1xf32>) {
+  ^bb0(%a0: f32, %acc: f32):
+    linalg.yield %a0 : f32
+  } -> tensor<2x4x1xf32>
+  %v7 = tensor.expand_shape %v3 [[0], [1, 2]] output_shape [2, 1, 6] : tensor<2x6xf32> into tensor<2x1x6xf32>
+  %v8 = arith.constant 0.0 : f32
+  %v10 = tensor.empty() : tensor<2x4x6xf32>
+  %v9 = linalg.fill ins(%v8 : f32) outs(%v10 : tensor<2x4x6xf32>) -> tensor<2x4x6xf32>
+  %v11 = linalg.batch_matmul ins(%v6, %v7 : tensor<2x4x1xf32>, tensor<2x1x6xf32>) outs(%v9 : tensor<2x4x6xf32>) -> tensor<2x4x6xf32>
+  %v12 = tensor.empty() : tensor<2x6x4xf32>
+  %v13 = linalg.transpose ins(%v11 : tensor<2x4x6xf32>) outs(%v12 : tensor<2x6x4xf32>) permutation = [0, 2, 1]
+  %v14 = tensor.concat dim(2) %v13, %v13 : (tensor<2x6x4xf32>, tensor<2x6x4xf32>) -> tensor<2x6x8xf32>
+  %v15 = tensor.empty() : tensor<2x6x8xf32>
+  %v16 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel"]} ins(%v14 : tensor<2x6x8xf32>) outs(%v15 : tensor<2x6x8xf32>) {
+  ^bb0(%a0: f32, %acc: f32):
+    %t = math.cos %a0 : f32
+    linalg.yield %t : f32
+  } -> tensor<2x6x8xf32>
+  %v17 = tensor.expand_shape %v16 [[0, 1], [2], [3]] output_shape [2, 1, 6, 8] : tensor<2x6x8xf32> into tensor<2x1x6x8xf32>
+  %v18 = tensor.empty() : tensor<2x6x8xf32>
+  %v19 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel"]} ins(%v14 : tensor<2x6x8xf32>) outs(%v18 : tensor<2x6x8xf32>) {
+  ^bb0(%a0: f32, %acc: f32):
+    %t = math.sin %a0 : f32
+    linalg.yield %t : f32
+  } -> tensor<2x6x8xf32>
+  %v20 = tensor.expand_shape %v19 [[0, 1], [2], [3]] output_shape [2, 1, 6, 8] : tensor<2x6x8xf32> into tensor<2x1x6x8xf32>
+  %v21 = tensor.extract_slice %x[0, 0, 0, 0] [2, 3, 6, 4] [1, 1, 1, 1] : tensor<2x3x6x8xf32> to tensor<2x3x6x4xf32>
+  %v22 = tensor.extract_slice %x[0, 0, 0, 4] [2, 3, 6, 4] [1, 1, 1, 1] : tensor<2x3x6x8xf32> to tensor<2x3x6x4xf32>
+  %v23 = tensor.empty() : tensor<2x3x6x4xf32>
+  %v24 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%v22 : tensor<2x3x6x4xf32>) outs(%v23 : tensor<2x3x6x4xf32>) {
+  ^bb0(%a0: f32, %acc: f32):
+    %r = arith.negf %a0 : f32
+    linalg.yield %r : f32
+  } -> tensor<2x3x6x4xf32>
+  %v25 = tensor.concat dim(3) %v24, %v21 : (tensor<2x3x6x4xf32>, tensor<2x3x6x4xf32>) -> tensor<2x3x6x8xf32>
+  %v26 = tensor.empty() : tensor<2x3x6x8xf32>
+  %v27 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, 0, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%x, %v17 : tensor<2x3x6x8xf32>, tensor<2x1x6x8xf32>) outs(%v26 : tensor<2x3x6x8xf32>) {
+  ^bb0(%a0: f32, %a1: f32, %acc: f32):
+    %r = arith.mulf %a0, %a1 : f32
+    linalg.yield %r : f32
+  } -> tensor<2x3x6x8xf32>
+  %v28 = tensor.empty() : tensor<2x3x6x8xf32>
+  %v29 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, 0, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%v25, %v20 : tensor<2x3x6x8xf32>, tensor<2x1x6x8xf32>) outs(%v28 : tensor<2x3x6x8xf32>) {
+  ^bb0(%a0: f32, %a1: f32, %acc: f32):
+    %r = arith.mulf %a0, %a1 : f32
+    linalg.yield %r : f32
+  } -> tensor<2x3x6x8xf32>
+  %v30 = tensor.empty() : tensor<2x3x6x8xf32>
+  %v31 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%v27, %v29 : tensor<2x3x6x8xf32>, tensor<2x3x6x8xf32>) outs(%v30 : tensor<2x3x6x8xf32>) {
+  ^bb0(%a0: f32, %a1: f32, %acc: f32):
+    %r = arith.addf %a0, %a1 : f32
+    linalg.yield %r : f32
+  } -> tensor<2x3x6x8xf32>
+  return %v31 : tensor<2x3x6x8xf32>
+}
+
+// -----
+
+// rotate_half with its halves swapped (concat(x1, -x2)) rotates the other
+// way round: not raised.
+// CHECK-LABEL: func @negative_rope_halves_swapped
+// CHECK-NOT: posenc.rope
+func.func @negative_rope_halves_swapped(%x: tensor<2x3x6x8xf32>, %pos: tensor<2x6xi64>) -> tensor<2x3x6x8xf32> {
+  %v1 = arith.constant dense<[0.5, 0.05000000074505806, 0.004999999888241291, 0.0005000000237487257]> : tensor<4xf32>
+  %v2 = tensor.empty() : tensor<2x6xf32>
+  %v3 = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]} ins(%pos : tensor<2x6xi64>) outs(%v2 : tensor<2x6xf32>) {
+  ^bb0(%p: i64, %o: f32):
+    %f = arith.sitofp %p : i64 to f32
+    linalg.yield %f : f32
+  } -> tensor<2x6xf32>
+  %v4 = tensor.expand_shape %v1 [[0, 1, 2]] output_shape [1, 4, 1] : tensor<4xf32> into tensor<1x4x1xf32>
+  %v5 = tensor.empty() : tensor<2x4x1xf32>
+  %v6 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (0, d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel"]} ins(%v4 : tensor<1x4x1xf32>) outs(%v5 : tensor<2x4x1xf32>) {
+  ^bb0(%a0: f32, %acc: f32):
+    linalg.yield %a0 : f32
+  } -> tensor<2x4x1xf32>
+  %v7 = tensor.expand_shape %v3 [[0], [1, 2]] output_shape [2, 1, 6] : tensor<2x6xf32> into tensor<2x1x6xf32>
+  %v8 = arith.constant 0.0 : f32
+  %v10 = tensor.empty() : tensor<2x4x6xf32>
+  %v9 = linalg.fill ins(%v8 : f32) outs(%v10 : tensor<2x4x6xf32>) -> tensor<2x4x6xf32>
+  %v11 = linalg.batch_matmul ins(%v6, %v7 : tensor<2x4x1xf32>, tensor<2x1x6xf32>) outs(%v9 : tensor<2x4x6xf32>) -> tensor<2x4x6xf32>
+  %v12 = tensor.empty() : tensor<2x6x4xf32>
+  %v13 = linalg.transpose ins(%v11 : tensor<2x4x6xf32>) outs(%v12 : tensor<2x6x4xf32>) permutation = [0, 2, 1]
+  %v14 = tensor.concat dim(2) %v13, %v13 : (tensor<2x6x4xf32>, tensor<2x6x4xf32>) -> tensor<2x6x8xf32>
+  %v15 = tensor.empty() : tensor<2x6x8xf32>
+  %v16 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel"]} ins(%v14 : tensor<2x6x8xf32>) outs(%v15 : tensor<2x6x8xf32>) {
+  ^bb0(%a0: f32, %acc: f32):
+    %t = math.cos %a0 : f32
+    linalg.yield %t : f32
+  } -> tensor<2x6x8xf32>
+  %v17 = tensor.expand_shape %v16 [[0, 1], [2], [3]] output_shape [2, 1, 6, 8] : tensor<2x6x8xf32> into tensor<2x1x6x8xf32>
+  %v18 = tensor.empty() : tensor<2x6x8xf32>
+  %v19 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel"]} ins(%v14 : tensor<2x6x8xf32>) outs(%v18 : tensor<2x6x8xf32>) {
+  ^bb0(%a0: f32, %acc: f32):
+    %t = math.sin %a0 : f32
+    linalg.yield %t : f32
+  } -> tensor<2x6x8xf32>
+  %v20 = tensor.expand_shape %v19 [[0, 1], [2], [3]] output_shape [2, 1, 6, 8] : tensor<2x6x8xf32> into tensor<2x1x6x8xf32>
+  %v21 = tensor.extract_slice %x[0, 0, 0, 0] [2, 3, 6, 4] [1, 1, 1, 1] : tensor<2x3x6x8xf32> to tensor<2x3x6x4xf32>
+  %v22 = tensor.extract_slice %x[0, 0, 0, 4] [2, 3, 6, 4] [1, 1, 1, 1] : tensor<2x3x6x8xf32> to tensor<2x3x6x4xf32>
+  %v23 = tensor.empty() : tensor<2x3x6x4xf32>
+  %v24 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%v22 : tensor<2x3x6x4xf32>) outs(%v23 : tensor<2x3x6x4xf32>) {
+  ^bb0(%a0: f32, %acc: f32):
+    %r = arith.negf %a0 : f32
+    linalg.yield %r : f32
+  } -> tensor<2x3x6x4xf32>
+  %v25 = tensor.concat dim(3) %v21, %v24 : (tensor<2x3x6x4xf32>, tensor<2x3x6x4xf32>) -> tensor<2x3x6x8xf32>
+  %v26 = tensor.empty() : tensor<2x3x6x8xf32>
+  %v27 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, 0, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%x, %v17 : tensor<2x3x6x8xf32>, tensor<2x1x6x8xf32>) outs(%v26 : tensor<2x3x6x8xf32>) {
+  ^bb0(%a0: f32, %a1: f32, %acc: f32):
+    %r = arith.mulf %a0, %a1 : f32
+    linalg.yield %r : f32
+  } -> tensor<2x3x6x8xf32>
+  %v28 = tensor.empty() : tensor<2x3x6x8xf32>
+  %v29 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, 0, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%v25, %v20 : tensor<2x3x6x8xf32>, tensor<2x1x6x8xf32>) outs(%v28 : tensor<2x3x6x8xf32>) {
+  ^bb0(%a0: f32, %a1: f32, %acc: f32):
+    %r = arith.mulf %a0, %a1 : f32
+    linalg.yield %r : f32
+  } -> tensor<2x3x6x8xf32>
+  %v30 = tensor.empty() : tensor<2x3x6x8xf32>
+  %v31 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%v27, %v29 : tensor<2x3x6x8xf32>, tensor<2x3x6x8xf32>) outs(%v30 : tensor<2x3x6x8xf32>) {
+  ^bb0(%a0: f32, %a1: f32, %acc: f32):
+    %r = arith.addf %a0, %a1 : f32
+    linalg.yield %r : f32
+  } -> tensor<2x3x6x8xf32>
+  return %v31 : tensor<2x3x6x8xf32>
+}

@@ -13,6 +13,7 @@
 #include "posenc/Dialect/Posenc/Transforms/Passes.h"
 
 #include "posenc/Dialect/Posenc/IR/PosencOps.h"
+#include "posenc/Dialect/Posenc/IR/RopeFrequencies.h"
 #include "posenc/Dialect/Posenc/Utils/LinalgBuilder.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -760,6 +761,388 @@ struct RaiseAttention : OpInterfaceRewritePattern<linalg::LinalgOp> {
   }
 };
 
+//===----------------------------------------------------------------------===//
+// RoPE: x·cos + rotate_half(x)·sin
+//===----------------------------------------------------------------------===//
+
+/// `v` through tensor.expand_shape / collapse_shape ops that only add or
+/// drop unit dims.
+Value throughUnitReshapes(Value v) {
+  auto unitOnly = [](RankedTensorType a, RankedTensorType b) {
+    auto nonUnit = [](RankedTensorType t) {
+      SmallVector<int64_t> dims;
+      for (int64_t d : t.getShape())
+        if (d != 1)
+          dims.push_back(d);
+      return dims;
+    };
+    return nonUnit(a) == nonUnit(b);
+  };
+  while (true) {
+    Operation *op = v.getDefiningOp();
+    if (!isa_and_nonnull<tensor::ExpandShapeOp, tensor::CollapseShapeOp>(op))
+      return v;
+    Value src = op->getOperand(0);
+    if (!unitOnly(cast<RankedTensorType>(src.getType()),
+                  cast<RankedTensorType>(v.getType())))
+      return v;
+    v = src;
+  }
+}
+
+/// The input of `v`'s producer when it only copies one input (a broadcast,
+/// linalg.broadcast, or a copy), else null.
+Value copiedInput(Value v) {
+  auto op = v.getDefiningOp<linalg::LinalgOp>();
+  if (!isElementwise(op) || op.getNumDpsInputs() != 1)
+    return {};
+  OpOperand *in = op.getDpsInputOperand(0);
+  if (op.getBlock()->getTerminator()->getOperand(0) !=
+      op.getMatchingBlockArgument(in))
+    return {};
+  return in->get();
+}
+
+/// The values of the float constant vector that `v` holds along its one
+/// non-unit dim (through unit reshapes, broadcasts along other dims,
+/// transposes), when it has `n` values.
+std::optional<SmallVector<double>> constantVector(Value v, int64_t n) {
+  while (true) {
+    v = throughUnitReshapes(v);
+    if (auto t = v.getDefiningOp<linalg::TransposeOp>()) {
+      v = t.getInput();
+      continue;
+    }
+    Value in = copiedInput(v);
+    if (!in)
+      break;
+    // A broadcast keeps the vector only when the input holds all of it.
+    if (cast<ShapedType>(in.getType()).getNumElements() != n)
+      return std::nullopt;
+    v = in;
+  }
+  DenseFPElementsAttr values;
+  if (!matchPattern(v, m_Constant(&values)) || values.getNumElements() != n)
+    return std::nullopt;
+  SmallVector<double> out;
+  for (APFloat x : values.getValues<APFloat>())
+    out.push_back(x.convertToDouble());
+  return out;
+}
+
+/// The integer positions that `v` converts to floats (arith.sitofp), as
+/// posenc.rope's `[B, S]` or `[S]`: through unit reshapes and broadcasts.
+Value positionsOf(Value v) {
+  while (true) {
+    v = throughUnitReshapes(v);
+    Value in = copiedInput(v);
+    if (!in)
+      break;
+    v = in;
+  }
+  std::optional<SmallVector<Node>> conv = match<arith::SIToFPOp>({v, {}});
+  if (!conv)
+    return {};
+  Value pos = tensorOf((*conv)[0]);
+  if (!pos)
+    return {};
+  auto type = cast<RankedTensorType>(pos.getType());
+  if (!type.getElementType().isInteger(32) &&
+      !type.getElementType().isInteger(64))
+    return {};
+  return pos;
+}
+
+/// Angles F[..., s, i] = pos[..., s]·ω_i: the positions and ω.
+struct Angles {
+  Value pos;
+  SmallVector<double> omega;
+};
+
+/// F: [..., S, R/2] as importers build it: an outer product of positions
+/// and a constant ω as a contraction over a unit dim (Hugging Face's
+/// inv_freq @ position_ids, transposed after), or an elementwise product.
+std::optional<Angles> matchAngles(Value f, int64_t half) {
+  SmallVector<int64_t> perm;
+  for (int64_t d = 0, r = cast<ShapedType>(f.getType()).getRank(); d < r; ++d)
+    perm.push_back(d);
+  throughTransposes(f, perm);
+  auto fType = cast<RankedTensorType>(f.getType());
+  int64_t rank = fType.getRank();
+  // The transposed tensor must hold the frequencies along its ω dim and
+  // the positions along the other, the two last dims of F in some order.
+  if (rank < 2)
+    return std::nullopt;
+  if (std::optional<Contraction> c = matchContraction(f)) {
+    SmallVector<int64_t> ranges = c->op.getStaticLoopRanges();
+    for (auto [loop, it] : llvm::enumerate(c->op.getIteratorTypesArray()))
+      if (it == utils::IteratorType::reduction && ranges[loop] != 1)
+        return std::nullopt;
+    for (auto [a, b] : {std::pair(c->rowOperand, c->colOperand),
+                        std::pair(c->colOperand, c->rowOperand)})
+      if (std::optional<SmallVector<double>> w = constantVector(a, half))
+        if (Value pos = positionsOf(b))
+          return Angles{pos, *w};
+    return std::nullopt;
+  }
+  std::optional<SmallVector<Node>> mul = match<arith::MulFOp>({f, {}});
+  if (!mul)
+    return std::nullopt;
+  for (int side : {0, 1}) {
+    OpOperand *w = operandOf(resolve((*mul)[side]));
+    OpOperand *p = operandOf(resolve((*mul)[1 - side]));
+    if (!w || !p)
+      continue;
+    std::optional<SmallVector<double>> omega = constantVector(w->get(), half);
+    Value pos = positionsOf(p->get());
+    if (omega && pos)
+      return Angles{pos, *omega};
+  }
+  return std::nullopt;
+}
+
+/// The table `t` = a·cos(E) or a·sin(E) (`Op`), E = concat(F, F) along
+/// the last dim: E and a.
+template <typename Op>
+std::optional<std::pair<Value, double>> matchTable(Value t) {
+  t = throughUnitReshapes(t);
+  Node n{t, {}};
+  double factor = 1.0;
+  if (std::optional<SmallVector<Node>> mul = match<arith::MulFOp>(n)) {
+    std::optional<double> c0 = constantOf((*mul)[0]),
+                          c1 = constantOf((*mul)[1]);
+    if (!c0 && !c1)
+      return std::nullopt;
+    factor = c1 ? *c1 : *c0;
+    n = c1 ? (*mul)[0] : (*mul)[1];
+  }
+  std::optional<SmallVector<Node>> trig = match<Op>(n);
+  if (!trig)
+    return std::nullopt;
+  Value e = tensorOf((*trig)[0]);
+  if (!e)
+    return std::nullopt;
+  return std::make_pair(e, factor);
+}
+
+/// x[..., lo:lo+len] (static, unit strides, all of the other dims).
+bool isLastDimSlice(Value v, Value x, int64_t lo, int64_t len) {
+  auto slice = v.getDefiningOp<tensor::ExtractSliceOp>();
+  if (!slice || slice.getSource() != x || !slice.hasUnitStride())
+    return false;
+  auto xType = cast<RankedTensorType>(x.getType());
+  int64_t r = xType.getRank();
+  for (int64_t d = 0; d < r; ++d) {
+    std::optional<int64_t> off =
+        getConstantIntValue(slice.getMixedOffsets()[d]);
+    std::optional<int64_t> size = getConstantIntValue(slice.getMixedSizes()[d]);
+    if (d == r - 1 ? (off != lo || size != len)
+                   : (off != 0 || size != xType.getDimSize(d) ||
+                      xType.isDynamicDim(d)))
+      return false;
+  }
+  return true;
+}
+
+/// Whether `r` = rotate_half(x) = concat(-x[..., h:], x[..., :h]).
+bool isRotateHalf(Value r, Value x, int64_t h) {
+  auto concat = r.getDefiningOp<tensor::ConcatOp>();
+  auto xType = cast<RankedTensorType>(x.getType());
+  if (!concat || concat.getDim() != uint64_t(xType.getRank() - 1) ||
+      concat.getInputs().size() != 2 ||
+      !isLastDimSlice(concat.getInputs()[1], x, 0, h))
+    return false;
+  std::optional<SmallVector<Node>> neg =
+      match<arith::NegFOp>({concat.getInputs()[0], {}});
+  Value upper = neg ? tensorOf((*neg)[0]) : Value();
+  return upper && isLastDimSlice(upper, x, h, h);
+}
+
+/// The table a `rank`-loop elementwise op reads as T[..., s, d] from
+/// operand `n`: its last two dims are the op's last two loops, the others
+/// broadcast (read at 0) or the first loop (the batch, `batched`).
+Value tableOperand(Node n, int64_t rank, bool &batched) {
+  n = throughIdentityReads(n);
+  if (!n.op)
+    return {};
+  OpOperand *operand = operandOf(n);
+  if (!operand || !n.op.isDpsInput(operand))
+    return {};
+  AffineMap map = n.op.getMatchingIndexingMap(operand);
+  int64_t m = map.getNumResults();
+  if (m < 2 ||
+      map.getResult(m - 1) != getAffineDimExpr(rank - 1, map.getContext()) ||
+      map.getResult(m - 2) != getAffineDimExpr(rank - 2, map.getContext()))
+    return {};
+  batched = false;
+  for (int64_t t = 0; t < m - 2; ++t) {
+    AffineExpr e = map.getResult(t);
+    if (auto c = dyn_cast<AffineConstantExpr>(e); c && c.getValue() == 0)
+      continue;
+    if (e == getAffineDimExpr(0, map.getContext()) && rank == 4) {
+      batched = true;
+      continue;
+    }
+    return {};
+  }
+  return operand->get();
+}
+
+/// Recovers (base, linear factor) from ω of `rotary` dims: ω_i =
+/// base^(-2i/R)/f, checked against posenc's own frequencies to f32
+/// rounding (importers compute ω in f32).
+std::optional<std::pair<double, double>> ropeParameters(ArrayRef<double> w,
+                                                        int64_t rotary) {
+  if (w.size() < 2 || !(w[0] > 0.0) || !(w[1] > 0.0) || !(w[1] < w[0]))
+    return std::nullopt;
+  // ω_0 = 1/f; the last ω gives the base with the least amplification of
+  // its f32 rounding (exponent R / (R - 2) instead of R / 2).
+  double factor = 1.0 / w[0];
+  int64_t last = w.size() - 1;
+  double base =
+      std::pow(w[last] * factor, -double(rotary) / (2.0 * double(last)));
+  if (!std::isfinite(base) || !(base > 1.0))
+    return std::nullopt;
+  // Configs give integer bases (10000, 500000): snap within f32 rounding.
+  if (std::abs(base - std::round(base)) <= 1e-6 * base)
+    base = std::round(base);
+  SmallVector<double> expected = unscaledRopeFrequencies(base, rotary);
+  for (auto [i, x] : llvm::enumerate(w))
+    if (std::abs(x * factor - expected[i]) > 4e-7 * expected[i])
+      return std::nullopt;
+  if (std::abs(factor - 1.0) < 1e-6)
+    factor = 1.0;
+  return std::make_pair(base, factor);
+}
+
+/// x·cos + rotate_half(x)·sin on `[B, H, S, D]` (Hugging Face's
+/// apply_rotary_pos_emb), cos and sin computed from positions and a
+/// constant inv_freq, rooted at the addition.
+struct RaiseRope : OpInterfaceRewritePattern<linalg::LinalgOp> {
+  using OpInterfaceRewritePattern::OpInterfaceRewritePattern;
+
+  LogicalResult matchAndRewrite(linalg::LinalgOp root,
+                                PatternRewriter &rewriter) const override {
+    if (!isElementwise(root))
+      return failure();
+    Value y = root->getResult(0);
+    auto yType = cast<RankedTensorType>(y.getType());
+    // f32: tables computed in f16/bf16 round differently from
+    // posenc.rope's f32 ones; f64 rope programs keep their f64 angles.
+    if (yType.getRank() != 4 || !yType.hasStaticShape() ||
+        !yType.getElementType().isF32())
+      return failure();
+    int64_t dim = yType.getDimSize(3), h = dim / 2;
+    if (dim % 2 != 0 || dim < 2)
+      return failure();
+    std::optional<SmallVector<Node>> add = match<arith::AddFOp>({y, {}});
+    if (!add)
+      return failure();
+    for (int side : {0, 1}) {
+      std::optional<SmallVector<Node>> xc = match<arith::MulFOp>((*add)[side]);
+      std::optional<SmallVector<Node>> rs =
+          match<arith::MulFOp>((*add)[1 - side]);
+      if (!xc || !rs)
+        continue;
+      for (int a : {0, 1})
+        for (int b : {0, 1})
+          if (succeeded(tryRaise(rewriter, root, (*xc)[a], (*xc)[1 - a],
+                                 (*rs)[b], (*rs)[1 - b], h)))
+            return success();
+    }
+    return failure();
+  }
+
+  LogicalResult tryRaise(PatternRewriter &rewriter, linalg::LinalgOp root,
+                         Node xNode, Node cosNode, Node rotNode, Node sinNode,
+                         int64_t h) const {
+    Value x = tensorOf(xNode), rot = tensorOf(rotNode);
+    if (!x || !rot || x.getType() != root->getResult(0).getType() ||
+        !isRotateHalf(rot, x, h))
+      return failure();
+    bool cosBatched = false, sinBatched = false;
+    Value cosT = tableOperand(cosNode, 4, cosBatched);
+    Value sinT = tableOperand(sinNode, 4, sinBatched);
+    if (!cosT || !sinT || cosBatched != sinBatched)
+      return failure();
+    std::optional<std::pair<Value, double>> c = matchTable<math::CosOp>(cosT);
+    std::optional<std::pair<Value, double>> s = matchTable<math::SinOp>(sinT);
+    if (!c || !s || c->first != s->first || c->second != s->second ||
+        !(c->second > 0.0))
+      return failure();
+    // E = concat(F, F) along the last dim.
+    auto concat = c->first.getDefiningOp<tensor::ConcatOp>();
+    auto eType = cast<RankedTensorType>(c->first.getType());
+    if (!concat || concat.getDim() != uint64_t(eType.getRank() - 1) ||
+        concat.getInputs().size() != 2 ||
+        concat.getInputs()[0] != concat.getInputs()[1])
+      return failure();
+    std::optional<Angles> angles = matchAngles(concat.getInputs()[0], h);
+    if (!angles)
+      return failure();
+    std::optional<std::pair<double, double>> params =
+        ropeParameters(angles->omega, 2 * h);
+    if (!params)
+      return failure();
+    // Positions: [B, S] with the batch read, else [S] (a leading unit dim
+    // dropped).
+    auto yType = cast<RankedTensorType>(root->getResult(0).getType());
+    int64_t b = yType.getDimSize(0), seq = yType.getDimSize(2);
+    auto posType = cast<RankedTensorType>(angles->pos.getType());
+    int64_t elems = posType.getNumElements();
+    Value pos = throughUnitReshapes(angles->pos);
+    if (posType.getShape().back() != seq ||
+        !(elems == seq || (cosBatched && elems == b * seq)))
+      return failure();
+
+    Location loc = root.getLoc();
+    rewriter.setInsertionPoint(root);
+    LinalgBuilder e{rewriter, loc};
+    auto flat = [&](ArrayRef<int64_t> shape) -> Value {
+      auto type = RankedTensorType::get(shape, posType.getElementType());
+      if (type == pos.getType())
+        return pos;
+      auto pt = cast<RankedTensorType>(pos.getType());
+      SmallVector<ReassociationIndices> groups;
+      if (shape.size() == 1) {
+        ReassociationIndices all;
+        for (int64_t d = 0; d < pt.getRank(); ++d)
+          all.push_back(d);
+        groups.push_back(all);
+      } else {
+        // [B, S] from [B, ..., S] with unit dims between.
+        ReassociationIndices first;
+        for (int64_t d = 0; d + 1 < pt.getRank(); ++d)
+          first.push_back(d);
+        groups = {first, {pt.getRank() - 1}};
+      }
+      return tensor::CollapseShapeOp::create(rewriter, loc, type, pos, groups);
+    };
+    auto pt = cast<RankedTensorType>(pos.getType());
+    if (pt.getRank() < 1 ||
+        (elems == b * seq && b > 1 && pt.getShape().front() != b))
+      return failure();
+    Value positions = elems == seq ? flat({seq}) : flat({b, seq});
+    Value xs = transpose(e, x, {0, 2, 1, 3});
+    auto [base, factor] = *params;
+    RopeScalingAttr scaling;
+    if (factor != 1.0)
+      scaling = RopeScalingAttr::get(
+          rewriter.getContext(), RopeScalingKind::linear,
+          rewriter.getF64FloatAttr(factor), FloatAttr(), 0, FloatAttr(),
+          FloatAttr(), FloatAttr(), FloatAttr(), false, FloatAttr(),
+          FloatAttr(), DenseF64ArrayAttr(), DenseF64ArrayAttr(), 0);
+    Value rotated = RopeOp::create(
+        rewriter, loc, xs, positions,
+        RopeLayoutAttr::get(rewriter.getContext(), RopeLayout::half),
+        rewriter.getF64FloatAttr(base), IntegerAttr(), scaling,
+        c->second != 1.0 ? rewriter.getF64FloatAttr(c->second) : FloatAttr(),
+        DenseI64ArrayAttr(), UnitAttr());
+    rewriter.replaceOp(root, transpose(e, rotated, {0, 2, 1, 3}));
+    return success();
+  }
+};
+
 struct PosencRaisePass : posenc::impl::PosencRaisePassBase<PosencRaisePass> {
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
@@ -771,5 +1154,5 @@ struct PosencRaisePass : posenc::impl::PosencRaisePassBase<PosencRaisePass> {
 } // namespace
 
 void mlir::posenc::populatePosencRaisePatterns(RewritePatternSet &patterns) {
-  patterns.add<RaiseAttention>(patterns.getContext());
+  patterns.add<RaiseAttention, RaiseRope>(patterns.getContext());
 }

@@ -191,8 +191,8 @@ def PosencFoldConstantsPass : Pass<"posenc-fold-constants"> {
 }
 
 def PosencRaisePass : Pass<"posenc-raise"> {
-  let summary = "Raise attention written in upstream dialects to "
-                "posenc.attention";
+  let summary = "Raise attention and RoPE written in upstream dialects to "
+                "posenc.attention and posenc.rope";
   let description = [{
     Framework importers (torch-mlir's TorchToLinalg, IREE's input
     conversions, hand-written linalg) emit attention as separate ops:
@@ -240,6 +240,24 @@ def PosencRaisePass : Pass<"posenc-raise"> {
     the contractions fold into it), `[N, S, D]` as `[N, S, 1, D]` and
     `[S, D]` as `[1, S, 1, D]` by reshapes (heads stay static); the
     result goes back the same way.
+
+    RoPE as Hugging Face's `apply_rotary_pos_emb` writes it on
+    `[B, H, S, D]` (static shapes, f32): `x·cos + rotate_half(x)·sin`
+    with `rotate_half(x) = concat(-x[..., D/2:], x[..., :D/2])` (extract
+    slices, a negation, `tensor.concat`), fused in one elementwise op or
+    not, and cos/sin read broadcast over the heads from tables
+    `a·cos(E)`, `a·sin(E)` of one `E = concat(F, F)`, `F[.., s, i] =
+    pos[.., s]·ω_i` (LlamaRotaryEmbedding: `inv_freq @ position_ids` as a
+    contraction over a unit dim, transposed, or an elementwise product;
+    the positions an integer tensor converted by `arith.sitofp`, ω a
+    constant), becomes `posenc.rope` (layout half) on the integer
+    positions: the base from ω (snapped to an integer within f32
+    rounding), a linear factor when ω_0 != 1, `attention_factor` a.
+    Each ω is checked against posenc's own frequencies to f32 rounding;
+    other tables (a scaling posenc would have to guess, a table that is
+    not one) are left alone. posenc.rope forms the angles exactly; the
+    importer's f32 product p·ω is off by up to p·ω·2^-24, so the raised
+    rotation is the more accurate one at long positions.
 
     On finite inputs the raised attention equals the original within
     rounding. Where the original yields NaN because a row sees no key (all
