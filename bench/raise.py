@@ -1,19 +1,23 @@
 #!/usr/bin/env python3
 """What posenc-raise buys a program that reaches posenc through an MLIR
-importer: Hugging Face Llama's eager attention (repeat_kv on K and V, K
-transposed, a scale, the causal mask as a constant tensor of the lowest
-f32, the softmax as max / exp / sum / divide, P·V), written in upstream
-dialects the way torch-mlir's TorchToLinalg emits it, one linalg op per
-aten op (test/python/raise_programs.py writes it). GQA 8/4 heads, D = 64,
-batch 1, f32, prefill, one thread.
+importer: the attention core of a Hugging Face Llama layer, written in
+upstream dialects the way torch-mlir's TorchToLinalg emits it, one linalg
+op per aten op (test/python/raise_programs.py writes it): RoPE on q and k
+(LlamaRotaryEmbedding's cos/sin from inv_freq @ position_ids, base 500000,
+and apply_rotary_pos_emb's x·cos + rotate_half(x)·sin), then eager
+attention (repeat_kv on K and V, K transposed, a scale, the causal mask as
+a constant tensor of the lowest f32, the softmax as max / exp / sum /
+divide, P·V). GQA 8/4 heads, D = 64, batch 1, f32, prefill, one thread.
+The projections, norms and MLP of the layer are not in it.
 
 `unraised` compiles it with posenc-lower-to-cpu as it is: every linalg op
 runs, the [H, S, S] scores are built (`scores MB`). `raised` runs
-posenc-raise first: one posenc.attention with `causal` over the unrepeated
-K and V, tiled by the CPU pipeline, no scores tensor. PyTorch eager runs
-the same math as Hugging Face's eager attention (the peer an importer
-starts from), in its own process; every contender is pinned to one
-thread. `max err`: largest absolute difference from PyTorch's output.
+posenc-raise first: two posenc.rope and one posenc.attention with `causal`
+over the unrepeated K and V, tiled by the CPU pipeline, no scores tensor.
+PyTorch eager runs the same math as Hugging Face's modules (the peer an
+importer starts from), in its own process; every contender is pinned to
+one thread. `max err`: largest absolute difference from PyTorch's output
+(posenc.rope forms the angles exactly, PyTorch in f32).
 
 Usage: bench/raise.py [--sizes 512,1024,2048] [--repeat 3]. Writes
 bench/results/raise.json."""
@@ -43,11 +47,31 @@ FORM = dict(batch=2, k="transpose", named=False, scale="mul", bias="causal_lowes
             softmax="decomposed", elem="f32", gqa="expand")
 
 
-def program(s):
-    from raise_programs import attention_program
+ROPE_FORM = dict(angles="matmul", apply="fused", scaling="none", factor=1.0, batched_pos=True)
+BASE = 500000.0  # Llama 3's rope_theta
 
-    return attention_program(np.random.default_rng(0), FORM, sizes=(s, s, D, D),
-                             batch=(1, H), expected=False)
+
+def program(s):
+    """The attention core of a Llama layer: RoPE on q and k, then eager
+    attention, each function as an importer writes it, called from @attn."""
+    from raise_programs import attention_program, rope_program
+
+    rng = np.random.default_rng(0)
+    attn, (q, k, v), _ = attention_program(rng, FORM, sizes=(s, s, D, D), batch=(1, H),
+                                           expected=False, name="attn_core")
+    rope_q, (q, pos), _ = rope_program(rng, ROPE_FORM, name="rope_q", b=1, h=H, s=s, d=D,
+                                       base=BASE)
+    rope_k, (k, _), _ = rope_program(rng, ROPE_FORM, name="rope_k", b=1, h=HKV, s=s, d=D,
+                                     base=BASE)
+    pos = np.arange(s, dtype=np.int64)[None]
+    tq, tk = f"tensor<1x{H}x{s}x{D}xf32>", f"tensor<1x{HKV}x{s}x{D}xf32>"
+    tp = f"tensor<1x{s}xi64>"
+    block = (f"func.func @attn(%q: {tq}, %k: {tk}, %v: {tk}, %pos: {tp}) -> {tq} {{\n"
+             f"  %qr = func.call @rope_q(%q, %pos) : ({tq}, {tp}) -> {tq}\n"
+             f"  %kr = func.call @rope_k(%k, %pos) : ({tk}, {tp}) -> {tk}\n"
+             f"  %o = func.call @attn_core(%qr, %kr, %v) : ({tq}, {tk}, {tk}) -> {tq}\n"
+             f"  return %o : {tq}\n}}\n")
+    return block + rope_q + rope_k + attn, [q, k, v, pos]
 
 
 def worker_posenc(s, impl, repeat):
@@ -55,12 +79,13 @@ def worker_posenc(s, impl, repeat):
     import posenc
 
     posenc.retain_freed_large_buffers()
-    ir, inputs, _ = program(s)
+    ir, inputs = program(s)
     if impl == "raised":
         from harness import opt
 
         raised = opt(ir, "--posenc-raise")
         assert raised.count("posenc.attention") == 1 and " causal " in raised
+        assert raised.count("posenc.rope") == 2
         m = posenc.compile(raised)
     else:
         m = posenc.compile(ir)
@@ -76,14 +101,22 @@ def worker_torch(s, repeat):
     import torch
 
     torch.set_num_threads(1)
-    _, inputs, _ = program(s)
-    q, k, v = (torch.from_numpy(x) for x in inputs)
+    _, inputs = program(s)
+    q, k, v, pos = (torch.from_numpy(x) for x in inputs)
     mask = torch.triu(torch.full((s, s), torch.finfo(torch.float32).min), diagonal=1)
+    inv_freq = 1.0 / (BASE ** (torch.arange(0, D, 2, dtype=torch.int64).float() / D))
 
-    def step():  # Hugging Face's repeat_kv and eager_attention_forward
-        kr = k[:, :, None].expand(1, HKV, H // HKV, s, D).reshape(1, H, s, D)
+    def rotate_half(x):
+        return torch.cat((-x[..., D // 2:], x[..., :D // 2]), dim=-1)
+
+    def step():  # LlamaRotaryEmbedding, apply_rotary_pos_emb, repeat_kv, eager attention
+        freqs = (inv_freq[None, :, None] @ pos[:, None, :].float()).transpose(1, 2)
+        emb = torch.cat((freqs, freqs), dim=-1)
+        cos, sin = emb.cos()[:, None], emb.sin()[:, None]
+        qr, kr0 = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+        kr = kr0[:, :, None].expand(1, HKV, H // HKV, s, D).reshape(1, H, s, D)
         vr = v[:, :, None].expand(1, HKV, H // HKV, s, D).reshape(1, H, s, D)
-        scores = torch.matmul(q, kr.transpose(2, 3)) * 0.35 + mask
+        scores = torch.matmul(qr, kr.transpose(2, 3)) * 0.35 + mask
         return torch.matmul(torch.softmax(scores, dim=-1), vr)
 
     times = []
