@@ -219,3 +219,64 @@ def test_raise_rope_look_alikes(name):
     assert "posenc.rope" not in raised
     assert rel_err(run(ir, inputs, pipeline="posenc-raise,posenc-lower-to-cpu")[0],
                    run(ir, inputs)[0]) <= 1e-6
+
+
+TOSA_TO_LINALG = "func.func(tosa-to-linalg-named,tosa-to-linalg,tosa-to-arith,tosa-to-tensor)"
+
+
+def tosa_attention(n, sq, sk, d, dv, bias):
+    """Attention as TOSA writes it (TFLite / ONNX converters): transpose,
+    matmul, mul by a constant, an added bias, reduce_max, sub, exp,
+    reduce_sum, reciprocal, mul, matmul."""
+    t = lambda *s: "tensor<" + "x".join(map(str, s)) + "xf32>"  # noqa: E731
+    args = f"%q: {t(n, sq, d)}, %k: {t(n, sk, d)}, %v: {t(n, sk, dv)}"
+    args += f", %b: {t(1, sq, sk)}" if bias else ""
+    body = [
+        '%zp = "tosa.const"() <{values = dense<0.0> : tensor<1xf32>}> : () -> tensor<1xf32>',
+        '%sh = "tosa.const"() <{values = dense<0> : tensor<1xi8>}> : () -> tensor<1xi8>',
+        f'%c = "tosa.const"() <{{values = dense<0.25> : {t(1, 1, 1)}}}> : () -> {t(1, 1, 1)}',
+        f"%kt = tosa.transpose %k {{perms = array<i32: 0, 2, 1>}} : ({t(n, sk, d)}) -> {t(n, d, sk)}",
+        f"%s = tosa.matmul %q, %kt, %zp, %zp : ({t(n, sq, d)}, {t(n, d, sk)}, tensor<1xf32>, "
+        f"tensor<1xf32>) -> {t(n, sq, sk)}",
+        f"%s1 = tosa.mul %s, %c, %sh : ({t(n, sq, sk)}, {t(1, 1, 1)}, tensor<1xi8>) -> {t(n, sq, sk)}",
+    ]
+    s = "%s1"
+    if bias:
+        body.append(f"%s2 = tosa.add %s1, %b : ({t(n, sq, sk)}, {t(1, sq, sk)}) -> {t(n, sq, sk)}")
+        s = "%s2"
+    body += [
+        f"%m = tosa.reduce_max {s} {{axis = 2 : i32}} : ({t(n, sq, sk)}) -> {t(n, sq, 1)}",
+        f"%x = tosa.sub {s}, %m : ({t(n, sq, sk)}, {t(n, sq, 1)}) -> {t(n, sq, sk)}",
+        f"%e = tosa.exp %x : ({t(n, sq, sk)}) -> {t(n, sq, sk)}",
+        f"%z = tosa.reduce_sum %e {{axis = 2 : i32}} : ({t(n, sq, sk)}) -> {t(n, sq, 1)}",
+        f"%r = tosa.reciprocal %z : ({t(n, sq, 1)}) -> {t(n, sq, 1)}",
+        f"%p = tosa.mul %e, %r, %sh : ({t(n, sq, sk)}, {t(n, sq, 1)}, tensor<1xi8>) -> {t(n, sq, sk)}",
+        f"%o = tosa.matmul %p, %v, %zp, %zp : ({t(n, sq, sk)}, {t(n, sk, dv)}, tensor<1xf32>, "
+        f"tensor<1xf32>) -> {t(n, sq, dv)}",
+    ]
+    return (f"func.func @tosa_attention({args}) -> {t(n, sq, dv)} {{\n  " + "\n  ".join(body)
+            + f"\n  return %o : {t(n, sq, dv)}\n}}\n")
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_raise_tosa(bias):
+    """TOSA attention through upstream's tosa-to-linalg, then posenc-raise:
+    the keep-dim reductions (reshaped) and the reciprocal-multiply softmax
+    are matched; same numbers as unraised, against float64."""
+    ir = tosa_attention(3, 5, 7, 8, 6, bias)
+    raised = opt(ir, f"--pass-pipeline=builtin.module({TOSA_TO_LINALG},posenc-raise)")
+    attn = next(line for line in raised.splitlines() if "posenc.attention" in line)
+    assert ("bias(" in attn) == bias and "scale = 2.500000e-01" in attn
+    rng = np.random.default_rng(12)
+    q, k, v = (rng.uniform(-1, 1, s).astype(np.float32) for s in ((3, 5, 8), (3, 7, 8), (3, 7, 6)))
+    inputs = [q, k, v]
+    s = 0.25 * np.einsum("nid,njd->nij", q.astype(np.float64), k.astype(np.float64))
+    if bias:
+        b = rng.uniform(-2, 2, (1, 5, 7)).astype(np.float32)
+        inputs.append(b)
+        s = s + b
+    w = np.exp(s - s.max(axis=-1, keepdims=True))
+    expected = (w / w.sum(axis=-1, keepdims=True)) @ v.astype(np.float64)
+    for pipeline in (f"{TOSA_TO_LINALG},posenc-lower-to-cpu",
+                     f"{TOSA_TO_LINALG},posenc-raise,posenc-lower-to-cpu"):
+        assert rel_err(run(ir, inputs, pipeline=pipeline)[0], expected) <= TOL["f32"]

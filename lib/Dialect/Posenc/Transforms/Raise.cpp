@@ -158,12 +158,39 @@ Value rowOperand(Node n, int64_t rank) {
   return operand->get();
 }
 
+/// `v` through tensor.expand_shape / collapse_shape ops that only add or
+/// drop unit dims.
+Value throughUnitReshapes(Value v) {
+  auto unitOnly = [](RankedTensorType a, RankedTensorType b) {
+    auto nonUnit = [](RankedTensorType t) {
+      SmallVector<int64_t> dims;
+      for (int64_t d : t.getShape())
+        if (d != 1)
+          dims.push_back(d);
+      return dims;
+    };
+    return nonUnit(a) == nonUnit(b);
+  };
+  while (true) {
+    Operation *op = v.getDefiningOp();
+    if (!isa_and_nonnull<tensor::ExpandShapeOp, tensor::CollapseShapeOp>(op))
+      return v;
+    Value src = op->getOperand(0);
+    if (!unitOnly(cast<RankedTensorType>(src.getType()),
+                  cast<RankedTensorType>(v.getType())))
+      return v;
+    v = src;
+  }
+}
+
 enum class Combiner { max, sum };
 
 /// The input of `row` = max or sum over the last dim (the keys) of a
 /// tensor: one input read whole, a row-map init filled with -inf (max; the
 /// lowest finite value too) or 0 (sum), payload max(in, out) or in + out.
 Value reductionInput(Value row, Combiner kind, int64_t rank) {
+  // A kept reduced dim may come from a reshape (TOSA's reduce ops).
+  row = throughUnitReshapes(row);
   auto op = row.getDefiningOp<linalg::LinalgOp>();
   if (!op || !op.hasPureTensorSemantics() || op.getNumDpsInputs() != 1 ||
       op.getNumDpsInits() != 1 || op->getNumResults() != 1 ||
@@ -208,11 +235,24 @@ Value softmaxInput(Value p, int64_t rank) {
   if (auto softmax = p.getDefiningOp<linalg::SoftmaxOp>())
     return softmax.getDimension() == uint64_t(rank - 1) ? softmax.getInput()
                                                         : Value();
-  std::optional<SmallVector<Node>> div = match<arith::DivFOp>({p, {}});
-  if (!div)
-    return {};
-  Value e = tensorOf((*div)[0]);
-  Value sum = rowOperand((*div)[1], rank);
+  // e / sum(e), or e · (1 / sum(e)) (TOSA's reciprocal).
+  Value e, sum;
+  if (std::optional<SmallVector<Node>> div = match<arith::DivFOp>({p, {}})) {
+    e = tensorOf((*div)[0]);
+    sum = rowOperand((*div)[1], rank);
+  } else if (std::optional<SmallVector<Node>> mul =
+                 match<arith::MulFOp>({p, {}})) {
+    for (int side : {0, 1}) {
+      Value recip = rowOperand((*mul)[1 - side], rank);
+      std::optional<SmallVector<Node>> inv =
+          recip ? match<arith::DivFOp>({recip, {}}) : std::nullopt;
+      if (!inv || constantOf((*inv)[0]) != std::optional<double>(1.0))
+        continue;
+      e = tensorOf((*mul)[side]);
+      sum = tensorOf((*inv)[1]);
+      break;
+    }
+  }
   if (!e || !sum || reductionInput(sum, Combiner::sum, rank) != e)
     return {};
   std::optional<SmallVector<Node>> exp = match<math::ExpOp>({e, {}});
@@ -764,31 +804,6 @@ struct RaiseAttention : OpInterfaceRewritePattern<linalg::LinalgOp> {
 //===----------------------------------------------------------------------===//
 // RoPE: x·cos + rotate_half(x)·sin
 //===----------------------------------------------------------------------===//
-
-/// `v` through tensor.expand_shape / collapse_shape ops that only add or
-/// drop unit dims.
-Value throughUnitReshapes(Value v) {
-  auto unitOnly = [](RankedTensorType a, RankedTensorType b) {
-    auto nonUnit = [](RankedTensorType t) {
-      SmallVector<int64_t> dims;
-      for (int64_t d : t.getShape())
-        if (d != 1)
-          dims.push_back(d);
-      return dims;
-    };
-    return nonUnit(a) == nonUnit(b);
-  };
-  while (true) {
-    Operation *op = v.getDefiningOp();
-    if (!isa_and_nonnull<tensor::ExpandShapeOp, tensor::CollapseShapeOp>(op))
-      return v;
-    Value src = op->getOperand(0);
-    if (!unitOnly(cast<RankedTensorType>(src.getType()),
-                  cast<RankedTensorType>(v.getType())))
-      return v;
-    v = src;
-  }
-}
 
 /// The input of `v`'s producer when it only copies one input (a broadcast,
 /// linalg.broadcast, or a copy), else null.

@@ -217,8 +217,12 @@ def PosencRaisePass : Pass<"posenc-raise"> {
       broadcasting would (trailing dims in order, size-1 dims read at 0),
       e.g. an ALiBi, T5 or causal-mask tensor of `[H, Sq, Sk]`;
     - the softmax over the last dim (the keys): `linalg.softmax`, or
-      `e = exp(s - max(s))` divided by `sum(e)` with the max reduction
-      from -inf (or the lowest finite value) and the sum from 0;
+      `e = exp(s - max(s))` divided by `sum(e)` or multiplied by
+      `1 / sum(e)`, with the max reduction from -inf (or the lowest
+      finite value) and the sum from 0, each reduction's kept dim
+      reshaped or not. TOSA's form (`tosa.reduce_max`, `tosa.exp`,
+      `tosa.reciprocal`, ...) is taken after upstream's
+      `tosa-to-linalg-named, tosa-to-linalg`;
     - a mask applied by `arith.select` between the scores and -inf (or
       the lowest finite value), either way round (torch's `where` and
       `masked_fill`), the boolean mask read as numpy broadcasting would:
