@@ -340,17 +340,20 @@ def random_rope_form(rng):
     return {k: v[rng.integers(len(v))] for k, v in ROPE_FORMS.items()}
 
 
-def rope_program(rng, form, name="rope", b=2, h=3, s=6, d=8, base=10000.0):
+def rope_program(rng, form, name="rope", b=2, h=3, s=6, d=8, base=10000.0, rotary=None):
     """Hugging Face's apply_rotary_pos_emb on q [B, H, S, D] with cos/sin
     from LlamaRotaryEmbedding (inv_freq a constant, position_ids an i64
-    argument), as TorchToLinalg writes it: (IR, inputs, float64 expected)."""
+    argument), as TorchToLinalg writes it: (IR, inputs, float64 expected).
+    With `rotary` < D, partial rotary (GPT-NeoX, Phi): the first `rotary`
+    dims rotated, the rest concatenated back."""
     ir = _Ir("f32")
+    d_full, d = d, rotary or d
     half = d // 2
     factor = 2.0 if form["scaling"] == "linear" else 1.0
     inv = (1.0 / (np.float32(base) ** (np.arange(0, d, 2, dtype=np.float32) / np.float32(d)))
            / np.float32(factor)).astype(np.float32)
     pb = b if form["batched_pos"] else 1
-    x = rng.uniform(-1, 1, (b, h, s, d)).astype(np.float32)
+    x = rng.uniform(-1, 1, (b, h, s, d_full)).astype(np.float32)
     pos = rng.integers(0, 40, (pb, s)).astype(np.int64)
     c = ir.fresh()
     ir.add(f"{c} = arith.constant dense<[{', '.join(repr(float(v)) for v in inv)}]> : "
@@ -402,11 +405,16 @@ def rope_program(rng, form, name="rope", b=2, h=3, s=6, d=8, base=10000.0):
         return u
 
     cos, sin = table("math.cos"), table("math.sin")
-    xt = _t([b, h, s, d], "f32")
+    xt, full_t = _t([b, h, s, d], "f32"), _t([b, h, s, d_full], "f32")
+    xn = "%x"
+    if d < d_full:
+        xn = ir.fresh()
+        ir.add(f"{xn} = tensor.extract_slice %x[0, 0, 0, 0] [{b}, {h}, {s}, {d}] [1, 1, 1, 1] : "
+               f"{full_t} to {xt}")
     x1, x2 = ir.fresh(), ir.fresh()
-    ir.add(f"{x1} = tensor.extract_slice %x[0, 0, 0, 0] [{b}, {h}, {s}, {half}] [1, 1, 1, 1] : "
+    ir.add(f"{x1} = tensor.extract_slice {xn}[0, 0, 0, 0] [{b}, {h}, {s}, {half}] [1, 1, 1, 1] : "
            f"{xt} to {_t([b, h, s, half], 'f32')}")
-    ir.add(f"{x2} = tensor.extract_slice %x[0, 0, 0, {half}] [{b}, {h}, {s}, {half}] "
+    ir.add(f"{x2} = tensor.extract_slice {xn}[0, 0, 0, {half}] [{b}, {h}, {s}, {half}] "
            f"[1, 1, 1, 1] : {xt} to {_t([b, h, s, half], 'f32')}")
     n2 = ir.generic([(x2, [b, h, s, half], "d0, d1, d2, d3")], [b, h, s, half], 4,
                     lambda g: ([f"%r = arith.negf {g[0]} : f32"], "%r"))
@@ -416,23 +424,31 @@ def rope_program(rng, form, name="rope", b=2, h=3, s=6, d=8, base=10000.0):
     tmap = ("d0" if pb == b and b > 1 else "0") + ", 0, d2, d3"
     full = "d0, d1, d2, d3"
     if form["apply"] == "fused":
-        y = ir.generic([("%x", [b, h, s, d], full), (cos, [pb, 1, s, d], tmap),
+        y = ir.generic([(xn, [b, h, s, d], full), (cos, [pb, 1, s, d], tmap),
                         (rot, [b, h, s, d], full), (sin, [pb, 1, s, d], tmap)], [b, h, s, d], 4,
                        lambda g: ([f"%m = arith.mulf {g[0]}, {g[1]} : f32",
                                    f"%n = arith.mulf {g[2]}, {g[3]} : f32",
                                    "%r = arith.addf %m, %n : f32"], "%r"))
     else:
-        a = ir.generic([("%x", [b, h, s, d], full), (cos, [pb, 1, s, d], tmap)],
+        a = ir.generic([(xn, [b, h, s, d], full), (cos, [pb, 1, s, d], tmap)],
                        [b, h, s, d], 4, lambda g: ([f"%r = arith.mulf {g[0]}, {g[1]} : f32"], "%r"))
         r = ir.generic([(rot, [b, h, s, d], full), (sin, [pb, 1, s, d], tmap)],
                        [b, h, s, d], 4, lambda g: ([f"%r = arith.mulf {g[0]}, {g[1]} : f32"], "%r"))
         y = ir.generic([(a, [b, h, s, d], full), (r, [b, h, s, d], full)], [b, h, s, d], 4,
                        lambda g: ([f"%r = arith.addf {g[0]}, {g[1]} : f32"], "%r"))
-    text = (f"func.func @{name}(%x: {xt}, %pos: {_t([pb, s], 'i64')}) -> {xt} {{\n"
-            + "\n".join(ir.lines) + f"\n  return {y} : {xt}\n}}\n")
+    if d < d_full:
+        rest, yy = ir.fresh(), ir.fresh()
+        rest_t = _t([b, h, s, d_full - d], "f32")
+        ir.add(f"{rest} = tensor.extract_slice %x[0, 0, 0, {d}] [{b}, {h}, {s}, {d_full - d}] "
+               f"[1, 1, 1, 1] : {full_t} to {rest_t}")
+        ir.add(f"{yy} = tensor.concat dim(3) {y}, {rest} : ({xt}, {rest_t}) -> {full_t}")
+        y = yy
+    text = (f"func.func @{name}(%x: {full_t}, %pos: {_t([pb, s], 'i64')}) -> {full_t} {{\n"
+            + "\n".join(ir.lines) + f"\n  return {y} : {full_t}\n}}\n")
     omega = base ** (-np.arange(0, d, 2) / d) / factor
     theta = pos.astype(np.float64)[:, None, :, None] * np.concatenate([omega, omega])
-    xd = x.astype(np.float64)
+    xd = x.astype(np.float64)[..., :d]
     rotated = np.concatenate([-xd[..., half:], xd[..., :half]], axis=-1)
     expected = fac * (xd * np.cos(theta) + rotated * np.sin(theta))
+    expected = np.concatenate([expected, x.astype(np.float64)[..., d:]], axis=-1)
     return text, [x, pos], expected

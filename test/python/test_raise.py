@@ -280,3 +280,19 @@ def test_raise_tosa(bias):
     for pipeline in (f"{TOSA_TO_LINALG},posenc-lower-to-cpu",
                      f"{TOSA_TO_LINALG},posenc-raise,posenc-lower-to-cpu"):
         assert rel_err(run(ir, inputs, pipeline=pipeline)[0], expected) <= TOL["f32"]
+
+
+@pytest.mark.parametrize("d,rotary", [(16, 8), (12, 4), (8, 8)])
+def test_raise_partial_rope(d, rotary):
+    """Partial rotary (GPT-NeoX's rotary_pct, Phi): rope on x[..., :R]
+    concatenated with x[..., R:] is one posenc.rope with rotary_dim = R."""
+    form = dict(angles="elementwise", apply="separate", scaling="none", factor=1.0,
+                batched_pos=False)
+    ir, inputs, expected = rope_program(np.random.default_rng(3), form, d=d, rotary=rotary)
+    raised = opt(ir, "--posenc-raise")
+    rope = next(line for line in raised.splitlines() if "posenc.rope" in line)
+    assert (f"rotary_dim = {rotary} : i64" in rope) == (rotary < d)
+    assert "tensor.concat" not in raised and "extract_slice" not in raised
+    assert rel_err(run(ir, inputs)[0], expected) <= 2e-5
+    assert rel_err(run(ir, inputs, pipeline="posenc-raise,posenc-lower-to-cpu")[0],
+                   expected) <= 2e-6

@@ -54,8 +54,9 @@ def test_random_raisable_rope(rng):
     base = float(rng.choice([10000.0, 500000.0, 1000000.0]))
     b, h, s, d = (int(rng.integers(1, 4)), int(rng.integers(1, 5)), int(rng.integers(1, 9)),
                   int(rng.choice([4, 8, 16])))
-    ir, inputs, expected = rope_program(rng, form, b=b, h=h, s=s, d=d, base=base)
-    assert "posenc.rope" in opt(ir, "--posenc-raise"), (form, base, b, h, s, d)
+    rotary = int(rng.choice([r for r in (4, 8, 16) if r <= d]))  # partial when < D
+    ir, inputs, expected = rope_program(rng, form, b=b, h=h, s=s, d=d, base=base, rotary=rotary)
+    assert "posenc.rope" in opt(ir, "--posenc-raise"), (form, base, b, h, s, d, rotary)
     for pipeline, tol in (("posenc-lower-to-cpu", 2e-5), ("posenc-raise,posenc-lower-to-cpu", 2e-6)):
         err = rel_err(run(ir, inputs, pipeline=pipeline)[0], expected)
         assert err <= tol, (form, base, pipeline, err)

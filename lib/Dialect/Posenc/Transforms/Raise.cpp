@@ -1158,6 +1158,53 @@ struct RaiseRope : OpInterfaceRewritePattern<linalg::LinalgOp> {
   }
 };
 
+/// Partial rotary (GPT-NeoX's rotary_pct, Phi): concat(rope(x[..., :R]),
+/// x[..., R:]) along the last dim, the rope raised by RaiseRope (between
+/// its layout transposes), becomes one posenc.rope with rotary_dim = R.
+struct RaisePartialRope : OpRewritePattern<tensor::ConcatOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(tensor::ConcatOp concat,
+                                PatternRewriter &rewriter) const override {
+    auto type = cast<RankedTensorType>(concat.getType());
+    if (type.getRank() != 4 || concat.getDim() != 3 ||
+        concat.getInputs().size() != 2 || !type.hasStaticShape())
+      return failure();
+    auto isLayoutSwap = [](linalg::TransposeOp t) {
+      return t && t.hasPureTensorSemantics() &&
+             t.getPermutation() == ArrayRef<int64_t>{0, 2, 1, 3};
+    };
+    auto back = concat.getInputs()[0].getDefiningOp<linalg::TransposeOp>();
+    if (!isLayoutSwap(back))
+      return failure();
+    auto rope = back.getInput().getDefiningOp<RopeOp>();
+    if (!rope || rope.getRotaryDim() || rope.getMropeSection() ||
+        rope.getLayout() != RopeLayout::half)
+      return failure();
+    auto front = rope.getX().getDefiningOp<linalg::TransposeOp>();
+    if (!isLayoutSwap(front))
+      return failure();
+    auto slice = front.getInput().getDefiningOp<tensor::ExtractSliceOp>();
+    if (!slice)
+      return failure();
+    Value x = slice.getSource();
+    int64_t d = type.getDimSize(3);
+    int64_t r = cast<RankedTensorType>(slice.getType()).getDimSize(3);
+    if (x.getType() != type || !isLastDimSlice(slice, x, 0, r) ||
+        !isLastDimSlice(concat.getInputs()[1], x, r, d - r))
+      return failure();
+    LinalgBuilder e{rewriter, concat.getLoc()};
+    Value xs = transpose(e, x, {0, 2, 1, 3});
+    Value rotated = RopeOp::create(
+        rewriter, concat.getLoc(), xs, rope.getPos(), rope.getLayoutAttr(),
+        rope.getBaseAttr(), rewriter.getI64IntegerAttr(r),
+        rope.getScalingAttr(), rope.getAttentionFactorAttr(),
+        DenseI64ArrayAttr(), UnitAttr());
+    rewriter.replaceOp(concat, transpose(e, rotated, {0, 2, 1, 3}));
+    return success();
+  }
+};
+
 struct PosencRaisePass : posenc::impl::PosencRaisePassBase<PosencRaisePass> {
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
@@ -1169,5 +1216,6 @@ struct PosencRaisePass : posenc::impl::PosencRaisePassBase<PosencRaisePass> {
 } // namespace
 
 void mlir::posenc::populatePosencRaisePatterns(RewritePatternSet &patterns) {
-  patterns.add<RaiseAttention, RaiseRope>(patterns.getContext());
+  patterns.add<RaiseAttention, RaiseRope, RaisePartialRope>(
+      patterns.getContext());
 }

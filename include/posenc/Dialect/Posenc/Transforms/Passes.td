@@ -257,6 +257,8 @@ def PosencRaisePass : Pass<"posenc-raise"> {
     constant), becomes `posenc.rope` (layout half) on the integer
     positions: the base from ω (snapped to an integer within f32
     rounding), a linear factor when ω_0 != 1, `attention_factor` a.
+    Partial rotary (GPT-NeoX's `rotary_pct`, Phi: `concat(rope(x[..., :R]),
+    x[..., R:])`) becomes one `posenc.rope` with `rotary_dim = R`.
     Each ω is checked against posenc's own frequencies to f32 rounding;
     other tables (a scaling posenc would have to guess, a table that is
     not one) are left alone. posenc.rope forms the angles exactly; the
