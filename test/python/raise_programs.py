@@ -333,6 +333,7 @@ ROPE_FORMS = {
     "scaling": ("none", "linear"),
     "factor": (1.0, 1.25),                # attention_scaling on cos and sin
     "batched_pos": (True, False),         # position_ids [B, S], or [1, S] shared
+    "tables": ("computed", "constant"),   # cos/sin from positions, or folded constants
 }
 
 
@@ -391,8 +392,21 @@ def rope_program(rng, form, name="rope", b=2, h=3, s=6, d=8, base=10000.0, rotar
     ir.add(f"{emb} = tensor.concat dim(2) {f}, {f} : ({_t([pb, s, half], 'f32')}, "
            f"{_t([pb, s, half], 'f32')}) -> {_t([pb, s, d], 'f32')}")
     fac = form["factor"]
+    constant = form.get("tables") == "constant"
+    if constant:
+        # A static export folds the tables for positions 0..S-1 (in f32, as
+        # the model computes them); the position argument is unused.
+        pos = np.broadcast_to(np.arange(s, dtype=np.int64), (pb, s)).copy()
+        ang = np.arange(s, dtype=np.float32)[:, None] * np.concatenate([inv, inv])
 
     def table(fn):
+        if constant:
+            vals = (np.float32(fac) * (np.cos(ang) if fn == "math.cos" else np.sin(ang))
+                    ).astype(np.float32)
+            rows = ", ".join("[" + ", ".join(repr(float(v)) for v in row) + "]" for row in vals)
+            u = ir.fresh()
+            ir.add(f"{u} = arith.constant dense<[[[{rows}]]]> : {_t([1, 1, s, d], 'f32')}")
+            return u
         lines = [f"%t = {fn} {{}} : f32"]
         if fac != 1.0:
             lines = [f"%u = {fn} {{}} : f32", f"%a = arith.constant {fac} : f32",
@@ -421,18 +435,19 @@ def rope_program(rng, form, name="rope", b=2, h=3, s=6, d=8, base=10000.0, rotar
     rot = ir.fresh()
     ir.add(f"{rot} = tensor.concat dim(3) {n2}, {x1} : ({_t([b, h, s, half], 'f32')}, "
            f"{_t([b, h, s, half], 'f32')}) -> {xt}")
-    tmap = ("d0" if pb == b and b > 1 else "0") + ", 0, d2, d3"
+    tmap = ("d0" if pb == b and b > 1 and not constant else "0") + ", 0, d2, d3"
+    tshape = lambda: [1 if constant else pb, 1, s, d]  # noqa: E731
     full = "d0, d1, d2, d3"
     if form["apply"] == "fused":
-        y = ir.generic([(xn, [b, h, s, d], full), (cos, [pb, 1, s, d], tmap),
-                        (rot, [b, h, s, d], full), (sin, [pb, 1, s, d], tmap)], [b, h, s, d], 4,
+        y = ir.generic([(xn, [b, h, s, d], full), (cos, tshape(), tmap),
+                        (rot, [b, h, s, d], full), (sin, tshape(), tmap)], [b, h, s, d], 4,
                        lambda g: ([f"%m = arith.mulf {g[0]}, {g[1]} : f32",
                                    f"%n = arith.mulf {g[2]}, {g[3]} : f32",
                                    "%r = arith.addf %m, %n : f32"], "%r"))
     else:
-        a = ir.generic([(xn, [b, h, s, d], full), (cos, [pb, 1, s, d], tmap)],
+        a = ir.generic([(xn, [b, h, s, d], full), (cos, tshape(), tmap)],
                        [b, h, s, d], 4, lambda g: ([f"%r = arith.mulf {g[0]}, {g[1]} : f32"], "%r"))
-        r = ir.generic([(rot, [b, h, s, d], full), (sin, [pb, 1, s, d], tmap)],
+        r = ir.generic([(rot, [b, h, s, d], full), (sin, tshape(), tmap)],
                        [b, h, s, d], 4, lambda g: ([f"%r = arith.mulf {g[0]}, {g[1]} : f32"], "%r"))
         y = ir.generic([(a, [b, h, s, d], full), (r, [b, h, s, d], full)], [b, h, s, d], 4,
                        lambda g: ([f"%r = arith.addf {g[0]}, {g[1]} : f32"], "%r"))

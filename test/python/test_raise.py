@@ -296,3 +296,25 @@ def test_raise_partial_rope(d, rotary):
     assert rel_err(run(ir, inputs)[0], expected) <= 2e-5
     assert rel_err(run(ir, inputs, pipeline="posenc-raise,posenc-lower-to-cpu")[0],
                    expected) <= 2e-6
+
+
+@pytest.mark.parametrize("base,s,d", [(10000.0, 512, 64), (500000.0, 300, 128), (10000.0, 2, 4)])
+def test_raise_rope_constant_tables(base, s, d):
+    """Tables folded to constants by a static export (positions 0..S-1,
+    computed in f32 as the model does) give back the base: one posenc.rope
+    on constant positions. A table with one entry off by 1e-3 stays."""
+    form = dict(angles="matmul", apply="fused", scaling="none", factor=1.0, batched_pos=False,
+                tables="constant")
+    ir, inputs, expected = rope_program(np.random.default_rng(2), form, b=1, h=2, s=s, d=d,
+                                        base=base)
+    rope = next(line for line in opt(ir, "--posenc-raise").splitlines()
+                if "posenc.rope" in line)
+    assert (f"base = {base:e}" in rope) == (base != 10000.0), rope
+    assert rel_err(run(ir, inputs, pipeline="posenc-raise,posenc-lower-to-cpu")[0],
+                   expected) <= 2e-6
+    # The importer's own f32 angles drift with the position.
+    assert rel_err(run(ir, inputs)[0], expected) <= 2e-6 + s * 2e-7
+    line = next(ln for ln in ir.splitlines() if "arith.constant dense<[[[" in ln)
+    first = line.split("[[[[")[1].split(",")[0]
+    bad = ir.replace(line, line.replace("[[[[" + first, "[[[[" + repr(float(first) + 1e-3), 1))
+    assert "posenc.rope" not in opt(bad, "--posenc-raise")

@@ -1030,6 +1030,81 @@ std::optional<std::pair<double, double>> ropeParameters(ArrayRef<double> w,
   return std::make_pair(base, factor);
 }
 
+/// posenc.rope's parameters of a pair of tables.
+struct RopeTables {
+  double base, factor, attention;
+};
+
+/// Constant tables a·cos(s·ω_i), a·sin(s·ω_i) of `[1..., S, D]` (i = k mod
+/// D/2; what an export with static positions folds the rotary embedding
+/// into), row s being position s: ω estimated from the rows (unwrapped
+/// from row 1 on, so that large rows refine small frequencies), (base,
+/// factor) from ω as for computed tables, then every entry checked
+/// against posenc's own frequencies to f32 rounding of the angle.
+std::optional<RopeTables> constantRopeTables(Value cosT, Value sinT,
+                                             int64_t seq, int64_t dim) {
+  DenseFPElementsAttr ca, sa;
+  cosT = throughUnitReshapes(cosT);
+  sinT = throughUnitReshapes(sinT);
+  if (seq < 2 || !matchPattern(cosT, m_Constant(&ca)) ||
+      !matchPattern(sinT, m_Constant(&sa)) ||
+      ca.getNumElements() != seq * dim || sa.getNumElements() != seq * dim ||
+      cast<ShapedType>(cosT.getType()).getShape().take_back(2) !=
+          ArrayRef<int64_t>{seq, dim} ||
+      cast<ShapedType>(sinT.getType()).getShape().take_back(2) !=
+          ArrayRef<int64_t>{seq, dim})
+    return std::nullopt;
+  SmallVector<double> c, s;
+  for (APFloat v : ca.getValues<APFloat>())
+    c.push_back(v.convertToDouble());
+  for (APFloat v : sa.getValues<APFloat>())
+    s.push_back(v.convertToDouble());
+  int64_t h = dim / 2;
+  double a = c[0];
+  if (!std::isfinite(a) || !(a > 0.0))
+    return std::nullopt;
+  if (std::abs(a - 1.0) <= 1e-6)
+    a = 1.0;
+  SmallVector<double> omega(h);
+  for (int64_t i = 0; i < h; ++i) {
+    double w = std::atan2(s[dim + i], c[dim + i]);
+    for (int64_t r = 2; r < seq; r *= 2) {
+      double measured = std::atan2(s[r * dim + i], c[r * dim + i]);
+      double turns = std::round((r * w - measured) / (2 * M_PI));
+      w = (measured + 2 * M_PI * turns) / double(r);
+    }
+    omega[i] = w;
+  }
+  if (!(omega[0] > 0.0) || (h > 1 && !(omega[h - 1] > 0.0)))
+    return std::nullopt;
+  double factor = 1.0 / omega[0];
+  if (std::abs(factor - std::round(factor * 1e4) / 1e4) <= 1e-6 * factor)
+    factor = std::round(factor * 1e4) / 1e4;
+  double base = 10000.0;
+  if (h > 1) {
+    base =
+        std::pow(omega[h - 1] * factor, -double(dim) / (2.0 * double(h - 1)));
+    if (!std::isfinite(base) || !(base > 1.0))
+      return std::nullopt;
+    if (std::abs(base - std::round(base)) <= 1e-5 * base)
+      base = std::round(base);
+  }
+  SmallVector<double> w = unscaledRopeFrequencies(base, dim);
+  for (double &x : w)
+    x /= factor;
+  for (int64_t r = 0; r < seq; ++r)
+    for (int64_t k = 0; k < dim; ++k) {
+      double angle = double(r) * w[k % h];
+      // The exporter's f32 angle is off by a few of its half-ulps (its ω
+      // and the product each round), its cos/sin by an ulp or two.
+      double tol = a * (4e-7 + angle * 0x1p-22);
+      if (std::abs(c[r * dim + k] - a * std::cos(angle)) > tol ||
+          std::abs(s[r * dim + k] - a * std::sin(angle)) > tol)
+        return std::nullopt;
+    }
+  return RopeTables{base, factor, a};
+}
+
 /// x·cos + rotate_half(x)·sin on `[B, H, S, D]` (Hugging Face's
 /// apply_rotary_pos_emb), cos and sin computed from positions and a
 /// constant inv_freq, rooted at the addition.
@@ -1080,81 +1155,104 @@ struct RaiseRope : OpInterfaceRewritePattern<linalg::LinalgOp> {
     Value sinT = tableOperand(sinNode, 4, sinBatched);
     if (!cosT || !sinT || cosBatched != sinBatched)
       return failure();
+    auto yType = cast<RankedTensorType>(root->getResult(0).getType());
+    int64_t b = yType.getDimSize(0), seq = yType.getDimSize(2);
+    Location loc = root.getLoc();
+    std::optional<RopeTables> tables =
+        constantRopeTables(cosT, sinT, seq, 2 * h);
+    Value positions;
+    if (tables) {
+      // Row s of a constant table is position s.
+      rewriter.setInsertionPoint(root);
+      SmallVector<int32_t> rows;
+      for (int64_t r = 0; r < seq; ++r)
+        rows.push_back(int32_t(r));
+      auto type = RankedTensorType::get({seq}, rewriter.getI32Type());
+      positions = arith::ConstantOp::create(
+          rewriter, loc, DenseIntElementsAttr::get(type, ArrayRef(rows)));
+    } else {
+      tables = computedRopeTables(rewriter, root, cosT, sinT, h, b, seq,
+                                  cosBatched, positions);
+      if (!tables)
+        return failure();
+    }
+    rewriter.setInsertionPoint(root);
+    LinalgBuilder e{rewriter, loc};
+    Value xs = transpose(e, x, {0, 2, 1, 3});
+    RopeScalingAttr scaling;
+    if (tables->factor != 1.0)
+      scaling = RopeScalingAttr::get(
+          rewriter.getContext(), RopeScalingKind::linear,
+          rewriter.getF64FloatAttr(tables->factor), FloatAttr(), 0, FloatAttr(),
+          FloatAttr(), FloatAttr(), FloatAttr(), false, FloatAttr(),
+          FloatAttr(), DenseF64ArrayAttr(), DenseF64ArrayAttr(), 0);
+    Value rotated = RopeOp::create(
+        rewriter, loc, xs, positions,
+        RopeLayoutAttr::get(rewriter.getContext(), RopeLayout::half),
+        rewriter.getF64FloatAttr(tables->base), IntegerAttr(), scaling,
+        tables->attention != 1.0 ? rewriter.getF64FloatAttr(tables->attention)
+                                 : FloatAttr(),
+        DenseI64ArrayAttr(), UnitAttr());
+    rewriter.replaceOp(root, transpose(e, rotated, {0, 2, 1, 3}));
+    return success();
+  }
+
+  /// Tables computed from positions: their rope parameters, and the
+  /// positions as posenc.rope takes them (built at `root`; only when the
+  /// match succeeds).
+  std::optional<RopeTables>
+  computedRopeTables(PatternRewriter &rewriter, linalg::LinalgOp root,
+                     Value cosT, Value sinT, int64_t h, int64_t b, int64_t seq,
+                     bool batched, Value &positions) const {
     std::optional<std::pair<Value, double>> c = matchTable<math::CosOp>(cosT);
     std::optional<std::pair<Value, double>> s = matchTable<math::SinOp>(sinT);
     if (!c || !s || c->first != s->first || c->second != s->second ||
         !(c->second > 0.0))
-      return failure();
+      return std::nullopt;
     // E = concat(F, F) along the last dim.
     auto concat = c->first.getDefiningOp<tensor::ConcatOp>();
     auto eType = cast<RankedTensorType>(c->first.getType());
     if (!concat || concat.getDim() != uint64_t(eType.getRank() - 1) ||
         concat.getInputs().size() != 2 ||
         concat.getInputs()[0] != concat.getInputs()[1])
-      return failure();
+      return std::nullopt;
     std::optional<Angles> angles = matchAngles(concat.getInputs()[0], h);
     if (!angles)
-      return failure();
+      return std::nullopt;
     std::optional<std::pair<double, double>> params =
         ropeParameters(angles->omega, 2 * h);
     if (!params)
-      return failure();
-    // Positions: [B, S] with the batch read, else [S] (a leading unit dim
-    // dropped).
-    auto yType = cast<RankedTensorType>(root->getResult(0).getType());
-    int64_t b = yType.getDimSize(0), seq = yType.getDimSize(2);
-    auto posType = cast<RankedTensorType>(angles->pos.getType());
-    int64_t elems = posType.getNumElements();
+      return std::nullopt;
+    // Positions: [B, S] with the batch read, else [S] (unit dims dropped).
     Value pos = throughUnitReshapes(angles->pos);
-    if (posType.getShape().back() != seq ||
-        !(elems == seq || (cosBatched && elems == b * seq)))
-      return failure();
-
-    Location loc = root.getLoc();
-    rewriter.setInsertionPoint(root);
-    LinalgBuilder e{rewriter, loc};
-    auto flat = [&](ArrayRef<int64_t> shape) -> Value {
-      auto type = RankedTensorType::get(shape, posType.getElementType());
-      if (type == pos.getType())
-        return pos;
-      auto pt = cast<RankedTensorType>(pos.getType());
-      SmallVector<ReassociationIndices> groups;
-      if (shape.size() == 1) {
-        ReassociationIndices all;
-        for (int64_t d = 0; d < pt.getRank(); ++d)
-          all.push_back(d);
-        groups.push_back(all);
-      } else {
-        // [B, S] from [B, ..., S] with unit dims between.
-        ReassociationIndices first;
-        for (int64_t d = 0; d + 1 < pt.getRank(); ++d)
-          first.push_back(d);
-        groups = {first, {pt.getRank() - 1}};
-      }
-      return tensor::CollapseShapeOp::create(rewriter, loc, type, pos, groups);
-    };
     auto pt = cast<RankedTensorType>(pos.getType());
-    if (pt.getRank() < 1 ||
+    int64_t elems = pt.getNumElements();
+    if (pt.getRank() < 1 || pt.getShape().back() != seq ||
+        !(elems == seq || (batched && elems == b * seq)) ||
         (elems == b * seq && b > 1 && pt.getShape().front() != b))
-      return failure();
-    Value positions = elems == seq ? flat({seq}) : flat({b, seq});
-    Value xs = transpose(e, x, {0, 2, 1, 3});
-    auto [base, factor] = *params;
-    RopeScalingAttr scaling;
-    if (factor != 1.0)
-      scaling = RopeScalingAttr::get(
-          rewriter.getContext(), RopeScalingKind::linear,
-          rewriter.getF64FloatAttr(factor), FloatAttr(), 0, FloatAttr(),
-          FloatAttr(), FloatAttr(), FloatAttr(), false, FloatAttr(),
-          FloatAttr(), DenseF64ArrayAttr(), DenseF64ArrayAttr(), 0);
-    Value rotated = RopeOp::create(
-        rewriter, loc, xs, positions,
-        RopeLayoutAttr::get(rewriter.getContext(), RopeLayout::half),
-        rewriter.getF64FloatAttr(base), IntegerAttr(), scaling,
-        c->second != 1.0 ? rewriter.getF64FloatAttr(c->second) : FloatAttr(),
-        DenseI64ArrayAttr(), UnitAttr());
-    rewriter.replaceOp(root, transpose(e, rotated, {0, 2, 1, 3}));
-    return success();
+      return std::nullopt;
+    SmallVector<int64_t> shape = {seq};
+    if (elems != seq)
+      shape = {b, seq};
+    positions = pos;
+    if (pt.getShape() != ArrayRef(shape)) {
+      // Unit dims dropped: [S] from [1..., S], [B, S] from [B, 1..., S].
+      SmallVector<ReassociationIndices> groups;
+      ReassociationIndices lead;
+      for (int64_t d = 0; d + 1 < pt.getRank(); ++d)
+        lead.push_back(d);
+      if (shape.size() == 1) {
+        lead.push_back(pt.getRank() - 1);
+        groups = {lead};
+      } else {
+        groups = {lead, {pt.getRank() - 1}};
+      }
+      rewriter.setInsertionPoint(root);
+      positions = tensor::CollapseShapeOp::create(
+          rewriter, root.getLoc(),
+          RankedTensorType::get(shape, pt.getElementType()), pos, groups);
+    }
+    return RopeTables{params->first, params->second, c->second};
   }
 };
 

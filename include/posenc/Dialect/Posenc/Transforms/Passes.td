@@ -257,6 +257,11 @@ def PosencRaisePass : Pass<"posenc-raise"> {
     constant), becomes `posenc.rope` (layout half) on the integer
     positions: the base from ω (snapped to an integer within f32
     rounding), a linear factor when ω_0 != 1, `attention_factor` a.
+    Tables folded to constants (`[1..., S, D]`, as a static export writes
+    them; row s is position s) are taken too: ω is estimated from the
+    rows, the base and factor recovered as above, and every entry checked
+    against posenc's frequencies to the f32 rounding of the exporter's
+    angle; the positions become a constant 0..S-1.
     Partial rotary (GPT-NeoX's `rotary_pct`, Phi: `concat(rope(x[..., :R]),
     x[..., R:])`) becomes one `posenc.rope` with `rotary_dim = R`.
     Each ω is checked against posenc's own frequencies to f32 rounding;
