@@ -25,7 +25,6 @@ bench/results/raise.json."""
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 
@@ -38,6 +37,7 @@ import numpy as np  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import results_file  # noqa: E402
+import worker  # noqa: E402
 
 ROOT = os.path.dirname(HERE)
 BUILD = os.environ.get("POSENC_BUILD_DIR", os.path.join(ROOT, "build"))
@@ -130,12 +130,7 @@ def worker_torch(s, repeat):
 
 
 def measure(impl, s, repeat, out_path):
-    env = dict(os.environ, POSENC_BENCH_OUT=out_path, **ONE_THREAD)
-    proc = subprocess.run([sys.executable, __file__, "--worker", impl, str(s), str(repeat)],
-                          capture_output=True, text=True, env=env)
-    if proc.returncode != 0:
-        return dict(error=(proc.stderr.strip().splitlines() or ["failed"])[-1])
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return worker.measure(__file__, [impl, s, repeat], out_path, ONE_THREAD)
 
 
 def main():
@@ -155,8 +150,7 @@ def main():
 
     header = (f"{'S':>5} {'scores MB':>9} {'impl':<9} {'min ms':>9} {'med ms':>9} "
               f"{'vs unraised':>11} {'vs torch':>8} {'max err':>8}")
-    print(header)
-    print("-" * len(header))
+    worker.print_header(header)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for s in (int(x) for x in opts.sizes.split(",")):

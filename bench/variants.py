@@ -24,7 +24,6 @@ bench/results/variants.json."""
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 
@@ -37,6 +36,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import results_file  # noqa: E402
+import worker  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.environ.get("POSENC_BUILD_DIR", os.path.join(ROOT, "build"))
@@ -130,12 +130,7 @@ def worker_torch(s, name, window, repeat):
 
 
 def measure(impl, s, name, window, repeat, out_path):
-    env = dict(os.environ, POSENC_BENCH_OUT=out_path, **ONE_THREAD)
-    proc = subprocess.run([sys.executable, __file__, "--worker", impl, str(s), name,
-                           str(window), str(repeat)], capture_output=True, text=True, env=env)
-    if proc.returncode != 0:
-        return dict(error=(proc.stderr.strip().splitlines() or ["failed"])[-1])
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return worker.measure(__file__, [impl, s, name, window, repeat], out_path, ONE_THREAD)
 
 
 def main():
@@ -157,8 +152,7 @@ def main():
 
     header = (f"{'variant':<13} {'S':>5} {'posenc min':>10} {'posenc med':>10} "
               f"{'vs causal':>9} {'torch med':>9} {'vs torch':>8} {'max err':>8}")
-    print(header)
-    print("-" * len(header))
+    worker.print_header(header)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for s in (int(x) for x in opts.sizes.split(",")):

@@ -211,6 +211,16 @@ def attention_program(rng, form, name="attn", sizes=(5, 7, 8, 6), batch=None,
         s = v2
     scores = scores * scale
 
+    def select_mask(mask, fill, keeps):
+        """select(mask, s, fill) (torch.where) or select(mask, fill, s)
+        (masked_fill), the boolean mask [Sq, Sk]."""
+        def body(g):
+            picked = f"{g[0]}, %f" if keeps else f"%f, {g[0]}"
+            return ([f"%f = arith.constant {fill} : {elem}",
+                     f"%r = arith.select {g[1]}, {picked} : {elem}"], "%r")
+        return ir.generic([(s, s_shape, ident), (mask, [sq, sk], ", ".join(sd[-2:]), "i1")],
+                          s_shape, nb + 2, body)
+
     if form["bias"] in ("causal", "causal_lowest"):
         # A constant mask, bottom-right aligned as posenc's causal.
         masked = np.triu(np.ones((sq, sk), bool), k=sk - sq + 1)
@@ -243,10 +253,7 @@ def attention_program(rng, form, name="attn", sizes=(5, 7, 8, 6), batch=None,
         ir.add("  linalg.yield %b : i1")
         ir.add(f"}} -> {_t([sq, sk], 'i1')}")
         fill = "0xFF800000" if elem == "f32" else "0xFFF0000000000000"
-        s = ir.generic([(s, s_shape, ident), (m, [sq, sk], ", ".join(sd[-2:]), "i1")],
-                       s_shape, nb + 2,
-                       lambda g: ([f"%f = arith.constant {fill} : {elem}",
-                                   f"%r = arith.select {g[1]}, {g[0]}, %f : {elem}"], "%r"))
+        s = select_mask(m, fill, keeps=True)
         scores = np.where(keep, scores, -np.inf)
     elif form["bias"] == "masked_fill_causal":
         # scores.masked_fill(causal_mask, finfo.min), the mask a constant.
@@ -256,10 +263,7 @@ def attention_program(rng, form, name="attn", sizes=(5, 7, 8, 6), batch=None,
         c = ir.fresh()
         ir.add(f"{c} = arith.constant dense<[{rows}]> : {_t([sq, sk], 'i1')}")
         low = "-3.40282347E+38" if elem == "f32" else "-1.7976931348623157E+308"
-        s = ir.generic([(s, s_shape, ident), (c, [sq, sk], ", ".join(sd[-2:]), "i1")],
-                       s_shape, nb + 2,
-                       lambda g: ([f"%f = arith.constant {low} : {elem}",
-                                   f"%r = arith.select {g[1]}, %f, {g[0]} : {elem}"], "%r"))
+        s = select_mask(c, low, keeps=False)
         scores = np.where(masked, -np.inf, scores)
     elif form["bias"] != "none":
         if form["bias"] == "full":
