@@ -1022,8 +1022,9 @@ std::optional<std::pair<double, double>> ropeParameters(ArrayRef<double> w,
   if (std::abs(base - std::round(base)) <= 1e-6 * base)
     base = std::round(base);
   SmallVector<double> expected = unscaledRopeFrequencies(base, rotary);
+  // Negated so that a NaN entry fails too.
   for (auto [i, x] : llvm::enumerate(w))
-    if (std::abs(x * factor - expected[i]) > 4e-7 * expected[i])
+    if (!(std::abs(x * factor - expected[i]) <= 4e-7 * expected[i]))
       return std::nullopt;
   if (std::abs(factor - 1.0) < 1e-6)
     factor = 1.0;
@@ -1098,8 +1099,8 @@ std::optional<RopeTables> constantRopeTables(Value cosT, Value sinT,
       // The exporter's f32 angle is off by a few of its half-ulps (its ω
       // and the product each round), its cos/sin by an ulp or two.
       double tol = a * (4e-7 + angle * 0x1p-22);
-      if (std::abs(c[r * dim + k] - a * std::cos(angle)) > tol ||
-          std::abs(s[r * dim + k] - a * std::sin(angle)) > tol)
+      if (!(std::abs(c[r * dim + k] - a * std::cos(angle)) <= tol) ||
+          !(std::abs(s[r * dim + k] - a * std::sin(angle)) <= tol))
         return std::nullopt;
     }
   return RopeTables{base, factor, a};
@@ -1206,8 +1207,9 @@ struct RaiseRope : OpInterfaceRewritePattern<linalg::LinalgOp> {
                      bool batched, Value &positions) const {
     std::optional<std::pair<Value, double>> c = matchTable<math::CosOp>(cosT);
     std::optional<std::pair<Value, double>> s = matchTable<math::SinOp>(sinT);
+    // The attention factor posenc.rope takes: positive and finite.
     if (!c || !s || c->first != s->first || c->second != s->second ||
-        !(c->second > 0.0))
+        !(c->second > 0.0) || !std::isfinite(c->second))
       return std::nullopt;
     // E = concat(F, F) along the last dim.
     auto concat = c->first.getDefiningOp<tensor::ConcatOp>();
