@@ -175,6 +175,8 @@ def program(s):
             f"  %o = func.call @attn_core(%qr, %kr, %v) : ({tq}, {tk}, {tk}) -> {tq}\n"
             f"  return %o : {tq}\n}}\n")
     ir = _linalg_layer(s) + core + rope_q + rope_k + attn
+    for name in ("attn", "rope_q", "rope_k", "attn_core"):
+        ir = ir.replace(f"func.func @{name}(", f"func.func private @{name}(")
     w = lambda *sh: (rng.standard_normal(sh) / np.sqrt(sh[0])).astype(np.float32)  # noqa: E731
     inputs = [rng.standard_normal((s, DM)).astype(np.float32),
               np.arange(s, dtype=np.int64)[None],
@@ -194,8 +196,8 @@ def worker_posenc(s, impl, repeat):
     if impl == "raised":
         from harness import opt
 
-        raised = opt(ir, "--posenc-raise")
-        assert raised.count("posenc.attention") == 1 and " causal " in raised
+        raised = opt(ir, "--inline", "--symbol-dce", "--posenc-raise")
+        assert raised.count("posenc.attention") == 1 and " causal " in raised, raised
         assert raised.count("posenc.rope") == 2
         m = posenc.compile(raised)
     else:
@@ -275,8 +277,9 @@ def main():
     from harness import opt
 
     ir, _ = program(64)
+    ir = opt(ir, "--inline", "--symbol-dce")
     raised = opt(ir, "--posenc-raise", "--canonicalize")
-    count = lambda text, op: sum(ln.lstrip().split(" = ")[-1].startswith(op)  # noqa: E731
+    count = lambda text, op: sum(ln.lstrip().split(" = ", 1)[-1].startswith(op)  # noqa: E731
                                  for ln in text.splitlines())
     print(f"posenc-raise on the layer: {count(ir, 'linalg.')} linalg ops -> "
           f"{count(raised, 'linalg.')} ({count(raised, 'linalg.transpose')} of them "

@@ -327,3 +327,31 @@ def test_raise_rope_constant_tables(base, s, d):
     first = line.split("[[[[")[1].split(",")[0]
     bad = ir.replace(line, line.replace("[[[[" + first, "[[[[" + repr(float(first) + 1e-3), 1))
     assert "posenc.rope" not in opt(bad, "--posenc-raise")
+
+
+def test_raise_rope_then_attention_one_layout_change():
+    """RoPE on q and k feeding attention, all in torch's [B, H, S, D]: after
+    inlining and posenc-raise, q, k and v are transposed to posenc's
+    [B, S, H, D] once each and the result back once; the raised rope's
+    and attention's own layout changes fold into each other."""
+    rng = np.random.default_rng(21)
+    rform = dict(angles="matmul", apply="fused", scaling="none", factor=1.0, batched_pos=True)
+    rope, (xq, pos), _ = rope_program(rng, rform, name="rope", b=2, h=4, s=5, d=8)
+    aform = dict(batch=2, k="transpose", named=False, scale="mul", bias="causal",
+                 softmax="decomposed", elem="f32", gqa="none")
+    attn, (_, _, v), _ = attention_program(rng, aform, sizes=(5, 5, 8, 8), batch=(2, 4),
+                                           name="attn", expected=False)
+    xk = rng.uniform(-1, 1, xq.shape).astype(np.float32)
+    t, tp = "tensor<2x4x5x8xf32>", "tensor<2x5xi64>"
+    ir = (f"func.func @layer(%q: {t}, %k: {t}, %v: {t}, %pos: {tp}) -> {t} {{\n"
+          f"  %qr = func.call @rope(%q, %pos) : ({t}, {tp}) -> {t}\n"
+          f"  %kr = func.call @rope(%k, %pos) : ({t}, {tp}) -> {t}\n"
+          f"  %o = func.call @attn(%qr, %kr, %v) : ({t}, {t}, {t}) -> {t}\n"
+          f"  return %o : {t}\n}}\n"
+          + rope.replace("func.func @rope(", "func.func private @rope(")
+          + attn.replace("func.func @attn(", "func.func private @attn("))
+    raised = opt(ir, "--inline", "--symbol-dce", "--posenc-raise")
+    assert raised.count("posenc.rope") == 2 and raised.count("posenc.attention") == 1
+    assert raised.count("linalg.transpose") == 4, raised
+    inputs = [xq, xk, v, pos]
+    assert rel_err(run(raised, inputs)[0], run(ir, inputs)[0]) <= 2e-5

@@ -497,6 +497,16 @@ std::optional<Scores> matchScores(Value s, int64_t rank) {
 
 /// linalg.transpose of `t` by `perm` (none for the identity).
 Value transpose(LinalgBuilder &e, Value t, ArrayRef<int64_t> perm) {
+  // A transpose of a transpose is one (importers transpose to [B, H, S, D],
+  // posenc's layout is [B, S, H, D]).
+  SmallVector<int64_t> composed(perm);
+  if (auto prev = t.getDefiningOp<linalg::TransposeOp>();
+      prev && prev.hasPureTensorSemantics()) {
+    for (int64_t &p : composed)
+      p = prev.getPermutation()[p];
+    t = prev.getInput();
+    perm = composed;
+  }
   if (isIdentityPermutation(perm))
     return t;
   SmallVector<OpFoldResult> sizes = e.sizes(t), permuted;
@@ -1305,6 +1315,23 @@ struct RaisePartialRope : OpRewritePattern<tensor::ConcatOp> {
   }
 };
 
+/// transpose(transpose(x)) as one transpose, or x: the raised ops'
+/// layout transposes meet the importer's own.
+struct FoldTransposeOfTranspose : OpRewritePattern<linalg::TransposeOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(linalg::TransposeOp op,
+                                PatternRewriter &rewriter) const override {
+    auto prev = op.getInput().getDefiningOp<linalg::TransposeOp>();
+    if (!op.hasPureTensorSemantics() || !prev || !prev.hasPureTensorSemantics())
+      return failure();
+    LinalgBuilder e{rewriter, op.getLoc()};
+    Value folded = transpose(e, op.getInput(), op.getPermutation());
+    rewriter.replaceOp(op, e.castTo(folded, op->getResult(0).getType()));
+    return success();
+  }
+};
+
 struct PosencRaisePass : posenc::impl::PosencRaisePassBase<PosencRaisePass> {
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
@@ -1316,6 +1343,6 @@ struct PosencRaisePass : posenc::impl::PosencRaisePassBase<PosencRaisePass> {
 } // namespace
 
 void mlir::posenc::populatePosencRaisePatterns(RewritePatternSet &patterns) {
-  patterns.add<RaiseAttention, RaiseRope, RaisePartialRope>(
-      patterns.getContext());
+  patterns.add<RaiseAttention, RaiseRope, RaisePartialRope,
+               FoldTransposeOfTranspose>(patterns.getContext());
 }

@@ -270,6 +270,11 @@ def PosencRaisePass : Pass<"posenc-raise"> {
     importer's f32 product p·ω is off by up to p·ω·2^-24, so the raised
     rotation is the more accurate one at long positions.
 
+    The layout transposes the raised ops bring meet the importer's own
+    (`[B, H, S, D]` ⇄ `[B, S, H, D]`) and fold: a transpose of a transpose
+    becomes one, or none. Importers that write one function per module
+    (or after `inline`) thus end with one layout change per tensor.
+
     On finite inputs the raised attention equals the original within
     rounding. Where the original yields NaN because a row sees no key (all
     scores -inf) or a -inf-masked key holds NaN or Inf, posenc.attention
