@@ -297,7 +297,7 @@ def test_raise_partial_rope(d, rotary):
     concatenated with x[..., R:] is one posenc.rope with rotary_dim = R."""
     form = dict(angles="elementwise", apply="separate", scaling="none", factor=1.0,
                 batched_pos=False)
-    ir, inputs, expected = rope_program(np.random.default_rng(3), form, d=d, rotary=rotary)
+    ir, inputs, expected = rope_program(np.random.default_rng(3), form, b=3, d=d, rotary=rotary)
     raised = opt(ir, "--posenc-raise")
     rope = next(line for line in raised.splitlines() if "posenc.rope" in line)
     assert (f"rotary_dim = {rotary} : i64" in rope) == (rotary < d)
@@ -355,3 +355,16 @@ def test_raise_rope_then_attention_one_layout_change():
     assert raised.count("linalg.transpose") == 4, raised
     inputs = [xq, xk, v, pos]
     assert rel_err(run(raised, inputs)[0], run(ir, inputs)[0]) <= 2e-5
+
+
+def test_raise_rope_needs_distinct_extents():
+    """With S = R/2 (or a batch equal to either) the dims ω and the
+    positions are read along are not fixed by the shapes: not raised,
+    and the program still computes what it did."""
+    form = dict(angles="elementwise", apply="fused", scaling="none", factor=1.0,
+                batched_pos=True, tables="computed")
+    for b, s in ((2, 4), (4, 6), (6, 6)):
+        ir, inputs, expected = rope_program(np.random.default_rng(5), form, b=b, s=s, d=8)
+        assert "posenc.rope" not in opt(ir, "--posenc-raise"), (b, s)
+        assert rel_err(run(ir, inputs, pipeline="posenc-raise,posenc-lower-to-cpu")[0],
+                       expected) <= 2e-5

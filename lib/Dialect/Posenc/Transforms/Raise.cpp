@@ -1228,6 +1228,12 @@ struct RaiseRope : OpInterfaceRewritePattern<linalg::LinalgOp> {
         concat.getInputs().size() != 2 ||
         concat.getInputs()[0] != concat.getInputs()[1])
       return std::nullopt;
+    // matchAngles finds ω and the positions by their producers, not by
+    // the dims they are read along; distinct extents make the dims
+    // certain (a length-R/2 vector can only lie along the R/2 dim, the
+    // positions' S only along S). Equal ones are left alone.
+    if (seq == h || (b > 1 && (b == seq || b == h)))
+      return std::nullopt;
     std::optional<Angles> angles = matchAngles(concat.getInputs()[0], h);
     if (!angles)
       return std::nullopt;

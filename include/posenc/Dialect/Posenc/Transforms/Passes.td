@@ -254,7 +254,8 @@ def PosencRaisePass : Pass<"posenc-raise"> {
     pos[.., s]·ω_i` (LlamaRotaryEmbedding: `inv_freq @ position_ids` as a
     contraction over a unit dim, transposed, or an elementwise product;
     the positions an integer tensor converted by `arith.sitofp`, ω a
-    constant), becomes `posenc.rope` (layout half) on the integer
+    constant; S, R/2 and a batch > 1 distinct, which fixes the dims ω
+    and the positions are read along), becomes `posenc.rope` (layout half) on the integer
     positions: the base from ω (snapped to an integer within f32
     rounding), a linear factor when ω_0 != 1, `attention_factor` a.
     Tables folded to constants (`[1..., S, D]`, as a static export writes
