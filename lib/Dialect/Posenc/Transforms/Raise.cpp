@@ -183,6 +183,15 @@ Value throughUnitReshapes(Value v) {
   }
 }
 
+/// Whether `v` fills masked scores of `type`: -inf, or the lowest finite
+/// value (Hugging Face's masks), whose exp underflows to 0 alike.
+bool isMaskFill(double v, Type type) {
+  auto f = dyn_cast<FloatType>(type);
+  return f &&
+         ((std::isinf(v) && v < 0) ||
+          v == -APFloat::getLargest(f.getFloatSemantics()).convertToDouble());
+}
+
 enum class Combiner { max, sum };
 
 /// The input of `row` = max or sum over the last dim (the keys) of a
@@ -205,14 +214,9 @@ Value reductionInput(Value row, Combiner kind, int64_t rank) {
       !isRowMap(op.getMatchingIndexingMap(out), rank))
     return {};
   std::optional<double> init = constantOf(out->get());
-  bool maxInit =
-      init && (std::isinf(*init)
-                   ? *init < 0
-                   : *init <= -APFloat::getLargest(
-                                   cast<FloatType>(getElementTypeOrSelf(row))
-                                       .getFloatSemantics())
-                                   .convertToDouble());
-  if (!init || (kind == Combiner::max ? !maxInit : *init != 0.0))
+  if (!init ||
+      (kind == Combiner::max ? !isMaskFill(*init, getElementTypeOrSelf(row))
+                             : *init != 0.0))
     return {};
   Block *body = op.getBlock();
   Operation *combine = body->getTerminator()->getOperand(0).getDefiningOp();
@@ -380,15 +384,6 @@ struct Scores {
   double maskFill = 0.0;
 };
 
-/// Whether `v` fills masked scores of `type`: -inf, or the lowest finite
-/// value (Hugging Face's masks), whose exp underflows to 0 alike.
-bool isMaskFill(double v, Type type) {
-  auto f = dyn_cast<FloatType>(type);
-  return f &&
-         ((std::isinf(v) && v < 0) ||
-          v == -APFloat::getLargest(f.getFloatSemantics()).convertToDouble());
-}
-
 /// Whether a `rank`-loop elementwise op's `map` reads its operand as
 /// numpy broadcasting to the loops would: the trailing loops in order,
 /// a constant 0 where the operand's dim is 1.
@@ -495,18 +490,26 @@ std::optional<Scores> matchScores(Value s, int64_t rank) {
   return scores;
 }
 
+/// Reads `t` through `perm` from before the linalg.transposes producing it
+/// (importers transpose K before Q·Kᵀ; the raised op transposes anyway).
+void throughTransposes(Value &t, SmallVector<int64_t> &perm) {
+  while (auto transpose = t.getDefiningOp<linalg::TransposeOp>()) {
+    if (!transpose.hasPureTensorSemantics())
+      return;
+    ArrayRef<int64_t> p = transpose.getPermutation();
+    for (int64_t &d : perm)
+      d = p[d];
+    t = transpose.getInput();
+  }
+}
+
 /// linalg.transpose of `t` by `perm` (none for the identity).
 Value transpose(LinalgBuilder &e, Value t, ArrayRef<int64_t> perm) {
-  // A transpose of a transpose is one (importers transpose to [B, H, S, D],
+  // Transposes of transposes are one (importers transpose to [B, H, S, D],
   // posenc's layout is [B, S, H, D]).
   SmallVector<int64_t> composed(perm);
-  if (auto prev = t.getDefiningOp<linalg::TransposeOp>();
-      prev && prev.hasPureTensorSemantics()) {
-    for (int64_t &p : composed)
-      p = prev.getPermutation()[p];
-    t = prev.getInput();
-    perm = composed;
-  }
+  throughTransposes(t, composed);
+  perm = composed;
   if (isIdentityPermutation(perm))
     return t;
   SmallVector<OpFoldResult> sizes = e.sizes(t), permuted;
@@ -560,19 +563,6 @@ Value toAttentionLayout(LinalgBuilder &e, Value t, ArrayRef<int64_t> perm,
   }
   return expandUnitDims(e, transpose(e, t, perm), groupsToRank4(batch),
                         unitDimsOfRank4(batch));
-}
-
-/// Reads `t` through `perm` from before the linalg.transposes producing it
-/// (importers transpose K before Q·Kᵀ; the raised op transposes anyway).
-void throughTransposes(Value &t, SmallVector<int64_t> &perm) {
-  while (auto transpose = t.getDefiningOp<linalg::TransposeOp>()) {
-    if (!transpose.hasPureTensorSemantics())
-      return;
-    ArrayRef<int64_t> p = transpose.getPermutation();
-    for (int64_t &d : perm)
-      d = p[d];
-    t = transpose.getInput();
-  }
 }
 
 /// Whether the constant `t` of [1..., Sq, Sk] (Sq, Sk those of `scores`)

@@ -26,7 +26,7 @@ enum class MlaDecomposition { automatic, naive, absorbed };
 #include "posenc/Dialect/Posenc/Transforms/Passes.h.inc"
 
 /// posenc-raise's patterns: softmax(scale·Q·Kᵀ + bias)·V on linalg to
-/// posenc.attention.
+/// posenc.attention, Hugging Face-style RoPE to posenc.rope.
 void populatePosencRaisePatterns(RewritePatternSet &patterns);
 
 /// The naive or absorbed form of `op` (`automatic` is resolved by the
