@@ -368,3 +368,14 @@ def test_raise_rope_needs_distinct_extents():
         assert "posenc.rope" not in opt(ir, "--posenc-raise"), (b, s)
         assert rel_err(run(ir, inputs, pipeline="posenc-raise,posenc-lower-to-cpu")[0],
                        expected) <= 2e-5
+
+
+def test_raise_leaves_empty_head_dims():
+    """Dk = 0 (a hostile round): posenc.attention's lowerings do not take an
+    empty head dim, so such a program is left to run as it is."""
+    form = dict(batch=1, k="transpose", named=True, scale="none", bias="none",
+                softmax="linalg", elem="f32", gqa="none")
+    ir, inputs, expected = attention_program(np.random.default_rng(1), form, sizes=(5, 7, 0, 6))
+    assert "posenc.attention" not in opt(ir, "--posenc-raise")
+    out = run(ir, inputs, pipeline="posenc-raise,posenc-lower-to-cpu")[0]
+    assert rel_err(out, expected) <= TOL["f32"]

@@ -703,6 +703,7 @@ struct RaiseAttention : OpInterfaceRewritePattern<linalg::LinalgOp> {
       return rewriter.notifyMatchFailure(root, "posenc-raise: scores in f32 "
                                                "or f64 only");
     int64_t rank = oType.getRank(), batch = rank - 2;
+
     // P is read as [batch..., i, r]: the softmax's own layout.
     if (!isIdentityPermutation(pv->rowPerm))
       return failure();
@@ -711,6 +712,12 @@ struct RaiseAttention : OpInterfaceRewritePattern<linalg::LinalgOp> {
       return failure();
     std::optional<Scores> scores = matchScores(s, rank);
     if (!scores)
+      return failure();
+    // posenc.attention's lowerings do not take empty head dims (Dk or
+    // Dv of 0); such a program runs as it is.
+    auto qType = cast<ShapedType>(scores->qk.rowOperand.getType());
+    if (oType.getDimSize(rank - 1) == 0 ||
+        qType.getDimSize(scores->qk.rowPerm.back()) == 0)
       return failure();
     double scale = scores->scale;
     if (!std::isfinite(scale) || scale <= 0.0 ||
