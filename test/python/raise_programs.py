@@ -471,3 +471,256 @@ def rope_program(rng, form, name="rope", b=2, h=3, s=6, d=8, base=10000.0, rotar
     expected = fac * (xd * np.cos(theta) + rotated * np.sin(theta))
     expected = np.concatenate([expected, x.astype(np.float64)[..., d:]], axis=-1)
     return text, [x, pos], expected
+
+
+INTERLEAVED_ROPE_FORMS = {
+    "style": ("gptj", "pairs"),           # rotate_every_two, or Meta's pairs
+    "slices": ("strided", "reshape"),     # x[..., ::2], or x viewed as [..., D/2, 2]
+    "repeat": ("tables", "angles"),       # GPT-J's repeat_interleave after cos/sin or before
+    "angles": ("matmul", "elementwise"),
+    "apply": ("fused", "separate"),
+    "scaling": ("none", "linear"),
+    "factor": (1.0, 1.25),
+    "batched_pos": (True, False),
+    "tables": ("computed", "constant"),
+}
+
+
+def random_interleaved_rope_form(rng):
+    return {k: v[rng.integers(len(v))] for k, v in INTERLEAVED_ROPE_FORMS.items()}
+
+
+def _angles(ir, form, pf, inv, pb, s, half):
+    """F = positions ⊗ inv_freq: [pb, s, half] (inv_freq @ position_ids
+    transposed, or an elementwise product)."""
+    c = ir.fresh()
+    ir.add(f"{c} = arith.constant dense<[{', '.join(repr(float(v)) for v in inv)}]> : "
+           f"{_t([half], 'f32')}")
+    if form["angles"] == "matmul":
+        ie = ir.fresh()
+        ir.add(f"{ie} = tensor.expand_shape {c} [[0, 1, 2]] output_shape [1, {half}, 1] : "
+               f"{_t([half], 'f32')} into {_t([1, half, 1], 'f32')}")
+        ib = ir.generic([(ie, [1, half, 1], "0, d1, d2")], [pb, half, 1], 3,
+                        lambda g: ([], g[0]))
+        pe = ir.fresh()
+        ir.add(f"{pe} = tensor.expand_shape {pf} [[0], [1, 2]] output_shape [{pb}, 1, {s}] : "
+               f"{_t([pb, s], 'f32')} into {_t([pb, 1, s], 'f32')}")
+        fz = ir.fill([pb, half, s], "0.0")
+        fr = ir.fresh()
+        ir.add(f"{fr} = linalg.batch_matmul ins({ib}, {pe} : {_t([pb, half, 1], 'f32')}, "
+               f"{_t([pb, 1, s], 'f32')}) outs({fz} : {_t([pb, half, s], 'f32')}) -> "
+               f"{_t([pb, half, s], 'f32')}")
+        init, f = ir.empty([pb, s, half]), ir.fresh()
+        ir.add(f"{f} = linalg.transpose ins({fr} : {_t([pb, half, s], 'f32')}) outs({init} : "
+               f"{_t([pb, s, half], 'f32')}) permutation = [0, 2, 1]")
+        return f
+    return ir.generic([(pf, [pb, s], "d0, d1"), (c, [half], "d2")], [pb, s, half], 3,
+                      lambda g: ([f"%r = arith.mulf {g[0]}, {g[1]} : f32"], "%r"))
+
+
+def _repeat_interleave(ir, v, shape):
+    """torch.repeat_interleave(v, 2, -1) as torch decomposes it: unsqueeze,
+    broadcast to [..., n, 2], flatten."""
+    r = len(shape)
+    u = ir.fresh()
+    groups = ", ".join(f"[{i}]" for i in range(r - 1)) + f", [{r - 1}, {r}]"
+    ir.add(f"{u} = tensor.expand_shape {v} [{groups}] output_shape "
+           f"[{', '.join(map(str, shape + [1]))}] : {_t(shape, 'f32')} into "
+           f"{_t(shape + [1], 'f32')}")
+    dims = ", ".join(f"d{i}" for i in range(r))
+    bc = ir.generic([(u, shape + [1], dims + ", 0")], shape + [2], r + 1, lambda g: ([], g[0]))
+    flat, out = ir.fresh(), shape[:-1] + [2 * shape[-1]]
+    ir.add(f"{flat} = tensor.collapse_shape {bc} [{groups}] : {_t(shape + [2], 'f32')} into "
+           f"{_t(out, 'f32')}")
+    return flat
+
+
+def _unsqueeze_heads(ir, v, pb, s, n):
+    """[pb, s, n] as [pb, s, 1, n] (GPT-J's sin[:, :, None, :])."""
+    u = ir.fresh()
+    ir.add(f"{u} = tensor.expand_shape {v} [[0], [1, 2], [3]] output_shape [{pb}, {s}, 1, {n}] "
+           f": {_t([pb, s, n], 'f32')} into {_t([pb, s, 1, n], 'f32')}")
+    return u
+
+
+INTERLEAVED_LOOK_ALIKES = {
+    # GPT-J: stack((-x[..., ::2], x[..., 1::2])): the even element negated.
+    "negate_even": "gptj",
+    # GPT-J: stack((x[..., ::2], -x[..., 1::2])): the halves of each pair swapped.
+    "stack_swapped": "gptj",
+    # GPT-J: tables of cat(F, F) (rotate_half's) with rotate_every_two.
+    "tiled_tables": "gptj",
+    # Pairs: (x_r·cos + x_i·sin, x_i·cos - x_r·sin), a rotation by -θ.
+    "conjugate": "pairs",
+    # Pairs: x_r and x_i exchanged in every product.
+    "elements_swapped": "pairs",
+}
+
+
+def interleaved_rope_program(rng, form, name="rope", b=2, s=6, h=3, d=8, base=10000.0,
+                             rotary=None, look_alike=None):
+    """Interleaved RoPE on x [B, S, H, D] as TorchToLinalg writes it:
+    GPT-J's x·cos + rotate_every_two(x)·sin with repeat_interleave'd
+    tables, or Meta's pairs (x_r·cos - x_i·sin, x_r·sin + x_i·cos) stacked
+    and flattened (Llama's apply_rotary_emb in real arithmetic, as
+    ExecuTorch writes it). (IR, inputs, float64 expected). `look_alike`
+    (a key of INTERLEAVED_LOOK_ALIKES) writes a program that is not RoPE;
+    its expected result is then None."""
+    ir = _Ir("f32")
+    d_full, d = d, rotary or d
+    half = d // 2
+    factor = 2.0 if form["scaling"] == "linear" else 1.0
+    fac = form["factor"]
+    inv = (1.0 / (np.float32(base) ** (np.arange(0, d, 2, dtype=np.float32) / np.float32(d)))
+           / np.float32(factor)).astype(np.float32)
+    pb = b if form["batched_pos"] else 1
+    x = rng.uniform(-1, 1, (b, s, h, d_full)).astype(np.float32)
+    pos = rng.integers(0, 40, (pb, s)).astype(np.int64)
+    constant = form["tables"] == "constant"
+    gptj = form["style"] == "gptj"
+    repeat_tables = gptj and form["repeat"] == "tables"
+    if constant:
+        pos = np.broadcast_to(np.arange(s, dtype=np.int64), (pb, s)).copy()
+        ang = np.arange(s, dtype=np.float32)[:, None] * inv
+    else:
+        out, pf = ir.empty([pb, s]), ir.fresh()
+        ir.add(f"{pf} = linalg.generic {{indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, "
+               f"affine_map<(d0, d1) -> (d0, d1)>], iterator_types = [\"parallel\", "
+               f"\"parallel\"]}} ins(%pos : {_t([pb, s], 'i64')}) outs({out} : "
+               f"{_t([pb, s], 'f32')}) {{")
+        ir.add("^bb0(%p: i64, %o: f32):")
+        ir.add("  %f = arith.sitofp %p : i64 to f32")
+        ir.add("  linalg.yield %f : f32")
+        ir.add(f"}} -> {_t([pb, s], 'f32')}")
+        f = _angles(ir, form, pf, inv, pb, s, half)
+        if look_alike == "tiled_tables":
+            tiled = ir.fresh()
+            ir.add(f"{tiled} = tensor.concat dim(2) {f}, {f} : ({_t([pb, s, half], 'f32')}, "
+                   f"{_t([pb, s, half], 'f32')}) -> {_t([pb, s, d], 'f32')}")
+            f = tiled
+        elif gptj and not repeat_tables:
+            f = _repeat_interleave(ir, f, [pb, s, half])
+    # Columns of the tables as read: D repeated (GPT-J), D/2 (pairs).
+    cols = d if gptj else half
+
+    def table(fn):
+        if constant:
+            vals = (np.float32(fac) * (np.cos(ang) if fn == "math.cos" else np.sin(ang))
+                    ).astype(np.float32)
+            n = half
+            if gptj and not repeat_tables:
+                vals, n = np.repeat(vals, 2, axis=-1), d
+            rows = ", ".join("[" + ", ".join(repr(float(v)) for v in row) + "]" for row in vals)
+            u = ir.fresh()
+            ir.add(f"{u} = arith.constant dense<[[{rows}]]> : {_t([1, s, n], 'f32')}")
+            u = _unsqueeze_heads(ir, u, 1, s, n)
+            if repeat_tables:
+                u = _repeat_interleave(ir, u, [1, s, 1, half])
+            return u
+        lines = [f"%t = {fn} {{}} : f32"]
+        if fac != 1.0:
+            lines = [f"%u = {fn} {{}} : f32", f"%a = arith.constant {fac} : f32",
+                     "%t = arith.mulf %u, %a : f32"]
+        n = d if gptj and not repeat_tables else half
+        t = ir.generic([(f, [pb, s, n], "d0, d1, d2")], [pb, s, n], 3,
+                       lambda g: ([ln.replace("{}", g[0]) for ln in lines], "%t"))
+        u = _unsqueeze_heads(ir, t, pb, s, n)
+        if repeat_tables:
+            u = _repeat_interleave(ir, u, [pb, s, 1, half])
+        return u
+
+    cos, sin = table("math.cos"), table("math.sin")
+    tb = 1 if constant else pb
+    tmap = ("d0" if tb == b and b > 1 else "0") + ", d1, 0, d3"
+    xt, full_t = _t([b, s, h, d], "f32"), _t([b, s, h, d_full], "f32")
+    ht = _t([b, s, h, half], "f32")
+    xn = "%x"
+    if d < d_full:
+        xn = ir.fresh()
+        ir.add(f"{xn} = tensor.extract_slice %x[0, 0, 0, 0] [{b}, {s}, {h}, {d}] [1, 1, 1, 1] : "
+               f"{full_t} to {xt}")
+    # The even and odd elements of each pair.
+    x0, x1 = ir.fresh(), ir.fresh()
+    if form["slices"] == "strided":
+        for v, off in ((x0, 0), (x1, 1)):
+            ir.add(f"{v} = tensor.extract_slice {xn}[0, 0, 0, {off}] [{b}, {s}, {h}, {half}] "
+                   f"[1, 1, 1, 2] : {xt} to {ht}")
+    else:
+        xp = ir.fresh()
+        pt = _t([b, s, h, half, 2], "f32")
+        ir.add(f"{xp} = tensor.expand_shape {xn} [[0], [1], [2], [3, 4]] output_shape "
+               f"[{b}, {s}, {h}, {half}, 2] : {xt} into {pt}")
+        for v, off in ((x0, 0), (x1, 1)):
+            ir.add(f"{v} = tensor.extract_slice {xp}[0, 0, 0, 0, {off}] [{b}, {s}, {h}, {half}, 1] "
+                   f"[1, 1, 1, 1, 1] : {pt} to {ht}")
+    full = "d0, d1, d2, d3"
+
+    def stack(a, c):
+        ea, ec, cat, flat = ir.fresh(), ir.fresh(), ir.fresh(), ir.fresh()
+        et = _t([b, s, h, half, 1], "f32")
+        for src, dst in ((a, ea), (c, ec)):
+            ir.add(f"{dst} = tensor.expand_shape {src} [[0], [1], [2], [3, 4]] output_shape "
+                   f"[{b}, {s}, {h}, {half}, 1] : {ht} into {et}")
+        ir.add(f"{cat} = tensor.concat dim(4) {ea}, {ec} : ({et}, {et}) -> "
+               f"{_t([b, s, h, half, 2], 'f32')}")
+        ir.add(f"{flat} = tensor.collapse_shape {cat} [[0], [1], [2], [3, 4]] : "
+               f"{_t([b, s, h, half, 2], 'f32')} into {xt}")
+        return flat
+
+    def mul(a, ashape, amap, c, cshape, cmap):
+        return ir.generic([(a, ashape, amap), (c, cshape, cmap)], [b, s, h, ashape[-1]], 4,
+                          lambda g: ([f"%r = arith.mulf {g[0]}, {g[1]} : f32"], "%r"))
+
+    def binary(op, a, c, shape):
+        return ir.generic([(a, shape, full), (c, shape, full)], shape, 4,
+                          lambda g: ([f"%r = arith.{op} {g[0]}, {g[1]} : f32"], "%r"))
+
+    tshape = [tb, s, 1, cols]
+    if look_alike == "elements_swapped":
+        x0, x1 = x1, x0
+    if gptj:
+        neg_src, kept = (x0, x1) if look_alike == "negate_even" else (x1, x0)
+        n1 = ir.generic([(neg_src, [b, s, h, half], full)], [b, s, h, half], 4,
+                        lambda g: ([f"%r = arith.negf {g[0]} : f32"], "%r"))
+        rot = stack(kept, n1) if look_alike == "stack_swapped" else stack(n1, kept)
+        if form["apply"] == "fused":
+            y = ir.generic([(xn, [b, s, h, d], full), (cos, tshape, tmap),
+                            (rot, [b, s, h, d], full), (sin, tshape, tmap)], [b, s, h, d], 4,
+                           lambda g: ([f"%m = arith.mulf {g[0]}, {g[1]} : f32",
+                                       f"%n = arith.mulf {g[2]}, {g[3]} : f32",
+                                       "%r = arith.addf %m, %n : f32"], "%r"))
+        else:
+            y = binary("addf", mul(xn, [b, s, h, d], full, cos, tshape, tmap),
+                       mul(rot, [b, s, h, d], full, sin, tshape, tmap), [b, s, h, d])
+    else:
+        hs = [b, s, h, half]
+        # (a, t, c, u, op): a·t op c·u.
+        parts = [(x0, cos, x1, sin, "subf"), (x0, sin, x1, cos, "addf")]
+        if look_alike == "conjugate":
+            parts = [(x0, cos, x1, sin, "addf"), (x1, cos, x0, sin, "subf")]
+        re, im = [
+            (ir.generic([(a, hs, full), (t, tshape, tmap), (c, hs, full), (u, tshape, tmap)],
+                        hs, 4, lambda g, op=op: ([f"%m = arith.mulf {g[0]}, {g[1]} : f32",
+                                                  f"%n = arith.mulf {g[2]}, {g[3]} : f32",
+                                                  f"%r = arith.{op} %m, %n : f32"], "%r"))
+             if form["apply"] == "fused" else
+             binary(op, mul(a, hs, full, t, tshape, tmap), mul(c, hs, full, u, tshape, tmap), hs))
+            for a, t, c, u, op in parts]
+        y = stack(re, im)
+    if d < d_full:
+        rest, yy = ir.fresh(), ir.fresh()
+        rest_t = _t([b, s, h, d_full - d], "f32")
+        ir.add(f"{rest} = tensor.extract_slice %x[0, 0, 0, {d}] [{b}, {s}, {h}, {d_full - d}] "
+               f"[1, 1, 1, 1] : {full_t} to {rest_t}")
+        ir.add(f"{yy} = tensor.concat dim(3) {y}, {rest} : ({xt}, {rest_t}) -> {full_t}")
+        y = yy
+    text = (f"func.func @{name}(%x: {full_t}, %pos: {_t([pb, s], 'i64')}) -> {full_t} {{\n"
+            + "\n".join(ir.lines) + f"\n  return {y} : {full_t}\n}}\n")
+    omega = base ** (-np.arange(0, d, 2) / d) / factor
+    theta = pos.astype(np.float64)[:, :, None, None] * omega       # [pb, s, 1, half]
+    xd = x.astype(np.float64)
+    ev, od = xd[..., 0:d:2], xd[..., 1:d:2]
+    expected = xd.copy()
+    expected[..., 0:d:2] = fac * (ev * np.cos(theta) - od * np.sin(theta))
+    expected[..., 1:d:2] = fac * (od * np.cos(theta) + ev * np.sin(theta))
+    return text, [x, pos], None if look_alike else expected

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from harness import opt, rel_err, run
-from raise_programs import FORMS, ROPE_FORMS, attention_program, random_form, rope_program
+from raise_programs import (FORMS, INTERLEAVED_LOOK_ALIKES, INTERLEAVED_ROPE_FORMS, ROPE_FORMS,
+                            attention_program, interleaved_rope_program, random_form,
+                            random_interleaved_rope_form, rope_program)
 
 TOL = {"f32": 2e-5, "f64": 1e-12}
 
@@ -228,6 +230,110 @@ def test_raise_rope_look_alikes(name):
     np.testing.assert_array_equal(np.isnan(after), np.isnan(before))
     finite = np.isfinite(before)
     assert rel_err(after[finite], before[finite]) <= 1e-6
+
+
+def interleaved_forms():
+    """Each style with every value of every other key, then random mixes."""
+    rng = np.random.default_rng(905)
+    cases = []
+    for style in INTERLEAVED_ROPE_FORMS["style"]:
+        for key, values in INTERLEAVED_ROPE_FORMS.items():
+            if key == "style" or (key == "repeat" and style == "pairs"):
+                continue
+            for value in values:
+                form = random_interleaved_rope_form(rng)
+                form.update(style=style, **{key: value})
+                cases.append(form)
+    return cases + [random_interleaved_rope_form(rng) for _ in range(8)]
+
+
+@pytest.mark.parametrize("form", interleaved_forms(), ids=[form_id(f) for f in interleaved_forms()])
+def test_raise_interleaved_rope(form):
+    """Interleaved RoPE on [B, S, H, D]: GPT-J's rotate_every_two with
+    repeat_interleave'd tables and Meta's pairs (x_r·cos - x_i·sin,
+    x_r·sin + x_i·cos) stacked and flattened, the pairs taken by strided
+    slices or a reshape to [..., D/2, 2], the tables computed or constant,
+    become posenc.rope layout interleaved with no layout transposes."""
+    ir, inputs, expected = interleaved_rope_program(np.random.default_rng(11), form)
+    raised = opt(ir, "--posenc-raise")
+    rope = next(line for line in raised.splitlines() if "posenc.rope" in line)
+    assert "layout interleaved" in rope, rope
+    assert ("linear, factor = 2.0" in rope) == (form["scaling"] == "linear")
+    assert ("attention_factor = 1.25" in rope) == (form["factor"] != 1.0)
+    for gone in ("math.cos", "math.sin", "tensor.concat", "extract_slice", "linalg.transpose",
+                 "arith.negf", "xf32> into"):
+        assert gone not in raised, (gone, raised)
+    before = run(ir, inputs)[0]
+    after = run(ir, inputs, pipeline="posenc-raise,posenc-lower-to-cpu")[0]
+    assert rel_err(before, expected) <= 2e-5
+    assert rel_err(after, expected) <= 2e-6
+
+
+@pytest.mark.parametrize("name", INTERLEAVED_LOOK_ALIKES)
+def test_raise_interleaved_rope_look_alikes(name):
+    """Programs one change away from interleaved RoPE are left alone and
+    compute what they did."""
+    form = dict(style=INTERLEAVED_LOOK_ALIKES[name], slices="strided", repeat="angles",
+                angles="elementwise", apply="fused", scaling="none", factor=1.0,
+                batched_pos=True, tables="computed")
+    ir, inputs, _ = interleaved_rope_program(np.random.default_rng(4), form, look_alike=name)
+    assert "posenc.rope" not in opt(ir, "--posenc-raise")
+    before = run(ir, inputs)[0]
+    after = run(ir, inputs, pipeline="posenc-raise,posenc-lower-to-cpu")[0]
+    assert rel_err(after, before) <= 1e-6
+
+
+@pytest.mark.parametrize("style", ["gptj", "pairs"])
+def test_raise_interleaved_rope_look_alike_tables(style):
+    """Tables that are not rope tables: cos and sin exchanged, an inv_freq
+    entry 1% off, a constant table entry 1e-3 off."""
+    form = dict(style=style, slices="reshape", repeat="tables", angles="matmul", apply="separate",
+                scaling="none", factor=1.0, batched_pos=False, tables="computed")
+    ir, inputs, _ = interleaved_rope_program(np.random.default_rng(6), form)
+    swapped = ir.replace("math.cos", "math.TMP").replace("math.sin", "math.cos").replace(
+        "math.TMP", "math.sin")
+    assert "0.10000000149011612, " in ir
+    off = ir.replace("0.10000000149011612, ", "0.101, ")
+    cform = dict(form, tables="constant")
+    cir, cinputs, _ = interleaved_rope_program(np.random.default_rng(6), cform)
+    line = next(ln for ln in cir.splitlines() if "arith.constant dense<[[[" in ln)
+    first = line.split("[[[")[1].split(",")[0]
+    bad = cir.replace(line, line.replace("[[[" + first, "[[[" + repr(float(first) + 1e-3), 1))
+    for look_alike, args in ((swapped, inputs), (off, inputs), (bad, cinputs)):
+        assert "posenc.rope" not in opt(look_alike, "--posenc-raise")
+        assert rel_err(run(look_alike, args, pipeline="posenc-raise,posenc-lower-to-cpu")[0],
+                       run(look_alike, args)[0]) <= 1e-6
+
+
+@pytest.mark.parametrize("style,d,rotary", [("gptj", 16, 8), ("pairs", 12, 6)])
+def test_raise_partial_interleaved_rope(style, d, rotary):
+    """GPT-J's rotary_dim: interleaved rope on x[..., :R] concatenated with
+    x[..., R:] is one posenc.rope with rotary_dim = R."""
+    form = dict(style=style, slices="strided", repeat="tables", angles="elementwise",
+                apply="fused", scaling="none", factor=1.0, batched_pos=True, tables="computed")
+    ir, inputs, expected = interleaved_rope_program(np.random.default_rng(8), form, d=d,
+                                                    rotary=rotary)
+    raised = opt(ir, "--posenc-raise")
+    rope = next(line for line in raised.splitlines() if "posenc.rope" in line)
+    assert f"rotary_dim = {rotary} : i64" in rope and "layout interleaved" in rope
+    assert "tensor.concat" not in raised and "extract_slice" not in raised
+    assert rel_err(run(ir, inputs, pipeline="posenc-raise,posenc-lower-to-cpu")[0],
+                   expected) <= 2e-6
+
+
+@pytest.mark.parametrize("style,base,s,d", [("gptj", 10000.0, 300, 64),
+                                            ("pairs", 500000.0, 300, 128)])
+def test_raise_interleaved_rope_constant_tables(style, base, s, d):
+    """Long constant tables (positions 0..S-1 in f32) give back the base."""
+    form = dict(style=style, slices="strided", repeat="angles", angles="matmul", apply="fused",
+                scaling="none", factor=1.0, batched_pos=False, tables="constant")
+    ir, inputs, expected = interleaved_rope_program(np.random.default_rng(2), form, b=1, s=s,
+                                                    h=2, d=d, base=base)
+    rope = next(line for line in opt(ir, "--posenc-raise").splitlines()
+                if "posenc.rope" in line)
+    assert (f"base = {base:e}" in rope) == (base != 10000.0), rope
+    assert rel_err(run(ir, inputs, pipeline="posenc-raise,posenc-lower-to-cpu")[0],
+                   expected) <= 2e-6
 
 
 TOSA_TO_LINALG = "func.func(tosa-to-linalg-named,tosa-to-linalg,tosa-to-arith,tosa-to-tensor)"

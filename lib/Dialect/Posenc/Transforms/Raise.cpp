@@ -980,34 +980,177 @@ bool isRotateHalf(Value r, Value x, int64_t h) {
   return upper && isLastDimSlice(upper, x, h, h);
 }
 
-/// The table a `rank`-loop elementwise op reads as T[..., s, d] from
-/// operand `n`: its last two dims are the op's last two loops, the others
-/// broadcast (read at 0) or the first loop (the batch, `batched`).
-Value tableOperand(Node n, int64_t rank, bool &batched) {
-  n = throughIdentityReads(n);
-  if (!n.op)
+/// Whether `groups` collapse (or expand) only the last two of `rank` dims.
+bool mergesLastTwo(ArrayRef<ReassociationIndices> groups, int64_t rank) {
+  if (rank < 2 || int64_t(groups.size()) != rank - 1 ||
+      groups.back() != ReassociationIndices{rank - 2, rank - 1})
+    return false;
+  for (auto [i, g] : llvm::enumerate(groups.drop_back()))
+    if (g != ReassociationIndices{int64_t(i)})
+      return false;
+  return true;
+}
+
+/// The x whose pair element `p` (0 even, 1 odd) `v` is: x[..., p::2] as a
+/// strided slice (GPT-J), or x viewed as [..., D/2, 2] and sliced at p
+/// along the pairs (Meta's reshape to pairs, unbind(-1)); through unit
+/// reshapes. Null otherwise.
+Value pairSource(Value v, int64_t p) {
+  auto slice = throughUnitReshapes(v).getDefiningOp<tensor::ExtractSliceOp>();
+  if (!slice)
     return {};
+  RankedTensorType src = slice.getSourceType();
+  int64_t r = src.getRank();
+  if (r < 1 || !src.hasStaticShape())
+    return {};
+  auto at = [&](ArrayRef<OpFoldResult> v, int64_t d) {
+    return getConstantIntValue(v[d]);
+  };
+  for (int64_t d = 0; d + 1 < r; ++d)
+    if (at(slice.getMixedOffsets(), d) != 0 ||
+        at(slice.getMixedSizes(), d) != src.getDimSize(d) ||
+        at(slice.getMixedStrides(), d) != 1)
+      return {};
+  std::optional<int64_t> off = at(slice.getMixedOffsets(), r - 1),
+                         size = at(slice.getMixedSizes(), r - 1),
+                         stride = at(slice.getMixedStrides(), r - 1);
+  int64_t last = src.getDimSize(r - 1);
+  if (stride == 2 && off == p && size && 2 * *size == last)
+    return slice.getSource();
+  auto pairs = slice.getSource().getDefiningOp<tensor::ExpandShapeOp>();
+  if (stride != 1 || off != p || size != 1 || last != 2 || !pairs ||
+      !mergesLastTwo(pairs.getReassociationIndices(), r))
+    return {};
+  return pairs.getSrc();
+}
+
+/// (a, b) when `v` = stack((a, b), -1) flattened: [..., n] from the
+/// [..., n/2, 2] concatenation of a and b unsqueezed (torch.stack as
+/// TorchToLinalg writes it); a and b as [..., n/2, 1].
+std::optional<std::pair<Value, Value>> stackedPair(Value v) {
+  auto flat = v.getDefiningOp<tensor::CollapseShapeOp>();
+  if (!flat || !mergesLastTwo(flat.getReassociationIndices(),
+                              flat.getSrcType().getRank()))
+    return std::nullopt;
+  auto concat = flat.getSrc().getDefiningOp<tensor::ConcatOp>();
+  int64_t r = flat.getSrcType().getRank();
+  if (!concat || concat.getDim() != uint64_t(r - 1) ||
+      concat.getInputs().size() != 2 ||
+      cast<RankedTensorType>(concat.getInputs()[0].getType())
+              .getDimSize(r - 1) != 1)
+    return std::nullopt;
+  return std::make_pair(concat.getInputs()[0], concat.getInputs()[1]);
+}
+
+/// -t's t, the negation before or after the unsqueeze, or null.
+Value negated(Value v) {
+  for (Value u : {v, throughUnitReshapes(v)})
+    if (std::optional<SmallVector<Node>> neg = match<arith::NegFOp>({u, {}}))
+      if (Value t = tensorOf((*neg)[0]))
+        return t;
+  return {};
+}
+
+/// Whether `r` = rotate_every_two(x) (GPT-J): stack((-x[..., 1::2],
+/// x[..., ::2]), -1) flattened, so r[2i] = -x[2i+1] and r[2i+1] = x[2i].
+bool isRotateEveryTwo(Value r, Value x) {
+  std::optional<std::pair<Value, Value>> pair = stackedPair(r);
+  if (!pair)
+    return false;
+  Value odd = negated(pair->first);
+  return odd && pairSource(odd, 1) == x && pairSource(pair->second, 0) == x;
+}
+
+/// A cos or sin table as a rank-4 elementwise op over [B, S, H, D] or
+/// [B, H, S, D] reads it: its last dim along the last loop, its rows along
+/// `seqLoop` (1 or 2), its other dims broadcast (read at 0) or, before the
+/// rows, the batch (loop 0, `batched`).
+struct TableRead {
+  Value table;
+  int64_t seqLoop;
+  bool batched;
+
+  bool sameReadAs(const TableRead &o) const {
+    return seqLoop == o.seqLoop && batched == o.batched;
+  }
+};
+
+std::optional<TableRead> tableOperand(Node n) {
+  n = throughIdentityReads(n);
+  if (!n.op || n.op.getNumLoops() != 4)
+    return std::nullopt;
   OpOperand *operand = operandOf(n);
   if (!operand || !n.op.isDpsInput(operand))
-    return {};
+    return std::nullopt;
   AffineMap map = n.op.getMatchingIndexingMap(operand);
   int64_t m = map.getNumResults();
-  if (m < 2 ||
-      map.getResult(m - 1) != getAffineDimExpr(rank - 1, map.getContext()) ||
-      map.getResult(m - 2) != getAffineDimExpr(rank - 2, map.getContext()))
-    return {};
-  batched = false;
-  for (int64_t t = 0; t < m - 2; ++t) {
+  if (m < 2 || map.getResult(m - 1) != getAffineDimExpr(3, map.getContext()))
+    return std::nullopt;
+  TableRead read{operand->get(), 0, false};
+  for (int64_t t = 0; t + 1 < m; ++t) {
     AffineExpr e = map.getResult(t);
     if (auto c = dyn_cast<AffineConstantExpr>(e); c && c.getValue() == 0)
       continue;
-    if (e == getAffineDimExpr(0, map.getContext()) && rank == 4) {
-      batched = true;
-      continue;
+    auto d = dyn_cast<AffineDimExpr>(e);
+    if (!d)
+      return std::nullopt;
+    unsigned loop = d.getPosition();
+    if (loop == 0 && !read.batched && !read.seqLoop) {
+      read.batched = true;
+    } else if ((loop == 1 || loop == 2) && !read.seqLoop) {
+      read.seqLoop = loop;
+    } else {
+      return std::nullopt;
     }
-    return {};
   }
-  return operand->get();
+  if (!read.seqLoop)
+    return std::nullopt;
+  return read;
+}
+
+/// Which frequency the columns of a table follow: `half` repeats the R/2
+/// frequencies once after the other (rotate_half's tables), `repeated`
+/// repeats each twice in a row (GPT-J's repeat_interleave), `pairs` has
+/// one column per frequency (Meta's complex multiply).
+enum class Columns { half, repeated, pairs };
+
+int64_t frequencyOf(Columns columns, int64_t column, int64_t h) {
+  switch (columns) {
+  case Columns::half:
+    return column % h;
+  case Columns::repeated:
+    return column / 2;
+  case Columns::pairs:
+    return column;
+  }
+  llvm_unreachable("unknown column order");
+}
+
+/// V when `t` = repeat_interleave(V, 2) along the last dim as torch
+/// decomposes it: V unsqueezed to [..., n, 1], broadcast to [..., n, 2]
+/// (or linalg.broadcast of [..., n]) and flattened.
+Value repeatedSource(Value t) {
+  auto flat = t.getDefiningOp<tensor::CollapseShapeOp>();
+  int64_t r = flat ? flat.getSrcType().getRank() : 0;
+  if (!flat || !mergesLastTwo(flat.getReassociationIndices(), r) ||
+      flat.getSrcType().getDimSize(r - 1) != 2)
+    return {};
+  Value in = copiedInput(flat.getSrc());
+  if (!in)
+    return {};
+  auto op = flat.getSrc().getDefiningOp<linalg::LinalgOp>();
+  AffineMap map = op.getMatchingIndexingMap(op.getDpsInputOperand(0));
+  MLIRContext *ctx = map.getContext();
+  for (int64_t d = 0; d + 1 < r; ++d)
+    if (map.getNumResults() <= d ||
+        map.getResult(d) != getAffineDimExpr(d, ctx))
+      return {};
+  if (map.getNumResults() == r - 1)
+    return in;
+  auto zero = dyn_cast<AffineConstantExpr>(map.getResult(r - 1));
+  if (map.getNumResults() != r || !zero || zero.getValue() != 0)
+    return {};
+  return in;
 }
 
 /// Recovers (base, linear factor) from ω of `rotary` dims: ω_i =
@@ -1043,41 +1186,53 @@ struct RopeTables {
   double base, factor, attention;
 };
 
-/// Constant tables a·cos(s·ω_i), a·sin(s·ω_i) of `[1..., S, D]` (i = k mod
-/// D/2; what an export with static positions folds the rotary embedding
-/// into), row s being position s: ω estimated from the rows (unwrapped
-/// from row 1 on, so that large rows refine small frequencies), (base,
-/// factor) from ω as for computed tables, then every entry checked
-/// against posenc's own frequencies to f32 rounding of the angle.
+/// Constant tables a·cos(s·ω_i), a·sin(s·ω_i) (what an export with static
+/// positions folds the rotary embedding into), row s being position s,
+/// their non-unit dims [S, columns], the columns following ω as `columns`
+/// says: ω estimated from the rows (unwrapped from row 1 on, so that large
+/// rows refine small frequencies), (base, factor) from ω as for computed
+/// tables, then every entry checked against posenc's own frequencies to
+/// f32 rounding of the angle.
 std::optional<RopeTables> constantRopeTables(Value cosT, Value sinT,
-                                             int64_t seq, int64_t dim) {
-  DenseFPElementsAttr ca, sa;
-  cosT = throughUnitReshapes(cosT);
-  sinT = throughUnitReshapes(sinT);
-  if (seq < 2 || !matchPattern(cosT, m_Constant(&ca)) ||
-      !matchPattern(sinT, m_Constant(&sa)) ||
-      ca.getNumElements() != seq * dim || sa.getNumElements() != seq * dim ||
-      cast<ShapedType>(cosT.getType()).getShape().take_back(2) !=
-          ArrayRef<int64_t>{seq, dim} ||
-      cast<ShapedType>(sinT.getType()).getShape().take_back(2) !=
-          ArrayRef<int64_t>{seq, dim})
-    return std::nullopt;
+                                             int64_t seq, int64_t h,
+                                             Columns columns) {
+  int64_t cols = columns == Columns::pairs ? h : 2 * h;
+  auto nonUnit = [](ArrayRef<int64_t> shape) {
+    SmallVector<int64_t> dims;
+    for (int64_t d : shape)
+      if (d != 1)
+        dims.push_back(d);
+    return dims;
+  };
+  auto values = [&](Value t, SmallVector<double> &out) {
+    DenseFPElementsAttr attr;
+    if (nonUnit(cast<ShapedType>(t.getType()).getShape()) !=
+            nonUnit({seq, cols}) ||
+        !matchPattern(throughUnitReshapes(t), m_Constant(&attr)) ||
+        attr.getNumElements() != seq * cols)
+      return false;
+    for (APFloat v : attr.getValues<APFloat>())
+      out.push_back(v.convertToDouble());
+    return true;
+  };
   SmallVector<double> c, s;
-  for (APFloat v : ca.getValues<APFloat>())
-    c.push_back(v.convertToDouble());
-  for (APFloat v : sa.getValues<APFloat>())
-    s.push_back(v.convertToDouble());
-  int64_t h = dim / 2;
+  if (seq < 2 || !values(cosT, c) || !values(sinT, s))
+    return std::nullopt;
   double a = c[0];
   if (!std::isfinite(a) || !(a > 0.0))
     return std::nullopt;
   if (std::abs(a - 1.0) <= 1e-6)
     a = 1.0;
+  // The column holding frequency i.
+  auto column = [&](int64_t i) {
+    return columns == Columns::repeated ? 2 * i : i;
+  };
   SmallVector<double> omega(h);
   for (int64_t i = 0; i < h; ++i) {
-    double w = std::atan2(s[dim + i], c[dim + i]);
+    int64_t k = column(i);
+    double w = std::atan2(s[cols + k], c[cols + k]);
     for (int64_t r = 2; r < seq; r *= 2) {
-      double measured = std::atan2(s[r * dim + i], c[r * dim + i]);
+      double measured = std::atan2(s[r * cols + k], c[r * cols + k]);
       double turns = std::round((r * w - measured) / (2 * M_PI));
       w = (measured + 2 * M_PI * turns) / double(r);
     }
@@ -1091,31 +1246,179 @@ std::optional<RopeTables> constantRopeTables(Value cosT, Value sinT,
   double base = 10000.0;
   if (h > 1) {
     base =
-        std::pow(omega[h - 1] * factor, -double(dim) / (2.0 * double(h - 1)));
+        std::pow(omega[h - 1] * factor, -double(2 * h) / (2.0 * double(h - 1)));
     if (!std::isfinite(base) || !(base > 1.0))
       return std::nullopt;
     if (std::abs(base - std::round(base)) <= 1e-5 * base)
       base = std::round(base);
   }
-  SmallVector<double> w = unscaledRopeFrequencies(base, dim);
+  SmallVector<double> w = unscaledRopeFrequencies(base, 2 * h);
   for (double &x : w)
     x /= factor;
   for (int64_t r = 0; r < seq; ++r)
-    for (int64_t k = 0; k < dim; ++k) {
-      double angle = double(r) * w[k % h];
+    for (int64_t k = 0; k < cols; ++k) {
+      double angle = double(r) * w[frequencyOf(columns, k, h)];
       // The exporter's f32 angle is off by a few of its half-ulps (its ω
       // and the product each round), its cos/sin by an ulp or two.
       double tol = a * (4e-7 + angle * 0x1p-22);
-      if (!(std::abs(c[r * dim + k] - a * std::cos(angle)) <= tol) ||
-          !(std::abs(s[r * dim + k] - a * std::sin(angle)) <= tol))
+      if (!(std::abs(c[r * cols + k] - a * std::cos(angle)) <= tol) ||
+          !(std::abs(s[r * cols + k] - a * std::sin(angle)) <= tol))
         return std::nullopt;
     }
   return RopeTables{base, factor, a};
 }
 
-/// x·cos + rotate_half(x)·sin on `[B, H, S, D]` (Hugging Face's
-/// apply_rotary_pos_emb), cos and sin computed from positions and a
-/// constant inv_freq, rooted at the addition.
+/// Tables computed from positions: their rope parameters, and the
+/// positions as posenc.rope takes them (built at `root`; only when the
+/// match succeeds). `b` and `seq` are the batch and the rows of `root`.
+std::optional<RopeTables> computedRopeTables(PatternRewriter &rewriter,
+                                             Operation *root, TableRead c,
+                                             TableRead s, int64_t h, int64_t b,
+                                             int64_t seq, Columns columns,
+                                             Value &positions) {
+  Value cosT = c.table, sinT = s.table;
+  if (columns == Columns::repeated) {
+    // Repeated after the cos/sin (GPT-J), else the angles were.
+    Value cs = repeatedSource(cosT), ss = repeatedSource(sinT);
+    if (cs && ss) {
+      cosT = cs;
+      sinT = ss;
+      columns = Columns::pairs;
+    }
+  }
+  std::optional<std::pair<Value, double>> cm = matchTable<math::CosOp>(cosT);
+  std::optional<std::pair<Value, double>> sm = matchTable<math::SinOp>(sinT);
+  // The attention factor posenc.rope takes: positive and finite.
+  if (!cm || !sm || cm->first != sm->first || cm->second != sm->second ||
+      !(cm->second > 0.0) || !std::isfinite(cm->second))
+    return std::nullopt;
+  // The angles F of [..., S, R/2] the columns are made of.
+  Value f = cm->first;
+  if (columns == Columns::half) {
+    // E = concat(F, F) along the last dim.
+    auto concat = f.getDefiningOp<tensor::ConcatOp>();
+    auto eType = cast<RankedTensorType>(f.getType());
+    if (!concat || concat.getDim() != uint64_t(eType.getRank() - 1) ||
+        concat.getInputs().size() != 2 ||
+        concat.getInputs()[0] != concat.getInputs()[1])
+      return std::nullopt;
+    f = concat.getInputs()[0];
+  } else if (columns == Columns::repeated) {
+    f = repeatedSource(f);
+    if (!f)
+      return std::nullopt;
+    f = throughUnitReshapes(f);
+  }
+  // matchAngles finds ω and the positions by their producers, not by the
+  // dims they are read along; distinct extents make the dims certain (a
+  // length-R/2 vector can only lie along the R/2 dim, the positions' S
+  // only along S). Equal ones are left alone.
+  if (seq == h || (b > 1 && (b == seq || b == h)))
+    return std::nullopt;
+  std::optional<Angles> angles = matchAngles(f, h);
+  if (!angles)
+    return std::nullopt;
+  std::optional<std::pair<double, double>> params =
+      ropeParameters(angles->omega, 2 * h);
+  if (!params)
+    return std::nullopt;
+  // Positions: [B, S] with the batch read, else [S] (unit dims dropped).
+  Value pos = throughUnitReshapes(angles->pos);
+  auto pt = cast<RankedTensorType>(pos.getType());
+  int64_t elems = pt.getNumElements();
+  if (pt.getRank() < 1 || pt.getShape().back() != seq ||
+      !(elems == seq || (c.batched && elems == b * seq)) ||
+      (elems == b * seq && b > 1 && pt.getShape().front() != b))
+    return std::nullopt;
+  SmallVector<int64_t> shape = {seq};
+  if (elems != seq)
+    shape = {b, seq};
+  positions = pos;
+  if (pt.getShape() != ArrayRef(shape)) {
+    // Unit dims dropped: [S] from [1..., S], [B, S] from [B, 1..., S].
+    SmallVector<ReassociationIndices> groups;
+    ReassociationIndices lead;
+    for (int64_t d = 0; d + 1 < pt.getRank(); ++d)
+      lead.push_back(d);
+    if (shape.size() == 1) {
+      lead.push_back(pt.getRank() - 1);
+      groups = {lead};
+    } else {
+      groups = {lead, {pt.getRank() - 1}};
+    }
+    rewriter.setInsertionPoint(root);
+    positions = tensor::CollapseShapeOp::create(
+        rewriter, root->getLoc(),
+        RankedTensorType::get(shape, pt.getElementType()), pos, groups);
+  }
+  return RopeTables{params->first, params->second, cm->second};
+}
+
+/// Replaces `root`, a rotation of `x` (f32 [B, S, H, D], or [B, H, S, D]
+/// when the tables' rows run along loop 2) by the cos and sin tables `c`
+/// and `s`, with posenc.rope in `layout` when the tables are rope tables.
+LogicalResult raiseRope(PatternRewriter &rewriter, Operation *root, Value x,
+                        TableRead c, TableRead s, RopeLayout layout,
+                        Columns columns) {
+  if (!c.sameReadAs(s))
+    return failure();
+  auto yType = cast<RankedTensorType>(root->getResult(0).getType());
+  int64_t h = yType.getDimSize(3) / 2, b = yType.getDimSize(0),
+          seq = yType.getDimSize(c.seqLoop);
+  Location loc = root->getLoc();
+  std::optional<RopeTables> tables =
+      constantRopeTables(c.table, s.table, seq, h, columns);
+  if (!tables && columns == Columns::repeated) {
+    // Constant tables of one column per frequency, repeated in the IR.
+    Value cs = repeatedSource(c.table), ss = repeatedSource(s.table);
+    if (cs && ss)
+      tables = constantRopeTables(cs, ss, seq, h, Columns::pairs);
+  }
+  Value positions;
+  if (tables) {
+    // Row s of a constant table is position s.
+    rewriter.setInsertionPoint(root);
+    SmallVector<int32_t> rows;
+    for (int64_t r = 0; r < seq; ++r)
+      rows.push_back(int32_t(r));
+    auto type = RankedTensorType::get({seq}, rewriter.getI32Type());
+    positions = arith::ConstantOp::create(
+        rewriter, loc, DenseIntElementsAttr::get(type, ArrayRef(rows)));
+  } else {
+    tables =
+        computedRopeTables(rewriter, root, c, s, h, b, seq, columns, positions);
+    if (!tables)
+      return failure();
+  }
+  rewriter.setInsertionPoint(root);
+  LinalgBuilder e{rewriter, loc};
+  // Rows along loop 2: the [B, H, S, D] of Hugging Face's attention.
+  bool swapped = c.seqLoop == 2;
+  Value xs = swapped ? transpose(e, x, {0, 2, 1, 3}) : x;
+  RopeScalingAttr scaling;
+  if (tables->factor != 1.0)
+    scaling = RopeScalingAttr::get(
+        rewriter.getContext(), RopeScalingKind::linear,
+        rewriter.getF64FloatAttr(tables->factor), FloatAttr(), 0, FloatAttr(),
+        FloatAttr(), FloatAttr(), FloatAttr(), false, FloatAttr(), FloatAttr(),
+        DenseF64ArrayAttr(), DenseF64ArrayAttr(), 0);
+  Value rotated = RopeOp::create(
+      rewriter, loc, xs, positions,
+      RopeLayoutAttr::get(rewriter.getContext(), layout),
+      rewriter.getF64FloatAttr(tables->base), IntegerAttr(), scaling,
+      tables->attention != 1.0 ? rewriter.getF64FloatAttr(tables->attention)
+                               : FloatAttr(),
+      DenseI64ArrayAttr(), UnitAttr());
+  rewriter.replaceOp(root,
+                     swapped ? transpose(e, rotated, {0, 2, 1, 3}) : rotated);
+  return success();
+}
+
+/// x·cos + rot(x)·sin, rooted at the addition: Hugging Face's
+/// apply_rotary_pos_emb (rot = rotate_half, tables of concat(F, F)) and
+/// GPT-J's (rot = rotate_every_two, tables repeat_interleave'd), on
+/// [B, H, S, D] or [B, S, H, D]; cos and sin constant, or computed from
+/// positions and a constant inv_freq.
 struct RaiseRope : OpInterfaceRewritePattern<linalg::LinalgOp> {
   using OpInterfaceRewritePattern::OpInterfaceRewritePattern;
 
@@ -1155,125 +1458,88 @@ struct RaiseRope : OpInterfaceRewritePattern<linalg::LinalgOp> {
                          Node xNode, Node cosNode, Node rotNode, Node sinNode,
                          int64_t h) const {
     Value x = tensorOf(xNode), rot = tensorOf(rotNode);
-    if (!x || !rot || x.getType() != root->getResult(0).getType() ||
-        !isRotateHalf(rot, x, h))
+    if (!x || !rot || x.getType() != root->getResult(0).getType())
       return failure();
-    bool cosBatched = false, sinBatched = false;
-    Value cosT = tableOperand(cosNode, 4, cosBatched);
-    Value sinT = tableOperand(sinNode, 4, sinBatched);
-    if (!cosT || !sinT || cosBatched != sinBatched)
+    bool half = isRotateHalf(rot, x, h);
+    if (!half && !isRotateEveryTwo(rot, x))
       return failure();
-    auto yType = cast<RankedTensorType>(root->getResult(0).getType());
-    int64_t b = yType.getDimSize(0), seq = yType.getDimSize(2);
-    Location loc = root.getLoc();
-    std::optional<RopeTables> tables =
-        constantRopeTables(cosT, sinT, seq, 2 * h);
-    Value positions;
-    if (tables) {
-      // Row s of a constant table is position s.
-      rewriter.setInsertionPoint(root);
-      SmallVector<int32_t> rows;
-      for (int64_t r = 0; r < seq; ++r)
-        rows.push_back(int32_t(r));
-      auto type = RankedTensorType::get({seq}, rewriter.getI32Type());
-      positions = arith::ConstantOp::create(
-          rewriter, loc, DenseIntElementsAttr::get(type, ArrayRef(rows)));
-    } else {
-      tables = computedRopeTables(rewriter, root, cosT, sinT, h, b, seq,
-                                  cosBatched, positions);
-      if (!tables)
-        return failure();
-    }
-    rewriter.setInsertionPoint(root);
-    LinalgBuilder e{rewriter, loc};
-    Value xs = transpose(e, x, {0, 2, 1, 3});
-    RopeScalingAttr scaling;
-    if (tables->factor != 1.0)
-      scaling = RopeScalingAttr::get(
-          rewriter.getContext(), RopeScalingKind::linear,
-          rewriter.getF64FloatAttr(tables->factor), FloatAttr(), 0, FloatAttr(),
-          FloatAttr(), FloatAttr(), FloatAttr(), false, FloatAttr(),
-          FloatAttr(), DenseF64ArrayAttr(), DenseF64ArrayAttr(), 0);
-    Value rotated = RopeOp::create(
-        rewriter, loc, xs, positions,
-        RopeLayoutAttr::get(rewriter.getContext(), RopeLayout::half),
-        rewriter.getF64FloatAttr(tables->base), IntegerAttr(), scaling,
-        tables->attention != 1.0 ? rewriter.getF64FloatAttr(tables->attention)
-                                 : FloatAttr(),
-        DenseI64ArrayAttr(), UnitAttr());
-    rewriter.replaceOp(root, transpose(e, rotated, {0, 2, 1, 3}));
-    return success();
-  }
-
-  /// Tables computed from positions: their rope parameters, and the
-  /// positions as posenc.rope takes them (built at `root`; only when the
-  /// match succeeds).
-  std::optional<RopeTables>
-  computedRopeTables(PatternRewriter &rewriter, linalg::LinalgOp root,
-                     Value cosT, Value sinT, int64_t h, int64_t b, int64_t seq,
-                     bool batched, Value &positions) const {
-    std::optional<std::pair<Value, double>> c = matchTable<math::CosOp>(cosT);
-    std::optional<std::pair<Value, double>> s = matchTable<math::SinOp>(sinT);
-    // The attention factor posenc.rope takes: positive and finite.
-    if (!c || !s || c->first != s->first || c->second != s->second ||
-        !(c->second > 0.0) || !std::isfinite(c->second))
-      return std::nullopt;
-    // E = concat(F, F) along the last dim.
-    auto concat = c->first.getDefiningOp<tensor::ConcatOp>();
-    auto eType = cast<RankedTensorType>(c->first.getType());
-    if (!concat || concat.getDim() != uint64_t(eType.getRank() - 1) ||
-        concat.getInputs().size() != 2 ||
-        concat.getInputs()[0] != concat.getInputs()[1])
-      return std::nullopt;
-    // matchAngles finds ω and the positions by their producers, not by
-    // the dims they are read along; distinct extents make the dims
-    // certain (a length-R/2 vector can only lie along the R/2 dim, the
-    // positions' S only along S). Equal ones are left alone.
-    if (seq == h || (b > 1 && (b == seq || b == h)))
-      return std::nullopt;
-    std::optional<Angles> angles = matchAngles(concat.getInputs()[0], h);
-    if (!angles)
-      return std::nullopt;
-    std::optional<std::pair<double, double>> params =
-        ropeParameters(angles->omega, 2 * h);
-    if (!params)
-      return std::nullopt;
-    // Positions: [B, S] with the batch read, else [S] (unit dims dropped).
-    Value pos = throughUnitReshapes(angles->pos);
-    auto pt = cast<RankedTensorType>(pos.getType());
-    int64_t elems = pt.getNumElements();
-    if (pt.getRank() < 1 || pt.getShape().back() != seq ||
-        !(elems == seq || (batched && elems == b * seq)) ||
-        (elems == b * seq && b > 1 && pt.getShape().front() != b))
-      return std::nullopt;
-    SmallVector<int64_t> shape = {seq};
-    if (elems != seq)
-      shape = {b, seq};
-    positions = pos;
-    if (pt.getShape() != ArrayRef(shape)) {
-      // Unit dims dropped: [S] from [1..., S], [B, S] from [B, 1..., S].
-      SmallVector<ReassociationIndices> groups;
-      ReassociationIndices lead;
-      for (int64_t d = 0; d + 1 < pt.getRank(); ++d)
-        lead.push_back(d);
-      if (shape.size() == 1) {
-        lead.push_back(pt.getRank() - 1);
-        groups = {lead};
-      } else {
-        groups = {lead, {pt.getRank() - 1}};
-      }
-      rewriter.setInsertionPoint(root);
-      positions = tensor::CollapseShapeOp::create(
-          rewriter, root.getLoc(),
-          RankedTensorType::get(shape, pt.getElementType()), pos, groups);
-    }
-    return RopeTables{params->first, params->second, c->second};
+    std::optional<TableRead> c = tableOperand(cosNode);
+    std::optional<TableRead> s = tableOperand(sinNode);
+    if (!c || !s)
+      return failure();
+    return raiseRope(rewriter, root, x, *c, *s,
+                     half ? RopeLayout::half : RopeLayout::interleaved,
+                     half ? Columns::half : Columns::repeated);
   }
 };
 
-/// Partial rotary (GPT-NeoX's rotary_pct, Phi): concat(rope(x[..., :R]),
-/// x[..., R:]) along the last dim, the rope raised by RaiseRope (between
-/// its layout transposes), becomes one posenc.rope with rotary_dim = R.
+/// x's pair element `p` times a table: the x, and the table's node.
+struct PairProduct {
+  Value x;
+  Node table;
+};
+
+std::optional<PairProduct> pairProduct(Node n, int64_t p) {
+  std::optional<SmallVector<Node>> mul = match<arith::MulFOp>(n);
+  if (!mul)
+    return std::nullopt;
+  for (int side : {0, 1})
+    if (Value t = tensorOf((*mul)[side]))
+      if (Value x = pairSource(t, p))
+        return PairProduct{x, (*mul)[1 - side]};
+  return std::nullopt;
+}
+
+/// Meta's rotary embedding in real arithmetic on the pairs (x_r, x_i) =
+/// (x[..., 0::2], x[..., 1::2]) (Llama's apply_rotary_emb without complex
+/// numbers, as ExecuTorch writes it): stack((x_r·cos - x_i·sin,
+/// x_r·sin + x_i·cos), -1) flattened, cos and sin of [..., S, D/2];
+/// rooted at the flatten.
+struct RaisePairRope : OpRewritePattern<tensor::CollapseShapeOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(tensor::CollapseShapeOp root,
+                                PatternRewriter &rewriter) const override {
+    RankedTensorType type = root.getResultType();
+    if (type.getRank() != 4 || !type.hasStaticShape() ||
+        !type.getElementType().isF32())
+      return failure();
+    std::optional<std::pair<Value, Value>> pair = stackedPair(root);
+    if (!pair)
+      return failure();
+    std::optional<SmallVector<Node>> re =
+        match<arith::SubFOp>({throughUnitReshapes(pair->first), {}});
+    std::optional<SmallVector<Node>> im =
+        match<arith::AddFOp>({throughUnitReshapes(pair->second), {}});
+    if (!re || !im)
+      return failure();
+    std::optional<PairProduct> rc = pairProduct((*re)[0], 0),
+                               is = pairProduct((*re)[1], 1);
+    if (!rc || !is || is->x != rc->x || rc->x.getType() != type)
+      return failure();
+    for (int side : {0, 1}) {
+      std::optional<PairProduct> rs = pairProduct((*im)[side], 0),
+                                 ic = pairProduct((*im)[1 - side], 1);
+      if (!rs || !ic || rs->x != rc->x || ic->x != rc->x)
+        continue;
+      std::optional<TableRead> c = tableOperand(rc->table),
+                               c2 = tableOperand(ic->table),
+                               s = tableOperand(is->table),
+                               s2 = tableOperand(rs->table);
+      if (!c || !c2 || !s || !s2 || c->table != c2->table ||
+          s->table != s2->table || !c->sameReadAs(*c2) || !s->sameReadAs(*s2))
+        continue;
+      return raiseRope(rewriter, root, rc->x, *c, *s, RopeLayout::interleaved,
+                       Columns::pairs);
+    }
+    return failure();
+  }
+};
+
+/// Partial rotary (GPT-NeoX's rotary_pct, Phi, GPT-J's rotary_dim):
+/// concat(rope(x[..., :R]), x[..., R:]) along the last dim, the rope
+/// raised on [B, S, H, D] or between the layout transposes of
+/// [B, H, S, D], becomes one posenc.rope with rotary_dim = R.
 struct RaisePartialRope : OpRewritePattern<tensor::ConcatOp> {
   using OpRewritePattern::OpRewritePattern;
 
@@ -1283,21 +1549,22 @@ struct RaisePartialRope : OpRewritePattern<tensor::ConcatOp> {
     if (type.getRank() != 4 || concat.getDim() != 3 ||
         concat.getInputs().size() != 2 || !type.hasStaticShape())
       return failure();
-    auto isLayoutSwap = [](linalg::TransposeOp t) {
-      return t && t.hasPureTensorSemantics() &&
-             t.getPermutation() == ArrayRef<int64_t>{0, 2, 1, 3};
+    auto layoutSwapInput = [](Value v) -> Value {
+      auto t = v.getDefiningOp<linalg::TransposeOp>();
+      if (t && t.hasPureTensorSemantics() &&
+          t.getPermutation() == ArrayRef<int64_t>{0, 2, 1, 3})
+        return t.getInput();
+      return {};
     };
-    auto back = concat.getInputs()[0].getDefiningOp<linalg::TransposeOp>();
-    if (!isLayoutSwap(back))
+    Value first = concat.getInputs()[0];
+    Value inner = layoutSwapInput(first);
+    bool swapped = bool(inner);
+    auto rope = (swapped ? inner : first).getDefiningOp<RopeOp>();
+    if (!rope || rope.getRotaryDim() || rope.getMropeSection())
       return failure();
-    auto rope = back.getInput().getDefiningOp<RopeOp>();
-    if (!rope || rope.getRotaryDim() || rope.getMropeSection() ||
-        rope.getLayout() != RopeLayout::half)
-      return failure();
-    auto front = rope.getX().getDefiningOp<linalg::TransposeOp>();
-    if (!isLayoutSwap(front))
-      return failure();
-    auto slice = front.getInput().getDefiningOp<tensor::ExtractSliceOp>();
+    Value in = swapped ? layoutSwapInput(rope.getX()) : rope.getX();
+    auto slice = in ? in.getDefiningOp<tensor::ExtractSliceOp>()
+                    : tensor::ExtractSliceOp();
     if (!slice)
       return failure();
     Value x = slice.getSource();
@@ -1307,13 +1574,14 @@ struct RaisePartialRope : OpRewritePattern<tensor::ConcatOp> {
         !isLastDimSlice(concat.getInputs()[1], x, r, d - r))
       return failure();
     LinalgBuilder e{rewriter, concat.getLoc()};
-    Value xs = transpose(e, x, {0, 2, 1, 3});
+    Value xs = swapped ? transpose(e, x, {0, 2, 1, 3}) : x;
     Value rotated = RopeOp::create(
         rewriter, concat.getLoc(), xs, rope.getPos(), rope.getLayoutAttr(),
         rope.getBaseAttr(), rewriter.getI64IntegerAttr(r),
         rope.getScalingAttr(), rope.getAttentionFactorAttr(),
         DenseI64ArrayAttr(), UnitAttr());
-    rewriter.replaceOp(concat, transpose(e, rotated, {0, 2, 1, 3}));
+    rewriter.replaceOp(concat,
+                       swapped ? transpose(e, rotated, {0, 2, 1, 3}) : rotated);
     return success();
   }
 };
@@ -1346,6 +1614,6 @@ struct PosencRaisePass : posenc::impl::PosencRaisePassBase<PosencRaisePass> {
 } // namespace
 
 void mlir::posenc::populatePosencRaisePatterns(RewritePatternSet &patterns) {
-  patterns.add<RaiseAttention, RaiseRope, RaisePartialRope,
+  patterns.add<RaiseAttention, RaiseRope, RaisePairRope, RaisePartialRope,
                FoldTransposeOfTranspose>(patterns.getContext());
 }
