@@ -8,7 +8,8 @@
 #                posenc-fuzz-npy: the .npy reader
 #
 # Seeds: for posenc-fuzz every lit test file split at "// -----" (like
-# --split-input-file) and 300 programs of test/python/random_programs.py,
+# --split-input-file), 300 programs of test/python/random_programs.py and
+# 120 of raise_programs.py (posenc-raise's importer forms),
 # with a dictionary of their tokens; for
 # posenc-fuzz-npy, .npy files of every dtype written by numpy. The corpus
 # grows in build-sanitize/fuzz/<target>/corpus across runs; findings
@@ -48,7 +49,8 @@ for f in sorted(test.rglob("*.mlir")):
         # RUN/CHECK lines are noise to the parser.
         body = "\n".join(l for l in chunk.splitlines()
                          if not l.lstrip().startswith("//"))
-        if "posenc." not in body:
+        # What the target reads: posenc ops, or what posenc-raise raises.
+        if not any(w in body for w in ("posenc.", "softmax", "math.exp", "math.cos")):
             continue
         n += 1
         (work / "seeds" / f"{f.stem}-{n}.mlir").write_text(body)
@@ -63,6 +65,17 @@ try:
     for i in range(300):
         (work / "seeds" / f"random-{i}.mlir").write_text(gen.program().ir)
         n += 1
+    # posenc-raise's importer forms: attention, and RoPE of each layout.
+    import raise_programs as raise_p
+    for i in range(40):
+        rng = np.random.default_rng(i)
+        progs = [raise_p.attention_program(rng, raise_p.random_form(rng), expected=False),
+                 raise_p.rope_program(rng, raise_p.random_rope_form(rng)),
+                 raise_p.interleaved_rope_program(
+                     rng, raise_p.random_interleaved_rope_form(rng))]
+        for j, prog in enumerate(progs):
+            (work / "seeds" / f"raise-{i}-{j}.mlir").write_text(prog[0])
+            n += 1
 except Exception as e:  # the lit seeds still work without the package
     print(f"fuzz: no generated seeds ({e})")
 with open(work / "posenc.dict", "w") as d:

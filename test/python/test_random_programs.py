@@ -8,7 +8,8 @@ import pytest
 
 import random_programs as rp
 from harness import opt, rel_err, run
-from raise_programs import attention_program, random_form, random_rope_form, rope_program
+from raise_programs import (attention_program, interleaved_rope_program, random_form,
+                            random_interleaved_rope_form, random_rope_form, rope_program)
 
 COUNT = 8
 
@@ -58,6 +59,26 @@ def test_random_raisable_rope(rng):
     ir, inputs, expected = rope_program(rng, form, b=b, h=h, s=s, d=d, base=base, rotary=rotary)
     # Computed tables need S, R/2 and a batch > 1 distinct (the dims they
     # are read along); folded ones do not.
+    distinct = s != rotary // 2 and (b == 1 or b not in (s, rotary // 2))
+    expect = s >= 2 if form["tables"] == "constant" else distinct
+    raised = "posenc.rope" in opt(ir, "--posenc-raise")
+    assert raised == expect, (form, base, b, h, s, d, rotary)
+    for pipeline, tol in (("posenc-lower-to-cpu", 2e-5),
+                          ("posenc-raise,posenc-lower-to-cpu", 2e-6 if raised else 2e-5)):
+        err = rel_err(run(ir, inputs, pipeline=pipeline)[0], expected)
+        assert err <= tol, (form, base, pipeline, err)
+
+
+def test_random_raisable_interleaved_rope(rng):
+    """GPT-J or Meta-pairs RoPE in a random importer form, at a random base
+    and sizes, raised to posenc.rope and not, against float64."""
+    form = random_interleaved_rope_form(rng)
+    base = float(rng.choice([10000.0, 500000.0, 1000000.0]))
+    b, h, s, d = (int(rng.integers(1, 4)), int(rng.integers(1, 5)), int(rng.integers(1, 9)),
+                  int(rng.choice([4, 8, 16])))
+    rotary = int(rng.choice([r for r in (4, 8, 16) if r <= d]))  # partial when < D
+    ir, inputs, expected = interleaved_rope_program(rng, form, b=b, s=s, h=h, d=d, base=base,
+                                                    rotary=rotary)
     distinct = s != rotary // 2 and (b == 1 or b not in (s, rotary // 2))
     expect = s >= 2 if form["tables"] == "constant" else distinct
     raised = "posenc.rope" in opt(ir, "--posenc-raise")

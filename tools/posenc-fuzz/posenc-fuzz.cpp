@@ -125,6 +125,8 @@ const std::vector<std::vector<const char *>> kKeywords = {
     // posenc-raise's look-alikes: a softmax of other arithmetic.
     {"maximumf", "minimumf", "maxnumf", "addf", "subf", "mulf", "divf"},
     {"parallel", "reduction"},
+    // posenc-raise's RoPE look-alikes: tables exchanged.
+    {"cos", "sin"},
 };
 
 /// 'x' separating the dims of a shape (4x8, ?x8), not a letter of a name.
@@ -252,11 +254,11 @@ extern "C" size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size,
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   ++numRun;
   // Upstream verifiers and passes are not what this target tests; inputs
-  // must mention posenc, or hold a softmax for posenc-raise, to get past
-  // parsing.
+  // must mention posenc, or hold a softmax or a cosine for posenc-raise, to
+  // get past parsing.
   StringRef text(reinterpret_cast<const char *>(data), size);
   if (!text.contains("posenc.") && !text.contains("softmax") &&
-      !text.contains("math.exp"))
+      !text.contains("math.exp") && !text.contains("math.cos"))
     return 0;
 
   MLIRContext ctx(*registry, MLIRContext::Threading::DISABLED);

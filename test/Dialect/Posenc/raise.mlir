@@ -659,3 +659,277 @@ func.func @negative_rope_halves_swapped(%x: tensor<2x3x6x8xf32>, %pos: tensor<2x
   } -> tensor<2x3x6x8xf32>
   return %v31 : tensor<2x3x6x8xf32>
 }
+
+// -----
+
+// GPT-J's apply_rotary_pos_emb on [B, S, H, D]: rotate_every_two
+// (x[..., 1::2] negated and x[..., ::2] stacked, flattened) and the
+// cos/sin tables repeat_interleave'd (unsqueeze, broadcast, flatten), as
+// TorchToLinalg writes them: one posenc.rope layout interleaved on the
+// i64 positions, in posenc's own layout (no transposes).
+// CHECK-LABEL: func @gptj_rope
+// CHECK: posenc.rope %arg0, %arg1 layout interleaved : tensor<2x6x3x8xf32>, tensor<2x6xi64>
+// CHECK-NOT: math.cos
+// CHECK-NOT: linalg.transpose
+// CHECK-NOT: tensor.concat
+// LOWER-LABEL: llvm.func @gptj_rope
+func.func @gptj_rope(%x: tensor<2x6x3x8xf32>, %pos: tensor<2x6xi64>) -> tensor<2x6x3x8xf32> {
+  %v1 = tensor.empty() : tensor<2x6xf32>
+  %v2 = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]} ins(%pos : tensor<2x6xi64>) outs(%v1 : tensor<2x6xf32>) {
+  ^bb0(%p: i64, %o: f32):
+    %f = arith.sitofp %p : i64 to f32
+    linalg.yield %f : f32
+  } -> tensor<2x6xf32>
+  %v3 = arith.constant dense<[1.0, 0.10000000149011612, 0.009999999776482582, 0.0010000000474974513]> : tensor<4xf32>
+  %v4 = tensor.empty() : tensor<2x6x4xf32>
+  %v5 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1)>, affine_map<(d0, d1, d2) -> (d2)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel"]} ins(%v2, %v3 : tensor<2x6xf32>, tensor<4xf32>) outs(%v4 : tensor<2x6x4xf32>) {
+  ^bb0(%a0: f32, %a1: f32, %acc: f32):
+    %r = arith.mulf %a0, %a1 : f32
+    linalg.yield %r : f32
+  } -> tensor<2x6x4xf32>
+  %v6 = tensor.empty() : tensor<2x6x4xf32>
+  %v7 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel"]} ins(%v5 : tensor<2x6x4xf32>) outs(%v6 : tensor<2x6x4xf32>) {
+  ^bb0(%a0: f32, %acc: f32):
+    %t = math.cos %a0 : f32
+    linalg.yield %t : f32
+  } -> tensor<2x6x4xf32>
+  %v8 = tensor.expand_shape %v7 [[0], [1, 2], [3]] output_shape [2, 6, 1, 4] : tensor<2x6x4xf32> into tensor<2x6x1x4xf32>
+  %v9 = tensor.expand_shape %v8 [[0], [1], [2], [3, 4]] output_shape [2, 6, 1, 4, 1] : tensor<2x6x1x4xf32> into tensor<2x6x1x4x1xf32>
+  %v10 = tensor.empty() : tensor<2x6x1x4x2xf32>
+  %v11 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d3, 0)>, affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d3, d4)>], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel"]} ins(%v9 : tensor<2x6x1x4x1xf32>) outs(%v10 : tensor<2x6x1x4x2xf32>) {
+  ^bb0(%a0: f32, %acc: f32):
+    linalg.yield %a0 : f32
+  } -> tensor<2x6x1x4x2xf32>
+  %v12 = tensor.collapse_shape %v11 [[0], [1], [2], [3, 4]] : tensor<2x6x1x4x2xf32> into tensor<2x6x1x8xf32>
+  %v13 = tensor.empty() : tensor<2x6x4xf32>
+  %v14 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel"]} ins(%v5 : tensor<2x6x4xf32>) outs(%v13 : tensor<2x6x4xf32>) {
+  ^bb0(%a0: f32, %acc: f32):
+    %t = math.sin %a0 : f32
+    linalg.yield %t : f32
+  } -> tensor<2x6x4xf32>
+  %v15 = tensor.expand_shape %v14 [[0], [1, 2], [3]] output_shape [2, 6, 1, 4] : tensor<2x6x4xf32> into tensor<2x6x1x4xf32>
+  %v16 = tensor.expand_shape %v15 [[0], [1], [2], [3, 4]] output_shape [2, 6, 1, 4, 1] : tensor<2x6x1x4xf32> into tensor<2x6x1x4x1xf32>
+  %v17 = tensor.empty() : tensor<2x6x1x4x2xf32>
+  %v18 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d3, 0)>, affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d3, d4)>], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel"]} ins(%v16 : tensor<2x6x1x4x1xf32>) outs(%v17 : tensor<2x6x1x4x2xf32>) {
+  ^bb0(%a0: f32, %acc: f32):
+    linalg.yield %a0 : f32
+  } -> tensor<2x6x1x4x2xf32>
+  %v19 = tensor.collapse_shape %v18 [[0], [1], [2], [3, 4]] : tensor<2x6x1x4x2xf32> into tensor<2x6x1x8xf32>
+  %v20 = tensor.extract_slice %x[0, 0, 0, 0] [2, 6, 3, 4] [1, 1, 1, 2] : tensor<2x6x3x8xf32> to tensor<2x6x3x4xf32>
+  %v21 = tensor.extract_slice %x[0, 0, 0, 1] [2, 6, 3, 4] [1, 1, 1, 2] : tensor<2x6x3x8xf32> to tensor<2x6x3x4xf32>
+  %v22 = tensor.empty() : tensor<2x6x3x4xf32>
+  %v23 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%v21 : tensor<2x6x3x4xf32>) outs(%v22 : tensor<2x6x3x4xf32>) {
+  ^bb0(%a0: f32, %acc: f32):
+    %r = arith.negf %a0 : f32
+    linalg.yield %r : f32
+  } -> tensor<2x6x3x4xf32>
+  %v24 = tensor.expand_shape %v23 [[0], [1], [2], [3, 4]] output_shape [2, 6, 3, 4, 1] : tensor<2x6x3x4xf32> into tensor<2x6x3x4x1xf32>
+  %v25 = tensor.expand_shape %v20 [[0], [1], [2], [3, 4]] output_shape [2, 6, 3, 4, 1] : tensor<2x6x3x4xf32> into tensor<2x6x3x4x1xf32>
+  %v26 = tensor.concat dim(4) %v24, %v25 : (tensor<2x6x3x4x1xf32>, tensor<2x6x3x4x1xf32>) -> tensor<2x6x3x4x2xf32>
+  %v27 = tensor.collapse_shape %v26 [[0], [1], [2], [3, 4]] : tensor<2x6x3x4x2xf32> into tensor<2x6x3x8xf32>
+  %v28 = tensor.empty() : tensor<2x6x3x8xf32>
+  %v29 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, 0, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, 0, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%x, %v12, %v27, %v19 : tensor<2x6x3x8xf32>, tensor<2x6x1x8xf32>, tensor<2x6x3x8xf32>, tensor<2x6x1x8xf32>) outs(%v28 : tensor<2x6x3x8xf32>) {
+  ^bb0(%a0: f32, %a1: f32, %a2: f32, %a3: f32, %acc: f32):
+    %m = arith.mulf %a0, %a1 : f32
+    %n = arith.mulf %a2, %a3 : f32
+    %r = arith.addf %m, %n : f32
+    linalg.yield %r : f32
+  } -> tensor<2x6x3x8xf32>
+  return %v29 : tensor<2x6x3x8xf32>
+}
+
+// -----
+
+// Meta Llama's apply_rotary_emb in real arithmetic (x viewed as
+// [..., D/2, 2] pairs, unbind, x_r·cos - x_i·sin and x_r·sin + x_i·cos
+// stacked and flattened; ExecuTorch's form), cos/sin [1, S, 1, D/2]: one
+// posenc.rope layout interleaved.
+// CHECK-LABEL: func @meta_pairs_rope
+// CHECK: %[[P:.+]] = tensor.collapse_shape %arg1 {{\[}}[0, 1]] : tensor<1x6xi64> into tensor<6xi64>
+// CHECK: posenc.rope %arg0, %[[P]] layout interleaved : tensor<2x6x3x8xf32>, tensor<6xi64>
+// CHECK-NOT: math.sin
+// CHECK-NOT: tensor.concat
+// LOWER-LABEL: llvm.func @meta_pairs_rope
+func.func @meta_pairs_rope(%x: tensor<2x6x3x8xf32>, %pos: tensor<1x6xi64>) -> tensor<2x6x3x8xf32> {
+  %v1 = tensor.empty() : tensor<1x6xf32>
+  %v2 = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]} ins(%pos : tensor<1x6xi64>) outs(%v1 : tensor<1x6xf32>) {
+  ^bb0(%p: i64, %o: f32):
+    %f = arith.sitofp %p : i64 to f32
+    linalg.yield %f : f32
+  } -> tensor<1x6xf32>
+  %v3 = arith.constant dense<[1.0, 0.10000000149011612, 0.009999999776482582, 0.0010000000474974513]> : tensor<4xf32>
+  %v4 = tensor.empty() : tensor<1x6x4xf32>
+  %v5 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1)>, affine_map<(d0, d1, d2) -> (d2)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel"]} ins(%v2, %v3 : tensor<1x6xf32>, tensor<4xf32>) outs(%v4 : tensor<1x6x4xf32>) {
+  ^bb0(%a0: f32, %a1: f32, %acc: f32):
+    %r = arith.mulf %a0, %a1 : f32
+    linalg.yield %r : f32
+  } -> tensor<1x6x4xf32>
+  %v6 = tensor.empty() : tensor<1x6x4xf32>
+  %v7 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel"]} ins(%v5 : tensor<1x6x4xf32>) outs(%v6 : tensor<1x6x4xf32>) {
+  ^bb0(%a0: f32, %acc: f32):
+    %t = math.cos %a0 : f32
+    linalg.yield %t : f32
+  } -> tensor<1x6x4xf32>
+  %v8 = tensor.expand_shape %v7 [[0], [1, 2], [3]] output_shape [1, 6, 1, 4] : tensor<1x6x4xf32> into tensor<1x6x1x4xf32>
+  %v9 = tensor.empty() : tensor<1x6x4xf32>
+  %v10 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel"]} ins(%v5 : tensor<1x6x4xf32>) outs(%v9 : tensor<1x6x4xf32>) {
+  ^bb0(%a0: f32, %acc: f32):
+    %t = math.sin %a0 : f32
+    linalg.yield %t : f32
+  } -> tensor<1x6x4xf32>
+  %v11 = tensor.expand_shape %v10 [[0], [1, 2], [3]] output_shape [1, 6, 1, 4] : tensor<1x6x4xf32> into tensor<1x6x1x4xf32>
+  %v14 = tensor.expand_shape %x [[0], [1], [2], [3, 4]] output_shape [2, 6, 3, 4, 2] : tensor<2x6x3x8xf32> into tensor<2x6x3x4x2xf32>
+  %v12 = tensor.extract_slice %v14[0, 0, 0, 0, 0] [2, 6, 3, 4, 1] [1, 1, 1, 1, 1] : tensor<2x6x3x4x2xf32> to tensor<2x6x3x4xf32>
+  %v13 = tensor.extract_slice %v14[0, 0, 0, 0, 1] [2, 6, 3, 4, 1] [1, 1, 1, 1, 1] : tensor<2x6x3x4x2xf32> to tensor<2x6x3x4xf32>
+  %v15 = tensor.empty() : tensor<2x6x3x4xf32>
+  %v16 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (0, d1, 0, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (0, d1, 0, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%v12, %v8, %v13, %v11 : tensor<2x6x3x4xf32>, tensor<1x6x1x4xf32>, tensor<2x6x3x4xf32>, tensor<1x6x1x4xf32>) outs(%v15 : tensor<2x6x3x4xf32>) {
+  ^bb0(%a0: f32, %a1: f32, %a2: f32, %a3: f32, %acc: f32):
+    %m = arith.mulf %a0, %a1 : f32
+    %n = arith.mulf %a2, %a3 : f32
+    %r = arith.subf %m, %n : f32
+    linalg.yield %r : f32
+  } -> tensor<2x6x3x4xf32>
+  %v17 = tensor.empty() : tensor<2x6x3x4xf32>
+  %v18 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (0, d1, 0, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (0, d1, 0, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%v12, %v11, %v13, %v8 : tensor<2x6x3x4xf32>, tensor<1x6x1x4xf32>, tensor<2x6x3x4xf32>, tensor<1x6x1x4xf32>) outs(%v17 : tensor<2x6x3x4xf32>) {
+  ^bb0(%a0: f32, %a1: f32, %a2: f32, %a3: f32, %acc: f32):
+    %m = arith.mulf %a0, %a1 : f32
+    %n = arith.mulf %a2, %a3 : f32
+    %r = arith.addf %m, %n : f32
+    linalg.yield %r : f32
+  } -> tensor<2x6x3x4xf32>
+  %v19 = tensor.expand_shape %v16 [[0], [1], [2], [3, 4]] output_shape [2, 6, 3, 4, 1] : tensor<2x6x3x4xf32> into tensor<2x6x3x4x1xf32>
+  %v20 = tensor.expand_shape %v18 [[0], [1], [2], [3, 4]] output_shape [2, 6, 3, 4, 1] : tensor<2x6x3x4xf32> into tensor<2x6x3x4x1xf32>
+  %v21 = tensor.concat dim(4) %v19, %v20 : (tensor<2x6x3x4x1xf32>, tensor<2x6x3x4x1xf32>) -> tensor<2x6x3x4x2xf32>
+  %v22 = tensor.collapse_shape %v21 [[0], [1], [2], [3, 4]] : tensor<2x6x3x4x2xf32> into tensor<2x6x3x8xf32>
+  return %v22 : tensor<2x6x3x8xf32>
+}
+
+// -----
+
+// rotate_every_two with the stack's elements swapped (x[..., ::2] then
+// -x[..., 1::2]) is not a rotation: not raised.
+// CHECK-LABEL: func @negative_gptj_stack_swapped
+// CHECK-NOT: posenc.rope
+func.func @negative_gptj_stack_swapped(%x: tensor<2x6x3x8xf32>, %pos: tensor<2x6xi64>) -> tensor<2x6x3x8xf32> {
+  %v1 = tensor.empty() : tensor<2x6xf32>
+  %v2 = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]} ins(%pos : tensor<2x6xi64>) outs(%v1 : tensor<2x6xf32>) {
+  ^bb0(%p: i64, %o: f32):
+    %f = arith.sitofp %p : i64 to f32
+    linalg.yield %f : f32
+  } -> tensor<2x6xf32>
+  %v3 = arith.constant dense<[1.0, 0.10000000149011612, 0.009999999776482582, 0.0010000000474974513]> : tensor<4xf32>
+  %v4 = tensor.empty() : tensor<2x6x4xf32>
+  %v5 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1)>, affine_map<(d0, d1, d2) -> (d2)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel"]} ins(%v2, %v3 : tensor<2x6xf32>, tensor<4xf32>) outs(%v4 : tensor<2x6x4xf32>) {
+  ^bb0(%a0: f32, %a1: f32, %acc: f32):
+    %r = arith.mulf %a0, %a1 : f32
+    linalg.yield %r : f32
+  } -> tensor<2x6x4xf32>
+  %v6 = tensor.empty() : tensor<2x6x4xf32>
+  %v7 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel"]} ins(%v5 : tensor<2x6x4xf32>) outs(%v6 : tensor<2x6x4xf32>) {
+  ^bb0(%a0: f32, %acc: f32):
+    %t = math.cos %a0 : f32
+    linalg.yield %t : f32
+  } -> tensor<2x6x4xf32>
+  %v8 = tensor.expand_shape %v7 [[0], [1, 2], [3]] output_shape [2, 6, 1, 4] : tensor<2x6x4xf32> into tensor<2x6x1x4xf32>
+  %v9 = tensor.expand_shape %v8 [[0], [1], [2], [3, 4]] output_shape [2, 6, 1, 4, 1] : tensor<2x6x1x4xf32> into tensor<2x6x1x4x1xf32>
+  %v10 = tensor.empty() : tensor<2x6x1x4x2xf32>
+  %v11 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d3, 0)>, affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d3, d4)>], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel"]} ins(%v9 : tensor<2x6x1x4x1xf32>) outs(%v10 : tensor<2x6x1x4x2xf32>) {
+  ^bb0(%a0: f32, %acc: f32):
+    linalg.yield %a0 : f32
+  } -> tensor<2x6x1x4x2xf32>
+  %v12 = tensor.collapse_shape %v11 [[0], [1], [2], [3, 4]] : tensor<2x6x1x4x2xf32> into tensor<2x6x1x8xf32>
+  %v13 = tensor.empty() : tensor<2x6x4xf32>
+  %v14 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel"]} ins(%v5 : tensor<2x6x4xf32>) outs(%v13 : tensor<2x6x4xf32>) {
+  ^bb0(%a0: f32, %acc: f32):
+    %t = math.sin %a0 : f32
+    linalg.yield %t : f32
+  } -> tensor<2x6x4xf32>
+  %v15 = tensor.expand_shape %v14 [[0], [1, 2], [3]] output_shape [2, 6, 1, 4] : tensor<2x6x4xf32> into tensor<2x6x1x4xf32>
+  %v16 = tensor.expand_shape %v15 [[0], [1], [2], [3, 4]] output_shape [2, 6, 1, 4, 1] : tensor<2x6x1x4xf32> into tensor<2x6x1x4x1xf32>
+  %v17 = tensor.empty() : tensor<2x6x1x4x2xf32>
+  %v18 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d3, 0)>, affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d3, d4)>], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel"]} ins(%v16 : tensor<2x6x1x4x1xf32>) outs(%v17 : tensor<2x6x1x4x2xf32>) {
+  ^bb0(%a0: f32, %acc: f32):
+    linalg.yield %a0 : f32
+  } -> tensor<2x6x1x4x2xf32>
+  %v19 = tensor.collapse_shape %v18 [[0], [1], [2], [3, 4]] : tensor<2x6x1x4x2xf32> into tensor<2x6x1x8xf32>
+  %v20 = tensor.extract_slice %x[0, 0, 0, 0] [2, 6, 3, 4] [1, 1, 1, 2] : tensor<2x6x3x8xf32> to tensor<2x6x3x4xf32>
+  %v21 = tensor.extract_slice %x[0, 0, 0, 1] [2, 6, 3, 4] [1, 1, 1, 2] : tensor<2x6x3x8xf32> to tensor<2x6x3x4xf32>
+  %v22 = tensor.empty() : tensor<2x6x3x4xf32>
+  %v23 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%v21 : tensor<2x6x3x4xf32>) outs(%v22 : tensor<2x6x3x4xf32>) {
+  ^bb0(%a0: f32, %acc: f32):
+    %r = arith.negf %a0 : f32
+    linalg.yield %r : f32
+  } -> tensor<2x6x3x4xf32>
+  %v24 = tensor.expand_shape %v20 [[0], [1], [2], [3, 4]] output_shape [2, 6, 3, 4, 1] : tensor<2x6x3x4xf32> into tensor<2x6x3x4x1xf32>
+  %v25 = tensor.expand_shape %v23 [[0], [1], [2], [3, 4]] output_shape [2, 6, 3, 4, 1] : tensor<2x6x3x4xf32> into tensor<2x6x3x4x1xf32>
+  %v26 = tensor.concat dim(4) %v24, %v25 : (tensor<2x6x3x4x1xf32>, tensor<2x6x3x4x1xf32>) -> tensor<2x6x3x4x2xf32>
+  %v27 = tensor.collapse_shape %v26 [[0], [1], [2], [3, 4]] : tensor<2x6x3x4x2xf32> into tensor<2x6x3x8xf32>
+  %v28 = tensor.empty() : tensor<2x6x3x8xf32>
+  %v29 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, 0, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, 0, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%x, %v12, %v27, %v19 : tensor<2x6x3x8xf32>, tensor<2x6x1x8xf32>, tensor<2x6x3x8xf32>, tensor<2x6x1x8xf32>) outs(%v28 : tensor<2x6x3x8xf32>) {
+  ^bb0(%a0: f32, %a1: f32, %a2: f32, %a3: f32, %acc: f32):
+    %m = arith.mulf %a0, %a1 : f32
+    %n = arith.mulf %a2, %a3 : f32
+    %r = arith.addf %m, %n : f32
+    linalg.yield %r : f32
+  } -> tensor<2x6x3x8xf32>
+  return %v29 : tensor<2x6x3x8xf32>
+}
+
+// -----
+
+// The pairs rotated by -θ (x_r·cos + x_i·sin, x_i·cos - x_r·sin), the
+// conjugate's multiply: not raised (posenc.rope turns by +θ).
+// CHECK-LABEL: func @negative_pairs_conjugate
+// CHECK-NOT: posenc.rope
+func.func @negative_pairs_conjugate(%x: tensor<2x6x3x8xf32>, %pos: tensor<2x6xi64>) -> tensor<2x6x3x8xf32> {
+  %v1 = tensor.empty() : tensor<2x6xf32>
+  %v2 = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]} ins(%pos : tensor<2x6xi64>) outs(%v1 : tensor<2x6xf32>) {
+  ^bb0(%p: i64, %o: f32):
+    %f = arith.sitofp %p : i64 to f32
+    linalg.yield %f : f32
+  } -> tensor<2x6xf32>
+  %v3 = arith.constant dense<[1.0, 0.10000000149011612, 0.009999999776482582, 0.0010000000474974513]> : tensor<4xf32>
+  %v4 = tensor.empty() : tensor<2x6x4xf32>
+  %v5 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1)>, affine_map<(d0, d1, d2) -> (d2)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel"]} ins(%v2, %v3 : tensor<2x6xf32>, tensor<4xf32>) outs(%v4 : tensor<2x6x4xf32>) {
+  ^bb0(%a0: f32, %a1: f32, %acc: f32):
+    %r = arith.mulf %a0, %a1 : f32
+    linalg.yield %r : f32
+  } -> tensor<2x6x4xf32>
+  %v6 = tensor.empty() : tensor<2x6x4xf32>
+  %v7 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel"]} ins(%v5 : tensor<2x6x4xf32>) outs(%v6 : tensor<2x6x4xf32>) {
+  ^bb0(%a0: f32, %acc: f32):
+    %t = math.cos %a0 : f32
+    linalg.yield %t : f32
+  } -> tensor<2x6x4xf32>
+  %v8 = tensor.expand_shape %v7 [[0], [1, 2], [3]] output_shape [2, 6, 1, 4] : tensor<2x6x4xf32> into tensor<2x6x1x4xf32>
+  %v9 = tensor.empty() : tensor<2x6x4xf32>
+  %v10 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel"]} ins(%v5 : tensor<2x6x4xf32>) outs(%v9 : tensor<2x6x4xf32>) {
+  ^bb0(%a0: f32, %acc: f32):
+    %t = math.sin %a0 : f32
+    linalg.yield %t : f32
+  } -> tensor<2x6x4xf32>
+  %v11 = tensor.expand_shape %v10 [[0], [1, 2], [3]] output_shape [2, 6, 1, 4] : tensor<2x6x4xf32> into tensor<2x6x1x4xf32>
+  %v12 = tensor.extract_slice %x[0, 0, 0, 0] [2, 6, 3, 4] [1, 1, 1, 2] : tensor<2x6x3x8xf32> to tensor<2x6x3x4xf32>
+  %v13 = tensor.extract_slice %x[0, 0, 0, 1] [2, 6, 3, 4] [1, 1, 1, 2] : tensor<2x6x3x8xf32> to tensor<2x6x3x4xf32>
+  %v14 = tensor.empty() : tensor<2x6x3x4xf32>
+  %v15 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, 0, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, 0, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%v12, %v8, %v13, %v11 : tensor<2x6x3x4xf32>, tensor<2x6x1x4xf32>, tensor<2x6x3x4xf32>, tensor<2x6x1x4xf32>) outs(%v14 : tensor<2x6x3x4xf32>) {
+  ^bb0(%a0: f32, %a1: f32, %a2: f32, %a3: f32, %acc: f32):
+    %m = arith.mulf %a0, %a1 : f32
+    %n = arith.mulf %a2, %a3 : f32
+    %r = arith.addf %m, %n : f32
+    linalg.yield %r : f32
+  } -> tensor<2x6x3x4xf32>
+  %v16 = tensor.empty() : tensor<2x6x3x4xf32>
+  %v17 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, 0, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, 0, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%v13, %v8, %v12, %v11 : tensor<2x6x3x4xf32>, tensor<2x6x1x4xf32>, tensor<2x6x3x4xf32>, tensor<2x6x1x4xf32>) outs(%v16 : tensor<2x6x3x4xf32>) {
+  ^bb0(%a0: f32, %a1: f32, %a2: f32, %a3: f32, %acc: f32):
+    %m = arith.mulf %a0, %a1 : f32
+    %n = arith.mulf %a2, %a3 : f32
+    %r = arith.subf %m, %n : f32
+    linalg.yield %r : f32
+  } -> tensor<2x6x3x4xf32>
+  %v18 = tensor.expand_shape %v15 [[0], [1], [2], [3, 4]] output_shape [2, 6, 3, 4, 1] : tensor<2x6x3x4xf32> into tensor<2x6x3x4x1xf32>
+  %v19 = tensor.expand_shape %v17 [[0], [1], [2], [3, 4]] output_shape [2, 6, 3, 4, 1] : tensor<2x6x3x4xf32> into tensor<2x6x3x4x1xf32>
+  %v20 = tensor.concat dim(4) %v18, %v19 : (tensor<2x6x3x4x1xf32>, tensor<2x6x3x4x1xf32>) -> tensor<2x6x3x4x2xf32>
+  %v21 = tensor.collapse_shape %v20 [[0], [1], [2], [3, 4]] : tensor<2x6x3x4x2xf32> into tensor<2x6x3x8xf32>
+  return %v21 : tensor<2x6x3x8xf32>
+}

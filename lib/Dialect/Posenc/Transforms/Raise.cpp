@@ -6,7 +6,9 @@
 // max / exp / sum / div decomposition) and a contraction with V. Each link
 // is checked structurally (indexing maps, payload, zero and -inf inits), so
 // only that computation is raised; the result is posenc.attention, whose
-// lowerings never build the [..., Sq, Sk] scores.
+// lowerings never build the [..., Sq, Sk] scores. RoPE in its three
+// framework forms (rotate_half, GPT-J's rotate_every_two, Meta's pairs)
+// becomes posenc.rope when its cos/sin tables are checked to be rope tables.
 //
 //===----------------------------------------------------------------------===//
 

@@ -246,7 +246,7 @@ def PosencRaisePass : Pass<"posenc-raise"> {
     result goes back the same way.
 
     RoPE as Hugging Face's `apply_rotary_pos_emb` writes it on
-    `[B, H, S, D]` (static shapes, f32): `x·cos + rotate_half(x)·sin`
+    `[B, H, S, D]` or `[B, S, H, D]` (static shapes, f32): `x·cos + rotate_half(x)·sin`
     with `rotate_half(x) = concat(-x[..., D/2:], x[..., :D/2])` (extract
     slices, a negation, `tensor.concat`), fused in one elementwise op or
     not, and cos/sin read broadcast over the heads from tables
@@ -263,8 +263,21 @@ def PosencRaisePass : Pass<"posenc-raise"> {
     rows, the base and factor recovered as above, and every entry checked
     against posenc's frequencies to the f32 rounding of the exporter's
     angle; the positions become a constant 0..S-1.
-    Partial rotary (GPT-NeoX's `rotary_pct`, Phi: `concat(rope(x[..., :R]),
-    x[..., R:])`) becomes one `posenc.rope` with `rotary_dim = R`.
+    Interleaved RoPE (layout interleaved, pairs (2i, 2i + 1)) on
+    `[B, S, H, D]` or `[B, H, S, D]` (the dim the tables' rows are read
+    along is S), in two forms: GPT-J's `x·cos + rotate_every_two(x)·sin`,
+    `rotate_every_two(x) = stack((-x[..., 1::2], x[..., ::2]), -1)`
+    flattened, with tables `repeat_interleave`d (unsqueeze, broadcast to
+    `[..., R/2, 2]`, flatten; after cos/sin or on F); and Meta's pairs
+    (Llama's `apply_rotary_emb` in real arithmetic, as ExecuTorch writes
+    it) `stack((x_r·cos - x_i·sin, x_r·sin + x_i·cos), -1)` flattened,
+    tables of `[.., S, R/2]`. The pair elements `x_r, x_i` are strided
+    slices `x[..., 0::2]`, `x[..., 1::2]`, or slices of `x` viewed as
+    `[..., R/2, 2]` (`tensor.expand_shape`). Tables computed or constant
+    as above.
+    Partial rotary (GPT-NeoX's `rotary_pct`, Phi, GPT-J's `rotary_dim`:
+    `concat(rope(x[..., :R]), x[..., R:])`) becomes one `posenc.rope`
+    with `rotary_dim = R`.
     Each ω is checked against posenc's own frequencies to f32 rounding;
     other tables (a scaling posenc would have to guess, a table that is
     not one) are left alone. posenc.rope forms the angles exactly; the
