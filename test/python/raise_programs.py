@@ -724,3 +724,129 @@ def interleaved_rope_program(rng, form, name="rope", b=2, s=6, h=3, d=8, base=10
     expected[..., 0:d:2] = fac * (ev * np.cos(theta) - od * np.sin(theta))
     expected[..., 1:d:2] = fac * (od * np.cos(theta) + ev * np.sin(theta))
     return text, [x, pos], None if look_alike else expected
+
+
+MLA_FORMS = {
+    "join": ("concat", "insert"),        # tensor.concat, or new_empty + slice assignments
+    "weight": ("broadcast", "generic"),  # W over the batch: linalg.broadcast, or a generic
+    "causal": (False, True),
+    "softmax": FORMS["softmax"],
+    "scale": ("mul", "div_splat"),
+    "k": FORMS["k"],
+}
+
+
+def random_mla_form(rng):
+    return {k: v[rng.integers(len(v))] for k, v in MLA_FORMS.items()}
+
+
+MLA_LOOK_ALIKES = {
+    # W differs between the two batch rows (concatenated W and 2·W): no
+    # one w_uk, w_uv.
+    "per_batch_weight": "",
+    # v = kv[..., Dn - 2:Dn - 2 + Dv] overlaps k_nope: not the split of W.
+    "values_overlap": "",
+    # [q_pe | q_nope]: the query's columns meet the keys' out of order.
+    "queries_rope_first": "",
+}
+
+
+def mla_program(rng, form, b=2, h=3, sq=5, sk=7, dn=8, dr=4, dv=6, c=10, look_alike=None):
+    """DeepSeek-V2's multi-head latent attention, naive, as Hugging Face's
+    DeepseekV2Attention writes it and TorchToLinalg lowers it: kv_b_proj
+    (c_kv·Wᵀ, W [H·(Dn + Dv), C] broadcast over the batch for
+    linalg.batch_matmul) viewed as [B, Sk, H, Dn + Dv], transposed to
+    [B, H, Sk, .] and split into k_nope and v; queries [q_nope | q_pe],
+    keys [k_nope | k_pe expanded over the heads]; the attention a call of
+    attention_program's function. Arguments q_nope [B, H, Sq, Dn], q_pe
+    [B, H, Sq, Dr] (rotated), c_kv [B, Sk, C], k_pe [B, 1, Sk, Dr], W.
+    (IR, inputs, float64 expected [B, H, Sq, Dv]); `look_alike` (a key of
+    MLA_LOOK_ALIKES, b = 2) writes a program that is not MLA, its
+    expected None."""
+    from posenc import reference
+
+    ir = _Ir("f32")
+    e, n, d = dn + dv, h * (dn + dv), dn + dr
+    qn = rng.uniform(-1, 1, (b, h, sq, dn)).astype(np.float32)
+    qr = rng.uniform(-1, 1, (b, h, sq, dr)).astype(np.float32)
+    ckv = rng.uniform(-1, 1, (b, sk, c)).astype(np.float32)
+    kpe = rng.uniform(-1, 1, (b, 1, sk, dr)).astype(np.float32)
+    w = (rng.uniform(-1, 1, (n, c)) / np.sqrt(c)).astype(np.float32)
+    wt, init = ir.fresh(), ir.empty([c, n])
+    ir.add(f"{wt} = linalg.transpose ins(%w : {_t([n, c], 'f32')}) outs({init} : "
+           f"{_t([c, n], 'f32')}) permutation = [1, 0]")
+    if look_alike == "per_batch_weight":
+        u, wb = ir.fresh(), ir.fresh()
+        ir.add(f"{u} = tensor.expand_shape {wt} [[0, 1], [2]] output_shape [1, {c}, {n}] : "
+               f"{_t([c, n], 'f32')} into {_t([1, c, n], 'f32')}")
+        u2 = ir.generic([(u, [1, c, n], "d0, d1, d2")], [1, c, n], 3,
+                        lambda g: ([f"%r = arith.addf {g[0]}, {g[0]} : f32"], "%r"))
+        ir.add(f"{wb} = tensor.concat dim(0) {u}, {u2} : ({_t([1, c, n], 'f32')}, "
+               f"{_t([1, c, n], 'f32')}) -> {_t([b, c, n], 'f32')}")
+    elif form["weight"] == "broadcast":
+        wb, init = ir.fresh(), ir.empty([b, c, n])
+        ir.add(f"{wb} = linalg.broadcast ins({wt} : {_t([c, n], 'f32')}) outs({init} : "
+               f"{_t([b, c, n], 'f32')}) dimensions = [0]")
+    else:
+        u = ir.fresh()
+        ir.add(f"{u} = tensor.expand_shape {wt} [[0, 1], [2]] output_shape [1, {c}, {n}] : "
+               f"{_t([c, n], 'f32')} into {_t([1, c, n], 'f32')}")
+        wb = ir.generic([(u, [1, c, n], "0, d1, d2")], [b, c, n], 3, lambda g: ([], g[0]))
+    z, proj = ir.fill([b, sk, n], "0.0"), ir.fresh()
+    ir.add(f"{proj} = linalg.batch_matmul ins(%ckv, {wb} : {_t([b, sk, c], 'f32')}, "
+           f"{_t([b, c, n], 'f32')}) outs({z} : {_t([b, sk, n], 'f32')}) -> "
+           f"{_t([b, sk, n], 'f32')}")
+    kv4, kvt, init = ir.fresh(), ir.fresh(), ir.empty([b, h, sk, e])
+    ir.add(f"{kv4} = tensor.expand_shape {proj} [[0], [1], [2, 3]] output_shape "
+           f"[{b}, {sk}, {h}, {e}] : {_t([b, sk, n], 'f32')} into {_t([b, sk, h, e], 'f32')}")
+    ir.add(f"{kvt} = linalg.transpose ins({kv4} : {_t([b, sk, h, e], 'f32')}) outs({init} : "
+           f"{_t([b, h, sk, e], 'f32')}) permutation = [0, 2, 1, 3]")
+    kn, v = ir.fresh(), ir.fresh()
+    ir.add(f"{kn} = tensor.extract_slice {kvt}[0, 0, 0, 0] [{b}, {h}, {sk}, {dn}] [1, 1, 1, 1] : "
+           f"{_t([b, h, sk, e], 'f32')} to {_t([b, h, sk, dn], 'f32')}")
+    v_at = dn - 2 if look_alike == "values_overlap" else dn
+    ir.add(f"{v} = tensor.extract_slice {kvt}[0, 0, 0, {v_at}] [{b}, {h}, {sk}, {dv}] [1, 1, 1, 1] "
+           f": {_t([b, h, sk, e], 'f32')} to {_t([b, h, sk, dv], 'f32')}")
+    kr = ir.generic([("%kpe", [b, 1, sk, dr], "d0, 0, d2, d3")], [b, h, sk, dr], 4,
+                    lambda g: ([], g[0]))
+
+    def join(a, a_last, x, s):
+        shape = [b, h, s, d]
+        r = ir.fresh()
+        if form["join"] == "concat":
+            ir.add(f"{r} = tensor.concat dim(3) {a}, {x} : ({_t([b, h, s, a_last], 'f32')}, "
+                   f"{_t([b, h, s, d - a_last], 'f32')}) -> {_t(shape, 'f32')}")
+            return r
+        full, first = ir.empty(shape), ir.fresh()
+        ir.add(f"{first} = tensor.insert_slice {a} into {full}[0, 0, 0, 0] [{b}, {h}, {s}, "
+               f"{a_last}] [1, 1, 1, 1] : {_t([b, h, s, a_last], 'f32')} into {_t(shape, 'f32')}")
+        ir.add(f"{r} = tensor.insert_slice {x} into {first}[0, 0, 0, {a_last}] [{b}, {h}, {s}, "
+               f"{d - a_last}] [1, 1, 1, 1] : {_t([b, h, s, d - a_last], 'f32')} into "
+               f"{_t(shape, 'f32')}")
+        return r
+
+    q = (join("%qr", dr, "%qn", sq) if look_alike == "queries_rope_first"
+         else join("%qn", dn, "%qr", sq))
+    k = join(kn, dn, kr, sk)
+    aform = dict(batch=2, k=form["k"], named=False, scale=form["scale"],
+                 bias="causal" if form["causal"] else "none", softmax=form["softmax"],
+                 elem="f32", gqa="none")
+    attn, _, _ = attention_program(rng, aform, name="attn", sizes=(sq, sk, d, dv),
+                                   batch=(b, h), expected=False)
+    o = ir.fresh()
+    qt, kt, vt, ot = (_t([b, h, s, x], "f32") for s, x in ((sq, d), (sk, d), (sk, dv), (sq, dv)))
+    ir.add(f"{o} = func.call @attn({q}, {k}, {v}) : ({qt}, {kt}, {vt}) -> {ot}")
+    args = (f"%qn: {_t([b, h, sq, dn], 'f32')}, %qr: {_t([b, h, sq, dr], 'f32')}, "
+            f"%ckv: {_t([b, sk, c], 'f32')}, %kpe: {_t([b, 1, sk, dr], 'f32')}, "
+            f"%w: {_t([n, c], 'f32')}")
+    text = (f"func.func @mla({args}) -> {ot} {{\n" + "\n".join(ir.lines)
+            + f"\n  return {o} : {ot}\n}}\n"
+            + attn.replace("func.func @attn(", "func.func private @attn("))
+    if look_alike:
+        return text, [qn, qr, ckv, kpe, w], None
+    w3 = w.astype(np.float64).reshape(h, e, c)
+    scale = 0.35 if form["scale"] == "mul" else 1 / np.sqrt(d)
+    out = reference.mla_absorb(qn.transpose(0, 2, 1, 3), qr.transpose(0, 2, 1, 3), ckv,
+                               kpe[:, 0], w3[:, :dn], w3[:, dn:], scale=scale,
+                               causal=form["causal"])
+    return text, [qn, qr, ckv, kpe, w], np.asarray(out).transpose(0, 2, 1, 3)

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from harness import opt, rel_err, run
-from raise_programs import (FORMS, INTERLEAVED_LOOK_ALIKES, INTERLEAVED_ROPE_FORMS, ROPE_FORMS,
-                            attention_program, interleaved_rope_program, random_form,
-                            random_interleaved_rope_form, rope_program)
+from raise_programs import (FORMS, INTERLEAVED_LOOK_ALIKES, INTERLEAVED_ROPE_FORMS, MLA_FORMS,
+                            MLA_LOOK_ALIKES, ROPE_FORMS, attention_program,
+                            interleaved_rope_program, mla_program, random_form,
+                            random_interleaved_rope_form, random_mla_form, rope_program)
 
 TOL = {"f32": 2e-5, "f64": 1e-12}
 
@@ -334,6 +335,54 @@ def test_raise_interleaved_rope_constant_tables(style, base, s, d):
     assert (f"base = {base:e}" in rope) == (base != 10000.0), rope
     assert rel_err(run(ir, inputs, pipeline="posenc-raise,posenc-lower-to-cpu")[0],
                    expected) <= 2e-6
+
+
+def mla_forms():
+    """Every value of every MLA form key, then random mixes."""
+    rng = np.random.default_rng(3107)
+    cases = []
+    for key, values in MLA_FORMS.items():
+        for value in values:
+            form = random_mla_form(rng)
+            form[key] = value
+            cases.append(form)
+    return cases + [random_mla_form(rng) for _ in range(4)]
+
+
+INLINE_RAISE = ("--inline", "--symbol-dce", "--posenc-raise")
+
+
+@pytest.mark.parametrize("form", mla_forms(), ids=[form_id(f) for f in mla_forms()])
+def test_raise_mla(form):
+    """DeepSeek-V2's naive MLA (kv_b_proj of the latent split into k_nope
+    and v, [q_nope | q_pe], [k_nope | k_pe expanded over the heads], the
+    attention in an importer form) becomes one posenc.mla_absorb: w_uk
+    and w_uv are W's halves per head, the per-head keys are never built
+    (no batch_matmul left). Same numbers raised as not, against float64,
+    through the naive and the absorbed lowering."""
+    ir, inputs, expected = mla_program(np.random.default_rng(17), form)
+    raised = opt(ir, *INLINE_RAISE)
+    assert raised.count("posenc.mla_absorb") == 1, raised
+    for gone in ("posenc.attention", "linalg.batch_matmul", "tensor.concat", "insert_slice"):
+        assert gone not in raised, (gone, raised)
+    mla = next(line for line in raised.splitlines() if "posenc.mla_absorb" in line)
+    assert (" causal " in mla) == form["causal"], mla
+    assert "tensor<3x8x10xf32>, tensor<3x6x10xf32>" in mla, mla
+    assert rel_err(run(ir, inputs)[0], expected) <= TOL["f32"]
+    for mode in ("naive", "absorbed"):
+        out = run(raised, inputs, pipeline=f"posenc-lower-to-cpu{{mla={mode}}}")[0]
+        assert rel_err(out, expected) <= TOL["f32"], mode
+
+
+@pytest.mark.parametrize("name", MLA_LOOK_ALIKES)
+def test_raise_mla_look_alikes(name):
+    """One change away from MLA: the attention is raised, not the MLA."""
+    form = dict(join="concat", weight="broadcast", causal=True, softmax="linalg", scale="mul",
+                k="transpose")
+    ir, inputs, _ = mla_program(np.random.default_rng(5), form, look_alike=name)
+    raised = opt(ir, *INLINE_RAISE)
+    assert "posenc.mla_absorb" not in raised and raised.count("posenc.attention") == 1
+    assert rel_err(run(raised, inputs)[0], run(ir, inputs)[0]) <= TOL["f32"]
 
 
 TOSA_TO_LINALG = "func.func(tosa-to-linalg-named,tosa-to-linalg,tosa-to-arith,tosa-to-tensor)"

@@ -8,8 +8,9 @@ import pytest
 
 import random_programs as rp
 from harness import opt, rel_err, run
-from raise_programs import (attention_program, interleaved_rope_program, random_form,
-                            random_interleaved_rope_form, random_rope_form, rope_program)
+from raise_programs import (attention_program, interleaved_rope_program, mla_program, random_form,
+                            random_interleaved_rope_form, random_mla_form, random_rope_form,
+                            rope_program)
 
 COUNT = 8
 
@@ -87,3 +88,19 @@ def test_random_raisable_interleaved_rope(rng):
                           ("posenc-raise,posenc-lower-to-cpu", 2e-6 if raised else 2e-5)):
         err = rel_err(run(ir, inputs, pipeline=pipeline)[0], expected)
         assert err <= tol, (form, base, pipeline, err)
+
+
+def test_random_raisable_mla(rng):
+    """DeepSeek's naive MLA in a random importer form and random sizes:
+    inlined and raised to posenc.mla_absorb, and not, against float64."""
+    form = random_mla_form(rng)
+    b, h, sk, dn, dr, dv, c = (int(x) for x in rng.integers(1, [4, 5, 9, 17, 9, 17, 33]))
+    # A causal row with no key is NaN unraised and 0 raised (the mask rule).
+    sq = int(rng.integers(1, sk + 1)) if form["causal"] else int(rng.integers(1, 9))
+    ir, inputs, expected = mla_program(rng, form, b=b, h=h, sq=sq, sk=sk, dn=dn, dr=dr, dv=dv,
+                                       c=c)
+    raised = opt(ir, "--inline", "--symbol-dce", "--posenc-raise")
+    assert "posenc.mla_absorb" in raised, (form, b, h, sq, sk, dn, dr, dv, c)
+    for program in (ir, raised):
+        err = rel_err(run(program, inputs)[0], expected)
+        assert err <= 2e-5, (form, b, h, sq, sk, dn, dr, dv, c, err)

@@ -933,3 +933,204 @@ func.func @negative_pairs_conjugate(%x: tensor<2x6x3x8xf32>, %pos: tensor<2x6xi6
   %v21 = tensor.collapse_shape %v20 [[0], [1], [2], [3, 4]] : tensor<2x6x3x4x2xf32> into tensor<2x6x3x8xf32>
   return %v21 : tensor<2x6x3x8xf32>
 }
+
+// -----
+
+// DeepSeek-V2's naive MLA as Hugging Face writes it (inlined): kv_b_proj
+// as linalg.batch_matmul with W transposed and broadcast over the batch,
+// viewed as [B, Sk, H, Dn + Dv], transposed and split into k_nope and v;
+// queries and keys assembled by new_empty and slice assignments
+// (tensor.insert_slice), k_pe expanded over the heads, a causal softmax:
+// one posenc.mla_absorb on the latent, w_uk and w_uv the halves of W.
+// CHECK-LABEL: func @deepseek_mla
+// CHECK: %[[W:.+]] = tensor.expand_shape %arg4 {{\[}}[0, 1], [2]] output_shape [3, 14, 10] : tensor<42x10xf32> into tensor<3x14x10xf32>
+// CHECK-DAG: %[[UK:.+]] = tensor.extract_slice %[[W]][0, 0, 0] [3, 8, 10] [1, 1, 1]
+// CHECK-DAG: %[[UV:.+]] = tensor.extract_slice %[[W]][0, 8, 0] [3, 6, 10] [1, 1, 1]
+// CHECK: posenc.mla_absorb %{{.+}}, %{{.+}}, %arg2, %{{.+}}, %[[UK]], %[[UV]] causal
+// CHECK-NOT: posenc.attention
+// CHECK-NOT: linalg.batch_matmul
+// LOWER-LABEL: llvm.func @deepseek_mla
+func.func @deepseek_mla(%arg0: tensor<2x3x5x8xf32>, %arg1: tensor<2x3x5x4xf32>, %arg2: tensor<2x7x10xf32>, %arg3: tensor<2x1x7x4xf32>, %arg4: tensor<42x10xf32>) -> tensor<2x3x5x6xf32> {
+  %cst = arith.constant dense<3.46410155> : tensor<2x3x5x7xf32>
+  %cst_0 = arith.constant dense<[[0.000000e+00, 0.000000e+00, 0.000000e+00, 0xFF800000, 0xFF800000, 0xFF800000, 0xFF800000], [0.000000e+00, 0.000000e+00, 0.000000e+00, 0.000000e+00, 0xFF800000, 0xFF800000, 0xFF800000], [0.000000e+00, 0.000000e+00, 0.000000e+00, 0.000000e+00, 0.000000e+00, 0xFF800000, 0xFF800000], [0.000000e+00, 0.000000e+00, 0.000000e+00, 0.000000e+00, 0.000000e+00, 0.000000e+00, 0xFF800000], [0.000000e+00, 0.000000e+00, 0.000000e+00, 0.000000e+00, 0.000000e+00, 0.000000e+00, 0.000000e+00]]> : tensor<5x7xf32>
+  %cst_1 = arith.constant 0xFF800000 : f32
+  %cst_2 = arith.constant 0.000000e+00 : f32
+  %0 = tensor.empty() : tensor<10x42xf32>
+  %transposed = linalg.transpose ins(%arg4 : tensor<42x10xf32>) outs(%0 : tensor<10x42xf32>) permutation = [1, 0] 
+  %1 = tensor.empty() : tensor<2x10x42xf32>
+  %broadcasted = linalg.broadcast ins(%transposed : tensor<10x42xf32>) outs(%1 : tensor<2x10x42xf32>) dimensions = [0] 
+  %2 = tensor.empty() : tensor<2x7x42xf32>
+  %3 = linalg.fill ins(%cst_2 : f32) outs(%2 : tensor<2x7x42xf32>) -> tensor<2x7x42xf32>
+  %4 = linalg.batch_matmul ins(%arg2, %broadcasted : tensor<2x7x10xf32>, tensor<2x10x42xf32>) outs(%3 : tensor<2x7x42xf32>) -> tensor<2x7x42xf32>
+  %5 = tensor.empty() : tensor<2x3x7x14xf32>
+  %expanded = tensor.expand_shape %4 [[0], [1], [2, 3]] output_shape [2, 7, 3, 14] : tensor<2x7x42xf32> into tensor<2x7x3x14xf32>
+  %transposed_3 = linalg.transpose ins(%expanded : tensor<2x7x3x14xf32>) outs(%5 : tensor<2x3x7x14xf32>) permutation = [0, 2, 1, 3] 
+  %extracted_slice = tensor.extract_slice %transposed_3[0, 0, 0, 0] [2, 3, 7, 8] [1, 1, 1, 1] : tensor<2x3x7x14xf32> to tensor<2x3x7x8xf32>
+  %extracted_slice_4 = tensor.extract_slice %transposed_3[0, 0, 0, 8] [2, 3, 7, 6] [1, 1, 1, 1] : tensor<2x3x7x14xf32> to tensor<2x3x7x6xf32>
+  %6 = tensor.empty() : tensor<2x3x7x4xf32>
+  %7 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, 0, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%arg3 : tensor<2x1x7x4xf32>) outs(%6 : tensor<2x3x7x4xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    linalg.yield %in : f32
+  } -> tensor<2x3x7x4xf32>
+  %8 = tensor.empty() : tensor<2x3x5x12xf32>
+  %inserted_slice = tensor.insert_slice %arg0 into %8[0, 0, 0, 0] [2, 3, 5, 8] [1, 1, 1, 1] : tensor<2x3x5x8xf32> into tensor<2x3x5x12xf32>
+  %inserted_slice_5 = tensor.insert_slice %arg1 into %inserted_slice[0, 0, 0, 8] [2, 3, 5, 4] [1, 1, 1, 1] : tensor<2x3x5x4xf32> into tensor<2x3x5x12xf32>
+  %9 = tensor.empty() : tensor<2x3x7x12xf32>
+  %inserted_slice_6 = tensor.insert_slice %extracted_slice into %9[0, 0, 0, 0] [2, 3, 7, 8] [1, 1, 1, 1] : tensor<2x3x7x8xf32> into tensor<2x3x7x12xf32>
+  %inserted_slice_7 = tensor.insert_slice %7 into %inserted_slice_6[0, 0, 0, 8] [2, 3, 7, 4] [1, 1, 1, 1] : tensor<2x3x7x4xf32> into tensor<2x3x7x12xf32>
+  %10 = tensor.empty() : tensor<2x3x12x7xf32>
+  %transposed_8 = linalg.transpose ins(%inserted_slice_7 : tensor<2x3x7x12xf32>) outs(%10 : tensor<2x3x12x7xf32>) permutation = [0, 1, 3, 2] 
+  %11 = tensor.empty() : tensor<2x3x5x7xf32>
+  %12 = linalg.fill ins(%cst_2 : f32) outs(%11 : tensor<2x3x5x7xf32>) -> tensor<2x3x5x7xf32>
+  %13 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d4)>, affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d4, d3)>, affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]} ins(%inserted_slice_5, %transposed_8 : tensor<2x3x5x12xf32>, tensor<2x3x12x7xf32>) outs(%12 : tensor<2x3x5x7xf32>) {
+  ^bb0(%in: f32, %in_9: f32, %out: f32):
+    %33 = arith.mulf %in, %in_9 : f32
+    %34 = arith.addf %out, %33 : f32
+    linalg.yield %34 : f32
+  } -> tensor<2x3x5x7xf32>
+  %14 = tensor.empty() : tensor<2x3x5x7xf32>
+  %15 = linalg.div ins(%13, %cst : tensor<2x3x5x7xf32>, tensor<2x3x5x7xf32>) outs(%14 : tensor<2x3x5x7xf32>) -> tensor<2x3x5x7xf32>
+  %16 = tensor.empty() : tensor<2x3x5x7xf32>
+  %17 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%15, %cst_0 : tensor<2x3x5x7xf32>, tensor<5x7xf32>) outs(%16 : tensor<2x3x5x7xf32>) {
+  ^bb0(%in: f32, %in_9: f32, %out: f32):
+    %33 = arith.addf %in, %in_9 : f32
+    linalg.yield %33 : f32
+  } -> tensor<2x3x5x7xf32>
+  %18 = tensor.empty() : tensor<2x3x5xf32>
+  %19 = linalg.fill ins(%cst_1 : f32) outs(%18 : tensor<2x3x5xf32>) -> tensor<2x3x5xf32>
+  %20 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel", "reduction"]} ins(%17 : tensor<2x3x5x7xf32>) outs(%19 : tensor<2x3x5xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    %33 = arith.maximumf %in, %out : f32
+    linalg.yield %33 : f32
+  } -> tensor<2x3x5xf32>
+  %21 = tensor.empty() : tensor<2x3x5x7xf32>
+  %22 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%17, %20 : tensor<2x3x5x7xf32>, tensor<2x3x5xf32>) outs(%21 : tensor<2x3x5x7xf32>) {
+  ^bb0(%in: f32, %in_9: f32, %out: f32):
+    %33 = arith.subf %in, %in_9 : f32
+    linalg.yield %33 : f32
+  } -> tensor<2x3x5x7xf32>
+  %23 = tensor.empty() : tensor<2x3x5x7xf32>
+  %24 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%22 : tensor<2x3x5x7xf32>) outs(%23 : tensor<2x3x5x7xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    %33 = math.exp %in : f32
+    linalg.yield %33 : f32
+  } -> tensor<2x3x5x7xf32>
+  %25 = tensor.empty() : tensor<2x3x5xf32>
+  %26 = linalg.fill ins(%cst_2 : f32) outs(%25 : tensor<2x3x5xf32>) -> tensor<2x3x5xf32>
+  %27 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel", "reduction"]} ins(%24 : tensor<2x3x5x7xf32>) outs(%26 : tensor<2x3x5xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    %33 = arith.addf %in, %out : f32
+    linalg.yield %33 : f32
+  } -> tensor<2x3x5xf32>
+  %28 = tensor.empty() : tensor<2x3x5x7xf32>
+  %29 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%24, %27 : tensor<2x3x5x7xf32>, tensor<2x3x5xf32>) outs(%28 : tensor<2x3x5x7xf32>) {
+  ^bb0(%in: f32, %in_9: f32, %out: f32):
+    %33 = arith.divf %in, %in_9 : f32
+    linalg.yield %33 : f32
+  } -> tensor<2x3x5x7xf32>
+  %30 = tensor.empty() : tensor<2x3x5x6xf32>
+  %31 = linalg.fill ins(%cst_2 : f32) outs(%30 : tensor<2x3x5x6xf32>) -> tensor<2x3x5x6xf32>
+  %32 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d4)>, affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d4, d3)>, affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]} ins(%29, %extracted_slice_4 : tensor<2x3x5x7xf32>, tensor<2x3x7x6xf32>) outs(%31 : tensor<2x3x5x6xf32>) {
+  ^bb0(%in: f32, %in_9: f32, %out: f32):
+    %33 = arith.mulf %in, %in_9 : f32
+    %34 = arith.addf %out, %33 : f32
+    linalg.yield %34 : f32
+  } -> tensor<2x3x5x6xf32>
+  return %32 : tensor<2x3x5x6xf32>
+}
+
+// -----
+
+// v = kv[..., Dn - 2:Dn - 2 + Dv] overlaps k_nope: not a split of W per
+// head, so the attention is raised and the MLA is not.
+// CHECK-LABEL: func @negative_mla_values_overlap
+// CHECK-NOT: posenc.mla_absorb
+// CHECK: posenc.attention
+func.func @negative_mla_values_overlap(%arg0: tensor<2x3x5x8xf32>, %arg1: tensor<2x3x5x4xf32>, %arg2: tensor<2x7x10xf32>, %arg3: tensor<2x1x7x4xf32>, %arg4: tensor<42x10xf32>) -> tensor<2x3x5x6xf32> {
+  %cst = arith.constant dense<3.46410155> : tensor<2x3x5x7xf32>
+  %cst_0 = arith.constant dense<[[0.000000e+00, 0.000000e+00, 0.000000e+00, 0xFF800000, 0xFF800000, 0xFF800000, 0xFF800000], [0.000000e+00, 0.000000e+00, 0.000000e+00, 0.000000e+00, 0xFF800000, 0xFF800000, 0xFF800000], [0.000000e+00, 0.000000e+00, 0.000000e+00, 0.000000e+00, 0.000000e+00, 0xFF800000, 0xFF800000], [0.000000e+00, 0.000000e+00, 0.000000e+00, 0.000000e+00, 0.000000e+00, 0.000000e+00, 0xFF800000], [0.000000e+00, 0.000000e+00, 0.000000e+00, 0.000000e+00, 0.000000e+00, 0.000000e+00, 0.000000e+00]]> : tensor<5x7xf32>
+  %cst_1 = arith.constant 0xFF800000 : f32
+  %cst_2 = arith.constant 0.000000e+00 : f32
+  %0 = tensor.empty() : tensor<10x42xf32>
+  %transposed = linalg.transpose ins(%arg4 : tensor<42x10xf32>) outs(%0 : tensor<10x42xf32>) permutation = [1, 0] 
+  %1 = tensor.empty() : tensor<2x10x42xf32>
+  %broadcasted = linalg.broadcast ins(%transposed : tensor<10x42xf32>) outs(%1 : tensor<2x10x42xf32>) dimensions = [0] 
+  %2 = tensor.empty() : tensor<2x7x42xf32>
+  %3 = linalg.fill ins(%cst_2 : f32) outs(%2 : tensor<2x7x42xf32>) -> tensor<2x7x42xf32>
+  %4 = linalg.batch_matmul ins(%arg2, %broadcasted : tensor<2x7x10xf32>, tensor<2x10x42xf32>) outs(%3 : tensor<2x7x42xf32>) -> tensor<2x7x42xf32>
+  %5 = tensor.empty() : tensor<2x3x7x14xf32>
+  %expanded = tensor.expand_shape %4 [[0], [1], [2, 3]] output_shape [2, 7, 3, 14] : tensor<2x7x42xf32> into tensor<2x7x3x14xf32>
+  %transposed_3 = linalg.transpose ins(%expanded : tensor<2x7x3x14xf32>) outs(%5 : tensor<2x3x7x14xf32>) permutation = [0, 2, 1, 3] 
+  %extracted_slice = tensor.extract_slice %transposed_3[0, 0, 0, 0] [2, 3, 7, 8] [1, 1, 1, 1] : tensor<2x3x7x14xf32> to tensor<2x3x7x8xf32>
+  %extracted_slice_4 = tensor.extract_slice %transposed_3[0, 0, 0, 6] [2, 3, 7, 6] [1, 1, 1, 1] : tensor<2x3x7x14xf32> to tensor<2x3x7x6xf32>
+  %6 = tensor.empty() : tensor<2x3x7x4xf32>
+  %7 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, 0, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%arg3 : tensor<2x1x7x4xf32>) outs(%6 : tensor<2x3x7x4xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    linalg.yield %in : f32
+  } -> tensor<2x3x7x4xf32>
+  %8 = tensor.empty() : tensor<2x3x5x12xf32>
+  %inserted_slice = tensor.insert_slice %arg0 into %8[0, 0, 0, 0] [2, 3, 5, 8] [1, 1, 1, 1] : tensor<2x3x5x8xf32> into tensor<2x3x5x12xf32>
+  %inserted_slice_5 = tensor.insert_slice %arg1 into %inserted_slice[0, 0, 0, 8] [2, 3, 5, 4] [1, 1, 1, 1] : tensor<2x3x5x4xf32> into tensor<2x3x5x12xf32>
+  %9 = tensor.empty() : tensor<2x3x7x12xf32>
+  %inserted_slice_6 = tensor.insert_slice %extracted_slice into %9[0, 0, 0, 0] [2, 3, 7, 8] [1, 1, 1, 1] : tensor<2x3x7x8xf32> into tensor<2x3x7x12xf32>
+  %inserted_slice_7 = tensor.insert_slice %7 into %inserted_slice_6[0, 0, 0, 8] [2, 3, 7, 4] [1, 1, 1, 1] : tensor<2x3x7x4xf32> into tensor<2x3x7x12xf32>
+  %10 = tensor.empty() : tensor<2x3x12x7xf32>
+  %transposed_8 = linalg.transpose ins(%inserted_slice_7 : tensor<2x3x7x12xf32>) outs(%10 : tensor<2x3x12x7xf32>) permutation = [0, 1, 3, 2] 
+  %11 = tensor.empty() : tensor<2x3x5x7xf32>
+  %12 = linalg.fill ins(%cst_2 : f32) outs(%11 : tensor<2x3x5x7xf32>) -> tensor<2x3x5x7xf32>
+  %13 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d4)>, affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d4, d3)>, affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]} ins(%inserted_slice_5, %transposed_8 : tensor<2x3x5x12xf32>, tensor<2x3x12x7xf32>) outs(%12 : tensor<2x3x5x7xf32>) {
+  ^bb0(%in: f32, %in_9: f32, %out: f32):
+    %33 = arith.mulf %in, %in_9 : f32
+    %34 = arith.addf %out, %33 : f32
+    linalg.yield %34 : f32
+  } -> tensor<2x3x5x7xf32>
+  %14 = tensor.empty() : tensor<2x3x5x7xf32>
+  %15 = linalg.div ins(%13, %cst : tensor<2x3x5x7xf32>, tensor<2x3x5x7xf32>) outs(%14 : tensor<2x3x5x7xf32>) -> tensor<2x3x5x7xf32>
+  %16 = tensor.empty() : tensor<2x3x5x7xf32>
+  %17 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%15, %cst_0 : tensor<2x3x5x7xf32>, tensor<5x7xf32>) outs(%16 : tensor<2x3x5x7xf32>) {
+  ^bb0(%in: f32, %in_9: f32, %out: f32):
+    %33 = arith.addf %in, %in_9 : f32
+    linalg.yield %33 : f32
+  } -> tensor<2x3x5x7xf32>
+  %18 = tensor.empty() : tensor<2x3x5xf32>
+  %19 = linalg.fill ins(%cst_1 : f32) outs(%18 : tensor<2x3x5xf32>) -> tensor<2x3x5xf32>
+  %20 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel", "reduction"]} ins(%17 : tensor<2x3x5x7xf32>) outs(%19 : tensor<2x3x5xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    %33 = arith.maximumf %in, %out : f32
+    linalg.yield %33 : f32
+  } -> tensor<2x3x5xf32>
+  %21 = tensor.empty() : tensor<2x3x5x7xf32>
+  %22 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%17, %20 : tensor<2x3x5x7xf32>, tensor<2x3x5xf32>) outs(%21 : tensor<2x3x5x7xf32>) {
+  ^bb0(%in: f32, %in_9: f32, %out: f32):
+    %33 = arith.subf %in, %in_9 : f32
+    linalg.yield %33 : f32
+  } -> tensor<2x3x5x7xf32>
+  %23 = tensor.empty() : tensor<2x3x5x7xf32>
+  %24 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%22 : tensor<2x3x5x7xf32>) outs(%23 : tensor<2x3x5x7xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    %33 = math.exp %in : f32
+    linalg.yield %33 : f32
+  } -> tensor<2x3x5x7xf32>
+  %25 = tensor.empty() : tensor<2x3x5xf32>
+  %26 = linalg.fill ins(%cst_2 : f32) outs(%25 : tensor<2x3x5xf32>) -> tensor<2x3x5xf32>
+  %27 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel", "reduction"]} ins(%24 : tensor<2x3x5x7xf32>) outs(%26 : tensor<2x3x5xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    %33 = arith.addf %in, %out : f32
+    linalg.yield %33 : f32
+  } -> tensor<2x3x5xf32>
+  %28 = tensor.empty() : tensor<2x3x5x7xf32>
+  %29 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%24, %27 : tensor<2x3x5x7xf32>, tensor<2x3x5xf32>) outs(%28 : tensor<2x3x5x7xf32>) {
+  ^bb0(%in: f32, %in_9: f32, %out: f32):
+    %33 = arith.divf %in, %in_9 : f32
+    linalg.yield %33 : f32
+  } -> tensor<2x3x5x7xf32>
+  %30 = tensor.empty() : tensor<2x3x5x6xf32>
+  %31 = linalg.fill ins(%cst_2 : f32) outs(%30 : tensor<2x3x5x6xf32>) -> tensor<2x3x5x6xf32>
+  %32 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d4)>, affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d4, d3)>, affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]} ins(%29, %extracted_slice_4 : tensor<2x3x5x7xf32>, tensor<2x3x7x6xf32>) outs(%31 : tensor<2x3x5x6xf32>) {
+  ^bb0(%in: f32, %in_9: f32, %out: f32):
+    %33 = arith.mulf %in, %in_9 : f32
+    %34 = arith.addf %out, %33 : f32
+    linalg.yield %34 : f32
+  } -> tensor<2x3x5x6xf32>
+  return %32 : tensor<2x3x5x6xf32>
+}

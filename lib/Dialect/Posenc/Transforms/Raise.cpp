@@ -949,23 +949,32 @@ std::optional<std::pair<Value, double>> matchTable(Value t) {
   return std::make_pair(e, factor);
 }
 
-/// x[..., lo:lo+len] (static, unit strides, all of the other dims).
-bool isLastDimSlice(Value v, Value x, int64_t lo, int64_t len) {
-  auto slice = v.getDefiningOp<tensor::ExtractSliceOp>();
-  if (!slice || slice.getSource() != x || !slice.hasUnitStride())
+/// Whether the slice `slice` of (or into) `whole` covers [lo, lo + len)
+/// of its last dim and the whole of the others (static, unit strides).
+template <typename SliceOp>
+bool coversLastDimRange(SliceOp slice, RankedTensorType whole, int64_t lo,
+                        int64_t len) {
+  if (!slice.hasUnitStride())
     return false;
-  auto xType = cast<RankedTensorType>(x.getType());
-  int64_t r = xType.getRank();
+  int64_t r = whole.getRank();
   for (int64_t d = 0; d < r; ++d) {
     std::optional<int64_t> off =
         getConstantIntValue(slice.getMixedOffsets()[d]);
     std::optional<int64_t> size = getConstantIntValue(slice.getMixedSizes()[d]);
     if (d == r - 1 ? (off != lo || size != len)
-                   : (off != 0 || size != xType.getDimSize(d) ||
-                      xType.isDynamicDim(d)))
+                   : (off != 0 || size != whole.getDimSize(d) ||
+                      whole.isDynamicDim(d)))
       return false;
   }
   return true;
+}
+
+/// x[..., lo:lo+len] (static, unit strides, all of the other dims).
+bool isLastDimSlice(Value v, Value x, int64_t lo, int64_t len) {
+  auto slice = v.getDefiningOp<tensor::ExtractSliceOp>();
+  return slice && slice.getSource() == x &&
+         coversLastDimRange(slice, cast<RankedTensorType>(x.getType()), lo,
+                            len);
 }
 
 /// Whether `r` = rotate_half(x) = concat(-x[..., h:], x[..., :h]).
@@ -1588,6 +1597,216 @@ struct RaisePartialRope : OpRewritePattern<tensor::ConcatOp> {
   }
 };
 
+//===----------------------------------------------------------------------===//
+// MLA: attention over keys and values up-projected from a latent
+//===----------------------------------------------------------------------===//
+
+/// (a, b) when `v` is a joined with b along the last dim: tensor.concat,
+/// or two tensor.insert_slice ops filling [0, Da) and [Da, D) (Hugging
+/// Face DeepSeek's new_empty and slice assignments).
+std::optional<std::pair<Value, Value>> lastDimParts(Value v) {
+  auto type = cast<RankedTensorType>(v.getType());
+  int64_t r = type.getRank();
+  if (r < 1 || type.isDynamicDim(r - 1))
+    return std::nullopt;
+  if (auto concat = v.getDefiningOp<tensor::ConcatOp>()) {
+    if (concat.getDim() != uint64_t(r - 1) || concat.getInputs().size() != 2)
+      return std::nullopt;
+    return std::make_pair(concat.getInputs()[0], concat.getInputs()[1]);
+  }
+  auto outer = v.getDefiningOp<tensor::InsertSliceOp>();
+  auto inner = outer ? outer.getDest().getDefiningOp<tensor::InsertSliceOp>()
+                     : tensor::InsertSliceOp();
+  if (!inner)
+    return std::nullopt;
+  int64_t d = type.getDimSize(r - 1);
+  for (auto [lo, hi] : {std::pair(inner, outer), std::pair(outer, inner)}) {
+    if (lo.getSourceType().getRank() != r || hi.getSourceType().getRank() != r)
+      return std::nullopt;
+    int64_t da = lo.getSourceType().getDimSize(r - 1);
+    if (coversLastDimRange(lo, type, 0, da) &&
+        coversLastDimRange(hi, type, da, d - da))
+      return std::make_pair(lo.getSource(), hi.getSource());
+  }
+  return std::nullopt;
+}
+
+/// The input of a one-input copy `v` (a broadcast, a transpose, a copy)
+/// and how it is read: the input's dims as loops of `v` (constants for
+/// dims read at 0). `v` itself, read whole, when it is no such copy.
+std::pair<Value, SmallVector<AffineExpr>> copySource(Value v) {
+  auto op = v.getDefiningOp<linalg::LinalgOp>();
+  if (Value in = copiedInput(v))
+    return {
+        in,
+        llvm::to_vector(
+            op.getMatchingIndexingMap(op.getDpsInputOperand(0)).getResults())};
+  SmallVector<AffineExpr> whole;
+  for (int64_t d = 0, r = cast<ShapedType>(v.getType()).getRank(); d < r; ++d)
+    whole.push_back(getAffineDimExpr(d, v.getContext()));
+  return {v, whole};
+}
+
+/// The dims of `reads` (the dims of a copy's input as loops of its
+/// result) that read `loops`, in that order, when every other dim is a
+/// unit dim; else empty.
+SmallVector<int64_t> dimsReading(Value in, ArrayRef<AffineExpr> reads,
+                                 ArrayRef<int64_t> loops) {
+  auto type = cast<RankedTensorType>(in.getType());
+  SmallVector<int64_t> dims(loops.size(), -1);
+  for (auto [pos, expr] : llvm::enumerate(reads)) {
+    auto d = dyn_cast<AffineDimExpr>(expr);
+    auto *it = d ? llvm::find(loops, int64_t(d.getPosition())) : loops.end();
+    if (it != loops.end() && dims[it - loops.begin()] < 0) {
+      dims[it - loops.begin()] = pos;
+      continue;
+    }
+    auto c = dyn_cast<AffineConstantExpr>(expr);
+    if (type.isDynamicDim(pos) || type.getDimSize(pos) != 1 ||
+        !(d || (c && c.getValue() == 0)))
+      return {};
+  }
+  if (llvm::is_contained(dims, -1))
+    return {};
+  return dims;
+}
+
+/// `v` with all dims but `keep` (unit dims) collapsed away, then
+/// transposed so that the kept dims come in the order `keep` lists them.
+Value keepDims(LinalgBuilder &e, Value v, ArrayRef<int64_t> keep) {
+  auto type = cast<RankedTensorType>(v.getType());
+  SmallVector<int64_t> sorted(keep);
+  llvm::sort(sorted);
+  if (type.getRank() != int64_t(keep.size())) {
+    // Each unit dim joins the group of the kept dim before it (or, before
+    // the first, the first).
+    SmallVector<ReassociationIndices> groups(sorted.size());
+    SmallVector<int64_t> shape;
+    size_t g = 0;
+    for (int64_t d = 0; d < type.getRank(); ++d) {
+      if (g + 1 < sorted.size() && d == sorted[g + 1])
+        ++g;
+      groups[g].push_back(d);
+    }
+    for (int64_t d : sorted)
+      shape.push_back(type.getDimSize(d));
+    v = tensor::CollapseShapeOp::create(
+        e.b, e.loc, RankedTensorType::get(shape, type.getElementType()), v,
+        groups);
+  }
+  SmallVector<int64_t> perm;
+  for (int64_t d : keep)
+    perm.push_back(llvm::find(sorted, d) - sorted.begin());
+  return transpose(e, v, perm);
+}
+
+/// DeepSeek-V2's multi-head latent attention in its naive form (Hugging
+/// Face's DeepseekV2Attention): kv = c_kv·Wᵀ of [B, Sk, H·(Dn + Dv)]
+/// viewed as [B, Sk, H, Dn + Dv] and split into k_nope and v, keys
+/// [k_nope | k_pe broadcast over the heads], queries [q_nope | q_pe],
+/// attention raised to posenc.attention (no bias, causal or not): one
+/// posenc.mla_absorb, with w_uk and w_uv the halves of W per head. Its
+/// lowering absorbs W into the queries and never builds the per-head keys.
+struct RaiseMla : OpRewritePattern<AttentionOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(AttentionOp attn,
+                                PatternRewriter &rewriter) const override {
+    if (attn.getBias() || attn.getSinks() || attn.getDiagonal() ||
+        !attn.getOffsets().empty() || attn.getWindow() || attn.getChunk() ||
+        attn.getSoftcap() || !attn.getScoreMod().empty() || !attn.getResult())
+      return failure();
+    for (Value t : {attn.getQ(), attn.getK(), attn.getV()}) {
+      auto type = dyn_cast<RankedTensorType>(t.getType());
+      if (!type || type.getRank() != 4 || !type.hasStaticShape())
+        return failure();
+    }
+    // Queries [q_nope | q_pe] and keys [k_nope | k_rope], through the
+    // layout transposes ([B, H, S, D] importers).
+    SmallVector<int64_t> qPerm = {0, 1, 2, 3}, kPerm = qPerm, vPerm = qPerm;
+    Value qc = attn.getQ(), kc = attn.getK(), vc = attn.getV();
+    throughTransposes(qc, qPerm);
+    throughTransposes(kc, kPerm);
+    throughTransposes(vc, vPerm);
+    std::optional<std::pair<Value, Value>> qParts = lastDimParts(qc),
+                                           kParts = lastDimParts(kc);
+    if (!qParts || !kParts || qPerm[3] != 3 || kPerm[3] != 3)
+      return failure();
+    // k_nope and v: [0, Dn) and [Dn, Dn + Dv) of one up-projection.
+    auto knSlice = kParts->first.getDefiningOp<tensor::ExtractSliceOp>();
+    auto vSlice = vc.getDefiningOp<tensor::ExtractSliceOp>();
+    if (!knSlice || !vSlice || knSlice.getSource() != vSlice.getSource())
+      return failure();
+    Value kv = knSlice.getSource();
+    auto kvType = cast<RankedTensorType>(kv.getType());
+    int64_t dn = knSlice.getType().getDimSize(3),
+            dv = vSlice.getType().getDimSize(3),
+            dr = cast<RankedTensorType>(kParts->second.getType()).getDimSize(3);
+    if (kvType.getRank() != 4 || dn < 1 || dv < 1 || dr < 1 ||
+        kvType.getDimSize(3) != dn + dv ||
+        cast<RankedTensorType>(qParts->first.getType()).getDimSize(3) != dn ||
+        !coversLastDimRange(knSlice, kvType, 0, dn) ||
+        !coversLastDimRange(vSlice, kvType, dn, dv))
+      return failure();
+    // Both read the projection as [B, Sk, H, Dn + Dv].
+    SmallVector<int64_t> kvPermK(kPerm), kvPermV(vPerm);
+    Value kvK = kv, kvV = kv;
+    throughTransposes(kvK, kvPermK);
+    throughTransposes(kvV, kvPermV);
+    auto expand = kvK.getDefiningOp<tensor::ExpandShapeOp>();
+    if (kvK != kvV || !isIdentityPermutation(kvPermK) ||
+        !isIdentityPermutation(kvPermV) || !expand ||
+        expand.getReassociationIndices() !=
+            SmallVector<ReassociationIndices>{{0}, {1}, {2, 3}})
+      return failure();
+    int64_t heads = expand.getResultType().getDimSize(2);
+    if (cast<RankedTensorType>(attn.getQ().getType()).getDimSize(2) != heads)
+      return failure();
+    // kv[b, s, n] = sum_c c_kv[b, s, c]·W[n, c], W the same for every b.
+    std::optional<Contraction> proj = matchContraction(expand.getSrc());
+    if (!proj || proj->rowPerm.size() != 3)
+      return failure();
+    auto [w, wReads] = copySource(proj->colOperand);
+    SmallVector<int64_t> wDims =
+        dimsReading(w, wReads, {proj->colPerm[1], proj->colPerm[2]});
+    if (wDims.empty())
+      return failure();
+    // k_rope: k_pe [B, Sk, Dr] broadcast over the heads.
+    auto [kpe, kpeReads] = copySource(kParts->second);
+    SmallVector<int64_t> kpeDims =
+        dimsReading(kpe, kpeReads, {kPerm[0], kPerm[1], kPerm[3]});
+    if (kpe == kParts->second || kpeDims.empty())
+      return failure();
+
+    Location loc = attn.getLoc();
+    LinalgBuilder e{rewriter, loc};
+    Value qNope = transpose(e, qParts->first, qPerm);
+    Value qPe = transpose(e, qParts->second, qPerm);
+    Value cKv = transpose(e, proj->rowOperand, proj->rowPerm);
+    Value kPe = keepDims(e, kpe, kpeDims);
+    // W [H·(Dn + Dv), C] as [H, Dn + Dv, C], split per head.
+    Value wNC = keepDims(e, w, wDims);
+    int64_t c = cast<RankedTensorType>(wNC.getType()).getDimSize(1);
+    Type elem = getElementTypeOrSelf(wNC);
+    Value w3 = tensor::ExpandShapeOp::create(
+        rewriter, loc, RankedTensorType::get({heads, dn + dv, c}, elem), wNC,
+        SmallVector<ReassociationIndices>{{0, 1}, {2}});
+    auto part = [&](int64_t lo, int64_t len) -> Value {
+      return tensor::ExtractSliceOp::create(
+          rewriter, loc, RankedTensorType::get({heads, len, c}, elem), w3,
+          ValueRange{}, ValueRange{}, ValueRange{},
+          rewriter.getDenseI64ArrayAttr({0, lo, 0}),
+          rewriter.getDenseI64ArrayAttr({heads, len, c}),
+          rewriter.getDenseI64ArrayAttr({1, 1, 1}));
+    };
+    Value mla = MlaAbsorbOp::create(
+        rewriter, loc, attn.getResult().getType(), qNope, qPe, cKv, kPe,
+        part(0, dn), part(dn, dv), attn.getScaleAttr(), attn.getCausalAttr());
+    rewriter.replaceOp(attn, mla);
+    return success();
+  }
+};
+
 /// transpose(transpose(x)) as one transpose, or x: the raised ops'
 /// layout transposes meet the importer's own.
 struct FoldTransposeOfTranspose : OpRewritePattern<linalg::TransposeOp> {
@@ -1617,5 +1836,5 @@ struct PosencRaisePass : posenc::impl::PosencRaisePassBase<PosencRaisePass> {
 
 void mlir::posenc::populatePosencRaisePatterns(RewritePatternSet &patterns) {
   patterns.add<RaiseAttention, RaiseRope, RaisePairRope, RaisePartialRope,
-               FoldTransposeOfTranspose>(patterns.getContext());
+               RaiseMla, FoldTransposeOfTranspose>(patterns.getContext());
 }

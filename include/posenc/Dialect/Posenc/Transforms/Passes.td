@@ -284,6 +284,19 @@ def PosencRaisePass : Pass<"posenc-raise"> {
     importer's f32 product p·ω is off by up to p·ω·2^-24, so the raised
     rotation is the more accurate one at long positions.
 
+    DeepSeek-V2's multi-head latent attention in its naive form (Hugging
+    Face's DeepseekV2Attention): `kv = c_kv·Wᵀ` (a contraction over C of
+    `c_kv: [B, Sk, C]` and a W the same for every batch row: broadcast,
+    transposed or of batch 1) viewed as `[B, Sk, H, Dn + Dv]` and split
+    into k_nope `[..., :Dn]` and v `[..., Dn:]`; queries `[q_nope | q_pe]`
+    and keys `[k_nope | k_pe]` joined along the head dim (`tensor.concat`,
+    or `tensor.insert_slice` into an empty tensor as `new_empty` and slice
+    assignments lower), k_pe `[B, Sk, Dr]` broadcast over the heads; the
+    attention raised as above with no bias (causal or not). It becomes
+    `posenc.mla_absorb` with `w_uk`, `w_uv` = W as `[H, Dn + Dv, C]`
+    split at Dn, whose lowering absorbs W into the queries and never
+    builds the per-head keys and values.
+
     The layout transposes the raised ops bring meet the importer's own
     (`[B, H, S, D]` ⇄ `[B, S, H, D]`) and fold: a transpose of a transpose
     becomes one, or none. Importers that write one function per module
