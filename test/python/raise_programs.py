@@ -345,18 +345,22 @@ def random_rope_form(rng):
     return {k: v[rng.integers(len(v))] for k, v in ROPE_FORMS.items()}
 
 
-def rope_program(rng, form, name="rope", b=2, h=3, s=6, d=8, base=10000.0, rotary=None):
+def rope_program(rng, form, name="rope", b=2, h=3, s=6, d=8, base=10000.0, rotary=None,
+                 inv_freq=None):
     """Hugging Face's apply_rotary_pos_emb on q [B, H, S, D] with cos/sin
     from LlamaRotaryEmbedding (inv_freq a constant, position_ids an i64
     argument), as TorchToLinalg writes it: (IR, inputs, float64 expected).
     With `rotary` < D, partial rotary (GPT-NeoX, Phi): the first `rotary`
-    dims rotated, the rest concatenated back."""
+    dims rotated, the rest concatenated back. `inv_freq` (R/2 values)
+    replaces base^(-2i/R) (another scaling's frequencies)."""
     ir = _Ir("f32")
     d_full, d = d, rotary or d
     half = d // 2
     factor = 2.0 if form["scaling"] == "linear" else 1.0
     inv = (1.0 / (np.float32(base) ** (np.arange(0, d, 2, dtype=np.float32) / np.float32(d)))
            / np.float32(factor)).astype(np.float32)
+    if inv_freq is not None:
+        inv = np.asarray(inv_freq, np.float32)
     pb = b if form["batched_pos"] else 1
     x = rng.uniform(-1, 1, (b, h, s, d_full)).astype(np.float32)
     pos = rng.integers(0, 40, (pb, s)).astype(np.int64)
@@ -465,6 +469,8 @@ def rope_program(rng, form, name="rope", b=2, h=3, s=6, d=8, base=10000.0, rotar
     text = (f"func.func @{name}(%x: {full_t}, %pos: {_t([pb, s], 'i64')}) -> {full_t} {{\n"
             + "\n".join(ir.lines) + f"\n  return {y} : {full_t}\n}}\n")
     omega = base ** (-np.arange(0, d, 2) / d) / factor
+    if inv_freq is not None:
+        omega = inv.astype(np.float64)
     theta = pos.astype(np.float64)[:, None, :, None] * np.concatenate([omega, omega])
     xd = x.astype(np.float64)[..., :d]
     rotated = np.concatenate([-xd[..., half:], xd[..., :half]], axis=-1)
@@ -558,14 +564,14 @@ INTERLEAVED_LOOK_ALIKES = {
 
 
 def interleaved_rope_program(rng, form, name="rope", b=2, s=6, h=3, d=8, base=10000.0,
-                             rotary=None, look_alike=None):
+                             rotary=None, look_alike=None, inv_freq=None):
     """Interleaved RoPE on x [B, S, H, D] as TorchToLinalg writes it:
     GPT-J's x·cos + rotate_every_two(x)·sin with repeat_interleave'd
     tables, or Meta's pairs (x_r·cos - x_i·sin, x_r·sin + x_i·cos) stacked
     and flattened (Llama's apply_rotary_emb in real arithmetic, as
     ExecuTorch writes it). (IR, inputs, float64 expected). `look_alike`
     (a key of INTERLEAVED_LOOK_ALIKES) writes a program that is not RoPE;
-    its expected result is then None."""
+    its expected result is then None. `inv_freq` as in rope_program."""
     ir = _Ir("f32")
     d_full, d = d, rotary or d
     half = d // 2
@@ -573,6 +579,8 @@ def interleaved_rope_program(rng, form, name="rope", b=2, s=6, h=3, d=8, base=10
     fac = form["factor"]
     inv = (1.0 / (np.float32(base) ** (np.arange(0, d, 2, dtype=np.float32) / np.float32(d)))
            / np.float32(factor)).astype(np.float32)
+    if inv_freq is not None:
+        inv = np.asarray(inv_freq, np.float32)
     pb = b if form["batched_pos"] else 1
     x = rng.uniform(-1, 1, (b, s, h, d_full)).astype(np.float32)
     pos = rng.integers(0, 40, (pb, s)).astype(np.int64)
@@ -717,6 +725,8 @@ def interleaved_rope_program(rng, form, name="rope", b=2, s=6, h=3, d=8, base=10
     text = (f"func.func @{name}(%x: {full_t}, %pos: {_t([pb, s], 'i64')}) -> {full_t} {{\n"
             + "\n".join(ir.lines) + f"\n  return {y} : {full_t}\n}}\n")
     omega = base ** (-np.arange(0, d, 2) / d) / factor
+    if inv_freq is not None:
+        omega = inv.astype(np.float64)
     theta = pos.astype(np.float64)[:, :, None, None] * omega       # [pb, s, 1, half]
     xd = x.astype(np.float64)
     ev, od = xd[..., 0:d:2], xd[..., 1:d:2]

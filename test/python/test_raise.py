@@ -198,8 +198,6 @@ ROPE_NEGATIVES = {
     "halves_swapped": (None, None),
     # cos and sin exchanged: x·sin + rot(x)·cos.
     "cos_sin_swapped": (None, None),
-    # inv_freq that is not base^(-2i/D): one entry off by 1%.
-    "not_rope_frequencies": ("0.10000000149011612, ", "0.101, "),
     # A NaN frequency (a hostile round found a middle one raised).
     "nan_frequency": ("0.009999999776482582", "0x7FC00000"),
     # An infinite attention_scaling: no posenc.rope takes it (it was raised
@@ -286,21 +284,19 @@ def test_raise_interleaved_rope_look_alikes(name):
 
 @pytest.mark.parametrize("style", ["gptj", "pairs"])
 def test_raise_interleaved_rope_look_alike_tables(style):
-    """Tables that are not rope tables: cos and sin exchanged, an inv_freq
-    entry 1% off, a constant table entry 1e-3 off."""
+    """Tables that are not rope tables: cos and sin exchanged, a constant
+    table entry 1e-3 off."""
     form = dict(style=style, slices="reshape", repeat="tables", angles="matmul", apply="separate",
                 scaling="none", factor=1.0, batched_pos=False, tables="computed")
     ir, inputs, _ = interleaved_rope_program(np.random.default_rng(6), form)
     swapped = ir.replace("math.cos", "math.TMP").replace("math.sin", "math.cos").replace(
         "math.TMP", "math.sin")
-    assert "0.10000000149011612, " in ir
-    off = ir.replace("0.10000000149011612, ", "0.101, ")
     cform = dict(form, tables="constant")
     cir, cinputs, _ = interleaved_rope_program(np.random.default_rng(6), cform)
     line = next(ln for ln in cir.splitlines() if "arith.constant dense<[[[" in ln)
     first = line.split("[[[")[1].split(",")[0]
     bad = cir.replace(line, line.replace("[[[" + first, "[[[" + repr(float(first) + 1e-3), 1))
-    for look_alike, args in ((swapped, inputs), (off, inputs), (bad, cinputs)):
+    for look_alike, args in ((swapped, inputs), (bad, cinputs)):
         assert "posenc.rope" not in opt(look_alike, "--posenc-raise")
         assert rel_err(run(look_alike, args, pipeline="posenc-raise,posenc-lower-to-cpu")[0],
                        run(look_alike, args)[0]) <= 1e-6
@@ -383,6 +379,46 @@ def test_raise_mla_look_alikes(name):
     raised = opt(ir, *INLINE_RAISE)
     assert "posenc.mla_absorb" not in raised and raised.count("posenc.attention") == 1
     assert rel_err(run(raised, inputs)[0], run(ir, inputs)[0]) <= TOL["f32"]
+
+
+OTHER_FREQUENCIES = {
+    "llama3": dict(kind="llama3", factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0,
+                   original=8192),
+    "yarn": dict(kind="yarn", factor=4.0, original=4096),
+    "one_entry_off": None,
+}
+
+
+@pytest.mark.parametrize("tables", ["computed", "constant"])
+@pytest.mark.parametrize("style", ["half", "gptj", "pairs"])
+@pytest.mark.parametrize("name", OTHER_FREQUENCIES)
+def test_raise_rope_other_frequencies(name, style, tables):
+    """inv_freq that no base and linear factor give (Llama 3's and YaRN's
+    scalings, a vector with one entry 1% off) is kept as it is: per-
+    frequency rescale factors (LongRoPE's form, short = long). The raised
+    rope uses the model's f32 ω exactly; against float64 of that ω."""
+    from posenc import reference
+
+    d, base = 16, 500000.0
+    if OTHER_FREQUENCIES[name] is None:
+        inv = reference.rope_frequencies(base, d)
+        inv[3] *= 1.01
+    else:
+        inv = reference.rope_frequencies(base, d, OTHER_FREQUENCIES[name])
+    common = dict(angles="elementwise", apply="fused", scaling="none", factor=1.0,
+                  batched_pos=False, tables=tables)
+    if style == "half":
+        ir, inputs, expected = rope_program(np.random.default_rng(9), common, b=2, h=2, s=12,
+                                            d=d, base=base, inv_freq=inv)
+    else:
+        form = dict(common, style=style, slices="strided", repeat="tables")
+        ir, inputs, expected = interleaved_rope_program(np.random.default_rng(9), form, b=2, s=12,
+                                                        h=2, d=d, base=base, inv_freq=inv)
+    rope = next(line for line in opt(ir, "--posenc-raise").splitlines()
+                if "posenc.rope " in line)
+    assert "rope_scaling<longrope" in rope and f"base = {base:e}" in rope, rope
+    assert rel_err(run(ir, inputs, pipeline="posenc-raise,posenc-lower-to-cpu")[0],
+                   expected) <= 2e-6
 
 
 TOSA_TO_LINALG = "func.func(tosa-to-linalg-named,tosa-to-linalg,tosa-to-arith,tosa-to-tensor)"

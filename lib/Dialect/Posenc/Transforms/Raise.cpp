@@ -1192,10 +1192,42 @@ std::optional<std::pair<double, double>> ropeParameters(ArrayRef<double> w,
   return std::make_pair(base, factor);
 }
 
-/// posenc.rope's parameters of a pair of tables.
+/// posenc.rope's parameters of a pair of tables: the base and a linear
+/// factor, or (`ext` not empty) per-frequency rescale factors.
 struct RopeTables {
   double base, factor, attention;
+  SmallVector<double> ext;
 };
+
+/// The `original` context length of the per-frequency form: any length
+/// selects the same (equal) factors.
+constexpr int64_t kPerFrequencyOriginal = 4096;
+
+/// ω that no base and linear factor give (Llama 3's, YaRN's, any other
+/// inv_freq) as rescale factors of base^(-2i/R): ext_i = base^(-2i/R)/ω_i,
+/// the base from the two highest frequencies (which the published
+/// scalings leave alone). posenc.rope's 1/(ext_i·base^(2i/R)) is ω_i.
+std::optional<RopeTables> perFrequency(ArrayRef<double> w, int64_t rotary,
+                                       double attention) {
+  for (double x : w)
+    if (!(x > 0.0) || !std::isfinite(x))
+      return std::nullopt;
+  double base = 10000.0;
+  if (w.size() >= 2 && w[1] < w[0]) {
+    double b = std::pow(w[0] / w[1], double(rotary) / 2.0);
+    if (std::isfinite(b) && b > 1.0)
+      base = std::abs(b - std::round(b)) <= 1e-4 * b ? std::round(b) : b;
+  }
+  SmallVector<double> unscaled = unscaledRopeFrequencies(base, rotary);
+  RopeTables tables{base, 1.0, attention, {}};
+  for (auto [i, x] : llvm::enumerate(w)) {
+    double ext = unscaled[i] / x;
+    if (!std::isfinite(ext) || !(ext > 0.0))
+      return std::nullopt;
+    tables.ext.push_back(ext);
+  }
+  return tables;
+}
 
 /// Constant tables a·cos(s·ω_i), a·sin(s·ω_i) (what an export with static
 /// positions folds the rotary embedding into), row s being position s,
@@ -1258,25 +1290,34 @@ std::optional<RopeTables> constantRopeTables(Value cosT, Value sinT,
   if (h > 1) {
     base =
         std::pow(omega[h - 1] * factor, -double(2 * h) / (2.0 * double(h - 1)));
-    if (!std::isfinite(base) || !(base > 1.0))
-      return std::nullopt;
     if (std::abs(base - std::round(base)) <= 1e-5 * base)
       base = std::round(base);
   }
-  SmallVector<double> w = unscaledRopeFrequencies(base, 2 * h);
-  for (double &x : w)
-    x /= factor;
-  for (int64_t r = 0; r < seq; ++r)
-    for (int64_t k = 0; k < cols; ++k) {
-      double angle = double(r) * w[frequencyOf(columns, k, h)];
-      // The exporter's f32 angle is off by a few of its half-ulps (its ω
-      // and the product each round), its cos/sin by an ulp or two.
-      double tol = a * (4e-7 + angle * 0x1p-22);
-      if (!(std::abs(c[r * cols + k] - a * std::cos(angle)) <= tol) ||
-          !(std::abs(s[r * cols + k] - a * std::sin(angle)) <= tol))
-        return std::nullopt;
-    }
-  return RopeTables{base, factor, a};
+  // Whether every entry is a·cos(r·ω), a·sin(r·ω) of its frequency.
+  auto tablesOf = [&](ArrayRef<double> w) {
+    for (int64_t r = 0; r < seq; ++r)
+      for (int64_t k = 0; k < cols; ++k) {
+        double angle = double(r) * w[frequencyOf(columns, k, h)];
+        // The exporter's f32 angle is off by a few of its half-ulps (its ω
+        // and the product each round), its cos/sin by an ulp or two.
+        double tol = a * (4e-7 + std::abs(angle) * 0x1p-22);
+        if (!(std::abs(c[r * cols + k] - a * std::cos(angle)) <= tol) ||
+            !(std::abs(s[r * cols + k] - a * std::sin(angle)) <= tol))
+          return false;
+      }
+    return true;
+  };
+  if (std::isfinite(base) && base > 1.0) {
+    SmallVector<double> w = unscaledRopeFrequencies(base, 2 * h);
+    for (double &x : w)
+      x /= factor;
+    if (tablesOf(w))
+      return RopeTables{base, factor, a, {}};
+  }
+  // Other frequencies: as measured, when they make the tables.
+  if (!tablesOf(omega))
+    return std::nullopt;
+  return perFrequency(omega, 2 * h, a);
 }
 
 /// Tables computed from positions: their rope parameters, and the
@@ -1329,9 +1370,13 @@ std::optional<RopeTables> computedRopeTables(PatternRewriter &rewriter,
   std::optional<Angles> angles = matchAngles(f, h);
   if (!angles)
     return std::nullopt;
-  std::optional<std::pair<double, double>> params =
-      ropeParameters(angles->omega, 2 * h);
-  if (!params)
+  std::optional<RopeTables> tables;
+  if (std::optional<std::pair<double, double>> params =
+          ropeParameters(angles->omega, 2 * h))
+    tables = RopeTables{params->first, params->second, cm->second, {}};
+  else
+    tables = perFrequency(angles->omega, 2 * h, cm->second);
+  if (!tables)
     return std::nullopt;
   // Positions: [B, S] with the batch read, else [S] (unit dims dropped).
   Value pos = throughUnitReshapes(angles->pos);
@@ -1362,7 +1407,7 @@ std::optional<RopeTables> computedRopeTables(PatternRewriter &rewriter,
         rewriter, root->getLoc(),
         RankedTensorType::get(shape, pt.getElementType()), pos, groups);
   }
-  return RopeTables{params->first, params->second, cm->second};
+  return tables;
 }
 
 /// Replaces `root`, a rotation of `x` (f32 [B, S, H, D], or [B, H, S, D]
@@ -1407,12 +1452,23 @@ LogicalResult raiseRope(PatternRewriter &rewriter, Operation *root, Value x,
   bool swapped = c.seqLoop == 2;
   Value xs = swapped ? transpose(e, x, {0, 2, 1, 3}) : x;
   RopeScalingAttr scaling;
-  if (tables->factor != 1.0)
+  if (!tables->ext.empty()) {
+    // LongRoPE's per-frequency factors, short = long so that the positions
+    // never select, max_positions = original so that they imply no
+    // attention factor.
+    auto ext = rewriter.getDenseF64ArrayAttr(tables->ext);
+    scaling = RopeScalingAttr::get(
+        rewriter.getContext(), RopeScalingKind::longrope, FloatAttr(),
+        FloatAttr(), kPerFrequencyOriginal, FloatAttr(), FloatAttr(),
+        FloatAttr(), FloatAttr(), false, FloatAttr(), FloatAttr(), ext, ext,
+        kPerFrequencyOriginal);
+  } else if (tables->factor != 1.0) {
     scaling = RopeScalingAttr::get(
         rewriter.getContext(), RopeScalingKind::linear,
         rewriter.getF64FloatAttr(tables->factor), FloatAttr(), 0, FloatAttr(),
         FloatAttr(), FloatAttr(), FloatAttr(), false, FloatAttr(), FloatAttr(),
         DenseF64ArrayAttr(), DenseF64ArrayAttr(), 0);
+  }
   Value rotated = RopeOp::create(
       rewriter, loc, xs, positions,
       RopeLayoutAttr::get(rewriter.getContext(), layout),

@@ -278,9 +278,14 @@ def PosencRaisePass : Pass<"posenc-raise"> {
     Partial rotary (GPT-NeoX's `rotary_pct`, Phi, GPT-J's `rotary_dim`:
     `concat(rope(x[..., :R]), x[..., R:])`) becomes one `posenc.rope`
     with `rotary_dim = R`.
-    Each ω is checked against posenc's own frequencies to f32 rounding;
-    other tables (a scaling posenc would have to guess, a table that is
-    not one) are left alone. posenc.rope forms the angles exactly; the
+    Each ω is checked against posenc's own frequencies to f32 rounding.
+    Frequencies that no base and linear factor give (Llama 3's, YaRN's or
+    any other inv_freq; constant tables consistent with some ω) are kept
+    as they are: `longrope` per-frequency factors ext_i = base^(-2i/R)/ω_i
+    with short = long (the positions never select) and max_positions =
+    original (no implied attention factor), the base from the two highest
+    frequencies. Tables that are not a·cos(s·ω), a·sin(s·ω) of one ω per
+    column are left alone. posenc.rope forms the angles exactly; the
     importer's f32 product p·ω is off by up to p·ω·2^-24, so the raised
     rotation is the more accurate one at long positions.
 
