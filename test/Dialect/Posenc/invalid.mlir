@@ -725,6 +725,15 @@ func.func @attention_gqa(%q: tensor<1x8x6x16xf32>, %k: tensor<1x8x4x16xf32>) -> 
 
 // -----
 
+func.func @attention_empty_key_head_dim(%q: tensor<1x4x2x0xf32>, %k: tensor<1x5x2x0xf32>, %v: tensor<1x5x2x3xf32>) -> tensor<1x4x2x3xf32> {
+  %init_o = tensor.empty() : tensor<1x4x2x3xf32>
+  // expected-error@+1 {{'posenc.attention' op key head dim Dk must be >= 1 (q 'tensor<1x4x2x0xf32>', k 'tensor<1x5x2x0xf32>')}}
+  %o = posenc.attention %q, %k, %v outs(%init_o) : tensor<1x4x2x0xf32>, tensor<1x5x2x0xf32>, tensor<1x5x2x3xf32>, tensor<1x4x2x3xf32>
+  return %o : tensor<1x4x2x3xf32>
+}
+
+// -----
+
 func.func @attention_bias_rank(%q: tensor<1x8x4x16xf32>, %b: tensor<1x1x4x8x8xf32>) -> tensor<1x8x4x16xf32> {
   %init_o = tensor.empty() : tensor<1x8x4x16xf32>
   // expected-error@+1 {{'posenc.attention' op bias must have rank <= 4 (broadcast to [B, Hq, Sq, Sk]), got rank 5}}

@@ -865,6 +865,13 @@ verifyAttentionOperands(OpT op, ArrayRef<RowOutput> outputs, size_t numOffsets,
       failed(checkSameDim(o, "key head dim", {{"q", q, 3}, {"k", k, 3}})) ||
       failed(checkSameDim(o, "value head dim", valueDim)))
     return failure();
+  // An empty dot product (Dk = 0) leaves every score 0; the tiled
+  // lowerings slice the head dim, which upstream rejects when it is empty.
+  record(DimConstraint::Kind::atLeast, "key head dim", {{"q", q, 3}}, 1);
+  if (qTy.getDimSize(3) == 0)
+    return op.emitOpError()
+           << "key head dim Dk must be >= 1 (q " << qTy << ", k " << kTy
+           << ")";
   record(DimConstraint::Kind::multiple, "number of heads",
          {{"q", q, 2}, {"k", k, 2}});
   int64_t hq = qTy.getDimSize(2), hkv = kTy.getDimSize(2);
