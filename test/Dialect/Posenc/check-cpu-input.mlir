@@ -65,3 +65,17 @@ func.func @dim_index_out_of_range(%q: tensor<1x8x2x?xf32>) -> index {
   %d = tensor.dim %q, %c : tensor<1x8x2x?xf32>
   return %d : index
 }
+
+// -----
+
+// A nested module: the pipeline lowers the top-level module's functions
+// only, so the nested one would be left half lowered.
+module {
+  // expected-error@+1 {{'builtin.module' op is nested in the module posenc-lower-to-cpu lowers}}
+  module @inner {
+    func.func @nested(%x: tensor<1x4x2x8xf32>, %p: tensor<4xi32>) -> tensor<1x4x2x8xf32> {
+      %y = posenc.rope %x, %p layout half : tensor<1x4x2x8xf32>, tensor<4xi32>
+      return %y : tensor<1x4x2x8xf32>
+    }
+  }
+}

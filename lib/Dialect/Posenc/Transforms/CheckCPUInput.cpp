@@ -78,6 +78,18 @@ struct PosencCheckCPUInputPass
       lowerable.insert(name);
     WalkResult result =
         getOperation()->walk<WalkOrder::PreOrder>([&](Operation *op) {
+          // The pipeline's passes run on the top-level module's functions;
+          // a nested module would be left half lowered.
+          if (isa<ModuleOp>(op) && op != getOperation()) {
+            op->emitOpError()
+                << "is nested in the module " << pipeline
+                << " lowers, which only lowers the top-level module's "
+                   "functions: move them to the top level, or run it on the "
+                   "nested module (--pass-pipeline='builtin.module("
+                   "builtin.module("
+                << pipeline << "))')";
+            return WalkResult::interrupt();
+          }
           StringRef dialect = op->getName().getDialectNamespace();
           if (lowerable.contains(dialect))
             return checkUpstreamOp(op) ? WalkResult::advance()
