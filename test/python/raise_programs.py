@@ -331,13 +331,46 @@ def attention_program(rng, form, name="attn", sizes=(5, 7, 8, 6), batch=None,
 
 
 
+CACHE_ROWS = 48  # the cached tables' positions 0..47 (the programs' positions are < 40)
+
+
+def _cache(ir, vals):
+    """A cached table [P, n] as a constant."""
+    u = ir.fresh()
+    rows = ", ".join("[" + ", ".join(repr(float(v)) for v in row) + "]" for row in vals)
+    ir.add(f"{u} = arith.constant dense<[{rows}]> : {_t(list(vals.shape), 'f32')}")
+    return u
+
+
+def _gather(ir, cache, n, pb, s):
+    """cache[pos] (torch's index / embedding of the position ids as
+    TorchToLinalg writes it): [pb, s, n]."""
+    out, g = ir.empty([pb, s, n]), ir.fresh()
+    ir.add(f"{g} = linalg.generic {{indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1)>, "
+           f"affine_map<(d0, d1, d2) -> (d0, d1, d2)>], iterator_types = [\"parallel\", "
+           f"\"parallel\", \"parallel\"]}} ins(%pos : {_t([pb, s], 'i64')}) outs({out} : "
+           f"{_t([pb, s, n], 'f32')}) {{")
+    ir.add("^bb0(%p: i64, %o: f32):")
+    ir.add("  %i = arith.index_cast %p : i64 to index")
+    ir.add("  %j = linalg.index 2 : index")
+    ir.add(f"  %e = tensor.extract {cache}[%i, %j] : {_t([CACHE_ROWS, n], 'f32')}")
+    ir.add("  linalg.yield %e : f32")
+    ir.add(f"}} -> {_t([pb, s, n], 'f32')}")
+    return g
+
+
+def _cache_angles(inv):
+    """Angles of the cached rows in f32, as the model computes its cache."""
+    return np.arange(CACHE_ROWS, dtype=np.float32)[:, None] * inv
+
+
 ROPE_FORMS = {
     "angles": ("matmul", "elementwise"),  # inv_freq @ position_ids, or a product
     "apply": ("fused", "separate"),       # x·cos + rot(x)·sin in one generic or three
     "scaling": ("none", "linear"),
     "factor": (1.0, 1.25),                # attention_scaling on cos and sin
     "batched_pos": (True, False),         # position_ids [B, S], or [1, S] shared
-    "tables": ("computed", "constant"),   # cos/sin from positions, or folded constants
+    "tables": ("computed", "constant", "gathered"),  # from positions, folded, or cache[pos]
 }
 
 
@@ -407,7 +440,18 @@ def rope_program(rng, form, name="rope", b=2, h=3, s=6, d=8, base=10000.0, rotar
         pos = np.broadcast_to(np.arange(s, dtype=np.int64), (pb, s)).copy()
         ang = np.arange(s, dtype=np.float32)[:, None] * np.concatenate([inv, inv])
 
+    gathered = form.get("tables") == "gathered"
+
     def table(fn):
+        if gathered:
+            # Older Hugging Face Llama: cos_cached[position_ids].unsqueeze(1).
+            ca = _cache_angles(np.concatenate([inv, inv]))
+            vals = (np.float32(fac) * (np.cos(ca) if fn == "math.cos" else np.sin(ca))
+                    ).astype(np.float32)
+            g, u = _gather(ir, _cache(ir, vals), d, pb, s), ir.fresh()
+            ir.add(f"{u} = tensor.expand_shape {g} [[0, 1], [2], [3]] output_shape "
+                   f"[{pb}, 1, {s}, {d}] : {_t([pb, s, d], 'f32')} into {_t([pb, 1, s, d], 'f32')}")
+            return u
         if constant:
             vals = (np.float32(fac) * (np.cos(ang) if fn == "math.cos" else np.sin(ang))
                     ).astype(np.float32)
@@ -488,7 +532,7 @@ INTERLEAVED_ROPE_FORMS = {
     "scaling": ("none", "linear"),
     "factor": (1.0, 1.25),
     "batched_pos": (True, False),
-    "tables": ("computed", "constant"),
+    "tables": ("computed", "constant", "gathered"),
 }
 
 
@@ -585,12 +629,13 @@ def interleaved_rope_program(rng, form, name="rope", b=2, s=6, h=3, d=8, base=10
     x = rng.uniform(-1, 1, (b, s, h, d_full)).astype(np.float32)
     pos = rng.integers(0, 40, (pb, s)).astype(np.int64)
     constant = form["tables"] == "constant"
+    gathered = form["tables"] == "gathered"
     gptj = form["style"] == "gptj"
     repeat_tables = gptj and form["repeat"] == "tables"
     if constant:
         pos = np.broadcast_to(np.arange(s, dtype=np.int64), (pb, s)).copy()
         ang = np.arange(s, dtype=np.float32)[:, None] * inv
-    else:
+    elif not gathered:
         out, pf = ir.empty([pb, s]), ir.fresh()
         ir.add(f"{pf} = linalg.generic {{indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, "
                f"affine_map<(d0, d1) -> (d0, d1)>], iterator_types = [\"parallel\", "
@@ -610,8 +655,27 @@ def interleaved_rope_program(rng, form, name="rope", b=2, s=6, h=3, d=8, base=10
             f = _repeat_interleave(ir, f, [pb, s, half])
     # Columns of the tables as read: D repeated (GPT-J), D/2 (pairs).
     cols = d if gptj else half
+    if gathered and gptj:
+        # GPT-J's embed_positions: cat(sin, cos) of each cached position,
+        # gathered once and split.
+        ca = _cache_angles(inv)
+        sincos = _gather(ir, _cache(ir, (np.float32(fac) * np.concatenate(
+            [np.sin(ca), np.cos(ca)], axis=-1)).astype(np.float32)), d, pb, s)
 
     def table(fn):
+        if gathered:
+            if gptj:
+                g = ir.fresh()
+                lo = half if fn == "math.cos" else 0
+                ir.add(f"{g} = tensor.extract_slice {sincos}[0, 0, {lo}] [{pb}, {s}, {half}] "
+                       f"[1, 1, 1] : {_t([pb, s, d], 'f32')} to {_t([pb, s, half], 'f32')}")
+            else:
+                ca = _cache_angles(inv)
+                vals = (np.float32(fac) * (np.cos(ca) if fn == "math.cos" else np.sin(ca))
+                        ).astype(np.float32)
+                g = _gather(ir, _cache(ir, vals), half, pb, s)
+            u = _unsqueeze_heads(ir, g, pb, s, half)
+            return _repeat_interleave(ir, u, [pb, s, 1, half]) if gptj else u
         if constant:
             vals = (np.float32(fac) * (np.cos(ang) if fn == "math.cos" else np.sin(ang))
                     ).astype(np.float32)

@@ -184,7 +184,8 @@ def test_raise_rope(form):
     assert "layout half" in rope
     assert ("linear, factor = 2.0" in rope) == (form["scaling"] == "linear")
     assert ("attention_factor = 1.25" in rope) == (form["factor"] != 1.0)
-    for gone in ("math.cos", "math.sin", "tensor.concat", "linalg.batch_matmul"):
+    for gone in ("math.cos", "math.sin", "tensor.concat", "linalg.batch_matmul",
+                 "tensor.extract "):
         assert gone not in raised, gone
     # The importer computes the angles in f32 (positions < 40 here: 3e-6 off).
     before = run(ir, inputs)[0]
@@ -260,7 +261,7 @@ def test_raise_interleaved_rope(form):
     assert ("linear, factor = 2.0" in rope) == (form["scaling"] == "linear")
     assert ("attention_factor = 1.25" in rope) == (form["factor"] != 1.0)
     for gone in ("math.cos", "math.sin", "tensor.concat", "extract_slice", "linalg.transpose",
-                 "arith.negf", "xf32> into"):
+                 "arith.negf", "xf32> into", "tensor.extract "):
         assert gone not in raised, (gone, raised)
     before = run(ir, inputs)[0]
     after = run(ir, inputs, pipeline="posenc-raise,posenc-lower-to-cpu")[0]
@@ -379,6 +380,63 @@ def test_raise_mla_look_alikes(name):
     raised = opt(ir, *INLINE_RAISE)
     assert "posenc.mla_absorb" not in raised and raised.count("posenc.attention") == 1
     assert rel_err(run(raised, inputs)[0], run(ir, inputs)[0]) <= TOL["f32"]
+
+
+ANGLE_READS = {
+    # ω read at one element, or reversed; the positions read at batch 0,
+    # or reversed (a hostile round found all of them raised as pos ⊗ ω).
+    "omega_at_0": ("elementwise", "(d0, d1, d2) -> (d2)>", "(d0, d1, d2) -> (0)>"),
+    "omega_reversed": ("elementwise", "(d0, d1, d2) -> (d2)>", "(d0, d1, d2) -> (-d2 + 3)>"),
+    "positions_at_batch_0": ("elementwise", "(d0, d1, d2) -> (d0, d1)>",
+                             "(d0, d1, d2) -> (0, d1)>"),
+    "positions_reversed": ("elementwise", "(d0, d1, d2) -> (d0, d1)>",
+                           "(d0, d1, d2) -> (d0, -d1 + 5)>"),
+    "omega_broadcast_reversed": ("matmul", "(d0, d1, d2) -> (0, d1, d2)>",
+                                 "(d0, d1, d2) -> (0, -d1 + 3, d2)>"),
+    "positions_float_reversed": ("elementwise",
+                                 "(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0, d1)>]",
+                                 "(d0, d1) -> (d0, -d1 + 5)>, affine_map<(d0, d1) -> (d0, d1)>]"),
+}
+
+
+@pytest.mark.parametrize("style", ["half", "gptj", "pairs"])
+@pytest.mark.parametrize("name", ANGLE_READS)
+def test_raise_rope_angle_reads(name, style):
+    """The angles pos ⊗ ω read their factors along the right dims: ω along
+    the frequencies, the positions along batch and sequence, through every
+    broadcast and conversion. Other reads are left alone and compute what
+    they did."""
+    angles, old, new = ANGLE_READS[name]
+    form = dict(angles=angles, apply="fused", scaling="none", factor=1.0, batched_pos=True,
+                tables="computed", style=style, slices="strided", repeat="tables")
+    gen = rope_program if style == "half" else interleaved_rope_program
+    ir, inputs, _ = gen(np.random.default_rng(12), form, b=2, s=6, d=8)
+    assert ir.count(old) == 1 and "posenc.rope" in opt(ir, "--posenc-raise")
+    bad = ir.replace(old, new)
+    assert "posenc.rope" not in opt(bad, "--posenc-raise")
+    assert rel_err(run(bad, inputs, pipeline="posenc-raise,posenc-lower-to-cpu")[0],
+                   run(bad, inputs)[0]) <= 1e-6
+
+
+@pytest.mark.parametrize("style", ["half", "gptj", "pairs"])
+def test_raise_rope_gathered_cache_look_alike(style):
+    """A cached table whose row p holds position p + 1 (or any other rows)
+    is not cos/sin of the gathered positions: left alone."""
+    form = dict(angles="elementwise", apply="fused", scaling="none", factor=1.0,
+                batched_pos=True, tables="gathered", style=style, slices="strided",
+                repeat="tables")
+    gen = rope_program if style == "half" else interleaved_rope_program
+    ir, inputs, _ = gen(np.random.default_rng(10), form)
+    assert "posenc.rope" in opt(ir, "--posenc-raise")
+    # Drop the first cached row and repeat the last: row p is position p + 1.
+    for line in [ln for ln in ir.splitlines() if "arith.constant dense<[[" in ln]:
+        body = line.split("dense<[")[1].rsplit("]>", 1)[0]
+        rows = body[1:-1].split("], [")
+        shifted = "[" + "], [".join(rows[1:] + rows[-1:]) + "]"
+        ir = ir.replace(line, line.replace(body, shifted))
+    assert "posenc.rope" not in opt(ir, "--posenc-raise")
+    assert rel_err(run(ir, inputs, pipeline="posenc-raise,posenc-lower-to-cpu")[0],
+                   run(ir, inputs)[0]) <= 1e-6
 
 
 OTHER_FREQUENCIES = {

@@ -827,54 +827,84 @@ Value copiedInput(Value v) {
   return in->get();
 }
 
-/// The values of the float constant vector that `v` holds along its one
-/// non-unit dim (through unit reshapes, broadcasts along other dims,
-/// transposes), when it has `n` values.
-std::optional<SmallVector<double>> constantVector(Value v, int64_t n) {
-  while (true) {
-    v = throughUnitReshapes(v);
-    if (auto t = v.getDefiningOp<linalg::TransposeOp>()) {
-      v = t.getInput();
-      continue;
-    }
-    Value in = copiedInput(v);
-    if (!in)
-      break;
-    // A broadcast keeps the vector only when the input holds all of it.
-    if (cast<ShapedType>(in.getType()).getNumElements() != n)
-      return std::nullopt;
-    v = in;
-  }
-  DenseFPElementsAttr values;
-  if (!matchPattern(v, m_Constant(&values)) || values.getNumElements() != n)
-    return std::nullopt;
-  SmallVector<double> out;
-  for (APFloat x : values.getValues<APFloat>())
-    out.push_back(x.convertToDouble());
+/// How a consumer reads a tensor: for each of its dims, an expression of
+/// the consumer's loops.
+using Reads = SmallVector<AffineExpr>;
+
+Reads composeReads(AffineMap map, ArrayRef<AffineExpr> loopReads) {
+  Reads out;
+  for (AffineExpr e : map.getResults())
+    out.push_back(e.replaceDimsAndSymbols(loopReads, {}));
   return out;
 }
 
-/// The integer positions that `v` converts to floats (arith.sitofp), as
-/// posenc.rope's `[B, S]` or `[S]`: through unit reshapes and broadcasts.
-Value positionsOf(Value v) {
+/// `t` read at `reads`, followed back through unit reshapes, transposes
+/// and one-input copies (broadcasts; with `sitofp` also an arith.sitofp
+/// payload, where it stops at the integer tensor), the reads composed:
+/// the tensor reached and how it is read.
+std::pair<Value, Reads> traceReads(Value t, Reads reads, bool sitofp) {
   while (true) {
-    v = throughUnitReshapes(v);
-    Value in = copiedInput(v);
-    if (!in)
+    Operation *def = t.getDefiningOp();
+    if (isa_and_nonnull<tensor::ExpandShapeOp, tensor::CollapseShapeOp>(def)) {
+      Value src = def->getOperand(0);
+      auto st = cast<RankedTensorType>(src.getType());
+      auto tt = cast<RankedTensorType>(t.getType());
+      if (throughUnitReshapes(t) == t || !st.hasStaticShape() ||
+          !tt.hasStaticShape())
+        break;
+      // The non-unit dims pair up in order; unit source dims read 0.
+      Reads srcReads;
+      int64_t k = 0;
+      for (int64_t j = 0; j < st.getRank(); ++j) {
+        if (st.getDimSize(j) == 1) {
+          srcReads.push_back(getAffineConstantExpr(0, t.getContext()));
+          continue;
+        }
+        while (k < tt.getRank() && tt.getDimSize(k) == 1)
+          ++k;
+        if (k == tt.getRank())
+          return {t, reads};
+        srcReads.push_back(reads[k++]);
+      }
+      t = src;
+      reads = srcReads;
+      continue;
+    }
+    auto op = dyn_cast_or_null<linalg::LinalgOp>(def);
+    if (!isElementwise(op) || op.getNumDpsInputs() != 1)
       break;
-    v = in;
+    OpOperand *in = op.getDpsInputOperand(0);
+    Value y = op.getBlock()->getTerminator()->getOperand(0);
+    BlockArgument arg = op.getMatchingBlockArgument(in);
+    auto conv = y.getDefiningOp<arith::SIToFPOp>();
+    bool converts = sitofp && conv && conv->getBlock() == op.getBlock() &&
+                    conv.getIn() == arg;
+    if (y != arg && !converts)
+      break;
+    reads = composeReads(op.getMatchingIndexingMap(in), reads);
+    t = in->get();
+    if (converts)
+      break;
   }
-  std::optional<SmallVector<Node>> conv = match<arith::SIToFPOp>({v, {}});
-  if (!conv)
-    return {};
-  Value pos = tensorOf((*conv)[0]);
-  if (!pos)
-    return {};
-  auto type = cast<RankedTensorType>(pos.getType());
-  if (!type.getElementType().isInteger(32) &&
-      !type.getElementType().isInteger(64))
-    return {};
-  return pos;
+  return {t, reads};
+}
+
+/// Whether the non-unit dims of `t`, in order, are read exactly along
+/// `loops` (static shape; unit dims read anyhow).
+bool readAlong(Value t, ArrayRef<AffineExpr> reads,
+               ArrayRef<AffineExpr> loops) {
+  auto type = cast<RankedTensorType>(t.getType());
+  if (!type.hasStaticShape() || int64_t(reads.size()) != type.getRank())
+    return false;
+  size_t k = 0;
+  for (int64_t j = 0; j < type.getRank(); ++j) {
+    if (type.getDimSize(j) == 1)
+      continue;
+    if (k == loops.size() || reads[j] != loops[k])
+      return false;
+    ++k;
+  }
+  return k == loops.size();
 }
 
 /// Angles F[..., s, i] = pos[..., s]·ω_i: the positions and ω.
@@ -883,46 +913,102 @@ struct Angles {
   SmallVector<double> omega;
 };
 
+/// ω and the positions of F = pos ⊗ ω from the two factors of its
+/// product, each read at `reads` (in F's loops): ω a constant of `half`
+/// values along F's last loop, the positions an integer tensor converted
+/// by arith.sitofp, read along `posLoops`.
+std::optional<Angles> anglesOf(Value w, Reads wReads, Value p, Reads pReads,
+                               ArrayRef<AffineExpr> freqLoops,
+                               ArrayRef<AffineExpr> posLoops, int64_t half) {
+  auto [wSrc, wAt] = traceReads(w, wReads, false);
+  auto [pSrc, pAt] = traceReads(p, pReads, true);
+  DenseFPElementsAttr values;
+  if (!matchPattern(wSrc, m_Constant(&values)) ||
+      values.getNumElements() != half || !readAlong(wSrc, wAt, freqLoops))
+    return std::nullopt;
+  // The positions: what the sitofp converted (traceReads stops there).
+  auto pType = dyn_cast<RankedTensorType>(pSrc.getType());
+  if (!pType ||
+      !(pType.getElementType().isInteger(32) ||
+        pType.getElementType().isInteger(64)) ||
+      !readAlong(pSrc, pAt, posLoops))
+    return std::nullopt;
+  Angles angles{pSrc, {}};
+  for (APFloat x : values.getValues<APFloat>())
+    angles.omega.push_back(x.convertToDouble());
+  return angles;
+}
+
 /// F: [..., S, R/2] as importers build it: an outer product of positions
 /// and a constant ω as a contraction over a unit dim (Hugging Face's
 /// inv_freq @ position_ids, transposed after), or an elementwise product.
+/// Each factor's reads are composed from F back to its source, so ω must
+/// lie along F's last dim and the positions along its batch (dim 0, when
+/// not unit) and sequence (dim rank - 2) dims.
 std::optional<Angles> matchAngles(Value f, int64_t half) {
-  SmallVector<int64_t> perm;
-  for (int64_t d = 0, r = cast<ShapedType>(f.getType()).getRank(); d < r; ++d)
-    perm.push_back(d);
-  throughTransposes(f, perm);
   auto fType = cast<RankedTensorType>(f.getType());
   int64_t rank = fType.getRank();
-  // The transposed tensor must hold the frequencies along its ω dim and
-  // the positions along the other, the two last dims of F in some order.
-  if (rank < 2)
+  if (rank < 2 || !fType.hasStaticShape())
     return std::nullopt;
-  if (std::optional<Contraction> c = matchContraction(f)) {
-    SmallVector<int64_t> ranges = c->op.getStaticLoopRanges();
-    for (auto [loop, it] : llvm::enumerate(c->op.getIteratorTypesArray()))
+  MLIRContext *ctx = f.getContext();
+  SmallVector<AffineExpr> posLoops;
+  for (int64_t d = 0; d + 2 < rank; ++d) {
+    if (fType.getDimSize(d) == 1)
+      continue;
+    if (d != 0)
+      return std::nullopt;
+    posLoops.push_back(getAffineDimExpr(0, ctx));
+  }
+  // Dims of one element are read anyhow.
+  if (fType.getDimSize(rank - 2) != 1)
+    posLoops.push_back(getAffineDimExpr(rank - 2, ctx));
+  SmallVector<AffineExpr> freqLoops;
+  if (half != 1)
+    freqLoops.push_back(getAffineDimExpr(rank - 1, ctx));
+  Reads fReads;
+  for (int64_t d = 0; d < rank; ++d)
+    fReads.push_back(getAffineDimExpr(d, ctx));
+  auto [g, gReads] = traceReads(f, fReads, false);
+  auto tryBoth = [&](Value a, Reads aReads, Value b,
+                     Reads bReads) -> std::optional<Angles> {
+    if (auto angles = anglesOf(a, aReads, b, bReads, freqLoops, posLoops, half))
+      return angles;
+    return anglesOf(b, bReads, a, aReads, freqLoops, posLoops, half);
+  };
+  if (std::optional<Contraction> c = matchContraction(g)) {
+    // The contraction's loops in F's: its result dims as g is read, its
+    // reduction (of one element) at 0.
+    linalg::LinalgOp op = c->op;
+    SmallVector<int64_t> ranges = op.getStaticLoopRanges();
+    Reads loopReads(op.getNumLoops(), getAffineConstantExpr(0, ctx));
+    AffineMap outMap = op.getMatchingIndexingMap(op.getDpsInitOperand(0));
+    for (auto [k, e] : llvm::enumerate(outMap.getResults()))
+      loopReads[cast<AffineDimExpr>(e).getPosition()] = gReads[k];
+    for (auto [loop, it] : llvm::enumerate(op.getIteratorTypesArray()))
       if (it == utils::IteratorType::reduction && ranges[loop] != 1)
         return std::nullopt;
-    for (auto [a, b] : {std::pair(c->rowOperand, c->colOperand),
-                        std::pair(c->colOperand, c->rowOperand)})
-      if (std::optional<SmallVector<double>> w = constantVector(a, half))
-        if (Value pos = positionsOf(b))
-          return Angles{pos, *w};
-    return std::nullopt;
+    OpOperand *a = op.getDpsInputOperand(0), *b = op.getDpsInputOperand(1);
+    return tryBoth(
+        a->get(), composeReads(op.getMatchingIndexingMap(a), loopReads),
+        b->get(), composeReads(op.getMatchingIndexingMap(b), loopReads));
   }
-  std::optional<SmallVector<Node>> mul = match<arith::MulFOp>({f, {}});
-  if (!mul)
+  // An elementwise product of two inputs (a generic or linalg.mul).
+  auto op = g.getDefiningOp<linalg::LinalgOp>();
+  if (!isElementwise(op) || op.getNumDpsInputs() != 2)
     return std::nullopt;
-  for (int side : {0, 1}) {
-    OpOperand *w = operandOf(resolve((*mul)[side]));
-    OpOperand *p = operandOf(resolve((*mul)[1 - side]));
-    if (!w || !p)
-      continue;
-    std::optional<SmallVector<double>> omega = constantVector(w->get(), half);
-    Value pos = positionsOf(p->get());
-    if (omega && pos)
-      return Angles{pos, *omega};
-  }
-  return std::nullopt;
+  auto mul = op.getBlock()
+                 ->getTerminator()
+                 ->getOperand(0)
+                 .getDefiningOp<arith::MulFOp>();
+  OpOperand *a = op.getDpsInputOperand(0), *b = op.getDpsInputOperand(1);
+  Value argA = op.getMatchingBlockArgument(a),
+        argB = op.getMatchingBlockArgument(b);
+  if (!mul || mul->getBlock() != op.getBlock() ||
+      !((mul.getLhs() == argA && mul.getRhs() == argB) ||
+        (mul.getLhs() == argB && mul.getRhs() == argA)))
+    return std::nullopt;
+  return tryBoth(a->get(), composeReads(op.getMatchingIndexingMap(a), gReads),
+                 b->get(), composeReads(op.getMatchingIndexingMap(b), gReads));
 }
 
 /// The table `t` = a·cos(E) or a·sin(E) (`Op`), E = concat(F, F) along
@@ -1169,7 +1255,8 @@ Value repeatedSource(Value t) {
 /// rounding (importers compute ω in f32).
 std::optional<std::pair<double, double>> ropeParameters(ArrayRef<double> w,
                                                         int64_t rotary) {
-  if (w.size() < 2 || !(w[0] > 0.0) || !(w[1] > 0.0) || !(w[1] < w[0]))
+  if (w.size() < 2 || !(w[0] > 0.0) || !(w[1] > 0.0) || !(w[1] < w[0]) ||
+      !(w[0] <= M_PI))
     return std::nullopt;
   // ω_0 = 1/f; the last ω gives the base with the least amplification of
   // its f32 rounding (exponent R / (R - 2) instead of R / 2).
@@ -1209,8 +1296,10 @@ constexpr int64_t kPerFrequencyOriginal = 4096;
 /// scalings leave alone). posenc.rope's 1/(ext_i·base^(2i/R)) is ω_i.
 std::optional<RopeTables> perFrequency(ArrayRef<double> w, int64_t rotary,
                                        double attention) {
+  // Above π a frequency aliases at integer positions, and posenc.rope's
+  // range reduction is exact for rope frequencies (<= 1), not for any.
   for (double x : w)
-    if (!(x > 0.0) || !std::isfinite(x))
+    if (!(x > 0.0) || !(x <= M_PI))
       return std::nullopt;
   double base = 10000.0;
   if (w.size() >= 2 && w[1] < w[0]) {
@@ -1236,30 +1325,12 @@ std::optional<RopeTables> perFrequency(ArrayRef<double> w, int64_t rotary,
 /// rows refine small frequencies), (base, factor) from ω as for computed
 /// tables, then every entry checked against posenc's own frequencies to
 /// f32 rounding of the angle.
-std::optional<RopeTables> constantRopeTables(Value cosT, Value sinT,
-                                             int64_t seq, int64_t h,
-                                             Columns columns) {
+std::optional<RopeTables> ropeTablesOf(ArrayRef<double> c, ArrayRef<double> s,
+                                       int64_t seq, int64_t h,
+                                       Columns columns) {
   int64_t cols = columns == Columns::pairs ? h : 2 * h;
-  auto nonUnit = [](ArrayRef<int64_t> shape) {
-    SmallVector<int64_t> dims;
-    for (int64_t d : shape)
-      if (d != 1)
-        dims.push_back(d);
-    return dims;
-  };
-  auto values = [&](Value t, SmallVector<double> &out) {
-    DenseFPElementsAttr attr;
-    if (nonUnit(cast<ShapedType>(t.getType()).getShape()) !=
-            nonUnit({seq, cols}) ||
-        !matchPattern(throughUnitReshapes(t), m_Constant(&attr)) ||
-        attr.getNumElements() != seq * cols)
-      return false;
-    for (APFloat v : attr.getValues<APFloat>())
-      out.push_back(v.convertToDouble());
-    return true;
-  };
-  SmallVector<double> c, s;
-  if (seq < 2 || !values(cosT, c) || !values(sinT, s))
+  if (seq < 2 || int64_t(c.size()) != seq * cols ||
+      int64_t(s.size()) != seq * cols)
     return std::nullopt;
   double a = c[0];
   if (!std::isfinite(a) || !(a > 0.0))
@@ -1320,6 +1391,178 @@ std::optional<RopeTables> constantRopeTables(Value cosT, Value sinT,
   return perFrequency(omega, 2 * h, a);
 }
 
+/// The values of the constant `t` whose non-unit dims are [seq, cols].
+std::optional<SmallVector<double>> constantTable(Value t, int64_t seq,
+                                                 int64_t cols) {
+  auto nonUnit = [](ArrayRef<int64_t> shape) {
+    SmallVector<int64_t> dims;
+    for (int64_t d : shape)
+      if (d != 1)
+        dims.push_back(d);
+    return dims;
+  };
+  DenseFPElementsAttr attr;
+  if (nonUnit(cast<ShapedType>(t.getType()).getShape()) !=
+          nonUnit({seq, cols}) ||
+      !matchPattern(throughUnitReshapes(t), m_Constant(&attr)) ||
+      attr.getNumElements() != seq * cols)
+    return std::nullopt;
+  SmallVector<double> out;
+  for (APFloat v : attr.getValues<APFloat>())
+    out.push_back(v.convertToDouble());
+  return out;
+}
+
+std::optional<RopeTables> constantRopeTables(Value cosT, Value sinT,
+                                             int64_t seq, int64_t h,
+                                             Columns columns) {
+  int64_t cols = columns == Columns::pairs ? h : 2 * h;
+  std::optional<SmallVector<double>> c = constantTable(cosT, seq, cols);
+  std::optional<SmallVector<double>> s = constantTable(sinT, seq, cols);
+  if (!c || !s)
+    return std::nullopt;
+  return ropeTablesOf(*c, *s, seq, h, columns);
+}
+
+/// Rows of a constant table picked by integer positions: t[..., j] =
+/// C[pos[...], lo + j] (torch's index, embedding or gather of a cached
+/// cos/sin table, as TorchToLinalg writes them: a generic reading pos,
+/// tensor.extract from a constant C [P, n] at the index_cast position and
+/// linalg.index of the last loop; a last-dim slice of that for lo > 0).
+struct GatheredTable {
+  Value pos;
+  SmallVector<double> rows; // C[:, lo:lo + len], row-major
+  int64_t numRows;
+};
+
+std::optional<GatheredTable> gatheredTable(Value t) {
+  t = throughUnitReshapes(t);
+  auto tType = cast<RankedTensorType>(t.getType());
+  if (tType.getRank() < 1)
+    return std::nullopt;
+  int64_t lo = 0, len = tType.getDimSize(tType.getRank() - 1);
+  if (auto slice = t.getDefiningOp<tensor::ExtractSliceOp>()) {
+    RankedTensorType src = slice.getSourceType();
+    int64_t r = src.getRank();
+    std::optional<int64_t> off =
+        getConstantIntValue(slice.getMixedOffsets()[r - 1]);
+    if (slice.getType().getRank() != r || !off ||
+        !coversLastDimRange(slice, src, *off, len))
+      return std::nullopt;
+    lo = *off;
+    t = slice.getSource();
+  }
+  auto op = t.getDefiningOp<linalg::GenericOp>();
+  if (!op || !op.hasPureTensorSemantics() || op.getNumDpsInputs() != 1 ||
+      op->getNumResults() != 1 ||
+      op.getNumParallelLoops() != op.getNumLoops() ||
+      !op.getMatchingIndexingMap(op.getDpsInitOperand(0)).isIdentity())
+    return std::nullopt;
+  unsigned last = op.getNumLoops() - 1;
+  // pos is read along every loop but the last (the column).
+  OpOperand *posOperand = op.getDpsInputOperand(0);
+  AffineMap posMap = op.getMatchingIndexingMap(posOperand);
+  SmallVector<AffineExpr> lead;
+  for (unsigned d = 0; d < last; ++d)
+    lead.push_back(getAffineDimExpr(d, op.getContext()));
+  if (posMap != AffineMap::get(op.getNumLoops(), 0, lead, op.getContext()))
+    return std::nullopt;
+  auto extract = op.getBlock()
+                     ->getTerminator()
+                     ->getOperand(0)
+                     .getDefiningOp<tensor::ExtractOp>();
+  if (!extract || extract->getBlock() != op.getBlock() ||
+      extract.getIndices().size() != 2)
+    return std::nullopt;
+  auto row = extract.getIndices()[0].getDefiningOp<arith::IndexCastOp>();
+  auto column = extract.getIndices()[1].getDefiningOp<linalg::IndexOp>();
+  if (!row || row.getIn() != op.getMatchingBlockArgument(posOperand) ||
+      !column || column.getDim() != last)
+    return std::nullopt;
+  DenseFPElementsAttr attr;
+  auto tableType = cast<RankedTensorType>(extract.getTensor().getType());
+  if (!matchPattern(extract.getTensor(), m_Constant(&attr)) ||
+      tableType.getDimSize(1) < lo + len)
+    return std::nullopt;
+  GatheredTable g{posOperand->get(), {}, tableType.getDimSize(0)};
+  SmallVector<double> all;
+  for (APFloat v : attr.getValues<APFloat>())
+    all.push_back(v.convertToDouble());
+  int64_t n = tableType.getDimSize(1);
+  for (int64_t r = 0; r < g.numRows; ++r)
+    for (int64_t j = 0; j < len; ++j)
+      g.rows.push_back(all[r * n + lo + j]);
+  return g;
+}
+
+/// The integer positions `pos` as posenc.rope takes them for `b` rows of
+/// `seq` positions: [B, S] when `batched` reads the batch, else [S]; unit
+/// dims dropped by a collapse built at `root`. Null when they do not fit.
+Value ropePositions(PatternRewriter &rewriter, Operation *root, Value pos,
+                    int64_t b, int64_t seq, bool batched) {
+  pos = throughUnitReshapes(pos);
+  auto pt = cast<RankedTensorType>(pos.getType());
+  if (!pt.hasStaticShape() ||
+      !(pt.getElementType().isInteger(32) || pt.getElementType().isInteger(64)))
+    return {};
+  int64_t elems = pt.getNumElements();
+  if (pt.getRank() < 1 || pt.getShape().back() != seq ||
+      !(elems == seq || (batched && elems == b * seq)) ||
+      (elems == b * seq && b > 1 && pt.getShape().front() != b))
+    return {};
+  SmallVector<int64_t> shape = {seq};
+  if (elems != seq)
+    shape = {b, seq};
+  if (pt.getShape() == ArrayRef(shape))
+    return pos;
+  // Unit dims dropped: [S] from [1..., S], [B, S] from [B, 1..., S].
+  SmallVector<ReassociationIndices> groups;
+  ReassociationIndices lead;
+  for (int64_t d = 0; d + 1 < pt.getRank(); ++d)
+    lead.push_back(d);
+  if (shape.size() == 1) {
+    lead.push_back(pt.getRank() - 1);
+    groups = {lead};
+  } else {
+    groups = {lead, {pt.getRank() - 1}};
+  }
+  rewriter.setInsertionPoint(root);
+  return tensor::CollapseShapeOp::create(
+      rewriter, root->getLoc(),
+      RankedTensorType::get(shape, pt.getElementType()), pos, groups);
+}
+
+/// Tables gathered from constant tables by positions (a cached cos/sin
+/// table indexed by the position ids): the rope parameters of the cached
+/// tables (row p is position p), and the positions.
+std::optional<RopeTables> gatheredRopeTables(PatternRewriter &rewriter,
+                                             Operation *root, TableRead c,
+                                             TableRead s, int64_t h, int64_t b,
+                                             int64_t seq, Columns columns,
+                                             Value &positions) {
+  Value cosT = c.table, sinT = s.table;
+  if (columns == Columns::repeated) {
+    Value cs = repeatedSource(cosT), ss = repeatedSource(sinT);
+    if (cs && ss) {
+      cosT = cs;
+      sinT = ss;
+      columns = Columns::pairs;
+    }
+  }
+  std::optional<GatheredTable> gc = gatheredTable(cosT),
+                               gs = gatheredTable(sinT);
+  if (!gc || !gs || gc->pos != gs->pos || gc->numRows != gs->numRows)
+    return std::nullopt;
+  std::optional<RopeTables> tables =
+      ropeTablesOf(gc->rows, gs->rows, gc->numRows, h, columns);
+  if (!tables)
+    return std::nullopt;
+  positions = ropePositions(rewriter, root, gc->pos, b, seq, c.batched);
+  if (!positions)
+    return std::nullopt;
+  return tables;
+}
+
 /// Tables computed from positions: their rope parameters, and the
 /// positions as posenc.rope takes them (built at `root`; only when the
 /// match succeeds). `b` and `seq` are the batch and the rows of `root`.
@@ -1378,35 +1621,9 @@ std::optional<RopeTables> computedRopeTables(PatternRewriter &rewriter,
     tables = perFrequency(angles->omega, 2 * h, cm->second);
   if (!tables)
     return std::nullopt;
-  // Positions: [B, S] with the batch read, else [S] (unit dims dropped).
-  Value pos = throughUnitReshapes(angles->pos);
-  auto pt = cast<RankedTensorType>(pos.getType());
-  int64_t elems = pt.getNumElements();
-  if (pt.getRank() < 1 || pt.getShape().back() != seq ||
-      !(elems == seq || (c.batched && elems == b * seq)) ||
-      (elems == b * seq && b > 1 && pt.getShape().front() != b))
+  positions = ropePositions(rewriter, root, angles->pos, b, seq, c.batched);
+  if (!positions)
     return std::nullopt;
-  SmallVector<int64_t> shape = {seq};
-  if (elems != seq)
-    shape = {b, seq};
-  positions = pos;
-  if (pt.getShape() != ArrayRef(shape)) {
-    // Unit dims dropped: [S] from [1..., S], [B, S] from [B, 1..., S].
-    SmallVector<ReassociationIndices> groups;
-    ReassociationIndices lead;
-    for (int64_t d = 0; d + 1 < pt.getRank(); ++d)
-      lead.push_back(d);
-    if (shape.size() == 1) {
-      lead.push_back(pt.getRank() - 1);
-      groups = {lead};
-    } else {
-      groups = {lead, {pt.getRank() - 1}};
-    }
-    rewriter.setInsertionPoint(root);
-    positions = tensor::CollapseShapeOp::create(
-        rewriter, root->getLoc(),
-        RankedTensorType::get(shape, pt.getElementType()), pos, groups);
-  }
   return tables;
 }
 
@@ -1442,7 +1659,10 @@ LogicalResult raiseRope(PatternRewriter &rewriter, Operation *root, Value x,
         rewriter, loc, DenseIntElementsAttr::get(type, ArrayRef(rows)));
   } else {
     tables =
-        computedRopeTables(rewriter, root, c, s, h, b, seq, columns, positions);
+        gatheredRopeTables(rewriter, root, c, s, h, b, seq, columns, positions);
+    if (!tables)
+      tables = computedRopeTables(rewriter, root, c, s, h, b, seq, columns,
+                                  positions);
     if (!tables)
       return failure();
   }

@@ -284,8 +284,18 @@ def PosencRaisePass : Pass<"posenc-raise"> {
     as they are: `longrope` per-frequency factors ext_i = base^(-2i/R)/ω_i
     with short = long (the positions never select) and max_positions =
     original (no implied attention factor), the base from the two highest
-    frequencies. Tables that are not a·cos(s·ω), a·sin(s·ω) of one ω per
-    column are left alone. posenc.rope forms the angles exactly; the
+    frequencies. Every ω must lie in (0, π] (above π a frequency aliases
+    at integer positions). Tables that are not a·cos(s·ω), a·sin(s·ω) of
+    one ω per column are left alone. Computed angles are checked read by
+    read: each factor's indexing maps are composed back through the
+    broadcasts, transposes, reshapes and the integer conversion to the
+    constant ω (read along the frequency dim) and the integer positions
+    (read along the batch and sequence dims). Tables may also be rows of a
+    constant cache gathered by the position ids (`cache[position_ids]`:
+    a generic of `tensor.extract` at the `index_cast` position and the
+    column's `linalg.index`, or a last-dim slice of one, as GPT-J's
+    sin/cos halves), row p being position p; the positions are then the
+    ids. posenc.rope forms the angles exactly; the
     importer's f32 product p·ω is off by up to p·ω·2^-24, so the raised
     rotation is the more accurate one at long positions.
 
