@@ -397,38 +397,7 @@ def rope_program(rng, form, name="rope", b=2, h=3, s=6, d=8, base=10000.0, rotar
     pb = b if form["batched_pos"] else 1
     x = rng.uniform(-1, 1, (b, h, s, d_full)).astype(np.float32)
     pos = rng.integers(0, 40, (pb, s)).astype(np.int64)
-    c = ir.fresh()
-    ir.add(f"{c} = arith.constant dense<[{', '.join(repr(float(v)) for v in inv)}]> : "
-           f"{_t([half], 'f32')}")
-    # Positions as floats.
-    out, pf = ir.empty([pb, s]), ir.fresh()
-    ir.add(f"{pf} = linalg.generic {{indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, "
-           f"affine_map<(d0, d1) -> (d0, d1)>], iterator_types = [\"parallel\", \"parallel\"]}} "
-           f"ins(%pos : {_t([pb, s], 'i64')}) outs({out} : {_t([pb, s], 'f32')}) {{")
-    ir.add("^bb0(%p: i64, %o: f32):")
-    ir.add("  %f = arith.sitofp %p : i64 to f32")
-    ir.add("  linalg.yield %f : f32")
-    ir.add(f"}} -> {_t([pb, s], 'f32')}")
-    if form["angles"] == "matmul":
-        ie = ir.fresh()
-        ir.add(f"{ie} = tensor.expand_shape {c} [[0, 1, 2]] output_shape [1, {half}, 1] : "
-               f"{_t([half], 'f32')} into {_t([1, half, 1], 'f32')}")
-        ib = ir.generic([(ie, [1, half, 1], "0, d1, d2")], [pb, half, 1], 3,
-                        lambda g: ([], g[0]))
-        pe = ir.fresh()
-        ir.add(f"{pe} = tensor.expand_shape {pf} [[0], [1, 2]] output_shape [{pb}, 1, {s}] : "
-               f"{_t([pb, s], 'f32')} into {_t([pb, 1, s], 'f32')}")
-        fz = ir.fill([pb, half, s], "0.0")
-        fr = ir.fresh()
-        ir.add(f"{fr} = linalg.batch_matmul ins({ib}, {pe} : {_t([pb, half, 1], 'f32')}, "
-               f"{_t([pb, 1, s], 'f32')}) outs({fz} : {_t([pb, half, s], 'f32')}) -> "
-               f"{_t([pb, half, s], 'f32')}")
-        init, f = ir.empty([pb, s, half]), ir.fresh()
-        ir.add(f"{f} = linalg.transpose ins({fr} : {_t([pb, half, s], 'f32')}) outs({init} : "
-               f"{_t([pb, s, half], 'f32')}) permutation = [0, 2, 1]")
-    else:
-        f = ir.generic([(pf, [pb, s], "d0, d1"), (c, [half], "d2")], [pb, s, half], 3,
-                       lambda g: ([f"%r = arith.mulf {g[0]}, {g[1]} : f32"], "%r"))
+    f = _angles(ir, form, _positions_f32(ir, pb, s), inv, pb, s, half)
     emb = ir.fresh()
     ir.add(f"{emb} = tensor.concat dim(2) {f}, {f} : ({_t([pb, s, half], 'f32')}, "
            f"{_t([pb, s, half], 'f32')}) -> {_t([pb, s, d], 'f32')}")
@@ -540,6 +509,19 @@ def random_interleaved_rope_form(rng):
     return {k: v[rng.integers(len(v))] for k, v in INTERLEAVED_ROPE_FORMS.items()}
 
 
+def _positions_f32(ir, pb, s):
+    """The i64 position ids %pos [pb, s] as f32 (arith.sitofp)."""
+    out, pf = ir.empty([pb, s]), ir.fresh()
+    ir.add(f"{pf} = linalg.generic {{indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, "
+           f"affine_map<(d0, d1) -> (d0, d1)>], iterator_types = [\"parallel\", \"parallel\"]}} "
+           f"ins(%pos : {_t([pb, s], 'i64')}) outs({out} : {_t([pb, s], 'f32')}) {{")
+    ir.add("^bb0(%p: i64, %o: f32):")
+    ir.add("  %f = arith.sitofp %p : i64 to f32")
+    ir.add("  linalg.yield %f : f32")
+    ir.add(f"}} -> {_t([pb, s], 'f32')}")
+    return pf
+
+
 def _angles(ir, form, pf, inv, pb, s, half):
     """F = positions ⊗ inv_freq: [pb, s, half] (inv_freq @ position_ids
     transposed, or an elementwise product)."""
@@ -636,16 +618,7 @@ def interleaved_rope_program(rng, form, name="rope", b=2, s=6, h=3, d=8, base=10
         pos = np.broadcast_to(np.arange(s, dtype=np.int64), (pb, s)).copy()
         ang = np.arange(s, dtype=np.float32)[:, None] * inv
     elif not gathered:
-        out, pf = ir.empty([pb, s]), ir.fresh()
-        ir.add(f"{pf} = linalg.generic {{indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, "
-               f"affine_map<(d0, d1) -> (d0, d1)>], iterator_types = [\"parallel\", "
-               f"\"parallel\"]}} ins(%pos : {_t([pb, s], 'i64')}) outs({out} : "
-               f"{_t([pb, s], 'f32')}) {{")
-        ir.add("^bb0(%p: i64, %o: f32):")
-        ir.add("  %f = arith.sitofp %p : i64 to f32")
-        ir.add("  linalg.yield %f : f32")
-        ir.add(f"}} -> {_t([pb, s], 'f32')}")
-        f = _angles(ir, form, pf, inv, pb, s, half)
+        f = _angles(ir, form, _positions_f32(ir, pb, s), inv, pb, s, half)
         if look_alike == "tiled_tables":
             tiled = ir.fresh()
             ir.add(f"{tiled} = tensor.concat dim(2) {f}, {f} : ({_t([pb, s, half], 'f32')}, "

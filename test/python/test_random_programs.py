@@ -49,15 +49,15 @@ def test_random_raisable_program(rng, index):
         assert err <= tol, (form, pipeline, err)
 
 
-def test_random_raisable_rope(rng):
-    """Hugging Face RoPE in a random importer form, at a random base and
-    sizes, raised to posenc.rope and not, against float64."""
-    form = random_rope_form(rng)
+def check_random_rope(rng, program, form):
+    """`program` (rope_program or interleaved_rope_program) of `form` at a
+    random base and sizes: raised exactly when it should be, and the
+    same against float64 raised or not."""
     base = float(rng.choice([10000.0, 500000.0, 1000000.0]))
     b, h, s, d = (int(rng.integers(1, 4)), int(rng.integers(1, 5)), int(rng.integers(1, 9)),
                   int(rng.choice([4, 8, 16])))
     rotary = int(rng.choice([r for r in (4, 8, 16) if r <= d]))  # partial when < D
-    ir, inputs, expected = rope_program(rng, form, b=b, h=h, s=s, d=d, base=base, rotary=rotary)
+    ir, inputs, expected = program(rng, form, b=b, h=h, s=s, d=d, base=base, rotary=rotary)
     # Computed tables need S, R/2 and a batch > 1 distinct (the dims they
     # are read along); folded ones do not.
     distinct = s != rotary // 2 and (b == 1 or b not in (s, rotary // 2))
@@ -71,25 +71,16 @@ def test_random_raisable_rope(rng):
         assert err <= tol, (form, base, pipeline, err)
 
 
+def test_random_raisable_rope(rng):
+    """Hugging Face RoPE in a random importer form, at a random base and
+    sizes, raised to posenc.rope and not, against float64."""
+    check_random_rope(rng, rope_program, random_rope_form(rng))
+
+
 def test_random_raisable_interleaved_rope(rng):
     """GPT-J or Meta-pairs RoPE in a random importer form, at a random base
     and sizes, raised to posenc.rope and not, against float64."""
-    form = random_interleaved_rope_form(rng)
-    base = float(rng.choice([10000.0, 500000.0, 1000000.0]))
-    b, h, s, d = (int(rng.integers(1, 4)), int(rng.integers(1, 5)), int(rng.integers(1, 9)),
-                  int(rng.choice([4, 8, 16])))
-    rotary = int(rng.choice([r for r in (4, 8, 16) if r <= d]))  # partial when < D
-    ir, inputs, expected = interleaved_rope_program(rng, form, b=b, s=s, h=h, d=d, base=base,
-                                                    rotary=rotary)
-    distinct = s != rotary // 2 and (b == 1 or b not in (s, rotary // 2))
-    # Cached tables gathered by position hold their rows (0..47) whatever S.
-    expect = {"constant": s >= 2, "gathered": True}.get(form["tables"], distinct)
-    raised = "posenc.rope" in opt(ir, "--posenc-raise")
-    assert raised == expect, (form, base, b, h, s, d, rotary)
-    for pipeline, tol in (("posenc-lower-to-cpu", 2e-5),
-                          ("posenc-raise,posenc-lower-to-cpu", 2e-6 if raised else 2e-5)):
-        err = rel_err(run(ir, inputs, pipeline=pipeline)[0], expected)
-        assert err <= tol, (form, base, pipeline, err)
+    check_random_rope(rng, interleaved_rope_program, random_interleaved_rope_form(rng))
 
 
 def test_random_raisable_mla(rng):

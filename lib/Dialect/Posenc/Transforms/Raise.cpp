@@ -1495,6 +1495,20 @@ std::optional<GatheredTable> gatheredTable(Value t) {
   return g;
 }
 
+/// With `repeated` columns: the tables before their repeat_interleave
+/// (GPT-J repeats the cos/sin), one column per frequency, when both are
+/// repeated.
+void throughRepeats(Value &cosT, Value &sinT, Columns &columns) {
+  if (columns != Columns::repeated)
+    return;
+  Value cs = repeatedSource(cosT), ss = repeatedSource(sinT);
+  if (!cs || !ss)
+    return;
+  cosT = cs;
+  sinT = ss;
+  columns = Columns::pairs;
+}
+
 /// The integer positions `pos` as posenc.rope takes them for `b` rows of
 /// `seq` positions: [B, S] when `batched` reads the batch, else [S]; unit
 /// dims dropped by a collapse built at `root`. Null when they do not fit.
@@ -1541,14 +1555,7 @@ std::optional<RopeTables> gatheredRopeTables(PatternRewriter &rewriter,
                                              int64_t seq, Columns columns,
                                              Value &positions) {
   Value cosT = c.table, sinT = s.table;
-  if (columns == Columns::repeated) {
-    Value cs = repeatedSource(cosT), ss = repeatedSource(sinT);
-    if (cs && ss) {
-      cosT = cs;
-      sinT = ss;
-      columns = Columns::pairs;
-    }
-  }
+  throughRepeats(cosT, sinT, columns);
   std::optional<GatheredTable> gc = gatheredTable(cosT),
                                gs = gatheredTable(sinT);
   if (!gc || !gs || gc->pos != gs->pos || gc->numRows != gs->numRows)
@@ -1572,15 +1579,8 @@ std::optional<RopeTables> computedRopeTables(PatternRewriter &rewriter,
                                              int64_t seq, Columns columns,
                                              Value &positions) {
   Value cosT = c.table, sinT = s.table;
-  if (columns == Columns::repeated) {
-    // Repeated after the cos/sin (GPT-J), else the angles were.
-    Value cs = repeatedSource(cosT), ss = repeatedSource(sinT);
-    if (cs && ss) {
-      cosT = cs;
-      sinT = ss;
-      columns = Columns::pairs;
-    }
-  }
+  // Repeated after the cos/sin (GPT-J), else the angles were.
+  throughRepeats(cosT, sinT, columns);
   std::optional<std::pair<Value, double>> cm = matchTable<math::CosOp>(cosT);
   std::optional<std::pair<Value, double>> sm = matchTable<math::SinOp>(sinT);
   // The attention factor posenc.rope takes: positive and finite.
@@ -1641,11 +1641,13 @@ LogicalResult raiseRope(PatternRewriter &rewriter, Operation *root, Value x,
   Location loc = root->getLoc();
   std::optional<RopeTables> tables =
       constantRopeTables(c.table, s.table, seq, h, columns);
-  if (!tables && columns == Columns::repeated) {
+  if (!tables) {
     // Constant tables of one column per frequency, repeated in the IR.
-    Value cs = repeatedSource(c.table), ss = repeatedSource(s.table);
-    if (cs && ss)
-      tables = constantRopeTables(cs, ss, seq, h, Columns::pairs);
+    Value cs = c.table, ss = s.table;
+    Columns unrepeated = columns;
+    throughRepeats(cs, ss, unrepeated);
+    if (unrepeated != columns)
+      tables = constantRopeTables(cs, ss, seq, h, unrepeated);
   }
   Value positions;
   if (tables) {
