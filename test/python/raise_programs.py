@@ -472,15 +472,7 @@ def rope_program(rng, form, name="rope", b=2, h=3, s=6, d=8, base=10000.0, rotar
                        [b, h, s, d], 4, lambda g: ([f"%r = arith.mulf {g[0]}, {g[1]} : f32"], "%r"))
         y = ir.generic([(a, [b, h, s, d], full), (r, [b, h, s, d], full)], [b, h, s, d], 4,
                        lambda g: ([f"%r = arith.addf {g[0]}, {g[1]} : f32"], "%r"))
-    if d < d_full:
-        rest, yy = ir.fresh(), ir.fresh()
-        rest_t = _t([b, h, s, d_full - d], "f32")
-        ir.add(f"{rest} = tensor.extract_slice %x[0, 0, 0, {d}] [{b}, {h}, {s}, {d_full - d}] "
-               f"[1, 1, 1, 1] : {full_t} to {rest_t}")
-        ir.add(f"{yy} = tensor.concat dim(3) {y}, {rest} : ({xt}, {rest_t}) -> {full_t}")
-        y = yy
-    text = (f"func.func @{name}(%x: {full_t}, %pos: {_t([pb, s], 'i64')}) -> {full_t} {{\n"
-            + "\n".join(ir.lines) + f"\n  return {y} : {full_t}\n}}\n")
+    text = _rope_function(ir, name, y, [b, h, s], d, d_full, [pb, s])
     omega = base ** (-np.arange(0, d, 2) / d) / factor
     if inv_freq is not None:
         omega = inv.astype(np.float64)
@@ -520,6 +512,22 @@ def _positions_f32(ir, pb, s):
     ir.add("  linalg.yield %f : f32")
     ir.add(f"}} -> {_t([pb, s], 'f32')}")
     return pf
+
+
+def _rope_function(ir, name, y, lead, d, d_full, pos_shape):
+    """The function @name(%x: [*lead, d_full], %pos: pos_shape) returning y,
+    the rotated first d dims, with x[..., d:] concatenated back when
+    d < d_full (partial rotary)."""
+    xt, full_t = _t(lead + [d], "f32"), _t(lead + [d_full], "f32")
+    if d < d_full:
+        rest, yy = ir.fresh(), ir.fresh()
+        rest_t = _t(lead + [d_full - d], "f32")
+        ir.add(f"{rest} = tensor.extract_slice %x[0, 0, 0, {d}] "
+               f"[{', '.join(map(str, lead))}, {d_full - d}] [1, 1, 1, 1] : {full_t} to {rest_t}")
+        ir.add(f"{yy} = tensor.concat dim(3) {y}, {rest} : ({xt}, {rest_t}) -> {full_t}")
+        y = yy
+    return (f"func.func @{name}(%x: {full_t}, %pos: {_t(pos_shape, 'i64')}) -> {full_t} {{\n"
+            + "\n".join(ir.lines) + f"\n  return {y} : {full_t}\n}}\n")
 
 
 def _angles(ir, form, pf, inv, pb, s, half):
@@ -752,15 +760,7 @@ def interleaved_rope_program(rng, form, name="rope", b=2, s=6, h=3, d=8, base=10
              binary(op, mul(a, hs, full, t, tshape, tmap), mul(c, hs, full, u, tshape, tmap), hs))
             for a, t, c, u, op in parts]
         y = stack(re, im)
-    if d < d_full:
-        rest, yy = ir.fresh(), ir.fresh()
-        rest_t = _t([b, s, h, d_full - d], "f32")
-        ir.add(f"{rest} = tensor.extract_slice %x[0, 0, 0, {d}] [{b}, {s}, {h}, {d_full - d}] "
-               f"[1, 1, 1, 1] : {full_t} to {rest_t}")
-        ir.add(f"{yy} = tensor.concat dim(3) {y}, {rest} : ({xt}, {rest_t}) -> {full_t}")
-        y = yy
-    text = (f"func.func @{name}(%x: {full_t}, %pos: {_t([pb, s], 'i64')}) -> {full_t} {{\n"
-            + "\n".join(ir.lines) + f"\n  return {y} : {full_t}\n}}\n")
+    text = _rope_function(ir, name, y, [b, s, h], d, d_full, [pb, s])
     omega = base ** (-np.arange(0, d, 2) / d) / factor
     if inv_freq is not None:
         omega = inv.astype(np.float64)
