@@ -5,6 +5,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "posenc/Runtime/Runner.h"
+#include "posenc/Runtime/ParserGuards.h"
 
 #include "posenc/Dialect/Posenc/IR/PosencDialect.h"
 #include "posenc/Dialect/Posenc/IR/RopeFrequencies.h"
@@ -658,6 +659,8 @@ CompiledModule::compile(llvm::StringRef source, llvm::StringRef pipeline,
     return makeError(msg + (diagText.empty() ? "" : ":\n" + diagText));
   };
 
+  if (std::optional<std::string> crash = upstreamParserCrash(source))
+    return makeError("cannot parse the input: " + *crash);
   // Parsed, then verified: a verifier's error is not a syntax error.
   impl.module = parseSourceFile<ModuleOp>(
       sourceMgr, ParserConfig(&ctx, /*verifyAfterParse=*/false));

@@ -56,6 +56,30 @@ def test_parse_error():
     expect_error("func.func @f( {", [], "cannot parse the input")
 
 
+TRANSPOSE = """func.func @f(%a: tensor<2x3xf32>) -> tensor<3x2xf32> {
+  %e = tensor.empty() : tensor<3x2xf32>
+  %t = linalg.transpose ins(%a : tensor<2x3xf32>) outs(%e : tensor<3x2xf32>) permutation = PERM
+  return %t : tensor<3x2xf32>
+}
+"""
+
+
+@pytest.mark.parametrize("perm", ["[1, 0.5]", "[1 0]", "[1, 0", "1", "[x]"])
+def test_malformed_linalg_list_is_an_error(perm):
+    """linalg.transpose's `permutation` (and linalg.broadcast's and
+    linalg.reduce's `dimensions`) that is not a list of integers crashes
+    upstream's parser (a fuzzer finding): reported as a parse error."""
+    expect_error(TRANSPOSE.replace("PERM", perm), [np.zeros((2, 3), np.float32)],
+                 "line 3: `permutation =` must be followed by a list of integers")
+
+
+def test_linalg_lists_still_parse():
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    for perm in ("[1, 0]", "[ 1 ,0 ]"):
+        (out,) = run(TRANSPOSE.replace("PERM", perm), [a])
+        np.testing.assert_array_equal(out, a.T)
+
+
 def test_verifier_error_is_reported():
     bad = ROPE.replace("layout half", "layout half {rotary_dim = 10 : i64}")
     expect_error(bad, [X, P], "rotary_dim (10) must be <= head dim (8)")
