@@ -100,6 +100,7 @@ void mlir::posenc::buildPosencToNVVMPipeline(
     OpPassManager &pm, const PosencToNVVMPipelineOptions &options) {
   PosencCheckCPUInputPassOptions input;
   input.pipeline = "posenc-lower-to-nvvm";
+  input.f32Attention = true;
   pm.addPass(createPosencCheckCPUInputPass(input));
   stages::addChecksAndFolds(pm, options.foldMaxElements);
   // MLA as attention (plus projections), biases into score_mod, then every

@@ -230,6 +230,21 @@ def test_f64_diagnostics():
         opt(func_ir([("q", t64)], body, [("%o", t64)]),
             "--pass-pipeline=builtin.module(func.func(convert-posenc-attention-to-gpu))")
     assert "GPU kernel computes in f32; f64 attention" in err.value.stderr
+    # posenc-lower-to-nvvm refuses each f64 op by its own name (MLA was
+    # refused after its decomposition, as posenc.attention).
+    with pytest.raises(RunError) as err:
+        opt(func_ir([("q", t64)], body, [("%o", t64)]), "--posenc-lower-to-nvvm")
+    assert ("'posenc.attention' op cannot be lowered by posenc-lower-to-nvvm: its attention "
+            "kernel computes in f32" in err.value.stderr)
+    mla = ("%o = posenc.mla_absorb %qn, %qr, %c, %kr, %wuk, %wuv : tensor<1x4x2x8xf64>, "
+           "tensor<1x4x2x4xf64>, tensor<1x5x6xf64>, tensor<1x5x4xf64>, tensor<2x8x6xf64>, "
+           "tensor<2x3x6xf64> -> tensor<1x4x2x3xf64>")
+    args = [("qn", "tensor<1x4x2x8xf64>"), ("qr", "tensor<1x4x2x4xf64>"),
+            ("c", "tensor<1x5x6xf64>"), ("kr", "tensor<1x5x4xf64>"),
+            ("wuk", "tensor<2x8x6xf64>"), ("wuv", "tensor<2x3x6xf64>")]
+    with pytest.raises(RunError) as err:
+        opt(func_ir(args, [mla], [("%o", "tensor<1x4x2x3xf64>")]), "--posenc-lower-to-nvvm")
+    assert "'posenc.mla_absorb' op cannot be lowered by posenc-lower-to-nvvm" in err.value.stderr
 
 
 def test_f64_hostile_round():

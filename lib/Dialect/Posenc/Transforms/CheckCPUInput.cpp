@@ -3,9 +3,12 @@
 
 #include "posenc/Dialect/Posenc/Transforms/Passes.h"
 
+#include "posenc/Dialect/Posenc/IR/PosencOps.h"
+
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/TypeUtilities.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/StringSet.h"
 
@@ -88,6 +91,19 @@ struct PosencCheckCPUInputPass
                    "nested module (--pass-pipeline='builtin.module("
                    "builtin.module("
                 << pipeline << "))')";
+            return WalkResult::interrupt();
+          }
+          if (f32Attention &&
+              isa<posenc::AttentionOp, posenc::OnlineAttentionOp,
+                  posenc::MlaAbsorbOp>(op) &&
+              llvm::any_of(op->getOperandTypes(), [](Type t) {
+                return mlir::getElementTypeOrSelf(t).isF64();
+              })) {
+            op->emitOpError()
+                << "cannot be lowered by " << pipeline
+                << ": its attention kernel computes in f32; f64 attention "
+                   "(computed in f64) runs on the CPU pipeline "
+                   "(posenc-lower-to-cpu)";
             return WalkResult::interrupt();
           }
           StringRef dialect = op->getName().getDialectNamespace();

@@ -408,11 +408,16 @@ def PosencCheckCPUInputPass
     fail deep inside bufferization or be left unconverted; this pass names
     it, its dialect and what to do instead, before any work is done.
     `posenc-lower-to-nvvm` runs it too (`pipeline` names the pipeline in
-    the message).
+    the message), with `f32-attention`: its attention kernel computes in
+    f32, so f64 posenc.attention, posenc.online_attention and
+    posenc.mla_absorb are refused by their own names (MLA would otherwise
+    be refused after its decomposition, as the attention it becomes).
   }];
   let options = [
     Option<"pipeline", "pipeline", "std::string", "\"posenc-lower-to-cpu\"",
-           "The pipeline the message names">
+           "The pipeline the message names">,
+    Option<"f32Attention", "f32-attention", "bool", "false",
+           "Refuse attention ops that compute in f64">
   ];
 }
 
