@@ -870,8 +870,7 @@ verifyAttentionOperands(OpT op, ArrayRef<RowOutput> outputs, size_t numOffsets,
   record(DimConstraint::Kind::atLeast, "key head dim", {{"q", q, 3}}, 1);
   if (qTy.getDimSize(3) == 0)
     return op.emitOpError()
-           << "key head dim Dk must be >= 1 (q " << qTy << ", k " << kTy
-           << ")";
+           << "key head dim Dk must be >= 1 (q " << qTy << ", k " << kTy << ")";
   record(DimConstraint::Kind::multiple, "number of heads",
          {{"q", q, 2}, {"k", k, 2}});
   int64_t hq = qTy.getDimSize(2), hkv = kTy.getDimSize(2);
