@@ -5,6 +5,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "posenc/Dialect/Posenc/Utils/LowRank.h"
 #include "posenc/Runtime/Runner.h"
 #include "posenc/Version.h"
 
@@ -276,6 +277,36 @@ PYBIND11_MODULE(_posenc, m) {
       py::arg("scaling"), py::arg("base"), py::arg("rotary"),
       py::arg("seq_len"),
       "(omega, attention factor) of a #posenc.rope_scaling attribute");
+  m.def(
+      "low_rank",
+      [](py::array_t<double, py::array::c_style | py::array::forcecast> m,
+         int64_t rank, double energy) {
+        if (m.ndim() != 2)
+          throw PosencError("low_rank takes a 2-D matrix, got " +
+                            std::to_string(m.ndim()) + " dims");
+        int64_t rows = m.shape(0), cols = m.shape(1);
+        std::string error;
+        std::optional<mlir::posenc::LowRankFactors> f;
+        {
+          py::gil_scoped_release release;
+          f = mlir::posenc::lowRankFactor(
+              llvm::ArrayRef<double>(m.data(), rows * cols), rows, cols, rank,
+              energy, error);
+        }
+        if (!f)
+          throw PosencError("low_rank: " + error);
+        auto array = [](const std::vector<double> &v,
+                        std::vector<py::ssize_t> shape) {
+          return py::array(py::dtype::of<double>(), shape, v.data());
+        };
+        return py::make_tuple(
+            array(f->down, {rows, f->rank}), array(f->up, {f->rank, cols}),
+            array(f->singularValues, {py::ssize_t(f->singularValues.size())}));
+      },
+      py::arg("matrix"), py::arg("rank"), py::arg("energy"),
+      "(down [rows, R], up [R, cols], all singular values) with down·up the "
+      "best rank-R approximation; R = rank, or by retained energy when rank "
+      "is 0");
   m.attr("version") = POSENC_VERSION;
   m.attr("llvm_version") = POSENC_LLVM_VERSION;
   m.def(

@@ -13,6 +13,8 @@ pkgs=(
   # posenc.plot and bench charts.
   python3-matplotlib
   libomp-22-dev
+  # The SVD of posenc-compress-kv.
+  libeigen3-dev
 )
 # The sanitizer runtimes and libFuzzer: scripts/test.sh --sanitize, fuzz.sh.
 if [[ "${POSENC_SETUP_SANITIZE:-0}" == 1 ]]; then

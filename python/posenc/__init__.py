@@ -254,6 +254,36 @@ def rope_frequencies(head_dim, base=10000.0, scaling=None, rotary_dim=None, seq_
                               0 if seq_len is None else int(seq_len))
 
 
+def low_rank(matrix, rank=None, energy=None):
+    """The best rank-R approximation of a 2-D matrix (Eckart–Young), by the
+    C++ truncated SVD that posenc-compress-kv uses (Eigen, float64).
+
+    Exactly one of `rank` (R >= 1; clamped to min(rows, cols)) and `energy`
+    (E in (0, 1]: the smallest R whose singular values keep that fraction
+    of Σσ²) is given. Returns (down [rows, R], up [R, cols], sigma) as
+    float64 arrays: down·up is the approximation, down has orthonormal
+    columns (the left singular vectors), up = diag(σ_R)·V_Rᵀ and sigma
+    holds all min(rows, cols) singular values, descending. Errors: a
+    ValueError for a bad request, posenc.Error when the SVD fails."""
+    if _posenc is None:
+        raise ImportError("posenc._posenc is not built; run scripts/build.sh")
+    if (rank is None) == (energy is None):
+        raise ValueError("give exactly one of rank=R or energy=E")
+    m = np.asarray(matrix, dtype=np.float64)
+    if m.ndim != 2 or 0 in m.shape:
+        raise ValueError(f"matrix must be 2-D with no empty dim, got shape {m.shape}")
+    if not np.isfinite(m).all():
+        raise ValueError("matrix has a non-finite entry")
+    if rank is not None:
+        if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or rank < 1:
+            raise ValueError(f"rank must be an int >= 1, got {rank!r}")
+        return _posenc.low_rank(m, int(min(rank, min(m.shape))), 0.0)
+    if isinstance(energy, bool) or not isinstance(energy, (int, float, np.integer, np.floating)) \
+            or not 0 < energy <= 1:
+        raise ValueError(f"energy must be a number in (0, 1], got {energy!r}")
+    return _posenc.low_rank(m, 0, float(energy))
+
+
 def retain_freed_large_buffers():
     """Makes malloc keep freed large blocks in its heap (process-wide), so
     each call's result reuses the previous one's pages instead of faulting

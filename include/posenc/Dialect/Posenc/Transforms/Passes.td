@@ -41,6 +41,60 @@ def PosencDecomposeMlaPass : Pass<"posenc-decompose-mla"> {
   ];
 }
 
+def PosencCompressKVPass : Pass<"posenc-compress-kv"> {
+  let summary = "Low-rank KV-cache compression: factor constant key/value "
+                "projections by truncated SVD into a latent per token";
+  let description = [{
+    The third idea of DeepSeek-V2's attention (arXiv 2405.04434 §2.1),
+    applied at compile time to a model trained without it: the key and
+    value projections `k = x·W_k`, `v = x·W_v` (`W: [d, Hkv·D]` constants,
+    `arith.constant` dense or `dense_resource`) are replaced by a latent
+    `c = x·A` of R floats per token, the only thing a KV cache would store,
+    and up-projections `B` with `A·B` the best rank-R approximation of the
+    weights (Eckart–Young; Eigen's SVD in float64, `A` the left singular
+    vectors, `B = Σ·Vᵀ`).
+
+    Matched: `posenc.attention` whose `k` (optionally through `posenc.rope`)
+    and `v` are `tensor.expand_shape [[0, 1], [2, 3]]` of `linalg.matmul`s
+    of the same `x: [N, d]` by constant f32 weights into a zero fill.
+    `factor=joint` factors `[W_k | W_v]` into one latent of R; `separate`
+    factors W_k and W_v alone, with ⌈R/2⌉ and ⌊R/2⌋ (or each by `energy`).
+    - Non-rotary keys: the up-projections are absorbed, as MLA absorbs
+      them: `q_lat = q·B_kᵀ` per query head, multi-query `posenc.attention`
+      over the latent (keys and values both `c`, the original scale), then
+      `out = o_lat·B_v` per head.
+    - Rotary keys (RoPE does not commute with the up-projection):
+      `rotary=reconstruct` rebuilds k = rope(c·B_k) and v = c·B_v from the
+      latent; `rotary=decoupled` keeps the rotary keys as they are and
+      compresses the values alone (W_v, rank R).
+
+    The rank is `rank` (clamped to min(d, columns)) or, per attention, the
+    smallest R whose singular values keep the fraction `energy` of Σσ²;
+    exactly one of them must be set. `layers` lists the attention ops to
+    compress by their index in walk order (default: all); a listed one that
+    does not match is an error naming what did not match. Each compressed
+    op gets a remark with its rank, latent width and the dropped energy.
+  }];
+  let options = [
+    Option<"rank", "rank", "int64_t", "0",
+           "Latent width R per token (0: use energy)">,
+    Option<"energy", "energy", "double", "0.0",
+           "Fraction of Σσ² to keep, in (0, 1] (0: use rank)">,
+    Option<"factor", "factor", "std::string", "\"joint\"",
+           "joint ([W_k | W_v] together) or separate">,
+    Option<"rotary", "rotary", "std::string", "\"reconstruct\"",
+           "Rotary keys: reconstruct (k = rope(c·B_k)) or decoupled (keep "
+           "keys, compress values)">,
+    ListOption<"layers", "layers", "int64_t",
+               "Indices of the attention ops to compress (default: all)">,
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::tensor::TensorDialect",
+  ];
+}
+
 def PosencDecomposeAttentionPass : Pass<"posenc-decompose-attention"> {
   let summary = "Rewrite posenc.attention and posenc.online_attention through "
                 "their decompositions";

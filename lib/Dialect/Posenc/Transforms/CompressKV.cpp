@@ -1,0 +1,464 @@
+//===- CompressKV.cpp - posenc-compress-kv --------------------------------===//
+//
+// Low-rank KV-cache compression of attention whose key/value projections
+// are constants: a latent c = x·A per token replaces k and v, with the
+// up-projections absorbed (non-rotary keys) or applied to the latent
+// (rotary keys). See Passes.td for the forms.
+//
+//===----------------------------------------------------------------------===//
+
+#include "posenc/Dialect/Posenc/Transforms/Passes.h"
+
+#include "posenc/Dialect/Posenc/IR/PosencOps.h"
+#include "posenc/Dialect/Posenc/Utils/LinalgBuilder.h"
+#include "posenc/Dialect/Posenc/Utils/LowRank.h"
+
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/Matchers.h"
+#include "mlir/IR/PatternMatch.h"
+
+#include <cmath>
+
+namespace mlir::posenc {
+#define GEN_PASS_DEF_POSENCCOMPRESSKVPASS
+#include "posenc/Dialect/Posenc/Transforms/Passes.h.inc"
+} // namespace mlir::posenc
+
+using namespace mlir;
+using namespace mlir::posenc;
+
+namespace {
+/// `value = expand_shape(matmul(x, W))`: x [N, d], W a constant [d, n],
+/// value [B, S, heads, headDim] with n = heads·headDim.
+struct Projection {
+  Value x;
+  tensor::ExpandShapeOp expand;
+  linalg::MatmulOp matmul;
+  int64_t d = 0, n = 0, heads = 0, headDim = 0;
+  std::vector<double> w; // [d, n], row-major
+};
+
+std::optional<std::vector<double>> constantValues(Value v) {
+  Attribute attr;
+  if (!matchPattern(v, m_Constant(&attr)))
+    return std::nullopt;
+  if (auto dense = dyn_cast<DenseElementsAttr>(attr)) {
+    if (!dense.getElementType().isF32())
+      return std::nullopt;
+    auto range = dense.getValues<float>();
+    return std::vector<double>(range.begin(), range.end());
+  }
+  if (auto resource = dyn_cast<DenseF32ResourceElementsAttr>(attr))
+    if (std::optional<ArrayRef<float>> data = resource.tryGetAsArrayRef())
+      return std::vector<double>(data->begin(), data->end());
+  return std::nullopt;
+}
+
+bool isZeroFill(Value init) {
+  auto fill = init.getDefiningOp<linalg::FillOp>();
+  return fill && matchPattern(fill.getInputs()[0], m_AnyZeroFloat());
+}
+
+std::optional<Projection> matchProjection(Value value) {
+  auto expand = value.getDefiningOp<tensor::ExpandShapeOp>();
+  if (!expand || expand.getSrcType().getRank() != 2 ||
+      expand.getResultType().getRank() != 4)
+    return std::nullopt;
+  SmallVector<ReassociationIndices> groups = expand.getReassociationIndices();
+  if (groups != SmallVector<ReassociationIndices>{{0, 1}, {2, 3}})
+    return std::nullopt;
+  auto mm = expand.getSrc().getDefiningOp<linalg::MatmulOp>();
+  if (!mm || mm.hasUserDefinedMaps() || !isZeroFill(mm.getOutputs()[0]))
+    return std::nullopt;
+  auto wTy = dyn_cast<RankedTensorType>(mm.getInputs()[1].getType());
+  auto outTy = expand.getResultType();
+  if (!wTy || !wTy.hasStaticShape() || !wTy.getElementType().isF32() ||
+      !outTy.getElementType().isF32() ||
+      !cast<ShapedType>(mm.getInputs()[0].getType()).getElementType().isF32())
+    return std::nullopt;
+  Projection p;
+  p.x = mm.getInputs()[0];
+  p.expand = expand;
+  p.matmul = mm;
+  p.d = wTy.getDimSize(0);
+  p.n = wTy.getDimSize(1);
+  p.heads = outTy.getDimSize(2);
+  p.headDim = outTy.getDimSize(3);
+  if (ShapedType::isDynamic(p.heads) || ShapedType::isDynamic(p.headDim) ||
+      p.heads * p.headDim != p.n || p.d == 0 || p.n == 0)
+    return std::nullopt;
+  std::optional<std::vector<double>> w = constantValues(mm.getInputs()[1]);
+  if (!w)
+    return std::nullopt;
+  p.w = std::move(*w);
+  return p;
+}
+
+struct Match {
+  Projection k, v;
+  RopeOp rope; // null for non-rotary keys
+};
+
+/// The projections feeding `op`, or a reason why there are none.
+FailureOr<Match> matchAttention(AttentionOp op, std::string &why) {
+  if (!op.getResult()) {
+    why = "it has buffer semantics (compress before bufferization)";
+    return failure();
+  }
+  if (!op.getQ().getType().getElementType().isF32()) {
+    why = "its operands are not f32";
+    return failure();
+  }
+  Match m;
+  Value k = op.getK();
+  if ((m.rope = k.getDefiningOp<RopeOp>()))
+    k = m.rope.getX();
+  std::optional<Projection> kp = matchProjection(k), vp;
+  if (!kp) {
+    why = "k is not x·W_k (tensor.expand_shape [[0, 1], [2, 3]] of a "
+          "linalg.matmul by a constant f32 W_k into a zero fill, optionally "
+          "through posenc.rope)";
+    return failure();
+  }
+  if (!(vp = matchProjection(op.getV()))) {
+    why = "v is not x·W_v (tensor.expand_shape [[0, 1], [2, 3]] of a "
+          "linalg.matmul by a constant f32 W_v into a zero fill)";
+    return failure();
+  }
+  if (kp->x != vp->x) {
+    why = "k and v project different inputs";
+    return failure();
+  }
+  auto qTy = op.getQ().getType();
+  if (qTy.getRank() != 4 || ShapedType::isDynamic(qTy.getDimSize(2))) {
+    why = "the query head count is dynamic";
+    return failure();
+  }
+  m.k = std::move(*kp);
+  m.v = std::move(*vp);
+  return m;
+}
+
+/// Columns [from, from + count) of the row-major [rows, cols] matrix.
+std::vector<double> columns(ArrayRef<double> m, int64_t rows, int64_t cols,
+                            int64_t from, int64_t count) {
+  std::vector<double> out(rows * count);
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < count; ++j)
+      out[i * count + j] = m[i * cols + from + j];
+  return out;
+}
+
+/// [d, nk + nv] = [W_k | W_v], row-major.
+std::vector<double> joinColumns(const Projection &k, const Projection &v) {
+  int64_t n = k.n + v.n;
+  std::vector<double> m(k.d * n);
+  for (int64_t i = 0; i < k.d; ++i) {
+    std::copy_n(&k.w[i * k.n], k.n, &m[i * n]);
+    std::copy_n(&v.w[i * v.n], v.n, &m[i * n + k.n]);
+  }
+  return m;
+}
+
+Value constantMatrix(OpBuilder &b, Location loc, ArrayRef<int64_t> shape,
+                     ArrayRef<double> values) {
+  std::vector<float> f(values.begin(), values.end());
+  auto type = RankedTensorType::get(shape, b.getF32Type());
+  return arith::ConstantOp::create(
+      b, loc, DenseElementsAttr::get(type, ArrayRef<float>(f)));
+}
+
+/// x [N, d] · constant [d, n] into a zero fill.
+Value matmulByConstant(LinalgBuilder &e, Value x, ArrayRef<double> w, int64_t d,
+                       int64_t n) {
+  Value wc = constantMatrix(e.b, e.loc, {d, n}, w);
+  Value init = e.filled({e.dim(x, 0), e.b.getIndexAttr(n)}, e.cF32(0));
+  return linalg::MatmulOp::create(e.b, e.loc, ValueRange{x, wc},
+                                  ValueRange{init})
+      .getResult(0);
+}
+
+/// [N, heads·width] -> [B, S, heads, width] with `like`'s B and S.
+Value toHeads(LinalgBuilder &e, Value t, tensor::ExpandShapeOp like,
+              int64_t heads, int64_t width) {
+  SmallVector<OpFoldResult> shape = like.getMixedOutputShape();
+  shape[2] = e.b.getIndexAttr(heads);
+  shape[3] = e.b.getIndexAttr(width);
+  auto likeTy = like.getResultType();
+  auto type = RankedTensorType::get(
+      {likeTy.getDimSize(0), likeTy.getDimSize(1), heads, width},
+      e.b.getF32Type());
+  return tensor::ExpandShapeOp::create(e.b, e.loc, type, t, {{0, 1}, {2, 3}},
+                                       shape);
+}
+
+AffineMap dims(MLIRContext *ctx, unsigned n, ArrayRef<unsigned> which) {
+  SmallVector<AffineExpr> exprs;
+  for (unsigned d : which)
+    exprs.push_back(getAffineDimExpr(d, ctx));
+  return AffineMap::get(n, 0, exprs, ctx);
+}
+
+/// Per query head h, the rows of `up` ([R, Hkv·D]) for kv head h / group,
+/// as [Hq, D, R] (`transpose`) or [Hq, R, D].
+std::vector<double> perQueryHead(ArrayRef<double> up, int64_t r, int64_t hkv,
+                                 int64_t dh, int64_t hq, bool transpose) {
+  std::vector<double> out(hq * r * dh);
+  int64_t group = hq / hkv, n = hkv * dh;
+  for (int64_t h = 0; h < hq; ++h)
+    for (int64_t i = 0; i < r; ++i)
+      for (int64_t e = 0; e < dh; ++e) {
+        double x = up[i * n + (h / group) * dh + e];
+        if (transpose)
+          out[(h * dh + e) * r + i] = x;
+        else
+          out[(h * r + i) * dh + e] = x;
+      }
+  return out;
+}
+
+/// The latent of one side: c = x·down, [N, rank], and its up-projection
+/// [rank, n].
+struct Side {
+  Value latent;
+  int64_t rank = 0;
+  std::vector<double> up;
+};
+
+struct Factored {
+  Side k, v;
+  bool keysKept = false; // rotary=decoupled
+  int64_t latentWidth = 0, originalWidth = 0;
+  double droppedEnergy = 0;
+};
+
+double dropped(const LowRankFactors &f) {
+  double all = 0, kept = 0;
+  for (size_t i = 0; i < f.singularValues.size(); ++i) {
+    all += f.singularValues[i] * f.singularValues[i];
+    if (int64_t(i) < f.rank)
+      kept += f.singularValues[i] * f.singularValues[i];
+  }
+  return all > 0 ? (all - kept) / all : 0;
+}
+
+class CompressKV : public posenc::impl::PosencCompressKVPassBase<CompressKV> {
+public:
+  using Base::Base;
+
+  void runOnOperation() override;
+
+private:
+  /// Factors `m`'s weights at the attention op's position; emits an error
+  /// on `op` and fails when the SVD does.
+  FailureOr<Factored> factorWeights(LinalgBuilder &e, AttentionOp op,
+                                    const Match &m);
+  LogicalResult compress(AttentionOp op, Match &m);
+};
+
+FailureOr<Factored> CompressKV::factorWeights(LinalgBuilder &e, AttentionOp op,
+                                              const Match &m) {
+  Factored f;
+  f.originalWidth = m.k.n + m.v.n;
+  std::string error;
+  auto svd = [&](ArrayRef<double> w, int64_t cols,
+                 int64_t r) -> std::optional<LowRankFactors> {
+    std::optional<LowRankFactors> lr =
+        lowRankFactor(w, m.k.d, cols, r, energy, error);
+    if (!lr)
+      op.emitError("posenc-compress-kv: ") << error;
+    return lr;
+  };
+  auto side = [&](const LowRankFactors &lr, int64_t from, int64_t count) {
+    Side s;
+    s.rank = lr.rank;
+    s.up = columns(lr.up, lr.rank, lr.cols, from, count);
+    return s;
+  };
+  const Projection &k = m.k, &v = m.v;
+  if (m.rope && rotary == "decoupled") {
+    std::optional<LowRankFactors> lv = svd(v.w, v.n, rank);
+    if (!lv)
+      return failure();
+    f.keysKept = true;
+    f.v = side(*lv, 0, v.n);
+    f.v.latent = matmulByConstant(e, v.x, lv->down, v.d, lv->rank);
+    f.latentWidth = k.n + lv->rank;
+    f.droppedEnergy = dropped(*lv);
+    return f;
+  }
+  if (factor == "joint") {
+    std::optional<LowRankFactors> lr = svd(joinColumns(k, v), k.n + v.n, rank);
+    if (!lr)
+      return failure();
+    f.k = side(*lr, 0, k.n);
+    f.v = side(*lr, k.n, v.n);
+    f.k.latent = f.v.latent = matmulByConstant(e, k.x, lr->down, k.d, lr->rank);
+    f.latentWidth = lr->rank;
+    f.droppedEnergy = dropped(*lr);
+    return f;
+  }
+  // Separate: the latent is [c_k | c_v]; `rank` is split between them.
+  std::optional<LowRankFactors> lk = svd(k.w, k.n, rank ? (rank + 1) / 2 : 0);
+  if (!lk)
+    return failure();
+  std::optional<LowRankFactors> lv = svd(v.w, v.n, rank ? rank / 2 : 0);
+  if (!lv)
+    return failure();
+  f.k = side(*lk, 0, k.n);
+  f.v = side(*lv, 0, v.n);
+  f.k.latent = matmulByConstant(e, k.x, lk->down, k.d, lk->rank);
+  f.v.latent = matmulByConstant(e, v.x, lv->down, v.d, lv->rank);
+  f.latentWidth = lk->rank + lv->rank;
+  // Energy dropped from [W_k | W_v] as a whole.
+  double ak = 0, av = 0;
+  for (double s : lk->singularValues)
+    ak += s * s;
+  for (double s : lv->singularValues)
+    av += s * s;
+  f.droppedEnergy =
+      ak + av > 0 ? (dropped(*lk) * ak + dropped(*lv) * av) / (ak + av) : 0;
+  return f;
+}
+
+/// Erases `ops` in order where their results became unused.
+void eraseDead(ArrayRef<Operation *> ops) {
+  for (Operation *op : ops)
+    if (op && op->use_empty())
+      op->erase();
+}
+
+LogicalResult CompressKV::compress(AttentionOp op, Match &m) {
+  MLIRContext *ctx = op.getContext();
+  OpBuilder b(op);
+  LinalgBuilder e{b, op.getLoc()};
+  FailureOr<Factored> f = factorWeights(e, op, m);
+  if (failed(f))
+    return failure();
+  const Projection &k = m.k, &v = m.v;
+  if (m.rope) {
+    // Rotary keys: rope(c·B_k) rebuilt, or kept; values c·B_v.
+    if (!f->keysKept) {
+      Value kr =
+          toHeads(e, matmulByConstant(e, f->k.latent, f->k.up, f->k.rank, k.n),
+                  k.expand, k.heads, k.headDim);
+      auto rope = cast<RopeOp>(b.clone(*m.rope));
+      rope.getXMutable().assign(kr);
+      op.getKMutable().assign(rope.getResult());
+    }
+    Value vr =
+        toHeads(e, matmulByConstant(e, f->v.latent, f->v.up, f->v.rank, v.n),
+                v.expand, v.heads, v.headDim);
+    op.getVMutable().assign(vr);
+  } else {
+    // Absorbed: q_lat = q·B_kᵀ per head, multi-query attention over the
+    // latent, out = o_lat·B_v per head.
+    Value q = op.getQ();
+    int64_t hq = cast<ShapedType>(q.getType()).getDimSize(2);
+    int64_t rk = f->k.rank, rv = f->v.rank;
+    Value bk = constantMatrix(
+        b, op.getLoc(), {hq, k.headDim, rk},
+        perQueryHead(f->k.up, rk, k.heads, k.headDim, hq, /*transpose=*/true));
+    Value qLat = e.contract(
+        q, bk, dims(ctx, 5, {0, 1, 2, 4}), dims(ctx, 5, {2, 4, 3}),
+        dims(ctx, 5, {0, 1, 2, 3}),
+        {e.dim(q, 0), e.dim(q, 1), b.getIndexAttr(hq), b.getIndexAttr(rk)});
+    Value keys = toHeads(e, f->k.latent, k.expand, 1, rk);
+    Value values = f->v.latent == f->k.latent
+                       ? keys
+                       : toHeads(e, f->v.latent, v.expand, 1, rv);
+    Value init = e.empty(
+        {e.dim(q, 0), e.dim(q, 1), b.getIndexAttr(hq), b.getIndexAttr(rv)},
+        b.getF32Type());
+    auto lat = cast<AttentionOp>(b.clone(*op));
+    lat.getQMutable().assign(qLat);
+    lat.getKMutable().assign(keys);
+    lat.getVMutable().assign(values);
+    lat.getInitMutable().assign(init);
+    lat.getResult().setType(cast<RankedTensorType>(init.getType()));
+    // The scores are unchanged; their default scale was 1/sqrt(Dk).
+    if (!lat.getScale())
+      lat.setScaleAttr(b.getF64FloatAttr(1.0 / std::sqrt(double(k.headDim))));
+    Value bv = constantMatrix(
+        b, op.getLoc(), {hq, rv, v.headDim},
+        perQueryHead(f->v.up, rv, v.heads, v.headDim, hq, /*transpose=*/false));
+    Value out = e.contract(lat.getResult(), bv, dims(ctx, 5, {0, 1, 2, 4}),
+                           dims(ctx, 5, {2, 4, 3}), dims(ctx, 5, {0, 1, 2, 3}),
+                           e.sizes(op.getInit()));
+    out = e.castTo(out, op.getResult().getType());
+    op.getResult().replaceAllUsesWith(out);
+    op->erase();
+  }
+  op = nullptr;
+  mlir::emitRemark(e.loc) << "posenc-compress-kv: latent of " << f->latentWidth
+                          << " floats per token instead of " << f->originalWidth
+                          << " ("
+                          << (f->keysKept ? "rotary keys kept, values rank "
+                                          : "rank ")
+                          << (f->keysKept ? f->v.rank : f->latentWidth)
+                          << "), dropped energy " << f->droppedEnergy;
+  for (const Projection *p : {&k, &v}) {
+    linalg::MatmulOp mm = p->matmul;
+    tensor::ExpandShapeOp expand = p->expand;
+    eraseDead({p == &k ? m.rope.getOperation() : nullptr, expand.getOperation(),
+               mm.getOperation(), mm.getOutputs()[0].getDefiningOp(),
+               mm.getInputs()[1].getDefiningOp()});
+  }
+  return success();
+}
+
+void CompressKV::runOnOperation() {
+  Operation *root = getOperation();
+  if ((rank > 0) == (energy != 0) || rank < 0 ||
+      (energy != 0 && !(energy > 0 && energy <= 1))) {
+    root->emitError("posenc-compress-kv: set exactly one of rank=R (>= 1) or "
+                    "energy=E (in (0, 1]); got rank=")
+        << int64_t(rank) << ", energy=" << double(energy);
+    return signalPassFailure();
+  }
+  if (factor != "joint" && factor != "separate") {
+    root->emitError("posenc-compress-kv: factor must be joint or separate, "
+                    "got '")
+        << std::string(factor) << "'";
+    return signalPassFailure();
+  }
+  if (rotary != "reconstruct" && rotary != "decoupled") {
+    root->emitError("posenc-compress-kv: rotary must be reconstruct or "
+                    "decoupled, got '")
+        << std::string(rotary) << "'";
+    return signalPassFailure();
+  }
+  if (factor == "separate" && rank == 1) {
+    root->emitError("posenc-compress-kv: factor=separate splits the rank "
+                    "between keys and values: rank must be >= 2, got 1");
+    return signalPassFailure();
+  }
+  SmallVector<AttentionOp> ops;
+  root->walk([&](AttentionOp op) { ops.push_back(op); });
+  SmallVector<bool> listed(ops.size(), layers.empty());
+  for (int64_t i : layers) {
+    if (i < 0 || i >= int64_t(ops.size())) {
+      root->emitError("posenc-compress-kv: layers lists attention #")
+          << i << " but the input has " << ops.size()
+          << " posenc.attention ops (numbered from 0 in walk order)";
+      return signalPassFailure();
+    }
+    listed[i] = true;
+  }
+  for (auto [i, op] : llvm::enumerate(ops)) {
+    if (!listed[i])
+      continue;
+    std::string why;
+    FailureOr<Match> m = matchAttention(op, why);
+    if (failed(m)) {
+      if (layers.empty())
+        continue;
+      op.emitError("posenc-compress-kv: attention #")
+          << i << " cannot be compressed: " << why;
+      return signalPassFailure();
+    }
+    if (failed(compress(op, *m)))
+      return signalPassFailure();
+  }
+}
+} // namespace
