@@ -82,15 +82,15 @@ class _Function:
     def emit(self, line):
         self.lines.append("  " + line)
 
-    def empty(self, shape, elem="f32"):
+    def empty(self, shape, elem="f32", dyn="%S"):
         v = self.fresh("e")
-        dyn = "%S" if None in shape else ""
+        dyn = dyn if None in shape else ""
         self.emit(f"{v} = tensor.empty({dyn}) : {_tensor(shape, elem)}")
         return v
 
-    def zeros(self, shape):
+    def zeros(self, shape, dyn="%S"):
         v = self.fresh("z")
-        self.emit(f"{v} = linalg.fill ins(%zero : f32) outs({self.empty(shape)} : "
+        self.emit(f"{v} = linalg.fill ins(%zero : f32) outs({self.empty(shape, dyn=dyn)} : "
                   f"{_tensor(shape)}) -> {_tensor(shape)}")
         return v
 
@@ -490,15 +490,76 @@ class _Function:
         return self.layernorm(x, w, b, width) if self.c.norm == "layer" else \
             self.rmsnorm(x, w, width)
 
-    def linear(self, x, w, n, k):
-        """x [S, k] · wᵀ, w [n, k] as stored."""
-        v = self.fresh("mm")
-        out = self.zeros((self.s, n))
+    def linear(self, x, w, n, k, rows=None):
+        """x [S, k] · wᵀ, w [n, k] as stored; `rows` (an index value) for x
+        of that many rows instead of S."""
+        v, m = self.fresh("mm"), None if rows else self.s
+        out = self.zeros((m, n), dyn=rows or "%S")
         self.emit(f"{v} = linalg.matmul indexing_maps = [affine_map<(m, n, k) -> (m, k)>, "
                   f"affine_map<(m, n, k) -> (n, k)>, affine_map<(m, n, k) -> (m, n)>] "
-                  f"ins({x}, {w} : {_tensor((self.s, k))}, {_tensor((n, k))}) "
-                  f"outs({out} : {_tensor((self.s, n))}) -> {_tensor((self.s, n))}")
+                  f"ins({x}, {w} : {_tensor((m, k))}, {_tensor((n, k))}) "
+                  f"outs({out} : {_tensor((m, n))}) -> {_tensor((m, n))}")
         return v
+
+    def latent_kv(self, xb, layer, k_rot, caches, cache, rope):
+        """Keys and values [1, n, Hkv, hd] of a compressed decoder
+        (posenc.compress_kv): the new tokens' latent(s) go into the
+        cache(s), the first n cached rows are up-projected; rebuilt keys are
+        rotated at positions 0..n-1 by `rope` ((layout, attribute text) or
+        None). Decoupled: the rotated keys `k_rot` are cached as usual.
+        Returns (k, v, caches)."""
+        c, kc = self.c, self.c.kv_compress
+        Hkv, hd, kv, d = c.n_kv_heads, c.head_dim, c.kv_dim, c.dim
+        caches = list(caches)
+        full = _tensor((1, None, Hkv, hd))
+
+        def latent(i, a):
+            width = cache[i][3]
+            lat, lat4 = self.linear(xb, self.layer_weight(a, layer), width, d), self.fresh("lat")
+            self.emit(f"{lat4} = tensor.expand_shape {lat} [[0, 1], [2, 3]] output_shape "
+                      f"[1, {self.S}, 1, {width}] : {_tensor((self.s, width))} into "
+                      f"{_tensor((1, self.s, 1, width))}")
+            upd, view = self.fresh("lc"), self.fresh("lall")
+            self.emit(f"{upd} = tensor.insert_slice {lat4} into {caches[i]}[{layer}, %p0, 0, 0] "
+                      f"[1, {self.S}, 1, {width}] [1, 1, 1, 1] : "
+                      f"{_tensor((1, self.s, 1, width))} into {_tensor(cache[i])}")
+            self.emit(f"{view} = tensor.extract_slice {upd}[{layer}, 0, 0, 0] [1, %n, 1, "
+                      f"{width}] [1, 1, 1, 1] : {_tensor(cache[i])} to "
+                      f"{_tensor((None, width))}")
+            caches[i] = upd
+            return view, width
+
+        def rebuild(view, width, b):
+            m, m4 = self.linear(view, self.layer_weight(b, layer), kv, width, rows="%n"), \
+                self.fresh("up")
+            self.emit(f"{m4} = tensor.expand_shape {m} [[0, 1], [2, 3]] output_shape "
+                      f"[1, %n, {Hkv}, {hd}] : {_tensor((None, kv))} into {full}")
+            return m4
+
+        if kc["kind"] == "decoupled":
+            upd, k = self.fresh("kc"), self.fresh("kall")
+            self.emit(f"{upd} = tensor.insert_slice {k_rot} into {caches[0]}[{layer}, %p0, 0, 0] "
+                      f"[1, {self.S}, {Hkv}, {hd}] [1, 1, 1, 1] : "
+                      f"{_tensor((1, self.s, Hkv, hd))} into {_tensor(cache[0])}")
+            self.emit(f"{k} = tensor.extract_slice {upd}[{layer}, 0, 0, 0] [1, %n, {Hkv}, "
+                      f"{hd}] [1, 1, 1, 1] : {_tensor(cache[0])} to {full}")
+            caches[0] = upd
+            return k, rebuild(*latent(1, "v_a"), "v_b"), caches
+        if kc["kind"] == "joint":
+            lk = lv = latent(0, "kv_a")
+        else:
+            lk, lv = latent(0, "k_a"), latent(1, "v_a")
+        k, v = rebuild(*lk, "k_b"), rebuild(*lv, "v_b")
+        if rope:
+            if not hasattr(self, "key_positions"):
+                init = self.fresh("e")
+                self.emit(f"{init} = tensor.empty(%n) : {_tensor((None,), 'i64')}")
+                self.key_positions = self.positions(init, None, "%c0")
+            r = self.fresh("kr")
+            self.emit(f"{r} = posenc.rope {k}, {self.key_positions} layout {rope[0]}{rope[1]} : "
+                      f"{full}, {_tensor((None,), 'i64')}")
+            k = r
+        return k, v, caches
 
     def add_bias(self, x, b, width):
         return self.generic([(x, _tensor((self.s, width))), (b, _tensor((width,)))],
@@ -561,6 +622,10 @@ def weight_shapes(c):
                       wkv_b=(H * (dn + dv), C), wo=(d, H * dv))
         if m["q_rank"]:
             shapes.update(wq_a=(m["q_rank"], d), q_norm_a=(m["q_rank"],))
+    if c.kv_compress:
+        from .compress_kv import weight_shapes as compressed_shapes
+
+        shapes.update(compressed_shapes(c))
     if c.moe:
         m = c.moe
         shapes.update(router=(m["experts"], d), router_bias=(m["experts"],))
@@ -587,6 +652,12 @@ def layer_names(c, layer=0):
     if c.mla:
         names = tuple(n for n in names if n not in ("wk", "wv")) + ("wkv_a", "kv_norm", "wkv_b")
         names += ("wq_a", "q_norm_a") if c.mla["q_rank"] else ()
+    if c.kv_compress:
+        from .compress_kv import weight_shapes as compressed_shapes
+
+        kept = ("wk",) if c.kv_compress["kind"] == "decoupled" else ()
+        names = tuple(n for n in names if n not in ("wk", "wv") or n in kept) + \
+            tuple(compressed_shapes(c))
     if c.moe and c.moe["layers"][layer]:
         names = tuple(n for n in names if n not in ("w1", "w2", "w3")) + ("router",)
         names += ("router_bias",) if c.moe.get("correction_bias") else ()
@@ -619,12 +690,22 @@ def weight_arguments(c):
 
 def cache_shapes(c, max_seq):
     """The two caches: keys and values [L, max_seq, Hkv, hd], or MLA's
-    latent [L, max_seq, 1, C] and rotated rope keys [L, max_seq, 1, Dr]."""
+    latent [L, max_seq, 1, C] and rotated rope keys [L, max_seq, 1, Dr], or
+    a compressed decoder's (posenc.compress_kv.cache_shapes)."""
+    if c.kv_compress:
+        from .compress_kv import cache_shapes as compressed_caches
+
+        return compressed_caches(c, max_seq)
     if c.mla:
         return ((c.n_layers, max_seq, 1, c.mla["kv_rank"]),
                 (c.n_layers, max_seq, 1, c.mla["dr"]))
     cache = (c.n_layers, max_seq, c.n_kv_heads, c.head_dim)
     return cache, cache
+
+
+def cache_names(shapes):
+    """Argument names of the caches: k and v, or kv for one latent."""
+    return ("k", "v") if len(shapes) == 2 else ("kv",)
 
 
 def _entry(c, max_seq, name, s):
@@ -636,7 +717,8 @@ def _entry(c, max_seq, name, s):
     qd = c.q_dim
     args = [f"%tokens: {_tensor((s,), 'i32')}", f"%start: {_tensor((1,), 'i64')}"]
     args += [f"%{arg}_m: {_memref(shape)}" for arg, _, shape in weights]
-    args += [f"%k_cache: {_memref(cache[0])}", f"%v_cache: {_memref(cache[1])}"]
+    names = cache_names(cache)
+    args += [f"%{nm}_cache: {_memref(shape)}" for nm, shape in zip(names, cache)]
     f.emit("%c0 = arith.constant 0 : index")
     f.emit("%zero = arith.constant 0.0 : f32")
     f.emit("%one = arith.constant 1.0 : f32")
@@ -653,7 +735,7 @@ def _entry(c, max_seq, name, s):
     for arg, _, shape in weights:
         f.emit(f"%{arg} = bufferization.to_tensor %{arg}_m restrict : {_memref(shape)} to "
                f"{_tensor(shape)}")
-    for kv, shape in zip(("k", "v"), cache):
+    for kv, shape in zip(names, cache):
         f.emit(f"%{kv}c0 = bufferization.to_tensor %{kv}_cache restrict writable : "
                f"{_memref(shape)} to {_tensor(shape)}")
 
@@ -683,7 +765,8 @@ def _entry(c, max_seq, name, s):
                f"slopes = array<f64: {slopes}>}} : {_tensor((s,), 'i64')}, "
                f"{_tensor((None,), 'i64')} -> {bt}")
         bias_clause = f" bias(%alibi : {bt})"
-    kc, vc = "%kc0", "%vc0"
+    caches = [f"%{nm}c0" for nm in names]
+    kc, vc = (caches + [None])[:2]
     q_t, kv_t = _tensor((1, s, H, hd)), _tensor((1, s, Hkv, hd))
     full_kv_t = _tensor((1, None, Hkv, hd))
     for layer in range(c.n_layers):
@@ -691,15 +774,21 @@ def _entry(c, max_seq, name, s):
         if c.mla:
             o, kc, vc = f.mla_attention(xb, layer, pos, kc, vc, cache)
         else:
+            ckv = c.kv_compress
             q = f.linear(xb, f.layer_weight("wq", layer), qd, d)
-            k = f.linear(xb, f.layer_weight("wk", layer), c.kv_dim, d)
-            v = f.linear(xb, f.layer_weight("wv", layer), c.kv_dim, d)
+            k = v = None
+            if not ckv or ckv["kind"] == "decoupled":
+                k = f.linear(xb, f.layer_weight("wk", layer), c.kv_dim, d)
+            if not ckv:
+                v = f.linear(xb, f.layer_weight("wv", layer), c.kv_dim, d)
             if c.qkv_bias:
                 q, k, v = (f.add_bias(t, f.layer_weight(b, layer), width) for t, b, width in
                            ((q, "bq", qd), (k, "bk", c.kv_dim), (v, "bv", c.kv_dim)))
             heads = {}
             for nm, val, nh, width in (("q", q, H, qd), ("k", k, Hkv, c.kv_dim),
                                        ("v", v, Hkv, c.kv_dim)):
+                if val is None:
+                    continue
                 r = f.fresh(nm + "h")
                 f.emit(f"{r} = tensor.expand_shape {val} [[0, 1], [2, 3]] output_shape "
                        f"[1, {f.S}, {nh}, {hd}] : {_tensor((s, width))} into "
@@ -710,9 +799,13 @@ def _entry(c, max_seq, name, s):
                 for nm, nh in (("q", H), ("k", Hkv)):
                     heads[nm] = f.head_rmsnorm(heads[nm], f.layer_weight(f"{nm}_norm", layer),
                                                nh, hd, sch.eps)
+            rope = None
             for nm, nh in (("q", H), ("k", Hkv)):
                 if sch and not sch.rope or c.alibi:
                     continue  # a NoPE layer, or ALiBi
+                rope = (sch.layout if sch else c.rope_layout, _rope_attributes(c, sch))
+                if nm not in heads:
+                    continue  # keys rebuilt from a compressed cache
                 r = f.fresh(nm + "r")
                 layout = sch.layout if sch else c.rope_layout
                 f.emit(f"{r} = posenc.rope {heads[nm]}, {pos} layout {layout}"
@@ -720,7 +813,10 @@ def _entry(c, max_seq, name, s):
                        f"{_tensor((s,), 'i64')}")
                 heads[nm] = r
             views = {}
-            for nm, cache_v in (("k", kc), ("v", vc)):
+            if ckv:
+                views["k"], views["v"], caches = f.latent_kv(xb, layer, heads.get("k"), caches,
+                                                             cache, rope)
+            for nm, cache_v in () if ckv else (("k", kc), ("v", vc)):
                 upd = f.fresh(nm + "c")
                 f.emit(f"{upd} = tensor.insert_slice {heads[nm]} into {cache_v}[{layer}, %p0, 0, "
                        f"0] [1, {f.S}, {Hkv}, {hd}] [1, 1, 1, 1] : {kv_t} into "
@@ -782,7 +878,9 @@ def _entry(c, max_seq, name, s):
                            [f"%cap = arith.constant {_mlir_float(c.final_softcap)} : f32",
                             "%xc = arith.divf %a0, %cap : f32", "%th = math.tanh %xc : f32",
                             "%r = arith.mulf %th, %cap : f32", "%r"])
-    for value, kv, shape in ((kc, "k", cache[0]), (vc, "v", cache[1])):
+    if not c.kv_compress:
+        caches = [kc, vc]
+    for value, kv, shape in zip(caches, names, cache):
         f.emit(f"bufferization.materialize_in_destination {value} in restrict writable "
                f"%{kv}_cache : ({_tensor(shape)}, {_memref(shape)}) -> ()")
     rt = _tensor((s, V))
@@ -820,9 +918,21 @@ class Model:
     any of the `eos` ids (llama2.c: none, run.c runs through them)."""
 
     def __init__(self, config, weights, tokenizer=None, max_seq=None, source="",
-                 threads=None, bos=Tokenizer.BOS, eos=()):
+                 threads=None, bos=Tokenizer.BOS, eos=(), compress_kv=None):
         import posenc
 
+        # compress_kv: posenc.compress_kv's spec ("rank=R", "energy=E", ...);
+        # `compression` reports the ranks and cache size (None: not asked).
+        self.compression = None
+        if compress_kv is not None:
+            from . import compress_kv as ckv
+
+            layers = weights.get("layers", [])
+            if len(layers) != config.n_layers:
+                raise CheckpointError(f"{source}: {len(layers)} layers of weights, the config "
+                                      f"has {config.n_layers}")
+            config, layers, self.compression = ckv.compress(config, layers, compress_kv)
+            weights = dict(weights, layers=layers)
         self.config, self.tokenizer, self.source = config, tokenizer, source
         self.bos, self.eos = bos, tuple(eos)
         self.max_seq = config.seq_len if max_seq is None else max_seq
@@ -845,10 +955,13 @@ class Model:
                 raise CheckpointError(f"{source}: tensor '{label}' has shape {tuple(w.shape)}, "
                                       f"the config needs {shape}")
             self._weights.append(np.require(w, np.float32, "C"))
-        self.k_cache, self.v_cache = allocate_caches(
+        self.caches = allocate_caches(
             cache_shapes(config, self.max_seq),
             f"the KV cache of {self.max_seq} positions ({config.n_layers} layers, "
             f"{config.n_kv_heads} kv heads of {config.head_dim})")
+        # k_cache/v_cache: keys and values, MLA's latent and rope keys, or a
+        # compressed decoder's latents (v_cache None with one joint latent).
+        self.k_cache, self.v_cache = (self.caches + [None])[:2]
         self.ir = decoder_ir(config, self.max_seq)
         self.module = posenc.compile(self.ir, threads=threads)
         self.pos = 0
@@ -867,7 +980,7 @@ class Model:
             raise ValueError(f"positions {start}..{start + ids.size - 1} do not fit the "
                              f"cache of {self.max_seq} positions")
         logits = self.module.call(fn, ids.astype(np.int32), np.array([start], np.int64),
-                                  *self._weights, self.k_cache, self.v_cache)
+                                  *self._weights, *self.caches)
         self.pos = start + ids.size
         return logits
 
@@ -985,7 +1098,7 @@ def _tokenizer(path, vocab_size, bos=None, eos=None):
     return Tokenizer(path, vocab_size)
 
 
-def load(path, tokenizer=None, max_seq=None, threads=None):
+def load(path, tokenizer=None, max_seq=None, threads=None, compress_kv=None):
     """A Model from `path`: a llama2.c checkpoint (and its tokenizer.bin
     or a tokenizer.json when given), or a Hugging Face model directory
     (posenc.hf; its tokenizer.json when present, or `tokenizer`; a T5
@@ -1013,11 +1126,13 @@ def load(path, tokenizer=None, max_seq=None, threads=None):
                                  f"[0, {config.vocab_size})")
         tok = _directory_tokenizer(path, tokenizer, config.vocab_size, bos, eos)
         if t5:
+            if compress_kv is not None:
+                raise ValueError("compress_kv: T5 encoder-decoders are not supported")
             return t5_module.load(path, tok, max_seq, threads, cfg, hf.tensor_reader(path)[0],
                                   eos)
         return Model(config, weights, tok, max_seq, source=str(path), threads=threads,
-                     bos=bos, eos=eos)
+                     bos=bos, eos=eos, compress_kv=compress_kv)
     config, weights = read_checkpoint(path)
     tok = _tokenizer(tokenizer, config.vocab_size) if tokenizer else None
     return Model(config, layer_weights(weights, config.n_layers), tok, max_seq,
-                 source=str(path), threads=threads)
+                 source=str(path), threads=threads, compress_kv=compress_kv)

@@ -83,6 +83,9 @@ class Config:
     # dn, dr, dv (nope/rope/value head dims), scale}; caches hold the latent.
     mla: dict = None
     logit_scale: float = None  # Cohere: logits times logit_scale
+    # Low-rank KV-cache compression (posenc.compress_kv): {kind: joint,
+    # separate or decoupled, and the latent widths kv, or k and v}.
+    kv_compress: dict = None
 
     @property
     def head_dim(self):

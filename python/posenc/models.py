@@ -1523,11 +1523,13 @@ def _txl_layer(cfg, em, b, s, _decoder, _layer):
     return pe, out, shape, reference
 
 
-def load(path, tokenizer=None, max_seq=None, threads=None):
+def load(path, tokenizer=None, max_seq=None, threads=None, compress_kv=None):
     """A whole compiled decoder, with `.prefill`, `.decode` and `.generate`
     (posenc.decoder.Model), from a llama2.c checkpoint at `path` (with its
     tokenizer.bin) or a Hugging Face model directory (posenc.hf), run on
-    `threads` OpenMP threads (None or 1: the calling thread)."""
+    `threads` OpenMP threads (None or 1: the calling thread). compress_kv:
+    low-rank KV-cache compression ("rank=R" or "energy=E", optionally
+    ",factor=separate" or ",rotary=decoupled"; see posenc.compress_kv)."""
     from . import decoder
 
-    return decoder.load(path, tokenizer, max_seq, threads)
+    return decoder.load(path, tokenizer, max_seq, threads, compress_kv)
