@@ -3,7 +3,7 @@
     /usr/bin/python3 -m posenc.generate CHECKPOINT [--tokenizer F]
         [--prompt TEXT | --prompt-ids 1,2,3] [-n STEPS] [--temperature T
         --top-p P --seed S] [--stop-at-bos] [--print-ids] [--max-seq N]
-        [--threads N]
+        [--threads N] [--compress-kv SPEC]
 
 CHECKPOINT is a llama2.c `.bin` or a Hugging Face model directory
 (config.json + safetensors; posenc.hf.FAMILIES, and T5/mT5 encoder-decoders,
@@ -19,7 +19,10 @@ encoder-decoder (T5), `-n` counts the tokens the decoder writes and
 `steps`, the number of positions run (prompt included). `--print-ids`
 prints the whole id sequence (prompt, then generated) on one line starting
 with `ids:`. `--threads N` runs the compiled code on N OpenMP threads
-(posenc.compile's `threads`).
+(posenc.compile's `threads`). `--compress-kv rank=R` (or `energy=E`, with
+`,factor=separate` or `,rotary=decoupled`) caches a low-rank latent instead
+of keys and values (posenc.compress_kv) and prints its ranks and cache size
+to stderr.
 """
 
 import argparse
@@ -79,6 +82,9 @@ def main(argv=None):
                     help="stop when the model emits BOS (its bos id; 1 in llama2.c)")
     ap.add_argument("--print-ids", action="store_true")
     ap.add_argument("--max-seq", type=_positive, help="cache positions (default: seq_len)")
+    ap.add_argument("--compress-kv", metavar="SPEC",
+                    help="low-rank KV-cache compression: rank=R or energy=E, optionally "
+                         "with ,factor=separate or ,rotary=decoupled (posenc.compress_kv)")
     ap.add_argument("--threads", type=_non_negative, default=1,
                     help="threads of the compiled code (default 1; 0: POSENC_NUM_THREADS "
                          "or every core)")
@@ -95,7 +101,12 @@ def main(argv=None):
 
 
 def _generate(args):
-    model = decoder.load(args.checkpoint, args.tokenizer, args.max_seq, args.threads)
+    model = decoder.load(args.checkpoint, args.tokenizer, args.max_seq, args.threads,
+                         compress_kv=args.compress_kv)
+    if model.compression:
+        from .compress_kv import describe
+
+        print(describe(model.compression), file=sys.stderr)
     tok = model.tokenizer
     seq2seq = getattr(model, "seq2seq", False)
     if args.prompt_ids is not None:

@@ -2,12 +2,19 @@
 key/value projections, checked against numpy's float64 SVD (Eckart–Young)
 and compressed attention layers against the float64 layer references."""
 
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
 import posenc
 from harness import RunError, opt
-from posenc import models
+from posenc import decoder, models, reference
+from posenc.llama2c import layer_weights
+from test_llama2c import random_checkpoint
 
 # Attention layers with constant, bias-free K/V projections: rotary keys
 # (half layout with GQA; partial rotary), non-rotary keys (ALiBi; T5's
@@ -115,7 +122,7 @@ def layer(name, seq_len=8):
                                   ignore=["attn_config"])
 
 
-def reference(lay, args, **weights):
+def layer_reference(lay, args, **weights):
     named = {n: np.asarray(a) for (n, _, _), a in zip(lay.inputs, args)}
     named.update(lay.weights)
     named.update(weights)
@@ -153,7 +160,7 @@ def test_full_rank_is_exact(name, rng):
     separate factors of W_k and W_v (64 columns at most each) 64 each."""
     lay = layer(name)
     args = lay.random_inputs(rng)
-    ref = reference(lay, args)
+    ref = layer_reference(lay, args)
     for factor, rotary in forms(name):
         out = compressed(lay, f"rank=128 factor={factor} rotary={rotary}")(*args)
         np.testing.assert_allclose(out, ref, atol=5e-6 * np.abs(ref).max(),
@@ -167,9 +174,9 @@ def test_rank_r_is_eckart_young(name, rank, rng):
     the best rank-R approximation (and differs from the original)."""
     lay = layer(name)
     args = lay.random_inputs(rng)
-    original = reference(lay, args)
+    original = layer_reference(lay, args)
     for factor, rotary in forms(name):
-        want = reference(lay, args, **truncated(lay, rank, factor, rotary))
+        want = layer_reference(lay, args, **truncated(lay, rank, factor, rotary))
         out = compressed(lay, f"rank={rank} factor={factor} rotary={rotary}")(*args)
         scale = np.abs(want).max()
         np.testing.assert_allclose(out, want, atol=2e-5 * scale, err_msg=f"{factor} {rotary}")
@@ -183,7 +190,7 @@ def test_energy_rank_per_layer(energy, rng):
     wk, wv = lay.weights["w_k"].astype(np.float64), lay.weights["w_v"].astype(np.float64)
     s = np.linalg.svd(np.concatenate([wk, wv], axis=1), compute_uv=False)
     r = energy_rank(s, energy)
-    want = reference(lay, args, **truncated(lay, r, "joint", "reconstruct"))
+    want = layer_reference(lay, args, **truncated(lay, r, "joint", "reconstruct"))
     out = compressed(lay, f"energy={energy}")(*args)
     np.testing.assert_allclose(out, want, atol=2e-5 * np.abs(want).max())
 
@@ -239,3 +246,139 @@ def test_unmatched_listed_layer_is_an_error():
     opt(ir, "--posenc-compress-kv=rank=4 layers=0")
     with pytest.raises(RunError, match="layers lists attention #3 but the input has 1"):
         opt(lay.ir, "--posenc-compress-kv=rank=4 layers=3")
+
+
+# ---------------------------------------------------------------------------
+# Whole decoders: posenc.models.load(compress_kv=...)
+
+MODELS = os.environ.get("POSENC_MODELS_DIR",
+                        os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared",
+                                     "models"))
+shared = pytest.mark.skipif(not os.path.exists(os.path.join(MODELS, "reference.json")),
+                            reason=f"no shared checkpoints in {MODELS} (set POSENC_MODELS_DIR)")
+
+
+def truncated_layers(layers, spec):
+    """The per-layer weights with W_k, W_v replaced by numpy's best
+    approximations of the ranks `spec` asks for (float64)."""
+    out = []
+    for lw in layers:
+        wk, wv = lw["wk"].astype(np.float64).T, lw["wv"].astype(np.float64).T  # [d, kv]
+        kv = wk.shape[1]
+        d = dict(lw)
+        if spec.get("rotary") == "decoupled":
+            r = spec.get("rank") or energy_rank(np.linalg.svd(wv, compute_uv=False),
+                                                spec["energy"])
+            d["wv"] = best(wv, r)[0].T
+        elif spec.get("factor") == "separate":
+            d["wk"] = best(wk, (spec["rank"] + 1) // 2)[0].T
+            d["wv"] = best(wv, spec["rank"] // 2)[0].T
+        else:
+            m = np.concatenate([wk, wv], axis=1)
+            r = spec.get("rank") or energy_rank(np.linalg.svd(m, compute_uv=False),
+                                                spec["energy"])
+            m = best(m, r)[0]
+            d["wk"], d["wv"] = m[:, :kv].T, m[:, kv:].T
+        out.append(d)
+    return out
+
+
+# (spec, (heads, kv heads)): every form meets GQA, MHA or MQA once (each
+# case compiles a decoder).
+@pytest.mark.parametrize("spec,heads", [
+    ({"rank": 3}, (4, 2)), ({"rank": 32}, (4, 1)), ({"energy": 0.9}, (4, 4)),
+    ({"rank": 6, "factor": "separate"}, (4, 2)), ({"rank": 5, "rotary": "decoupled"}, (4, 1)),
+    ({"energy": 0.95, "rotary": "decoupled"}, (4, 4))])
+def test_compressed_decoder_vs_float64(tmp_path, heads, spec):
+    """Prefill, a second prefill from the cache and decode steps of a
+    compressed random checkpoint equal the float64 decoder whose K/V
+    weights are numpy's truncated ones; rank d (32) equals the original."""
+    path, c, w = random_checkpoint(tmp_path, True, *heads)
+    m = decoder.load(path, compress_kv=dict(spec))
+    weights = layer_weights(w, c.n_layers)
+    weights["layers"] = truncated_layers(weights["layers"], spec)
+    ids = [1, 5, 9, 33, 2, 17, 39, 0, 12]
+    expected = reference.decoder_forward(c, weights, ids)
+    scale = np.abs(expected).max()
+    got = np.concatenate([m.prefill(ids[:4]), m.prefill(ids[4:7], start=4),
+                          [m.decode(ids[7]), m.decode(ids[8])]])
+    assert np.abs(got - expected).max() / scale < 1e-5
+    original = reference.decoder_forward(c, layer_weights(w, c.n_layers), ids)
+    lossless = spec == {"rank": 32}
+    assert (np.abs(original - expected).max() / scale < 1e-9) == lossless
+    rep = m.compression
+    assert rep["original_floats_per_token"] == 2 * c.kv_dim * c.n_layers
+    widths = {"joint": lambda r: r[0], "separate": sum,
+              "decoupled": lambda r: c.kv_dim + r[0]}[rep["kind"]]
+    assert rep["cache_floats_per_token"] == c.n_layers * max(widths(r) for r in
+                                                             rep["layer_ranks"])
+    assert sum(cache.shape[2] * cache.shape[3] for cache in m.caches) * c.n_layers == \
+        rep["cache_floats_per_token"]
+
+
+def test_cache_holds_the_latent_only(tmp_path):
+    """Rows past the used length may hold anything (NaN) without changing
+    the result: each step reads the latent rows 0..n-1."""
+    path, c, w = random_checkpoint(tmp_path, True)
+    m = decoder.load(path, max_seq=20, compress_kv="rank=8")
+    assert len(m.caches) == 1 and m.caches[0].shape == (c.n_layers, 20, 1, 8)
+    ids = [1, 5, 9, 33]
+    want = m.prefill(ids)
+    m.caches[0][:, 4:] = np.nan
+    assert np.array_equal(m.prefill(ids), want)
+    assert np.isfinite(m.decode(3)).all()
+
+
+@pytest.mark.parametrize("spec,message", [
+    ("", "exactly one"), ("rank=2,energy=0.5", "exactly one"), ("rank=0", "rank must be"),
+    ("rank=x", "rank must be"), ("rank=1.5", "rank must be"), ("energy=0", "energy must be"),
+    ("energy=2", "energy must be"), ("energy=nan", "energy must be"),
+    ("rank=1,factor=separate", "rank must be an integer >= 2"),
+    ("rank=2,factor=both", "factor must be"), ("rank=2,rotary=no", "rotary must be"),
+    ("rank=2,rank=3", "given twice"), ("size=3", "unknown key"), ("rank", "key=value"),
+    ({"rank": True}, "rank must be"), ({"energy": "high"}, "energy must be"), (5, "string"),
+])
+def test_compress_kv_spec_errors(tmp_path, spec, message):
+    path, _, _ = random_checkpoint(tmp_path, True)
+    with pytest.raises(ValueError, match=message):
+        decoder.load(path, compress_kv=spec)
+
+
+@shared
+def test_real_checkpoint_full_rank_is_lossless():
+    """aidreams260K (4 heads × 16 = kv 64, d = 64): [W_k | W_v] has rank 64,
+    so a 64-float latent keeps run.c's logits and greedy ids with half the
+    cache."""
+    with open(os.path.join(MODELS, "reference.json")) as f:
+        refs = json.load(f)
+    m = decoder.load(os.path.join(MODELS, "aidreams260K.bin"), compress_kv="rank=64")
+    assert m.compression["cache_floats_per_token"] * 2 == \
+        m.compression["original_floats_per_token"]
+    for name in ("aidreams_bos", "aidreams_i_dreamed"):
+        ref = refs[name]
+        expected = np.load(os.path.join(MODELS, f"{name}_logits.npy"))
+        got = m.prefill(ref["ids"][:16])
+        assert np.abs(got - expected).max() / np.abs(expected).max() < 1e-4
+        n = ref["prompt_tokens"]
+        assert ref["ids"][:n] + list(m.generate(ref["ids"][:n], ref["steps"])) == ref["ids"]
+
+
+@shared
+def test_generate_cli_compress_kv():
+    with open(os.path.join(MODELS, "reference.json")) as f:
+        ref = json.load(f)["stories_prompt"]
+    ids = ref["ids"][:ref["prompt_ids"]] if isinstance(ref["prompt_ids"], int) else \
+        ref["prompt_ids"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "posenc.generate", os.path.join(MODELS, "stories260K.bin"),
+         "--prompt-ids", ",".join(map(str, ids)), "-n", str(ref["steps"]), "--print-ids",
+         "--compress-kv", "rank=64,factor=separate"], capture_output=True, text=True,
+        timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "ids: " + " ".join(map(str, ref["ids"]))
+    assert "KV cache compressed (separate): layer ranks 32/32; 320 floats per token instead " \
+        "of 320" in proc.stderr
+    bad = subprocess.run([sys.executable, "-m", "posenc.generate",
+                          os.path.join(MODELS, "stories260K.bin"), "--compress-kv", "rank=-1"],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "compress_kv: rank must be an integer >= 1" in bad.stderr
