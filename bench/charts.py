@@ -70,6 +70,15 @@ def generate(rows):
            {"fraction of OpenBLAS": [x["fraction_of_numpy"] for x in proj]}, "ratio")
 
 
+def compress_kv(rows):
+    rows = [x for x in rows if x["spec"] != "none"]
+    yield ("compress_kv", "KV-cache compression: cache fraction and top-1 agreement",
+           [f"{x['model'].split('260K')[0]} {x['spec']}" for x in rows],
+           {"cache / original": [x["cache_floats"] / x.get("original", 1) if "original" in x
+                                 else 0 for x in rows],
+            "top-1 agreement": [x["top1"] for x in rows]}, "ratio")
+
+
 def call_overhead(rows):
     yield ("call_overhead", "a Python call beyond its compiled code (median ms)",
            [f"W {x['mib']} MiB" for x in rows],
@@ -87,7 +96,8 @@ def raise_(rows):
 
 
 TABLES = {"rope_bias": rope_bias, "attention": attention, "mla": mla, "decode": decode,
-          "generate": generate, "raise": raise_, "call_overhead": call_overhead}
+          "generate": generate, "compress_kv": compress_kv, "raise": raise_,
+          "call_overhead": call_overhead}
 
 
 def draw(out_dir, name, title, labels, series, unit, machine):

@@ -155,7 +155,8 @@ def main():
             rows.append({"model": model_file, "spec": spec, "kind": rep["kind"],
                          "layer_ranks": rep["layer_ranks"],
                          "dropped_energy": rep["layer_dropped_energy"],
-                         "cache_floats": rep["cache_floats_per_token"], "max_dlogit": q[0],
+                         "cache_floats": rep["cache_floats_per_token"], "cache_fraction": frac,
+                         "max_dlogit": q[0],
                          "rel_dlogit": q[1], "top1": q[2], "greedy": q[3],
                          "greedy_total": q[4], "decode_ms_min": m_min,
                          "decode_ms_median": m_med, "speedup_median": b_med / m_med})

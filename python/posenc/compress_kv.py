@@ -146,14 +146,14 @@ def compress(config, layers, spec):
         a = [f32(_pad(m, w, 1).T) for m, w in zip(p["a"], widths)]  # [R, d]
         if kind == "joint":
             out["kv_a"] = a[0]
-            out["k_b"], out["v_b"] = (f32(_pad(m, widths[0], 0).T) for m in p["b"])  # [kv, R]
+            out["k_b"], out["v_b"] = (f32(_pad(m, widths[0], 0)) for m in p["b"])  # [R, kv]
         elif kind == "separate":
             out["k_a"], out["v_a"] = a
-            out["k_b"], out["v_b"] = (f32(_pad(m, w, 0).T) for m, w in zip(p["b"], widths))
+            out["k_b"], out["v_b"] = (f32(_pad(m, w, 0)) for m, w in zip(p["b"], widths))
         else:
             out["wk"] = lw["wk"]
             out["v_a"] = a[0]
-            out["v_b"] = f32(_pad(p["b"][0], widths[0], 0).T)
+            out["v_b"] = f32(_pad(p["b"][0], widths[0], 0))
         new_layers.append(out)
     if kind == "joint":
         ranks = {"kv": widths[0]}
@@ -173,15 +173,17 @@ def compress(config, layers, spec):
 
 
 def weight_shapes(c):
-    """{name: shape} of a compressed layer's new weights ([out, in])."""
+    """{name: shape} of a compressed layer's new weights: the down
+    projections *_a [R, d] as stored weights are ([out, in]), the up
+    projections *_b [R, kv_dim] as they multiply the latent."""
     kc, kv, d = c.kv_compress, c.kv_dim, c.dim
     if kc["kind"] == "joint":
         r = kc["kv"]
-        return {"kv_a": (r, d), "k_b": (kv, r), "v_b": (kv, r)}
+        return {"kv_a": (r, d), "k_b": (r, kv), "v_b": (r, kv)}
     if kc["kind"] == "separate":
-        return {"k_a": (kc["k"], d), "v_a": (kc["v"], d), "k_b": (kv, kc["k"]),
-                "v_b": (kv, kc["v"])}
-    return {"v_a": (kc["v"], d), "v_b": (kv, kc["v"])}
+        return {"k_a": (kc["k"], d), "v_a": (kc["v"], d), "k_b": (kc["k"], kv),
+                "v_b": (kc["v"], kv)}
+    return {"v_a": (kc["v"], d), "v_b": (kc["v"], kv)}
 
 
 def cache_shapes(c, max_seq):

@@ -530,8 +530,13 @@ class _Function:
             return view, width
 
         def rebuild(view, width, b):
-            m, m4 = self.linear(view, self.layer_weight(b, layer), kv, width, rows="%n"), \
-                self.fresh("up")
+            # B stored [R, kv_dim]: the plain product vectorizes along
+            # kv_dim whatever R is.
+            m, m4 = self.fresh("mm"), self.fresh("up")
+            out = self.zeros((None, kv), dyn="%n")
+            self.emit(f"{m} = linalg.matmul ins({view}, {self.layer_weight(b, layer)} : "
+                      f"{_tensor((None, width))}, {_tensor((width, kv))}) outs({out} : "
+                      f"{_tensor((None, kv))}) -> {_tensor((None, kv))}")
             self.emit(f"{m4} = tensor.expand_shape {m} [[0, 1], [2, 3]] output_shape "
                       f"[1, %n, {Hkv}, {hd}] : {_tensor((None, kv))} into {full}")
             return m4

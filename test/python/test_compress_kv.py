@@ -382,3 +382,66 @@ def test_generate_cli_compress_kv():
                           os.path.join(MODELS, "stories260K.bin"), "--compress-kv", "rank=-1"],
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "compress_kv: rank must be an integer >= 1" in bad.stderr
+
+
+def _two_projection_ir(wk, wv, shared_value=False, extra_result=False):
+    """attention(q, x·wk, x·wv) on [1, 8, 2, 2] heads (x [8, 4]); with
+    `shared_value` v is k's own projection; with `extra_result` the
+    function also returns x·wk (so it must stay)."""
+    def dense(w):
+        rows = ", ".join("[" + ", ".join(repr(float(v)) for v in r) + "]" for r in w)
+        return f"dense<[{rows}]> : tensor<4x4xf32>"
+
+    res = "tensor<1x8x4x2xf32>" + (", tensor<8x4xf32>" if extra_result else "")
+    v = "%k" if shared_value else "%v"
+    return "\n".join([
+        f"func.func @f(%x: tensor<8x4xf32>, %q: tensor<1x8x4x2xf32>) -> ({res}) {{",
+        "%zero = arith.constant 0.0 : f32",
+        f"%wk = arith.constant {dense(wk)}", f"%wv = arith.constant {dense(wv)}",
+        "%e = tensor.empty() : tensor<8x4xf32>",
+        "%z = linalg.fill ins(%zero : f32) outs(%e : tensor<8x4xf32>) -> tensor<8x4xf32>",
+        "%k2 = linalg.matmul ins(%x, %wk : tensor<8x4xf32>, tensor<4x4xf32>) outs(%z : "
+        "tensor<8x4xf32>) -> tensor<8x4xf32>",
+        "%v2 = linalg.matmul ins(%x, %wv : tensor<8x4xf32>, tensor<4x4xf32>) outs(%z : "
+        "tensor<8x4xf32>) -> tensor<8x4xf32>",
+        "%k = tensor.expand_shape %k2 [[0, 1], [2, 3]] output_shape [1, 8, 2, 2] : "
+        "tensor<8x4xf32> into tensor<1x8x2x2xf32>",
+        "%v = tensor.expand_shape %v2 [[0, 1], [2, 3]] output_shape [1, 8, 2, 2] : "
+        "tensor<8x4xf32> into tensor<1x8x2x2xf32>",
+        "%i = tensor.empty() : tensor<1x8x4x2xf32>",
+        f"%o = posenc.attention %q, %k, {v} causal outs(%i) : tensor<1x8x4x2xf32>, "
+        "tensor<1x8x2x2xf32>, tensor<1x8x2x2xf32>, tensor<1x8x4x2xf32>",
+        f"return %o{', %k2' if extra_result else ''} : {res}", "}"])
+
+
+@pytest.mark.parametrize("shared_value,extra_result", [(True, False), (False, True),
+                                                       (True, True)])
+def test_shared_and_reused_projections(shared_value, extra_result, rng):
+    """k and v from one projection (factored as [W | W]), or a projection
+    that is also returned (kept): the result still matches float64."""
+    wk = rng.standard_normal((4, 4)).astype(np.float32)
+    wv = rng.standard_normal((4, 4)).astype(np.float32)
+    ir = opt(_two_projection_ir(wk, wv, shared_value, extra_result), "--posenc-compress-kv=rank=2")
+    assert ir.count("posenc.attention") == 1 and "tensor<1x8x1x2xf32>" in ir
+    x = rng.standard_normal((8, 4)).astype(np.float32)
+    q = rng.standard_normal((1, 8, 4, 2)).astype(np.float32)
+    out = posenc.compile(ir).f(x, q)
+    out = out if extra_result else (out,)
+    wv_used = wk if shared_value else wv
+    m = best(np.concatenate([wk, wv_used], axis=1).astype(np.float64), 2)[0]
+    k = (x @ m[:, :4]).reshape(1, 8, 2, 2)
+    v = (x @ m[:, 4:]).reshape(1, 8, 2, 2)
+    want = posenc.reference.attention(q.astype(np.float64), k, v, causal=True)
+    np.testing.assert_allclose(out[0], want, atol=2e-5 * np.abs(want).max())
+    if extra_result:
+        np.testing.assert_allclose(out[1], x.astype(np.float64) @ wk, atol=1e-5)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_weights_are_an_error(bad, rng):
+    wk = rng.standard_normal((4, 4)).astype(np.float32)
+    wv = wk.copy()
+    wv[1, 2] = bad
+    with pytest.raises(RunError, match="cannot factor the key/value projection weights: the matrix has a non-finite entry"):
+        opt(_two_projection_ir(wk, wv).replace("inf", "0x7F800000").replace("nan", "0x7FC00000"),
+            "--posenc-compress-kv=rank=2")

@@ -94,3 +94,43 @@ func.func @weights_are_arguments(%x: tensor<8x4xf32>, %q: tensor<1x8x4x2xf32>, %
   %o = posenc.attention %q, %k, %v outs(%init) : tensor<1x8x4x2xf32>, tensor<1x8x2x2xf32>, tensor<1x8x2x2xf32>, tensor<1x8x4x2xf32>
   return %o : tensor<1x8x4x2xf32>
 }
+
+// -----
+
+// Constant q and output projections absorb B_k and B_v, as MLA's weights
+// absorb W_uk and W_uv: q_lat = x·W_q' with W_q' [4, 4·3] (4 query heads,
+// rank 3), out = o_lat·W_o' with W_o' [4·3, 4]; no per-head contraction is
+// left.
+// JOINT-LABEL: func @absorbed_into_weights
+// JOINT-NOT: linalg.generic
+// JOINT-DAG: %[[LAT:.+]] = linalg.matmul ins(%{{.+}}, %{{.+}} : tensor<8x4xf32>, tensor<4x3xf32>)
+// JOINT-DAG: %[[QL:.+]] = linalg.matmul ins(%{{.+}}, %{{.+}} : tensor<8x4xf32>, tensor<4x12xf32>)
+// JOINT: %[[Q4:.+]] = tensor.expand_shape %[[QL]] {{\[}}[0, 1], [2, 3]] output_shape [1, 8, 4, 3]
+// JOINT: %[[O:.+]] = posenc.attention %[[Q4]], %{{.+}}, %{{.+}} causal outs(%{{.+}}) {scale = 0.70710678118654746 : f64} : tensor<1x8x4x3xf32>, tensor<1x8x1x3xf32>, tensor<1x8x1x3xf32>, tensor<1x8x4x3xf32>
+// JOINT: %[[F:.+]] = tensor.collapse_shape %[[O]] {{\[}}[0, 1], [2, 3]] : tensor<1x8x4x3xf32> into tensor<8x12xf32>
+// JOINT: %[[OUT:.+]] = linalg.matmul ins(%[[F]], %{{.+}} : tensor<8x12xf32>, tensor<12x4xf32>)
+// JOINT: return %[[OUT]]
+func.func @absorbed_into_weights(%x: tensor<8x4xf32>) -> tensor<8x4xf32> {
+  %zero = arith.constant 0.0 : f32
+  %wq = arith.constant dense<[[1.0, 0.0, 0.5, -1.0, 0.25, 2.0, 0.0, 1.0], [0.0, 1.0, -0.5, 0.0, 1.0, 0.0, 0.5, 0.5], [2.0, 0.0, 0.0, 1.0, -1.0, 0.5, 1.0, 0.0], [0.5, -0.5, 1.0, 0.0, 0.0, 1.0, 0.0, -2.0]]> : tensor<4x8xf32>
+  %wk = arith.constant dense<[[1.0, 0.5, -1.0, 2.0], [0.0, 1.0, 0.25, -0.5], [2.0, -1.0, 0.0, 1.0], [0.5, 0.5, 1.5, 0.0]]> : tensor<4x4xf32>
+  %wv = arith.constant dense<[[0.0, 1.0, 2.0, -1.0], [1.0, 0.0, -0.5, 0.5], [0.25, 2.0, 1.0, 0.0], [-1.0, 0.5, 0.0, 1.0]]> : tensor<4x4xf32>
+  %wo = arith.constant dense<0.125> : tensor<8x4xf32>
+  %e8 = tensor.empty() : tensor<8x8xf32>
+  %z8 = linalg.fill ins(%zero : f32) outs(%e8 : tensor<8x8xf32>) -> tensor<8x8xf32>
+  %q2 = linalg.matmul ins(%x, %wq : tensor<8x4xf32>, tensor<4x8xf32>) outs(%z8 : tensor<8x8xf32>) -> tensor<8x8xf32>
+  %q = tensor.expand_shape %q2 [[0, 1], [2, 3]] output_shape [1, 8, 4, 2] : tensor<8x8xf32> into tensor<1x8x4x2xf32>
+  %e = tensor.empty() : tensor<8x4xf32>
+  %z = linalg.fill ins(%zero : f32) outs(%e : tensor<8x4xf32>) -> tensor<8x4xf32>
+  %k2 = linalg.matmul ins(%x, %wk : tensor<8x4xf32>, tensor<4x4xf32>) outs(%z : tensor<8x4xf32>) -> tensor<8x4xf32>
+  %v2 = linalg.matmul ins(%x, %wv : tensor<8x4xf32>, tensor<4x4xf32>) outs(%z : tensor<8x4xf32>) -> tensor<8x4xf32>
+  %k = tensor.expand_shape %k2 [[0, 1], [2, 3]] output_shape [1, 8, 2, 2] : tensor<8x4xf32> into tensor<1x8x2x2xf32>
+  %v = tensor.expand_shape %v2 [[0, 1], [2, 3]] output_shape [1, 8, 2, 2] : tensor<8x4xf32> into tensor<1x8x2x2xf32>
+  %init = tensor.empty() : tensor<1x8x4x2xf32>
+  %o = posenc.attention %q, %k, %v causal outs(%init) : tensor<1x8x4x2xf32>, tensor<1x8x2x2xf32>, tensor<1x8x2x2xf32>, tensor<1x8x4x2xf32>
+  %o2 = tensor.collapse_shape %o [[0, 1], [2, 3]] : tensor<1x8x4x2xf32> into tensor<8x8xf32>
+  %eo = tensor.empty() : tensor<8x4xf32>
+  %zo = linalg.fill ins(%zero : f32) outs(%eo : tensor<8x4xf32>) -> tensor<8x4xf32>
+  %out = linalg.matmul ins(%o2, %wo : tensor<8x8xf32>, tensor<8x4xf32>) outs(%zo : tensor<8x4xf32>) -> tensor<8x4xf32>
+  return %out : tensor<8x4xf32>
+}

@@ -16,6 +16,7 @@
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Matchers.h"
 #include "mlir/IR/PatternMatch.h"
+#include "llvm/ADT/SetVector.h"
 
 #include <cmath>
 
@@ -217,6 +218,70 @@ std::vector<double> perQueryHead(ArrayRef<double> up, int64_t r, int64_t hkv,
   return out;
 }
 
+/// Query weights absorbing B_k: w [rows, hq·D] (query head h in columns
+/// h·D..) times, per head, up's rows of kv head h / group transposed:
+/// [rows, hq·R].
+std::vector<double> absorbIntoColumns(ArrayRef<double> w, int64_t rows,
+                                      ArrayRef<double> up, int64_t r,
+                                      int64_t hkv, int64_t dh, int64_t hq) {
+  std::vector<double> out(rows * hq * r, 0.0);
+  int64_t group = hq / hkv, n = hkv * dh;
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t h = 0; h < hq; ++h)
+      for (int64_t j = 0; j < r; ++j) {
+        double acc = 0;
+        for (int64_t e = 0; e < dh; ++e)
+          acc += w[i * hq * dh + h * dh + e] * up[j * n + (h / group) * dh + e];
+        out[i * hq * r + h * r + j] = acc;
+      }
+  return out;
+}
+
+/// Output weights absorbing B_v: w [hq·Dv, cols] (query head h in rows
+/// h·Dv..) -> [hq·R, cols], row h·R + j = Σ_e up[j, kv head·Dv + e]·w[h·Dv
+/// + e].
+std::vector<double> absorbIntoRows(ArrayRef<double> w, int64_t cols,
+                                   ArrayRef<double> up, int64_t r, int64_t hkv,
+                                   int64_t dv, int64_t hq) {
+  std::vector<double> out(hq * r * cols, 0.0);
+  int64_t group = hq / hkv, n = hkv * dv;
+  for (int64_t h = 0; h < hq; ++h)
+    for (int64_t j = 0; j < r; ++j)
+      for (int64_t e = 0; e < dv; ++e) {
+        double u = up[j * n + (h / group) * dv + e];
+        for (int64_t c = 0; c < cols; ++c)
+          out[(h * r + j) * cols + c] += u * w[(h * dv + e) * cols + c];
+      }
+  return out;
+}
+
+/// `result`'s only use, when it is collapse_shape [[0, 1], [2, 3]] into a
+/// plain matmul by a constant f32 W_o from a zero fill: that matmul.
+linalg::MatmulOp outputProjection(Value result, tensor::CollapseShapeOp &col,
+                                  std::vector<double> &wo) {
+  if (!result.hasOneUse())
+    return {};
+  col = dyn_cast<tensor::CollapseShapeOp>(*result.getUsers().begin());
+  if (!col ||
+      col.getReassociationIndices() !=
+          SmallVector<ReassociationIndices>{{0, 1}, {2, 3}} ||
+      !col.getResult().hasOneUse())
+    return {};
+  auto mm = dyn_cast<linalg::MatmulOp>(*col.getResult().getUsers().begin());
+  if (!mm || mm.hasUserDefinedMaps() || mm.getInputs()[0] != col.getResult() ||
+      !isZeroFill(mm.getOutputs()[0]))
+    return {};
+  auto wTy = dyn_cast<RankedTensorType>(mm.getInputs()[1].getType());
+  if (!wTy || !wTy.hasStaticShape() ||
+      !cast<ShapedType>(mm.getResult(0).getType()).getElementType().isF32())
+    return {};
+  std::optional<std::vector<double>> w = constantValues(mm.getInputs()[1]);
+  if (!w)
+    return {};
+  wo = std::move(*w);
+  return mm;
+}
+
 /// The latent of one side: c = x·down, [N, rank], and its up-projection
 /// [rank, n].
 struct Side {
@@ -266,7 +331,9 @@ FailureOr<Factored> CompressKV::factorWeights(LinalgBuilder &e, AttentionOp op,
     std::optional<LowRankFactors> lr =
         lowRankFactor(w, m.k.d, cols, r, energy, error);
     if (!lr)
-      op.emitError("posenc-compress-kv: ") << error;
+      op.emitError("posenc-compress-kv: cannot factor the key/value "
+                   "projection weights: ")
+          << error;
     return lr;
   };
   auto side = [&](const LowRankFactors &lr, int64_t from, int64_t count) {
@@ -321,11 +388,24 @@ FailureOr<Factored> CompressKV::factorWeights(LinalgBuilder &e, AttentionOp op,
   return f;
 }
 
-/// Erases `ops` in order where their results became unused.
+/// Erases `ops` in order where their results became unused; each once (k
+/// and v may share a projection, a fill or a constant).
 void eraseDead(ArrayRef<Operation *> ops) {
+  llvm::SetVector<Operation *> unique;
   for (Operation *op : ops)
-    if (op && op->use_empty())
-      op->erase();
+    if (op)
+      unique.insert(op);
+  SmallVector<Operation *> left(unique.begin(), unique.end());
+  // Until nothing changes: a shared producer dies with its last user.
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (Operation *&op : left)
+      if (op && op->use_empty()) {
+        op->erase();
+        op = nullptr;
+        changed = true;
+      }
+  }
 }
 
 LogicalResult CompressKV::compress(AttentionOp op, Match &m) {
@@ -351,18 +431,33 @@ LogicalResult CompressKV::compress(AttentionOp op, Match &m) {
                 v.expand, v.heads, v.headDim);
     op.getVMutable().assign(vr);
   } else {
-    // Absorbed: q_lat = q·B_kᵀ per head, multi-query attention over the
-    // latent, out = o_lat·B_v per head.
+    // Absorbed, as MLA absorbs: q_lat = q·B_kᵀ per head (folded into W_q
+    // when q is a constant projection), multi-query attention over the
+    // latent, out = o_lat·B_v per head (folded into W_o when the output
+    // projection is a constant one).
     Value q = op.getQ();
     int64_t hq = cast<ShapedType>(q.getType()).getDimSize(2);
     int64_t rk = f->k.rank, rv = f->v.rank;
-    Value bk = constantMatrix(
-        b, op.getLoc(), {hq, k.headDim, rk},
-        perQueryHead(f->k.up, rk, k.heads, k.headDim, hq, /*transpose=*/true));
-    Value qLat = e.contract(
-        q, bk, dims(ctx, 5, {0, 1, 2, 4}), dims(ctx, 5, {2, 4, 3}),
-        dims(ctx, 5, {0, 1, 2, 3}),
-        {e.dim(q, 0), e.dim(q, 1), b.getIndexAttr(hq), b.getIndexAttr(rk)});
+    Value qLat;
+    std::optional<Projection> qp = matchProjection(q);
+    if (qp && qp->heads == hq && qp->headDim == k.headDim) {
+      qLat =
+          toHeads(e,
+                  matmulByConstant(e, qp->x,
+                                   absorbIntoColumns(qp->w, qp->d, f->k.up, rk,
+                                                     k.heads, k.headDim, hq),
+                                   qp->d, hq * rk),
+                  qp->expand, hq, rk);
+    } else {
+      qp.reset();
+      Value bk = constantMatrix(b, op.getLoc(), {hq, k.headDim, rk},
+                                perQueryHead(f->k.up, rk, k.heads, k.headDim,
+                                             hq, /*transpose=*/true));
+      qLat = e.contract(
+          q, bk, dims(ctx, 5, {0, 1, 2, 4}), dims(ctx, 5, {2, 4, 3}),
+          dims(ctx, 5, {0, 1, 2, 3}),
+          {e.dim(q, 0), e.dim(q, 1), b.getIndexAttr(hq), b.getIndexAttr(rk)});
+    }
     Value keys = toHeads(e, f->k.latent, k.expand, 1, rk);
     Value values = f->v.latent == f->k.latent
                        ? keys
@@ -379,15 +474,44 @@ LogicalResult CompressKV::compress(AttentionOp op, Match &m) {
     // The scores are unchanged; their default scale was 1/sqrt(Dk).
     if (!lat.getScale())
       lat.setScaleAttr(b.getF64FloatAttr(1.0 / std::sqrt(double(k.headDim))));
-    Value bv = constantMatrix(
-        b, op.getLoc(), {hq, rv, v.headDim},
-        perQueryHead(f->v.up, rv, v.heads, v.headDim, hq, /*transpose=*/false));
-    Value out = e.contract(lat.getResult(), bv, dims(ctx, 5, {0, 1, 2, 4}),
-                           dims(ctx, 5, {2, 4, 3}), dims(ctx, 5, {0, 1, 2, 3}),
-                           e.sizes(op.getInit()));
-    out = e.castTo(out, op.getResult().getType());
-    op.getResult().replaceAllUsesWith(out);
-    op->erase();
+    tensor::CollapseShapeOp col;
+    std::vector<double> wo;
+    if (linalg::MatmulOp mo = outputProjection(op.getResult(), col, wo)) {
+      int64_t cols =
+          cast<ShapedType>(mo.getInputs()[1].getType()).getDimSize(1);
+      OpBuilder ob(mo);
+      LinalgBuilder oe{ob, mo.getLoc()};
+      Value flat = tensor::CollapseShapeOp::create(
+          ob, mo.getLoc(), lat.getResult(), {{0, 1}, {2, 3}});
+      Value w = constantMatrix(
+          ob, mo.getLoc(), {hq * rv, cols},
+          absorbIntoRows(wo, cols, f->v.up, rv, v.heads, v.headDim, hq));
+      Value out = linalg::MatmulOp::create(ob, mo.getLoc(), ValueRange{flat, w},
+                                           ValueRange{mo.getOutputs()[0]})
+                      .getResult(0);
+      mo.getResult(0).replaceAllUsesWith(out);
+      Operation *woDef = mo.getInputs()[1].getDefiningOp();
+      mo->erase();
+      col->erase();
+      op->erase();
+      eraseDead({woDef});
+    } else {
+      Value bv = constantMatrix(b, op.getLoc(), {hq, rv, v.headDim},
+                                perQueryHead(f->v.up, rv, v.heads, v.headDim,
+                                             hq, /*transpose=*/false));
+      Value out = e.contract(lat.getResult(), bv, dims(ctx, 5, {0, 1, 2, 4}),
+                             dims(ctx, 5, {2, 4, 3}),
+                             dims(ctx, 5, {0, 1, 2, 3}), e.sizes(op.getInit()));
+      out = e.castTo(out, op.getResult().getType());
+      op.getResult().replaceAllUsesWith(out);
+      op->erase();
+    }
+    if (qp) {
+      linalg::MatmulOp qm = qp->matmul;
+      tensor::ExpandShapeOp qe = qp->expand;
+      eraseDead({qe, qm, qm.getOutputs()[0].getDefiningOp(),
+                 qm.getInputs()[1].getDefiningOp()});
+    }
   }
   op = nullptr;
   mlir::emitRemark(e.loc) << "posenc-compress-kv: latent of " << f->latentWidth
@@ -397,13 +521,14 @@ LogicalResult CompressKV::compress(AttentionOp op, Match &m) {
                                           : "rank ")
                           << (f->keysKept ? f->v.rank : f->latentWidth)
                           << "), dropped energy " << f->droppedEnergy;
+  SmallVector<Operation *> chain = {m.rope};
   for (const Projection *p : {&k, &v}) {
     linalg::MatmulOp mm = p->matmul;
     tensor::ExpandShapeOp expand = p->expand;
-    eraseDead({p == &k ? m.rope.getOperation() : nullptr, expand.getOperation(),
-               mm.getOperation(), mm.getOutputs()[0].getDefiningOp(),
-               mm.getInputs()[1].getDefiningOp()});
+    chain.append({expand, mm, mm.getOutputs()[0].getDefiningOp(),
+                  mm.getInputs()[1].getDefiningOp()});
   }
+  eraseDead(chain);
   return success();
 }
 
