@@ -62,7 +62,10 @@ def PosencCompressKVPass : Pass<"posenc-compress-kv"> {
     - Non-rotary keys: the up-projections are absorbed, as MLA absorbs
       them: `q_lat = q·B_kᵀ` per query head, multi-query `posenc.attention`
       over the latent (keys and values both `c`, the original scale), then
-      `out = o_lat·B_v` per head.
+      `out = o_lat·B_v` per head. When q is itself `x·W_q` of a constant
+      and the result feeds `collapse_shape [[0, 1], [2, 3]]` and a matmul
+      by a constant W_o, B_k and B_v are folded into those weights instead
+      (no per-head products are left).
     - Rotary keys (RoPE does not commute with the up-projection):
       `rotary=reconstruct` rebuilds k = rope(c·B_k) and v = c·B_v from the
       latent; `rotary=decoupled` keeps the rotary keys as they are and
