@@ -103,7 +103,7 @@ def main(argv=None):
 def _generate(args):
     model = decoder.load(args.checkpoint, args.tokenizer, args.max_seq, args.threads,
                          compress_kv=args.compress_kv)
-    if model.compression:
+    if getattr(model, "compression", None):
         from .compress_kv import describe
 
         print(describe(model.compression), file=sys.stderr)

@@ -534,6 +534,19 @@ LogicalResult CompressKV::compress(AttentionOp op, Match &m) {
 
 void CompressKV::runOnOperation() {
   Operation *root = getOperation();
+  // `layers` first: its message names the listed index.
+  SmallVector<AttentionOp> ops;
+  root->walk([&](AttentionOp op) { ops.push_back(op); });
+  SmallVector<bool> listed(ops.size(), layers.empty());
+  for (int64_t i : layers) {
+    if (i < 0 || i >= int64_t(ops.size())) {
+      root->emitError("posenc-compress-kv: layers lists attention #")
+          << i << " but the input has " << ops.size()
+          << " posenc.attention ops (numbered from 0 in walk order)";
+      return signalPassFailure();
+    }
+    listed[i] = true;
+  }
   if ((rank > 0) == (energy != 0) || rank < 0 ||
       (energy != 0 && !(energy > 0 && energy <= 1))) {
     root->emitError("posenc-compress-kv: set exactly one of rank=R (>= 1) or "
@@ -557,18 +570,6 @@ void CompressKV::runOnOperation() {
     root->emitError("posenc-compress-kv: factor=separate splits the rank "
                     "between keys and values: rank must be >= 2, got 1");
     return signalPassFailure();
-  }
-  SmallVector<AttentionOp> ops;
-  root->walk([&](AttentionOp op) { ops.push_back(op); });
-  SmallVector<bool> listed(ops.size(), layers.empty());
-  for (int64_t i : layers) {
-    if (i < 0 || i >= int64_t(ops.size())) {
-      root->emitError("posenc-compress-kv: layers lists attention #")
-          << i << " but the input has " << ops.size()
-          << " posenc.attention ops (numbered from 0 in walk order)";
-      return signalPassFailure();
-    }
-    listed[i] = true;
   }
   for (auto [i, op] : llvm::enumerate(ops)) {
     if (!listed[i])
