@@ -269,6 +269,8 @@ def low_rank(matrix, rank=None, energy=None):
         raise ImportError("posenc._posenc is not built; run scripts/build.sh")
     if (rank is None) == (energy is None):
         raise ValueError("give exactly one of rank=R or energy=E")
+    if np.iscomplexobj(matrix):
+        raise ValueError("matrix must be real, got complex values")
     m = np.asarray(matrix, dtype=np.float64)
     if m.ndim != 2 or 0 in m.shape:
         raise ValueError(f"matrix must be 2-D with no empty dim, got shape {m.shape}")

@@ -119,6 +119,18 @@ def compress(config, layers, spec):
                          "supported")
     kv = c.kv_dim
     decoupled = spec["rotary"] == "decoupled"
+    # Rebuilt keys are rotated with the frequencies of the current step;
+    # where those depend on the length (dynamic NTK, LongRoPE's short/long
+    # switch) the uncompressed cache keeps each key as its own step rotated
+    # it, so the two would differ. Decoupled caches the rotated keys.
+    scalings = [c.rope_scaling] + [s.scaling for s in c.schemes or () if s.rope]
+    dynamic = sorted({sc["kind"] for sc in scalings
+                      if sc and sc.get("kind") in ("dynamic", "longrope")})
+    if dynamic and not decoupled:
+        raise ValueError(f"compress_kv: RoPE scaling {dynamic[0]!r} depends on the sequence "
+                         "length, so keys rebuilt from the latent would be rotated unlike the "
+                         "cached ones; use rotary=decoupled (rotated keys cached, values "
+                         "compressed)")
     kind = "decoupled" if decoupled else spec["factor"]
     rank, energy = spec.get("rank"), spec.get("energy")
     per_layer = []
@@ -134,7 +146,7 @@ def compress(config, layers, spec):
             dv, uv, ev = _factor(wv, rank // 2 if rank else None, energy)
             ak, av = float(np.sum(wk**2)), float(np.sum(wv**2))
             per_layer.append({"a": [dk, dv], "b": [uk, uv], "ranks": [dk.shape[1], dv.shape[1]],
-                              "dropped": (ek * ak + ev * av) / (ak + av)})
+                              "dropped": (ek * ak + ev * av) / (ak + av) if ak + av else 0.0})
         else:
             dv, uv, ev = _factor(wv, rank, energy)
             per_layer.append({"a": [dv], "b": [uv], "ranks": [dv.shape[1]], "dropped": ev})
@@ -205,5 +217,6 @@ def describe(report):
             f"{', '.join('/'.join(map(str, r)) for r in ranks)}; "
             f"{report['cache_floats_per_token']} floats per token instead of "
             f"{report['original_floats_per_token']} ({ratio:.0%}); dropped energy up to "
-            f"{max(report['layer_dropped_energy']):.3g}")
+            f"{max(report['layer_dropped_energy']):.3g}"
+            + ("; no smaller than the uncompressed cache for this model" if ratio >= 1 else ""))
 

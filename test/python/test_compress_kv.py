@@ -2,6 +2,7 @@
 key/value projections, checked against numpy's float64 SVD (Eckart–Young)
 and compressed attention layers against the float64 layer references."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -445,3 +446,64 @@ def test_non_finite_weights_are_an_error(bad, rng):
     with pytest.raises(RunError, match="cannot factor the key/value projection weights: the matrix has a non-finite entry"):
         opt(_two_projection_ir(wk, wv).replace("inf", "0x7F800000").replace("nan", "0x7FC00000"),
             "--posenc-compress-kv=rank=2")
+
+
+@pytest.mark.parametrize("query", ["%k", "%v"])
+def test_query_is_the_key_or_value_projection(query, rng):
+    """q may be k's or v's own projection value (found by a hostile round:
+    the absorbed W_q and the k/v chains were erased twice)."""
+    wk = rng.standard_normal((4, 4)).astype(np.float32)
+    wv = rng.standard_normal((4, 4)).astype(np.float32)
+    ir = _two_projection_ir(wk, wv)
+    ir = ir.replace("%q: tensor<1x8x4x2xf32>", "%q: tensor<1x8x2x2xf32>")
+    ir = ir.replace("posenc.attention %q,", f"posenc.attention {query},")
+    ir = ir.replace("tensor<1x8x4x2xf32>", "tensor<1x8x2x2xf32>")
+    out = posenc.compile(opt(ir, "--posenc-compress-kv=rank=3")).f
+    x = rng.standard_normal((8, 4)).astype(np.float32)
+    got = out(x, np.zeros((1, 8, 2, 2), np.float32))
+    m = best(np.concatenate([wk, wv], axis=1).astype(np.float64), 3)[0]
+    x64 = x.astype(np.float64)
+    q = (x64 @ (wk if query == "%k" else wv)).reshape(1, 8, 2, 2)
+    k = (x64 @ m[:, :4]).reshape(1, 8, 2, 2)
+    v = (x64 @ m[:, 4:]).reshape(1, 8, 2, 2)
+    want = posenc.reference.attention(q, k, v, causal=True)
+    np.testing.assert_allclose(got, want, atol=2e-5 * np.abs(want).max())
+
+
+def test_factors_beyond_f32_are_an_error():
+    """Finite f32 weights whose factors B = Σ·Vᵀ exceed f32."""
+    w = np.where(np.arange(16).reshape(4, 4) % 3 == 0, 3e38, -3e38).astype(np.float32)
+    ir = _two_projection_ir(w, w / 2).replace("inf", "0x7F800000")
+    with pytest.raises(RunError, match="factors of the key/value projection weights exceed f32"):
+        opt(ir, "--posenc-compress-kv=rank=4")
+
+
+@pytest.mark.parametrize("scale", [1e200, 1e-200])
+def test_low_rank_energy_is_scale_invariant(scale):
+    m = np.diag([scale, scale, scale * 1e-10])
+    assert posenc.low_rank(m, energy=0.9)[0].shape[1] == 2
+    assert posenc.low_rank(m, energy=0.4)[0].shape[1] == 1
+
+
+def test_low_rank_refuses_overflow_and_complex():
+    with pytest.raises(posenc.Error, match="overflowed float64"):
+        posenc.low_rank(np.full((2, 2), 1.7e308), rank=1)
+    with pytest.raises(ValueError, match="real"):
+        posenc.low_rank(np.eye(2) * 1j, rank=1)
+
+
+def test_zero_projections_and_length_dependent_rope(tmp_path):
+    """All-zero K/V weights compress (nothing to drop); RoPE scalings that
+    depend on the length refuse rebuilt keys but allow decoupled."""
+    from posenc import compress_kv
+
+    _, c, w = random_checkpoint(tmp_path, True)
+    layers = layer_weights(w, c.n_layers)["layers"]
+    zero = [dict(lw, wk=0 * lw["wk"], wv=0 * lw["wv"]) for lw in layers]
+    for spec in ("rank=4,factor=separate", "energy=0.9,factor=separate", "rank=4"):
+        assert max(compress_kv.compress(c, zero, spec)[2]["layer_dropped_energy"]) == 0
+    for kind in ("dynamic", "longrope"):
+        cd = dataclasses.replace(c, rope_scaling={"kind": kind, "factor": 2.0})
+        with pytest.raises(ValueError, match="depends on the sequence length"):
+            compress_kv.compress(cd, layers, "rank=4")
+        compress_kv.compress(cd, layers, "rank=4,rotary=decoupled")

@@ -19,6 +19,7 @@
 #include "llvm/ADT/SetVector.h"
 
 #include <cmath>
+#include <limits>
 
 namespace mlir::posenc {
 #define GEN_PASS_DEF_POSENCCOMPRESSKVPASS
@@ -51,7 +52,10 @@ std::optional<std::vector<double>> constantValues(Value v) {
   }
   if (auto resource = dyn_cast<DenseF32ResourceElementsAttr>(attr))
     if (std::optional<ArrayRef<float>> data = resource.tryGetAsArrayRef())
-      return std::vector<double>(data->begin(), data->end());
+      // A blob of another size than its type is left to the verifier of
+      // whatever reads it (never read past it here).
+      if (int64_t(data->size()) == resource.getType().getNumElements())
+        return std::vector<double>(data->begin(), data->end());
   return std::nullopt;
 }
 
@@ -159,6 +163,14 @@ std::vector<double> joinColumns(const Projection &k, const Projection &v) {
     std::copy_n(&v.w[i * v.n], v.n, &m[i * n + k.n]);
   }
   return m;
+}
+
+/// Whether every value rounds to a finite f32.
+bool fitsF32(ArrayRef<double> values) {
+  for (double x : values)
+    if (!(std::abs(x) <= double(std::numeric_limits<float>::max())))
+      return false;
+  return true;
 }
 
 Value constantMatrix(OpBuilder &b, Location loc, ArrayRef<int64_t> shape,
@@ -330,10 +342,19 @@ FailureOr<Factored> CompressKV::factorWeights(LinalgBuilder &e, AttentionOp op,
                  int64_t r) -> std::optional<LowRankFactors> {
     std::optional<LowRankFactors> lr =
         lowRankFactor(w, m.k.d, cols, r, energy, error);
-    if (!lr)
+    if (!lr) {
       op.emitError("posenc-compress-kv: cannot factor the key/value "
                    "projection weights: ")
           << error;
+      return lr;
+    }
+    // B = Σ·Vᵀ can exceed f32 where the weights are near its limit.
+    if (!fitsF32(lr->down) || !fitsF32(lr->up)) {
+      op.emitError("posenc-compress-kv: the factors of the key/value "
+                   "projection weights exceed f32 (largest singular value ")
+          << lr->singularValues.front() << ")";
+      return std::nullopt;
+    }
     return lr;
   };
   auto side = [&](const LowRankFactors &lr, int64_t from, int64_t count) {
@@ -416,6 +437,7 @@ LogicalResult CompressKV::compress(AttentionOp op, Match &m) {
   if (failed(f))
     return failure();
   const Projection &k = m.k, &v = m.v;
+  std::optional<Projection> absorbedQuery;
   if (m.rope) {
     // Rotary keys: rope(c·B_k) rebuilt, or kept; values c·B_v.
     if (!f->keysKept) {
@@ -440,14 +462,13 @@ LogicalResult CompressKV::compress(AttentionOp op, Match &m) {
     int64_t rk = f->k.rank, rv = f->v.rank;
     Value qLat;
     std::optional<Projection> qp = matchProjection(q);
-    if (qp && qp->heads == hq && qp->headDim == k.headDim) {
-      qLat =
-          toHeads(e,
-                  matmulByConstant(e, qp->x,
-                                   absorbIntoColumns(qp->w, qp->d, f->k.up, rk,
-                                                     k.heads, k.headDim, hq),
-                                   qp->d, hq * rk),
-                  qp->expand, hq, rk);
+    // Folded weights only where they fit f32 (else per-head products).
+    std::vector<double> wq;
+    if (qp && qp->heads == hq && qp->headDim == k.headDim)
+      wq = absorbIntoColumns(qp->w, qp->d, f->k.up, rk, k.heads, k.headDim, hq);
+    if (!wq.empty() && fitsF32(wq)) {
+      qLat = toHeads(e, matmulByConstant(e, qp->x, wq, qp->d, hq * rk),
+                     qp->expand, hq, rk);
     } else {
       qp.reset();
       Value bk = constantMatrix(b, op.getLoc(), {hq, k.headDim, rk},
@@ -476,16 +497,20 @@ LogicalResult CompressKV::compress(AttentionOp op, Match &m) {
       lat.setScaleAttr(b.getF64FloatAttr(1.0 / std::sqrt(double(k.headDim))));
     tensor::CollapseShapeOp col;
     std::vector<double> wo;
-    if (linalg::MatmulOp mo = outputProjection(op.getResult(), col, wo)) {
-      int64_t cols =
-          cast<ShapedType>(mo.getInputs()[1].getType()).getDimSize(1);
+    linalg::MatmulOp mo = outputProjection(op.getResult(), col, wo);
+    std::vector<double> woFolded;
+    int64_t cols = 0;
+    if (mo) {
+      cols = cast<ShapedType>(mo.getInputs()[1].getType()).getDimSize(1);
+      woFolded = absorbIntoRows(wo, cols, f->v.up, rv, v.heads, v.headDim, hq);
+      if (!fitsF32(woFolded))
+        mo = {};
+    }
+    if (mo) {
       OpBuilder ob(mo);
-      LinalgBuilder oe{ob, mo.getLoc()};
       Value flat = tensor::CollapseShapeOp::create(
           ob, mo.getLoc(), lat.getResult(), {{0, 1}, {2, 3}});
-      Value w = constantMatrix(
-          ob, mo.getLoc(), {hq * rv, cols},
-          absorbIntoRows(wo, cols, f->v.up, rv, v.heads, v.headDim, hq));
+      Value w = constantMatrix(ob, mo.getLoc(), {hq * rv, cols}, woFolded);
       Value out = linalg::MatmulOp::create(ob, mo.getLoc(), ValueRange{flat, w},
                                            ValueRange{mo.getOutputs()[0]})
                       .getResult(0);
@@ -506,12 +531,8 @@ LogicalResult CompressKV::compress(AttentionOp op, Match &m) {
       op.getResult().replaceAllUsesWith(out);
       op->erase();
     }
-    if (qp) {
-      linalg::MatmulOp qm = qp->matmul;
-      tensor::ExpandShapeOp qe = qp->expand;
-      eraseDead({qe, qm, qm.getOutputs()[0].getDefiningOp(),
-                 qm.getInputs()[1].getDefiningOp()});
-    }
+    if (qp)
+      absorbedQuery = std::move(qp);
   }
   op = nullptr;
   mlir::emitRemark(e.loc) << "posenc-compress-kv: latent of " << f->latentWidth
@@ -521,8 +542,12 @@ LogicalResult CompressKV::compress(AttentionOp op, Match &m) {
                                           : "rank ")
                           << (f->keysKept ? f->v.rank : f->latentWidth)
                           << "), dropped energy " << f->droppedEnergy;
+  // One call for all chains: q may be k's or v's own projection.
   SmallVector<Operation *> chain = {m.rope};
-  for (const Projection *p : {&k, &v}) {
+  SmallVector<const Projection *> projections = {&k, &v};
+  if (absorbedQuery)
+    projections.push_back(&*absorbedQuery);
+  for (const Projection *p : projections) {
     linalg::MatmulOp mm = p->matmul;
     tensor::ExpandShapeOp expand = p->expand;
     chain.append({expand, mm, mm.getOutputs()[0].getDefiningOp(),
@@ -540,7 +565,8 @@ void CompressKV::runOnOperation() {
   SmallVector<bool> listed(ops.size(), layers.empty());
   for (int64_t i : layers) {
     if (i < 0 || i >= int64_t(ops.size())) {
-      root->emitError("posenc-compress-kv: layers lists attention #")
+      mlir::emitError(root->getLoc(),
+                      "posenc-compress-kv: layers lists attention #")
           << i << " but the input has " << ops.size()
           << " posenc.attention ops (numbered from 0 in walk order)";
       return signalPassFailure();
@@ -549,25 +575,29 @@ void CompressKV::runOnOperation() {
   }
   if ((rank > 0) == (energy != 0) || rank < 0 ||
       (energy != 0 && !(energy > 0 && energy <= 1))) {
-    root->emitError("posenc-compress-kv: set exactly one of rank=R (>= 1) or "
+    mlir::emitError(root->getLoc(),
+                    "posenc-compress-kv: set exactly one of rank=R (>= 1) or "
                     "energy=E (in (0, 1]); got rank=")
         << int64_t(rank) << ", energy=" << double(energy);
     return signalPassFailure();
   }
   if (factor != "joint" && factor != "separate") {
-    root->emitError("posenc-compress-kv: factor must be joint or separate, "
+    mlir::emitError(root->getLoc(),
+                    "posenc-compress-kv: factor must be joint or separate, "
                     "got '")
         << std::string(factor) << "'";
     return signalPassFailure();
   }
   if (rotary != "reconstruct" && rotary != "decoupled") {
-    root->emitError("posenc-compress-kv: rotary must be reconstruct or "
+    mlir::emitError(root->getLoc(),
+                    "posenc-compress-kv: rotary must be reconstruct or "
                     "decoupled, got '")
         << std::string(rotary) << "'";
     return signalPassFailure();
   }
   if (factor == "separate" && rank == 1) {
-    root->emitError("posenc-compress-kv: factor=separate splits the rank "
+    mlir::emitError(root->getLoc(),
+                    "posenc-compress-kv: factor=separate splits the rank "
                     "between keys and values: rank must be >= 2, got 1");
     return signalPassFailure();
   }

@@ -18,14 +18,16 @@ int64_t mlir::posenc::selectRank(ArrayRef<double> singularValues, int64_t rank,
   int64_t n = singularValues.size();
   if (rank > 0)
     return std::min(rank, n);
+  // Relative to σ_max, so that no σ² overflows or underflows.
+  double top = n ? singularValues.front() : 0;
+  if (!(top > 0))
+    return 1;
   double total = 0;
   for (double s : singularValues)
-    total += s * s;
-  if (total == 0)
-    return 1;
+    total += (s / top) * (s / top);
   double kept = 0;
   for (int64_t r = 0; r < n; ++r) {
-    kept += singularValues[r] * singularValues[r];
+    kept += (singularValues[r] / top) * (singularValues[r] / top);
     // A relative slack of 1e-12 so energy = 1 does not depend on the
     // rounding of the running sum.
     if (kept >= energy * total * (1 - 1e-12))
@@ -66,6 +68,11 @@ mlir::posenc::lowRankFactor(ArrayRef<double> m, int64_t rows, int64_t cols,
     return std::nullopt;
   }
   const Eigen::VectorXd &sigma = svd.singularValues();
+  if (!sigma.allFinite() || !svd.matrixU().allFinite() ||
+      !svd.matrixV().allFinite()) {
+    error = "the SVD overflowed float64 (entries near its limit)";
+    return std::nullopt;
+  }
   LowRankFactors f;
   f.rows = rows;
   f.cols = cols;
