@@ -7,6 +7,8 @@ pkgs=(
   llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools clang-22
   cmake ninja-build ccache
   python3-dev pybind11-dev python3-numpy python3-pytest
+  # pytest on every core (scripts/test.sh).
+  python3-pytest-xdist
   # Hugging Face tokenizer.json patterns (\p{L}); SentencePiece is the
   # tests' reference for SentencePiece-converted tokenizers.
   python3-regex python3-sentencepiece

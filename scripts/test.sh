@@ -34,12 +34,15 @@ echo "== lit (check-posenc)"
   --xunit-xml-output="$reports/lit.xml" "$build/test" || status=1
 
 if compgen -G "$root/test/python/test_*.py" >/dev/null; then
-  echo "== pytest (test/python)"
+  # One pytest worker per core (pytest-xdist): the tests are independent
+  # processes of posenc-run/posenc-opt, each on one thread.
+  jobs=${POSENC_TEST_JOBS:-$(nproc)}
+  echo "== pytest (test/python, $jobs workers)"
   PYTHONPATH="$build/python_packages:$root/python${PYTHONPATH:+:$PYTHONPATH}" \
     POSENC_BUILD_DIR="$build" \
     env ${POSENC_PYTHON_PRELOAD:+LD_PRELOAD=$POSENC_PYTHON_PRELOAD \
       ASAN_OPTIONS=$ASAN_OPTIONS:detect_leaks=0} \
-    /usr/bin/python3 -m pytest -q -p no:cacheprovider \
+    /usr/bin/python3 -m pytest -q -p no:cacheprovider -n "$jobs" --dist load \
     --junitxml="$reports/pytest.xml" "$root/test/python" || status=1
 fi
 
