@@ -131,6 +131,8 @@ void mlir::posenc::stages::addHostLLVMStage(
   pm.addPass(createPosencApproximateMathPass());
   pm.addPass(createLowerAffinePass());
   pm.addPass(createSCFToControlFlowPass());
+  // LLVM 22's expand-strided-metadata cannot take them (llvm-project #186830).
+  pm.addPass(createPosencExpandShapeToReinterpretCastPass());
   pm.addPass(memref::createExpandStridedMetadataPass());
   pm.addPass(createLowerAffinePass());
   // Like arith-expand (bf16 conversions as integer ops: the host's libgcc

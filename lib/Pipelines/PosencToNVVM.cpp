@@ -67,6 +67,8 @@ static void addNVVMStage(OpPassManager &pm,
   pm.addNestedPass<func::FuncOp>(createGpuAsyncRegionPass());
   pm.addPass(createSCFToControlFlowPass());
   pm.addPass(createConvertFuncToLLVMPass());
+  // LLVM 22's expand-strided-metadata cannot take them (llvm-project #186830).
+  pm.addPass(createPosencExpandShapeToReinterpretCastPass());
   pm.addPass(memref::createExpandStridedMetadataPass());
   GpuNVVMAttachTargetOptions target;
   target.chip = options.chip;

@@ -155,3 +155,31 @@ def test_attention_f16_with_bias(rng):
     assert o.dtype == np.float16
     expected = ref.attention(q, k, v, bias=bias, causal=True)
     assert rel_err(o, expected) <= 2e-3
+
+
+@pytest.mark.parametrize("pipeline", [None, "posenc-lower-to-cpu{num-threads=2}",
+                                      "posenc-lower-to-nvvm{emulate=true chip=sm_90}"])
+def test_keys_reshaped_with_dynamic_batch_and_length(rng, pipeline):
+    """K and V as [%b, %n/%b, Hkv, D] views of flat [B·S, Hkv·D] projections,
+    with B and S both dynamic: two dynamic sizes in one reassociation group,
+    which LLVM 22's expand-strided-metadata cannot lower by itself
+    (posenc-expand-shape-to-reinterpret-cast)."""
+    b, s, hq, hkv, d = 3, 7, 4, 2, 8
+    q = rng.standard_normal((b, s, hq, d)).astype(np.float32)
+    k = rng.standard_normal((b * s, hkv * d)).astype(np.float32)
+    v = rng.standard_normal((b * s, hkv * d)).astype(np.float32)
+    qt, flat = tensor_type((None, None, hq, d), "f32"), tensor_type((None, hkv * d), "f32")
+    kt = tensor_type((None, None, hkv, d), "f32")
+    body = ["%c0 = arith.constant 0 : index",
+            "%b = tensor.dim %q, %c0 : " + qt,
+            "%rows = tensor.dim %k, %c0 : " + flat,
+            "%s = arith.divui %rows, %b : index"]
+    for name in ("k", "v"):
+        body.append(f"%{name}4 = tensor.expand_shape %{name} [[0, 1], [2, 3]] output_shape "
+                    f"[%b, %s, {hkv}, {d}] : {flat} into {kt}")
+    body += attention("%o", "%q", "%k4", "%v4", qt, kt, kt, qt, attrs=" causal")
+    ir = func_ir([("q", qt), ("k", flat), ("v", flat)], body, [("%o", qt)])
+    out = run(ir, [q, k, v], pipeline=pipeline)[0]
+    expected = ref.attention(q.astype(np.float64), k.reshape(b, s, hkv, d).astype(np.float64),
+                             v.reshape(b, s, hkv, d).astype(np.float64), causal=True)
+    assert rel_err(out, expected) < 1e-5

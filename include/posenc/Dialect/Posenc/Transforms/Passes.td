@@ -539,6 +539,28 @@ def PosencExpandArithPass : Pass<"posenc-expand-arith"> {
   let dependentDialects = ["::mlir::arith::ArithDialect"];
 }
 
+def PosencExpandShapeToReinterpretCastPass
+    : Pass<"posenc-expand-shape-to-reinterpret-cast"> {
+  let summary = "memref.expand_shape with several dynamic sizes in one group "
+                "as memref.reinterpret_cast";
+  let description = [{
+    LLVM 22's `expand-strided-metadata` assumes at most one dynamic size per
+    reassociation group of `memref.expand_shape` and dereferences a null
+    size otherwise (llvm-project issue #186830, fixed for LLVM 23 by reading
+    `output_shape`). Such an expand comes from ordinary IR: keys reshaped
+    from a flat `[B·S, D]` projection to `[%b, %n/%b, H, D]` with both B and
+    S dynamic. This pass rewrites exactly those expands, before
+    `expand-strided-metadata` runs, into `memref.extract_strided_metadata`
+    of the source and a `memref.reinterpret_cast` with the sizes of
+    `output_shape` and, within each group, strides that are suffix products
+    of the sizes times the source dimension's stride (row-major, as
+    `expand_shape` defines them). Other expands are left to upstream. Both
+    CPU and GPU pipelines run it.
+  }];
+  let dependentDialects = ["::mlir::memref::MemRefDialect",
+                           "::mlir::arith::ArithDialect"];
+}
+
 def PosencAllocateOnGpuPass
     : Pass<"posenc-allocate-on-gpu", "::mlir::func::FuncOp"> {
   let summary = "Buffers of functions that launch GPU kernels live on the device";
