@@ -29,6 +29,7 @@ reports="$build/test-reports"
 rm -rf "$reports" && mkdir -p "$reports"
 status=0
 
+echo "== setup and build: ${SECONDS} s"
 echo "== lit (check-posenc)"
 /usr/bin/python3 /usr/lib/llvm-22/bin/lit -sv \
   --xunit-xml-output="$reports/lit.xml" "$build/test" || status=1
@@ -37,7 +38,7 @@ if compgen -G "$root/test/python/test_*.py" >/dev/null; then
   # One pytest worker per core (pytest-xdist): the tests are independent
   # processes of posenc-run/posenc-opt, each on one thread.
   jobs=${POSENC_TEST_JOBS:-$(nproc)}
-  echo "== pytest (test/python, $jobs workers)"
+  echo "== pytest (test/python, $jobs workers; ${SECONDS} s so far)"
   PYTHONPATH="$build/python_packages:$root/python${PYTHONPATH:+:$PYTHONPATH}" \
     POSENC_BUILD_DIR="$build" \
     env ${POSENC_PYTHON_PRELOAD:+LD_PRELOAD=$POSENC_PYTHON_PRELOAD \
@@ -45,6 +46,8 @@ if compgen -G "$root/test/python/test_*.py" >/dev/null; then
     /usr/bin/python3 -m pytest -q -p no:cacheprovider -n "$jobs" --dist load \
     --junitxml="$reports/pytest.xml" "$root/test/python" || status=1
 fi
+
+echo "== suites done: ${SECONDS} s"
 
 # One closing line over every suite, from their JUnit reports.
 /usr/bin/python3 - "$reports" <<'PY' || status=1
