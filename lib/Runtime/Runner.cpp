@@ -14,6 +14,7 @@
 #include "posenc/Pipelines/Pipelines.h"
 
 #include "mlir/AsmParser/AsmParser.h"
+#include "mlir/Bytecode/BytecodeReader.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/ExecutionEngine/ExecutionEngine.h"
@@ -33,6 +34,7 @@
 #include "llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h"
 #include "llvm/Support/DynamicLibrary.h"
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/TargetSelect.h"
 #include "llvm/Target/TargetMachine.h"
@@ -659,6 +661,21 @@ CompiledModule::compile(llvm::StringRef source, llvm::StringRef pipeline,
     return makeError(msg + (diagText.empty() ? "" : ":\n" + diagText));
   };
 
+  // Binary data (bytecode aside) would be echoed by the parser as the
+  // offending source line: name the first control byte instead.
+  if (!isBytecode(llvm::MemoryBufferRef(source, sourceName))) {
+    size_t bad = source.find_first_of(llvm::StringRef(
+        "\x00\x01\x02\x03\x04\x05\x06\x07\x08\x0e\x0f\x10\x11\x12\x13"
+        "\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f\x7f",
+        28));
+    if (bad != llvm::StringRef::npos)
+      return makeError(llvm::formatv("cannot parse the input: control byte "
+                                     "{0:x2} at offset {1}; the input is "
+                                     "neither MLIR text nor MLIR bytecode",
+                                     static_cast<unsigned char>(source[bad]),
+                                     bad)
+                           .str());
+  }
   if (std::optional<std::string> crash = upstreamParserCrash(source))
     return makeError("cannot parse the input: " + *crash);
   // Parsed, then verified: a verifier's error is not a syntax error.

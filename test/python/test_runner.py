@@ -7,7 +7,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from harness import POSENC_RUN, RunError, func_ir, run
+from harness import POSENC_OPT, POSENC_RUN, RunError, func_ir, run
 
 ROPE = func_ir([("x", "tensor<1x4x2x8xf32>"), ("p", "tensor<4xi32>")],
                ["%y = posenc.rope %x, %p layout half : tensor<1x4x2x8xf32>, tensor<4xi32>"],
@@ -177,3 +177,37 @@ def test_diagnostics_name_the_input_file(tmp_path):
                            f"--input=@{tmp_path / 'p.npy'}"], capture_output=True, text=True)
     assert proc.returncode == 1
     assert f"@f stopped: {path}:2:" in proc.stderr and "sequence length" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("content,byte,offset", [
+    (b"\x7fELF\x02\x01\x01\x00\x00", "0x7f", 0),
+    ("func.func @f() {\n  return\n}\n\x00\x00".encode(), "0x00", 28),
+    (b"// caf\xc3\xa9\n\x1b[31m", "0x1b", 9),
+])
+def test_binary_input_is_named_not_echoed(tmp_path, content, byte, offset):
+    """Binary data is not MLIR text: the error names the first control
+    byte, and no raw byte of the input reaches the terminal."""
+    src = tmp_path / "in.mlir"
+    src.write_bytes(content)
+    proc = subprocess.run([POSENC_RUN, str(src)], capture_output=True)
+    err = proc.stderr.decode("utf-8", "replace")
+    assert proc.returncode == 1, err
+    assert f"control byte {byte} at offset {offset}" in err, err
+    assert all(b >= 0x20 or b in b"\n\t" for b in proc.stderr), proc.stderr
+
+
+def test_bytecode_input_runs(tmp_path):
+    """MLIR bytecode (posenc-opt --emit-bytecode) is binary, and runs."""
+    bc = tmp_path / "rope.mlirbc"
+    subprocess.run([POSENC_OPT, "-", "--emit-bytecode", "-o", str(bc)], input=ROPE.encode(),
+                   check=True)
+    x = np.random.default_rng(0).standard_normal((1, 4, 2, 8)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "p.npy", P)
+    out = tmp_path / "y.npy"
+    proc = subprocess.run([POSENC_RUN, str(bc), f"--input=@{tmp_path / 'x.npy'}",
+                           f"--input=@{tmp_path / 'p.npy'}", f"--output=@{out}"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    expected = run(ROPE, [x, P])[0]
+    assert np.array_equal(np.load(out), expected)
