@@ -30,9 +30,31 @@ def _yarn_mscale(s, m):
     return 1.0 if s <= 1.0 else 0.1 * m * math.log(s) + 1.0
 
 
+# The keys each RoPE scaling kind needs (YaRN's others have defaults).
+SCALING_KEYS = {"none": (), "linear": ("factor",), "ntk": ("alpha",),
+                "dynamic": ("factor", "original"), "yarn": ("factor", "original"),
+                "llama3": ("factor", "original", "low_freq_factor", "high_freq_factor"),
+                "longrope": ("original", "long_factor", "short_factor")}
+
+
+def _scaling(scaling):
+    """`scaling` as a dict with its kind and every key that kind needs; a
+    ValueError names a missing kind or key."""
+    sc = dict(scaling or {"kind": "none"})
+    if "kind" not in sc:
+        raise ValueError(f"rope scaling {sc!r} has no 'kind' (one of {', '.join(SCALING_KEYS)})")
+    if sc["kind"] not in SCALING_KEYS:
+        raise ValueError(f"unknown rope scaling kind {sc['kind']!r}")
+    missing = [k for k in SCALING_KEYS[sc["kind"]] if k not in sc]
+    if missing:
+        raise ValueError(f"rope scaling {sc['kind']!r} needs {', '.join(map(repr, missing))}; "
+                         f"given: {', '.join(map(repr, sorted(sc)))}")
+    return sc
+
+
 def rope_frequencies(base, rotary, scaling=None, positions=None):
     """ω_i for i < R/2 under `scaling`; `positions` feed dynamic/longrope."""
-    sc = dict(scaling or {"kind": "none"})
+    sc = _scaling(scaling)
     kind = sc["kind"]
     r = float(rotary)
     if kind == "none":
@@ -92,7 +114,7 @@ def rope_frequencies(base, rotary, scaling=None, positions=None):
 
 def rope_attention_factor(scaling=None):
     """Default attention factor implied by the scaling."""
-    sc = dict(scaling or {"kind": "none"})
+    sc = _scaling(scaling)
     if sc["kind"] == "yarn":
         p = dict(YARN_DEFAULTS, **sc)
         f, m, m_all = p["factor"], p["mscale"], p["mscale_all_dim"]
@@ -101,6 +123,9 @@ def rope_attention_factor(scaling=None):
         return _yarn_mscale(f, 1.0)
     if sc["kind"] == "longrope":
         l0 = sc["original"]
+        if "max_positions" not in sc:
+            raise ValueError("rope scaling 'longrope' needs 'max_positions' for its attention "
+                             "factor (or pass attention_factor)")
         s = sc["max_positions"] / l0
         return 1.0 if s <= 1.0 else math.sqrt(1.0 + math.log(s) / math.log(l0))
     return 1.0

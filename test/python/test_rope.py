@@ -259,3 +259,25 @@ def test_mrope_axis_changes_only_its_pairs(rng):
     changed = np.nonzero(np.any(a != b, axis=(0, 1, 2)))[0]
     pairs = sorted(set(int(i) % 64 for i in changed))
     assert pairs == list(range(16, 40))
+
+
+@pytest.mark.parametrize("scaling, message", [
+    ({"factor": 2.0}, "has no 'kind'"),
+    ({"kind": "ntk2"}, "unknown rope scaling kind 'ntk2'"),
+    ({"kind": "llama3", "factor": 8.0, "original": 8192}, "needs 'low_freq_factor', 'high_freq_factor'"),
+    ({"kind": "yarn", "factor": 4.0}, "needs 'original'"),
+])
+def test_reference_names_missing_scaling_keys(scaling, message):
+    # A partial scaling dict is the common user mistake; the float64
+    # reference says what is missing instead of raising KeyError.
+    with pytest.raises(ValueError, match=message):
+        ref.rope_frequencies(10000.0, 64, scaling)
+
+
+def test_reference_longrope_attention_factor_needs_max_positions():
+    sc = {"kind": "longrope", "original": 4096, "long_factor": [1.0] * 32,
+          "short_factor": [1.0] * 32}
+    with pytest.raises(ValueError, match="needs 'max_positions'"):
+        ref.rope_attention_factor(sc)
+    assert ref.rope_attention_factor(dict(sc, max_positions=131072)) == pytest.approx(
+        np.sqrt(1 + np.log(32) / np.log(4096)))
