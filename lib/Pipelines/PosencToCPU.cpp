@@ -13,6 +13,7 @@
 #include "mlir/Conversion/ReconcileUnrealizedCasts/ReconcileUnrealizedCasts.h"
 #include "mlir/Conversion/SCFToControlFlow/SCFToControlFlow.h"
 #include "mlir/Conversion/SCFToOpenMP/SCFToOpenMP.h"
+#include "mlir/Conversion/VectorToLLVM/ConvertVectorToLLVMPass.h"
 #include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
 #include "mlir/Dialect/Bufferization/Transforms/Passes.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -125,6 +126,7 @@ void mlir::posenc::stages::addHostLLVMStage(
     matmul.rows = options.matmulRows;
     matmul.vectors = options.matmulVectors;
     matmul.vectorWidth = options.vectorWidth;
+    matmul.bf16Dot = options.bf16Dot;
     pm.addNestedPass<func::FuncOp>(createPosencVectorizeMatmulPass(matmul));
   }
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
@@ -145,6 +147,12 @@ void mlir::posenc::stages::addHostLLVMStage(
   memrefOptions.useAlignedAlloc = true;
   pm.addPass(createFinalizeMemRefToLLVMConversionPass(memrefOptions));
   pm.addPass(createConvertToLLVMPass());
+  // x86vector ops (posenc-vectorize-matmul's bf16 dot products) have no
+  // convert-to-llvm interface; their vector operands are LLVM types
+  // already, so this only turns them into intrinsic calls.
+  ConvertVectorToLLVMPassOptions vectorOptions;
+  vectorOptions.x86Vector = true;
+  pm.addPass(createConvertVectorToLLVMPass(vectorOptions));
   pm.addPass(createReconcileUnrealizedCastsPass());
   pm.addPass(createCanonicalizerPass());
 }
@@ -195,6 +203,9 @@ std::string mlir::posenc::checkPosencToCPUPipelineOptions(
   c.check(o.matmulRows >= 1, "matmul-rows", o.matmulRows, ">= 1");
   c.check(o.matmulVectors >= 1, "matmul-vectors", o.matmulVectors, ">= 1");
   c.check(o.vectorWidth >= 0, "vector-width", o.vectorWidth, ">= 0");
+  if (c.error.empty() && o.bf16Dot != "host" && o.bf16Dot != "on" &&
+      o.bf16Dot != "off")
+    c.error = "bf16-dot = '" + o.bf16Dot + "' must be host, on or off";
   c.check(o.foldMaxElements >= 0, "fold-max-elements", o.foldMaxElements,
           ">= 0 (0: never fold)");
   c.check(o.mlaAbsorbThreshold >= 0, "mla-absorb-threshold",

@@ -6,7 +6,7 @@ the tiled attention built on them agrees with the scalar-loop lowering."""
 import numpy as np
 import pytest
 
-from harness import attention, func_ir, rel_err, run, tensor_type
+from harness import attention, from_bf16, func_ir, rel_err, run, tensor_type, to_bf16
 from posenc import reference as ref
 
 # Bufferize first, so the pass (which works on buffers) can be run with
@@ -115,3 +115,46 @@ def test_attention_same_as_scalar_loops(rng, sq, sk, hq, hkv, d, causal):
     assert rel_err(vectorized, expected) <= 1e-5
     assert rel_err(scalar, expected) <= 1e-5
     assert rel_err(vectorized, scalar) <= 1e-5
+
+
+def host_has_avx512_bf16():
+    try:
+        with open("/proc/cpuinfo") as f:
+            return "avx512_bf16" in f.read().split()
+    except OSError:
+        return False
+
+
+def matmul_tb_bf16_ir(m, k, n, dynamic=False):
+    """C + A·Bᵀ with A [m, k] and B [n, k] bf16, C f32 (decode's scores of
+    bf16 queries and keys)."""
+    dims = (("?", "?"), ("?", "?"), ("?", "?")) if dynamic else ((m, k), (n, k), (m, n))
+    ta, tb = (tensor_type(d, "bf16") for d in dims[:2])
+    tc = tensor_type(dims[2], "f32")
+    body = [f"%r = linalg.matmul indexing_maps = [affine_map<(m, n, k) -> (m, k)>, "
+            f"affine_map<(m, n, k) -> (n, k)>, affine_map<(m, n, k) -> (m, n)>] "
+            f"ins(%a, %b : {ta}, {tb}) outs(%c : {tc}) -> {tc}"]
+    return func_ir([("a", ta), ("b", tb), ("c", tc)], body, [("%r", tc)])
+
+
+@pytest.mark.parametrize("m,k,n", [(4, 128, 256), (1, 40, 9), (5, 33, 17), (4, 7, 16), (3, 0, 5),
+                                   (2, 96, 64)])
+@pytest.mark.parametrize("dynamic", [False, True])
+@pytest.mark.parametrize("dot", ["on", "off", "host"])
+def test_bf16_transposed_b(rng, m, k, n, dynamic, dot):
+    # bf16 A and B: vdpbf16ps pairs along k (whole steps of 32, a scalar
+    # tail for the rest) or A extended once and FMAs, against float64 of
+    # the same bf16 values: products are exact in f32, so only the order
+    # of the f32 sums differs.
+    if dot == "on" and not host_has_avx512_bf16():
+        pytest.skip("the host has no AVX512-BF16")
+    a, b = (to_bf16(rng.uniform(-1, 1, s).astype(np.float32)) for s in ((m, k), (n, k)))
+    c = rng.uniform(-1, 1, (m, n)).astype(np.float32)
+    pipeline = (f"{BUFFERIZE}, func.func(posenc-vectorize-matmul{{vector-width=16 "
+                f"bf16-dot={dot}}}), posenc-lower-to-cpu")
+    (r,) = run(matmul_tb_bf16_ir(m, k, n, dynamic), [a, b, c], pipeline=pipeline)
+    a64, b64 = (from_bf16(x).astype(np.float64) for x in (a, b))
+    expected = a64 @ b64.T + c
+    scale = np.max(np.abs(a64) @ np.abs(b64).T + np.abs(c)) if m * n else 1.0
+    assert np.max(np.abs(r - expected), initial=0.0) <= 1e-6 * scale
+    rel_err(r, expected)

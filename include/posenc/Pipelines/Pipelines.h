@@ -64,6 +64,12 @@ struct PosencToCPUPipelineOptions
       llvm::cl::desc("f32 lanes per vector of vectorize-matmul (0: the "
                      "host's widest: 16 with AVX-512, 8 with AVX2, else 4)"),
       llvm::cl::init(0)};
+  PassOptions::Option<std::string> bf16Dot{
+      *this, "bf16-dot",
+      llvm::cl::desc("bf16 dot products (vdpbf16ps) in vectorize-matmul for "
+                     "bf16 queries and keys in decode: host (when the host "
+                     "has AVX512-BF16), on or off"),
+      llvm::cl::init("host")};
   PassOptions::Option<int64_t> foldMaxElements{
       *this, "fold-max-elements",
       llvm::cl::desc("Largest posenc result folded when its operands are "

@@ -68,3 +68,22 @@ func.func @negative_dynamic_heads(%q: tensor<1x8x?x16xf32>, %k: tensor<1x8x?x16x
   %o = posenc.attention %q, %k, %k outs(%init_o) : tensor<1x8x?x16xf32>, tensor<1x8x?x16xf32>, tensor<1x8x?x16xf32>, tensor<1x8x?x16xf32>
   return %o : tensor<1x8x?x16xf32>
 }
+
+// -----
+
+// bf16 queries and keys in the row-major step (decode): Q·Kᵀ multiplies
+// them as stored (bf16 products are exact in f32; posenc-vectorize-matmul
+// makes it vdpbf16ps where the host has AVX512-BF16) and the scale
+// (1/sqrt(16)) multiplies the scores, instead of an f32 scale·Q.
+// CHECK-LABEL: func @bf16_decode_step
+// CHECK-NOT: ins(%{{.+}} : tensor<1x1x2x16xbf16>) outs(%{{.+}} : tensor<1x1x2x16xf32>)
+// CHECK: linalg.matmul indexing_maps = [{{.+}}] ins(%{{.+}}, %{{.+}} : tensor<2x16xbf16>, tensor<8x16xbf16>) outs(%{{.+}} : tensor<2x8xf32>)
+// CHECK-NEXT: linalg.generic
+// CHECK-NEXT: ^bb0(%[[OUT:.+]]: f32):
+// CHECK-NEXT: %[[SCALE:.+]] = arith.constant 2.500000e-01 : f32
+// CHECK-NEXT: arith.mulf %[[OUT]], %[[SCALE]] : f32
+// CHECK: arith.maxnumf
+func.func @bf16_decode_step(%q: tensor<1x1x4x16xbf16>, %k: tensor<1x8x2x16xbf16>, %acc: tensor<1x1x4x16xf32>, %m: tensor<1x1x4xf32>, %l: tensor<1x1x4xf32>) -> tensor<1x1x4x16xf32> {
+  %a, %mx, %s = posenc.online_attention %q, %k, %k outs(%acc, %m, %l) : tensor<1x1x4x16xbf16>, tensor<1x8x2x16xbf16>, tensor<1x8x2x16xbf16>, tensor<1x1x4x16xf32>, tensor<1x1x4xf32>, tensor<1x1x4xf32>
+  return %a : tensor<1x1x4x16xf32>
+}

@@ -39,7 +39,8 @@ namespace {
 ///   key-major (many rows):  Sᵀ[n, R] = K[n, Dk]·(scale·Q)ᵀ[Dk, R],
 ///                           acc[R, Dv] += P[R, n]·V[n, Dv] read from Pᵀ;
 ///   row-major (few rows):   S[R, n] = (scale·Q)[R, Dk]·K[n, Dk]ᵀ
-///                           (dot products along Dk: decode).
+///                           (dot products along Dk: decode; bf16 Q and K
+///                           as stored, then scale·S).
 /// The row statistics then run along contiguous rows of the scores. The
 /// scaled Q depends on no key, so a loop over key blocks hoists it.
 struct UnitStep {
@@ -156,30 +157,42 @@ struct UnitStep {
     Value sum = collapse(b, loc, op.getSum(), rows3);
     OpFoldResult R = e.dim(acc, 0), n = e.dim(k, 0);
 
-    // scale·Q in the compute type, written row-contiguous (row-major) or
-    // transposed (key-major) into a fresh tensor, then seen as 2-D.
+    // bf16 Q and K of a row-major step (decode) meet as stored: their
+    // products are exact in f32, so Q·Kᵀ is a bf16 dot product with f32
+    // sums (AVX512-BF16's vdpbf16ps, no extension of K) and the scale
+    // multiplies the scores; otherwise scale·Q in the compute type, written
+    // row-contiguous (row-major) or transposed (key-major) into a fresh
+    // tensor, then seen as 2-D.
     Value q = op.getQ();
-    SmallVector<OpFoldResult> qSizes = e.sizes(q);
-    AffineMap id4 = b.getMultiDimIdentityMap(4);
-    AffineMap qOut =
-        keyMajor ? AffineMap::get(4, 0, {d(3), d(0), d(1), d(2)}, ctx) : id4;
-    SmallVector<OpFoldResult> qOutSizes =
-        keyMajor ? SmallVector<OpFoldResult>{qSizes[3], qSizes[0], qSizes[1],
-                                             qSizes[2]}
-                 : qSizes;
-    Value qInit = e.empty(qOutSizes, ct);
-    Value qScaled = e.generic(
-        qInit.getType(), q, qInit, {id4, qOut},
-        SmallVector<IT>(4, IT::parallel),
-        [&](OpBuilder &nb, Location nl, ValueRange args) {
-          LinalgBuilder nn = e.nested(nb, nl);
-          yieldValues(nb, nl,
-                      arith::MulFOp::create(nb, nl, nn.toCompute(args[0]),
-                                            nn.cCompute(scale)));
-        });
-    Value qs = collapse(
-        b, loc, qScaled,
-        keyMajor ? SmallVector<ReassociationIndices>{{0}, {1, 2, 3}} : rows4);
+    bool bf16Dot = !keyMajor && ct.isF32() &&
+                   getElementTypeOrSelf(q.getType()).isBF16() &&
+                   getElementTypeOrSelf(k.getType()).isBF16();
+    Value qs;
+    if (bf16Dot) {
+      qs = collapse(b, loc, q, rows4);
+    } else {
+      SmallVector<OpFoldResult> qSizes = e.sizes(q);
+      AffineMap id4 = b.getMultiDimIdentityMap(4);
+      AffineMap qOut =
+          keyMajor ? AffineMap::get(4, 0, {d(3), d(0), d(1), d(2)}, ctx) : id4;
+      SmallVector<OpFoldResult> qOutSizes =
+          keyMajor ? SmallVector<OpFoldResult>{qSizes[3], qSizes[0], qSizes[1],
+                                               qSizes[2]}
+                   : qSizes;
+      Value qInit = e.empty(qOutSizes, ct);
+      Value qScaled = e.generic(
+          qInit.getType(), q, qInit, {id4, qOut},
+          SmallVector<IT>(4, IT::parallel),
+          [&](OpBuilder &nb, Location nl, ValueRange args) {
+            LinalgBuilder nn = e.nested(nb, nl);
+            yieldValues(nb, nl,
+                        arith::MulFOp::create(nb, nl, nn.toCompute(args[0]),
+                                              nn.cCompute(scale)));
+          });
+      qs = collapse(b, loc, qScaled,
+                    keyMajor ? SmallVector<ReassociationIndices>{{0}, {1, 2, 3}}
+                             : rows4);
+    }
     // K and V are read as stored: the matmuls extend 16-bit elements as
     // they load them. (posenc-tile-attention gives prefill tiles K and V
     // copied into contiguous blocks per kv head; decode reads them in
@@ -197,6 +210,15 @@ struct UnitStep {
                                 {AffineMap::get(3, 0, {m, kk}, ctx),
                                  AffineMap::get(3, 0, {nn, kk}, ctx),
                                  AffineMap::get(3, 0, {m, nn}, ctx)});
+    if (bf16Dot && scale != 1.0)
+      s = e.generic(s.getType(), ValueRange{}, s, {id2},
+                    SmallVector<IT>(2, IT::parallel),
+                    [&](OpBuilder &nb, Location nl, ValueRange args) {
+                      LinalgBuilder nn = e.nested(nb, nl);
+                      yieldValues(nb, nl,
+                                  arith::MulFOp::create(nb, nl, args[0],
+                                                        nn.cCompute(scale)));
+                    });
     Type sTy = s.getType();
 
     // The score step: softcap, bias, score_mod, causal and window mask

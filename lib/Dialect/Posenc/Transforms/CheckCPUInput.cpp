@@ -20,11 +20,13 @@ namespace mlir::posenc {
 using namespace mlir;
 
 namespace {
-/// Dialects whose ops posenc's pipelines lower to LLVM (host or GPU).
+/// Dialects whose ops posenc's pipelines lower to LLVM (host or GPU);
+/// x86vector: the CPU pipeline's bf16 dot products (posenc-vectorize-matmul
+/// run ahead of it).
 constexpr llvm::StringLiteral kLowerable[] = {
     "builtin",       "func",    "arith", "math",   "tensor", "linalg",
     "bufferization", "memref",  "scf",   "cf",     "affine", "index",
-    "vector",        "complex", "llvm",  "posenc", "ub",
+    "vector",        "complex", "llvm",  "posenc", "ub",     "x86vector",
 };
 
 /// Reassociation indices of a reshape that lie outside its expanded rank.

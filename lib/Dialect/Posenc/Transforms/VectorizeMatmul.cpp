@@ -30,6 +30,7 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/Dialect/X86Vector/X86VectorDialect.h"
 #include "llvm/TargetParser/Host.h"
 
 namespace mlir::posenc {
@@ -44,6 +45,8 @@ namespace {
 // (a few hundred cycles) for a register block over a 128-wide row.
 constexpr int64_t kPrefetchRows = 16;
 constexpr int64_t kCacheLineBytes = 64;
+// The largest f32 copy of an operand kept on the stack.
+constexpr int64_t kMaxStackBytes = 16 * 1024;
 
 /// A 2-D memref of f32 or, for an input, f16/bf16 (extended as loaded:
 /// the mixed-precision matmul of 16-bit K/V caches and weights).
@@ -153,6 +156,9 @@ struct MatmulVectorizer {
                    int64_t count) {
     auto ty = cast<MemRefType>(mem.getType());
     int64_t perLine = kCacheLineBytes * 8 / ty.getElementTypeBitWidth();
+    static int64_t dist =
+        getenv("POSENC_PF") ? atoi(getenv("POSENC_PF")) : kPrefetchRows;
+    static int64_t loc3 = getenv("POSENC_PFL") ? atoi(getenv("POSENC_PFL")) : 3;
     Value ahead = b.createOrFold<arith::MinSIOp>(
         loc, addConst(row, kPrefetchRows), lastRow);
     for (int64_t x = 0; x < count; x += perLine)
@@ -292,6 +298,12 @@ struct MatmulVectorizer {
 
 /// The dot-product form for C[M, N] += A[M, K] · B[N, K]ᵀ.
 struct TransposedBVectorizer : MatmulVectorizer {
+  /// A and B both bf16 on an AVX512-BF16 host with 16-lane vectors: each
+  /// accumulator takes x86vector.avx512.dot (vdpbf16ps) of 32 elements of
+  /// a row of A and one of B, as stored (products of bf16 are exact in
+  /// f32, so this is the FMA form's sum in another order).
+  bool bf16Dot = false;
+
   /// The lane sums of n vectors (n a power of two, at most their width),
   /// as one vector of n: pairs combine by adding the halves of each lane
   /// group (two shuffles and an add per pair), so n sums cost about n
@@ -353,7 +365,8 @@ struct TransposedBVectorizer : MatmulVectorizer {
       return;
     Type f32 = b.getF32Type();
     auto vecTy = VectorType::get({width}, f32);
-    Value kVecEnd = wholeBlocksEnd(cIndex(0), k, width);
+    int64_t kStep = bf16Dot ? 2 * width : width;
+    Value kVecEnd = wholeBlocksEnd(cIndex(0), k, kStep);
     scf::ForOp::create(
         b, loc, c0, c1, cIndex(cols), ValueRange{},
         [&](OpBuilder &, Location, Value j0, ValueRange) {
@@ -371,9 +384,25 @@ struct TransposedBVectorizer : MatmulVectorizer {
                     b, loc, vecTy, DenseElementsAttr::get(vecTy, 0.0f));
                 SmallVector<Value> init(rows * cols, zeroVec);
                 auto kLoop = scf::ForOp::create(
-                    b, loc, cIndex(0), kVecEnd, cIndex(width), init,
+                    b, loc, cIndex(0), kVecEnd, cIndex(kStep), init,
                     [&](OpBuilder &, Location, Value kk, ValueRange acc) {
                       SmallVector<Value> aVec, bVec, next;
+                      if (bf16Dot) {
+                        auto pairTy = VectorType::get({kStep}, b.getBF16Type());
+                        for (Value i : rowIdx)
+                          aVec.push_back(vector::LoadOp::create(
+                              b, loc, pairTy, a, ValueRange{i, kk}));
+                        for (Value j : colIdx)
+                          bVec.push_back(vector::LoadOp::create(
+                              b, loc, pairTy, bm, ValueRange{j, kk}));
+                        for (int64_t r = 0; r < rows; ++r)
+                          for (int64_t c = 0; c < cols; ++c)
+                            next.push_back(x86vector::DotBF16Op::create(
+                                b, loc, vecTy, acc[r * cols + c], aVec[r],
+                                bVec[c]));
+                        scf::YieldOp::create(b, loc, next);
+                        return;
+                      }
                       for (Value i : rowIdx)
                         aVec.push_back(loadVector(a, {i, kk}));
                       for (Value j : colIdx)
@@ -470,6 +499,12 @@ int64_t hostVectorWidth() {
   return 4;
 }
 
+/// Whether the host has AVX512-BF16's vdpbf16ps (the JIT compiles for this
+/// host).
+bool hostHasBF16Dot() {
+  return llvm::sys::getHostCPUFeatures().lookup("avx512bf16");
+}
+
 struct PosencVectorizeMatmulPass
     : posenc::impl::PosencVectorizeMatmulPassBase<PosencVectorizeMatmulPass> {
   using Base::Base;
@@ -483,7 +518,16 @@ struct PosencVectorizeMatmulPass
           << " vector-width=" << int64_t(vectorWidth);
       return signalPassFailure();
     }
+    if (bf16Dot != "host" && bf16Dot != "on" && bf16Dot != "off") {
+      getOperation()->emitError()
+          << "posenc-vectorize-matmul: bf16-dot must be host, on or off, got '"
+          << std::string(bf16Dot) << "'";
+      return signalPassFailure();
+    }
     int64_t width = vectorWidth ? int64_t(vectorWidth) : hostVectorWidth();
+    bool dotAvailable =
+        width == 16 &&
+        (bf16Dot == "on" || (bf16Dot == "host" && hostHasBF16Dot()));
     SmallVector<linalg::MatmulOp> matmuls, transposed;
     getOperation()->walk([&](linalg::MatmulOp op) {
       if (isVectorizable(op))
@@ -496,10 +540,45 @@ struct PosencVectorizeMatmulPass
       Location loc = op.getLoc();
       Value a = op.getDpsInputs()[0], bm = op.getDpsInputs()[1];
       Value c = op.getDpsInits()[0];
-      TransposedBVectorizer v{
-          {b, loc, a, bm, c, b.createOrFold<memref::DimOp>(loc, c, 0),
-           b.createOrFold<memref::DimOp>(loc, c, 1),
-           b.createOrFold<memref::DimOp>(loc, a, 1), width}};
+      auto aTy = cast<MemRefType>(a.getType());
+      bool dot = dotAvailable && aTy.getElementType().isBF16() &&
+                 getElementTypeOrSelf(bm.getType()).isBF16();
+      // 16-bit A without the dot product, small and static (decode's
+      // query rows): extended once into f32 rather than at every load of
+      // every block of B. The buffer is one stack slot at the start of the
+      // function or of a parallel loop's body (per thread), not an alloca
+      // in the key loop, where it would grow the stack each iteration.
+      Value a32;
+      if (!aTy.getElementType().isF32() && !dot && aTy.hasStaticShape() &&
+          aTy.getNumElements() * 4 <= kMaxStackBytes) {
+        Operation *scope = op->getParentOp();
+        while (scope && !isa<scf::ForallOp, scf::ParallelOp>(scope) &&
+               !scope->hasTrait<OpTrait::AutomaticAllocationScope>())
+          scope = scope->getParentOp();
+        if (scope && !scope->getRegion(0).empty()) {
+          OpBuilder::InsertionGuard guard(b);
+          b.setInsertionPointToStart(&scope->getRegion(0).front());
+          a32 = memref::AllocaOp::create(
+              b, loc, MemRefType::get(aTy.getShape(), b.getF32Type()));
+        }
+      }
+      if (a32) {
+        AffineMap id = b.getMultiDimIdentityMap(2);
+        linalg::GenericOp::create(
+            b, loc, a, a32, ArrayRef<AffineMap>{id, id},
+            SmallVector<utils::IteratorType>(2, utils::IteratorType::parallel),
+            [](OpBuilder &nb, Location nl, ValueRange args) {
+              linalg::YieldOp::create(nb, nl,
+                                      ValueRange{arith::ExtFOp::create(
+                                          nb, nl, nb.getF32Type(), args[0])});
+            });
+      }
+      TransposedBVectorizer v{{b, loc, a32 ? a32 : a, bm, c,
+                               b.createOrFold<memref::DimOp>(loc, c, 0),
+                               b.createOrFold<memref::DimOp>(loc, c, 1),
+                               b.createOrFold<memref::DimOp>(loc, a, 1),
+                               width}};
+      v.bf16Dot = dot;
       // As many accumulators as the broadcast form's blocks hold.
       v.emit(rows, std::max<int64_t>(1, vectors * 2));
       op.erase();

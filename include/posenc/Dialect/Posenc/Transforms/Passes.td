@@ -718,6 +718,15 @@ def PosencVectorizeMatmulPass : Pass<"posenc-vectorize-matmul"> {
     `memref.prefetch` for every cache line of the rows 16 ahead (clamped
     to the last row).
 
+    When A and B are both bf16 and 16-lane vectors are used, `bf16-dot`
+    (`host`: when the host has AVX512-BF16; `on`; `off`) makes each step
+    along k one `x86vector.avx512.dot` (vdpbf16ps) of 32 elements of a row
+    of A and one of B as stored, instead of extending them and issuing
+    two FMAs: products of bf16 are exact in f32, so only the order of the
+    sum changes (inputs and results below f32's normal range are flushed
+    to zero, as the instruction does). Otherwise a 16-bit A is extended to
+    f32 once, into a buffer, before the blocks.
+
     Other matmuls (other element types, other maps, tensors, strided rows)
     are left alone.
   }];
@@ -729,6 +738,9 @@ def PosencVectorizeMatmulPass : Pass<"posenc-vectorize-matmul"> {
     Option<"vectorWidth", "vector-width", "int64_t", "0",
            "f32 lanes per vector (0: the host's widest: 16 with AVX-512, "
            "8 with AVX2, else 4)">,
+    Option<"bf16Dot", "bf16-dot", "std::string", "\"host\"",
+           "bf16 dot products (vdpbf16ps) for C += A·Bᵀ of bf16 A and B: "
+           "host (when the host has AVX512-BF16), on or off">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
@@ -737,6 +749,7 @@ def PosencVectorizeMatmulPass : Pass<"posenc-vectorize-matmul"> {
     "::mlir::memref::MemRefDialect",
     "::mlir::scf::SCFDialect",
     "::mlir::vector::VectorDialect",
+    "::mlir::x86vector::X86VectorDialect",
   ];
 }
 
