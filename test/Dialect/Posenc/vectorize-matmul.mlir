@@ -139,7 +139,9 @@ func.func @transposed_b(%a: memref<5x20xf32>, %b: memref<9x20xf32>, %c: memref<5
 
 // Rows of B a stride apart with a gap after each (one kv head's keys of a
 // bf16 cache): each block of B rows first prefetches the rows 16 ahead,
-// clamped to the last row, one prefetch per 64-byte line (128 bf16 = 4).
+// clamped to the last row, one prefetch per 64-byte line (128 bf16 = 4)
+// and one of the last element (the fifth line of a row that does not start
+// on a line).
 // CHECK-LABEL: func @strided_cache_rows
 // CHECK: scf.for %[[J:.+]] = %c0 to %c32 step %c4
 // CHECK: %[[AHEAD:.+]] = arith.addi %[[J]], %c16
@@ -148,7 +150,8 @@ func.func @transposed_b(%a: memref<5x20xf32>, %b: memref<9x20xf32>, %c: memref<5
 // CHECK: memref.prefetch %arg1[%[[ROW]], %c32], read, locality<3>, data
 // CHECK: memref.prefetch %arg1[%[[ROW]], %c64], read, locality<3>, data
 // CHECK: memref.prefetch %arg1[%[[ROW]], %c96], read, locality<3>, data
-// CHECK-COUNT-12: memref.prefetch
+// CHECK: memref.prefetch %arg1[%[[ROW]], %c127], read, locality<3>, data
+// CHECK-COUNT-15: memref.prefetch
 // CHECK-NOT: memref.prefetch
 // CHECK: scf.for
 // CHECK: arith.extf %{{.+}} : vector<8xbf16> to vector<8xf32>

@@ -694,9 +694,12 @@ def PosencVectorizeMatmulPass : Pass<"posenc-vectorize-matmul"> {
     a block of V) takes blocks up to 4·`vectors` vectors wide with as many
     accumulators as the dot-product form's (2·`rows`·`vectors`), so each
     pass over B reads long stretches of its rows rather than one cache
-    line of each; when B's rows lie a static stride apart with a gap after
-    each (one kv head's values of a [keys, heads, D] cache), every k also
-    prefetches the block's columns of the row 16 ahead.
+    line of each (a 16-bit B: half as wide, twice the rows, so each
+    extended vector of B serves twice the FMAs); when B's rows lie a static
+    stride apart with a gap after each (one kv head's values of a
+    [keys, heads, D] cache), every k also prefetches the block's columns of
+    the row 16 ahead (each line and the last element, for rows that do not
+    start on a line).
 
     `vector-width` 0 (the default) takes the host's widest f32 vectors: 16
     lanes with AVX-512, 8 with AVX (2), else 4.
@@ -715,8 +718,8 @@ def PosencVectorizeMatmulPass : Pass<"posenc-vectorize-matmul"> {
     rows have a static length K and lie a static stride apart with a gap
     after each (one kv head's keys of a [keys, heads, D] cache, which the
     hardware prefetchers miss), each block of B's rows first issues
-    `memref.prefetch` for every cache line of the rows 16 ahead (clamped
-    to the last row).
+    `memref.prefetch` for every cache line of the rows 16 ahead and for
+    their last element (clamped to the last row).
 
     When A and B are both bf16 and 16-lane vectors are used, `bf16-dot`
     (`host`: when the host has AVX512-BF16; `on`; `off`) makes each step
