@@ -171,3 +171,41 @@ func.func @transposed_a(%a: memref<20x5xf32>, %b: memref<20x9xf32>, %c: memref<5
       ins(%a, %b : memref<20x5xf32>, memref<20x9xf32>) outs(%c : memref<5x9xf32>)
   return
 }
+
+// -----
+
+// One kv head's keys of a block of a [1, 64, 8, 128] cache (a view of a
+// contiguous buffer): besides the rows 16 ahead (locality 3), each row j
+// prefetches into L2 (locality 2) its share of the next block's stretch,
+// first + j·128 with first = block start + 16·1024 + head·16·128, clamped
+// to the buffer's last element, one prefetch per line.
+// CHECK-LABEL: func @next_block
+// CHECK: %[[FLAT:.+]] = memref.collapse_shape %arg1 {{\[\[}}0, 1, 2, 3]] : memref<1x64x8x128xbf16> into memref<65536xbf16>
+// CHECK: %{{.+}}, %[[OFF:.+]], %{{.+}}:2, %{{.+}}:2 = memref.extract_strided_metadata %subview
+// CHECK: %[[IN:.+]] = arith.remui %[[OFF]], %c1024
+// CHECK: %[[SEG:.+]] = arith.divui %[[IN]], %c128
+// CHECK: %[[SKIP:.+]] = arith.muli %[[SEG]], %c2048
+// CHECK: %[[START:.+]] = arith.subi %[[OFF]], %[[IN]]
+// CHECK: %[[AHEAD:.+]] = arith.addi %[[SKIP]], %c16384
+// CHECK: %[[FIRST:.+]] = arith.addi %[[START]], %[[AHEAD]]
+// CHECK: scf.for %[[J:.+]] = %c0 to %c16 step %c4
+// CHECK-COUNT-5: memref.prefetch %subview[{{.+}}], read, locality<3>, data
+// CHECK: %[[JD:.+]] = arith.muli %[[J]], %c128
+// CHECK: %[[AT:.+]] = arith.addi %[[FIRST]], %[[JD]]
+// CHECK: %[[I0:.+]] = arith.minsi %[[AT]], %c65535
+// CHECK: memref.prefetch %[[FLAT]][%[[I0]]], read, locality<2>, data
+// CHECK-COUNT-3: memref.prefetch %[[FLAT]][{{.+}}], read, locality<2>, data
+// CHECK-COUNT-5: memref.prefetch %subview
+// CHECK-COUNT-4: memref.prefetch %[[FLAT]]
+// CHECK-COUNT-5: memref.prefetch %subview
+// CHECK-COUNT-4: memref.prefetch %[[FLAT]]
+// CHECK-COUNT-5: memref.prefetch %subview
+// CHECK-COUNT-4: memref.prefetch %[[FLAT]]
+// CHECK-NOT: memref.prefetch
+// CHECK: return
+func.func @next_block(%a: memref<4x128xf32>, %cache: memref<1x64x8x128xbf16>, %c: memref<4x16xf32>, %key0: index, %head: index) {
+  %k = memref.subview %cache[0, %key0, %head, 0] [1, 16, 1, 128] [1, 1, 1, 1] : memref<1x64x8x128xbf16> to memref<16x128xbf16, strided<[1024, 1], offset: ?>>
+  linalg.matmul indexing_maps = [affine_map<(m, n, k) -> (m, k)>, affine_map<(m, n, k) -> (n, k)>, affine_map<(m, n, k) -> (m, n)>]
+      ins(%a, %k : memref<4x128xf32>, memref<16x128xbf16, strided<[1024, 1], offset: ?>>) outs(%c : memref<4x16xf32>)
+  return
+}

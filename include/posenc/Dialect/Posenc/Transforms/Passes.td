@@ -721,6 +721,17 @@ def PosencVectorizeMatmulPass : Pass<"posenc-vectorize-matmul"> {
     `memref.prefetch` for every cache line of the rows 16 ahead and for
     their last element (clamped to the last row).
 
+    When such a B is a view (through `memref.subview`s) of a contiguous
+    buffer, and its stride is a whole number S/L of rows of length L, it is
+    taken as one kv head's block of rows of a [keys, heads, D] cache, read
+    head after head (decode's key blocks): each row j then also prefetches
+    into L2 (locality 2) L elements of the next block's stretch, at
+    (start of this block) + rows·S + head·rows·L + j·L (clamped to the
+    buffer's last element), so the heads of one block together prefetch
+    the next block front to back. A one-thread read of a cache head after
+    head runs at about 60% of a sequential read; this stream brings it
+    close to it (bf16 decode at 32K keys: 14.1 -> 11.5 ms median here).
+
     When A and B are both bf16 and 16-lane vectors are used, `bf16-dot`
     (`host`: when the host has AVX512-BF16; `on`; `off`) makes each step
     along k one `x86vector.avx512.dot` (vdpbf16ps) of 32 elements of a row
