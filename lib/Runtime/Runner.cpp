@@ -38,6 +38,7 @@
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/TargetSelect.h"
 #include "llvm/Target/TargetMachine.h"
+#include "llvm/TargetParser/Host.h"
 
 #include <atomic>
 #include <chrono>
@@ -779,6 +780,22 @@ CompiledModule::compile(llvm::StringRef source, llvm::StringRef pipeline,
                 " is left); run "
                 "posenc-lower-to-cpu, or a pipeline ending in LLVM, "
                 "before compiling");
+  }
+  // The JIT compiles for this host: an instruction it lacks would stop
+  // LLVM's instruction selection with a fatal error (posenc's own bf16
+  // dot products with bf16-dot=on, or user IR calling the intrinsic).
+  if (!llvm::sys::getHostCPUFeatures().lookup("avx512bf16")) {
+    std::string needs;
+    impl.module->walk([&](LLVM::CallIntrinsicOp call) {
+      if (call.getIntrin().starts_with("llvm.x86.avx512bf16."))
+        needs = call.getIntrin().str();
+      return needs.empty() ? WalkResult::advance() : WalkResult::interrupt();
+    });
+    if (!needs.empty())
+      return fail("the code calls " + needs +
+                  " (AVX512-BF16), which this host's CPU lacks; compile "
+                  "with posenc-lower-to-cpu{bf16-dot=host} (the default) or "
+                  "bf16-dot=off");
   }
   routeAllocations(*impl.module, opAt);
 

@@ -6,7 +6,7 @@ the tiled attention built on them agrees with the scalar-loop lowering."""
 import numpy as np
 import pytest
 
-from harness import attention, from_bf16, func_ir, rel_err, run, tensor_type, to_bf16
+from harness import RunError, attention, from_bf16, func_ir, rel_err, run, tensor_type, to_bf16
 from posenc import reference as ref
 
 # Bufferize first, so the pass (which works on buffers) can be run with
@@ -158,3 +158,17 @@ def test_bf16_transposed_b(rng, m, k, n, dynamic, dot):
     scale = np.max(np.abs(a64) @ np.abs(b64).T + np.abs(c)) if m * n else 1.0
     assert np.max(np.abs(r - expected), initial=0.0) <= 1e-6 * scale
     rel_err(r, expected)
+
+
+def test_bf16_dot_on_a_host_without_it_is_an_error(rng):
+    # bf16-dot=on forces vdpbf16ps; on a host without AVX512-BF16 the JIT
+    # would stop in LLVM's instruction selection (a fatal error killing the
+    # process), so posenc-run refuses the code first and names the fix.
+    if host_has_avx512_bf16():
+        pytest.skip("the host has AVX512-BF16 (the code runs; see test_bf16_transposed_b)")
+    a, b = (to_bf16(rng.uniform(-1, 1, s).astype(np.float32)) for s in ((4, 64), (8, 64)))
+    c = np.zeros((4, 8), np.float32)
+    pipeline = (f"{BUFFERIZE}, func.func(posenc-vectorize-matmul{{vector-width=16 "
+                f"bf16-dot=on}}), posenc-lower-to-cpu")
+    with pytest.raises(RunError, match=r"AVX512-BF16.*bf16-dot=host"):
+        run(matmul_tb_bf16_ir(4, 64, 8), [a, b, c], pipeline=pipeline)
