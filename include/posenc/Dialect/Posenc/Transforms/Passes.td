@@ -721,8 +721,9 @@ def PosencVectorizeMatmulPass : Pass<"posenc-vectorize-matmul"> {
     `memref.prefetch` for every cache line of the rows 16 ahead and for
     their last element (clamped to the last row).
 
-    When such a B is a view (through `memref.subview`s) of a contiguous
-    buffer, and its stride is a whole number S/L of rows of length L, it is
+    When such a B, with rows of at least a cache line, is a view (through
+    `memref.subview`s) of a contiguous buffer, and its stride is a whole
+    number S/L of rows of length L, it is
     taken as one kv head's block of rows of a [keys, heads, D] cache, read
     head after head (decode's key blocks): each row j then also prefetches
     into L2 (locality 2) L elements of the next block's stretch, at
