@@ -162,9 +162,9 @@ py::array toNumpy(HostArray &&host) {
   std::vector<py::ssize_t> shape(host.shape.begin(), host.shape.end());
   if (host.bytes.empty())
     return py::array(dtypeOfKind(host.kind), shape);
-  auto *bytes = new std::vector<uint8_t>(std::move(host.bytes));
-  py::capsule owner(
-      bytes, [](void *p) { delete static_cast<std::vector<uint8_t> *>(p); });
+  auto *bytes = new AlignedBytes(std::move(host.bytes));
+  py::capsule owner(bytes,
+                    [](void *p) { delete static_cast<AlignedBytes *>(p); });
   return py::array(dtypeOfKind(host.kind), shape, bytes->data(), owner);
 }
 

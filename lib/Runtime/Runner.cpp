@@ -916,7 +916,7 @@ CompiledModule::run(llvm::StringRef name,
   // that writes land in it, tensors because compiled code never writes them
   // (posenc-read-only-arguments ran before the pipeline). Only a tensor
   // whose elements are not aligned to their size gets an aligned copy.
-  std::vector<std::vector<uint8_t>> scratch;
+  std::vector<AlignedBytes> scratch;
   std::vector<std::vector<int64_t>> descriptors;
   llvm::DenseSet<int64_t> owned;
   alignas(16) static uint8_t emptyArray[16];
@@ -927,10 +927,10 @@ CompiledModule::run(llvm::StringRef name,
       data = a.numElements() ? a.data() : emptyArray;
     } else {
       scratch.push_back(
-          a.external ? std::vector<uint8_t>(
-                           a.external,
-                           a.external + a.numElements() * elementSize(a.kind))
-                     : a.bytes);
+          a.external
+              ? AlignedBytes(a.external,
+                             a.external + a.numElements() * elementSize(a.kind))
+              : a.bytes);
       if (scratch.back().empty())
         scratch.back().resize(elementSize(a.kind));
       data = scratch.back().data();

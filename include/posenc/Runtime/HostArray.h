@@ -12,7 +12,9 @@
 #include "llvm/ADT/StringRef.h"
 #include "llvm/Support/Error.h"
 
+#include <cstddef>
 #include <cstdint>
+#include <new>
 #include <optional>
 #include <string>
 #include <vector>
@@ -28,12 +30,31 @@ size_t elementSize(ElementKind kind);
 llvm::StringRef elementName(ElementKind kind);
 std::optional<ElementKind> parseElementName(llvm::StringRef name);
 
+/// Allocates on 64-byte (cache line) boundaries. Large std::vector buffers
+/// start 16 bytes into a page, so every row of a [keys, heads, D] cache
+/// would straddle one line more than it fills (bf16 decode at 32K keys read
+/// about 15% slower from such a cache).
+template <typename T> struct CacheLineAllocator {
+  using value_type = T;
+  static constexpr std::align_val_t kAlign{64};
+  CacheLineAllocator() = default;
+  template <typename U> CacheLineAllocator(const CacheLineAllocator<U> &) {}
+  T *allocate(size_t n) {
+    return static_cast<T *>(::operator new(n * sizeof(T), kAlign));
+  }
+  void deallocate(T *p, size_t) { ::operator delete(p, kAlign); }
+  template <typename U> bool operator==(const CacheLineAllocator<U> &) const {
+    return true;
+  }
+};
+using AlignedBytes = std::vector<uint8_t, CacheLineAllocator<uint8_t>>;
+
 /// A dense, row-major array: owned by the host (`bytes`), or the caller's
 /// buffer (`external`, for arguments passed by reference).
 struct HostArray {
   ElementKind kind = ElementKind::f32;
   llvm::SmallVector<int64_t> shape;
-  std::vector<uint8_t> bytes;
+  AlignedBytes bytes;
   /// When set, the elements live here (row-major, numElements() of them)
   /// and `bytes` is unused; the caller keeps the buffer alive.
   uint8_t *external = nullptr;
