@@ -147,6 +147,9 @@ def test_bf16_transposed_b(rng, m, k, n, dynamic, dot):
     # the same bf16 values: products are exact in f32, so only the order
     # of the f32 sums differs.
     if dot == "on" and not host_has_avx512_bf16():
+        # Forced vdpbf16ps cannot execute here; on such a host
+        # test_bf16_dot_on_a_host_without_it_is_an_error runs instead (each
+        # host runs exactly one of the two), and "off"/"host" run everywhere.
         pytest.skip("the host has no AVX512-BF16")
     a, b = (to_bf16(rng.uniform(-1, 1, s).astype(np.float32)) for s in ((m, k), (n, k)))
     c = rng.uniform(-1, 1, (m, n)).astype(np.float32)
@@ -165,6 +168,9 @@ def test_bf16_dot_on_a_host_without_it_is_an_error(rng):
     # would stop in LLVM's instruction selection (a fatal error killing the
     # process), so posenc-run refuses the code first and names the fix.
     if host_has_avx512_bf16():
+        # No refusal exists to check where the instruction runs; there
+        # test_bf16_transposed_b[on-...] runs the forced path against
+        # float64 instead (each host runs exactly one of the two).
         pytest.skip("the host has AVX512-BF16 (the code runs; see test_bf16_transposed_b)")
     a, b = (to_bf16(rng.uniform(-1, 1, s).astype(np.float32)) for s in ((4, 64), (8, 64)))
     c = np.zeros((4, 8), np.float32)
