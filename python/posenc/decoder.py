@@ -900,6 +900,11 @@ def aligned_zeros(shape, dtype=np.float32, align=64):
     straddle one cache line more than it fills (bf16 decode at 32K keys
     reads about 15% slower from such a cache)."""
     dtype = np.dtype(dtype)
+    shape = (int(shape),) if np.ndim(shape) == 0 else tuple(int(d) for d in shape)
+    if any(d < 0 for d in shape):
+        raise ValueError(f"aligned_zeros: negative dimension in shape {shape}")
+    if align < 1 or align & (align - 1):
+        raise ValueError(f"aligned_zeros: align must be a power of two, got {align}")
     nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
     raw = np.zeros(nbytes + align, np.uint8)
     start = -raw.ctypes.data % align

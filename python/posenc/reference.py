@@ -347,7 +347,8 @@ def attention(q, k, v, bias=None, scale=None, causal=False, score_mod=None, wind
                 s = np.where(j < (i + sk - sq) // chunk * chunk, -np.inf, s)
         s = np.broadcast_to(s, (b, hq, sq, sk))
         masked = np.isneginf(s)
-        m = np.max(s, axis=-1, keepdims=True)
+        # No keys (Sk = 0): every row sees none (max of nothing is -inf).
+        m = np.max(s, axis=-1, keepdims=True, initial=-np.inf)
         if sinks is not None:
             sink = np.asarray(sinks, np.float64)[None, :, None, None]
             m = np.maximum(m, sink)

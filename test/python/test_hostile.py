@@ -258,3 +258,28 @@ def test_bf16_rounding_all_classes(rng):
     nan = np.isnan(x)
     assert np.array_equal(np.isnan(got), nan)
     assert np.array_equal(got[~nan], posenc.from_bf16(posenc.to_bf16(x[~nan])))
+
+
+def test_aligned_zeros_refuses_bad_shapes_and_alignments():
+    # A negative dimension once sliced from the end and let reshape infer a
+    # dimension: the shape depended on where the allocation landed.
+    from posenc.decoder import aligned_zeros
+    a = aligned_zeros((3, 5), np.uint16)
+    assert a.shape == (3, 5) and a.ctypes.data % 64 == 0 and not a.any()
+    assert aligned_zeros((0, 4)).shape == (0, 4)
+    with pytest.raises(ValueError, match="negative dimension"):
+        aligned_zeros((-1, 4))
+    for align in (0, 48):
+        with pytest.raises(ValueError, match="power of two"):
+            aligned_zeros((2,), align=align)
+
+
+def test_reference_attention_without_keys_is_zero():
+    # Sk = 0: every row sees no key, so it is 0 (the compiled code's rule);
+    # the reference once failed on the max of an empty axis.
+    q = np.ones((1, 1, 2, 8))
+    kv = np.ones((1, 0, 1, 8))
+    for causal in (False, True):
+        out = ref.attention(q, kv, kv, causal=causal)
+        assert out.shape == (1, 1, 2, 8)
+        np.testing.assert_array_equal(out, 0.0)
