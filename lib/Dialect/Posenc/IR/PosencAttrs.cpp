@@ -201,8 +201,11 @@ RopeScalingAttr RopeScalingAttr::getNone(MLIRContext *ctx) {
 }
 
 bool RopeScalingAttr::dependsOnPositions() const {
+  // longrope with equal tables (how posenc-raise keeps a model's own
+  // frequencies) has nothing to choose.
   return getKind() == RopeScalingKind::dynamic ||
-         getKind() == RopeScalingKind::longrope;
+         (getKind() == RopeScalingKind::longrope &&
+          getShortFactor() != getLongFactor());
 }
 
 /// The parameter of `kind` an unknown `key` most likely means: Hugging

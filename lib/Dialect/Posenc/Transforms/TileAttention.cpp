@@ -12,13 +12,17 @@
 #include "posenc/Dialect/Posenc/Transforms/Passes.h"
 
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
+#include "mlir/Dialect/Affine/ViewLikeInterfaceUtils.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/Transforms/Transforms.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/SCF/Transforms/TileUsingInterface.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Tensor/Transforms/Transforms.h"
 #include "mlir/IR/PatternMatch.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
 namespace mlir::posenc {
 #define GEN_PASS_DEF_POSENCTILEATTENTIONPASS
@@ -115,6 +119,160 @@ splitLongKeys(RewriterBase &rewriter, OnlineAttentionOp op, int64_t chunkKeys) {
   if (succeeded(chunks))
     chunks->push_back(whole);
   return chunks;
+}
+
+/// `slice` of a slice as one slice of the outer source (a key block of a
+/// batch tile of K is a block of K), so that the producer of that source
+/// can be fused; `slice` itself when its source is no slice.
+tensor::ExtractSliceOp mergeWithOuterSlice(RewriterBase &rewriter,
+                                           tensor::ExtractSliceOp slice) {
+  while (auto outer =
+             slice.getSource().getDefiningOp<tensor::ExtractSliceOp>()) {
+    SmallVector<OpFoldResult> offsets, sizes, strides;
+    rewriter.setInsertionPoint(slice);
+    if (failed(affine::mergeOffsetsSizesAndStrides(
+            rewriter, slice.getLoc(), outer, slice, outer.getDroppedDims(),
+            offsets, sizes, strides)))
+      break;
+    slice = rewriter.replaceOpWithNewOp<tensor::ExtractSliceOp>(
+        slice, slice.getType(), outer.getSource(), offsets, sizes, strides);
+    // The outer slice would otherwise keep the whole producer alive.
+    if (outer->use_empty())
+      rewriter.eraseOp(outer);
+  }
+  return slice;
+}
+
+/// The slice of `reshape`'s source that `slice` of a tensor.expand_shape
+/// reads, after upstream's bubble-up pattern moves the slice above the
+/// reshape (a key block of [B, S, H, D] keys projected as [B·S, H·D]);
+/// null when it does not apply.
+tensor::ExtractSliceOp sliceAboveExpandShape(tensor::ExtractSliceOp slice) {
+  if (!slice.getSource().getDefiningOp<tensor::ExpandShapeOp>() ||
+      !slice->hasOneUse())
+    return {};
+  OpOperand &use = *slice->use_begin();
+  RewritePatternSet patterns(slice.getContext());
+  tensor::populateBubbleUpExtractSliceOpPatterns(patterns);
+  GreedyRewriteConfig config;
+  config.setStrictness(GreedyRewriteStrictness::ExistingOps);
+  (void)applyOpPatternsGreedily({slice.getOperation()}, std::move(patterns),
+                                config);
+  auto expand = use.get().getDefiningOp<tensor::ExpandShapeOp>();
+  return expand ? expand.getSrc().getDefiningOp<tensor::ExtractSliceOp>()
+                : tensor::ExtractSliceOp();
+}
+
+/// Decode reads each key block once, so K and V can be computed block by
+/// block inside the key loop from their producers at no extra cost: keys
+/// rebuilt from a compressed cache (posenc-compress-kv: rope(c·B_k), c·B_v)
+/// are then expanded and rotated one block at a time and never stored
+/// whole. Producers are fused through upstream tiling
+/// (replaceExtractSliceWithTiledProducer) as long as they implement
+/// TilingInterface (linalg, posenc.rope) and only slices read them; a
+/// producer with another user is left alone, since fusing it would compute
+/// it twice. Stops at anything else (the cache's insert_slice).
+void fuseKeyValueProducers(RewriterBase &rewriter,
+                           ArrayRef<OnlineAttentionOp> steps) {
+  if (steps.empty())
+    return;
+  MLIRContext *ctx = steps.front()->getContext();
+  // Sizes read from a whole producer (the loops' bounds) are taken from its
+  // operands instead (ReifyRankedShapedTypeOpInterface), down to the
+  // cache's length, so that they do not keep it alive.
+  auto resolveDims = [&](Operation *producer) {
+    SmallVector<Operation *> dims;
+    for (Operation *user : producer->getUsers())
+      if (isa<tensor::DimOp>(user))
+        dims.push_back(user);
+    RewritePatternSet patterns(ctx);
+    memref::populateResolveRankedShapedTypeResultDimsPatterns(patterns);
+    GreedyRewriteConfig config;
+    config.setStrictness(GreedyRewriteStrictness::ExistingAndNewOps);
+    (void)applyOpPatternsGreedily(dims, std::move(patterns), config);
+  };
+  // Erases `root` once nothing reads it, and then what only it read.
+  auto eraseIfDead = [&](Operation *root) {
+    // Nothing is created here, so an erased op's address is not reused.
+    SmallVector<Operation *> dead = {root};
+    llvm::DenseSet<Operation *> erased;
+    while (!dead.empty()) {
+      Operation *op = dead.pop_back_val();
+      if (erased.contains(op) || !isOpTriviallyDead(op))
+        continue;
+      erased.insert(op);
+      SmallVector<Value> operands(op->getOperands());
+      rewriter.eraseOp(op);
+      for (Value operand : operands)
+        if (Operation *def = operand.getDefiningOp())
+          dead.push_back(def);
+    }
+  };
+  SmallVector<tensor::ExtractSliceOp> worklist, deferred;
+  for (OnlineAttentionOp step : steps)
+    for (Value t : {step.getK(), step.getV()})
+      if (auto slice = t.getDefiningOp<tensor::ExtractSliceOp>())
+        worklist.push_back(slice);
+  for (bool progress = true; progress;) {
+    progress = false;
+    while (!worklist.empty()) {
+      tensor::ExtractSliceOp slice =
+          mergeWithOuterSlice(rewriter, worklist.pop_back_val());
+      if (auto reshape =
+              slice.getSource().getDefiningOp<tensor::ExpandShapeOp>()) {
+        resolveDims(reshape);
+        if (tensor::ExtractSliceOp above = sliceAboveExpandShape(slice)) {
+          // (The bubbled slice's offsets read the reshape's sizes.)
+          resolveDims(reshape);
+          eraseIfDead(reshape);
+          worklist.push_back(above);
+          progress = true;
+          continue;
+        }
+      }
+      // A block of a fused producer's init: a block-sized buffer per key
+      // block, not a slice of one as large as the whole K.
+      if (auto empty = slice.getSource().getDefiningOp<tensor::EmptyOp>()) {
+        if (slice.getType().getRank() == empty.getType().getRank()) {
+          rewriter.setInsertionPoint(slice);
+          rewriter.replaceOpWithNewOp<tensor::EmptyOp>(
+              slice, slice.getMixedSizes(), slice.getType().getElementType());
+          resolveDims(empty);
+          eraseIfDead(empty);
+        }
+        continue;
+      }
+      auto result = dyn_cast<OpResult>(slice.getSource());
+      if (!result || !isa<TilingInterface>(result.getOwner()) ||
+          !isa<linalg::LinalgOp, RopeOp>(result.getOwner()))
+        continue;
+      Operation *producer = result.getOwner();
+      resolveDims(producer);
+      // Another reader (the other of K and V, or the other branch of a
+      // split, not fused yet) may go away later: retried when nothing else
+      // is left.
+      if (!llvm::all_of(producer->getUsers(), [](Operation *user) {
+            return isa<tensor::ExtractSliceOp>(user);
+          })) {
+        deferred.push_back(slice);
+        continue;
+      }
+      rewriter.setInsertionPoint(slice);
+      FailureOr<TilingResult> tiled =
+          tensor::replaceExtractSliceWithTiledProducer(rewriter, slice, result);
+      // A producer that cannot be tiled this way (a rope whose scaling
+      // reads the largest position) stays whole, as before.
+      if (failed(tiled))
+        continue;
+      rewriter.replaceOp(slice, tiled->tiledValues[0]);
+      eraseIfDead(producer);
+      progress = true;
+      for (Operation *generated : tiled->generatedSlices)
+        if (auto next = dyn_cast<tensor::ExtractSliceOp>(generated))
+          worklist.push_back(next);
+    }
+    std::swap(worklist, deferred);
+  }
 }
 
 struct PosencTileAttentionPass
@@ -242,6 +400,7 @@ LogicalResult mlir::posenc::tileAttention(RewriterBase &rewriter,
   if (failed(tiles))
     return failure();
   SmallVector<int64_t> keys = {0, 0, 0, tiling.keys, 0, 0};
+  SmallVector<OnlineAttentionOp> blocks;
   for (Operation *t : *tiles) {
     FailureOr<OnlineAttentionOp> online =
         convertToOnlineAttention(rewriter, cast<AttentionOp>(t));
@@ -257,9 +416,18 @@ LogicalResult mlir::posenc::tileAttention(RewriterBase &rewriter,
         return failure();
       steps = *chunks;
     }
-    for (Operation *step : steps)
-      if (failed(tile(rewriter, cast<TilingInterface>(step), keys)))
+    for (Operation *step : steps) {
+      FailureOr<SmallVector<Operation *>> tiled =
+          tile(rewriter, cast<TilingInterface>(step), keys);
+      if (failed(tiled))
         return failure();
+      for (Operation *block : *tiled)
+        blocks.push_back(cast<OnlineAttentionOp>(block));
+    }
   }
+  // All blocks at once: a producer is fused only when every loop that
+  // reads it takes it (both branches of a split).
+  if (decode)
+    fuseKeyValueProducers(rewriter, blocks);
   return success();
 }

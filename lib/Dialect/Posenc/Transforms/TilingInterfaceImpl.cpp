@@ -1,4 +1,4 @@
-//===- TilingInterfaceImpl.cpp - tiling posenc.attention ------------------===//
+//===- TilingInterfaceImpl.cpp - tiling posenc.attention and rope ---------===//
 //
 // The iteration domain of attention is (b, h, i, j, d, e): batch, query
 // heads, queries, keys, key head dim, value head dim. b, h, i and e are
@@ -8,6 +8,9 @@
 // first (b, h, i) so score_mod keeps seeing the untiled op's indices, and
 // `diagonal` moved by the tile's first query so the causal mask stays
 // where it was.
+//
+// posenc.rope is tileable too (all parallel, D kept whole), so attention
+// can take its keys from a rope fused into the key loop.
 //
 //===----------------------------------------------------------------------===//
 
@@ -25,6 +28,7 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
+#include "mlir/Dialect/Utils/StructuredOpsUtils.h"
 #include "mlir/Interfaces/InferTypeOpInterface.h"
 #include "mlir/Interfaces/TilingInterface.h"
 
@@ -595,6 +599,86 @@ private:
   }
 };
 
+/// posenc.rope: every element of x is rotated with its pair along D, so the
+/// domain (b, s, h, d) is parallel and a tile keeps D whole. Positions are
+/// sliced with the tile; a scaling that reads the largest position of the
+/// run (dynamic NTK, longrope choosing its table) cannot be tiled along B
+/// or S, which would take that maximum over the tile only.
+struct RopeTilingInterface
+    : TilingInterface::ExternalModel<RopeTilingInterface, RopeOp> {
+  SmallVector<IT> getLoopIteratorTypes(Operation *) const {
+    return SmallVector<IT>(4, IT::parallel);
+  }
+
+  SmallVector<Range> getIterationDomain(Operation *op, OpBuilder &b) const {
+    Value x = cast<RopeOp>(op).getX();
+    SmallVector<Range> domain;
+    for (OpFoldResult size : tensor::getMixedSizes(b, op->getLoc(), x))
+      domain.push_back({b.getIndexAttr(0), size, b.getIndexAttr(1)});
+    return domain;
+  }
+
+  FailureOr<TilingResult>
+  getTiledImplementation(Operation *op, OpBuilder &b,
+                         ArrayRef<OpFoldResult> offsets,
+                         ArrayRef<OpFoldResult> sizes) const {
+    auto rope = cast<RopeOp>(op);
+    Location loc = op->getLoc();
+    SmallVector<Range> domain = getIterationDomain(op, b);
+    if (!coversAll(offsets[3], sizes[3], domain[3].size))
+      return op->emitOpError()
+             << "cannot be tiled along the head dim: pairs span it";
+    if (rope.getScalingOrNone().dependsOnPositions() &&
+        (!coversAll(offsets[0], sizes[0], domain[0].size) ||
+         !coversAll(offsets[1], sizes[1], domain[1].size)))
+      return op->emitOpError()
+             << "cannot be tiled along batch or positions: its "
+             << stringifyRopeScalingKind(rope.getScalingOrNone().getKind())
+             << " scaling reads the largest position of the whole run";
+    OpFoldResult one = b.getIndexAttr(1);
+    auto x = tensor::ExtractSliceOp::create(b, loc, rope.getX(), offsets, sizes,
+                                            SmallVector<OpFoldResult>(4, one));
+    // pos is [S] or [B, S], with M-RoPE's axis dim in front, kept whole.
+    Value pos = rope.getPos();
+    auto posTy = cast<RankedTensorType>(pos.getType());
+    bool axes = rope.getMropeSection().has_value();
+    SmallVector<OpFoldResult> posOffsets, posSizes;
+    if (axes) {
+      posOffsets.push_back(b.getIndexAttr(0));
+      posSizes.push_back(b.getIndexAttr(posTy.getDimSize(0)));
+    }
+    if (posTy.getRank() == 2 + int64_t(axes)) {
+      posOffsets.push_back(offsets[0]);
+      posSizes.push_back(sizes[0]);
+    }
+    posOffsets.push_back(offsets[1]);
+    posSizes.push_back(sizes[1]);
+    auto posSlice = tensor::ExtractSliceOp::create(
+        b, loc, pos, posOffsets, posSizes,
+        SmallVector<OpFoldResult>(posOffsets.size(), one));
+    Operation *tiled =
+        mlir::clone(b, op, {x.getType()}, ValueRange{x.getResult(), posSlice});
+    return TilingResult{
+        {tiled}, {tiled->getResult(0)}, {x.getOperation(), posSlice}};
+  }
+
+  LogicalResult getResultTilePosition(
+      Operation *, OpBuilder &, unsigned, ArrayRef<OpFoldResult> offsets,
+      ArrayRef<OpFoldResult> sizes, SmallVector<OpFoldResult> &resultOffsets,
+      SmallVector<OpFoldResult> &resultSizes) const {
+    resultOffsets.assign(offsets.begin(), offsets.end());
+    resultSizes.assign(sizes.begin(), sizes.end());
+    return success();
+  }
+
+  FailureOr<TilingResult>
+  generateResultTileValue(Operation *op, OpBuilder &b, unsigned,
+                          ArrayRef<OpFoldResult> offsets,
+                          ArrayRef<OpFoldResult> sizes) const {
+    return getTiledImplementation(op, b, offsets, sizes);
+  }
+};
+
 template <typename OpT>
 struct ReifyAttentionShapes
     : ReifyRankedShapedTypeOpInterface::ExternalModel<ReifyAttentionShapes<OpT>,
@@ -605,6 +689,16 @@ struct ReifyAttentionShapes
     for (Value init : cast<DestinationStyleOpInterface>(op).getDpsInits())
       if (isa<RankedTensorType>(init.getType()))
         shapes.push_back(tensor::getMixedSizes(b, op->getLoc(), init));
+    return success();
+  }
+};
+/// posenc.rope's result has the shape of x.
+struct ReifyRopeShape
+    : ReifyRankedShapedTypeOpInterface::ExternalModel<ReifyRopeShape, RopeOp> {
+  LogicalResult reifyResultShapes(Operation *op, OpBuilder &b,
+                                  ReifiedRankedShapedTypeDims &shapes) const {
+    shapes.push_back(
+        tensor::getMixedSizes(b, op->getLoc(), cast<RopeOp>(op).getX()));
     return success();
   }
 };
@@ -622,5 +716,6 @@ void mlir::posenc::registerTilingInterfaceExternalModels(
     OnlineAttentionOp::attachInterface<OnlineAttentionPartialReduction>(*ctx);
     OnlineAttentionOp::attachInterface<ReifyAttentionShapes<OnlineAttentionOp>>(
         *ctx);
+    RopeOp::attachInterface<RopeTilingInterface, ReifyRopeShape>(*ctx);
   });
 }

@@ -205,7 +205,7 @@ struct MatmulVectorizer {
     Value flat, last, first;
     int64_t rowLength;
   };
-  std::optional<NextBlock> next;
+  std::optional<NextBlock> next = std::nullopt;
 
   void planNextBlock() {
     auto ty = cast<MemRefType>(bm.getType());

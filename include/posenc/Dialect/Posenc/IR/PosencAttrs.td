@@ -145,7 +145,7 @@ def Posenc_RopeScalingAttr : AttrDef<Posenc_Dialect, "RopeScaling"> {
     /// Returns the `none` scaling.
     static RopeScalingAttr getNone(::mlir::MLIRContext *ctx);
     /// True when the frequencies depend on the positions of the run
-    /// (`dynamic`, `longrope`).
+    /// (`dynamic`; `longrope` unless its two tables are equal).
     bool dependsOnPositions() const;
   }];
 }
