@@ -97,3 +97,78 @@ def test_decode_empty_dims(b, sk):
                  [("%o", qt)])
     (out,) = run(ir, [q, k], pipeline=decode())
     assert out.shape == q.shape and not out.any()
+
+
+# (rope attributes, reference keyword arguments): plain, partial
+# interleaved, YaRN (an attention factor), longrope with equal tables (no
+# choice to make) and dynamic NTK (reads the largest position, so its keys
+# stay whole outside the key loop).
+LATENT_ROPES = [
+    ("", {}),
+    (" {base = 500000.0 : f64, rotary_dim = 8 : i64}", {"base": 5e5, "rotary_dim": 8,
+                                                         "layout": "interleaved"}),
+    (" {scaling = #posenc.rope_scaling<yarn, factor = 4.0, original = 32>}",
+     {"scaling": {"kind": "yarn", "factor": 4.0, "original": 32}}),
+    (" {scaling = #posenc.rope_scaling<longrope, short_factor = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, "
+     "7.0, 8.0], long_factor = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0], original = 32, "
+     "max_positions = 64>}",
+     {"scaling": {"kind": "longrope", "short_factor": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0],
+                  "long_factor": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0], "original": 32,
+                  "max_positions": 64}}),
+    (" {scaling = #posenc.rope_scaling<dynamic, factor = 2.0, original = 32>}",
+     {"scaling": {"kind": "dynamic", "factor": 2.0, "original": 32}}),
+]
+
+
+@pytest.mark.parametrize("rope_attrs,rope_kw", LATENT_ROPES,
+                         ids=["plain", "interleaved", "yarn", "longrope", "dynamic"])
+@pytest.mark.parametrize("n,pipeline", [
+    (77, decode(16)),                                # one thread, 5 key blocks
+    (2100, "posenc-lower-to-cpu{num-threads=2}"),    # split-K: 2 chunks of 2048
+])
+def test_decode_latent_cache(rope_attrs, rope_kw, n, pipeline):
+    """Decode over a low-rank latent cache c [n, R] (posenc-compress-kv's
+    rotary form: k = rope(c·B_k), v = c·B_v): the pipeline rebuilds and
+    rotates the keys block by block inside the key loop. Against float64."""
+    rng = np.random.default_rng(n)
+    hq, hkv, d, r = 4, 2, 16, 6
+    kv = hkv * d
+    q = rng.uniform(-1, 1, (1, 1, hq, d)).astype(np.float32)
+    c = rng.uniform(-1, 1, (n, r)).astype(np.float32)
+    bk, bv = (rng.uniform(-1, 1, (r, kv)).astype(np.float32) for _ in range(2))
+    qt, kt = tensor_type((1, 1, hq, d), "f32"), f"tensor<1x?x{hkv}x{d}xf32>"
+    body = [
+        "%c0 = arith.constant 0 : index",
+        "%zero = arith.constant 0.0 : f32",
+        f"%n = tensor.dim %c, %c0 : tensor<?x{r}xf32>",
+        f"%e = tensor.empty(%n) : tensor<?x{kv}xf32>",
+        f"%z = linalg.fill ins(%zero : f32) outs(%e : tensor<?x{kv}xf32>) -> tensor<?x{kv}xf32>",
+    ]
+    for name, b in (("k", "%bk"), ("v", "%bv")):
+        body += [
+            f"%{name}f = linalg.matmul ins(%c, {b} : tensor<?x{r}xf32>, tensor<{r}x{kv}xf32>) "
+            f"outs(%z : tensor<?x{kv}xf32>) -> tensor<?x{kv}xf32>",
+            f"%{name} = tensor.expand_shape %{name}f [[0, 1], [2, 3]] output_shape "
+            f"[1, %n, {hkv}, {d}] : tensor<?x{kv}xf32> into {kt}"]
+    layout = rope_kw.get("layout", "half")
+    body += [
+        "%pe = tensor.empty(%n) : tensor<?xi64>",
+        "%pos = linalg.generic {indexing_maps = [affine_map<(s) -> (s)>], iterator_types = "
+        "[\"parallel\"]} outs(%pe : tensor<?xi64>) {",
+        "^bb0(%o: i64):",
+        "  %i = linalg.index 0 : index",
+        "  %p = arith.index_cast %i : index to i64",
+        "  linalg.yield %p : i64",
+        "} -> tensor<?xi64>",
+        f"%kr = posenc.rope %k, %pos layout {layout}{rope_attrs} : {kt}, tensor<?xi64>",
+    ] + attention("%o", "%q", "%kr", "%v", qt, kt, kt, qt, attrs=" causal")
+    ir = func_ir([("q", qt), ("c", f"tensor<?x{r}xf32>"), ("bk", f"tensor<{r}x{kv}xf32>"),
+                  ("bv", f"tensor<{r}x{kv}xf32>")], body, [("%o", qt)])
+    (out,) = run(ir, [q, c, bk, bv], pipeline=pipeline)
+    c64 = c.astype(np.float64)
+    k64 = (c64 @ bk.astype(np.float64)).reshape(1, n, hkv, d)
+    v64 = (c64 @ bv.astype(np.float64)).reshape(1, n, hkv, d)
+    kw = dict(rope_kw, layout=layout)
+    k64 = ref.rope(k64, np.arange(n), **kw)
+    expected = ref.attention(q.astype(np.float64), k64, v64, causal=True)
+    assert rel_err(out, expected) < 1e-5

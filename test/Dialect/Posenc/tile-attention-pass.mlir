@@ -3,6 +3,8 @@
 // RUN: posenc-opt %s --posenc-tile-attention="tile-rows=8 key-tile=4" --canonicalize -split-input-file | FileCheck %s --check-prefix=ROWS
 // RUN: posenc-opt %s --posenc-tile-attention="tile-rows=8 key-tile=4 parallel=true" --canonicalize -split-input-file | FileCheck %s --check-prefix=PAR
 // RUN: posenc-opt %s --posenc-tile-attention="tile-rows=8 key-tile=16 max-queries=1 key-chunk=8" -split-input-file | FileCheck %s --check-prefix=SPLIT
+// RUN: posenc-opt %s --posenc-tile-attention="tile-rows=8 key-tile=16 max-queries=1" --canonicalize -split-input-file | FileCheck %s --check-prefix=FUSE
+// RUN: posenc-opt %s --posenc-tile-attention="tile-rows=8 key-tile=16 max-queries=1 key-chunk=32" --canonicalize -split-input-file | FileCheck %s --check-prefix=FUSESPLIT
 // RUN: not posenc-opt %s --posenc-tile-attention="key-tile=0" -split-input-file 2>&1 | FileCheck %s --check-prefix=BAD
 
 // BAD: posenc-tile-attention: tile-sizes must be at most 3 sizes >= 0 (batch, query heads, queries), key-tile > 0 and max-queries >= 0, tile-rows >= 0, key-chunk >= 0; got tile-sizes=[] key-tile=0 key-chunk=0 max-queries=0 tile-rows=0
@@ -93,4 +95,109 @@ func.func @negative_dynamic_heads(%q: tensor<1x1x?x16xf32>, %k: tensor<1x37x?x16
   %init_o = tensor.empty(%init_o_d2) : tensor<1x1x?x16xf32>
   %o = posenc.attention %q, %k, %k causal outs(%init_o) : tensor<1x1x?x16xf32>, tensor<1x37x?x16xf32>, tensor<1x37x?x16xf32>, tensor<1x1x?x16xf32>
   return %o : tensor<1x1x?x16xf32>
+}
+
+// -----
+
+// Decode over a compressed cache (posenc-compress-kv's rotary form): keys
+// rope(c·B_k) and values c·B_v from the latent c [n, 8]. Their producers
+// are fused into the key loop: each block of 16 keys multiplies its 16
+// latent rows, rotates them at its own positions and feeds the step; no
+// [n, 32] product is left outside the loop.
+// FUSE-LABEL: func @latent_decode
+// FUSE-NOT: linalg.matmul
+// FUSE-NOT: posenc.rope
+// FUSE: scf.for %[[J:.+]] = %c0 to %{{.+}} step %c16 iter_args
+// FUSE: %[[TK:.+]] = affine.min
+// FUSE: %[[C:.+]] = tensor.extract_slice %arg1[%[[J]], 0] [%[[TK]], 8] [1, 1]
+// FUSE: %[[E:.+]] = tensor.empty(%[[TK]]) : tensor<?x32xf32>
+// FUSE: %[[Z:.+]] = linalg.fill ins(%{{.+}} : f32) outs(%[[E]] : tensor<?x32xf32>)
+// FUSE: %[[KB:.+]] = linalg.matmul ins(%[[C]], %arg2 : tensor<?x8xf32>, tensor<8x32xf32>) outs(%[[Z]] :
+// FUSE: %[[KE:.+]] = tensor.expand_shape %[[KB]] {{\[}}[0, 1], [2, 3]] output_shape [1, %[[TK]], 2, 16]
+// FUSE: %[[P:.+]] = linalg.generic
+// FUSE: linalg.index 0
+// FUSE: affine.apply #{{.+}}(%[[J]])
+// FUSE: %[[KR:.+]] = posenc.rope %[[KE]], %[[P]] layout half : tensor<1x?x2x16xf32>, tensor<?xi64>
+// FUSE: %[[VB:.+]] = linalg.matmul ins(%{{.+}}, %arg3 :
+// FUSE: %[[VE:.+]] = tensor.expand_shape %[[VB]]
+// FUSE: posenc.online_attention %arg0, %[[KR]], %[[VE]] causal
+// FUSE: scf.yield
+// Split-K: the chunks' loops and the short cache's loop each rebuild
+// their own key blocks.
+// FUSESPLIT-LABEL: func @latent_decode
+// FUSESPLIT-NOT: linalg.matmul
+// FUSESPLIT: scf.if
+// FUSESPLIT: scf.forall
+// FUSESPLIT: scf.for
+// FUSESPLIT: linalg.matmul
+// FUSESPLIT: posenc.rope
+// FUSESPLIT: posenc.online_attention
+// FUSESPLIT: } else {
+// FUSESPLIT: scf.for
+// FUSESPLIT: linalg.matmul
+// FUSESPLIT: posenc.rope
+// FUSESPLIT: posenc.online_attention
+func.func @latent_decode(%q: tensor<1x1x4x16xf32>, %c: tensor<?x8xf32>, %bk: tensor<8x32xf32>, %bv: tensor<8x32xf32>) -> tensor<1x1x4x16xf32> {
+  %c0 = arith.constant 0 : index
+  %zero = arith.constant 0.0 : f32
+  %n = tensor.dim %c, %c0 : tensor<?x8xf32>
+  %e = tensor.empty(%n) : tensor<?x32xf32>
+  %z = linalg.fill ins(%zero : f32) outs(%e : tensor<?x32xf32>) -> tensor<?x32xf32>
+  %kf = linalg.matmul ins(%c, %bk : tensor<?x8xf32>, tensor<8x32xf32>) outs(%z : tensor<?x32xf32>) -> tensor<?x32xf32>
+  %vf = linalg.matmul ins(%c, %bv : tensor<?x8xf32>, tensor<8x32xf32>) outs(%z : tensor<?x32xf32>) -> tensor<?x32xf32>
+  %k = tensor.expand_shape %kf [[0, 1], [2, 3]] output_shape [1, %n, 2, 16] : tensor<?x32xf32> into tensor<1x?x2x16xf32>
+  %v = tensor.expand_shape %vf [[0, 1], [2, 3]] output_shape [1, %n, 2, 16] : tensor<?x32xf32> into tensor<1x?x2x16xf32>
+  %pe = tensor.empty(%n) : tensor<?xi64>
+  %pos = linalg.generic {indexing_maps = [affine_map<(s) -> (s)>], iterator_types = ["parallel"]} outs(%pe : tensor<?xi64>) {
+  ^bb0(%o: i64):
+    %i = linalg.index 0 : index
+    %r = arith.index_cast %i : index to i64
+    linalg.yield %r : i64
+  } -> tensor<?xi64>
+  %kr = posenc.rope %k, %pos layout half : tensor<1x?x2x16xf32>, tensor<?xi64>
+  %init = tensor.empty() : tensor<1x1x4x16xf32>
+  %o = posenc.attention %q, %kr, %v causal outs(%init) : tensor<1x1x4x16xf32>, tensor<1x?x2x16xf32>, tensor<1x?x2x16xf32>, tensor<1x1x4x16xf32>
+  return %o : tensor<1x1x4x16xf32>
+}
+
+// -----
+
+// Dynamic NTK reads the largest position of the whole run: its rope stays
+// whole (the values' product is still fused), and no error is reported.
+// FUSE-LABEL: func @negative_dynamic_ntk
+// FUSE: %[[KR:.+]] = posenc.rope {{.*}}scaling = #posenc.rope_scaling<dynamic
+// FUSE: scf.for
+// FUSE-NOT: posenc.rope
+// FUSE: tensor.extract_slice %[[KR]]
+// FUSE: linalg.matmul
+// FUSE: posenc.online_attention
+func.func @negative_dynamic_ntk(%q: tensor<1x1x4x16xf32>, %c: tensor<?x8xf32>, %bk: tensor<8x32xf32>, %bv: tensor<8x32xf32>, %pos: tensor<?xi64>) -> tensor<1x1x4x16xf32> {
+  %c0 = arith.constant 0 : index
+  %zero = arith.constant 0.0 : f32
+  %n = tensor.dim %c, %c0 : tensor<?x8xf32>
+  %e = tensor.empty(%n) : tensor<?x32xf32>
+  %z = linalg.fill ins(%zero : f32) outs(%e : tensor<?x32xf32>) -> tensor<?x32xf32>
+  %kf = linalg.matmul ins(%c, %bk : tensor<?x8xf32>, tensor<8x32xf32>) outs(%z : tensor<?x32xf32>) -> tensor<?x32xf32>
+  %vf = linalg.matmul ins(%c, %bv : tensor<?x8xf32>, tensor<8x32xf32>) outs(%z : tensor<?x32xf32>) -> tensor<?x32xf32>
+  %k = tensor.expand_shape %kf [[0, 1], [2, 3]] output_shape [1, %n, 2, 16] : tensor<?x32xf32> into tensor<1x?x2x16xf32>
+  %v = tensor.expand_shape %vf [[0, 1], [2, 3]] output_shape [1, %n, 2, 16] : tensor<?x32xf32> into tensor<1x?x2x16xf32>
+  %kr = posenc.rope %k, %pos layout half {scaling = #posenc.rope_scaling<dynamic, factor = 2.0, original = 16>} : tensor<1x?x2x16xf32>, tensor<?xi64>
+  %init = tensor.empty() : tensor<1x1x4x16xf32>
+  %o = posenc.attention %q, %kr, %v causal outs(%init) : tensor<1x1x4x16xf32>, tensor<1x?x2x16xf32>, tensor<1x?x2x16xf32>, tensor<1x1x4x16xf32>
+  return %o : tensor<1x1x4x16xf32>
+}
+
+// -----
+
+// Keys that are also returned would be computed twice: left whole.
+// FUSE-LABEL: func @negative_keys_also_returned
+// FUSE: %[[KR:.+]] = posenc.rope
+// FUSE: scf.for
+// FUSE-NOT: posenc.rope
+// FUSE: posenc.online_attention
+func.func @negative_keys_also_returned(%q: tensor<1x1x4x16xf32>, %k: tensor<1x?x2x16xf32>, %pos: tensor<?xi64>) -> (tensor<1x1x4x16xf32>, tensor<1x?x2x16xf32>) {
+  %kr = posenc.rope %k, %pos layout half : tensor<1x?x2x16xf32>, tensor<?xi64>
+  %init = tensor.empty() : tensor<1x1x4x16xf32>
+  %o = posenc.attention %q, %kr, %k causal outs(%init) : tensor<1x1x4x16xf32>, tensor<1x?x2x16xf32>, tensor<1x?x2x16xf32>, tensor<1x1x4x16xf32>
+  return %o, %kr : tensor<1x1x4x16xf32>, tensor<1x?x2x16xf32>
 }

@@ -214,3 +214,100 @@ module attributes {transform.with_named_sequence} {
     transform.yield
   }
 }
+
+// -----
+
+// posenc.rope is tileable too: (batch, positions, heads) by (1, 4, 2);
+// the positions [B, S] are sliced with the tile, the head dim stays whole.
+// CHECK-LABEL: func @tile_rope
+// CHECK: scf.for %[[B:.+]] = %c0 to %c2 step %c1
+// CHECK: scf.for %[[S:.+]] = %c0 to %c10 step %c4
+// CHECK: scf.for %[[H:.+]] = %c0 to %c4 step %c2
+// CHECK: %[[TS:.+]] = affine.min
+// CHECK: %[[X:.+]] = tensor.extract_slice %arg0[%[[B]], %[[S]], %[[H]], 0] [1, %[[TS]], 2, 16]
+// CHECK: %[[P:.+]] = tensor.extract_slice %arg1[%[[B]], %[[S]]] [1, %[[TS]]]
+// CHECK: posenc.rope %[[X]], %[[P]] layout interleaved {base = 5.000000e+05 : f64, rotary_dim = 8 : i64} : tensor<1x?x2x16xf32>, tensor<1x?xi32>
+func.func @tile_rope(%x: tensor<2x10x4x16xf32>, %pos: tensor<2x10xi32>) -> tensor<2x10x4x16xf32> {
+  %y = posenc.rope %x, %pos layout interleaved {base = 500000.0 : f64, rotary_dim = 8 : i64} : tensor<2x10x4x16xf32>, tensor<2x10xi32>
+  return %y : tensor<2x10x4x16xf32>
+}
+module attributes {transform.with_named_sequence} {
+  transform.named_sequence @__transform_main(%root: !transform.any_op {transform.readonly}) {
+    %r = transform.structured.match ops{["posenc.rope"]} in %root : (!transform.any_op) -> !transform.any_op
+    %t, %l:3 = transform.structured.tile_using_for %r tile_sizes [1, 4, 2, 0] : (!transform.any_op) -> (!transform.any_op, !transform.any_op, !transform.any_op, !transform.any_op)
+    transform.yield
+  }
+}
+
+// -----
+
+// M-RoPE positions [A, S]: every axis is kept, the positions sliced.
+// CHECK-LABEL: func @tile_mrope
+// CHECK: scf.for %[[S:.+]] = %c0 to %c8 step %c4
+// CHECK: tensor.extract_slice %arg1[0, %[[S]]] [3, 4] [1, 1] : tensor<3x8xi64> to tensor<3x4xi64>
+// CHECK: posenc.rope {{.*}}mrope_section = array<i64: 2, 1, 1>{{.*}} : tensor<1x4x2x8xf32>, tensor<3x4xi64>
+func.func @tile_mrope(%x: tensor<1x8x2x8xf32>, %pos: tensor<3x8xi64>) -> tensor<1x8x2x8xf32> {
+  %y = posenc.rope %x, %pos layout half {mrope_section = array<i64: 2, 1, 1>} : tensor<1x8x2x8xf32>, tensor<3x8xi64>
+  return %y : tensor<1x8x2x8xf32>
+}
+module attributes {transform.with_named_sequence} {
+  transform.named_sequence @__transform_main(%root: !transform.any_op {transform.readonly}) {
+    %r = transform.structured.match ops{["posenc.rope"]} in %root : (!transform.any_op) -> !transform.any_op
+    %t, %l = transform.structured.tile_using_for %r tile_sizes [0, 4, 0, 0] : (!transform.any_op) -> (!transform.any_op, !transform.any_op)
+    transform.yield
+  }
+}
+
+// -----
+
+// Pairs span the head dim: a tile of it is refused.
+func.func @negative_tile_rope_head_dim(%x: tensor<1x8x2x16xf32>, %pos: tensor<8xi64>) -> tensor<1x8x2x16xf32> {
+  // expected-error@+3 {{to tile operation}}
+  // expected-error@+2 {{failed to generate tiling loops}}
+  // expected-error@+1 {{'posenc.rope' op cannot be tiled along the head dim: pairs span it}}
+  %y = posenc.rope %x, %pos layout half : tensor<1x8x2x16xf32>, tensor<8xi64>
+  return %y : tensor<1x8x2x16xf32>
+}
+module attributes {transform.with_named_sequence} {
+  transform.named_sequence @__transform_main(%root: !transform.any_op {transform.readonly}) {
+    %r = transform.structured.match ops{["posenc.rope"]} in %root : (!transform.any_op) -> !transform.any_op
+    %t, %l = transform.structured.tile_using_for %r tile_sizes [0, 0, 0, 8] : (!transform.any_op) -> (!transform.any_op, !transform.any_op)
+    transform.yield
+  }
+}
+
+// -----
+
+// Dynamic NTK scales by the largest position of the whole run: a tile of
+// the positions is refused; a tile of the heads is not.
+// CHECK-LABEL: func @tile_dynamic_ntk_heads
+// CHECK: scf.for
+// CHECK: posenc.rope {{.*}} : tensor<1x8x1x16xf32>, tensor<8xi64>
+func.func @tile_dynamic_ntk_heads(%x: tensor<1x8x2x16xf32>, %pos: tensor<8xi64>) -> tensor<1x8x2x16xf32> {
+  %y = posenc.rope %x, %pos layout half {scaling = #posenc.rope_scaling<dynamic, factor = 2.0, original = 4>} : tensor<1x8x2x16xf32>, tensor<8xi64>
+  return %y : tensor<1x8x2x16xf32>
+}
+module attributes {transform.with_named_sequence} {
+  transform.named_sequence @__transform_main(%root: !transform.any_op {transform.readonly}) {
+    %r = transform.structured.match ops{["posenc.rope"]} in %root : (!transform.any_op) -> !transform.any_op
+    %t, %l = transform.structured.tile_using_for %r tile_sizes [0, 0, 1, 0] : (!transform.any_op) -> (!transform.any_op, !transform.any_op)
+    transform.yield
+  }
+}
+
+// -----
+
+func.func @negative_tile_dynamic_ntk_positions(%x: tensor<1x8x2x16xf32>, %pos: tensor<8xi64>) -> tensor<1x8x2x16xf32> {
+  // expected-error@+3 {{to tile operation}}
+  // expected-error@+2 {{failed to generate tiling loops}}
+  // expected-error@+1 {{'posenc.rope' op cannot be tiled along batch or positions: its dynamic scaling reads the largest position of the whole run}}
+  %y = posenc.rope %x, %pos layout half {scaling = #posenc.rope_scaling<dynamic, factor = 2.0, original = 4>} : tensor<1x8x2x16xf32>, tensor<8xi64>
+  return %y : tensor<1x8x2x16xf32>
+}
+module attributes {transform.with_named_sequence} {
+  transform.named_sequence @__transform_main(%root: !transform.any_op {transform.readonly}) {
+    %r = transform.structured.match ops{["posenc.rope"]} in %root : (!transform.any_op) -> !transform.any_op
+    %t, %l = transform.structured.tile_using_for %r tile_sizes [0, 4, 0, 0] : (!transform.any_op) -> (!transform.any_op, !transform.any_op)
+    transform.yield
+  }
+}

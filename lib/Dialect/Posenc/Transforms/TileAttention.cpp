@@ -247,6 +247,11 @@ void fuseKeyValueProducers(RewriterBase &rewriter,
           !isa<linalg::LinalgOp, RopeOp>(result.getOwner()))
         continue;
       Operation *producer = result.getOwner();
+      // A rope whose scaling reads the largest position of the run stays
+      // whole (checked here: its tiling would report an error).
+      if (auto rope = dyn_cast<RopeOp>(producer))
+        if (rope.getScalingOrNone().dependsOnPositions())
+          continue;
       resolveDims(producer);
       // Another reader (the other of K and V, or the other branch of a
       // split, not fused yet) may go away later: retried when nothing else
@@ -260,8 +265,6 @@ void fuseKeyValueProducers(RewriterBase &rewriter,
       rewriter.setInsertionPoint(slice);
       FailureOr<TilingResult> tiled =
           tensor::replaceExtractSliceWithTiledProducer(rewriter, slice, result);
-      // A producer that cannot be tiled this way (a rope whose scaling
-      // reads the largest position) stays whole, as before.
       if (failed(tiled))
         continue;
       rewriter.replaceOp(slice, tiled->tiledValues[0]);

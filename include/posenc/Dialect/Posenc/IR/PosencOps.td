@@ -75,6 +75,10 @@ def Posenc_RopeOp : Posenc_Op<"rope", [Pure, AllTypesMatch<["x", "result"]>]> {
     float64 at compile time; angles are range-reduced so that cos/sin stay
     within 1e-6 of a float64 evaluation for every position below 2^24.
 
+    Tileable (TilingInterface): the domain (b, s, h, d) is parallel; a tile
+    keeps D whole and slices `pos` with it. The `dynamic` and (with two
+    different tables) `longrope` scalings cannot be tiled along B or S.
+
     Multimodal RoPE (M-RoPE; Qwen2-VL, Wang et al. 2024, and transformers'
     `apply_multimodal_rotary_pos_emb`): with `mrope_section = array<i64:
     n_0, ..., n_{A-1}>` (A >= 1 sections of frequency pairs, summing to

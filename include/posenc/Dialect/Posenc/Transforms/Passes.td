@@ -68,7 +68,8 @@ def PosencCompressKVPass : Pass<"posenc-compress-kv"> {
       (no per-head products are left).
     - Rotary keys (RoPE does not commute with the up-projection):
       `rotary=reconstruct` rebuilds k = rope(c·B_k) and v = c·B_v from the
-      latent; `rotary=decoupled` keeps the rotary keys as they are and
+      latent (in decode block by block inside the key loop, where
+      posenc-tile-attention fuses them); `rotary=decoupled` keeps the rotary keys as they are and
       compresses the values alone (W_v, rank R).
 
     The rank is `rank` (clamped to min(d, columns)) or, per attention, the
@@ -174,7 +175,15 @@ def PosencTileAttentionPass : Pass<"posenc-tile-attention"> {
     contiguous blocks that its query tiles share. When the static query
     length fits one tile (decode), only the batch is tiled: each key block
     then spans every kv head of its keys, a contiguous stretch of the
-    cache read in place, and the step loops over the kv heads inside. A causal
+    cache read in place, and the step loops over the kv heads inside. The
+    producers of decode's K and V that implement TilingInterface (linalg
+    ops, `posenc.rope`, through `tensor.expand_shape`) and have no reader
+    but attention are fused into the key loop, since each key block is read
+    once: keys rebuilt from a compressed cache (posenc-compress-kv's
+    `rope(c·B_k)`, `c·B_v`) are multiplied out and rotated one block at a
+    time and never stored whole. A rope whose scaling reads the largest
+    position of the run (dynamic NTK, longrope with two tables) stays
+    whole. A causal
     tile reads only the keys its queries can see, and online_attention's
     key loop ends at its causal limit, so key blocks above the diagonal
     are never visited.
