@@ -201,3 +201,32 @@ func.func @negative_keys_also_returned(%q: tensor<1x1x4x16xf32>, %k: tensor<1x?x
   %o = posenc.attention %q, %kr, %k causal outs(%init) : tensor<1x1x4x16xf32>, tensor<1x?x2x16xf32>, tensor<1x?x2x16xf32>, tensor<1x1x4x16xf32>
   return %o, %kr : tensor<1x1x4x16xf32>, tensor<1x?x2x16xf32>
 }
+
+// -----
+
+// Decoupled partial rotary: keys are [cached rotated dims | non-rotary
+// dims rebuilt from the latent], joined along the head dim. Each key block
+// joins a block of the cache with a block rebuilt inside the loop.
+// FUSE-LABEL: func @concat_keys
+// FUSE-NOT: linalg.matmul
+// FUSE: scf.for %[[J:.+]] = %c0 to %{{.+}} step %c16 iter_args
+// FUSE: %[[TK:.+]] = affine.min
+// FUSE: %[[ROT:.+]] = tensor.extract_slice %arg1[0, %[[J]], 0, 0] [1, %[[TK]], 2, 4]
+// FUSE: %[[C:.+]] = tensor.extract_slice %arg2[%[[J]], 0] [%[[TK]], 8]
+// FUSE: %[[NOPE:.+]] = linalg.matmul ins(%[[C]], %arg3
+// FUSE: %[[NE:.+]] = tensor.expand_shape %[[NOPE]]
+// FUSE: %[[K:.+]] = tensor.concat dim(3) %[[ROT]], %[[NE]] : (tensor<1x?x2x4xf32>, tensor<1x?x2x12xf32>) -> tensor<1x?x2x16xf32>
+// FUSE: posenc.online_attention %arg0, %[[K]]
+func.func @concat_keys(%q: tensor<1x1x4x16xf32>, %krot: tensor<1x?x2x4xf32>, %c: tensor<?x8xf32>, %bk: tensor<8x24xf32>) -> tensor<1x1x4x16xf32> {
+  %c0 = arith.constant 0 : index
+  %zero = arith.constant 0.0 : f32
+  %n = tensor.dim %c, %c0 : tensor<?x8xf32>
+  %e = tensor.empty(%n) : tensor<?x24xf32>
+  %z = linalg.fill ins(%zero : f32) outs(%e : tensor<?x24xf32>) -> tensor<?x24xf32>
+  %kf = linalg.matmul ins(%c, %bk : tensor<?x8xf32>, tensor<8x24xf32>) outs(%z : tensor<?x24xf32>) -> tensor<?x24xf32>
+  %knope = tensor.expand_shape %kf [[0, 1], [2, 3]] output_shape [1, %n, 2, 12] : tensor<?x24xf32> into tensor<1x?x2x12xf32>
+  %k = tensor.concat dim(3) %krot, %knope : (tensor<1x?x2x4xf32>, tensor<1x?x2x12xf32>) -> tensor<1x?x2x16xf32>
+  %init = tensor.empty() : tensor<1x1x4x16xf32>
+  %o = posenc.attention %q, %k, %k causal outs(%init) : tensor<1x1x4x16xf32>, tensor<1x?x2x16xf32>, tensor<1x?x2x16xf32>, tensor<1x1x4x16xf32>
+  return %o : tensor<1x1x4x16xf32>
+}

@@ -163,13 +163,49 @@ tensor::ExtractSliceOp sliceAboveExpandShape(tensor::ExtractSliceOp slice) {
                 : tensor::ExtractSliceOp();
 }
 
+/// The slices of `concat`'s inputs that `slice` of its result reads, when
+/// the slice keeps the concatenated dim whole (a key block of keys joined
+/// along the head dim, as [cached rotary dims | rebuilt others]): the
+/// block is the concatenation of the inputs' blocks. Empty otherwise.
+SmallVector<tensor::ExtractSliceOp>
+sliceAboveConcat(RewriterBase &rewriter, tensor::ExtractSliceOp slice) {
+  auto concat = slice.getSource().getDefiningOp<tensor::ConcatOp>();
+  if (!concat || slice.getType().getRank() != concat.getType().getRank() ||
+      !slice.hasUnitStride())
+    return {};
+  int64_t dim = concat.getDim();
+  if (!isZeroInteger(slice.getMixedOffsets()[dim]) ||
+      !isEqualConstantIntOrValue(
+          slice.getMixedSizes()[dim],
+          rewriter.getIndexAttr(concat.getType().getDimSize(dim))) ||
+      concat.getType().isDynamicDim(dim))
+    return {};
+  rewriter.setInsertionPoint(slice);
+  SmallVector<tensor::ExtractSliceOp> parts;
+  SmallVector<Value> values;
+  for (Value input : concat.getInputs()) {
+    SmallVector<OpFoldResult> sizes = slice.getMixedSizes();
+    sizes[dim] = rewriter.getIndexAttr(
+        cast<RankedTensorType>(input.getType()).getDimSize(dim));
+    auto part = tensor::ExtractSliceOp::create(rewriter, slice.getLoc(), input,
+                                               slice.getMixedOffsets(), sizes,
+                                               slice.getMixedStrides());
+    parts.push_back(part);
+    values.push_back(part);
+  }
+  rewriter.replaceOpWithNewOp<tensor::ConcatOp>(slice, slice.getType(), dim,
+                                                values);
+  return parts;
+}
+
 /// Decode reads each key block once, so K and V can be computed block by
 /// block inside the key loop from their producers at no extra cost: keys
 /// rebuilt from a compressed cache (posenc-compress-kv: rope(c·B_k), c·B_v)
 /// are then expanded and rotated one block at a time and never stored
 /// whole. Producers are fused through upstream tiling
 /// (replaceExtractSliceWithTiledProducer) as long as they implement
-/// TilingInterface (linalg, posenc.rope) and only slices read them; a
+/// TilingInterface (linalg, posenc.rope; through tensor.expand_shape and
+/// tensor.concat along the head dim) and only slices read them; a
 /// producer with another user is left alone, since fusing it would compute
 /// it twice. Stops at anything else (the cache's insert_slice).
 void fuseKeyValueProducers(RewriterBase &rewriter,
@@ -226,6 +262,17 @@ void fuseKeyValueProducers(RewriterBase &rewriter,
           resolveDims(reshape);
           eraseIfDead(reshape);
           worklist.push_back(above);
+          progress = true;
+          continue;
+        }
+      }
+      if (auto concat = slice.getSource().getDefiningOp<tensor::ConcatOp>()) {
+        SmallVector<tensor::ExtractSliceOp> parts =
+            sliceAboveConcat(rewriter, slice);
+        if (!parts.empty()) {
+          resolveDims(concat);
+          eraseIfDead(concat);
+          worklist.append(parts.begin(), parts.end());
           progress = true;
           continue;
         }
