@@ -11,7 +11,11 @@ as stored) are factored at load time:
 - `factor=separate`: W_k and W_v alone, ⌈R/2⌉ and ⌊R/2⌋ (or each by
   energy); the caches store c_k and c_v;
 - `rotary=decoupled`: the rotated keys are cached as they are and only the
-  values are compressed (rank R of W_v).
+  values are compressed (rank R of W_v). With partial rotary (rotary_dim
+  R_rot < head_dim, as GPT-NeoX, Phi or StableLM) only the rotated dims
+  of the keys are cached; the others are position-independent and join
+  the values in one latent (rank R of [W_k's non-rotary rows | W_v]), the
+  layout DeepSeek-V2 trains with (decoupled RoPE, arXiv 2405.04434 §2.1.3).
 Keys are rebuilt from the cached latent and rotated at their positions
 (RoPE does not commute with the up-projection), values likewise, for the
 attention of each step. The rank is `rank=R` or the smallest R keeping a
@@ -133,6 +137,11 @@ def compress(config, layers, spec):
                          "compressed)")
     kind = "decoupled" if decoupled else spec["factor"]
     rank, energy = spec.get("rank"), spec.get("energy")
+    hd, hkv = c.head_dim, c.n_kv_heads
+    rot = c.rotary_dim if decoupled and c.rotary_dim and c.rotary_dim < hd else None
+    # Rows of W_k (columns of wk below) each kv head rotates and does not.
+    rows = np.arange(kv).reshape(hkv, hd)
+    kept, nope = (rows[:, :rot].ravel(), rows[:, rot:].ravel()) if rot else (None, None)
     per_layer = []
     for lw in layers:
         wk = np.asarray(lw["wk"], np.float64).T  # [d, kv]: k = x·wk
@@ -147,6 +156,12 @@ def compress(config, layers, spec):
             ak, av = float(np.sum(wk**2)), float(np.sum(wv**2))
             per_layer.append({"a": [dk, dv], "b": [uk, uv], "ranks": [dk.shape[1], dv.shape[1]],
                               "dropped": (ek * ak + ev * av) / (ak + av) if ak + av else 0.0})
+        elif rot:
+            # Per kv head, dims >= R_rot are not rotated: they join v.
+            down, up, drop = _factor(np.concatenate([wk[:, nope], wv], axis=1), rank, energy)
+            n = len(nope)
+            per_layer.append({"a": [down], "b": [up[:, n:], up[:, :n]],
+                              "ranks": [down.shape[1]], "dropped": drop})
         else:
             dv, uv, ev = _factor(wv, rank, energy)
             per_layer.append({"a": [dv], "b": [uv], "ranks": [dv.shape[1]], "dropped": ev})
@@ -163,19 +178,21 @@ def compress(config, layers, spec):
             out["k_a"], out["v_a"] = a
             out["k_b"], out["v_b"] = (f32(_pad(m, w, 0)) for m, w in zip(p["b"], widths))
         else:
-            out["wk"] = lw["wk"]
+            out["wk"] = f32(np.asarray(lw["wk"])[kept]) if rot else lw["wk"]
             out["v_a"] = a[0]
             out["v_b"] = f32(_pad(p["b"][0], widths[0], 0))
+            if rot:
+                out["k_b"] = f32(_pad(p["b"][1], widths[0], 0))  # [R, Hkv·(hd - R_rot)]
         new_layers.append(out)
     if kind == "joint":
         ranks = {"kv": widths[0]}
     elif kind == "separate":
         ranks = {"k": widths[0], "v": widths[1]}
     else:
-        ranks = {"v": widths[0]}
+        ranks = {"v": widths[0], "k_rot": rot}
     new_config = dataclasses.replace(c, kv_compress={"kind": kind, **ranks})
     per_token = {"joint": widths[0], "separate": sum(widths),
-                 "decoupled": kv + widths[0]}[kind]
+                 "decoupled": hkv * (rot or hd) + widths[0]}[kind]
     report = {"spec": spec, "kind": kind,
               "layer_ranks": [p["ranks"] for p in per_layer],
               "layer_dropped_energy": [p["dropped"] for p in per_layer],
@@ -195,18 +212,23 @@ def weight_shapes(c):
     if kc["kind"] == "separate":
         return {"k_a": (kc["k"], d), "v_a": (kc["v"], d), "k_b": (kc["k"], kv),
                 "v_b": (kc["v"], kv)}
-    return {"v_a": (kc["v"], d), "v_b": (kc["v"], kv)}
+    out = {"v_a": (kc["v"], d), "v_b": (kc["v"], kv)}
+    if kc.get("k_rot"):
+        hkv, rot = c.n_kv_heads, kc["k_rot"]
+        out.update(wk=(hkv * rot, d), k_b=(kc["v"], hkv * (c.head_dim - rot)))
+    return out
 
 
 def cache_shapes(c, max_seq):
     """The caches of a compressed decoder: the latent(s) [L, max_seq, 1,
-    R], after the rotated keys [L, max_seq, Hkv, hd] when decoupled."""
+    R], after the rotated keys [L, max_seq, Hkv, hd] when decoupled
+    ([L, max_seq, Hkv, R_rot] with partial rotary)."""
     kc, L = c.kv_compress, c.n_layers
     if kc["kind"] == "joint":
         return ((L, max_seq, 1, kc["kv"]),)
     if kc["kind"] == "separate":
         return ((L, max_seq, 1, kc["k"]), (L, max_seq, 1, kc["v"]))
-    return ((L, max_seq, c.n_kv_heads, c.head_dim), (L, max_seq, 1, kc["v"]))
+    return ((L, max_seq, c.n_kv_heads, kc.get("k_rot") or c.head_dim), (L, max_seq, 1, kc["v"]))
 
 
 def describe(report):

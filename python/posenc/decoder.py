@@ -509,7 +509,7 @@ class _Function:
         None). Decoupled: the rotated keys `k_rot` are cached as usual.
         Returns (k, v, caches)."""
         c, kc = self.c, self.c.kv_compress
-        Hkv, hd, kv, d = c.n_kv_heads, c.head_dim, c.kv_dim, c.dim
+        Hkv, hd, d = c.n_kv_heads, c.head_dim, c.dim
         caches = list(caches)
         full = _tensor((1, None, Hkv, hd))
 
@@ -529,27 +529,39 @@ class _Function:
             caches[i] = upd
             return view, width
 
-        def rebuild(view, width, b):
-            # B stored [R, kv_dim]: the plain product vectorizes along
-            # kv_dim whatever R is.
-            m, m4 = self.fresh("mm"), self.fresh("up")
-            out = self.zeros((None, kv), dyn="%n")
+        def rebuild(view, width, b, per_head=hd):
+            # B stored [R, Hkv·per_head]: the plain product vectorizes along
+            # its columns whatever R is.
+            m, m4, n = self.fresh("mm"), self.fresh("up"), Hkv * per_head
+            out = self.zeros((None, n), dyn="%n")
             self.emit(f"{m} = linalg.matmul ins({view}, {self.layer_weight(b, layer)} : "
-                      f"{_tensor((None, width))}, {_tensor((width, kv))}) outs({out} : "
-                      f"{_tensor((None, kv))}) -> {_tensor((None, kv))}")
+                      f"{_tensor((None, width))}, {_tensor((width, n))}) outs({out} : "
+                      f"{_tensor((None, n))}) -> {_tensor((None, n))}")
             self.emit(f"{m4} = tensor.expand_shape {m} [[0, 1], [2, 3]] output_shape "
-                      f"[1, %n, {Hkv}, {hd}] : {_tensor((None, kv))} into {full}")
+                      f"[1, %n, {Hkv}, {per_head}] : {_tensor((None, n))} into "
+                      f"{_tensor((1, None, Hkv, per_head))}")
             return m4
 
         if kc["kind"] == "decoupled":
+            # Partial rotary: the cache holds the rotated dims; the others
+            # are rebuilt from the latent and joined after them.
+            rot = kc.get("k_rot") or hd
             upd, k = self.fresh("kc"), self.fresh("kall")
             self.emit(f"{upd} = tensor.insert_slice {k_rot} into {caches[0]}[{layer}, %p0, 0, 0] "
-                      f"[1, {self.S}, {Hkv}, {hd}] [1, 1, 1, 1] : "
-                      f"{_tensor((1, self.s, Hkv, hd))} into {_tensor(cache[0])}")
+                      f"[1, {self.S}, {Hkv}, {rot}] [1, 1, 1, 1] : "
+                      f"{_tensor((1, self.s, Hkv, rot))} into {_tensor(cache[0])}")
             self.emit(f"{k} = tensor.extract_slice {upd}[{layer}, 0, 0, 0] [1, %n, {Hkv}, "
-                      f"{hd}] [1, 1, 1, 1] : {_tensor(cache[0])} to {full}")
+                      f"{rot}] [1, 1, 1, 1] : {_tensor(cache[0])} to "
+                      f"{_tensor((1, None, Hkv, rot))}")
             caches[0] = upd
-            return k, rebuild(*latent(1, "v_a"), "v_b"), caches
+            lat = latent(1, "v_a")
+            if rot < hd:
+                nope, joined = rebuild(*lat, "k_b", hd - rot), self.fresh("kj")
+                self.emit(f"{joined} = tensor.concat dim(3) {k}, {nope} : "
+                          f"({_tensor((1, None, Hkv, rot))}, "
+                          f"{_tensor((1, None, Hkv, hd - rot))}) -> {full}")
+                k = joined
+            return k, rebuild(*lat, "v_b"), caches
         if kc["kind"] == "joint":
             lk = lv = latent(0, "kv_a")
         else:
@@ -662,7 +674,7 @@ def layer_names(c, layer=0):
 
         kept = ("wk",) if c.kv_compress["kind"] == "decoupled" else ()
         names = tuple(n for n in names if n not in ("wk", "wv") or n in kept) + \
-            tuple(compressed_shapes(c))
+            tuple(n for n in compressed_shapes(c) if n not in kept)
     if c.moe and c.moe["layers"][layer]:
         names = tuple(n for n in names if n not in ("w1", "w2", "w3")) + ("router",)
         names += ("router_bias",) if c.moe.get("correction_bias") else ()
@@ -782,22 +794,24 @@ def _entry(c, max_seq, name, s):
             ckv = c.kv_compress
             q = f.linear(xb, f.layer_weight("wq", layer), qd, d)
             k = v = None
+            # Decoupled partial rotary projects only the rotated key dims.
+            k_hd = ckv.get("k_rot") or hd if ckv else hd
             if not ckv or ckv["kind"] == "decoupled":
-                k = f.linear(xb, f.layer_weight("wk", layer), c.kv_dim, d)
+                k = f.linear(xb, f.layer_weight("wk", layer), Hkv * k_hd, d)
             if not ckv:
                 v = f.linear(xb, f.layer_weight("wv", layer), c.kv_dim, d)
             if c.qkv_bias:
                 q, k, v = (f.add_bias(t, f.layer_weight(b, layer), width) for t, b, width in
                            ((q, "bq", qd), (k, "bk", c.kv_dim), (v, "bv", c.kv_dim)))
             heads = {}
-            for nm, val, nh, width in (("q", q, H, qd), ("k", k, Hkv, c.kv_dim),
+            for nm, val, nh, width in (("q", q, H, qd), ("k", k, Hkv, Hkv * k_hd),
                                        ("v", v, Hkv, c.kv_dim)):
                 if val is None:
                     continue
-                r = f.fresh(nm + "h")
+                r, w = f.fresh(nm + "h"), width // nh
                 f.emit(f"{r} = tensor.expand_shape {val} [[0, 1], [2, 3]] output_shape "
-                       f"[1, {f.S}, {nh}, {hd}] : {_tensor((s, width))} into "
-                       f"{_tensor((1, s, nh, hd))}")
+                       f"[1, {f.S}, {nh}, {w}] : {_tensor((s, width))} into "
+                       f"{_tensor((1, s, nh, w))}")
                 heads[nm] = r
             sch = c.schemes[layer] if c.schemes else None
             if sch and sch.qk_norm:
@@ -813,8 +827,9 @@ def _entry(c, max_seq, name, s):
                     continue  # keys rebuilt from a compressed cache
                 r = f.fresh(nm + "r")
                 layout = sch.layout if sch else c.rope_layout
+                w = k_hd if nm == "k" else hd
                 f.emit(f"{r} = posenc.rope {heads[nm]}, {pos} layout {layout}"
-                       f"{_rope_attributes(c, sch)} : {_tensor((1, s, nh, hd))}, "
+                       f"{_rope_attributes(c, sch)} : {_tensor((1, s, nh, w))}, "
                        f"{_tensor((s,), 'i64')}")
                 heads[nm] = r
             views = {}

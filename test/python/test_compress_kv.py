@@ -317,6 +317,49 @@ def test_compressed_decoder_vs_float64(tmp_path, heads, spec):
         rep["cache_floats_per_token"]
 
 
+def partial_truncated_layers(layers, rank, rot, hkv, hd):
+    """Decoupled partial rotary by numpy: W_k's rows of the dims >= `rot`
+    of each kv head and W_v replaced by the best rank-`rank` approximation
+    of [those rows | W_v] (float64); the rotated rows stay."""
+    out = []
+    nope = np.arange(hkv * hd).reshape(hkv, hd)[:, rot:].ravel()
+    for lw in layers:
+        wk, wv = lw["wk"].astype(np.float64).T, lw["wv"].astype(np.float64).T
+        m = best(np.concatenate([wk[:, nope], wv], axis=1), rank)[0]
+        wk = wk.copy()
+        wk[:, nope] = m[:, :len(nope)]
+        out.append(dict(lw, wk=wk.T, wv=m[:, len(nope):].T))
+    return out
+
+
+@pytest.mark.parametrize("rank,heads,rot", [(3, (4, 2), 4), (7, (4, 1), 2), (5, (4, 4), 6),
+                                            (24, (4, 2), 4)])
+def test_decoupled_partial_rotary_decoder_vs_float64(tmp_path, rank, heads, rot):
+    """Partial rotary (R_rot of hd = 8 dims rotated), rotary=decoupled: the
+    cache holds the R_rot rotated dims of each kv head and one latent of
+    [W_k's other rows | W_v]; prefill, a second prefill and decode steps
+    equal the float64 decoder with numpy's truncated weights. Rank 24 (the
+    most [8 or 12 key rows | 16 value rows] of d = 32 allows) is lossless."""
+    path, c, w = random_checkpoint(tmp_path, True, *heads)
+    c = dataclasses.replace(c, rotary_dim=rot)
+    layers = layer_weights(w, c.n_layers)
+    m = decoder.Model(c, layers, None, None, compress_kv=f"rank={rank},rotary=decoupled")
+    hkv, hd = c.n_kv_heads, c.head_dim
+    r = min(rank, c.dim, hkv * (hd - rot) + c.kv_dim)
+    assert m.caches[0].shape == (c.n_layers, m.max_seq, hkv, rot)
+    assert m.caches[1].shape == (c.n_layers, m.max_seq, 1, r)
+    assert m.compression["cache_floats_per_token"] == c.n_layers * (hkv * rot + r)
+    ids = [1, 5, 9, 33, 2, 17, 39, 0, 12]
+    got = np.concatenate([m.prefill(ids[:4]), m.prefill(ids[4:7], start=4),
+                          [m.decode(ids[7]), m.decode(ids[8])]])
+    want = reference.decoder_forward(
+        c, dict(layers, layers=partial_truncated_layers(layers["layers"], r, rot, hkv, hd)), ids)
+    scale = np.abs(want).max()
+    assert np.abs(got - want).max() / scale < 1e-5
+    original = reference.decoder_forward(c, layers, ids)
+    assert (np.abs(original - want).max() / scale < 1e-9) == (rank == 24)
+
+
 def test_cache_holds_the_latent_only(tmp_path):
     """Rows past the used length may hold anything (NaN) without changing
     the result: each step reads the latent rows 0..n-1."""
