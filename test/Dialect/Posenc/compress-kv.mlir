@@ -79,6 +79,39 @@ func.func @rotary(%x: tensor<8x4xf32>, %q: tensor<1x8x4x2xf32>, %pos: tensor<8xi
 
 // -----
 
+// Partial rotary (rotary_dim 2 of 4): decoupled keeps the rotated dims,
+// rope(x·W_k[:, :2]); the other key dims join the values in one latent of
+// rank 2 (of [W_k[:, 2:] | W_v]) and are joined after the rotated ones.
+// DEC-LABEL: func @partial_rotary
+// DEC: %[[LAT:.+]] = linalg.matmul ins(%{{.+}}, %{{.+}} : tensor<8x4xf32>, tensor<4x2xf32>)
+// DEC: %[[WROT:.+]] = arith.constant dense<{{\[}}[1.000000e+00, 5.000000e-01], [0.000000e+00, 1.000000e+00], [2.000000e+00, -1.000000e+00], [5.000000e-01, 5.000000e-01]]> : tensor<4x2xf32>
+// DEC: %[[KROT:.+]] = linalg.matmul ins(%{{.+}}, %[[WROT]] : tensor<8x4xf32>, tensor<4x2xf32>)
+// DEC: %[[KROT4:.+]] = tensor.expand_shape %[[KROT]] {{.*}} into tensor<1x8x1x2xf32>
+// DEC: %[[KR:.+]] = posenc.rope %[[KROT4]], %{{.+}} layout half {rotary_dim = 2 : i64} : tensor<1x8x1x2xf32>
+// DEC: %[[KN:.+]] = linalg.matmul ins(%[[LAT]], %{{.+}} : tensor<8x2xf32>, tensor<2x2xf32>)
+// DEC: %[[KN4:.+]] = tensor.expand_shape %[[KN]]
+// DEC: %[[K:.+]] = tensor.concat dim(3) %[[KR]], %[[KN4]] : (tensor<1x8x1x2xf32>, tensor<1x8x1x2xf32>) -> tensor<1x8x1x4xf32>
+// DEC: %[[VB:.+]] = linalg.matmul ins(%[[LAT]], %{{.+}} : tensor<8x2xf32>, tensor<2x4xf32>)
+// DEC: %[[V4:.+]] = tensor.expand_shape %[[VB]]
+// DEC: posenc.attention %{{.+}}, %[[K]], %[[V4]] causal outs(
+func.func @partial_rotary(%x: tensor<8x4xf32>, %q: tensor<1x8x2x4xf32>, %pos: tensor<8xi64>) -> tensor<1x8x2x4xf32> {
+  %zero = arith.constant 0.0 : f32
+  %wk = arith.constant dense<[[1.0, 0.5, -1.0, 2.0], [0.0, 1.0, 0.25, -0.5], [2.0, -1.0, 0.0, 1.0], [0.5, 0.5, 1.5, 0.0]]> : tensor<4x4xf32>
+  %wv = arith.constant dense<[[0.0, 1.0, 2.0, -1.0], [1.0, 0.0, -0.5, 0.5], [0.25, 2.0, 1.0, 0.0], [-1.0, 0.5, 0.0, 1.0]]> : tensor<4x4xf32>
+  %e = tensor.empty() : tensor<8x4xf32>
+  %z = linalg.fill ins(%zero : f32) outs(%e : tensor<8x4xf32>) -> tensor<8x4xf32>
+  %k2 = linalg.matmul ins(%x, %wk : tensor<8x4xf32>, tensor<4x4xf32>) outs(%z : tensor<8x4xf32>) -> tensor<8x4xf32>
+  %v2 = linalg.matmul ins(%x, %wv : tensor<8x4xf32>, tensor<4x4xf32>) outs(%z : tensor<8x4xf32>) -> tensor<8x4xf32>
+  %k = tensor.expand_shape %k2 [[0, 1], [2, 3]] output_shape [1, 8, 1, 4] : tensor<8x4xf32> into tensor<1x8x1x4xf32>
+  %v = tensor.expand_shape %v2 [[0, 1], [2, 3]] output_shape [1, 8, 1, 4] : tensor<8x4xf32> into tensor<1x8x1x4xf32>
+  %kr = posenc.rope %k, %pos layout half {rotary_dim = 2 : i64} : tensor<1x8x1x4xf32>, tensor<8xi64>
+  %init = tensor.empty() : tensor<1x8x2x4xf32>
+  %o = posenc.attention %q, %kr, %v causal outs(%init) : tensor<1x8x2x4xf32>, tensor<1x8x1x4xf32>, tensor<1x8x1x4xf32>, tensor<1x8x2x4xf32>
+  return %o : tensor<1x8x2x4xf32>
+}
+
+// -----
+
 // Not a projection of constants: left alone.
 // JOINT-LABEL: func @weights_are_arguments
 // JOINT: posenc.attention %{{.+}}, %{{.+}}, %{{.+}} outs(%{{.+}}) : tensor<1x8x4x2xf32>, tensor<1x8x2x2xf32>, tensor<1x8x2x2xf32>, tensor<1x8x4x2xf32>

@@ -305,6 +305,10 @@ struct Side {
 struct Factored {
   Side k, v;
   bool keysKept = false; // rotary=decoupled
+  // rotary=decoupled with partial rotary: the rotated dims per kv head
+  // (kept, W_k's columns `rotaryColumns`); k holds the others' latent.
+  int64_t rotary = 0;
+  std::vector<double> rotaryColumns;
   int64_t latentWidth = 0, originalWidth = 0;
   double droppedEnergy = 0;
 };
@@ -364,6 +368,40 @@ FailureOr<Factored> CompressKV::factorWeights(LinalgBuilder &e, AttentionOp op,
     return s;
   };
   const Projection &k = m.k, &v = m.v;
+  RopeOp rope = m.rope;
+  int64_t rotated =
+      rope ? rope.getRotaryDimOrHeadDim().value_or(k.headDim) : k.headDim;
+  if (m.rope && rotary == "decoupled" && rotated < k.headDim) {
+    // Partial rotary: per kv head, dims >= R_rot are not rotated and join
+    // the values in one latent; the rotated dims are kept.
+    int64_t nope = k.heads * (k.headDim - rotated);
+    std::vector<double> kept(k.d * k.heads * rotated),
+        joined(k.d * (nope + v.n));
+    for (int64_t i = 0; i < k.d; ++i) {
+      for (int64_t h = 0; h < k.heads; ++h)
+        for (int64_t j = 0; j < k.headDim; ++j) {
+          double w = k.w[i * k.n + h * k.headDim + j];
+          if (j < rotated)
+            kept[(i * k.heads + h) * rotated + j] = w;
+          else
+            joined[i * (nope + v.n) + h * (k.headDim - rotated) + j - rotated] =
+                w;
+        }
+      std::copy_n(&v.w[i * v.n], v.n, &joined[i * (nope + v.n) + nope]);
+    }
+    std::optional<LowRankFactors> lr = svd(joined, nope + v.n, rank);
+    if (!lr)
+      return failure();
+    f.keysKept = true;
+    f.rotary = rotated;
+    f.rotaryColumns = std::move(kept);
+    f.k = side(*lr, 0, nope);
+    f.v = side(*lr, nope, v.n);
+    f.k.latent = f.v.latent = matmulByConstant(e, k.x, lr->down, k.d, lr->rank);
+    f.latentWidth = k.heads * rotated + lr->rank;
+    f.droppedEnergy = dropped(*lr);
+    return f;
+  }
   if (m.rope && rotary == "decoupled") {
     std::optional<LowRankFactors> lv = svd(v.w, v.n, rank);
     if (!lv)
@@ -447,6 +485,21 @@ LogicalResult CompressKV::compress(AttentionOp op, Match &m) {
       auto rope = cast<RopeOp>(b.clone(*m.rope));
       rope.getXMutable().assign(kr);
       op.getKMutable().assign(rope.getResult());
+    } else if (f->rotary) {
+      // [rope(x·W_k's rotated columns) | c·B_k] along the head dim.
+      int64_t r = f->rotary, nope = k.headDim - f->rotary;
+      Value kr = toHeads(
+          e, matmulByConstant(e, k.x, f->rotaryColumns, k.d, k.heads * r),
+          k.expand, k.heads, r);
+      auto rope = cast<RopeOp>(b.clone(*m.rope));
+      rope.getXMutable().assign(kr);
+      rope.getResult().setType(cast<RankedTensorType>(kr.getType()));
+      Value kn = toHeads(
+          e,
+          matmulByConstant(e, f->k.latent, f->k.up, f->k.rank, k.heads * nope),
+          k.expand, k.heads, nope);
+      op.getKMutable().assign(tensor::ConcatOp::create(
+          b, op.getLoc(), /*dim=*/3, ValueRange{rope.getResult(), kn}));
     }
     Value vr =
         toHeads(e, matmulByConstant(e, f->v.latent, f->v.up, f->v.rank, v.n),
@@ -538,8 +591,9 @@ LogicalResult CompressKV::compress(AttentionOp op, Match &m) {
   mlir::emitRemark(e.loc) << "posenc-compress-kv: latent of " << f->latentWidth
                           << " floats per token instead of " << f->originalWidth
                           << " ("
-                          << (f->keysKept ? "rotary keys kept, values rank "
-                                          : "rank ")
+                          << (f->rotary     ? "rotated key dims kept, rank "
+                              : f->keysKept ? "rotary keys kept, values rank "
+                                            : "rank ")
                           << (f->keysKept ? f->v.rank : f->latentWidth)
                           << "), dropped energy " << f->droppedEnergy;
   // One call for all chains: q may be k's or v's own projection.

@@ -69,8 +69,14 @@ def PosencCompressKVPass : Pass<"posenc-compress-kv"> {
     - Rotary keys (RoPE does not commute with the up-projection):
       `rotary=reconstruct` rebuilds k = rope(c·B_k) and v = c·B_v from the
       latent (in decode block by block inside the key loop, where
-      posenc-tile-attention fuses them); `rotary=decoupled` keeps the rotary keys as they are and
-      compresses the values alone (W_v, rank R).
+      posenc-tile-attention fuses them); `rotary=decoupled` keeps the
+      rotary keys as they are and compresses the values alone (W_v, rank
+      R). With partial rotary (the rope's `rotary_dim` R_rot < D) only the
+      rotated dims are kept, `rope(x·W_k[rotated columns])`; the others are
+      position-independent and join the values in one latent (rank R of
+      [W_k's other columns | W_v]), and k = concat(rotated, c·B_k) along
+      the head dim: DeepSeek-V2's decoupled RoPE (§2.1.3) on a model
+      trained without it.
 
     The rank is `rank` (clamped to min(d, columns)) or, per attention, the
     smallest R whose singular values keep the fraction `energy` of Σσ²;
@@ -88,7 +94,7 @@ def PosencCompressKVPass : Pass<"posenc-compress-kv"> {
            "joint ([W_k | W_v] together) or separate">,
     Option<"rotary", "rotary", "std::string", "\"reconstruct\"",
            "Rotary keys: reconstruct (k = rope(c·B_k)) or decoupled (keep "
-           "keys, compress values)">,
+           "the rotated key dims, compress values and any other key dims)">,
     ListOption<"layers", "layers", "int64_t",
                "Indices of the attention ops to compress (default: all)">,
   ];
