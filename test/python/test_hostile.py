@@ -53,6 +53,22 @@ def test_bias_empty(sq, sk):
     assert b.shape == (4, sq, sk)
 
 
+@pytest.mark.parametrize("rows", [0, 1, 37])
+def test_threads_split_empty_and_short_dims(rows):
+    """posenc-tile-for-threads' chunks of a dynamic dim: an empty one gave a
+    zero step, which the OpenMP lowering divided by (SIGFPE)."""
+    ir = func_ir([("x", "tensor<?x16xf32>"), ("y", "tensor<?x16xf32>")], [
+        "%c0 = arith.constant 0 : index",
+        "%n = tensor.dim %x, %c0 : tensor<?x16xf32>",
+        "%e = tensor.empty(%n) : tensor<?x16xf32>",
+        "%o = linalg.add ins(%x, %y : tensor<?x16xf32>, tensor<?x16xf32>) outs(%e : "
+        "tensor<?x16xf32>) -> tensor<?x16xf32>"], [("%o", "tensor<?x16xf32>")])
+    x, y = (np.random.default_rng(rows + i).standard_normal((rows, 16)).astype(np.float32)
+            for i in range(2))
+    (out,) = run(ir, [x, y], pipeline="posenc-lower-to-cpu{num-threads=2}")
+    np.testing.assert_array_equal(out, x + y)
+
+
 def test_attention_no_keys_yields_zeros():
     """An empty key set is a fully-masked row: 0, never NaN."""
     m = compile_one(

@@ -112,6 +112,29 @@ func.func @partial_rotary(%x: tensor<8x4xf32>, %q: tensor<1x8x2x4xf32>, %pos: te
 
 // -----
 
+// rotary_dim 0 rotates nothing: decoupled keeps the keys whole (as
+// posenc.compress_kv does) and compresses the values alone.
+// DEC-LABEL: func @rotary_dim_zero
+// DEC: %[[KR:.+]] = posenc.rope %{{.+}}, %{{.+}} layout half {rotary_dim = 0 : i64} : tensor<1x8x1x4xf32>
+// DEC: posenc.attention %{{.+}}, %[[KR]], %{{.+}} causal outs(
+func.func @rotary_dim_zero(%x: tensor<8x4xf32>, %q: tensor<1x8x2x4xf32>, %pos: tensor<8xi64>) -> tensor<1x8x2x4xf32> {
+  %zero = arith.constant 0.0 : f32
+  %wk = arith.constant dense<[[1.0, 0.5, -1.0, 2.0], [0.0, 1.0, 0.25, -0.5], [2.0, -1.0, 0.0, 1.0], [0.5, 0.5, 1.5, 0.0]]> : tensor<4x4xf32>
+  %wv = arith.constant dense<[[0.0, 1.0, 2.0, -1.0], [1.0, 0.0, -0.5, 0.5], [0.25, 2.0, 1.0, 0.0], [-1.0, 0.5, 0.0, 1.0]]> : tensor<4x4xf32>
+  %e = tensor.empty() : tensor<8x4xf32>
+  %z = linalg.fill ins(%zero : f32) outs(%e : tensor<8x4xf32>) -> tensor<8x4xf32>
+  %k2 = linalg.matmul ins(%x, %wk : tensor<8x4xf32>, tensor<4x4xf32>) outs(%z : tensor<8x4xf32>) -> tensor<8x4xf32>
+  %v2 = linalg.matmul ins(%x, %wv : tensor<8x4xf32>, tensor<4x4xf32>) outs(%z : tensor<8x4xf32>) -> tensor<8x4xf32>
+  %k = tensor.expand_shape %k2 [[0, 1], [2, 3]] output_shape [1, 8, 1, 4] : tensor<8x4xf32> into tensor<1x8x1x4xf32>
+  %v = tensor.expand_shape %v2 [[0, 1], [2, 3]] output_shape [1, 8, 1, 4] : tensor<8x4xf32> into tensor<1x8x1x4xf32>
+  %kr = posenc.rope %k, %pos layout half {rotary_dim = 0 : i64} : tensor<1x8x1x4xf32>, tensor<8xi64>
+  %init = tensor.empty() : tensor<1x8x2x4xf32>
+  %o = posenc.attention %q, %kr, %v causal outs(%init) : tensor<1x8x2x4xf32>, tensor<1x8x1x4xf32>, tensor<1x8x1x4xf32>, tensor<1x8x2x4xf32>
+  return %o : tensor<1x8x2x4xf32>
+}
+
+// -----
+
 // Not a projection of constants: left alone.
 // JOINT-LABEL: func @weights_are_arguments
 // JOINT: posenc.attention %{{.+}}, %{{.+}}, %{{.+}} outs(%{{.+}}) : tensor<1x8x4x2xf32>, tensor<1x8x2x2xf32>, tensor<1x8x2x2xf32>, tensor<1x8x4x2xf32>

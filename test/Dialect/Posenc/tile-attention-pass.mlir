@@ -5,6 +5,7 @@
 // RUN: posenc-opt %s --posenc-tile-attention="tile-rows=8 key-tile=16 max-queries=1 key-chunk=8" -split-input-file | FileCheck %s --check-prefix=SPLIT
 // RUN: posenc-opt %s --posenc-tile-attention="tile-rows=8 key-tile=16 max-queries=1" --canonicalize -split-input-file | FileCheck %s --check-prefix=FUSE
 // RUN: posenc-opt %s --posenc-tile-attention="tile-rows=8 key-tile=16 max-queries=1 key-chunk=32" --canonicalize -split-input-file | FileCheck %s --check-prefix=FUSESPLIT
+// RUN: posenc-opt %s --posenc-tile-attention="tile-rows=8 key-tile=16 max-queries=1 key-chunk=32" -split-input-file 2>&1 >/dev/null | FileCheck %s --check-prefix=QUIET --allow-empty
 // RUN: not posenc-opt %s --posenc-tile-attention="key-tile=0" -split-input-file 2>&1 | FileCheck %s --check-prefix=BAD
 
 // BAD: posenc-tile-attention: tile-sizes must be at most 3 sizes >= 0 (batch, query heads, queries), key-tile > 0 and max-queries >= 0, tile-rows >= 0, key-chunk >= 0; got tile-sizes=[] key-tile=0 key-chunk=0 max-queries=0 tile-rows=0
@@ -228,5 +229,57 @@ func.func @concat_keys(%q: tensor<1x1x4x16xf32>, %krot: tensor<1x?x2x4xf32>, %c:
   %k = tensor.concat dim(3) %krot, %knope : (tensor<1x?x2x4xf32>, tensor<1x?x2x12xf32>) -> tensor<1x?x2x16xf32>
   %init = tensor.empty() : tensor<1x1x4x16xf32>
   %o = posenc.attention %q, %k, %k causal outs(%init) : tensor<1x1x4x16xf32>, tensor<1x?x2x16xf32>, tensor<1x?x2x16xf32>, tensor<1x1x4x16xf32>
+  return %o : tensor<1x1x4x16xf32>
+}
+
+// -----
+
+// Keys that are part of a rope's head dim: the rope cannot give that
+// block (pairs span its head dim), so it stays whole, and no error is
+// printed for the valid input.
+// QUIET-NOT: error
+// FUSE-LABEL: func @rope_head_dim_slice
+// FUSE: %[[R:.+]] = posenc.rope
+// FUSE: scf.for
+// FUSE-NOT: posenc.rope
+// FUSE: posenc.online_attention
+func.func @rope_head_dim_slice(%q: tensor<1x1x4x12xf32>, %x: tensor<1x?x2x16xf32>, %v: tensor<1x?x2x12xf32>, %pos: tensor<?xi32>) -> tensor<1x1x4x12xf32> {
+  %c1 = arith.constant 1 : index
+  %n = tensor.dim %x, %c1 : tensor<1x?x2x16xf32>
+  %r = posenc.rope %x, %pos layout half {rotary_dim = 8 : i64} : tensor<1x?x2x16xf32>, tensor<?xi32>
+  %k = tensor.extract_slice %r[0, 0, 0, 0] [1, %n, 2, 12] [1, 1, 1, 1] : tensor<1x?x2x16xf32> to tensor<1x?x2x12xf32>
+  %init = tensor.empty() : tensor<1x1x4x12xf32>
+  %o = posenc.attention %q, %k, %v causal outs(%init) : tensor<1x1x4x12xf32>, tensor<1x?x2x12xf32>, tensor<1x?x2x12xf32>, tensor<1x1x4x12xf32>
+  return %o : tensor<1x1x4x12xf32>
+}
+
+// -----
+
+// K = V, and a latent that both the keys and the values are rebuilt from:
+// each block computes the latent rows once, and rotates once.
+// FUSE-LABEL: func @shared_latent
+// FUSE: scf.for
+// FUSE: %[[LAT:.+]] = linalg.matmul ins(%{{.+}}, %arg2 : tensor<?x6xf32>, tensor<6x3xf32>)
+// FUSE-NOT: tensor<6x3xf32>
+// FUSE: linalg.matmul ins(%[[LAT]], %arg3 :
+// FUSE-NOT: tensor<6x3xf32>
+// FUSE: linalg.matmul ins(%[[LAT]], %arg4 :
+// FUSE-NOT: tensor<6x3xf32>
+// FUSE: posenc.online_attention
+func.func @shared_latent(%q: tensor<1x1x4x16xf32>, %x: tensor<?x6xf32>, %a: tensor<6x3xf32>, %bk: tensor<3x32xf32>, %bv: tensor<3x32xf32>) -> tensor<1x1x4x16xf32> {
+  %c0 = arith.constant 0 : index
+  %zero = arith.constant 0.0 : f32
+  %n = tensor.dim %x, %c0 : tensor<?x6xf32>
+  %e3 = tensor.empty(%n) : tensor<?x3xf32>
+  %z3 = linalg.fill ins(%zero : f32) outs(%e3 : tensor<?x3xf32>) -> tensor<?x3xf32>
+  %c = linalg.matmul ins(%x, %a : tensor<?x6xf32>, tensor<6x3xf32>) outs(%z3 : tensor<?x3xf32>) -> tensor<?x3xf32>
+  %e = tensor.empty(%n) : tensor<?x32xf32>
+  %z = linalg.fill ins(%zero : f32) outs(%e : tensor<?x32xf32>) -> tensor<?x32xf32>
+  %kf = linalg.matmul ins(%c, %bk : tensor<?x3xf32>, tensor<3x32xf32>) outs(%z : tensor<?x32xf32>) -> tensor<?x32xf32>
+  %vf = linalg.matmul ins(%c, %bv : tensor<?x3xf32>, tensor<3x32xf32>) outs(%z : tensor<?x32xf32>) -> tensor<?x32xf32>
+  %k = tensor.expand_shape %kf [[0, 1], [2, 3]] output_shape [1, %n, 2, 16] : tensor<?x32xf32> into tensor<1x?x2x16xf32>
+  %v = tensor.expand_shape %vf [[0, 1], [2, 3]] output_shape [1, %n, 2, 16] : tensor<?x32xf32> into tensor<1x?x2x16xf32>
+  %init = tensor.empty() : tensor<1x1x4x16xf32>
+  %o = posenc.attention %q, %k, %v causal outs(%init) : tensor<1x1x4x16xf32>, tensor<1x?x2x16xf32>, tensor<1x?x2x16xf32>, tensor<1x1x4x16xf32>
   return %o : tensor<1x1x4x16xf32>
 }

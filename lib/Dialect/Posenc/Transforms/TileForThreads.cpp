@@ -104,9 +104,14 @@ void chunk(RewriterBase &rewriter, linalg::LinalgOp op, const DimUses &uses,
   // A multiple of kChunkAlign: the register blocks of the vectorized
   // matmuls (4 rows, 16 columns) and vector loops then cut each chunk where
   // they cut the whole op, so every element takes the same path, and the
-  // same bits, as without chunks.
-  OpFoldResult step = affine::makeComposedFoldedAffineApply(
-      rewriter, loc, s0.ceilDiv(chunks).ceilDiv(kChunkAlign) * kChunkAlign,
+  // same bits, as without chunks. At least kChunkAlign: an empty extent
+  // would give a zero step, which the OpenMP lowering divides by.
+  OpFoldResult step = affine::makeComposedFoldedAffineMax(
+      rewriter, loc,
+      AffineMap::get(0, 1,
+                     {s0.ceilDiv(chunks).ceilDiv(kChunkAlign) * kChunkAlign,
+                      rewriter.getAffineConstantExpr(kChunkAlign)},
+                     rewriter.getContext()),
       {extent});
   SmallVector<Value> inits(op.getDpsInits());
   auto forall = scf::ForallOp::create(
