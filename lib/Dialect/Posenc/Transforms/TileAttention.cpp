@@ -21,8 +21,9 @@
 #include "mlir/Dialect/SCF/Transforms/TileUsingInterface.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Tensor/Transforms/Transforms.h"
+#include "mlir/IR/Dominance.h"
 #include "mlir/IR/PatternMatch.h"
-#include "mlir/Interfaces/ValueBoundsOpInterface.h"
+#include "mlir/Transforms/CSE.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
 namespace mlir::posenc {
@@ -199,44 +200,6 @@ sliceAboveConcat(RewriterBase &rewriter, tensor::ExtractSliceOp slice) {
   return parts;
 }
 
-/// Whether index values `a` and `b` are computed alike: the same value, or
-/// results of equivalent side-effect-free ops on such values (the same
-/// offset rebuilt by two tilings), up to `depth` ops deep.
-bool sameIndex(Value a, Value b, int depth = 4) {
-  if (a == b)
-    return true;
-  Operation *x = a.getDefiningOp(), *y = b.getDefiningOp();
-  if (!x || !y || depth == 0 || !isPure(x) ||
-      cast<OpResult>(a).getResultNumber() !=
-          cast<OpResult>(b).getResultNumber())
-    return false;
-  return OperationEquivalence::isEquivalentTo(
-      x, y,
-      [&](Value u, Value v) { return success(sameIndex(u, v, depth - 1)); },
-      nullptr, OperationEquivalence::IgnoreLocations);
-}
-
-/// Whether `a` and `b` read the same elements of their source: equal
-/// offsets, sizes and strides, as constants, values computed alike or
-/// provably (ValueBoundsConstraintSet).
-bool sameSlice(tensor::ExtractSliceOp a, tensor::ExtractSliceOp b) {
-  if (a.getSource() != b.getSource())
-    return false;
-  return cast<OffsetSizeAndStrideOpInterface>(a.getOperation())
-      .isSameAs(cast<OffsetSizeAndStrideOpInterface>(b.getOperation()),
-                [](OpFoldResult x, OpFoldResult y) {
-                  if (isEqualConstantIntOrValue(x, y))
-                    return true;
-                  auto vx = dyn_cast<Value>(x), vy = dyn_cast<Value>(y);
-                  if (vx && vy && sameIndex(vx, vy))
-                    return true;
-                  FailureOr<bool> equal = ValueBoundsConstraintSet::areEqual(
-                      ValueBoundsConstraintSet::Variable(x),
-                      ValueBoundsConstraintSet::Variable(y));
-                  return succeeded(equal) && *equal;
-                });
-}
-
 /// Decode reads each key block once, so K and V can be computed block by
 /// block inside the key loop from their producers at no extra cost: keys
 /// rebuilt from a compressed cache (posenc-compress-kv: rope(c·B_k), c·B_v)
@@ -298,7 +261,6 @@ void fuseKeyValueProducers(RewriterBase &rewriter,
           mergeWithOuterSlice(rewriter, worklist.pop_back_val());
       if (auto reshape =
               slice.getSource().getDefiningOp<tensor::ExpandShapeOp>()) {
-        resolveDims(reshape);
         if (tensor::ExtractSliceOp above = sliceAboveExpandShape(slice)) {
           // (The bubbled slice's offsets read the reshape's sizes.)
           resolveDims(reshape);
@@ -355,18 +317,6 @@ void fuseKeyValueProducers(RewriterBase &rewriter,
         deferred.push_back(slice);
         continue;
       }
-      // The same block read twice in one loop body (K = V, or a latent
-      // both rebuild from) is computed once, at the first read.
-      SmallVector<tensor::ExtractSliceOp> same;
-      for (Operation *user : result.getUsers()) {
-        auto other = dyn_cast<tensor::ExtractSliceOp>(user);
-        if (other && other->getBlock() == slice->getBlock() &&
-            other.getType() == slice.getType() && sameSlice(other, slice))
-          same.push_back(other);
-      }
-      for (tensor::ExtractSliceOp other : same)
-        if (other->isBeforeInBlock(slice))
-          slice = other;
       rewriter.setInsertionPoint(slice);
       FailureOr<TilingResult> tiled;
       {
@@ -379,14 +329,6 @@ void fuseKeyValueProducers(RewriterBase &rewriter,
       }
       if (failed(tiled))
         continue;
-      // The reads replaced here may still be queued (the other of K and
-      // V): they leave the queues before they are erased.
-      for (tensor::ExtractSliceOp other : same) {
-        llvm::erase(worklist, other);
-        llvm::erase(deferred, other);
-        if (other != slice)
-          rewriter.replaceOp(other, tiled->tiledValues[0]);
-      }
       rewriter.replaceOp(slice, tiled->tiledValues[0]);
       eraseIfDead(producer);
       progress = true;
@@ -396,6 +338,11 @@ void fuseKeyValueProducers(RewriterBase &rewriter,
     }
     std::swap(worklist, deferred);
   }
+  // A block read twice in one loop body (K = V, or a latent both K and V
+  // are rebuilt from) was fused at each read: computed once.
+  DominanceInfo dominance;
+  for (Operation *loop : loops)
+    eliminateCommonSubExpressions(rewriter, dominance, loop);
 }
 
 struct PosencTileAttentionPass
