@@ -373,7 +373,7 @@ FailureOr<Factored> CompressKV::factorWeights(LinalgBuilder &e, AttentionOp op,
       rope ? rope.getRotaryDimOrHeadDim().value_or(k.headDim) : k.headDim;
   // (rotary_dim 0 rotates nothing; its keys are kept whole, as
   // posenc.compress_kv keeps them.)
-  if (m.rope && rotary == "decoupled" && rotated > 0 && rotated < k.headDim) {
+  if (rope && rotary == "decoupled" && rotated > 0 && rotated < k.headDim) {
     // Partial rotary: per kv head, dims >= R_rot are not rotated and join
     // the values in one latent; the rotated dims are kept.
     int64_t nope = k.heads * (k.headDim - rotated);
