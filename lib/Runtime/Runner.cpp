@@ -416,10 +416,17 @@ static void routeAllocations(
   MLIRContext *ctx = module.getContext();
   Type ptr = LLVM::LLVMPointerType::get(ctx);
   Type i64 = IntegerType::get(ctx, 64);
+  // The result is a fresh block, as malloc's is: without `noalias` LLVM
+  // must assume a buffer may overlap every other one, and it then cannot
+  // vectorize a loop that reads one buffer at computed indices (a bias
+  // table) and writes another (the scores).
   auto declare = [&](StringRef name, ArrayRef<Type> params) {
-    if (!module.lookupSymbol(name))
-      LLVM::LLVMFuncOp::create(b, module.getLoc(), name,
-                               LLVM::LLVMFunctionType::get(ptr, params));
+    if (module.lookupSymbol(name))
+      return;
+    auto fn = LLVM::LLVMFuncOp::create(
+        b, module.getLoc(), name, LLVM::LLVMFunctionType::get(ptr, params));
+    fn.setResultAttr(0, LLVM::LLVMDialect::getNoAliasAttrName(),
+                     b.getUnitAttr());
   };
   declare("posenc_aligned_alloc", {i64, i64, ptr});
   declare("posenc_malloc", {i64, ptr});
