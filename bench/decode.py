@@ -12,7 +12,7 @@ Contenders, each compiled by posenc from the same IR:
   default   posenc-lower-to-cpu: decode takes the loop over key blocks that
             posenc-tile-attention derives from the ops' interfaces
   prefill   posenc-lower-to-cpu{attention-decode-queries=0}: the tiling
-            of prefill (64 keys per block)
+            of prefill (attention-tile-k keys per block, 256 by default)
   split-K   attention decomposed into online_attention, keys split into 4
             chunks with upstream's tile_reduction_using_forall (partial
             states merged at the end), then posenc-lower-to-cpu; one thread

@@ -163,7 +163,7 @@ def compile(source, target="cpu", pipeline=None, threads=None, **options):
         bit-for-bit the same for any count.
     options: posenc-lower-to-cpu's options as keyword arguments, '_' for
         '-': mla="auto"|"naive"|"absorbed", fuse_bias=True,
-        attention_tile_q=64, attention_tile_k=64, fold_max_elements=4096,
+        attention_tile_q=64, attention_tile_k=256, fold_max_elements=4096,
         vector_width=0, ... (pipeline_options() lists them with their
         defaults). bool options take True/False, the others ints, mla a
         string. An unknown name or a wrong type is a TypeError; a value

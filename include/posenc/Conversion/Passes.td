@@ -46,7 +46,7 @@ def ConvertPosencToLinalgPass : Pass<"convert-posenc-to-linalg"> {
     Option<"attentionTileQ", "attention-tile-q", "int64_t", "64",
            "Rows per attention tile: (query, head) pairs, so a tile holds "
            "tile-q / G queries of the G query heads of a kv head (>= 1)">,
-    Option<"attentionTileK", "attention-tile-k", "int64_t", "64",
+    Option<"attentionTileK", "attention-tile-k", "int64_t", "256",
            "Keys per attention tile">,
     Option<"materializeAttention", "materialize-attention", "bool", "false",
            "Build whole score matrices instead of tiling">,

@@ -2,7 +2,7 @@
 // RUN: posenc-opt %s -convert-posenc-to-linalg="materialize-attention" -split-input-file | FileCheck %s --check-prefix=WHOLE
 // RUN: not posenc-opt %s -convert-posenc-to-linalg="attention-tile-q=0" -split-input-file 2>&1 | FileCheck %s --check-prefix=BADTILE
 
-// BADTILE: attention tile sizes must be positive, got attention-tile-q=0 attention-tile-k=64
+// BADTILE: attention tile sizes must be positive, got attention-tile-q=0 attention-tile-k=256
 
 // Attention is tiled through its TilingInterface and decomposed: tile-q = 8
 // rows of (query, head) pairs, so each tile takes one batch, the G = 4
