@@ -89,6 +89,8 @@ static void addTensorStage(OpPassManager &pm,
   lowering.attentionTileK = options.attentionTileK;
   lowering.attentionParallel = options.numThreads != 1;
   stages::addLinalgStage(pm, lowering);
+  // Key tiles beyond a clamped bias's max_distance read one table entry.
+  pm.addPass(createPosencSpecializeSaturatedClampPass());
   pm.addPass(createLoopInvariantCodeMotionPass());
   if (options.fuseElementwise)
     pm.addPass(createLinalgElementwiseOpFusionPass());

@@ -134,6 +134,61 @@ def test_fused_t5_distance_table_and_direct(rng, max_distance):
     assert rel_err(o, expected) <= 1e-4
 
 
+def clamp_positions(pattern, n, rng):
+    """Positions whose key tiles lie beyond the clamp on either side, across
+    it, or both (posenc-specialize-saturated-clamp versions each tile)."""
+    if pattern == "arange":
+        return np.arange(n)
+    if pattern == "shuffled":
+        return rng.permutation(n)
+    if pattern == "gaps":  # runs of 3 far apart: tiles saturate below and above
+        return (np.arange(n) // 3) * 50 + np.arange(n) % 3
+    if pattern == "reversed":
+        return np.arange(n)[::-1] * 4
+    return np.where(np.arange(n) % 2 == 0, -2**31, 2**31 - 1 - np.arange(n))  # "extremes"
+
+
+@pytest.mark.parametrize("kind", ["t5", "t5_bidirectional", "shaw"])
+@pytest.mark.parametrize("pattern", ["arange", "shuffled", "gaps", "reversed", "extremes"])
+@pytest.mark.parametrize("tiles", [(3, 5), (8, 16), None])
+def test_fused_clamped_distance_saturated_tiles(rng, kind, pattern, tiles):
+    """A bias read at clamp(k_pos - q_pos, -M, M) with M = 6: whole key
+    tiles beyond the clamp take a copy of the score step with the clamp
+    folded to its bound; tiles across it keep the gather. Against float64
+    for positions that saturate below, above, across and at the i32
+    limits, with tiles that do and do not divide the sequence."""
+    hq, hkv, sq, sk, d, m = 4, 2, 29, 71, 8, 6
+    q, k, v = (rng.uniform(-1, 1, (1, s, h, d)).astype(np.float32)
+               for s, h in ((sq, hq), (sk, hkv), (sk, hkv)))
+    kp = clamp_positions(pattern, sk, rng).astype(np.int32)
+    qp = rng.choice(kp, sq).astype(np.int32) if pattern != "arange" else kp[sk - sq:].copy()
+    t, kt, vt = type_of(q), type_of(k), type_of(v)
+    qpt, kpt = type_of(qp), type_of(kp)
+    bt = tensor_type((hq, sq, sk), "f32")
+    if kind == "shaw":
+        emb = rng.uniform(-1, 1, (2 * m + 1, d)).astype(np.float32)
+        bt = tensor_type((1, hq, sq, sk), "f32")
+        body = [f"%b = posenc.rel_key_bias %q, %e, %qp, %kp {{max_distance = {m} : i64}} : "
+                f"{t}, {type_of(emb)}, {qpt}, {kpt} -> {bt}"]
+        bias = ref.rel_key_bias(q, emb, qp, kp, m)
+    else:
+        emb = rng.standard_normal((8, hq)).astype(np.float32)
+        bidirectional = kind == "t5_bidirectional"
+        body = [f"%b = posenc.rel_bias %e, %qp, %kp kind t5 {{num_buckets = 8 : i64, "
+                f"max_distance = {m} : i64, bidirectional = {str(bidirectional).lower()}}} : "
+                f"{type_of(emb)}, {qpt}, {kpt} -> {bt}"]
+        bias = ref.rel_bias(emb, qp, kp, "t5", 8, m, bidirectional)
+    body += attention("%o", "%q", "%k", "%v", t, kt, vt, t, attrs=f" bias(%b : {bt})")
+    ir = func_ir([("q", t), ("k", kt), ("v", vt), ("qp", qpt), ("kp", kpt), ("e", type_of(emb))],
+                 body, [("%o", t)])
+    pipeline = ("posenc-lower-to-cpu" if tiles is None else
+                f"posenc-lower-to-cpu{{attention-tile-q={tiles[0]} attention-tile-k={tiles[1]}}}")
+    (o,) = run(ir, [q, k, v, qp, kp, emb], pipeline=pipeline)
+    expected = ref.attention(q.astype(np.float64), k.astype(np.float64), v.astype(np.float64),
+                             bias=bias)
+    assert rel_err(o, expected) <= 1e-5
+
+
 @pytest.mark.parametrize("attn_elem,bias_elem", [("f32", "f16"), ("f32", "bf16"),
                                                  ("f64", "f16"), ("f64", "bf16")])
 def test_fused_bias_rounds_to_its_type(attn_elem, bias_elem):

@@ -669,6 +669,41 @@ def PosencCheckGpuMappingPass
   ];
 }
 
+def PosencSpecializeSaturatedClampPass
+    : Pass<"posenc-specialize-saturated-clamp"> {
+  let summary = "Version a linalg.generic on whether a clamped difference "
+                "saturates over its whole iteration space";
+  let description = [{
+    T5's relative-position bias (Raffel et al. 2020; Hugging Face
+    `T5Attention._relative_position_bucket`) and Shaw et al.'s relative
+    keys read a table at `clamp(pos[j] - pos[i], lo, hi)`: every key more
+    than max_distance away shares one entry. Fused into attention's score
+    step, that is a table read at a computed index (a gather) per score,
+    although in most key tiles of a long sequence every score of the tile
+    reads the same entry.
+
+    For every `linalg.generic` whose body clamps a difference `a - b` to
+    constant bounds (`arith.maxsi(arith.minsi(a - b, hi), lo)` or the other
+    order), where `a` is computed from one loop dim alone and `b` from
+    another (values defined in the body from `linalg.index` and values from
+    above, no block arguments, no side effects) and both are `arith.extsi`
+    of narrower integers (so `a - b` cannot wrap), this pass computes the
+    range of `a` and of `b` over the iteration space (two loops, one per
+    dim) before the op and replaces it with
+    `scf.if (max a - min b <= lo)` → a copy with the clamp folded to `lo`,
+    `else scf.if (min a - max b >= hi)` → a copy with `hi`, `else` the op
+    unchanged. The copies compute the same values; their table read no
+    longer depends on the dims, so it is hoisted and the rest vectorizes
+    without a gather. An empty iteration space takes no bounds (the loops
+    run 0 times).
+
+    posenc-lower-to-cpu runs it after convert-posenc-to-linalg, on the
+    score step of every attention tile.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::scf::SCFDialect"];
+}
+
 def PosencReadOnlyArgumentsPass
     : Pass<"posenc-read-only-arguments", "::mlir::ModuleOp"> {
   let summary = "Mark tensor arguments of functions bufferization.writable = false";
