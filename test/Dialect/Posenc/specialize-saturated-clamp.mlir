@@ -198,3 +198,31 @@ func.func @negative(%s: tensor<8x16xi64>, %p: tensor<16xi32>,
   return %same, %wide, %dynamic, %reads_out
       : tensor<8x16xi64>, tensor<8x16xi64>, tensor<8x16xi64>, tensor<8x16xi64>
 }
+
+// -----
+
+// Not versioned: a clamp of index values (no fixed width).
+
+// CHECK-LABEL: func.func @negative_index
+// CHECK-NOT: scf.if
+// CHECK: return
+#id = affine_map<(d0, d1) -> (d0, d1)>
+func.func @negative_index(%s: tensor<8x16xf32>, %t: tensor<16xf32>)
+    -> tensor<8x16xf32> {
+  %c5 = arith.constant 5 : index
+  %c0 = arith.constant 0 : index
+  %r = linalg.generic {indexing_maps = [#id],
+                       iterator_types = ["parallel", "parallel"]}
+      outs(%s : tensor<8x16xf32>) {
+  ^bb0(%out: f32):
+    %i = linalg.index 0 : index
+    %j = linalg.index 1 : index
+    %d = arith.subi %j, %i : index
+    %d1 = arith.minsi %d, %c5 : index
+    %d2 = arith.maxsi %d1, %c0 : index
+    %b = tensor.extract %t[%d2] : tensor<16xf32>
+    %y = arith.addf %out, %b : f32
+    linalg.yield %y : f32
+  } -> tensor<8x16xf32>
+  return %r : tensor<8x16xf32>
+}

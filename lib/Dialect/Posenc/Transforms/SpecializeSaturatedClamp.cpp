@@ -115,7 +115,11 @@ std::optional<Clamp> matchClamp(Operation *outer, Block *body) {
       (outerMax ? !isa<arith::MinSIOp>(inner) : !isa<arith::MaxSIOp>(inner)))
     return std::nullopt;
   std::optional<int64_t> innerBound = bound(inner, x);
-  if (!innerBound || x.getType().getIntOrFloatBitWidth() > 64)
+  // Scalar integers only (index and vectors have no fixed width here).
+  if (!innerBound)
+    return std::nullopt;
+  auto intTy = dyn_cast<IntegerType>(x.getType());
+  if (!intTy || intTy.getWidth() > 64)
     return std::nullopt;
   int64_t lo = outerMax ? *outerBound : *innerBound;
   int64_t hi = outerMax ? *innerBound : *outerBound;
