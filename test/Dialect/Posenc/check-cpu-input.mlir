@@ -79,3 +79,26 @@ module {
     }
   }
 }
+
+// -----
+
+// A tensor built inside a linalg body (bufferization would silently give
+// it no buffer); reading a tensor from above with tensor.extract is fine.
+#id = affine_map<(d0) -> (d0)>
+func.func @tensor_in_linalg_body(%s: tensor<4xi64>, %p: tensor<8xi64>) -> tensor<4xi64> {
+  %r = linalg.generic {indexing_maps = [#id], iterator_types = ["parallel"]} outs(%s : tensor<4xi64>) {
+  ^bb0(%o: i64):
+    %j = linalg.index 0 : index
+    %a = tensor.extract %p[%j] : tensor<8xi64>
+    // expected-error @+1 {{'tensor.empty' op builds a tensor inside the body of a linalg op}}
+    %in = tensor.empty() : tensor<3xi64>
+    %g = linalg.generic {indexing_maps = [#id], iterator_types = ["parallel"]} outs(%in : tensor<3xi64>) {
+    ^bb1(%z: i64):
+      linalg.yield %a : i64
+    } -> tensor<3xi64>
+    %c2 = arith.constant 2 : index
+    %gv = tensor.extract %g[%c2] : tensor<3xi64>
+    linalg.yield %gv : i64
+  } -> tensor<4xi64>
+  return %r : tensor<4xi64>
+}

@@ -5,6 +5,7 @@
 
 #include "posenc/Dialect/Posenc/IR/PosencOps.h"
 
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/BuiltinOps.h"
@@ -106,6 +107,18 @@ struct PosencCheckCPUInputPass
                 << ": its attention kernel computes in f32; f64 attention "
                    "(computed in f64) runs on the CPU pipeline "
                    "(posenc-lower-to-cpu)";
+            return WalkResult::interrupt();
+          }
+          // One-shot bufferization gives a tensor built inside a linalg
+          // body no buffer of its own: the result is silently wrong.
+          if (llvm::any_of(op->getResultTypes(), llvm::IsaPred<TensorType>) &&
+              op->getParentOfType<linalg::LinalgOp>()) {
+            op->emitOpError()
+                << "builds a tensor inside the body of a linalg op, which "
+                << pipeline
+                << " cannot bufferize: compute it before the linalg op (a "
+                   "body may read tensors defined above it with "
+                   "tensor.extract)";
             return WalkResult::interrupt();
           }
           StringRef dialect = op->getName().getDialectNamespace();

@@ -484,6 +484,10 @@ def PosencCheckCPUInputPass
     f32, so f64 posenc.attention, posenc.online_attention and
     posenc.mla_absorb are refused by their own names (MLA would otherwise
     be refused after its decomposition, as the attention it becomes).
+    A tensor built inside the body of a linalg op (a `tensor.empty` and a
+    nested `linalg.generic`) is refused too: one-shot bufferization gives
+    it no buffer of its own and the result would be silently wrong; a body
+    may still read tensors defined above it with `tensor.extract`.
   }];
   let options = [
     Option<"pipeline", "pipeline", "std::string", "\"posenc-lower-to-cpu\"",
