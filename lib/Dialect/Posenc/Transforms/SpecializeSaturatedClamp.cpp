@@ -14,6 +14,7 @@
 
 #include "posenc/Dialect/Posenc/Transforms/Passes.h"
 
+#include "mlir/Analysis/SliceAnalysis.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Arith/Utils/Utils.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -37,40 +38,35 @@ struct DimSlice {
   SmallVector<Operation *> ops;
 };
 
-/// The body ops `v` depends on, if they are side-effect free, read no block
-/// argument and use `linalg.index` of exactly one dim.
+/// The body ops `v` depends on (upstream's backward slice, defs first), if
+/// they are side-effect free, read no block argument and use `linalg.index`
+/// of exactly one dim.
 std::optional<DimSlice> sliceOfOneDim(Value v, Block *body) {
-  llvm::SetVector<Operation *> ops;
-  SmallVector<Value> work = {v};
+  BackwardSliceOptions options;
+  options.inclusive = true;
+  options.omitBlockArguments = true;
+  options.filter = [&](Operation *op) { return op->getBlock() == body; };
+  llvm::SetVector<Operation *> slice;
+  if (failed(getBackwardSlice(v, &slice, options)) || slice.empty())
+    return std::nullopt;
   std::optional<unsigned> dim;
-  while (!work.empty()) {
-    Value x = work.pop_back_val();
-    if (auto arg = dyn_cast<BlockArgument>(x)) {
-      if (arg.getOwner() == body)
-        return std::nullopt;
-      continue;
-    }
-    Operation *def = x.getDefiningOp();
-    if (def->getBlock() != body)
-      continue; // defined above the op
-    if (!ops.insert(def))
-      continue;
-    if (auto index = dyn_cast<linalg::IndexOp>(def)) {
+  for (Operation *op : slice) {
+    if (auto index = dyn_cast<linalg::IndexOp>(op)) {
       if (dim && *dim != index.getDim())
         return std::nullopt;
       dim = index.getDim();
       continue;
     }
-    if (def->getNumRegions() != 0 || !isMemoryEffectFree(def))
+    if (op->getNumRegions() != 0 || !isMemoryEffectFree(op) ||
+        llvm::any_of(op->getOperands(), [&](Value x) {
+          auto arg = dyn_cast<BlockArgument>(x);
+          return arg && arg.getOwner() == body;
+        }))
       return std::nullopt;
-    llvm::append_range(work, def->getOperands());
   }
   if (!dim)
     return std::nullopt;
-  DimSlice slice{*dim, ops.takeVector()};
-  llvm::sort(slice.ops,
-             [](Operation *x, Operation *y) { return x->isBeforeInBlock(y); });
-  return slice;
+  return DimSlice{*dim, slice.takeVector()};
 }
 
 /// `x` extended from a narrower signless integer.
@@ -186,17 +182,19 @@ void specialize(linalg::GenericOp op, const Clamp &clamp) {
   // Bounds only over a non-empty space: an index the op never computes is
   // never read.
   Value zero = arith::ConstantIndexOp::create(b, loc, 0);
+  SmallVector<Value> sizes;
   Value nonEmpty;
   for (Range r : ranges) {
     Value size = getValueOrCreateConstantIndexOp(b, loc, r.size);
+    sizes.push_back(size);
     Value positive =
         arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sgt, size, zero);
     nonEmpty =
         nonEmpty ? arith::AndIOp::create(b, loc, nonEmpty, positive) : positive;
   }
   auto bound = [&](unsigned dim) {
-    Value size = getValueOrCreateConstantIndexOp(b, loc, ranges[dim].size);
-    return arith::SelectOp::create(b, loc, nonEmpty, size, zero).getResult();
+    return arith::SelectOp::create(b, loc, nonEmpty, sizes[dim], zero)
+        .getResult();
   };
   auto [aMin, aMax] = rangeOf(b, loc, clamp.a, bound(clamp.a.dim));
   auto [bMin, bMax] = rangeOf(b, loc, clamp.b, bound(clamp.b.dim));
