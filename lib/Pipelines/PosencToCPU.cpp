@@ -202,9 +202,12 @@ std::string mlir::posenc::checkPosencToCPUPipelineOptions(
           o.attentionDecodeQueries, ">= 0 (0: no decode tiling)");
   c.check(o.attentionDecodeKeyTile >= 1, "attention-decode-key-tile",
           o.attentionDecodeKeyTile, ">= 1");
-  c.check(o.matmulRows >= 1, "matmul-rows", o.matmulRows, ">= 1");
-  c.check(o.matmulVectors >= 1, "matmul-vectors", o.matmulVectors, ">= 1");
-  c.check(o.vectorWidth >= 0, "vector-width", o.vectorWidth, ">= 0");
+  c.check(o.matmulRows >= 1 && o.matmulRows <= 64, "matmul-rows", o.matmulRows,
+          "in [1, 64]");
+  c.check(o.matmulVectors >= 1 && o.matmulVectors <= 64, "matmul-vectors",
+          o.matmulVectors, "in [1, 64]");
+  c.check(o.vectorWidth >= 0 && o.vectorWidth <= 1024, "vector-width",
+          o.vectorWidth, "in [0, 1024] (0: the host's widest)");
   if (c.error.empty() && o.bf16Dot != "host" && o.bf16Dot != "on" &&
       o.bf16Dot != "off")
     c.error = "bf16-dot = '" + o.bf16Dot + "' must be host, on or off";

@@ -2,7 +2,7 @@
 // RUN: posenc-opt %s -posenc-vectorize-matmul="rows=2 vectors=1 vector-width=4" -canonicalize -split-input-file | FileCheck %s --check-prefix=SMALL
 // RUN: not posenc-opt %s -posenc-vectorize-matmul="rows=0" 2>&1 | FileCheck %s --check-prefix=BAD
 
-// BAD: posenc-vectorize-matmul needs positive sizes (vector-width 0: the host{{.*}}), got rows=0 vectors=2 vector-width=0
+// BAD: posenc-vectorize-matmul needs sizes rows and vectors in [1, 64] and vector-width in [0, 1024] (0: the host{{.*}}), got rows=0 vectors=2 vector-width=0
 
 // An exact fit: 4 x 16 blocks of C stay in 8 vector registers over the
 // whole reduction (one load of each B vector and one broadcast of A per

@@ -584,10 +584,14 @@ struct PosencVectorizeMatmulPass
   using Base::Base;
 
   void runOnOperation() override {
-    if (rows < 1 || vectors < 1 || vectorWidth < 0) {
+    // Upper bounds: a register block of rows x vectors vectors is unrolled
+    // in full (2^40 rows compiled without end; a 2^40-lane vector aborted
+    // LLVM).
+    if (rows < 1 || vectors < 1 || vectorWidth < 0 || rows > 64 ||
+        vectors > 64 || vectorWidth > 1024) {
       getOperation()->emitError()
-          << "posenc-vectorize-matmul needs positive sizes (vector-width 0: "
-             "the host's), got rows="
+          << "posenc-vectorize-matmul needs sizes rows and vectors in [1, 64] "
+             "and vector-width in [0, 1024] (0: the host's), got rows="
           << int64_t(rows) << " vectors=" << int64_t(vectors)
           << " vector-width=" << int64_t(vectorWidth);
       return signalPassFailure();
