@@ -87,10 +87,11 @@ def ConvertPosencAttentionToGPUPass
     its output row. A row that sees no key yields 0, as on the CPU.
 
     Phases are separated by `gpu.barrier` and keep all state in shared
-    memory, so with `emulate` the same kernel is emitted as sequential host
-    loops (blocks, then threads per phase, a barrier being the end of a
-    phase loop): the kernel's arithmetic can be checked against the float64
-    reference on a machine without a GPU.
+    memory. With `emulate` the kernel is built the same way and then run on
+    the host by `posenc-emulate-gpu-launch`'s emulation (blocks one after
+    another, the threads of a block in lockstep between barriers, shared
+    memory a host buffer): the kernel's arithmetic is checked against the
+    float64 reference on a machine without a GPU.
 
     Head dims and head counts must be static (the accumulators of a thread
     are unrolled); q, k, v may be f32, f16 or bf16 (f32 accumulation).
@@ -123,7 +124,8 @@ def ConvertPosencAttentionToGPUPass
            "Most shared memory per block, in bytes, that tiles may use when "
            "none fits in 48 KiB (sm_80: 166912, sm_90: 232448)">,
     Option<"emulate", "emulate", "bool", "false",
-           "Emit the kernel as sequential host loops instead of gpu.launch">,
+           "Run the kernel on the host (posenc-emulate-gpu-launch's "
+           "emulation of the gpu.launch) instead of emitting the launch">,
     Option<"splitK", "split-k", "int64_t", "0",
            "Key chunks per (batch row, head, query tile), each run by its own "
            "blocks into a partial online-softmax state, merged after the "

@@ -38,6 +38,7 @@
 #include "posenc/Dialect/Posenc/IR/AttentionSemantics.h"
 #include "posenc/Dialect/Posenc/IR/PosencOps.h"
 #include "posenc/Dialect/Posenc/Transforms/BufferizableOpInterfaceImpl.h"
+#include "posenc/Dialect/Posenc/Transforms/EmulateGpuLaunch.h"
 #include "posenc/Dialect/Posenc/Transforms/TilingInterfaceImpl.h"
 #include "posenc/Dialect/Posenc/Utils/BiasArithmetic.h"
 #include "posenc/Dialect/Posenc/Utils/LinalgBuilder.h"
@@ -208,7 +209,6 @@ struct BlockTile {
 struct AttentionKernel {
   AttentionOp op;
   KernelShape shape;
-  bool emulate;
   double scale;
   // The op's tensors -> their buffers (init -> the result buffer).
   IRMapping buffers;
@@ -224,21 +224,13 @@ struct AttentionKernel {
   // emulating).
   Value qs, kv, s, acc, rowMax, rowSum, rowScale;
 
-  /// Runs `body` for every thread of the block, then synchronizes (unless
+  /// Runs `body` in every thread of the block, then synchronizes (unless
   /// it is the last phase).
   void phase(Emitter &e, Value tid, function_ref<void(Emitter &, Value)> body,
              bool sync = true) {
-    if (!emulate) {
-      body(e, tid);
-      if (sync)
-        gpu::BarrierOp::create(e.b, e.loc);
-      return;
-    }
-    e.loop(e.c(0), e.c(shape.threads), {},
-           [&](Emitter &n, Value t, ValueRange) -> SmallVector<Value> {
-             body(n, t);
-             return {};
-           });
+    body(e, tid);
+    if (sync)
+      gpu::BarrierOp::create(e.b, e.loc);
   }
 
   /// Thread `tid`'s share of rows [0, limit) of a [rows, cols] tile in
@@ -736,7 +728,6 @@ struct ConvertPosencAttentionToGPUPass
     AttentionKernel kernel;
     kernel.op = op;
     kernel.shape = *shape;
-    kernel.emulate = emulate;
     kernel.scale = *op.getScaleOrDefault();
     kernel.splits = chooseSplits(op, *shape);
     // Split-K: the op as online_attention + normalization, the online
@@ -799,69 +790,51 @@ struct ConvertPosencAttentionToGPUPass
     SmallVector<int64_t> sizes = {
         shape->qElems(), shape->kvElems(), shape->sElems(), shape->accElems(),
         shape->tileQ,    shape->tileQ,     shape->tileQ};
-    if (emulate) {
-      // One set of host buffers serves every emulated block; buffer
-      // deallocation frees them after their last use. (Not an alloca
-      // scope: lowering the loops inside one to blocks is invalid.)
+    // The tiles are views of the block's dynamic shared memory: workgroup
+    // attributions are block arguments, which buffer deallocation (run
+    // after this pass) would give ownership arguments.
+    auto space = gpu::AddressSpaceAttr::get(b.getContext(),
+                                            gpu::AddressSpace::Workgroup);
+    Value bytes = arith::ConstantOp::create(
+        b, loc, b.getI32IntegerAttr(int32_t(shape->bytes())));
+    // No blocks to launch (Sq or B is 0): a zero grid is an error for
+    // the driver.
+    Value any = e.andI(arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sgt,
+                                             qTiles, e.c(0)),
+                       arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sgt,
+                                             batch, e.c(0)));
+    gpu::LaunchOp launch;
+    e.when(any, [&](Emitter &x) {
+      launch =
+          gpu::LaunchOp::create(x.b, loc, qTiles, x.c(hq), zBlocks,
+                                x.c(shape->threads), x.c(1), x.c(1), bytes);
+      OpBuilder::InsertionGuard guard(x.b);
+      x.b.setInsertionPointToStart(&launch.getBody().front());
+      Emitter in{x.b, loc};
+      auto raw = gpu::DynamicSharedMemoryOp::create(
+          x.b, loc,
+          MemRefType::get({ShapedType::kDynamic}, x.b.getI8Type(),
+                          MemRefLayoutAttrInterface(), space));
       SmallVector<Value> tilesMem;
-      for (int64_t n : sizes)
-        tilesMem.push_back(
-            memref::AllocOp::create(b, loc, MemRefType::get({n}, f32)));
+      int64_t offset = 0;
+      for (int64_t n : sizes) {
+        auto ty = MemRefType::get({n}, f32, MemRefLayoutAttrInterface(), space);
+        tilesMem.push_back(memref::ViewOp::create(x.b, loc, ty, raw,
+                                                  in.c(offset), ValueRange{}));
+        offset += 4 * n;
+      }
       assign(kernel, tilesMem);
-      e.loop(e.c(0), zBlocks, {}, [&](Emitter &eb, Value bIdx, ValueRange) {
-        eb.loop(eb.c(0), eb.c(hq), {}, [&](Emitter &eh, Value h, ValueRange) {
-          eh.loop(eh.c(0), qTiles, {},
-                  [&](Emitter &et, Value qTile, ValueRange) {
-                    kernel.body(et, Value(), qTile, h, bIdx);
-                    return SmallVector<Value>{};
-                  });
-          return SmallVector<Value>{};
-        });
-        return SmallVector<Value>{};
-      });
-    } else {
-      // The tiles are views of the block's dynamic shared memory: workgroup
-      // attributions are block arguments, which buffer deallocation (run
-      // after this pass) would give ownership arguments.
-      auto space = gpu::AddressSpaceAttr::get(b.getContext(),
-                                              gpu::AddressSpace::Workgroup);
-      Value bytes = arith::ConstantOp::create(
-          b, loc, b.getI32IntegerAttr(int32_t(shape->bytes())));
-      // No blocks to launch (Sq or B is 0): a zero grid is an error for
-      // the driver.
-      Value any = e.andI(arith::CmpIOp::create(
-                             b, loc, arith::CmpIPredicate::sgt, qTiles, e.c(0)),
-                         arith::CmpIOp::create(
-                             b, loc, arith::CmpIPredicate::sgt, batch, e.c(0)));
-      e.when(any, [&](Emitter &x) {
-        auto launch =
-            gpu::LaunchOp::create(x.b, loc, qTiles, x.c(hq), zBlocks,
-                                  x.c(shape->threads), x.c(1), x.c(1), bytes);
-        OpBuilder::InsertionGuard guard(x.b);
-        x.b.setInsertionPointToStart(&launch.getBody().front());
-        Emitter in{x.b, loc};
-        auto raw = gpu::DynamicSharedMemoryOp::create(
-            x.b, loc,
-            MemRefType::get({ShapedType::kDynamic}, x.b.getI8Type(),
-                            MemRefLayoutAttrInterface(), space));
-        SmallVector<Value> tilesMem;
-        int64_t offset = 0;
-        for (int64_t n : sizes) {
-          auto ty =
-              MemRefType::get({n}, f32, MemRefLayoutAttrInterface(), space);
-          tilesMem.push_back(memref::ViewOp::create(
-              x.b, loc, ty, raw, in.c(offset), ValueRange{}));
-          offset += 4 * n;
-        }
-        assign(kernel, tilesMem);
-        kernel.body(in, launch.getThreadIds().x, launch.getBlockIds().x,
-                    launch.getBlockIds().y, launch.getBlockIds().z);
-        gpu::TerminatorOp::create(x.b, loc);
-      });
-    }
+      kernel.body(in, launch.getThreadIds().x, launch.getBlockIds().x,
+                  launch.getBlockIds().y, launch.getBlockIds().z);
+      gpu::TerminatorOp::create(x.b, loc);
+    });
     if (kernel.tilingFailed)
       return failure();
     readSizesFromBuffers(b, op, kernel.buffers, sizeReads);
+    // The same kernel, its threads run in lockstep on the host; buffer
+    // deallocation, later in the pipeline, frees the emulation's buffers.
+    if (emulate && failed(emulateGpuLaunch(launch, /*deallocate=*/false)))
+      return failure();
     if (kernel.splits > 1)
       return mergePartialStates(b, op, online, normalized, kernel);
     Value result = bufferization::ToTensorOp::create(

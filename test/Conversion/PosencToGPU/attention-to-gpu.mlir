@@ -41,8 +41,9 @@
 // CHECK: bufferization.to_tensor %[[OUT]] restrict writable : memref<2x?x8x64xbf16> to tensor<2x?x8x64xbf16>
 // EMU-LABEL: func @gqa_bf16
 // EMU-NOT: gpu.
-// EMU-COUNT-7: memref.alloc() : memref<{{[0-9]+}}xf32>
+// EMU: %[[SHARED:.+]] = memref.alloc(%{{.+}}) {alignment = 64 : i64} : memref<?xi8>
 // EMU: scf.for
+// EMU-COUNT-7: memref.view %[[SHARED]][%{{.+}}][] : memref<?xi8> to memref<{{[0-9]+}}xf32>
 // EMU-NOT: gpu.
 // SMALL-LABEL: func @gqa_bf16
 // SMALL: threads(%{{.+}}, %{{.+}}, %{{.+}}) in (%{{.+}} = %c64{{.*}}, %{{.+}} = %c1{{.*}}, %{{.+}} = %c1{{.*}}) dynamic_shared_memory_size %c8928_i32

@@ -598,21 +598,65 @@ def PosencAllocateOnGpuPass
 
 def PosencEmulateGpuLaunchPass
     : Pass<"posenc-emulate-gpu-launch", "::mlir::func::FuncOp"> {
-  let summary = "Run the threads of simple GPU kernels one after another on the host";
+  let summary = "Run GPU kernels on the host, threads in lockstep between "
+                "barriers and warp collectives";
   let description = [{
-    Rewrites each `gpu.launch` into nested `scf.for` loops over its grid and
-    block (z, y, x), the body inlined with the block and thread ids bound to
-    the loop values. Exact for kernels whose threads neither synchronize nor
-    share memory, which is what `posenc-map-parallel-loops-to-gpu` makes of
-    posenc's elementwise and table ops; any other launch (barriers,
-    shuffles, shared or private memory, async tokens) is an error. With it,
-    `posenc-lower-to-nvvm{emulate=true}` runs the GPU pipeline's kernels
-    (their tiling, guards and index arithmetic) on the host, so they are
-    checked numerically on a machine without a GPU.
+    Rewrites each `gpu.launch` into host loops that compute what the GPU
+    computes, so that kernels (their tiling, guards, index arithmetic,
+    shared-memory staging and tensor-core fragments) are checked
+    numerically on a machine without a GPU; `posenc-lower-to-nvvm{emulate=true}`
+    runs every kernel of the GPU pipeline this way.
+
+    The grid's blocks run one after another (z, y, x). In a block, the body
+    is cut at every synchronization point into segments, each a loop over
+    the block's threads (z, y, x): all threads reach the point before any
+    passes it. The points are `gpu.barrier` and the warp collectives
+    `gpu.shuffle`, `nvgpu.mma.sync` and `nvgpu.ldmatrix`; a collective is
+    computed for the 32 lanes of each warp as the PTX ISA specifies it:
+    - `gpu.shuffle` as upstream lowers it to `shfl.sync` (the first `width`
+      lanes take part; a lane whose source is out of range reads itself and
+      gets `valid = false`);
+    - `nvgpu.mma.sync` m16n8k8 and m16n8k16 on f16/bf16 and m16n8k4 and
+      m16n8k8 on tf32 (`tf32Enabled`; the operands' low 13 mantissa bits
+      are dropped, as the tensor cores read them), f32 or f16
+      accumulators, each lane's fragment registers mapped to matrix rows
+      and columns as in the ISA's "Matrix Fragments for mma.m16n8k*"
+      figures; products are summed in f32 in k order;
+    - `nvgpu.ldmatrix` x1/x2/x4, transposed or not: lane 8i + r addresses
+      row r of tile i, and each lane receives the 32 bits of its row
+      l / 4 at column 4 (l mod 4) bytes on.
+
+    A value that one segment defines and a later one reads is kept per
+    thread in a host buffer [threads] (scalars and vectors); constants and
+    side-effect-free views (`memref.subview`, `memref.view`, ...) are
+    recomputed where they are read. An `scf.for` or `scf.if` that holds a
+    synchronization point must have bounds or a condition that cannot
+    differ between the threads of a block (they may not depend on thread
+    ids, warp collectives or memory writes): it runs once per block, and
+    its iteration arguments and results live per thread. Workgroup
+    attributions and dynamic shared memory are host buffers, reused by
+    every block.
+
+    Errors (on the launch, naming the op or value): more than one block in
+    the body, async launches, private attributions, gpu/nvgpu ops not
+    listed above (e.g. `gpu.subgroup_reduce`, `nvgpu.device_async_copy`),
+    a synchronization point inside another region op or under bounds that
+    may differ between threads, a memref or other non-scalar value live
+    across a point that is not a side-effect-free view, warp collectives
+    in a block that is not a static multiple of 32 threads, and mma shapes
+    or types other than the above.
   }];
+  let options = [
+    Option<"deallocate", "deallocate", "bool", "true",
+           "Free the host buffers after the launch (false when buffer "
+           "deallocation runs later)">,
+  ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
+    "::mlir::math::MathDialect",
+    "::mlir::memref::MemRefDialect",
     "::mlir::scf::SCFDialect",
+    "::mlir::vector::VectorDialect",
   ];
 }
 
