@@ -372,6 +372,36 @@ def test_ldmatrix_feeds_mma(transpose_b):
     assert np.abs(out - expected).max() / np.abs(expected).max() < 1e-6
 
 
+def test_async_copies_zero_fill_and_wait():
+    """cp.async of 4 floats per thread with src-size t mod 5 (the rest
+    zero-filled), committed and waited for, then read by another thread
+    after a barrier."""
+    ws = "#gpu.address_space<workgroup>"
+    body = [
+        "    %c4 = arith.constant 4 : index",
+        "    %c5 = arith.constant 5 : index",
+        "    %c31 = arith.constant 31 : index",
+        "    %i = arith.muli %tx, %c4 : index",
+        "    %n = arith.remui %tx, %c5 : index",
+        f"    %tok = nvgpu.device_async_copy %in[%i], %s[%i], 4, %n : memref<128xf32> to memref<128xf32, {ws}>",
+        "    %g = nvgpu.device_async_create_group %tok",
+        "    nvgpu.device_async_wait %g {numGroups = 0 : i32}",
+        "    gpu.barrier",
+        "    %r = arith.subi %c31, %tx : index",
+        "    %j = arith.muli %r, %c4 : index",
+        f"    %v = vector.load %s[%j] : memref<128xf32, {ws}>, vector<4xf32>",
+        "    vector.store %v, %out[%i] : memref<128xf32>, vector<4xf32>",
+    ]
+    ir = launch("%in: memref<128xf32>", "memref<128xf32>", body, 32,
+                extra=f"\n             workgroup(%s : memref<128xf32, {ws}>)")
+    x = np.random.RandomState(9).randn(128).astype(np.float32)
+    (out,) = run(ir, [x], pipeline=PIPELINE)
+    staged = x.reshape(32, 4).copy()
+    for t in range(32):
+        staged[t, t % 5:] = 0
+    np.testing.assert_array_equal(out, staged[::-1].ravel())
+
+
 def test_refusals_name_the_op():
     ir = ("func.func @f(%m: memref<32xf32>) {\n  %c1 = arith.constant 1 : index\n"
           "  %c32 = arith.constant 32 : index\n"

@@ -306,3 +306,23 @@ func.func @private_memory(%m: memref<32xf32>) {
   }
   return
 }
+
+// -----
+
+func.func @async_token_in_loop(%m: memref<32xf32>, %n: index) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c32 = arith.constant 32 : index
+  // expected-error @+1 {{an async copy token reaches 'scf.for'; only nvgpu.device_async_create_group and nvgpu.device_async_wait may take one}}
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c32, %sy = %c1, %sz = %c1)
+             workgroup(%s : memref<32xf32, #gpu.address_space<workgroup>>) {
+    %t0 = nvgpu.device_async_copy %m[%tx], %s[%tx], 1 : memref<32xf32> to memref<32xf32, #gpu.address_space<workgroup>>
+    %t = scf.for %i = %c0 to %n step %c1 iter_args(%tok = %t0) -> (!nvgpu.device.async.token) {
+      %next = nvgpu.device_async_copy %m[%tx], %s[%tx], 1 : memref<32xf32> to memref<32xf32, #gpu.address_space<workgroup>>
+      scf.yield %next : !nvgpu.device.async.token
+    }
+    gpu.terminator
+  }
+  return
+}

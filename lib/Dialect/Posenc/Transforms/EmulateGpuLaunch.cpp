@@ -63,9 +63,15 @@ bool isIdOp(Operation *op) {
   return isa<gpu::ThreadIdOp, gpu::BlockIdOp, gpu::BlockDimOp, gpu::GridDimOp,
              gpu::LaneIdOp>(op);
 }
+/// Async copies run as plain copies where they are issued; their groups
+/// and waits have nothing left to do.
+bool isAsyncCopyOp(Operation *op) {
+  return isa<nvgpu::DeviceAsyncCopyOp, nvgpu::DeviceAsyncCreateGroupOp,
+             nvgpu::DeviceAsyncWaitOp>(op);
+}
 /// gpu and nvgpu ops the emulation models; any other is refused.
 bool isModelled(Operation *op) {
-  return isSyncPoint(op) || isIdOp(op) ||
+  return isSyncPoint(op) || isIdOp(op) || isAsyncCopyOp(op) ||
          isa<gpu::TerminatorOp, gpu::DynamicSharedMemoryOp>(op);
 }
 bool containsSyncPoint(Operation *op) {
@@ -336,6 +342,22 @@ struct Emulator {
                << "', which the emulation does not model";
       return failure();
     }
+    Operation *tokenUser = nullptr;
+    launch.getBody().walk([&](Operation *op) {
+      if (!isa<nvgpu::DeviceAsyncCopyOp, nvgpu::DeviceAsyncCreateGroupOp>(op))
+        return;
+      for (Operation *user : op->getResult(0).getUsers())
+        if (!tokenUser &&
+            !isa<nvgpu::DeviceAsyncCreateGroupOp, nvgpu::DeviceAsyncWaitOp>(
+                user))
+          tokenUser = user;
+    });
+    if (tokenUser) {
+      refuse() << "an async copy token reaches '" << tokenUser->getName()
+               << "'; only nvgpu.device_async_create_group and "
+                  "nvgpu.device_async_wait may take one";
+      return failure();
+    }
     computeVarying();
     unsigned segments = 0;
     if (failed(analyzeBlock(*body, segments)))
@@ -358,9 +380,10 @@ struct Emulator {
     while (!worklist.empty()) {
       Value v = worklist.pop_back_val();
       Operation *def = v.getDefiningOp();
-      // Shared memory is one buffer for all threads.
+      // Shared memory is one buffer for all threads; async tokens only
+      // order copies that have already happened.
       if (!def || !segmentOf.contains(def) ||
-          isa<gpu::DynamicSharedMemoryOp>(def))
+          isa<gpu::DynamicSharedMemoryOp>(def) || isAsyncCopyOp(def))
         continue;
       if (!isRecomputed(def)) {
         if (!isStorable(v.getType())) {
@@ -535,6 +558,10 @@ struct Emulator {
   }
 
   void cloneInThread(Ctx &ctx, Operation &op) {
+    if (auto copy = dyn_cast<nvgpu::DeviceAsyncCopyOp>(op))
+      return emitAsyncCopy(ctx, copy);
+    if (isAsyncCopyOp(&op))
+      return;
     if (isIdOp(&op)) {
       Value id = idValue(ctx, &op);
       ctx.local.map(op.getResult(0), id);
@@ -554,6 +581,45 @@ struct Emulator {
     for (Value r : op.getResults())
       if (escaping.contains(r))
         store(ctx, ctx.local.lookup(r), r);
+  }
+
+  /// dst[.., j + i] = i < srcElements ? src[.., k + i] : 0 for i below
+  /// dstElements (the zero fill of cp.async's src-size).
+  void emitAsyncCopy(Ctx &ctx, nvgpu::DeviceAsyncCopyOp copy) {
+    OpBuilder &b = ctx.b;
+    Value src = get(ctx, copy.getSrc()), dst = get(ctx, copy.getDst());
+    SmallVector<Value> from, to;
+    for (Value v : copy.getSrcIndices())
+      from.push_back(get(ctx, v));
+    for (Value v : copy.getDstIndices())
+      to.push_back(get(ctx, v));
+    int64_t n = copy.getDstElements().getZExtValue();
+    Value valid =
+        copy.getSrcElements() ? get(ctx, copy.getSrcElements()) : cst(b, n);
+    Type elemTy = copy.getDst().getType().getElementType();
+    Value lastFrom = from.back(), lastTo = to.back();
+    scf::ForOp::create(
+        b, loc, cst(b, 0), cst(b, n), cst(b, 1), ValueRange{},
+        [&](OpBuilder &lb, Location, Value i, ValueRange) {
+          Value inSrc = arith::CmpIOp::create(
+              lb, loc, arith::CmpIPredicate::ult, i, valid);
+          auto read = scf::IfOp::create(
+              lb, loc, inSrc,
+              [&](OpBuilder &tb, Location) {
+                from.back() = arith::AddIOp::create(tb, loc, lastFrom, i);
+                scf::YieldOp::create(
+                    tb, loc,
+                    ValueRange{memref::LoadOp::create(tb, loc, src, from)});
+              },
+              [&](OpBuilder &eb, Location) {
+                scf::YieldOp::create(eb, loc,
+                                     ValueRange{arith::ConstantOp::create(
+                                         eb, loc, eb.getZeroAttr(elemTy))});
+              });
+          to.back() = arith::AddIOp::create(lb, loc, lastTo, i);
+          memref::StoreOp::create(lb, loc, read.getResult(0), dst, to);
+          scf::YieldOp::create(lb, loc);
+        });
   }
 
   Value idValue(Ctx &ctx, Operation *op) {
