@@ -626,6 +626,12 @@ def PosencEmulateGpuLaunchPass
       row r of tile i, and each lane receives the 32 bits of its row
       l / 4 at column 4 (l mod 4) bytes on.
 
+    `nvgpu.device_async_copy` runs as an ordinary copy where it is issued
+    (the elements past `srcElements` zero-filled, as cp.async's src-size
+    does); `nvgpu.device_async_create_group` and `nvgpu.device_async_wait`
+    then have nothing to wait for. A kernel that reads a copy's destination
+    before waiting for it is therefore not caught here.
+
     A value that one segment defines and a later one reads is kept per
     thread in a host buffer [threads] (scalars and vectors); constants and
     side-effect-free views (`memref.subview`, `memref.view`, ...) are
@@ -639,7 +645,8 @@ def PosencEmulateGpuLaunchPass
 
     Errors (on the launch, naming the op or value): more than one block in
     the body, async launches, private attributions, gpu/nvgpu ops not
-    listed above (e.g. `gpu.subgroup_reduce`, `nvgpu.device_async_copy`),
+    listed above (e.g. `gpu.subgroup_reduce`, `nvgpu.warpgroup.mma`), an
+    async copy token that reaches anything but a group or a wait,
     a synchronization point inside another region op or under bounds that
     may differ between threads, a memref or other non-scalar value live
     across a point that is not a side-effect-free view, warp collectives
