@@ -196,6 +196,29 @@ def test_shuffle(mode, steps, width, combine):
         np.testing.assert_allclose(out.reshape(2, 32), 2 * np.repeat(w[:, 5:6], 32, 1), rtol=1e-6)
 
 
+@pytest.mark.parametrize("op,cluster", [("add", ""), ("maxnumf", ""), ("mul", ""),
+                                        ("add", " cluster(size = 4)"),
+                                        ("minnumf", " cluster(size = 8, stride = 2)")])
+def test_subgroup_reduce(op, cluster):
+    body = [
+        "    %x = memref.load %in[%tx] : memref<64xf32>",
+        f"    %s = gpu.subgroup_reduce {op} %x{cluster} : (f32) -> f32",
+        "    memref.store %s, %out[%tx] : memref<64xf32>",
+    ]
+    ir = launch("%in: memref<64xf32>", "memref<64xf32>", body, 64)
+    x = (1 + 0.01 * np.random.RandomState(10).randn(64)).astype(np.float32)
+    (out,) = run(ir, [x], pipeline=PIPELINE)
+    size, stride = {"": (32, 1), " cluster(size = 4)": (4, 1),
+                    " cluster(size = 8, stride = 2)": (8, 2)}[cluster]
+    fn = {"add": np.sum, "maxnumf": np.max, "mul": np.prod, "minnumf": np.min}[op]
+    expected = np.empty(64)
+    for t in range(64):
+        lane, base = t % 32, t - t % 32
+        first = base + lane // (size * stride) * (size * stride) + lane % stride
+        expected[t] = fn(x[first:first + size * stride:stride].astype(np.float64))
+    np.testing.assert_allclose(out, expected, rtol=1e-5)
+
+
 # Operand dtypes: (MLIR element type, registers' elements per 32 bits).
 DTYPES = {"f16": ("f16", 2), "bf16": ("bf16", 2), "tf32": ("f32", 1)}
 

@@ -261,14 +261,14 @@ func.func @partial_warp(%m: memref<48xf32>) {
 
 // -----
 
-func.func @subgroup_reduce(%m: memref<32xf32>) {
+func.func @all_reduce(%m: memref<32xf32>) {
   %c1 = arith.constant 1 : index
   %c32 = arith.constant 32 : index
-  // expected-error @+1 {{it uses 'gpu.subgroup_reduce', which the emulation does not model}}
+  // expected-error @+1 {{it uses 'gpu.all_reduce', which the emulation does not model}}
   gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
              threads(%tx, %ty, %tz) in (%sx = %c32, %sy = %c1, %sz = %c1) {
     %x = memref.load %m[%tx] : memref<32xf32>
-    %s = gpu.subgroup_reduce add %x : (f32) -> f32
+    %s = gpu.all_reduce add %x {} : (f32) -> (f32)
     memref.store %s, %m[%tx] : memref<32xf32>
     gpu.terminator
   }

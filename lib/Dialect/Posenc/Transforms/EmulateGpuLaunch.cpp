@@ -30,6 +30,7 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/Utils/GPUUtils.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
@@ -54,7 +55,8 @@ namespace {
 constexpr int64_t kWarp = 32;
 
 bool isWarpCollective(Operation *op) {
-  return isa<gpu::ShuffleOp, nvgpu::MmaSyncOp, nvgpu::LdMatrixOp>(op);
+  return isa<gpu::ShuffleOp, gpu::SubgroupReduceOp, nvgpu::MmaSyncOp,
+             nvgpu::LdMatrixOp>(op);
 }
 bool isSyncPoint(Operation *op) {
   return isa<gpu::BarrierOp>(op) || isWarpCollective(op);
@@ -668,6 +670,8 @@ struct Emulator {
         emitIf(hb, branch);
       else if (auto shuffle = dyn_cast<gpu::ShuffleOp>(op))
         emitShuffle(hb, shuffle);
+      else if (auto reduce = dyn_cast<gpu::SubgroupReduceOp>(op))
+        emitSubgroupReduce(hb, reduce);
       else if (auto mma = dyn_cast<nvgpu::MmaSyncOp>(op))
         emitMma(hb, mma);
       else if (auto ld = dyn_cast<nvgpu::LdMatrixOp>(op))
@@ -776,6 +780,35 @@ struct Emulator {
         store(ctx, value, op.getShuffleResult());
       if (!op.getValid().use_empty())
         store(ctx, valid, op.getValid());
+    });
+  }
+
+  /// gpu.subgroup_reduce: lane l reduces the `size` lanes of its cluster,
+  /// first + i·stride with first = l's lane with its cluster index cleared,
+  /// in lane order.
+  void emitSubgroupReduce(OpBuilder &hb, gpu::SubgroupReduceOp op) {
+    int64_t size = op.getClusterSize().value_or(kWarp);
+    int64_t stride = op.getClusterStride();
+    vector::CombiningKind kind = gpu::convertReductionKind(op.getOp());
+    threadLoop(hb, [&](Ctx &ctx) {
+      OpBuilder &b = ctx.b;
+      Value t = linearId(ctx);
+      Value lane = arith::RemUIOp::create(b, loc, t, cst(b, kWarp));
+      Value span = cst(b, size * stride);
+      Value first = arith::AddIOp::create(
+          b, loc, arith::SubIOp::create(b, loc, t, lane),
+          arith::AddIOp::create(
+              b, loc,
+              arith::MulIOp::create(
+                  b, loc, arith::DivUIOp::create(b, loc, lane, span), span),
+              arith::RemUIOp::create(b, loc, lane, cst(b, stride))));
+      Value acc = getAt(ctx, op.getValue(), first);
+      for (int64_t i = 1; i < size; ++i) {
+        Value member = arith::AddIOp::create(b, loc, first, cst(b, i * stride));
+        acc = vector::makeArithReduction(b, loc, kind, acc,
+                                         getAt(ctx, op.getValue(), member));
+      }
+      store(ctx, acc, op.getResult());
     });
   }
 

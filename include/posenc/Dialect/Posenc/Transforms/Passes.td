@@ -611,11 +611,14 @@ def PosencEmulateGpuLaunchPass
     is cut at every synchronization point into segments, each a loop over
     the block's threads (z, y, x): all threads reach the point before any
     passes it. The points are `gpu.barrier` and the warp collectives
-    `gpu.shuffle`, `nvgpu.mma.sync` and `nvgpu.ldmatrix`; a collective is
+    `gpu.shuffle`, `gpu.subgroup_reduce`, `nvgpu.mma.sync` and
+    `nvgpu.ldmatrix`; a collective is
     computed for the 32 lanes of each warp as the PTX ISA specifies it:
     - `gpu.shuffle` as upstream lowers it to `shfl.sync` (the first `width`
       lanes take part; a lane whose source is out of range reads itself and
       gets `valid = false`);
+    - `gpu.subgroup_reduce`, with clusters (`cluster(size, stride)`): each
+      lane gets its cluster's reduction, combined in lane order;
     - `nvgpu.mma.sync` m16n8k8 and m16n8k16 on f16/bf16 and m16n8k4 and
       m16n8k8 on tf32 (`tf32Enabled`; the operands' low 13 mantissa bits
       are dropped, as the tensor cores read them), f32 or f16
@@ -645,7 +648,7 @@ def PosencEmulateGpuLaunchPass
 
     Errors (on the launch, naming the op or value): more than one block in
     the body, async launches, private attributions, gpu/nvgpu ops not
-    listed above (e.g. `gpu.subgroup_reduce`, `nvgpu.warpgroup.mma`), an
+    listed above (e.g. `gpu.all_reduce`, `nvgpu.warpgroup.mma`), an
     async copy token that reaches anything but a group or a wait,
     a synchronization point inside another region op or under bounds that
     may differ between threads, a memref or other non-scalar value live
