@@ -219,6 +219,64 @@ def test_subgroup_reduce(op, cluster):
     np.testing.assert_allclose(out, expected, rtol=1e-5)
 
 
+def test_subgroup_reduce_combines_neighbours_first():
+    """As the xor butterfly does: (1 + 2^24) + (1 - 2^24) = 1 in f32, where
+    a left-to-right sum gives 0."""
+    body = [
+        "    %x = memref.load %in[%tx] : memref<32xf32>",
+        "    %s = gpu.subgroup_reduce add %x cluster(size = 4) : (f32) -> f32",
+        "    memref.store %s, %out[%tx] : memref<32xf32>",
+    ]
+    ir = launch("%in: memref<32xf32>", "memref<32xf32>", body, 32)
+    x = np.tile(np.array([1, 2.0 ** 24, 1, -2.0 ** 24], np.float32), 8)
+    (out,) = run(ir, [x], pipeline=PIPELINE)
+    np.testing.assert_array_equal(out, np.ones(32, np.float32))
+
+
+def test_unsigned_loop_with_barrier():
+    """scf.for unsigned over i8 200 in steps of 50: four iterations."""
+    body = [
+        "    %lo = arith.constant 0 : i8",
+        "    %hi = arith.constant 200 : i8",
+        "    %st = arith.constant 50 : i8",
+        "    %zero = arith.constant 0.0 : f32",
+        "    %onef = arith.constant 1.0 : f32",
+        "    %n = scf.for unsigned %k = %lo to %hi step %st iter_args(%a = %zero) -> (f32) : i8 {",
+        "      gpu.barrier",
+        "      %b = arith.addf %a, %onef : f32",
+        "      scf.yield %b : f32",
+        "    }",
+        "    memref.store %n, %out[%tx] : memref<32xf32>",
+    ]
+    ir = launch("%in: memref<32xf32>", "memref<32xf32>", body, 32)
+    (out,) = run(ir, [np.zeros(32, np.float32)], pipeline=PIPELINE)
+    np.testing.assert_array_equal(out, np.full(32, 4, np.float32))
+
+
+def test_private_buffers_of_many_threads():
+    """A 1 KiB memref.alloca per thread on 65,536 threads: one host buffer
+    for all (the host stack would not hold one per thread)."""
+    body = [
+        "    %c0 = arith.constant 0 : index",
+        "    %c1 = arith.constant 1 : index",
+        "    %c256 = arith.constant 256 : index",
+        "    %p = memref.alloca() : memref<256xf32>",
+        "    %base = arith.muli %bx, %nt : index",
+        "    %i = arith.addi %base, %tx : index",
+        "    %x = memref.load %in[%i] : memref<65536xf32>",
+        "    scf.for %j = %c0 to %c256 step %c1 {",
+        "      memref.store %x, %p[%j] : memref<256xf32>",
+        "    }",
+        "    %y = memref.load %p[%tx] : memref<256xf32>",
+        "    %z = arith.addf %y, %x : f32",
+        "    memref.store %z, %out[%i] : memref<65536xf32>",
+    ]
+    ir = launch("%in: memref<65536xf32>", "memref<65536xf32>", body, 256, blocks=256)
+    x = np.random.RandomState(11).randn(65536).astype(np.float32)
+    (out,) = run(ir, [x], pipeline=PIPELINE)
+    np.testing.assert_array_equal(out, 2 * x)
+
+
 # Operand dtypes: (MLIR element type, registers' elements per 32 bits).
 DTYPES = {"f16": ("f16", 2), "bf16": ("bf16", 2), "tf32": ("f32", 1)}
 

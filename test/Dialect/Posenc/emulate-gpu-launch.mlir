@@ -326,3 +326,97 @@ func.func @async_token_in_loop(%m: memref<32xf32>, %n: index) {
   }
   return
 }
+
+// -----
+
+func.func @clusters(%m: memref<32xf32>) {
+  %c1 = arith.constant 1 : index
+  %c32 = arith.constant 32 : index
+  // expected-error @+1 {{posenc-emulate-gpu-launch: cannot run on the host: it has thread block clusters}}
+  gpu.launch clusters(%cx, %cy, %cz) in (%ux = %c1, %uy = %c1, %uz = %c1)
+             blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c32, %sy = %c1, %sz = %c1) {
+    gpu.terminator
+  }
+  return
+}
+
+// -----
+
+memref.global "private" @smem : memref<32xf32, #gpu.address_space<workgroup>>
+func.func @shared_global(%m: memref<32xf32>) {
+  %c1 = arith.constant 1 : index
+  %c32 = arith.constant 32 : index
+  // expected-error @+1 {{it uses 'memref.get_global', which the emulation does not model}}
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c32, %sy = %c1, %sz = %c1) {
+    %s = memref.get_global @smem : memref<32xf32, #gpu.address_space<workgroup>>
+    %x = memref.load %s[%tx] : memref<32xf32, #gpu.address_space<workgroup>>
+    memref.store %x, %m[%tx] : memref<32xf32>
+    gpu.terminator
+  }
+  return
+}
+
+// -----
+
+func.func private @helper(index)
+func.func @call_in_kernel(%m: memref<32xf32>) {
+  %c1 = arith.constant 1 : index
+  %c32 = arith.constant 32 : index
+  // expected-error @+1 {{it uses 'func.call', which the emulation does not model}}
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c32, %sy = %c1, %sz = %c1) {
+    func.call @helper(%tx) : (index) -> ()
+    gpu.terminator
+  }
+  return
+}
+
+// -----
+
+func.func @nvvm_barrier(%m: memref<32xf32>) {
+  %c1 = arith.constant 1 : index
+  %c32 = arith.constant 32 : index
+  // expected-error @+1 {{it uses 'nvvm.barrier0', which the emulation does not model}}
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c32, %sy = %c1, %sz = %c1) {
+    nvvm.barrier0
+    gpu.terminator
+  }
+  return
+}
+
+// -----
+
+func.func @reduce_cluster_past_warp(%m: memref<32xf32>) {
+  %c1 = arith.constant 1 : index
+  %c32 = arith.constant 32 : index
+  // expected-error @+1 {{'gpu.subgroup_reduce' has clusters of 16 lanes 4 apart, beyond a warp of 32}}
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c32, %sy = %c1, %sz = %c1) {
+    %x = memref.load %m[%tx] : memref<32xf32>
+    %s = gpu.subgroup_reduce add %x cluster(size = 16, stride = 4) : (f32) -> f32
+    memref.store %s, %m[%tx] : memref<32xf32>
+    gpu.terminator
+  }
+  return
+}
+
+// -----
+
+func.func @bf16_with_f16_accumulator(%a: memref<32xvector<4x2xbf16>>, %b: memref<32xvector<2x2xbf16>>, %d: memref<32xvector<2x2xf16>>) {
+  %c1 = arith.constant 1 : index
+  %c32 = arith.constant 32 : index
+  // expected-error @+1 {{is not modelled (m16n8k8 and m16n8k16 on f16 or bf16, m16n8k4 and m16n8k8 on tf32, f32 accumulators or f16 ones for f16)}}
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c32, %sy = %c1, %sz = %c1) {
+    %av = memref.load %a[%tx] : memref<32xvector<4x2xbf16>>
+    %bv = memref.load %b[%tx] : memref<32xvector<2x2xbf16>>
+    %cv = arith.constant dense<0.0> : vector<2x2xf16>
+    %dv = nvgpu.mma.sync (%av, %bv, %cv) {mmaShape = [16, 8, 16]} : (vector<4x2xbf16>, vector<2x2xbf16>, vector<2x2xf16>) -> vector<2x2xf16>
+    memref.store %dv, %d[%tx] : memref<32xvector<2x2xf16>>
+    gpu.terminator
+  }
+  return
+}

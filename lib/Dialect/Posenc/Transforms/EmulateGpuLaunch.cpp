@@ -31,6 +31,7 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/Utils/GPUUtils.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
@@ -38,6 +39,7 @@
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/IRMapping.h"
+#include "mlir/Interfaces/CallInterfaces.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "mlir/Transforms/RegionUtils.h"
 #include "llvm/ADT/TypeSwitch.h"
@@ -85,10 +87,29 @@ bool containsSyncPoint(Operation *op) {
       .wasInterrupted();
 }
 
+/// Shared and private memory: host memory when emulated.
+bool isKernelMemorySpace(Attribute space) {
+  if (auto gpuSpace = dyn_cast_or_null<gpu::AddressSpaceAttr>(space))
+    return gpuSpace.getValue() != gpu::AddressSpace::Global;
+  if (auto n = dyn_cast_or_null<IntegerAttr>(space))
+    return n.getInt() == 3 || n.getInt() == 5;
+  return false;
+}
+/// Shared memory declared as a global (get_global of a workgroup global):
+/// only attributions and dynamic shared memory become host buffers.
+bool isKernelGlobal(Operation *op) {
+  auto global = dyn_cast<memref::GetGlobalOp>(op);
+  return global && isKernelMemorySpace(global.getType().getMemorySpace());
+}
+
 /// Types a per-thread host buffer can hold.
 bool isStorable(Type t) {
-  if (auto v = dyn_cast<VectorType>(t))
+  if (auto v = dyn_cast<VectorType>(t)) {
+    // A buffer of 0-D vectors has no LLVM lowering.
+    if (v.getRank() == 0)
+      return false;
     t = v.getElementType();
+  }
   return isa<IntegerType, IndexType, FloatType>(t);
 }
 /// Recomputed where it is used instead of kept per thread: constants, and
@@ -99,14 +120,6 @@ bool isRecomputed(Operation *op) {
   return op->hasTrait<OpTrait::ConstantLike>() ||
          llvm::any_of(op->getResultTypes(),
                       [](Type t) { return !isStorable(t); });
-}
-/// Shared and private memory: host memory when emulated.
-bool isKernelMemorySpace(Attribute space) {
-  if (auto gpuSpace = dyn_cast_or_null<gpu::AddressSpaceAttr>(space))
-    return gpuSpace.getValue() != gpu::AddressSpace::Global;
-  if (auto n = dyn_cast_or_null<IntegerAttr>(space))
-    return n.getInt() == 3 || n.getInt() == 5;
-  return false;
 }
 Type hostType(Type t) {
   auto m = dyn_cast<MemRefType>(t);
@@ -284,15 +297,26 @@ struct Emulator {
       }
       return success();
     }
+    if (auto reduce = dyn_cast<gpu::SubgroupReduceOp>(op)) {
+      int64_t span =
+          reduce.getClusterSize().value_or(kWarp) * reduce.getClusterStride();
+      if (span <= kWarp)
+        return success();
+      refuse() << "'" << op->getName() << "' has clusters of "
+               << reduce.getClusterSize().value_or(kWarp) << " lanes "
+               << reduce.getClusterStride() << " apart, beyond a warp of "
+               << kWarp;
+      return failure();
+    }
     auto mma = dyn_cast<nvgpu::MmaSyncOp>(op);
     if (!mma || mmaElementsPerRegister(mma))
       return success();
-    refuse() << "'" << op->getName() << "' with shape " << mma.getMmaShapeAttr()
-             << " on " << mma.getMatrixA().getType() << " x "
-             << mma.getMatrixB().getType() << " + "
-             << mma.getMatrixC().getType()
-             << " is not modelled (m16n8k8 and m16n8k16 on f16 or bf16, "
-                "m16n8k4 and m16n8k8 on tf32, f32 or f16 accumulators)";
+    refuse()
+        << "'" << op->getName() << "' with shape " << mma.getMmaShapeAttr()
+        << " on " << mma.getMatrixA().getType() << " x "
+        << mma.getMatrixB().getType() << " + " << mma.getMatrixC().getType()
+        << " is not modelled (m16n8k8 and m16n8k16 on f16 or bf16, "
+           "m16n8k4 and m16n8k8 on tf32, f32 accumulators or f16 ones for f16)";
     return failure();
   }
 
@@ -306,7 +330,9 @@ struct Emulator {
       epr = 2;
     else if (a.isF32() && mma.getTf32Enabled() && (k == 4 || k == 8))
       epr = 1;
-    if (!epr || mnk[0] != 16 || mnk[1] != 8 || !(c.isF32() || c.isF16()))
+    // PTX has f16 accumulators for f16 operands only.
+    if (!epr || mnk[0] != 16 || mnk[1] != 8 ||
+        !(c.isF32() || (c.isF16() && a.isF16())))
       return 0;
     auto shaped = [](VectorType t, int64_t regs, int64_t perReg) {
       return t.getShape() == ArrayRef<int64_t>{regs, perReg};
@@ -327,16 +353,20 @@ struct Emulator {
       refuse() << "it is asynchronous";
       return failure();
     }
+    if (launch.hasClusterSize()) {
+      refuse() << "it has thread block clusters";
+      return failure();
+    }
     if (!launch.getPrivateAttributions().empty()) {
       refuse() << "it has private memory attributions";
       return failure();
     }
     Operation *unknown = nullptr;
     launch.getBody().walk([&](Operation *op) {
-      if (!unknown &&
-          isa_and_nonnull<gpu::GPUDialect, nvgpu::NVGPUDialect>(
-              op->getDialect()) &&
-          !isModelled(op))
+      if (!unknown && ((isa_and_nonnull<gpu::GPUDialect, nvgpu::NVGPUDialect,
+                                        NVVM::NVVMDialect>(op->getDialect()) &&
+                        !isModelled(op)) ||
+                       isa<CallOpInterface>(op) || isKernelGlobal(op)))
         unknown = op;
     });
     if (unknown) {
@@ -564,9 +594,21 @@ struct Emulator {
       return emitAsyncCopy(ctx, copy);
     if (isAsyncCopyOp(&op))
       return;
+    if (auto alloca = dyn_cast<memref::AllocaOp>(op);
+        alloca && alloca.getType().hasStaticShape()) {
+      // A thread's private buffer lives within its iteration of the
+      // segment (one crossing a sync point is refused), so one host buffer
+      // serves every thread, and the host stack does not grow with the
+      // number of threads.
+      auto ty = cast<MemRefType>(hostType(alloca.getType()));
+      Value mem =
+          memref::AllocOp::create(top, loc, ty, alloca.getAlignmentAttr());
+      scratch.push_back(mem);
+      ctx.local.map(alloca.getResult(), mem);
+      return;
+    }
     if (isIdOp(&op)) {
-      Value id = idValue(ctx, &op);
-      ctx.local.map(op.getResult(0), id);
+      ctx.local.map(op.getResult(0), idValue(ctx, &op));
     } else if (op.getNumResults() &&
                llvm::all_of(op.getResults(),
                             [&](Value r) { return uniform.contains(r); })) {
@@ -709,6 +751,7 @@ struct Emulator {
     auto hostLoop = scf::ForOp::create(hb, loc, get(host, loop.getLowerBound()),
                                        get(host, loop.getUpperBound()),
                                        get(host, loop.getStep()));
+    hostLoop.setUnsignedCmp(loop.getUnsignedCmp());
     uniform.map(loop.getInductionVar(), hostLoop.getInductionVar());
     OpBuilder inner(hostLoop.getBody()->getTerminator());
     emitBlock(*loop.getBody(), inner, carried);
@@ -785,7 +828,7 @@ struct Emulator {
 
   /// gpu.subgroup_reduce: lane l reduces the `size` lanes of its cluster,
   /// first + i·stride with first = l's lane with its cluster index cleared,
-  /// in lane order.
+  /// as a pairwise tree.
   void emitSubgroupReduce(OpBuilder &hb, gpu::SubgroupReduceOp op) {
     int64_t size = op.getClusterSize().value_or(kWarp);
     int64_t stride = op.getClusterStride();
@@ -802,13 +845,21 @@ struct Emulator {
               arith::MulIOp::create(
                   b, loc, arith::DivUIOp::create(b, loc, lane, span), span),
               arith::RemUIOp::create(b, loc, lane, cst(b, stride))));
-      Value acc = getAt(ctx, op.getValue(), first);
-      for (int64_t i = 1; i < size; ++i) {
-        Value member = arith::AddIOp::create(b, loc, first, cst(b, i * stride));
-        acc = vector::makeArithReduction(b, loc, kind, acc,
-                                         getAt(ctx, op.getValue(), member));
+      SmallVector<Value> values;
+      for (int64_t i = 0; i < size; ++i)
+        values.push_back(
+            getAt(ctx, op.getValue(),
+                  arith::AddIOp::create(b, loc, first, cst(b, i * stride))));
+      // Pairs of neighbours first, as the xor butterfly upstream lowers
+      // the op to combines them (offsets stride, 2 stride, ...).
+      while (values.size() > 1) {
+        SmallVector<Value> next;
+        for (size_t i = 0; i + 1 < values.size(); i += 2)
+          next.push_back(vector::makeArithReduction(b, loc, kind, values[i],
+                                                    values[i + 1]));
+        values = std::move(next);
       }
-      store(ctx, acc, op.getResult());
+      store(ctx, values.front(), op.getResult());
     });
   }
 
@@ -1047,7 +1098,16 @@ struct Emulator {
     uniform.map(blockIds.z, blockIvs[0]);
     uniform.map(blockIds.y, blockIvs[1]);
     uniform.map(blockIds.x, blockIvs[2]);
-    emitBlock(*body, b, {});
+    // A block of no threads runs nothing (and has no thread 0 whose
+    // values synchronized loops would read).
+    if (!staticThreads) {
+      Value any = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne,
+                                        threads, cst(b, 0));
+      auto guard = scf::IfOp::create(b, loc, any, /*withElseRegion=*/false);
+      b.setInsertionPoint(guard.thenBlock()->getTerminator());
+    }
+    if (staticThreads != 0)
+      emitBlock(*body, b, {});
 
     if (deallocate) {
       OpBuilder after(outer->getBlock(), std::next(outer->getIterator()));

@@ -618,11 +618,14 @@ def PosencEmulateGpuLaunchPass
       lanes take part; a lane whose source is out of range reads itself and
       gets `valid = false`);
     - `gpu.subgroup_reduce`, with clusters (`cluster(size, stride)`): each
-      lane gets its cluster's reduction, combined in lane order;
+      lane gets its cluster's reduction, combined as a pairwise tree
+      (neighbours first), which is what the xor butterfly upstream lowers
+      it to computes;
     - `nvgpu.mma.sync` m16n8k8 and m16n8k16 on f16/bf16 and m16n8k4 and
       m16n8k8 on tf32 (`tf32Enabled`; the operands' low 13 mantissa bits
       are dropped, as the tensor cores read them), f32 or f16
-      accumulators, each lane's fragment registers mapped to matrix rows
+      accumulators (f16 ones for f16 operands only, as in PTX), each lane's
+      fragment registers mapped to matrix rows
       and columns as in the ISA's "Matrix Fragments for mma.m16n8k*"
       figures; products are summed in f32 in k order;
     - `nvgpu.ldmatrix` x1/x2/x4, transposed or not: lane 8i + r addresses
@@ -644,17 +647,21 @@ def PosencEmulateGpuLaunchPass
     ids, warp collectives or memory writes): it runs once per block, and
     its iteration arguments and results live per thread. Workgroup
     attributions and dynamic shared memory are host buffers, reused by
-    every block.
+    every block; so is each static `memref.alloca` of a segment (a
+    thread's private buffer lives within its turn).
 
     Errors (on the launch, naming the op or value): more than one block in
-    the body, async launches, private attributions, gpu/nvgpu ops not
+    the body, async launches, thread block clusters, private attributions,
+    calls (a callee's barriers and ids cannot be seen), shared memory
+    declared as a `memref.global`, NVVM ops, gpu/nvgpu ops not
     listed above (e.g. `gpu.all_reduce`, `nvgpu.warpgroup.mma`), an
     async copy token that reaches anything but a group or a wait,
     a synchronization point inside another region op or under bounds that
     may differ between threads, a memref or other non-scalar value live
     across a point that is not a side-effect-free view, warp collectives
-    in a block that is not a static multiple of 32 threads, and mma shapes
-    or types other than the above.
+    in a block that is not a static multiple of 32 threads, subgroup
+    reductions whose clusters span more than a warp, and mma shapes or
+    types other than the above.
   }];
   let options = [
     Option<"deallocate", "deallocate", "bool", "true",
