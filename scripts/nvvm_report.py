@@ -4,6 +4,7 @@ kernel with the CUDA toolkit's ptxas -v, and prints one line per kernel:
 registers, spill stores/loads, shared and stack bytes.
 
 Usage: scripts/nvvm_report.py FILE.mlir [--chip sm_90] [--features +ptx80]
+                              [--options "attention-precision=tf32 ..."]
 Exits non-zero when posenc-opt or ptxas fails."""
 
 import argparse
@@ -48,6 +49,7 @@ def main():
     ap.add_argument("file")
     ap.add_argument("--chip", default="sm_90")
     ap.add_argument("--features", default="+ptx80")
+    ap.add_argument("--options", default="", help="more posenc-lower-to-nvvm options")
     args = ap.parse_args()
     ptxas = find_ptxas()
     if not ptxas:
@@ -55,7 +57,7 @@ def main():
         return 2
     opt = subprocess.run(
         [os.path.join(BUILD, "bin", "posenc-opt"), args.file,
-         f"-posenc-lower-to-nvvm=format=isa chip={args.chip} features={args.features}"],
+         f"-posenc-lower-to-nvvm=format=isa chip={args.chip} features={args.features} {args.options}".strip()],
         capture_output=True, text=True)
     if opt.returncode != 0:
         sys.stderr.write(opt.stderr)

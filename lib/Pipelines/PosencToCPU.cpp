@@ -244,6 +244,10 @@ std::string mlir::posenc::checkPosencToNVVMPipelineOptions(
           ">= 0 (0: never fold)");
   c.check(o.optLevel >= 0 && o.optLevel <= 3, "opt-level", o.optLevel,
           "in [0, 3]");
+  if (c.error.empty() && o.attentionPrecision != "ieee" &&
+      o.attentionPrecision != "tf32")
+    c.error = "attention-precision = '" + o.attentionPrecision +
+              "' must be ieee or tf32";
   return c.error;
 }
 

@@ -81,6 +81,8 @@ static void addNVVMStage(OpPassManager &pm,
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
 
+  // nvgpu.mma.sync (attention's tensor-core scores) to nvvm.mma.sync.
+  pm.addNestedPass<gpu::GPUModuleOp>(createConvertNVGPUToNVVMPass());
   pm.addNestedPass<gpu::GPUModuleOp>(createConvertGpuOpsToNVVMOps());
   pm.addNestedPass<gpu::GPUModuleOp>(LLVM::createNVVMOptimizeForTargetPass());
   pm.addNestedPass<gpu::GPUModuleOp>(createCanonicalizerPass());
@@ -114,6 +116,7 @@ void mlir::posenc::buildPosencToNVVMPipeline(
   attention.tileK = options.attentionTileK;
   attention.threads = options.attentionThreads;
   attention.splitK = options.attentionSplitK;
+  attention.precision = options.attentionPrecision;
   attention.maxSharedMemory = maxSharedMemoryPerBlock(options.chip);
   attention.emulate = options.emulate;
   pm.addNestedPass<func::FuncOp>(

@@ -50,12 +50,13 @@ WINDOW = """    %c5 = arith.constant 5 : index
     posenc.yield %r : f32"""
 
 
-def case(kind, rng):
+def case(kind, rng, qk=lambda x: x):
     """IR, inputs and the float64 reference for one way of masking, with
-    NaN and Inf stored in k and v of several heads."""
+    NaN and Inf stored in k and v of several heads; `qk` maps q and k
+    before anything else."""
     sq = SQ if kind == "causal" else SK
-    q = rng.uniform(-1, 1, (B, sq, H, D)).astype(np.float32)
-    k = rng.uniform(-1, 1, (B, SK, H, D)).astype(np.float32)
+    q = qk(rng.uniform(-1, 1, (B, sq, H, D)).astype(np.float32))
+    k = qk(rng.uniform(-1, 1, (B, SK, H, D)).astype(np.float32))
     v = rng.uniform(-1, 1, (B, SK, H, D)).astype(np.float32)
     # Head 0: NaN in v of the last key (masked for all but the last rows
     # when causal); head 1: Inf in k of key 10; head 2: NaN in k of key 3;
@@ -99,6 +100,20 @@ def test_mask_rule(kind, target):
     # some exactly 0 (no key seen) where the masking allows it.
     assert (~np.isfinite(expected)).any() and np.isfinite(expected).any()
     (out,) = run(ir, inputs, pipeline=TARGETS[target])
+    assert rel_err(out, expected) < 1e-5
+
+
+@pytest.mark.parametrize("options", ["", "tile-q=16 tile-k=8 threads=32 split-k=3"])
+@pytest.mark.parametrize("kind", ["causal", "bias", "score_mod"])
+def test_mask_rule_tensor_cores(kind, options):
+    """precision=tf32 (Q·Kᵀ on mma.sync): q and k made exact in tf32 first,
+    so the same float64 answer holds; NaN and Inf in masked keys' k reach
+    the mma and must still not reach their rows."""
+    rng = np.random.default_rng(["causal", "bias", "score_mod"].index(kind))
+    tf32 = lambda x: (x.view(np.uint32) & np.uint32(0xFFFFE000)).view(np.float32)  # noqa: E731
+    ir, inputs, expected = case(kind, rng, qk=tf32)
+    assert (~np.isfinite(expected)).any() and np.isfinite(expected).any()
+    (out,) = run(ir, inputs, pipeline=gpu(f"precision=tf32 {options}".strip()))
     assert rel_err(out, expected) < 1e-5
 
 

@@ -152,3 +152,67 @@ def test_split_k_with_dynamic_sizes(split):
     expected = ref.attention(q.astype(np.float64), k.astype(np.float64), v.astype(np.float64),
                              causal=True)
     assert rel_err(out, expected) < 1e-5
+
+
+# precision=tf32: Q·Kᵀ on mma.sync (m16n8k16 on bf16/f16, m16n8k8 on tf32),
+# emulated with the PTX ISA's fragment layouts.
+def tf32(x):
+    bits = np.asarray(x, np.float32).view(np.uint32) & np.uint32(0xFFFFE000)
+    return bits.view(np.float32)
+
+
+@pytest.mark.parametrize("elem", ["f32", "bf16", "f16"])
+@pytest.mark.parametrize("b,sq,sk,hq,hkv,d,causal,options", [
+    (1, 64, 64, 4, 4, 64, True, ""),                                # whole tiles
+    (2, 37, 45, 4, 2, 24, True, "tile-q=16 tile-k=8 threads=32"),   # tails, GQA, Dk % 16 = 8
+    (1, 1, 300, 8, 2, 40, True, "split-k=3"),                       # decode, split-K
+    (1, 50, 50, 2, 2, 16, False, "tile-q=32 tile-k=16 threads=64"),
+    (1, 70, 70, 2, 1, 8, True, "tile-q=64 tile-k=32 threads=128"),  # Dk below one k step
+])
+def test_tensor_core_scores(elem, b, sq, sk, hq, hkv, d, causal, options):
+    from harness import from_bf16, to_bf16
+    rng = np.random.default_rng(hash((elem, b, sq, sk, d)) % 2**32)
+    shapes = [(b, sq, hq, d), (b, sk, hkv, d), (b, sk, hkv, d)]
+    raw = [rand(rng, *s) for s in shapes]
+    if elem == "bf16":
+        inputs = [to_bf16(x) for x in raw]
+        exact = [from_bf16(x).astype(np.float64) for x in inputs]
+    elif elem == "f16":
+        inputs = [x.astype(np.float16) for x in raw]
+        exact = [x.astype(np.float64) for x in inputs]
+    else:
+        inputs = raw
+        exact = [x.astype(np.float64) for x in raw]
+    ir = attention_ir(b, sq, sk, hq, hkv, d, d, elem=elem, causal=causal)
+    (out,) = run(ir, inputs, pipeline=emulated(f"precision=tf32 {options}".strip()))
+    out = from_bf16(out) if elem == "bf16" else out.astype(np.float64)
+    # The tensor cores read q and k as tf32 (f32 inputs); v and the
+    # softmax stay f32.
+    q, k, v = exact
+    if elem == "f32":
+        q, k = tf32(q).astype(np.float64), tf32(k).astype(np.float64)
+    expected = ref.attention(q, k, v, causal=causal)
+    tol = {"f32": 1e-5, "bf16": 1e-2, "f16": 2e-3}[elem]
+    assert rel_err(out, expected) < tol
+    if elem == "f32":
+        # Not the f32 answer: the operands were truncated to tf32.
+        full = ref.attention(*exact, causal=causal)
+        assert rel_err(out, full) > 1e-5
+
+
+def test_tensor_core_scores_with_fused_bias():
+    rng = np.random.default_rng(5)
+    ir, inputs, expected = build("alibi", 1, 40, 40, 4, 4, 32, True, "f32", rng)
+    (out,) = run(ir, inputs, pipeline=emulated("precision=tf32"))
+    assert rel_err(out, expected) < 5e-3
+
+
+def test_tensor_core_tiles_must_fit_the_mma():
+    ir = attention_ir(1, 16, 16, 1, 1, 16, 16)
+    with pytest.raises(RunError) as err:
+        run(ir, [np.zeros((1, 16, 1, 16), np.float32)] * 3,
+            pipeline=emulated("precision=tf32 tile-q=8 tile-k=8 threads=32"))
+    assert "with precision = tf32 tile-q must be a multiple of 16 and tile-k of 8" in err.value.stderr
+    with pytest.raises(RunError) as err:
+        run(ir, [np.zeros((1, 16, 1, 16), np.float32)] * 3, pipeline=emulated("precision=fp8"))
+    assert "precision = 'fp8' must be 'ieee' (f32 FMAs) or 'tf32' (tensor cores)" in err.value.stderr

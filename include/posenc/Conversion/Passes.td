@@ -126,6 +126,10 @@ def ConvertPosencAttentionToGPUPass
     Option<"emulate", "emulate", "bool", "false",
            "Run the kernel on the host (posenc-emulate-gpu-launch's "
            "emulation of the gpu.launch) instead of emitting the launch">,
+    Option<"precision", "precision", "std::string", "\"ieee\"",
+           "Q·Kᵀ on f32 FMAs (ieee), or on tensor cores (tf32: mma.sync "
+           "m16n8k16 on f16 q and k, m16n8k8 on tf32 otherwise, which holds "
+           "bf16 exactly; sm_80+)">,
     Option<"splitK", "split-k", "int64_t", "0",
            "Key chunks per (batch row, head, query tile), each run by its own "
            "blocks into a partial online-softmax state, merged after the "
@@ -141,6 +145,8 @@ def ConvertPosencAttentionToGPUPass
     "::mlir::memref::MemRefDialect",
     "::mlir::scf::SCFDialect",
     "::mlir::tensor::TensorDialect",
+    "::mlir::nvgpu::NVGPUDialect",
+    "::mlir::vector::VectorDialect",
   ];
 }
 

@@ -150,6 +150,12 @@ struct PosencToNVVMPipelineOptions
                      "and merged (flash-decoding; 0: chosen from the grid "
                      "size, 1: none)"),
       llvm::cl::init(0)};
+  PassOptions::Option<std::string> attentionPrecision{
+      *this, "attention-precision",
+      llvm::cl::desc("Attention's Q·Kᵀ on f32 FMAs (ieee) or on tensor "
+                     "cores (tf32: mma.sync on f16 or tf32 operands; sm_80 "
+                     "and later)"),
+      llvm::cl::init("ieee")};
   PassOptions::Option<int64_t> foldMaxElements{
       *this, "fold-max-elements",
       llvm::cl::desc("Largest posenc result folded when its operands are "

@@ -51,8 +51,10 @@
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/Interfaces/TilingInterface.h"
 
 #include <limits>
@@ -75,6 +77,9 @@ constexpr int64_t kSharedBytes = 48 * 1024;
 /// Tile sizes and the shared-memory layout they imply.
 struct KernelShape {
   int64_t tileQ, tileK, threads, dk, dv;
+  // precision=tf32: the k of the mma.sync that computes Q·Kᵀ (16 for f16
+  // and bf16 operands, 8 for tf32), 0 for f32 FMAs.
+  int64_t mmaK = 0;
 
   /// Threads per output row, each accumulating `accPerThread` dims
   /// d = c + chunks·k (strided: the threads of a warp read one V element).
@@ -101,7 +106,8 @@ struct KernelShape {
   /// above is defined: no division by zero).
   bool divides() const {
     return tileQ > 0 && tileK > 0 && threads % tileQ == 0 &&
-           threads % tileK == 0 && tileQ % rowsPerPass() == 0;
+           threads % tileK == 0 && tileQ % rowsPerPass() == 0 &&
+           (!mmaK || (tileQ % 16 == 0 && tileK % 8 == 0));
   }
   bool valid(int64_t maxBytes) const {
     return divides() && bytes() <= maxBytes;
@@ -209,6 +215,8 @@ struct BlockTile {
 struct AttentionKernel {
   AttentionOp op;
   KernelShape shape;
+  // The operand type of the Q·Kᵀ mma.sync (null without tensor cores).
+  Type mmaType;
   double scale;
   // The op's tensors -> their buffers (init -> the result buffer).
   IRMapping buffers;
@@ -363,8 +371,11 @@ struct AttentionKernel {
       forEachElement(n, t, tile.rows, ks.dk, [&](Emitter &x, Value r, Value d) {
         LinalgBuilder xb{x.b, x.loc};
         Value qv = xb.toF32(x.load(tile.q, {x.c(0), r, x.c(0), d}));
-        x.store(arith::MulFOp::create(x.b, x.loc, qv, x.f(scale)), qs,
-                x.at(r, ks.qStride(), d));
+        // Tensor cores take q as it is (a 16-bit q times the scale would
+        // be rounded again); the scale multiplies the scores instead.
+        if (!ks.mmaK)
+          qv = arith::MulFOp::create(x.b, x.loc, qv, x.f(scale));
+        x.store(qv, qs, x.at(r, ks.qStride(), d));
       });
       for (int64_t a = 0; a < ks.accPerThread(); ++a)
         n.store(n.f(0.0f), acc, n.add(n.mul(n.c(a), n.c(ks.threads)), t));
@@ -464,32 +475,13 @@ struct AttentionKernel {
     phase(e, tid,
           [&](Emitter &n, Value t) { loadTile(n, t, tile.k, j0, tk, ks.dk); });
 
-    // S = Qs·Kᵀ: thread t owns key jj = t mod tk of rows rb + rpp·n; the
-    // k element it loads serves all of its rows.
-    phase(e, tid, [&](Emitter &n, Value t) {
-      Value jj = n.rem(t, n.c(ks.tileK));
-      Value rb = n.div(t, n.c(ks.tileK));
-      int64_t count = ks.scoresPerThread();
-      SmallVector<Value> rows;
-      for (int64_t x = 0; x < count; ++x)
-        rows.push_back(n.add(rb, n.c(x * ks.rowsPerPass())));
-      SmallVector<Value> zeros(count, n.f(0.0f));
-      ValueRange dots = dotLoop(
-          n, n.c(ks.dk), zeros,
-          [&](Emitter &x, Value d) {
-            return x.load(kv, x.at(jj, ks.kvStride(), d));
-          },
-          [&](Emitter &x, Value d, size_t row) {
-            return x.load(qs, x.at(rows[row], ks.qStride(), d));
-          });
-      Value j = n.add(j0, jj);
-      Value keyInside = n.lt(jj, tk);
-      for (auto [row, dot] : llvm::zip(rows, dots)) {
-        Value sc = score(n, tile, dot, row, j,
-                         n.andI(keyInside, n.lt(row, tile.rows)));
-        n.store(sc, s, n.at(row, ks.sStride(), jj));
-      }
-    });
+    if (ks.mmaK) {
+      phase(e, tid, [&](Emitter &n, Value t) {
+        scoresOnTensorCores(n, t, tile, j0, tk);
+      });
+    } else {
+      scoresOnFMAs(e, tid, tile, j0, tk);
+    }
 
     // V tile over K; one thread per row updates the running max and sum.
     phase(e, tid, [&](Emitter &n, Value t) {
@@ -527,6 +519,125 @@ struct AttentionKernel {
       for (auto [slot, sum] : llvm::zip(slots, sums))
         n.store(sum, acc, slot);
     });
+  }
+
+  /// S = Qs·Kᵀ on f32 FMAs: thread t owns key jj = t mod tk of rows
+  /// rb + rpp·n; the k element it loads serves all of its rows.
+  void scoresOnFMAs(Emitter &e, Value tid, const BlockTile &tile, Value j0,
+                    Value tk) {
+    const KernelShape &ks = shape;
+    phase(e, tid, [&](Emitter &n, Value t) {
+      Value jj = n.rem(t, n.c(ks.tileK));
+      Value rb = n.div(t, n.c(ks.tileK));
+      int64_t count = ks.scoresPerThread();
+      SmallVector<Value> rows;
+      for (int64_t x = 0; x < count; ++x)
+        rows.push_back(n.add(rb, n.c(x * ks.rowsPerPass())));
+      SmallVector<Value> zeros(count, n.f(0.0f));
+      ValueRange dots = dotLoop(
+          n, n.c(ks.dk), zeros,
+          [&](Emitter &x, Value d) {
+            return x.load(kv, x.at(jj, ks.kvStride(), d));
+          },
+          [&](Emitter &x, Value d, size_t row) {
+            return x.load(qs, x.at(rows[row], ks.qStride(), d));
+          });
+      Value j = n.add(j0, jj);
+      Value keyInside = n.lt(jj, tk);
+      for (auto [row, dot] : llvm::zip(rows, dots)) {
+        Value sc = score(n, tile, dot, row, j,
+                         n.andI(keyInside, n.lt(row, tile.rows)));
+        n.store(sc, s, n.at(row, ks.sStride(), jj));
+      }
+    });
+  }
+
+  /// S = scale·(Qs·Kᵀ) on tensor cores: the [tile-q, tile-k] tile in
+  /// m16n8 sub-tiles, warp w taking sub-tiles w, w + warps, ...; each an
+  /// mma.sync chain over Dk (padded with zeros to the mma's k) whose
+  /// fragments are read from the shared tiles at the positions the PTX
+  /// ISA gives (lane l, group g = l / 4, t = l mod 4, e elements per
+  /// 32-bit register):
+  ///   A = Q [16, k]: register r, element i at row g + 8 (r mod 2),
+  ///                  col t·e + i + 4e (r / 2)
+  ///   B = Kᵀ [k, 8]: register r, element i at row t·e + i + 4e·r, col g
+  ///   C [16, 8]: register r, element i at row g + 8 r, col 2 t + i
+  /// The loops have the same bounds in every thread (mma.sync is a warp
+  /// collective); a warp past the last sub-tile repeats it and stores
+  /// nothing.
+  void scoresOnTensorCores(Emitter &n, Value t, const BlockTile &tile, Value j0,
+                           Value tk) {
+    const KernelShape &ks = shape;
+    int64_t k = ks.mmaK, epr = k == 16 ? 2 : 1;
+    int64_t warps = ks.threads / 32, colTiles = ks.tileK / 8;
+    int64_t subTiles = (ks.tileQ / 16) * colTiles;
+    int64_t regsA = 16 * k / (32 * epr), regsB = 8 * k / (32 * epr);
+    Type f32 = n.b.getF32Type();
+    auto aTy = VectorType::get({regsA, epr}, mmaType);
+    auto bTy = VectorType::get({regsB, epr}, mmaType);
+    auto cTy = VectorType::get({2, 2}, f32);
+    Value warp = n.div(t, n.c(32)), lane = n.rem(t, n.c(32));
+    Value g = n.div(lane, n.c(4)), tq = n.rem(lane, n.c(4));
+    Value te = n.mul(tq, n.c(epr));
+    // Element (row, col) of a shared f32 tile as the operand type; zero
+    // past Dk.
+    auto operand = [&](Emitter &x, Value tileMem, int64_t stride, Value row,
+                       Value col) {
+      Value inside = x.lt(col, x.c(ks.dk));
+      Value v = x.load(tileMem, x.at(row, stride, x.min(col, x.c(ks.dk - 1))));
+      v = x.select(inside, v, x.f(0.0f));
+      if (mmaType != f32)
+        v = arith::TruncFOp::create(x.b, x.loc, mmaType, v);
+      return v;
+    };
+    n.loop(
+        n.c(0), n.c(llvm::divideCeil(subTiles, warps)), {},
+        [&](Emitter &x, Value i, ValueRange) -> SmallVector<Value> {
+          Value sub = x.add(warp, x.mul(i, x.c(warps)));
+          Value clamped = x.min(sub, x.c(subTiles - 1));
+          Value row0 = x.mul(x.div(clamped, x.c(colTiles)), x.c(16));
+          Value col0 = x.mul(x.rem(clamped, x.c(colTiles)), x.c(8));
+          Value zero = arith::ConstantOp::create(
+              x.b, x.loc, DenseElementsAttr::get(cTy, 0.0f));
+          Value c = x.loop(
+              x.c(0), x.c(llvm::divideCeil(ks.dk, k)), {zero},
+              [&](Emitter &y, Value step,
+                  ValueRange acc) -> SmallVector<Value> {
+                Value k0 = y.mul(step, y.c(k));
+                SmallVector<Value> as, bs;
+                for (int64_t r = 0; r < regsA; ++r)
+                  for (int64_t el = 0; el < epr; ++el)
+                    as.push_back(operand(
+                        y, qs, ks.qStride(),
+                        y.add(row0, y.add(g, y.c(8 * (r % 2)))),
+                        y.add(k0, y.add(te, y.c(el + 4 * epr * (r / 2))))));
+                for (int64_t r = 0; r < regsB; ++r)
+                  for (int64_t el = 0; el < epr; ++el)
+                    bs.push_back(
+                        operand(y, kv, ks.kvStride(), y.add(col0, g),
+                                y.add(k0, y.add(te, y.c(el + 4 * epr * r)))));
+                Value a = vector::FromElementsOp::create(y.b, y.loc, aTy, as);
+                Value b = vector::FromElementsOp::create(y.b, y.loc, bTy, bs);
+                auto mma = nvgpu::MmaSyncOp::create(y.b, y.loc, a, b, acc[0],
+                                                    ArrayRef<int64_t>{16, 8, k},
+                                                    /*tf32Enabled=*/k == 8);
+                return {mma.getResult()};
+              })[0];
+          x.when(x.lt(sub, x.c(subTiles)), [&](Emitter &y) {
+            for (int64_t r = 0; r < 2; ++r)
+              for (int64_t el = 0; el < 2; ++el) {
+                Value row = y.add(row0, y.add(g, y.c(8 * r)));
+                Value jj = y.add(col0, y.add(y.mul(tq, y.c(2)), y.c(el)));
+                Value dot = vector::ExtractOp::create(y.b, y.loc, c,
+                                                      ArrayRef<int64_t>{r, el});
+                Value raw = arith::MulFOp::create(y.b, y.loc, dot, y.f(scale));
+                Value inside = y.andI(y.lt(jj, tk), y.lt(row, tile.rows));
+                Value sc = score(y, tile, raw, row, y.add(j0, jj), inside);
+                y.store(sc, s, y.at(row, ks.sStride(), jj));
+              }
+          });
+          return {};
+        });
   }
 
   /// sums[n] = step(shared(iv), each(iv, n), sums[n]) for iv in [0, end)
@@ -642,7 +753,8 @@ struct ConvertPosencAttentionToGPUPass
   /// The tile sizes for `op`, or a diagnostic. With tile-q = 0: the
   /// largest tile of at most 64 rows (and, for a static Sq, not beyond
   /// Sq's power of two) within 48 KiB, else within max-shared-memory.
-  FailureOr<KernelShape> chooseShape(AttentionOp op, int64_t dk, int64_t dv) {
+  FailureOr<KernelShape> chooseShape(AttentionOp op, int64_t dk, int64_t dv,
+                                     int64_t mmaK) {
     int64_t threads = this->threads, tileQ = this->tileQ, tileK = this->tileK,
             budget = std::max<int64_t>(maxSharedMemory, 0);
     if (threads < 32 || threads > 1024 || threads % 32 != 0) {
@@ -659,20 +771,23 @@ struct ConvertPosencAttentionToGPUPass
         cap = std::min<int64_t>(
             cap, std::max<int64_t>(llvm::PowerOf2Ceil(std::max<int64_t>(sq, 1)),
                                    threads / tileK));
+      // An mma.sync computes 16 rows.
+      if (mmaK)
+        cap = std::max<int64_t>(cap, 16);
       for (int64_t tq = 64; tq >= 1; tq /= 2)
         if (tq <= cap)
           candidates.push_back(tq);
     }
     for (int64_t limit : {std::min(kSharedBytes, budget), budget})
       for (int64_t tq : candidates) {
-        KernelShape shape{tq, tileK, threads, dk, dv};
+        KernelShape shape{tq, tileK, threads, dk, dv, mmaK};
         if (shape.valid(limit))
           return shape;
       }
     // Report the smallest tile that only lacks memory, if any.
     std::optional<KernelShape> last;
     for (int64_t tq : llvm::reverse(candidates)) {
-      KernelShape shape{tq, tileK, threads, dk, dv};
+      KernelShape shape{tq, tileK, threads, dk, dv, mmaK};
       if (shape.divides()) {
         last = shape;
         break;
@@ -686,8 +801,11 @@ struct ConvertPosencAttentionToGPUPass
     if (tileQ != 0)
       diag << ", tile-q = " << tileQ;
     diag << ": tile-q and tile-k must divide threads, threads / tile-k must "
-            "divide tile-q, and the tiles must fit in "
-         << budget << " bytes of shared memory";
+            "divide tile-q, ";
+    if (mmaK)
+      diag << "with precision = tf32 tile-q must be a multiple of 16 and "
+              "tile-k of 8, ";
+    diag << "and the tiles must fit in " << budget << " bytes of shared memory";
     if (last)
       diag << " (" << last->bytes() << " needed at tile-q = " << last->tileQ
            << ")";
@@ -718,7 +836,19 @@ struct ConvertPosencAttentionToGPUPass
              << dim(hq) << ", Hkv = " << dim(hkv) << ", Dk = " << dim(dk)
              << ", Dv = " << dim(dv) << "; ? is dynamic)";
     }
-    FailureOr<KernelShape> shape = chooseShape(op, dk, dv);
+    // Tensor cores: f16 operands as they are (m16n8k16), others as tf32
+    // (m16n8k8). bf16 values are exact in tf32, so their products are the
+    // same; LLVM 22's nvgpu-to-nvvm cannot yet deduce the PTX types of a
+    // bf16 mma.sync.
+    int64_t mmaK = 0;
+    Type mmaType;
+    if (precision == "tf32") {
+      Type qe = qTy.getElementType(), ke = kTy.getElementType();
+      bool half = qe == ke && qe.isF16();
+      mmaK = half ? 16 : 8;
+      mmaType = half ? qe : Type(Float32Type::get(op.getContext()));
+    }
+    FailureOr<KernelShape> shape = chooseShape(op, dk, dv, mmaK);
     if (failed(shape))
       return failure();
 
@@ -728,6 +858,7 @@ struct ConvertPosencAttentionToGPUPass
     AttentionKernel kernel;
     kernel.op = op;
     kernel.shape = *shape;
+    kernel.mmaType = mmaType;
     kernel.scale = *op.getScaleOrDefault();
     kernel.splits = chooseSplits(op, *shape);
     // Split-K: the op as online_attention + normalization, the online
@@ -944,6 +1075,12 @@ struct ConvertPosencAttentionToGPUPass
   void runOnOperation() override {
     int64_t tq = tileQ, tk = tileK, shared = maxSharedMemory;
     int64_t split = splitK;
+    if (precision != "ieee" && precision != "tf32") {
+      getOperation().emitError()
+          << "convert-posenc-attention-to-gpu: precision = '" << precision
+          << "' must be 'ieee' (f32 FMAs) or 'tf32' (tensor cores)";
+      return signalPassFailure();
+    }
     if (tq < 0 || tk < 1 || shared < 0 || split < 0 || split > 4096) {
       getOperation().emitError()
           << "convert-posenc-attention-to-gpu: tile-q = " << tq
