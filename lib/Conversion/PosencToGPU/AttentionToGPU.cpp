@@ -95,7 +95,9 @@ struct KernelShape {
   int64_t sElems() const { return tileQ * sStride(); }
   int64_t accElems() const { return accPerThread() * threads; }
   int64_t bytes() const {
-    return 4 * (qElems() + kvElems() + sElems() + accElems() + 3 * tileQ);
+    // With tensor cores, one more float: whether the V tile is finite.
+    return 4 * (qElems() + kvElems() + sElems() + accElems() + 3 * tileQ +
+                (mmaK ? 1 : 0));
   }
   /// Scores of the QK phase per thread: thread t owns key t mod tile-k of
   /// rows t / tile-k + (threads / tile-k)·n.
@@ -231,6 +233,8 @@ struct AttentionKernel {
   // Shared tiles (views of dynamic shared memory, or host buffers when
   // emulating).
   Value qs, kv, s, acc, rowMax, rowSum, rowScale;
+  // Tensor cores: 1 while the V tile has no NaN or Inf (else 0).
+  Value vFinite;
 
   /// Runs `body` in every thread of the block, then synchronizes (unless
   /// it is the last phase).
@@ -472,8 +476,12 @@ struct AttentionKernel {
                Value tk) {
     const KernelShape &ks = shape;
     // K tile, zero past the keys.
-    phase(e, tid,
-          [&](Emitter &n, Value t) { loadTile(n, t, tile.k, j0, tk, ks.dk); });
+    phase(e, tid, [&](Emitter &n, Value t) {
+      loadTile(n, t, tile.k, j0, tk, ks.dk);
+      if (ks.mmaK)
+        n.when(n.lt(t, n.c(1)),
+               [&](Emitter &x) { x.store(x.f(1.0f), vFinite, x.c(0)); });
+    });
 
     if (ks.mmaK) {
       phase(e, tid, [&](Emitter &n, Value t) {
@@ -485,40 +493,58 @@ struct AttentionKernel {
 
     // V tile over K; one thread per row updates the running max and sum.
     phase(e, tid, [&](Emitter &n, Value t) {
-      loadTile(n, t, tile.v, j0, tk, ks.dv);
+      loadTile(n, t, tile.v, j0, tk, ks.dv, /*checkFinite=*/ks.mmaK != 0);
       n.when(n.lt(t, n.c(ks.tileQ)), [&](Emitter &x) { softmaxRow(x, t, tk); });
     });
 
-    // ACC = A·ACC + P·V for this thread's dims of its row.
+    // ACC = A·ACC + P·V. Tensor cores only when the V tile is finite.
     phase(e, tid, [&](Emitter &n, Value t) {
-      Value r = n.rem(t, n.c(ks.tileQ));
-      Value chunk = n.div(t, n.c(ks.tileQ));
-      Value alpha = n.load(rowScale, r);
-      SmallVector<Value> slots, cols, init;
-      for (int64_t a = 0; a < ks.accPerThread(); ++a) {
-        slots.push_back(n.at(n.c(a), ks.threads, t));
-        // Dims past Dv (when chunks does not divide it) read a valid
-        // column; their slots are never written out.
-        Value d = n.add(chunk, n.c(a * ks.chunks()));
-        if ((a + 1) * ks.chunks() > ks.dv)
-          d = n.min(d, n.c(ks.dv - 1));
-        cols.push_back(d);
-        init.push_back(
-            arith::MulFOp::create(n.b, n.loc, n.load(acc, slots.back()), alpha)
-                .getResult());
-      }
-      ValueRange sums = dotLoop(
-          n, tk, init,
-          [&](Emitter &x, Value jj) {
-            return x.load(s, x.at(r, ks.sStride(), jj));
-          },
-          [&](Emitter &x, Value jj, size_t col) {
-            return x.load(kv, x.at(jj, ks.kvStride(), cols[col]));
-          },
-          attention::accumulateWeighted);
-      for (auto [slot, sum] : llvm::zip(slots, sums))
-        n.store(sum, acc, slot);
+      if (!ks.mmaK)
+        return accumulateOnFMAs(n, t, tk);
+      Value finite =
+          arith::CmpFOp::create(n.b, n.loc, arith::CmpFPredicate::OEQ,
+                                n.load(vFinite, n.c(0)), n.f(1.0f));
+      auto branch = scf::IfOp::create(n.b, n.loc, TypeRange{}, finite,
+                                      /*withElseRegion=*/true);
+      OpBuilder::InsertionGuard guard(n.b);
+      n.b.setInsertionPoint(branch.thenBlock()->getTerminator());
+      accumulateOnTensorCores(n, t, tk);
+      n.b.setInsertionPoint(branch.elseBlock()->getTerminator());
+      accumulateOnFMAs(n, t, tk);
     });
+  }
+
+  /// ACC = A·ACC + P·V on f32 FMAs for thread t's dims of its row; masked
+  /// weights are skipped (attention::accumulateWeighted).
+  void accumulateOnFMAs(Emitter &n, Value t, Value tk) {
+    const KernelShape &ks = shape;
+    Value r = n.rem(t, n.c(ks.tileQ));
+    Value chunk = n.div(t, n.c(ks.tileQ));
+    Value alpha = n.load(rowScale, r);
+    SmallVector<Value> slots, cols, init;
+    for (int64_t a = 0; a < ks.accPerThread(); ++a) {
+      slots.push_back(n.at(n.c(a), ks.threads, t));
+      // Dims past Dv (when chunks does not divide it) read a valid
+      // column; their slots are never written out.
+      Value d = n.add(chunk, n.c(a * ks.chunks()));
+      if ((a + 1) * ks.chunks() > ks.dv)
+        d = n.min(d, n.c(ks.dv - 1));
+      cols.push_back(d);
+      init.push_back(
+          arith::MulFOp::create(n.b, n.loc, n.load(acc, slots.back()), alpha)
+              .getResult());
+    }
+    ValueRange sums = dotLoop(
+        n, tk, init,
+        [&](Emitter &x, Value jj) {
+          return x.load(s, x.at(r, ks.sStride(), jj));
+        },
+        [&](Emitter &x, Value jj, size_t col) {
+          return x.load(kv, x.at(jj, ks.kvStride(), cols[col]));
+        },
+        attention::accumulateWeighted);
+    for (auto [slot, sum] : llvm::zip(slots, sums))
+      n.store(sum, acc, slot);
   }
 
   /// S = Qs·Kᵀ on f32 FMAs: thread t owns key jj = t mod tk of rows
@@ -552,25 +578,28 @@ struct AttentionKernel {
     });
   }
 
-  /// S = scale·(Qs·Kᵀ) on tensor cores: the [tile-q, tile-k] tile in
-  /// m16n8 sub-tiles, warp w taking sub-tiles w, w + warps, ...; each an
-  /// mma.sync chain over Dk (padded with zeros to the mma's k) whose
-  /// fragments are read from the shared tiles at the positions the PTX
-  /// ISA gives (lane l, group g = l / 4, t = l mod 4, e elements per
-  /// 32-bit register):
-  ///   A = Q [16, k]: register r, element i at row g + 8 (r mod 2),
-  ///                  col t·e + i + 4e (r / 2)
-  ///   B = Kᵀ [k, 8]: register r, element i at row t·e + i + 4e·r, col g
-  ///   C [16, 8]: register r, element i at row g + 8 r, col 2 t + i
-  /// The loops have the same bounds in every thread (mma.sync is a warp
-  /// collective); a warp past the last sub-tile repeats it and stores
-  /// nothing.
-  void scoresOnTensorCores(Emitter &n, Value t, const BlockTile &tile, Value j0,
-                           Value tk) {
+  /// D = A·B + C on tensor cores for a [rows, cols] tile (rows a multiple
+  /// of 16; cols padded to 8, depth to the mma's k): m16n8 sub-tiles, warp
+  /// w taking sub-tiles w, w + warps, ...; each an mma.sync chain over the
+  /// depth whose fragments hold, per the PTX ISA (lane l, group g = l / 4,
+  /// t = l mod 4, e elements per 32-bit register):
+  ///   A [16, k]: register r, element i at row g + 8 (r mod 2),
+  ///              col t·e + i + 4e (r / 2)
+  ///   B [k, 8]:  register r, element i at row t·e + i + 4e·r, col g
+  ///   C, D [16, 8]: register r, element i at row g + 8 r, col 2 t + i
+  /// a(row, k), b(k, col) and c(row, col) give the f32 operands (zero
+  /// where padded); d(row, col, value) takes the results of sub-tiles
+  /// that exist. The loops have the same bounds in every thread (mma.sync
+  /// is a warp collective): a warp past the last sub-tile repeats it and
+  /// passes nothing to d.
+  using Operand = function_ref<Value(Emitter &, Value, Value)>;
+  void mmaTiles(Emitter &n, Value t, int64_t rows, int64_t cols, int64_t depth,
+                Operand a, Operand b, Operand c,
+                function_ref<void(Emitter &, Value, Value, Value)> d) {
     const KernelShape &ks = shape;
     int64_t k = ks.mmaK, epr = k == 16 ? 2 : 1;
-    int64_t warps = ks.threads / 32, colTiles = ks.tileK / 8;
-    int64_t subTiles = (ks.tileQ / 16) * colTiles;
+    int64_t warps = ks.threads / 32, colTiles = llvm::divideCeil(cols, 8);
+    int64_t subTiles = (rows / 16) * colTiles;
     int64_t regsA = 16 * k / (32 * epr), regsB = 8 * k / (32 * epr);
     Type f32 = n.b.getF32Type();
     auto aTy = VectorType::get({regsA, epr}, mmaType);
@@ -579,16 +608,15 @@ struct AttentionKernel {
     Value warp = n.div(t, n.c(32)), lane = n.rem(t, n.c(32));
     Value g = n.div(lane, n.c(4)), tq = n.rem(lane, n.c(4));
     Value te = n.mul(tq, n.c(epr));
-    // Element (row, col) of a shared f32 tile as the operand type; zero
-    // past Dk.
-    auto operand = [&](Emitter &x, Value tileMem, int64_t stride, Value row,
-                       Value col) {
-      Value inside = x.lt(col, x.c(ks.dk));
-      Value v = x.load(tileMem, x.at(row, stride, x.min(col, x.c(ks.dk - 1))));
-      v = x.select(inside, v, x.f(0.0f));
-      if (mmaType != f32)
-        v = arith::TruncFOp::create(x.b, x.loc, mmaType, v);
-      return v;
+    auto operand = [&](Emitter &x, Value v) {
+      return mmaType == f32
+                 ? v
+                 : arith::TruncFOp::create(x.b, x.loc, mmaType, v).getResult();
+    };
+    // (row, col) of element (r, i) of the C/D fragment.
+    auto cAt = [&](Emitter &x, Value row0, Value col0, int64_t r, int64_t i) {
+      return std::make_pair(x.add(row0, x.add(g, x.c(8 * r))),
+                            x.add(col0, x.add(x.mul(tq, x.c(2)), x.c(i))));
     };
     n.loop(
         n.c(0), n.c(llvm::divideCeil(subTiles, warps)), {},
@@ -597,46 +625,114 @@ struct AttentionKernel {
           Value clamped = x.min(sub, x.c(subTiles - 1));
           Value row0 = x.mul(x.div(clamped, x.c(colTiles)), x.c(16));
           Value col0 = x.mul(x.rem(clamped, x.c(colTiles)), x.c(8));
-          Value zero = arith::ConstantOp::create(
-              x.b, x.loc, DenseElementsAttr::get(cTy, 0.0f));
-          Value c = x.loop(
-              x.c(0), x.c(llvm::divideCeil(ks.dk, k)), {zero},
+          SmallVector<Value> init;
+          for (int64_t r = 0; r < 2; ++r)
+            for (int64_t el = 0; el < 2; ++el) {
+              auto [row, col] = cAt(x, row0, col0, r, el);
+              init.push_back(c(x, row, col));
+            }
+          Value acc = vector::FromElementsOp::create(x.b, x.loc, cTy, init);
+          Value result = x.loop(
+              x.c(0), x.c(llvm::divideCeil(depth, k)), {acc},
               [&](Emitter &y, Value step,
-                  ValueRange acc) -> SmallVector<Value> {
+                  ValueRange carried) -> SmallVector<Value> {
                 Value k0 = y.mul(step, y.c(k));
                 SmallVector<Value> as, bs;
                 for (int64_t r = 0; r < regsA; ++r)
                   for (int64_t el = 0; el < epr; ++el)
                     as.push_back(operand(
-                        y, qs, ks.qStride(),
-                        y.add(row0, y.add(g, y.c(8 * (r % 2)))),
-                        y.add(k0, y.add(te, y.c(el + 4 * epr * (r / 2))))));
+                        y,
+                        a(y, y.add(row0, y.add(g, y.c(8 * (r % 2)))),
+                          y.add(k0, y.add(te, y.c(el + 4 * epr * (r / 2)))))));
                 for (int64_t r = 0; r < regsB; ++r)
                   for (int64_t el = 0; el < epr; ++el)
-                    bs.push_back(
-                        operand(y, kv, ks.kvStride(), y.add(col0, g),
-                                y.add(k0, y.add(te, y.c(el + 4 * epr * r)))));
-                Value a = vector::FromElementsOp::create(y.b, y.loc, aTy, as);
-                Value b = vector::FromElementsOp::create(y.b, y.loc, bTy, bs);
-                auto mma = nvgpu::MmaSyncOp::create(y.b, y.loc, a, b, acc[0],
-                                                    ArrayRef<int64_t>{16, 8, k},
-                                                    /*tf32Enabled=*/k == 8);
+                    bs.push_back(operand(
+                        y, b(y, y.add(k0, y.add(te, y.c(el + 4 * epr * r))),
+                             y.add(col0, g))));
+                Value av = vector::FromElementsOp::create(y.b, y.loc, aTy, as);
+                Value bv = vector::FromElementsOp::create(y.b, y.loc, bTy, bs);
+                auto mma = nvgpu::MmaSyncOp::create(
+                    y.b, y.loc, av, bv, carried[0], ArrayRef<int64_t>{16, 8, k},
+                    /*tf32Enabled=*/k == 8);
                 return {mma.getResult()};
               })[0];
           x.when(x.lt(sub, x.c(subTiles)), [&](Emitter &y) {
             for (int64_t r = 0; r < 2; ++r)
               for (int64_t el = 0; el < 2; ++el) {
-                Value row = y.add(row0, y.add(g, y.c(8 * r)));
-                Value jj = y.add(col0, y.add(y.mul(tq, y.c(2)), y.c(el)));
-                Value dot = vector::ExtractOp::create(y.b, y.loc, c,
-                                                      ArrayRef<int64_t>{r, el});
-                Value raw = arith::MulFOp::create(y.b, y.loc, dot, y.f(scale));
-                Value inside = y.andI(y.lt(jj, tk), y.lt(row, tile.rows));
-                Value sc = score(y, tile, raw, row, y.add(j0, jj), inside);
-                y.store(sc, s, y.at(row, ks.sStride(), jj));
+                auto [row, col] = cAt(y, row0, col0, r, el);
+                d(y, row, col,
+                  vector::ExtractOp::create(y.b, y.loc, result,
+                                            ArrayRef<int64_t>{r, el}));
               }
           });
           return {};
+        });
+  }
+
+  /// `v` where `inside`, else 0 (`v` read at a clamped, valid address).
+  static Value zeroUnless(Emitter &x, Value inside, Value v) {
+    return x.select(inside, v, x.f(0.0f));
+  }
+
+  /// S = scale·(Qs·Kᵀ) on tensor cores, then the score step per element.
+  void scoresOnTensorCores(Emitter &n, Value t, const BlockTile &tile, Value j0,
+                           Value tk) {
+    const KernelShape &ks = shape;
+    Value lastD = n.c(ks.dk - 1);
+    mmaTiles(
+        n, t, ks.tileQ, ks.tileK, ks.dk,
+        [&](Emitter &x, Value row, Value d) {
+          return zeroUnless(
+              x, x.lt(d, x.c(ks.dk)),
+              x.load(qs, x.at(row, ks.qStride(), x.min(d, lastD))));
+        },
+        [&](Emitter &x, Value d, Value jj) {
+          return zeroUnless(
+              x, x.lt(d, x.c(ks.dk)),
+              x.load(kv, x.at(jj, ks.kvStride(), x.min(d, lastD))));
+        },
+        [&](Emitter &x, Value, Value) { return x.f(0.0f); },
+        [&](Emitter &y, Value row, Value jj, Value dot) {
+          Value raw = arith::MulFOp::create(y.b, y.loc, dot, y.f(scale));
+          Value inside = y.andI(y.lt(jj, tk), y.lt(row, tile.rows));
+          Value sc = score(y, tile, raw, row, y.add(j0, jj), inside);
+          y.store(sc, s, y.at(row, ks.sStride(), jj));
+        });
+  }
+
+  /// ACC = A·ACC + P·V on tensor cores: P [tile-q, tk] from the score
+  /// tile, V [tk, Dv] from the KV tile, ACC in its per-thread slots.
+  /// Only for V tiles without NaN or Inf: P is 0 for masked keys, and
+  /// 0·NaN would reach rows that must not see them.
+  void accumulateOnTensorCores(Emitter &n, Value t, Value tk) {
+    const KernelShape &ks = shape;
+    Value lastKey = n.c(ks.tileK - 1), lastD = n.c(ks.dv - 1);
+    auto accAt = [&](Emitter &x, Value row, Value d) {
+      Value owner =
+          x.add(x.mul(x.rem(d, x.c(ks.chunks())), x.c(ks.tileQ)), row);
+      return x.at(x.div(d, x.c(ks.chunks())), ks.threads, owner);
+    };
+    mmaTiles(
+        n, t, ks.tileQ, ks.dv, ks.tileK,
+        [&](Emitter &x, Value row, Value jj) {
+          return zeroUnless(
+              x, x.lt(jj, tk),
+              x.load(s, x.at(row, ks.sStride(), x.min(jj, lastKey))));
+        },
+        [&](Emitter &x, Value jj, Value d) {
+          return zeroUnless(x, x.andI(x.lt(jj, tk), x.lt(d, x.c(ks.dv))),
+                            x.load(kv, x.at(x.min(jj, lastKey), ks.kvStride(),
+                                            x.min(d, lastD))));
+        },
+        [&](Emitter &x, Value row, Value d) {
+          Value old = x.load(acc, accAt(x, row, x.min(d, lastD)));
+          Value scaled =
+              arith::MulFOp::create(x.b, x.loc, old, x.load(rowScale, row));
+          return zeroUnless(x, x.lt(d, x.c(ks.dv)), scaled);
+        },
+        [&](Emitter &y, Value row, Value d, Value sum) {
+          y.when(y.lt(d, y.c(ks.dv)),
+                 [&](Emitter &z) { z.store(sum, acc, accAt(z, row, d)); });
         });
   }
 
@@ -667,12 +763,24 @@ struct AttentionKernel {
 
   /// Keys [j0, j0 + tk) of the tile's `src` ([1, keys, 1, D]) into the
   /// KV tile in f32.
-  void loadTile(Emitter &e, Value tid, Value src, Value j0, Value tk,
-                int64_t d) {
+  /// With `checkFinite`, a NaN or Inf clears vFinite (every writer
+  /// writes the same 0).
+  void loadTile(Emitter &e, Value tid, Value src, Value j0, Value tk, int64_t d,
+                bool checkFinite = false) {
     forEachElement(e, tid, tk, d, [&](Emitter &x, Value jj, Value c) {
       LinalgBuilder xb{x.b, x.loc};
       Value val = xb.toF32(x.load(src, {x.c(0), x.add(j0, jj), x.c(0), c}));
       x.store(val, kv, x.at(jj, shape.kvStride(), c));
+      if (!checkFinite)
+        return;
+      // x - x is 0 exactly when x is finite.
+      Value diff = arith::SubFOp::create(x.b, x.loc, val, val);
+      Value finite = arith::CmpFOp::create(
+          x.b, x.loc, arith::CmpFPredicate::OEQ, diff, x.f(0.0f));
+      x.when(arith::XOrIOp::create(
+                 x.b, x.loc, finite,
+                 arith::ConstantOp::create(x.b, x.loc, x.b.getBoolAttr(true))),
+             [&](Emitter &y) { y.store(y.f(0.0f), vFinite, y.c(0)); });
     });
   }
 
@@ -921,6 +1029,8 @@ struct ConvertPosencAttentionToGPUPass
     SmallVector<int64_t> sizes = {
         shape->qElems(), shape->kvElems(), shape->sElems(), shape->accElems(),
         shape->tileQ,    shape->tileQ,     shape->tileQ};
+    if (shape->mmaK)
+      sizes.push_back(1);
     // The tiles are views of the block's dynamic shared memory: workgroup
     // attributions are block arguments, which buffer deallocation (run
     // after this pass) would give ownership arguments.
@@ -1070,6 +1180,8 @@ struct ConvertPosencAttentionToGPUPass
     kernel.rowMax = tiles[4];
     kernel.rowSum = tiles[5];
     kernel.rowScale = tiles[6];
+    if (tiles.size() > 7)
+      kernel.vFinite = tiles[7];
   }
 
   void runOnOperation() override {
