@@ -72,7 +72,8 @@ class Cases:
         self.add(name, ir, [x, p], ref.rope(x64, p, layout=layout, **ref_kw),
                  BF16_TOL if bf16 else F32_TOL)
 
-    def attention(self, name, b, sq, sk, hq, hkv, d, causal=True, bias=None, bf16=False, dv=None):
+    def attention(self, name, b, sq, sk, hq, hkv, d, causal=True, bias=None, bf16=False, dv=None,
+                  tol=None):
         dv = dv or d
         (q, q64), (k, k64), (v, v64) = (self.uniform(b, sq, hq, d, bf16=bf16),
                                         self.uniform(b, sk, hkv, d, bf16=bf16),
@@ -103,7 +104,19 @@ class Cases:
                     f"outs(%init) : {tof(q)}, {tof(k)}, {tof(v)}, {rt}")
         self.add(name, func(args, body, rt), inputs,
                  ref.attention(q64, k64, v64, bias=bias64, causal=causal),
-                 BF16_TOL if bf16 else F32_TOL)
+                 tol or (BF16_TOL if bf16 else F32_TOL))
+
+
+# posenc-lower-to-nvvm options of correctness cases that need them: the
+# tensor-core attention (Q·Kᵀ and P·V on mma.sync; f32 operands as tf32,
+# whose 10-bit mantissas give errors near 2^-11).
+CASE_OPTIONS = {
+    "attention_tc_gqa_tails_f32": "attention-precision=tf32",
+    "attention_tc_bf16_d128": "attention-precision=tf32",
+    "attention_tc_alibi_fused_f32": "attention-precision=tf32",
+    "attention_tc_decode_f32": "attention-precision=tf32",
+}
+TF32_TOL = 3e-3
 
 
 def correctness_cases(seed):
@@ -144,6 +157,10 @@ def correctness_cases(seed):
     c.attention("attention_bf16_d128", 1, 77, 77, 4, 4, 128, bf16=True)
     c.attention("attention_alibi_fused_f32", 1, 128, 160, 8, 8, 64, bias="alibi")
     c.attention("attention_t5_fused_f32", 1, 96, 96, 4, 4, 64, bias="t5")
+    c.attention("attention_tc_gqa_tails_f32", 2, 100, 130, 8, 2, 64, tol=TF32_TOL)
+    c.attention("attention_tc_bf16_d128", 1, 77, 77, 4, 4, 128, bf16=True)
+    c.attention("attention_tc_alibi_fused_f32", 1, 128, 160, 8, 8, 64, bias="alibi", tol=TF32_TOL)
+    c.attention("attention_tc_decode_f32", 1, 1, 300, 8, 2, 128, tol=TF32_TOL)
     # MLA decode through its decomposition.
     b, sq, sk, h, dn, dr, cl = 1, 1, 64, 4, 32, 16, 64
     (qn, qn64), (qr, qr64), (ckv, ckv64), (kr, kr64) = (c.uniform(b, sq, h, dn), c.uniform(b, sq, h, dr),
@@ -202,6 +219,13 @@ VARIANTS = {
                                "attention-tile-q=32 attention-tile-k=32 attention-threads=256"),
     "alibi_f32_q16_k32_t128": ("bench_alibi_attention_f32",
                                "attention-tile-q=16 attention-tile-k=32"),
+    # Tensor cores (mma.sync): bf16 and f32 operands as tf32.
+    "alibi_f32_tf32": ("bench_alibi_attention_f32", "attention-precision=tf32"),
+    "alibi_bf16_tf32": ("bench_alibi_attention_bf16", "attention-precision=tf32"),
+    "alibi_bf16_tf32_k16": ("bench_alibi_attention_bf16", "attention-precision=tf32 attention-tile-k=16"),
+    "alibi_bf16_tf32_q64_t256": ("bench_alibi_attention_bf16",
+                                 "attention-precision=tf32 attention-tile-q=64 attention-threads=256"),
+    "decode_bf16_tf32": ("bench_decode_gqa_bf16", "attention-precision=tf32"),
 }
 
 
@@ -241,7 +265,7 @@ def main():
         return src
 
     for name, ir, inputs, expected, tol in correctness_cases(args.seed):
-        src = compile_case(name, ir)
+        src = compile_case(name, ir, CASE_OPTIONS.get(name, ""))
         ins = []
         for i, x in enumerate(inputs):
             ins.append(f"{name}.in{i}.npy")

@@ -21,6 +21,7 @@ CASES = prepare.correctness_cases(seed=20261129)
 @pytest.mark.parametrize("name,ir,inputs,expected,tol", CASES, ids=[c[0] for c in CASES])
 @pytest.mark.parametrize("options", ["", "threads=64 attention-tile-k=16 attention-threads=64"])
 def test_gpu_pipeline_emulated(name, ir, inputs, expected, tol, options):
+    options = f"{prepare.CASE_OPTIONS.get(name, '')} {options}".strip()
     pipeline = f"posenc-lower-to-nvvm{{emulate=true chip=sm_90 {options}}}".replace(" }", "}")
     (out,) = run(ir, inputs, pipeline=pipeline)
     out = from_bf16(out) if out.dtype == np.uint16 else out
