@@ -156,10 +156,12 @@ def test_split_k_with_dynamic_sizes(split):
 
 # precision=tf32: Q·Kᵀ and P·V on mma.sync (m16n8k16 on f16, m16n8k8 tf32
 # on f32 and bf16), emulated with the PTX ISA's fragment layouts. P and an
-# f32 V are read as tf32 (10 mantissa bits): errors near 2^-11.
+# f32 V are rounded to tf32 (10 mantissa bits): errors near 2^-11.
 def tf32(x):
-    bits = np.asarray(x, np.float32).view(np.uint32) & np.uint32(0xFFFFE000)
-    return bits.view(np.float32)
+    """Rounded to tf32, to nearest with ties away from zero (what the kernel
+    does before the tensor cores drop the low 13 bits)."""
+    bits = np.asarray(x, np.float32).view(np.uint32)
+    return ((bits + np.uint32(0x1000)) & np.uint32(0xFFFFE000)).view(np.float32)
 
 
 @pytest.mark.parametrize("elem", ["f32", "bf16", "f16"])
@@ -187,8 +189,9 @@ def test_tensor_core_scores(elem, b, sq, sk, hq, hkv, d, causal, options):
     ir = attention_ir(b, sq, sk, hq, hkv, d, d, elem=elem, causal=causal)
     (out,) = run(ir, inputs, pipeline=emulated(f"precision=tf32 {options}".strip()))
     out = from_bf16(out) if elem == "bf16" else out.astype(np.float64)
-    # The tensor cores read q and k as tf32 (f32 inputs); the softmax stays
-    # f32, its weights are rounded to the operand type for P·V.
+    # The kernel rounds f32 q and k to tf32 (q after a power-of-two part of
+    # the scale, which is exact); the softmax stays f32, its weights are
+    # rounded to the operand type for P·V.
     q, k, v = exact
     if elem == "f32":
         q, k = tf32(q).astype(np.float64), tf32(k).astype(np.float64)
@@ -196,7 +199,7 @@ def test_tensor_core_scores(elem, b, sq, sk, hq, hkv, d, causal, options):
     tol = {"f32": 2e-3, "bf16": 1e-2, "f16": 2e-3}[elem]
     assert rel_err(out, expected) < tol
     if elem == "f32":
-        # Not the f32 answer: the operands were truncated to tf32.
+        # Not the f32 answer: the operands were rounded to tf32.
         full = ref.attention(*exact, causal=causal)
         assert rel_err(out, full) > 1e-5
     # Without tensor cores the same kernel is exact to f32 rounding.
@@ -221,3 +224,45 @@ def test_tensor_core_tiles_must_fit_the_mma():
     with pytest.raises(RunError) as err:
         run(ir, [np.zeros((1, 16, 1, 16), np.float32)] * 3, pipeline=emulated("precision=fp8"))
     assert "precision = 'fp8' must be 'ieee' (f32 FMAs) or 'tf32' (tensor cores)" in err.value.stderr
+
+
+@pytest.mark.parametrize("precision", ["ieee", "tf32"])
+def test_no_keys_gives_zero_rows(precision):
+    """A static Sk of 0: every row sees no key and is 0."""
+    ir = attention_ir(1, 20, 0, 4, 2, 24, 24)
+    q = rand(np.random.default_rng(1), 1, 20, 4, 24)
+    kv = np.zeros((1, 0, 2, 24), np.float32)
+    (out,) = run(ir, [q, kv, kv], pipeline=emulated(f"precision={precision}"))
+    np.testing.assert_array_equal(out, np.zeros_like(q))
+
+
+def test_tensor_core_scores_keep_the_range_of_scale_q_k():
+    """scale = 1e-30 on q, k near 1e19: q·k overflows f32 but scale·q·k
+    does not; the power of two of the scale goes into q before the mma."""
+    rng = np.random.default_rng(2)
+    b, s, h, d = 1, 9, 2, 16
+    q, k = (rand(rng, b, s, h, d) * np.float32(1e19) for _ in range(2))
+    v = rand(rng, b, s, h, d)
+    qt, vt = tensor_type((b, s, h, d), "f32"), tensor_type((b, s, h, d), "f32")
+    body = attention("%o", "%q", "%k", "%v", qt, qt, qt, vt, attr_dict=" {scale = 1.0e-30 : f64}")
+    ir = func_ir([("q", qt), ("k", qt), ("v", qt)], body, [("%o", vt)])
+    (out,) = run(ir, [q, k, v], pipeline=emulated("precision=tf32"))
+    expected = ref.attention(tf32(q).astype(np.float64), tf32(k).astype(np.float64),
+                             v.astype(np.float64), scale=1e-30)
+    assert np.isfinite(out).all()
+    assert rel_err(out, expected) < 2e-3
+
+
+def test_tensor_core_rounding_is_unbiased():
+    """v ≡ 1: every output is exactly the weights' sum, 1. Truncating the
+    weights to tf32 pulls every output below 1 (by about 3e-4 here);
+    rounding to nearest leaves errors of both signs."""
+    rng = np.random.default_rng(3)
+    b, sq, sk, h, d = 1, 64, 512, 2, 32
+    q, k = rand(rng, b, sq, h, d), rand(rng, b, sk, h, d)
+    v = np.ones((b, sk, h, d), np.float32)
+    ir = attention_ir(b, sq, sk, h, h, d, d, causal=True)
+    (out,) = run(ir, [q, k, v], pipeline=emulated("precision=tf32"))
+    err = out.astype(np.float64) - 1.0
+    assert np.abs(err).max() < 2.0 ** -10
+    assert abs(err.mean()) < 2e-5, err.mean()

@@ -98,12 +98,16 @@ def ConvertPosencAttentionToGPUPass
     of the shared tiles, warp w taking sub-tiles w, w + warps, ..., each
     lane's fragments read at the positions the PTX ISA's "Matrix
     Fragments for mma.m16n8k*" figures give; m16n8k16 on f16 q/k/v and
-    m16n8k8 tf32 otherwise (bf16 is exact in tf32; f32 operands lose
-    their low 13 mantissa bits, so errors are near 2^-11 relative). The
+    m16n8k8 tf32 otherwise (bf16 is exact in tf32; f32 operands are
+    rounded to tf32's 10 mantissa bits, to nearest as `cvt.rna.tf32.f32`
+    does, so errors are near 2^-11 relative; q is staged times the
+    scale's power of two, exactly, and the rest of the scale multiplies
+    the scores, so q·k cannot overflow where scale·q·k does not). The
     score step, the online softmax and the mask rule are unchanged: a V
     tile holding NaN or Inf takes the FMA path for P·V, since a masked
     key's weight 0 times NaN would reach rows that must not see it. Tiles
-    must then be multiples of 16 rows and 8 keys.
+    must then be multiples of 16 rows and 8 keys. A static Sk of 0 gives
+    zero rows without a kernel (with either precision).
 
     Head dims and head counts must be static (the accumulators of a thread
     are unrolled); q, k, v may be f32, f16 or bf16 (f32 accumulation).

@@ -19,8 +19,9 @@
 //   out = ACC / L (0 where L = 0)
 //
 // Each step is a phase that every thread runs on its part of the shared
-// tiles, ended by a barrier; no state lives in registers across phases.
-// That is what lets `emulate` emit the same kernel as host loops.
+// tiles, ended by a barrier. With precision=tf32, S = Qs·KVᵀ and S·KV
+// are mma.sync chains over m16n8 sub-tiles (mmaTiles). `emulate` runs this
+// same kernel on the host (posenc-emulate-gpu-launch's emulation).
 //
 // Split-K (flash-decoding), when the grid would be small (decode: one
 // query row per head): the op is its decomposition (AggregatedOpInterface:
@@ -57,6 +58,7 @@
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/Interfaces/TilingInterface.h"
 
+#include <cmath>
 #include <limits>
 
 namespace mlir::posenc {
@@ -77,8 +79,8 @@ constexpr int64_t kSharedBytes = 48 * 1024;
 /// Tile sizes and the shared-memory layout they imply.
 struct KernelShape {
   int64_t tileQ, tileK, threads, dk, dv;
-  // precision=tf32: the k of the mma.sync that computes Q·Kᵀ (16 for f16
-  // and bf16 operands, 8 for tf32), 0 for f32 FMAs.
+  // precision=tf32: the k of the mma.sync chains of Q·Kᵀ and P·V (16 for
+  // f16 operands, 8 for tf32 ones), 0 for f32 FMAs.
   int64_t mmaK = 0;
 
   /// Threads per output row, each accumulating `accPerThread` dims
@@ -217,7 +219,7 @@ struct BlockTile {
 struct AttentionKernel {
   AttentionOp op;
   KernelShape shape;
-  // The operand type of the Q·Kᵀ mma.sync (null without tensor cores).
+  // The operand type of the mma.sync chains (null without tensor cores).
   Type mmaType;
   double scale;
   // The op's tensors -> their buffers (init -> the result buffer).
@@ -375,10 +377,9 @@ struct AttentionKernel {
       forEachElement(n, t, tile.rows, ks.dk, [&](Emitter &x, Value r, Value d) {
         LinalgBuilder xb{x.b, x.loc};
         Value qv = xb.toF32(x.load(tile.q, {x.c(0), r, x.c(0), d}));
-        // Tensor cores take q as it is (a 16-bit q times the scale would
-        // be rounded again); the scale multiplies the scores instead.
-        if (!ks.mmaK)
-          qv = arith::MulFOp::create(x.b, x.loc, qv, x.f(scale));
+        qv = arith::MulFOp::create(x.b, x.loc, qv, x.f(qScale()));
+        if (roundsToTf32())
+          qv = roundToTf32(x, qv);
         x.store(qv, qs, x.at(r, ks.qStride(), d));
       });
       for (int64_t a = 0; a < ks.accPerThread(); ++a)
@@ -608,10 +609,11 @@ struct AttentionKernel {
     Value warp = n.div(t, n.c(32)), lane = n.rem(t, n.c(32));
     Value g = n.div(lane, n.c(4)), tq = n.rem(lane, n.c(4));
     Value te = n.mul(tq, n.c(epr));
-    auto operand = [&](Emitter &x, Value v) {
-      return mmaType == f32
-                 ? v
-                 : arith::TruncFOp::create(x.b, x.loc, mmaType, v).getResult();
+    // tf32 operands were rounded as they were staged (roundToTf32).
+    auto operand = [&](Emitter &x, Value v) -> Value {
+      if (mmaType == f32)
+        return v;
+      return arith::TruncFOp::create(x.b, x.loc, mmaType, v);
     };
     // (row, col) of element (r, i) of the C/D fragment.
     auto cAt = [&](Emitter &x, Value row0, Value col0, int64_t r, int64_t i) {
@@ -669,6 +671,43 @@ struct AttentionKernel {
         });
   }
 
+  /// Whether staged values are rounded to tf32 for the tensor cores.
+  bool roundsToTf32() const { return shape.mmaK && mmaType && mmaType.isF32(); }
+
+  /// `v` rounded to tf32, to nearest with ties away from zero (as
+  /// cvt.rna.tf32.f32): the tensor cores drop the low 13 mantissa bits, a
+  /// truncation biased toward zero, so half of the last kept bit is added
+  /// first. A NaN stays as it is (its payload may lie in those bits).
+  /// Done once per staged element, not per fragment read.
+  static Value roundToTf32(Emitter &x, Value v) {
+    Type i32 = x.b.getI32Type();
+    auto bits = [&](int32_t c) {
+      return arith::ConstantOp::create(x.b, x.loc, x.b.getI32IntegerAttr(c));
+    };
+    Value w = arith::BitcastOp::create(x.b, x.loc, i32, v);
+    w = arith::AddIOp::create(x.b, x.loc, w, bits(0x1000));
+    w = arith::AndIOp::create(x.b, x.loc, w, bits(int32_t(0xffffe000u)));
+    Value nan =
+        arith::CmpFOp::create(x.b, x.loc, arith::CmpFPredicate::UNO, v, v);
+    return x.select(nan, v,
+                    arith::BitcastOp::create(x.b, x.loc, v.getType(), w));
+  }
+
+  /// The factor of the scale applied to q as it is staged; the scores
+  /// take the rest. FMAs: all of it. Tensor cores: f16 q as it is (q·scale
+  /// would be rounded to f16 again); tf32 q times the scale's power of two
+  /// (exact), and the rest (in [0.5, 1)) after the mma, so q·k cannot
+  /// overflow where scale·q·k does not.
+  double qScale() const {
+    if (!shape.mmaK)
+      return scale;
+    if (mmaType.isF16())
+      return 1.0;
+    int exp;
+    std::frexp(scale, &exp);
+    return std::ldexp(1.0, exp);
+  }
+
   /// `v` where `inside`, else 0 (`v` read at a clamped, valid address).
   static Value zeroUnless(Emitter &x, Value inside, Value v) {
     return x.select(inside, v, x.f(0.0f));
@@ -693,7 +732,9 @@ struct AttentionKernel {
         },
         [&](Emitter &x, Value, Value) { return x.f(0.0f); },
         [&](Emitter &y, Value row, Value jj, Value dot) {
-          Value raw = arith::MulFOp::create(y.b, y.loc, dot, y.f(scale));
+          Value raw = dot;
+          if (double rest = scale / qScale(); rest != 1.0)
+            raw = arith::MulFOp::create(y.b, y.loc, dot, y.f(rest));
           Value inside = y.andI(y.lt(jj, tk), y.lt(row, tile.rows));
           Value sc = score(y, tile, raw, row, y.add(j0, jj), inside);
           y.store(sc, s, y.at(row, ks.sStride(), jj));
@@ -770,6 +811,8 @@ struct AttentionKernel {
     forEachElement(e, tid, tk, d, [&](Emitter &x, Value jj, Value c) {
       LinalgBuilder xb{x.b, x.loc};
       Value val = xb.toF32(x.load(src, {x.c(0), x.add(j0, jj), x.c(0), c}));
+      if (roundsToTf32())
+        val = roundToTf32(x, val);
       x.store(val, kv, x.at(jj, shape.kvStride(), c));
       if (!checkFinite)
         return;
@@ -803,6 +846,9 @@ struct AttentionKernel {
         [&](Emitter &x, Value jj, ValueRange l) -> SmallVector<Value> {
           Value idx = x.at(r, ks.sStride(), jj);
           Value p = attention::softmaxWeight(x.b, x.loc, x.load(s, idx), shift);
+          // The row sum adds the weights the tensor cores multiply.
+          if (roundsToTf32())
+            p = roundToTf32(x, p);
           x.store(p, s, idx);
           return {arith::AddFOp::create(x.b, x.loc, l[0], p)};
         })[0];
@@ -931,6 +977,20 @@ struct ConvertPosencAttentionToGPUPass
              << "convert-posenc-attention-to-gpu: the GPU kernel computes in "
                 "f32; f64 attention (computed in f64) runs on the CPU "
                 "pipeline (posenc-lower-to-cpu)";
+    // No keys at all (a static Sk of 0): every row sees none and is 0 (a
+    // kernel would take zero-sized views at offset 0, which subview's
+    // verifier refuses).
+    if (kTy.getDimSize(1) == 0) {
+      OpBuilder b(op);
+      Value zero = arith::ConstantOp::create(
+          b, op.getLoc(),
+          b.getZeroAttr(op.getInit().getType().getElementType()));
+      Value filled =
+          linalg::FillOp::create(b, op.getLoc(), zero, op.getInit()).result();
+      op.getResult().replaceAllUsesWith(filled);
+      op.erase();
+      return success();
+    }
     int64_t dk = qTy.getDimSize(3), dv = vTy.getDimSize(3);
     int64_t hq = qTy.getDimSize(2), hkv = kTy.getDimSize(2);
     if (ShapedType::isDynamic(dk) || ShapedType::isDynamic(dv) ||
