@@ -78,15 +78,6 @@ bool isModelled(Operation *op) {
   return isSyncPoint(op) || isIdOp(op) || isAsyncCopyOp(op) ||
          isa<gpu::TerminatorOp, gpu::DynamicSharedMemoryOp>(op);
 }
-bool containsSyncPoint(Operation *op) {
-  return op
-      ->walk([](Operation *inner) {
-        return isSyncPoint(inner) ? WalkResult::interrupt()
-                                  : WalkResult::advance();
-      })
-      .wasInterrupted();
-}
-
 /// Shared and private memory: host memory when emulated.
 bool isKernelMemorySpace(Attribute space) {
   if (auto gpuSpace = dyn_cast_or_null<gpu::AddressSpaceAttr>(space))
@@ -148,6 +139,9 @@ struct Emulator {
   DenseSet<Value> escaping;
   DenseMap<Value, bool> varyingResult;
   bool hasWarpOps = false;
+  // Sync points and the ops that hold one (filled once, before the rest of
+  // the analysis asks).
+  DenseSet<Operation *> syncHolders;
 
   // Emission.
   OpBuilder top; // before the grid loops: scratch buffers
@@ -165,6 +159,8 @@ struct Emulator {
   //===--------------------------------------------------------------------===//
   // Analysis: what can be emulated, which values cross a sync point.
   //===--------------------------------------------------------------------===//
+
+  bool holdsSync(Operation *op) const { return syncHolders.contains(op); }
 
   InFlightDiagnostic refuse() {
     return launch.emitOpError()
@@ -189,7 +185,7 @@ struct Emulator {
       // A synchronized loop's induction variable is the same in every
       // thread; its other arguments, and those of other blocks, may not be.
       auto loop = dyn_cast<scf::ForOp>(arg.getOwner()->getParentOp());
-      return !(loop && containsSyncPoint(loop) && v == loop.getInductionVar());
+      return !(loop && holdsSync(loop) && v == loop.getInductionVar());
     }
     auto it = varyingResult.find(v);
     return it == varyingResult.end() || it->second;
@@ -225,7 +221,7 @@ struct Emulator {
   LogicalResult analyzeBlock(Block &block, unsigned &nextSegment) {
     bool open = false;
     for (Operation &op : block.without_terminator()) {
-      if (!containsSyncPoint(&op)) {
+      if (!holdsSync(&op)) {
         if (!open)
           ++nextSegment;
         open = true;
@@ -390,6 +386,13 @@ struct Emulator {
                   "nvgpu.device_async_wait may take one";
       return failure();
     }
+    launch.getBody().walk([&](Operation *op) {
+      if (!isSyncPoint(op))
+        return;
+      hasWarpOps |= isWarpCollective(op);
+      for (Operation *at = op; at != launch && syncHolders.insert(at).second;)
+        at = at->getParentOp();
+    });
     computeVarying();
     unsigned segments = 0;
     if (failed(analyzeBlock(*body, segments)))
@@ -431,12 +434,6 @@ struct Emulator {
     }
 
     // Warp collectives need whole warps.
-    hasWarpOps = launch.getBody()
-                     .walk([](Operation *op) {
-                       return isWarpCollective(op) ? WalkResult::interrupt()
-                                                   : WalkResult::advance();
-                     })
-                     .wasInterrupted();
     if (hasWarpOps) {
       gpu::KernelDim3 sizes = launch.getBlockSizeOperandValues();
       int64_t n = 1;
