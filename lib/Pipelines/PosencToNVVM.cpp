@@ -81,7 +81,7 @@ static void addNVVMStage(OpPassManager &pm,
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
 
-  // nvgpu.mma.sync (attention's tensor-core scores) to nvvm.mma.sync.
+  // nvgpu.mma.sync (attention's tensor-core products) to nvvm.mma.sync.
   pm.addNestedPass<gpu::GPUModuleOp>(createConvertNVGPUToNVVMPass());
   pm.addNestedPass<gpu::GPUModuleOp>(createConvertGpuOpsToNVVMOps());
   pm.addNestedPass<gpu::GPUModuleOp>(LLVM::createNVVMOptimizeForTargetPass());
