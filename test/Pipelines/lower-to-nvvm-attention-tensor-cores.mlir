@@ -1,19 +1,17 @@
 // REQUIRES: cuda-toolkit
-// RUN: posenc-opt %s -posenc-lower-to-nvvm="format=isa attention-precision=tf32 attention-threads=256" | FileCheck %s --implicit-check-not=".extern .func"
-// RUN: %nvvm_report %s --chip sm_80 --options "attention-precision=tf32 attention-threads=256" | FileCheck %s --check-prefix=PTXAS
+// RUN: posenc-opt %s -posenc-lower-to-nvvm="format=isa attention-precision=tf32" | FileCheck %s --implicit-check-not=".extern .func"
+// RUN: %nvvm_report %s --chip sm_80 --options "attention-precision=tf32" | FileCheck %s --check-prefix=PTXAS
+// RUN: %nvvm_report %s --chip sm_90 --options "attention-precision=tf32" | FileCheck %s --check-prefix=PTXAS
 // RUN: %nvvm_report %s --chip sm_90 --options "attention-precision=tf32 attention-threads=256" | FileCheck %s --check-prefix=PTXAS
 
 // attention-precision=tf32: Q·Kᵀ and P·V of the attention kernel on
 // tensor cores, f16 as m16n8k16 f16 mma.sync, f32 and bf16 as m16n8k8
-// tf32; ptxas assembles them for sm_80 and sm_90 without spills at 256
-// threads per block (at 128, ptxas spills 4 to 8 bytes in some of them on
-// sm_90).
-// CHECK: gpu.binary @alibi_tf32_kernel
-// CHECK-SAME: mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32
-// CHECK: gpu.binary @gqa_bf16_kernel
-// CHECK-SAME: mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32
-// CHECK: gpu.binary @gqa_f16_kernel
-// CHECK: mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32
+// tf32, each warp's scores, weights and output in registers; ptxas
+// assembles them for sm_80 and sm_90 without spills at 128 and 256
+// threads per block.
+// CHECK: gpu.binary @alibi_tf32_kernel{{.*}}mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32
+// CHECK: gpu.binary @gqa_bf16_kernel{{.*}}mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32
+// CHECK: gpu.binary @gqa_f16_kernel{{.*}}mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32
 // PTXAS-NOT: spill stores {{[1-9]}}
 // PTXAS: alibi_tf32_kernel{{.*}}spill stores 0 B, spill loads 0 B{{.*}}B dynamic
 // PTXAS-NOT: spill stores {{[1-9]}}

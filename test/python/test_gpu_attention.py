@@ -266,3 +266,65 @@ def test_tensor_core_rounding_is_unbiased():
     err = out.astype(np.float64) - 1.0
     assert np.abs(err).max() < 2.0 ** -10
     assert abs(err.mean()) < 2e-5, err.mean()
+
+
+@pytest.mark.parametrize("elem", ["f32", "f16", "bf16"])
+@pytest.mark.parametrize("options", [
+    "tile-q=16 tile-k=8 threads=128",   # one group, three warps repeating it
+    "tile-q=48 tile-k=16 threads=64",   # three groups on two warps
+    "tile-q=64 tile-k=24 threads=32",   # four groups on one warp
+    "",
+])
+def test_tensor_core_groups_and_padding(elem, options):
+    """Warps own 16-row groups (a warp past the last repeats it and writes
+    nothing); Dk = 12 pads the mma depth, Dv = 20 the last n8 tile. Key 5
+    is masked for every row by score_mod and its v holds NaN: its V tile
+    takes the FMA path, whose weights take the K tile's shared memory. Key
+    6 holds NaN in k and is seen by rows 0-7 only: their weights are NaN,
+    and the later tiles' scores (K's depth padding included) must not see
+    them."""
+    from harness import from_bf16, to_bf16
+    b, sq, sk, hq, hkv, dk, dv = 1, 50, 61, 4, 2, 12, 20
+    rng = np.random.default_rng(hash((elem, options)) % 2**32)
+    q, k = rand(rng, b, sq, hq, dk), rand(rng, b, sk, hkv, dk)
+    v = rand(rng, b, sk, hkv, dv)
+    v[0, 5, 1, 3] = np.nan
+    k[0, 6, 1, 2] = np.nan
+
+    def cast(x, e):
+        if e == "bf16":
+            x = to_bf16(x)
+            return x, from_bf16(x).astype(np.float64)
+        if e == "f16":
+            x = x.astype(np.float16)
+        return x, x.astype(np.float64)
+
+    (q, qe), (k, ke), (v, ve) = cast(q, elem), cast(k, elem), cast(v, elem)
+    qt, kt = tensor_type(q.shape, elem), tensor_type(k.shape, elem)
+    vt, rt = tensor_type(v.shape, elem), tensor_type((b, sq, hq, dv), elem)
+    mask = """    %c5 = arith.constant 5 : index
+    %c6 = arith.constant 6 : index
+    %c8 = arith.constant 8 : index
+    %ninf = arith.constant 0xFF800000 : f32
+    %is5 = arith.cmpi eq, %j, %c5 : index
+    %is6 = arith.cmpi eq, %j, %c6 : index
+    %late = arith.cmpi uge, %i, %c8 : index
+    %hide6 = arith.andi %is6, %late : i1
+    %m = arith.ori %is5, %hide6 : i1
+    %r = arith.select %m, %ninf, %s : f32
+    posenc.yield %r : f32"""
+    body = attention("%o", "%q", "%k", "%v", qt, kt, vt, rt, attrs=" causal")
+    body[-1] += (" score_mod {\n  ^bb0(%s: f32, %b: index, %h: index, %i: index, %j: index):\n"
+                 + mask + "\n  }")
+    ir = func_ir([("q", qt), ("k", kt), ("v", vt)], body, [("%o", rt)])
+    (out,) = run(ir, [q, k, v], pipeline=emulated(f"precision=tf32 {options}".strip()))
+    out = from_bf16(out) if elem == "bf16" else out.astype(np.float64)
+    if elem == "f32":
+        qe, ke = tf32(qe).astype(np.float64), tf32(ke).astype(np.float64)
+    expected = ref.attention(
+        qe, ke, ve, causal=True,
+        score_mod=lambda s, b, h, i, j: np.where((j == 5) | ((j == 6) & (i >= 8)), -np.inf, s))
+    # NaN in rows 0-7 of the heads of kv head 1, nowhere else.
+    assert np.isnan(expected[0, :8, 2:]).all()
+    assert np.isfinite(expected[0, 8:]).all() and np.isfinite(expected[0, :, :2]).all()
+    assert rel_err(out, expected) < (1e-2 if elem == "bf16" else 3e-3)

@@ -94,19 +94,26 @@ def ConvertPosencAttentionToGPUPass
     float64 reference on a machine without a GPU.
 
     With `precision=tf32` the two products run on tensor cores (sm_80 and
-    later): Q·Kᵀ and P·V as `nvgpu.mma.sync` chains over m16n8 sub-tiles
-    of the shared tiles, warp w taking sub-tiles w, w + warps, ..., each
-    lane's fragments read at the positions the PTX ISA's "Matrix
-    Fragments for mma.m16n8k*" figures give; m16n8k16 on f16 q/k/v and
-    m16n8k8 tf32 otherwise (bf16 is exact in tf32; f32 operands are
-    rounded to tf32's 10 mantissa bits, to nearest as `cvt.rna.tf32.f32`
-    does, so errors are near 2^-11 relative; q is staged times the
-    scale's power of two, exactly, and the rest of the scale multiplies
-    the scores, so q·k cannot overflow where scale·q·k does not). The
-    score step, the online softmax and the mask rule are unchanged: a V
-    tile holding NaN or Inf takes the FMA path for P·V, since a masked
-    key's weight 0 times NaN would reach rows that must not see it. Tiles
-    must then be multiples of 16 rows and 8 keys. A static Sk of 0 gives
+    later) in the FlashAttention-2 layout (Dao 2023): warp w owns the
+    16-row groups w, w + warps, ... of the tile, loads its Q fragments
+    once, and keeps its scores, weights and output in registers as
+    `nvgpu.mma.sync` fragments at the positions the PTX ISA's "Matrix
+    Fragments for mma.m16n8k*" figures give. Per key tile the block stages
+    K and V in shared memory; each warp computes S = Q·Kᵀ, applies the
+    score step to each fragment element, reduces row max and sum over the
+    4 lanes of a row with `gpu.shuffle`, rescales its output and adds P·V,
+    P's A fragments taken from S's C fragments (directly for m16n8k16,
+    by shuffles for m16n8k8). m16n8k16 on f16 q/k/v and m16n8k8 tf32
+    otherwise (bf16 is exact in tf32; f32 operands are rounded to tf32's
+    10 mantissa bits, to nearest as `cvt.rna.tf32.f32` does, so errors
+    are near 2^-11 relative; q is staged times the scale's power of two,
+    exactly, and the rest of the scale multiplies the scores, so q·k
+    cannot overflow where scale·q·k does not). The score step, the online
+    softmax and the mask rule are the FMA kernel's: a V tile holding NaN
+    or Inf takes FMAs for P·V (its weights through shared memory), since
+    a masked key's weight 0 times NaN would reach rows that must not see
+    it. Tiles must then be multiples of 16 rows and 8 keys; `tile-q = 0`
+    picks 16 rows per warp (fewer for a short Sq). A static Sk of 0 gives
     zero rows without a kernel (with either precision).
 
     Head dims and head counts must be static (the accumulators of a thread
@@ -131,7 +138,8 @@ def ConvertPosencAttentionToGPUPass
   let options = [
     Option<"tileQ", "tile-q", "int64_t", "0",
            "Query rows per block (0: the largest that fits in 48 KiB of "
-           "shared memory; otherwise it must divide `threads`)">,
+           "shared memory; otherwise it must divide `threads`, or with "
+           "precision=tf32 be a multiple of 16)">,
     Option<"tileK", "tile-k", "int64_t", "32",
            "Keys per shared-memory tile (must divide `threads`)">,
     Option<"threads", "threads", "int64_t", "128",

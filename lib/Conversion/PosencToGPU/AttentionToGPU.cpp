@@ -19,9 +19,11 @@
 //   out = ACC / L (0 where L = 0)
 //
 // Each step is a phase that every thread runs on its part of the shared
-// tiles, ended by a barrier. With precision=tf32, S = Qs·KVᵀ and S·KV
-// are mma.sync chains over m16n8 sub-tiles (mmaTiles). `emulate` runs this
-// same kernel on the host (posenc-emulate-gpu-launch's emulation).
+// tiles, ended by a barrier. With precision=tf32 the kernel takes the
+// FlashAttention-2 layout instead (blockTileOnTensorCores): each warp
+// keeps its rows' Q, S, P, ACC, M and L in registers as mma.sync
+// fragments, and only K and V go through shared memory. `emulate` runs
+// this same kernel on the host (posenc-emulate-gpu-launch's emulation).
 //
 // Split-K (flash-decoding), when the grid would be small (decode: one
 // query row per head): the op is its decomposition (AggregatedOpInterface:
@@ -79,12 +81,14 @@ constexpr int64_t kSharedBytes = 48 * 1024;
 /// Tile sizes and the shared-memory layout they imply.
 struct KernelShape {
   int64_t tileQ, tileK, threads, dk, dv;
-  // precision=tf32: the k of the mma.sync chains of Q·Kᵀ and P·V (16 for
-  // f16 operands, 8 for tf32 ones), 0 for f32 FMAs.
-  int64_t mmaK = 0;
+  // precision=tf32: the k of the mma.sync chains of Q·Kᵀ and of P·V (16
+  // for f16 operands, 8 for tf32 ones); 0 for f32 FMAs.
+  int64_t mmaK = 0, pvK = 0;
 
-  /// Threads per output row, each accumulating `accPerThread` dims
-  /// d = c + chunks·k (strided: the threads of a warp read one V element).
+  bool tensorCores() const { return mmaK != 0; }
+
+  // FMAs. Threads per output row, each accumulating `accPerThread` dims
+  // d = c + chunks·k (strided: the threads of a warp read one V element).
   int64_t chunks() const { return threads / tileQ; }
   int64_t accPerThread() const { return llvm::divideCeil(dv, chunks()); }
   // Rows padded by one float: lane j reading row j of a tile then hits
@@ -96,22 +100,51 @@ struct KernelShape {
   int64_t kvElems() const { return tileK * kvStride(); }
   int64_t sElems() const { return tileQ * sStride(); }
   int64_t accElems() const { return accPerThread() * threads; }
-  int64_t bytes() const {
-    // With tensor cores, one more float: whether the V tile is finite.
-    return 4 * (qElems() + kvElems() + sElems() + accElems() + 3 * tileQ +
-                (mmaK ? 1 : 0));
-  }
   /// Scores of the QK phase per thread: thread t owns key t mod tile-k of
   /// rows t / tile-k + (threads / tile-k)·n.
   int64_t rowsPerPass() const { return threads / tileK; }
   int64_t scoresPerThread() const { return tileQ / rowsPerPass(); }
 
+  // Tensor cores. Warp w owns the 16-row groups w, w + warps, ... of the
+  // tile (a warp past the last group repeats it and writes nothing).
+  int64_t warps() const { return threads / 32; }
+  int64_t groups() const { return tileQ / 16; }
+  int64_t groupsPerWarp() const { return llvm::divideCeil(groups(), warps()); }
+  // K's depth padded to the mma's k, V's width to whole n8 tiles.
+  int64_t dkPad() const { return llvm::alignTo(dk, mmaK); }
+  int64_t dvTiles() const { return llvm::divideCeil(dv, 8); }
+  // A score fragment per 8 keys, in whole k steps of P·V.
+  int64_t sTiles() const { return llvm::alignTo(tileK, pvK) / 8; }
+  /// The smallest stride >= `cols` that is `bank` mod 32: the 8 rows a
+  /// fragment load reads (lane group g) then start in distinct banks.
+  static int64_t strideFor(int64_t cols, int64_t bank) {
+    return cols + (((bank - cols) % 32) + 32) % 32;
+  }
+  int64_t kStride() const { return strideFor(dkPad(), mmaK == 16 ? 8 : 4); }
+  int64_t vStride() const { return strideFor(8 * dvTiles(), 8); }
+  int64_t pStride() const { return 8 * sTiles() + 1; }
+  // The weights take the K tile's place: the scores are done with it by
+  // then.
+  int64_t kpElems() const {
+    return std::max(tileK * kStride(), tileQ * pStride());
+  }
+
+  int64_t bytes() const {
+    // With tensor cores, the K tile (or the weights of a V tile that holds
+    // NaN or Inf, P·V then on FMAs), the V tile and the index of the last
+    // such tile.
+    if (tensorCores())
+      return 4 * (kpElems() + tileK * vStride() + 1);
+    return 4 * (qElems() + kvElems() + sElems() + accElems() + 3 * tileQ);
+  }
+
   /// The tiles divide the threads as the kernel needs (and so every size
   /// above is defined: no division by zero).
   bool divides() const {
+    if (tensorCores())
+      return tileQ > 0 && tileQ % 16 == 0 && tileK > 0 && tileK % 8 == 0;
     return tileQ > 0 && tileK > 0 && threads % tileQ == 0 &&
-           threads % tileK == 0 && tileQ % rowsPerPass() == 0 &&
-           (!mmaK || (tileQ % 16 == 0 && tileK % 8 == 0));
+           threads % tileK == 0 && tileQ % rowsPerPass() == 0;
   }
   bool valid(int64_t maxBytes) const {
     return divides() && bytes() <= maxBytes;
@@ -219,8 +252,9 @@ struct BlockTile {
 struct AttentionKernel {
   AttentionOp op;
   KernelShape shape;
-  // The operand type of the mma.sync chains (null without tensor cores).
-  Type mmaType;
+  // Tensor cores: the operand types of the mma.sync chains of Q·Kᵀ and
+  // P·V (f16, or f32 for tf32); null on FMAs.
+  Type qkType, pvType;
   double scale;
   // The op's tensors -> their buffers (init -> the result buffer).
   IRMapping buffers;
@@ -233,10 +267,11 @@ struct AttentionKernel {
   int64_t splits = 1;
   Value partAcc, partMax, partSum;
   // Shared tiles (views of dynamic shared memory, or host buffers when
-  // emulating).
+  // emulating). FMAs: Q, K or V, scores, accumulators, row state.
   Value qs, kv, s, acc, rowMax, rowSum, rowScale;
-  // Tensor cores: 1 while the V tile has no NaN or Inf (else 0).
-  Value vFinite;
+  // Tensor cores: K, V, the weights of a V tile holding NaN or Inf, and
+  // the index of the last key tile whose V held one (i32, -1 for none).
+  Value kTile, vTile, pTile, nonFiniteTile;
 
   /// Runs `body` in every thread of the block, then synchronizes (unless
   /// it is the last phase).
@@ -370,6 +405,8 @@ struct AttentionKernel {
 
   /// Tile `t` run by the block's threads.
   void blockTile(Emitter &e, Value tid, const BlockTile &tile) {
+    if (shape.tensorCores())
+      return blockTileOnTensorCores(e, tid, tile);
     const KernelShape &ks = shape;
 
     // Qs, and the row and accumulator state.
@@ -377,42 +414,23 @@ struct AttentionKernel {
       forEachElement(n, t, tile.rows, ks.dk, [&](Emitter &x, Value r, Value d) {
         LinalgBuilder xb{x.b, x.loc};
         Value qv = xb.toF32(x.load(tile.q, {x.c(0), r, x.c(0), d}));
-        qv = arith::MulFOp::create(x.b, x.loc, qv, x.f(qScale()));
-        if (roundsToTf32())
-          qv = roundToTf32(x, qv);
+        qv = arith::MulFOp::create(x.b, x.loc, qv, x.f(scale));
         x.store(qv, qs, x.at(r, ks.qStride(), d));
       });
       for (int64_t a = 0; a < ks.accPerThread(); ++a)
         n.store(n.f(0.0f), acc, n.add(n.mul(n.c(a), n.c(ks.threads)), t));
-      // A block has one head: its sink starts every row's state. A key
-      // chunk's partial state starts from (0, -inf, 0); the sink is in the
-      // initial state the partials are merged into.
-      Value sinks = tile.chunk ? Value() : tile.sinks;
       n.when(n.lt(t, n.c(ks.tileQ)), [&](Emitter &x) {
-        Value sink = sinks ? x.load(sinks, x.c(0)) : x.f(kNegInf);
-        x.store(sink, rowMax, t);
-        x.store(sinks ? attention::sinkSum(x.b, x.loc, sink) : x.f(0.0f),
-                rowSum, t);
+        auto [m, l] = initialState(x, tile);
+        x.store(m, rowMax, t);
+        x.store(l, rowSum, t);
       });
     });
 
-    // The tile's keys (those below its causal limit) in blocks of tk; with
-    // split-K, the chunk's consecutive share of those blocks.
-    Value keyTiles =
-        arith::CeilDivUIOp::create(e.b, e.loc, tile.keys, e.c(ks.tileK));
-    Value firstTile = e.c(0), endTile = keyTiles;
-    if (tile.chunk) {
-      Value perChunk =
-          arith::CeilDivUIOp::create(e.b, e.loc, keyTiles, e.c(splits));
-      firstTile = e.min(e.mul(tile.chunk, perChunk), keyTiles);
-      endTile = e.min(e.add(firstTile, perChunk), keyTiles);
-    }
-    e.loop(firstTile, endTile, {}, [&](Emitter &le, Value kt, ValueRange) {
-      Value j0 = le.mul(kt, le.c(ks.tileK));
-      Value tk = le.min(le.c(ks.tileK), le.sub(tile.keys, j0));
-      keyTile(le, tid, tile, j0, tk);
-      return SmallVector<Value>{};
-    });
+    forEachKeyTile(e, tile, {},
+                   [&](Emitter &le, Value, Value j0, Value tk, ValueRange) {
+                     keyTile(le, tid, tile, j0, tk);
+                     return SmallVector<Value>{};
+                   });
 
     if (tile.chunk) {
       writePartialState(e, tid, tile);
@@ -422,18 +440,56 @@ struct AttentionKernel {
     phase(
         e, tid,
         [&](Emitter &n, Value t) {
-          forEachAccumulator(
-              n, t, tile, [&](Emitter &y, Value r, Value d, Value a) {
-                LinalgBuilder yb{y.b, y.loc};
-                Value o =
-                    attention::normalize(y.b, y.loc, a, y.load(rowSum, r));
-                Type elemTy =
-                    cast<MemRefType>(tile.out.getType()).getElementType();
-                y.store(yb.fromFloat(o, elemTy), tile.out,
-                        {y.c(0), r, y.c(0), d});
-              });
+          forEachAccumulator(n, t, tile,
+                             [&](Emitter &y, Value r, Value d, Value a) {
+                               storeOutput(y, tile, r, d, a, y.load(rowSum, r));
+                             });
         },
         /*sync=*/false);
+  }
+
+  /// A row's initial (max, sum): a block has one head, whose sink starts
+  /// every row's state. A key chunk's partial state starts from (-inf, 0);
+  /// the sink is in the initial state the partials are merged into.
+  std::pair<Value, Value> initialState(Emitter &x, const BlockTile &tile) {
+    Value sinks = tile.chunk ? Value() : tile.sinks;
+    Value sink = sinks ? x.load(sinks, x.c(0)) : x.f(kNegInf);
+    return {sink, sinks ? attention::sinkSum(x.b, x.loc, sink) : x.f(0.0f)};
+  }
+
+  /// out[r, d] = acc / sum in the output's element type.
+  static void storeOutput(Emitter &y, const BlockTile &tile, Value r, Value d,
+                          Value acc, Value sum) {
+    LinalgBuilder yb{y.b, y.loc};
+    Value o = attention::normalize(y.b, y.loc, acc, sum);
+    Type elemTy = cast<MemRefType>(tile.out.getType()).getElementType();
+    y.store(yb.fromFloat(o, elemTy), tile.out, {y.c(0), r, y.c(0), d});
+  }
+
+  /// body(kt, j0, tk, carried) for the tile's keys (those below its causal
+  /// limit) in blocks [j0, j0 + tk) of tile-k; with split-K, the chunk's
+  /// consecutive share of those blocks.
+  ValueRange
+  forEachKeyTile(Emitter &e, const BlockTile &tile, ValueRange init,
+                 function_ref<SmallVector<Value>(Emitter &, Value, Value, Value,
+                                                 ValueRange)>
+                     body) {
+    const KernelShape &ks = shape;
+    Value keyTiles =
+        arith::CeilDivUIOp::create(e.b, e.loc, tile.keys, e.c(ks.tileK));
+    Value firstTile = e.c(0), endTile = keyTiles;
+    if (tile.chunk) {
+      Value perChunk =
+          arith::CeilDivUIOp::create(e.b, e.loc, keyTiles, e.c(splits));
+      firstTile = e.min(e.mul(tile.chunk, perChunk), keyTiles);
+      endTile = e.min(e.add(firstTile, perChunk), keyTiles);
+    }
+    return e.loop(firstTile, endTile, init,
+                  [&](Emitter &le, Value kt, ValueRange carried) {
+                    Value j0 = le.mul(kt, le.c(ks.tileK));
+                    Value tk = le.min(le.c(ks.tileK), le.sub(tile.keys, j0));
+                    return body(le, kt, j0, tk, carried);
+                  });
   }
 
   /// body(r, d, ACC[r, d]) for thread `tid`'s share of the tile's rows ×
@@ -450,69 +506,53 @@ struct AttentionKernel {
     });
   }
 
-  /// Split-K: the chunk's state of each row of the tile, unnormalized, into
-  /// its slot [chunk, b, i, h] of the partial states.
+  /// Split-K: the chunk's state of row r of the tile (unnormalized acc of
+  /// dim d; with `rowState`, also its max and sum) into slot
+  /// [chunk, b, i, h] of the partial states.
+  void writePartial(Emitter &y, const BlockTile &tile, Value r, Value d,
+                    Value a) {
+    y.store(a, partAcc,
+            {tile.chunk, tile.batch, y.add(tile.row0, r), tile.head, d});
+  }
+  void writePartialRow(Emitter &x, const BlockTile &tile, Value r, Value m,
+                       Value l) {
+    SmallVector<Value> at = {tile.chunk, tile.batch, x.add(tile.row0, r),
+                             tile.head};
+    x.store(m, partMax, at);
+    x.store(l, partSum, at);
+  }
+
   void writePartialState(Emitter &e, Value tid, const BlockTile &tile) {
     phase(
         e, tid,
         [&](Emitter &n, Value t) {
           forEachAccumulator(n, t, tile,
                              [&](Emitter &y, Value r, Value d, Value a) {
-                               y.store(a, partAcc,
-                                       {tile.chunk, tile.batch,
-                                        y.add(tile.row0, r), tile.head, d});
+                               writePartial(y, tile, r, d, a);
                              });
           n.when(n.lt(t, tile.rows), [&](Emitter &x) {
-            SmallVector<Value> at = {tile.chunk, tile.batch,
-                                     x.add(tile.row0, t), tile.head};
-            x.store(x.load(rowMax, t), partMax, at);
-            x.store(x.load(rowSum, t), partSum, at);
+            writePartialRow(x, tile, t, x.load(rowMax, t), x.load(rowSum, t));
           });
         },
         /*sync=*/false);
   }
 
-  /// One key tile [j0, j0 + tk): the four phases of the online softmax.
+  /// One key tile [j0, j0 + tk) on FMAs: the four phases of the online
+  /// softmax.
   void keyTile(Emitter &e, Value tid, const BlockTile &tile, Value j0,
                Value tk) {
     const KernelShape &ks = shape;
     // K tile, zero past the keys.
-    phase(e, tid, [&](Emitter &n, Value t) {
-      loadTile(n, t, tile.k, j0, tk, ks.dk);
-      if (ks.mmaK)
-        n.when(n.lt(t, n.c(1)),
-               [&](Emitter &x) { x.store(x.f(1.0f), vFinite, x.c(0)); });
-    });
-
-    if (ks.mmaK) {
-      phase(e, tid, [&](Emitter &n, Value t) {
-        scoresOnTensorCores(n, t, tile, j0, tk);
-      });
-    } else {
-      scoresOnFMAs(e, tid, tile, j0, tk);
-    }
-
+    phase(e, tid,
+          [&](Emitter &n, Value t) { loadTile(n, t, tile.k, j0, tk, ks.dk); });
+    scoresOnFMAs(e, tid, tile, j0, tk);
     // V tile over K; one thread per row updates the running max and sum.
     phase(e, tid, [&](Emitter &n, Value t) {
-      loadTile(n, t, tile.v, j0, tk, ks.dv, /*checkFinite=*/ks.mmaK != 0);
+      loadTile(n, t, tile.v, j0, tk, ks.dv);
       n.when(n.lt(t, n.c(ks.tileQ)), [&](Emitter &x) { softmaxRow(x, t, tk); });
     });
-
-    // ACC = A·ACC + P·V. Tensor cores only when the V tile is finite.
-    phase(e, tid, [&](Emitter &n, Value t) {
-      if (!ks.mmaK)
-        return accumulateOnFMAs(n, t, tk);
-      Value finite =
-          arith::CmpFOp::create(n.b, n.loc, arith::CmpFPredicate::OEQ,
-                                n.load(vFinite, n.c(0)), n.f(1.0f));
-      auto branch = scf::IfOp::create(n.b, n.loc, TypeRange{}, finite,
-                                      /*withElseRegion=*/true);
-      OpBuilder::InsertionGuard guard(n.b);
-      n.b.setInsertionPoint(branch.thenBlock()->getTerminator());
-      accumulateOnTensorCores(n, t, tk);
-      n.b.setInsertionPoint(branch.elseBlock()->getTerminator());
-      accumulateOnFMAs(n, t, tk);
-    });
+    // ACC = A·ACC + P·V.
+    phase(e, tid, [&](Emitter &n, Value t) { accumulateOnFMAs(n, t, tk); });
   }
 
   /// ACC = A·ACC + P·V on f32 FMAs for thread t's dims of its row; masked
@@ -579,101 +619,6 @@ struct AttentionKernel {
     });
   }
 
-  /// D = A·B + C on tensor cores for a [rows, cols] tile (rows a multiple
-  /// of 16; cols padded to 8, depth to the mma's k): m16n8 sub-tiles, warp
-  /// w taking sub-tiles w, w + warps, ...; each an mma.sync chain over the
-  /// depth whose fragments hold, per the PTX ISA (lane l, group g = l / 4,
-  /// t = l mod 4, e elements per 32-bit register):
-  ///   A [16, k]: register r, element i at row g + 8 (r mod 2),
-  ///              col t·e + i + 4e (r / 2)
-  ///   B [k, 8]:  register r, element i at row t·e + i + 4e·r, col g
-  ///   C, D [16, 8]: register r, element i at row g + 8 r, col 2 t + i
-  /// a(row, k), b(k, col) and c(row, col) give the f32 operands (zero
-  /// where padded); d(row, col, value) takes the results of sub-tiles
-  /// that exist. The loops have the same bounds in every thread (mma.sync
-  /// is a warp collective): a warp past the last sub-tile repeats it and
-  /// passes nothing to d.
-  using Operand = function_ref<Value(Emitter &, Value, Value)>;
-  void mmaTiles(Emitter &n, Value t, int64_t rows, int64_t cols, int64_t depth,
-                Operand a, Operand b, Operand c,
-                function_ref<void(Emitter &, Value, Value, Value)> d) {
-    const KernelShape &ks = shape;
-    int64_t k = ks.mmaK, epr = k == 16 ? 2 : 1;
-    int64_t warps = ks.threads / 32, colTiles = llvm::divideCeil(cols, 8);
-    int64_t subTiles = (rows / 16) * colTiles;
-    int64_t regsA = 16 * k / (32 * epr), regsB = 8 * k / (32 * epr);
-    Type f32 = n.b.getF32Type();
-    auto aTy = VectorType::get({regsA, epr}, mmaType);
-    auto bTy = VectorType::get({regsB, epr}, mmaType);
-    auto cTy = VectorType::get({2, 2}, f32);
-    Value warp = n.div(t, n.c(32)), lane = n.rem(t, n.c(32));
-    Value g = n.div(lane, n.c(4)), tq = n.rem(lane, n.c(4));
-    Value te = n.mul(tq, n.c(epr));
-    // tf32 operands were rounded as they were staged (roundToTf32).
-    auto operand = [&](Emitter &x, Value v) -> Value {
-      if (mmaType == f32)
-        return v;
-      return arith::TruncFOp::create(x.b, x.loc, mmaType, v);
-    };
-    // (row, col) of element (r, i) of the C/D fragment.
-    auto cAt = [&](Emitter &x, Value row0, Value col0, int64_t r, int64_t i) {
-      return std::make_pair(x.add(row0, x.add(g, x.c(8 * r))),
-                            x.add(col0, x.add(x.mul(tq, x.c(2)), x.c(i))));
-    };
-    n.loop(
-        n.c(0), n.c(llvm::divideCeil(subTiles, warps)), {},
-        [&](Emitter &x, Value i, ValueRange) -> SmallVector<Value> {
-          Value sub = x.add(warp, x.mul(i, x.c(warps)));
-          Value clamped = x.min(sub, x.c(subTiles - 1));
-          Value row0 = x.mul(x.div(clamped, x.c(colTiles)), x.c(16));
-          Value col0 = x.mul(x.rem(clamped, x.c(colTiles)), x.c(8));
-          SmallVector<Value> init;
-          for (int64_t r = 0; r < 2; ++r)
-            for (int64_t el = 0; el < 2; ++el) {
-              auto [row, col] = cAt(x, row0, col0, r, el);
-              init.push_back(c(x, row, col));
-            }
-          Value acc = vector::FromElementsOp::create(x.b, x.loc, cTy, init);
-          Value result = x.loop(
-              x.c(0), x.c(llvm::divideCeil(depth, k)), {acc},
-              [&](Emitter &y, Value step,
-                  ValueRange carried) -> SmallVector<Value> {
-                Value k0 = y.mul(step, y.c(k));
-                SmallVector<Value> as, bs;
-                for (int64_t r = 0; r < regsA; ++r)
-                  for (int64_t el = 0; el < epr; ++el)
-                    as.push_back(operand(
-                        y,
-                        a(y, y.add(row0, y.add(g, y.c(8 * (r % 2)))),
-                          y.add(k0, y.add(te, y.c(el + 4 * epr * (r / 2)))))));
-                for (int64_t r = 0; r < regsB; ++r)
-                  for (int64_t el = 0; el < epr; ++el)
-                    bs.push_back(operand(
-                        y, b(y, y.add(k0, y.add(te, y.c(el + 4 * epr * r))),
-                             y.add(col0, g))));
-                Value av = vector::FromElementsOp::create(y.b, y.loc, aTy, as);
-                Value bv = vector::FromElementsOp::create(y.b, y.loc, bTy, bs);
-                auto mma = nvgpu::MmaSyncOp::create(
-                    y.b, y.loc, av, bv, carried[0], ArrayRef<int64_t>{16, 8, k},
-                    /*tf32Enabled=*/k == 8);
-                return {mma.getResult()};
-              })[0];
-          x.when(x.lt(sub, x.c(subTiles)), [&](Emitter &y) {
-            for (int64_t r = 0; r < 2; ++r)
-              for (int64_t el = 0; el < 2; ++el) {
-                auto [row, col] = cAt(y, row0, col0, r, el);
-                d(y, row, col,
-                  vector::ExtractOp::create(y.b, y.loc, result,
-                                            ArrayRef<int64_t>{r, el}));
-              }
-          });
-          return {};
-        });
-  }
-
-  /// Whether staged values are rounded to tf32 for the tensor cores.
-  bool roundsToTf32() const { return shape.mmaK && mmaType && mmaType.isF32(); }
-
   /// `v` rounded to tf32, to nearest with ties away from zero (as
   /// cvt.rna.tf32.f32): the tensor cores drop the low 13 mantissa bits, a
   /// truncation biased toward zero, so half of the last kept bit is added
@@ -699,9 +644,9 @@ struct AttentionKernel {
   /// (exact), and the rest (in [0.5, 1)) after the mma, so q·k cannot
   /// overflow where scale·q·k does not.
   double qScale() const {
-    if (!shape.mmaK)
+    if (!shape.tensorCores())
       return scale;
-    if (mmaType.isF16())
+    if (qkType.isF16())
       return 1.0;
     int exp;
     std::frexp(scale, &exp);
@@ -711,70 +656,6 @@ struct AttentionKernel {
   /// `v` where `inside`, else 0 (`v` read at a clamped, valid address).
   static Value zeroUnless(Emitter &x, Value inside, Value v) {
     return x.select(inside, v, x.f(0.0f));
-  }
-
-  /// S = scale·(Qs·Kᵀ) on tensor cores, then the score step per element.
-  void scoresOnTensorCores(Emitter &n, Value t, const BlockTile &tile, Value j0,
-                           Value tk) {
-    const KernelShape &ks = shape;
-    Value lastD = n.c(ks.dk - 1);
-    mmaTiles(
-        n, t, ks.tileQ, ks.tileK, ks.dk,
-        [&](Emitter &x, Value row, Value d) {
-          return zeroUnless(
-              x, x.lt(d, x.c(ks.dk)),
-              x.load(qs, x.at(row, ks.qStride(), x.min(d, lastD))));
-        },
-        [&](Emitter &x, Value d, Value jj) {
-          return zeroUnless(
-              x, x.lt(d, x.c(ks.dk)),
-              x.load(kv, x.at(jj, ks.kvStride(), x.min(d, lastD))));
-        },
-        [&](Emitter &x, Value, Value) { return x.f(0.0f); },
-        [&](Emitter &y, Value row, Value jj, Value dot) {
-          Value raw = dot;
-          if (double rest = scale / qScale(); rest != 1.0)
-            raw = arith::MulFOp::create(y.b, y.loc, dot, y.f(rest));
-          Value inside = y.andI(y.lt(jj, tk), y.lt(row, tile.rows));
-          Value sc = score(y, tile, raw, row, y.add(j0, jj), inside);
-          y.store(sc, s, y.at(row, ks.sStride(), jj));
-        });
-  }
-
-  /// ACC = A·ACC + P·V on tensor cores: P [tile-q, tk] from the score
-  /// tile, V [tk, Dv] from the KV tile, ACC in its per-thread slots.
-  /// Only for V tiles without NaN or Inf: P is 0 for masked keys, and
-  /// 0·NaN would reach rows that must not see them.
-  void accumulateOnTensorCores(Emitter &n, Value t, Value tk) {
-    const KernelShape &ks = shape;
-    Value lastKey = n.c(ks.tileK - 1), lastD = n.c(ks.dv - 1);
-    auto accAt = [&](Emitter &x, Value row, Value d) {
-      Value owner =
-          x.add(x.mul(x.rem(d, x.c(ks.chunks())), x.c(ks.tileQ)), row);
-      return x.at(x.div(d, x.c(ks.chunks())), ks.threads, owner);
-    };
-    mmaTiles(
-        n, t, ks.tileQ, ks.dv, ks.tileK,
-        [&](Emitter &x, Value row, Value jj) {
-          return zeroUnless(
-              x, x.lt(jj, tk),
-              x.load(s, x.at(row, ks.sStride(), x.min(jj, lastKey))));
-        },
-        [&](Emitter &x, Value jj, Value d) {
-          return zeroUnless(x, x.andI(x.lt(jj, tk), x.lt(d, x.c(ks.dv))),
-                            x.load(kv, x.at(x.min(jj, lastKey), ks.kvStride(),
-                                            x.min(d, lastD))));
-        },
-        [&](Emitter &x, Value row, Value d) {
-          Value old = x.load(acc, accAt(x, row, x.min(d, lastD)));
-          Value scaled =
-              arith::MulFOp::create(x.b, x.loc, old, x.load(rowScale, row));
-          return zeroUnless(x, x.lt(d, x.c(ks.dv)), scaled);
-        },
-        [&](Emitter &y, Value row, Value d, Value sum) {
-          y.when(y.lt(d, y.c(ks.dv)),
-                 [&](Emitter &z) { z.store(sum, acc, accAt(z, row, d)); });
-        });
   }
 
   /// sums[n] = step(shared(iv), each(iv, n), sums[n]) for iv in [0, end)
@@ -804,26 +685,12 @@ struct AttentionKernel {
 
   /// Keys [j0, j0 + tk) of the tile's `src` ([1, keys, 1, D]) into the
   /// KV tile in f32.
-  /// With `checkFinite`, a NaN or Inf clears vFinite (every writer
-  /// writes the same 0).
-  void loadTile(Emitter &e, Value tid, Value src, Value j0, Value tk, int64_t d,
-                bool checkFinite = false) {
+  void loadTile(Emitter &e, Value tid, Value src, Value j0, Value tk,
+                int64_t d) {
     forEachElement(e, tid, tk, d, [&](Emitter &x, Value jj, Value c) {
       LinalgBuilder xb{x.b, x.loc};
       Value val = xb.toF32(x.load(src, {x.c(0), x.add(j0, jj), x.c(0), c}));
-      if (roundsToTf32())
-        val = roundToTf32(x, val);
       x.store(val, kv, x.at(jj, shape.kvStride(), c));
-      if (!checkFinite)
-        return;
-      // x - x is 0 exactly when x is finite.
-      Value diff = arith::SubFOp::create(x.b, x.loc, val, val);
-      Value finite = arith::CmpFOp::create(
-          x.b, x.loc, arith::CmpFPredicate::OEQ, diff, x.f(0.0f));
-      x.when(arith::XOrIOp::create(
-                 x.b, x.loc, finite,
-                 arith::ConstantOp::create(x.b, x.loc, x.b.getBoolAttr(true))),
-             [&](Emitter &y) { y.store(y.f(0.0f), vFinite, y.c(0)); });
     });
   }
 
@@ -846,9 +713,6 @@ struct AttentionKernel {
         [&](Emitter &x, Value jj, ValueRange l) -> SmallVector<Value> {
           Value idx = x.at(r, ks.sStride(), jj);
           Value p = attention::softmaxWeight(x.b, x.loc, x.load(s, idx), shift);
-          // The row sum adds the weights the tensor cores multiply.
-          if (roundsToTf32())
-            p = roundToTf32(x, p);
           x.store(p, s, idx);
           return {arith::AddFOp::create(x.b, x.loc, l[0], p)};
         })[0];
@@ -857,6 +721,492 @@ struct AttentionKernel {
     e.store(lNew, rowSum, r);
     e.store(mNew, rowMax, r);
     e.store(alpha, rowScale, r);
+  }
+
+  //===--------------------------------------------------------------------===//
+  // Tensor cores (precision=tf32), the FlashAttention-2 layout: warp w
+  // owns 16-row groups of the tile, and everything of a group lives in its
+  // warp's registers as mma.sync fragments (PTX ISA, "Matrix Fragments for
+  // mma.m16n8k*"; lane l, g = l / 4, t = l mod 4, e elements per 32-bit
+  // register):
+  //   A [16, k]: register r, element i at row g + 8 (r mod 2),
+  //              col t·e + i + 4e (r / 2)
+  //   B [k, 8]:  register r, element i at row t·e + i + 4e·r, col g
+  //   C, D [16, 8]: element (r, i) at row g + 8 r, col 2 t + i
+  // Q's A fragments are loaded once; per key tile the block stages K and V
+  // in shared memory, and each warp computes S = Q·Kᵀ into C fragments,
+  // applies the score step to each element, reduces the row max and sum
+  // over the 4 lanes of a row (t) with shuffles, rescales its O fragments
+  // and adds P·V, P's A fragments taken from S's C fragments (directly for
+  // m16n8k16, by shuffles within the row's lanes for m16n8k8).
+  //===--------------------------------------------------------------------===//
+
+  /// A lane's place in its warp.
+  struct Lane {
+    Value warp, id, g, t;
+  };
+
+  /// The state of one 16-row group across key tiles: O's fragments (one
+  /// vector<2x2xf32> per 8 dims of Dv) and the running max and sum of the
+  /// lane's two rows (g and g + 8), the same in the row's 4 lanes.
+  struct GroupState {
+    SmallVector<Value> o;
+    Value max[2], sum[2];
+    static constexpr int64_t kRowValues = 4;
+  };
+
+  static int64_t elemsPerReg(Type t) { return t.isF16() ? 2 : 1; }
+
+  static VectorType fragmentType(Emitter &e) {
+    return VectorType::get({2, 2}, e.b.getF32Type());
+  }
+  static Value zeroFragment(Emitter &e) {
+    return arith::ConstantOp::create(
+        e.b, e.loc, cast<TypedAttr>(e.b.getZeroAttr(fragmentType(e))));
+  }
+
+  /// `v` (f32) as an operand of type `ty` of an mma.sync.
+  static Value mmaOperand(Emitter &x, Type ty, Value v) {
+    if (ty.isF32())
+      return v;
+    return arith::TruncFOp::create(x.b, x.loc, ty, v);
+  }
+
+  /// A staged K or V element: rounded to tf32 when the product takes tf32.
+  static Value staged(Emitter &x, Type ty, Value v) {
+    return ty.isF32() ? roundToTf32(x, v) : v;
+  }
+
+  Value shuffle(Emitter &x, Value v, Value offset, gpu::ShuffleMode mode) {
+    Type i32 = x.b.getI32Type();
+    Value off = arith::IndexCastOp::create(x.b, x.loc, i32, offset);
+    Value width =
+        arith::ConstantOp::create(x.b, x.loc, x.b.getI32IntegerAttr(32));
+    return gpu::ShuffleOp::create(x.b, x.loc, v, off, width, mode)
+        .getShuffleResult();
+  }
+
+  /// `v` combined over the 4 lanes of a row (xor butterfly: every lane
+  /// gets the same value).
+  Value rowReduce(Emitter &x, Value v,
+                  function_ref<Value(Value, Value)> combine) {
+    for (int64_t off : {1, 2})
+      v = combine(v, shuffle(x, v, x.c(off), gpu::ShuffleMode::XOR));
+    return v;
+  }
+
+  /// Element (r, i) of a [2, 2] fragment.
+  static Value elem(Emitter &x, Value frag, int64_t r, int64_t i) {
+    return vector::ExtractOp::create(x.b, x.loc, frag, ArrayRef<int64_t>{r, i});
+  }
+  static Value fragment(Emitter &x, Type elemTy, int64_t regs, int64_t epr,
+                        ArrayRef<Value> values) {
+    return vector::FromElementsOp::create(
+        x.b, x.loc, VectorType::get({regs, epr}, elemTy), values);
+  }
+
+  Value mma(Emitter &x, Value a, Value b, Value c, int64_t k) {
+    return nvgpu::MmaSyncOp::create(x.b, x.loc, a, b, c,
+                                    ArrayRef<int64_t>{16, 8, k},
+                                    /*tf32Enabled=*/k == 8)
+        .getResult();
+  }
+
+  /// Q's A fragment of depth [k0, k0 + k) for the group at tile row
+  /// `row0`: scale's power of two times q (qScale), rounded for the mma;
+  /// 0 past the tile's rows and Dk.
+  Value queryFragment(Emitter &e, const BlockTile &tile, const Lane &ln,
+                      Value row0, int64_t k0) {
+    const KernelShape &ks = shape;
+    int64_t epr = elemsPerReg(qkType), regs = 16 * ks.mmaK / (32 * epr);
+    SmallVector<Value> values;
+    for (int64_t r = 0; r < regs; ++r)
+      for (int64_t i = 0; i < epr; ++i) {
+        Value row = e.add(row0, e.add(ln.g, e.c(8 * (r % 2))));
+        Value d = e.add(e.mul(ln.t, e.c(epr)), e.c(k0 + i + 4 * epr * (r / 2)));
+        Value inside = e.andI(e.lt(row, tile.rows), e.lt(d, e.c(ks.dk)));
+        Value v = e.ifElse(
+            inside,
+            [&](Emitter &x) {
+              LinalgBuilder xb{x.b, x.loc};
+              Value q = xb.toF32(x.load(tile.q, {x.c(0), row, x.c(0), d}));
+              q = arith::MulFOp::create(x.b, x.loc, q, x.f(qScale()));
+              return staged(x, qkType, q);
+            },
+            e.f(0.0f));
+        values.push_back(mmaOperand(e, qkType, v));
+      }
+    return fragment(e, qkType, regs, epr, values);
+  }
+
+  /// Keys [j0, j0 + tk) of `src` into the shared tile `dst` (row stride
+  /// `stride`), staged for an mma on `ty`. With `nonFinite`, a NaN or Inf
+  /// sets the tile's index `kt` as the last one whose V holds one (every
+  /// writer writes the same index).
+  void stageTile(Emitter &e, Value tid, Value src, Value dst, int64_t stride,
+                 int64_t d, Type ty, Value j0, Value tk, Value kt = {}) {
+    forEachElement(e, tid, tk, d, [&](Emitter &x, Value jj, Value c) {
+      LinalgBuilder xb{x.b, x.loc};
+      Value val = staged(
+          x, ty, xb.toF32(x.load(src, {x.c(0), x.add(j0, jj), x.c(0), c})));
+      x.store(val, dst, x.at(jj, stride, c));
+      if (!kt)
+        return;
+      // val - val is 0 exactly when val is finite.
+      Value diff = arith::SubFOp::create(x.b, x.loc, val, val);
+      Value nonFinite = arith::CmpFOp::create(
+          x.b, x.loc, arith::CmpFPredicate::UNE, diff, x.f(0.0f));
+      x.when(nonFinite, [&](Emitter &y) {
+        y.store(arith::IndexCastOp::create(y.b, y.loc, y.b.getI32Type(), kt),
+                nonFiniteTile, y.c(0));
+      });
+    });
+  }
+
+  /// Columns [from, to) of rows [0, tile-k) of a shared tile set to 0:
+  /// the padding that the mma reads past Dk and Dv.
+  void zeroColumns(Emitter &e, Value tid, Value dst, int64_t stride,
+                   int64_t from, int64_t to) {
+    if (to <= from)
+      return;
+    forEachElement(e, tid, e.c(shape.tileK), to - from,
+                   [&](Emitter &x, Value row, Value col) {
+                     x.store(x.f(0.0f), dst,
+                             x.at(row, stride, x.add(col, x.c(from))));
+                   });
+  }
+
+  void blockTileOnTensorCores(Emitter &e, Value tid, const BlockTile &tile) {
+    const KernelShape &ks = shape;
+    Lane ln;
+    ln.warp = e.div(tid, e.c(32));
+    ln.id = e.rem(tid, e.c(32));
+    ln.g = e.div(ln.id, e.c(4));
+    ln.t = e.rem(ln.id, e.c(4));
+
+    // Padding of the V tile, and no V tile with NaN or Inf yet; the first
+    // key tile's barrier orders these writes before any read.
+    zeroColumns(e, tid, vTile, ks.vStride(), ks.dv, 8 * ks.dvTiles());
+    e.when(e.lt(tid, e.c(1)), [&](Emitter &x) {
+      x.store(arith::ConstantOp::create(x.b, x.loc, x.b.getI32IntegerAttr(-1)),
+              nonFiniteTile, x.c(0));
+    });
+
+    // The warp's groups: their first tile row, whether the warp owns them
+    // (else it repeats the last group), Q's fragments, the initial state.
+    int64_t gpw = ks.groupsPerWarp(), steps = ks.dkPad() / ks.mmaK;
+    SmallVector<Value> row0(gpw), owned(gpw);
+    SmallVector<SmallVector<Value>> qFrags(gpw);
+    SmallVector<Value> init;
+    auto [m0, l0] = initialState(e, tile);
+    Value zeroFrag = zeroFragment(e);
+    for (int64_t gi = 0; gi < gpw; ++gi) {
+      Value group = e.add(ln.warp, e.c(gi * ks.warps()));
+      owned[gi] = e.lt(group, e.c(ks.groups()));
+      row0[gi] = e.mul(e.min(group, e.c(ks.groups() - 1)), e.c(16));
+      for (int64_t s = 0; s < steps; ++s)
+        qFrags[gi].push_back(queryFragment(e, tile, ln, row0[gi], s * ks.mmaK));
+      init.append(ks.dvTiles(), zeroFrag);
+      init.append({m0, m0, l0, l0});
+    }
+    auto unpack = [&](ValueRange flat) {
+      SmallVector<GroupState> states(gpw);
+      int64_t per = ks.dvTiles() + GroupState::kRowValues;
+      for (int64_t gi = 0; gi < gpw; ++gi) {
+        ValueRange part = flat.slice(gi * per, per);
+        states[gi].o.assign(part.begin(), part.begin() + ks.dvTiles());
+        for (int64_t r = 0; r < 2; ++r) {
+          states[gi].max[r] = part[ks.dvTiles() + r];
+          states[gi].sum[r] = part[ks.dvTiles() + 2 + r];
+        }
+      }
+      return states;
+    };
+    auto pack = [&](ArrayRef<GroupState> states) {
+      SmallVector<Value> flat;
+      for (const GroupState &st : states) {
+        llvm::append_range(flat, st.o);
+        flat.append({st.max[0], st.max[1], st.sum[0], st.sum[1]});
+      }
+      return flat;
+    };
+
+    ValueRange final = forEachKeyTile(
+        e, tile, init,
+        [&](Emitter &le, Value kt, Value j0, Value tk, ValueRange carried) {
+          // The previous tile's reads are done; stage this one.
+          gpu::BarrierOp::create(le.b, le.loc);
+          stageTile(le, tid, tile.k, kTile, ks.kStride(), ks.dk, qkType, j0,
+                    tk);
+          // K's padding, every tile: the weights of a tile whose V held
+          // NaN or Inf overwrote it.
+          zeroColumns(le, tid, kTile, ks.kStride(), ks.dk, ks.dkPad());
+          stageTile(le, tid, tile.v, vTile, ks.vStride(), ks.dv, pvType, j0, tk,
+                    kt);
+          gpu::BarrierOp::create(le.b, le.loc);
+          SmallVector<GroupState> states = unpack(carried);
+          SmallVector<SmallVector<Value>> weights(gpw);
+          for (int64_t gi = 0; gi < gpw; ++gi)
+            weights[gi] = softmaxOnTensorCores(le, tile, ln, row0[gi],
+                                               qFrags[gi], j0, tk, states[gi]);
+          // P·V on tensor cores unless this V tile holds NaN or Inf: a
+          // masked key's weight 0 times NaN would reach rows that must not
+          // see it.
+          Value ktI32 =
+              arith::IndexCastOp::create(le.b, le.loc, le.b.getI32Type(), kt);
+          Value finite =
+              arith::CmpIOp::create(le.b, le.loc, arith::CmpIPredicate::ne,
+                                    le.load(nonFiniteTile, le.c(0)), ktI32);
+          SmallVector<Value> oldO;
+          for (const GroupState &st : states)
+            llvm::append_range(oldO, st.o);
+          auto branch =
+              scf::IfOp::create(le.b, le.loc, ValueRange(oldO).getTypes(),
+                                finite, /*withElseRegion=*/true);
+          {
+            OpBuilder::InsertionGuard guard(le.b);
+            le.b.setInsertionPointToStart(branch.thenBlock());
+            Emitter x{le.b, le.loc};
+            SmallVector<Value> newO;
+            for (int64_t gi = 0; gi < gpw; ++gi)
+              llvm::append_range(newO,
+                                 accumulateOnTensorCores(x, ln, tk, weights[gi],
+                                                         states[gi].o));
+            scf::YieldOp::create(x.b, x.loc, newO);
+            le.b.setInsertionPointToStart(branch.elseBlock());
+            scf::YieldOp::create(x.b, x.loc,
+                                 accumulateFragmentsOnFMAs(
+                                     x, ln, tk, row0, owned, weights, states));
+          }
+          for (int64_t gi = 0; gi < gpw; ++gi)
+            for (int64_t n = 0; n < ks.dvTiles(); ++n)
+              states[gi].o[n] = branch.getResult(gi * ks.dvTiles() + n);
+          return pack(states);
+        });
+
+    // Out (or the chunk's partial state), per fragment element of the
+    // warp's own groups.
+    SmallVector<GroupState> states = unpack(final);
+    for (int64_t gi = 0; gi < gpw; ++gi) {
+      const GroupState &st = states[gi];
+      for (int64_t r = 0; r < 2; ++r) {
+        Value row = e.add(row0[gi], e.add(ln.g, e.c(8 * r)));
+        Value rowOwned = e.andI(owned[gi], e.lt(row, tile.rows));
+        for (int64_t n = 0; n < ks.dvTiles(); ++n)
+          for (int64_t i = 0; i < 2; ++i) {
+            Value d = e.add(e.mul(ln.t, e.c(2)), e.c(8 * n + i));
+            Value a = elem(e, st.o[n], r, i);
+            e.when(e.andI(rowOwned, e.lt(d, e.c(ks.dv))), [&](Emitter &y) {
+              if (tile.chunk)
+                writePartial(y, tile, row, d, a);
+              else
+                storeOutput(y, tile, row, d, a, st.sum[r]);
+            });
+          }
+        if (tile.chunk)
+          e.when(e.andI(rowOwned, e.lt(ln.t, e.c(1))), [&](Emitter &y) {
+            writePartialRow(y, tile, row, st.max[r], st.sum[r]);
+          });
+      }
+    }
+  }
+
+  /// One group's scores of key tile [j0, j0 + tk) on tensor cores, the
+  /// score step per element, and the online softmax step: `st`'s max and
+  /// sum updated and its O rescaled. Returns the weights P as C fragment
+  /// elements [n][r][i] (key 8 n + 2 t + i of row g + 8 r).
+  SmallVector<Value> softmaxOnTensorCores(Emitter &e, const BlockTile &tile,
+                                          const Lane &ln, Value row0,
+                                          ArrayRef<Value> qFrags, Value j0,
+                                          Value tk, GroupState &st) {
+    const KernelShape &ks = shape;
+    int64_t epr = elemsPerReg(qkType), regsB = 8 * ks.mmaK / (32 * epr);
+    Value te = e.mul(ln.t, e.c(epr));
+    SmallVector<Value> scores;
+    for (int64_t n = 0; n < ks.sTiles(); ++n) {
+      // Key row of the B fragments; one past the tile (P·V's k padding)
+      // reads a valid row, its scores are masked below.
+      Value key = e.add(ln.g, e.c(8 * n));
+      if (8 * (n + 1) > ks.tileK)
+        key = e.min(key, e.c(ks.tileK - 1));
+      Value s = zeroFragment(e);
+      for (auto [step, a] : llvm::enumerate(qFrags)) {
+        SmallVector<Value> bs;
+        for (int64_t r = 0; r < regsB; ++r)
+          for (int64_t i = 0; i < epr; ++i) {
+            Value d = e.add(te, e.c(step * ks.mmaK + i + 4 * epr * r));
+            bs.push_back(mmaOperand(e, qkType,
+                                    e.load(kTile, e.at(key, ks.kStride(), d))));
+          }
+        s = mma(e, a, fragment(e, qkType, regsB, epr, bs), s, ks.mmaK);
+      }
+      for (int64_t r = 0; r < 2; ++r)
+        for (int64_t i = 0; i < 2; ++i) {
+          Value raw = elem(e, s, r, i);
+          if (double rest = scale / qScale(); rest != 1.0)
+            raw = arith::MulFOp::create(e.b, e.loc, raw, e.f(rest));
+          Value row = e.add(row0, e.add(ln.g, e.c(8 * r)));
+          Value jj = e.add(e.mul(ln.t, e.c(2)), e.c(8 * n + i));
+          Value inside = e.andI(e.lt(jj, tk), e.lt(row, tile.rows));
+          scores.push_back(score(e, tile, raw, row, e.add(j0, jj), inside));
+        }
+    }
+    auto at = [&](int64_t n, int64_t r, int64_t i) {
+      return 4 * n + 2 * r + i;
+    };
+    SmallVector<Value> weights(scores.size());
+    SmallVector<Value> alpha(2);
+    for (int64_t r = 0; r < 2; ++r) {
+      Value tileMax = e.f(kNegInf);
+      for (int64_t n = 0; n < ks.sTiles(); ++n)
+        for (int64_t i = 0; i < 2; ++i)
+          tileMax =
+              attention::combineMax(e.b, e.loc, tileMax, scores[at(n, r, i)]);
+      tileMax = rowReduce(e, tileMax, [&](Value x, Value y) {
+        return attention::combineMax(e.b, e.loc, x, y);
+      });
+      Value mNew = attention::combineMax(e.b, e.loc, st.max[r], tileMax);
+      Value shift = attention::softmaxShift(e.b, e.loc, mNew);
+      alpha[r] = attention::rescaleFactor(e.b, e.loc, st.max[r], mNew);
+      Value sum = e.f(0.0f);
+      for (int64_t n = 0; n < ks.sTiles(); ++n)
+        for (int64_t i = 0; i < 2; ++i) {
+          Value p =
+              attention::softmaxWeight(e.b, e.loc, scores[at(n, r, i)], shift);
+          // The row sum adds the weights the tensor cores multiply.
+          p = staged(e, pvType, p);
+          weights[at(n, r, i)] = p;
+          sum = arith::AddFOp::create(e.b, e.loc, sum, p);
+        }
+      sum = rowReduce(e, sum, [&](Value x, Value y) {
+        return arith::AddFOp::create(e.b, e.loc, x, y).getResult();
+      });
+      st.sum[r] = math::FmaOp::create(e.b, e.loc, alpha[r], st.sum[r], sum);
+      st.max[r] = mNew;
+    }
+    Value scaleRows = vector::FromElementsOp::create(
+        e.b, e.loc, fragmentType(e),
+        ValueRange{alpha[0], alpha[0], alpha[1], alpha[1]});
+    for (Value &o : st.o)
+      o = arith::MulFOp::create(e.b, e.loc, o, scaleRows);
+    return weights;
+  }
+
+  /// O + P·V on tensor cores for one group: P's A fragments from its C
+  /// fragment elements `p`, V's B fragments from the V tile (0 past tk).
+  SmallVector<Value> accumulateOnTensorCores(Emitter &e, const Lane &ln,
+                                             Value tk, ArrayRef<Value> p,
+                                             ArrayRef<Value> o) {
+    const KernelShape &ks = shape;
+    int64_t k = ks.pvK, epr = elemsPerReg(pvType);
+    int64_t regsA = 16 * k / (32 * epr), regsB = 8 * k / (32 * epr);
+    auto at = [&](int64_t n, int64_t r, int64_t i) {
+      return 4 * n + 2 * r + i;
+    };
+    Value te = e.mul(ln.t, e.c(epr));
+    Value quad = e.sub(ln.id, ln.t);
+    Value odd = arith::CmpIOp::create(e.b, e.loc, arith::CmpIPredicate::ne,
+                                      e.rem(ln.t, e.c(2)), e.c(0));
+    SmallVector<Value> result(o.begin(), o.end());
+    for (int64_t kk = 0; kk < ks.sTiles() * 8 / k; ++kk) {
+      SmallVector<Value> as;
+      for (int64_t r = 0; r < regsA; ++r) {
+        if (epr == 2) {
+          // m16n8k16: register r is C fragment 2 kk + r / 2's row half
+          // r mod 2, both elements, in this lane.
+          for (int64_t i = 0; i < 2; ++i)
+            as.push_back(
+                mmaOperand(e, pvType, p[at(2 * kk + r / 2, r % 2, i)]));
+          continue;
+        }
+        // m16n8k8: register r holds key t + 4 (r / 2) of row half r mod 2,
+        // which lane 4 g + 2 (r / 2) + t / 2 holds as element t mod 2.
+        Value src = e.add(quad, e.add(e.c(2 * (r / 2)), e.div(ln.t, e.c(2))));
+        Value even =
+            shuffle(e, p[at(kk, r % 2, 0)], src, gpu::ShuffleMode::IDX);
+        Value oddV =
+            shuffle(e, p[at(kk, r % 2, 1)], src, gpu::ShuffleMode::IDX);
+        as.push_back(e.select(odd, oddV, even));
+      }
+      Value a = fragment(e, pvType, regsA, epr, as);
+      for (int64_t n = 0; n < ks.dvTiles(); ++n) {
+        SmallVector<Value> bs;
+        for (int64_t r = 0; r < regsB; ++r)
+          for (int64_t i = 0; i < epr; ++i) {
+            Value jj = e.add(te, e.c(kk * k + i + 4 * epr * r));
+            Value inside = e.lt(jj, tk);
+            if ((kk + 1) * k > ks.tileK)
+              jj = e.min(jj, e.c(ks.tileK - 1));
+            Value v =
+                e.load(vTile, e.at(jj, ks.vStride(), e.add(ln.g, e.c(8 * n))));
+            bs.push_back(mmaOperand(e, pvType, zeroUnless(e, inside, v)));
+          }
+        result[n] =
+            mma(e, a, fragment(e, pvType, regsB, epr, bs), result[n], k);
+      }
+    }
+    return result;
+  }
+
+  /// O + P·V on FMAs for a V tile that holds NaN or Inf: the groups'
+  /// weights go through shared memory, and each lane sums its fragment
+  /// elements over the tile's keys, skipping masked weights
+  /// (attention::accumulateWeighted). Returns every group's O fragments.
+  SmallVector<Value>
+  accumulateFragmentsOnFMAs(Emitter &e, const Lane &ln, Value tk,
+                            ArrayRef<Value> row0, ArrayRef<Value> owned,
+                            ArrayRef<SmallVector<Value>> weights,
+                            ArrayRef<GroupState> states) {
+    const KernelShape &ks = shape;
+    int64_t gpw = ks.groupsPerWarp();
+    auto rowOf = [&](Emitter &x, int64_t gi, int64_t r) {
+      return x.add(row0[gi], x.add(ln.g, x.c(8 * r)));
+    };
+    auto colOf = [&](Emitter &x, int64_t n, int64_t i) {
+      return x.add(x.mul(ln.t, x.c(2)), x.c(8 * n + i));
+    };
+    // Every warp is done with the K tile, which the weights replace.
+    gpu::BarrierOp::create(e.b, e.loc);
+    for (int64_t gi = 0; gi < gpw; ++gi)
+      e.when(owned[gi], [&](Emitter &x) {
+        for (int64_t n = 0; n < ks.sTiles(); ++n)
+          for (int64_t r = 0; r < 2; ++r)
+            for (int64_t i = 0; i < 2; ++i)
+              x.store(weights[gi][4 * n + 2 * r + i], pTile,
+                      x.at(rowOf(x, gi, r), ks.pStride(), colOf(x, n, i)));
+      });
+    gpu::BarrierOp::create(e.b, e.loc);
+    SmallVector<Value> init;
+    for (const GroupState &st : states)
+      for (Value o : st.o)
+        for (int64_t r = 0; r < 2; ++r)
+          for (int64_t i = 0; i < 2; ++i)
+            init.push_back(elem(e, o, r, i));
+    ValueRange sums = e.loop(
+        e.c(0), tk, init,
+        [&](Emitter &x, Value jj, ValueRange acc) -> SmallVector<Value> {
+          SmallVector<Value> next;
+          for (int64_t gi = 0; gi < gpw; ++gi) {
+            Value p[2];
+            for (int64_t r = 0; r < 2; ++r)
+              p[r] = x.load(pTile, x.at(rowOf(x, gi, r), ks.pStride(), jj));
+            for (int64_t n = 0; n < ks.dvTiles(); ++n)
+              for (int64_t r = 0; r < 2; ++r)
+                for (int64_t i = 0; i < 2; ++i) {
+                  // Dims past Dv read the zero padding.
+                  Value v =
+                      x.load(vTile, x.at(jj, ks.vStride(), colOf(x, n, i)));
+                  next.push_back(attention::accumulateWeighted(
+                      x.b, x.loc, p[r], v, acc[next.size()]));
+                }
+          }
+          return next;
+        });
+    SmallVector<Value> result;
+    for (int64_t f = 0; f < int64_t(sums.size()); f += 4)
+      result.push_back(vector::FromElementsOp::create(
+          e.b, e.loc, fragmentType(e), sums.slice(f, 4)));
+    return result;
   }
 };
 
@@ -908,7 +1258,7 @@ struct ConvertPosencAttentionToGPUPass
   /// largest tile of at most 64 rows (and, for a static Sq, not beyond
   /// Sq's power of two) within 48 KiB, else within max-shared-memory.
   FailureOr<KernelShape> chooseShape(AttentionOp op, int64_t dk, int64_t dv,
-                                     int64_t mmaK) {
+                                     int64_t mmaK, int64_t pvK) {
     int64_t threads = this->threads, tileQ = this->tileQ, tileK = this->tileK,
             budget = std::max<int64_t>(maxSharedMemory, 0);
     if (threads < 32 || threads > 1024 || threads % 32 != 0) {
@@ -920,28 +1270,36 @@ struct ConvertPosencAttentionToGPUPass
     if (tileQ == 0) {
       candidates.clear();
       int64_t sq = op.getQ().getType().getDimSize(1);
-      int64_t cap = 64;
-      if (!ShapedType::isDynamic(sq) && tileK > 0)
-        cap = std::min<int64_t>(
-            cap, std::max<int64_t>(llvm::PowerOf2Ceil(std::max<int64_t>(sq, 1)),
-                                   threads / tileK));
-      // An mma.sync computes 16 rows.
-      if (mmaK)
-        cap = std::max<int64_t>(cap, 16);
-      for (int64_t tq = 64; tq >= 1; tq /= 2)
-        if (tq <= cap)
-          candidates.push_back(tq);
+      int64_t rows =
+          ShapedType::isDynamic(sq)
+              ? std::numeric_limits<int64_t>::max()
+              : int64_t(llvm::PowerOf2Ceil(std::max<int64_t>(sq, 1)));
+      if (mmaK) {
+        // One 16-row group per warp at most (a warp keeps a group's state
+        // in registers), fewer for a short Sq.
+        for (int64_t tq = 16 * (threads / 32); tq >= 16; tq /= 2)
+          if (tq % 16 == 0 && (tq <= rows || tq == 16))
+            candidates.push_back(tq);
+      } else {
+        int64_t cap = 64;
+        if (tileK > 0)
+          cap =
+              std::min<int64_t>(cap, std::max<int64_t>(rows, threads / tileK));
+        for (int64_t tq = 64; tq >= 1; tq /= 2)
+          if (tq <= cap)
+            candidates.push_back(tq);
+      }
     }
     for (int64_t limit : {std::min(kSharedBytes, budget), budget})
       for (int64_t tq : candidates) {
-        KernelShape shape{tq, tileK, threads, dk, dv, mmaK};
+        KernelShape shape{tq, tileK, threads, dk, dv, mmaK, pvK};
         if (shape.valid(limit))
           return shape;
       }
     // Report the smallest tile that only lacks memory, if any.
     std::optional<KernelShape> last;
     for (int64_t tq : llvm::reverse(candidates)) {
-      KernelShape shape{tq, tileK, threads, dk, dv, mmaK};
+      KernelShape shape{tq, tileK, threads, dk, dv, mmaK, pvK};
       if (shape.divides()) {
         last = shape;
         break;
@@ -954,11 +1312,12 @@ struct ConvertPosencAttentionToGPUPass
                          << ", threads = " << threads;
     if (tileQ != 0)
       diag << ", tile-q = " << tileQ;
-    diag << ": tile-q and tile-k must divide threads, threads / tile-k must "
-            "divide tile-q, ";
     if (mmaK)
-      diag << "with precision = tf32 tile-q must be a multiple of 16 and "
+      diag << ": with precision = tf32 tile-q must be a multiple of 16 and "
               "tile-k of 8, ";
+    else
+      diag << ": tile-q and tile-k must divide threads, threads / tile-k "
+              "must divide tile-q, ";
     diag << "and the tiles must fit in " << budget << " bytes of shared memory";
     if (last)
       diag << " (" << last->bytes() << " needed at tile-q = " << last->tileQ
@@ -1004,19 +1363,21 @@ struct ConvertPosencAttentionToGPUPass
              << dim(hq) << ", Hkv = " << dim(hkv) << ", Dk = " << dim(dk)
              << ", Dv = " << dim(dv) << "; ? is dynamic)";
     }
-    // Tensor cores: f16 operands as they are (m16n8k16), others as tf32
-    // (m16n8k8). bf16 values are exact in tf32, so their products are the
-    // same; LLVM 22's nvgpu-to-nvvm cannot yet deduce the PTX types of a
-    // bf16 mma.sync.
-    int64_t mmaK = 0;
-    Type mmaType;
+    // Tensor cores, per product: f16 operands as they are (m16n8k16),
+    // others as tf32 (m16n8k8). bf16 values are exact in tf32, so their
+    // products are the same; LLVM 22's nvgpu-to-nvvm cannot yet deduce the
+    // PTX types of a bf16 mma.sync.
+    int64_t mmaK = 0, pvK = 0;
+    Type qkType, pvType;
     if (precision == "tf32") {
+      Type f32 = Float32Type::get(op.getContext());
       Type qe = qTy.getElementType(), ke = kTy.getElementType();
-      bool half = qe == ke && qe.isF16();
-      mmaK = half ? 16 : 8;
-      mmaType = half ? qe : Type(Float32Type::get(op.getContext()));
+      qkType = qe == ke && qe.isF16() ? qe : f32;
+      pvType = vTy.getElementType().isF16() ? vTy.getElementType() : f32;
+      mmaK = qkType.isF16() ? 16 : 8;
+      pvK = pvType.isF16() ? 16 : 8;
     }
-    FailureOr<KernelShape> shape = chooseShape(op, dk, dv, mmaK);
+    FailureOr<KernelShape> shape = chooseShape(op, dk, dv, mmaK, pvK);
     if (failed(shape))
       return failure();
 
@@ -1026,7 +1387,8 @@ struct ConvertPosencAttentionToGPUPass
     AttentionKernel kernel;
     kernel.op = op;
     kernel.shape = *shape;
-    kernel.mmaType = mmaType;
+    kernel.qkType = qkType;
+    kernel.pvType = pvType;
     kernel.scale = *op.getScaleOrDefault();
     kernel.splits = chooseSplits(op, *shape);
     // Split-K: the op as online_attention + normalization, the online
@@ -1085,12 +1447,17 @@ struct ConvertPosencAttentionToGPUPass
           b, loc, MemRefType::get({k, bs, sqs, hq}, f32), rowSizes);
     }
 
-    Type f32 = b.getF32Type();
-    SmallVector<int64_t> sizes = {
-        shape->qElems(), shape->kvElems(), shape->sElems(), shape->accElems(),
-        shape->tileQ,    shape->tileQ,     shape->tileQ};
-    if (shape->mmaK)
-      sizes.push_back(1);
+    Type f32 = b.getF32Type(), i32 = b.getI32Type();
+    SmallVector<std::pair<int64_t, Type>> sizes;
+    if (shape->tensorCores())
+      sizes = {{shape->kpElems(), f32},
+               {shape->tileK * shape->vStride(), f32},
+               {1, i32}};
+    else
+      for (int64_t n :
+           {shape->qElems(), shape->kvElems(), shape->sElems(),
+            shape->accElems(), shape->tileQ, shape->tileQ, shape->tileQ})
+        sizes.push_back({n, f32});
     // The tiles are views of the block's dynamic shared memory: workgroup
     // attributions are block arguments, which buffer deallocation (run
     // after this pass) would give ownership arguments.
@@ -1118,8 +1485,9 @@ struct ConvertPosencAttentionToGPUPass
                           MemRefLayoutAttrInterface(), space));
       SmallVector<Value> tilesMem;
       int64_t offset = 0;
-      for (int64_t n : sizes) {
-        auto ty = MemRefType::get({n}, f32, MemRefLayoutAttrInterface(), space);
+      for (auto [n, elemTy] : sizes) {
+        auto ty =
+            MemRefType::get({n}, elemTy, MemRefLayoutAttrInterface(), space);
         tilesMem.push_back(memref::ViewOp::create(x.b, loc, ty, raw,
                                                   in.c(offset), ValueRange{}));
         offset += 4 * n;
@@ -1180,9 +1548,10 @@ struct ConvertPosencAttentionToGPUPass
   }
 
   /// Key chunks per (batch row, head, query tile): with split-k = 0, as
-  /// many as bring the grid to about kSplitGridBlocks blocks, each chunk
-  /// at least kMinTilesPerChunk key tiles; 1 (no split) when the grid is
-  /// large enough already or a size is dynamic.
+  /// many as bring the grid to about kSplitGridBlocks blocks of 128
+  /// threads (fewer blocks of more threads), each chunk at least
+  /// kMinTilesPerChunk key tiles; 1 (no split) when the grid is large
+  /// enough already or a size is dynamic.
   int64_t chooseSplits(AttentionOp op, const KernelShape &shape) {
     if (splitK > 0)
       return splitK;
@@ -1193,7 +1562,8 @@ struct ConvertPosencAttentionToGPUPass
     if (ShapedType::isDynamic(b) || ShapedType::isDynamic(sq) ||
         ShapedType::isDynamic(sk) || b * sq == 0)
       return 1;
-    int64_t blocks = b * hq * llvm::divideCeil(sq, shape.tileQ);
+    int64_t blocks = llvm::divideCeil(
+        b * hq * llvm::divideCeil(sq, shape.tileQ) * shape.threads, 128);
     if (blocks >= kSplitGridBlocks)
       return 1;
     int64_t byGrid = llvm::divideCeil(kSplitGridBlocks, blocks);
@@ -1233,6 +1603,12 @@ struct ConvertPosencAttentionToGPUPass
   }
 
   static void assign(AttentionKernel &kernel, ArrayRef<Value> tiles) {
+    if (kernel.shape.tensorCores()) {
+      kernel.kTile = kernel.pTile = tiles[0];
+      kernel.vTile = tiles[1];
+      kernel.nonFiniteTile = tiles[2];
+      return;
+    }
     kernel.qs = tiles[0];
     kernel.kv = tiles[1];
     kernel.s = tiles[2];
@@ -1240,8 +1616,6 @@ struct ConvertPosencAttentionToGPUPass
     kernel.rowMax = tiles[4];
     kernel.rowSum = tiles[5];
     kernel.rowScale = tiles[6];
-    if (tiles.size() > 7)
-      kernel.vFinite = tiles[7];
   }
 
   void runOnOperation() override {
