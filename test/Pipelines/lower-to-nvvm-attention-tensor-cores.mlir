@@ -6,12 +6,13 @@
 
 // attention-precision=tf32: Q·Kᵀ and P·V of the attention kernel on
 // tensor cores, f16 as m16n8k16 f16 mma.sync, f32 and bf16 as m16n8k8
-// tf32, each warp's scores, weights and output in registers; ptxas
+// tf32, each warp's scores, weights and output in registers (row max and
+// sum by shfl.sync), K and V tiles copied by 16-byte cp.async; ptxas
 // assembles them for sm_80 and sm_90 without spills at 128 and 256
 // threads per block.
-// CHECK: gpu.binary @alibi_tf32_kernel{{.*}}mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32
-// CHECK: gpu.binary @gqa_bf16_kernel{{.*}}mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32
-// CHECK: gpu.binary @gqa_f16_kernel{{.*}}mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32
+// CHECK: gpu.binary @alibi_tf32_kernel{{.*}}cp.async.cg.shared.global{{.*}}cp.async.commit_group{{.*}}cp.async.wait_group{{.*}}mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32{{.*}}shfl.sync
+// CHECK: gpu.binary @gqa_bf16_kernel{{.*}}cp.async.cg.shared.global{{.*}}mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32
+// CHECK: gpu.binary @gqa_f16_kernel{{.*}}cp.async.cg.shared.global{{.*}}mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32
 // PTXAS-NOT: spill stores {{[1-9]}}
 // PTXAS: alibi_tf32_kernel{{.*}}spill stores 0 B, spill loads 0 B{{.*}}B dynamic
 // PTXAS-NOT: spill stores {{[1-9]}}

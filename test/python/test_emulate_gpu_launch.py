@@ -483,6 +483,45 @@ def test_async_copies_zero_fill_and_wait():
     np.testing.assert_array_equal(out, staged[::-1].ravel())
 
 
+def test_async_copies_in_loops_and_branches():
+    """cp.async issued inside scf.for and scf.if (as a kernel staging
+    its tiles does): even threads copy two chunks of 2 floats in a loop,
+    odd threads one chunk of 4 under a branch; the group is committed and
+    waited for outside them."""
+    ws = "#gpu.address_space<workgroup>"
+    body = [
+        "    %c0 = arith.constant 0 : index",
+        "    %c1 = arith.constant 1 : index",
+        "    %c2 = arith.constant 2 : index",
+        "    %c4 = arith.constant 4 : index",
+        "    %c31 = arith.constant 31 : index",
+        "    %i = arith.muli %tx, %c4 : index",
+        "    %par = arith.remui %tx, %c2 : index",
+        "    %even = arith.cmpi eq, %par, %c0 : index",
+        "    scf.if %even {",
+        "      scf.for %k = %c0 to %c2 step %c1 {",
+        "        %o = arith.muli %k, %c2 : index",
+        "        %at = arith.addi %i, %o : index",
+        f"        %t = nvgpu.device_async_copy %in[%at], %s[%at], 2 : memref<128xf32> to memref<128xf32, {ws}>",
+        "      }",
+        "    } else {",
+        f"      %t = nvgpu.device_async_copy %in[%i], %s[%i], 4 : memref<128xf32> to memref<128xf32, {ws}>",
+        "    }",
+        "    %g = nvgpu.device_async_create_group",
+        "    nvgpu.device_async_wait %g {numGroups = 0 : i32}",
+        "    gpu.barrier",
+        "    %r = arith.subi %c31, %tx : index",
+        "    %j = arith.muli %r, %c4 : index",
+        f"    %v = vector.load %s[%j] : memref<128xf32, {ws}>, vector<4xf32>",
+        "    vector.store %v, %out[%i] : memref<128xf32>, vector<4xf32>",
+    ]
+    ir = launch("%in: memref<128xf32>", "memref<128xf32>", body, 32,
+                extra=f"\n             workgroup(%s : memref<128xf32, {ws}>)")
+    x = np.random.RandomState(10).randn(128).astype(np.float32)
+    (out,) = run(ir, [x], pipeline=PIPELINE)
+    np.testing.assert_array_equal(out, x.reshape(32, 4)[::-1].ravel())
+
+
 def test_refusals_name_the_op():
     ir = ("func.func @f(%m: memref<32xf32>) {\n  %c1 = arith.constant 1 : index\n"
           "  %c32 = arith.constant 32 : index\n"

@@ -328,3 +328,35 @@ def test_tensor_core_groups_and_padding(elem, options):
     assert np.isnan(expected[0, :8, 2:]).all()
     assert np.isfinite(expected[0, 8:]).all() and np.isfinite(expected[0, :, :2]).all()
     assert rel_err(out, expected) < (1e-2 if elem == "bf16" else 3e-3)
+
+
+@pytest.mark.parametrize("elem,dk,dv", [
+    ("f16", 7, 5),     # rows of 14 and 10 bytes: plain loads and stores
+    ("bf16", 6, 10),   # 12 and 20 bytes: 4-byte cp.async
+    ("f32", 5, 6),     # 20 and 24 bytes: 4- and 8-byte cp.async
+    ("f16", 16, 24),   # 32 and 48 bytes: 16-byte cp.async
+])
+def test_tensor_core_key_tile_copies(elem, dk, dv):
+    """K and V tiles are copied as they are stored, by cp.async in chunks
+    of the most bytes (16, 8 or 4) that divide a row, else by loads and
+    stores; the next tile while this one is used (several key tiles of 8
+    here, the last one partial)."""
+    from harness import from_bf16, to_bf16
+    b, sq, sk, hq, hkv = 1, 21, 43, 2, 1
+    rng = np.random.default_rng(dk * 100 + dv)
+    raw = [rand(rng, b, sq, hq, dk), rand(rng, b, sk, hkv, dk), rand(rng, b, sk, hkv, dv)]
+    if elem == "bf16":
+        inputs = [to_bf16(x) for x in raw]
+        exact = [from_bf16(x).astype(np.float64) for x in inputs]
+    elif elem == "f16":
+        inputs = [x.astype(np.float16) for x in raw]
+        exact = [x.astype(np.float64) for x in inputs]
+    else:
+        inputs = raw
+        exact = [tf32(raw[0]).astype(np.float64), tf32(raw[1]).astype(np.float64),
+                 raw[2].astype(np.float64)]
+    ir = attention_ir(b, sq, sk, hq, hkv, dk, dv, elem=elem, causal=True)
+    (out,) = run(ir, inputs, pipeline=emulated("precision=tf32 tile-q=32 tile-k=8 threads=64"))
+    out = from_bf16(out) if elem == "bf16" else out.astype(np.float64)
+    expected = ref.attention(*exact, causal=True)
+    assert rel_err(out, expected) < (1e-2 if elem == "bf16" else 3e-3)

@@ -98,8 +98,13 @@ def ConvertPosencAttentionToGPUPass
     16-row groups w, w + warps, ... of the tile, loads its Q fragments
     once, and keeps its scores, weights and output in registers as
     `nvgpu.mma.sync` fragments at the positions the PTX ISA's "Matrix
-    Fragments for mma.m16n8k*" figures give. Per key tile the block stages
-    K and V in shared memory; each warp computes S = Q·Kᵀ, applies the
+    Fragments for mma.m16n8k*" figures give. The block copies K and V
+    tiles to shared memory as they are stored (`nvgpu.device_async_copy`,
+    cp.async of 16, 8 or 4 bytes, whichever divides a row; loads and
+    stores for rows of an odd number of 16-bit elements), the next tile
+    while this one is used when two fit in shared memory (double
+    buffering, `device_async_create_group`/`device_async_wait`); each warp
+    computes S = Q·Kᵀ, applies the
     score step to each fragment element, reduces row max and sum over the
     4 lanes of a row with `gpu.shuffle`, rescales its output and adds P·V,
     P's A fragments taken from S's C fragments (directly for m16n8k16,

@@ -81,9 +81,11 @@ constexpr int64_t kSharedBytes = 48 * 1024;
 /// Tile sizes and the shared-memory layout they imply.
 struct KernelShape {
   int64_t tileQ, tileK, threads, dk, dv;
-  // precision=tf32: the k of the mma.sync chains of Q·Kᵀ and of P·V (16
-  // for f16 operands, 8 for tf32 ones); 0 for f32 FMAs.
-  int64_t mmaK = 0, pvK = 0;
+  // precision=tf32: the k of the mma.sync chains (16 for f16 operands, 8
+  // for tf32 ones; 0 for f32 FMAs), the bytes of an element of q, k and v
+  // (K and V tiles are staged as they are stored), and the K/V tiles in
+  // flight (2: the next one is copied while this one is used).
+  int64_t mmaK = 0, elemBytes = 4, stages = 1;
 
   bool tensorCores() const { return mmaK != 0; }
 
@@ -114,28 +116,40 @@ struct KernelShape {
   int64_t dkPad() const { return llvm::alignTo(dk, mmaK); }
   int64_t dvTiles() const { return llvm::divideCeil(dv, 8); }
   // A score fragment per 8 keys, in whole k steps of P·V.
-  int64_t sTiles() const { return llvm::alignTo(tileK, pvK) / 8; }
-  /// The smallest stride >= `cols` that is `bank` mod 32: the 8 rows a
-  /// fragment load reads (lane group g) then start in distinct banks.
-  static int64_t strideFor(int64_t cols, int64_t bank) {
-    return cols + (((bank - cols) % 32) + 32) % 32;
+  int64_t sTiles() const { return llvm::alignTo(tileK, mmaK) / 8; }
+  /// The smallest stride >= `cols` elements whose 32-bit words are `bank`
+  /// mod 32: the 8 rows a fragment load reads (lane group g) then start in
+  /// distinct banks. Rows stay 16-byte aligned for cp.async.
+  int64_t strideFor(int64_t cols, int64_t bank) const {
+    int64_t perWord = 4 / elemBytes, words = llvm::divideCeil(cols, perWord);
+    return perWord * (words + (((bank - words) % 32) + 32) % 32);
   }
-  int64_t kStride() const { return strideFor(dkPad(), mmaK == 16 ? 8 : 4); }
-  int64_t vStride() const { return strideFor(8 * dvTiles(), 8); }
+  // tf32 K rows are read one word per lane at (g, t), V rows at (t, g);
+  // f16 K rows one word (two halves) at (g, t), 16-bit V rows at (2 t, g).
+  int64_t kStride() const { return strideFor(dkPad(), 4); }
+  int64_t vStride() const {
+    return strideFor(8 * dvTiles(), elemBytes == 4 ? 8 : 4);
+  }
   int64_t pStride() const { return 8 * sTiles() + 1; }
-  // The weights take the K tile's place: the scores are done with it by
-  // then.
-  int64_t kpElems() const {
-    return std::max(tileK * kStride(), tileQ * pStride());
+
+  /// Tensor cores' shared memory, in order: the K tiles and V tiles (each
+  /// `stages` tiles in the operands' type), the weights of a V tile that
+  /// holds NaN or Inf (f32; P·V then on FMAs), and the index of the last
+  /// such tile (i32); each region 16-byte aligned. (elements, bytes each)
+  SmallVector<std::pair<int64_t, int64_t>> tensorCoreRegions() const {
+    return {{stages * tileK * kStride(), elemBytes},
+            {stages * tileK * vStride(), elemBytes},
+            {tileQ * pStride(), 4},
+            {1, 4}};
   }
 
   int64_t bytes() const {
-    // With tensor cores, the K tile (or the weights of a V tile that holds
-    // NaN or Inf, P·V then on FMAs), the V tile and the index of the last
-    // such tile.
-    if (tensorCores())
-      return 4 * (kpElems() + tileK * vStride() + 1);
-    return 4 * (qElems() + kvElems() + sElems() + accElems() + 3 * tileQ);
+    if (!tensorCores())
+      return 4 * (qElems() + kvElems() + sElems() + accElems() + 3 * tileQ);
+    int64_t total = 0;
+    for (auto [n, each] : tensorCoreRegions())
+      total += llvm::alignTo(n * each, 16);
+    return total;
   }
 
   /// The tiles divide the threads as the kernel needs (and so every size
@@ -252,9 +266,10 @@ struct BlockTile {
 struct AttentionKernel {
   AttentionOp op;
   KernelShape shape;
-  // Tensor cores: the operand types of the mma.sync chains of Q·Kᵀ and
-  // P·V (f16, or f32 for tf32); null on FMAs.
-  Type qkType, pvType;
+  // Tensor cores: the operand type of the mma.sync chains (f16, or f32
+  // for tf32), and the type K and V tiles are staged in (q's); null on
+  // FMAs.
+  Type mmaType, stagedType;
   double scale;
   // The op's tensors -> their buffers (init -> the result buffer).
   IRMapping buffers;
@@ -269,8 +284,9 @@ struct AttentionKernel {
   // Shared tiles (views of dynamic shared memory, or host buffers when
   // emulating). FMAs: Q, K or V, scores, accumulators, row state.
   Value qs, kv, s, acc, rowMax, rowSum, rowScale;
-  // Tensor cores: K, V, the weights of a V tile holding NaN or Inf, and
-  // the index of the last key tile whose V held one (i32, -1 for none).
+  // Tensor cores: `stages` K and V tiles, the weights of a V tile holding
+  // NaN or Inf, and the index of the last key tile whose V held one (i32,
+  // -1 for none).
   Value kTile, vTile, pTile, nonFiniteTile;
 
   /// Runs `body` in every thread of the block, then synchronizes (unless
@@ -466,28 +482,31 @@ struct AttentionKernel {
     y.store(yb.fromFloat(o, elemTy), tile.out, {y.c(0), r, y.c(0), d});
   }
 
-  /// body(kt, j0, tk, carried) for the tile's keys (those below its causal
-  /// limit) in blocks [j0, j0 + tk) of tile-k; with split-K, the chunk's
-  /// consecutive share of those blocks.
+  /// The key tiles [first, end) of tile `t`: those below its causal limit
+  /// in blocks of tile-k; with split-K, the chunk's consecutive share.
+  std::pair<Value, Value> keyTileRange(Emitter &e, const BlockTile &tile) {
+    Value keyTiles =
+        arith::CeilDivUIOp::create(e.b, e.loc, tile.keys, e.c(shape.tileK));
+    if (!tile.chunk)
+      return {e.c(0), keyTiles};
+    Value perChunk =
+        arith::CeilDivUIOp::create(e.b, e.loc, keyTiles, e.c(splits));
+    Value first = e.min(e.mul(tile.chunk, perChunk), keyTiles);
+    return {first, e.min(e.add(first, perChunk), keyTiles)};
+  }
+
+  /// body(kt, j0, tk, carried) for the key tiles of keyTileRange, each
+  /// keys [j0, j0 + tk).
   ValueRange
   forEachKeyTile(Emitter &e, const BlockTile &tile, ValueRange init,
                  function_ref<SmallVector<Value>(Emitter &, Value, Value, Value,
                                                  ValueRange)>
                      body) {
-    const KernelShape &ks = shape;
-    Value keyTiles =
-        arith::CeilDivUIOp::create(e.b, e.loc, tile.keys, e.c(ks.tileK));
-    Value firstTile = e.c(0), endTile = keyTiles;
-    if (tile.chunk) {
-      Value perChunk =
-          arith::CeilDivUIOp::create(e.b, e.loc, keyTiles, e.c(splits));
-      firstTile = e.min(e.mul(tile.chunk, perChunk), keyTiles);
-      endTile = e.min(e.add(firstTile, perChunk), keyTiles);
-    }
-    return e.loop(firstTile, endTile, init,
+    auto [first, end] = keyTileRange(e, tile);
+    return e.loop(first, end, init,
                   [&](Emitter &le, Value kt, ValueRange carried) {
-                    Value j0 = le.mul(kt, le.c(ks.tileK));
-                    Value tk = le.min(le.c(ks.tileK), le.sub(tile.keys, j0));
+                    Value j0 = le.mul(kt, le.c(shape.tileK));
+                    Value tk = le.min(le.c(shape.tileK), le.sub(tile.keys, j0));
                     return body(le, kt, j0, tk, carried);
                   });
   }
@@ -646,7 +665,7 @@ struct AttentionKernel {
   double qScale() const {
     if (!shape.tensorCores())
       return scale;
-    if (qkType.isF16())
+    if (mmaType.isF16())
       return 1.0;
     int exp;
     std::frexp(scale, &exp);
@@ -733,12 +752,14 @@ struct AttentionKernel {
   //              col t·e + i + 4e (r / 2)
   //   B [k, 8]:  register r, element i at row t·e + i + 4e·r, col g
   //   C, D [16, 8]: element (r, i) at row g + 8 r, col 2 t + i
-  // Q's A fragments are loaded once; per key tile the block stages K and V
-  // in shared memory, and each warp computes S = Q·Kᵀ into C fragments,
-  // applies the score step to each element, reduces the row max and sum
-  // over the 4 lanes of a row (t) with shuffles, rescales its O fragments
-  // and adds P·V, P's A fragments taken from S's C fragments (directly for
-  // m16n8k16, by shuffles within the row's lanes for m16n8k8).
+  // Q's A fragments are loaded once. K and V tiles are copied to shared
+  // memory as they are stored (cp.async, nvgpu.device_async_copy), the
+  // next tile while this one is used when two fit; each warp computes
+  // S = Q·Kᵀ into C fragments, applies the score step to each element,
+  // reduces the row max and sum over the 4 lanes of a row (t) with
+  // shuffles, rescales its O fragments and adds P·V, P's A fragments taken
+  // from S's C fragments (directly for m16n8k16, by shuffles within the
+  // row's lanes for m16n8k8).
   //===--------------------------------------------------------------------===//
 
   /// A lane's place in its warp.
@@ -755,7 +776,7 @@ struct AttentionKernel {
     static constexpr int64_t kRowValues = 4;
   };
 
-  static int64_t elemsPerReg(Type t) { return t.isF16() ? 2 : 1; }
+  int64_t elemsPerReg() const { return mmaType.isF16() ? 2 : 1; }
 
   static VectorType fragmentType(Emitter &e) {
     return VectorType::get({2, 2}, e.b.getF32Type());
@@ -765,16 +786,16 @@ struct AttentionKernel {
         e.b, e.loc, cast<TypedAttr>(e.b.getZeroAttr(fragmentType(e))));
   }
 
-  /// `v` (f32) as an operand of type `ty` of an mma.sync.
-  static Value mmaOperand(Emitter &x, Type ty, Value v) {
-    if (ty.isF32())
-      return v;
-    return arith::TruncFOp::create(x.b, x.loc, ty, v);
+  /// A K or V element read from its shared tile, in f32 as the tensor
+  /// cores see it: rounded to tf32 when the mma takes tf32 (bf16 is exact).
+  Value asTf32(Emitter &x, Value raw) {
+    LinalgBuilder xb{x.b, x.loc};
+    Value v = xb.toF32(raw);
+    return mmaType.isF32() && raw.getType().isF32() ? roundToTf32(x, v) : v;
   }
-
-  /// A staged K or V element: rounded to tf32 when the product takes tf32.
-  static Value staged(Emitter &x, Type ty, Value v) {
-    return ty.isF32() ? roundToTf32(x, v) : v;
+  /// `raw` (a shared K or V element) as an mma operand.
+  Value operand(Emitter &x, Value raw) {
+    return mmaType.isF16() ? raw : asTf32(x, raw);
   }
 
   Value shuffle(Emitter &x, Value v, Value offset, gpu::ShuffleMode mode) {
@@ -799,16 +820,15 @@ struct AttentionKernel {
   static Value elem(Emitter &x, Value frag, int64_t r, int64_t i) {
     return vector::ExtractOp::create(x.b, x.loc, frag, ArrayRef<int64_t>{r, i});
   }
-  static Value fragment(Emitter &x, Type elemTy, int64_t regs, int64_t epr,
-                        ArrayRef<Value> values) {
+  Value fragment(Emitter &x, int64_t regs, ArrayRef<Value> values) {
     return vector::FromElementsOp::create(
-        x.b, x.loc, VectorType::get({regs, epr}, elemTy), values);
+        x.b, x.loc, VectorType::get({regs, elemsPerReg()}, mmaType), values);
   }
 
-  Value mma(Emitter &x, Value a, Value b, Value c, int64_t k) {
+  Value mma(Emitter &x, Value a, Value b, Value c) {
     return nvgpu::MmaSyncOp::create(x.b, x.loc, a, b, c,
-                                    ArrayRef<int64_t>{16, 8, k},
-                                    /*tf32Enabled=*/k == 8)
+                                    ArrayRef<int64_t>{16, 8, shape.mmaK},
+                                    /*tf32Enabled=*/shape.mmaK == 8)
         .getResult();
   }
 
@@ -818,7 +838,7 @@ struct AttentionKernel {
   Value queryFragment(Emitter &e, const BlockTile &tile, const Lane &ln,
                       Value row0, int64_t k0) {
     const KernelShape &ks = shape;
-    int64_t epr = elemsPerReg(qkType), regs = 16 * ks.mmaK / (32 * epr);
+    int64_t epr = elemsPerReg(), regs = 16 * ks.mmaK / (32 * epr);
     SmallVector<Value> values;
     for (int64_t r = 0; r < regs; ++r)
       for (int64_t i = 0; i < epr; ++i) {
@@ -831,47 +851,98 @@ struct AttentionKernel {
               LinalgBuilder xb{x.b, x.loc};
               Value q = xb.toF32(x.load(tile.q, {x.c(0), row, x.c(0), d}));
               q = arith::MulFOp::create(x.b, x.loc, q, x.f(qScale()));
-              return staged(x, qkType, q);
+              return mmaType.isF32() ? roundToTf32(x, q) : q;
             },
             e.f(0.0f));
-        values.push_back(mmaOperand(e, qkType, v));
+        if (mmaType.isF16())
+          v = arith::TruncFOp::create(e.b, e.loc, mmaType, v);
+        values.push_back(v);
       }
-    return fragment(e, qkType, regs, epr, values);
+    return fragment(e, regs, values);
   }
 
-  /// Keys [j0, j0 + tk) of `src` into the shared tile `dst` (row stride
-  /// `stride`), staged for an mma on `ty`. With `nonFinite`, a NaN or Inf
-  /// sets the tile's index `kt` as the last one whose V holds one (every
-  /// writer writes the same index).
-  void stageTile(Emitter &e, Value tid, Value src, Value dst, int64_t stride,
-                 int64_t d, Type ty, Value j0, Value tk, Value kt = {}) {
-    forEachElement(e, tid, tk, d, [&](Emitter &x, Value jj, Value c) {
-      LinalgBuilder xb{x.b, x.loc};
-      Value val = staged(
-          x, ty, xb.toF32(x.load(src, {x.c(0), x.add(j0, jj), x.c(0), c})));
-      x.store(val, dst, x.at(jj, stride, c));
-      if (!kt)
-        return;
-      // val - val is 0 exactly when val is finite.
-      Value diff = arith::SubFOp::create(x.b, x.loc, val, val);
-      Value nonFinite = arith::CmpFOp::create(
-          x.b, x.loc, arith::CmpFPredicate::UNE, diff, x.f(0.0f));
-      x.when(nonFinite, [&](Emitter &y) {
+  /// The elements a cp.async moves (16, 8 or 4 bytes, the most that
+  /// divides a row of `d` elements), or 0 when none does (odd rows of 16-bit
+  /// elements: then plain loads and stores).
+  int64_t copyElems(int64_t d) const {
+    for (int64_t bytes : {16, 8, 4})
+      if ((d * shape.elemBytes) % bytes == 0)
+        return bytes / shape.elemBytes;
+    return 0;
+  }
+
+  /// body(row, col) for thread `tid`'s chunks of `n` elements of rows
+  /// [0, tk) × [0, d) of a key tile, col the chunk's first element.
+  void forEachChunk(Emitter &e, Value tid, Value tk, int64_t d, int64_t n,
+                    function_ref<void(Emitter &, Value, Value)> body) {
+    forEachElement(e, tid, tk, d / n, [&](Emitter &x, Value row, Value c) {
+      body(x, row, x.mul(c, x.c(n)));
+    });
+  }
+
+  /// Keys [j0, j0 + tk) of `src` ([1, keys, 1, d]) into stage `stage` of
+  /// the shared tiles `dst` (row stride `stride`) as they are stored:
+  /// cp.async where rows allow it (the caller commits the group), else
+  /// loads and stores.
+  void copyTile(Emitter &e, Value tid, Value src, Value dst, int64_t stride,
+                int64_t d, Value stage, Value j0, Value tk) {
+    Value base = e.mul(stage, e.c(shape.tileK * stride));
+    int64_t n = copyElems(d);
+    forEachChunk(
+        e, tid, tk, d, std::max<int64_t>(n, 1),
+        [&](Emitter &x, Value jj, Value c) {
+          Value at = x.add(base, x.at(jj, stride, c));
+          SmallVector<Value> from = {x.c(0), x.add(j0, jj), x.c(0), c};
+          if (!n)
+            return x.store(x.load(src, from), dst, at);
+          auto copy = nvgpu::DeviceAsyncCopyOp::create(
+              x.b, x.loc, nvgpu::DeviceAsyncTokenType::get(x.b.getContext()),
+              dst, ValueRange{at}, src, from, x.b.getIndexAttr(n),
+              /*srcElements=*/Value(),
+              /*bypassL1=*/n * shape.elemBytes == 16 ? x.b.getUnitAttr()
+                                                     : UnitAttr());
+          (void)copy;
+        });
+  }
+
+  /// After the copies of a V tile completed: a NaN or Inf among the
+  /// elements this thread copied (as the tensor cores would see them) sets
+  /// the tile's index `kt` as the last one whose V holds one (every writer
+  /// writes the same index).
+  void checkFinite(Emitter &e, Value tid, Value stage, Value tk, Value kt) {
+    const KernelShape &ks = shape;
+    Value base = e.mul(stage, e.c(ks.tileK * ks.vStride()));
+    int64_t n = std::max<int64_t>(copyElems(ks.dv), 1);
+    forEachChunk(e, tid, tk, ks.dv, n, [&](Emitter &x, Value jj, Value c) {
+      Value any;
+      for (int64_t i = 0; i < n; ++i) {
+        Value v = asTf32(x, x.load(vTile, x.add(base, x.at(jj, ks.vStride(),
+                                                           x.add(c, x.c(i))))));
+        // v - v is 0 exactly when v is finite.
+        Value diff = arith::SubFOp::create(x.b, x.loc, v, v);
+        Value bad = arith::CmpFOp::create(x.b, x.loc, arith::CmpFPredicate::UNE,
+                                          diff, x.f(0.0f));
+        any = any ? arith::OrIOp::create(x.b, x.loc, any, bad) : bad;
+      }
+      x.when(any, [&](Emitter &y) {
         y.store(arith::IndexCastOp::create(y.b, y.loc, y.b.getI32Type(), kt),
                 nonFiniteTile, y.c(0));
       });
     });
   }
 
-  /// Columns [from, to) of rows [0, tile-k) of a shared tile set to 0:
-  /// the padding that the mma reads past Dk and Dv.
+  /// Columns [from, to) of rows [0, tile-k) of every stage of a shared
+  /// tile set to 0: the padding that the mma reads past Dk and Dv.
   void zeroColumns(Emitter &e, Value tid, Value dst, int64_t stride,
                    int64_t from, int64_t to) {
     if (to <= from)
       return;
-    forEachElement(e, tid, e.c(shape.tileK), to - from,
+    Type elemTy = cast<MemRefType>(dst.getType()).getElementType();
+    Value zero = arith::ConstantOp::create(
+        e.b, e.loc, cast<TypedAttr>(e.b.getZeroAttr(elemTy)));
+    forEachElement(e, tid, e.c(shape.stages * shape.tileK), to - from,
                    [&](Emitter &x, Value row, Value col) {
-                     x.store(x.f(0.0f), dst,
+                     x.store(zero, dst,
                              x.at(row, stride, x.add(col, x.c(from))));
                    });
   }
@@ -884,8 +955,9 @@ struct AttentionKernel {
     ln.g = e.div(ln.id, e.c(4));
     ln.t = e.rem(ln.id, e.c(4));
 
-    // Padding of the V tile, and no V tile with NaN or Inf yet; the first
-    // key tile's barrier orders these writes before any read.
+    // Padding of the K and V tiles, and no V tile with NaN or Inf yet; the
+    // first key tile's barrier orders these writes before any read.
+    zeroColumns(e, tid, kTile, ks.kStride(), ks.dk, ks.dkPad());
     zeroColumns(e, tid, vTile, ks.vStride(), ks.dv, 8 * ks.dvTiles());
     e.when(e.lt(tid, e.c(1)), [&](Emitter &x) {
       x.store(arith::ConstantOp::create(x.b, x.loc, x.b.getI32IntegerAttr(-1)),
@@ -931,24 +1003,43 @@ struct AttentionKernel {
       return flat;
     };
 
+    // Key tile `kt`'s K and V into stage kt mod stages, and the copies
+    // committed as one group (empty past the last tile).
+    Value firstTile, endTile;
+    std::tie(firstTile, endTile) = keyTileRange(e, tile);
+    auto copyKeyTile = [&](Emitter &x, Value kt) {
+      x.when(x.lt(kt, endTile), [&](Emitter &y) {
+        Value j0 = y.mul(kt, y.c(ks.tileK));
+        Value tk = y.min(y.c(ks.tileK), y.sub(tile.keys, j0));
+        Value stage = y.rem(kt, y.c(ks.stages));
+        copyTile(y, tid, tile.k, kTile, ks.kStride(), ks.dk, stage, j0, tk);
+        copyTile(y, tid, tile.v, vTile, ks.vStride(), ks.dv, stage, j0, tk);
+      });
+      return nvgpu::DeviceAsyncCreateGroupOp::create(
+          x.b, x.loc, nvgpu::DeviceAsyncTokenType::get(x.b.getContext()),
+          ValueRange{});
+    };
+    if (ks.stages > 1)
+      copyKeyTile(e, firstTile);
+
     ValueRange final = forEachKeyTile(
         e, tile, init,
         [&](Emitter &le, Value kt, Value j0, Value tk, ValueRange carried) {
-          // The previous tile's reads are done; stage this one.
+          // With two stages the next tile is copied while this one is used;
+          // with one, this tile now (the previous one's readers are done).
+          Value next = ks.stages > 1 ? le.add(kt, le.c(1)) : kt;
+          Value group = copyKeyTile(le, next);
+          nvgpu::DeviceAsyncWaitOp::create(
+              le.b, le.loc, group, le.b.getI32IntegerAttr(ks.stages - 1));
+          Value stage = le.rem(kt, le.c(ks.stages));
+          checkFinite(le, tid, stage, tk, kt);
           gpu::BarrierOp::create(le.b, le.loc);
-          stageTile(le, tid, tile.k, kTile, ks.kStride(), ks.dk, qkType, j0,
-                    tk);
-          // K's padding, every tile: the weights of a tile whose V held
-          // NaN or Inf overwrote it.
-          zeroColumns(le, tid, kTile, ks.kStride(), ks.dk, ks.dkPad());
-          stageTile(le, tid, tile.v, vTile, ks.vStride(), ks.dv, pvType, j0, tk,
-                    kt);
-          gpu::BarrierOp::create(le.b, le.loc);
+          TileView view{stage, le.mul(stage, le.c(ks.tileK)), tk};
           SmallVector<GroupState> states = unpack(carried);
           SmallVector<SmallVector<Value>> weights(gpw);
           for (int64_t gi = 0; gi < gpw; ++gi)
-            weights[gi] = softmaxOnTensorCores(le, tile, ln, row0[gi],
-                                               qFrags[gi], j0, tk, states[gi]);
+            weights[gi] = softmaxOnTensorCores(
+                le, tile, ln, row0[gi], qFrags[gi], j0, view, states[gi]);
           // P·V on tensor cores unless this V tile holds NaN or Inf: a
           // masked key's weight 0 times NaN would reach rows that must not
           // see it.
@@ -969,18 +1060,21 @@ struct AttentionKernel {
             Emitter x{le.b, le.loc};
             SmallVector<Value> newO;
             for (int64_t gi = 0; gi < gpw; ++gi)
-              llvm::append_range(newO,
-                                 accumulateOnTensorCores(x, ln, tk, weights[gi],
-                                                         states[gi].o));
+              llvm::append_range(newO, accumulateOnTensorCores(x, ln, view,
+                                                               weights[gi],
+                                                               states[gi].o));
             scf::YieldOp::create(x.b, x.loc, newO);
             le.b.setInsertionPointToStart(branch.elseBlock());
             scf::YieldOp::create(x.b, x.loc,
-                                 accumulateFragmentsOnFMAs(
-                                     x, ln, tk, row0, owned, weights, states));
+                                 accumulateFragmentsOnFMAs(x, ln, view, row0,
+                                                           owned, weights,
+                                                           states));
           }
           for (int64_t gi = 0; gi < gpw; ++gi)
             for (int64_t n = 0; n < ks.dvTiles(); ++n)
               states[gi].o[n] = branch.getResult(gi * ks.dvTiles() + n);
+          // Every warp is done with this stage before it is copied into.
+          gpu::BarrierOp::create(le.b, le.loc);
           return pack(states);
         });
 
@@ -1011,16 +1105,23 @@ struct AttentionKernel {
     }
   }
 
-  /// One group's scores of key tile [j0, j0 + tk) on tensor cores, the
+  /// The staged key tile a warp reads: its stage, the stage's first row in
+  /// the K and V tiles, and its keys.
+  struct TileView {
+    Value stage, row0, tk;
+  };
+
+  /// One group's scores of a key tile (keys from j0) on tensor cores, the
   /// score step per element, and the online softmax step: `st`'s max and
   /// sum updated and its O rescaled. Returns the weights P as C fragment
   /// elements [n][r][i] (key 8 n + 2 t + i of row g + 8 r).
   SmallVector<Value> softmaxOnTensorCores(Emitter &e, const BlockTile &tile,
                                           const Lane &ln, Value row0,
                                           ArrayRef<Value> qFrags, Value j0,
-                                          Value tk, GroupState &st) {
+                                          const TileView &view,
+                                          GroupState &st) {
     const KernelShape &ks = shape;
-    int64_t epr = elemsPerReg(qkType), regsB = 8 * ks.mmaK / (32 * epr);
+    int64_t epr = elemsPerReg(), regsB = 8 * ks.mmaK / (32 * epr);
     Value te = e.mul(ln.t, e.c(epr));
     SmallVector<Value> scores;
     for (int64_t n = 0; n < ks.sTiles(); ++n) {
@@ -1029,16 +1130,16 @@ struct AttentionKernel {
       Value key = e.add(ln.g, e.c(8 * n));
       if (8 * (n + 1) > ks.tileK)
         key = e.min(key, e.c(ks.tileK - 1));
+      key = e.add(view.row0, key);
       Value s = zeroFragment(e);
       for (auto [step, a] : llvm::enumerate(qFrags)) {
         SmallVector<Value> bs;
         for (int64_t r = 0; r < regsB; ++r)
           for (int64_t i = 0; i < epr; ++i) {
             Value d = e.add(te, e.c(step * ks.mmaK + i + 4 * epr * r));
-            bs.push_back(mmaOperand(e, qkType,
-                                    e.load(kTile, e.at(key, ks.kStride(), d))));
+            bs.push_back(operand(e, e.load(kTile, e.at(key, ks.kStride(), d))));
           }
-        s = mma(e, a, fragment(e, qkType, regsB, epr, bs), s, ks.mmaK);
+        s = mma(e, a, fragment(e, regsB, bs), s);
       }
       for (int64_t r = 0; r < 2; ++r)
         for (int64_t i = 0; i < 2; ++i) {
@@ -1047,7 +1148,7 @@ struct AttentionKernel {
             raw = arith::MulFOp::create(e.b, e.loc, raw, e.f(rest));
           Value row = e.add(row0, e.add(ln.g, e.c(8 * r)));
           Value jj = e.add(e.mul(ln.t, e.c(2)), e.c(8 * n + i));
-          Value inside = e.andI(e.lt(jj, tk), e.lt(row, tile.rows));
+          Value inside = e.andI(e.lt(jj, view.tk), e.lt(row, tile.rows));
           scores.push_back(score(e, tile, raw, row, e.add(j0, jj), inside));
         }
     }
@@ -1074,7 +1175,8 @@ struct AttentionKernel {
           Value p =
               attention::softmaxWeight(e.b, e.loc, scores[at(n, r, i)], shift);
           // The row sum adds the weights the tensor cores multiply.
-          p = staged(e, pvType, p);
+          if (mmaType.isF32())
+            p = roundToTf32(e, p);
           weights[at(n, r, i)] = p;
           sum = arith::AddFOp::create(e.b, e.loc, sum, p);
         }
@@ -1095,10 +1197,11 @@ struct AttentionKernel {
   /// O + P·V on tensor cores for one group: P's A fragments from its C
   /// fragment elements `p`, V's B fragments from the V tile (0 past tk).
   SmallVector<Value> accumulateOnTensorCores(Emitter &e, const Lane &ln,
-                                             Value tk, ArrayRef<Value> p,
+                                             const TileView &view,
+                                             ArrayRef<Value> p,
                                              ArrayRef<Value> o) {
     const KernelShape &ks = shape;
-    int64_t k = ks.pvK, epr = elemsPerReg(pvType);
+    int64_t k = ks.mmaK, epr = elemsPerReg();
     int64_t regsA = 16 * k / (32 * epr), regsB = 8 * k / (32 * epr);
     auto at = [&](int64_t n, int64_t r, int64_t i) {
       return 4 * n + 2 * r + i;
@@ -1107,6 +1210,8 @@ struct AttentionKernel {
     Value quad = e.sub(ln.id, ln.t);
     Value odd = arith::CmpIOp::create(e.b, e.loc, arith::CmpIPredicate::ne,
                                       e.rem(ln.t, e.c(2)), e.c(0));
+    Value zero = arith::ConstantOp::create(
+        e.b, e.loc, cast<TypedAttr>(e.b.getZeroAttr(mmaType)));
     SmallVector<Value> result(o.begin(), o.end());
     for (int64_t kk = 0; kk < ks.sTiles() * 8 / k; ++kk) {
       SmallVector<Value> as;
@@ -1115,8 +1220,8 @@ struct AttentionKernel {
           // m16n8k16: register r is C fragment 2 kk + r / 2's row half
           // r mod 2, both elements, in this lane.
           for (int64_t i = 0; i < 2; ++i)
-            as.push_back(
-                mmaOperand(e, pvType, p[at(2 * kk + r / 2, r % 2, i)]));
+            as.push_back(arith::TruncFOp::create(
+                e.b, e.loc, mmaType, p[at(2 * kk + r / 2, r % 2, i)]));
           continue;
         }
         // m16n8k8: register r holds key t + 4 (r / 2) of row half r mod 2,
@@ -1128,21 +1233,21 @@ struct AttentionKernel {
             shuffle(e, p[at(kk, r % 2, 1)], src, gpu::ShuffleMode::IDX);
         as.push_back(e.select(odd, oddV, even));
       }
-      Value a = fragment(e, pvType, regsA, epr, as);
+      Value a = fragment(e, regsA, as);
       for (int64_t n = 0; n < ks.dvTiles(); ++n) {
         SmallVector<Value> bs;
         for (int64_t r = 0; r < regsB; ++r)
           for (int64_t i = 0; i < epr; ++i) {
             Value jj = e.add(te, e.c(kk * k + i + 4 * epr * r));
-            Value inside = e.lt(jj, tk);
+            Value inside = e.lt(jj, view.tk);
             if ((kk + 1) * k > ks.tileK)
               jj = e.min(jj, e.c(ks.tileK - 1));
-            Value v =
-                e.load(vTile, e.at(jj, ks.vStride(), e.add(ln.g, e.c(8 * n))));
-            bs.push_back(mmaOperand(e, pvType, zeroUnless(e, inside, v)));
+            Value v = operand(
+                e, e.load(vTile, e.at(e.add(view.row0, jj), ks.vStride(),
+                                      e.add(ln.g, e.c(8 * n)))));
+            bs.push_back(e.select(inside, v, zero));
           }
-        result[n] =
-            mma(e, a, fragment(e, pvType, regsB, epr, bs), result[n], k);
+        result[n] = mma(e, a, fragment(e, regsB, bs), result[n]);
       }
     }
     return result;
@@ -1153,7 +1258,7 @@ struct AttentionKernel {
   /// elements over the tile's keys, skipping masked weights
   /// (attention::accumulateWeighted). Returns every group's O fragments.
   SmallVector<Value>
-  accumulateFragmentsOnFMAs(Emitter &e, const Lane &ln, Value tk,
+  accumulateFragmentsOnFMAs(Emitter &e, const Lane &ln, const TileView &view,
                             ArrayRef<Value> row0, ArrayRef<Value> owned,
                             ArrayRef<SmallVector<Value>> weights,
                             ArrayRef<GroupState> states) {
@@ -1165,8 +1270,6 @@ struct AttentionKernel {
     auto colOf = [&](Emitter &x, int64_t n, int64_t i) {
       return x.add(x.mul(ln.t, x.c(2)), x.c(8 * n + i));
     };
-    // Every warp is done with the K tile, which the weights replace.
-    gpu::BarrierOp::create(e.b, e.loc);
     for (int64_t gi = 0; gi < gpw; ++gi)
       e.when(owned[gi], [&](Emitter &x) {
         for (int64_t n = 0; n < ks.sTiles(); ++n)
@@ -1183,9 +1286,10 @@ struct AttentionKernel {
           for (int64_t i = 0; i < 2; ++i)
             init.push_back(elem(e, o, r, i));
     ValueRange sums = e.loop(
-        e.c(0), tk, init,
+        e.c(0), view.tk, init,
         [&](Emitter &x, Value jj, ValueRange acc) -> SmallVector<Value> {
           SmallVector<Value> next;
+          Value key = x.add(view.row0, jj);
           for (int64_t gi = 0; gi < gpw; ++gi) {
             Value p[2];
             for (int64_t r = 0; r < 2; ++r)
@@ -1194,8 +1298,8 @@ struct AttentionKernel {
               for (int64_t r = 0; r < 2; ++r)
                 for (int64_t i = 0; i < 2; ++i) {
                   // Dims past Dv read the zero padding.
-                  Value v =
-                      x.load(vTile, x.at(jj, ks.vStride(), colOf(x, n, i)));
+                  Value v = asTf32(x, x.load(vTile, x.at(key, ks.vStride(),
+                                                         colOf(x, n, i))));
                   next.push_back(attention::accumulateWeighted(
                       x.b, x.loc, p[r], v, acc[next.size()]));
                 }
@@ -1210,13 +1314,13 @@ struct AttentionKernel {
   }
 };
 
-/// gpu.barrier declares no memory effects upstream, and ownership-based
-/// buffer deallocation (which runs after this pass) rejects ops with
-/// unknown effects. A barrier orders the block's memory accesses: model it
-/// as reading and writing memory, which keeps it in place.
-struct BarrierMemoryEffects
-    : MemoryEffectOpInterface::ExternalModel<BarrierMemoryEffects,
-                                             gpu::BarrierOp> {
+/// gpu.barrier and cp.async's commit and wait declare no memory effects
+/// upstream, and ownership-based buffer deallocation (which runs after this
+/// pass) rejects ops with unknown effects. Each orders memory accesses:
+/// model it as reading and writing memory, which keeps it in place.
+template <typename Op>
+struct OrderingMemoryEffects
+    : MemoryEffectOpInterface::ExternalModel<OrderingMemoryEffects<Op>, Op> {
   void
   getEffects(Operation *,
              SmallVectorImpl<SideEffects::EffectInstance<MemoryEffects::Effect>>
@@ -1250,7 +1354,14 @@ struct ConvertPosencAttentionToGPUPass
     // Split-K: the op's decomposition and online_attention's merge.
     registerAggregatedOpInterfaceExternalModels(registry);
     registry.addExtension(+[](MLIRContext *ctx, gpu::GPUDialect *) {
-      gpu::BarrierOp::attachInterface<BarrierMemoryEffects>(*ctx);
+      gpu::BarrierOp::attachInterface<OrderingMemoryEffects<gpu::BarrierOp>>(
+          *ctx);
+    });
+    registry.addExtension(+[](MLIRContext *ctx, nvgpu::NVGPUDialect *) {
+      nvgpu::DeviceAsyncCreateGroupOp::attachInterface<
+          OrderingMemoryEffects<nvgpu::DeviceAsyncCreateGroupOp>>(*ctx);
+      nvgpu::DeviceAsyncWaitOp::attachInterface<
+          OrderingMemoryEffects<nvgpu::DeviceAsyncWaitOp>>(*ctx);
     });
   }
 
@@ -1258,7 +1369,7 @@ struct ConvertPosencAttentionToGPUPass
   /// largest tile of at most 64 rows (and, for a static Sq, not beyond
   /// Sq's power of two) within 48 KiB, else within max-shared-memory.
   FailureOr<KernelShape> chooseShape(AttentionOp op, int64_t dk, int64_t dv,
-                                     int64_t mmaK, int64_t pvK) {
+                                     int64_t mmaK, int64_t elemBytes) {
     int64_t threads = this->threads, tileQ = this->tileQ, tileK = this->tileK,
             budget = std::max<int64_t>(maxSharedMemory, 0);
     if (threads < 32 || threads > 1024 || threads % 32 != 0) {
@@ -1290,16 +1401,23 @@ struct ConvertPosencAttentionToGPUPass
             candidates.push_back(tq);
       }
     }
+    // Tensor cores: two K/V tiles in flight where they fit (the next one
+    // is copied while this one is used), else one.
+    SmallVector<int64_t> stageCounts = {1};
+    if (mmaK)
+      stageCounts = {2, 1};
     for (int64_t limit : {std::min(kSharedBytes, budget), budget})
-      for (int64_t tq : candidates) {
-        KernelShape shape{tq, tileK, threads, dk, dv, mmaK, pvK};
-        if (shape.valid(limit))
-          return shape;
-      }
+      for (int64_t tq : candidates)
+        for (int64_t stages : stageCounts) {
+          KernelShape shape{tq, tileK, threads,   dk,
+                            dv, mmaK,  elemBytes, stages};
+          if (shape.valid(limit))
+            return shape;
+        }
     // Report the smallest tile that only lacks memory, if any.
     std::optional<KernelShape> last;
     for (int64_t tq : llvm::reverse(candidates)) {
-      KernelShape shape{tq, tileK, threads, dk, dv, mmaK, pvK};
+      KernelShape shape{tq, tileK, threads, dk, dv, mmaK, elemBytes, 1};
       if (shape.divides()) {
         last = shape;
         break;
@@ -1363,21 +1481,19 @@ struct ConvertPosencAttentionToGPUPass
              << dim(hq) << ", Hkv = " << dim(hkv) << ", Dk = " << dim(dk)
              << ", Dv = " << dim(dv) << "; ? is dynamic)";
     }
-    // Tensor cores, per product: f16 operands as they are (m16n8k16),
-    // others as tf32 (m16n8k8). bf16 values are exact in tf32, so their
-    // products are the same; LLVM 22's nvgpu-to-nvvm cannot yet deduce the
-    // PTX types of a bf16 mma.sync.
-    int64_t mmaK = 0, pvK = 0;
-    Type qkType, pvType;
+    // Tensor cores: f16 operands as they are (m16n8k16), others as tf32
+    // (m16n8k8; q, k and v have one element type). bf16 values are exact
+    // in tf32, so their products are the same; LLVM 22's nvgpu-to-nvvm
+    // cannot yet deduce the PTX types of a bf16 mma.sync.
+    int64_t mmaK = 0;
+    Type mmaType, stagedType = qTy.getElementType();
     if (precision == "tf32") {
-      Type f32 = Float32Type::get(op.getContext());
-      Type qe = qTy.getElementType(), ke = kTy.getElementType();
-      qkType = qe == ke && qe.isF16() ? qe : f32;
-      pvType = vTy.getElementType().isF16() ? vTy.getElementType() : f32;
-      mmaK = qkType.isF16() ? 16 : 8;
-      pvK = pvType.isF16() ? 16 : 8;
+      mmaType = stagedType.isF16() ? stagedType
+                                   : Type(Float32Type::get(op.getContext()));
+      mmaK = mmaType.isF16() ? 16 : 8;
     }
-    FailureOr<KernelShape> shape = chooseShape(op, dk, dv, mmaK, pvK);
+    FailureOr<KernelShape> shape =
+        chooseShape(op, dk, dv, mmaK, stagedType.getIntOrFloatBitWidth() / 8);
     if (failed(shape))
       return failure();
 
@@ -1387,8 +1503,8 @@ struct ConvertPosencAttentionToGPUPass
     AttentionKernel kernel;
     kernel.op = op;
     kernel.shape = *shape;
-    kernel.qkType = qkType;
-    kernel.pvType = pvType;
+    kernel.mmaType = mmaType;
+    kernel.stagedType = stagedType;
     kernel.scale = *op.getScaleOrDefault();
     kernel.splits = chooseSplits(op, *shape);
     // Split-K: the op as online_attention + normalization, the online
@@ -1450,9 +1566,10 @@ struct ConvertPosencAttentionToGPUPass
     Type f32 = b.getF32Type(), i32 = b.getI32Type();
     SmallVector<std::pair<int64_t, Type>> sizes;
     if (shape->tensorCores())
-      sizes = {{shape->kpElems(), f32},
-               {shape->tileK * shape->vStride(), f32},
-               {1, i32}};
+      for (auto [region, ty] :
+           llvm::zip(shape->tensorCoreRegions(),
+                     ArrayRef<Type>{stagedType, stagedType, f32, i32}))
+        sizes.push_back({region.first, ty});
     else
       for (int64_t n :
            {shape->qElems(), shape->kvElems(), shape->sElems(),
@@ -1490,7 +1607,10 @@ struct ConvertPosencAttentionToGPUPass
             MemRefType::get({n}, elemTy, MemRefLayoutAttrInterface(), space);
         tilesMem.push_back(memref::ViewOp::create(x.b, loc, ty, raw,
                                                   in.c(offset), ValueRange{}));
-        offset += 4 * n;
+        // Tensor cores: 16-byte aligned regions (cp.async), as bytes()
+        // counts them.
+        int64_t bytes = n * elemTy.getIntOrFloatBitWidth() / 8;
+        offset += shape->tensorCores() ? llvm::alignTo(bytes, 16) : bytes;
       }
       assign(kernel, tilesMem);
       kernel.body(in, launch.getThreadIds().x, launch.getBlockIds().x,
@@ -1604,9 +1724,10 @@ struct ConvertPosencAttentionToGPUPass
 
   static void assign(AttentionKernel &kernel, ArrayRef<Value> tiles) {
     if (kernel.shape.tensorCores()) {
-      kernel.kTile = kernel.pTile = tiles[0];
+      kernel.kTile = tiles[0];
       kernel.vTile = tiles[1];
-      kernel.nonFiniteTile = tiles[2];
+      kernel.pTile = tiles[2];
+      kernel.nonFiniteTile = tiles[3];
       return;
     }
     kernel.qs = tiles[0];

@@ -615,7 +615,9 @@ struct Emulator {
       getUsedValuesDefinedAbove(op.getRegions(), used);
       for (Value v : used)
         get(ctx, v);
-      fixTypes(ctx.b.clone(op, ctx.local));
+      Operation *clone = ctx.b.clone(op, ctx.local);
+      fixTypes(clone);
+      lowerNestedAsyncCopies(clone);
     }
     if (isRecomputed(&op))
       return;
@@ -627,16 +629,49 @@ struct Emulator {
   /// dst[.., j + i] = i < srcElements ? src[.., k + i] : 0 for i below
   /// dstElements (the zero fill of cp.async's src-size).
   void emitAsyncCopy(Ctx &ctx, nvgpu::DeviceAsyncCopyOp copy) {
-    OpBuilder &b = ctx.b;
-    Value src = get(ctx, copy.getSrc()), dst = get(ctx, copy.getDst());
     SmallVector<Value> from, to;
     for (Value v : copy.getSrcIndices())
       from.push_back(get(ctx, v));
     for (Value v : copy.getDstIndices())
       to.push_back(get(ctx, v));
-    int64_t n = copy.getDstElements().getZExtValue();
     Value valid =
-        copy.getSrcElements() ? get(ctx, copy.getSrcElements()) : cst(b, n);
+        copy.getSrcElements() ? get(ctx, copy.getSrcElements()) : Value();
+    emitCopyLoop(ctx.b, copy, get(ctx, copy.getSrc()), from,
+                 get(ctx, copy.getDst()), to, valid);
+  }
+
+  /// The async copy ops inside `root`, a region op cloned into a thread
+  /// (their operands are the thread's already): copies become copy loops,
+  /// groups and waits go.
+  void lowerNestedAsyncCopies(Operation *root) {
+    SmallVector<Operation *> ops;
+    root->walk([&](Operation *op) {
+      if (op != root && isAsyncCopyOp(op))
+        ops.push_back(op);
+    });
+    for (Operation *op : ops)
+      if (auto copy = dyn_cast<nvgpu::DeviceAsyncCopyOp>(op)) {
+        OpBuilder b(copy);
+        emitCopyLoop(b, copy, copy.getSrc(), copy.getSrcIndices(),
+                     copy.getDst(), copy.getDstIndices(),
+                     copy.getSrcElements());
+      }
+    // Token users (groups, then waits) before the tokens' definitions.
+    for (Operation *op : llvm::reverse(ops)) {
+      for (Value r : op->getResults())
+        for (OpOperand &use : llvm::make_early_inc_range(r.getUses()))
+          use.getOwner()->eraseOperand(use.getOperandNumber());
+      op->erase();
+    }
+  }
+
+  void emitCopyLoop(OpBuilder &b, nvgpu::DeviceAsyncCopyOp copy, Value src,
+                    ValueRange fromIdx, Value dst, ValueRange toIdx,
+                    Value valid) {
+    SmallVector<Value> from(fromIdx), to(toIdx);
+    int64_t n = copy.getDstElements().getZExtValue();
+    if (!valid)
+      valid = cst(b, n);
     Type elemTy = copy.getDst().getType().getElementType();
     Value lastFrom = from.back(), lastTo = to.back();
     scf::ForOp::create(

@@ -634,7 +634,7 @@ def PosencEmulateGpuLaunchPass
 
     `nvgpu.device_async_copy` runs as an ordinary copy where it is issued
     (the elements past `srcElements` zero-filled, as cp.async's src-size
-    does); `nvgpu.device_async_create_group` and `nvgpu.device_async_wait`
+    does), in loops and branches too; `nvgpu.device_async_create_group` and `nvgpu.device_async_wait`
     then have nothing to wait for. A kernel that reads a copy's destination
     before waiting for it is therefore not caught here.
 
