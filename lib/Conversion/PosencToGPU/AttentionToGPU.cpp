@@ -881,28 +881,54 @@ struct AttentionKernel {
   }
 
   /// Keys [j0, j0 + tk) of `src` ([1, keys, 1, d]) into stage `stage` of
-  /// the shared tiles `dst` (row stride `stride`) as they are stored:
-  /// cp.async where rows allow it (the caller commits the group), else
-  /// loads and stores.
+  /// the shared tiles `dst` (row stride `stride`) as they are stored, in
+  /// thread `tid`'s chunks (forEachChunk): cp.async where rows allow it
+  /// (the caller commits the group), else loads and stores.
   void copyTile(Emitter &e, Value tid, Value src, Value dst, int64_t stride,
                 int64_t d, Value stage, Value j0, Value tk) {
     Value base = e.mul(stage, e.c(shape.tileK * stride));
     int64_t n = copyElems(d);
-    forEachChunk(
-        e, tid, tk, d, std::max<int64_t>(n, 1),
-        [&](Emitter &x, Value jj, Value c) {
-          Value at = x.add(base, x.at(jj, stride, c));
-          SmallVector<Value> from = {x.c(0), x.add(j0, jj), x.c(0), c};
-          if (!n)
-            return x.store(x.load(src, from), dst, at);
-          auto copy = nvgpu::DeviceAsyncCopyOp::create(
-              x.b, x.loc, nvgpu::DeviceAsyncTokenType::get(x.b.getContext()),
-              dst, ValueRange{at}, src, from, x.b.getIndexAttr(n),
-              /*srcElements=*/Value(),
-              /*bypassL1=*/n * shape.elemBytes == 16 ? x.b.getUnitAttr()
-                                                     : UnitAttr());
-          (void)copy;
-        });
+    auto copyChunks = [&](Emitter &x, bool async) {
+      forEachChunk(
+          x, tid, tk, d, std::max<int64_t>(n, 1),
+          [&](Emitter &y, Value jj, Value c) {
+            Value at = y.add(base, y.at(jj, stride, c));
+            SmallVector<Value> from = {y.c(0), y.add(j0, jj), y.c(0), c};
+            if (!async) {
+              for (int64_t i = 0; i < std::max<int64_t>(n, 1); ++i) {
+                from.back() = y.add(c, y.c(i));
+                y.store(y.load(src, from), dst, y.add(at, y.c(i)));
+              }
+              return;
+            }
+            nvgpu::DeviceAsyncCopyOp::create(
+                y.b, y.loc, nvgpu::DeviceAsyncTokenType::get(y.b.getContext()),
+                dst, ValueRange{at}, src, from, y.b.getIndexAttr(n),
+                /*srcElements=*/Value(),
+                /*bypassL1=*/n * shape.elemBytes == 16 ? y.b.getUnitAttr()
+                                                       : UnitAttr());
+          });
+    };
+    if (!n)
+      return copyChunks(e, /*async=*/false);
+    // cp.async faults on a source address that is not a multiple of its
+    // size: a buffer that starts elsewhere (a view at an odd offset) is
+    // read by loads instead. Rows are whole multiples of the size, so the
+    // buffer's start decides for every chunk.
+    auto meta = memref::ExtractStridedMetadataOp::create(e.b, e.loc, src);
+    Value start =
+        e.add(memref::ExtractAlignedPointerAsIndexOp::create(e.b, e.loc, src),
+              e.mul(meta.getOffset(), e.c(shape.elemBytes)));
+    Value aligned =
+        arith::CmpIOp::create(e.b, e.loc, arith::CmpIPredicate::eq,
+                              e.rem(start, e.c(n * shape.elemBytes)), e.c(0));
+    auto branch = scf::IfOp::create(e.b, e.loc, TypeRange{}, aligned,
+                                    /*withElseRegion=*/true);
+    OpBuilder::InsertionGuard guard(e.b);
+    e.b.setInsertionPoint(branch.thenBlock()->getTerminator());
+    copyChunks(e, /*async=*/true);
+    e.b.setInsertionPoint(branch.elseBlock()->getTerminator());
+    copyChunks(e, /*async=*/false);
   }
 
   /// After the copies of a V tile completed: a NaN or Inf among the
