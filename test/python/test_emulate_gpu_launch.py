@@ -453,6 +453,22 @@ def test_ldmatrix_feeds_mma(transpose_b):
     assert np.abs(out - expected).max() / np.abs(expected).max() < 1e-6
 
 
+def staged_reversal_kernel(copies):
+    """A kernel whose 32 threads run `copies` (IR lines staging 4 floats
+    each of %in at %i = 4·tx into shared %s and waiting for them), then
+    write the chunk of thread 31 - tx to %out at %i after a barrier."""
+    ws = "#gpu.address_space<workgroup>"
+    body = copies + [
+        "    gpu.barrier",
+        "    %r = arith.subi %c31, %tx : index",
+        "    %j = arith.muli %r, %c4 : index",
+        f"    %v = vector.load %s[%j] : memref<128xf32, {ws}>, vector<4xf32>",
+        "    vector.store %v, %out[%i] : memref<128xf32>, vector<4xf32>",
+    ]
+    return launch("%in: memref<128xf32>", "memref<128xf32>", body, 32,
+                  extra=f"\n             workgroup(%s : memref<128xf32, {ws}>)")
+
+
 def test_async_copies_zero_fill_and_wait():
     """cp.async of 4 floats per thread with src-size t mod 5 (the rest
     zero-filled), committed and waited for, then read by another thread
@@ -467,14 +483,8 @@ def test_async_copies_zero_fill_and_wait():
         f"    %tok = nvgpu.device_async_copy %in[%i], %s[%i], 4, %n : memref<128xf32> to memref<128xf32, {ws}>",
         "    %g = nvgpu.device_async_create_group %tok",
         "    nvgpu.device_async_wait %g {numGroups = 0 : i32}",
-        "    gpu.barrier",
-        "    %r = arith.subi %c31, %tx : index",
-        "    %j = arith.muli %r, %c4 : index",
-        f"    %v = vector.load %s[%j] : memref<128xf32, {ws}>, vector<4xf32>",
-        "    vector.store %v, %out[%i] : memref<128xf32>, vector<4xf32>",
     ]
-    ir = launch("%in: memref<128xf32>", "memref<128xf32>", body, 32,
-                extra=f"\n             workgroup(%s : memref<128xf32, {ws}>)")
+    ir = staged_reversal_kernel(body)
     x = np.random.RandomState(9).randn(128).astype(np.float32)
     (out,) = run(ir, [x], pipeline=PIPELINE)
     staged = x.reshape(32, 4).copy()
@@ -509,14 +519,8 @@ def test_async_copies_in_loops_and_branches():
         "    }",
         "    %g = nvgpu.device_async_create_group",
         "    nvgpu.device_async_wait %g {numGroups = 0 : i32}",
-        "    gpu.barrier",
-        "    %r = arith.subi %c31, %tx : index",
-        "    %j = arith.muli %r, %c4 : index",
-        f"    %v = vector.load %s[%j] : memref<128xf32, {ws}>, vector<4xf32>",
-        "    vector.store %v, %out[%i] : memref<128xf32>, vector<4xf32>",
     ]
-    ir = launch("%in: memref<128xf32>", "memref<128xf32>", body, 32,
-                extra=f"\n             workgroup(%s : memref<128xf32, {ws}>)")
+    ir = staged_reversal_kernel(body)
     x = np.random.RandomState(10).randn(128).astype(np.float32)
     (out,) = run(ir, [x], pipeline=PIPELINE)
     np.testing.assert_array_equal(out, x.reshape(32, 4)[::-1].ravel())

@@ -164,6 +164,17 @@ def tf32(x):
     return ((bits + np.uint32(0x1000)) & np.uint32(0xFFFFE000)).view(np.float32)
 
 
+def as_elem(raw, elem):
+    """f32 arrays as the kernel's inputs of type `elem`, and the values
+    they hold in float64."""
+    from harness import from_bf16, to_bf16
+    if elem == "bf16":
+        inputs = [to_bf16(x) for x in raw]
+        return inputs, [from_bf16(x).astype(np.float64) for x in inputs]
+    inputs = [x.astype(np.float16) for x in raw] if elem == "f16" else raw
+    return inputs, [x.astype(np.float64) for x in inputs]
+
+
 @pytest.mark.parametrize("elem", ["f32", "bf16", "f16"])
 @pytest.mark.parametrize("b,sq,sk,hq,hkv,d,causal,options", [
     (1, 64, 64, 4, 4, 64, True, ""),                                # whole tiles
@@ -173,19 +184,10 @@ def tf32(x):
     (1, 70, 70, 2, 1, 8, True, "tile-q=64 tile-k=32 threads=128"),  # Dk below one k step
 ])
 def test_tensor_core_scores(elem, b, sq, sk, hq, hkv, d, causal, options):
-    from harness import from_bf16, to_bf16
+    from harness import from_bf16
     rng = np.random.default_rng(hash((elem, b, sq, sk, d)) % 2**32)
     shapes = [(b, sq, hq, d), (b, sk, hkv, d), (b, sk, hkv, d)]
-    raw = [rand(rng, *s) for s in shapes]
-    if elem == "bf16":
-        inputs = [to_bf16(x) for x in raw]
-        exact = [from_bf16(x).astype(np.float64) for x in inputs]
-    elif elem == "f16":
-        inputs = [x.astype(np.float16) for x in raw]
-        exact = [x.astype(np.float64) for x in inputs]
-    else:
-        inputs = raw
-        exact = [x.astype(np.float64) for x in raw]
+    inputs, exact = as_elem([rand(rng, *s) for s in shapes], elem)
     ir = attention_ir(b, sq, sk, hq, hkv, d, d, elem=elem, causal=causal)
     (out,) = run(ir, inputs, pipeline=emulated(f"precision=tf32 {options}".strip()))
     out = from_bf16(out) if elem == "bf16" else out.astype(np.float64)
@@ -283,23 +285,14 @@ def test_tensor_core_groups_and_padding(elem, options):
     6 holds NaN in k and is seen by rows 0-7 only: their weights are NaN,
     and the later tiles' scores (K's depth padding included) must not see
     them."""
-    from harness import from_bf16, to_bf16
+    from harness import from_bf16
     b, sq, sk, hq, hkv, dk, dv = 1, 50, 61, 4, 2, 12, 20
     rng = np.random.default_rng(hash((elem, options)) % 2**32)
     q, k = rand(rng, b, sq, hq, dk), rand(rng, b, sk, hkv, dk)
     v = rand(rng, b, sk, hkv, dv)
     v[0, 5, 1, 3] = np.nan
     k[0, 6, 1, 2] = np.nan
-
-    def cast(x, e):
-        if e == "bf16":
-            x = to_bf16(x)
-            return x, from_bf16(x).astype(np.float64)
-        if e == "f16":
-            x = x.astype(np.float16)
-        return x, x.astype(np.float64)
-
-    (q, qe), (k, ke), (v, ve) = cast(q, elem), cast(k, elem), cast(v, elem)
+    (q, k, v), (qe, ke, ve) = as_elem([q, k, v], elem)
     qt, kt = tensor_type(q.shape, elem), tensor_type(k.shape, elem)
     vt, rt = tensor_type(v.shape, elem), tensor_type((b, sq, hq, dv), elem)
     mask = """    %c5 = arith.constant 5 : index
@@ -341,20 +334,13 @@ def test_tensor_core_key_tile_copies(elem, dk, dv):
     of the most bytes (16, 8 or 4) that divide a row, else by loads and
     stores; the next tile while this one is used (several key tiles of 8
     here, the last one partial)."""
-    from harness import from_bf16, to_bf16
+    from harness import from_bf16
     b, sq, sk, hq, hkv = 1, 21, 43, 2, 1
     rng = np.random.default_rng(dk * 100 + dv)
     raw = [rand(rng, b, sq, hq, dk), rand(rng, b, sk, hkv, dk), rand(rng, b, sk, hkv, dv)]
-    if elem == "bf16":
-        inputs = [to_bf16(x) for x in raw]
-        exact = [from_bf16(x).astype(np.float64) for x in inputs]
-    elif elem == "f16":
-        inputs = [x.astype(np.float16) for x in raw]
-        exact = [x.astype(np.float64) for x in inputs]
-    else:
-        inputs = raw
-        exact = [tf32(raw[0]).astype(np.float64), tf32(raw[1]).astype(np.float64),
-                 raw[2].astype(np.float64)]
+    inputs, exact = as_elem(raw, elem)
+    if elem == "f32":
+        exact[:2] = [tf32(x).astype(np.float64) for x in raw[:2]]
     ir = attention_ir(b, sq, sk, hq, hkv, dk, dv, elem=elem, causal=True)
     (out,) = run(ir, inputs, pipeline=emulated("precision=tf32 tile-q=32 tile-k=8 threads=64"))
     out = from_bf16(out) if elem == "bf16" else out.astype(np.float64)
