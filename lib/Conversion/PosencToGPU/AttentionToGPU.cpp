@@ -1591,12 +1591,14 @@ struct ConvertPosencAttentionToGPUPass
 
     Type f32 = b.getF32Type(), i32 = b.getI32Type();
     SmallVector<std::pair<int64_t, Type>> sizes;
-    if (shape->tensorCores())
-      for (auto [region, ty] :
-           llvm::zip(shape->tensorCoreRegions(),
-                     ArrayRef<Type>{stagedType, stagedType, f32, i32}))
+    if (shape->tensorCores()) {
+      // Named: zip keeps references to its ranges.
+      SmallVector<std::pair<int64_t, int64_t>> regions =
+          shape->tensorCoreRegions();
+      SmallVector<Type> types = {stagedType, stagedType, f32, i32};
+      for (auto [region, ty] : llvm::zip(regions, types))
         sizes.push_back({region.first, ty});
-    else
+    } else
       for (int64_t n :
            {shape->qElems(), shape->kvElems(), shape->sElems(),
             shape->accElems(), shape->tileQ, shape->tileQ, shape->tileQ})
