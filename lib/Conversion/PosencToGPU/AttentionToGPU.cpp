@@ -267,9 +267,8 @@ struct AttentionKernel {
   AttentionOp op;
   KernelShape shape;
   // Tensor cores: the operand type of the mma.sync chains (f16, or f32
-  // for tf32), and the type K and V tiles are staged in (q's); null on
-  // FMAs.
-  Type mmaType, stagedType;
+  // for tf32); null on FMAs.
+  Type mmaType;
   double scale;
   // The op's tensors -> their buffers (init -> the result buffer).
   IRMapping buffers;
@@ -670,11 +669,6 @@ struct AttentionKernel {
     int exp;
     std::frexp(scale, &exp);
     return std::ldexp(1.0, exp);
-  }
-
-  /// `v` where `inside`, else 0 (`v` read at a clamped, valid address).
-  static Value zeroUnless(Emitter &x, Value inside, Value v) {
-    return x.select(inside, v, x.f(0.0f));
   }
 
   /// sums[n] = step(shared(iv), each(iv, n), sums[n]) for iv in [0, end)
@@ -1530,7 +1524,6 @@ struct ConvertPosencAttentionToGPUPass
     kernel.op = op;
     kernel.shape = *shape;
     kernel.mmaType = mmaType;
-    kernel.stagedType = stagedType;
     kernel.scale = *op.getScaleOrDefault();
     kernel.splits = chooseSplits(op, *shape);
     // Split-K: the op as online_attention + normalization, the online
